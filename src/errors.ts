@@ -1,0 +1,77 @@
+// One error type for every operating condition fffs reports. Each condition has a stable
+// `code` and an errno; the errno is applied only at the FUSE boundary (src/fs), the code
+// and message at the CLI and the control socket. Bugs are not FffsErrors: they are thrown
+// as-is and crash loudly.
+
+export type FffsErrorCode =
+  | 'ENOENT'
+  | 'EEXIST'
+  | 'ENOTDIR'
+  | 'EISDIR'
+  | 'ENOTEMPTY'
+  | 'EINVAL'
+  | 'EROFS'
+  | 'EAGAIN'
+  | 'EBADF'
+  | 'ENODATA'
+  | 'ERANGE'
+  | 'EPERM'
+  | 'EACCES'
+  | 'ENAMETOOLONG'
+  | 'EXDEV'
+  | 'EIO'
+  | 'ENOTSUP'
+
+export const ERRNO: Readonly<Record<FffsErrorCode, number>> = {
+  EPERM: 1,
+  ENOENT: 2,
+  EIO: 5,
+  EBADF: 9,
+  EAGAIN: 11,
+  EACCES: 13,
+  EEXIST: 17,
+  EXDEV: 18,
+  ENOTDIR: 20,
+  EISDIR: 21,
+  EINVAL: 22,
+  EROFS: 30,
+  ERANGE: 34,
+  ENAMETOOLONG: 36,
+  ENOTEMPTY: 39,
+  ENODATA: 61,
+  ENOTSUP: 95,
+}
+
+export class FffsError extends Error {
+  readonly code: FffsErrorCode
+  constructor(code: FffsErrorCode, message: string) {
+    super(message)
+    this.name = 'FffsError'
+    this.code = code
+  }
+  get errno(): number {
+    return ERRNO[this.code]
+  }
+}
+
+export const errors = {
+  notFound: (what: string) => new FffsError('ENOENT', `no such file or directory: ${what}`),
+  exists: (what: string) => new FffsError('EEXIST', `already exists: ${what}`),
+  notDir: (what: string) => new FffsError('ENOTDIR', `not a directory: ${what}`),
+  isDir: (what: string) => new FffsError('EISDIR', `is a directory: ${what}`),
+  notEmpty: (what: string) => new FffsError('ENOTEMPTY', `directory not empty: ${what}`),
+  invalid: (why: string) => new FffsError('EINVAL', why),
+  malformedSpec: (spec: string, why: string) => new FffsError('EINVAL', `malformed time spec '${spec}': ${why}`),
+  reservedName: (name: string) => new FffsError('EINVAL', `reserved name '${name}': names of the form NAME@SPEC address time`),
+  readOnlyTimePath: (what: string) => new FffsError('EROFS', `time-addressed path is read-only: ${what}`),
+  notStable: (what: string, waitedMs: number) => new FffsError('EAGAIN', `cut not stable yet after ${waitedMs} ms: ${what}`),
+  badHandle: (fd: number) => new FffsError('EBADF', `bad file handle ${fd}`),
+  noAttr: (name: string) => new FffsError('ENODATA', `no such attribute: ${name}`),
+  notSupported: (what: string) => new FffsError('ENOTSUP', `not supported: ${what}`),
+  nameTooLong: (name: string) => new FffsError('ENAMETOOLONG', `name too long: ${name.slice(0, 32)}...`),
+  corrupt: (why: string) => new FffsError('EIO', `data corruption detected: ${why}`),
+}
+
+export function isFffsError(err: unknown): err is FffsError {
+  return err instanceof FffsError
+}
