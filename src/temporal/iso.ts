@@ -1,0 +1,44 @@
+// Strict ISO-8601 date-time with zone -> epoch µs. Date.parse is not used: it accepts
+// impossible dates (Feb 30 rolls into March in some engines), zone-less local times and
+// engine-specific forms, and it drops digits past the millisecond.
+
+import { daysFromCivil, daysInMonth, US_PER_DAY, US_PER_SECOND } from './civil.js'
+
+// YYYY-MM-DDTHH:MM[:SS[.fraction]](Z|±HH:MM); fraction up to ns, '.' or ',' (ISO allows both).
+const ISO_PATTERN = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?(?:(Z)|([+-])(\d{2}):(\d{2}))$/
+
+export type IsoResult = { ok: true; timeUs: bigint } | { ok: false; why: string }
+
+export function parseIsoUs(text: string): IsoResult {
+  const match = ISO_PATTERN.exec(text)
+  if (match === null) return { ok: false, why: 'not an ISO-8601 date-time with zone (Z or ±hh:mm)' }
+  const [, yearText, monthText, dayText, hourText, minuteText, secondText, fractionText, zulu, sign, offHourText, offMinuteText] = match
+  const year = Number(yearText)
+  const month = Number(monthText)
+  const day = Number(dayText)
+  const hour = Number(hourText)
+  const minute = Number(minuteText)
+  const second = secondText === undefined ? 0 : Number(secondText)
+  if (month < 1 || month > 12) return { ok: false, why: `month ${month} outside 01..12` }
+  if (day < 1 || day > daysInMonth(year, month)) return { ok: false, why: `day ${day} does not exist in ${yearText}-${monthText}` }
+  if (hour > 23) return { ok: false, why: `hour ${hour} outside 00..23` }
+  if (minute > 59) return { ok: false, why: `minute ${minute} outside 00..59` }
+  // :60 would name a leap second, which epoch µs cannot represent (see gps.ts).
+  if (second > 59) return { ok: false, why: `second ${second} outside 00..59` }
+  let offsetMinutes = 0
+  if (zulu === undefined) {
+    const offHour = Number(offHourText)
+    const offMinute = Number(offMinuteText)
+    if (offHour > 23 || offMinute > 59) return { ok: false, why: `zone offset ${sign}${offHourText}:${offMinuteText} out of range` }
+    offsetMinutes = (sign === '-' ? -1 : 1) * (offHour * 60 + offMinute)
+  }
+  // The fraction is floored to µs; the zone offset is whole minutes, so flooring the
+  // fraction alone floors the whole instant.
+  const fractionUs = fractionText === undefined ? 0 : Number(fractionText.padEnd(9, '0').slice(0, 6))
+  // BigInt so instants near the 2^53 µs limit are summed exactly before the range check.
+  const timeUs =
+    BigInt(daysFromCivil(year, month, day)) * BigInt(US_PER_DAY) +
+    BigInt((hour * 60 + minute - offsetMinutes) * 60 + second) * BigInt(US_PER_SECOND) +
+    BigInt(fractionUs)
+  return { ok: true, timeUs }
+}
