@@ -1,0 +1,178 @@
+// The fffs command line. Inspection commands talk to a running mount over its control socket;
+// every command that fails prints one line and exits non-zero.
+
+import { Command, CommanderError } from 'commander'
+import { execFile } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import os from 'node:os'
+import path from 'node:path'
+import { promisify } from 'node:util'
+import { defaultMount, locate, request } from '../control/client.js'
+import { ControlServer, type EntryInfo, type VersionInfo } from '../control/server.js'
+import { mountFs } from '../fs/mount.js'
+import type { TimeOptions } from '../fs/resolve.js'
+import { EmbeddedClient } from '../replication/client.js'
+
+const MAX_WAIT_MS_DEFAULT = 10_000
+const SENSOR_LAG_MAX_MS_DEFAULT = 5_000
+const CLOCK_SKEW_MAX_MS_DEFAULT = 50
+
+function defaultDataDir(mountpoint: string): string {
+  const base = process.env.XDG_DATA_HOME ?? path.join(os.homedir(), '.local', 'share')
+  const digest = createHash('sha256').update(path.resolve(mountpoint)).digest('hex').slice(0, 8)
+  return path.join(base, 'fffs', `${path.basename(path.resolve(mountpoint))}-${digest}`)
+}
+
+function positiveInt(text: string): number {
+  const n = Number(text)
+  if (!Number.isInteger(n) || n < 0) throw new CommanderError(2, 'fffs.badNumber', `not a non-negative integer: '${text}'`)
+  return n
+}
+
+function print(json: boolean, value: unknown, text: () => string): void {
+  process.stdout.write(json ? JSON.stringify(value, null, 2) + '\n' : text())
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)))
+  return rows.map((r) => r.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n') + '\n'
+}
+
+async function runMount(dir: string, opts: { dataDir?: string; maxWait: number; sensorLagMax: number; clockSkewMax: number }): Promise<void> {
+  const dataDir = path.resolve(opts.dataDir ?? defaultDataDir(dir))
+  const options: TimeOptions = { maxWaitMs: opts.maxWait, sensorLagMaxUs: opts.sensorLagMax * 1000, clockSkewMaxUs: opts.clockSkewMax * 1000 }
+  const { client, replayedRecords, truncatedBytes } = await EmbeddedClient.open(dataDir)
+  const mounted = await mountFs(path.resolve(dir), client, options, dataDir)
+  let stopping: Promise<void> | null = null
+  const stop = (): Promise<void> =>
+    (stopping ??= (async () => {
+      await control.stop().catch(() => undefined)
+      await mounted.unmount()
+      await client.close()
+      process.stderr.write(`fffs: unmounted ${mounted.mountpoint}\n`)
+      process.exit(0)
+    })())
+  const control = new ControlServer(client, mounted, options, dataDir, () => void stop())
+  await control.start()
+  process.on('SIGINT', () => void stop())
+  process.on('SIGTERM', () => void stop())
+  process.stdout.write(`fffs: mounted ${mounted.mountpoint} (data ${dataDir}; replayed ${replayedRecords} records, dropped ${truncatedBytes} torn bytes)\n`)
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = new Command()
+  program.name('fffs').description('Freeze-Frame File System: every committed write is a version; read any tree as it was with path@SPEC').exitOverride()
+
+  program
+    .command('mount')
+    .argument('<dir>', 'mount point (created if missing)')
+    .option('--data-dir <dir>', 'where the log and index live (default: ~/.local/share/fffs/NAME-HASH)')
+    .option('--max-wait <ms>', 'how long a read at an unstable cut waits before EAGAIN', positiveInt, MAX_WAIT_MS_DEFAULT)
+    .option('--sensor-lag-max <ms>', 'Δ: the most a sensor timestamp may lag platform time', positiveInt, SENSOR_LAG_MAX_MS_DEFAULT)
+    .option('--clock-skew-max <ms>', 'δ: the bound on writer/platform clock skew', positiveInt, CLOCK_SKEW_MAX_MS_DEFAULT)
+    .description('mount an embedded fffs at DIR (runs in the foreground; Ctrl-C unmounts)')
+    .action(runMount)
+
+  program
+    .command('unmount')
+    .argument('<dir>', 'mount point')
+    .description('unmount a running fffs mount')
+    .action(async (dir: string) => {
+      const mountpoint = locate(dir).mountpoint
+      try {
+        await request(mountpoint, { op: 'unmount' })
+      } catch {
+        await promisify(execFile)('fusermount', ['-uz', mountpoint]) // the mount process is gone: clear the stale mount
+      }
+      process.stdout.write(`unmounted ${mountpoint}\n`)
+    })
+
+  program
+    .command('log')
+    .argument('<path>', 'a file or directory inside a mount')
+    .option('--json', 'machine-readable output')
+    .description('list the versions of a file: number, platform (HLC) time, sensor time, size')
+    .action(async (target: string, opts: { json?: boolean }) => {
+      const { mountpoint, inner } = locate(target)
+      const versions = await request<VersionInfo[]>(mountpoint, { op: 'log', path: inner })
+      print(opts.json === true, versions, () =>
+        table([['VERSION', 'TIME', 'SENSOR_TIME', 'SIZE', 'CHANGE'], ...versions.map((v) => [String(v.version), v.time, v.sensorTime ?? '-', String(v.sizeBytes), v.change])]),
+      )
+    })
+
+  program
+    .command('cat')
+    .argument('<path>', 'PATH or PATH@SPEC inside a mount')
+    .description('print a file as of a cut')
+    .action(async (target: string) => {
+      const { mountpoint, inner } = locate(target)
+      for (let offset = 0; ; ) {
+        const chunk = await request<{ sizeBytes: number; dataBase64: string }>(mountpoint, { op: 'cat', path: inner, offset })
+        const bytes = Buffer.from(chunk.dataBase64, 'base64')
+        if (bytes.length > 0) await new Promise<void>((resolve) => process.stdout.write(bytes, () => resolve()))
+        offset += bytes.length
+        if (bytes.length === 0 || offset >= chunk.sizeBytes) break
+      }
+    })
+
+  program
+    .command('ls')
+    .argument('<path>', 'DIR or DIR@SPEC inside a mount')
+    .option('--json', 'machine-readable output')
+    .description('list a directory as of a cut')
+    .action(async (target: string, opts: { json?: boolean }) => {
+      const { mountpoint, inner } = locate(target)
+      const entries = await request<EntryInfo[]>(mountpoint, { op: 'ls', path: inner })
+      print(opts.json === true, entries, () => table([['NAME', 'KIND', 'SIZE', 'VERSION', 'TIME'], ...entries.map((e) => [e.name, e.kind, String(e.sizeBytes), String(e.version), e.time])]))
+    })
+
+  const snapshot = program.command('snapshot').description('named snapshots: pinned cuts visible at MOUNT/.snapshot/NAME/')
+  snapshot
+    .command('create')
+    .argument('<name>')
+    .option('--at <spec>', 'platform time to pin (default: now)')
+    .option('--mount <dir>', 'the mount (default: the one holding the cwd, or the only one)')
+    .option('--json', 'machine-readable output')
+    .action(async (name: string, opts: { at?: string; mount?: string; json?: boolean }) => {
+      const created = await request<{ name: string; at: string }>(defaultMount(opts.mount), { op: 'snapshot.create', name, ...(opts.at !== undefined ? { at: opts.at } : {}) })
+      print(opts.json === true, created, () => `snapshot ${created.name} at ${created.at}\n`)
+    })
+  snapshot
+    .command('list')
+    .option('--mount <dir>', 'the mount')
+    .option('--json', 'machine-readable output')
+    .action(async (opts: { mount?: string; json?: boolean }) => {
+      const list = await request<Array<{ name: string; at: string; spec: string }>>(defaultMount(opts.mount), { op: 'snapshot.list' })
+      print(opts.json === true, list, () => table([['NAME', 'AT', 'SPEC'], ...list.map((s) => [s.name, s.at, s.spec])]))
+    })
+  snapshot
+    .command('delete')
+    .argument('<name>')
+    .option('--mount <dir>', 'the mount')
+    .action(async (name: string, opts: { mount?: string }) => {
+      await request(defaultMount(opts.mount), { op: 'snapshot.delete', name })
+      process.stdout.write(`deleted snapshot ${name}\n`)
+    })
+
+  program
+    .command('status')
+    .option('--mount <dir>', 'the mount')
+    .option('--json', 'machine-readable output')
+    .description('show the mount: data dir, mode, stability frontier')
+    .action(async (opts: { mount?: string; json?: boolean }) => {
+      const status = await request<Record<string, unknown>>(defaultMount(opts.mount), { op: 'status' })
+      print(opts.json === true, status, () => Object.entries(status).map(([k, v]) => `${k}: ${String(v)}`).join('\n') + '\n')
+    })
+
+  try {
+    await program.parseAsync(argv)
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.exitCode === 0) return
+      process.exitCode = err.exitCode || 2
+      return
+    }
+    process.stderr.write(`fffs: ${err instanceof Error ? err.message : String(err)}\n`)
+    process.exitCode = 1
+  }
+}

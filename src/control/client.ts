@@ -1,0 +1,74 @@
+// The CLI side of the control socket: finds the fffs mount holding a path and sends requests.
+
+import { readFileSync } from 'node:fs'
+import net from 'node:net'
+import path from 'node:path'
+import { errors, FffsError, type FffsErrorCode } from '../errors.js'
+import { controlSocketPath, type ControlRequest, type ControlResponse } from './protocol.js'
+
+const REQUEST_TIMEOUT_MS = 30_000
+
+/** fffs mount points from /proc/mounts (fstype fuse.fffs), unescaped. */
+export function fffsMounts(): string[] {
+  const text = readFileSync('/proc/mounts', 'utf8')
+  return text
+    .split('\n')
+    .map((line) => line.split(' '))
+    .filter((fields) => fields[2] === 'fuse.fffs')
+    .map((fields) => fields[1]!.replace(/\\([0-7]{3})/g, (_m, octal: string) => String.fromCharCode(parseInt(octal, 8))))
+}
+
+/** The mount holding `target` and the path inside it ('/...'). */
+export function locate(target: string): { mountpoint: string; inner: string } {
+  const absolute = path.resolve(target)
+  const mount = fffsMounts()
+    .filter((m) => absolute === m || absolute.startsWith(m.endsWith('/') ? m : m + '/'))
+    .sort((a, b) => b.length - a.length)[0]
+  if (mount === undefined) throw errors.notFound(`${target} is not inside an fffs mount`)
+  const inner = '/' + path.relative(mount, absolute)
+  return { mountpoint: mount, inner: inner === '/.' ? '/' : inner }
+}
+
+/** The mount to use when a command names none: the one holding the cwd, else the only one. */
+export function defaultMount(explicit: string | undefined): string {
+  if (explicit !== undefined) return locate(explicit).mountpoint
+  try {
+    return locate(process.cwd()).mountpoint
+  } catch {
+    const mounts = fffsMounts()
+    if (mounts.length === 1) return mounts[0]!
+    throw errors.invalid(mounts.length === 0 ? 'no fffs mount is running' : `several fffs mounts are running (${mounts.join(', ')}): pass --mount DIR`)
+  }
+}
+
+export async function request<T>(mountpoint: string, body: ControlRequest | (ControlRequest & Record<string, unknown>)): Promise<T> {
+  const socketPath = controlSocketPath(mountpoint)
+  const response = await new Promise<ControlResponse>((resolve, reject) => {
+    const socket = net.createConnection(socketPath)
+    let buffered = ''
+    const timer = setTimeout(() => {
+      socket.destroy()
+      reject(errors.invalid(`no answer from the mount at ${mountpoint} within ${REQUEST_TIMEOUT_MS} ms`))
+    }, REQUEST_TIMEOUT_MS)
+    socket.setEncoding('utf8')
+    socket.on('connect', () => socket.write(JSON.stringify(body) + '\n'))
+    socket.on('data', (text: string) => {
+      buffered += text
+      const newline = buffered.indexOf('\n')
+      if (newline < 0) return
+      clearTimeout(timer)
+      socket.end()
+      try {
+        resolve(JSON.parse(buffered.slice(0, newline)) as ControlResponse)
+      } catch {
+        reject(errors.invalid('malformed answer from the mount'))
+      }
+    })
+    socket.on('error', (err) => {
+      clearTimeout(timer)
+      reject(errors.invalid(`cannot reach the mount at ${mountpoint} (${err.message})`))
+    })
+  })
+  if (!response.ok) throw new FffsError(response.code as FffsErrorCode, response.message)
+  return response.result as T
+}

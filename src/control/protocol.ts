@@ -1,0 +1,27 @@
+// The control socket: how `fffs` CLI commands reach a running mount (the mount process owns
+// the LevelDB lock). One JSON request per line, one JSON response per line. The socket's
+// path is derived from the mount point, so the CLI finds it from any path inside the mount.
+
+import { createHash } from 'node:crypto'
+import os from 'node:os'
+import path from 'node:path'
+
+export type ControlRequest =
+  | { readonly op: 'log'; readonly path: string }
+  | { readonly op: 'cat'; readonly path: string }
+  | { readonly op: 'ls'; readonly path: string }
+  | { readonly op: 'snapshot.create'; readonly name: string; readonly at?: string }
+  | { readonly op: 'snapshot.list' }
+  | { readonly op: 'snapshot.delete'; readonly name: string }
+  | { readonly op: 'status' }
+  | { readonly op: 'unmount' }
+
+export type ControlResponse = { readonly ok: true; readonly result: unknown } | { readonly ok: false; readonly code: string; readonly message: string }
+
+export const CONTROL_REQUEST_BYTES_MAX = 64 * 1024
+
+export function controlSocketPath(mountpoint: string): string {
+  const digest = createHash('sha256').update(path.resolve(mountpoint)).digest('hex').slice(0, 16)
+  const uid = process.getuid?.() ?? 0
+  return path.join(os.tmpdir(), `fffs-${uid}`, `${digest}.sock`)
+}

@@ -1,0 +1,185 @@
+// Open files. A writable open file gathers its writes and truncations into one pending
+// version, committed at flush/fsync/close. Bytes go to the data path as they arrive (in
+// chunks, so sequential writes become few large appends) and the version record only
+// points at them: data moves once. Reads through a handle see one committed version
+// (never a mix) overlaid with the handle's own uncommitted writes.
+
+import { errors } from '../errors.js'
+import type { Client } from '../replication/client.js'
+import type { Attr, Ino, VersionOp } from '../store/records.js'
+import type { LogPosition } from '../store/segmentLog.js'
+import { HLC_MAX } from '../temporal/hlc.js'
+import type { Cut } from './resolve.js'
+
+const CHUNK_SIZE_BYTES_MIN = 64 * 1024
+const CHUNK_SIZE_BYTES_MAX = 4 * 1024 * 1024
+
+interface Chunk {
+  readonly bytes: Buffer
+  usedBytes: number
+  position: LogPosition | null // set when sealed (handed to the data path)
+}
+
+type PendingOp =
+  | { readonly op: 'write'; readonly offset: number; sizeBytes: number; readonly chunk: Chunk; readonly chunkOffset: number }
+  | { readonly op: 'truncate'; readonly sizeBytes: number }
+
+export class OpenFile {
+  readonly fd: number
+  readonly ino: Ino
+  readonly writable: boolean
+  readonly cut: Cut
+  /** The committed version reads come from. */
+  pinned: Attr
+  /** Sensor time that stamps the next committed version (from P@sensor:T or the xattr). */
+  sensorUs: number | undefined
+  private ops: PendingOp[] = []
+  private committing: PendingOp[] = []
+  private chunk: Chunk | null = null
+  private sizeBytes: number
+  private commitChain: Promise<void> = Promise.resolve()
+
+  constructor(fd: number, attr: Attr, cut: Cut, writable: boolean, sensorUs: number | undefined) {
+    this.fd = fd
+    this.ino = attr.ino
+    this.pinned = attr
+    this.cut = cut
+    this.writable = writable
+    this.sensorUs = sensorUs
+    this.sizeBytes = attr.sizeBytes
+  }
+
+  /** The size a reader through this handle sees, counting uncommitted writes. */
+  get visibleSizeBytes(): number {
+    return this.isDirty ? this.sizeBytes : this.pinned.sizeBytes
+  }
+
+  get isDirty(): boolean {
+    return this.ops.length > 0 || this.committing.length > 0
+  }
+
+  write(client: Client, data: Buffer, lengthBytes: number, offset: number): void {
+    if (!this.writable) throw errors.badHandle(this.fd)
+    let chunk = this.chunk
+    if (chunk === null || chunk.usedBytes + lengthBytes > chunk.bytes.length) {
+      if (chunk !== null) this.seal(client, chunk)
+      const previous = chunk?.bytes.length ?? 0
+      chunk = this.chunk = { bytes: Buffer.allocUnsafe(Math.max(lengthBytes, Math.min(CHUNK_SIZE_BYTES_MAX, Math.max(CHUNK_SIZE_BYTES_MIN, previous * 2)))), usedBytes: 0, position: null }
+    }
+    data.copy(chunk.bytes, chunk.usedBytes, 0, lengthBytes)
+    const last = this.ops[this.ops.length - 1]
+    if (last?.op === 'write' && last.chunk === chunk && last.offset + last.sizeBytes === offset && last.chunkOffset + last.sizeBytes === chunk.usedBytes) {
+      last.sizeBytes += lengthBytes // sequential writes stay one extent
+    } else {
+      this.ops.push({ op: 'write', offset, sizeBytes: lengthBytes, chunk, chunkOffset: chunk.usedBytes })
+    }
+    chunk.usedBytes += lengthBytes
+    this.sizeBytes = Math.max(this.sizeBytes, offset + lengthBytes)
+  }
+
+  truncate(sizeBytes: number): void {
+    if (!this.writable) throw errors.badHandle(this.fd)
+    this.ops.push({ op: 'truncate', sizeBytes })
+    this.sizeBytes = sizeBytes
+  }
+
+  private seal(client: Client, chunk: Chunk): void {
+    if (chunk.position !== null || chunk.usedBytes === 0) return
+    chunk.position = client.appendData(chunk.bytes.subarray(0, chunk.usedBytes)).position
+  }
+
+  /**
+   * Commits everything written since the last commit point as one version. Commits of one
+   * handle apply in order; each resolves once its version is durable.
+   */
+  commit(client: Client): Promise<void> {
+    if (this.ops.length === 0) return this.commitChain.catch(() => undefined) // an error is reported once, by the commit that failed
+    const ops = this.ops
+    this.ops = []
+    if (this.chunk !== null) this.seal(client, this.chunk)
+    this.chunk = null
+    this.committing = this.committing.concat(ops)
+    const versionOps: VersionOp[] = ops.map((op) =>
+      op.op === 'truncate' ? op : { op: 'write', offset: op.offset, sizeBytes: op.sizeBytes, data: { segment: op.chunk.position!.segment, offset: op.chunk.position!.offset + op.chunkOffset } },
+    )
+    const sensorUs = this.sensorUs
+    const run = async (): Promise<void> => {
+      try {
+        await client.submit({ type: 'version', ino: this.ino, ops: versionOps, ...(sensorUs !== undefined ? { sensorUs } : {}) })
+        this.pinned = (await client.attr(this.ino, HLC_MAX)) ?? this.pinned
+      } finally {
+        this.committing = this.committing.slice(ops.length)
+      }
+    }
+    this.commitChain = this.commitChain.then(run, run)
+    return this.commitChain
+  }
+
+  async read(client: Client, into: Buffer, lengthBytes: number, offset: number): Promise<number> {
+    // A live reader that reached the end of its version moves to the newest one (tail -f).
+    if (this.cut.kind === 'live' && !this.isDirty && offset >= this.pinned.sizeBytes) {
+      this.pinned = (await client.attr(this.ino, HLC_MAX)) ?? this.pinned
+    }
+    if (!this.isDirty) return client.read(this.pinned, offset, into, lengthBytes)
+    const n = Math.max(0, Math.min(lengthBytes, this.sizeBytes - offset))
+    into.fill(0, 0, n)
+    await client.read(this.pinned, offset, into, Math.min(n, Math.max(0, this.pinned.sizeBytes - offset)))
+    for (const op of [...this.committing, ...this.ops]) {
+      if (op.op === 'truncate') {
+        if (op.sizeBytes < offset + n) into.fill(0, Math.max(0, op.sizeBytes - offset), n)
+        continue
+      }
+      const from = Math.max(offset, op.offset)
+      const to = Math.min(offset + n, op.offset + op.sizeBytes)
+      if (from < to) op.chunk.bytes.copy(into, from - offset, op.chunkOffset + (from - op.offset), op.chunkOffset + (to - op.offset))
+    }
+    return n
+  }
+}
+
+/** The table of open files, by FUSE file handle and by inode. */
+export class OpenFiles {
+  private readonly byFd = new Map<number, OpenFile>()
+  private readonly byIno = new Map<Ino, Set<OpenFile>>()
+  private nextFd = 1
+
+  open(attr: Attr, cut: Cut, writable: boolean, sensorUs?: number): OpenFile {
+    const file = new OpenFile(this.nextFd++, attr, cut, writable, sensorUs)
+    this.byFd.set(file.fd, file)
+    let set = this.byIno.get(file.ino)
+    if (set === undefined) this.byIno.set(file.ino, (set = new Set()))
+    set.add(file)
+    return file
+  }
+
+  get(fd: number): OpenFile {
+    const file = this.byFd.get(fd)
+    if (file === undefined) throw errors.badHandle(fd)
+    return file
+  }
+
+  close(fd: number): void {
+    const file = this.byFd.get(fd)
+    if (file === undefined) return
+    this.byFd.delete(fd)
+    const set = this.byIno.get(file.ino)
+    set?.delete(file)
+    if (set?.size === 0) this.byIno.delete(file.ino)
+  }
+
+  /** Writable handles open on a node. */
+  writers(ino: Ino): OpenFile[] {
+    return [...(this.byIno.get(ino) ?? [])].filter((f) => f.writable)
+  }
+
+  /** The largest size any handle's uncommitted writes give the node, or null when none is dirty. */
+  dirtySizeBytes(ino: Ino): number | null {
+    let size: number | null = null
+    for (const file of this.byIno.get(ino) ?? []) if (file.isDirty) size = Math.max(size ?? 0, file.visibleSizeBytes)
+    return size
+  }
+
+  get all(): OpenFile[] {
+    return [...this.byFd.values()]
+  }
+}

@@ -1,0 +1,348 @@
+// One handler per FUSE operation. Each takes the path (and handle) fuse-native gives, does
+// its work through the client API, and returns a value or throws an FffsError; the errno is
+// decided in one place, the op table in mount.ts.
+
+import { constants as fsConstants, promises as fsp } from 'node:fs'
+import { errors } from '../errors.js'
+import type { Client } from '../replication/client.js'
+import type { Attr } from '../store/records.js'
+import { HLC_MAX, hlcCeilingOfUs, hlcToIso } from '../temporal/hlc.js'
+import { formatTimeSpec, isReservedName, parseTimeSpec } from '../temporal/spec.js'
+import { OpenFiles, type OpenFile } from './openFiles.js'
+import { isTimePath, parsePath, Resolver, SNAPSHOT_DIR, type ParsedPath, type Resolved, type TimeOptions } from './resolve.js'
+
+const O_ACCMODE = 3
+const S_IFDIR = 0o040000
+const S_IFREG = 0o100000
+const S_IFLNK = 0o120000
+const XATTR_CREATE = 1
+const XATTR_REPLACE = 2
+const XATTR_PREFIX = 'user.fffs.'
+export const XATTR_VERSION = 'user.fffs.version'
+export const XATTR_TIME = 'user.fffs.time'
+export const XATTR_SENSOR_TIME = 'user.fffs.sensor_time'
+
+export interface Stat {
+  mode: number
+  uid: number
+  gid: number
+  size: number
+  nlink: number
+  mtime: number // ms
+  atime: number
+  ctime: number
+  blksize: number
+  blocks: number
+}
+
+export interface StatFs {
+  bsize: number
+  frsize: number
+  blocks: number
+  bfree: number
+  bavail: number
+  files: number
+  ffree: number
+  favail: number
+  fsid: number
+  flag: number
+  namemax: number
+}
+
+function toStat(attr: Attr, sizeBytes = attr.sizeBytes): Stat {
+  const type = attr.kind === 'dir' ? S_IFDIR : attr.kind === 'symlink' ? S_IFLNK : S_IFREG
+  return {
+    mode: type | attr.mode,
+    uid: attr.uid,
+    gid: attr.gid,
+    size: sizeBytes,
+    nlink: 1, // 1 for directories too: tells find(1) not to count subdirectories by link count
+    mtime: attr.mtimeMs,
+    atime: attr.atimeMs,
+    ctime: attr.ctimeMs,
+    blksize: 128 * 1024,
+    blocks: Math.ceil(sizeBytes / 512),
+  }
+}
+
+const SNAPSHOT_ROOT_STAT: Stat = { mode: S_IFDIR | 0o755, uid: 0, gid: 0, size: 0, nlink: 1, mtime: 0, atime: 0, ctime: 0, blksize: 4096, blocks: 0 }
+
+export class Operations {
+  private readonly client: Client
+  private readonly resolver: Resolver
+  private readonly files = new OpenFiles()
+  private readonly dataDir: string
+
+  constructor(client: Client, options: TimeOptions, dataDir: string) {
+    this.client = client
+    this.resolver = new Resolver(client, options)
+    this.dataDir = dataDir
+  }
+
+  // ---------------------------------------------------------------- helpers
+
+  private async resolve(path: string, nonBlocking = false): Promise<Resolved> {
+    return this.resolver.resolve(parsePath(path), nonBlocking)
+  }
+
+  private async node(path: string): Promise<Attr> {
+    const resolved = await this.resolve(path)
+    if (resolved.kind !== 'node') throw errors.invalid(`${path} is the snapshot directory`)
+    return resolved.attr
+  }
+
+  /** A live node that a metadata operation may change. */
+  private async liveNode(path: string): Promise<Attr> {
+    const parsed = parsePath(path)
+    if (isTimePath(parsed)) throw errors.readOnlyTimePath(path)
+    return this.client.walk(parsed.components, HLC_MAX)
+  }
+
+  /** Parent directory and new name for an operation that creates `path`. */
+  private async newEntry(path: string): Promise<{ parent: Attr; name: string }> {
+    const parsed = parsePath(path)
+    const name = lastName(path)
+    if (parsed.snapshot !== null || (parsed.components.length === 1 && name === SNAPSHOT_DIR)) throw errors.reservedName(name)
+    if (parsed.spec !== null || isReservedName(name)) throw errors.reservedName(name)
+    const parent = await this.client.walk(parsed.components.slice(0, -1), HLC_MAX)
+    if (parent.kind !== 'dir') throw errors.notDir(path)
+    return { parent, name }
+  }
+
+  /** Parent directory and existing name for an operation that removes or renames `path`. */
+  private async existingEntry(path: string): Promise<{ parent: Attr; name: string }> {
+    const parsed = parsePath(path)
+    if (isTimePath(parsed)) throw errors.readOnlyTimePath(path)
+    if (parsed.components.length === 0) throw errors.invalid('cannot remove or rename the root')
+    const parent = await this.client.walk(parsed.components.slice(0, -1), HLC_MAX)
+    if (parent.kind !== 'dir') throw errors.notDir(path)
+    return { parent, name: parsed.components[parsed.components.length - 1]! }
+  }
+
+  // ---------------------------------------------------------------- attributes and directories
+
+  async getattr(path: string): Promise<Stat> {
+    const resolved = await this.resolve(path)
+    if (resolved.kind === 'snapshotRoot') return SNAPSHOT_ROOT_STAT
+    const dirty = resolved.cut.kind === 'live' ? this.files.dirtySizeBytes(resolved.attr.ino) : null
+    return toStat(resolved.attr, dirty ?? resolved.attr.sizeBytes)
+  }
+
+  async readdir(path: string): Promise<string[]> {
+    const resolved = await this.resolve(path)
+    if (resolved.kind === 'snapshotRoot') return ['.', '..', ...(await this.client.snapshots()).map((s) => s.name)]
+    if (resolved.attr.kind !== 'dir') throw errors.notDir(path)
+    return ['.', '..', ...(await this.resolver.list(resolved.attr, resolved.cut))]
+  }
+
+  async mkdir(path: string, mode: number): Promise<void> {
+    const parsed = parsePath(path)
+    if (parsed.snapshot !== null && parsed.components.length === 0 && parsed.snapshot !== '') {
+      await this.createSnapshot(parsed.snapshot, null)
+      return
+    }
+    const { parent, name } = await this.newEntry(path)
+    await this.client.submit({ type: 'mknod', parent: parent.ino, name, kind: 'dir', mode, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 })
+  }
+
+  async rmdir(path: string): Promise<void> {
+    const parsed = parsePath(path)
+    if (parsed.snapshot !== null && parsed.components.length === 0 && parsed.snapshot !== '') {
+      await this.client.submit({ type: 'unsnapshot', name: parsed.snapshot })
+      return
+    }
+    const { parent, name } = await this.existingEntry(path)
+    await this.client.submit({ type: 'rmdir', parent: parent.ino, name })
+  }
+
+  async unlink(path: string): Promise<void> {
+    const { parent, name } = await this.existingEntry(path)
+    await this.client.submit({ type: 'unlink', parent: parent.ino, name })
+  }
+
+  async rename(from: string, to: string): Promise<void> {
+    const source = await this.existingEntry(from)
+    const target = await this.newEntry(to)
+    await this.client.submit({ type: 'rename', fromParent: source.parent.ino, fromName: source.name, toParent: target.parent.ino, toName: target.name })
+  }
+
+  async symlink(target: string, path: string): Promise<void> {
+    const { parent, name } = await this.newEntry(path)
+    await this.client.submit({ type: 'mknod', parent: parent.ino, name, kind: 'symlink', mode: 0o777, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, target })
+  }
+
+  async readlink(path: string): Promise<string> {
+    const attr = await this.node(path)
+    if (attr.kind !== 'symlink' || attr.target === undefined) throw errors.invalid(`not a symbolic link: ${path}`)
+    return attr.target
+  }
+
+  async chmod(path: string, mode: number): Promise<void> {
+    const attr = await this.liveNode(path)
+    await this.client.submit({ type: 'setattr', ino: attr.ino, mode: mode & 0o7777 })
+  }
+
+  async chown(path: string, uid: number, gid: number): Promise<void> {
+    const attr = await this.liveNode(path)
+    // (uid_t)-1 means "leave unchanged"
+    await this.client.submit({ type: 'setattr', ino: attr.ino, ...(uid !== 0xffffffff && uid !== -1 ? { uid } : {}), ...(gid !== 0xffffffff && gid !== -1 ? { gid } : {}) })
+  }
+
+  async utimens(path: string, atimeMs: number, mtimeMs: number): Promise<void> {
+    const attr = await this.liveNode(path)
+    await this.client.submit({ type: 'setattr', ino: attr.ino, atimeMs, mtimeMs })
+  }
+
+  async truncate(path: string, sizeBytes: number): Promise<void> {
+    const attr = await this.liveNode(path)
+    if (attr.kind === 'dir') throw errors.isDir(path)
+    await this.client.submit({ type: 'version', ino: attr.ino, ops: [{ op: 'truncate', sizeBytes }] })
+  }
+
+  async statfs(): Promise<StatFs> {
+    const s = await fsp.statfs(this.dataDir)
+    return { bsize: s.bsize, frsize: s.bsize, blocks: s.blocks, bfree: s.bfree, bavail: s.bavail, files: s.files, ffree: s.ffree, favail: s.ffree, fsid: 0x66666673, flag: 0, namemax: 255 }
+  }
+
+  // ---------------------------------------------------------------- files
+
+  async open(path: string, flags: number): Promise<number> {
+    const parsed = parsePath(path)
+    const writable = (flags & O_ACCMODE) !== fsConstants.O_RDONLY
+    if (writable) {
+      const { attr, sensorUs } = await this.writeTarget(parsed, path)
+      if (attr.kind === 'dir') throw errors.isDir(path)
+      const file = this.files.open(attr, { kind: 'live' }, true, sensorUs)
+      if ((flags & fsConstants.O_TRUNC) !== 0) file.truncate(0) // atomic_o_trunc: part of this version
+      return file.fd
+    }
+    const resolved = await this.resolver.resolve(parsed, (flags & fsConstants.O_NONBLOCK) !== 0)
+    if (resolved.kind !== 'node') return this.files.open(await this.client.walk([], HLC_MAX), { kind: 'live' }, false).fd
+    return this.files.open(resolved.attr, resolved.cut, false).fd
+  }
+
+  /** The live node a write goes to, and the sensor time `P@sensor:T` gives it. */
+  private async writeTarget(parsed: ParsedPath, path: string): Promise<{ attr: Attr; sensorUs: number | undefined }> {
+    if (!isTimePath(parsed)) return { attr: await this.client.walk(parsed.components, HLC_MAX), sensorUs: undefined }
+    if (parsed.spec?.kind !== 'sensor' || parsed.specIndex !== parsed.components.length - 1) throw errors.readOnlyTimePath(path)
+    return { attr: await this.client.walk(parsed.components, HLC_MAX), sensorUs: parsed.spec.timeUs }
+  }
+
+  async create(path: string, mode: number): Promise<number> {
+    const parsed = parsePath(path)
+    let sensorUs: number | undefined
+    let createPath = path
+    if (parsed.spec?.kind === 'sensor' && parsed.specIndex === parsed.components.length - 1 && parsed.snapshot === null) {
+      sensorUs = parsed.spec.timeUs
+      createPath = '/' + parsed.components.join('/')
+    }
+    const { parent, name } = await this.newEntry(createPath)
+    const { ino } = await this.client.submit({ type: 'mknod', parent: parent.ino, name, kind: 'file', mode, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 })
+    const attr = await this.client.attr(ino!, HLC_MAX)
+    if (attr === null) throw errors.notFound(path)
+    return this.files.open(attr, { kind: 'live' }, true, sensorUs).fd
+  }
+
+  async read(fd: number, into: Buffer, lengthBytes: number, offset: number): Promise<number> {
+    return this.files.get(fd).read(this.client, into, lengthBytes, offset)
+  }
+
+  write(fd: number, data: Buffer, lengthBytes: number, offset: number): number {
+    this.files.get(fd).write(this.client, data, lengthBytes, offset)
+    return lengthBytes
+  }
+
+  async ftruncate(fd: number, sizeBytes: number): Promise<void> {
+    this.files.get(fd).truncate(sizeBytes)
+  }
+
+  async flush(fd: number): Promise<void> {
+    await this.files.get(fd).commit(this.client)
+  }
+
+  async fsync(fd: number): Promise<void> {
+    await this.files.get(fd).commit(this.client)
+  }
+
+  async release(fd: number): Promise<void> {
+    const file = this.files.get(fd)
+    try {
+      await file.commit(this.client)
+    } finally {
+      this.files.close(fd)
+    }
+  }
+
+  /** Commits every open file (unmount). */
+  async commitAll(): Promise<void> {
+    await Promise.allSettled(this.files.all.map((f: OpenFile) => f.commit(this.client)))
+  }
+
+  // ---------------------------------------------------------------- extended attributes
+
+  async getxattr(path: string, name: string): Promise<Buffer> {
+    const attr = await this.node(path)
+    if (name === XATTR_VERSION) return Buffer.from(String(attr.version))
+    if (name === XATTR_TIME) return Buffer.from(hlcToIso(BigInt(attr.stamp)))
+    if (name === XATTR_SENSOR_TIME) {
+      if (attr.sensorUs === undefined) throw errors.noAttr(name)
+      return Buffer.from(formatTimeSpec({ kind: 'platform', timeUs: attr.sensorUs }))
+    }
+    const value = attr.xattrs?.[name]
+    if (value === undefined) throw errors.noAttr(name)
+    return Buffer.from(value, 'base64')
+  }
+
+  async listxattr(path: string): Promise<string[]> {
+    const attr = await this.node(path)
+    const names = [XATTR_VERSION, XATTR_TIME, ...(attr.sensorUs !== undefined ? [XATTR_SENSOR_TIME] : [])]
+    return [...names, ...Object.keys(attr.xattrs ?? {})]
+  }
+
+  async setxattr(path: string, name: string, value: Buffer, flags: number): Promise<void> {
+    if (name === XATTR_SENSOR_TIME) return this.stampSensorTime(path, value)
+    if (name.startsWith(XATTR_PREFIX)) throw errors.invalid(`${name} is maintained by fffs and read-only`)
+    const attr = await this.liveNode(path)
+    const exists = attr.xattrs?.[name] !== undefined
+    if ((flags & XATTR_CREATE) !== 0 && exists) throw errors.exists(`attribute ${name}`)
+    if ((flags & XATTR_REPLACE) !== 0 && !exists) throw errors.noAttr(name)
+    await this.client.submit({ type: 'setxattr', ino: attr.ino, name, valueBase64: value.toString('base64') })
+  }
+
+  /** Setting user.fffs.sensor_time stamps the version every open writer of the file is writing. */
+  private async stampSensorTime(path: string, value: Buffer): Promise<void> {
+    const attr = await this.liveNode(path)
+    const text = value.toString('utf8').replace(/\0+$/, '').trim()
+    const spec = parseTimeSpec(text.startsWith('sensor:') ? text : `sensor:${text}`)
+    if (spec.kind !== 'sensor') throw errors.invalid(`${XATTR_SENSOR_TIME} takes a time, got '${text}'`)
+    const writers = this.files.writers(attr.ino)
+    if (writers.length === 0) throw errors.invalid(`${XATTR_SENSOR_TIME} stamps the version being written: open ${path} for writing first`)
+    for (const writer of writers) writer.sensorUs = spec.timeUs
+  }
+
+  async removexattr(path: string, name: string): Promise<void> {
+    if (name.startsWith(XATTR_PREFIX)) throw errors.invalid(`${name} is maintained by fffs and read-only`)
+    const attr = await this.liveNode(path)
+    await this.client.submit({ type: 'removexattr', ino: attr.ino, name })
+  }
+
+  // ---------------------------------------------------------------- snapshots
+
+  /** Pins a cut under a name: at a platform time, or (spec null) now, the current stable frontier, so no wait. */
+  async createSnapshot(name: string, specText: string | null): Promise<{ name: string; at: string }> {
+    if (name.length === 0 || name.includes('/') || name === '.' || name === '..' || isReservedName(name)) throw errors.invalid(`invalid snapshot name '${name}'`)
+    let at = this.client.stableFrontier()
+    if (specText !== null) {
+      const spec = parseTimeSpec(specText)
+      if (spec.kind !== 'platform') throw errors.invalid(`a snapshot is pinned at a platform time, got '${specText}'`)
+      at = hlcCeilingOfUs(spec.timeUs)
+    }
+    await this.client.submit({ type: 'snapshot', name, at: at.toString(), spec: specText ?? 'now' })
+    return { name, at: hlcToIso(at) }
+  }
+}
+
+function lastName(path: string): string {
+  const parts = path.split('/').filter((p) => p.length > 0)
+  return parts[parts.length - 1] ?? ''
+}

@@ -1,0 +1,84 @@
+// LevelDB key layout. Every key starts with a one-byte table tag; integers are big-endian so
+// byte order is numeric order, and history keys end in the 8-byte HLC stamp so "the latest
+// entry at or before T" is one reverse seek.
+//
+//   D ino name 0x00 stamp   -> child ino (8 bytes) or empty (removed)      directory history
+//   L ino name              -> child ino                                   live directory
+//   A ino stamp             -> Attr JSON                                   attribute history
+//   C ino                   -> Attr JSON                                   live attributes
+//   B ino block stamp       -> block map                                   extent history
+//   E ino block             -> block map                                   live extents
+//   V ino version           -> stamp                                       version number -> stamp
+//   S ino sensorUs stamp    -> version                                     sensor-time index
+//   N name                  -> Snapshot JSON                               named snapshots
+//   M name                  -> value                                       store metadata
+
+import type { HlcStamp } from '../temporal/hlc.js'
+import type { Ino } from './records.js'
+
+const TAG = { D: 0x44, L: 0x4c, A: 0x41, C: 0x43, B: 0x42, E: 0x45, V: 0x56, S: 0x53, N: 0x4e, M: 0x4d } as const
+
+function build(tag: number, parts: ReadonlyArray<Buffer>): Buffer {
+  return Buffer.concat([Buffer.of(tag), ...parts])
+}
+function u64(value: number | bigint): Buffer {
+  const b = Buffer.allocUnsafe(8)
+  b.writeBigUInt64BE(BigInt(value))
+  return b
+}
+function u32(value: number): Buffer {
+  const b = Buffer.allocUnsafe(4)
+  b.writeUInt32BE(value)
+  return b
+}
+const ZERO = Buffer.of(0)
+
+export const keys = {
+  dirPrefix: (parent: Ino) => build(TAG.D, [u64(parent)]),
+  dirNamePrefix: (parent: Ino, name: string) => build(TAG.D, [u64(parent), Buffer.from(name), ZERO]),
+  dirEntry: (parent: Ino, name: string, stamp: HlcStamp) => build(TAG.D, [u64(parent), Buffer.from(name), ZERO, u64(stamp)]),
+  liveDirPrefix: (parent: Ino) => build(TAG.L, [u64(parent)]),
+  liveDirEntry: (parent: Ino, name: string) => build(TAG.L, [u64(parent), Buffer.from(name)]),
+  attrPrefix: (ino: Ino) => build(TAG.A, [u64(ino)]),
+  attr: (ino: Ino, stamp: HlcStamp) => build(TAG.A, [u64(ino), u64(stamp)]),
+  liveAttr: (ino: Ino) => build(TAG.C, [u64(ino)]),
+  blockPrefix: (ino: Ino, block: number) => build(TAG.B, [u64(ino), u32(block)]),
+  block: (ino: Ino, block: number, stamp: HlcStamp) => build(TAG.B, [u64(ino), u32(block), u64(stamp)]),
+  liveBlock: (ino: Ino, block: number) => build(TAG.E, [u64(ino), u32(block)]),
+  version: (ino: Ino, version: number) => build(TAG.V, [u64(ino), u32(version)]),
+  sensorPrefix: (ino: Ino) => build(TAG.S, [u64(ino)]),
+  sensor: (ino: Ino, sensorUs: number, stamp: HlcStamp) => build(TAG.S, [u64(ino), u64(sensorUs), u64(stamp)]),
+  snapshotPrefix: () => Buffer.of(TAG.N),
+  snapshot: (name: string) => build(TAG.N, [Buffer.from(name)]),
+  meta: (name: string) => build(TAG.M, [Buffer.from(name)]),
+}
+
+/** The smallest key greater than every key starting with `prefix`. */
+export function prefixEnd(prefix: Buffer): Buffer {
+  return Buffer.concat([prefix, Buffer.alloc(9, 0xff)])
+}
+
+/** The trailing 8-byte stamp of a history key. */
+export function stampOfKey(key: Buffer): HlcStamp {
+  return key.readBigUInt64BE(key.length - 8)
+}
+
+/** The name inside a D key: between the 9-byte prefix and the 0x00 + stamp suffix. */
+export function nameOfDirEntryKey(key: Buffer): string {
+  return key.subarray(9, key.length - 9).toString()
+}
+
+/** The name inside an L key. */
+export function nameOfLiveDirKey(key: Buffer): string {
+  return key.subarray(9).toString()
+}
+
+export function encodeIno(ino: Ino): Buffer {
+  return u64(ino)
+}
+export function decodeIno(value: Buffer): Ino {
+  return Number(value.readBigUInt64BE(0))
+}
+export function encodeStamp(stamp: HlcStamp): Buffer {
+  return u64(stamp)
+}

@@ -1,0 +1,76 @@
+// The records of the versioned state machine: every mutation of the file system is one of
+// these, stamped by the orderer and applied in order by Store.apply. They are the unit the
+// replication layer will multicast; nothing else changes state.
+
+import type { FffsErrorCode } from '../errors.js'
+import type { HlcStamp } from '../temporal/hlc.js'
+import type { LogPosition } from './segmentLog.js'
+
+export type Ino = number
+export const ROOT_INO: Ino = 1
+
+export type NodeKind = 'file' | 'dir' | 'symlink'
+
+/** One step of a version: bytes written at an offset (already in the log), or a truncation. */
+export type VersionOp =
+  | { readonly op: 'write'; readonly offset: number; readonly sizeBytes: number; readonly data: LogPosition }
+  | { readonly op: 'truncate'; readonly sizeBytes: number }
+
+export type Mutation =
+  | { readonly type: 'mknod'; readonly parent: Ino; readonly name: string; readonly kind: NodeKind; readonly mode: number; readonly uid: number; readonly gid: number; readonly target?: string }
+  | { readonly type: 'unlink'; readonly parent: Ino; readonly name: string }
+  | { readonly type: 'rmdir'; readonly parent: Ino; readonly name: string }
+  | { readonly type: 'rename'; readonly fromParent: Ino; readonly fromName: string; readonly toParent: Ino; readonly toName: string }
+  | { readonly type: 'setattr'; readonly ino: Ino; readonly mode?: number; readonly uid?: number; readonly gid?: number; readonly atimeMs?: number; readonly mtimeMs?: number }
+  | { readonly type: 'setxattr'; readonly ino: Ino; readonly name: string; readonly valueBase64: string }
+  | { readonly type: 'removexattr'; readonly ino: Ino; readonly name: string }
+  /** All writes and truncations of one open file between two commit points, applied atomically. */
+  | { readonly type: 'version'; readonly ino: Ino; readonly ops: readonly VersionOp[]; readonly sensorUs?: number }
+  | { readonly type: 'snapshot'; readonly name: string; readonly at: string /* HlcStamp, decimal */; readonly spec: string }
+  | { readonly type: 'unsnapshot'; readonly name: string }
+
+export type ApplyResult =
+  | { readonly ok: true; readonly ino?: Ino }
+  | { readonly ok: false; readonly code: FffsErrorCode; readonly message: string }
+
+/** The attributes of one version of a node. Every version of a node has a fresh one. */
+export interface Attr {
+  readonly ino: Ino
+  readonly parent?: Ino // the directory holding it (no hard links: one parent); absent for the root
+  readonly kind: NodeKind
+  readonly mode: number // permission bits only
+  readonly uid: number
+  readonly gid: number
+  readonly sizeBytes: number
+  readonly atimeMs: number
+  readonly mtimeMs: number
+  readonly ctimeMs: number
+  readonly version: number // 1, 2, 3, ... per node
+  readonly stamp: string // HlcStamp of this version, decimal (JSON has no bigint)
+  readonly sensorUs?: number
+  readonly target?: string // symlinks
+  readonly xattrs?: Readonly<Record<string, string>> // name -> base64 value
+  readonly change: Mutation['type'] | 'create'
+}
+
+export interface Snapshot {
+  readonly name: string
+  readonly at: string // HlcStamp, decimal
+  readonly spec: string // what the user asked for
+  readonly createdStamp: string
+}
+
+interface EncodedRecord {
+  readonly stamp: string
+  readonly mutation: Mutation
+}
+
+export function encodeRecord(stamp: HlcStamp, mutation: Mutation): Buffer {
+  const record: EncodedRecord = { stamp: stamp.toString(), mutation }
+  return Buffer.from(JSON.stringify(record))
+}
+
+export function decodeRecord(payload: Buffer): { stamp: HlcStamp; mutation: Mutation } {
+  const record = JSON.parse(payload.toString('utf8')) as EncodedRecord
+  return { stamp: BigInt(record.stamp), mutation: record.mutation }
+}

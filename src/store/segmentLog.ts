@@ -1,0 +1,221 @@
+// The append-only segment log: every ordered record and every block of file data, in one
+// sequence of CRC32C-checksummed entries spread over fixed-size segment files. It is the
+// write-ahead log of the store: an entry is durable once `sync()` has returned, and the
+// LevelDB index is rebuilt from it after a crash. File bytes are written here once and the
+// index points at them (key-value separation, as in WiscKey).
+//
+// Entry layout (little-endian):
+//   magic u32 | kind u8 | pad u8[3] | payloadSizeBytes u32 | crc32c u32 | payload
+// The CRC covers the first 12 header bytes and the payload, so a torn or corrupted entry
+// (short write, garbage after a crash) fails the check and recovery truncates there.
+
+import { crc32c } from '@node-rs/crc32'
+import { promises as fsp } from 'node:fs'
+import type { FileHandle } from 'node:fs/promises'
+import path from 'node:path'
+import { errors } from '../errors.js'
+
+export const ENTRY_HEADER_BYTES = 16
+const ENTRY_MAGIC = 0x31534646 // 'FFS1'
+export const SEGMENT_SIZE_BYTES_DEFAULT = 256 * 1024 * 1024
+
+export enum EntryKind {
+  Data = 1,
+  Record = 2,
+}
+
+/** Where an entry's payload lives. */
+export interface LogPosition {
+  readonly segment: number
+  readonly offset: number // payload offset inside the segment file
+}
+
+export interface LogEntry {
+  readonly kind: EntryKind
+  readonly position: LogPosition // of the payload
+  readonly next: LogPosition // where the entry after this one starts (offset is an entry start)
+  readonly payload: Buffer
+}
+
+function segmentName(segment: number): string {
+  return `seg-${String(segment).padStart(8, '0')}.log`
+}
+
+function encodeHeader(kind: EntryKind, payload: Uint8Array): Buffer {
+  const header = Buffer.alloc(ENTRY_HEADER_BYTES)
+  header.writeUInt32LE(ENTRY_MAGIC, 0)
+  header.writeUInt8(kind, 4)
+  header.writeUInt32LE(payload.length, 8)
+  const crc = crc32c(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength), crc32c(header.subarray(0, 12)))
+  header.writeUInt32LE(crc, 12)
+  return header
+}
+
+export class SegmentLog {
+  readonly dir: string
+  readonly segmentSizeBytes: number
+  private tailSegment = 0
+  private tailOffset = 0 // next entry start in tailSegment
+  private writer: FileHandle | null = null
+  private readonly readers = new Map<number, FileHandle>()
+  /** Serialises writes so file order equals position order; fsync follows every earlier write. */
+  private writeChain: Promise<void> = Promise.resolve()
+  private writeError: Error | null = null
+  private appendedCount = 0
+  private syncedCount = 0
+  private syncInFlight: Promise<void> | null = null
+
+  constructor(dir: string, segmentSizeBytes = SEGMENT_SIZE_BYTES_DEFAULT) {
+    this.dir = dir
+    this.segmentSizeBytes = segmentSizeBytes
+  }
+
+  /**
+   * Opens the log and yields, in order, every intact entry from `from` on. The first entry
+   * that is incomplete or fails its checksum ends the log: it and everything after it is
+   * truncated away (a torn tail is dropped, never served). Returns when the tail is ready.
+   */
+  async open(from: LogPosition, onEntry: (entry: LogEntry) => Promise<void>): Promise<{ truncatedBytes: number }> {
+    await fsp.mkdir(this.dir, { recursive: true })
+    const segments = (await fsp.readdir(this.dir))
+      .map((name) => /^seg-(\d{8})\.log$/.exec(name))
+      .filter((m): m is RegExpExecArray => m !== null)
+      .map((m) => Number(m[1]))
+      .sort((a, b) => a - b)
+    let truncatedBytes = 0
+    let position: LogPosition = from
+    const last = segments.length > 0 ? segments[segments.length - 1]! : 0
+    for (let segment = from.segment; segment <= last; segment++) {
+      const file = path.join(this.dir, segmentName(segment))
+      const sizeBytes = await fsp.stat(file).then((s) => s.size, () => 0)
+      const start = segment === from.segment ? from.offset : 0
+      const end = await this.scanSegment(segment, start, sizeBytes, onEntry)
+      position = { segment, offset: end }
+      if (end < sizeBytes) {
+        truncatedBytes += sizeBytes - end
+        await fsp.truncate(file, end)
+        for (const later of segments.filter((s) => s > segment)) {
+          truncatedBytes += (await fsp.stat(path.join(this.dir, segmentName(later)))).size
+          await fsp.rm(path.join(this.dir, segmentName(later)))
+        }
+        break
+      }
+    }
+    this.tailSegment = position.segment
+    this.tailOffset = position.offset
+    this.writer = await fsp.open(path.join(this.dir, segmentName(this.tailSegment)), 'a+')
+    return { truncatedBytes }
+  }
+
+  private async scanSegment(segment: number, start: number, sizeBytes: number, onEntry: (e: LogEntry) => Promise<void>): Promise<number> {
+    const handle = await fsp.open(path.join(this.dir, segmentName(segment)), 'r').catch(() => null)
+    if (handle === null) return 0
+    try {
+      const header = Buffer.alloc(ENTRY_HEADER_BYTES)
+      let offset = start
+      while (offset + ENTRY_HEADER_BYTES <= sizeBytes) {
+        await handle.read(header, 0, ENTRY_HEADER_BYTES, offset)
+        if (header.readUInt32LE(0) !== ENTRY_MAGIC) break
+        const payloadSizeBytes = header.readUInt32LE(8)
+        if (offset + ENTRY_HEADER_BYTES + payloadSizeBytes > sizeBytes) break
+        const payload = Buffer.allocUnsafe(payloadSizeBytes)
+        await handle.read(payload, 0, payloadSizeBytes, offset + ENTRY_HEADER_BYTES)
+        const crc = crc32c(payload, crc32c(header.subarray(0, 12)))
+        if (crc !== header.readUInt32LE(12)) break
+        const kind = header.readUInt8(4) as EntryKind
+        const next = offset + ENTRY_HEADER_BYTES + payloadSizeBytes
+        await onEntry({ kind, position: { segment, offset: offset + ENTRY_HEADER_BYTES }, next: { segment, offset: next }, payload })
+        offset = next
+      }
+      return offset
+    } finally {
+      await handle.close()
+    }
+  }
+
+  /**
+   * Appends an entry. The position is assigned synchronously (so callers can index it at
+   * once); the bytes reach the file in position order. Not durable until `sync()`.
+   */
+  append(kind: EntryKind, payload: Uint8Array): { position: LogPosition; next: LogPosition; written: Promise<void> } {
+    if (this.writer === null) throw new Error('SegmentLog.append before open')
+    if (this.writeError !== null) throw errors.corrupt(`log write failed earlier: ${this.writeError.message}`)
+    const entrySizeBytes = ENTRY_HEADER_BYTES + payload.length
+    let rollover = false
+    if (this.tailOffset > 0 && this.tailOffset + entrySizeBytes > this.segmentSizeBytes) {
+      this.tailSegment += 1
+      this.tailOffset = 0
+      rollover = true
+    }
+    const segment = this.tailSegment
+    const entryOffset = this.tailOffset
+    this.tailOffset += entrySizeBytes
+    const header = encodeHeader(kind, payload)
+    this.appendedCount += 1
+    const written = (this.writeChain = this.writeChain.then(async () => {
+      if (rollover) await this.rollTo(segment)
+      const writer = this.writer!
+      await writer.writev([header, payload], entryOffset)
+    }).catch((err: Error) => {
+      this.writeError ??= err
+      throw err
+    }))
+    return { position: { segment, offset: entryOffset + ENTRY_HEADER_BYTES }, next: { segment, offset: this.tailOffset }, written }
+  }
+
+  private async rollTo(segment: number): Promise<void> {
+    const previous = this.writer!
+    await previous.sync()
+    await previous.close()
+    this.writer = await fsp.open(path.join(this.dir, segmentName(segment)), 'a+')
+    const dir = await fsp.open(this.dir, 'r')
+    await dir.sync().finally(() => dir.close())
+  }
+
+  /** Makes every entry appended so far durable. Concurrent callers share one fdatasync (group commit). */
+  async sync(): Promise<void> {
+    const wanted = this.appendedCount
+    while (this.syncedCount < wanted) {
+      if (this.syncInFlight === null) {
+        const covering = this.appendedCount
+        this.syncInFlight = this.writeChain
+          .then(() => this.writer!.datasync())
+          .then(() => {
+            this.syncedCount = Math.max(this.syncedCount, covering)
+          })
+          .finally(() => {
+            this.syncInFlight = null
+          })
+      }
+      await this.syncInFlight
+    }
+  }
+
+  /** Reads `lengthBytes` of a payload starting `offsetInPayload` bytes in. */
+  async read(position: LogPosition, into: Buffer, intoOffset: number, lengthBytes: number): Promise<void> {
+    let reader = this.readers.get(position.segment)
+    if (reader === undefined) {
+      reader = await fsp.open(path.join(this.dir, segmentName(position.segment)), 'r')
+      if (this.readers.has(position.segment)) {
+        await reader.close()
+        reader = this.readers.get(position.segment)!
+      } else {
+        this.readers.set(position.segment, reader)
+      }
+    }
+    let done = 0
+    while (done < lengthBytes) {
+      const { bytesRead } = await reader.read(into, intoOffset + done, lengthBytes - done, position.offset + done)
+      if (bytesRead === 0) throw errors.corrupt(`segment ${position.segment} ends before offset ${position.offset + done}`)
+      done += bytesRead
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.writeChain.catch(() => undefined)
+    await this.writer?.close()
+    this.writer = null
+    for (const reader of this.readers.values()) await reader.close()
+    this.readers.clear()
+  }
+}

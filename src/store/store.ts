@@ -1,0 +1,478 @@
+// The versioned state machine. `apply(stamp, mutation)` is the only way state changes; it is
+// deterministic (no clocks, no randomness: times come from the stamp) and is called in log
+// order. Queries read the state at a cut: HLC_MAX means live, any other stamp means "every
+// node at its latest version at or before that stamp".
+//
+// Durability: the segment log is the write-ahead log. A record is appended and synced before
+// it is applied; LevelDB batches are written without sync and carry the log position they
+// cover (`M applied`), so recovery replays exactly the records the index has not seen.
+
+import { ClassicLevel } from 'classic-level'
+import path from 'node:path'
+import { errors, FffsError } from '../errors.js'
+import { HLC_MAX, hlcPhysicalUs, type HlcStamp } from '../temporal/hlc.js'
+import { BLOCK_SIZE_BYTES, decodeBlockMap, encodeBlockMap, overlay, truncateBlock, type BlockMap } from './blockMap.js'
+import { decodeIno, encodeIno, encodeStamp, keys, nameOfDirEntryKey, nameOfLiveDirKey, prefixEnd, stampOfKey } from './keys.js'
+import { decodeRecord, encodeRecord, ROOT_INO, type ApplyResult, type Attr, type Ino, type Mutation, type Snapshot, type VersionOp } from './records.js'
+import { EntryKind, SegmentLog, type LogPosition } from './segmentLog.js'
+
+export const NAME_MAX_BYTES = 255
+
+type BatchOp = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer }
+
+/** What apply needs to write, gathered before one atomic LevelDB batch. */
+class Changes {
+  readonly ops: BatchOp[] = []
+  put(key: Buffer, value: Buffer): void {
+    this.ops.push({ type: 'put', key, value })
+  }
+  del(key: Buffer): void {
+    this.ops.push({ type: 'del', key })
+  }
+}
+
+export interface StoreOpenResult {
+  readonly replayedRecords: number
+  readonly truncatedBytes: number
+}
+
+export class Store {
+  readonly dir: string
+  readonly log: SegmentLog
+  private readonly db: ClassicLevel<Buffer, Buffer>
+  private applying = false
+  private nextIno: Ino = ROOT_INO + 1
+  private lastAppliedStamp: HlcStamp = 0n
+
+  constructor(dir: string) {
+    this.dir = dir
+    this.log = new SegmentLog(path.join(dir, 'segments'))
+    this.db = new ClassicLevel<Buffer, Buffer>(path.join(dir, 'index'), { keyEncoding: 'buffer', valueEncoding: 'buffer' })
+  }
+
+  /** Opens the index, creates the root on first use, and replays the log past the index. */
+  async open(): Promise<StoreOpenResult> {
+    await this.db.open()
+    const applied = this.db.getSync(keys.meta('applied'))
+    const from: LogPosition = applied ? (JSON.parse(applied.toString()) as LogPosition) : { segment: 0, offset: 0 }
+    this.nextIno = Number(this.db.getSync(keys.meta('nextIno'))?.toString() ?? ROOT_INO + 1)
+    this.lastAppliedStamp = BigInt(this.db.getSync(keys.meta('lastStamp'))?.toString() ?? '0')
+    if (this.db.getSync(keys.liveAttr(ROOT_INO)) === undefined) await this.createRoot()
+    let replayedRecords = 0
+    const { truncatedBytes } = await this.log.open(from, async (entry) => {
+      if (entry.kind !== EntryKind.Record) return
+      const { stamp, mutation } = decodeRecord(entry.payload)
+      await this.apply(stamp, mutation, entry.next)
+      replayedRecords++
+    })
+    return { replayedRecords, truncatedBytes }
+  }
+
+  async close(): Promise<void> {
+    await this.log.close()
+    await this.db.close()
+  }
+
+  private async createRoot(): Promise<void> {
+    const root: Attr = { ino: ROOT_INO, kind: 'dir', mode: 0o755, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, sizeBytes: 0, atimeMs: 0, mtimeMs: 0, ctimeMs: 0, version: 1, stamp: '0', change: 'create' }
+    const value = Buffer.from(JSON.stringify(root))
+    await this.db.batch([
+      { type: 'put', key: keys.attr(ROOT_INO, 0n), value },
+      { type: 'put', key: keys.liveAttr(ROOT_INO), value },
+      { type: 'put', key: keys.version(ROOT_INO, 1), value: encodeStamp(0n) },
+    ])
+  }
+
+  /** The stamp of the last applied record: every query at a cut at or below it is final. */
+  get appliedStamp(): HlcStamp {
+    return this.lastAppliedStamp
+  }
+
+  // ---------------------------------------------------------------- writing
+
+  /** Appends file bytes to the log; the returned position goes into a 'write' VersionOp. */
+  appendData(bytes: Uint8Array): { position: LogPosition; written: Promise<void> } {
+    return this.log.append(EntryKind.Data, bytes)
+  }
+
+  /** Appends a record to the log; apply it (in order) once `log.sync()` has made it durable. */
+  appendRecord(stamp: HlcStamp, mutation: Mutation): { next: LogPosition; written: Promise<void> } {
+    return this.log.append(EntryKind.Record, encodeRecord(stamp, mutation))
+  }
+
+  /**
+   * Applies one record. Deterministic: the same records in the same order give the same
+   * state on every replica. Failures (ENOENT, EEXIST, ...) are results, not exceptions: the
+   * record is in the log either way and has no effect.
+   */
+  async apply(stamp: HlcStamp, mutation: Mutation, next: LogPosition): Promise<ApplyResult> {
+    if (this.applying) throw new Error('Store.apply is not re-entrant: records apply one at a time, in order')
+    if (stamp <= this.lastAppliedStamp) throw new Error(`stamps must increase: ${stamp} after ${this.lastAppliedStamp}`)
+    this.applying = true
+    try {
+      const changes = new Changes()
+      let result: ApplyResult
+      try {
+        result = await this.applyTo(changes, stamp, mutation)
+      } catch (err) {
+        if (!(err instanceof FffsError)) throw err
+        changes.ops.length = 0
+        result = { ok: false, code: err.code, message: err.message }
+      }
+      this.lastAppliedStamp = stamp
+      changes.put(keys.meta('applied'), Buffer.from(JSON.stringify(next)))
+      changes.put(keys.meta('nextIno'), Buffer.from(String(this.nextIno)))
+      changes.put(keys.meta('lastStamp'), Buffer.from(stamp.toString()))
+      await this.db.batch(changes.ops)
+      return result
+    } finally {
+      this.applying = false
+    }
+  }
+
+  private async applyTo(changes: Changes, stamp: HlcStamp, m: Mutation): Promise<ApplyResult> {
+    switch (m.type) {
+      case 'mknod':
+        return { ok: true, ino: this.applyMknod(changes, stamp, m) }
+      case 'unlink':
+      case 'rmdir':
+        await this.applyRemove(changes, stamp, m.parent, m.name, m.type === 'rmdir')
+        return { ok: true }
+      case 'rename':
+        await this.applyRename(changes, stamp, m)
+        return { ok: true }
+      case 'setattr':
+        this.putAttr(changes, stamp, this.liveAttrOrThrow(m.ino), 'setattr', (a) => ({
+          ...a,
+          mode: m.mode ?? a.mode,
+          uid: m.uid ?? a.uid,
+          gid: m.gid ?? a.gid,
+          atimeMs: m.atimeMs ?? a.atimeMs,
+          mtimeMs: m.mtimeMs ?? a.mtimeMs,
+        }))
+        return { ok: true }
+      case 'setxattr':
+      case 'removexattr': {
+        const attr = this.liveAttrOrThrow(m.ino)
+        const xattrs = { ...(attr.xattrs ?? {}) }
+        if (m.type === 'setxattr') xattrs[m.name] = m.valueBase64
+        else if (xattrs[m.name] === undefined) throw errors.noAttr(m.name)
+        else delete xattrs[m.name]
+        this.putAttr(changes, stamp, attr, m.type, (a) => ({ ...a, xattrs }))
+        return { ok: true }
+      }
+      case 'version':
+        await this.applyVersion(changes, stamp, m.ino, m.ops, m.sensorUs)
+        return { ok: true }
+      case 'snapshot': {
+        if (this.db.getSync(keys.snapshot(m.name)) !== undefined) throw errors.exists(`snapshot ${m.name}`)
+        const snapshot: Snapshot = { name: m.name, at: m.at, spec: m.spec, createdStamp: stamp.toString() }
+        changes.put(keys.snapshot(m.name), Buffer.from(JSON.stringify(snapshot)))
+        return { ok: true }
+      }
+      case 'unsnapshot':
+        if (this.db.getSync(keys.snapshot(m.name)) === undefined) throw errors.notFound(`snapshot ${m.name}`)
+        changes.del(keys.snapshot(m.name))
+        return { ok: true }
+    }
+  }
+
+  private liveAttrOrThrow(ino: Ino): Attr {
+    const attr = this.liveAttr(ino)
+    if (attr === null) throw errors.notFound(`inode ${ino}`)
+    return attr
+  }
+
+  private liveDirOrThrow(ino: Ino): Attr {
+    const attr = this.liveAttrOrThrow(ino)
+    if (attr.kind !== 'dir') throw errors.notDir(`inode ${ino}`)
+    return attr
+  }
+
+  /** Writes the next version of a node's attributes: new version number, ctime from the stamp. */
+  private putAttr(changes: Changes, stamp: HlcStamp, current: Attr, change: Attr['change'], edit: (a: Attr) => Attr): Attr {
+    const stampMs = Math.floor(hlcPhysicalUs(stamp) / 1000)
+    const next: Attr = { ...edit(current), ino: current.ino, version: current.version + 1, stamp: stamp.toString(), ctimeMs: stampMs, change }
+    this.writeAttr(changes, stamp, next)
+    return next
+  }
+
+  private writeAttr(changes: Changes, stamp: HlcStamp, attr: Attr): void {
+    const value = Buffer.from(JSON.stringify(attr))
+    changes.put(keys.attr(attr.ino, stamp), value)
+    changes.put(keys.liveAttr(attr.ino), value)
+    changes.put(keys.version(attr.ino, attr.version), encodeStamp(stamp))
+    if (attr.sensorUs !== undefined) changes.put(keys.sensor(attr.ino, attr.sensorUs, stamp), Buffer.from(String(attr.version)))
+  }
+
+  private touchDir(changes: Changes, stamp: HlcStamp, dir: Attr): void {
+    const stampMs = Math.floor(hlcPhysicalUs(stamp) / 1000)
+    this.putAttr(changes, stamp, dir, 'create', (a) => ({ ...a, mtimeMs: stampMs }))
+  }
+
+  private setDirEntry(changes: Changes, stamp: HlcStamp, parent: Ino, name: string, child: Ino | null): void {
+    changes.put(keys.dirEntry(parent, name, stamp), child === null ? Buffer.alloc(0) : encodeIno(child))
+    if (child === null) changes.del(keys.liveDirEntry(parent, name))
+    else changes.put(keys.liveDirEntry(parent, name), encodeIno(child))
+  }
+
+  private applyMknod(changes: Changes, stamp: HlcStamp, m: Extract<Mutation, { type: 'mknod' }>): Ino {
+    checkName(m.name)
+    const parent = this.liveDirOrThrow(m.parent)
+    if (this.liveLookup(m.parent, m.name) !== null) throw errors.exists(m.name)
+    const ino = this.nextIno++
+    const stampMs = Math.floor(hlcPhysicalUs(stamp) / 1000)
+    const attr: Attr = {
+      ino, parent: m.parent, kind: m.kind, mode: m.mode & 0o7777, uid: m.uid, gid: m.gid,
+      sizeBytes: m.kind === 'symlink' ? Buffer.byteLength(m.target ?? '') : 0,
+      atimeMs: stampMs, mtimeMs: stampMs, ctimeMs: stampMs, version: 1, stamp: stamp.toString(), change: 'create',
+      ...(m.target !== undefined ? { target: m.target } : {}),
+    }
+    this.writeAttr(changes, stamp, attr)
+    this.setDirEntry(changes, stamp, m.parent, m.name, ino)
+    this.touchDir(changes, stamp, parent)
+    return ino
+  }
+
+  private async applyRemove(changes: Changes, stamp: HlcStamp, parentIno: Ino, name: string, wantDir: boolean): Promise<void> {
+    const parent = this.liveDirOrThrow(parentIno)
+    const child = this.liveLookup(parentIno, name)
+    if (child === null) throw errors.notFound(name)
+    const attr = this.liveAttrOrThrow(child)
+    if (wantDir && attr.kind !== 'dir') throw errors.notDir(name)
+    if (!wantDir && attr.kind === 'dir') throw errors.isDir(name)
+    if (wantDir && (await this.hasLiveChildren(child))) throw errors.notEmpty(name)
+    this.setDirEntry(changes, stamp, parentIno, name, null)
+    this.touchDir(changes, stamp, parent)
+  }
+
+  private async applyRename(changes: Changes, stamp: HlcStamp, m: Extract<Mutation, { type: 'rename' }>): Promise<void> {
+    checkName(m.toName)
+    const fromDir = this.liveDirOrThrow(m.fromParent)
+    const toDir = this.liveDirOrThrow(m.toParent)
+    const moving = this.liveLookup(m.fromParent, m.fromName)
+    if (moving === null) throw errors.notFound(m.fromName)
+    const movingAttr = this.liveAttrOrThrow(moving)
+    const replaced = this.liveLookup(m.toParent, m.toName)
+    if (replaced === moving) return
+    if (movingAttr.kind === 'dir' && this.isAncestor(moving, m.toParent)) throw errors.invalid(`cannot move a directory into itself: ${m.fromName}`)
+    if (replaced !== null) {
+      const replacedAttr = this.liveAttrOrThrow(replaced)
+      if (replacedAttr.kind === 'dir' && movingAttr.kind !== 'dir') throw errors.isDir(m.toName)
+      if (replacedAttr.kind !== 'dir' && movingAttr.kind === 'dir') throw errors.notDir(m.toName)
+      if (replacedAttr.kind === 'dir' && (await this.hasLiveChildren(replaced))) throw errors.notEmpty(m.toName)
+    }
+    this.setDirEntry(changes, stamp, m.fromParent, m.fromName, null)
+    this.setDirEntry(changes, stamp, m.toParent, m.toName, moving)
+    this.putAttr(changes, stamp, movingAttr, 'rename', (a) => ({ ...a, parent: m.toParent }))
+    this.touchDir(changes, stamp, fromDir)
+    if (m.toParent !== m.fromParent) this.touchDir(changes, stamp, toDir)
+  }
+
+  /** Whether `ancestor` is `ino` or one of its live ancestors (directories have one parent). */
+  private isAncestor(ancestor: Ino, ino: Ino): boolean {
+    for (let current = ino, steps = 0; steps < 4096; steps++) {
+      if (current === ancestor) return true
+      if (current === ROOT_INO) return false
+      const parent = this.liveAttr(current)?.parent
+      if (parent === undefined) return false
+      current = parent
+    }
+    throw new Error('directory tree deeper than 4096 levels or cyclic')
+  }
+
+  private async applyVersion(changes: Changes, stamp: HlcStamp, ino: Ino, ops: readonly VersionOp[], sensorUs: number | undefined): Promise<void> {
+    const attr = this.liveAttrOrThrow(ino)
+    if (attr.kind === 'dir') throw errors.isDir(`inode ${ino}`)
+    if (attr.kind !== 'file') throw errors.invalid(`inode ${ino} is not a regular file`)
+    const touched = new Map<number, BlockMap>()
+    const mapOf = (block: number): BlockMap => touched.get(block) ?? decodeBlockMap(this.db.getSync(keys.liveBlock(ino, block)))
+    let sizeBytes = attr.sizeBytes
+    for (const op of ops) {
+      if (op.op === 'write') {
+        for (let at = op.offset; at < op.offset + op.sizeBytes; ) {
+          const block = Math.floor(at / BLOCK_SIZE_BYTES)
+          const inBlock = at - block * BLOCK_SIZE_BYTES
+          const n = Math.min(BLOCK_SIZE_BYTES - inBlock, op.offset + op.sizeBytes - at)
+          touched.set(block, overlay(mapOf(block), inBlock, n, { segment: op.data.segment, offset: op.data.offset + (at - op.offset) }))
+          at += n
+        }
+        sizeBytes = Math.max(sizeBytes, op.offset + op.sizeBytes)
+      } else {
+        if (op.sizeBytes < sizeBytes) {
+          // Invariant: no extent lies beyond the file size, so growing later reads zeros.
+          const firstBlock = Math.floor(op.sizeBytes / BLOCK_SIZE_BYTES)
+          const endBlock = Math.ceil(sizeBytes / BLOCK_SIZE_BYTES)
+          for (let block = firstBlock; block < endBlock; block++) {
+            const keep = op.sizeBytes - block * BLOCK_SIZE_BYTES
+            touched.set(block, keep > 0 ? truncateBlock(mapOf(block), keep) : [])
+          }
+        }
+        sizeBytes = op.sizeBytes
+      }
+    }
+    for (const [block, map] of touched) {
+      const value = encodeBlockMap(map)
+      changes.put(keys.block(ino, block, stamp), value)
+      if (map.length === 0) changes.del(keys.liveBlock(ino, block))
+      else changes.put(keys.liveBlock(ino, block), value)
+    }
+    const stampMs = Math.floor(hlcPhysicalUs(stamp) / 1000)
+    const { sensorUs: _previousSensorUs, ...rest } = attr
+    this.putAttr(changes, stamp, rest, 'version', (a) => ({ ...a, sizeBytes, mtimeMs: stampMs, ...(sensorUs !== undefined ? { sensorUs } : {}) }))
+  }
+
+  // ---------------------------------------------------------------- reading (live)
+
+  liveAttr(ino: Ino): Attr | null {
+    const value = this.db.getSync(keys.liveAttr(ino))
+    return value === undefined ? null : (JSON.parse(value.toString()) as Attr)
+  }
+
+  liveLookup(parent: Ino, name: string): Ino | null {
+    const value = this.db.getSync(keys.liveDirEntry(parent, name))
+    return value === undefined ? null : decodeIno(value)
+  }
+
+  private async hasLiveChildren(dir: Ino): Promise<boolean> {
+    const prefix = keys.liveDirPrefix(dir)
+    const first = await this.db.keys({ gt: prefix, lt: prefixEnd(prefix), limit: 1 }).all()
+    return first.length > 0
+  }
+
+  // ---------------------------------------------------------------- reading (at a cut)
+
+  /** The node named `name` in directory `parent` at the cut (HLC_MAX: live). */
+  async lookup(parent: Ino, name: string, cut: HlcStamp): Promise<Ino | null> {
+    if (cut === HLC_MAX) return this.liveLookup(parent, name)
+    const entry = await this.latestAtOrBefore(keys.dirNamePrefix(parent, name), keys.dirEntry(parent, name, cut))
+    return entry === null || entry[1].length === 0 ? null : decodeIno(entry[1])
+  }
+
+  /** The attributes of the node's latest version at or before the cut. */
+  async attr(ino: Ino, cut: HlcStamp): Promise<Attr | null> {
+    if (cut === HLC_MAX) return this.liveAttr(ino)
+    const entry = await this.latestAtOrBefore(keys.attrPrefix(ino), keys.attr(ino, cut))
+    return entry === null ? null : (JSON.parse(entry[1].toString()) as Attr)
+  }
+
+  /** Resolves path components from the root at the cut. */
+  async walk(components: readonly string[], cut: HlcStamp): Promise<Attr> {
+    let attr = await this.attr(ROOT_INO, cut)
+    if (attr === null) throw errors.notFound('/')
+    for (const name of components) {
+      if (attr.kind !== 'dir') throw errors.notDir(name)
+      const child = await this.lookup(attr.ino, name, cut)
+      if (child === null) throw errors.notFound(name)
+      attr = await this.attr(child, cut)
+      if (attr === null) throw errors.notFound(name)
+    }
+    return attr
+  }
+
+  /** Names and inodes in a directory at the cut, sorted by name. */
+  async readdir(dir: Ino, cut: HlcStamp): Promise<Array<{ name: string; ino: Ino }>> {
+    if (cut === HLC_MAX) {
+      const prefix = keys.liveDirPrefix(dir)
+      const entries = await this.db.iterator({ gt: prefix, lt: prefixEnd(prefix) }).all()
+      return entries.map(([key, value]) => ({ name: nameOfLiveDirKey(key), ino: decodeIno(value) }))
+    }
+    const prefix = keys.dirPrefix(dir)
+    const out: Array<{ name: string; ino: Ino }> = []
+    let current: { name: string; ino: Ino | null } | null = null
+    for await (const [key, value] of this.db.iterator({ gt: prefix, lt: prefixEnd(prefix) })) {
+      const name = nameOfDirEntryKey(key)
+      if (current !== null && current.name !== name) {
+        if (current.ino !== null) out.push({ name: current.name, ino: current.ino })
+        current = null
+      }
+      if (stampOfKey(key) > cut) continue // later history of this name
+      current = { name, ino: value.length === 0 ? null : decodeIno(value) }
+    }
+    if (current !== null && current.ino !== null) out.push({ name: current.name, ino: current.ino })
+    return out
+  }
+
+  /**
+   * Reads from the version of a file described by `attr` (which must come from this store):
+   * every byte from that one version, never a mix. Returns the number of bytes read.
+   */
+  async read(attr: Attr, offset: number, into: Buffer, lengthBytes: number): Promise<number> {
+    const end = Math.min(attr.sizeBytes, offset + lengthBytes)
+    if (end <= offset) return 0
+    const maps = await this.blockMaps(attr, Math.floor(offset / BLOCK_SIZE_BYTES), Math.floor((end - 1) / BLOCK_SIZE_BYTES))
+    const reads: Promise<void>[] = []
+    into.fill(0, 0, end - offset)
+    maps.forEach((map, i) => {
+      const blockStart = (Math.floor(offset / BLOCK_SIZE_BYTES) + i) * BLOCK_SIZE_BYTES
+      for (const extent of map) {
+        const from = Math.max(offset, blockStart + extent.offset)
+        const to = Math.min(end, blockStart + extent.offset + extent.sizeBytes)
+        if (from >= to) continue
+        const position = { segment: extent.segment, offset: extent.segmentOffset + (from - blockStart - extent.offset) }
+        reads.push(this.log.read(position, into, from - offset, to - from))
+      }
+    })
+    await Promise.all(reads)
+    return end - offset
+  }
+
+  /** Block maps of blocks [first, last] as of the version `attr`; the live index when it is still current. */
+  private async blockMaps(attr: Attr, first: number, last: number): Promise<BlockMap[]> {
+    const stamp = BigInt(attr.stamp)
+    const live = this.db.getSync(keys.liveAttr(attr.ino))
+    if (live !== undefined && (JSON.parse(live.toString()) as Attr).stamp === attr.stamp) {
+      const maps: BlockMap[] = []
+      for (let block = first; block <= last; block++) maps.push(decodeBlockMap(this.db.getSync(keys.liveBlock(attr.ino, block))))
+      // A batch may have landed between the synchronous reads: valid only if still current.
+      const after = this.db.getSync(keys.liveAttr(attr.ino))
+      if (after !== undefined && (JSON.parse(after.toString()) as Attr).stamp === attr.stamp) return maps
+    }
+    const maps: BlockMap[] = []
+    for (let block = first; block <= last; block++) {
+      const entry = await this.latestAtOrBefore(keys.blockPrefix(attr.ino, block), keys.block(attr.ino, block, stamp))
+      maps.push(decodeBlockMap(entry?.[1]))
+    }
+    return maps
+  }
+
+  /** Every version of a node, oldest first. */
+  async versions(ino: Ino): Promise<Attr[]> {
+    const prefix = keys.attrPrefix(ino)
+    const entries = await this.db.iterator({ gt: prefix, lt: prefixEnd(prefix) }).all()
+    return entries.map(([, value]) => JSON.parse(value.toString()) as Attr)
+  }
+
+  /** The stamp of version `version` of a node, or null. */
+  stampOfVersion(ino: Ino, version: number): HlcStamp | null {
+    const value = this.db.getSync(keys.version(ino, version))
+    return value === undefined ? null : value.readBigUInt64BE(0)
+  }
+
+  /** The stamp of the node's latest version whose sensor time is at or before `sensorUs`, or null. */
+  async stampAtSensorTime(ino: Ino, sensorUs: number): Promise<HlcStamp | null> {
+    const entry = await this.latestAtOrBefore(keys.sensorPrefix(ino), keys.sensor(ino, sensorUs, HLC_MAX))
+    return entry === null ? null : stampOfKey(entry[0])
+  }
+
+  async snapshots(): Promise<Snapshot[]> {
+    const prefix = keys.snapshotPrefix()
+    const entries = await this.db.iterator({ gt: prefix, lt: prefixEnd(prefix) }).all()
+    return entries.map(([, value]) => JSON.parse(value.toString()) as Snapshot)
+  }
+
+  snapshot(name: string): Snapshot | null {
+    const value = this.db.getSync(keys.snapshot(name))
+    return value === undefined ? null : (JSON.parse(value.toString()) as Snapshot)
+  }
+
+  private async latestAtOrBefore(prefix: Buffer, upTo: Buffer): Promise<[Buffer, Buffer] | null> {
+    const [entry] = await this.db.iterator({ gte: prefix, lte: upTo, reverse: true, limit: 1 }).all()
+    return entry ?? null
+  }
+}
+
+function checkName(name: string): void {
+  if (name.length === 0 || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) throw errors.invalid(`invalid name '${name}'`)
+  if (Buffer.byteLength(name) > NAME_MAX_BYTES) throw errors.nameTooLong(name)
+}
