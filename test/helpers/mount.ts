@@ -1,0 +1,125 @@
+// Test helper: runs a real `fffs mount` process on a temp dir and always cleans it up.
+
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
+export const FFFS_BIN = path.join(REPO, 'bin', 'fffs')
+const MOUNT_TIMEOUT_MS = 20_000
+const EXIT_TIMEOUT_MS = 10_000
+
+export interface TestMount {
+  readonly root: string // temp dir holding both
+  readonly mountpoint: string
+  readonly dataDir: string
+  readonly output: () => string
+  /** Path inside the mount. */
+  p(...parts: string[]): string
+  /** SIGKILL the mount process (a crash), clearing the dead mount. */
+  kill9(): Promise<void>
+  /** Start a fresh mount process on the same data dir. */
+  restart(): Promise<void>
+  /** Unmount (SIGTERM), remove temp files. Safe to call twice. */
+  cleanup(): Promise<void>
+}
+
+export function fusermountLazy(mountpoint: string): void {
+  try {
+    execFileSync('fusermount', ['-uz', mountpoint], { stdio: 'ignore' })
+  } catch {
+    // not mounted
+  }
+}
+
+function waitExit(child: ChildProcess, timeoutMs: number): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      resolve()
+    }, timeoutMs)
+    child.once('exit', () => {
+      clearTimeout(timer)
+      resolve()
+    })
+  })
+}
+
+export async function startMount(extraArgs: string[] = []): Promise<TestMount> {
+  const root = mkdtempSync(path.join(os.tmpdir(), 'fffs-test-'))
+  const mountpoint = path.join(root, 'mnt')
+  const dataDir = path.join(root, 'data')
+  let child: ChildProcess | null = null
+  let log = ''
+
+  const launch = async (): Promise<void> => {
+    const proc = spawn(process.execPath, [FFFS_BIN, 'mount', mountpoint, '--data-dir', dataDir, ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe'] })
+    child = proc
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`mount not ready in ${MOUNT_TIMEOUT_MS} ms:\n${log}`)), MOUNT_TIMEOUT_MS)
+      const onData = (chunk: Buffer): void => {
+        log += chunk.toString()
+        if (log.includes('fffs: mounted')) {
+          clearTimeout(timer)
+          resolve()
+        }
+      }
+      proc.stdout!.on('data', onData)
+      proc.stderr!.on('data', (chunk: Buffer) => (log += chunk.toString()))
+      proc.once('exit', (code) => {
+        clearTimeout(timer)
+        reject(new Error(`mount exited with ${code}:\n${log}`))
+      })
+    })
+  }
+
+  await launch()
+  let cleaned = false
+  return {
+    root,
+    mountpoint,
+    dataDir,
+    output: () => log,
+    p: (...parts) => path.join(mountpoint, ...parts),
+    async kill9() {
+      child?.kill('SIGKILL')
+      if (child) await waitExit(child, EXIT_TIMEOUT_MS)
+      fusermountLazy(mountpoint)
+    },
+    async restart() {
+      await launch()
+    },
+    async cleanup() {
+      if (cleaned) return
+      cleaned = true
+      if (child && child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM')
+        await waitExit(child, EXIT_TIMEOUT_MS)
+      }
+      fusermountLazy(mountpoint)
+      rmSync(root, { recursive: true, force: true })
+    },
+  }
+}
+
+/** An ISO-8601 instant (µs) between two moments, after making sure the clock moved on. */
+export async function instantNow(): Promise<string> {
+  await new Promise((r) => setTimeout(r, 5))
+  const iso = new Date().toISOString()
+  await new Promise((r) => setTimeout(r, 5))
+  return iso
+}
+
+/** Runs the CLI; never throws: returns status and output. */
+export function runCli(args: string[], cwd = REPO): { status: number; stdout: string; stderr: string } {
+  try {
+    const stdout = execFileSync(process.execPath, [FFFS_BIN, ...args], { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 })
+    return { status: 0, stdout, stderr: '' }
+  } catch (err) {
+    const e = err as { status?: number; stdout?: string; stderr?: string }
+    return { status: e.status ?? 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' }
+  }
+}
