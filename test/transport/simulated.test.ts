@@ -221,6 +221,29 @@ describe('simulated transport', () => {
     expect(observer.suspicions[0]!.has(1) && observer.suspicions[2]!.has(1)).toBe(true)
   })
 
+  it('stop: graceful — what left is delivered everywhere, sends waiting for the window reject, peers suspect', async () => {
+    const net = network(3, { smcWindowSlots: 2, delayMsMin: 10, delayMsMax: 20, heartbeatIntervalMs: 10, suspectTimeoutMs: 100 })
+    await net.startAll()
+    const observer = new TransportObserver(net.transports)
+    const outcomes: string[] = []
+    for (let i = 0; i < 4; i++) {
+      net.transport(0).sendSmall(observer.payload('small', 0, 5)).then(
+        () => outcomes.push('sent'),
+        (err: Error) => outcomes.push(`refused: ${err.message}`),
+      )
+    }
+    await drainMicrotasks()
+    await net.transport(0).stop()
+    observer.markCrashed(0)
+    await drainMicrotasks()
+    expect(outcomes.slice(0, 2)).toEqual(['sent', 'sent'])
+    expect(outcomes.slice(2)).toEqual([0, 0].map(() => expect.stringMatching(/refused: .*stopped before the message was sent/)))
+    net.advanceMs(500)
+    expect([1, 2].map((r) => observer.delivered.small[r]![0])).toEqual([2, 2])
+    expect([1, 2].map((r) => observer.suspicions[r]!.has(0))).toEqual([true, true])
+    expect(observer.violations).toEqual([])
+  })
+
   it('crash: what a crashed sender had in flight reaches some survivors and not others (the ragged edge)', async () => {
     let ragged = 0
     for (let seed = 1; seed <= 40; seed++) {
@@ -317,11 +340,18 @@ async function runScenario(seed: number, traceEnabled = true): Promise<ScenarioR
   const observer = new TransportObserver(net.transports, complianceObserverOptions(n))
   const w = net.workload
   const rounds = new Array<number>(n).fill(0)
+  const smallSent = new Array<number>(n).fill(0) // sendSmall promises resolved: the message left
+  let smallRefused = 0
   const act = (rank: number, kind: 'push' | 'small' | 'large'): void => {
-    if (net.isCrashed(rank)) return
+    if (net.status(rank) !== 'running') return
     const t = net.transport(rank)
     if (kind === 'push') writeRound(t, n, ++rounds[rank]!)
-    if (kind === 'small') void t.sendSmall(observer.payload('small', rank, w.int(0, SLOT_BYTES)))
+    if (kind === 'small') {
+      t.sendSmall(observer.payload('small', rank, w.int(0, SLOT_BYTES))).then(
+        () => smallSent[rank]!++,
+        () => smallRefused++,
+      )
+    }
     if (kind === 'large') void t.sendLarge(observer.payload('large', rank, w.pick([0, 1, BLOCK_BYTES - 1, BLOCK_BYTES, BLOCK_BYTES + 1, 700])))
   }
   const actions = w.int(20, 150)
@@ -342,6 +372,16 @@ async function runScenario(seed: number, traceEnabled = true): Promise<ScenarioR
       observer.markCrashed(rank)
     })
   }
+  let leaver: number | undefined
+  if (n >= 3 && w.chance(0.15)) {
+    const rank = w.int(0, n - 1)
+    net.scheduler.at(w.int(0, WORKLOAD_MS), () => {
+      if (net.status(rank) !== 'running') return
+      leaver = rank
+      void net.transport(rank).stop()
+      observer.markCrashed(rank)
+    })
+  }
   let partitioned = false
   if (n >= 2 && w.chance(0.4)) {
     const side = w.shuffle([...Array(n).keys()]).slice(0, w.int(1, n - 1))
@@ -354,8 +394,9 @@ async function runScenario(seed: number, traceEnabled = true): Promise<ScenarioR
   }
   net.advanceMs(WORKLOAD_MS + 700) // every heal has happened, every crash has been suspected
   net.runUntilIdle()
+  await new Promise((resolve) => setImmediate(resolve)) // let send promises settle
 
-  const survivors = [...Array(n).keys()].filter((r) => !net.isCrashed(r))
+  const survivors = [...Array(n).keys()].filter((r) => net.status(r) === 'running')
   const problems = [...observer.violations]
   for (const kind of ['small', 'large'] as const) {
     if (!observer.allDelivered(kind, survivors)) {
@@ -368,14 +409,27 @@ async function runScenario(seed: number, traceEnabled = true): Promise<ScenarioR
       if (value !== BigInt(rounds[writer]!)) problems.push(`row ${writer} at ${reader}: counter ${value}, last pushed ${rounds[writer]}`)
     }
     if (victim !== undefined && !observer.suspicions[reader]!.has(victim)) problems.push(`${reader} never suspected crashed ${victim}`)
+    if (leaver !== undefined) {
+      // A graceful stop has no ragged edge: everything the leaver sent reaches every survivor.
+      if (observer.delivered.small[reader]![leaver] !== smallSent[leaver]) {
+        problems.push(`${reader} delivered ${observer.delivered.small[reader]![leaver]} small messages of stopped ${leaver}, which sent ${smallSent[leaver]}`)
+      }
+      if (observer.delivered.large[reader]![leaver] !== observer.sentCount('large', leaver)) {
+        problems.push(`${reader} lost large messages of stopped member ${leaver}`)
+      }
+      if (!observer.suspicions[reader]!.has(leaver)) problems.push(`${reader} never suspected stopped ${leaver}`)
+    }
     if (!partitioned) {
-      const wrong = [...observer.suspicions[reader]!.keys()].filter((r) => r !== victim)
+      const wrong = [...observer.suspicions[reader]!.keys()].filter((r) => r !== victim && r !== leaver)
       if (wrong.length > 0) problems.push(`${reader} suspected live members ${wrong.join(',')} without a partition`)
     }
   }
+  if (leaver === undefined && smallRefused > 0) problems.push(`${smallRefused} sends refused without a stop`)
   observer.checkRowsNow(survivors)
   problems.push(...observer.violations.filter((v) => !problems.includes(v)))
-  const summary = `n=${n} delay=${options.delayMsMin}..${options.delayMsMax} window=${options.smcWindowSlots} crash=${victim ?? '-'} partition=${partitioned}`
+  const summary =
+    `n=${n} delay=${options.delayMsMin}..${options.delayMsMax} window=${options.smcWindowSlots} ` +
+    `crash=${victim ?? '-'} stop=${leaver ?? '-'} partition=${partitioned}`
   if (problems.length > 0) throw new Error(`${summary}\n  ${problems.slice(0, 10).join('\n  ')}`)
   const ragged =
     victim !== undefined && new Set(survivors.map((r) => observer.delivered.small[r]![victim!])).size > 1

@@ -24,6 +24,10 @@
 //   the middle of a stream). Heartbeats across a cut are lost, so suspicion follows.
 // What it does not promise: any order between the SST, SMC and RDMC channels of one sender.
 //
+// A crashed member's unsent messages are never sent and their promises never settle (no
+// code runs in a dead process); stop() is graceful: what was sent is delivered everywhere,
+// sends still waiting for the window reject with EIO.
+//
 // Self delivery of a multicast is "immediate" in virtual time (delay 0) but never
 // reentrant: it happens in a later scheduler step, not inside sendSmall/sendLarge.
 
@@ -99,17 +103,18 @@ interface Link {
   stalled: boolean // a packet reached a cut: the whole queue waits for heal
 }
 
-type Status = 'created' | 'starting' | 'running' | 'stopped' | 'crashed'
+export type MemberStatus = 'created' | 'starting' | 'running' | 'stopped' | 'crashed'
 
 interface PendingSmall {
   readonly payload: Uint8Array
   readonly resolve: () => void
+  readonly reject: (err: Error) => void
 }
 
 type AnyListener = (...args: unknown[]) => void
 
 class Member {
-  status: Status = 'created'
+  status: MemberStatus = 'created'
   readonly table: SimTable
   readonly listeners = new Map<keyof TransportEvents, AnyListener[]>()
   readonly dirtyRows = new Set<number>()
@@ -325,6 +330,10 @@ export class SimulatedNetwork {
     return this.member(rank).status === 'crashed'
   }
 
+  status(rank: number): MemberStatus {
+    return this.member(rank).status
+  }
+
   /** Members on different sides cannot reach each other (both directions); unlisted members form one more side.
    * Replaces any earlier partition or cut link. */
   partition(...sides: ReadonlyArray<readonly number[]>): void {
@@ -394,6 +403,9 @@ export class SimulatedNetwork {
     }
     member.status = 'stopped'
     this.record(`stop ${member.rank}`)
+    for (const pending of member.smcPending) {
+      pending.reject(new FffsError('EIO', `simulated transport ${member.rank}: stopped before the message was sent`))
+    }
     const n = this.config.memberCount
     for (const channel of CHANNELS) {
       for (let peer = 0; peer < n; peer++) this.dropTail(this.link(channel, peer, member.rank), 0, 'receiver stopped')
@@ -424,8 +436,8 @@ export class SimulatedNetwork {
     }
     if (!this.usable(member, 'sendSmall')) return Promise.resolve()
     const copy = payload.slice()
-    return new Promise<void>((resolve) => {
-      member.smcPending.push({ payload: copy, resolve })
+    return new Promise<void>((resolve, reject) => {
+      member.smcPending.push({ payload: copy, resolve, reject })
       this.sendPendingSmall(member)
     })
   }
@@ -621,7 +633,7 @@ export class SimulatedNetwork {
   }
 
   private abandonMember(member: Member): void {
-    member.smcPending.length = 0 // their promises stay pending: the process that awaited them is gone
+    member.smcPending.length = 0 // after a crash their promises stay pending: the process that awaited them is gone
     member.dirtyRows.clear()
     this.connectTimers[member.rank]?.cancel()
     this.connectTimers[member.rank] = undefined
