@@ -1,0 +1,240 @@
+// Node-API face of the engine: one NativeEngine object per transport. Table and ring memory
+// are exposed as external ArrayBuffers over the registered regions (no copies); RDMC objects
+// are handed over as external ArrayBuffers that free their memory when JS drops them. The
+// completion thread wakes JS through one thread-safe function; batches coalesce until JS takes them.
+#include <napi.h>
+
+#include <memory>
+
+#include "engine.hpp"
+
+namespace {
+
+using fffs::Engine;
+using fffs::EngineConfig;
+
+uint32_t u32(const Napi::Object& o, const char* key) { return o.Get(key).As<Napi::Number>().Uint32Value(); }
+std::string str(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  return v.IsString() ? v.As<Napi::String>().Utf8Value() : std::string();
+}
+uint64_t big(const Napi::Value& v) {
+  bool lossless = false;
+  return v.As<Napi::BigInt>().Uint64Value(&lossless);
+}
+
+class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
+ public:
+  static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+    Napi::Function cls = DefineClass(env, "NativeEngine",
+                                     {
+                                         InstanceMethod("address", &NativeEngine::Address),
+                                         InstanceMethod("regions", &NativeEngine::Regions),
+                                         InstanceMethod("setPeer", &NativeEngine::SetPeer),
+                                         InstanceMethod("connect", &NativeEngine::Connect),
+                                         InstanceMethod("sstMemory", &NativeEngine::SstMemory),
+                                         InstanceMethod("smcMemory", &NativeEngine::SmcMemory),
+                                         InstanceMethod("layout", &NativeEngine::Layout),
+                                         InstanceMethod("push", &NativeEngine::Push),
+                                         InstanceMethod("smcSend", &NativeEngine::SmcSend),
+                                         InstanceMethod("smcConsumed", &NativeEngine::SmcConsumed),
+                                         InstanceMethod("rdmcSend", &NativeEngine::RdmcSend),
+                                         InstanceMethod("stop", &NativeEngine::Stop),
+                                     });
+    exports.Set("NativeEngine", cls);
+    return exports;
+  }
+
+  explicit NativeEngine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeEngine>(info) {
+    Napi::Env env = info.Env();
+    Napi::Object o = info[0].As<Napi::Object>();
+    EngineConfig cfg;
+    cfg.self_rank = static_cast<int>(u32(o, "selfRank"));
+    cfg.member_count = static_cast<int>(u32(o, "memberCount"));
+    cfg.provider = str(o, "provider");
+    cfg.iface = str(o, "iface");
+    cfg.self_host = str(o, "selfHost");
+    cfg.user_row_bytes = u32(o, "userRowBytes");
+    cfg.smc_slot_bytes = u32(o, "smcSlotSizeBytes");
+    cfg.smc_window_slots = u32(o, "smcWindowSlots");
+    cfg.rdmc_block_bytes = u32(o, "rdmcBlockSizeBytes");
+    cfg.heartbeat_interval_ms = u32(o, "heartbeatIntervalMs");
+    cfg.suspect_timeout_ms = u32(o, "suspectTimeoutMs");
+    if (o.Has("spinUs")) cfg.spin_us = u32(o, "spinUs");
+    try {
+      engine_ = std::make_unique<Engine>(cfg);
+    } catch (const std::exception& e) {
+      Napi::Error::New(env, e.what()).ThrowAsJavaScriptException();
+      return;
+    }
+    tsfn_ = Napi::ThreadSafeFunction::New(env, o.Get("onBatch").As<Napi::Function>(), "fffs-transport", 0, 1);
+    engine_->start_thread([this] {
+      tsfn_.NonBlockingCall([this](Napi::Env env, Napi::Function cb) { Deliver(env, cb); });
+    });
+  }
+
+  ~NativeEngine() override {
+    if (engine_) engine_->stop();
+  }
+
+ private:
+  void Deliver(Napi::Env env, Napi::Function cb) {
+    if (!engine_) return;
+    fffs::Batch b = engine_->take_batch();
+    Napi::Object out = Napi::Object::New(env);
+    Napi::Array rows = Napi::Array::New(env);
+    for (size_t r = 0; r < b.rows_changed.size(); ++r) {
+      if (b.rows_changed[r]) rows.Set(rows.Length(), Napi::Number::New(env, static_cast<double>(r)));
+    }
+    out.Set("rows", rows);
+    Napi::Array smc = Napi::Array::New(env, b.smc_received.size());
+    for (size_t r = 0; r < b.smc_received.size(); ++r) smc.Set(r, Napi::Number::New(env, static_cast<double>(b.smc_received[r])));
+    out.Set("smcReceived", smc);
+    out.Set("smcSpace", Napi::Boolean::New(env, b.smc_space));
+    Napi::Array large = Napi::Array::New(env, b.large.size());
+    for (size_t i = 0; i < b.large.size(); ++i) {
+      fffs::LargeDelivery& d = b.large[i];
+      Napi::ArrayBuffer ab;
+      if (d.size_bytes == 0) {
+        ab = Napi::ArrayBuffer::New(env, 0);
+      } else {
+        uint8_t* raw = d.bytes.release();  // ownership moves to the ArrayBuffer's finalizer
+        ab = Napi::ArrayBuffer::New(env, raw, d.size_bytes, [](Napi::Env, void* p) { std::free(p); });
+      }
+      Napi::Object e = Napi::Object::New(env);
+      e.Set("sender", Napi::Number::New(env, d.sender));
+      e.Set("seq", Napi::Number::New(env, static_cast<double>(d.seq)));
+      e.Set("payload", Napi::Uint8Array::New(env, d.size_bytes, ab, 0));
+      large.Set(i, e);
+    }
+    out.Set("large", large);
+    Napi::Array sent = Napi::Array::New(env, b.large_sent.size());
+    for (size_t i = 0; i < b.large_sent.size(); ++i) sent.Set(i, Napi::Number::New(env, static_cast<double>(b.large_sent[i])));
+    out.Set("largeSent", sent);
+    Napi::Array sus = Napi::Array::New(env, b.suspected.size());
+    for (size_t i = 0; i < b.suspected.size(); ++i) {
+      Napi::Object e = Napi::Object::New(env);
+      e.Set("rank", Napi::Number::New(env, b.suspected[i].first));
+      e.Set("reason", Napi::String::New(env, b.suspected[i].second));
+      sus.Set(i, e);
+    }
+    out.Set("suspected", sus);
+    Napi::Array con = Napi::Array::New(env, b.connected.size());
+    for (size_t i = 0; i < b.connected.size(); ++i) con.Set(i, Napi::Number::New(env, b.connected[i]));
+    out.Set("connected", con);
+    Napi::Array errs = Napi::Array::New(env, b.errors.size());
+    for (size_t i = 0; i < b.errors.size(); ++i) errs.Set(i, Napi::String::New(env, b.errors[i]));
+    out.Set("errors", errs);
+    cb.Call({out});
+  }
+
+  Engine& engine(const Napi::CallbackInfo& info) {
+    if (!engine_ || stopped_) throw Napi::Error::New(info.Env(), "transport engine is stopped");
+    return *engine_;
+  }
+
+  Napi::Value Address(const Napi::CallbackInfo& info) {
+    auto a = engine(info).local_address();
+    return Napi::Buffer<uint8_t>::Copy(info.Env(), a.data(), a.size());
+  }
+
+  Napi::Value Regions(const Napi::CallbackInfo& info) {
+    Engine& e = engine(info);
+    Napi::Object o = Napi::Object::New(info.Env());
+    o.Set("sstBase", Napi::BigInt::New(info.Env(), e.local_sst().base));
+    o.Set("sstKey", Napi::BigInt::New(info.Env(), e.local_sst().key));
+    o.Set("smcBase", Napi::BigInt::New(info.Env(), e.local_smc().base));
+    o.Set("smcKey", Napi::BigInt::New(info.Env(), e.local_smc().key));
+    o.Set("provider", Napi::String::New(info.Env(), e.provider_name()));
+    return o;
+  }
+
+  Napi::Value SetPeer(const Napi::CallbackInfo& info) {
+    try {
+      engine(info).set_peer(static_cast<int>(info[0].As<Napi::Number>().Int32Value()), {big(info[1]), big(info[2])},
+                            {big(info[3]), big(info[4])});
+    } catch (const std::exception& e) {
+      throw Napi::Error::New(info.Env(), e.what());
+    }
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Connect(const Napi::CallbackInfo& info) {
+    auto buf = info[1].As<Napi::Buffer<uint8_t>>();
+    try {
+      engine(info).connect(info[0].As<Napi::Number>().Int32Value(), std::vector<uint8_t>(buf.Data(), buf.Data() + buf.Length()));
+    } catch (const std::exception& e) {
+      throw Napi::Error::New(info.Env(), e.what());
+    }
+    return info.Env().Undefined();
+  }
+
+  // Not owned by JS: the engine frees it; JS keeps this object alive as long as the views.
+  Napi::Value SstMemory(const Napi::CallbackInfo& info) {
+    Engine& e = engine(info);
+    return Napi::ArrayBuffer::New(info.Env(), e.sst_memory(), e.sst_bytes());
+  }
+  Napi::Value SmcMemory(const Napi::CallbackInfo& info) {
+    Engine& e = engine(info);
+    return Napi::ArrayBuffer::New(info.Env(), e.smc_memory(), e.smc_bytes());
+  }
+  Napi::Value Layout(const Napi::CallbackInfo& info) {
+    Engine& e = engine(info);
+    Napi::Object o = Napi::Object::New(info.Env());
+    o.Set("rowBytes", Napi::Number::New(info.Env(), static_cast<double>(e.row_bytes())));
+    o.Set("smcSlotStrideBytes", Napi::Number::New(info.Env(), static_cast<double>(e.smc_slot_stride())));
+    return o;
+  }
+
+  Napi::Value Push(const Napi::CallbackInfo& info) {
+    try {
+      engine(info).push_user(info[0].As<Napi::Number>().Uint32Value(), info[1].As<Napi::Number>().Uint32Value());
+    } catch (const std::exception& e) {
+      throw Napi::Error::New(info.Env(), e.what());
+    }
+    return info.Env().Undefined();
+  }
+
+  Napi::Value SmcSend(const Napi::CallbackInfo& info) {
+    auto a = info[0].As<Napi::Uint8Array>();
+    try {
+      return Napi::Number::New(info.Env(), static_cast<double>(engine(info).smc_send(a.Data(), a.ByteLength())));
+    } catch (const std::exception& e) {
+      throw Napi::Error::New(info.Env(), e.what());
+    }
+  }
+
+  Napi::Value SmcConsumed(const Napi::CallbackInfo& info) {
+    engine(info).smc_consumed(info[0].As<Napi::Number>().Int32Value(), static_cast<uint64_t>(info[1].As<Napi::Number>().Int64Value()));
+    return info.Env().Undefined();
+  }
+
+  // The caller keeps `payload` alive and unchanged until the 'largeSent' for this seq.
+  Napi::Value RdmcSend(const Napi::CallbackInfo& info) {
+    auto a = info[0].As<Napi::Uint8Array>();
+    try {
+      return Napi::Number::New(info.Env(), static_cast<double>(engine(info).rdmc_send(a.Data(), a.ByteLength())));
+    } catch (const std::exception& e) {
+      throw Napi::Error::New(info.Env(), e.what());
+    }
+  }
+
+  Napi::Value Stop(const Napi::CallbackInfo& info) {
+    if (engine_ && !stopped_) {
+      stopped_ = true;
+      engine_->stop();
+      tsfn_.Release();
+    }
+    return info.Env().Undefined();
+  }
+
+  std::unique_ptr<Engine> engine_;
+  Napi::ThreadSafeFunction tsfn_;
+  bool stopped_ = false;
+};
+
+Napi::Object InitAll(Napi::Env env, Napi::Object exports) { return NativeEngine::Init(env, exports); }
+
+}  // namespace
+
+NODE_API_MODULE(fffs_native, InitAll)

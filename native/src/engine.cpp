@@ -1,0 +1,742 @@
+// See engine.hpp for the design. Every libfabric call is checked (FI_CHECK) except the
+// data-path posts, whose -FI_EAGAIN is flow control and whose other errors suspect the peer.
+#include "engine.hpp"
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <set>
+
+namespace fffs {
+
+namespace {
+
+constexpr uint32_t kMaxRank = 255;
+constexpr uint32_t kMaxBlocks = 1u << 20;
+constexpr uint32_t kRdmcWindowPerPeer = 8;  // RDMC blocks in flight to one child
+constexpr uint32_t kRecvPosted = 64;        // receives kept posted when the provider needs FI_RX_CQ_DATA
+
+uint32_t encode(Kind kind, int rank, uint32_t arg) {
+  return (static_cast<uint32_t>(kind) << 28) | (static_cast<uint32_t>(rank) << 20) | (arg & (kMaxBlocks - 1));
+}
+Kind kind_of(uint32_t data) { return static_cast<Kind>(data >> 28); }
+int rank_of(uint32_t data) { return static_cast<int>((data >> 20) & 0xff); }
+uint32_t arg_of(uint32_t data) { return data & (kMaxBlocks - 1); }
+
+size_t round_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
+
+HeapBytes alloc_bytes(size_t len) {
+  void* p = nullptr;
+  if (posix_memalign(&p, 4096, std::max<size_t>(len, 1)) != 0) throw std::runtime_error("out of memory allocating " + std::to_string(len) + " bytes");
+  return HeapBytes(static_cast<uint8_t*>(p));
+}
+
+std::string available_providers() {
+  fi_info* all = nullptr;
+  if (fi_getinfo(FI_VERSION(1, 9), nullptr, nullptr, 0, nullptr, &all) != 0) return "none";
+  InfoPtr owner(all);
+  std::set<std::string> names;
+  for (fi_info* i = all; i != nullptr; i = i->next) {
+    if (i->fabric_attr != nullptr && i->fabric_attr->prov_name != nullptr) names.insert(i->fabric_attr->prov_name);
+  }
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
+}  // namespace
+
+struct OpCtx {
+  fi_context2 fi;  // first: libfabric hands this pointer back as op_context
+  int rank = -1;
+  Kind kind = Kind::kSstUser;
+  int rdmc_sender = -1;
+};
+
+Engine::Engine(const EngineConfig& cfg) : cfg_(cfg), n_(cfg.member_count), self_(cfg.self_rank) {
+  if (n_ < 1 || static_cast<uint32_t>(n_) > kMaxRank + 1) throw std::invalid_argument("member count must be 1..256");
+  if (self_ < 0 || self_ >= n_) throw std::invalid_argument("self rank out of range");
+  if (cfg.smc_window_slots == 0 || cfg.smc_slot_bytes == 0 || cfg.rdmc_block_bytes == 0) throw std::invalid_argument("SMC/RDMC sizes must be positive");
+
+  InfoPtr hints(fi_allocinfo());
+  if (!hints) throw std::runtime_error("fi_allocinfo failed");
+  hints->caps = FI_MSG | FI_RMA | FI_WRITE | FI_REMOTE_WRITE;
+  hints->ep_attr->type = FI_EP_MSG;
+  // Modes we honour: per-op contexts (FI_CONTEXT2), receives consumed by remote CQ data (verbs).
+  hints->mode = FI_CONTEXT | FI_CONTEXT2 | FI_RX_CQ_DATA;
+  hints->domain_attr->mr_mode = FI_MR_LOCAL | FI_MR_VIRT_ADDR | FI_MR_ALLOCATED | FI_MR_PROV_KEY;
+  hints->domain_attr->threading = FI_THREAD_SAFE;
+  hints->fabric_attr->prov_name = strdup(cfg.provider.c_str());
+  if (!cfg.iface.empty()) hints->domain_attr->name = strdup(cfg.iface.c_str());
+
+  fi_info* found = nullptr;
+  int rc = fi_getinfo(FI_VERSION(1, 9), cfg.self_host.c_str(), nullptr, FI_SOURCE, hints.get(), &found);
+  if (rc == -FI_ENODATA || (rc == 0 && found == nullptr)) {
+    throw std::runtime_error("libfabric provider '" + cfg.provider + "' offers no connected (FI_EP_MSG) endpoint with FI_RMA on " +
+                             cfg.self_host + (cfg.iface.empty() ? "" : " (interface " + cfg.iface + ")") +
+                             "; providers available here: " + available_providers());
+  }
+  check_rc(rc, "fi_getinfo");
+  info_.reset(found);
+  if (info_->domain_attr->cq_data_size < 4) throw std::runtime_error("provider carries less than 4 bytes of remote CQ data");
+  virt_addr_ = (info_->domain_attr->mr_mode & FI_MR_VIRT_ADDR) != 0;
+  prov_key_ = (info_->domain_attr->mr_mode & FI_MR_PROV_KEY) != 0;
+  rx_cq_data_ = (info_->mode & FI_RX_CQ_DATA) != 0;
+
+  fid_fabric* fabric = nullptr;
+  FI_CHECK(fi_fabric, info_->fabric_attr, &fabric, nullptr);
+  fabric_.reset(fabric);
+  fid_domain* domain = nullptr;
+  FI_CHECK(fi_domain, fabric_.get(), info_.get(), &domain, nullptr);
+  domain_.reset(domain);
+
+  fi_eq_attr eq_attr{};
+  eq_attr.size = 256;
+  eq_attr.wait_obj = FI_WAIT_FD;
+  fid_eq* eq = nullptr;
+  FI_CHECK(fi_eq_open, fabric_.get(), &eq_attr, &eq, nullptr);
+  eq_.reset(eq);
+
+  fi_cq_attr cq_attr{};
+  cq_attr.size = 65536;  // remote-write completions pile up here if the thread is descheduled
+  cq_attr.format = FI_CQ_FORMAT_DATA;
+  cq_attr.wait_obj = FI_WAIT_FD;
+  fid_cq* cq = nullptr;
+  FI_CHECK(fi_cq_open, domain_.get(), &cq_attr, &cq, nullptr);
+  cq_.reset(cq);
+
+  fid_pep* pep = nullptr;
+  FI_CHECK(fi_passive_ep, fabric_.get(), info_.get(), &pep, nullptr);
+  pep_.reset(pep);
+  FI_CHECK(fi_pep_bind, pep_.get(), &eq_->fid, 0);
+  FI_CHECK(fi_listen, pep_.get());
+  std::vector<uint8_t> name(256);
+  size_t name_len = name.size();
+  FI_CHECK(fi_getname, &pep_->fid, name.data(), &name_len);
+  name.resize(name_len);
+  pep_name_ = std::move(name);
+
+  // Memory: one region for the table, one for the rings; registered once.
+  sys_offset_ = round_up(cfg.user_row_bytes, 8);
+  const size_t sys_words = kSmcConsumed0 + n_ + 4 * n_;
+  row_bytes_ = round_up(sys_offset_ + sys_words * 8, 64);
+  sst_bytes_ = row_bytes_ * n_;
+  sst_mem_ = alloc_bytes(sst_bytes_);
+  std::memset(sst_mem_.get(), 0, sst_bytes_);
+  smc_stride_ = round_up(8 + cfg.smc_slot_bytes, 64);
+  smc_bytes_ = smc_stride_ * cfg.smc_window_slots * n_;
+  smc_mem_ = alloc_bytes(smc_bytes_);
+  std::memset(smc_mem_.get(), 0, smc_bytes_);
+  const uint64_t access = FI_WRITE | FI_REMOTE_WRITE | FI_READ | FI_REMOTE_READ;
+  sst_mr_ = register_memory(sst_mem_.get(), sst_bytes_, access);
+  smc_mr_ = register_memory(smc_mem_.get(), smc_bytes_, access);
+
+  peers_.resize(n_);
+  for (int r = 0; r < n_; ++r) peers_[r].rank = r;
+  transfers_.resize(n_);
+  batch_.rows_changed.assign(n_, 0);
+  batch_.smc_received.assign(n_, 0);
+
+  wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+  if (wake_fd_ < 0 || epoll_fd_ < 0) throw std::runtime_error(std::string("eventfd/epoll: ") + strerror(errno));
+  FI_CHECK(fi_control, &cq_->fid, FI_GETWAIT, &cq_fd_);
+  FI_CHECK(fi_control, &eq_->fid, FI_GETWAIT, &eq_fd_);
+  for (int fd : {wake_fd_, cq_fd_, eq_fd_}) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = fd;
+    if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) throw std::runtime_error(std::string("epoll_ctl: ") + strerror(errno));
+  }
+}
+
+Engine::~Engine() {
+  stop();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& p : peers_) p.ep.reset();  // before the CQ/EQ/MRs they are bound to
+    for (auto& t : transfers_) t.mr.reset();
+  }
+  if (epoll_fd_ >= 0) close(epoll_fd_);
+  if (wake_fd_ >= 0) close(wake_fd_);
+}
+
+uint64_t Engine::region_base(const uint8_t* p) const { return virt_addr_ ? reinterpret_cast<uint64_t>(p) : 0; }
+
+uint64_t* Engine::sys(int rank) const { return reinterpret_cast<uint64_t*>(row(rank) + sys_offset_); }
+
+uint8_t* Engine::smc_slot(int sender, uint64_t seq) const {
+  return smc_mem_.get() + (static_cast<size_t>(sender) * cfg_.smc_window_slots + seq % cfg_.smc_window_slots) * smc_stride_;
+}
+
+FidPtr<fid_mr> Engine::register_memory(const uint8_t* p, size_t len, uint64_t access) {
+  fid_mr* mr = nullptr;
+  const uint64_t requested_key = prov_key_ ? 0 : next_key_++;
+  FI_CHECK(fi_mr_reg, domain_.get(), p, len, access, 0, requested_key, 0, &mr, nullptr);
+  return FidPtr<fid_mr>(mr);
+}
+
+void Engine::set_peer(int rank, RemoteRegion sst, RemoteRegion smc) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (rank < 0 || rank >= n_ || rank == self_) throw std::invalid_argument("bad peer rank");
+  peers_[rank].sst = sst;
+  peers_[rank].smc = smc;
+}
+
+void Engine::post_recv(Peer& p) {
+  auto ctx = std::make_unique<OpCtx>();
+  ctx->rank = p.rank;
+  ctx->kind = Kind::kRecv;
+  FI_CHECK(fi_recv, p.ep.get(), nullptr, 0, nullptr, 0, &ctx->fi);
+  ctx.release();  // owned by the provider until its completion (reclaimed in on_completion)
+}
+
+void Engine::connect(int rank, const std::vector<uint8_t>& address) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (rank <= self_ || rank >= n_) throw std::invalid_argument("connect: only to higher ranks");
+  InfoPtr info(fi_dupinfo(info_.get()));
+  if (!info) throw std::runtime_error("fi_dupinfo failed");
+  std::free(info->dest_addr);
+  info->dest_addr = std::malloc(address.size());
+  std::memcpy(info->dest_addr, address.data(), address.size());
+  info->dest_addrlen = address.size();
+  Peer& p = peers_[rank];
+  fid_ep* ep = nullptr;
+  FI_CHECK(fi_endpoint, domain_.get(), info.get(), &ep, &p);
+  p.ep.reset(ep);
+  FI_CHECK(fi_ep_bind, p.ep.get(), &eq_->fid, 0);
+  FI_CHECK(fi_ep_bind, p.ep.get(), &cq_->fid, FI_TRANSMIT | FI_RECV);
+  FI_CHECK(fi_enable, p.ep.get());
+  if (rx_cq_data_) for (uint32_t i = 0; i < kRecvPosted; ++i) post_recv(p);
+  const uint32_t me = static_cast<uint32_t>(self_);
+  FI_CHECK(fi_connect, p.ep.get(), address.data(), &me, sizeof(me));
+}
+
+void Engine::start_thread(std::function<void()> notify) {
+  notify_ = std::move(notify);
+  next_heartbeat_ = Clock::now();
+  thread_ = std::thread([this] { poll_loop(); });
+}
+
+void Engine::stop() {
+  if (stopping_.exchange(true)) {
+    if (thread_.joinable()) thread_.join();
+    return;
+  }
+  wake();
+  if (thread_.joinable()) thread_.join();
+  std::lock_guard<std::mutex> lock(mu_);
+  notify_ = nullptr;
+  for (auto& p : peers_) {
+    if (p.ep) fi_shutdown(p.ep.get(), 0);  // best effort: peers see FI_SHUTDOWN at once
+  }
+}
+
+void Engine::wake() {
+  const uint64_t one = 1;
+  ssize_t ignored = write(wake_fd_, &one, sizeof(one));
+  (void)ignored;
+}
+
+void Engine::signal_batch() {
+  batch_.any = true;
+  if (!notify_pending_ && notify_) {
+    notify_pending_ = true;
+    notify_();
+  }
+}
+
+Batch Engine::take_batch() {
+  std::lock_guard<std::mutex> lock(mu_);
+  Batch b = std::move(batch_);
+  batch_ = Batch{};
+  batch_.rows_changed.assign(n_, 0);
+  batch_.smc_received = b.smc_received;  // cumulative
+  notify_pending_ = false;
+  return b;
+}
+
+// ---- posting ----
+
+void Engine::enqueue(int rank, const WriteOp& op) {
+  Peer& p = peers_[rank];
+  if (!p.connected || p.suspected) {
+    if (op.kind == Kind::kRdmc) {
+      p.rdmc_outstanding--;
+      transfers_[op.rdmc_sender].sends_outstanding--;
+    }
+    return;
+  }
+  p.pending.push_back(op);
+  flush(p);
+  if (!p.pending.empty()) wake();
+}
+
+void Engine::flush(Peer& p) {
+  const uint32_t max_outstanding = static_cast<uint32_t>(std::max<size_t>(1, info_->tx_attr->size > 8 ? info_->tx_attr->size - 8 : 1));
+  while (!p.pending.empty() && p.outstanding < max_outstanding && !p.suspected) {
+    WriteOp& op = p.pending.front();
+    auto ctx = std::make_unique<OpCtx>();
+    if (!ctx_free_.empty()) {
+      ctx = std::move(ctx_free_.back());
+      ctx_free_.pop_back();
+    }
+    ctx->rank = p.rank;
+    ctx->kind = op.kind;
+    ctx->rdmc_sender = op.rdmc_sender;
+    iovec iov{const_cast<uint8_t*>(op.local), op.len};
+    void* desc = op.desc;
+    fi_rma_iov rma{op.raddr, op.len, op.rkey};
+    fi_msg_rma msg{};
+    msg.msg_iov = &iov;
+    msg.desc = &desc;
+    msg.iov_count = 1;
+    msg.rma_iov = &rma;
+    msg.rma_iov_count = 1;
+    msg.context = &ctx->fi;
+    msg.data = op.data;
+    const ssize_t rc = fi_writemsg(p.ep.get(), &msg, FI_COMPLETION | FI_REMOTE_CQ_DATA);
+    if (rc == -FI_EAGAIN) {
+      ctx_free_.push_back(std::move(ctx));
+      break;
+    }
+    if (rc < 0) {
+      ctx_free_.push_back(std::move(ctx));
+      suspect(p.rank, std::string("fi_writemsg failed: ") + fi_strerror(static_cast<int>(-rc)));
+      return;
+    }
+    ctx.release();  // reclaimed on completion
+    p.outstanding++;
+    p.pending.pop_front();
+  }
+}
+
+void Engine::push_user(size_t offset, size_t len) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (offset + len > sys_offset_) throw std::out_of_range("push range outside the user area");
+  if (len == 0) return;
+  const uint32_t data = encode(Kind::kSstUser, self_, 0);
+  for (auto& p : peers_) {
+    if (p.rank == self_) continue;
+    const size_t off = self_ * row_bytes_ + offset;
+    enqueue(p.rank, WriteOp{sst_mem_.get() + off, len, fi_mr_desc(sst_mr_.get()), p.sst.base + off, p.sst.key, data, Kind::kSstUser, -1});
+  }
+}
+
+void Engine::push_sys(size_t word, size_t count, int only_rank) {
+  const uint32_t data = encode(Kind::kSstSys, self_, 0);
+  for (auto& p : peers_) {
+    if (p.rank == self_ || (only_rank >= 0 && p.rank != only_rank)) continue;
+    const size_t off = self_ * row_bytes_ + sys_offset_ + word * 8;
+    enqueue(p.rank, WriteOp{sst_mem_.get() + off, count * 8, fi_mr_desc(sst_mr_.get()), p.sst.base + off, p.sst.key, data, Kind::kSstSys, -1});
+  }
+}
+
+int64_t Engine::smc_send(const uint8_t* payload, size_t len) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (len > cfg_.smc_slot_bytes) throw std::length_error("small message larger than the SMC slot");
+  const uint64_t seq = smc_sent_;
+  for (const auto& p : peers_) {
+    if (p.rank == self_ || !p.connected || p.suspected) continue;
+    const uint64_t consumed = sys(p.rank)[kSmcConsumed0 + self_];
+    if (seq - consumed >= cfg_.smc_window_slots) {
+      smc_waiting_ = true;
+      return -1;
+    }
+  }
+  uint8_t* slot = smc_slot(self_, seq);
+  const uint64_t header = len;
+  std::memcpy(slot, &header, 8);
+  if (len > 0) std::memcpy(slot + 8, payload, len);
+  const size_t off = static_cast<size_t>(slot - smc_mem_.get());
+  const uint32_t data = encode(Kind::kSmc, self_, 0);
+  for (auto& p : peers_) {
+    if (p.rank == self_) continue;
+    enqueue(p.rank, WriteOp{slot, 8 + len, fi_mr_desc(smc_mr_.get()), p.smc.base + off, p.smc.key, data, Kind::kSmc, -1});
+  }
+  smc_sent_++;
+  return static_cast<int64_t>(seq);
+}
+
+void Engine::smc_consumed(int sender, uint64_t count) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (sender < 0 || sender >= n_ || sender == self_) return;
+  sys(self_)[kSmcConsumed0 + sender] = count;
+  push_sys(kSmcConsumed0 + sender, 1, sender);
+}
+
+// ---- completion thread ----
+
+void Engine::poll_loop() {
+  auto last_work = Clock::now();
+  const auto spin = std::chrono::microseconds(cfg_.spin_us);
+  while (!stopping_.load()) {
+    bool worked = false;
+    bool busy = false;
+    Clock::time_point now;
+    try {
+      std::lock_guard<std::mutex> lock(mu_);
+      worked = drain_cq();
+      worked = drain_eq() || worked;
+      now = Clock::now();
+      tick(now);
+      for (auto& p : peers_) {
+        if (!p.pending.empty()) flush(p);
+        busy = busy || !p.pending.empty() || p.outstanding > 0;
+      }
+    } catch (const std::exception& e) {
+      std::lock_guard<std::mutex> lock(mu_);
+      batch_.errors.push_back(e.what());
+      signal_batch();
+      now = Clock::now();
+    }
+    if (worked) {
+      last_work = now;
+      continue;
+    }
+    if (now - last_work < spin) continue;
+    int timeout_ms = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(next_heartbeat_ - now).count()) + 1;
+    timeout_ms = std::clamp(timeout_ms, 0, static_cast<int>(cfg_.heartbeat_interval_ms));
+    if (busy) timeout_ms = std::min(timeout_ms, 1);
+    fid* fids[2] = {&cq_->fid, &eq_->fid};
+    if (fi_trywait(fabric_.get(), fids, 2) == FI_SUCCESS) {
+      epoll_event evs[4];
+      epoll_wait(epoll_fd_, evs, 4, timeout_ms);
+    }
+    uint64_t drained = 0;
+    ssize_t ignored = read(wake_fd_, &drained, sizeof(drained));
+    (void)ignored;
+  }
+}
+
+bool Engine::drain_cq() {
+  bool any = false;
+  fi_cq_data_entry entries[64];
+  for (int round = 0; round < 64; ++round) {
+    const ssize_t rc = fi_cq_read(cq_.get(), entries, 64);
+    if (rc == -FI_EAGAIN) break;
+    if (rc == -FI_EAVAIL) {
+      fi_cq_err_entry err{};
+      if (fi_cq_readerr(cq_.get(), &err, 0) > 0) on_error(err);
+      any = true;
+      continue;
+    }
+    check_rc(rc, "fi_cq_read");
+    for (ssize_t i = 0; i < rc; ++i) on_completion(entries[i]);
+    any = true;
+    if (rc < 64) break;
+  }
+  return any;
+}
+
+void Engine::on_completion(const fi_cq_data_entry& e) {
+  OpCtx* ctx = static_cast<OpCtx*>(e.op_context);
+  if (e.flags & FI_REMOTE_CQ_DATA) on_remote_write(static_cast<uint32_t>(e.data));
+  if (ctx == nullptr) return;
+  std::unique_ptr<OpCtx> owned(ctx);
+  Peer& p = peers_[ctx->rank];
+  if (ctx->kind == Kind::kRecv) {
+    if (!p.suspected && p.ep) {
+      FI_CHECK(fi_recv, p.ep.get(), nullptr, 0, nullptr, 0, &ctx->fi);
+      owned.release();
+    }
+    return;
+  }
+  p.outstanding--;
+  const Kind kind = ctx->kind;
+  const int sender = ctx->rdmc_sender;
+  ctx_free_.push_back(std::move(owned));
+  if (kind == Kind::kRdmc) {
+    p.rdmc_outstanding--;
+    transfers_[sender].sends_outstanding--;
+    rdmc_progress(sender);
+    rdmc_maybe_finish(sender);
+  }
+  if (!p.pending.empty()) flush(p);
+}
+
+void Engine::on_error(const fi_cq_err_entry& e) {
+  OpCtx* ctx = static_cast<OpCtx*>(e.op_context);
+  char buf[256];
+  const char* what = fi_cq_strerror(cq_.get(), e.prov_errno, e.err_data, buf, sizeof(buf));
+  if (ctx == nullptr) {
+    batch_.errors.push_back(std::string("completion error without context: ") + fi_strerror(e.err) + " " + (what ? what : ""));
+    signal_batch();
+    return;
+  }
+  std::unique_ptr<OpCtx> owned(ctx);
+  Peer& p = peers_[ctx->rank];
+  if (ctx->kind != Kind::kRecv) {
+    p.outstanding--;
+    if (ctx->kind == Kind::kRdmc) {
+      p.rdmc_outstanding--;
+      transfers_[ctx->rdmc_sender].sends_outstanding--;
+    }
+  }
+  if (e.err == FI_ECANCELED && stopping_.load()) return;
+  suspect(ctx->rank, std::string("completion error: ") + fi_strerror(e.err));
+  if (ctx->kind == Kind::kRdmc) rdmc_maybe_finish(ctx->rdmc_sender);
+}
+
+void Engine::on_remote_write(uint32_t data) {
+  const Kind kind = kind_of(data);
+  const int rank = rank_of(data);
+  if (rank >= n_) return;
+  if (kind != Kind::kRdmc) peers_[rank].last_heard = Clock::now();
+  switch (kind) {
+    case Kind::kSstUser:
+      batch_.rows_changed[rank] = 1;
+      signal_batch();
+      break;
+    case Kind::kSstSys:
+      if (smc_waiting_) {
+        smc_waiting_ = false;
+        batch_.smc_space = true;
+        signal_batch();
+      }
+      rdmc_on_rows();
+      break;
+    case Kind::kSmc:
+      batch_.smc_received[rank]++;
+      signal_batch();
+      break;
+    case Kind::kRdmc: {
+      Transfer& t = transfers_[rank];
+      const uint32_t block = arg_of(data);
+      if (t.active && block < t.block_count && !t.have[block]) {
+        t.have[block] = 1;
+        t.have_count++;
+        rdmc_progress(rank);
+        rdmc_maybe_finish(rank);
+      }
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+bool Engine::drain_eq() {
+  bool any = false;
+  alignas(fi_eq_cm_entry) uint8_t ev_buf[sizeof(fi_eq_cm_entry) + 256] = {};
+  fi_eq_cm_entry& entry = *reinterpret_cast<fi_eq_cm_entry*>(ev_buf);
+  for (int round = 0; round < 16; ++round) {
+    uint32_t event = 0;
+    const ssize_t rc = fi_eq_read(eq_.get(), &event, ev_buf, sizeof(ev_buf), 0);
+    if (rc == -FI_EAGAIN) break;
+    any = true;
+    if (rc == -FI_EAVAIL) {
+      fi_eq_err_entry err{};
+      if (fi_eq_readerr(eq_.get(), &err, 0) < 0) break;
+      Peer* p = (err.fid != nullptr && err.fid->context != nullptr && err.fid != &pep_->fid) ? static_cast<Peer*>(err.fid->context) : nullptr;
+      const std::string why = std::string("connection error: ") + fi_strerror(err.err);
+      if (p != nullptr && p->connected) {
+        suspect(p->rank, why);
+      } else {
+        batch_.errors.push_back(why + (p != nullptr ? " (rank " + std::to_string(p->rank) + ")" : ""));
+        signal_batch();
+      }
+      continue;
+    }
+    check_rc(rc, "fi_eq_read");
+    if (event == FI_CONNREQ) {
+      InfoPtr info(entry.info);
+      const size_t priv = static_cast<size_t>(rc) - sizeof(fi_eq_cm_entry);
+      uint32_t rank = 0;
+      if (priv < sizeof(rank)) {
+        fi_reject(pep_.get(), info->handle, nullptr, 0);
+        continue;
+      }
+      std::memcpy(&rank, entry.data, sizeof(rank));
+      if (static_cast<int>(rank) >= self_ || peers_[rank].ep) {
+        fi_reject(pep_.get(), info->handle, nullptr, 0);
+        continue;
+      }
+      Peer& p = peers_[rank];
+      fid_ep* ep = nullptr;
+      FI_CHECK(fi_endpoint, domain_.get(), info.get(), &ep, &p);
+      p.ep.reset(ep);
+      FI_CHECK(fi_ep_bind, p.ep.get(), &eq_->fid, 0);
+      FI_CHECK(fi_ep_bind, p.ep.get(), &cq_->fid, FI_TRANSMIT | FI_RECV);
+      FI_CHECK(fi_enable, p.ep.get());
+      if (rx_cq_data_) for (uint32_t i = 0; i < kRecvPosted; ++i) post_recv(p);
+      FI_CHECK(fi_accept, p.ep.get(), nullptr, 0);
+    } else if (event == FI_CONNECTED) {
+      Peer* p = static_cast<Peer*>(entry.fid->context);
+      if (p == nullptr) continue;
+      p->connected = true;
+      p->last_heard = Clock::now();
+      batch_.connected.push_back(p->rank);
+      signal_batch();
+      rdmc_on_rows();
+    } else if (event == FI_SHUTDOWN) {
+      Peer* p = static_cast<Peer*>(entry.fid->context);
+      if (p != nullptr && !stopping_.load()) suspect(p->rank, "connection shut down by peer");
+    }
+  }
+  return any;
+}
+
+void Engine::suspect(int rank, const std::string& reason) {
+  Peer& p = peers_[rank];
+  if (p.suspected) return;
+  p.suspected = true;
+  for (const auto& op : p.pending) {
+    if (op.kind == Kind::kRdmc) {
+      p.rdmc_outstanding--;
+      transfers_[op.rdmc_sender].sends_outstanding--;
+    }
+  }
+  p.pending.clear();
+  batch_.suspected.emplace_back(rank, reason);
+  batch_.smc_space = true;  // the window no longer waits for it
+  signal_batch();
+  for (int s = 0; s < n_; ++s) rdmc_maybe_finish(s);
+}
+
+void Engine::tick(Clock::time_point now) {
+  if (now >= next_heartbeat_) {
+    next_heartbeat_ = now + std::chrono::milliseconds(cfg_.heartbeat_interval_ms);
+    sys(self_)[kHeartbeat]++;
+    push_sys(kHeartbeat, 1);
+    for (auto& p : peers_) {
+      if (p.rank == self_ || !p.connected || p.suspected) continue;
+      const auto silent_ms = std::chrono::duration_cast<std::chrono::milliseconds>(now - p.last_heard).count();
+      if (silent_ms > cfg_.suspect_timeout_ms) suspect(p.rank, "no heartbeat for " + std::to_string(silent_ms) + " ms");
+    }
+  }
+}
+
+// ---- RDMC: binomial tree, pipelined by blocks ----
+
+std::vector<int> Engine::tree_children(int sender, int rank) const {
+  // Relative rank v (sender = 0); children are v + 2^j for every 2^j > v, largest subtree first.
+  const int v = (rank - sender + n_) % n_;
+  std::vector<int> kids;
+  int step = 1;
+  while (step <= v) step <<= 1;
+  for (; v + step < n_; step <<= 1) kids.push_back((v + step + sender) % n_);
+  std::reverse(kids.begin(), kids.end());
+  return kids;
+}
+
+uint64_t Engine::rdmc_send(const uint8_t* payload, size_t len) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Transfer& t = transfers_[self_];
+  if (t.active) throw std::logic_error("an RDMC object is already in flight from this member");
+  const size_t blocks = (len + cfg_.rdmc_block_bytes - 1) / cfg_.rdmc_block_bytes;
+  if (blocks > kMaxBlocks) throw std::length_error("object has more than 2^20 blocks; raise rdmcBlockSizeBytes");
+  t = Transfer{};
+  t.active = true;
+  t.seq = rdmc_sent_++;
+  t.size_bytes = len;
+  t.block_count = static_cast<uint32_t>(blocks);
+  t.have.assign(blocks, 1);
+  t.have_count = t.block_count;
+  t.data = payload;
+  if (len > 0) t.mr = register_memory(payload, len, FI_WRITE | FI_READ);
+  t.children = tree_children(self_, self_);
+  t.next_block.assign(t.children.size(), 0);
+  sys(self_)[kAnnounceSize] = len;
+  sys(self_)[kAnnounceCount] = t.seq + 1;
+  push_sys(kAnnounceCount, 2);
+  rdmc_progress(self_);
+  rdmc_maybe_finish(self_);
+  return t.seq;
+}
+
+void Engine::rdmc_on_rows() {
+  for (int s = 0; s < n_; ++s) {
+    Transfer& t = transfers_[s];
+    if (s != self_ && !t.active && peers_[s].connected) {
+      const uint64_t announced = sys(s)[kAnnounceCount];
+      const uint64_t received = sys(self_)[rdmc_word(s, kDone)];
+      if (announced > received) rdmc_start_receive(s);
+    }
+    if (t.active) {
+      rdmc_progress(s);
+      rdmc_maybe_finish(s);
+    }
+  }
+}
+
+void Engine::rdmc_start_receive(int sender) {
+  Transfer& t = transfers_[sender];
+  t = Transfer{};
+  t.active = true;
+  t.seq = sys(self_)[rdmc_word(sender, kDone)];
+  t.size_bytes = sys(sender)[kAnnounceSize];
+  const size_t blocks = (t.size_bytes + cfg_.rdmc_block_bytes - 1) / cfg_.rdmc_block_bytes;
+  t.block_count = static_cast<uint32_t>(blocks);
+  t.have.assign(blocks, 0);
+  t.children = tree_children(sender, self_);
+  t.next_block.assign(t.children.size(), 0);
+  if (t.size_bytes > 0) {
+    t.bytes = alloc_bytes(t.size_bytes);
+    t.data = t.bytes.get();
+    t.mr = register_memory(t.bytes.get(), t.size_bytes, FI_REMOTE_WRITE | FI_WRITE | FI_READ);
+  }
+  uint64_t* me = sys(self_);
+  me[rdmc_word(sender, kAddr)] = t.size_bytes > 0 ? region_base(t.bytes.get()) : 0;
+  me[rdmc_word(sender, kKey)] = t.size_bytes > 0 ? fi_mr_key(t.mr.get()) : 0;
+  me[rdmc_word(sender, kReady)] = t.seq + 1;
+  push_sys(rdmc_word(sender, kReady), 3);
+  rdmc_maybe_finish(sender);
+}
+
+void Engine::rdmc_progress(int sender) {
+  Transfer& t = transfers_[sender];
+  if (!t.active) return;
+  for (size_t i = 0; i < t.children.size(); ++i) {
+    const int c = t.children[i];
+    Peer& p = peers_[c];
+    if (p.suspected) {
+      t.next_block[i] = t.block_count;
+      continue;
+    }
+    if (!p.connected) continue;
+    const uint64_t* row_c = sys(c);
+    if (row_c[rdmc_word(sender, kReady)] != t.seq + 1) continue;
+    while (t.next_block[i] < t.block_count && t.have[t.next_block[i]] && p.rdmc_outstanding < kRdmcWindowPerPeer) {
+      const uint32_t b = t.next_block[i]++;
+      const size_t off = static_cast<size_t>(b) * cfg_.rdmc_block_bytes;
+      const size_t len = std::min(cfg_.rdmc_block_bytes, t.size_bytes - off);
+      p.rdmc_outstanding++;
+      t.sends_outstanding++;
+      enqueue(c, WriteOp{t.data + off, len, fi_mr_desc(t.mr.get()), row_c[rdmc_word(sender, kAddr)] + off,
+                         row_c[rdmc_word(sender, kKey)], encode(Kind::kRdmc, sender, b), Kind::kRdmc, sender});
+    }
+  }
+}
+
+void Engine::rdmc_maybe_finish(int sender) {
+  Transfer& t = transfers_[sender];
+  if (!t.active || t.have_count < t.block_count || t.sends_outstanding > 0) return;
+  for (size_t i = 0; i < t.children.size(); ++i) {
+    if (t.next_block[i] < t.block_count && !peers_[t.children[i]].suspected) return;
+  }
+  if (sender == self_) {
+    for (const auto& p : peers_) {
+      if (p.rank == self_ || p.suspected) continue;
+      if (!p.connected || sys(p.rank)[rdmc_word(self_, kDone)] < t.seq + 1) return;
+    }
+    t.mr.reset();
+    t.active = false;
+    batch_.large_sent.push_back(t.seq);
+    signal_batch();
+    return;
+  }
+  t.mr.reset();
+  t.active = false;
+  batch_.large.push_back(LargeDelivery{sender, t.seq, t.size_bytes, std::move(t.bytes)});
+  sys(self_)[rdmc_word(sender, kDone)] = t.seq + 1;
+  push_sys(rdmc_word(sender, kDone), 1);
+  signal_batch();
+}
+
+}  // namespace fffs

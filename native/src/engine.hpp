@@ -1,0 +1,217 @@
+// The transport engine: libfabric endpoints between every pair of members, one registered
+// region for the SST and one for the SMC rings, per-object regions for RDMC, and the
+// completion thread. No Node-API here: addon.cpp wraps it.
+//
+// Change notification: every write carries 32 bits of remote CQ data (fi_writemsg with
+// FI_REMOTE_CQ_DATA), so the target's CQ gets one completion per remote write and the
+// completion thread can block in epoll instead of scanning the table (Derecho's predicate
+// thread spins; we want an idle member to cost nothing). The data says what was written:
+//   bits 31..28 kind (SST user area, SST system area, SMC slot, RDMC block)
+//   bits 27..20 rank (the writer for SST/SMC, the object's origin sender for RDMC)
+//   bits 19..0  RDMC block index
+// 32 bits because verbs carries only an immediate of 4 bytes. Writes on one endpoint are
+// placed in order (FI_ORDER_WAW on tcp and on verbs RC), so a completion for write i means
+// writes < i from that writer are visible too.
+//
+// Lock order: mu_ guards every libfabric data-path call and all state below it; the JS
+// thread (push, smcSend, rdmcSend) and the completion thread both take it; nobody blocks
+// while holding it (the completion thread sleeps in epoll without it).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "fabric.hpp"
+
+namespace fffs {
+
+using Clock = std::chrono::steady_clock;
+
+struct EngineConfig {
+  int self_rank = 0;
+  int member_count = 0;
+  std::string provider;
+  std::string iface;      // domain name hint ('' = any)
+  std::string self_host;  // address to bind the passive endpoint to
+  size_t user_row_bytes = 0;
+  size_t smc_slot_bytes = 0;
+  uint32_t smc_window_slots = 0;
+  size_t rdmc_block_bytes = 0;
+  uint32_t heartbeat_interval_ms = 100;
+  uint32_t suspect_timeout_ms = 1000;
+  uint32_t spin_us = 50;  // busy-poll this long after the last completion before blocking
+};
+
+enum class Kind : uint32_t { kSstUser = 1, kSstSys = 2, kSmc = 3, kRdmc = 4, kRecv = 5 };
+
+// What the completion thread hands to JS, coalesced: it accumulates until JS takes it.
+struct LargeDelivery {
+  int sender = 0;
+  uint64_t seq = 0;
+  size_t size_bytes = 0;
+  HeapBytes bytes;
+};
+struct Batch {
+  std::vector<uint8_t> rows_changed;      // per rank: user area written since the last batch
+  std::vector<uint64_t> smc_received;     // per sender: cumulative small messages landed
+  bool smc_space = false;                 // a blocked smcSend may retry
+  std::vector<LargeDelivery> large;       // completed RDMC objects, owned by JS from now on
+  std::vector<uint64_t> large_sent;       // own RDMC objects received by every live member
+  std::vector<std::pair<int, std::string>> suspected;
+  std::vector<int> connected;
+  std::vector<std::string> errors;        // engine failures that are not a peer's fault
+  bool any = false;
+};
+
+struct RemoteRegion {
+  uint64_t base = 0;  // address (FI_MR_VIRT_ADDR) or 0 (offset addressing)
+  uint64_t key = 0;
+};
+
+struct OpCtx;
+
+struct WriteOp {
+  const uint8_t* local = nullptr;
+  size_t len = 0;
+  void* desc = nullptr;
+  uint64_t raddr = 0;
+  uint64_t rkey = 0;
+  uint32_t data = 0;
+  Kind kind = Kind::kSstUser;
+  int rdmc_sender = -1;  // for RDMC blocks: whose object
+};
+
+struct Peer {
+  int rank = -1;
+  FidPtr<fid_ep> ep;
+  bool connected = false;
+  bool suspected = false;
+  RemoteRegion sst, smc;
+  std::deque<WriteOp> pending;  // not yet accepted by the provider (EAGAIN or window), in order
+  uint32_t outstanding = 0;      // posted, not completed
+  uint32_t rdmc_outstanding = 0;
+  Clock::time_point last_heard;
+};
+
+// One RDMC object in flight from `sender`, as seen by this member (sender or receiver).
+struct Transfer {
+  bool active = false;
+  uint64_t seq = 0;
+  size_t size_bytes = 0;
+  uint32_t block_count = 0;
+  std::vector<uint8_t> have;  // per block
+  uint32_t have_count = 0;
+  const uint8_t* data = nullptr;  // sender: JS buffer; receiver: bytes.get()
+  HeapBytes bytes;                // receiver-owned until delivered
+  FidPtr<fid_mr> mr;
+  std::vector<int> children;       // binomial tree below this member, ranks
+  std::vector<uint32_t> next_block;  // per child
+  uint32_t sends_outstanding = 0;
+};
+
+class Engine {
+ public:
+  explicit Engine(const EngineConfig& cfg);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Set-up (JS thread, before/while connecting).
+  std::vector<uint8_t> local_address() const { return pep_name_; }
+  RemoteRegion local_sst() const { return {region_base(sst_mem_.get()), fi_mr_key(sst_mr_.get())}; }
+  RemoteRegion local_smc() const { return {region_base(smc_mem_.get()), fi_mr_key(smc_mr_.get())}; }
+  void set_peer(int rank, RemoteRegion sst, RemoteRegion smc);
+  void connect(int rank, const std::vector<uint8_t>& address);
+  void start_thread(std::function<void()> notify);
+  void stop();
+
+  // Memory JS views without copies.
+  uint8_t* sst_memory() const { return sst_mem_.get(); }
+  size_t sst_bytes() const { return sst_bytes_; }
+  size_t row_bytes() const { return row_bytes_; }
+  uint8_t* smc_memory() const { return smc_mem_.get(); }
+  size_t smc_bytes() const { return smc_bytes_; }
+  size_t smc_slot_stride() const { return smc_stride_; }
+
+  // Data path (JS thread).
+  void push_user(size_t offset, size_t len);
+  int64_t smc_send(const uint8_t* payload, size_t len);  // seq, or -1 when the window is full
+  void smc_consumed(int sender, uint64_t count);
+  uint64_t rdmc_send(const uint8_t* payload, size_t len);  // throws if one is in flight
+  Batch take_batch();
+  std::string provider_name() const { return info_->fabric_attr->prov_name; }
+
+ private:
+  // system area words (after the user area of each row)
+  static constexpr size_t kHeartbeat = 0, kAnnounceCount = 1, kAnnounceSize = 2, kSmcConsumed0 = 3;
+  size_t rdmc_word(int sender, int field) const { return kSmcConsumed0 + n_ + 4 * sender + field; }
+  enum RdmcField { kReady = 0, kAddr = 1, kKey = 2, kDone = 3 };
+
+  uint64_t region_base(const uint8_t* p) const;
+  uint64_t* sys(int rank) const;
+  uint8_t* row(int rank) const { return sst_mem_.get() + rank * row_bytes_; }
+  uint8_t* smc_slot(int sender, uint64_t seq) const;
+  FidPtr<fid_mr> register_memory(const uint8_t* p, size_t len, uint64_t access);
+
+  // all below: caller holds mu_
+  void enqueue(int rank, const WriteOp& op);
+  void flush(Peer& p);
+  void push_sys(size_t word, size_t count, int only_rank = -1);
+  void poll_loop();
+  bool drain_cq();
+  bool drain_eq();
+  void on_completion(const fi_cq_data_entry& e);
+  void on_remote_write(uint32_t data);
+  void on_error(const fi_cq_err_entry& e);
+  void suspect(int rank, const std::string& reason);
+  void tick(Clock::time_point now);
+  void rdmc_on_rows();
+  void rdmc_start_receive(int sender);
+  void rdmc_progress(int sender);
+  void rdmc_maybe_finish(int sender);
+  std::vector<int> tree_children(int sender, int rank) const;
+  void post_recv(Peer& p);
+  void signal_batch();
+  void wake();
+
+  EngineConfig cfg_;
+  int n_, self_;
+  InfoPtr info_;
+  FidPtr<fid_fabric> fabric_;
+  FidPtr<fid_domain> domain_;
+  FidPtr<fid_eq> eq_;
+  FidPtr<fid_cq> cq_;
+  FidPtr<fid_pep> pep_;
+  std::vector<uint8_t> pep_name_;
+  bool virt_addr_ = false, prov_key_ = false, rx_cq_data_ = false;
+  uint64_t next_key_ = 1;
+
+  size_t row_bytes_, sst_bytes_, smc_stride_, smc_bytes_, sys_offset_;
+  HeapBytes sst_mem_, smc_mem_;
+  FidPtr<fid_mr> sst_mr_, smc_mr_;
+
+  std::mutex mu_;
+  std::vector<Peer> peers_;  // by rank; peers_[self_] unused
+  std::vector<std::unique_ptr<OpCtx>> ctx_free_;
+  uint64_t smc_sent_ = 0;
+  bool smc_waiting_ = false;
+  std::vector<Transfer> transfers_;  // by sender rank
+  uint64_t rdmc_sent_ = 0;
+  Batch batch_;
+  bool notify_pending_ = false;
+  std::function<void()> notify_;
+  Clock::time_point next_heartbeat_;
+
+  int epoll_fd_ = -1, wake_fd_ = -1, cq_fd_ = -1, eq_fd_ = -1;
+  std::atomic<bool> stopping_{false};
+  std::thread thread_;
+};
+
+}  // namespace fffs
