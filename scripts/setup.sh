@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 apt_packages=(libfuse2 fuse)
+# --- native transport (native/): build prerequisites ---
+apt_packages+=(libfabric-dev cmake g++ pkg-config)
+# --- end native transport ---
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
@@ -25,5 +28,13 @@ if [ ! -d node_modules ] || [ package.json -nt node_modules/.package-lock.json ]
   echo "fffs setup: installing node modules" >&2
   if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --loglevel=error; else npm install --no-audit --no-fund --loglevel=error; fi
 fi
+
+# --- native transport (native/): build the addon when missing or older than its sources ---
+addon=native/build/Release/fffs_native.node
+if [ ! -f "$addon" ] || [ -n "$(find native/src native/CMakeLists.txt -newer "$addon" -print -quit)" ]; then
+  echo "fffs setup: building the native transport" >&2
+  bash scripts/build-native.sh
+fi
+# --- end native transport ---
 
 npm run --silent build
