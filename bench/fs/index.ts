@@ -1,0 +1,312 @@
+// The file-system bench: fffs against a null fuse-native FS (the binding's ceiling) and the
+// plain backing directory, plus frozen-read caching, time-travel latency and large listings.
+// Everything is measured in one run; results are a table (returned) and a JSON object.
+
+import { Worker } from 'node:worker_threads'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { dropFileCache, killAll, startFffs, startNullFs, stopAll, type Mount } from './mounts.js'
+import type { Latency, Listing, Made, Rate, Task, Throughput } from './tasks.js'
+
+const MiB = 1024 * 1024
+const here = path.dirname(fileURLToPath(import.meta.url))
+
+export interface FsBenchConfig {
+  seqBytes: number
+  frozenBytes: number
+  smallFiles: number
+  smallFileBytes: number
+  versionCounts: number[]
+  ttSamples: number
+  lsFiles: number
+  createBudgetMs: number // per bulk creation (versions, listing files); scaled down past it
+}
+
+export const defaultConfig: FsBenchConfig = {
+  seqBytes: 512 * MiB,
+  frozenBytes: 256 * MiB,
+  smallFiles: 2000,
+  smallFileBytes: 4096,
+  versionCounts: [1, 1000, 100_000],
+  ttSamples: 2000,
+  lsFiles: 100_000,
+  createBudgetMs: 180_000,
+}
+
+export const quickConfig: FsBenchConfig = {
+  seqBytes: 32 * MiB,
+  frozenBytes: 16 * MiB,
+  smallFiles: 200,
+  smallFileBytes: 4096,
+  versionCounts: [1, 100, 1000],
+  ttSamples: 200,
+  lsFiles: 1000,
+  createBudgetMs: 30_000,
+}
+
+/** Runs one task in a worker thread; past the deadline every mount is killed so the worker unblocks. */
+async function inWorker<T>(task: Task, deadlineMs: number): Promise<T> {
+  const worker = new Worker(path.join(here, 'worker.js'), { workerData: task })
+  let timer: NodeJS.Timeout | undefined
+  try {
+    return await new Promise<T>((resolve, reject) => {
+      worker.once('message', (msg: { ok: boolean; value?: unknown; error?: string }) => (msg.ok ? resolve(msg.value as T) : reject(new Error(`${task.kind}: ${msg.error}`))))
+      worker.once('error', reject)
+      worker.once('exit', (code) => reject(new Error(`${task.kind}: worker exited (${code})`)))
+      timer = setTimeout(() => {
+        process.stderr.write(`bench: ${task.kind} still running after ${deadlineMs} ms: killing the mounts\n`)
+        void killAll().then(() => setTimeout(() => void worker.terminate(), 15_000).unref())
+        reject(new Error(`${task.kind}: timed out after ${deadlineMs} ms`))
+      }, deadlineMs)
+    })
+  } finally {
+    clearTimeout(timer)
+    void worker.terminate()
+  }
+}
+
+const mbps = (t: Throughput) => t.bytes / 1e6 / t.seconds
+const perSec = (r: Rate) => r.count / r.seconds
+
+function progress(text: string): void {
+  process.stderr.write(`bench: ${text}\n`)
+}
+
+function fmt(value: number | null | undefined, digits = 1): string {
+  if (value === null || value === undefined || !Number.isFinite(value)) return '-'
+  return value >= 100 ? value.toFixed(0) : value.toFixed(digits)
+}
+const ratio = (a: number | null | undefined, b: number | null | undefined): number | null => (a == null || b == null || b === 0 ? null : a / b)
+const fmtRatio = (r: number | null) => (r === null || !Number.isFinite(r) ? '-' : r.toFixed(2))
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)))
+  return rows.map((r) => r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ').trimEnd()).join('\n')
+}
+
+async function safely<T>(label: string, errors: string[], run: () => Promise<T>): Promise<T | null> {
+  try {
+    return await run()
+  } catch (err) {
+    const message = `${label}: ${err instanceof Error ? err.message : String(err)}`
+    errors.push(message)
+    progress(`FAILED ${message}`)
+    return null
+  }
+}
+
+export interface FsBenchResult {
+  json: Record<string, unknown>
+  text: string
+}
+
+export async function runFsBench(repoRoot: string, config: FsBenchConfig): Promise<FsBenchResult> {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'fffs-bench-'))
+  const dirs = { fffsMnt: path.join(root, 'fffs-mnt'), fffsData: path.join(root, 'fffs-data'), nullMnt: path.join(root, 'null-mnt'), plain: path.join(root, 'plain') }
+  for (const d of Object.values(dirs)) fs.mkdirSync(d, { recursive: true })
+  const errors: string[] = []
+  const notes: string[] = []
+  const r: Record<string, unknown> = {}
+  let fffs: Mount | null = null
+  const onSignal = () => {
+    void killAll().finally(() => process.exit(130))
+  }
+  process.once('SIGINT', onSignal)
+  process.once('SIGTERM', onSignal)
+  try {
+    fffs = await startFffs(repoRoot, dirs.fffsMnt, dirs.fffsData)
+    await startNullFs(repoRoot, dirs.nullMnt)
+    const F = (p: string) => path.join(dirs.fffsMnt, p)
+    const N = (p: string) => path.join(dirs.nullMnt, p)
+    const P = (p: string) => path.join(dirs.plain, p)
+    const big = 30 * 60_000
+
+    // 1. Sequential write / read and small files.
+    const seq = { bytes: config.seqBytes, blockBytes: MiB }
+    const w = async (label: string, file: string, fsync: boolean) => {
+      progress(`${label}: write ${config.seqBytes / MiB} MiB${fsync ? ' + fsync' : ''}`)
+      return safely(label, errors, () => inWorker<Throughput>({ kind: 'seqWrite', file, ...seq, fsync }, big))
+    }
+    const seqWrite = {
+      fffs: await w('fffs', F('seq'), false),
+      null: await w('null', N('seq'), false),
+      plain: await w('plain', P('seq'), false),
+      fffsFsync: await w('fffs', F('seq-fsync'), true),
+      plainFsync: await w('plain', P('seq-fsync'), true),
+    }
+    r.seqWrite = seqWrite
+    const rd = async (label: string, file: string) => {
+      const dropped = await dropFileCache(file)
+      if (!dropped) notes.push(`could not drop the page cache of ${label} ${path.basename(file)}: its read may be warm`)
+      progress(`${label}: read ${path.basename(file)} (page cache dropped: ${dropped})`)
+      return safely(label, errors, () => inWorker<Throughput>({ kind: 'seqRead', file, blockBytes: MiB }, big))
+    }
+    const seqRead = { fffs: await rd('fffs', F('seq')), null: await rd('null', N('seq')), plain: await rd('plain', P('seq')) }
+    r.seqRead = seqRead
+    const sf = async (label: string, dir: string, fsync: boolean) => {
+      progress(`${label}: ${config.smallFiles} small files${fsync ? ' + fsync' : ''}`)
+      return safely(label, errors, () => inWorker<Rate>({ kind: 'smallFiles', dir, count: config.smallFiles, bytes: config.smallFileBytes, fsync }, big))
+    }
+    const small = { fffs: await sf('fffs', F('small'), false), null: await sf('null', N('small'), false), plain: await sf('plain', P('small'), false), plainFsync: await sf('plain', P('small-fsync'), true) }
+    r.smallFiles = small
+
+    // 2. Frozen snapshot: first read vs second (kernel cache).
+    progress(`fffs: frozen ${config.frozenBytes / MiB} MiB file, read twice at T`)
+    const frozen = await safely('frozen', errors, async () => {
+      await inWorker<Throughput>({ kind: 'seqWrite', file: F('frozen'), bytes: config.frozenBytes, blockBytes: MiB, fsync: false }, big)
+      await new Promise((resolve) => setTimeout(resolve, 20))
+      const T = new Date().toISOString()
+      await new Promise((resolve) => setTimeout(resolve, 20))
+      const file = F(`frozen@${T}`)
+      const first = await inWorker<Throughput>({ kind: 'seqRead', file, blockBytes: MiB }, big)
+      const second = await inWorker<Throughput>({ kind: 'seqRead', file, blockBytes: MiB }, big)
+      return { T, first, second }
+    })
+    r.frozen = frozen
+
+    // 3. Time travel: open+read+close of 4 KiB at a random instant of a file with N versions.
+    const timeTravel: Array<{ wanted: number; made: Made | null; latency: Latency | null }> = []
+    for (const wanted of config.versionCounts) {
+      const file = F(`tt-${wanted}`)
+      progress(`fffs: creating ${wanted} versions of ${path.basename(file)}`)
+      const made = await safely(`versions ${wanted}`, errors, () =>
+        inWorker<Made>({ kind: 'makeVersions', file, count: wanted, bytes: 4096, budgetMs: config.createBudgetMs }, config.createBudgetMs + 120_000),
+      )
+      let latency: Latency | null = null
+      if (made !== null) {
+        if (made.hitBudget) notes.push(`time travel: only ${made.count} of ${wanted} versions fit the ${config.createBudgetMs / 1000} s budget (${fmt(made.count / made.seconds)} versions/s); measured at ${made.count}`)
+        await new Promise((resolve) => setTimeout(resolve, 20))
+        const toMs = made.count === 1 ? Date.now() - 10 : made.lastMs
+        progress(`fffs: ${config.ttSamples} time-travel reads of ${path.basename(file)} (${made.count} versions)`)
+        latency = await safely(`time travel ${wanted}`, errors, () =>
+          inWorker<Latency>({ kind: 'timeTravel', file, fromMs: made.firstMs, toMs, samples: config.ttSamples, readBytes: 4096, seed: wanted, budgetMs: 120_000 }, 300_000),
+        )
+        if (latency !== null && latency.errors > 0) notes.push(`time travel ${made.count}: ${latency.errors} failed reads, first: ${latency.firstError}`)
+      }
+      timeTravel.push({ wanted, made, latency })
+    }
+    r.timeTravel = timeTravel
+
+    // 4. Listing a directory of many files, live and at a past T (plain directory for reference).
+    progress(`fffs: creating ${config.lsFiles} files for ls`)
+    const lsMade = await safely('ls files', errors, () => inWorker<Rate & { hitBudget: boolean }>({ kind: 'makeFiles', dir: F('many'), count: config.lsFiles, budgetMs: config.createBudgetMs }, config.createBudgetMs + 120_000))
+    let ls: Record<string, Listing | null> | null = null
+    if (lsMade !== null) {
+      if (lsMade.hitBudget) notes.push(`ls: only ${lsMade.count} of ${config.lsFiles} files fit the ${config.createBudgetMs / 1000} s budget (${fmt(perSec(lsMade))} creates/s); listed ${lsMade.count}`)
+      await new Promise((resolve) => setTimeout(resolve, 20))
+      const T = new Date().toISOString()
+      await new Promise((resolve) => setTimeout(resolve, 20))
+      for (let i = 0; i < 10; i++) fs.writeFileSync(F(`many/after-T-${i}`), 'x') // live differs from T
+      await inWorker<Rate & { hitBudget: boolean }>({ kind: 'makeFiles', dir: P('many'), count: lsMade.count, budgetMs: config.createBudgetMs }, config.createBudgetMs + 120_000)
+      const l = (label: string, dir: string, stat: boolean) => {
+        progress(`${label}: ${stat ? 'readdir + lstat' : 'readdir'} of ${path.basename(dir)}`)
+        return safely(label, errors, () => inWorker<Listing>({ kind: 'ls', dir, stat }, 600_000))
+      }
+      ls = {
+        liveReaddir: await l('fffs', F('many'), false),
+        liveStat: await l('fffs', F('many'), true),
+        pastReaddir: await l('fffs', F(`many@${T}`), false),
+        pastStat: await l('fffs', F(`many@${T}`), true),
+        plainReaddir: await l('plain', P('many'), false),
+        plainStat: await l('plain', P('many'), true),
+      }
+    }
+    r.ls = { created: lsMade, ...ls }
+  } catch (err) {
+    errors.push(err instanceof Error ? err.message : String(err))
+  } finally {
+    progress('unmounting')
+    await stopAll()
+    process.off('SIGINT', onSignal)
+    process.off('SIGTERM', onSignal)
+    fs.rmSync(root, { recursive: true, force: true, maxRetries: 3 })
+  }
+  if (fffs !== null && fffs.log.some((l) => l.includes('internal error'))) notes.push('fffs logged internal errors: ' + fffs.log.filter((l) => l.includes('internal error')).join(' ').slice(0, 500))
+  r.errors = errors
+  r.notes = notes
+  r.config = config
+  return { json: r, text: render(r, config) }
+}
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+function render(r: Record<string, any>, config: FsBenchConfig): string {
+  const out: string[] = []
+  const sw = r.seqWrite ?? {}
+  const sr = r.seqRead ?? {}
+  const sm = r.smallFiles ?? {}
+  const m = (t: Throughput | null | undefined) => (t ? mbps(t) : null)
+  const fs_ = (x: Rate | null | undefined) => (x ? perSec(x) : null)
+  const verdict = (ok: boolean | null) => (ok === null ? 'n/a' : ok ? 'PASS' : 'MISS')
+  const seqRatio = ratio(m(sw.fffs), m(sw.null))
+  const mb = `${config.seqBytes / MiB} MiB`
+  out.push(`== fs: sequential and small files (MB/s = 10^6 B/s; ratios are fffs/other) ==`)
+  out.push(
+    table([
+      ['workload', 'fffs', 'null FS', 'plain dir', 'fffs/null', 'fffs/plain', 'target'],
+      [`seq write ${mb}, 1 MiB writes, incl. close (MB/s) [fffs close = durable; plain = page cache]`, fmt(m(sw.fffs)), fmt(m(sw.null)), fmt(m(sw.plain)), fmtRatio(seqRatio), fmtRatio(ratio(m(sw.fffs), m(sw.plain))), `fffs/null >= 0.70: ${verdict(seqRatio === null ? null : seqRatio >= 0.7)}`],
+      [`seq write ${mb} + fsync before close (MB/s) [both durable: like for like]`, fmt(m(sw.fffsFsync)), '-', fmt(m(sw.plainFsync)), '-', fmtRatio(ratio(m(sw.fffsFsync), m(sw.plainFsync))), ''],
+      [`seq read ${mb}, 1 MiB reads, page cache dropped first (MB/s)`, fmt(m(sr.fffs)), fmt(m(sr.null)), fmt(m(sr.plain)), fmtRatio(ratio(m(sr.fffs), m(sr.null))), fmtRatio(ratio(m(sr.fffs), m(sr.plain))), ''],
+      [`small files: ${config.smallFiles} x ${config.smallFileBytes / 1024} KiB create+write+close (files/s)`, fmt(fs_(sm.fffs)), fmt(fs_(sm.null)), fmt(fs_(sm.plain)), fmtRatio(ratio(fs_(sm.fffs), fs_(sm.null))), fmtRatio(ratio(fs_(sm.fffs), fs_(sm.plain))), ''],
+      [`small files + fsync each on plain (files/s) [like for like with fffs close]`, fmt(fs_(sm.fffs)), '-', fmt(fs_(sm.plainFsync)), '-', fmtRatio(ratio(fs_(sm.fffs), fs_(sm.plainFsync))), ''],
+    ]),
+  )
+
+  const fr = r.frozen
+  out.push('')
+  out.push(`== fs: frozen snapshot read, file@T of a ${config.frozenBytes / MiB} MiB file ==`)
+  const frRatio = fr ? ratio(mbps(fr.second), mbps(fr.first)) : null
+  out.push(
+    table([
+      ['read', 'MB/s', 'seconds'],
+      ['first read of file@T', fmt(fr ? mbps(fr.first) : null), fr ? fr.first.seconds.toFixed(3) : '-'],
+      ['second read of file@T', fmt(fr ? mbps(fr.second) : null), fr ? fr.second.seconds.toFixed(3) : '-'],
+      ['second/first', fmtRatio(frRatio), `target >= 2.00: ${verdict(frRatio === null ? null : frRatio >= 2)}`],
+    ]),
+  )
+
+  const tt: Array<{ wanted: number; made: Made | null; latency: Latency | null }> = r.timeTravel ?? []
+  out.push('')
+  out.push(`== fs: time travel, open+read 4 KiB+close of file@<random ISO instant in the file's life> ==`)
+  const rows = [['versions (asked -> made)', 'create (versions/s)', 'samples', 'p50 (ms)', 'p99 (ms)', 'mean (ms)', 'errors']]
+  for (const t of tt) {
+    rows.push([
+      `${t.wanted} -> ${t.made?.count ?? '-'}`,
+      t.made ? fmt(t.made.count / t.made.seconds) : '-',
+      String(t.latency?.samples ?? '-'),
+      t.latency ? (t.latency.p50Us / 1000).toFixed(3) : '-',
+      t.latency ? (t.latency.p99Us / 1000).toFixed(3) : '-',
+      t.latency ? (t.latency.meanUs / 1000).toFixed(3) : '-',
+      String(t.latency?.errors ?? '-'),
+    ])
+  }
+  out.push(table(rows))
+  const largest = tt[tt.length - 1]
+  const middle = tt.find((t) => t.wanted === 1000) ?? tt[tt.length - 2]
+  if (largest?.latency && middle?.latency) {
+    const growth = largest.latency.p50Us / middle.latency.p50Us
+    const p50ms = largest.latency.p50Us / 1000
+    out.push(`p50 at ${largest.made?.count} versions: ${p50ms.toFixed(3)} ms, target <= 1 ms: ${verdict(p50ms <= 1)}`)
+    out.push(`p50 growth ${middle.made?.count} -> ${largest.made?.count} versions: ${growth.toFixed(2)}x, target <= 2x: ${verdict(growth <= 2)}`)
+  }
+
+  const ls = r.ls
+  out.push('')
+  out.push(`== fs: ls of a directory with ${ls?.created?.count ?? '-'} files (fffs creates: ${fmt(ls?.created ? perSec(ls.created) : null)} files/s) ==`)
+  const lrow = (label: string, x: Listing | null | undefined) => [label, String(x?.entries ?? '-'), x ? (x.seconds * 1000).toFixed(1) : '-', x ? fmt(x.entries / x.seconds) : '-']
+  out.push(
+    table([
+      ['listing', 'entries', 'ms', 'entries/s'],
+      lrow('fffs live: readdir', ls?.liveReaddir),
+      lrow('fffs live: readdir + lstat each (ls -l)', ls?.liveStat),
+      lrow('fffs dir@T: readdir', ls?.pastReaddir),
+      lrow('fffs dir@T: readdir + lstat each (ls -l)', ls?.pastStat),
+      lrow('plain dir: readdir', ls?.plainReaddir),
+      lrow('plain dir: readdir + lstat each', ls?.plainStat),
+    ]),
+  )
+  for (const n of r.notes ?? []) out.push(`note: ${n}`)
+  for (const e of r.errors ?? []) out.push(`ERROR: ${e}`)
+  return out.join('\n')
+}
