@@ -17,11 +17,11 @@
 // - Failure: a crashed member delivers nothing more. Of what it sent before crashing, each
 //   survivor receives a prefix chosen by the PRNG per link (the ragged edge). Members
 //   suspect a peer after suspectTimeoutMs of virtual silence (heartbeats or any data),
-//   once per peer. Suspicion is a report, not a filter: later packets from a suspected peer
+//   once per peer. Heartbeats travel in the SST stream, so a slow packet delays them too. Suspicion is a report, not a filter: later packets from a suspected peer
 //   (a healed partition) are still delivered, in order.
 // - Partitions: a packet that reaches a cut link waits there, with everything behind it,
 //   until the link heals (TCP and reliable-connected RDMA retransmit; they do not drop in
-//   the middle of a stream). Heartbeats across a cut are lost, so suspicion follows.
+//   the middle of a stream). Heartbeats wait too, so suspicion follows.
 // What it does not promise: any order between the SST, SMC and RDMC channels of one sender.
 //
 // A crashed member's unsent messages are never sent and their promises never settle (no
@@ -46,6 +46,11 @@ export interface SimulatedNetworkOptions {
   readonly delayMsMax?: number
   /** Serialisation rate for SMC and RDMC payloads; 0 (default): size adds no delay. */
   readonly bytesPerMs?: number
+  /** Long tail: this fraction of packets and heartbeats (default 0) takes up to slowPacketDelayMsMax instead;
+   * everything behind a slow packet on its link waits for it (head-of-line blocking). Above
+   * suspectTimeoutMs it makes live members suspected (false suspicion). */
+  readonly slowPacketChance?: number
+  readonly slowPacketDelayMsMax?: number
   readonly smcSlotSizeBytes?: number
   readonly smcWindowSlots?: number
   readonly rdmcBlockSizeBytes?: number
@@ -62,6 +67,8 @@ export interface SimulatedNetworkConfig {
   readonly delayMsMin: number
   readonly delayMsMax: number
   readonly bytesPerMs: number
+  readonly slowPacketChance: number
+  readonly slowPacketDelayMsMax: number
   readonly smcSlotSizeBytes: number
   readonly smcWindowSlots: number
   readonly rdmcBlockSizeBytes: number
@@ -72,7 +79,8 @@ export interface SimulatedNetworkConfig {
 }
 
 const OPTION_KEYS: ReadonlySet<string> = new Set([
-  'seed', 'memberCount', 'schema', 'delayMsMin', 'delayMsMax', 'bytesPerMs', 'smcSlotSizeBytes', 'smcWindowSlots',
+  'seed', 'memberCount', 'schema', 'delayMsMin', 'delayMsMax', 'bytesPerMs', 'slowPacketChance', 'slowPacketDelayMsMax',
+  'smcSlotSizeBytes', 'smcWindowSlots',
   'rdmcBlockSizeBytes', 'heartbeatIntervalMs', 'suspectTimeoutMs', 'connectTimeoutMs', 'traceEnabled',
 ])
 
@@ -87,6 +95,7 @@ type PacketBody =
   | { readonly kind: 'smc'; readonly seq: number; readonly payload: Uint8Array }
   | { readonly kind: 'rdmc'; readonly seq: number; readonly payload: Uint8Array }
   | { readonly kind: 'ack'; readonly smcDeliveredCount: number }
+  | { readonly kind: 'heartbeat' } // travels in the SST stream (a system column), wakes no `rows`
 
 interface Packet {
   readonly from: number
@@ -157,6 +166,8 @@ function validate(options: SimulatedNetworkOptions): SimulatedNetworkConfig {
     delayMsMin: options.delayMsMin ?? 1,
     delayMsMax: options.delayMsMax ?? 10,
     bytesPerMs: options.bytesPerMs ?? 0,
+    slowPacketChance: options.slowPacketChance ?? 0,
+    slowPacketDelayMsMax: options.slowPacketDelayMsMax ?? options.delayMsMax ?? 10,
     smcSlotSizeBytes: options.smcSlotSizeBytes ?? TRANSPORT_DEFAULTS.smcSlotSizeBytes,
     smcWindowSlots: options.smcWindowSlots ?? TRANSPORT_DEFAULTS.smcWindowSlots,
     rdmcBlockSizeBytes: options.rdmcBlockSizeBytes ?? TRANSPORT_DEFAULTS.rdmcBlockSizeBytes,
@@ -177,6 +188,10 @@ function validate(options: SimulatedNetworkOptions): SimulatedNetworkConfig {
   intAtLeast('delayMsMin', 0)
   intAtLeast('delayMsMax', config.delayMsMin)
   if (!(config.bytesPerMs >= 0)) throw errors.invalid('simulated network: bytesPerMs must be >= 0')
+  if (!(config.slowPacketChance >= 0 && config.slowPacketChance <= 1)) {
+    throw errors.invalid('simulated network: slowPacketChance must be in [0, 1]')
+  }
+  intAtLeast('slowPacketDelayMsMax', config.delayMsMax)
   intAtLeast('smcSlotSizeBytes', 1)
   intAtLeast('smcWindowSlots', 1)
   intAtLeast('rdmcBlockSizeBytes', 1)
@@ -479,7 +494,10 @@ export class SimulatedNetwork {
   }
 
   private delayMs(): number {
-    return this.prng.int(this.config.delayMsMin, this.config.delayMsMax)
+    const c = this.config
+    // No draw for the long tail unless it is enabled, so enabling it is the only thing that changes schedules.
+    if (c.slowPacketChance > 0 && this.prng.chance(c.slowPacketChance)) return this.prng.int(c.delayMsMax, c.slowPacketDelayMsMax)
+    return this.prng.int(c.delayMsMin, c.delayMsMax)
   }
 
   private serialisationMs(payload: Uint8Array): number {
@@ -530,15 +548,7 @@ export class SimulatedNetwork {
     if (member.status !== 'running') return
     const n = this.config.memberCount
     for (let peer = 0; peer < n; peer++) {
-      if (peer === member.rank || this.cut[member.rank * n + peer]) continue
-      const target = this.members[peer]!
-      this.scheduler.after(
-        this.delayMs(),
-        () => {
-          if (target.status === 'running') target.lastHeardMs[member.rank] = Math.max(target.lastHeardMs[member.rank]!, this.nowMs)
-        },
-        { background: true },
-      )
+      if (peer !== member.rank) this.send('sst', member.rank, peer, { kind: 'heartbeat' }, 0)
     }
     for (let peer = 0; peer < n; peer++) {
       if (peer === member.rank || member.suspected[peer]) continue
@@ -590,14 +600,15 @@ export class SimulatedNetwork {
 
   private schedulePacket(link: Link, packet: Packet, arrivalMs: number): void {
     const gen = packet.gen
-    this.scheduler.at(arrivalMs, () => this.arrive(link, packet, gen))
+    const background = packet.body.kind === 'heartbeat'
+    this.scheduler.at(arrivalMs, () => this.arrive(link, packet, gen), { background })
   }
 
   private arrive(link: Link, packet: Packet, gen: number): void {
     if (packet.dropped || packet.gen !== gen || link.stalled) return
     if (this.cut[packet.from * this.config.memberCount + packet.to]) {
       link.stalled = true
-      this.record(`hold ${packet.from}>${packet.to} ${packet.body.kind}`)
+      if (packet.body.kind !== 'heartbeat') this.record(`hold ${packet.from}>${packet.to} ${packet.body.kind}`)
       return
     }
     if (link.queue[0] !== packet) throw new Error('simulated network invariant: packet overtook its link queue')
@@ -628,7 +639,7 @@ export class SimulatedNetwork {
     if (link.queue.length <= keep) return
     for (const packet of link.queue.splice(keep)) {
       packet.dropped = true
-      this.record(`drop ${packet.from}>${packet.to} ${packet.body.kind} (${why})`)
+      if (packet.body.kind !== 'heartbeat') this.record(`drop ${packet.from}>${packet.to} ${packet.body.kind} (${why})`)
     }
   }
 
@@ -642,7 +653,7 @@ export class SimulatedNetwork {
   private deliver(packet: Packet): void {
     const receiver = this.members[packet.to]!
     if (receiver.status !== 'running') {
-      this.record(`drop ${packet.from}>${packet.to} ${packet.body.kind} (receiver ${receiver.status})`)
+      if (packet.body.kind !== 'heartbeat') this.record(`drop ${packet.from}>${packet.to} ${packet.body.kind} (receiver ${receiver.status})`)
       return
     }
     if (packet.from !== packet.to) receiver.lastHeardMs[packet.from] = this.nowMs
@@ -674,6 +685,8 @@ export class SimulatedNetwork {
         this.emit(receiver, 'large', packet.from, body.seq, body.payload.slice())
         return
       }
+      case 'heartbeat':
+        return // lastHeardMs, above, is all a heartbeat does
       case 'ack': {
         receiver.smcAckedBy[packet.from] = Math.max(receiver.smcAckedBy[packet.from]!, body.smcDeliveredCount)
         this.sendPendingSmall(receiver)
