@@ -271,9 +271,13 @@ export function writeRound(transport: Transport, memberCount: number, round: num
   transport.push(['echo', 'received', 'flag'])
 }
 
+/** Every reader sees every writer's row as writeRound(round) left it. */
 export function rowsConverged(
   group: { readonly transports: readonly Transport[] },
-  readers: readonly number[], writers: readonly number[], round: number): boolean {
+  readers: readonly number[],
+  writers: readonly number[],
+  round: number,
+): boolean {
   const n = group.transports.length
   return readers.every((reader) =>
     writers.every((writer) => {

@@ -30,6 +30,17 @@
 //
 // Self delivery of a multicast is "immediate" in virtual time (delay 0) but never
 // reentrant: it happens in a later scheduler step, not inside sendSmall/sendLarge.
+//
+// Use:
+//   const net = new SimulatedNetwork({ seed, memberCount: 3, schema, delayMsMin: 1, delayMsMax: 10 })
+//   await net.startAll()                       // start() resolves once every member started
+//   net.transport(0).on('small', ...)          // the Transport interface, one per rank
+//   net.scheduler.at(250, () => net.crash(2))  // faults at virtual instants
+//   net.partition([0], [1, 2]); net.heal()
+//   net.step() / net.advanceMs(ms) / net.runUntilIdle()         synchronous driving
+//   await net.runUntil(() => cond, timeoutMs) / advanceMsAsync   yields between steps for async code
+//   net.trace                                  // one line per observable event; equal for equal seeds
+//   net.workload                               // a PRNG for the test's own choices, fixed by the seed
 
 import { FffsError, errors } from '../../errors.js'
 import { Prng } from '../../testing/prng.js'
