@@ -22,7 +22,8 @@ export interface ComplianceGroup {
   readonly suspectTimeoutMs: number
   /** Allowance on top of protocol bounds (link delays, scheduling, process start) in the group's time. */
   readonly slackMs: number
-  /** Kills a member as abruptly as the implementation can (kill -9 for processes). */
+  /** Kills a member as abruptly as the implementation can (kill -9 for processes). Once the
+   * promise resolves, the crashed member's Transport object must emit no further event. */
   crash(rank: number): Promise<void>
   /** Waits until `condition` holds or `timeoutMs` of the group's time (virtual or real) pass; returns whether it holds. */
   waitUntil(condition: () => boolean, timeoutMs: number): Promise<boolean>
@@ -374,6 +375,29 @@ export function transportCompliance(name: string, makeGroup: MakeGroup, options:
           }
           expect(await group.waitUntil(() => observer.allDelivered('large', ranks(n)), eventuallyMs)).toBe(true)
           await sendAll(sends)
+        })
+      })
+
+      it('payloads: the sender may reuse its buffer once the send resolves; each receiver owns its copy', async () => {
+        await withGroup(makeGroup, n, async (group, observer) => {
+          // Receivers scribble over what they got (after the observer checked it): shared buffers would show.
+          group.transports.forEach((t) => {
+            t.on('small', (_sender, _seq, payload) => payload.fill(0xee))
+            t.on('large', (_sender, _seq, payload) => payload.fill(0xee))
+          })
+          const sizes = [1, group.rdmcBlockSizeBytes + 1]
+          for (const [rank, t] of group.transports.entries()) {
+            const small = observer.payload('small', rank, Math.min(group.smcSlotSizeBytes, 100))
+            await t.sendSmall(small)
+            small.fill(0xff)
+            for (const size of sizes) {
+              const large = observer.payload('large', rank, size)
+              await t.sendLarge(large)
+              large.fill(0xff)
+            }
+          }
+          const done = (): boolean => observer.allDelivered('small', ranks(n)) && observer.allDelivered('large', ranks(n))
+          expect(await group.waitUntil(done, eventuallyMs)).toBe(true)
         })
       })
 
