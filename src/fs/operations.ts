@@ -122,10 +122,21 @@ export class Operations {
   // ---------------------------------------------------------------- attributes and directories
 
   async getattr(path: string): Promise<Stat> {
+    const writing = await this.sensorWriteInProgress(parsePath(path))
+    if (writing !== null) return toStat(writing, this.files.dirtySizeBytes(writing.ino) ?? writing.sizeBytes)
     const resolved = await this.resolve(path)
     if (resolved.kind === 'snapshotRoot') return SNAPSHOT_ROOT_STAT
     const dirty = resolved.cut.kind === 'live' ? this.files.dirtySizeBytes(resolved.attr.ino) : null
     return toStat(resolved.attr, dirty ?? resolved.attr.sizeBytes)
+  }
+
+  /** `P@sensor:T` while this mount holds P open for writing at sensor time T: the live node being written. */
+  private async sensorWriteInProgress(parsed: ParsedPath): Promise<Attr | null> {
+    const spec = parsed.spec
+    if (spec?.kind !== 'sensor' || parsed.specIndex !== parsed.components.length - 1 || parsed.snapshot !== null) return null
+    const live = await this.client.walk(parsed.components, HLC_MAX).catch(() => null)
+    if (live === null || !this.files.writers(live.ino).some((w) => w.sensorUs === spec.timeUs)) return null
+    return live
   }
 
   async readdir(path: string): Promise<string[]> {
@@ -230,14 +241,22 @@ export class Operations {
 
   async create(path: string, mode: number): Promise<number> {
     const parsed = parsePath(path)
-    let sensorUs: number | undefined
-    let createPath = path
-    if (parsed.spec?.kind === 'sensor' && parsed.specIndex === parsed.components.length - 1 && parsed.snapshot === null) {
-      sensorUs = parsed.spec.timeUs
-      createPath = '/' + parsed.components.join('/')
+    const sensorWrite = parsed.spec?.kind === 'sensor' && parsed.specIndex === parsed.components.length - 1 && parsed.snapshot === null
+    const sensorUs = sensorWrite && parsed.spec?.kind === 'sensor' ? parsed.spec.timeUs : undefined
+    const { parent, name } = await this.newEntry(sensorWrite ? '/' + parsed.components.join('/') : path)
+    if (sensorWrite) {
+      // P@sensor:T names P at a sensor time it may not have had yet: open P itself if it exists.
+      const existing = await this.client.lookup(parent.ino, name, HLC_MAX)
+      const attr = existing === null ? null : await this.client.attr(existing, HLC_MAX)
+      if (attr !== null) {
+        if (attr.kind === 'dir') throw errors.isDir(path)
+        // The kernel creates only what it could not find: the new version starts empty, as a new file would.
+        const file = this.files.open(attr, { kind: 'live' }, true, sensorUs)
+        file.truncate(0)
+        return file.fd
+      }
     }
-    const { parent, name } = await this.newEntry(createPath)
-    const { ino } = await this.client.submit({ type: 'mknod', parent: parent.ino, name, kind: 'file', mode, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 })
+    const { ino } = await this.client.submit({ type: 'mknod', parent: parent.ino, name, kind: 'file', mode, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, ...(sensorUs !== undefined ? { sensorUs } : {}) })
     const attr = await this.client.attr(ino!, HLC_MAX)
     if (attr === null) throw errors.notFound(path)
     return this.files.open(attr, { kind: 'live' }, true, sensorUs).fd

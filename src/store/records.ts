@@ -17,7 +17,7 @@ export type VersionOp =
   | { readonly op: 'truncate'; readonly sizeBytes: number }
 
 export type Mutation =
-  | { readonly type: 'mknod'; readonly parent: Ino; readonly name: string; readonly kind: NodeKind; readonly mode: number; readonly uid: number; readonly gid: number; readonly target?: string }
+  | { readonly type: 'mknod'; readonly parent: Ino; readonly name: string; readonly kind: NodeKind; readonly mode: number; readonly uid: number; readonly gid: number; readonly target?: string; readonly sensorUs?: number }
   | { readonly type: 'unlink'; readonly parent: Ino; readonly name: string }
   | { readonly type: 'rmdir'; readonly parent: Ino; readonly name: string }
   | { readonly type: 'rename'; readonly fromParent: Ino; readonly fromName: string; readonly toParent: Ino; readonly toName: string }

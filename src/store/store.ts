@@ -227,6 +227,7 @@ export class Store {
       sizeBytes: m.kind === 'symlink' ? Buffer.byteLength(m.target ?? '') : 0,
       atimeMs: stampMs, mtimeMs: stampMs, ctimeMs: stampMs, version: 1, stamp: stamp.toString(), change: 'create',
       ...(m.target !== undefined ? { target: m.target } : {}),
+      ...(m.sensorUs !== undefined ? { sensorUs: m.sensorUs } : {}),
     }
     this.writeAttr(changes, stamp, attr)
     this.setDirEntry(changes, stamp, m.parent, m.name, ino)
