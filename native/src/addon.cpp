@@ -222,7 +222,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   Napi::Value Stop(const Napi::CallbackInfo& info) {
     if (engine_ && !stopped_) {
       stopped_ = true;
-      engine_->stop();
+      engine_->stop(info.Length() > 0 && info[0].ToBoolean().Value());
       tsfn_.Release();
     }
     return info.Env().Undefined();

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <cstdio>
 #include <set>
 
 namespace fffs {
@@ -176,7 +177,10 @@ uint8_t* Engine::smc_slot(int sender, uint64_t seq) const {
 
 FidPtr<fid_mr> Engine::register_memory(const uint8_t* p, size_t len, uint64_t access) {
   fid_mr* mr = nullptr;
-  const uint64_t requested_key = prov_key_ ? 0 : next_key_++;
+  // Requested keys are unique in the process, not just the domain: cheap insurance when
+  // several engines (tests) share one process.
+  static std::atomic<uint64_t> process_keys{1};
+  const uint64_t requested_key = prov_key_ ? 0 : process_keys.fetch_add(1);
   FI_CHECK(fi_mr_reg, domain_.get(), p, len, access, 0, requested_key, 0, &mr, nullptr);
   return FidPtr<fid_mr>(mr);
 }
@@ -223,7 +227,7 @@ void Engine::start_thread(std::function<void()> notify) {
   thread_ = std::thread([this] { poll_loop(); });
 }
 
-void Engine::stop() {
+void Engine::stop(bool hard) {
   if (stopping_.exchange(true)) {
     if (thread_.joinable()) thread_.join();
     return;
@@ -232,6 +236,7 @@ void Engine::stop() {
   if (thread_.joinable()) thread_.join();
   std::lock_guard<std::mutex> lock(mu_);
   notify_ = nullptr;
+  if (hard) return;  // tests: act like a hung or crashed member (no goodbye, silence)
   for (auto& p : peers_) {
     if (p.ep) fi_shutdown(p.ep.get(), 0);  // best effort: peers see FI_SHUTDOWN at once
   }
@@ -544,6 +549,7 @@ bool Engine::drain_eq() {
       continue;
     }
     check_rc(rc, "fi_eq_read");
+    if (getenv("FFFS_NATIVE_DEBUG")) fprintf(stderr, "[%d] eq event %u rc %zd\n", self_, event, rc);
     if (event == FI_CONNREQ) {
       InfoPtr info(entry.info);
       const size_t priv = static_cast<size_t>(rc) - sizeof(fi_eq_cm_entry);
@@ -568,6 +574,7 @@ bool Engine::drain_eq() {
       FI_CHECK(fi_accept, p.ep.get(), nullptr, 0);
     } else if (event == FI_CONNECTED) {
       Peer* p = static_cast<Peer*>(entry.fid->context);
+      if (getenv("FFFS_NATIVE_DEBUG")) fprintf(stderr, "[%d] CONNECTED %d\n", self_, p ? p->rank : -1);
       if (p == nullptr) continue;
       p->connected = true;
       p->last_heard = Clock::now();
@@ -625,6 +632,18 @@ std::vector<int> Engine::tree_children(int sender, int rank) const {
   return kids;
 }
 
+// The children this member serves now: a suspected child's subtree is adopted, so a crashed
+// forwarder does not cut its descendants off (they may get some blocks twice: same bytes).
+void Engine::live_children(int sender, int rank, std::vector<int>& out) const {
+  for (int kid : tree_children(sender, rank)) {
+    if (peers_[kid].suspected) {
+      live_children(sender, kid, out);
+    } else {
+      out.push_back(kid);
+    }
+  }
+}
+
 uint64_t Engine::rdmc_send(const uint8_t* payload, size_t len) {
   std::lock_guard<std::mutex> lock(mu_);
   Transfer& t = transfers_[self_];
@@ -640,8 +659,7 @@ uint64_t Engine::rdmc_send(const uint8_t* payload, size_t len) {
   t.have_count = t.block_count;
   t.data = payload;
   if (len > 0) t.mr = register_memory(payload, len, FI_WRITE | FI_READ);
-  t.children = tree_children(self_, self_);
-  t.next_block.assign(t.children.size(), 0);
+  t.next_block.assign(n_, 0);
   sys(self_)[kAnnounceSize] = len;
   sys(self_)[kAnnounceCount] = t.seq + 1;
   push_sys(kAnnounceCount, 2);
@@ -674,8 +692,7 @@ void Engine::rdmc_start_receive(int sender) {
   const size_t blocks = (t.size_bytes + cfg_.rdmc_block_bytes - 1) / cfg_.rdmc_block_bytes;
   t.block_count = static_cast<uint32_t>(blocks);
   t.have.assign(blocks, 0);
-  t.children = tree_children(sender, self_);
-  t.next_block.assign(t.children.size(), 0);
+  t.next_block.assign(n_, 0);
   if (t.size_bytes > 0) {
     t.bytes = alloc_bytes(t.size_bytes);
     t.data = t.bytes.get();
@@ -692,18 +709,16 @@ void Engine::rdmc_start_receive(int sender) {
 void Engine::rdmc_progress(int sender) {
   Transfer& t = transfers_[sender];
   if (!t.active) return;
-  for (size_t i = 0; i < t.children.size(); ++i) {
-    const int c = t.children[i];
+  std::vector<int> kids;
+  live_children(sender, self_, kids);
+  for (const int c : kids) {
     Peer& p = peers_[c];
-    if (p.suspected) {
-      t.next_block[i] = t.block_count;
-      continue;
-    }
     if (!p.connected) continue;
     const uint64_t* row_c = sys(c);
     if (row_c[rdmc_word(sender, kReady)] != t.seq + 1) continue;
-    while (t.next_block[i] < t.block_count && t.have[t.next_block[i]] && p.rdmc_outstanding < kRdmcWindowPerPeer) {
-      const uint32_t b = t.next_block[i]++;
+    uint32_t& next = t.next_block[c];
+    while (next < t.block_count && t.have[next] && p.rdmc_outstanding < kRdmcWindowPerPeer) {
+      const uint32_t b = next++;
       const size_t off = static_cast<size_t>(b) * cfg_.rdmc_block_bytes;
       const size_t len = std::min(cfg_.rdmc_block_bytes, t.size_bytes - off);
       p.rdmc_outstanding++;
@@ -717,8 +732,10 @@ void Engine::rdmc_progress(int sender) {
 void Engine::rdmc_maybe_finish(int sender) {
   Transfer& t = transfers_[sender];
   if (!t.active || t.have_count < t.block_count || t.sends_outstanding > 0) return;
-  for (size_t i = 0; i < t.children.size(); ++i) {
-    if (t.next_block[i] < t.block_count && !peers_[t.children[i]].suspected) return;
+  std::vector<int> kids;
+  live_children(sender, self_, kids);
+  for (const int c : kids) {
+    if (t.next_block[c] < t.block_count) return;
   }
   if (sender == self_) {
     for (const auto& p : peers_) {

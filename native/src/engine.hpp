@@ -111,8 +111,7 @@ struct Transfer {
   const uint8_t* data = nullptr;  // sender: JS buffer; receiver: bytes.get()
   HeapBytes bytes;                // receiver-owned until delivered
   FidPtr<fid_mr> mr;
-  std::vector<int> children;       // binomial tree below this member, ranks
-  std::vector<uint32_t> next_block;  // per child
+  std::vector<uint32_t> next_block;  // per rank: next block to send it (only for current children)
   uint32_t sends_outstanding = 0;
 };
 
@@ -130,7 +129,7 @@ class Engine {
   void set_peer(int rank, RemoteRegion sst, RemoteRegion smc);
   void connect(int rank, const std::vector<uint8_t>& address);
   void start_thread(std::function<void()> notify);
-  void stop();
+  void stop(bool hard = false);
 
   // Memory JS views without copies.
   uint8_t* sst_memory() const { return sst_mem_.get(); }
@@ -177,6 +176,7 @@ class Engine {
   void rdmc_progress(int sender);
   void rdmc_maybe_finish(int sender);
   std::vector<int> tree_children(int sender, int rank) const;
+  void live_children(int sender, int rank, std::vector<int>& out) const;
   void post_recv(Peer& p);
   void signal_batch();
   void wake();

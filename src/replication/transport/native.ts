@@ -40,7 +40,7 @@ interface NativeEngine {
   smcSend(payload: Uint8Array): number
   smcConsumed(sender: number, count: number): void
   rdmcSend(payload: Uint8Array): number
-  stop(): void
+  stop(hard?: boolean): void
 }
 
 interface NativeModule {
@@ -211,6 +211,18 @@ export class NativeTransport implements Transport {
     for (const q of this.largeQueue.splice(0)) q.reject(stopped)
     this.largeInFlight?.reject(stopped)
     this.largeInFlight = undefined
+  }
+
+  /**
+   * Stops without a goodbye: no shutdown to the peers, no more heartbeats, no events. Peers
+   * find out by heartbeat silence, as from a hung process (tests use it as an in-process crash).
+   */
+  abort(): void {
+    if (this.state === 'stopped') return
+    this.state = 'stopped'
+    this.server?.close()
+    this.server = undefined
+    this.engine?.stop(true)
   }
 
   setU64(column: string, value: bigint, index?: number): void {
@@ -427,7 +439,8 @@ export class NativeTransport implements Transport {
     this.largeInFlight = next
     try {
       const seq = this.engine!.rdmcSend(next.payload)
-      this.emit('large', this.selfRank, seq, next.payload)
+      // Self delivery gets its own copy: the sender's buffer is still being sent (and is the caller's).
+      this.emit('large', this.selfRank, seq, next.payload.slice())
     } catch (err) {
       this.largeInFlight = undefined
       next.reject(err as Error)

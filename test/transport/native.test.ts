@@ -1,0 +1,141 @@
+// The native transport across real processes on loopback (tcp provider): each member is a
+// child process (helpers/native-harness.mjs); members are SIGKILLed in teardown whatever
+// happens. Every wait is bounded. Config errors are checked in-process.
+import net from 'node:net'
+import { afterEach, describe, expect, it } from 'vitest'
+import { NativeTransport, TransportError } from '../../src/replication/transport/native.js'
+import type { SstSchema } from '../../src/replication/transport/types.js'
+import { configs, spawnCluster, waitUntil, type ChildMember, type MemberEvent } from './helpers/native-cluster.js'
+
+const schema: SstSchema = {
+  columns: [
+    { name: 'counter', kind: 'u64' },
+    { name: 'flag', kind: 'bool' },
+  ],
+}
+const MiB = 1024 * 1024
+
+let cluster: ChildMember[] = []
+afterEach(() => {
+  for (const m of cluster) m.kill()
+  cluster = []
+})
+
+function deliveries(m: ChildMember, kind: 'small' | 'large', sender: number): MemberEvent[] {
+  return m.events.filter((e) => e.ev === kind && e['sender'] === sender)
+}
+
+/** Every receiver got exactly `sizes` from `sender`, in order, byte-identical. */
+function deliveredInOrder(members: readonly ChildMember[], kind: 'small' | 'large', sender: number, sizes: readonly number[]): boolean {
+  return members.every((m) => {
+    if (m.rank === sender) return true
+    const got = deliveries(m, kind, sender)
+    return got.length === sizes.length && got.every((e, i) => e['seq'] === i && e['size'] === sizes[i] && e['ok'] === true)
+  })
+}
+
+describe('native transport, multi-process on loopback', () => {
+  it('rows: 4 members count concurrently; every row converges to its owner\'s last push and never goes backwards', async () => {
+    cluster = await spawnCluster(await configs(4, schema))
+    await Promise.all(cluster.map((m) => m.command('count', { upTo: 3000 })))
+    const converged = async (): Promise<boolean> => {
+      const views = await Promise.all(cluster.map((m) => m.command('rows')))
+      return views.every((v) => (v['counters'] as string[]).every((c) => c === '3000') && v['backwards'] === 0)
+    }
+    let ok = false
+    for (let attempt = 0; attempt < 50 && !ok; attempt++) {
+      ok = await converged()
+      if (!ok) await new Promise((r) => setTimeout(r, 100))
+    }
+    expect(ok).toBe(true)
+  })
+
+  it('smc and rdmc: sizes 0, 1, block-1, block, block+1 and 64 MiB arrive byte-identical in per-sender order at 3 members', async () => {
+    const block = MiB
+    const slot = 10 * 1024
+    cluster = await spawnCluster(await configs(3, schema, { rdmcBlockSizeBytes: block, smcSlotSizeBytes: slot, suspectTimeoutMs: 5000 }))
+    const smallSizes = [0, 1, slot - 1, slot, 100, 1000]
+    const largeSizes = [0, 1, block - 1, block, block + 1, 64 * MiB]
+    const bigFromOne = [0, 1, 3 * block + 7]
+    await Promise.all([
+      cluster[0]!.command('small', { sizes: smallSizes }),
+      cluster[1]!.command('small', { sizes: smallSizes }),
+      cluster[0]!.command('large', { sizes: largeSizes }, 60_000),
+      cluster[2]!.command('large', { sizes: bigFromOne }, 60_000),
+    ])
+    const all = (): boolean =>
+      deliveredInOrder(cluster, 'small', 0, smallSizes) &&
+      deliveredInOrder(cluster, 'small', 1, smallSizes) &&
+      deliveredInOrder(cluster, 'large', 0, largeSizes) &&
+      deliveredInOrder(cluster, 'large', 2, bigFromOne)
+    expect(await waitUntil(all, 30_000, 20)).toBe(true)
+  })
+
+  it('kill -9 of one of 5 members: every survivor suspects it within the timeout and survivors keep exchanging', async () => {
+    const suspectTimeoutMs = 1000
+    cluster = await spawnCluster(await configs(5, schema, { heartbeatIntervalMs: 100, suspectTimeoutMs }))
+    const victim = cluster[2]!
+    const survivors = cluster.filter((m) => m !== victim)
+    const killedAt = Date.now()
+    victim.kill('SIGKILL')
+    const suspected = (): boolean => survivors.every((m) => m.find((e) => e.ev === 'suspected' && e['rank'] === 2))
+    expect(await waitUntil(suspected, suspectTimeoutMs + 1500, 10)).toBe(true)
+    const elapsedMs = Date.now() - killedAt
+    expect(elapsedMs).toBeLessThan(suspectTimeoutMs + 1500)
+    // Only the victim is suspected; survivors still exchange rows, small and large messages.
+    for (const m of survivors) expect(m.events.filter((e) => e.ev === 'suspected').map((e) => e['rank'])).toEqual([2])
+    await Promise.all(survivors.map((m) => m.command('count', { upTo: 500 })))
+    await Promise.all([survivors[0]!.command('small', { sizes: Array.from({ length: 200 }, (_, i) => i) }), survivors[3]!.command('large', { sizes: [MiB + 1, 5] })])
+    expect(await waitUntil(() => deliveredInOrder(survivors, 'small', 0, Array.from({ length: 200 }, (_, i) => i)) && deliveredInOrder(survivors, 'large', 4, [MiB + 1, 5]), 20_000, 20)).toBe(true)
+    const views = await Promise.all(survivors.map((m) => m.command('rows')))
+    const survivorRanks = survivors.map((m) => m.rank)
+    for (const v of views) {
+      const counters = v['counters'] as string[]
+      for (const r of survivorRanks) expect(counters[r]).toBe('500')
+      expect(v['backwards']).toBe(0)
+    }
+  })
+})
+
+describe('native transport config errors', () => {
+  it('an unknown provider fails start() with a clear error', async () => {
+    const [cfg] = await configs(1, schema, { provider: 'no-such-provider' })
+    const t = new NativeTransport(cfg!)
+    const err = await t.start().then(() => undefined, (e: unknown) => e)
+    await t.stop()
+    expect(err).toBeInstanceOf(TransportError)
+    expect((err as TransportError).code).toBe('PROVIDER_UNAVAILABLE')
+    expect((err as Error).message).toMatch(/provider 'no-such-provider'.*providers available here: .*tcp/)
+  })
+
+  it('a bootstrap port in use fails start() with a clear error', async () => {
+    const [cfg] = await configs(1, schema)
+    const squatter = net.createServer()
+    await new Promise<void>((r) => squatter.listen(cfg!.members[0]!.port, '127.0.0.1', () => r()))
+    try {
+      const t = new NativeTransport(cfg!)
+      const err = await t.start().then(() => undefined, (e: unknown) => e)
+      expect((err as TransportError).code).toBe('PORT_IN_USE')
+      expect((err as Error).message).toMatch(new RegExp(`127\\.0\\.0\\.1:${cfg!.members[0]!.port}.*in use`))
+    } finally {
+      await new Promise((r) => squatter.close(r))
+    }
+  })
+
+  it('members with different SST schemas both fail start() naming the mismatch', async () => {
+    const [a, b] = await configs(2, schema, { connectTimeoutMs: 5000 })
+    const other: SstSchema = { columns: [...schema.columns, { name: 'extra', kind: 'u64[]', length: 3 }] }
+    const ta = new NativeTransport(a!)
+    const tb = new NativeTransport({ ...b!, schema: other })
+    const errs = await Promise.all([ta, tb].map((t) => t.start().then(() => undefined, (e: unknown) => e)))
+    await Promise.all([ta.stop(), tb.stop()])
+    for (const err of errs) {
+      expect((err as TransportError).code).toBe('SCHEMA_MISMATCH')
+      expect((err as Error).message).toMatch(/SST schema mismatch between member 10[01] and member 10[01]/)
+    }
+  })
+
+  it('invalid config is refused by the constructor', () => {
+    expect(() => new NativeTransport({ selfId: 9, members: [{ id: 1, host: '127.0.0.1', port: 1 }], schema, provider: 'tcp', smcSlotSizeBytes: 1, smcWindowSlots: 1, rdmcBlockSizeBytes: 1, heartbeatIntervalMs: 1, suspectTimeoutMs: 2, connectTimeoutMs: 1 })).toThrow(/selfId 9/)
+  })
+})
