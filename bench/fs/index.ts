@@ -2,6 +2,8 @@
 // plain backing directory, plus frozen-read caching, time-travel latency and large listings.
 // Everything is measured in one run; results are a table (returned) and a JSON object.
 
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
 import { Worker } from 'node:worker_threads'
 import fs from 'node:fs'
 import os from 'node:os'
@@ -11,6 +13,7 @@ import { dropFileCache, killAll, startFffs, startNullFs, stopAll, type Mount } f
 import type { Latency, Listing, Made, Rate, Task, Throughput } from './tasks.js'
 
 const MiB = 1024 * 1024
+const execFileP = promisify(execFile)
 const here = path.dirname(fileURLToPath(import.meta.url))
 
 export interface FsBenchConfig {
@@ -22,6 +25,7 @@ export interface FsBenchConfig {
   ttSamples: number
   lsFiles: number
   createBudgetMs: number // per bulk creation (versions, listing files); scaled down past it
+  repeats: number // interleaved rounds of section 1; the median is reported
 }
 
 export const defaultConfig: FsBenchConfig = {
@@ -33,6 +37,7 @@ export const defaultConfig: FsBenchConfig = {
   ttSamples: 2000,
   lsFiles: 100_000,
   createBudgetMs: 180_000,
+  repeats: 3,
 }
 
 export const quickConfig: FsBenchConfig = {
@@ -44,6 +49,7 @@ export const quickConfig: FsBenchConfig = {
   ttSamples: 200,
   lsFiles: 1000,
   createBudgetMs: 30_000,
+  repeats: 1,
 }
 
 /** Runs one task in a worker thread; past the deadline every mount is killed so the worker unblocks. */
@@ -123,34 +129,52 @@ export async function runFsBench(repoRoot: string, config: FsBenchConfig): Promi
     const P = (p: string) => path.join(dirs.plain, p)
     const big = 30 * 60_000
 
-    // 1. Sequential write / read and small files.
+    // 1. Sequential write / read and small files: `repeats` interleaved rounds, median reported
+    // (the host is shared and noisy). A `sync` before each write starts every run with no dirty
+    // pages left by the previous one.
     const seq = { bytes: config.seqBytes, blockBytes: MiB }
+    const runs: Record<string, Record<string, Array<Throughput | Rate>>> = { seqWrite: {}, seqRead: {}, smallFiles: {} }
+    const keep = (group: string, key: string, value: Throughput | Rate | null) => {
+      if (value !== null) (runs[group]![key] ??= []).push(value)
+    }
+    const settle = () => execFileP('sync', [], { timeout: 300_000 }).catch(() => undefined)
     const w = async (label: string, file: string, fsync: boolean) => {
+      await settle()
       progress(`${label}: write ${config.seqBytes / MiB} MiB${fsync ? ' + fsync' : ''}`)
       return safely(label, errors, () => inWorker<Throughput>({ kind: 'seqWrite', file, ...seq, fsync }, big))
     }
-    const seqWrite = {
-      fffs: await w('fffs', F('seq'), false),
-      null: await w('null', N('seq'), false),
-      plain: await w('plain', P('seq'), false),
-      fffsFsync: await w('fffs', F('seq-fsync'), true),
-      plainFsync: await w('plain', P('seq-fsync'), true),
-    }
-    r.seqWrite = seqWrite
     const rd = async (label: string, file: string) => {
       const dropped = await dropFileCache(file)
       if (!dropped) notes.push(`could not drop the page cache of ${label} ${path.basename(file)}: its read may be warm`)
       progress(`${label}: read ${path.basename(file)} (page cache dropped: ${dropped})`)
       return safely(label, errors, () => inWorker<Throughput>({ kind: 'seqRead', file, blockBytes: MiB }, big))
     }
-    const seqRead = { fffs: await rd('fffs', F('seq')), null: await rd('null', N('seq')), plain: await rd('plain', P('seq')) }
-    r.seqRead = seqRead
     const sf = async (label: string, dir: string, fsync: boolean) => {
+      await settle()
       progress(`${label}: ${config.smallFiles} small files${fsync ? ' + fsync' : ''}`)
       return safely(label, errors, () => inWorker<Rate>({ kind: 'smallFiles', dir, count: config.smallFiles, bytes: config.smallFileBytes, fsync }, big))
     }
-    const small = { fffs: await sf('fffs', F('small'), false), null: await sf('null', N('small'), false), plain: await sf('plain', P('small'), false), plainFsync: await sf('plain', P('small-fsync'), true) }
-    r.smallFiles = small
+    for (let round = 0; round < config.repeats; round++) {
+      progress(`round ${round + 1} of ${config.repeats}`)
+      keep('seqWrite', 'fffs', await w('fffs', F('seq'), false))
+      keep('seqWrite', 'null', await w('null', N('seq'), false))
+      keep('seqWrite', 'plain', await w('plain', P('seq'), false))
+      keep('seqWrite', 'fffsFsync', await w('fffs', F('seq-fsync'), true))
+      keep('seqWrite', 'plainFsync', await w('plain', P('seq-fsync'), true))
+      keep('seqRead', 'fffs', await rd('fffs', F('seq')))
+      keep('seqRead', 'null', await rd('null', N('seq')))
+      keep('seqRead', 'plain', await rd('plain', P('seq')))
+      keep('smallFiles', 'fffs', await sf('fffs', F(`small-${round}`), false))
+      keep('smallFiles', 'null', await sf('null', N(`small-${round}`), false))
+      keep('smallFiles', 'plain', await sf('plain', P(`small-${round}`), false))
+      keep('smallFiles', 'plainFsync', await sf('plain', P(`small-fsync-${round}`), true))
+    }
+    const median = (xs: Array<Throughput | Rate>) => {
+      const rate = (x: Throughput | Rate) => ('bytes' in x ? x.bytes : x.count) / x.seconds
+      return [...xs].sort((a, b) => rate(a) - rate(b))[Math.floor((xs.length - 1) / 2)]!
+    }
+    for (const group of Object.keys(runs)) r[group] = Object.fromEntries(Object.entries(runs[group]!).map(([k, xs]) => [k, median(xs)]))
+    r.runs = runs
 
     // 2. Frozen snapshot: first read vs second (kernel cache).
     progress(`fffs: frozen ${config.frozenBytes / MiB} MiB file, read twice at T`)
@@ -241,7 +265,7 @@ function render(r: Record<string, any>, config: FsBenchConfig): string {
   const verdict = (ok: boolean | null) => (ok === null ? 'n/a' : ok ? 'PASS' : 'MISS')
   const seqRatio = ratio(m(sw.fffs), m(sw.null))
   const mb = `${config.seqBytes / MiB} MiB`
-  out.push(`== fs: sequential and small files (MB/s = 10^6 B/s; ratios are fffs/other) ==`)
+  out.push(`== fs: sequential and small files (median of ${config.repeats} interleaved rounds; MB/s = 10^6 B/s; ratios are fffs/other) ==`)
   out.push(
     table([
       ['workload', 'fffs', 'null FS', 'plain dir', 'fffs/null', 'fffs/plain', 'target'],
