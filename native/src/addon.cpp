@@ -40,6 +40,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
                                          InstanceMethod("smcConsumed", &NativeEngine::SmcConsumed),
                                          InstanceMethod("rdmcSend", &NativeEngine::RdmcSend),
                                          InstanceMethod("stop", &NativeEngine::Stop),
+                                         InstanceMethod("settle", &NativeEngine::Settle),
                                      });
     exports.Set("NativeEngine", cls);
     return exports;
@@ -125,6 +126,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     Napi::Array errs = Napi::Array::New(env, b.errors.size());
     for (size_t i = 0; i < b.errors.size(); ++i) errs.Set(i, Napi::String::New(env, b.errors[i]));
     out.Set("errors", errs);
+    out.Set("settled", Napi::Boolean::New(env, b.settled));
     cb.Call({out});
   }
 
@@ -217,6 +219,11 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     } catch (const std::exception& e) {
       throw Napi::Error::New(info.Env(), e.what());
     }
+  }
+
+  Napi::Value Settle(const Napi::CallbackInfo& info) {
+    engine(info).request_settle();
+    return info.Env().Undefined();
   }
 
   Napi::Value Stop(const Napi::CallbackInfo& info) {

@@ -124,8 +124,8 @@ Engine::Engine(const EngineConfig& cfg) : cfg_(cfg), n_(cfg.member_count), self_
 
   // Memory: one region for the table, one for the rings; registered once.
   sys_offset_ = round_up(cfg.user_row_bytes, 8);
-  const size_t sys_words = kSmcConsumed0 + n_ + 4 * n_;
-  row_bytes_ = round_up(sys_offset_ + sys_words * 8, 64);
+  sys_words_ = kSmcConsumed0 + n_ + 4 * n_;
+  row_bytes_ = round_up(sys_offset_ + sys_words_ * 8, 64);
   sst_bytes_ = row_bytes_ * n_;
   sst_mem_ = alloc_bytes(sst_bytes_);
   std::memset(sst_mem_.get(), 0, sst_bytes_);
@@ -190,6 +190,9 @@ void Engine::set_peer(int rank, RemoteRegion sst, RemoteRegion smc) {
   if (rank < 0 || rank >= n_ || rank == self_) throw std::invalid_argument("bad peer rank");
   peers_[rank].sst = sst;
   peers_[rank].smc = smc;
+  peers_[rank].regions_known = true;
+  // Whatever of our system area was dropped for want of its keys (RDMC ready, counters) goes now.
+  if (peers_[rank].connected) push_sys(0, sys_words_, rank);
 }
 
 void Engine::post_recv(Peer& p) {
@@ -242,6 +245,12 @@ void Engine::stop(bool hard) {
   }
 }
 
+void Engine::request_settle() {
+  std::lock_guard<std::mutex> lock(mu_);
+  settle_requested_ = true;
+  wake();
+}
+
 void Engine::wake() {
   const uint64_t one = 1;
   ssize_t ignored = write(wake_fd_, &one, sizeof(one));
@@ -270,7 +279,9 @@ Batch Engine::take_batch() {
 
 void Engine::enqueue(int rank, const WriteOp& op) {
   Peer& p = peers_[rank];
-  if (!p.connected || p.suspected) {
+  // The accepting side may see FI_CONNECTED before JS has read the peer's hello (its keys):
+  // a write before that would target key 0, so nothing is written until set_peer.
+  if (!p.connected || p.suspected || !p.regions_known) {
     if (op.kind == Kind::kRdmc) {
       p.rdmc_outstanding--;
       transfers_[op.rdmc_sender].sends_outstanding--;
@@ -390,6 +401,11 @@ void Engine::poll_loop() {
       worked = drain_eq() || worked;
       now = Clock::now();
       tick(now);
+      if (settle_requested_) {
+        settle_requested_ = false;
+        batch_.settled = true;
+        signal_batch();
+      }
       for (auto& p : peers_) {
         if (!p.pending.empty()) flush(p);
         busy = busy || !p.pending.empty() || p.outstanding > 0;
@@ -578,6 +594,7 @@ bool Engine::drain_eq() {
       if (p == nullptr) continue;
       p->connected = true;
       p->last_heard = Clock::now();
+      if (p->regions_known) push_sys(0, sys_words_, p->rank);
       batch_.connected.push_back(p->rank);
       signal_batch();
       rdmc_on_rows();

@@ -67,6 +67,7 @@ struct Batch {
   std::vector<std::pair<int, std::string>> suspected;
   std::vector<int> connected;
   std::vector<std::string> errors;        // engine failures that are not a peer's fault
+  bool settled = false;                   // answers request_settle()
   bool any = false;
 };
 
@@ -93,6 +94,7 @@ struct Peer {
   FidPtr<fid_ep> ep;
   bool connected = false;
   bool suspected = false;
+  bool regions_known = false;  // set_peer done: until then nothing may be written to it
   RemoteRegion sst, smc;
   std::deque<WriteOp> pending;  // not yet accepted by the provider (EAGAIN or window), in order
   uint32_t outstanding = 0;      // posted, not completed
@@ -145,6 +147,8 @@ class Engine {
   void smc_consumed(int sender, uint64_t count);
   uint64_t rdmc_send(const uint8_t* payload, size_t len);  // throws if one is in flight
   Batch take_batch();
+  // Asks the completion thread to drain what has arrived and then report `settled` in a batch.
+  void request_settle();
   std::string provider_name() const { return info_->fabric_attr->prov_name; }
 
  private:
@@ -193,6 +197,7 @@ class Engine {
   bool virt_addr_ = false, prov_key_ = false, rx_cq_data_ = false;
   uint64_t next_key_ = 1;
 
+  size_t sys_words_ = 0;
   size_t row_bytes_, sst_bytes_, smc_stride_, smc_bytes_, sys_offset_;
   HeapBytes sst_mem_, smc_mem_;
   FidPtr<fid_mr> sst_mr_, smc_mr_;
@@ -202,6 +207,7 @@ class Engine {
   std::vector<std::unique_ptr<OpCtx>> ctx_free_;
   uint64_t smc_sent_ = 0;
   bool smc_waiting_ = false;
+  bool settle_requested_ = false;
   std::vector<Transfer> transfers_;  // by sender rank
   uint64_t rdmc_sent_ = 0;
   Batch batch_;

@@ -26,6 +26,7 @@ interface NativeBatch {
   suspected: { rank: number; reason: string }[]
   connected: number[]
   errors: string[]
+  settled: boolean
 }
 
 interface NativeEngine {
@@ -41,6 +42,7 @@ interface NativeEngine {
   smcConsumed(sender: number, count: number): void
   rdmcSend(payload: Uint8Array): number
   stop(hard?: boolean): void
+  settle(): void
 }
 
 interface NativeModule {
@@ -130,6 +132,7 @@ export class NativeTransport implements Transport {
   private readonly smcQueue: QueuedSend[] = []
   private readonly largeQueue: QueuedSend[] = []
   private largeInFlight: QueuedSend | undefined
+  private settleWaiters: Array<() => void> = []
   private onConnected: (() => void) | undefined
   private startError: ((err: Error) => void) | undefined
   private state: 'new' | 'starting' | 'running' | 'stopped' = 'new'
@@ -206,6 +209,7 @@ export class NativeTransport implements Transport {
     this.server?.close()
     this.server = undefined
     this.engine?.stop()
+    for (const resolve of this.settleWaiters.splice(0)) resolve()
     const stopped = new TransportError('STOPPED', 'transport stopped')
     for (const q of this.smcQueue.splice(0)) q.reject(stopped)
     for (const q of this.largeQueue.splice(0)) q.reject(stopped)
@@ -223,6 +227,20 @@ export class NativeTransport implements Transport {
     this.server?.close()
     this.server = undefined
     this.engine?.stop(true)
+    for (const resolve of this.settleWaiters.splice(0)) resolve()
+  }
+
+  /**
+   * Resolves once the completion thread has drained what already arrived and JS has handled
+   * it. Remote memory is visible before its notification (as with RDMA); tests that look at
+   * the table directly use this to wait for the matching events.
+   */
+  settle(): Promise<void> {
+    if (this.state !== 'running') return Promise.resolve()
+    return new Promise<void>((resolve) => {
+      this.settleWaiters.push(resolve)
+      this.engine!.settle()
+    })
   }
 
   setU64(column: string, value: bigint, index?: number): void {
@@ -399,6 +417,7 @@ export class NativeTransport implements Transport {
       this.startNextLarge()
     }
     if (batch.smcSpace || batch.suspected.length > 0) this.drainSmallQueue()
+    if (batch.settled) for (const resolve of this.settleWaiters.splice(0)) resolve()
   }
 
   private deliverSmall(received: readonly number[]): void {

@@ -60,7 +60,13 @@ export function inProcessGroups(sizes: Sizes = {}): MakeGroup {
       suspectTimeoutMs: c.suspectTimeoutMs,
       slackMs: 1500, // real time on 2 shared cores
       crash: async (rank) => transports[rank]!.abort(),
-      waitUntil: (condition, timeoutMs) => waitUntil(condition, timeoutMs),
+      // Memory is visible before its notification: once the condition holds, let every live
+      // member's completion thread and JS catch up, so events match what the table shows.
+      waitUntil: async (condition, timeoutMs) => {
+        const held = await waitUntil(condition, timeoutMs)
+        if (held) await Promise.all(transports.map((t) => t.settle()))
+        return held
+      },
       close: async () => {
         await Promise.all(transports.map((t) => t.stop()))
       },
