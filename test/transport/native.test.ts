@@ -35,8 +35,7 @@ function deliveredInOrder(members: readonly ChildMember[], kind: 'small' | 'larg
 }
 
 describe('native transport, multi-process on loopback', () => {
-  // Skipped: failed on a clean clone at the end of session 1 (rows did not converge in time, 2 busy cores); open in #3.
-  it.skip('rows: 4 members count concurrently; every row converges to its owner\'s last push and never goes backwards', async () => {
+  it('rows: 4 members count concurrently; every row converges to its owner\'s last push and never goes backwards', async () => {
     cluster = await spawnCluster(await configs(4, schema))
     await Promise.all(cluster.map((m) => m.command('count', { upTo: 3000 })))
     const converged = async (): Promise<boolean> => {
@@ -44,7 +43,7 @@ describe('native transport, multi-process on loopback', () => {
       return views.every((v) => (v['counters'] as string[]).every((c) => c === '3000') && v['backwards'] === 0)
     }
     let ok = false
-    for (let attempt = 0; attempt < 50 && !ok; attempt++) {
+    for (let attempt = 0; attempt < 100 && !ok; attempt++) {
       ok = await converged()
       if (!ok) await new Promise((r) => setTimeout(r, 100))
     }
