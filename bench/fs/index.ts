@@ -277,6 +277,8 @@ function render(r: Record<string, any>, config: FsBenchConfig): string {
     ]),
   )
 
+  const tail = (t: Throughput | undefined) => (t?.tailSeconds === undefined ? '-' : `${t.tailSeconds.toFixed(2)} of ${t.seconds.toFixed(2)} s`)
+  out.push(`time in the final [fsync+]close of the median seq write: fffs ${tail(sw.fffs)}, fffs+fsync ${tail(sw.fffsFsync)}, null ${tail(sw.null)}, plain ${tail(sw.plain)}, plain+fsync ${tail(sw.plainFsync)}`)
   const fr = r.frozen
   out.push('')
   out.push(`== fs: frozen snapshot read, file@T of a ${config.frozenBytes / MiB} MiB file ==`)

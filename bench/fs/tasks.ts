@@ -16,6 +16,7 @@ export type Task =
 export interface Throughput {
   bytes: number
   seconds: number
+  tailSeconds?: number // seqWrite: the fsync (if any) + close at the end, included in seconds
 }
 export interface Rate {
   count: number
@@ -50,9 +51,11 @@ function seqWrite(t: Extract<Task, { kind: 'seqWrite' }>): Throughput {
   const fd = fs.openSync(t.file, 'w')
   let written = 0
   while (written < t.bytes) written += fs.writeSync(fd, block, 0, Math.min(block.length, t.bytes - written), written)
+  const tail = now()
   if (t.fsync) fs.fsyncSync(fd)
   fs.closeSync(fd)
-  return { bytes: written, seconds: now() - start }
+  const end = now()
+  return { bytes: written, seconds: end - start, tailSeconds: end - tail }
 }
 
 function seqRead(t: Extract<Task, { kind: 'seqRead' }>): Throughput {
