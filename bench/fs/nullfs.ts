@@ -6,22 +6,11 @@
 // Prints "nullfs: mounted DIR" when ready; SIGTERM/SIGINT unmount.
 
 import Fuse from 'fuse-native'
-
-const MAX_REQUEST_BYTES = 1024 * 1024
+import { withFffsMountOptions } from '../../src/fs/mount.js'
 
 class NullFuse extends Fuse {
   protected override _fuseOptions(): string {
-    const base = super._fuseOptions()
-    const ours = [
-      'big_writes',
-      `max_write=${MAX_REQUEST_BYTES}`,
-      `max_read=${MAX_REQUEST_BYTES}`,
-      'atomic_o_trunc',
-      'auto_cache',
-      'fsname=nullfs',
-      'subtype=nullfs',
-    ].join(',')
-    return base === '' ? `-o${ours}` : `${base},${ours}`
+    return withFffsMountOptions(super._fuseOptions(), 'nullfs')
   }
 }
 

@@ -12,19 +12,27 @@ const EIO = 5
 /** libfuse 2.9 caps requests at the kernel's limit (128 KiB here); ask for the most. */
 const MAX_REQUEST_BYTES = 1024 * 1024
 
+/**
+ * The libfuse options fffs mounts with; fuse-native has no switch for most of them, so they
+ * are appended to its own option string. Shared with the bench's null file system so both
+ * take the same kernel path.
+ */
+export function withFffsMountOptions(base: string, fsName: string): string {
+  const ours = [
+    'big_writes',
+    `max_write=${MAX_REQUEST_BYTES}`,
+    `max_read=${MAX_REQUEST_BYTES}`,
+    'atomic_o_trunc', // O_TRUNC reaches open(), so truncate + rewrite is one version
+    'auto_cache', // keep cached pages while mtime and size are unchanged: frozen paths never change
+    `fsname=${fsName}`,
+    `subtype=${fsName}`,
+  ].join(',')
+  return base === '' ? `-o${ours}` : `${base},${ours}`
+}
+
 class FffsFuse extends Fuse {
   protected override _fuseOptions(): string {
-    const base = super._fuseOptions()
-    const ours = [
-      'big_writes',
-      `max_write=${MAX_REQUEST_BYTES}`,
-      `max_read=${MAX_REQUEST_BYTES}`,
-      'atomic_o_trunc', // O_TRUNC reaches open(), so truncate + rewrite is one version
-      'auto_cache', // keep cached pages while mtime and size are unchanged: frozen paths never change
-      'fsname=fffs',
-      'subtype=fffs',
-    ].join(',')
-    return base === '' ? `-o${ours}` : `${base},${ours}`
+    return withFffsMountOptions(super._fuseOptions(), 'fffs')
   }
 }
 
