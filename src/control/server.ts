@@ -152,7 +152,7 @@ export class ControlServer {
         await this.client.submit({ type: 'unsnapshot', name: request.name })
         return { name: request.name }
       case 'status':
-        return { mountpoint: this.mounted.mountpoint, dataDir: this.dataDir, pid: process.pid, stableFrontier: hlcToIso(this.client.stableFrontier()), mode: 'embedded' }
+        return { mountpoint: this.mounted.mountpoint, dataDir: this.dataDir, pid: process.pid, stableFrontier: hlcToIso(await this.client.stableFrontier()), mode: 'embedded' }
       case 'unmount':
         setImmediate(this.onUnmount)
         return { unmounting: this.mounted.mountpoint }

@@ -5,9 +5,8 @@
 // (never a mix) overlaid with the handle's own uncommitted writes.
 
 import { errors } from '../errors.js'
-import type { Client } from '../replication/client.js'
-import type { Attr, Ino, VersionOp } from '../store/records.js'
-import type { LogPosition } from '../store/segmentLog.js'
+import { dataRefAt, type Client } from '../replication/client.js'
+import type { Attr, DataRef, Ino, VersionOp } from '../store/records.js'
 import { HLC_MAX } from '../temporal/hlc.js'
 import type { Cut } from './resolve.js'
 
@@ -17,7 +16,7 @@ const CHUNK_SIZE_BYTES_MAX = 4 * 1024 * 1024
 interface Chunk {
   readonly bytes: Buffer
   usedBytes: number
-  position: LogPosition | null // set when sealed (handed to the data path)
+  ref: DataRef | null // set when sealed (handed to the data path)
 }
 
 type PendingOp =
@@ -64,7 +63,7 @@ export class OpenFile {
     if (chunk === null || chunk.usedBytes + lengthBytes > chunk.bytes.length) {
       if (chunk !== null) this.seal(client, chunk)
       const previous = chunk?.bytes.length ?? 0
-      chunk = this.chunk = { bytes: Buffer.allocUnsafe(Math.max(lengthBytes, Math.min(CHUNK_SIZE_BYTES_MAX, Math.max(CHUNK_SIZE_BYTES_MIN, previous * 2)))), usedBytes: 0, position: null }
+      chunk = this.chunk = { bytes: Buffer.allocUnsafe(Math.max(lengthBytes, Math.min(CHUNK_SIZE_BYTES_MAX, Math.max(CHUNK_SIZE_BYTES_MIN, previous * 2)))), usedBytes: 0, ref: null }
     }
     data.copy(chunk.bytes, chunk.usedBytes, 0, lengthBytes)
     const last = this.ops[this.ops.length - 1]
@@ -84,8 +83,8 @@ export class OpenFile {
   }
 
   private seal(client: Client, chunk: Chunk): void {
-    if (chunk.position !== null || chunk.usedBytes === 0) return
-    chunk.position = client.appendData(chunk.bytes.subarray(0, chunk.usedBytes)).position
+    if (chunk.ref !== null || chunk.usedBytes === 0) return
+    chunk.ref = client.appendData(chunk.bytes.subarray(0, chunk.usedBytes)).ref
   }
 
   /**
@@ -100,7 +99,7 @@ export class OpenFile {
     this.chunk = null
     this.committing = this.committing.concat(ops)
     const versionOps: VersionOp[] = ops.map((op) =>
-      op.op === 'truncate' ? op : { op: 'write', offset: op.offset, sizeBytes: op.sizeBytes, data: { segment: op.chunk.position!.segment, offset: op.chunk.position!.offset + op.chunkOffset } },
+      op.op === 'truncate' ? op : { op: 'write', offset: op.offset, sizeBytes: op.sizeBytes, data: dataRefAt(op.chunk.ref!, op.chunkOffset) },
     )
     const sensorUs = this.sensorUs
     const run = async (): Promise<void> => {

@@ -350,7 +350,7 @@ export class Operations {
   /** Pins a cut under a name: at a platform time, or (spec null) now, the current stable frontier, so no wait. */
   async createSnapshot(name: string, specText: string | null): Promise<{ name: string; at: string }> {
     if (name.length === 0 || name.includes('/') || name === '.' || name === '..' || isReservedName(name)) throw errors.invalid(`invalid snapshot name '${name}'`)
-    let at = this.client.stableFrontier()
+    let at = await this.client.stableFrontier()
     if (specText !== null) {
       const spec = parseTimeSpec(specText)
       if (spec.kind !== 'platform') throw errors.invalid(`a snapshot is pinned at a platform time, got '${specText}'`)

@@ -66,7 +66,7 @@ export class Resolver {
     const maxWaitMs = nonBlocking ? 0 : this.options.maxWaitMs
     if (parsed.snapshot !== null) {
       if (parsed.snapshot === '') return { kind: 'snapshotRoot' }
-      const snapshot = this.client.snapshot(parsed.snapshot)
+      const snapshot = await this.client.snapshot(parsed.snapshot)
       if (snapshot === null) throw errors.notFound(`${SNAPSHOT_DIR}/${parsed.snapshot}`)
       const stamp = BigInt(snapshot.at)
       await this.client.waitStable(stamp, maxWaitMs)
@@ -87,7 +87,7 @@ export class Resolver {
       }
       case 'version': {
         const ino = (await this.client.walk(parsed.components.slice(0, parsed.specIndex + 1), HLC_MAX)).ino
-        const stamp = this.client.stampOfVersion(ino, spec.version)
+        const stamp = await this.client.stampOfVersion(ino, spec.version)
         if (stamp === null) throw errors.notFound(`version ${spec.version} of ${name}`)
         const attr = await this.client.attr(ino, stamp)
         if (attr === null) throw errors.notFound(`version ${spec.version} of ${name}`)

@@ -3,12 +3,26 @@
 // (replication) implements the same interface against a group of `fffs serve` processes.
 
 import { FffsError } from '../errors.js'
-import type { ApplyResult, Attr, Ino, Mutation, Snapshot } from '../store/records.js'
+import type { ApplyResult, Attr, DataRef, Ino, Mutation, Snapshot } from '../store/records.js'
 import { Store } from '../store/store.js'
-import type { LogPosition } from '../store/segmentLog.js'
 import type { HlcStamp } from '../temporal/hlc.js'
 import { LocalOrderer, type Orderer } from './orderer.js'
 
+/**
+ * Names one submit across reconnects: a client that lost its connection with a submit in
+ * flight re-sends it with the same id to the next member, which must apply it at most once
+ * (docs/ARCHITECTURE.md, "Cluster edge"). `seq` increases per client; `oldestPendingSeq` is
+ * the lowest seq the client still waits for, so outcomes below it can be forgotten.
+ */
+export interface SubmitId {
+  readonly clientId: string
+  readonly seq: number
+  readonly oldestPendingSeq: number
+}
+
+// Every query is async (a cluster client answers it over the network). `appendData` alone
+// returns synchronously: its reference is opaque and made locally, so a FUSE write never waits
+// for a round trip; the bytes travel in the background.
 export interface Client {
   walk(components: readonly string[], cut: HlcStamp): Promise<Attr>
   attr(ino: Ino, cut: HlcStamp): Promise<Attr | null>
@@ -16,17 +30,27 @@ export interface Client {
   readdir(dir: Ino, cut: HlcStamp): Promise<Array<{ name: string; ino: Ino }>>
   read(attr: Attr, offset: number, into: Buffer, lengthBytes: number): Promise<number>
   versions(ino: Ino): Promise<Attr[]>
-  stampOfVersion(ino: Ino, version: number): HlcStamp | null
+  stampOfVersion(ino: Ino, version: number): Promise<HlcStamp | null>
   stampAtSensorTime(ino: Ino, sensorUs: number): Promise<HlcStamp | null>
   snapshots(): Promise<Snapshot[]>
-  snapshot(name: string): Snapshot | null
-  /** Hands file bytes to the data path; a 'version' mutation then refers to the position. */
-  appendData(bytes: Uint8Array): { position: LogPosition; written: Promise<void> }
-  /** Orders, persists and applies a mutation; throws the FffsError of a failed apply. */
-  submit(mutation: Mutation): Promise<{ stamp: HlcStamp; ino?: Ino }>
-  stableFrontier(): HlcStamp
+  snapshot(name: string): Promise<Snapshot | null>
+  /**
+   * Hands file bytes to the data path and returns at once; a 'version' mutation then refers to
+   * them by `ref` (or `dataRefAt(ref, n)` for the bytes from offset n). `written` resolves once
+   * the bytes are handed to the log or the network. The caller must not modify `bytes`
+   * afterwards (a cluster client may re-send them after a failover until the version commits).
+   */
+  appendData(bytes: Uint8Array): { ref: DataRef; written: Promise<void> }
+  /** Orders, persists and applies a mutation; throws the FffsError of a failed apply. `id`: see SubmitId. */
+  submit(mutation: Mutation, id?: SubmitId): Promise<{ stamp: HlcStamp; ino?: Ino }>
+  stableFrontier(): Promise<HlcStamp>
   waitStable(cut: HlcStamp, maxWaitMs: number): Promise<void>
   close(): Promise<void>
+}
+
+/** The reference to the bytes `offsetBytes` into the data `ref` names. */
+export function dataRefAt(ref: DataRef, offsetBytes: number): DataRef {
+  return 'blob' in ref ? { blob: ref.blob, offset: ref.offset + offsetBytes } : { segment: ref.segment, offset: ref.offset + offsetBytes }
 }
 
 export class EmbeddedClient implements Client {
@@ -62,7 +86,7 @@ export class EmbeddedClient implements Client {
   versions(ino: Ino): Promise<Attr[]> {
     return this.store.versions(ino)
   }
-  stampOfVersion(ino: Ino, version: number): HlcStamp | null {
+  async stampOfVersion(ino: Ino, version: number): Promise<HlcStamp | null> {
     return this.store.stampOfVersion(ino, version)
   }
   stampAtSensorTime(ino: Ino, sensorUs: number): Promise<HlcStamp | null> {
@@ -71,19 +95,21 @@ export class EmbeddedClient implements Client {
   snapshots(): Promise<Snapshot[]> {
     return this.store.snapshots()
   }
-  snapshot(name: string): Snapshot | null {
+  async snapshot(name: string): Promise<Snapshot | null> {
     return this.store.snapshot(name)
   }
-  appendData(bytes: Uint8Array): { position: LogPosition; written: Promise<void> } {
-    return this.store.appendData(bytes)
+  appendData(bytes: Uint8Array): { ref: DataRef; written: Promise<void> } {
+    const { position, written } = this.store.appendData(bytes)
+    return { ref: position, written }
   }
 
-  async submit(mutation: Mutation): Promise<{ stamp: HlcStamp; ino?: Ino }> {
+  /** One process, no reconnects: `id` is not needed for deduplication here. */
+  async submit(mutation: Mutation, _id?: SubmitId): Promise<{ stamp: HlcStamp; ino?: Ino }> {
     const { stamp, result } = await this.orderer.submit(mutation)
     return { stamp, ...unwrap(result) }
   }
 
-  stableFrontier(): HlcStamp {
+  async stableFrontier(): Promise<HlcStamp> {
     return this.orderer.stableFrontier()
   }
   waitStable(cut: HlcStamp, maxWaitMs: number): Promise<void> {

@@ -11,9 +11,16 @@ export const ROOT_INO: Ino = 1
 
 export type NodeKind = 'file' | 'dir' | 'symlink'
 
+/**
+ * Where the bytes of a write are: a position in the segment log (what Store.apply sees), or
+ * `offset` bytes into a blob a remote client sent ahead on its connection (what a cluster
+ * client submits; the serving member substitutes the log position before ordering).
+ */
+export type DataRef = LogPosition | { readonly blob: string; readonly offset: number }
+
 /** One step of a version: bytes written at an offset (already in the log), or a truncation. */
 export type VersionOp =
-  | { readonly op: 'write'; readonly offset: number; readonly sizeBytes: number; readonly data: LogPosition }
+  | { readonly op: 'write'; readonly offset: number; readonly sizeBytes: number; readonly data: DataRef }
   | { readonly op: 'truncate'; readonly sizeBytes: number }
 
 export type Mutation =

@@ -291,11 +291,13 @@ export class Store {
     let sizeBytes = attr.sizeBytes
     for (const op of ops) {
       if (op.op === 'write') {
+        if ('blob' in op.data) throw new Error(`internal: version of inode ${ino} refers to blob ${op.data.blob}; blobs must be replaced by log positions before ordering`)
+        const data = op.data
         for (let at = op.offset; at < op.offset + op.sizeBytes; ) {
           const block = Math.floor(at / BLOCK_SIZE_BYTES)
           const inBlock = at - block * BLOCK_SIZE_BYTES
           const n = Math.min(BLOCK_SIZE_BYTES - inBlock, op.offset + op.sizeBytes - at)
-          touched.set(block, overlay(mapOf(block), inBlock, n, { segment: op.data.segment, offset: op.data.offset + (at - op.offset) }))
+          touched.set(block, overlay(mapOf(block), inBlock, n, { segment: data.segment, offset: data.offset + (at - op.offset) }))
           at += n
         }
         sizeBytes = Math.max(sizeBytes, op.offset + op.sizeBytes)
