@@ -1,0 +1,21 @@
+// `fffs init DIR`: writes the config and cluster key of a local group (every member on
+// 127.0.0.1), ready for `fffs serve` / `fffs up`. Never overwrites an existing group: its key
+// is the only thing that lets its members and mounts in.
+
+import { writeLocalGroup } from '../replication/config.js'
+
+export interface InitOptions {
+  readonly replicas: number
+  readonly shards: number
+  readonly basePort?: number
+}
+
+/** Writes DIR/config.json and DIR/cluster.key; prints where and what to run next. Returns the config path. */
+export async function runInit(dir: string, options: InitOptions, print: (line: string) => void = (line) => process.stdout.write(line + '\n')): Promise<string> {
+  // An existing config.json or cluster.key: EEXIST naming the file (writeLocalGroup checks both).
+  const configPath = await writeLocalGroup(dir, options)
+  const count = options.replicas * options.shards
+  print(`wrote ${configPath} (${count} member${count === 1 ? '' : 's'}: ${options.shards} shard(s) x ${options.replicas} replica(s) on 127.0.0.1) and its cluster key`)
+  print(`next: fffs serve --config ${configPath} --id 0   (one per member id 0..${count - 1}), then fffs mount DIR --cluster ${configPath}`)
+  return configPath
+}
