@@ -154,6 +154,8 @@ export interface RemoteClientOptions {
   readonly clientId?: string
   /** Failovers and refusals, one line each; default stderr. */
   readonly log?: (line: string) => void
+  /** Messages a member pushes (none are defined yet; the member runtime may add frontier events). */
+  readonly onEvent?: (name: string, args: unknown, body: Buffer) => void
 }
 
 interface Link {
@@ -176,6 +178,7 @@ export class RemoteClient implements Client {
   readonly clientId: string
   private readonly config: GroupConfig
   private readonly log: (line: string) => void
+  private readonly onEvent: ((name: string, args: unknown, body: Buffer) => void) | undefined
   private current: Link | null = null
   private connecting: Promise<Link> | null = null
   private nextIndex = 0 // the member to try first
@@ -189,6 +192,7 @@ export class RemoteClient implements Client {
     this.config = config
     this.clientId = options.clientId ?? randomUUID()
     this.log = options.log ?? ((line) => process.stderr.write(line + '\n'))
+    this.onEvent = options.onEvent
   }
 
   /** Connects to the first reachable member, in config order. */
@@ -341,6 +345,7 @@ export class RemoteClient implements Client {
           deadPeerMs: this.config.clients.deadPeerMs,
           handshakeTimeoutMs: this.config.clients.handshakeTimeoutMs,
           onRefused: (address, reason) => this.log(`fffs: refused ${address}: ${reason}`),
+          onMessage: (message) => this.onEvent?.(message.method, message.args, message.body),
         })
         const { result } = await connection.request('hello', { protocol: REMOTE_PROTOCOL, clientId: this.clientId }, { timeoutMs: this.config.clients.requestTimeoutMs })
         const hello = result as Hello
