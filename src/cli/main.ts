@@ -11,7 +11,11 @@ import { defaultMount, locate, request } from '../control/client.js'
 import { ControlServer, type EntryInfo, type VersionInfo } from '../control/server.js'
 import { mountFs } from '../fs/mount.js'
 import type { TimeOptions } from '../fs/resolve.js'
-import { EmbeddedClient } from '../replication/client.js'
+import { EmbeddedClient, type Client } from '../replication/client.js'
+import { loadGroupConfig } from '../replication/config.js'
+import { RemoteClient } from '../replication/remote.js'
+import { localGroupConfig, runServe, startLocalGroup } from './cluster.js'
+import { runInit } from './init.js'
 
 const MAX_WAIT_MS_DEFAULT = 10_000
 const SENSOR_LAG_MAX_MS_DEFAULT = 5_000
@@ -38,25 +42,63 @@ function table(rows: string[][]): string {
   return rows.map((r) => r.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n') + '\n'
 }
 
-async function runMount(dir: string, opts: { dataDir?: string; maxWait: number; sensorLagMax: number; clockSkewMax: number }): Promise<void> {
-  const dataDir = path.resolve(opts.dataDir ?? defaultDataDir(dir))
-  const options: TimeOptions = { maxWaitMs: opts.maxWait, sensorLagMaxUs: opts.sensorLagMax * 1000, clockSkewMaxUs: opts.clockSkewMax * 1000 }
-  const { client, replayedRecords, truncatedBytes } = await EmbeddedClient.open(dataDir)
-  const mounted = await mountFs(path.resolve(dir), client, options, dataDir)
+interface MountOptions {
+  dataDir?: string
+  cluster?: string
+  maxWait: number
+  sensorLagMax: number
+  clockSkewMax: number
+}
+
+function timeOptions(opts: MountOptions): TimeOptions {
+  return { maxWaitMs: opts.maxWait, sensorLagMaxUs: opts.sensorLagMax * 1000, clockSkewMaxUs: opts.clockSkewMax * 1000 }
+}
+
+/** Mounts `client` at `dir` with its control socket; Ctrl-C or SIGTERM unmounts, then runs `onStopped`. */
+async function serveMount(dir: string, client: Client, opts: MountOptions, stateDir: string, banner: string, onStopped: () => Promise<void> = async () => undefined): Promise<void> {
+  const options = timeOptions(opts)
+  const mounted = await mountFs(path.resolve(dir), client, options, stateDir)
   let stopping: Promise<void> | null = null
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
       await control.stop().catch(() => undefined)
       await mounted.unmount()
       await client.close()
+      await onStopped()
       process.stderr.write(`fffs: unmounted ${mounted.mountpoint}\n`)
       process.exit(0)
     })())
-  const control = new ControlServer(client, mounted, options, dataDir, () => void stop())
+  const control = new ControlServer(client, mounted, options, stateDir, () => void stop())
   await control.start()
   process.on('SIGINT', () => void stop())
   process.on('SIGTERM', () => void stop())
-  process.stdout.write(`fffs: mounted ${mounted.mountpoint} (data ${dataDir}; replayed ${replayedRecords} records, dropped ${truncatedBytes} torn bytes)\n`)
+  process.stdout.write(`fffs: mounted ${mounted.mountpoint} (${banner})\n`)
+}
+
+async function runMount(dir: string, opts: MountOptions): Promise<void> {
+  if (opts.cluster !== undefined) {
+    if (opts.dataDir !== undefined) throw new CommanderError(2, 'fffs.badOptions', '--data-dir and --cluster exclude each other: a cluster mount keeps no data')
+    const config = await loadGroupConfig(path.resolve(opts.cluster))
+    const client = await RemoteClient.connect(config)
+    await serveMount(dir, client, opts, path.dirname(config.path), `cluster ${config.name}: ${config.members.length} members`)
+    return
+  }
+  const dataDir = path.resolve(opts.dataDir ?? defaultDataDir(dir))
+  const { client, replayedRecords, truncatedBytes } = await EmbeddedClient.open(dataDir)
+  await serveMount(dir, client, opts, dataDir, `data ${dataDir}; replayed ${replayedRecords} records, dropped ${truncatedBytes} torn bytes`)
+}
+
+async function runUp(dir: string, opts: MountOptions & { replicas: number; shards: number; groupDir?: string }): Promise<void> {
+  const groupDir = path.resolve(opts.groupDir ?? path.join(defaultDataDir(dir), 'group'))
+  const config = await localGroupConfig(groupDir, opts.replicas, opts.shards)
+  const group = await startLocalGroup(config, (line) => process.stderr.write(line + '\n'))
+  try {
+    const client = await RemoteClient.connect(config)
+    await serveMount(dir, client, opts, groupDir, `local group ${config.path}: ${config.members.length} members`, group.stop)
+  } catch (err) {
+    await group.stop()
+    throw err
+  }
 }
 
 export async function main(argv: string[]): Promise<void> {
@@ -66,12 +108,43 @@ export async function main(argv: string[]): Promise<void> {
   program
     .command('mount')
     .argument('<dir>', 'mount point (created if missing)')
-    .option('--data-dir <dir>', 'where the log and index live (default: ~/.local/share/fffs/NAME-HASH)')
+    .option('--data-dir <dir>', 'embedded: where the log and index live (default: ~/.local/share/fffs/NAME-HASH)')
+    .option('--cluster <config>', 'mount a replicated group (its config.json) instead of an embedded store')
     .option('--max-wait <ms>', 'how long a read at an unstable cut waits before EAGAIN', positiveInt, MAX_WAIT_MS_DEFAULT)
     .option('--sensor-lag-max <ms>', 'Δ: the most a sensor timestamp may lag platform time', positiveInt, SENSOR_LAG_MAX_MS_DEFAULT)
     .option('--clock-skew-max <ms>', 'δ: the bound on writer/platform clock skew', positiveInt, CLOCK_SKEW_MAX_MS_DEFAULT)
-    .description('mount an embedded fffs at DIR (runs in the foreground; Ctrl-C unmounts)')
+    .description('mount fffs at DIR: an embedded store, or a group with --cluster (runs in the foreground; Ctrl-C unmounts)')
     .action(runMount)
+
+  program
+    .command('init')
+    .argument('<dir>', 'directory for config.json and cluster.key')
+    .option('--replicas <n>', 'replicas per shard', positiveInt, 3)
+    .option('--shards <n>', 'data shards', positiveInt, 1)
+    .option('--base-port <port>', 'first TCP port (members use base+2i and base+2i+1)', positiveInt)
+    .description('write the config and cluster key of a local group')
+    .action(async (dir: string, opts: { replicas: number; shards: number; basePort?: number }) => {
+      await runInit(path.resolve(dir), { replicas: opts.replicas, shards: opts.shards, ...(opts.basePort !== undefined ? { basePort: opts.basePort } : {}) })
+    })
+
+  program
+    .command('serve')
+    .requiredOption('--config <file>', 'the group config (config.json)')
+    .requiredOption('--id <n>', 'this member id', positiveInt)
+    .description('run one member of a replicated group (foreground)')
+    .action(runServe)
+
+  program
+    .command('up')
+    .argument('<dir>', 'mount point (created if missing)')
+    .option('--replicas <n>', 'replicas per shard', positiveInt, 3)
+    .option('--shards <n>', 'data shards', positiveInt, 1)
+    .option('--group-dir <dir>', 'where the group config, key and member data live (default: ~/.local/share/fffs/NAME-HASH/group)')
+    .option('--max-wait <ms>', 'how long a read at an unstable cut waits before EAGAIN', positiveInt, MAX_WAIT_MS_DEFAULT)
+    .option('--sensor-lag-max <ms>', 'Δ: the most a sensor timestamp may lag platform time', positiveInt, SENSOR_LAG_MAX_MS_DEFAULT)
+    .option('--clock-skew-max <ms>', 'δ: the bound on writer/platform clock skew', positiveInt, CLOCK_SKEW_MAX_MS_DEFAULT)
+    .description('start a local replicated group (one process per member) and mount it at DIR; Ctrl-C stops both')
+    .action(runUp)
 
   program
     .command('unmount')

@@ -1,0 +1,106 @@
+// The commands of a replicated group: `fffs serve` runs one member, `fffs up` runs a local
+// group of members as child processes plus a mount of it (what `npm start` runs).
+
+import { spawn, type ChildProcess } from 'node:child_process'
+import { promises as fsp } from 'node:fs'
+import net from 'node:net'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { errors, FffsError } from '../errors.js'
+import { CONFIG_FILE_NAME, loadGroupConfig, writeLocalGroup, type GroupConfig } from '../replication/config.js'
+import { Member } from '../replication/member.js'
+import { serveClient } from '../replication/remote.js'
+import { listen } from '../replication/wire.js'
+
+const MEMBER_READY_TIMEOUT_MS = 60_000
+
+export async function runServe(opts: { config: string; id: number }): Promise<void> {
+  const config = await loadGroupConfig(path.resolve(opts.config))
+  const self = config.members.find((m) => m.id === opts.id)
+  if (self === undefined) throw errors.invalid(`member id ${opts.id} is not in ${config.path} (ids: ${config.members.map((m) => m.id).join(', ')})`)
+  const member = await Member.start(config, opts.id)
+  const server = await listen(self.clientPort, self.host, config.key, (connection) =>
+    serveClient(connection, member.client, { dedupesSubmits: true, memberId: opts.id }),
+  )
+  let stopping = false
+  const stop = async (): Promise<void> => {
+    if (stopping) return
+    stopping = true
+    await server.close().catch(() => undefined)
+    await member.stop()
+    process.exit(0)
+  }
+  process.on('SIGINT', () => void stop())
+  process.on('SIGTERM', () => void stop())
+  process.stdout.write(
+    `fffs: member ${opts.id} of ${config.name} serving clients on ${self.host}:${self.clientPort} ` +
+      `(view ${member.view.vid}: members ${member.view.members.map((rank) => member.memberIdOfRank(rank)).join(', ')}; data ${self.dataDir})\n`,
+  )
+}
+
+/** The group config of `fffs up DIR`: made on first use next to the mount's default data. */
+export async function localGroupConfig(groupDir: string, replicas: number, shards: number): Promise<GroupConfig> {
+  const file = path.join(groupDir, CONFIG_FILE_NAME)
+  const exists = await fsp.stat(file).then(() => true, () => false)
+  if (!exists) await writeLocalGroup(groupDir, { replicas, shards })
+  const config = await loadGroupConfig(file)
+  if (config.members.length !== replicas * shards) {
+    throw errors.invalid(`${file} has ${config.members.length} members, not ${replicas * shards}; remove ${groupDir} or pass matching --replicas/--shards`)
+  }
+  return config
+}
+
+/** Starts every member of `config` as a child process; resolves once each accepts clients. */
+export async function startLocalGroup(config: GroupConfig, log: (line: string) => void): Promise<{ children: ChildProcess[]; stop: () => Promise<void> }> {
+  const bin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bin/fffs')
+  const children = config.members.map((m) => {
+    const child = spawn(process.execPath, [bin, 'serve', '--config', config.path, '--id', String(m.id)], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const prefix = (chunk: Buffer): void => {
+      for (const line of chunk.toString('utf8').split('\n')) if (line.trim() !== '') log(`[member ${m.id}] ${line}`)
+    }
+    child.stdout!.on('data', prefix)
+    child.stderr!.on('data', prefix)
+    return child
+  })
+  const stop = async (): Promise<void> => {
+    await Promise.all(
+      children.map(
+        (child) =>
+          new Promise<void>((resolve) => {
+            if (child.exitCode !== null || child.signalCode !== null) return resolve()
+            const timer = setTimeout(() => child.kill('SIGKILL'), 10_000)
+            child.once('exit', () => {
+              clearTimeout(timer)
+              resolve()
+            })
+            child.kill('SIGTERM')
+          }),
+      ),
+    )
+  }
+  try {
+    await Promise.all(config.members.map((m, i) => waitForPort(m.host, m.clientPort, children[i]!, MEMBER_READY_TIMEOUT_MS)))
+  } catch (err) {
+    await stop()
+    throw err
+  }
+  return { children, stop }
+}
+
+async function waitForPort(host: string, port: number, child: ChildProcess, timeoutMs: number): Promise<void> {
+  const deadlineMs = Date.now() + timeoutMs
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new FffsError('EIO', `a member exited (${child.exitCode ?? child.signalCode}) before serving on ${host}:${port}`)
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = net.connect({ host, port })
+      socket.once('connect', () => {
+        socket.destroy()
+        resolve(true)
+      })
+      socket.once('error', () => resolve(false))
+    })
+    if (open) return
+    if (Date.now() > deadlineMs) throw new FffsError('EIO', `no member serving on ${host}:${port} after ${timeoutMs} ms`)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+}
