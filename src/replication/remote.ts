@@ -44,6 +44,8 @@ export interface ServeClientOptions {
    */
   readonly dedupesSubmits?: boolean
   readonly memberId?: number
+  /** Requests this serving side answers itself (member-to-member traffic shares the port); undefined: not handled here. */
+  readonly extraRequests?: (request: Incoming) => Promise<Reply> | undefined
 }
 
 interface ServedBlob {
@@ -115,8 +117,11 @@ export function serveClient(connection: Connection, client: Client, options: Ser
             for (const blob of referenced) blobs.delete(blob)
           }
         }
-        default:
+        default: {
+          const handled = options.extraRequests?.(request)
+          if (handled !== undefined) return handled
           throw new FffsError('ENOTSUP', `unknown request '${request.method}'`)
+        }
       }
     },
   })
