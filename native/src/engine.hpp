@@ -3,9 +3,9 @@
 // completion thread. No Node-API here: addon.cpp wraps it.
 //
 // Change notification: every write carries 32 bits of remote CQ data (fi_writemsg with
-// FI_REMOTE_CQ_DATA), so the target's CQ gets one completion per remote write and the
-// completion thread can block in epoll instead of scanning the table (Derecho's predicate
-// thread spins; we want an idle member to cost nothing). The data says what was written:
+// FI_REMOTE_CQ_DATA), so the target's CQ gets one completion per remote write and nobody has
+// to scan the table (Derecho's predicate thread spins; we want an idle member to cost nothing).
+// The data says what was written:
 //   bits 31..28 kind (SST user area, SST system area, SMC slot, RDMC block)
 //   bits 27..20 rank (the writer for SST/SMC, the object's origin sender for RDMC)
 //   bits 19..0  RDMC block index
@@ -13,9 +13,18 @@
 // placed in order (FI_ORDER_WAW on tcp and on verbs RC), so a completion for write i means
 // writes < i from that writer are visible too.
 //
+// Who drains the CQ (measured: two thread hops per message cost ~70 µs on a 2-core box):
+//  - latency mode (default): the JS thread watches the CQ's wait fd in its own event loop and
+//    drains it there (js_drain), so a small message or row push costs one wake, as a socket
+//    does. The completion thread only keeps heartbeats, suspicion and connection events, and
+//    drains on the JS thread's behalf when JS has not drained for a heartbeat interval (a busy
+//    JS loop must not cause false suspicion).
+//  - bulk mode: while an RDMC object is in flight here, the completion thread drains (and
+//    spins briefly), so large copies never block the JS loop; JS stops watching the fd.
+//
 // Lock order: mu_ guards every libfabric data-path call and all state below it; the JS
-// thread (push, smcSend, rdmcSend) and the completion thread both take it; nobody blocks
-// while holding it (the completion thread sleeps in epoll without it).
+// thread (push, smcSend, rdmcSend, js_drain) and the completion thread both take it; nobody
+// blocks while holding it (the completion thread sleeps in epoll without it).
 #pragma once
 
 #include <atomic>
@@ -56,11 +65,12 @@ struct LargeDelivery {
   int sender = 0;
   uint64_t seq = 0;
   size_t size_bytes = 0;
-  HeapBytes bytes;
+  ObjectBytes bytes;
 };
 struct Batch {
   std::vector<uint8_t> rows_changed;      // per rank: user area written since the last batch
   std::vector<uint64_t> smc_received;     // per sender: cumulative small messages landed
+  bool smc_any = false;                   // smc_received grew in this batch
   bool smc_space = false;                 // a blocked smcSend may retry
   std::vector<LargeDelivery> large;       // completed RDMC objects, owned by JS from now on
   std::vector<uint64_t> large_sent;       // own RDMC objects received by every live member
@@ -68,6 +78,7 @@ struct Batch {
   std::vector<int> connected;
   std::vector<std::string> errors;        // engine failures that are not a peer's fault
   bool settled = false;                   // answers request_settle()
+  bool js_poll = false;                   // latency mode again: JS should watch the CQ fd
   bool any = false;
 };
 
@@ -97,8 +108,10 @@ struct Peer {
   bool regions_known = false;  // set_peer done: until then nothing may be written to it
   RemoteRegion sst, smc;
   std::deque<WriteOp> pending;  // not yet accepted by the provider (EAGAIN or window), in order
-  uint32_t outstanding = 0;      // posted, not completed
+  uint32_t outstanding = 0;      // posted with a completion, not completed
   uint32_t rdmc_outstanding = 0;
+  uint32_t unsignaled = 0;       // writes posted without a completion since the last signaled one
+  std::unique_ptr<OpCtx> quiet;  // context of unsignaled writes: errors still report it
   Clock::time_point last_heard;
 };
 
@@ -111,10 +124,13 @@ struct Transfer {
   std::vector<uint8_t> have;  // per block
   uint32_t have_count = 0;
   const uint8_t* data = nullptr;  // sender: JS buffer; receiver: bytes.get()
-  HeapBytes bytes;                // receiver-owned until delivered
+  ObjectBytes bytes;              // receiver-owned until delivered
   FidPtr<fid_mr> mr;
-  std::vector<uint32_t> next_block;  // per rank: next block to send it (only for current children)
+  std::vector<uint32_t> next_block;    // per rank: next of this member's regular blocks for it
+  std::vector<uint32_t> repair_block;  // sender only, per rank: next block whose relay is suspected
   uint32_t sends_outstanding = 0;
+  uint32_t self_copied = 0;  // sender: blocks copied into `bytes` for its own delivery
+  std::vector<uint32_t> outstanding_to;  // per target: block writes posted, not completed
 };
 
 class Engine {
@@ -147,6 +163,10 @@ class Engine {
   void smc_consumed(int sender, uint64_t count);
   uint64_t rdmc_send(const uint8_t* payload, size_t len);  // throws if one is in flight
   Batch take_batch();
+  // JS thread, latency mode: drains the CQ, moves what is ready into `out`. Returns false when
+  // the engine is in bulk mode (JS should stop watching the fd until a batch says js_poll).
+  bool js_drain(Batch& out);
+  int cq_wait_fd() const { return cq_fd_; }
   // Asks the completion thread to drain what has arrived and then report `settled` in a batch.
   void request_settle();
   std::string provider_name() const { return info_->fabric_attr->prov_name; }
@@ -155,7 +175,9 @@ class Engine {
   // system area words (after the user area of each row)
   static constexpr size_t kHeartbeat = 0, kAnnounceCount = 1, kAnnounceSize = 2, kSmcConsumed0 = 3;
   size_t rdmc_word(int sender, int field) const { return kSmcConsumed0 + n_ + 4 * sender + field; }
-  enum RdmcField { kReady = 0, kAddr = 1, kKey = 2, kDone = 3 };
+  enum RdmcField { kReady = 0, kAddr = 1, kKey = 2, kDone = 3 };  // kDone: has every block of that object
+  // In a sender's row, per receiver: the last object it may deliver (nothing more of ours will land).
+  size_t rdmc_released(int receiver) const { return kSmcConsumed0 + n_ + 4 * n_ + receiver; }
 
   uint64_t region_base(const uint8_t* p) const;
   uint64_t* sys(int rank) const;
@@ -179,9 +201,16 @@ class Engine {
   void rdmc_start_receive(int sender);
   void rdmc_progress(int sender);
   void rdmc_maybe_finish(int sender);
-  std::vector<int> tree_children(int sender, int rank) const;
-  void live_children(int sender, int rank, std::vector<int>& out) const;
+  int relay_of(int sender, uint32_t block) const;
+  void rdmc_targets(int sender, std::vector<int>& out) const;
+  bool next_for(int sender, int target, uint32_t& block);
+  void rdmc_write_done(int sender, int target);
+  void enter_bulk();
+  bool rdmc_copy_self();
+  void sync_mode();
+  void take_into(Batch& out);
   void post_recv(Peer& p);
+  void bind_cq(Peer& p);
   void signal_batch();
   void wake();
 
@@ -206,12 +235,17 @@ class Engine {
   std::vector<Peer> peers_;  // by rank; peers_[self_] unused
   std::vector<std::unique_ptr<OpCtx>> ctx_free_;
   uint64_t smc_sent_ = 0;
+  std::vector<uint64_t> consumed_pushed_;  // per sender: the consumed count last written to it
   bool smc_waiting_ = false;
   bool settle_requested_ = false;
   std::vector<Transfer> transfers_;  // by sender rank
   uint64_t rdmc_sent_ = 0;
   Batch batch_;
   bool notify_pending_ = false;
+  bool js_mode_ = true;        // latency mode: JS drains the CQ
+  bool bulk_pending_ = false;  // an object was announced while JS drained: the thread starts it
+  bool thread_has_cq_ = false; // cq_fd_ is in the completion thread's epoll set
+  Clock::time_point last_js_;  // JS last drained or took a batch
   std::function<void()> notify_;
   Clock::time_point next_heartbeat_;
 

@@ -59,4 +59,13 @@ struct FreeDeleter {
 };
 using HeapBytes = std::unique_ptr<uint8_t, FreeDeleter>;
 
+// A received large object: anonymous mmap (transparent huge pages where the kernel allows, so
+// a 256 MiB object takes 128 faults, not 65536), handed to JS as an external ArrayBuffer.
+struct UnmapDeleter {
+  size_t len = 0;
+  void operator()(uint8_t* p) const noexcept;
+};
+using ObjectBytes = std::unique_ptr<uint8_t, UnmapDeleter>;
+ObjectBytes map_object(size_t len);
+
 }  // namespace fffs

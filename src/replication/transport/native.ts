@@ -17,16 +17,17 @@ export { TransportError } from './native-errors.js'
 
 // ---- the addon ----
 
+/** One batch of events; the addon sets only the fields that carry something. */
 interface NativeBatch {
-  rows: number[]
-  smcReceived: number[]
-  smcSpace: boolean
-  large: { sender: number; seq: number; payload: Uint8Array }[]
-  largeSent: number[]
-  suspected: { rank: number; reason: string }[]
-  connected: number[]
-  errors: string[]
-  settled: boolean
+  rows?: number[]
+  smcReceived?: number[] // cumulative per sender, present when any grew
+  smcSpace?: boolean
+  large?: { sender: number; seq: number; payload: Uint8Array }[]
+  largeSent?: number[]
+  suspected?: { rank: number; reason: string }[]
+  connected?: number[]
+  errors?: string[]
+  settled?: boolean
 }
 
 interface NativeEngine {
@@ -395,28 +396,32 @@ export class NativeTransport implements Transport {
 
   private onBatch(batch: NativeBatch): void {
     if (this.state === 'stopped') return
-    for (const rank of batch.connected) this.connected.add(rank)
-    if (batch.connected.length > 0) this.checkConnected()
-    if (batch.errors.length > 0) {
+    if (batch.connected) {
+      for (const rank of batch.connected) this.connected.add(rank)
+      this.checkConnected()
+    }
+    if (batch.errors) {
       const err = new TransportError('PROVIDER_UNAVAILABLE', `native transport: ${batch.errors.join('; ')}`)
       if (this.startError) this.startError(err)
       else process.emitWarning(err.message, 'FffsTransportWarning')
     }
-    for (const { rank, reason } of batch.suspected) {
-      if (this.suspectedRanks.has(rank)) continue
-      this.suspectedRanks.add(rank)
-      this.emit('suspected', rank, reason)
+    if (batch.suspected) {
+      for (const { rank, reason } of batch.suspected) {
+        if (this.suspectedRanks.has(rank)) continue
+        this.suspectedRanks.add(rank)
+        this.emit('suspected', rank, reason)
+      }
     }
-    if (batch.rows.length > 0) this.emit('rows', batch.rows)
-    this.deliverSmall(batch.smcReceived)
-    for (const { sender, seq, payload } of batch.large) this.emit('large', sender, seq, payload)
-    if (batch.largeSent.length > 0 && this.largeInFlight) {
+    if (batch.rows) this.emit('rows', batch.rows)
+    if (batch.smcReceived) this.deliverSmall(batch.smcReceived)
+    if (batch.large) for (const { sender, seq, payload } of batch.large) this.emit('large', sender, seq, payload)
+    if (batch.largeSent && this.largeInFlight) {
       const done = this.largeInFlight
       this.largeInFlight = undefined
       done.resolve()
       this.startNextLarge()
     }
-    if (batch.smcSpace || batch.suspected.length > 0) this.drainSmallQueue()
+    if (batch.smcSpace || batch.suspected) this.drainSmallQueue()
     if (batch.settled) for (const resolve of this.settleWaiters.splice(0)) resolve()
   }
 
@@ -457,9 +462,9 @@ export class NativeTransport implements Transport {
     if (!next) return
     this.largeInFlight = next
     try {
-      const seq = this.engine!.rdmcSend(next.payload)
-      // Self delivery gets its own copy: the sender's buffer is still being sent (and is the caller's).
-      this.emit('large', this.selfRank, seq, next.payload.slice())
+      // Self delivery is a copy the engine makes off this thread and hands back in a batch,
+      // with the other events of this object (the caller's buffer is still being sent).
+      this.engine!.rdmcSend(next.payload)
     } catch (err) {
       this.largeInFlight = undefined
       next.reject(err as Error)
