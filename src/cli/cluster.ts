@@ -18,9 +18,9 @@ export async function runServe(opts: { config: string; id: number }): Promise<vo
   const config = await loadGroupConfig(path.resolve(opts.config))
   const self = config.members.find((m) => m.id === opts.id)
   if (self === undefined) throw errors.invalid(`member id ${opts.id} is not in ${config.path} (ids: ${config.members.map((m) => m.id).join(', ')})`)
-  const member = await Member.start(config, opts.id)
+  const member = await Member.open(config, opts.id)
   const server = await listen(self.clientPort, self.host, config.key, (connection) =>
-    serveClient(connection, member.client, { dedupesSubmits: true, memberId: opts.id }),
+    serveClient(connection, member.client, { dedupesSubmits: true, memberId: opts.id, status: () => member.status(), extraRequests: (request) => member.handlePeerRequest(request) }),
   )
   let stopping = false
   const stop = async (): Promise<void> => {
@@ -32,10 +32,8 @@ export async function runServe(opts: { config: string; id: number }): Promise<vo
   }
   process.on('SIGINT', () => void stop())
   process.on('SIGTERM', () => void stop())
-  process.stdout.write(
-    `fffs: member ${opts.id} of ${config.name} serving clients on ${self.host}:${self.clientPort} ` +
-      `(view ${member.view.vid}: members ${member.view.members.map((rank) => member.memberIdOfRank(rank)).join(', ')}; data ${self.dataDir})\n`,
-  )
+  process.stdout.write(`fffs: member ${opts.id} of ${config.name} serving clients on ${self.host}:${self.clientPort} (data ${self.dataDir}); joining the group\n`)
+  await member.recover()
 }
 
 /** The group config of `fffs up DIR`: made on first use next to the mount's default data. */

@@ -4,14 +4,24 @@
 // the log in delivery order, applied in order, group-committed with fdatasync, then reported
 // as persisted); replies resolve the submits of the mounts connected to this member.
 //
-// Ordered messages carry one of two payloads (src/replication/core/message.ts adds the header):
+// Ordered messages carry one of three payloads (the core adds its header):
 // - data: file bytes a mount wrote, multicast as they arrive (the bulk path); each replica
 //   appends them to its own log and remembers where, by blob id;
 // - record: a mutation; a version's writes name blobs, which each replica replaces by its own
 //   log position before appending the record. Data thus crosses the network once per replica
-//   and is committed by a small ordered record.
+//   and is committed by a small ordered record;
+// - reconfigure: members to add. Delivered at the same point of the order everywhere, it ends
+//   the epoch there (see below).
+//
+// Epochs. The transport connects a fixed set of members, so a member that restarts cannot
+// rejoin it: members are removed by the core's view change inside an epoch, and added by a
+// new epoch. Every member starts (and restarts) recovering (src/replication/recovery.ts): it
+// asks the others; if a group is running it asks to join, and the group orders a reconfigure;
+// if none is, a majority of the last view forms one, from the longest log. Either way every
+// member of the new epoch first holds exactly the records up to the plan's start stamp
+// (fetched from the donor by state transfer, durable), then connects the new transport.
 
-import { promises as fsp, writeFileSync, openSync, fsyncSync, closeSync } from 'node:fs'
+import { promises as fsp, writeFileSync, openSync, fsyncSync, closeSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { errors, FffsError } from '../errors.js'
 import type { ApplyResult, Attr, DataRef, Ino, Mutation, Snapshot, VersionOp } from '../store/records.js'
@@ -19,26 +29,45 @@ import type { LogPosition } from '../store/segmentLog.js'
 import { Store } from '../store/store.js'
 import { hlcPhysicalUs, wallClockUs, type HlcStamp } from '../temporal/hlc.js'
 import type { Client, SubmitId } from './client.js'
-import type { GroupConfig } from './config.js'
-import { GroupCore, type CoreAction, type CoreEvent, type CoreStatus, type View } from './core/group.js'
+import type { GroupConfig, GroupMember } from './config.js'
+import { GroupCore, type CoreAction, type CoreEvent, type CoreStatus } from './core/group.js'
 import { groupSchema } from './core/schema.js'
+import { decodeTransfer, encodeTransfer, planEpoch, type EpochPlan, type MemberReport, type PendingBlob } from './recovery.js'
 import { NativeTransport } from './transport/native.js'
 import { TRANSPORT_DEFAULTS, type Transport } from './transport/types.js'
+import { connect, type Connection, type Incoming, type Reply } from './wire.js'
 
 const TICK_MS = 20
+const RECOVERY_POLL_MS = 300
+const RECOVERY_GRACE_MS = 2_000 // wait this long for every member before forming a group of a majority
+const PEER_REQUEST_TIMEOUT_MS = 5_000
+const TRANSFER_BATCH_BYTES = 8 * 1024 * 1024
 const PAYLOAD_DATA = 1
 const PAYLOAD_RECORD = 2
+const PAYLOAD_RECONFIGURE = 3
 
 interface RecordPayload {
   readonly mutation: Mutation
   readonly submit?: SubmitId
 }
 
-interface PendingSubmit {
+interface Request {
+  readonly payload: Uint8Array
   readonly resolve: (value: { stamp: HlcStamp; result: ApplyResult }) => void
   readonly reject: (err: Error) => void
-  applied?: Promise<ApplyResult>
+  delivered?: { stamp: HlcStamp; result: Promise<ApplyResult> }
 }
+
+interface Epoch {
+  readonly plan: EpochPlan
+  readonly transport: Transport
+  core: GroupCore | null // null while the transport connects
+  readonly early: CoreEvent[] // events before the core started
+  /** A reconfigure was delivered: the epoch ends once every member delivered it too. */
+  ending: { readonly next: EpochPlan; readonly viewSeq: number; readonly sinceMs: number } | null
+}
+
+export type Phase = 'recovering' | 'starting' | 'running' | 'stopped'
 
 export interface MemberOptions {
   readonly log?: (line: string) => void
@@ -47,7 +76,8 @@ export interface MemberOptions {
 /** What `fffs status` shows of one member. */
 export interface MemberStatus {
   readonly id: number
-  readonly core: CoreStatus
+  readonly phase: Phase
+  readonly core: CoreStatus | null
   readonly memberIds: readonly number[] // epoch rank -> member id
   readonly appliedStamp: string
   readonly rows: ReadonlyArray<Record<string, string | boolean | string[] | boolean[]>>
@@ -58,185 +88,430 @@ export class Member {
   readonly config: GroupConfig
   readonly store: Store
   readonly client: ReplicaClient
-  private readonly transport: Transport
-  private readonly core: GroupCore
+  private readonly self: GroupMember
   private readonly log: (line: string) => void
-  private readonly blobPositions = new Map<string, LogPosition>() // delivered data not yet committed
-  private readonly pending = new Map<number, PendingSubmit>()
-  private readonly applied = new Map<number, Promise<ApplyResult>>() // own requests delivered, awaiting durability
+  private phase: Phase = 'recovering'
+  private epoch: Epoch | null = null
+  private lastView: { vid: number; memberIds: number[] }
+  private readonly blobPositions = new Map<string, { position: LogPosition; sizeBytes: number }>() // delivered data not yet named by a version
+  private readonly requests = new Map<number, Request>()
   private readonly dedupe = new Map<string, Map<number, Promise<ApplyResult>>>() // clientId -> seq -> result
+  private readonly joinsOrdered = new Set<number>() // reconfigures submitted and not yet delivered
   private readonly waiters = new Set<() => void>()
+  private readonly peers = new Map<number, Promise<Connection>>()
   private applyChain: Promise<unknown> = Promise.resolve()
   private applyBacklog = 0
   private appendedStamp: HlcStamp = 0n
   private syncedStamp: HlcStamp = 0n
   private syncing = false
-  private tickTimer: NodeJS.Timeout | undefined
+  private readonly tickTimer: NodeJS.Timeout
   private requestNext = 1
   private blobNext = 1
-  private stopped = false
-  private early: CoreEvent[] | null = [] // events before the core started
   private fatal: Error | null = null
 
-  private constructor(config: GroupConfig, id: number, store: Store, transport: Transport, options: MemberOptions) {
+  private constructor(config: GroupConfig, self: GroupMember, store: Store, options: MemberOptions) {
     this.config = config
-    this.id = id
+    this.id = self.id
+    this.self = self
     this.store = store
-    this.transport = transport
     this.log = options.log ?? ((line) => process.stderr.write(line + '\n'))
-    const n = config.members.length
-    const view: View = { vid: 1, members: Array.from({ length: n }, (_, rank) => rank) }
-    this.core = new GroupCore({
-      selfRank: transport.selfRank,
-      epochSize: n,
-      view,
-      sst: transport.sst,
-      lastStamp: store.appliedStamp,
-      nowUs: wallClockUs(),
-      smallMessageMaxBytes: TRANSPORT_DEFAULTS.smcSlotSizeBytes - 64,
-    })
     this.appendedStamp = this.syncedStamp = store.appliedStamp
+    this.lastView = readView(self.dataDir) ?? { vid: 0, memberIds: config.members.map((m) => m.id) }
     this.client = new ReplicaClient(this)
+    this.tickTimer = setInterval(() => this.feedCore({ kind: 'tick' }), TICK_MS)
   }
 
-  static async start(config: GroupConfig, id: number, options: MemberOptions = {}): Promise<Member> {
+  /** Opens the store; the member then recovers into a running group (call `recover` once its wire serves). */
+  static async open(config: GroupConfig, id: number, options: MemberOptions = {}): Promise<Member> {
     const self = config.members.find((m) => m.id === id)
     if (self === undefined) throw errors.invalid(`member id ${id} is not in ${config.path} (ids: ${config.members.map((m) => m.id).join(', ')})`)
     await fsp.mkdir(self.dataDir, { recursive: true })
     const store = new Store(self.dataDir)
     await store.open()
-    const transport = new NativeTransport({
-      selfId: id,
-      members: config.members.map((m) => ({ id: m.id, host: m.host, port: m.transportPort })),
-      schema: groupSchema(config.members.length),
-      provider: config.transport.provider,
-      ...(config.transport.iface !== undefined ? { iface: config.transport.iface } : {}),
-      smcSlotSizeBytes: TRANSPORT_DEFAULTS.smcSlotSizeBytes,
-      smcWindowSlots: TRANSPORT_DEFAULTS.smcWindowSlots,
-      rdmcBlockSizeBytes: TRANSPORT_DEFAULTS.rdmcBlockSizeBytes,
-      heartbeatIntervalMs: config.transport.heartbeatIntervalMs,
-      suspectTimeoutMs: config.transport.suspectTimeoutMs,
-      connectTimeoutMs: config.transport.connectTimeoutMs,
-    })
-    const member = new Member(config, id, store, transport, options)
-    transport.on('rows', () => member.feed({ kind: 'rows' }))
-    transport.on('small', (from, _seq, bytes) => member.feed({ kind: 'message', fromRank: from, bytes }))
-    transport.on('large', (from, _seq, bytes) => member.feed({ kind: 'message', fromRank: from, bytes }))
-    transport.on('suspected', (rank, reason) => {
-      member.log(`fffs: member ${id}: suspect member ${config.members[rank]?.id ?? rank} (${reason})`)
-      member.feed({ kind: 'suspect', rank })
-    })
-    try {
-      await transport.start()
-    } catch (err) {
-      await store.close()
-      throw err
-    }
-    member.execute(member.core.start())
-    const early = member.early ?? []
-    member.early = null
-    for (const event of early) member.feed(event)
-    member.tickTimer = setInterval(() => member.feed({ kind: 'tick' }), TICK_MS)
-    return member
+    return new Member(config, self, store, options)
   }
 
-  get view(): View {
-    return this.core.currentView
+  get currentPhase(): Phase {
+    return this.phase
   }
 
-  memberIdOfRank(rank: number): number {
-    return this.config.members[rank]!.id
+  private get stopped(): boolean {
+    return this.phase === 'stopped'
+  }
+
+  get view(): { vid: number; memberIds: readonly number[] } {
+    const epoch = this.epoch
+    if (epoch?.core != null) return { vid: epoch.core.currentView.vid, memberIds: epoch.core.currentView.members.map((rank) => epoch.plan.memberIds[rank]!) }
+    return this.lastView
   }
 
   status(): MemberStatus {
-    const n = this.config.members.length
-    const sst = this.transport.sst
-    const rows = this.config.members.map((_, rank) => {
-      const row: Record<string, string | boolean | string[] | boolean[]> = {}
-      for (const column of groupSchema(n).columns) {
-        if (column.kind === 'u64') row[column.name] = sst.u64(rank, column.name).toString()
-        else if (column.kind === 'bool') row[column.name] = sst.bool(rank, column.name)
-        else if (column.kind === 'u64[]') row[column.name] = Array.from({ length: column.length }, (_, i) => sst.u64(rank, column.name, i).toString())
-        else row[column.name] = Array.from({ length: column.length }, (_, i) => sst.bool(rank, column.name, i))
+    const epoch = this.epoch
+    const memberIds = epoch?.plan.memberIds ?? []
+    const rows =
+      epoch === null
+        ? []
+        : memberIds.map((_, rank) => {
+            const sst = epoch.transport.sst
+            const row: Record<string, string | boolean | string[] | boolean[]> = {}
+            for (const column of groupSchema(memberIds.length).columns) {
+              if (column.kind === 'u64') row[column.name] = sst.u64(rank, column.name).toString()
+              else if (column.kind === 'bool') row[column.name] = sst.bool(rank, column.name)
+              else if (column.kind === 'u64[]') row[column.name] = Array.from({ length: column.length }, (_, i) => sst.u64(rank, column.name, i).toString())
+              else row[column.name] = Array.from({ length: column.length }, (_, i) => sst.bool(rank, column.name, i))
+            }
+            return row
+          })
+    return { id: this.id, phase: this.phase, core: epoch?.core?.status() ?? null, memberIds: [...memberIds], appliedStamp: this.store.appliedStamp.toString(), rows }
+  }
+
+  // ---- epochs ----
+
+  /** Finds or forms a running group and joins it. Runs until this member is running (or stopped). */
+  async recover(): Promise<void> {
+    const startedMs = Date.now()
+    let lastJoinAskMs = 0
+    while (this.phase === 'recovering') {
+      const reports = await this.reports()
+      if (this.phase !== 'recovering') return
+      const running = reports.find((r) => r.phase === 'running')
+      if (running !== undefined) {
+        if (Date.now() - lastJoinAskMs > 1000) {
+          lastJoinAskMs = Date.now()
+          await this.peerRequest(running.id, 'member.join', { id: this.id }).catch((err: Error) => this.log(`fffs: member ${this.id}: join via member ${running.id}: ${err.message}`))
+        }
+      } else {
+        const everyone = reports.filter((r) => r.phase === 'recovering').length === this.config.members.length
+        const plan = planEpoch(reports, this.id, everyone || Date.now() - startedMs > RECOVERY_GRACE_MS)
+        if (plan !== null) {
+          this.log(`fffs: member ${this.id}: forming view ${plan.vid} of members ${plan.memberIds.join(', ')} from member ${plan.donorId}'s log`)
+          for (const id of plan.memberIds) if (id !== this.id) void this.peerRequest(id, 'member.epoch', plan).catch(() => undefined)
+          await this.startEpoch(plan)
+          continue
+        }
       }
-      return row
+      await sleep(RECOVERY_POLL_MS)
+    }
+  }
+
+  private async reports(): Promise<MemberReport[]> {
+    const others = this.config.members.filter((m) => m.id !== this.id)
+    const answers = await Promise.all(
+      others.map((m) => this.peerRequest(m.id, 'member.hello', {}).then((r) => r as MemberReport, () => null)),
+    )
+    return [this.report(), ...answers.filter((r): r is MemberReport => r !== null)]
+  }
+
+  private report(): MemberReport {
+    return { id: this.id, phase: this.phase, lastStamp: this.store.appliedStamp.toString(), lastVid: this.lastView.vid, lastViewIds: this.lastView.memberIds }
+  }
+
+  /** Catches up to the plan's start stamp from its donor, makes it durable, connects the epoch's transport. */
+  private async startEpoch(plan: EpochPlan): Promise<void> {
+    if (this.phase === 'stopped') return
+    this.phase = 'starting'
+    try {
+      await this.settleStore()
+      const start = BigInt(plan.startStamp)
+      const mustCatchUp = plan.catchUpIds === undefined || plan.catchUpIds.includes(this.id)
+      if (this.store.appliedStamp < start && mustCatchUp) await this.fetchFrom(plan.donorId, start)
+      if (this.store.appliedStamp > start) throw new Error(`this log reaches ${this.store.appliedStamp}, past the plan's ${start}`)
+      await this.store.log.sync()
+      this.lastView = { vid: plan.vid, memberIds: [...plan.memberIds] }
+      this.writeDurably('view.json', this.lastView)
+      const transport = this.newTransport(plan.memberIds)
+      const epoch: Epoch = { plan, transport, core: null, early: [], ending: null }
+      this.epoch = epoch
+      const feed = (event: CoreEvent): void => {
+        if (this.epoch !== epoch) return
+        if (epoch.core === null) epoch.early.push(event)
+        else this.feedCore(event)
+      }
+      transport.on('rows', () => feed({ kind: 'rows' }))
+      transport.on('small', (from, _seq, bytes) => feed({ kind: 'message', fromRank: from, bytes }))
+      transport.on('large', (from, _seq, bytes) => feed({ kind: 'message', fromRank: from, bytes }))
+      transport.on('suspected', (rank, reason) => {
+        if (this.epoch === epoch) this.log(`fffs: member ${this.id}: suspect member ${plan.memberIds[rank]} (${reason})`)
+        feed({ kind: 'suspect', rank })
+      })
+      try {
+        await transport.start()
+      } catch (err) {
+        this.epoch = null
+        await transport.stop().catch(() => undefined)
+        throw err
+      }
+      if (this.epoch !== epoch || this.phase !== 'starting') return
+      const n = plan.memberIds.length
+      epoch.core = new GroupCore({
+        selfRank: plan.memberIds.indexOf(this.id),
+        epochSize: n,
+        view: { vid: plan.vid, members: Array.from({ length: n }, (_, rank) => rank) },
+        sst: transport.sst,
+        lastStamp: start,
+        nowUs: wallClockUs(),
+        smallMessageMaxBytes: TRANSPORT_DEFAULTS.smcSlotSizeBytes - 64,
+      })
+      this.phase = 'running'
+      this.log(`fffs: member ${this.id}: running in view ${plan.vid} [${plan.memberIds.join(', ')}] from ${start} (log at ${this.store.appliedStamp})`)
+      this.execute(epoch.core.start())
+      for (const event of epoch.early.splice(0)) this.feedCore(event)
+      this.resumeRequests()
+    } catch (err) {
+      if (this.stopped) return
+      this.log(`fffs: member ${this.id}: could not start view ${plan.vid}: ${(err as Error).message}; recovering`)
+      this.phase = 'recovering'
+      void this.recover()
+    }
+  }
+
+  /** After an epoch change: requests delivered before it are durable everywhere; the rest go again. */
+  private resumeRequests(): void {
+    for (const [requestId, request] of this.requests) {
+      if (request.delivered !== undefined) this.replied(requestId, request.delivered.stamp)
+      else this.feedCore({ kind: 'submit', requestId, payload: request.payload })
+    }
+  }
+
+  /** A reconfigure was delivered: this member stops delivering the epoch; the epoch's transport
+   * stays up until every member delivered the reconfigure too (they need this member's rows to
+   * see it stable), then the next epoch starts with the joiners. */
+  private beginEpochEnd(stamp: HlcStamp, viewSeq: number, addIds: readonly number[]): void {
+    const epoch = this.epoch!
+    const view = epoch.core!.currentView
+    const currentIds = view.members.map((rank) => epoch.plan.memberIds[rank]!)
+    const memberIds = [...new Set([...currentIds, ...addIds])].sort((a, b) => a - b)
+    const catchUpIds = addIds.filter((id) => !currentIds.includes(id))
+    const next: EpochPlan = { vid: view.vid + 1, memberIds, donorId: Math.min(...currentIds), startStamp: stamp.toString(), catchUpIds }
+    epoch.ending = { next, viewSeq, sinceMs: Date.now() }
+    for (const id of addIds) this.joinsOrdered.delete(id)
+    this.log(`fffs: member ${this.id}: reconfigure at ${stamp}: next view ${next.vid} [${memberIds.join(', ')}]`)
+  }
+
+  private finishEpochEndIfDone(): void {
+    const epoch = this.epoch
+    if (epoch?.ending == null || epoch.core === null) return
+    const waitedMs = Date.now() - epoch.ending.sinceMs
+    if (!epoch.core.deliveredEverywhere(epoch.ending.viewSeq) && waitedMs < this.config.transport.suspectTimeoutMs * 3) return
+    const plan = epoch.ending.next
+    this.epoch = null
+    this.phase = 'starting'
+    // Not inside the transport's event callback that got us here: stop it after.
+    setImmediate(() => void (async () => {
+      await epoch.transport.stop().catch(() => undefined)
+      if (plan.donorId === this.id) {
+        for (const id of plan.catchUpIds ?? []) void this.peerRequest(id, 'member.epoch', plan).catch(() => undefined)
+      }
+      await this.startEpoch(plan)
+    })())
+  }
+
+  private newTransport(memberIds: readonly number[]): Transport {
+    const members = memberIds.map((id) => this.config.members.find((m) => m.id === id)!)
+    return new NativeTransport({
+      selfId: this.id,
+      members: members.map((m) => ({ id: m.id, host: m.host, port: m.transportPort })),
+      schema: groupSchema(members.length),
+      provider: this.config.transport.provider,
+      ...(this.config.transport.iface !== undefined ? { iface: this.config.transport.iface } : {}),
+      smcSlotSizeBytes: TRANSPORT_DEFAULTS.smcSlotSizeBytes,
+      smcWindowSlots: TRANSPORT_DEFAULTS.smcWindowSlots,
+      rdmcBlockSizeBytes: TRANSPORT_DEFAULTS.rdmcBlockSizeBytes,
+      heartbeatIntervalMs: this.config.transport.heartbeatIntervalMs,
+      suspectTimeoutMs: this.config.transport.suspectTimeoutMs,
+      connectTimeoutMs: this.config.transport.connectTimeoutMs,
     })
-    return { id: this.id, core: this.core.status(), memberIds: this.config.members.map((m) => m.id), appliedStamp: this.store.appliedStamp.toString(), rows }
+  }
+
+  // ---- member-to-member requests (on the client port) ----
+
+  /** Serves 'member.*' requests; undefined for anything else. */
+  handlePeerRequest(request: Incoming): Promise<Reply> | undefined {
+    switch (request.method) {
+      case 'member.hello':
+        return Promise.resolve({ result: this.report() })
+      case 'member.join':
+        return Promise.resolve({ result: { accepted: this.orderJoin((request.args as { id: number }).id) } })
+      case 'member.epoch': {
+        const plan = request.args as EpochPlan
+        if (this.phase === 'recovering' && plan.vid > this.lastView.vid && plan.memberIds.includes(this.id)) void this.startEpoch(plan)
+        return Promise.resolve({ result: { phase: this.phase } })
+      }
+      case 'member.fetch':
+        return this.serveFetch(request.args as { after: string; upto: string; cursor: LogPosition | null })
+      default:
+        return undefined
+    }
+  }
+
+  private orderJoin(joinerId: number): boolean {
+    const core = this.epoch?.core
+    if (this.phase !== 'running' || core == null || core.isWedged || this.joinsOrdered.has(joinerId)) return false
+    if (!this.config.members.some((m) => m.id === joinerId)) return false
+    this.joinsOrdered.add(joinerId)
+    const body = Buffer.from(JSON.stringify({ add: [joinerId] }), 'utf8')
+    const payload = new Uint8Array(1 + body.byteLength)
+    payload[0] = PAYLOAD_RECONFIGURE
+    payload.set(body, 1)
+    this.order(payload).catch(() => this.joinsOrdered.delete(joinerId))
+    return true
+  }
+
+  private async serveFetch(args: { after: string; upto: string; cursor: LogPosition | null }): Promise<Reply> {
+    await this.settleStore()
+    const { records, cursor, done } = await this.store.exportRecords(BigInt(args.after), BigInt(args.upto), args.cursor, TRANSFER_BATCH_BYTES)
+    const blobs: PendingBlob[] = []
+    if (done) {
+      for (const [id, { position, sizeBytes }] of this.blobPositions) {
+        const bytes = Buffer.allocUnsafe(sizeBytes)
+        await this.store.log.read(position, bytes, 0, sizeBytes)
+        blobs.push({ id, bytes })
+      }
+    }
+    const { header, body } = encodeTransfer(records, blobs)
+    return { result: { transfer: header, cursor, done }, body }
+  }
+
+  /** State transfer: every record in (applied, upto] from the donor, appended, applied and durable here, and
+   * the data the donor holds for versions not yet ordered. */
+  private async fetchFrom(donorId: number, upto: HlcStamp): Promise<void> {
+    let cursor: LogPosition | null = null
+    let count = 0
+    for (;;) {
+      const { result, body } = await this.peerCall(donorId, 'member.fetch', { after: this.store.appliedStamp.toString(), upto: upto.toString(), cursor })
+      const reply = result as { transfer: unknown; cursor: LogPosition; done: boolean }
+      const { records, blobs } = decodeTransfer(reply.transfer, body)
+      for (const record of records) {
+        const applied = await this.store.importRecord(record)
+        if (!applied.ok) this.log(`fffs: member ${this.id}: transferred record ${record.stamp} failed here as at the donor: ${applied.message}`)
+        count++
+      }
+      for (const blob of blobs) {
+        const { position } = this.store.appendData(blob.bytes)
+        this.blobPositions.set(blob.id, { position, sizeBytes: blob.bytes.length })
+      }
+      cursor = reply.cursor
+      if (reply.done) break
+    }
+    await this.store.log.sync()
+    this.appendedStamp = this.syncedStamp = this.store.appliedStamp
+    this.log(`fffs: member ${this.id}: state transfer from member ${donorId}: ${count} records, now at ${this.store.appliedStamp}`)
+  }
+
+  private peerRequest(id: number, method: string, args: unknown): Promise<unknown> {
+    return this.peerCall(id, method, args).then((r) => r.result)
+  }
+
+  private async peerCall(id: number, method: string, args: unknown): Promise<{ result: unknown; body: Buffer }> {
+    let connecting = this.peers.get(id)
+    if (connecting === undefined) {
+      const peer = this.config.members.find((m) => m.id === id)!
+      connecting = connect(peer.host, peer.clientPort, this.config.key, PEER_REQUEST_TIMEOUT_MS, {
+        heartbeatIntervalMs: this.config.clients.heartbeatIntervalMs,
+        deadPeerMs: this.config.clients.deadPeerMs,
+        onRefused: (address, reason) => this.log(`fffs: member ${this.id}: refused by ${address}: ${reason}`),
+      })
+      this.peers.set(id, connecting)
+      connecting.then(
+        (connection) => connection.onClose(() => this.peers.delete(id)),
+        () => this.peers.delete(id),
+      )
+    }
+    const connection = await connecting
+    return connection.request(method, args, { timeoutMs: method === 'member.fetch' ? 60_000 : PEER_REQUEST_TIMEOUT_MS })
   }
 
   // ---- the loop ----
 
-  private feed(event: CoreEvent): void {
-    if (this.stopped) return
-    if (this.early !== null) {
-      this.early.push(event) // the transport reports peers before start() returns: hold them
-      return
-    }
+  private feedCore(event: CoreEvent): void {
+    const core = this.epoch?.core
+    if (this.phase !== 'running' || core == null) return
     try {
-      this.execute(this.core.handle(event, wallClockUs()))
+      this.execute(core.handle(event, wallClockUs()))
     } catch (err) {
       this.fail(err as Error)
     }
   }
 
   private execute(actions: readonly CoreAction[]): void {
+    const epoch = this.epoch!
     for (const action of actions) {
+      if (this.epoch !== epoch) break // a reconfigure ended the epoch: the rest belongs to no one
       switch (action.kind) {
         case 'setU64':
-          this.transport.setU64(action.column, action.value, action.index)
+          epoch.transport.setU64(action.column, action.value, action.index)
           break
         case 'setBool':
-          this.transport.setBool(action.column, action.value, action.index)
+          epoch.transport.setBool(action.column, action.value, action.index)
           break
         case 'push':
-          this.transport.push()
+          epoch.transport.push()
           break
         case 'send': {
-          const sent = action.large ? this.transport.sendLarge(action.bytes) : this.transport.sendSmall(action.bytes)
-          sent.catch((err: Error) => this.log(`fffs: member ${this.id}: send failed: ${err.message}`))
+          const sent = action.large ? epoch.transport.sendLarge(action.bytes) : epoch.transport.sendSmall(action.bytes)
+          sent.catch((err: Error) => {
+            if (this.epoch === epoch) this.log(`fffs: member ${this.id}: send failed: ${err.message}`)
+          })
           break
         }
         case 'deliver':
-          this.deliver(action.stamp, action.payload, action.requestId)
+          // After a reconfigure, nothing more of the epoch is delivered; own requests go again in the next.
+          if (epoch.ending === null) this.deliver(action.stamp, action.viewSeq, action.payload, action.requestId)
           break
         case 'persistTrim':
           this.writeDurably('trim.json', { vid: action.vid, trim: action.trim })
           break
-        case 'installView':
-          this.writeDurably('view.json', { vid: action.view.vid, members: action.view.members.map((rank) => this.memberIdOfRank(rank)) })
-          this.log(`fffs: member ${this.id}: installed view ${action.view.vid} [${action.view.members.map((rank) => this.memberIdOfRank(rank)).join(', ')}]`)
+        case 'installView': {
+          const memberIds = action.view.members.map((rank) => epoch.plan.memberIds[rank]!)
+          this.lastView = { vid: action.view.vid, memberIds }
+          this.writeDurably('view.json', this.lastView)
+          this.log(`fffs: member ${this.id}: installed view ${action.view.vid} [${memberIds.join(', ')}]`)
           break
+        }
         case 'reply':
           this.replied(action.requestId, action.stamp)
           break
         case 'reject': {
-          const pending = this.pending.get(action.requestId)
-          this.pending.delete(action.requestId)
-          pending?.reject(new FffsError('EROFS', `member ${this.id} left the group: ${action.reason}`))
+          const request = this.requests.get(action.requestId)
+          this.requests.delete(action.requestId)
+          request?.reject(new FffsError('EROFS', `member ${this.id} left the group: ${action.reason}`))
           break
         }
         case 'excluded':
-          this.log(`fffs: member ${this.id}: ${action.reason}; it must restart to rejoin`)
+          this.log(`fffs: member ${this.id}: ${action.reason}; rejoining`)
+          this.epoch = null
+          this.phase = 'recovering'
+          setImmediate(() => void epoch.transport.stop().catch(() => undefined))
+          void this.recover()
           break
       }
     }
     this.syncIfNeeded()
+    this.finishEpochEndIfDone()
     this.wake()
   }
 
-  private deliver(stamp: HlcStamp, payload: Uint8Array, requestId: number | undefined): void {
+  private deliver(stamp: HlcStamp, viewSeq: number, payload: Uint8Array, requestId: number | undefined): void {
     const kind = payload[0]
+    const request = requestId === undefined ? undefined : this.requests.get(requestId)
     if (kind === PAYLOAD_DATA) {
       const idLength = new DataView(payload.buffer, payload.byteOffset + 1, 4).getUint32(0, true)
       const blob = Buffer.from(payload.buffer, payload.byteOffset + 5, idLength).toString('utf8')
-      const { position } = this.store.appendData(payload.subarray(5 + idLength))
-      this.blobPositions.set(blob, position)
-      if (requestId !== undefined) this.applied.set(requestId, Promise.resolve({ ok: true }))
+      const bytes = payload.subarray(5 + idLength)
+      const { position } = this.store.appendData(bytes)
+      this.blobPositions.set(blob, { position, sizeBytes: bytes.byteLength })
+      if (request !== undefined) request.delivered = { stamp, result: Promise.resolve({ ok: true }) }
       this.markAppended(stamp)
       return
     }
+    const body = Buffer.from(payload.buffer, payload.byteOffset + 1, payload.byteLength - 1).toString('utf8')
+    if (kind === PAYLOAD_RECONFIGURE) {
+      if (request !== undefined) request.delivered = { stamp, result: Promise.resolve({ ok: true }) }
+      this.beginEpochEnd(stamp, viewSeq, (JSON.parse(body) as { add: number[] }).add)
+      return
+    }
     if (kind !== PAYLOAD_RECORD) throw new Error(`delivered payload of unknown kind ${kind}`)
-    const record = JSON.parse(Buffer.from(payload.buffer, payload.byteOffset + 1, payload.byteLength - 1).toString('utf8')) as RecordPayload
+    const record = JSON.parse(body) as RecordPayload
     const seen = record.submit !== undefined ? this.dedupe.get(record.submit.clientId)?.get(record.submit.seq) : undefined
     let result: Promise<ApplyResult>
     if (seen !== undefined) {
@@ -253,7 +528,7 @@ export class Member {
       result = applying
       if (record.submit !== undefined) this.remember(record.submit, applying)
     }
-    if (requestId !== undefined) this.applied.set(requestId, result)
+    if (request !== undefined) request.delivered = { stamp, result }
     this.markAppended(stamp)
   }
 
@@ -261,7 +536,7 @@ export class Member {
     if (mutation.type !== 'version') return mutation
     const ops = mutation.ops.map((op): VersionOp => {
       if (op.op !== 'write' || !('blob' in op.data)) return op
-      const position = this.blobPositions.get(op.data.blob)
+      const position = this.blobPositions.get(op.data.blob)?.position
       if (position === undefined) throw new Error(`version refers to blob ${op.data.blob}, never delivered here`)
       return { ...op, data: { segment: position.segment, offset: position.offset + op.data.offset } }
     })
@@ -283,35 +558,39 @@ export class Member {
 
   /** Group commit: one fdatasync covers every record appended before it. */
   private syncIfNeeded(): void {
-    if (this.syncing || this.appendedStamp <= this.syncedStamp || this.stopped) return
+    if (this.syncing || this.appendedStamp <= this.syncedStamp || this.phase === 'stopped') return
     this.syncing = true
     const target = this.appendedStamp
     this.store.log.sync().then(
       () => {
         this.syncing = false
         this.syncedStamp = target
-        this.feed({ kind: 'persisted', stamp: target })
+        this.feedCore({ kind: 'persisted', stamp: target })
+        this.syncIfNeeded()
       },
       (err: Error) => this.fail(err),
     )
   }
 
+  /** Applies everything delivered and waits for the log to be durable. */
+  private async settleStore(): Promise<void> {
+    await this.applyChain
+    await this.store.log.sync()
+  }
+
   private replied(requestId: number, stamp: HlcStamp): void {
-    const pending = this.pending.get(requestId)
-    const applied = this.applied.get(requestId)
-    this.pending.delete(requestId)
-    this.applied.delete(requestId)
-    if (pending === undefined) return
-    if (applied === undefined) {
-      pending.reject(new Error(`invariant: reply to request ${requestId} before its delivery`))
+    const request = this.requests.get(requestId)
+    this.requests.delete(requestId)
+    if (request === undefined) return
+    if (request.delivered === undefined) {
+      request.reject(new Error(`invariant: reply to request ${requestId} before its delivery`))
       return
     }
-    applied.then((result) => pending.resolve({ stamp, result }), pending.reject)
+    request.delivered.result.then((result) => request.resolve({ stamp, result }), request.reject)
   }
 
   private writeDurably(name: string, value: unknown): void {
-    const dir = this.config.members.find((m) => m.id === this.id)!.dataDir
-    const file = path.join(dir, name)
+    const file = path.join(this.self.dataDir, name)
     writeFileSync(file + '.tmp', JSON.stringify(value) + '\n')
     const fd = openSync(file + '.tmp', 'r+')
     try {
@@ -319,16 +598,15 @@ export class Member {
     } finally {
       closeSync(fd)
     }
-    // rename is atomic; the directory entry reaches the disk with the next log sync
-    void fsp.rename(file + '.tmp', file)
+    void fsp.rename(file + '.tmp', file) // atomic; the directory entry is made durable by the next log sync
   }
 
   private fail(err: Error): void {
     if (this.fatal !== null) return
     this.fatal = err
     this.log(`fffs: member ${this.id}: fatal: ${err.stack ?? err.message}`)
-    for (const pending of this.pending.values()) pending.reject(new FffsError('EIO', `member ${this.id} failed: ${err.message}`))
-    this.pending.clear()
+    for (const request of this.requests.values()) request.reject(new FffsError('EIO', `member ${this.id} failed: ${err.message}`))
+    this.requests.clear()
     void this.stop().finally(() => process.exit(70))
   }
 
@@ -337,12 +615,11 @@ export class Member {
   /** Multicasts a message in the group's total order; resolves with its stamp once durable at every member. */
   order(payload: Uint8Array): Promise<{ stamp: HlcStamp; result: ApplyResult }> {
     if (this.fatal !== null) return Promise.reject(new FffsError('EIO', `member ${this.id} failed: ${this.fatal.message}`))
-    if (this.stopped) return Promise.reject(new FffsError('EIO', `member ${this.id} is stopping`))
-    if (this.core.isExcluded) return Promise.reject(new FffsError('EROFS', `member ${this.id} is not in the group's view; it must restart to rejoin`))
+    if (this.phase === 'stopped') return Promise.reject(new FffsError('EIO', `member ${this.id} is stopping`))
     const requestId = this.requestNext++
     return new Promise((resolve, reject) => {
-      this.pending.set(requestId, { resolve, reject })
-      this.feed({ kind: 'submit', requestId, payload })
+      this.requests.set(requestId, { payload, resolve, reject })
+      this.feedCore({ kind: 'submit', requestId, payload }) // not running: submitted when an epoch starts
     })
   }
 
@@ -352,7 +629,8 @@ export class Member {
 
   /** Every record at or below this stamp is applied here and durable at every member. */
   stableStamp(): HlcStamp {
-    const stable = this.core.stableStamp()
+    const core = this.epoch?.core
+    const stable = core == null ? this.store.appliedStamp : core.stableStamp()
     if (this.applyBacklog === 0) return stable
     const applied = this.store.appliedStamp
     return applied < stable ? applied : stable
@@ -363,7 +641,7 @@ export class Member {
     for (;;) {
       if (this.stableStamp() >= cut) return
       const waitedMs = Date.now() - startedMs
-      if (waitedMs >= maxWaitMs || this.stopped) throw errors.notStable(`cut ${cut}`, waitedMs)
+      if (waitedMs >= maxWaitMs || this.phase === 'stopped') throw errors.notStable(`cut ${cut}`, waitedMs)
       const untilCutMs = Math.ceil((hlcPhysicalUs(cut) - wallClockUs()) / 1000) + 1
       const sleepMs = Math.max(1, Math.min(maxWaitMs - waitedMs, untilCutMs, 50))
       await new Promise<void>((resolve) => {
@@ -383,14 +661,29 @@ export class Member {
   }
 
   async stop(): Promise<void> {
-    if (this.stopped) return
-    this.stopped = true
-    if (this.tickTimer !== undefined) clearInterval(this.tickTimer)
+    if (this.phase === 'stopped') return
+    this.phase = 'stopped'
+    clearInterval(this.tickTimer)
     this.wake()
-    await this.transport.stop().catch(() => undefined)
-    await this.applyChain
+    const epoch = this.epoch
+    this.epoch = null
+    await epoch?.transport.stop().catch(() => undefined)
+    for (const connecting of this.peers.values()) void connecting.then((c) => c.close(), () => undefined)
+    await this.applyChain.catch(() => undefined)
     await this.store.close()
   }
+}
+
+function readView(dataDir: string): { vid: number; memberIds: number[] } | null {
+  try {
+    return JSON.parse(readFileSync(path.join(dataDir, 'view.json'), 'utf8')) as { vid: number; memberIds: number[] }
+  } catch {
+    return null
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms))
 }
 
 /** The Client a member serves to the mounts connected to it: reads from the local replica,

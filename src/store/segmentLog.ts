@@ -107,7 +107,8 @@ export class SegmentLog {
     return { truncatedBytes }
   }
 
-  private async scanSegment(segment: number, start: number, sizeBytes: number, onEntry: (e: LogEntry) => Promise<void>): Promise<number> {
+  /** Reads intact entries of one segment from `start`; returns where reading stopped (onEntry returning false stops before that entry). */
+  private async scanSegment(segment: number, start: number, sizeBytes: number, onEntry: (e: LogEntry) => Promise<boolean | void>): Promise<number> {
     const handle = await fsp.open(path.join(this.dir, segmentName(segment)), 'r').catch(() => null)
     if (handle === null) return 0
     try {
@@ -124,7 +125,7 @@ export class SegmentLog {
         if (crc !== header.readUInt32LE(12)) break
         const kind = header.readUInt8(4) as EntryKind
         const next = offset + ENTRY_HEADER_BYTES + payloadSizeBytes
-        await onEntry({ kind, position: { segment, offset: offset + ENTRY_HEADER_BYTES }, next: { segment, offset: next }, payload })
+        if ((await onEntry({ kind, position: { segment, offset: offset + ENTRY_HEADER_BYTES }, next: { segment, offset: next }, payload })) === false) break
         offset = next
       }
       return offset
@@ -209,6 +210,22 @@ export class SegmentLog {
       if (bytesRead === 0) throw errors.corrupt(`segment ${position.segment} ends before offset ${position.offset + done}`)
       done += bytesRead
     }
+  }
+
+  /**
+   * Reads intact entries from `from` (an entry start) up to the current tail, without
+   * changing the log; `onEntry` returns false to stop. Only entries made durable by `sync()`
+   * are certain to be on disk. Returns where the next unread entry starts.
+   */
+  async scan(from: LogPosition, onEntry: (entry: LogEntry) => Promise<boolean>): Promise<LogPosition> {
+    for (let segment = from.segment; segment <= this.tailSegment; segment++) {
+      const start = segment === from.segment ? from.offset : 0
+      const end = segment === this.tailSegment ? this.tailOffset : await fsp.stat(path.join(this.dir, segmentName(segment))).then((s) => s.size, () => 0)
+      let stopped = false
+      const reached = await this.scanSegment(segment, start, end, async (entry) => (stopped = !(await onEntry(entry))) ? false : true)
+      if (stopped || segment === this.tailSegment) return { segment, offset: reached }
+    }
+    return from
   }
 
   async close(): Promise<void> {

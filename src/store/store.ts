@@ -36,6 +36,13 @@ export interface StoreOpenResult {
   readonly truncatedBytes: number
 }
 
+/** A record as state transfer ships it: the file bytes travel with the version that names them. */
+export interface ExportedRecord {
+  readonly stamp: HlcStamp
+  readonly mutation: Mutation
+  readonly data: readonly Buffer[] // one per write op of a version, in op order
+}
+
 export class Store {
   readonly dir: string
   readonly log: SegmentLog
@@ -86,6 +93,56 @@ export class Store {
   /** The stamp of the last applied record: every query at a cut at or below it is final. */
   get appliedStamp(): HlcStamp {
     return this.lastAppliedStamp
+  }
+
+  // ---------------------------------------------------------------- state transfer
+
+  /**
+   * The records stamped in (after, upto], in log order, each with the file bytes its version
+   * writes name (one buffer per write op), for a replica catching up. `cursor` continues a
+   * previous call (null: from the log's start); stops after about `maxBytes`.
+   */
+  async exportRecords(after: HlcStamp, upto: HlcStamp, cursor: LogPosition | null, maxBytes: number): Promise<{ records: ExportedRecord[]; cursor: LogPosition; done: boolean }> {
+    const records: ExportedRecord[] = []
+    let sizeBytes = 0
+    let done = true
+    const next = await this.log.scan(cursor ?? { segment: 0, offset: 0 }, async (entry) => {
+      if (entry.kind !== EntryKind.Record) return true
+      const { stamp, mutation } = decodeRecord(entry.payload)
+      if (stamp <= after) return true
+      if (stamp > upto) return false
+      if (sizeBytes >= maxBytes) {
+        done = false
+        return false
+      }
+      const data: Buffer[] = []
+      if (mutation.type === 'version') {
+        for (const op of mutation.ops) {
+          if (op.op !== 'write') continue
+          if ('blob' in op.data) throw new Error('a logged version names a blob')
+          const bytes = Buffer.allocUnsafe(op.sizeBytes)
+          await this.log.read(op.data, bytes, 0, op.sizeBytes)
+          data.push(bytes)
+          sizeBytes += op.sizeBytes
+        }
+      }
+      records.push({ stamp, mutation, data })
+      sizeBytes += entry.payload.length
+      return true
+    })
+    return { records, cursor: next, done }
+  }
+
+  /** Appends and applies a record exported by another replica: its bytes go to this log first. */
+  async importRecord(record: ExportedRecord): Promise<ApplyResult> {
+    let mutation = record.mutation
+    if (mutation.type === 'version') {
+      let index = 0
+      const ops = mutation.ops.map((op): VersionOp => (op.op === 'write' ? { ...op, data: this.appendData(record.data[index++]!).position } : op))
+      mutation = { ...mutation, ops }
+    }
+    const { next } = this.appendRecord(record.stamp, mutation)
+    return this.apply(record.stamp, mutation, next)
   }
 
   // ---------------------------------------------------------------- writing

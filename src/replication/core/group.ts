@@ -61,7 +61,7 @@ export type CoreAction =
   | { readonly kind: 'push' }
   | { readonly kind: 'send'; readonly bytes: Uint8Array; readonly large: boolean }
   /** Apply and persist this record; report `persisted` once it is durable (in delivery order). */
-  | { readonly kind: 'deliver'; readonly stamp: HlcStamp; readonly senderRank: number; readonly payload: Uint8Array; readonly requestId?: number }
+  | { readonly kind: 'deliver'; readonly stamp: HlcStamp; readonly senderRank: number; readonly payload: Uint8Array; readonly requestId?: number; readonly viewSeq: number }
   /** Write durably, before the deliveries that follow, that view `vid` ends at this trim. */
   | { readonly kind: 'persistTrim'; readonly vid: number; readonly trim: readonly number[] }
   | { readonly kind: 'installView'; readonly view: View }
@@ -222,6 +222,13 @@ export class GroupCore {
     return this.wedged
   }
 
+  /** Whether every unsuspected member of the view has delivered its message number `viewSeq` of this view. */
+  deliveredEverywhere(viewSeq: number): boolean {
+    return this.view.members.every(
+      (rank) => rank === this.selfRank || this.suspected[rank] || (this.rowInView(rank) && Number(this.sst.u64(rank, COLUMN.delivered)) > viewSeq),
+    )
+  }
+
   get isExcluded(): boolean {
     return this.excludedReason !== null
   }
@@ -322,7 +329,7 @@ export class GroupCore {
     const message = this.inbox[rank]!.get(index)
     if (message === undefined) throw new Error(`invariant: message ${index} of rank ${rank} in view ${this.view.vid} is stable but missing`)
     this.inbox[rank]!.delete(index)
-    this.deliveredCount++
+    const viewSeq = this.deliveredCount++
     this.setU64(COLUMN.delivered, BigInt(this.deliveredCount))
     if (message.kind === MessageKind.Null) return
     const stamp = message.hlc > this.lastStamp ? message.hlc : this.lastStamp + 1n
@@ -338,7 +345,7 @@ export class GroupCore {
       this.own.splice(at, 1)
       this.awaitingDurable.push({ requestId, stamp })
     }
-    this.actions.push({ kind: 'deliver', stamp, senderRank: rank, payload: message.payload, ...(requestId === undefined ? {} : { requestId }) })
+    this.actions.push({ kind: 'deliver', stamp, senderRank: rank, payload: message.payload, viewSeq, ...(requestId === undefined ? {} : { requestId }) })
   }
 
   private globalPersistedStamp(): HlcStamp {
