@@ -232,6 +232,49 @@ async function netPingPong(size: number, rounds: number): Promise<{ p50: number;
   return stats(samples)
 }
 
+/**
+ * The SMC latency pattern over sockets: 0 multicasts to 1 and 2 (one socket each), 1 answers
+ * by multicasting to 0 and 2; half the round trip, as smcLatency measures.
+ */
+async function netMulticastPingPong(size: number, rounds: number): Promise<{ p50: number; p99: number }> {
+  const { links, close } = await netLinks(4)
+  const [to1, to2, back0, back2] = links as [NetLink, NetLink, NetLink, NetLink]
+  const msg = frame(size)
+  frames(to1.b, () => {
+    back0.a.write(msg)
+    back2.a.write(msg)
+  })
+  frames(to2.b, () => undefined)
+  frames(back2.b, () => undefined)
+  let resolveOne: (() => void) | undefined
+  frames(back0.b, () => resolveOne?.())
+  const samples: number[] = []
+  for (let i = 0; i < rounds; i++) {
+    const t0 = nowUs()
+    await new Promise<void>((r) => {
+      resolveOne = r
+      to1.a.write(msg)
+      to2.a.write(msg)
+    })
+    samples.push((nowUs() - t0) / 2)
+  }
+  close()
+  return stats(samples)
+}
+
+/** CPU of an idle group (heartbeats only), per member: all members share this process. */
+async function idleCpuPercent(memberCount: number, seconds: number): Promise<number> {
+  const ts = await nativeGroup(memberCount)
+  await pause(1000)
+  const before = process.cpuUsage()
+  const t0 = nowUs()
+  await pause(seconds * 1000)
+  const used = process.cpuUsage(before)
+  const elapsedUs = nowUs() - t0
+  await Promise.all(ts.map((t) => t.stop()))
+  return ((used.user + used.system) / elapsedUs / memberCount) * 100
+}
+
 async function netRate(size: number, count: number, receivers: number): Promise<number> {
   const { links, close } = await netLinks(receivers)
   let remaining = count * receivers
@@ -282,9 +325,19 @@ async function main(): Promise<void> {
   const latRounds = quick ? 200 : 1000
 
   const iperfMBs = await iperf3()
-  rows.push(['iperf3 single stream, loopback', iperfMBs ? `${iperfMBs.toFixed(0)} MB/s` : 'iperf3 missing', '', ''])
+  rows.push(['iperf3 single stream, loopback', iperfMBs ? `${iperfMBs.toFixed(0)} MB/s` : 'iperf3 missing or failed', '', ''])
+
+  const idle = await idleCpuPercent(3, quick ? 2 : 5)
+  rows.push(['idle CPU per member, 3 members', `${idle.toFixed(2)} %`, 'target < 2 %', ''])
 
   const netLat8 = await netPingPong(8, latRounds)
+  {
+    const ts = await nativeGroup(2)
+    const lat = await smcLatency(ts, 1000, latRounds)
+    const netLat = await netPingPong(1000, latRounds)
+    rows.push(['SMC 1000 B one-way latency p50/p99, 2 members', fmtUs(lat), `net ${fmtUs(netLat)}`, ratio(lat.p50, netLat.p50)])
+    await Promise.all(ts.map((t) => t.stop()))
+  }
   for (const n of [2, 3]) {
     const ts = await nativeGroup(n)
     const s = await sstLatency(ts, latRounds)
@@ -298,6 +351,8 @@ async function main(): Promise<void> {
       const lat = await smcLatency(ts, size, latRounds)
       const netLat = await netPingPong(size, latRounds)
       rows.push([`SMC ${size} B one-way latency p50/p99, 3 members`, fmtUs(lat), `net ${fmtUs(netLat)}`, ratio(lat.p50, netLat.p50)])
+      const netMc = await netMulticastPingPong(size, latRounds)
+      rows.push([`  same, net doing the 3-member multicast pattern`, '', `net ${fmtUs(netMc)}`, ratio(lat.p50, netMc.p50)])
       const count = quick ? 5000 : 20_000
       const rate = await smcRate(ts, size, count)
       const netR = await netRate(size, count, 2)
