@@ -16,10 +16,12 @@ import { loadGroupConfig } from '../replication/config.js'
 import { RemoteClient } from '../replication/remote.js'
 import { localGroupConfig, runServe, startLocalGroup } from './cluster.js'
 import { runInit } from './init.js'
+import { renderStatus, statusJson } from './statusView.js'
 
 const MAX_WAIT_MS_DEFAULT = 10_000
 const SENSOR_LAG_MAX_MS_DEFAULT = 5_000
 const CLOCK_SKEW_MAX_MS_DEFAULT = 50
+const STATUS_WATCH_MS_DEFAULT = 1_000
 
 function defaultDataDir(mountpoint: string): string {
   const base = process.env.XDG_DATA_HOME ?? path.join(os.homedir(), '.local', 'share')
@@ -230,11 +232,25 @@ export async function main(argv: string[]): Promise<void> {
   program
     .command('status')
     .option('--mount <dir>', 'the mount')
-    .option('--json', 'machine-readable output')
-    .description('show the mount: data dir, mode, stability frontier')
-    .action(async (opts: { mount?: string; json?: boolean }) => {
-      const status = await request<Record<string, unknown>>(defaultMount(opts.mount), { op: 'status' })
-      print(opts.json === true, status, () => Object.entries(status).map(([k, v]) => `${k}: ${String(v)}`).join('\n') + '\n')
+    .option('--json', 'machine-readable output (with --watch: one JSON object per line)')
+    .option('--watch [ms]', 'refresh every ms (default 1000) until Ctrl-C')
+    .description('show the mount; for a cluster mount the view, shard layout, every member and its row of the shared state table, frontiers and replica lag')
+    .action(async (opts: { mount?: string; json?: boolean; watch?: string | boolean }) => {
+      const mountpoint = defaultMount(opts.mount)
+      const json = opts.json === true
+      const fetch = async (): Promise<Record<string, unknown>> => statusJson(await request<Record<string, unknown>>(mountpoint, { op: 'status' }))
+      if (opts.watch === undefined || opts.watch === false) {
+        const status = await fetch()
+        print(json, status, () => renderStatus(status))
+        return
+      }
+      const periodMs = opts.watch === true ? STATUS_WATCH_MS_DEFAULT : positiveInt(opts.watch)
+      const clear = process.stdout.isTTY && !json ? '\x1b[H\x1b[2J' : ''
+      for (;;) {
+        const status = await fetch()
+        process.stdout.write(json ? JSON.stringify(status) + '\n' : `${clear}${renderStatus(status)}${clear === '' ? '\n' : ''}`)
+        await new Promise((resolve) => setTimeout(resolve, Math.max(50, periodMs)))
+      }
     })
 
   try {

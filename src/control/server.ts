@@ -8,6 +8,7 @@ import { errors, isFffsError } from '../errors.js'
 import type { MountedFs } from '../fs/mount.js'
 import { parsePath, Resolver, type TimeOptions } from '../fs/resolve.js'
 import type { Client } from '../replication/client.js'
+import { RemoteClient } from '../replication/remote.js'
 import type { Attr } from '../store/records.js'
 import { hlcToIso } from '../temporal/hlc.js'
 import { formatTimeSpec } from '../temporal/spec.js'
@@ -114,6 +115,22 @@ export class ControlServer {
     return resolved.attr
   }
 
+  /**
+   * Embedded: the mount alone. Cluster (a RemoteClient): the group, the member this mount is
+   * connected to, and every member's own status (RemoteClient.groupStatus: the connected one
+   * over this mount's connection, the others over short-lived connections; an unreachable
+   * member is listed with its error). The CLI renders it (src/cli/statusView.ts).
+   */
+  private async status(): Promise<Record<string, unknown>> {
+    const base = { mountpoint: this.mounted.mountpoint, pid: process.pid }
+    if (!(this.client instanceof RemoteClient)) {
+      return { ...base, mode: 'embedded', dataDir: this.dataDir, stableFrontier: hlcToIso(await this.client.stableFrontier()) }
+    }
+    const members = await this.client.groupStatus()
+    const stableFrontier = await this.client.stableFrontier().then(hlcToIso, (err: Error) => `unknown (${err.message})`)
+    return { ...base, mode: 'cluster', stateDir: this.dataDir, group: this.client.group, connectedMember: this.client.memberId, stableFrontier, members, at: new Date().toISOString() }
+  }
+
   private async dispatch(request: ControlRequest): Promise<unknown> {
     switch (request.op) {
       case 'log': {
@@ -152,7 +169,7 @@ export class ControlServer {
         await this.client.submit({ type: 'unsnapshot', name: request.name })
         return { name: request.name }
       case 'status':
-        return { mountpoint: this.mounted.mountpoint, dataDir: this.dataDir, pid: process.pid, stableFrontier: hlcToIso(await this.client.stableFrontier()), mode: 'embedded' }
+        return this.status()
       case 'unmount':
         setImmediate(this.onUnmount)
         return { unmounting: this.mounted.mountpoint }

@@ -17,7 +17,7 @@ import { FffsError } from '../errors.js'
 import type { Attr, DataRef, Ino, Mutation, Snapshot, VersionOp } from '../store/records.js'
 import type { HlcStamp } from '../temporal/hlc.js'
 import { dataRefAt, type Client, type SubmitId } from './client.js'
-import type { GroupConfig, GroupMember } from './config.js'
+import { initialShards, type GroupConfig, type GroupMember } from './config.js'
 import { connect, ConnectionLostError, MAX_BODY_BYTES, type Connection, type Incoming, type Reply } from './wire.js'
 
 const REMOTE_PROTOCOL = 1
@@ -46,6 +46,11 @@ export interface ServeClientOptions {
   readonly memberId?: number
   /** Requests this serving side answers itself (member-to-member traffic shares the port); undefined: not handled here. */
   readonly extraRequests?: (request: Incoming) => Promise<Reply> | undefined
+  /**
+   * What a 'status' request answers (the member runtime: `Member.status()`), for `fffs status`.
+   * Bigints in it are sent as decimal strings. Absent: 'status' is refused with ENOTSUP.
+   */
+  readonly status?: () => unknown
 }
 
 interface ServedBlob {
@@ -105,6 +110,9 @@ export function serveClient(connection: Connection, client: Client, options: Ser
         case 'waitStable':
           await client.waitStable(stampArg(a.cut), a.maxWaitMs as number)
           return {}
+        case 'status':
+          if (options.status === undefined) throw new FffsError('ENOTSUP', `this ${options.memberId !== undefined ? `member (${options.memberId})` : 'server'} reports no status`)
+          return { result: jsonable(await options.status()) }
         case 'submit': {
           const { mutation, id } = request.args as SubmitArgs
           const referenced = blobIdsOf(mutation)
@@ -146,6 +154,14 @@ function blobIdsOf(mutation: Mutation): string[] {
 function stampArg(value: unknown): HlcStamp {
   if (typeof value !== 'string' || !/^\d+$/.test(value)) throw new FffsError('EINVAL', `not a stamp: ${String(value)}`)
   return BigInt(value)
+}
+
+/** A copy of `value` that JSON.stringify accepts: bigints become decimal strings. */
+export function jsonable(value: unknown): unknown {
+  if (typeof value === 'bigint') return value.toString()
+  if (Array.isArray(value)) return value.map(jsonable)
+  if (typeof value === 'object' && value !== null) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, jsonable(v)]))
+  return value
 }
 
 function stampResult(stamp: HlcStamp | null): string | null {
@@ -207,6 +223,12 @@ export class RemoteClient implements Client {
     return client
   }
 
+  /** What `fffs status` shows of the group this client mounts (never the key). */
+  get group(): GroupInfo {
+    const { name, path, layout, members } = this.config
+    return { name, configPath: path, layout, shards: initialShards(this.config), members: members.map(({ id, host, transportPort, clientPort }) => ({ id, host, transportPort, clientPort })) }
+  }
+
   /** The member currently connected to, if any (for status output). */
   get memberId(): number | null {
     return this.current?.member.id ?? null
@@ -247,6 +269,38 @@ export class RemoteClient implements Client {
   }
   async stableFrontier(): Promise<HlcStamp> {
     return BigInt((await this.call('stableFrontier', () => ({}))).result as string)
+  }
+
+  /** The status of the member this client is connected to (`Member.status()`, bigints as strings). */
+  async memberStatus(): Promise<unknown> {
+    return (await this.call('status', () => ({}))).result
+  }
+
+  /**
+   * Every member's status, as each reports it, in config order. The connected member answers
+   * on this client's connection; every other member over a short-lived connection of its own
+   * (authenticated with the cluster key, closed after the one request), all in parallel and
+   * each bounded by `timeoutMs`, so an unreachable member costs one timeout, not a hang.
+   * Nothing is kept open between calls: a mount holds exactly one member connection.
+   */
+  async groupStatus(timeoutMs = GROUP_STATUS_TIMEOUT_MS): Promise<MemberStatusReport[]> {
+    const connected = this.current !== null && this.current.connection.isOpen ? this.current : null
+    return Promise.all(
+      this.config.members.map(async (member): Promise<MemberStatusReport> => {
+        const where = { id: member.id, host: member.host, clientPort: member.clientPort }
+        const startedMs = Date.now()
+        try {
+          const status =
+            connected !== null && connected.member.id === member.id
+              ? (await connected.connection.request('status', {}, { timeoutMs })).result
+              : await fetchMemberStatus(this.config, member, timeoutMs)
+          return { ...where, connected: connected?.member.id === member.id, reachable: true, status, elapsedMs: Date.now() - startedMs }
+        } catch (err) {
+          const code = err instanceof FffsError ? err.code : 'EIO'
+          return { ...where, connected: connected?.member.id === member.id, reachable: false, error: { code, message: err instanceof Error ? err.message : String(err) }, elapsedMs: Date.now() - startedMs }
+        }
+      }),
+    )
   }
 
   /** Waits on the member; the reply bound is the wait plus the request timeout, and a failover keeps the original deadline. */
@@ -379,6 +433,43 @@ export class RemoteClient implements Client {
   private sendBlob(connection: Connection, blob: PendingBlob): void {
     blob.sentOn = connection
     connection.send('blob', { id: blob.id }, blob.bytes).then(blob.markWritten, () => undefined /* re-sent on the next connection */)
+  }
+}
+
+const GROUP_STATUS_TIMEOUT_MS = 2_000
+
+export interface GroupInfo {
+  readonly name: string
+  readonly configPath: string
+  readonly layout: { readonly shards: number; readonly replicas: number }
+  readonly shards: { readonly meta: number[]; readonly data: number[][] } // member ids (the initial layout)
+  readonly members: ReadonlyArray<{ readonly id: number; readonly host: string; readonly transportPort: number; readonly clientPort: number }>
+}
+
+/** One member's answer to a status request, or why there was none. */
+export interface MemberStatusReport {
+  readonly id: number
+  readonly host: string
+  readonly clientPort: number
+  readonly connected: boolean // the member the asking client is connected to
+  readonly reachable: boolean
+  readonly status?: unknown // the member's `Member.status()`, bigints as strings
+  readonly error?: { readonly code: string; readonly message: string }
+  readonly elapsedMs: number
+}
+
+/** Asks one member for its status over a connection of its own (connect, authenticate, one request, close); bounded by timeoutMs for each step. */
+export async function fetchMemberStatus(config: GroupConfig, member: GroupMember, timeoutMs: number): Promise<unknown> {
+  const handshakeTimeoutMs = Math.min(timeoutMs, config.clients.handshakeTimeoutMs)
+  const connection = await connect(member.host, member.clientPort, config.key, handshakeTimeoutMs, {
+    heartbeatIntervalMs: config.clients.heartbeatIntervalMs,
+    deadPeerMs: config.clients.deadPeerMs,
+    handshakeTimeoutMs,
+  })
+  try {
+    return (await connection.request('status', {}, { timeoutMs })).result
+  } finally {
+    connection.close()
   }
 }
 

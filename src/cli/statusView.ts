@@ -1,0 +1,263 @@
+// `fffs status`: what the mount's control socket answers (src/control/server.ts, op 'status'),
+// summarised and laid out for a terminal. For a cluster mount that is every member's own
+// report (`Member.status()`, bigints as decimal strings): the view, the shard layout, each
+// member's core state, the shared state table as one member sees it (rows = members, like
+// Derecho's SST), the persistence and stability frontiers and the replicas' lag.
+// Pure functions of the answer: no I/O here, so the layout is testable without a group.
+
+import { hlcPhysicalUs, hlcLogical } from '../temporal/hlc.js'
+
+// ---------------------------------------------------------------- the answer's shape
+
+/** `CoreStatus` (src/replication/core/group.ts) as JSON: stamps are decimal strings. */
+export interface CoreStatusJson {
+  readonly view: { readonly vid: number; readonly members: readonly number[] } // epoch ranks
+  readonly rank: number
+  readonly leaderRank: number | null
+  readonly wedged: boolean
+  readonly excluded: boolean
+  readonly suspected: readonly number[]
+  readonly sent: number
+  readonly received: readonly number[]
+  readonly delivered: number
+  readonly deliveredStamp: string
+  readonly persistedStamp: string
+  readonly globalPersistedStamp: string
+  readonly stableStamp: string
+  readonly pendingRequests: number
+}
+
+type RowValue = string | boolean | string[] | boolean[]
+
+/** `MemberStatus` (src/replication/member.ts) as JSON. */
+export interface MemberStatusJson {
+  readonly id: number
+  readonly core: CoreStatusJson
+  readonly memberIds: readonly number[] // epoch rank -> member id
+  readonly appliedStamp: string
+  readonly rows: ReadonlyArray<Readonly<Record<string, RowValue>>>
+}
+
+export interface MemberReportJson {
+  readonly id: number
+  readonly host: string
+  readonly clientPort: number
+  readonly connected: boolean
+  readonly reachable: boolean
+  readonly status?: MemberStatusJson
+  readonly error?: { readonly code: string; readonly message: string }
+  readonly elapsedMs: number
+}
+
+export interface ClusterStatusJson {
+  readonly mode: 'cluster'
+  readonly mountpoint: string
+  readonly pid: number
+  readonly at: string
+  readonly stateDir: string
+  readonly stableFrontier: string
+  readonly connectedMember: number | null
+  readonly group: {
+    readonly name: string
+    readonly configPath: string
+    readonly layout: { readonly shards: number; readonly replicas: number }
+    readonly shards: { readonly meta: readonly number[]; readonly data: ReadonlyArray<readonly number[]> }
+    readonly members: ReadonlyArray<{ readonly id: number; readonly host: string; readonly transportPort: number; readonly clientPort: number }>
+  }
+  readonly members: readonly MemberReportJson[]
+}
+
+export interface LagRow {
+  readonly member: number
+  readonly deliveredBehindMessages: number // the most delivered in the view minus this row's
+  readonly deliveredBehindMs: number // HLC time of the newest delivery in the view minus this row's
+  readonly persistedBehindMs: number // HLC time of the newest delivery in the view minus this row's persisted stamp
+}
+
+export interface ClusterSummary {
+  /** The member whose table and frontiers are shown: the connected one, else the first reachable. */
+  readonly referenceMember: number | null
+  readonly view: { readonly vid: number; readonly members: readonly number[] } | null // member ids
+  readonly leader: number | null
+  /** Distinct views the reachable members report (more than one: a view change is under way). */
+  readonly views: ReadonlyArray<{ readonly vid: number; readonly members: readonly number[]; readonly reportedBy: readonly number[] }>
+  readonly unreachable: readonly number[]
+  readonly persistenceFrontier: string | null // stamp: durable at every member of the view
+  readonly stabilityFrontier: string | null // stamp: no record at or below can still arrive
+  readonly lag: readonly LagRow[]
+}
+
+// ---------------------------------------------------------------- summary
+
+const idsOf = (status: MemberStatusJson, ranks: readonly number[]): number[] => ranks.map((rank) => status.memberIds[rank] ?? rank)
+
+export function summarize(status: ClusterStatusJson): ClusterSummary {
+  const reachable = status.members.filter((m) => m.reachable && m.status !== undefined)
+  const reference = reachable.find((m) => m.connected) ?? reachable[0]
+  const views = new Map<string, { vid: number; members: number[]; reportedBy: number[] }>()
+  for (const m of reachable) {
+    const s = m.status!
+    const members = idsOf(s, s.core.view.members)
+    const key = `${s.core.view.vid}:${members.join(',')}`
+    const entry = views.get(key) ?? { vid: s.core.view.vid, members, reportedBy: [] }
+    entry.reportedBy.push(m.id)
+    views.set(key, entry)
+  }
+  const unreachable = status.members.filter((m) => !m.reachable).map((m) => m.id)
+  if (reference === undefined) return { referenceMember: null, view: null, leader: null, views: [], unreachable, persistenceFrontier: null, stabilityFrontier: null, lag: [] }
+  const s = reference.status!
+  const core = s.core
+  return {
+    referenceMember: reference.id,
+    view: { vid: core.view.vid, members: idsOf(s, core.view.members) },
+    leader: core.leaderRank === null ? null : (s.memberIds[core.leaderRank] ?? core.leaderRank),
+    views: [...views.values()].sort((a, b) => b.vid - a.vid),
+    unreachable,
+    persistenceFrontier: core.globalPersistedStamp,
+    stabilityFrontier: core.stableStamp,
+    lag: lagOf(s),
+  }
+}
+
+/** Lag of each view member, from one member's copy of the table (one consistent snapshot). */
+export function lagOf(status: MemberStatusJson): LagRow[] {
+  const { vid, members } = status.core.view
+  const rows = members.map((rank) => ({ rank, row: status.rows[rank] })).filter((r) => r.row !== undefined && String(r.row.vid) === String(vid))
+  if (rows.length === 0) return []
+  const delivered = (row: Readonly<Record<string, RowValue>>): number => Number(row.delivered ?? 0)
+  const stampUs = (value: RowValue | undefined): number => (typeof value === 'string' && value !== '0' ? hlcPhysicalUs(BigInt(value)) : 0)
+  const mostDelivered = Math.max(...rows.map((r) => delivered(r.row!)))
+  const newestUs = Math.max(...rows.map((r) => stampUs(r.row!.delivered_stamp)))
+  return rows.map(({ rank, row }) => ({
+    member: status.memberIds[rank] ?? rank,
+    deliveredBehindMessages: mostDelivered - delivered(row!),
+    deliveredBehindMs: newestUs === 0 ? 0 : (newestUs - stampUs(row!.delivered_stamp)) / 1000,
+    persistedBehindMs: newestUs === 0 ? 0 : Math.max(0, newestUs - stampUs(row!.persisted_stamp)) / 1000,
+  }))
+}
+
+/** What `fffs status --json` prints: the mount's answer, plus the summary for a cluster. */
+export function statusJson(status: Record<string, unknown>): Record<string, unknown> {
+  return isCluster(status) ? { ...status, summary: summarize(status) } : status
+}
+
+function isCluster(status: Record<string, unknown>): status is Record<string, unknown> & ClusterStatusJson {
+  return status.mode === 'cluster' && Array.isArray(status.members)
+}
+
+// ---------------------------------------------------------------- text
+
+/** Stamps as UTC time of day with µs (the date is in the header), `+logical` when non-zero; 0 as '-'. */
+export function shortStamp(stamp: string | undefined): string {
+  if (stamp === undefined || stamp === '0' || !/^\d+$/.test(stamp)) return '-'
+  const value = BigInt(stamp)
+  const us = hlcPhysicalUs(value)
+  const time = new Date(Math.floor(us / 1000)).toISOString().slice(11, 23) + String(us % 1000).padStart(3, '0')
+  const logical = hlcLogical(value)
+  return logical > 0 ? `${time}+${logical}` : time
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)))
+  return rows.map((r) => r.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n')
+}
+
+const list = (values: readonly (number | string)[]): string => `[${values.join(',')}]`
+const ms = (value: number): string => (value >= 100 ? value.toFixed(0) : value.toFixed(1))
+
+export function renderStatus(status: Record<string, unknown>): string {
+  if (!isCluster(status)) return Object.entries(status).map(([k, v]) => `${k}: ${String(v)}`).join('\n') + '\n'
+  const summary = summarize(status)
+  const { group } = status
+  const out: string[] = []
+  out.push(`mount ${status.mountpoint} (pid ${status.pid}) · group ${group.name} (${group.configPath}) · connected to member ${status.connectedMember ?? 'none'} · ${status.at}`)
+  out.push(
+    `layout: ${group.layout.shards} data shard(s) x ${group.layout.replicas} replica(s); meta shard ${list(group.shards.meta)}; ` +
+      group.shards.data.map((ids, s) => `data shard ${s} ${list(ids)}`).join('; '),
+  )
+  if (summary.view === null) {
+    out.push(`no member reachable: ${status.members.map((m) => `member ${m.id}: ${m.error?.message ?? 'no answer'}`).join('; ')}`)
+    return out.join('\n') + '\n'
+  }
+  out.push(`view ${summary.view.vid}: members ${list(summary.view.members)}, leader ${summary.leader ?? '-'} (as member ${summary.referenceMember} sees it)`)
+  if (summary.views.length > 1) out.push(`  views differ: ${summary.views.map((v) => `view ${v.vid} ${list(v.members)} at ${list(v.reportedBy)}`).join('; ')} (a view change is under way or a member was excluded)`)
+  out.push(`frontiers (member ${summary.referenceMember}): persistence ${shortStamp(summary.persistenceFrontier ?? undefined)} · stability ${shortStamp(summary.stabilityFrontier ?? undefined)} · this mount's stable cut ${status.stableFrontier}`)
+  out.push('')
+
+  // Each member as it reports itself.
+  const memberRows: string[][] = [['MEMBER', 'STATE', 'VIEW', 'MEMBERS', 'SENT', 'DELIVERED', 'DELIVERED_AT', 'APPLIED_AT', 'PERSISTED_AT', 'GLOBAL_PERSISTED', 'STABLE', 'PENDING', 'SUSPECTS']]
+  for (const m of status.members) {
+    if (!m.reachable || m.status === undefined) {
+      memberRows.push([`${m.id}${m.connected ? '*' : ''}`, 'unreachable'])
+      continue
+    }
+    const s = m.status
+    const c = s.core
+    const state = c.excluded ? 'excluded' : c.wedged ? 'wedged' : c.view.members.includes(c.rank) ? 'in view' : 'outside'
+    memberRows.push([
+      `${m.id}${m.connected ? '*' : ''}`,
+      state,
+      String(c.view.vid),
+      list(idsOf(s, c.view.members)),
+      String(c.sent),
+      String(c.delivered),
+      shortStamp(c.deliveredStamp),
+      shortStamp(s.appliedStamp),
+      shortStamp(c.persistedStamp),
+      shortStamp(c.globalPersistedStamp),
+      shortStamp(c.stableStamp),
+      String(c.pendingRequests),
+      c.suspected.length === 0 ? '-' : list(idsOf(s, c.suspected)),
+    ])
+  }
+  out.push('members as each reports itself (* = this mount is connected to it):')
+  out.push(table(memberRows))
+  out.push('')
+
+  // The shared state table, one member's copy.
+  const reference = status.members.find((m) => m.id === summary.referenceMember)!.status!
+  out.push(`shared state table as member ${reference.id} sees it (rows = members; per-sender and per-member columns in member order ${list(reference.memberIds)}):`)
+  out.push(table(sstRows(reference)))
+  out.push('')
+
+  out.push(`replica lag (member ${reference.id}'s table, view ${summary.view.vid}; behind = the newest delivery in the view minus this member's):`)
+  out.push(
+    table([
+      ['MEMBER', 'DELIVERED_BEHIND (msgs)', 'DELIVERED_BEHIND (ms)', 'PERSISTED_BEHIND (ms)'],
+      ...summary.lag.map((l) => [String(l.member), String(l.deliveredBehindMessages), ms(l.deliveredBehindMs), ms(l.persistedBehindMs)]),
+    ]),
+  )
+  for (const m of status.members) if (!m.reachable) out.push(`member ${m.id} unreachable: ${m.error?.code ?? 'EIO'} ${m.error?.message ?? ''}`.trimEnd())
+  return out.join('\n') + '\n'
+}
+
+/** The table's columns (src/replication/core/schema.ts), one row per member. */
+function sstRows(status: MemberStatusJson): string[][] {
+  const u64 = (row: Readonly<Record<string, RowValue>>, name: string): string => (typeof row[name] === 'string' ? (row[name] as string) : '-')
+  const nums = (row: Readonly<Record<string, RowValue>>, name: string): string => (Array.isArray(row[name]) ? list((row[name] as Array<string | boolean>).map(String)) : '-')
+  const bools = (row: Readonly<Record<string, RowValue>>, name: string): string => {
+    const value = row[name]
+    if (!Array.isArray(value)) return '-'
+    const ids = (value as boolean[]).flatMap((b, rank) => (b ? [status.memberIds[rank] ?? rank] : []))
+    return list(ids)
+  }
+  const header = ['ROW', 'VID', 'RECEIVED', 'DELIVERED', 'DELIVERED_STAMP', 'PERSISTED_STAMP', 'HLC_FLOOR', 'SUSPECTED', 'WEDGED', 'CVID', 'BALLOT', 'PROMISED', 'ACCEPTED (ballot members trim)', 'COMMITTED', 'DECIDED (vid members trim)']
+  const rows = status.rows.map((row, rank) => [
+    `${status.memberIds[rank] ?? rank}${rank === status.core.rank ? ' (self)' : ''}`,
+    u64(row, 'vid'),
+    nums(row, 'received'),
+    u64(row, 'delivered'),
+    shortStamp(u64(row, 'delivered_stamp')),
+    shortStamp(u64(row, 'persisted_stamp')),
+    shortStamp(u64(row, 'hlc_floor')),
+    bools(row, 'suspected'),
+    row.wedged === true ? 'yes' : 'no',
+    u64(row, 'cvid'),
+    u64(row, 'ballot'),
+    u64(row, 'promised'),
+    u64(row, 'accepted_ballot') === '0' ? '-' : `${u64(row, 'accepted_ballot')} ${bools(row, 'accepted_members')} ${nums(row, 'accepted_trim')}`,
+    u64(row, 'committed_ballot'),
+    u64(row, 'decided_vid') === '0' ? '-' : `${u64(row, 'decided_vid')} ${bools(row, 'decided_members')} ${nums(row, 'decided_trim')}`,
+  ])
+  return [header, ...rows]
+}
