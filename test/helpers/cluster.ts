@@ -1,0 +1,200 @@
+// Test helper: a local replication group of real `fffs serve` processes and real
+// `fffs mount --cluster` mounts, with bounded waits; `cleanup()` kills every child it started
+// and `fusermount -uz`s every mount, whatever state the test left them in.
+
+import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, promises as fsp, rmSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { promisify } from 'node:util'
+import { loadGroupConfig, writeLocalGroup, type GroupConfig } from '../../src/replication/config.js'
+import { fetchMemberStatus } from '../../src/replication/remote.js'
+import { FFFS_BIN, fusermountLazy, REPO } from './mount.js'
+
+const execFileP = promisify(execFile)
+const MOUNT_TIMEOUT_MS = 20_000
+const EXIT_TIMEOUT_MS = 10_000
+
+export interface Proc {
+  readonly child: ChildProcess
+  readonly output: () => string
+  readonly exited: () => boolean
+  /** Resolves when the process exits (at once if it has), or after timeoutMs with false. */
+  waitExit(timeoutMs: number): Promise<boolean>
+}
+
+/** Spawns `node bin/fffs ARGS`, collecting stdout+stderr. `wrap` runs it under another command (nsenter). */
+export function spawnFffs(args: string[], wrap: string[] = []): Proc {
+  const command = wrap.length > 0 ? wrap[0]! : process.execPath
+  const argv = wrap.length > 0 ? [...wrap.slice(1), process.execPath, FFFS_BIN, ...args] : [FFFS_BIN, ...args]
+  const child = spawn(command, argv, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] })
+  let log = ''
+  child.stdout!.on('data', (chunk: Buffer) => (log += chunk.toString()))
+  child.stderr!.on('data', (chunk: Buffer) => (log += chunk.toString()))
+  const exited = (): boolean => child.exitCode !== null || child.signalCode !== null
+  return {
+    child,
+    output: () => log,
+    exited,
+    waitExit: (timeoutMs) =>
+      exited()
+        ? Promise.resolve(true)
+        : new Promise((resolve) => {
+            const timer = setTimeout(() => resolve(false), timeoutMs)
+            child.once('exit', () => {
+              clearTimeout(timer)
+              resolve(true)
+            })
+          }),
+  }
+}
+
+/** Polls `check` until it returns a value other than undefined; throws `what` with the last state after timeoutMs. */
+export async function waitFor<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined> | T | undefined, periodMs = 100): Promise<T> {
+  const deadlineMs = Date.now() + timeoutMs
+  let last: unknown
+  for (;;) {
+    try {
+      const value = await check()
+      if (value !== undefined) return value
+    } catch (err) {
+      last = err
+    }
+    if (Date.now() > deadlineMs) throw new Error(`${what}: not within ${timeoutMs} ms${last !== undefined ? ` (last error: ${last instanceof Error ? last.message : String(last)})` : ''}`)
+    await new Promise((resolve) => setTimeout(resolve, periodMs))
+  }
+}
+
+export interface ClusterMount {
+  readonly mountpoint: string
+  readonly proc: Proc
+  p(...parts: string[]): string
+  stop(): Promise<void>
+}
+
+export interface TestGroup {
+  readonly root: string
+  readonly config: GroupConfig
+  readonly members: Map<number, Proc>
+  /** Starts member `id` (again); `configPath` defaults to the group's. */
+  startMember(id: number, configPath?: string, wrap?: string[]): Proc
+  /** SIGKILL, and wait until it is gone. */
+  kill9(id: number): Promise<void>
+  /** Member `id`'s own view (member ids), asked over a connection of its own. */
+  viewOf(id: number): Promise<{ vid: number; members: number[] }>
+  /** Waits until every listed member reports a view of exactly `members`. */
+  waitView(members: number[], timeoutMs: number, askIds?: number[]): Promise<number>
+  /** `fffs mount DIR --cluster configPath`, waiting for its ready line. */
+  mount(name: string, configPath?: string, wrap?: string[]): Promise<ClusterMount>
+  /**
+   * A copy of the config whose members are listed starting at `firstId` (and the key file
+   * `keyFile`, if given): a RemoteClient tries members in file order, so a mount of it
+   * connects to `firstId`.
+   */
+  writeClientConfig(name: string, firstId: number, keyFile?: string): Promise<string>
+  cleanup(): Promise<void>
+}
+
+export async function startGroup(replicas: number, options: { hostOf?: (id: number) => string; wrapOf?: (id: number) => string[] } = {}): Promise<TestGroup> {
+  const root = mkdtempSync(path.join(os.tmpdir(), 'fffs-cluster-'))
+  // No base port given: writeLocalGroup derives one from a hash of the (random) directory and
+  // moves it on while any of its ports is bound, so parallel test files do not collide.
+  let configPath = await writeLocalGroup(path.join(root, 'group'), { replicas, shards: 1 })
+  if (options.hostOf !== undefined) {
+    const json = JSON.parse(await fsp.readFile(configPath, 'utf8')) as { members: Array<{ id: number; host: string }> }
+    for (const m of json.members) m.host = options.hostOf(m.id)
+    await fsp.writeFile(configPath, JSON.stringify(json, null, 2))
+  }
+  const config = await loadGroupConfig(configPath)
+  configPath = config.path
+  const members = new Map<number, Proc>()
+  const mounts: ClusterMount[] = []
+  const extra: Proc[] = []
+
+  const group: TestGroup = {
+    root,
+    config,
+    members,
+    startMember(id, memberConfig = configPath, wrap = options.wrapOf?.(id) ?? []) {
+      const proc = spawnFffs(['serve', '--config', memberConfig, '--id', String(id)], wrap)
+      if (memberConfig === configPath) members.set(id, proc)
+      else extra.push(proc)
+      return proc
+    },
+    async kill9(id) {
+      const proc = members.get(id)
+      if (proc === undefined) return
+      proc.child.kill('SIGKILL')
+      await proc.waitExit(EXIT_TIMEOUT_MS)
+    },
+    async viewOf(id) {
+      const status = (await fetchMemberStatus(config, config.members.find((m) => m.id === id)!, 2_000)) as {
+        core: { view: { vid: number; members: number[] } }
+        memberIds: number[]
+      }
+      return { vid: status.core.view.vid, members: status.core.view.members.map((rank) => status.memberIds[rank]!) }
+    },
+    async waitView(expected, timeoutMs, askIds = expected) {
+      const want = expected.join(',')
+      return waitFor(`members ${askIds.join(', ')} in view [${want}]`, timeoutMs, async () => {
+        const views = await Promise.all(askIds.map((id) => group.viewOf(id)))
+        return views.every((v) => v.members.join(',') === want) ? views[0]!.vid : undefined
+      })
+    },
+    async mount(name, mountConfig = configPath, wrap = []) {
+      const mountpoint = path.join(root, name)
+      const proc = spawnFffs(['mount', mountpoint, '--cluster', mountConfig], wrap)
+      const mount: ClusterMount = {
+        mountpoint,
+        proc,
+        p: (...parts) => path.join(mountpoint, ...parts),
+        async stop() {
+          if (!proc.exited()) {
+            proc.child.kill('SIGTERM')
+            if (!(await proc.waitExit(EXIT_TIMEOUT_MS))) proc.child.kill('SIGKILL')
+            await proc.waitExit(EXIT_TIMEOUT_MS)
+          }
+          fusermountLazy(mountpoint)
+        },
+      }
+      mounts.push(mount)
+      await waitFor(`mount ${name}`, MOUNT_TIMEOUT_MS, () => {
+        if (proc.output().includes('fffs: mounted')) return true
+        if (proc.exited()) throw new Error(`mount exited (${proc.child.exitCode ?? proc.child.signalCode}): ${proc.output()}`)
+        return undefined
+      }).catch((err: Error) => {
+        throw new Error(`${err.message}\n${proc.output()}`)
+      })
+      return mount
+    },
+    async writeClientConfig(name, firstId, keyFile) {
+      const json = JSON.parse(await fsp.readFile(configPath, 'utf8')) as { members: Array<{ id: number; dataDir: string }>; keyFile: string }
+      const at = json.members.findIndex((m) => m.id === firstId)
+      json.members = [...json.members.slice(at), ...json.members.slice(0, at)]
+      for (const m of json.members) m.dataDir = path.resolve(path.dirname(configPath), m.dataDir)
+      json.keyFile = keyFile ?? config.keyFile
+      const file = path.join(root, name)
+      await fsp.writeFile(file, JSON.stringify(json, null, 2))
+      return file
+    },
+    async cleanup() {
+      await Promise.all(mounts.map((m) => m.stop()))
+      for (const proc of [...members.values(), ...extra]) if (!proc.exited()) proc.child.kill('SIGKILL')
+      await Promise.all([...members.values(), ...extra].map((proc) => proc.waitExit(EXIT_TIMEOUT_MS)))
+      for (const m of mounts) fusermountLazy(m.mountpoint)
+      rmSync(root, { recursive: true, force: true })
+    },
+  }
+  return group
+}
+
+/** Runs the CLI asynchronously (the test's own event loop keeps running); never throws. */
+export async function cli(args: string[], timeoutMs = 30_000): Promise<{ status: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await execFileP(process.execPath, [FFFS_BIN, ...args], { cwd: REPO, timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 })
+    return { status: 0, stdout, stderr }
+  } catch (err) {
+    const e = err as { code?: number | string; stdout?: string; stderr?: string }
+    return { status: typeof e.code === 'number' ? e.code : 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' }
+  }
+}
