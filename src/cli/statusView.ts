@@ -32,8 +32,9 @@ type RowValue = string | boolean | string[] | boolean[]
 /** `MemberStatus` (src/replication/member.ts) as JSON. */
 export interface MemberStatusJson {
   readonly id: number
-  readonly core: CoreStatusJson
-  readonly memberIds: readonly number[] // epoch rank -> member id
+  readonly phase?: string // 'recovering' | 'starting' | 'running' | 'stopped'
+  readonly core: CoreStatusJson | null // null: in no epoch yet (recovering, starting)
+  readonly memberIds: readonly number[] // the epoch's rank -> member id
   readonly appliedStamp: string
   readonly rows: ReadonlyArray<Readonly<Record<string, RowValue>>>
 }
@@ -91,21 +92,23 @@ export interface ClusterSummary {
 
 const idsOf = (status: MemberStatusJson, ranks: readonly number[]): number[] => ranks.map((rank) => status.memberIds[rank] ?? rank)
 
+type InEpoch = MemberReportJson & { readonly status: MemberStatusJson & { readonly core: CoreStatusJson } }
+
 export function summarize(status: ClusterStatusJson): ClusterSummary {
-  const reachable = status.members.filter((m) => m.reachable && m.status !== undefined)
+  const reachable = status.members.filter((m): m is InEpoch => m.reachable && m.status !== undefined && m.status.core !== null)
   const reference = reachable.find((m) => m.connected) ?? reachable[0]
   const views = new Map<string, { vid: number; members: number[]; reportedBy: number[] }>()
   for (const m of reachable) {
-    const s = m.status!
+    const s = m.status
     const members = idsOf(s, s.core.view.members)
     const key = `${s.core.view.vid}:${members.join(',')}`
     const entry = views.get(key) ?? { vid: s.core.view.vid, members, reportedBy: [] }
     entry.reportedBy.push(m.id)
     views.set(key, entry)
   }
-  const unreachable = status.members.filter((m) => !m.reachable).map((m) => m.id)
+  const unreachable = status.members.filter((m) => !m.reachable).map((m) => m.id) // members in no epoch yet are reachable, not in a view
   if (reference === undefined) return { referenceMember: null, view: null, leader: null, views: [], unreachable, persistenceFrontier: null, stabilityFrontier: null, lag: [] }
-  const s = reference.status!
+  const s = reference.status
   const core = s.core
   return {
     referenceMember: reference.id,
@@ -120,7 +123,7 @@ export function summarize(status: ClusterStatusJson): ClusterSummary {
 }
 
 /** Lag of each view member, from one member's copy of the table (one consistent snapshot). */
-export function lagOf(status: MemberStatusJson): LagRow[] {
+export function lagOf(status: MemberStatusJson & { readonly core: CoreStatusJson }): LagRow[] {
   const { vid, members } = status.core.view
   const rows = members.map((rank) => ({ rank, row: status.rows[rank] })).filter((r) => r.row !== undefined && String(r.row.vid) === String(vid))
   if (rows.length === 0) return []
@@ -176,7 +179,7 @@ export function renderStatus(status: Record<string, unknown>): string {
       group.shards.data.map((ids, s) => `data shard ${s} ${list(ids)}`).join('; '),
   )
   if (summary.view === null) {
-    out.push(`no member reachable: ${status.members.map((m) => `member ${m.id}: ${m.error?.message ?? 'no answer'}`).join('; ')}`)
+    out.push(`no member in a running group: ${status.members.map((m) => `member ${m.id}: ${m.status !== undefined ? (m.status.phase ?? 'no view') : (m.error?.message ?? 'no answer')}`).join('; ')}`)
     return out.join('\n') + '\n'
   }
   out.push(`view ${summary.view.vid}: members ${list(summary.view.members)}, leader ${summary.leader ?? '-'} (as member ${summary.referenceMember} sees it)`)
@@ -185,17 +188,22 @@ export function renderStatus(status: Record<string, unknown>): string {
   out.push('')
 
   // Each member as it reports itself.
-  const memberRows: string[][] = [['MEMBER', 'STATE', 'VIEW', 'MEMBERS', 'SENT', 'DELIVERED', 'DELIVERED_AT', 'APPLIED_AT', 'PERSISTED_AT', 'GLOBAL_PERSISTED', 'STABLE', 'PENDING', 'SUSPECTS']]
+  const memberRows: string[][] = [['MEMBER', 'PHASE', 'STATE', 'VIEW', 'MEMBERS', 'SENT', 'DELIVERED', 'DELIVERED_AT', 'APPLIED_AT', 'PERSISTED_AT', 'GLOBAL_PERSISTED', 'STABLE', 'PENDING', 'SUSPECTS']]
   for (const m of status.members) {
     if (!m.reachable || m.status === undefined) {
-      memberRows.push([`${m.id}${m.connected ? '*' : ''}`, 'unreachable'])
+      memberRows.push([`${m.id}${m.connected ? '*' : ''}`, '-', 'unreachable'])
       continue
     }
     const s = m.status
     const c = s.core
+    if (c === null) {
+      memberRows.push([`${m.id}${m.connected ? '*' : ''}`, s.phase ?? '-', 'no epoch', '-', '-', '-', '-', '-', shortStamp(s.appliedStamp)])
+      continue
+    }
     const state = c.excluded ? 'excluded' : c.wedged ? 'wedged' : c.view.members.includes(c.rank) ? 'in view' : 'outside'
     memberRows.push([
       `${m.id}${m.connected ? '*' : ''}`,
+      s.phase ?? '-',
       state,
       String(c.view.vid),
       list(idsOf(s, c.view.members)),
@@ -215,7 +223,7 @@ export function renderStatus(status: Record<string, unknown>): string {
   out.push('')
 
   // The shared state table, one member's copy.
-  const reference = status.members.find((m) => m.id === summary.referenceMember)!.status!
+  const reference = status.members.find((m) => m.id === summary.referenceMember)!.status as MemberStatusJson & { readonly core: CoreStatusJson }
   out.push(`shared state table as member ${reference.id} sees it (rows = members; per-sender and per-member columns in member order ${list(reference.memberIds)}):`)
   out.push(table(sstRows(reference)))
   out.push('')
@@ -232,7 +240,7 @@ export function renderStatus(status: Record<string, unknown>): string {
 }
 
 /** The table's columns (src/replication/core/schema.ts), one row per member. */
-function sstRows(status: MemberStatusJson): string[][] {
+function sstRows(status: MemberStatusJson & { readonly core: CoreStatusJson }): string[][] {
   const u64 = (row: Readonly<Record<string, RowValue>>, name: string): string => (typeof row[name] === 'string' ? (row[name] as string) : '-')
   const nums = (row: Readonly<Record<string, RowValue>>, name: string): string => (Array.isArray(row[name]) ? list((row[name] as Array<string | boolean>).map(String)) : '-')
   const bools = (row: Readonly<Record<string, RowValue>>, name: string): string => {

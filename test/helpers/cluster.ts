@@ -129,9 +129,11 @@ export async function startGroup(replicas: number, options: { hostOf?: (id: numb
     },
     async viewOf(id) {
       const status = (await fetchMemberStatus(config, config.members.find((m) => m.id === id)!, 2_000)) as {
-        core: { view: { vid: number; members: number[] } }
+        phase: string
+        core: { view: { vid: number; members: number[] } } | null
         memberIds: number[]
       }
+      if (status.core === null) throw new Error(`member ${id} is in no epoch (${status.phase})`)
       return { vid: status.core.view.vid, members: status.core.view.members.map((rank) => status.memberIds[rank]!) }
     },
     async waitView(expected, timeoutMs, askIds = expected) {

@@ -1,0 +1,382 @@
+// The replication bench (`node dist/bench/replication/index.js [--quick]`, after `npm run build`):
+// a local group of r = 1 and r = 3 members, each a real `fffs serve` process (writeLocalGroup:
+// 127.0.0.1, the config's provider), mounted with `fffs mount --cluster`, measured with plain
+// synchronous file I/O in a worker thread, as the fs bench does:
+// - sequential write of `seqBytes` in 1 MiB writes, including the close (= durable at every
+//   member of the view);
+// - small files: create+write 4 KiB+close, each timed: the close latency p50/p99 and files/s;
+// - ordered 1 KB records: a RemoteClient (the mount's client, without FUSE) submits setxattr
+//   records carrying 1 KB on the root; a submit returns once the record is ordered, delivered
+//   and applied, and durable at every member (the global persistence frontier passed it) —
+//   the same guarantee as a close. Measured with 1 record in flight (latency) and with
+//   `messageWindow` in flight (rate). The RemoteClient is the driver because it is what every
+//   write pays (wire + ordering + persistence) and it needs no internal API of the member.
+// Rounds are interleaved (r=1 group, then r=3 group, each started fresh, stopped after) and
+// the median round is reported. Targets are reported as PASS/MISS, never asserted.
+
+import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import { Worker } from 'node:worker_threads'
+import { loadGroupConfig, writeLocalGroup, type GroupConfig } from '../../src/replication/config.js'
+import { fetchMemberStatus, RemoteClient } from '../../src/replication/remote.js'
+import { ROOT_INO } from '../../src/store/records.js'
+import { killAll, startMount, stopAll, type Mount } from '../fs/mounts.js'
+import type { Task, Throughput } from '../fs/tasks.js'
+import type { TimedFiles, TimedFilesTask } from './worker.js'
+
+const MiB = 1024 * 1024
+const here = path.dirname(fileURLToPath(import.meta.url))
+const repoRoot = path.resolve(here, '..', '..', '..') // dist/bench/replication -> repo
+const FFFS_BIN = path.join(repoRoot, 'bin', 'fffs')
+const execFileP = promisify(execFile)
+const GROUP_READY_MS = 60_000
+
+export interface ReplicationBenchConfig {
+  seqBytes: number
+  smallFiles: number
+  smallFileBytes: number
+  messageBytes: number
+  messagesSequential: number
+  messagesWindowed: number
+  messageWindow: number
+  repeats: number
+}
+
+export const defaultConfig: ReplicationBenchConfig = {
+  seqBytes: 256 * MiB,
+  smallFiles: 1000,
+  smallFileBytes: 4096,
+  messageBytes: 1024,
+  messagesSequential: 1000,
+  messagesWindowed: 5000,
+  messageWindow: 32,
+  repeats: 3,
+}
+
+export const quickConfig: ReplicationBenchConfig = {
+  seqBytes: 32 * MiB,
+  smallFiles: 200,
+  smallFileBytes: 4096,
+  messageBytes: 1024,
+  messagesSequential: 200,
+  messagesWindowed: 1000,
+  messageWindow: 32,
+  repeats: 1,
+}
+
+interface Messages {
+  inFlight: number
+  count: number
+  seconds: number
+  p50Us: number
+  p99Us: number
+}
+
+interface Round {
+  replicas: number
+  provider: string | null
+  seqWrite: Throughput | null
+  small: { count: number; seconds: number; p50Us: number; p99Us: number } | null
+  messages: Messages[]
+}
+
+function progress(text: string): void {
+  process.stderr.write(`bench: ${text}\n`)
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!
+}
+
+// ---------------------------------------------------------------- a group as processes
+
+interface Group {
+  readonly config: GroupConfig
+  readonly mount: Mount
+  stop(): Promise<void>
+}
+
+const liveMembers = new Set<ChildProcess>()
+
+async function startGroup(root: string, replicas: number): Promise<Group> {
+  const dir = path.join(root, `group-r${replicas}`)
+  fs.rmSync(dir, { recursive: true, force: true })
+  const config = await loadGroupConfig(await writeLocalGroup(dir, { replicas, shards: 1 }))
+  const log: string[] = []
+  const members = config.members.map((m) => {
+    const child = spawn(process.execPath, [FFFS_BIN, 'serve', '--config', config.path, '--id', String(m.id)], { stdio: ['ignore', 'pipe', 'pipe'] })
+    liveMembers.add(child)
+    child.once('exit', () => liveMembers.delete(child))
+    const keep = (chunk: Buffer): void => {
+      log.push(`[member ${m.id}] ${chunk.toString()}`)
+      if (log.length > 200) log.splice(0, log.length - 200)
+    }
+    child.stdout!.on('data', keep)
+    child.stderr!.on('data', keep)
+    return child
+  })
+  const stopMembers = async (): Promise<void> => {
+    await Promise.all(
+      members.map(
+        (child) =>
+          new Promise<void>((resolve) => {
+            if (child.exitCode !== null || child.signalCode !== null) return resolve()
+            const timer = setTimeout(() => child.kill('SIGKILL'), 10_000)
+            child.once('exit', () => {
+              clearTimeout(timer)
+              resolve()
+            })
+            child.kill('SIGTERM')
+          }),
+      ),
+    )
+  }
+  try {
+    // Ready: every member reports a view of all members.
+    const deadlineMs = Date.now() + GROUP_READY_MS
+    for (;;) {
+      const views = await Promise.all(
+        config.members.map((m) =>
+          fetchMemberStatus(config, m, 2_000).then(
+            (s) => (s as { core: { view: { members: number[] } } | null }).core?.view.members.length ?? 0,
+            () => 0,
+          ),
+        ),
+      )
+      if (views.every((n) => n === replicas)) break
+      if (members.some((c) => c.exitCode !== null)) throw new Error(`a member exited before the group formed: ${log.join('')}`)
+      if (Date.now() > deadlineMs) throw new Error(`group of ${replicas} not formed in ${GROUP_READY_MS} ms: ${log.join('')}`)
+      await new Promise((resolve) => setTimeout(resolve, 200))
+    }
+    const mountpoint = path.join(root, `mnt-r${replicas}`)
+    fs.mkdirSync(mountpoint, { recursive: true })
+    const mount = await startMount(`fffs r=${replicas}`, [FFFS_BIN, 'mount', mountpoint, '--cluster', config.path], mountpoint, 'fffs: mounted')
+    return {
+      config,
+      mount,
+      async stop() {
+        await mount.stop()
+        await stopMembers()
+        fs.rmSync(dir, { recursive: true, force: true, maxRetries: 3 })
+      },
+    }
+  } catch (err) {
+    await stopMembers()
+    throw err
+  }
+}
+
+// ---------------------------------------------------------------- workloads
+
+async function inWorker<T>(task: Task | TimedFilesTask, deadlineMs: number): Promise<T> {
+  const worker = new Worker(path.join(here, 'worker.js'), { workerData: task })
+  let timer: NodeJS.Timeout | undefined
+  try {
+    return await new Promise<T>((resolve, reject) => {
+      worker.once('message', (msg: { ok: boolean; value?: unknown; error?: string }) => (msg.ok ? resolve(msg.value as T) : reject(new Error(`${task.kind}: ${msg.error}`))))
+      worker.once('error', reject)
+      worker.once('exit', (code) => reject(new Error(`${task.kind}: worker exited (${code})`)))
+      timer = setTimeout(() => {
+        process.stderr.write(`bench: ${task.kind} still running after ${deadlineMs} ms: killing the mounts\n`)
+        void killAll().then(() => setTimeout(() => void worker.terminate(), 15_000).unref())
+        reject(new Error(`${task.kind}: timed out after ${deadlineMs} ms`))
+      }, deadlineMs)
+    })
+  } finally {
+    clearTimeout(timer)
+    void worker.terminate()
+  }
+}
+
+/** `count` setxattr records of `bytes` on the root, `inFlight` at a time; latency per record. */
+async function orderedMessages(config: GroupConfig, bytes: number, count: number, inFlight: number): Promise<Messages> {
+  const client = await RemoteClient.connect(config, { log: () => undefined })
+  try {
+    const valueBase64 = Buffer.alloc(Math.floor((bytes * 3) / 4), 0x6d).toString('base64') // `bytes` on the wire
+    const latenciesUs: number[] = []
+    let next = 0
+    const started = performance.now()
+    const lane = async (): Promise<void> => {
+      while (next < count) {
+        const i = next++
+        const began = process.hrtime.bigint()
+        await client.submit({ type: 'setxattr', ino: ROOT_INO, name: `user.bench${i % 16}`, valueBase64 })
+        latenciesUs.push(Number(process.hrtime.bigint() - began) / 1000)
+      }
+    }
+    await Promise.all(Array.from({ length: inFlight }, lane))
+    const seconds = (performance.now() - started) / 1000
+    latenciesUs.sort((a, b) => a - b)
+    return { inFlight, count, seconds, p50Us: percentile(latenciesUs, 0.5), p99Us: percentile(latenciesUs, 0.99) }
+  } finally {
+    await client.close()
+  }
+}
+
+async function runRound(root: string, replicas: number, config: ReplicationBenchConfig, round: number, errors: string[]): Promise<Round> {
+  const result: Round = { replicas, provider: null, seqWrite: null, small: null, messages: [] }
+  const safely = async <T>(label: string, run: () => Promise<T>): Promise<T | null> => {
+    try {
+      return await run()
+    } catch (err) {
+      const message = `r=${replicas} round ${round + 1} ${label}: ${err instanceof Error ? err.message : String(err)}`
+      errors.push(message)
+      progress(`FAILED ${message}`)
+      return null
+    }
+  }
+  progress(`r=${replicas}: starting ${replicas} member process(es) and the mount`)
+  const group = await safely('group start', () => startGroup(root, replicas))
+  if (group === null) return result
+  result.provider = group.config.transport.provider
+  try {
+    const settle = () => execFileP('sync', [], { timeout: 300_000 }).catch(() => undefined)
+    const big = 30 * 60_000
+    await settle()
+    progress(`r=${replicas}: write ${config.seqBytes / MiB} MiB`)
+    result.seqWrite = await safely('seq write', () => inWorker<Throughput>({ kind: 'seqWrite', file: path.join(group.mount.mountpoint, 'seq'), bytes: config.seqBytes, blockBytes: MiB, fsync: false }, big))
+    await settle()
+    progress(`r=${replicas}: ${config.smallFiles} small files, each timed`)
+    const timed = await safely('small files', () => inWorker<TimedFiles>({ kind: 'smallFilesTimed', dir: path.join(group.mount.mountpoint, 'small'), count: config.smallFiles, bytes: config.smallFileBytes }, big))
+    if (timed !== null) {
+      const sorted = [...timed.closeUs].sort((a, b) => a - b)
+      result.small = { count: timed.count, seconds: timed.seconds, p50Us: percentile(sorted, 0.5), p99Us: percentile(sorted, 0.99) }
+    }
+    for (const [count, inFlight] of [
+      [config.messagesSequential, 1],
+      [config.messagesWindowed, config.messageWindow],
+    ] as const) {
+      progress(`r=${replicas}: ${count} ordered ${config.messageBytes} B records, ${inFlight} in flight`)
+      const messages = await safely(`messages x${inFlight}`, () => orderedMessages(group.config, config.messageBytes, count, inFlight))
+      if (messages !== null) result.messages.push(messages)
+    }
+  } finally {
+    progress(`r=${replicas}: stopping the group`)
+    await group.stop()
+  }
+  return result
+}
+
+// ---------------------------------------------------------------- report
+
+function fmt(value: number | null | undefined, digits = 1): string {
+  if (value === null || value === undefined || !Number.isFinite(value)) return '-'
+  return value >= 100 ? value.toFixed(0) : value.toFixed(digits)
+}
+const fmtRatio = (r: number | null) => (r === null || !Number.isFinite(r) ? '-' : r.toFixed(2))
+const ratio = (a: number | null, b: number | null): number | null => (a === null || b === null || b === 0 ? null : a / b)
+const verdict = (ok: boolean | null) => (ok === null ? 'n/a' : ok ? 'PASS' : 'MISS')
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)))
+  return rows.map((r) => r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ').trimEnd()).join('\n')
+}
+
+/** The median of the rounds' values (null values skipped). */
+function median(values: Array<number | null>): number | null {
+  const xs = values.filter((v): v is number => v !== null && Number.isFinite(v)).sort((a, b) => a - b)
+  return xs.length === 0 ? null : xs[Math.floor((xs.length - 1) / 2)]!
+}
+
+export interface Summary {
+  seqWriteMBps: Record<number, number | null>
+  closeP50Ms: Record<number, number | null>
+  closeP99Ms: Record<number, number | null>
+  smallFilesPerSec: Record<number, number | null>
+  messages: Record<number, Array<{ inFlight: number; perSec: number | null; p50Ms: number | null; p99Ms: number | null }>>
+}
+
+function summarize(rounds: Round[], replicaCounts: number[], config: ReplicationBenchConfig): Summary {
+  const of = (r: number) => rounds.filter((x) => x.replicas === r)
+  const s: Summary = { seqWriteMBps: {}, closeP50Ms: {}, closeP99Ms: {}, smallFilesPerSec: {}, messages: {} }
+  for (const r of replicaCounts) {
+    s.seqWriteMBps[r] = median(of(r).map((x) => (x.seqWrite ? x.seqWrite.bytes / 1e6 / x.seqWrite.seconds : null)))
+    s.closeP50Ms[r] = median(of(r).map((x) => (x.small ? x.small.p50Us / 1000 : null)))
+    s.closeP99Ms[r] = median(of(r).map((x) => (x.small ? x.small.p99Us / 1000 : null)))
+    s.smallFilesPerSec[r] = median(of(r).map((x) => (x.small ? x.small.count / x.small.seconds : null)))
+    s.messages[r] = [1, config.messageWindow].map((inFlight) => {
+      const ms = of(r).map((x) => x.messages.find((m) => m.inFlight === inFlight) ?? null)
+      return {
+        inFlight,
+        perSec: median(ms.map((m) => (m ? m.count / m.seconds : null))),
+        p50Ms: median(ms.map((m) => (m ? m.p50Us / 1000 : null))),
+        p99Ms: median(ms.map((m) => (m ? m.p99Us / 1000 : null))),
+      }
+    })
+  }
+  return s
+}
+
+function render(s: Summary, config: ReplicationBenchConfig, provider: string, errors: string[]): string {
+  const out: string[] = []
+  const seqRatio = ratio(s.seqWriteMBps[3] ?? null, s.seqWriteMBps[1] ?? null)
+  const p50Ratio = ratio(s.closeP50Ms[3] ?? null, s.closeP50Ms[1] ?? null)
+  out.push(`== replication: through a FUSE mount of a local group, members as processes on 127.0.0.1 (provider ${provider}); median of ${config.repeats} interleaved rounds; MB/s = 10^6 B/s ==`)
+  out.push(
+    table([
+      ['workload', 'r=1', 'r=3', 'r=3/r=1', 'target'],
+      [`seq write ${config.seqBytes / MiB} MiB, 1 MiB writes, incl. close = durable at every member (MB/s)`, fmt(s.seqWriteMBps[1]), fmt(s.seqWriteMBps[3]), fmtRatio(seqRatio), `r=3/r=1 >= 0.60: ${verdict(seqRatio === null ? null : seqRatio >= 0.6)}`],
+      [`close latency p50: create + write ${config.smallFileBytes / 1024} KiB + close (ms)`, fmt(s.closeP50Ms[1], 2), fmt(s.closeP50Ms[3], 2), fmtRatio(p50Ratio), `r=3/r=1 <= 3.00: ${verdict(p50Ratio === null ? null : p50Ratio <= 3)}`],
+      [`close latency p99 (ms)`, fmt(s.closeP99Ms[1], 2), fmt(s.closeP99Ms[3], 2), fmtRatio(ratio(s.closeP99Ms[3] ?? null, s.closeP99Ms[1] ?? null)), ''],
+      [`small files: ${config.smallFiles} x ${config.smallFileBytes / 1024} KiB create+write+close (files/s)`, fmt(s.smallFilesPerSec[1]), fmt(s.smallFilesPerSec[3]), fmtRatio(ratio(s.smallFilesPerSec[3] ?? null, s.smallFilesPerSec[1] ?? null)), ''],
+    ]),
+  )
+  out.push('')
+  out.push(`== replication: ordered ${config.messageBytes} B records (RemoteClient submit of a setxattr; returns when ordered, applied and durable at every member) ==`)
+  const rows = [['shard', 'in flight', 'records/s', 'p50 (ms)', 'p99 (ms)']]
+  for (const r of [3, 1]) for (const m of s.messages[r] ?? []) rows.push([`${r} member${r > 1 ? 's' : ''}`, String(m.inFlight), fmt(m.perSec), fmt(m.p50Ms, 2), fmt(m.p99Ms, 2)])
+  out.push(table(rows))
+  for (const e of errors) out.push(`ERROR: ${e}`)
+  return out.join('\n')
+}
+
+// ---------------------------------------------------------------- entry
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2)
+  const quick = args.includes('--quick')
+  const config = quick ? quickConfig : defaultConfig
+  const started = new Date()
+  const header = `fffs replication bench ${started.toISOString()} · node ${process.version} · ${os.type()} ${os.release()} · ${os.cpus().length} CPU ${os.cpus()[0]?.model ?? ''} · tmp ${os.tmpdir()}${quick ? ' · QUICK' : ''}`
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'fffs-bench-repl-'))
+  const errors: string[] = []
+  const rounds: Round[] = []
+  const replicaCounts = [1, 3]
+  const onSignal = () => {
+    for (const child of liveMembers) child.kill('SIGKILL')
+    void killAll().finally(() => process.exit(130))
+  }
+  process.once('SIGINT', onSignal)
+  process.once('SIGTERM', onSignal)
+  let provider: string
+  try {
+    for (let round = 0; round < config.repeats; round++) {
+      progress(`round ${round + 1} of ${config.repeats}`)
+      for (const replicas of replicaCounts) rounds.push(await runRound(root, replicas, config, round, errors))
+    }
+  } finally {
+    await stopAll()
+    for (const child of liveMembers) child.kill('SIGKILL')
+    process.off('SIGINT', onSignal)
+    process.off('SIGTERM', onSignal)
+  }
+  provider = rounds.find((r) => r.provider !== null)?.provider ?? '?'
+  fs.rmSync(root, { recursive: true, force: true, maxRetries: 3 })
+  const summary = summarize(rounds, replicaCounts, config)
+  const outDir = path.join(repoRoot, 'bench', 'out')
+  fs.mkdirSync(outDir, { recursive: true })
+  const file = path.join(outDir, 'replication.json')
+  fs.writeFileSync(file, JSON.stringify({ started: started.toISOString(), header, config, summary, rounds, errors }, null, 2) + '\n')
+  process.stdout.write(`${header}\n\n${render(summary, config, provider, errors)}\n\n(wrote ${path.relative(process.cwd(), file) || file}; took ${((Date.now() - started.getTime()) / 1000).toFixed(0)} s)\n`)
+  if (errors.length > 0) process.exitCode = 1
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
+  process.exitCode = 1
+})
