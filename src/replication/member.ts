@@ -32,7 +32,7 @@ import type { Client, SubmitId } from './client.js'
 import type { GroupConfig, GroupMember } from './config.js'
 import { GroupCore, type CoreAction, type CoreEvent, type CoreStatus } from './core/group.js'
 import { groupSchema } from './core/schema.js'
-import { decodeTransfer, encodeTransfer, planEpoch, type EpochPlan, type MemberReport, type PendingBlob } from './recovery.js'
+import { decodeTransfer, encodeTransfer, nextEpochPlan, planEpoch, type EpochPlan, type MemberReport, type PendingBlob } from './recovery.js'
 import { NativeTransport } from './transport/native.js'
 import { TRANSPORT_DEFAULTS, type Transport } from './transport/types.js'
 import { connect, type Connection, type Incoming, type Reply } from './wire.js'
@@ -278,14 +278,10 @@ export class Member {
    * see it stable), then the next epoch starts with the joiners. */
   private beginEpochEnd(stamp: HlcStamp, viewSeq: number, addIds: readonly number[]): void {
     const epoch = this.epoch!
-    const view = epoch.core!.currentView
-    const currentIds = view.members.map((rank) => epoch.plan.memberIds[rank]!)
-    const memberIds = [...new Set([...currentIds, ...addIds])].sort((a, b) => a - b)
-    const catchUpIds = addIds.filter((id) => !currentIds.includes(id))
-    const next: EpochPlan = { vid: view.vid + 1, memberIds, donorId: Math.min(...currentIds), startStamp: stamp.toString(), catchUpIds }
+    const next = nextEpochPlan(epoch.core!.currentView, epoch.plan.memberIds, addIds, stamp)
     epoch.ending = { next, viewSeq, sinceMs: Date.now() }
     for (const id of addIds) this.joinsOrdered.delete(id)
-    this.log(`fffs: member ${this.id}: reconfigure at ${stamp}: next view ${next.vid} [${memberIds.join(', ')}]`)
+    this.log(`fffs: member ${this.id}: reconfigure at ${stamp}: next view ${next.vid} [${next.memberIds.join(', ')}]`)
   }
 
   private finishEpochEndIfDone(): void {

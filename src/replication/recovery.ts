@@ -10,6 +10,8 @@
 
 import type { ExportedRecord } from '../store/store.js'
 import type { Mutation } from '../store/records.js'
+import type { HlcStamp } from '../temporal/hlc.js'
+import type { View } from './core/group.js'
 
 export interface MemberReport {
   readonly id: number
@@ -43,6 +45,23 @@ export function planEpoch(reports: readonly MemberReport[], selfId: number, grac
     donorId: donor.id,
     startStamp: donor.lastStamp,
   }
+}
+
+/** The epoch that follows a reconfigure delivered at `reconfigureStamp` in `view` (ranks of the
+ * epoch whose member ids are `epochMemberIds`). Every member that delivered the reconfigure
+ * computes it from the same inputs (the view a message is delivered in is the view it was sent
+ * in, at every replica), so they all agree without another round: the view's members plus the
+ * joiners, the lowest current member as donor (it holds every record up to the stamp), and only
+ * the joiners catch up (the others delivered exactly up to the reconfigure). */
+export function nextEpochPlan(view: View, epochMemberIds: readonly number[], addIds: readonly number[], reconfigureStamp: HlcStamp): EpochPlan {
+  const currentIds = view.members.map((rank) => {
+    const id = epochMemberIds[rank]
+    if (id === undefined) throw new Error(`invariant: view ${view.vid} names rank ${rank}, the epoch has ${epochMemberIds.length} members`)
+    return id
+  })
+  const memberIds = [...new Set([...currentIds, ...addIds])].sort((a, b) => a - b)
+  const catchUpIds = addIds.filter((id) => !currentIds.includes(id))
+  return { vid: view.vid + 1, memberIds, donorId: Math.min(...currentIds), startStamp: reconfigureStamp.toString(), catchUpIds }
 }
 
 // ---- state transfer on the wire: a JSON header and the file bytes as one body ----
