@@ -91,7 +91,7 @@ export interface TestGroup {
    * `keyFile`, if given): a RemoteClient tries members in file order, so a mount of it
    * connects to `firstId`.
    */
-  writeClientConfig(name: string, firstId: number, keyFile?: string): Promise<string>
+  writeClientConfig(name: string, firstId: number, keyFile?: string, clients?: Record<string, number>): Promise<string>
   cleanup(): Promise<void>
 }
 
@@ -169,8 +169,9 @@ export async function startGroup(replicas: number, options: { hostOf?: (id: numb
       })
       return mount
     },
-    async writeClientConfig(name, firstId, keyFile) {
-      const json = JSON.parse(await fsp.readFile(configPath, 'utf8')) as { members: Array<{ id: number; dataDir: string }>; keyFile: string }
+    async writeClientConfig(name, firstId, keyFile, clients) {
+      const json = JSON.parse(await fsp.readFile(configPath, 'utf8')) as { members: Array<{ id: number; dataDir: string }>; keyFile: string; clients?: Record<string, number> }
+      if (clients !== undefined) json.clients = { ...json.clients, ...clients }
       const at = json.members.findIndex((m) => m.id === firstId)
       json.members = [...json.members.slice(at), ...json.members.slice(0, at)]
       for (const m of json.members) m.dataDir = path.resolve(path.dirname(configPath), m.dataDir)

@@ -6,6 +6,7 @@
 // A client and a member holding the wrong cluster key are refused, and the group goes on.
 // No assertion is about timing; every wait is bounded.
 
+import { execFileSync } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { promises as fsp } from 'node:fs'
 import path from 'node:path'
@@ -167,5 +168,149 @@ describe('a 3-replica group of processes behind a FUSE mount', () => {
     const bytes = randomBytes(4096)
     await fsp.writeFile(mountA.p('after-intruder.bin'), bytes)
     expect(sha256(await fsp.readFile(mountA.p('after-intruder.bin')))).toBe(sha256(bytes))
+  })
+})
+
+// ---------------------------------------------------------------- a network partition
+
+/** Why the namespace test cannot run here, or null. Probes by making (and removing) a namespace and a bridge. */
+function netnsUnavailable(): string | null {
+  if (process.getuid?.() !== 0) return 'not root: ip netns needs CAP_SYS_ADMIN'
+  const probe = `fffsp${process.pid % 100000}`
+  try {
+    execFileSync('ip', ['netns', 'add', probe], { stdio: 'ignore' })
+    execFileSync('ip', ['netns', 'del', probe], { stdio: 'ignore' })
+    execFileSync('ip', ['link', 'add', probe, 'type', 'bridge'], { stdio: 'ignore' })
+    execFileSync('ip', ['link', 'del', probe], { stdio: 'ignore' })
+    execFileSync('nsenter', ['--version'], { stdio: 'ignore' })
+    return null
+  } catch (err) {
+    return `ip netns / bridge / nsenter unavailable: ${(err as Error).message.split('\n')[0]}`
+  }
+}
+
+const NETNS_SKIP = netnsUnavailable()
+
+/**
+ * Three "hosts" on one machine: a network namespace per member, each joined by a veth pair to
+ * a bridge in the root namespace (which has an address on it too, so the test's own mount
+ * reaches the members). Cutting host i's veth at the bridge isolates it from the other hosts
+ * and from the root namespace; processes inside it still reach its own address.
+ */
+class Hosts {
+  readonly tag = `f${process.pid % 100000}`
+  readonly subnet = `10.${100 + (process.pid % 100)}.${Math.floor(Math.random() * 250)}`
+  readonly bridge = `${this.tag}br`
+  private made: Array<() => void> = []
+
+  ns(i: number): string {
+    return `${this.tag}h${i}`
+  }
+  ip(i: number): string {
+    return `${this.subnet}.${i + 1}`
+  }
+  private rootVeth(i: number): string {
+    return `${this.tag}v${i}`
+  }
+  /** nsenter into host i's network namespace only (the mount namespace is shared: FUSE mounts stay visible). */
+  wrap(i: number): string[] {
+    return ['nsenter', `--net=/run/netns/${this.ns(i)}`]
+  }
+
+  setUp(count: number): void {
+    const ip = (...args: string[]) => execFileSync('ip', args, { stdio: 'pipe' })
+    ip('link', 'add', this.bridge, 'type', 'bridge')
+    this.made.push(() => ip('link', 'del', this.bridge))
+    ip('addr', 'add', `${this.subnet}.254/24`, 'dev', this.bridge)
+    ip('link', 'set', this.bridge, 'up')
+    for (let i = 0; i < count; i++) {
+      ip('netns', 'add', this.ns(i))
+      this.made.push(() => ip('netns', 'del', this.ns(i)))
+      ip('link', 'add', this.rootVeth(i), 'type', 'veth', 'peer', 'name', 'eth0', 'netns', this.ns(i))
+      this.made.push(() => ip('link', 'del', this.rootVeth(i)))
+      ip('link', 'set', this.rootVeth(i), 'master', this.bridge)
+      ip('link', 'set', this.rootVeth(i), 'up')
+      ip('-n', this.ns(i), 'addr', 'add', `${this.ip(i)}/24`, 'dev', 'eth0')
+      ip('-n', this.ns(i), 'link', 'set', 'lo', 'up')
+      ip('-n', this.ns(i), 'link', 'set', 'eth0', 'up')
+    }
+  }
+
+  /** Host i loses its link: no traffic to or from the other hosts or the root namespace. */
+  cut(i: number): void {
+    execFileSync('ip', ['link', 'set', this.rootVeth(i), 'down'], { stdio: 'pipe' })
+  }
+
+  tearDown(): void {
+    for (const undo of this.made.splice(0).reverse()) {
+      try {
+        undo()
+      } catch {
+        // already gone (a veth goes with its namespace)
+      }
+    }
+  }
+}
+
+describe.skipIf(NETNS_SKIP !== null)(`a two-host / one-host split in network namespaces${NETNS_SKIP !== null ? ` (skipped: ${NETNS_SKIP})` : ''}`, () => {
+  const hosts = new Hosts()
+  let group: TestGroup
+  let mountA: ClusterMount // root namespace, connected to member 0
+  let mountC: ClusterMount // inside host 2's namespace, connected to member 2
+  let before: Buffer
+  let beforeAt: string
+
+  beforeAll(async () => {
+    hosts.setUp(3)
+    group = await startGroup(3, { hostOf: (id) => hosts.ip(id), wrapOf: (id) => hosts.wrap(id) })
+    for (const m of group.config.members) group.startMember(m.id)
+    await group.waitView([0, 1, 2], 30_000).catch((err: Error) => {
+      throw new Error(`${err.message}\n${[...group.members].map(([id, p]) => `[member ${id}]\n${p.output()}`).join('\n')}`)
+    })
+    mountA = await group.mount('mnt-a')
+    // A short request bound for the minority-side mount, so a refused write ends in an error soon.
+    mountC = await group.mount('mnt-c', await group.writeClientConfig('client-from-2.json', 2, undefined, { requestTimeoutMs: 4_000 }), hosts.wrap(2))
+  })
+
+  afterAll(async () => {
+    await group?.cleanup()
+    hosts.tearDown()
+  })
+
+  it('before the split: a file written on one side is read on the other, also at a past instant', async () => {
+    before = randomBytes(64 * 1024)
+    await fsp.writeFile(mountA.p('before.bin'), before)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    beforeAt = new Date().toISOString()
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    expect(sha256(await fsp.readFile(mountC.p(`before.bin@${beforeAt}`)))).toBe(sha256(before)) // waits until the cut is stable at member 2
+  })
+
+  it('host 2 is cut off: hosts 0 and 1 form a view and keep taking writes; host 2 refuses writes and still serves the stable cut', async () => {
+    hosts.cut(2)
+    await group.waitView([0, 1], 20_000)
+    const written: Written[] = []
+    for (let i = 0; i < 10; i++) {
+      const bytes = randomBytes(8 * 1024 + i)
+      await fsp.writeFile(mountA.p(`majority-${i}.bin`), bytes)
+      written.push({ name: `majority-${i}.bin`, sha256: sha256(bytes), sizeBytes: bytes.length })
+    }
+    for (const file of written) expect(sha256(await fsp.readFile(mountA.p(file.name)))).toBe(file.sha256)
+
+    // The minority side: member 2 cannot form a view without a majority of [0, 1, 2].
+    const refused = await fsp.writeFile(mountC.p('minority.bin'), randomBytes(4096)).then(
+      () => null,
+      (err: NodeJS.ErrnoException) => err,
+    )
+    expect(refused, 'a write on the one-host side must not be acknowledged').not.toBeNull()
+    expect(await fsp.readFile(mountA.p('minority.bin')).catch((err: NodeJS.ErrnoException) => err.code)).toBe('ENOENT')
+    // What member 2 reports, through the minority-side mount's fffs status: no view of its own
+    // (a view needs a majority of the previous one), the other two unreachable.
+    const minority = await statusOf(mountC)
+    expect(minority.connectedMember).toBe(2)
+    expect(minority.summary.unreachable).toEqual([0, 1])
+    expect(minority.summary.view?.members.length ?? 3).toBeGreaterThanOrEqual(2)
+    // An already-stable cut still reads back the same bytes on the minority side.
+    expect(sha256(await fsp.readFile(mountC.p(`before.bin@${beforeAt}`)))).toBe(sha256(before))
   })
 })
