@@ -26,6 +26,7 @@ export async function runServe(opts: { config: string; id: number }): Promise<vo
   const stop = async (): Promise<void> => {
     if (stopping) return
     stopping = true
+    process.stderr.write(`fffs: member ${opts.id}: stopping (signal)\n`)
     await server.close().catch(() => undefined)
     await member.stop()
     process.exit(0)

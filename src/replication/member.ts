@@ -42,6 +42,7 @@ const RECOVERY_POLL_MS = 300
 const RECOVERY_GRACE_MS = 2_000 // wait this long for every member before forming a group of a majority
 const PEER_REQUEST_TIMEOUT_MS = 5_000
 const TRANSFER_BATCH_BYTES = 8 * 1024 * 1024
+const HOLD_WHILE_RECOVERING_MS = 5_000 // a write waits this long for a running group, then EROFS
 const PAYLOAD_DATA = 1
 const PAYLOAD_RECORD = 2
 const PAYLOAD_RECONFIGURE = 3
@@ -73,7 +74,7 @@ export interface MemberOptions {
   readonly log?: (line: string) => void
 }
 
-/** What `fffs status` shows of one member. */
+/** What `fffs status` shows of one member (stamps are bigints: serveClient sends them as decimal strings). */
 export interface MemberStatus {
   readonly id: number
   readonly phase: Phase
@@ -95,6 +96,7 @@ export class Member {
   private lastView: { vid: number; memberIds: number[] }
   private readonly blobPositions = new Map<string, { position: LogPosition; sizeBytes: number }>() // delivered data not yet named by a version
   private readonly requests = new Map<number, Request>()
+  private readonly submittedIds = new Set<number>() // requests handed to a core (possibly ordered): never refused locally
   private readonly dedupe = new Map<string, Map<number, Promise<ApplyResult>>>() // clientId -> seq -> result
   private readonly joinsOrdered = new Set<number>() // reconfigures submitted and not yet delivered
   private readonly waiters = new Set<() => void>()
@@ -108,6 +110,7 @@ export class Member {
   private requestNext = 1
   private blobNext = 1
   private fatal: Error | null = null
+  private stableHigh: HlcStamp = 0n // the highest stamp this member has found stable
 
   private constructor(config: GroupConfig, self: GroupMember, store: Store, options: MemberOptions) {
     this.config = config
@@ -196,9 +199,22 @@ export class Member {
 
   private async reports(): Promise<MemberReport[]> {
     const others = this.config.members.filter((m) => m.id !== this.id)
+    let refusals = 0
     const answers = await Promise.all(
-      others.map((m) => this.peerRequest(m.id, 'member.hello', {}).then((r) => r as MemberReport, () => null)),
+      others.map((m) =>
+        this.peerRequest(m.id, 'member.hello', {}).then(
+          (r) => r as MemberReport,
+          (err: unknown) => {
+            if (err instanceof FffsError && err.code === 'EACCES') refusals++
+            return null
+          },
+        ),
+      ),
     )
+    // Every peer refused our key: retrying cannot help and would flood their logs.
+    if (others.length > 0 && refusals === others.length) {
+      this.fail(new FffsError('EACCES', `every other member refused this member's cluster key (${this.config.keyFile})`))
+    }
     return [this.report(), ...answers.filter((r): r is MemberReport => r !== null)]
   }
 
@@ -269,7 +285,7 @@ export class Member {
   private resumeRequests(): void {
     for (const [requestId, request] of this.requests) {
       if (request.delivered !== undefined) this.replied(requestId, request.delivered.stamp)
-      else this.feedCore({ kind: 'submit', requestId, payload: request.payload })
+      else this.submitToCore(requestId, request.payload)
     }
   }
 
@@ -470,6 +486,7 @@ export class Member {
         case 'reject': {
           const request = this.requests.get(action.requestId)
           this.requests.delete(action.requestId)
+          this.submittedIds.delete(action.requestId)
           request?.reject(new FffsError('EROFS', `member ${this.id} left the group: ${action.reason}`))
           break
         }
@@ -577,6 +594,7 @@ export class Member {
   private replied(requestId: number, stamp: HlcStamp): void {
     const request = this.requests.get(requestId)
     this.requests.delete(requestId)
+    this.submittedIds.delete(requestId)
     if (request === undefined) return
     if (request.delivered === undefined) {
       request.reject(new Error(`invariant: reply to request ${requestId} before its delivery`))
@@ -600,7 +618,7 @@ export class Member {
   private fail(err: Error): void {
     if (this.fatal !== null) return
     this.fatal = err
-    this.log(`fffs: member ${this.id}: fatal: ${err.stack ?? err.message}`)
+    this.log(`fffs: member ${this.id}: fatal: ${err instanceof FffsError ? err.message : (err.stack ?? err.message)}`)
     for (const request of this.requests.values()) request.reject(new FffsError('EIO', `member ${this.id} failed: ${err.message}`))
     this.requests.clear()
     void this.stop().finally(() => process.exit(70))
@@ -612,11 +630,37 @@ export class Member {
   order(payload: Uint8Array): Promise<{ stamp: HlcStamp; result: ApplyResult }> {
     if (this.fatal !== null) return Promise.reject(new FffsError('EIO', `member ${this.id} failed: ${this.fatal.message}`))
     if (this.phase === 'stopped') return Promise.reject(new FffsError('EIO', `member ${this.id} is stopping`))
+    if (this.inMinority()) return Promise.reject(new FffsError('EROFS', `member ${this.id} is cut off from a majority of its view: writes are refused, stable reads still work`))
     const requestId = this.requestNext++
     return new Promise((resolve, reject) => {
       this.requests.set(requestId, { payload, resolve, reject })
-      this.feedCore({ kind: 'submit', requestId, payload }) // not running: submitted when an epoch starts
+      if (this.phase === 'running') {
+        this.submitToCore(requestId, payload)
+        return
+      }
+      // Between epochs: held until one starts (resumeRequests), but not for ever. It was never
+      // ordered, so refusing it is safe.
+      setTimeout(() => {
+        const request = this.requests.get(requestId)
+        if (request === undefined || this.submittedIds.has(requestId)) return
+        this.requests.delete(requestId)
+        request.reject(new FffsError('EROFS', `member ${this.id} is not in a running group (rejoining): write refused after ${HOLD_WHILE_RECOVERING_MS} ms`))
+      }, HOLD_WHILE_RECOVERING_MS).unref()
     })
+  }
+
+  private submitToCore(requestId: number, payload: Uint8Array): void {
+    this.submittedIds.add(requestId)
+    this.feedCore({ kind: 'submit', requestId, payload })
+  }
+
+  /** Wedged with fewer unsuspected members than a majority of the view: no view can form here. */
+  private inMinority(): boolean {
+    const core = this.epoch?.core
+    if (core == null || !core.isWedged) return false
+    const { view, suspected } = core.status()
+    const alive = view.members.filter((rank) => !suspected.includes(rank)).length
+    return alive < Math.floor(view.members.length / 2) + 1
   }
 
   nextBlobId(): string {
@@ -626,10 +670,12 @@ export class Member {
   /** Every record at or below this stamp is applied here and durable at every member. */
   stableStamp(): HlcStamp {
     const core = this.epoch?.core
-    const stable = core == null ? this.store.appliedStamp : core.stableStamp()
-    if (this.applyBacklog === 0) return stable
-    const applied = this.store.appliedStamp
-    return applied < stable ? applied : stable
+    let stable = core == null ? this.store.appliedStamp : core.stableStamp()
+    if (this.applyBacklog > 0 && this.store.appliedStamp < stable) stable = this.store.appliedStamp
+    // A cut once stable stays stable (its records are final): keep answering it while this
+    // member is between epochs or cut off, and across the start of a new core.
+    if (stable > this.stableHigh) this.stableHigh = stable
+    return this.stableHigh
   }
 
   async waitStable(cut: HlcStamp, maxWaitMs: number): Promise<void> {

@@ -11,13 +11,26 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ROOT_INO } from '../../src/store/records.js'
 import { Store } from '../../src/store/store.js'
 import { HLC_MAX } from '../../src/temporal/hlc.js'
-import { startGroup, type TestGroup } from '../helpers/group.js'
+import { startGroup, waitFor, type ClusterMount, type TestGroup } from '../helpers/cluster.js'
 
+const VIEW_TIMEOUT_MS = 30_000
 const acked = new Map<string, Buffer>()
 let group: TestGroup
+let mount: ClusterMount
+
+async function startAll(): Promise<void> {
+  for (const id of [0, 1, 2]) group.startMember(id)
+  await group.waitView([0, 1, 2], VIEW_TIMEOUT_MS)
+}
+
+async function stopMember(id: number): Promise<void> {
+  const proc = group.members.get(id)!
+  proc.child.kill('SIGTERM')
+  await proc.waitExit(10_000)
+}
 
 async function writeAcked(name: string, bytes: Buffer): Promise<void> {
-  await fsp.writeFile(path.join(group.mountpoint, name), bytes) // returns after close: durable at every replica
+  await fsp.writeFile(mount.p(name), bytes) // returns after close: durable at every replica
   acked.set(name, bytes)
 }
 
@@ -30,7 +43,7 @@ async function writeBatch(prefix: string, count: number): Promise<void> {
 
 async function expectAllAcked(): Promise<void> {
   for (const [name, bytes] of acked) {
-    const read = await fsp.readFile(path.join(group.mountpoint, name))
+    const read = await fsp.readFile(mount.p(name))
     expect(read.equals(bytes), `${name} reads back as written`).toBe(true)
   }
 }
@@ -62,8 +75,8 @@ async function replicaContents(dataDir: string): Promise<Map<string, ReplicaFile
 describe('replicas crash and restart (3 fffs serve processes, cluster mount)', () => {
   beforeAll(async () => {
     group = await startGroup(3)
-    await Promise.all([group.start(0), group.start(1), group.start(2)])
-    await group.mount()
+    await startAll()
+    mount = await group.mount('mnt')
   }, 90_000)
 
   afterAll(async () => {
@@ -74,24 +87,25 @@ describe('replicas crash and restart (3 fffs serve processes, cluster mount)', (
     await writeBatch('before', 20)
     await group.kill9(2)
     await writeBatch('while-down', 20) // the two survivors are a majority of the view: writes go on
-    await group.start(2)
-    expect(group.output(2)).toMatch(/state transfer from member \d: \d+ records/)
+    const restarted = group.startMember(2)
+    await group.waitView([0, 1, 2], VIEW_TIMEOUT_MS)
+    await waitFor('member 2 to report its state transfer', VIEW_TIMEOUT_MS, () => (/state transfer from member \d: \d+ records/.test(restarted.output()) ? true : undefined))
     await writeBatch('after-rejoin', 10)
     await expectAllAcked()
   }, 120_000)
 
   it('every replica killed at once: the group restarts from its logs with every acknowledged write', async () => {
     await Promise.all([group.kill9(0), group.kill9(1), group.kill9(2)])
-    await Promise.all([group.start(0), group.start(1), group.start(2)])
+    await startAll()
     await expectAllAcked()
     await writeBatch('after-restart', 10)
     await expectAllAcked()
   }, 120_000)
 
   it('the replicas hold identical files, versions and stamps', async () => {
-    await group.unmount()
-    await Promise.all([group.stop(0), group.stop(1), group.stop(2)])
-    const replicas = await Promise.all([0, 1, 2].map((id) => replicaContents(path.join(path.dirname(group.configPath), `m${id}`))))
+    await mount.stop()
+    await Promise.all([0, 1, 2].map(stopMember))
+    const replicas = await Promise.all(group.config.members.map((m) => replicaContents(m.dataDir)))
     const [first, ...others] = replicas
     expect(first!.size).toBe(acked.size)
     for (const [name, bytes] of acked) expect(first!.get(name)?.content.equals(bytes), name).toBe(true)
