@@ -40,19 +40,38 @@ export function planEpoch(reports: readonly MemberReport[], selfId: number, grac
   if (present.length < Math.floor(latest.lastViewIds.length / 2) + 1) return null
   const donor = recovering.reduce((a, b) => (BigInt(b.lastStamp) > BigInt(a.lastStamp) || (b.lastStamp === a.lastStamp && b.id < a.id) ? b : a))
   return {
-    vid: Math.max(...recovering.map((r) => r.lastVid)) + 1,
+    vid: vidAfter(latest.lastVid, latest.lastViewIds.length),
     memberIds: recovering.map((r) => r.id).sort((a, b) => a - b),
     donorId: donor.id,
     startStamp: donor.lastStamp,
   }
 }
 
+/** The id of a new epoch's first view when the last view known is `vid` with `memberCount` members.
+ * Not vid + 1: that epoch's cores may install later views without the planners knowing (a core
+ * runs on after delivering a reconfigure until every member left; members absent from a total
+ * restart may have gone on), and two views with one id must never exist (planEpoch trusts the
+ * highest id as the last view). Within an epoch every view change removes at least one member, so
+ * at most memberCount − 1 views follow `vid` there. (Found by the simulation: a reconfigure
+ * delivered by a ragged-edge cleanup planned view vid + 1 while the same cleanup installed it,
+ * e.g. total-restart-5 seed 600182.) */
+export function vidAfter(vid: number, memberCount: number): number {
+  if (vid === 0) return 1 // never ran: no view to skip
+  return vid + Math.max(1, memberCount)
+}
+
 /** The epoch that follows a reconfigure delivered at `reconfigureStamp` in `view` (ranks of the
- * epoch whose member ids are `epochMemberIds`). Every member that delivered the reconfigure
- * computes it from the same inputs (the view a message is delivered in is the view it was sent
- * in, at every replica), so they all agree without another round: the view's members plus the
- * joiners, the lowest current member as donor (it holds every record up to the stamp), and only
- * the joiners catch up (the others delivered exactly up to the reconfigure). */
+ * epoch whose member ids are `epochMemberIds`). Pass the view the reconfigure was delivered in
+ * (the core's deliver action says it), which is the same at every member, so they all compute the
+ * same plan without another round: the view's members plus the joiners, the lowest member that is
+ * not a joiner as donor (it delivered every record up to the stamp), and every joiner catches up.
+ *
+ * A joiner may still be a member of `view`: a member that crashed and restarted asks to join
+ * before the view change that removes its old rank, and then the reconfigure is delivered only by
+ * that view change's ragged-edge cleanup, still in `view` (its old rank never received it). It
+ * asked to join, so it does not run in this epoch and its log may be behind: it catches up, and
+ * it is not the donor. (Found by the simulation: with joiners in the view left out of catchUpIds
+ * nobody told them the plan and every such join ended in a total restart.) */
 export function nextEpochPlan(view: View, epochMemberIds: readonly number[], addIds: readonly number[], reconfigureStamp: HlcStamp): EpochPlan {
   const currentIds = view.members.map((rank) => {
     const id = epochMemberIds[rank]
@@ -60,8 +79,10 @@ export function nextEpochPlan(view: View, epochMemberIds: readonly number[], add
     return id
   })
   const memberIds = [...new Set([...currentIds, ...addIds])].sort((a, b) => a - b)
-  const catchUpIds = addIds.filter((id) => !currentIds.includes(id))
-  return { vid: view.vid + 1, memberIds, donorId: Math.min(...currentIds), startStamp: reconfigureStamp.toString(), catchUpIds }
+  const catchUpIds = [...new Set(addIds)].sort((a, b) => a - b)
+  const donors = currentIds.filter((id) => !catchUpIds.includes(id))
+  if (donors.length === 0) throw new Error(`invariant: reconfigure in view ${view.vid} adds every member of it`)
+  return { vid: vidAfter(view.vid, view.members.length), memberIds, donorId: Math.min(...donors), startStamp: reconfigureStamp.toString(), catchUpIds }
 }
 
 // ---- state transfer on the wire: a JSON header and the file bytes as one body ----

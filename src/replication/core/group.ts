@@ -60,8 +60,12 @@ export type CoreAction =
   | { readonly kind: 'setBool'; readonly column: string; readonly value: boolean; readonly index?: number }
   | { readonly kind: 'push' }
   | { readonly kind: 'send'; readonly bytes: Uint8Array; readonly large: boolean }
-  /** Apply and persist this record; report `persisted` once it is durable (in delivery order). */
-  | { readonly kind: 'deliver'; readonly stamp: HlcStamp; readonly senderRank: number; readonly payload: Uint8Array; readonly requestId?: number; readonly viewSeq: number }
+  /** Apply and persist this record; report `persisted` once it is durable (in delivery order).
+   * `view` is the view it was delivered in, `viewSeq` its position there. Not `currentView` read
+   * after `handle` returns: a ragged-edge cleanup delivers messages of the old view and installs
+   * the next one in the same step, and a reconfigure must be planned from the view it was
+   * delivered in at every member (the simulation found plans differing across members). */
+  | { readonly kind: 'deliver'; readonly stamp: HlcStamp; readonly senderRank: number; readonly payload: Uint8Array; readonly requestId?: number; readonly view: View; readonly viewSeq: number }
   /** Write durably, before the deliveries that follow, that view `vid` ends at this trim. */
   | { readonly kind: 'persistTrim'; readonly vid: number; readonly trim: readonly number[] }
   | { readonly kind: 'installView'; readonly view: View }
@@ -140,6 +144,7 @@ export class GroupCore {
   private lastStamp: HlcStamp
   private persistedStamp: HlcStamp
   private publishedFloor: HlcStamp = 0n
+  private stableReported: HlcStamp = 0n // the highest stableStamp() returned
   private readonly suspected: boolean[]
   private readonly own: OwnMessage[] = [] // submitted, not yet delivered, in submission order
   private readonly awaitingDurable: Array<{ requestId: number; stamp: HlcStamp }> = []
@@ -222,19 +227,39 @@ export class GroupCore {
     return this.wedged
   }
 
-  /** Whether every unsuspected member of the view has delivered its message number `viewSeq` of this view. */
-  deliveredEverywhere(viewSeq: number): boolean {
-    return this.view.members.every(
-      (rank) => rank === this.selfRank || this.suspected[rank] || (this.rowInView(rank) && Number(this.sst.u64(rank, COLUMN.delivered)) > viewSeq),
-    )
+  /** Whether every unsuspected member of the current view has delivered message number `viewSeq`
+   * of view `vid` (default: the current view; a delivery's `view.vid` when it may have been
+   * delivered by a ragged-edge cleanup, which installs the next view in the same step). A member
+   * already in a later view delivered it: installing a view delivers the previous one up to its
+   * trim, and a message delivered anywhere is within the trim (stable: every member received it). */
+  deliveredEverywhere(viewSeq: number, vid: number = this.view.vid): boolean {
+    return this.view.members.every((rank) => {
+      if (rank === this.selfRank || this.suspected[rank]) return true
+      const rowVid = Number(this.sst.u64(rank, COLUMN.vid))
+      return rowVid > vid || (rowVid === vid && Number(this.sst.u64(rank, COLUMN.delivered)) > viewSeq)
+    })
   }
 
   get isExcluded(): boolean {
     return this.excludedReason !== null
   }
 
-  /** Every record stamped at or below this is delivered here and durable at every member. */
+  /** Every record stamped at or below this is delivered here and durable at every member. Never goes back. */
   stableStamp(): HlcStamp {
+    const frontier = this.freshStableStamp()
+    // Each value returned is a promise that stays true (later records get later stamps, durable
+    // records stay durable), so it is kept. The fresh computation can be lower than an earlier
+    // one: a sender may raise its floor past its own message still in flight (that message comes
+    // later in the order, so its stamp will exceed the sender's last delivered stamp), and when the
+    // message reaches this member late, its own floor drops to the message's hlc − 1. Found by the
+    // simulation (crash-restart-3 seed 101407: a slow packet); a frontier that goes back would let
+    // a read wait on a cut it was already told was stable.
+    if (frontier < this.stableReported) return this.stableReported
+    this.stableReported = frontier
+    return frontier
+  }
+
+  private freshStableStamp(): HlcStamp {
     let frontier = this.computedFloor()
     for (const rank of this.view.members) {
       if (rank === this.selfRank) continue
@@ -345,7 +370,7 @@ export class GroupCore {
       this.own.splice(at, 1)
       this.awaitingDurable.push({ requestId, stamp })
     }
-    this.actions.push({ kind: 'deliver', stamp, senderRank: rank, payload: message.payload, viewSeq, ...(requestId === undefined ? {} : { requestId }) })
+    this.actions.push({ kind: 'deliver', stamp, senderRank: rank, payload: message.payload, view: this.view, viewSeq, ...(requestId === undefined ? {} : { requestId }) })
   }
 
   private globalPersistedStamp(): HlcStamp {
@@ -681,6 +706,19 @@ export class GroupCore {
         this.exclude(`fell behind: rank ${rank} is in view ${this.sst.u64(rank, COLUMN.vid)}, this member in ${this.view.vid}`)
         return
       }
+    }
+    // Cut off: this member suspects a majority of its view. Suspicions are never withdrawn, so it
+    // can never again lead a view change, and no next view will include it (a member whose row
+    // suspects a majority is suspected by the others, adoptSuspicions). Staying wedged in the view
+    // kept it reporting 'running' forever, and that deadlocked recovery (found by the simulation,
+    // e.g. crash-restart-5 seed 200005, partition-3 seed 300001): restarted members could neither
+    // join it (a wedged member orders no reconfigure) nor form a group without it (planEpoch waits
+    // while any member runs), so 2 of 3 members killed and restarted never came back. Leaving is
+    // safe (it is what a crash of this member does) and it recovers like a restarted member:
+    // rejoin the majority, or take part in a total restart from the longest log.
+    if (this.view.members.filter((rank) => !this.suspected[rank]).length < this.majority()) {
+      this.exclude(`cut off: rank ${this.selfRank} suspects a majority of view ${this.view.vid}`)
+      return
     }
     this.sendPending()
     this.sendNulls()
