@@ -60,6 +60,8 @@ export interface GroupSimOptions {
   /** Whole-group crashes: every member crashes within a few ms of a random instant, then restarts. */
   readonly totalCrashes?: number
   readonly partition: boolean // one random minority/majority split, healed later
+  /** Random minority/majority splits (overrides `partition`); a later one replaces an earlier one still in force. */
+  readonly partitions?: number
   readonly largeChance: number // fraction of submissions above the small-message limit
   readonly slowPacketChance?: number
   /** Bound on the convergence phase after the faults stop (virtual ms). */
@@ -136,6 +138,8 @@ const STEPS_MAX = 3_000_000
 export class GroupSim {
   readonly nodes: SimNode[]
   readonly violations: string[] = []
+  /** The known runtime bug (see `append`), when this schedule ran into it: the schedule stops there. */
+  knownBug: string | null = null
   /** Acknowledged requests: id -> stamp the client was told. */
   readonly acked = new Map<string, HlcStamp>()
   /** The delivery order every member's log must be a prefix of. */
@@ -211,7 +215,7 @@ export class GroupSim {
     const endMs = this.options.virtualMs
     this.world.at(endMs, () => this.endFaults())
     const deadlineMs = endMs + (this.options.settleMsMax ?? 3000)
-    while (this.violations.length === 0) {
+    while (this.violations.length === 0 && this.knownBug === null) {
       if (this.faultsOver && this.converged()) break
       if (this.nowMs >= deadlineMs) break
       if (!this.step()) break
@@ -301,12 +305,15 @@ export class GroupSim {
       const atMs = this.prng.int(0, Math.floor((virtualMs * 2) / 3)) // all of it before the faults stop
       for (const node of this.nodes) this.world.at(atMs + this.prng.int(0, 3), () => this.crash(node))
     }
-    if (this.options.partition && minority > 0) {
-      const side = this.prng.shuffle(this.nodes.map((m) => m.id)).slice(0, this.prng.int(1, minority))
+    const partitions = this.options.partitions ?? (this.options.partition ? 1 : 0)
+    for (let i = 0; i < partitions && minority > 0; i++) {
+      const side = new Set(this.prng.shuffle(this.nodes.map((m) => m.id)).slice(0, this.prng.int(1, minority)))
       const fromMs = this.prng.int(0, virtualMs)
       const lengthMs = this.prng.int(10, 400)
-      this.world.at(fromMs, () => this.setPartition(new Set(side)))
-      this.world.at(Math.min(fromMs + lengthMs, virtualMs), () => this.setPartition(new Set()))
+      this.world.at(fromMs, () => this.setPartition(side))
+      this.world.at(Math.min(fromMs + lengthMs, virtualMs), () => {
+        if (this.partitioned === side) this.setPartition(new Set()) // a later split replaced it: that one heals itself
+      })
     }
   }
 
@@ -710,8 +717,20 @@ export class GroupSim {
     const canonical = this.canonical[position]
     if (canonical !== undefined && (canonical.id !== record.id || canonical.stamp !== record.stamp)) {
       const holder = this.nodes.find((m) => m !== node && m.log.length > position)
-      if (holder !== undefined) {
-        this.violation(`member ${node.id} delivered #${position} ${record.id}@${record.stamp}, member ${holder.id} holds ${canonical.id}@${canonical.stamp}`)
+      if (holder !== undefined && holder.run === null && !this.acked.has(canonical.id) && holder.durableCount > position) {
+        // Known bug in the member runtime (src/replication/member.ts), not in the core or the plans:
+        // a member out of the group (down or recovering) holds, durably, a record that was never
+        // acknowledged and that the group went on without (a total restart from the longest log of
+        // a majority that lacks it: it was delivered and persisted only at members now absent).
+        // Derecho truncates such a suffix when the member rejoins; member.ts fetches only records
+        // after its own last stamp, so the replicas would diverge. The schedule stops here (the
+        // global order is no longer one sequence, so later checks would mean nothing) and is
+        // reported as this bug, not as a pass. Test: 'known bug' in test/replication/core.test.ts.
+        this.knownBug ??= `seed ${this.options.seed} at ${this.nowMs} ms: member ${holder.id} (${holder.phase}) durably holds #${position} ${canonical.id}@${canonical.stamp}, never acknowledged; the group orders ${record.id}@${record.stamp} there (member ${node.id}): rejoining keeps the divergent record`
+      } else if (holder !== undefined) {
+        const acked = this.acked.has(canonical.id) ? 'acknowledged' : 'never acknowledged'
+        const where = holder.run === null ? holder.phase : `running epoch ${holder.run.index}${holder.ending !== null ? ' (ending)' : ''}`
+        this.violation(`member ${node.id} delivered #${position} ${record.id}@${record.stamp}, member ${holder.id} (${where}) holds ${canonical.id}@${canonical.stamp} (${acked}, durable there: ${holder.durableCount > position})`)
       } else {
         // Nobody holds it any more: it was lost before it was durable anywhere. Forget that tail.
         for (const lost of this.canonical.splice(position)) this.canonicalIndex.delete(lost.id)
@@ -761,6 +780,7 @@ export class GroupSim {
 
   /** The end-of-run invariants. */
   checkEnd(): void {
+    if (this.knownBug !== null) return
     const holder = this.nodes.reduce((a, b) => (b.log.length > a.log.length ? b : a))
     // What nobody holds any more was lost before it was durable anywhere (never acknowledged,
     // never stable: the checks below say so if it was).
@@ -814,6 +834,7 @@ export const GROUP_SIM_SCENARIOS: readonly GroupSimScenario[] = [
   { name: 'crash-restart-5', firstSeed: 200_000, options: { memberCount: 5, virtualMs: 300, submitsPerMs: 0.2, crashes: 3, restartMsMin: 20, restartMsMax: 200, partition: false, largeChance: 0.1, slowPacketChance: 0.01 } },
   { name: 'partition-3', firstSeed: 300_000, options: { memberCount: 3, virtualMs: 300, submitsPerMs: 0.2, crashes: 1, restartMsMin: 20, restartMsMax: 200, partition: true, largeChance: 0.1 } },
   { name: 'partition-5', firstSeed: 400_000, options: { memberCount: 5, virtualMs: 300, submitsPerMs: 0.2, crashes: 1, restartMsMin: 20, restartMsMax: 200, partition: true, largeChance: 0.1 } },
+  { name: 'partitions-5', firstSeed: 700_000, options: { memberCount: 5, virtualMs: 400, submitsPerMs: 0.2, crashes: 2, restartMsMin: 20, restartMsMax: 200, partition: true, partitions: 3, largeChance: 0.1, slowPacketChance: 0.01 } },
   { name: 'total-restart-3', firstSeed: 500_000, options: { memberCount: 3, virtualMs: 300, submitsPerMs: 0.2, crashes: 1, restartMsMin: 0, restartMsMax: 150, totalCrashes: 1, partition: false, largeChance: 0.1 } },
   { name: 'total-restart-5', firstSeed: 600_000, options: { memberCount: 5, virtualMs: 300, submitsPerMs: 0.2, crashes: 1, restartMsMin: 0, restartMsMax: 150, totalCrashes: 1, partition: false, largeChance: 0.1 } },
 ]
@@ -825,14 +846,23 @@ export function scenarioNamed(name: string): GroupSimScenario {
 }
 
 /** Runs one schedule; an exception in the core or the harness is a violation too (it names the seed). */
-export function runSchedule(scenario: GroupSimScenario, seed: number): { violations: string[]; steps: number; virtualMs: number; epochs: number } {
+export interface ScheduleResult {
+  readonly violations: string[]
+  readonly knownBug: string | null // the known runtime bug this schedule ran into (not a pass: see GroupSim.append)
+  readonly steps: number
+  readonly virtualMs: number
+  readonly epochs: number
+}
+
+export function runSchedule(scenario: GroupSimScenario, seed: number): ScheduleResult {
   const sim = new GroupSim({ ...scenario.options, seed })
+  let violations: string[]
   try {
-    const violations = sim.run()
-    return { violations, steps: sim.steps, virtualMs: sim.nowMs, epochs: sim.epochs.length }
+    violations = sim.run()
   } catch (err) {
-    return { violations: [`seed ${seed} at ${sim.nowMs} ms: threw ${(err as Error).stack ?? String(err)}`], steps: sim.steps, virtualMs: sim.nowMs, epochs: sim.epochs.length }
+    violations = [`seed ${seed} at ${sim.nowMs} ms: threw ${(err as Error).stack ?? String(err)}`]
   }
+  return { violations, knownBug: sim.knownBug, steps: sim.steps, virtualMs: sim.nowMs, epochs: sim.epochs.length }
 }
 
 /** The command that replays one schedule of a scenario. */
