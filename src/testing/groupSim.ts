@@ -385,6 +385,9 @@ export class GroupSim {
   }
 
   private becomeRecovering(node: SimNode): void {
+    // Out of a group a member still serves stable reads up to its last applied record (member.ts
+    // stableStamp with no core, kept across epochs): a frozen-cut promise like any core's.
+    this.claimStable(node, this.lastStamp(node))
     node.phase = 'recovering'
     node.starting = null
     node.recoveringSinceMs = this.nowMs
@@ -752,16 +755,21 @@ export class GroupSim {
     if (stable < node.lastStable) this.violation(`member ${node.id}: stability frontier went back from ${node.lastStable} to ${stable}`)
     if (stable > node.lastStable) {
       node.lastStable = stable
-      let low = 0
-      let high = node.log.length
-      while (low < high) {
-        const mid = (low + high) >> 1
-        if (node.log[mid]!.stamp <= stable) low = mid + 1
-        else high = mid
-      }
-      this.stableClaims.push({ nodeId: node.id, stamp: stable, count: low })
-      if (stable > this.maxStableClaim) this.maxStableClaim = stable
+      this.claimStable(node, stable)
     }
+  }
+
+  /** Records that `node` called everything at or below `stable` final: what it holds there now. */
+  private claimStable(node: SimNode, stable: HlcStamp): void {
+    let low = 0
+    let high = node.log.length
+    while (low < high) {
+      const mid = (low + high) >> 1
+      if (node.log[mid]!.stamp <= stable) low = mid + 1
+      else high = mid
+    }
+    this.stableClaims.push({ nodeId: node.id, stamp: stable, count: low })
+    if (stable > this.maxStableClaim) this.maxStableClaim = stable
   }
 
   /** After the faults: one epoch, one view, every member in it, identical durable logs, nothing pending. */
