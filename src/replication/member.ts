@@ -30,7 +30,7 @@ import { Store } from '../store/store.js'
 import { hlcPhysicalUs, wallClockUs, type HlcStamp } from '../temporal/hlc.js'
 import type { Client, SubmitId } from './client.js'
 import type { GroupConfig, GroupMember } from './config.js'
-import { GroupCore, type CoreAction, type CoreEvent, type CoreStatus } from './core/group.js'
+import { GroupCore, type CoreAction, type CoreEvent, type CoreStatus, type View } from './core/group.js'
 import { groupSchema } from './core/schema.js'
 import { decodeTransfer, encodeTransfer, nextEpochPlan, planEpoch, type EpochPlan, type MemberReport, type PendingBlob } from './recovery.js'
 import { NativeTransport } from './transport/native.js'
@@ -65,7 +65,7 @@ interface Epoch {
   core: GroupCore | null // null while the transport connects
   readonly early: CoreEvent[] // events before the core started
   /** A reconfigure was delivered: the epoch ends once every member delivered it too. */
-  ending: { readonly next: EpochPlan; readonly viewSeq: number; readonly sinceMs: number } | null
+  ending: { readonly next: EpochPlan; readonly vid: number; readonly viewSeq: number; readonly sinceMs: number } | null
 }
 
 export type Phase = 'recovering' | 'starting' | 'running' | 'stopped'
@@ -292,10 +292,11 @@ export class Member {
   /** A reconfigure was delivered: this member stops delivering the epoch; the epoch's transport
    * stays up until every member delivered the reconfigure too (they need this member's rows to
    * see it stable), then the next epoch starts with the joiners. */
-  private beginEpochEnd(stamp: HlcStamp, viewSeq: number, addIds: readonly number[]): void {
+  private beginEpochEnd(stamp: HlcStamp, view: View, viewSeq: number, addIds: readonly number[]): void {
     const epoch = this.epoch!
-    const next = nextEpochPlan(epoch.core!.currentView, epoch.plan.memberIds, addIds, stamp)
-    epoch.ending = { next, viewSeq, sinceMs: Date.now() }
+    // The view the reconfigure was delivered in (a view change may have installed the next one in the same step).
+    const next = nextEpochPlan(view, epoch.plan.memberIds, addIds, stamp)
+    epoch.ending = { next, vid: view.vid, viewSeq, sinceMs: Date.now() }
     for (const id of addIds) this.joinsOrdered.delete(id)
     this.log(`fffs: member ${this.id}: reconfigure at ${stamp}: next view ${next.vid} [${next.memberIds.join(', ')}]`)
   }
@@ -304,7 +305,7 @@ export class Member {
     const epoch = this.epoch
     if (epoch?.ending == null || epoch.core === null) return
     const waitedMs = Date.now() - epoch.ending.sinceMs
-    if (!epoch.core.deliveredEverywhere(epoch.ending.viewSeq) && waitedMs < this.config.transport.suspectTimeoutMs * 3) return
+    if (!epoch.core.deliveredEverywhere(epoch.ending.viewSeq, epoch.ending.vid) && waitedMs < this.config.transport.suspectTimeoutMs * 3) return
     const plan = epoch.ending.next
     this.epoch = null
     this.phase = 'starting'
@@ -468,7 +469,7 @@ export class Member {
         }
         case 'deliver':
           // After a reconfigure, nothing more of the epoch is delivered; own requests go again in the next.
-          if (epoch.ending === null) this.deliver(action.stamp, action.viewSeq, action.payload, action.requestId)
+          if (epoch.ending === null) this.deliver(action.stamp, action.view, action.viewSeq, action.payload, action.requestId)
           break
         case 'persistTrim':
           this.writeDurably('trim.json', { vid: action.vid, trim: action.trim })
@@ -504,7 +505,7 @@ export class Member {
     this.wake()
   }
 
-  private deliver(stamp: HlcStamp, viewSeq: number, payload: Uint8Array, requestId: number | undefined): void {
+  private deliver(stamp: HlcStamp, view: View, viewSeq: number, payload: Uint8Array, requestId: number | undefined): void {
     const kind = payload[0]
     const request = requestId === undefined ? undefined : this.requests.get(requestId)
     if (kind === PAYLOAD_DATA) {
@@ -520,7 +521,7 @@ export class Member {
     const body = Buffer.from(payload.buffer, payload.byteOffset + 1, payload.byteLength - 1).toString('utf8')
     if (kind === PAYLOAD_RECONFIGURE) {
       if (request !== undefined) request.delivered = { stamp, result: Promise.resolve({ ok: true }) }
-      this.beginEpochEnd(stamp, viewSeq, (JSON.parse(body) as { add: number[] }).add)
+      this.beginEpochEnd(stamp, view, viewSeq, (JSON.parse(body) as { add: number[] }).add)
       return
     }
     if (kind !== PAYLOAD_RECORD) throw new Error(`delivered payload of unknown kind ${kind}`)
