@@ -4,12 +4,11 @@
 
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
-import { Worker } from 'node:worker_threads'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { dropFileCache, killAll, startFffs, startNullFs, stopAll, type Mount } from './mounts.js'
+import { dropFileCache, inWorker as runInWorker, killAll, startFffs, startNullFs, stopAll, type Mount } from './mounts.js'
 import type { Latency, Listing, Made, Rate, Task, Throughput } from './tasks.js'
 
 const MiB = 1024 * 1024
@@ -52,25 +51,8 @@ export const quickConfig: FsBenchConfig = {
   repeats: 1,
 }
 
-/** Runs one task in a worker thread; past the deadline every mount is killed so the worker unblocks. */
-async function inWorker<T>(task: Task, deadlineMs: number): Promise<T> {
-  const worker = new Worker(path.join(here, 'worker.js'), { workerData: task })
-  let timer: NodeJS.Timeout | undefined
-  try {
-    return await new Promise<T>((resolve, reject) => {
-      worker.once('message', (msg: { ok: boolean; value?: unknown; error?: string }) => (msg.ok ? resolve(msg.value as T) : reject(new Error(`${task.kind}: ${msg.error}`))))
-      worker.once('error', reject)
-      worker.once('exit', (code) => reject(new Error(`${task.kind}: worker exited (${code})`)))
-      timer = setTimeout(() => {
-        process.stderr.write(`bench: ${task.kind} still running after ${deadlineMs} ms: killing the mounts\n`)
-        void killAll().then(() => setTimeout(() => void worker.terminate(), 15_000).unref())
-        reject(new Error(`${task.kind}: timed out after ${deadlineMs} ms`))
-      }, deadlineMs)
-    })
-  } finally {
-    clearTimeout(timer)
-    void worker.terminate()
-  }
+function inWorker<T>(task: Task, deadlineMs: number): Promise<T> {
+  return runInWorker<T>(path.join(here, 'worker.js'), task, deadlineMs)
 }
 
 const mbps = (t: Throughput) => t.bytes / 1e6 / t.seconds

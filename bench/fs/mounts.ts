@@ -2,6 +2,7 @@
 // process, with bounded waits. Every mount is recorded so cleanup can `fusermount -uz` it and
 // kill its process on success, on failure and on a timed-out workload.
 
+import { Worker } from 'node:worker_threads'
 import { spawn, execFile, type ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
@@ -120,5 +121,26 @@ export async function dropFileCache(file: string): Promise<boolean> {
     return true
   } catch {
     return false
+  }
+}
+
+/** Runs one task in a worker thread (`workerFile`); past the deadline every mount is killed so the worker unblocks. */
+export async function inWorker<T>(workerFile: string, task: { readonly kind: string }, deadlineMs: number): Promise<T> {
+  const worker = new Worker(workerFile, { workerData: task })
+  let timer: NodeJS.Timeout | undefined
+  try {
+    return await new Promise<T>((resolve, reject) => {
+      worker.once('message', (msg: { ok: boolean; value?: unknown; error?: string }) => (msg.ok ? resolve(msg.value as T) : reject(new Error(`${task.kind}: ${msg.error}`))))
+      worker.once('error', reject)
+      worker.once('exit', (code) => reject(new Error(`${task.kind}: worker exited (${code})`)))
+      timer = setTimeout(() => {
+        process.stderr.write(`bench: ${task.kind} still running after ${deadlineMs} ms: killing the mounts\n`)
+        void killAll().then(() => setTimeout(() => void worker.terminate(), 15_000).unref())
+        reject(new Error(`${task.kind}: timed out after ${deadlineMs} ms`))
+      }, deadlineMs)
+    })
+  } finally {
+    clearTimeout(timer)
+    void worker.terminate()
   }
 }

@@ -14,17 +14,17 @@
 // Rounds are interleaved (r=1 group, then r=3 group, each started fresh, stopped after) and
 // the median round is reported. Targets are reported as PASS/MISS, never asserted.
 
-import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { execFile, type ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
-import { Worker } from 'node:worker_threads'
+import { startLocalGroup } from '../../src/cli/cluster.js'
 import { loadGroupConfig, writeLocalGroup, type GroupConfig } from '../../src/replication/config.js'
 import { fetchMemberStatus, RemoteClient } from '../../src/replication/remote.js'
 import { ROOT_INO } from '../../src/store/records.js'
-import { killAll, startMount, stopAll, type Mount } from '../fs/mounts.js'
+import { inWorker as runInWorker, killAll, startMount, stopAll, type Mount } from '../fs/mounts.js'
 import type { Task, Throughput } from '../fs/tasks.js'
 import type { TimedFiles, TimedFilesTask } from './worker.js'
 
@@ -108,33 +108,13 @@ async function startGroup(root: string, replicas: number): Promise<Group> {
   fs.rmSync(dir, { recursive: true, force: true })
   const config = await loadGroupConfig(await writeLocalGroup(dir, { replicas, shards: 1 }))
   const log: string[] = []
-  const members = config.members.map((m) => {
-    const child = spawn(process.execPath, [FFFS_BIN, 'serve', '--config', config.path, '--id', String(m.id)], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const { children: members, stop: stopMembers } = await startLocalGroup(config, (line) => {
+    log.push(line + '\n')
+    if (log.length > 200) log.splice(0, log.length - 200)
+  })
+  for (const child of members) {
     liveMembers.add(child)
     child.once('exit', () => liveMembers.delete(child))
-    const keep = (chunk: Buffer): void => {
-      log.push(`[member ${m.id}] ${chunk.toString()}`)
-      if (log.length > 200) log.splice(0, log.length - 200)
-    }
-    child.stdout!.on('data', keep)
-    child.stderr!.on('data', keep)
-    return child
-  })
-  const stopMembers = async (): Promise<void> => {
-    await Promise.all(
-      members.map(
-        (child) =>
-          new Promise<void>((resolve) => {
-            if (child.exitCode !== null || child.signalCode !== null) return resolve()
-            const timer = setTimeout(() => child.kill('SIGKILL'), 10_000)
-            child.once('exit', () => {
-              clearTimeout(timer)
-              resolve()
-            })
-            child.kill('SIGTERM')
-          }),
-      ),
-    )
   }
   try {
     // Ready: every member reports a view of all members.
@@ -173,24 +153,8 @@ async function startGroup(root: string, replicas: number): Promise<Group> {
 
 // ---------------------------------------------------------------- workloads
 
-async function inWorker<T>(task: Task | TimedFilesTask, deadlineMs: number): Promise<T> {
-  const worker = new Worker(path.join(here, 'worker.js'), { workerData: task })
-  let timer: NodeJS.Timeout | undefined
-  try {
-    return await new Promise<T>((resolve, reject) => {
-      worker.once('message', (msg: { ok: boolean; value?: unknown; error?: string }) => (msg.ok ? resolve(msg.value as T) : reject(new Error(`${task.kind}: ${msg.error}`))))
-      worker.once('error', reject)
-      worker.once('exit', (code) => reject(new Error(`${task.kind}: worker exited (${code})`)))
-      timer = setTimeout(() => {
-        process.stderr.write(`bench: ${task.kind} still running after ${deadlineMs} ms: killing the mounts\n`)
-        void killAll().then(() => setTimeout(() => void worker.terminate(), 15_000).unref())
-        reject(new Error(`${task.kind}: timed out after ${deadlineMs} ms`))
-      }, deadlineMs)
-    })
-  } finally {
-    clearTimeout(timer)
-    void worker.terminate()
-  }
+function inWorker<T>(task: Task | TimedFilesTask, deadlineMs: number): Promise<T> {
+  return runInWorker<T>(path.join(here, 'worker.js'), task, deadlineMs)
 }
 
 /** `count` setxattr records of `bytes` on the root, `inFlight` at a time; latency per record. */

@@ -248,6 +248,18 @@ void Engine::post_recv(Peer& p) {
   ctx.release();  // owned by the provider until its completion (reclaimed in on_completion)
 }
 
+// One endpoint per peer, on either side of the connection: bound to the event queue and the
+// completion queue, enabled, receives posted when writes carry remote CQ data.
+void Engine::open_endpoint(Peer& p, fi_info* info) {
+  fid_ep* ep = nullptr;
+  FI_CHECK(fi_endpoint, domain_.get(), info, &ep, &p);
+  p.ep.reset(ep);
+  FI_CHECK(fi_ep_bind, p.ep.get(), &eq_->fid, 0);
+  bind_cq(p);
+  FI_CHECK(fi_enable, p.ep.get());
+  if (rx_cq_data_) for (uint32_t i = 0; i < kRecvPosted; ++i) post_recv(p);
+}
+
 void Engine::connect(int rank, const std::vector<uint8_t>& address) {
   std::lock_guard<std::mutex> lock(mu_);
   if (rank <= self_ || rank >= n_) throw std::invalid_argument("connect: only to higher ranks");
@@ -258,13 +270,7 @@ void Engine::connect(int rank, const std::vector<uint8_t>& address) {
   std::memcpy(info->dest_addr, address.data(), address.size());
   info->dest_addrlen = address.size();
   Peer& p = peers_[rank];
-  fid_ep* ep = nullptr;
-  FI_CHECK(fi_endpoint, domain_.get(), info.get(), &ep, &p);
-  p.ep.reset(ep);
-  FI_CHECK(fi_ep_bind, p.ep.get(), &eq_->fid, 0);
-  bind_cq(p);
-  FI_CHECK(fi_enable, p.ep.get());
-  if (rx_cq_data_) for (uint32_t i = 0; i < kRecvPosted; ++i) post_recv(p);
+  open_endpoint(p, info.get());
   const uint32_t me = static_cast<uint32_t>(self_);
   FI_CHECK(fi_connect, p.ep.get(), address.data(), &me, sizeof(me));
 }
@@ -708,13 +714,7 @@ bool Engine::drain_eq() {
         continue;
       }
       Peer& p = peers_[rank];
-      fid_ep* ep = nullptr;
-      FI_CHECK(fi_endpoint, domain_.get(), info.get(), &ep, &p);
-      p.ep.reset(ep);
-      FI_CHECK(fi_ep_bind, p.ep.get(), &eq_->fid, 0);
-      bind_cq(p);
-      FI_CHECK(fi_enable, p.ep.get());
-      if (rx_cq_data_) for (uint32_t i = 0; i < kRecvPosted; ++i) post_recv(p);
+      open_endpoint(p, info.get());
       FI_CHECK(fi_accept, p.ep.get(), nullptr, 0);
     } else if (event == FI_CONNECTED) {
       Peer* p = static_cast<Peer*>(entry.fid->context);

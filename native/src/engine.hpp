@@ -210,6 +210,7 @@ class Engine {
   void sync_mode();
   void take_into(Batch& out);
   void post_recv(Peer& p);
+  void open_endpoint(Peer& p, fi_info* info);
   void bind_cq(Peer& p);
   void signal_batch();
   void wake();

@@ -7,7 +7,7 @@ import net from 'node:net'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { errors, FffsError } from '../errors.js'
-import { CONFIG_FILE_NAME, loadGroupConfig, writeLocalGroup, type GroupConfig } from '../replication/config.js'
+import { CONFIG_FILE_NAME, loadGroupConfig, memberById, writeLocalGroup, type GroupConfig } from '../replication/config.js'
 import { Member } from '../replication/member.js'
 import { serveClient } from '../replication/remote.js'
 import { listen } from '../replication/wire.js'
@@ -16,8 +16,7 @@ const MEMBER_READY_TIMEOUT_MS = 60_000
 
 export async function runServe(opts: { config: string; id: number }): Promise<void> {
   const config = await loadGroupConfig(path.resolve(opts.config))
-  const self = config.members.find((m) => m.id === opts.id)
-  if (self === undefined) throw errors.invalid(`member id ${opts.id} is not in ${config.path} (ids: ${config.members.map((m) => m.id).join(', ')})`)
+  const self = memberById(config, opts.id)
   const member = await Member.open(config, opts.id)
   const server = await listen(self.clientPort, self.host, config.key, (connection) =>
     serveClient(connection, member.client, { dedupesSubmits: true, memberId: opts.id, status: () => member.status(), extraRequests: (request) => member.handlePeerRequest(request) }),

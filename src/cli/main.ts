@@ -103,18 +103,23 @@ async function runUp(dir: string, opts: MountOptions & { replicas: number; shard
   }
 }
 
+/** The options every mounting command takes: how reads at a cut wait, and the sensor-time bounds. */
+function withReadOptions(command: Command): Command {
+  return command
+    .option('--max-wait <ms>', 'how long a read at an unstable cut waits before EAGAIN', positiveInt, MAX_WAIT_MS_DEFAULT)
+    .option('--sensor-lag-max <ms>', 'Δ: the most a sensor timestamp may lag platform time', positiveInt, SENSOR_LAG_MAX_MS_DEFAULT)
+    .option('--clock-skew-max <ms>', 'δ: the bound on writer/platform clock skew', positiveInt, CLOCK_SKEW_MAX_MS_DEFAULT)
+}
+
 export async function main(argv: string[]): Promise<void> {
   const program = new Command()
   program.name('fffs').description('Freeze-Frame File System: every committed write is a version; read any tree as it was with path@SPEC').exitOverride()
 
-  program
+  withReadOptions(program
     .command('mount')
-    .argument('<dir>', 'mount point (created if missing)')
+    .argument('<dir>', 'mount point (created if missing)'))
     .option('--data-dir <dir>', 'embedded: where the log and index live (default: ~/.local/share/fffs/NAME-HASH)')
     .option('--cluster <config>', 'mount a replicated group (its config.json) instead of an embedded store')
-    .option('--max-wait <ms>', 'how long a read at an unstable cut waits before EAGAIN', positiveInt, MAX_WAIT_MS_DEFAULT)
-    .option('--sensor-lag-max <ms>', 'Δ: the most a sensor timestamp may lag platform time', positiveInt, SENSOR_LAG_MAX_MS_DEFAULT)
-    .option('--clock-skew-max <ms>', 'δ: the bound on writer/platform clock skew', positiveInt, CLOCK_SKEW_MAX_MS_DEFAULT)
     .description('mount fffs at DIR: an embedded store, or a group with --cluster (runs in the foreground; Ctrl-C unmounts)')
     .action(runMount)
 
@@ -136,15 +141,12 @@ export async function main(argv: string[]): Promise<void> {
     .description('run one member of a replicated group (foreground)')
     .action(runServe)
 
-  program
+  withReadOptions(program
     .command('up')
-    .argument('<dir>', 'mount point (created if missing)')
+    .argument('<dir>', 'mount point (created if missing)'))
     .option('--replicas <n>', 'replicas per shard', positiveInt, 3)
     .option('--shards <n>', 'data shards', positiveInt, 1)
     .option('--group-dir <dir>', 'where the group config, key and member data live (default: ~/.local/share/fffs/NAME-HASH/group)')
-    .option('--max-wait <ms>', 'how long a read at an unstable cut waits before EAGAIN', positiveInt, MAX_WAIT_MS_DEFAULT)
-    .option('--sensor-lag-max <ms>', 'Δ: the most a sensor timestamp may lag platform time', positiveInt, SENSOR_LAG_MAX_MS_DEFAULT)
-    .option('--clock-skew-max <ms>', 'δ: the bound on writer/platform clock skew', positiveInt, CLOCK_SKEW_MAX_MS_DEFAULT)
     .description('start a local replicated group (one process per member) and mount it at DIR; Ctrl-C stops both')
     .action(runUp)
 

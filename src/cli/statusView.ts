@@ -5,27 +5,13 @@
 // Derecho's SST), the persistence and stability frontiers and the replicas' lag.
 // Pure functions of the answer: no I/O here, so the layout is testable without a group.
 
+import type { CoreStatus } from '../replication/core/group.js'
 import { hlcPhysicalUs, hlcLogical } from '../temporal/hlc.js'
 
 // ---------------------------------------------------------------- the answer's shape
 
-/** `CoreStatus` (src/replication/core/group.ts) as JSON: stamps are decimal strings. */
-export interface CoreStatusJson {
-  readonly view: { readonly vid: number; readonly members: readonly number[] } // epoch ranks
-  readonly rank: number
-  readonly leaderRank: number | null
-  readonly wedged: boolean
-  readonly excluded: boolean
-  readonly suspected: readonly number[]
-  readonly sent: number
-  readonly received: readonly number[]
-  readonly delivered: number
-  readonly deliveredStamp: string
-  readonly persistedStamp: string
-  readonly globalPersistedStamp: string
-  readonly stableStamp: string
-  readonly pendingRequests: number
-}
+/** `CoreStatus` (src/replication/core/group.ts) as JSON: stamps (bigints) become decimal strings. */
+export type CoreStatusJson = { readonly [K in keyof CoreStatus]: CoreStatus[K] extends bigint ? string : CoreStatus[K] }
 
 type RowValue = string | boolean | string[] | boolean[]
 

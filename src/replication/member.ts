@@ -29,7 +29,7 @@ import type { LogPosition } from '../store/segmentLog.js'
 import { Store } from '../store/store.js'
 import { hlcPhysicalUs, wallClockUs, type HlcStamp } from '../temporal/hlc.js'
 import type { Client, SubmitId } from './client.js'
-import type { GroupConfig, GroupMember } from './config.js'
+import { memberById, type GroupConfig, type GroupMember } from './config.js'
 import { GroupCore, type CoreAction, type CoreEvent, type CoreStatus, type View } from './core/group.js'
 import { groupSchema } from './core/schema.js'
 import { decodeTransfer, encodeTransfer, nextEpochPlan, planEpoch, type EpochPlan, type MemberReport, type PendingBlob } from './recovery.js'
@@ -126,26 +126,15 @@ export class Member {
 
   /** Opens the store; the member then recovers into a running group (call `recover` once its wire serves). */
   static async open(config: GroupConfig, id: number, options: MemberOptions = {}): Promise<Member> {
-    const self = config.members.find((m) => m.id === id)
-    if (self === undefined) throw errors.invalid(`member id ${id} is not in ${config.path} (ids: ${config.members.map((m) => m.id).join(', ')})`)
+    const self = memberById(config, id)
     await fsp.mkdir(self.dataDir, { recursive: true })
     const store = new Store(self.dataDir)
     await store.open()
     return new Member(config, self, store, options)
   }
 
-  get currentPhase(): Phase {
-    return this.phase
-  }
-
   private get stopped(): boolean {
     return this.phase === 'stopped'
-  }
-
-  get view(): { vid: number; memberIds: readonly number[] } {
-    const epoch = this.epoch
-    if (epoch?.core != null) return { vid: epoch.core.currentView.vid, memberIds: epoch.core.currentView.members.map((rank) => epoch.plan.memberIds[rank]!) }
-    return this.lastView
   }
 
   status(): MemberStatus {
@@ -631,7 +620,6 @@ export class Member {
   order(payload: Uint8Array): Promise<{ stamp: HlcStamp; result: ApplyResult }> {
     if (this.fatal !== null) return Promise.reject(new FffsError('EIO', `member ${this.id} failed: ${this.fatal.message}`))
     if (this.phase === 'stopped') return Promise.reject(new FffsError('EIO', `member ${this.id} is stopping`))
-    if (this.inMinority()) return Promise.reject(new FffsError('EROFS', `member ${this.id} is cut off from a majority of its view: writes are refused, stable reads still work`))
     const requestId = this.requestNext++
     return new Promise((resolve, reject) => {
       this.requests.set(requestId, { payload, resolve, reject })
@@ -653,15 +641,6 @@ export class Member {
   private submitToCore(requestId: number, payload: Uint8Array): void {
     this.submittedIds.add(requestId)
     this.feedCore({ kind: 'submit', requestId, payload })
-  }
-
-  /** Wedged with fewer unsuspected members than a majority of the view: no view can form here. */
-  private inMinority(): boolean {
-    const core = this.epoch?.core
-    if (core == null || !core.isWedged) return false
-    const { view, suspected } = core.status()
-    const alive = view.members.filter((rank) => !suspected.includes(rank)).length
-    return alive < Math.floor(view.members.length / 2) + 1
   }
 
   nextBlobId(): string {
