@@ -84,7 +84,7 @@ export class OpenFile {
 
   private seal(client: Client, chunk: Chunk): void {
     if (chunk.ref !== null || chunk.usedBytes === 0) return
-    chunk.ref = client.appendData(chunk.bytes.subarray(0, chunk.usedBytes)).ref
+    chunk.ref = client.appendData(this.ino, chunk.bytes.subarray(0, chunk.usedBytes)).ref
   }
 
   /**

@@ -20,6 +20,32 @@ export interface SubmitId {
   readonly oldestPendingSeq: number
 }
 
+export interface SubmitOptions {
+  /** Deduplication across reconnects (see SubmitId). */
+  readonly id?: SubmitId
+  /**
+   * The highest stamp the submitting client has seen (HLC piggybacking): the mutation is
+   * stamped above it, so a version written after reading another, on any shard, is later in
+   * every cut (docs/ARCHITECTURE.md, "Shards").
+   */
+  readonly after?: HlcStamp
+}
+
+/**
+ * The highest stamp a client has observed (in replies to its submits and in the attributes it
+ * read). Sent along with every submit as `after`; one is shared by all the per-shard
+ * connections of a sharded mount, which is what carries causality from shard to shard.
+ */
+export class SeenStamp {
+  private highest: HlcStamp = 0n
+  get value(): HlcStamp {
+    return this.highest
+  }
+  observe(stamp: HlcStamp): void {
+    if (stamp > this.highest) this.highest = stamp
+  }
+}
+
 // Every query is async (a cluster client answers it over the network). `appendData` alone
 // returns synchronously: its reference is opaque and made locally, so a FUSE write never waits
 // for a round trip; the bytes travel in the background.
@@ -39,10 +65,11 @@ export interface Client {
    * them by `ref` (or `dataRefAt(ref, n)` for the bytes from offset n). `written` resolves once
    * the bytes are handed to the log or the network. The caller must not modify `bytes`
    * afterwards (a cluster client may re-send them after a failover until the version commits).
+   * `ino` is the file the bytes are for: a sharded client sends them to that file's data shard.
    */
-  appendData(bytes: Uint8Array): { ref: DataRef; written: Promise<void> }
-  /** Orders, persists and applies a mutation; throws the FffsError of a failed apply. `id`: see SubmitId. */
-  submit(mutation: Mutation, id?: SubmitId): Promise<{ stamp: HlcStamp; ino?: Ino }>
+  appendData(ino: Ino, bytes: Uint8Array): { ref: DataRef; written: Promise<void> }
+  /** Orders, persists and applies a mutation; throws the FffsError of a failed apply. */
+  submit(mutation: Mutation, options?: SubmitOptions): Promise<{ stamp: HlcStamp; ino?: Ino }>
   stableFrontier(): Promise<HlcStamp>
   waitStable(cut: HlcStamp, maxWaitMs: number): Promise<void>
   close(): Promise<void>
@@ -98,13 +125,13 @@ export class EmbeddedClient implements Client {
   async snapshot(name: string): Promise<Snapshot | null> {
     return this.store.snapshot(name)
   }
-  appendData(bytes: Uint8Array): { ref: DataRef; written: Promise<void> } {
+  appendData(_ino: Ino, bytes: Uint8Array): { ref: DataRef; written: Promise<void> } {
     const { position, written } = this.store.appendData(bytes)
     return { ref: position, written }
   }
 
-  /** One process, no reconnects: `id` is not needed for deduplication here. */
-  async submit(mutation: Mutation, _id?: SubmitId): Promise<{ stamp: HlcStamp; ino?: Ino }> {
+  /** One process, no reconnects, one clock whose stamps every read of this client came from: no options needed. */
+  async submit(mutation: Mutation, _options?: SubmitOptions): Promise<{ stamp: HlcStamp; ino?: Ino }> {
     const { stamp, result } = await this.orderer.submit(mutation)
     return { stamp, ...unwrap(result) }
   }

@@ -28,7 +28,7 @@ import type { ApplyResult, Attr, DataRef, Ino, Mutation, Snapshot, VersionOp } f
 import type { LogPosition } from '../store/segmentLog.js'
 import { Store } from '../store/store.js'
 import { hlcPhysicalUs, wallClockUs, type HlcStamp } from '../temporal/hlc.js'
-import type { Client, SubmitId } from './client.js'
+import type { Client, SubmitId, SubmitOptions } from './client.js'
 import { memberById, type GroupConfig, type GroupMember } from './config.js'
 import { GroupCore, type CoreAction, type CoreEvent, type CoreStatus, type View } from './core/group.js'
 import { groupSchema } from './core/schema.js'
@@ -54,6 +54,7 @@ interface RecordPayload {
 
 interface Request {
   readonly payload: Uint8Array
+  readonly after?: HlcStamp // the submitting client's clock (HLC piggybacking)
   readonly resolve: (value: { stamp: HlcStamp; result: ApplyResult }) => void
   readonly reject: (err: Error) => void
   delivered?: { stamp: HlcStamp; result: Promise<ApplyResult> }
@@ -274,7 +275,7 @@ export class Member {
   private resumeRequests(): void {
     for (const [requestId, request] of this.requests) {
       if (request.delivered !== undefined) this.replied(requestId, request.delivered.stamp)
-      else this.submitToCore(requestId, request.payload)
+      else this.submitToCore(requestId, request.payload, request.after)
     }
   }
 
@@ -617,14 +618,14 @@ export class Member {
   // ---- used by ReplicaClient ----
 
   /** Multicasts a message in the group's total order; resolves with its stamp once durable at every member. */
-  order(payload: Uint8Array): Promise<{ stamp: HlcStamp; result: ApplyResult }> {
+  order(payload: Uint8Array, after?: HlcStamp): Promise<{ stamp: HlcStamp; result: ApplyResult }> {
     if (this.fatal !== null) return Promise.reject(new FffsError('EIO', `member ${this.id} failed: ${this.fatal.message}`))
     if (this.phase === 'stopped') return Promise.reject(new FffsError('EIO', `member ${this.id} is stopping`))
     const requestId = this.requestNext++
     return new Promise((resolve, reject) => {
-      this.requests.set(requestId, { payload, resolve, reject })
+      this.requests.set(requestId, { payload, ...(after !== undefined ? { after } : {}), resolve, reject })
       if (this.phase === 'running') {
-        this.submitToCore(requestId, payload)
+        this.submitToCore(requestId, payload, after)
         return
       }
       // Between epochs: held until one starts (resumeRequests), but not for ever. It was never
@@ -638,9 +639,9 @@ export class Member {
     })
   }
 
-  private submitToCore(requestId: number, payload: Uint8Array): void {
+  private submitToCore(requestId: number, payload: Uint8Array, after: HlcStamp | undefined): void {
     this.submittedIds.add(requestId)
-    this.feedCore({ kind: 'submit', requestId, payload })
+    this.feedCore({ kind: 'submit', requestId, payload, ...(after !== undefined ? { after } : {}) })
   }
 
   nextBlobId(): string {
@@ -749,7 +750,7 @@ export class ReplicaClient implements Client {
   }
 
   /** The bytes go into the total order now (the bulk path); the version naming them follows. */
-  appendData(bytes: Uint8Array): { ref: DataRef; written: Promise<void> } {
+  appendData(_ino: Ino, bytes: Uint8Array): { ref: DataRef; written: Promise<void> } {
     const blob = this.member.nextBlobId()
     const id = Buffer.from(blob, 'utf8')
     const payload = new Uint8Array(5 + id.byteLength + bytes.byteLength)
@@ -761,13 +762,13 @@ export class ReplicaClient implements Client {
     return { ref: { blob, offset: 0 }, written: ordered.then(() => undefined) }
   }
 
-  async submit(mutation: Mutation, id?: SubmitId): Promise<{ stamp: HlcStamp; ino?: Ino }> {
-    const record: RecordPayload = id === undefined ? { mutation } : { mutation, submit: id }
+  async submit(mutation: Mutation, options: SubmitOptions = {}): Promise<{ stamp: HlcStamp; ino?: Ino }> {
+    const record: RecordPayload = options.id === undefined ? { mutation } : { mutation, submit: options.id }
     const json = Buffer.from(JSON.stringify(record), 'utf8')
     const payload = new Uint8Array(1 + json.byteLength)
     payload[0] = PAYLOAD_RECORD
     payload.set(json, 1)
-    const { stamp, result } = await this.member.order(payload)
+    const { stamp, result } = await this.member.order(payload, options.after)
     if (!result.ok) throw new FffsError(result.code, result.message)
     return result.ino === undefined ? { stamp } : { stamp, ino: result.ino }
   }

@@ -16,7 +16,7 @@ import { randomUUID } from 'node:crypto'
 import { FffsError } from '../errors.js'
 import type { Attr, DataRef, Ino, Mutation, Snapshot, VersionOp } from '../store/records.js'
 import type { HlcStamp } from '../temporal/hlc.js'
-import { dataRefAt, type Client, type SubmitId } from './client.js'
+import { dataRefAt, SeenStamp, type Client, type SubmitId, type SubmitOptions } from './client.js'
 import { initialShards, type GroupConfig, type GroupMember } from './config.js'
 import { connect, ConnectionLostError, MAX_BODY_BYTES, type Connection, type Incoming, type Reply } from './wire.js'
 
@@ -32,6 +32,7 @@ interface SubmitArgs {
   readonly mutation: Mutation
   readonly id: SubmitId
   readonly retry: boolean // re-sent after a lost connection: the first attempt may have applied
+  readonly after?: string // HlcStamp, decimal: the client's clock (HLC piggybacking)
 }
 
 // ---------------------------------------------------------------- server side
@@ -65,10 +66,10 @@ export function serveClient(connection: Connection, client: Client, options: Ser
   connection.setHandlers({
     onMessage: (message: Incoming) => {
       if (message.method !== 'blob') return
-      const { id } = message.args as { id: string }
+      const { id, ino } = message.args as { id: string; ino: Ino }
       // The body goes to the data path as it is; its reference is known at once, so the
       // submit that follows on this connection (frames arrive in order) finds it.
-      const { ref, written } = client.appendData(message.body)
+      const { ref, written } = client.appendData(ino, message.body)
       written.catch(() => undefined) // reported by the submit that refers to it
       blobs.set(id, { ref, written })
     },
@@ -114,12 +115,12 @@ export function serveClient(connection: Connection, client: Client, options: Ser
           if (options.status === undefined) throw new FffsError('ENOTSUP', `this ${options.memberId !== undefined ? `member (${options.memberId})` : 'server'} reports no status`)
           return { result: jsonable(await options.status()) }
         case 'submit': {
-          const { mutation, id } = request.args as SubmitArgs
+          const { mutation, id, after } = request.args as SubmitArgs
           const referenced = blobIdsOf(mutation)
           try {
             const resolved = mutation.type === 'version' ? { ...mutation, ops: mutation.ops.map((op) => withLogRef(op, blobs)) } : mutation
             await Promise.all(referenced.map((blob) => blobs.get(blob)!.written))
-            const { stamp, ino } = await client.submit(resolved, id)
+            const { stamp, ino } = await client.submit(resolved, { id, ...(after !== undefined ? { after: stampArg(after) } : {}) })
             return { result: { stamp: stamp.toString(), ...(ino !== undefined ? { ino } : {}) } }
           } finally {
             for (const blob of referenced) blobs.delete(blob)
@@ -177,6 +178,8 @@ export interface RemoteClientOptions {
   readonly log?: (line: string) => void
   /** Messages a member pushes (none are defined yet; the member runtime may add frontier events). */
   readonly onEvent?: (name: string, args: unknown, body: Buffer) => void
+  /** Shared by the clients of one mount's shards (HLC piggybacking); default one of its own. */
+  readonly seen?: SeenStamp
 }
 
 interface Link {
@@ -188,6 +191,7 @@ interface Link {
 
 interface PendingBlob {
   readonly id: string
+  readonly ino: Ino
   readonly bytes: Uint8Array
   sentOn: Connection | null
   readonly written: Promise<void>
@@ -200,6 +204,7 @@ export class RemoteClient implements Client {
   private readonly config: GroupConfig
   private readonly log: (line: string) => void
   private readonly onEvent: ((name: string, args: unknown, body: Buffer) => void) | undefined
+  private readonly seen: SeenStamp
   private current: Link | null = null
   private connecting: Promise<Link> | null = null
   private nextIndex = 0 // the member to try first
@@ -214,6 +219,7 @@ export class RemoteClient implements Client {
     this.clientId = options.clientId ?? randomUUID()
     this.log = options.log ?? ((line) => process.stderr.write(line + '\n'))
     this.onEvent = options.onEvent
+    this.seen = options.seen ?? new SeenStamp()
   }
 
   /** Connects to the first reachable member, in config order. */
@@ -237,10 +243,11 @@ export class RemoteClient implements Client {
   // ------------------------------------------------ queries
 
   async walk(components: readonly string[], cut: HlcStamp): Promise<Attr> {
-    return (await this.call('walk', () => ({ components, cut: cut.toString() }))).result as Attr
+    return this.observed((await this.call('walk', () => ({ components, cut: cut.toString() }))).result as Attr)
   }
   async attr(ino: Ino, cut: HlcStamp): Promise<Attr | null> {
-    return (await this.call('attr', () => ({ ino, cut: cut.toString() }))).result as Attr | null
+    const attr = (await this.call('attr', () => ({ ino, cut: cut.toString() }))).result as Attr | null
+    return attr === null ? null : this.observed(attr)
   }
   async lookup(dir: Ino, name: string, cut: HlcStamp): Promise<Ino | null> {
     return (await this.call('lookup', () => ({ dir, name, cut: cut.toString() }))).result as Ino | null
@@ -253,7 +260,13 @@ export class RemoteClient implements Client {
     return body.copy(into, 0, 0, Math.min(body.length, lengthBytes))
   }
   async versions(ino: Ino): Promise<Attr[]> {
-    return (await this.call('versions', () => ({ ino }))).result as Attr[]
+    return ((await this.call('versions', () => ({ ino }))).result as Attr[]).map((attr) => this.observed(attr))
+  }
+
+  /** What a reader has seen, a later write of it must follow (in every shard's order). */
+  private observed(attr: Attr): Attr {
+    this.seen.observe(BigInt(attr.stamp))
+    return attr
   }
   async stampOfVersion(ino: Ino, version: number): Promise<HlcStamp | null> {
     return stampOrNull((await this.call('stampOfVersion', () => ({ ino, version }))).result)
@@ -311,19 +324,20 @@ export class RemoteClient implements Client {
 
   // ------------------------------------------------ writes
 
-  appendData(bytes: Uint8Array): { ref: DataRef; written: Promise<void> } {
+  appendData(ino: Ino, bytes: Uint8Array): { ref: DataRef; written: Promise<void> } {
     if (this.closed) throw new FffsError('EIO', 'client closed')
     const id = String(this.nextBlob++)
     let markWritten: () => void = () => undefined
     const written = new Promise<void>((resolve) => (markWritten = resolve))
-    const blob: PendingBlob = { id, bytes, sentOn: null, written, markWritten }
+    const blob: PendingBlob = { id, ino, bytes, sentOn: null, written, markWritten }
     this.blobs.set(id, blob)
     if (this.current !== null && this.current.connection.isOpen) this.sendBlob(this.current.connection, blob)
     else void this.link().catch(() => undefined) // the new connection sends it; a submit reports a failure
     return { ref: { blob: id, offset: 0 }, written }
   }
 
-  async submit(mutation: Mutation, _id?: SubmitId): Promise<{ stamp: HlcStamp; ino?: Ino }> {
+  /** `options` are made here (the SubmitId, and `after` from what this client has seen); the caller's are ignored. */
+  async submit(mutation: Mutation, _options?: SubmitOptions): Promise<{ stamp: HlcStamp; ino?: Ino }> {
     const seq = this.nextSeq++
     this.pendingSeqs.add(seq)
     const blobIds = blobIdsOf(mutation)
@@ -335,10 +349,17 @@ export class RemoteClient implements Client {
         if (inDoubt !== null && !link.dedupesSubmits) {
           throw new FffsError('EIO', `${mutation.type}: ${inDoubt.message} with the write in flight; its outcome is unknown and member ${link.member.id} does not deduplicate, so it was not re-sent`)
         }
-        const args: SubmitArgs = { mutation, id: { clientId: this.clientId, seq, oldestPendingSeq: Math.min(...this.pendingSeqs) }, retry: inDoubt !== null }
+        const after = this.seen.value
+        const args: SubmitArgs = {
+          mutation,
+          id: { clientId: this.clientId, seq, oldestPendingSeq: Math.min(...this.pendingSeqs) },
+          retry: inDoubt !== null,
+          ...(after > 0n ? { after: after.toString() } : {}),
+        }
         try {
           const { result } = await link.connection.request('submit', args, { timeoutMs: this.config.clients.requestTimeoutMs })
           const { stamp, ino } = result as { stamp: string; ino?: Ino }
+          this.seen.observe(BigInt(stamp))
           return { stamp: BigInt(stamp), ...(ino !== undefined ? { ino } : {}) }
         } catch (err) {
           if (!(err instanceof ConnectionLostError)) throw err
@@ -432,7 +453,7 @@ export class RemoteClient implements Client {
 
   private sendBlob(connection: Connection, blob: PendingBlob): void {
     blob.sentOn = connection
-    connection.send('blob', { id: blob.id }, blob.bytes).then(blob.markWritten, () => undefined /* re-sent on the next connection */)
+    connection.send('blob', { id: blob.id, ino: blob.ino }, blob.bytes).then(blob.markWritten, () => undefined /* re-sent on the next connection */)
   }
 }
 

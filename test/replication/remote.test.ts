@@ -7,7 +7,7 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { FffsError } from '../../src/errors.js'
-import { dataRefAt, EmbeddedClient, type Client, type SubmitId } from '../../src/replication/client.js'
+import { dataRefAt, EmbeddedClient, type Client, type SubmitId, type SubmitOptions } from '../../src/replication/client.js'
 import { loadGroupConfig, writeLocalGroup, type GroupConfig } from '../../src/replication/config.js'
 import { RemoteClient, serveClient, type ServeClientOptions } from '../../src/replication/remote.js'
 import { listen, type WireServer } from '../../src/replication/wire.js'
@@ -52,7 +52,7 @@ async function remote(log: string[] = []): Promise<RemoteClient> {
 }
 
 /** `client` with its submit replaced (the rest delegates). */
-function withSubmit(client: Client, submit: (mutation: Mutation, id?: SubmitId) => Promise<{ stamp: bigint; ino?: number }>): Client {
+function withSubmit(client: Client, submit: (mutation: Mutation, options?: SubmitOptions) => Promise<{ stamp: bigint; ino?: number }>): Client {
   return new Proxy(client, {
     get(target, property) {
       if (property === 'submit') return submit
@@ -87,8 +87,8 @@ describe('remote client', () => {
     const { ino } = await client.submit(file('f', dirIno!))
     const big = randomBytes(3 * 1024 * 1024 + 17)
     const small = Buffer.from('hello')
-    const a = client.appendData(big)
-    const b = client.appendData(small)
+    const a = client.appendData(ino!, big)
+    const b = client.appendData(ino!, small)
     await Promise.all([a.written, b.written])
     const { stamp: firstStamp } = await client.submit({
       type: 'version',
@@ -179,18 +179,18 @@ describe('remote client', () => {
     const seen: Array<{ member: number; id: SubmitId | undefined }> = []
     let submitted!: () => void
     const arrived = new Promise<void>((resolve) => (submitted = resolve))
-    const server0 = await serve(0, withSubmit(store0, (_mutation, id) => {
-      seen.push({ member: 0, id })
+    const server0 = await serve(0, withSubmit(store0, (_mutation, options) => {
+      seen.push({ member: 0, id: options?.id })
       submitted()
       return new Promise(() => undefined) // never answers: the outcome stays unknown
     }))
-    await serve(1, withSubmit(store1, (mutation, id) => {
-      seen.push({ member: 1, id })
-      return store1.submit(mutation, id)
+    await serve(1, withSubmit(store1, (mutation, options) => {
+      seen.push({ member: 1, id: options?.id })
+      return store1.submit(mutation, options)
     }), { dedupesSubmits: true })
     const client = await remote()
     const bytes = randomBytes(2 * 1024 * 1024)
-    const { ref } = client.appendData(bytes)
+    const { ref } = client.appendData(ino!, bytes)
     const result = client.submit({ type: 'version', ino: ino!, ops: [{ op: 'write', offset: 0, sizeBytes: bytes.length, data: ref }] })
     await arrived
     await server0.close()
@@ -211,9 +211,9 @@ describe('remote client', () => {
       return new Promise(() => undefined)
     }))
     let applied = 0
-    await serve(1, withSubmit(store1, (mutation, id) => {
+    await serve(1, withSubmit(store1, (mutation, options) => {
       applied++
-      return store1.submit(mutation, id)
+      return store1.submit(mutation, options)
     }))
     const client = await remote()
     const result = client.submit(file('g')).catch((e: unknown) => e)

@@ -52,7 +52,8 @@ export type CoreEvent =
   | { readonly kind: 'message'; readonly fromRank: number; readonly bytes: Uint8Array }
   | { readonly kind: 'suspect'; readonly rank: number }
   | { readonly kind: 'tick' }
-  | { readonly kind: 'submit'; readonly requestId: number; readonly payload: Uint8Array }
+  /** `after`: the submitting client's clock; the message is sent, hence stamped, above it. */
+  | { readonly kind: 'submit'; readonly requestId: number; readonly payload: Uint8Array; readonly after?: HlcStamp }
   | { readonly kind: 'persisted'; readonly stamp: HlcStamp }
 
 export type CoreAction =
@@ -203,6 +204,7 @@ export class GroupCore {
         this.suspect(event.rank)
         break
       case 'submit':
+        if (event.after !== undefined) this.clock.observe(event.after)
         this.own.push({ requestId: event.requestId, payload: event.payload, index: null, hlc: 0n })
         break
       case 'persisted':
