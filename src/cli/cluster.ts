@@ -10,30 +10,46 @@ import { errors, FffsError } from '../errors.js'
 import { CONFIG_FILE_NAME, loadGroupConfig, memberById, writeLocalGroup, type GroupConfig } from '../replication/config.js'
 import { Member } from '../replication/member.js'
 import { serveClient } from '../replication/remote.js'
+import { shardGroups, shardGroupsOf } from '../replication/shards.js'
 import { listen } from '../replication/wire.js'
 
 const MEMBER_READY_TIMEOUT_MS = 60_000
 
+/**
+ * Runs member `id`: one Member per shard group it serves (src/replication/shards.ts), each
+ * with its own transport, log and client port. A fatal error in any of them ends the process
+ * (Member.fail exits), so the shards of one process live and die together, like one node.
+ */
 export async function runServe(opts: { config: string; id: number }): Promise<void> {
   const config = await loadGroupConfig(path.resolve(opts.config))
-  const self = memberById(config, opts.id)
-  const member = await Member.open(config, opts.id)
-  const server = await listen(self.clientPort, self.host, config.key, (connection) =>
-    serveClient(connection, member.client, { dedupesSubmits: true, memberId: opts.id, status: () => member.status(), extraRequests: (request) => member.handlePeerRequest(request) }),
+  memberById(config, opts.id)
+  const served = await Promise.all(
+    shardGroupsOf(config, opts.id).map(async (group) => {
+      const self = memberById(group.config, opts.id)
+      const member = await Member.open(group.config, opts.id)
+      const server = await listen(self.clientPort, self.host, config.key, (connection) =>
+        serveClient(connection, member.client, { dedupesSubmits: true, memberId: opts.id, status: () => member.status(), extraRequests: (request) => member.handlePeerRequest(request) }),
+      )
+      return { group, self, member, server }
+    }),
   )
+  if (served.length === 0) throw errors.invalid(`member ${opts.id} serves no shard in the layout of ${config.path} (a spare: it waits to be added by a join)`)
   let stopping = false
   const stop = async (): Promise<void> => {
     if (stopping) return
     stopping = true
     process.stderr.write(`fffs: member ${opts.id}: stopping (signal)\n`)
-    await server.close().catch(() => undefined)
-    await member.stop()
+    await Promise.all(served.map(({ server }) => server.close().catch(() => undefined)))
+    await Promise.all(served.map(({ member }) => member.stop()))
     process.exit(0)
   }
   process.on('SIGINT', () => void stop())
   process.on('SIGTERM', () => void stop())
-  process.stdout.write(`fffs: member ${opts.id} of ${config.name} serving clients on ${self.host}:${self.clientPort} (data ${self.dataDir}); joining the group\n`)
-  await member.recover()
+  for (const { group, self } of served) {
+    const shard = group.role === 'all' ? '' : ` shard ${group.name}`
+    process.stdout.write(`fffs: member ${opts.id} of ${config.name}${shard} serving clients on ${self.host}:${self.clientPort} (data ${self.dataDir}); joining the group\n`)
+  }
+  await Promise.all(served.map(({ member }) => member.recover()))
 }
 
 /** The group config of `fffs up DIR`: made on first use next to the mount's default data. */
@@ -42,13 +58,14 @@ export async function localGroupConfig(groupDir: string, replicas: number, shard
   const exists = await fsp.stat(file).then(() => true, () => false)
   if (!exists) await writeLocalGroup(groupDir, { replicas, shards })
   const config = await loadGroupConfig(file)
-  if (config.members.length !== replicas * shards) {
-    throw errors.invalid(`${file} has ${config.members.length} members, not ${replicas * shards}; remove ${groupDir} or pass matching --replicas/--shards`)
+  const { layout } = config
+  if (layout.replicas !== replicas || layout.shards !== shards) {
+    throw errors.invalid(`${file} has ${layout.shards} shard(s) of ${layout.replicas} replicas, not ${shards} of ${replicas}; remove ${groupDir} or pass matching --replicas/--shards`)
   }
   return config
 }
 
-/** Starts every member of `config` as a child process; resolves once each accepts clients. */
+/** Starts every member of `config` as a child process; resolves once each accepts clients on every shard it serves. */
 export async function startLocalGroup(config: GroupConfig, log: (line: string) => void): Promise<{ children: ChildProcess[]; stop: () => Promise<void> }> {
   const bin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bin/fffs')
   const children = config.members.map((m) => {
@@ -77,7 +94,9 @@ export async function startLocalGroup(config: GroupConfig, log: (line: string) =
     )
   }
   try {
-    await Promise.all(config.members.map((m, i) => waitForPort(m.host, m.clientPort, children[i]!, MEMBER_READY_TIMEOUT_MS)))
+    const childOf = new Map(config.members.map((m, i) => [m.id, children[i]!]))
+    const endpoints = shardGroups(config).flatMap((group) => group.config.members)
+    await Promise.all(endpoints.map((m) => waitForPort(m.host, m.clientPort, childOf.get(m.id)!, MEMBER_READY_TIMEOUT_MS)))
   } catch (err) {
     await stop()
     throw err

@@ -7,6 +7,7 @@ import { writeLocalGroup } from '../replication/config.js'
 export interface InitOptions {
   readonly replicas: number
   readonly shards: number
+  readonly members?: number
   readonly basePort?: number
 }
 
@@ -14,8 +15,9 @@ export interface InitOptions {
 export async function runInit(dir: string, options: InitOptions, print: (line: string) => void = (line) => process.stdout.write(line + '\n')): Promise<string> {
   // An existing config.json or cluster.key: EEXIST naming the file (writeLocalGroup checks both).
   const configPath = await writeLocalGroup(dir, options)
-  const count = options.replicas * options.shards
-  print(`wrote ${configPath} (${count} member${count === 1 ? '' : 's'}: ${options.shards} shard(s) x ${options.replicas} replica(s) on 127.0.0.1) and its cluster key`)
+  const count = options.members ?? options.replicas
+  const layout = options.shards === 1 ? `${options.replicas} replica(s)` : `a meta shard and ${options.shards} data shards of ${options.replicas} replica(s)`
+  print(`wrote ${configPath} (${count} member${count === 1 ? '' : 's'} on 127.0.0.1: ${layout}) and its cluster key`)
   print(`next: fffs serve --config ${configPath} --id 0   (one per member id 0..${count - 1}), then fffs mount DIR --cluster ${configPath}`)
   return configPath
 }

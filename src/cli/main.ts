@@ -12,8 +12,8 @@ import { ControlServer, type EntryInfo, type VersionInfo } from '../control/serv
 import { mountFs } from '../fs/mount.js'
 import type { TimeOptions } from '../fs/resolve.js'
 import { EmbeddedClient, type Client } from '../replication/client.js'
-import { loadGroupConfig } from '../replication/config.js'
-import { RemoteClient } from '../replication/remote.js'
+import { loadGroupConfig, type GroupConfig } from '../replication/config.js'
+import { connectGroup } from '../replication/sharded.js'
 import { localGroupConfig, runServe, startLocalGroup } from './cluster.js'
 import { runInit } from './init.js'
 import { renderStatus, statusJson } from './statusView.js'
@@ -81,8 +81,8 @@ async function runMount(dir: string, opts: MountOptions): Promise<void> {
   if (opts.cluster !== undefined) {
     if (opts.dataDir !== undefined) throw new CommanderError(2, 'fffs.badOptions', '--data-dir and --cluster exclude each other: a cluster mount keeps no data')
     const config = await loadGroupConfig(path.resolve(opts.cluster))
-    const client = await RemoteClient.connect(config)
-    await serveMount(dir, client, opts, path.dirname(config.path), `cluster ${config.name}: ${config.members.length} members`)
+    const client = await connectGroup(config)
+    await serveMount(dir, client, opts, path.dirname(config.path), `cluster ${config.name}: ${describeLayout(config)}`)
     return
   }
   const dataDir = path.resolve(opts.dataDir ?? defaultDataDir(dir))
@@ -95,12 +95,17 @@ async function runUp(dir: string, opts: MountOptions & { replicas: number; shard
   const config = await localGroupConfig(groupDir, opts.replicas, opts.shards)
   const group = await startLocalGroup(config, (line) => process.stderr.write(line + '\n'))
   try {
-    const client = await RemoteClient.connect(config)
-    await serveMount(dir, client, opts, groupDir, `local group ${config.path}: ${config.members.length} members`, group.stop)
+    const client = await connectGroup(config)
+    await serveMount(dir, client, opts, groupDir, `local group ${config.path}: ${describeLayout(config)}`, group.stop)
   } catch (err) {
     await group.stop()
     throw err
   }
+}
+
+function describeLayout(config: GroupConfig): string {
+  const { shards, replicas } = config.layout
+  return `${config.members.length} members` + (shards > 1 ? `, a meta shard and ${shards} data shards of ${replicas} replicas` : `, ${replicas} replicas`)
 }
 
 /** The options every mounting command takes: how reads at a cut wait, and the sensor-time bounds. */
@@ -127,11 +132,12 @@ export async function main(argv: string[]): Promise<void> {
     .command('init')
     .argument('<dir>', 'directory for config.json and cluster.key')
     .option('--replicas <n>', 'replicas per shard', positiveInt, 3)
-    .option('--shards <n>', 'data shards', positiveInt, 1)
-    .option('--base-port <port>', 'first TCP port (members use base+2i and base+2i+1)', positiveInt)
+    .option('--shards <n>', 'data shards (more than one: plus a meta shard for the namespace)', positiveInt, 1)
+    .option('--members <n>', 'member processes (default: --replicas; each serves every shard it can)', positiveInt)
+    .option('--base-port <port>', 'first TCP port (each member uses 2 per shard group from there on)', positiveInt)
     .description('write the config and cluster key of a local group')
-    .action(async (dir: string, opts: { replicas: number; shards: number; basePort?: number }) => {
-      await runInit(path.resolve(dir), { replicas: opts.replicas, shards: opts.shards, ...(opts.basePort !== undefined ? { basePort: opts.basePort } : {}) })
+    .action(async (dir: string, opts: { replicas: number; shards: number; members?: number; basePort?: number }) => {
+      await runInit(path.resolve(dir), { replicas: opts.replicas, shards: opts.shards, ...(opts.members !== undefined ? { members: opts.members } : {}), ...(opts.basePort !== undefined ? { basePort: opts.basePort } : {}) })
     })
 
   program
@@ -145,7 +151,7 @@ export async function main(argv: string[]): Promise<void> {
     .command('up')
     .argument('<dir>', 'mount point (created if missing)'))
     .option('--replicas <n>', 'replicas per shard', positiveInt, 3)
-    .option('--shards <n>', 'data shards', positiveInt, 1)
+    .option('--shards <n>', 'data shards (more than one: plus a meta shard for the namespace)', positiveInt, 1)
     .option('--group-dir <dir>', 'where the group config, key and member data live (default: ~/.local/share/fffs/NAME-HASH/group)')
     .description('start a local replicated group (one process per member) and mount it at DIR; Ctrl-C stops both')
     .action(runUp)

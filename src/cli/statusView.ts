@@ -47,6 +47,7 @@ export interface ClusterStatusJson {
   readonly group: {
     readonly name: string
     readonly configPath: string
+    readonly shardRole?: 'meta' | 'data' // one shard's group of a sharded layout
     readonly layout: { readonly shards: number; readonly replicas: number }
     readonly shards: { readonly meta: readonly number[]; readonly data: ReadonlyArray<readonly number[]> }
     readonly members: ReadonlyArray<{ readonly id: number; readonly host: string; readonly transportPort: number; readonly clientPort: number }>
@@ -125,9 +126,24 @@ export function lagOf(status: MemberStatusJson & { readonly core: CoreStatusJson
   }))
 }
 
-/** What `fffs status --json` prints: the mount's answer, plus the summary for a cluster. */
+/** What `fffs status --json` prints: the mount's answer, plus the summary for a cluster (each shard's, when sharded). */
 export function statusJson(status: Record<string, unknown>): Record<string, unknown> {
+  if (isSharded(status)) return { ...status, shards: status.shards.map((shard) => ({ ...shard, summary: summarize(shard) })) }
   return isCluster(status) ? { ...status, summary: summarize(status) } : status
+}
+
+/** A sharded mount: one cluster status per shard group, meta first. */
+export interface ShardedStatusJson {
+  readonly mode: 'sharded'
+  readonly mountpoint: string
+  readonly stableFrontier: string // the global frontier: the least of the shards'
+  readonly at: string
+  readonly group: ClusterStatusJson['group']
+  readonly shards: ReadonlyArray<ClusterStatusJson & { readonly shard: string }>
+}
+
+function isSharded(status: Record<string, unknown>): status is Record<string, unknown> & ShardedStatusJson {
+  return status.mode === 'sharded' && Array.isArray(status.shards)
 }
 
 function isCluster(status: Record<string, unknown>): status is Record<string, unknown> & ClusterStatusJson {
@@ -155,15 +171,30 @@ const list = (values: readonly (number | string)[]): string => `[${values.join('
 const ms = (value: number): string => (value >= 100 ? value.toFixed(0) : value.toFixed(1))
 
 export function renderStatus(status: Record<string, unknown>): string {
+  if (isSharded(status)) {
+    const { group } = status
+    const head =
+      `mount ${status.mountpoint} · group ${group.name} (${group.configPath}) · ${status.at}\n` +
+      `layout: meta shard ${list(group.shards.meta)}; ${group.shards.data.map((ids, s) => `data${s} ${list(ids)}`).join('; ')} · global stable cut ${status.stableFrontier}\n`
+    return head + status.shards.map((shard) => `\n=== shard ${shard.shard} ===\n${renderCluster(shard)}`).join('')
+  }
   if (!isCluster(status)) return Object.entries(status).map(([k, v]) => `${k}: ${String(v)}`).join('\n') + '\n'
+  return renderCluster(status)
+}
+
+function renderCluster(status: ClusterStatusJson): string {
   const summary = summarize(status)
   const { group } = status
   const out: string[] = []
   out.push(`mount ${status.mountpoint} (pid ${status.pid}) · group ${group.name} (${group.configPath}) · connected to member ${status.connectedMember ?? 'none'} · ${status.at}`)
-  out.push(
-    `layout: ${group.layout.shards} data shard(s) x ${group.layout.replicas} replica(s); meta shard ${list(group.shards.meta)}; ` +
-      group.shards.data.map((ids, s) => `data shard ${s} ${list(ids)}`).join('; '),
-  )
+  if (group.shardRole === undefined) {
+    out.push(
+      `layout: ${group.layout.shards} data shard(s) x ${group.layout.replicas} replica(s); meta shard ${list(group.shards.meta)}; ` +
+        group.shards.data.map((ids, s) => `data shard ${s} ${list(ids)}`).join('; '),
+    )
+  } else {
+    out.push(`${group.shardRole} shard of ${group.layout.replicas} replicas: members ${list(group.members.map((m) => m.id))}`)
+  }
   if (summary.view === null) {
     out.push(`no member in a running group: ${status.members.map((m) => `member ${m.id}: ${m.status !== undefined ? (m.status.phase ?? 'no view') : (m.error?.message ?? 'no answer')}`).join('; ')}`)
     return out.join('\n') + '\n'

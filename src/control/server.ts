@@ -9,6 +9,7 @@ import type { MountedFs } from '../fs/mount.js'
 import { parsePath, Resolver, type TimeOptions } from '../fs/resolve.js'
 import type { Client } from '../replication/client.js'
 import { RemoteClient } from '../replication/remote.js'
+import { ShardedClient } from '../replication/sharded.js'
 import type { Attr } from '../store/records.js'
 import { hlcToIso } from '../temporal/hlc.js'
 import { formatTimeSpec } from '../temporal/spec.js'
@@ -19,6 +20,7 @@ export const CAT_CHUNK_BYTES_MAX = 1024 * 1024
 export interface VersionInfo {
   version: number
   time: string
+  stamp: string // the exact HLC stamp, decimal (`time` is its physical part)
   sensorTime: string | null
   sizeBytes: number
   change: string
@@ -36,6 +38,7 @@ function versionInfo(attr: Attr): VersionInfo {
   return {
     version: attr.version,
     time: hlcToIso(BigInt(attr.stamp)),
+    stamp: attr.stamp,
     sensorTime: attr.sensorUs === undefined ? null : formatTimeSpec({ kind: 'platform', timeUs: attr.sensorUs }),
     sizeBytes: attr.sizeBytes,
     change: attr.change,
@@ -116,13 +119,31 @@ export class ControlServer {
   }
 
   /**
-   * Embedded: the mount alone. Cluster (a RemoteClient): the group, the member this mount is
+   * Embedded: the mount alone. Sharded (a ShardedClient): the cluster status of each shard's
+   * group, and the global stable frontier (the least of theirs). Cluster (a RemoteClient): the group, the member this mount is
    * connected to, and every member's own status (RemoteClient.groupStatus: the connected one
    * over this mount's connection, the others over short-lived connections; an unreachable
    * member is listed with its error). The CLI renders it (src/cli/statusView.ts).
    */
   private async status(): Promise<Record<string, unknown>> {
     const base = { mountpoint: this.mounted.mountpoint, pid: process.pid }
+    if (this.client instanceof ShardedClient) {
+      // Each shard as its own cluster status (the same shape a one-group mount answers).
+      const at = new Date().toISOString()
+      const shards = (await this.client.shardStatus()).map((shard) => ({
+        ...base,
+        mode: 'cluster',
+        shard: shard.shard,
+        stateDir: this.dataDir,
+        group: shard.group,
+        connectedMember: shard.connectedMember,
+        stableFrontier: shard.stableFrontier === null ? 'unknown' : hlcToIso(shard.stableFrontier),
+        members: shard.members,
+        at,
+      }))
+      const stableFrontier = await this.client.stableFrontier().then(hlcToIso, (err: Error) => `unknown (${err.message})`)
+      return { ...base, mode: 'sharded', stateDir: this.dataDir, group: this.client.group, stableFrontier, shards, at }
+    }
     if (!(this.client instanceof RemoteClient)) {
       return { ...base, mode: 'embedded', dataDir: this.dataDir, stableFrontier: hlcToIso(await this.client.stableFrontier()) }
     }

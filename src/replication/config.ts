@@ -8,6 +8,7 @@ import * as fsp from 'node:fs/promises'
 import * as net from 'node:net'
 import * as path from 'node:path'
 import { errors, FffsError } from '../errors.js'
+import type { ShardRole } from '../store/store.js'
 import { TRANSPORT_DEFAULTS } from './transport/types.js'
 
 export const CONFIG_VERSION = 1
@@ -45,7 +46,13 @@ export interface GroupConfig {
   }
   readonly keyFile: string // absolute once loaded
   readonly key: Buffer
+  /**
+   * Set on the config of one shard's group (src/replication/shards.ts): what its state
+   * machine holds. Absent: the whole state machine (a one-shard layout).
+   */
+  readonly shardRole?: ShardRole
 }
+
 
 export const CLIENT_WIRE_DEFAULTS = {
   heartbeatIntervalMs: 500,
@@ -84,6 +91,10 @@ export function parseGroupConfig(json: unknown, configPath: string): Omit<GroupC
 
   if (!Array.isArray(root.members)) throw fail('members', `${show(root.members)} is not a list`)
   if (root.members.length === 0) throw fail('members', 'the list is empty')
+  const layoutRaw = object(root.layout, 'layout', fail, ['shards', 'replicas'])
+  const shards = positiveInt(layoutRaw.shards, 'layout.shards', fail)
+  const replicas = positiveInt(layoutRaw.replicas, 'layout.replicas', fail)
+  const portsPerKind = subgroupCount(shards)
   const ids = new Map<number, number>()
   const endpoints = new Map<string, string>()
   const members: GroupMember[] = root.members.map((raw: unknown, i: number) => {
@@ -99,10 +110,15 @@ export function parseGroupConfig(json: unknown, configPath: string): Omit<GroupC
     for (const field of ['transportPort', 'clientPort'] as const) {
       const port = m[field]
       if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) throw fail(`${at}.${field}`, `${show(port)} is not a port (1..65535)`)
-      const endpoint = `${host}:${port}`
-      const previous = endpoints.get(endpoint)
-      if (previous !== undefined) throw fail(`${at}.${field}`, `${endpoint} is already used by ${previous}`)
-      endpoints.set(endpoint, `${at}.${field}`)
+      // Shard g's group of this member listens on port + g (shards.ts): all of them must be free.
+      if (port + portsPerKind - 1 > 65535) throw fail(`${at}.${field}`, `${port} leaves no room for the ${portsPerKind} ports of ${shards} data shards and the meta shard`)
+      for (let g = 0; g < portsPerKind; g++) {
+        const endpoint = `${host}:${port + g}`
+        const previous = endpoints.get(endpoint)
+        const what = g === 0 ? '' : ` (${field} + ${g}, for shard group ${g})`
+        if (previous !== undefined) throw fail(`${at}.${field}`, `${endpoint}${what} is already used by ${previous}`)
+        endpoints.set(endpoint, g === 0 ? `${at}.${field}` : `${at}.${field} + ${g}`)
+      }
       ports[field] = port
     }
     const dataDir = nonEmptyString(m.dataDir, `${at}.dataDir`, fail)
@@ -116,12 +132,7 @@ export function parseGroupConfig(json: unknown, configPath: string): Omit<GroupC
     dataDirs.set(m.dataDir, i)
   })
 
-  const layoutRaw = object(root.layout, 'layout', fail, ['shards', 'replicas'])
-  const shards = positiveInt(layoutRaw.shards, 'layout.shards', fail)
-  const replicas = positiveInt(layoutRaw.replicas, 'layout.replicas', fail)
-  if (members.length < shards * replicas) {
-    throw fail('members', `${members.length} members cannot hold ${shards} shard(s) of ${replicas} replicas (need at least ${shards * replicas})`)
-  }
+  if (members.length < replicas) throw fail('members', `${members.length} members cannot hold shards of ${replicas} replicas (need at least ${replicas})`)
 
   const t = root.transport === undefined ? {} : object(root.transport, 'transport', fail, ['provider', 'iface', 'heartbeatIntervalMs', 'suspectTimeoutMs', 'connectTimeoutMs'])
   const provider = t.provider === undefined ? TRANSPORT_DEFAULTS.provider : nonEmptyString(t.provider, 'transport.provider', fail)
@@ -174,13 +185,24 @@ export async function loadClusterKey(keyFile: string): Promise<Buffer> {
 }
 
 /**
- * The initial layout: data shard s is served by members[s*r .. s*r+r-1] (in file order), the
- * meta shard by the members of data shard 0; members beyond shards*replicas are spares.
+ * The initial layout: replica j of data shard s is members[(s*r + j) mod n] (in file order),
+ * so n >= shards*r members serve disjoint shards (the rest are spares for joins) and fewer
+ * serve several each (n = r: every member serves every shard); the meta shard is served by
+ * the members of data shard 0.
  */
 export function initialShards(config: Pick<GroupConfig, 'members' | 'layout'>): { meta: number[]; data: number[][] } {
   const { shards, replicas } = config.layout
-  const data = Array.from({ length: shards }, (_, s) => config.members.slice(s * replicas, (s + 1) * replicas).map((m) => m.id))
+  const n = config.members.length
+  const data = Array.from({ length: shards }, (_, s) => Array.from({ length: replicas }, (_, j) => config.members[(s * replicas + j) % n]!.id))
   return { meta: data[0]!, data }
+}
+
+/**
+ * How many groups a layout runs: one (the whole state machine) for one data shard, else the
+ * meta shard and each data shard. Shard group g of a member uses its ports + g.
+ */
+export function subgroupCount(shards: number): number {
+  return shards === 1 ? 1 : shards + 1
 }
 
 export function memberById(config: Pick<GroupConfig, 'members'>, id: number): GroupMember {
@@ -194,13 +216,17 @@ export function memberById(config: Pick<GroupConfig, 'members'>, id: number): Gr
 export interface LocalGroupOptions {
   readonly replicas: number
   readonly shards: number
-  /** First port; members use basePort + 2i (transport) and basePort + 2i + 1 (clients). */
+  /** How many member processes; default `replicas` (each serves every shard). */
+  readonly members?: number
+  /**
+   * First port. With G shard groups (subgroupCount), member i uses basePort + 2Gi .. + G - 1
+   * (transport, one per shard group) and basePort + 2Gi + G .. + 2G - 1 (clients).
+   */
   readonly basePort?: number
 }
 
 /**
- * Writes `dir/config.json` and `dir/cluster.key` (mode 0600) for a group on 127.0.0.1 with
- * shards*replicas members. Refuses to overwrite either file. Without `basePort`, the ports
+ * Writes `dir/config.json` and `dir/cluster.key` (mode 0600) for a group on 127.0.0.1. Refuses to overwrite either file. Without `basePort`, the ports
  * start at a base derived from a hash of `dir` in 20000..40000 (so two groups in different
  * directories rarely collide), moved on while any of them is in use right now.
  */
@@ -208,7 +234,9 @@ export async function writeLocalGroup(dir: string, options: LocalGroupOptions): 
   const { replicas, shards } = options
   if (!Number.isInteger(replicas) || replicas < 1) throw errors.invalid(`replicas: ${replicas} is not a positive integer`)
   if (!Number.isInteger(shards) || shards < 1) throw errors.invalid(`shards: ${shards} is not a positive integer`)
-  const count = replicas * shards
+  const count = options.members ?? replicas
+  if (!Number.isInteger(count) || count < replicas) throw errors.invalid(`members: ${count} cannot hold shards of ${replicas} replicas`)
+  const portsPerMember = 2 * subgroupCount(shards)
   const root = path.resolve(dir)
   const configPath = path.join(root, CONFIG_FILE_NAME)
   const keyPath = path.join(root, KEY_FILE_NAME)
@@ -218,14 +246,20 @@ export async function writeLocalGroup(dir: string, options: LocalGroupOptions): 
   let basePort: number
   if (options.basePort !== undefined) {
     basePort = options.basePort
-    if (!Number.isInteger(basePort) || basePort < 1 || basePort + 2 * count - 1 > 65535) throw errors.invalid(`base port: ${basePort} leaves no room for ${2 * count} ports below 65536`)
+    if (!Number.isInteger(basePort) || basePort < 1 || basePort + portsPerMember * count - 1 > 65535) throw errors.invalid(`base port: ${basePort} leaves no room for ${portsPerMember * count} ports below 65536`)
   } else {
-    basePort = await findFreeBase(root, 2 * count)
+    basePort = await findFreeBase(root, portsPerMember * count)
   }
   const config = {
     version: CONFIG_VERSION,
     name: path.basename(root).replace(/[^A-Za-z0-9._-]/g, '_') || 'local',
-    members: Array.from({ length: count }, (_, i) => ({ id: i, host: '127.0.0.1', transportPort: basePort + 2 * i, clientPort: basePort + 2 * i + 1, dataDir: `m${i}` })),
+    members: Array.from({ length: count }, (_, i) => ({
+      id: i,
+      host: '127.0.0.1',
+      transportPort: basePort + portsPerMember * i,
+      clientPort: basePort + portsPerMember * i + portsPerMember / 2,
+      dataDir: `m${i}`,
+    })),
     layout: { shards, replicas },
     transport: { provider: TRANSPORT_DEFAULTS.provider, heartbeatIntervalMs: TRANSPORT_DEFAULTS.heartbeatIntervalMs, suspectTimeoutMs: TRANSPORT_DEFAULTS.suspectTimeoutMs, connectTimeoutMs: TRANSPORT_DEFAULTS.connectTimeoutMs },
     keyFile: KEY_FILE_NAME,

@@ -129,7 +129,7 @@ export class Member {
   static async open(config: GroupConfig, id: number, options: MemberOptions = {}): Promise<Member> {
     const self = memberById(config, id)
     await fsp.mkdir(self.dataDir, { recursive: true })
-    const store = new Store(self.dataDir)
+    const store = new Store(self.dataDir, config.shardRole !== undefined ? { role: config.shardRole } : {})
     await store.open()
     return new Member(config, self, store, options)
   }

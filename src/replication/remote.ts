@@ -15,6 +15,7 @@
 import { randomUUID } from 'node:crypto'
 import { FffsError } from '../errors.js'
 import type { Attr, DataRef, Ino, Mutation, Snapshot, VersionOp } from '../store/records.js'
+import type { ShardRole } from '../store/store.js'
 import type { HlcStamp } from '../temporal/hlc.js'
 import { dataRefAt, SeenStamp, type Client, type SubmitId, type SubmitOptions } from './client.js'
 import { initialShards, type GroupConfig, type GroupMember } from './config.js'
@@ -231,8 +232,7 @@ export class RemoteClient implements Client {
 
   /** What `fffs status` shows of the group this client mounts (never the key). */
   get group(): GroupInfo {
-    const { name, path, layout, members } = this.config
-    return { name, configPath: path, layout, shards: initialShards(this.config), members: members.map(({ id, host, transportPort, clientPort }) => ({ id, host, transportPort, clientPort })) }
+    return groupInfo(this.config)
   }
 
   /** The member currently connected to, if any (for status output). */
@@ -459,10 +459,24 @@ export class RemoteClient implements Client {
 
 const GROUP_STATUS_TIMEOUT_MS = 2_000
 
+/** What `fffs status` shows of a group config (never the key). */
+export function groupInfo(config: GroupConfig): GroupInfo {
+  const { name, path, layout, members, shardRole } = config
+  return {
+    name,
+    configPath: path,
+    layout,
+    ...(shardRole !== undefined ? { shardRole } : {}),
+    shards: initialShards(config),
+    members: members.map(({ id, host, transportPort, clientPort }) => ({ id, host, transportPort, clientPort })),
+  }
+}
+
 export interface GroupInfo {
   readonly name: string
   readonly configPath: string
   readonly layout: { readonly shards: number; readonly replicas: number }
+  readonly shardRole?: ShardRole // the group of one shard of a sharded layout
   readonly shards: { readonly meta: number[]; readonly data: number[][] } // member ids (the initial layout)
   readonly members: ReadonlyArray<{ readonly id: number; readonly host: string; readonly transportPort: number; readonly clientPort: number }>
 }

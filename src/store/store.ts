@@ -18,6 +18,9 @@ import { EntryKind, SegmentLog, type LogPosition } from './segmentLog.js'
 
 export const NAME_MAX_BYTES = 255
 
+/** What a sharded group's store holds: `meta`, the namespace; `data`, file contents by inode. */
+export type ShardRole = 'meta' | 'data'
+
 type BatchOp = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer }
 
 /** What apply needs to write, gathered before one atomic LevelDB batch. */
@@ -51,7 +54,15 @@ export class Store {
   private nextIno: Ino = ROOT_INO + 1
   private lastAppliedStamp: HlcStamp = 0n
 
-  constructor(dir: string) {
+  /**
+   * What this store holds (src/replication/shards.ts): absent, the whole state machine; 'meta',
+   * the namespace (file contents refused); 'data', file contents only, for inodes created on
+   * the meta shard (a version or a time change of an inode seen for the first time starts it).
+   */
+  readonly role: ShardRole | undefined
+
+  constructor(dir: string, options: { role?: ShardRole } = {}) {
+    this.role = options.role
     this.dir = dir
     this.log = new SegmentLog(path.join(dir, 'segments'))
     this.db = new ClassicLevel<Buffer, Buffer>(path.join(dir, 'index'), { keyEncoding: 'buffer', valueEncoding: 'buffer' })
@@ -188,6 +199,11 @@ export class Store {
   }
 
   private async applyTo(changes: Changes, stamp: HlcStamp, m: Mutation): Promise<ApplyResult> {
+    // A misrouted mutation is refused, not half-applied: it would split one object's history across shards.
+    if (this.role === 'data' && m.type !== 'version' && !(m.type === 'setattr' && m.mode === undefined && m.uid === undefined && m.gid === undefined)) {
+      throw errors.invalid(`${m.type} sent to a data shard (namespace mutations belong to the meta shard)`)
+    }
+    if (this.role === 'meta' && m.type === 'version') throw errors.invalid(`version of inode ${m.ino} sent to the meta shard (file contents belong to a data shard)`)
     switch (m.type) {
       case 'mknod':
         return { ok: true, ino: this.applyMknod(changes, stamp, m) }
@@ -199,7 +215,7 @@ export class Store {
         await this.applyRename(changes, stamp, m)
         return { ok: true }
       case 'setattr':
-        this.putAttr(changes, stamp, this.liveAttrOrThrow(m.ino), 'setattr', (a) => ({
+        this.putAttr(changes, stamp, this.contentAttr(m.ino, stamp), 'setattr', (a) => ({
           ...a,
           mode: m.mode ?? a.mode,
           uid: m.uid ?? a.uid,
@@ -232,6 +248,15 @@ export class Store {
         changes.del(keys.snapshot(m.name))
         return { ok: true }
     }
+  }
+
+  /** The live attributes of a file about to change; on a data shard, a fresh empty one for an inode it has not seen. */
+  private contentAttr(ino: Ino, stamp: HlcStamp): Attr {
+    const attr = this.liveAttr(ino)
+    if (attr !== null) return attr
+    if (this.role !== 'data') throw errors.notFound(`inode ${ino}`)
+    const stampMs = Math.floor(hlcPhysicalUs(stamp) / 1000)
+    return { ino, kind: 'file', mode: 0, uid: 0, gid: 0, sizeBytes: 0, atimeMs: stampMs, mtimeMs: stampMs, ctimeMs: stampMs, version: 0, stamp: stamp.toString(), change: 'create' }
   }
 
   private liveAttrOrThrow(ino: Ino): Attr {
@@ -340,7 +365,7 @@ export class Store {
   }
 
   private async applyVersion(changes: Changes, stamp: HlcStamp, ino: Ino, ops: readonly VersionOp[], sensorUs: number | undefined): Promise<void> {
-    const attr = this.liveAttrOrThrow(ino)
+    const attr = this.contentAttr(ino, stamp)
     if (attr.kind === 'dir') throw errors.isDir(`inode ${ino}`)
     if (attr.kind !== 'file') throw errors.invalid(`inode ${ino} is not a regular file`)
     const touched = new Map<number, BlockMap>()

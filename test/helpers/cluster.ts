@@ -3,15 +3,18 @@
 // and `fusermount -uz`s every mount, whatever state the test left them in.
 
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { createHash, randomBytes } from 'node:crypto'
 import { mkdtempSync, promises as fsp, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import { loadGroupConfig, writeLocalGroup, type GroupConfig } from '../../src/replication/config.js'
 import { fetchMemberStatus } from '../../src/replication/remote.js'
+import { shardGroups } from '../../src/replication/shards.js'
 import { FFFS_BIN, fusermountLazy, REPO } from './mount.js'
 
 const execFileP = promisify(execFile)
+
 const MOUNT_TIMEOUT_MS = 20_000
 const EXIT_TIMEOUT_MS = 10_000
 
@@ -80,9 +83,9 @@ export interface TestGroup {
   startMember(id: number, configPath?: string, wrap?: string[]): Proc
   /** SIGKILL, and wait until it is gone. */
   kill9(id: number): Promise<void>
-  /** Member `id`'s own view (member ids), asked over a connection of its own. */
-  viewOf(id: number): Promise<{ vid: number; members: number[] }>
-  /** Waits until every listed member reports a view of exactly `members`. */
+  /** Member `id`'s own view (member ids) in shard group `shard` (default the first), asked over a connection of its own. */
+  viewOf(id: number, shard?: string): Promise<{ vid: number; members: number[] }>
+  /** Waits until every listed member reports a view of exactly `members` (in every shard group). */
   waitView(members: number[], timeoutMs: number, askIds?: number[]): Promise<number>
   /** `fffs mount DIR --cluster configPath`, waiting for its ready line. */
   mount(name: string, configPath?: string, wrap?: string[]): Promise<ClusterMount>
@@ -95,11 +98,11 @@ export interface TestGroup {
   cleanup(): Promise<void>
 }
 
-export async function startGroup(replicas: number, options: { hostOf?: (id: number) => string; wrapOf?: (id: number) => string[] } = {}): Promise<TestGroup> {
+export async function startGroup(replicas: number, options: { shards?: number; hostOf?: (id: number) => string; wrapOf?: (id: number) => string[] } = {}): Promise<TestGroup> {
   const root = mkdtempSync(path.join(os.tmpdir(), 'fffs-cluster-'))
   // No base port given: writeLocalGroup derives one from a hash of the (random) directory and
   // moves it on while any of its ports is bound, so parallel test files do not collide.
-  let configPath = await writeLocalGroup(path.join(root, 'group'), { replicas, shards: 1 })
+  let configPath = await writeLocalGroup(path.join(root, 'group'), { replicas, shards: options.shards ?? 1 })
   if (options.hostOf !== undefined) {
     const json = JSON.parse(await fsp.readFile(configPath, 'utf8')) as { members: Array<{ id: number; host: string }> }
     for (const m of json.members) m.host = options.hostOf(m.id)
@@ -127,8 +130,9 @@ export async function startGroup(replicas: number, options: { hostOf?: (id: numb
       proc.child.kill('SIGKILL')
       await proc.waitExit(EXIT_TIMEOUT_MS)
     },
-    async viewOf(id) {
-      const status = (await fetchMemberStatus(config, config.members.find((m) => m.id === id)!, 2_000)) as {
+    async viewOf(id, shard) {
+      const groupConfig = shardGroups(config).find((g) => shard === undefined || g.name === shard)!.config
+      const status = (await fetchMemberStatus(groupConfig, groupConfig.members.find((m) => m.id === id)!, 2_000)) as {
         phase: string
         core: { view: { vid: number; members: number[] } } | null
         memberIds: number[]
@@ -138,8 +142,9 @@ export async function startGroup(replicas: number, options: { hostOf?: (id: numb
     },
     async waitView(expected, timeoutMs, askIds = expected) {
       const want = expected.join(',')
+      const shards = shardGroups(config).map((g) => g.name)
       return waitFor(`members ${askIds.join(', ')} in view [${want}]`, timeoutMs, async () => {
-        const views = await Promise.all(askIds.map((id) => group.viewOf(id)))
+        const views = await Promise.all(shards.flatMap((shard) => askIds.map((id) => group.viewOf(id, shard))))
         return views.every((v) => v.members.join(',') === want) ? views[0]!.vid : undefined
       })
     },
@@ -199,5 +204,46 @@ export async function cli(args: string[], timeoutMs = 30_000): Promise<{ status:
   } catch (err) {
     const e = err as { code?: number | string; stdout?: string; stderr?: string }
     return { status: typeof e.code === 'number' ? e.code : 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' }
+  }
+}
+
+export interface Written {
+  readonly name: string
+  readonly sha256: string
+  readonly sizeBytes: number
+}
+
+export const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex')
+
+/** Writes files one after another until stopped; a file is acknowledged when its close returned. */
+export class Writer {
+  readonly acknowledged: Written[] = []
+  readonly failures: string[] = []
+  private stopped = false
+  private loop: Promise<void> | null = null
+
+  constructor(private readonly dir: string) {}
+
+  start(): void {
+    this.loop = (async () => {
+      for (let i = 0; !this.stopped; i++) {
+        // Mostly small files (one ordered record carries them), every 8th 1-2 MiB (the bulk path).
+        const sizeBytes = i % 8 === 7 ? 1024 * 1024 + ((i * 7919) % (1024 * 1024)) : 1 + ((i * 104729) % (16 * 1024))
+        const bytes = randomBytes(sizeBytes)
+        const name = `w-${String(i).padStart(5, '0')}.bin`
+        try {
+          await fsp.writeFile(path.join(this.dir, name), bytes) // open, write, close
+          this.acknowledged.push({ name, sha256: sha256(bytes), sizeBytes })
+        } catch (err) {
+          this.failures.push(`${name}: ${(err as Error).message}`)
+          await new Promise((resolve) => setTimeout(resolve, 50))
+        }
+      }
+    })()
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true
+    await this.loop
   }
 }

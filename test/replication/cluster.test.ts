@@ -7,53 +7,12 @@
 // No assertion is about timing; every wait is bounded.
 
 import { execFileSync } from 'node:child_process'
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { promises as fsp } from 'node:fs'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { cli, startGroup, waitFor, type ClusterMount, type TestGroup } from '../helpers/cluster.js'
+import { cli, sha256, startGroup, waitFor, Writer, type ClusterMount, type TestGroup } from '../helpers/cluster.js'
 import { fffsMounts } from '../../src/control/client.js'
-
-interface Written {
-  readonly name: string
-  readonly sha256: string
-  readonly sizeBytes: number
-}
-
-const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex')
-
-/** Writes files one after another until stopped; a file is acknowledged when its close returned. */
-class Writer {
-  readonly acknowledged: Written[] = []
-  readonly failures: string[] = []
-  private stopped = false
-  private loop: Promise<void> | null = null
-
-  constructor(private readonly dir: string) {}
-
-  start(): void {
-    this.loop = (async () => {
-      for (let i = 0; !this.stopped; i++) {
-        // Mostly small files (one ordered record carries them), every 8th 1-2 MiB (the bulk path).
-        const sizeBytes = i % 8 === 7 ? 1024 * 1024 + ((i * 7919) % (1024 * 1024)) : 1 + ((i * 104729) % (16 * 1024))
-        const bytes = randomBytes(sizeBytes)
-        const name = `w-${String(i).padStart(5, '0')}.bin`
-        try {
-          await fsp.writeFile(path.join(this.dir, name), bytes) // open, write, close
-          this.acknowledged.push({ name, sha256: sha256(bytes), sizeBytes })
-        } catch (err) {
-          this.failures.push(`${name}: ${(err as Error).message}`)
-          await new Promise((resolve) => setTimeout(resolve, 50))
-        }
-      }
-    })()
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true
-    await this.loop
-  }
-}
 
 interface StatusJson {
   connectedMember: number | null

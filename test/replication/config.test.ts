@@ -38,13 +38,14 @@ const members = (config: Json): Json[] => config.members as Json[]
 
 describe('group config', () => {
   it('writes a local group that loads with resolved paths and the key', async () => {
-    const configPath = await writeLocalGroup(dir, { replicas: 3, shards: 2, basePort: 31000 })
+    const configPath = await writeLocalGroup(dir, { replicas: 3, shards: 2, members: 6, basePort: 31000 })
     expect(configPath).toBe(path.join(dir, 'config.json'))
     const stat = await fsp.stat(path.join(dir, 'cluster.key'))
     expect(stat.mode & 0o777).toBe(0o600)
     const config = await loadGroupConfig(configPath)
     expect(config.members).toHaveLength(6)
-    expect(config.members[5]).toEqual({ id: 5, host: '127.0.0.1', transportPort: 31010, clientPort: 31011, dataDir: path.join(dir, 'm5') })
+    // Three shard groups (meta, data0, data1): each member has 3 transport then 3 client ports.
+    expect(config.members[5]).toEqual({ id: 5, host: '127.0.0.1', transportPort: 31030, clientPort: 31033, dataDir: path.join(dir, 'm5') })
     expect(config.layout).toEqual({ shards: 2, replicas: 3 })
     expect(config.transport).toEqual({ provider: 'tcp', heartbeatIntervalMs: 100, suspectTimeoutMs: 1000, connectTimeoutMs: 10000 })
     expect(config.clients.deadPeerMs).toBeGreaterThan(config.clients.heartbeatIntervalMs)
@@ -71,7 +72,8 @@ describe('group config', () => {
       ['duplicate id', (c) => (members(c)[2]!.id = 0), /^config members\[2\]\.id: 0 is already the id of members\[0\]/],
       ['duplicate endpoint', (c) => (members(c)[1]!.clientPort = members(c)[0]!.transportPort), /^config members\[1\]\.clientPort: 127\.0\.0\.1:\d+ is already used by members\[0\]\.transportPort/],
       ['shared data dir', (c) => (members(c)[1]!.dataDir = 'm0'), /^config members\[1\]\.dataDir: .*m0 is already the data directory of members\[0\]/],
-      ['too few members', (c) => (c.layout = { shards: 2, replicas: 3 }), /^config members: 3 members cannot hold 2 shard\(s\) of 3 replicas \(need at least 6\)/],
+      ['too few members', (c) => (c.layout = { shards: 1, replicas: 4 }), /^config members: 3 members cannot hold shards of 4 replicas \(need at least 4\)/],
+      ['shard ports collide', (c) => (c.layout = { shards: 2, replicas: 3 }), /^config members\[0\]\.clientPort: 127\.0\.0\.1:\d+ is already used by members\[0\]\.transportPort \+ 1/],
       ['replicas zero', (c) => (c.layout = { shards: 1, replicas: 0 }), /^config layout\.replicas: 0 is not a positive integer/],
       ['empty provider', (c) => ((c.transport as Json).provider = ''), /^config transport\.provider: "" is not a non-empty string/],
       ['suspect below heartbeat', (c) => ((c.transport as Json).suspectTimeoutMs = 50), /^config transport\.suspectTimeoutMs: 50 must exceed transport\.heartbeatIntervalMs \(100\)/],

@@ -1,0 +1,222 @@
+// The Client of a sharded group: one RemoteClient per shard group (src/replication/shards.ts),
+// composed so the file system above sees one state machine.
+//
+// Routing: file contents (a `version`, and a file's atime/mtime) go to the inode's data shard;
+// every other mutation and every namespace query goes to the meta shard. A file's attributes
+// are the meta shard's (kind, mode, owner, parent, xattrs) joined with the data shard's
+// (size, times, sensor time); its version number counts the changes on both, so `v<N>` and
+// `fffs log` mean what they mean on one shard.
+//
+// Causality across shards: all the shard clients share one SeenStamp, and every submit carries
+// it, so a version written after this client read (or wrote) anything on another shard is
+// stamped above it: a cut that contains the later write contains the earlier one.
+// Stability: a cut is stable when it is stable on every shard.
+
+import { FffsError } from '../errors.js'
+import type { Attr, DataRef, Ino, Mutation, Snapshot } from '../store/records.js'
+import { HLC_MAX, type HlcStamp } from '../temporal/hlc.js'
+import { SeenStamp, type Client, type SubmitOptions } from './client.js'
+import type { GroupConfig } from './config.js'
+import { groupInfo, RemoteClient, type GroupInfo, type MemberStatusReport, type RemoteClientOptions } from './remote.js'
+import { dataShardOf, shardGroups } from './shards.js'
+
+/** A shard's part of `fffs status`: what a RemoteClient of one group reports. */
+export interface ShardStatus {
+  readonly shard: string
+  readonly group: GroupInfo
+  readonly connectedMember: number | null
+  readonly stableFrontier: HlcStamp | null
+  readonly members: MemberStatusReport[]
+}
+
+const CONTENT_CACHE_ENTRIES = 4096
+
+export class ShardedClient implements Client {
+  readonly config: GroupConfig
+  private readonly meta: RemoteClient
+  private readonly data: readonly RemoteClient[]
+  private readonly names: readonly string[] // meta first, then data shards
+  /** Joined attributes (ino@stamp) → the data shard's attributes they were joined from, so a read finds the exact content version. */
+  private readonly contentOf = new Map<string, Attr>()
+
+  private constructor(config: GroupConfig, meta: RemoteClient, data: readonly RemoteClient[], names: readonly string[]) {
+    this.config = config
+    this.meta = meta
+    this.data = data
+    this.names = names
+  }
+
+  /** Connects to every shard (to its first reachable member, in config order). */
+  static async connect(config: GroupConfig, options: Omit<RemoteClientOptions, 'seen'> = {}): Promise<ShardedClient> {
+    const groups = shardGroups(config)
+    if (groups.length < 2) throw new FffsError('EINVAL', `${config.path}: one data shard: mount it with a RemoteClient`)
+    const seen = new SeenStamp()
+    const clients = await Promise.all(groups.map((group) => RemoteClient.connect(group.config, { ...options, seen })))
+    return new ShardedClient(config, clients[0]!, clients.slice(1), groups.map((g) => g.name))
+  }
+
+  private dataOf(ino: Ino): RemoteClient {
+    return this.data[dataShardOf(ino, this.data.length)]!
+  }
+
+  private get all(): RemoteClient[] {
+    return [this.meta, ...this.data]
+  }
+
+  // ------------------------------------------------ queries
+
+  async walk(components: readonly string[], cut: HlcStamp): Promise<Attr> {
+    const attr = await this.meta.walk(components, cut)
+    return attr.kind === 'file' ? this.joined(attr, await this.dataOf(attr.ino).attr(attr.ino, cut)) : attr
+  }
+
+  async attr(ino: Ino, cut: HlcStamp): Promise<Attr | null> {
+    const [attr, content] = await Promise.all([this.meta.attr(ino, cut), this.dataOf(ino).attr(ino, cut)])
+    return attr === null ? null : this.joined(attr, content)
+  }
+
+  lookup(dir: Ino, name: string, cut: HlcStamp): Promise<Ino | null> {
+    return this.meta.lookup(dir, name, cut)
+  }
+
+  readdir(dir: Ino, cut: HlcStamp): Promise<Array<{ name: string; ino: Ino }>> {
+    return this.meta.readdir(dir, cut)
+  }
+
+  async read(attr: Attr, offset: number, into: Buffer, lengthBytes: number): Promise<number> {
+    if (attr.kind !== 'file') return this.meta.read(attr, offset, into, lengthBytes)
+    const shard = this.dataOf(attr.ino)
+    const content = this.contentOf.get(contentKey(attr)) ?? (await shard.attr(attr.ino, BigInt(attr.stamp)))
+    if (content === null) return 0 // never written: empty
+    return shard.read(content, offset, into, lengthBytes)
+  }
+
+  /** Every version, oldest first: the meta shard's and the data shard's changes in stamp order, joined. */
+  async versions(ino: Ino): Promise<Attr[]> {
+    const [namespace, contents] = await Promise.all([this.meta.versions(ino), this.dataOf(ino).versions(ino)])
+    if (namespace.length === 0 || namespace[0]!.kind !== 'file') return namespace
+    const out: Attr[] = []
+    let attr: Attr | null = null
+    let content: Attr | null = null
+    for (let i = 0, j = 0; i < namespace.length || j < contents.length; ) {
+      const takeMeta = j >= contents.length || (i < namespace.length && BigInt(namespace[i]!.stamp) <= BigInt(contents[j]!.stamp))
+      if (takeMeta) attr = namespace[i++]!
+      else content = contents[j++]!
+      if (attr !== null) out.push(this.joined(attr, content))
+    }
+    return out
+  }
+
+  async stampOfVersion(ino: Ino, version: number): Promise<HlcStamp | null> {
+    const found = (await this.versions(ino)).find((v) => v.version === version)
+    return found === undefined ? null : BigInt(found.stamp)
+  }
+
+  /** A create (meta) and later versions (data) can carry sensor times: the later of the two shards' answers. */
+  async stampAtSensorTime(ino: Ino, sensorUs: number): Promise<HlcStamp | null> {
+    const stamps = (await Promise.all([this.meta.stampAtSensorTime(ino, sensorUs), this.dataOf(ino).stampAtSensorTime(ino, sensorUs)])).filter((s): s is HlcStamp => s !== null)
+    return stamps.length === 0 ? null : stamps.reduce((a, b) => (a > b ? a : b))
+  }
+
+  snapshots(): Promise<Snapshot[]> {
+    return this.meta.snapshots()
+  }
+
+  snapshot(name: string): Promise<Snapshot | null> {
+    return this.meta.snapshot(name)
+  }
+
+  /** The global frontier: the least of the shards'. */
+  async stableFrontier(): Promise<HlcStamp> {
+    const frontiers = await Promise.all(this.all.map((c) => c.stableFrontier()))
+    return frontiers.reduce((a, b) => (a < b ? a : b))
+  }
+
+  /** Stable everywhere: each shard waits (in parallel) within the same bound. */
+  async waitStable(cut: HlcStamp, maxWaitMs: number): Promise<void> {
+    await Promise.all(this.all.map((c) => c.waitStable(cut, maxWaitMs)))
+  }
+
+  // ------------------------------------------------ writes
+
+  appendData(ino: Ino, bytes: Uint8Array): { ref: DataRef; written: Promise<void> } {
+    return this.dataOf(ino).appendData(ino, bytes)
+  }
+
+  async submit(mutation: Mutation, _options?: SubmitOptions): Promise<{ stamp: HlcStamp; ino?: Ino }> {
+    if (mutation.type === 'version') return this.dataOf(mutation.ino).submit(mutation)
+    if (mutation.type === 'setattr' && (mutation.atimeMs !== undefined || mutation.mtimeMs !== undefined)) {
+      const attr = await this.meta.attr(mutation.ino, HLC_MAX)
+      if (attr?.kind === 'file') {
+        // A file's times live with its contents (a write sets mtime); the rest with the namespace.
+        const { atimeMs, mtimeMs, ...rest } = mutation
+        const times = { type: 'setattr' as const, ino: mutation.ino, ...(atimeMs !== undefined ? { atimeMs } : {}), ...(mtimeMs !== undefined ? { mtimeMs } : {}) }
+        const changes = [this.dataOf(mutation.ino).submit(times)]
+        if (rest.mode !== undefined || rest.uid !== undefined || rest.gid !== undefined) changes.push(this.meta.submit(rest))
+        const results = await Promise.all(changes)
+        return results.reduce((a, b) => (a.stamp > b.stamp ? a : b))
+      }
+    }
+    return this.meta.submit(mutation)
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.all.map((c) => c.close()))
+  }
+
+  // ------------------------------------------------ status
+
+  /** What `fffs status` shows of the whole group (never the key). */
+  get group(): GroupInfo {
+    return groupInfo(this.config)
+  }
+
+  /** Each shard's members as they report themselves (RemoteClient.groupStatus), meta first. */
+  async shardStatus(): Promise<ShardStatus[]> {
+    return Promise.all(
+      this.all.map(async (client, i): Promise<ShardStatus> => ({
+        shard: this.names[i]!,
+        group: client.group,
+        connectedMember: client.memberId,
+        stableFrontier: await client.stableFrontier().catch(() => null),
+        members: await client.groupStatus(),
+      })),
+    )
+  }
+
+  // ------------------------------------------------ joining a file's two halves
+
+  /** A file's attributes from the meta shard's `attr` and the data shard's `content` (null: never written). */
+  private joined(attr: Attr, content: Attr | null): Attr {
+    if (attr.kind !== 'file' || content === null) return attr
+    const newer = BigInt(content.stamp) > BigInt(attr.stamp) ? content : attr
+    const { sensorUs: _namespaceSensorUs, ...namespace } = attr
+    const joined: Attr = {
+      ...namespace,
+      sizeBytes: content.sizeBytes,
+      atimeMs: content.atimeMs,
+      mtimeMs: content.mtimeMs,
+      ctimeMs: Math.max(attr.ctimeMs, content.ctimeMs),
+      version: attr.version + content.version,
+      stamp: newer.stamp,
+      change: newer.change,
+      ...(content.sensorUs !== undefined ? { sensorUs: content.sensorUs } : {}),
+    }
+    this.rememberContent(joined, content)
+    return joined
+  }
+
+  private rememberContent(joined: Attr, content: Attr): void {
+    const key = contentKey(joined)
+    this.contentOf.delete(key)
+    this.contentOf.set(key, content)
+    if (this.contentOf.size > CONTENT_CACHE_ENTRIES) this.contentOf.delete(this.contentOf.keys().next().value!)
+  }
+}
+
+const contentKey = (attr: Attr): string => `${attr.ino}@${attr.stamp}`
+
+/** The client of a group config: sharded when its layout has more than one data shard. */
+export async function connectGroup(config: GroupConfig, options: Omit<RemoteClientOptions, 'seen'> = {}): Promise<RemoteClient | ShardedClient> {
+  return shardGroups(config).length > 1 ? ShardedClient.connect(config, options) : RemoteClient.connect(config, options)
+}

@@ -1,0 +1,236 @@
+// Sharding: a meta shard and two data shards of 3 replicas, served by three real `fffs serve`
+// processes (each serves every shard), behind a real FUSE mount. Files spread over both data
+// shards; a version written after reading another, on the other shard, is in every cut that
+// holds the later one (HLC piggybacking, also checked directly with a client whose clock is
+// ahead); kill -9 of one process (a replica of every shard) stops nothing and loses nothing,
+// and the restarted process catches up in every shard. Plus the shard map and the stores'
+// refusal of misrouted mutations. No assertion is about timing; every wait is bounded.
+
+import { randomBytes } from 'node:crypto'
+import { mkdtempSync, promises as fsp, rmSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { FffsError } from '../../src/errors.js'
+import { SeenStamp } from '../../src/replication/client.js'
+import { loadGroupConfig, parseGroupConfig, writeLocalGroup } from '../../src/replication/config.js'
+import { RemoteClient } from '../../src/replication/remote.js'
+import { dataShardOf, shardGroups } from '../../src/replication/shards.js'
+import { ROOT_INO } from '../../src/store/records.js'
+import { Store } from '../../src/store/store.js'
+import { hlcOf, wallClockUs } from '../../src/temporal/hlc.js'
+import { cli, sha256, startGroup, waitFor, Writer, type ClusterMount, type TestGroup } from '../helpers/cluster.js'
+
+const tmpDirs: string[] = []
+const tmp = (): string => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'fffs-shards-'))
+  tmpDirs.push(dir)
+  return dir
+}
+afterAll(() => {
+  for (const dir of tmpDirs) rmSync(dir, { recursive: true, force: true })
+})
+
+describe('the shard map', () => {
+  it('three members serve the meta shard and both data shards; six serve disjoint data shards', async () => {
+    const compact = await loadGroupConfig(await writeLocalGroup(tmp(), { replicas: 3, shards: 2, basePort: 32000 }))
+    const groups = shardGroups(compact)
+    expect(groups.map((g) => [g.name, g.role, g.config.members.map((m) => m.id)])).toEqual([
+      ['meta', 'meta', [0, 1, 2]],
+      ['data0', 'data', [0, 1, 2]],
+      ['data1', 'data', [0, 1, 2]],
+    ])
+    // Shard group g of a member listens on its ports + g and keeps its data in a directory of its own.
+    const m1 = compact.members[1]!
+    expect(groups[2]!.config.members[1]).toEqual({ ...m1, transportPort: m1.transportPort + 2, clientPort: m1.clientPort + 2, dataDir: path.join(m1.dataDir, 'data1') })
+    expect(groups[2]!.config.shardRole).toBe('data')
+    const spread = await loadGroupConfig(await writeLocalGroup(tmp(), { replicas: 3, shards: 2, members: 6, basePort: 32100 }))
+    expect(shardGroups(spread).map((g) => g.config.members.map((m) => m.id))).toEqual([[0, 1, 2], [0, 1, 2], [3, 4, 5]])
+    const one = await loadGroupConfig(await writeLocalGroup(tmp(), { replicas: 3, shards: 1, basePort: 32200 }))
+    expect(shardGroups(one).map((g) => [g.name, g.config === one])).toEqual([['all', true]])
+  })
+
+  it('refuses a config whose shard groups would share a port', () => {
+    const config = {
+      version: 1,
+      name: 'g',
+      members: [
+        { id: 0, host: '127.0.0.1', transportPort: 7000, clientPort: 7010, dataDir: 'm0' },
+        { id: 1, host: '127.0.0.1', transportPort: 7002, clientPort: 7020, dataDir: 'm1' },
+      ],
+      layout: { shards: 2, replicas: 2 },
+      keyFile: 'k',
+    }
+    const err = (() => {
+      try {
+        parseGroupConfig(config, '/x/config.json')
+      } catch (e) {
+        return e
+      }
+    })()
+    expect(err).toBeInstanceOf(FffsError)
+    expect((err as FffsError).message).toBe('config members[1].transportPort: 127.0.0.1:7002 is already used by members[0].transportPort + 2 (in /x/config.json)')
+  })
+
+  it('spreads inodes evenly, also when directories and files alternate', () => {
+    const counts = [0, 0]
+    for (let ino = 2; ino < 2002; ino += 2) counts[dataShardOf(ino, 2)]!++ // every other inode: the files of a dir/file tree
+    expect(Math.min(...counts)).toBeGreaterThan(400)
+  })
+
+  it('a data shard store refuses namespace mutations; a meta shard store refuses file contents', async () => {
+    const data = new Store(tmp(), { role: 'data' })
+    const meta = new Store(tmp(), { role: 'meta' })
+    await data.open()
+    await meta.open()
+    try {
+      const stamp = hlcOf(wallClockUs(), 0)
+      const mknod = await data.apply(stamp, { type: 'mknod', parent: ROOT_INO, name: 'f', kind: 'file', mode: 0o644, uid: 0, gid: 0 }, { segment: 0, offset: 0 })
+      expect(mknod).toMatchObject({ ok: false, code: 'EINVAL' })
+      const version = await meta.apply(stamp, { type: 'version', ino: 7, ops: [{ op: 'truncate', sizeBytes: 3 }] }, { segment: 0, offset: 0 })
+      expect(version).toMatchObject({ ok: false, code: 'EINVAL' })
+      // A data shard starts the contents of an inode the meta shard made at its first version.
+      const first = await data.apply(stamp + 1n, { type: 'version', ino: 7, ops: [{ op: 'truncate', sizeBytes: 3 }] }, { segment: 0, offset: 0 })
+      expect(first).toEqual({ ok: true })
+      expect(data.liveAttr(7)).toMatchObject({ ino: 7, kind: 'file', sizeBytes: 3, version: 1 })
+    } finally {
+      await data.close()
+      await meta.close()
+    }
+  })
+})
+
+describe('a sharded group of processes behind a FUSE mount (meta + 2 data shards, 3 replicas)', () => {
+  let group: TestGroup
+  let mount: ClusterMount
+
+  /** The data shard whose log holds `marker` (every member keeps each shard's log under dataDir/SHARD). */
+  async function shardHolding(marker: string, memberId = 0): Promise<string[]> {
+    const dataDir = group.config.members.find((m) => m.id === memberId)!.dataDir
+    const found: string[] = []
+    for (const shard of ['meta', 'data0', 'data1']) {
+      const segments = path.join(dataDir, shard, 'segments')
+      for (const file of await fsp.readdir(segments)) {
+        if ((await fsp.readFile(path.join(segments, file))).includes(marker)) found.push(shard)
+      }
+    }
+    return found
+  }
+
+  beforeAll(async () => {
+    group = await startGroup(3, { shards: 2 })
+    for (const m of group.config.members) group.startMember(m.id)
+    await group.waitView([0, 1, 2], 30_000).catch((err: Error) => {
+      throw new Error(`${err.message}\n${[...group.members].map(([id, p]) => `[member ${id}]\n${p.output()}`).join('\n')}`)
+    })
+    mount = await group.mount('mnt')
+  })
+
+  afterAll(async () => {
+    await group?.cleanup()
+  })
+
+  it('file contents land on both data shards, names only on the meta shard; everything reads back', async () => {
+    await fsp.mkdir(mount.p('dir'))
+    const written = new Map<string, string>()
+    for (let i = 0; i < 16; i++) {
+      const content = `content-${i}-${randomBytes(8).toString('hex')}`
+      await fsp.writeFile(mount.p('dir', `f${i}.txt`), content)
+      written.set(`f${i}.txt`, content)
+    }
+    expect((await fsp.readdir(mount.p('dir'))).sort()).toEqual([...written.keys()].sort())
+    const shardsUsed = new Set<string>()
+    for (const [name, content] of written) {
+      expect(await fsp.readFile(mount.p('dir', name), 'utf8')).toBe(content)
+      const holders = await shardHolding(content)
+      expect(holders, `${name}'s bytes are in exactly one data shard`).toHaveLength(1)
+      expect(holders[0]).toMatch(/^data[01]$/)
+      shardsUsed.add(holders[0]!)
+    }
+    expect([...shardsUsed].sort()).toEqual(['data0', 'data1'])
+    expect(await shardHolding('f15.txt')).toEqual(['meta'])
+    // Attributes join both halves: chmod (meta) and a write (data) are versions of one file.
+    await fsp.chmod(mount.p('dir', 'f0.txt'), 0o600)
+    await fsp.appendFile(mount.p('dir', 'f0.txt'), '+more')
+    const stat = await fsp.stat(mount.p('dir', 'f0.txt'))
+    expect(stat.mode & 0o777).toBe(0o600)
+    expect(stat.size).toBe(written.get('f0.txt')!.length + 5)
+    const log = await cli(['log', '--json', mount.p('dir', 'f0.txt')])
+    expect(log.status).toBe(0)
+    const versions = JSON.parse(log.stdout) as Array<{ version: number; change: string; sizeBytes: number }>
+    expect(versions.map((v) => [v.version, v.change])).toEqual([[1, 'create'], [2, 'version'], [3, 'setattr'], [4, 'version']])
+    expect(await fsp.readFile(mount.p('dir', 'f0.txt@v2'), 'utf8')).toBe(written.get('f0.txt'))
+  })
+
+  it('a write that follows a read on the other shard is in every cut that holds it', async () => {
+    // Two files whose contents live on different data shards.
+    const a = 'causal-a.txt'
+    await fsp.writeFile(mount.p(a), `a-0-${randomBytes(4).toString('hex')}`)
+    const shardOfA = (await shardHolding((await fsp.readFile(mount.p(a), 'utf8'))))[0]
+    let b = ''
+    for (let i = 0; b === '' && i < 32; i++) {
+      const name = `causal-b${i}.txt`
+      const marker = `b-probe-${randomBytes(6).toString('hex')}`
+      await fsp.writeFile(mount.p(name), marker)
+      if ((await shardHolding(marker))[0] !== shardOfA) b = name
+    }
+    expect(b, 'a file on the other data shard').not.toBe('')
+    const rounds = 12
+    for (let k = 1; k <= rounds; k++) {
+      await fsp.writeFile(mount.p(a), `a-${k}`)
+      expect(await fsp.readFile(mount.p(a), 'utf8')).toBe(`a-${k}`) // read it ...
+      await fsp.writeFile(mount.p(b), `b-${k}`) // ... then write on the other shard
+    }
+    const stampsOf = async (name: string): Promise<Array<{ stamp: string; time: string }>> => {
+      const { stdout } = await cli(['log', '--json', mount.p(name)])
+      return (JSON.parse(stdout) as Array<{ stamp: string; time: string; change: string }>).filter((v) => v.change === 'version')
+    }
+    const aVersions = (await stampsOf(a)).slice(-rounds)
+    const bVersions = (await stampsOf(b)).slice(-rounds)
+    for (let k = 0; k < rounds; k++) {
+      expect(BigInt(bVersions[k]!.stamp) > BigInt(aVersions[k]!.stamp), `b-${k + 1} stamped after a-${k + 1}`).toBe(true)
+      // The cut at b-k's time holds b-k, so it holds a-k (and not a later a: that came after b-k).
+      expect(await fsp.readFile(mount.p(`${b}@${bVersions[k]!.time}`), 'utf8')).toBe(`b-${k + 1}`)
+      expect(await fsp.readFile(mount.p(`${a}@${bVersions[k]!.time}`), 'utf8')).toBe(`a-${k + 1}`)
+    }
+  })
+
+  it('a submit carrying a clock ahead of every member is stamped above it (HLC piggybacking)', async () => {
+    const seen = new SeenStamp()
+    const ahead = hlcOf(wallClockUs() + 60_000_000, 0) // one minute ahead
+    seen.observe(ahead)
+    const meta = shardGroups(group.config)[0]!.config
+    const client = await RemoteClient.connect(meta, { seen })
+    try {
+      const { stamp } = await client.submit({ type: 'mknod', parent: ROOT_INO, name: 'from-the-future', kind: 'dir', mode: 0o755, uid: 0, gid: 0 })
+      expect(stamp > ahead).toBe(true)
+    } finally {
+      await client.close()
+    }
+  })
+
+  it('kill -9 of one process (a replica of every shard): writes go on, nothing acknowledged is lost, it catches up on restart', async () => {
+    const writer = new Writer(mount.mountpoint)
+    writer.start()
+    try {
+      await waitFor('10 files before the kill', 20_000, () => (writer.acknowledged.length >= 10 ? true : undefined))
+      await group.kill9(1)
+      const shrunkVid = await group.waitView([0, 2], 20_000)
+      const afterView = writer.acknowledged.length
+      await waitFor('10 more files in the new views', 20_000, () => (writer.acknowledged.length >= afterView + 10 ? true : undefined))
+      group.startMember(1)
+      expect(await group.waitView([0, 1, 2], 60_000)).toBeGreaterThan(shrunkVid)
+      const afterRejoin = writer.acknowledged.length
+      await waitFor('10 more files after the rejoin', 20_000, () => (writer.acknowledged.length >= afterRejoin + 10 ? true : undefined))
+    } finally {
+      await writer.stop()
+    }
+    expect(writer.failures).toEqual([])
+    // Every acknowledged file, read through a mount served by the restarted member (every shard).
+    const fromMember1 = await group.mount('mnt-1', await group.writeClientConfig('client-from-1.json', 1))
+    for (const file of writer.acknowledged) {
+      const bytes = await fsp.readFile(fromMember1.p(file.name))
+      expect(sha256(bytes), `${file.name} via member 1`).toBe(file.sha256)
+    }
+  })
+})
