@@ -26,7 +26,8 @@ export async function runServe(opts: { config: string; id: number }): Promise<vo
   const served = await Promise.all(
     shardGroupsOf(config, opts.id).map(async (group) => {
       const self = memberById(group.config, opts.id)
-      const member = await Member.open(group.config, opts.id)
+      const shard = group.role === 'all' ? '' : ` [${group.name}]`
+      const member = await Member.open(group.config, opts.id, { log: (line) => process.stderr.write(`${line}${shard}\n`) })
       const server = await listen(self.clientPort, self.host, config.key, (connection) =>
         serveClient(connection, member.client, { dedupesSubmits: true, memberId: opts.id, status: () => member.status(), extraRequests: (request) => member.handlePeerRequest(request) }),
       )

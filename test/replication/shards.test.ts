@@ -19,7 +19,7 @@ import { dataShardOf, shardGroups } from '../../src/replication/shards.js'
 import { ROOT_INO } from '../../src/store/records.js'
 import { Store } from '../../src/store/store.js'
 import { hlcOf, wallClockUs } from '../../src/temporal/hlc.js'
-import { cli, sha256, startGroup, waitFor, Writer, type ClusterMount, type TestGroup } from '../helpers/cluster.js'
+import { cli, sha256, startGroup, waitFor, Writer, type ClusterMount, type TestGroup, type Written } from '../helpers/cluster.js'
 
 const tmpDirs: string[] = []
 const tmp = (): string => {
@@ -103,6 +103,7 @@ describe('the shard map', () => {
 describe('a sharded group of processes behind a FUSE mount (meta + 2 data shards, 3 replicas)', () => {
   let group: TestGroup
   let mount: ClusterMount
+  const acknowledged: Written[] = [] // files whose close returned, across the tests below
 
   /** The data shard whose log holds `marker` (every member keeps each shard's log under dataDir/SHARD). */
   async function shardHolding(marker: string, memberId = 0): Promise<string[]> {
@@ -231,6 +232,18 @@ describe('a sharded group of processes behind a FUSE mount (meta + 2 data shards
     for (const file of writer.acknowledged) {
       const bytes = await fsp.readFile(fromMember1.p(file.name))
       expect(sha256(bytes), `${file.name} via member 1`).toBe(file.sha256)
+    }
+    acknowledged.push(...writer.acknowledged)
+  })
+
+  it('every process killed at once: each shard restarts from its logs with every acknowledged file', async () => {
+    expect(acknowledged.length).toBeGreaterThanOrEqual(30)
+    await Promise.all([0, 1, 2].map((id) => group.kill9(id)))
+    for (const id of [0, 1, 2]) group.startMember(id)
+    await group.waitView([0, 1, 2], 60_000)
+    for (const file of acknowledged) {
+      const bytes = await waitFor(`${file.name} readable after the restart`, 30_000, () => fsp.readFile(mount.p(file.name)))
+      expect(sha256(bytes), `${file.name} after the restart`).toBe(file.sha256)
     }
   })
 })
