@@ -8,12 +8,16 @@ import os from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import { defaultMount, locate, request } from '../control/client.js'
+import type { CutReport, StableChange } from '../control/inspect.js'
 import { ControlServer, type EntryInfo, type VersionInfo } from '../control/server.js'
+import { errors } from '../errors.js'
 import { mountFs } from '../fs/mount.js'
 import type { TimeOptions } from '../fs/resolve.js'
 import { EmbeddedClient, type Client } from '../replication/client.js'
 import { loadGroupConfig, type GroupConfig } from '../replication/config.js'
 import { connectGroup } from '../replication/sharded.js'
+import { hlcCeilingOfUs } from '../temporal/hlc.js'
+import { parseTimeSpec } from '../temporal/spec.js'
 import { localGroupConfig, runServe, startLocalGroup } from './cluster.js'
 import { runInit } from './init.js'
 import { renderStatus, statusJson } from './statusView.js'
@@ -37,6 +41,19 @@ function positiveInt(text: string): number {
 
 function print(json: boolean, value: unknown, text: () => string): void {
   process.stdout.write(json ? JSON.stringify(value, null, 2) + '\n' : text())
+}
+
+const WATCH_PERIOD_MS_DEFAULT = 200
+
+function renderCut(report: CutReport): string {
+  const what = report.kind === 'sensor' ? `sensor cut ${report.spec}: structure at platform ${report.time} (T + Δ + 2δ)` : `cut ${report.spec}: platform ${report.time}`
+  const lines = [`${what} · ${report.stable ? 'stable' : `not stable yet (≈ ${Math.max(...report.shards.map((s) => s.untilStableMs))} ms)`}`]
+  lines.push(table([['SHARD', 'FRONTIER', 'STABLE', 'UNTIL_STABLE_MS'], ...report.shards.map((s) => [s.shard, s.frontier, s.stable ? 'yes' : 'no', String(s.untilStableMs)])]).trimEnd())
+  if (report.path !== undefined) {
+    const p = report.path
+    lines.push(p.version === null ? `${p.path}: absent at this cut` : `${p.path}: version ${p.version} (${p.time}, ${p.sizeBytes} bytes)${p.provisional ? ' — provisional: the cut is not stable yet' : ''}`)
+  }
+  return lines.join('\n') + '\n'
 }
 
 function table(rows: string[][]): string {
@@ -235,6 +252,48 @@ export async function main(argv: string[]): Promise<void> {
     .action(async (name: string, opts: { mount?: string }) => {
       await request(defaultMount(opts.mount), { op: 'snapshot.delete', name })
       process.stdout.write(`deleted snapshot ${name}\n`)
+    })
+
+  program
+    .command('cut')
+    .argument('<spec>', 'a SPEC as after @ in a path: platform time, sensor:/gps: time, or vN (with a path)')
+    .argument('[path]', 'a file or directory inside a mount: which version the cut picks for it')
+    .option('--mount <dir>', 'the mount, when no path is given (default: the one holding the cwd, or the only one)')
+    .option('--json', 'machine-readable output')
+    .description('what a cut resolves to: its stamp, on each shard stable or how long until, and the version it picks for PATH')
+    .action(async (spec: string, target: string | undefined, opts: { mount?: string; json?: boolean }) => {
+      const where = target === undefined ? { mountpoint: defaultMount(opts.mount), inner: undefined } : locate(target)
+      const report = await request<CutReport>(where.mountpoint, { op: 'cut', spec, ...(where.inner !== undefined ? { path: where.inner } : {}) })
+      print(opts.json === true, report, () => renderCut(report))
+    })
+
+  program
+    .command('watch')
+    .argument('<pattern>', 'a path prefix or glob (*, ?, **) inside a mount')
+    .option('--since <spec>', 'also report versions after this platform time (default: from now)')
+    .option('--period <ms>', 'how often to ask the mount', positiveInt, WATCH_PERIOD_MS_DEFAULT)
+    .option('--count <n>', 'exit after this many versions', positiveInt)
+    .option('--json', 'one JSON object per line')
+    .description('stream versions of matching files as they become stable, in stamp order (Ctrl-C stops)')
+    .action(async (pattern: string, opts: { since?: string; period: number; count?: number; json?: boolean }) => {
+      const { mountpoint, inner } = locate(pattern)
+      let after: string | undefined
+      if (opts.since !== undefined) {
+        const since = parseTimeSpec(opts.since)
+        if (since.kind !== 'platform') throw errors.invalid(`--since ${opts.since}: give a platform time`)
+        after = hlcCeilingOfUs(since.timeUs).toString()
+      }
+      let printed = 0
+      for (;;) {
+        const { frontier, changes } = await request<{ frontier: string; changes: StableChange[] }>(mountpoint, { op: 'changes', pattern: inner, ...(after !== undefined ? { after } : {}) })
+        for (const change of changes) {
+          const line = opts.json === true ? JSON.stringify(change) : `${change.time}  ${path.join(mountpoint, change.path)}  v${change.version}  ${change.sizeBytes}  ${change.change}${change.sensorTime !== null ? `  sensor ${change.sensorTime}` : ''}`
+          await new Promise<void>((resolve) => process.stdout.write(line + '\n', () => resolve()))
+          if (opts.count !== undefined && ++printed >= opts.count) return
+        }
+        after = frontier
+        await new Promise((resolve) => setTimeout(resolve, opts.period))
+      }
     })
 
   program

@@ -14,6 +14,8 @@ export type ControlRequest =
   | { readonly op: 'snapshot.list' }
   | { readonly op: 'snapshot.delete'; readonly name: string }
   | { readonly op: 'status' }
+  | { readonly op: 'cut'; readonly spec: string; readonly path?: string } // path: mount-relative
+  | { readonly op: 'changes'; readonly pattern: string; readonly after?: string } // after: HlcStamp, decimal; absent: from now
   | { readonly op: 'unmount' }
 
 export type ControlResponse = { readonly ok: true; readonly result: unknown } | { readonly ok: false; readonly code: string; readonly message: string }

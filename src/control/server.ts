@@ -13,6 +13,7 @@ import { ShardedClient } from '../replication/sharded.js'
 import type { Attr } from '../store/records.js'
 import { hlcToIso } from '../temporal/hlc.js'
 import { formatTimeSpec } from '../temporal/spec.js'
+import { cutReport, stableChanges } from './inspect.js'
 import { CONTROL_REQUEST_BYTES_MAX, controlSocketPath, type ControlRequest, type ControlResponse } from './protocol.js'
 
 export const CAT_CHUNK_BYTES_MAX = 1024 * 1024
@@ -53,7 +54,7 @@ export class ControlServer {
   constructor(
     private readonly client: Client,
     private readonly mounted: MountedFs,
-    options: TimeOptions,
+    private readonly options: TimeOptions,
     private readonly dataDir: string,
     private readonly onUnmount: () => void,
   ) {
@@ -191,6 +192,14 @@ export class ControlServer {
         return { name: request.name }
       case 'status':
         return this.status()
+      case 'cut':
+        if (typeof request.spec !== 'string') throw errors.invalid('cut: spec must be a string')
+        return cutReport(this.client, this.resolver, this.options, request.spec, typeof request.path === 'string' ? request.path : null)
+      case 'changes': {
+        if (typeof request.pattern !== 'string') throw errors.invalid('changes: pattern must be a string')
+        const after = typeof request.after === 'string' && /^\d+$/.test(request.after) ? BigInt(request.after) : null
+        return stableChanges(this.client, request.pattern, after)
+      }
       case 'unmount':
         setImmediate(this.onUnmount)
         return { unmounting: this.mounted.mountpoint }

@@ -62,14 +62,23 @@ export class Resolver {
   }
 
   /** Resolves a path. `nonBlocking`: an unstable cut fails with EAGAIN at once. */
-  async resolve(parsed: ParsedPath, nonBlocking = false): Promise<Resolved> {
+  resolve(parsed: ParsedPath, nonBlocking = false): Promise<Resolved> {
     const maxWaitMs = nonBlocking ? 0 : this.options.maxWaitMs
+    return this.resolveWith(parsed, (stamp) => this.client.waitStable(stamp, maxWaitMs))
+  }
+
+  /** What the path resolves to now, without waiting for its cut: provisional until the cut is stable (`fffs cut`). */
+  resolveProvisional(parsed: ParsedPath): Promise<Resolved> {
+    return this.resolveWith(parsed, async () => undefined)
+  }
+
+  private async resolveWith(parsed: ParsedPath, waitStable: (stamp: HlcStamp) => Promise<void>): Promise<Resolved> {
     if (parsed.snapshot !== null) {
       if (parsed.snapshot === '') return { kind: 'snapshotRoot' }
       const snapshot = await this.client.snapshot(parsed.snapshot)
       if (snapshot === null) throw errors.notFound(`${SNAPSHOT_DIR}/${parsed.snapshot}`)
       const stamp = BigInt(snapshot.at)
-      await this.client.waitStable(stamp, maxWaitMs)
+      await waitStable(stamp)
       return this.below(await this.client.walk([], stamp), parsed.components, { kind: 'platform', stamp }, null)
     }
     if (parsed.spec === null) return { kind: 'node', attr: await this.client.walk(parsed.components, HLC_MAX), cut: { kind: 'live' }, spec: null }
@@ -82,7 +91,7 @@ export class Resolver {
     switch (spec.kind) {
       case 'platform': {
         const stamp = hlcCeilingOfUs(spec.timeUs)
-        await this.client.waitStable(stamp, maxWaitMs)
+        await waitStable(stamp)
         return this.below(parent, [name, ...rest], { kind: 'platform', stamp }, spec)
       }
       case 'version': {
@@ -95,7 +104,7 @@ export class Resolver {
       }
       case 'sensor': {
         const structureStamp = hlcCeilingOfUs(spec.timeUs + this.options.sensorLagMaxUs + 2 * this.options.clockSkewMaxUs)
-        await this.client.waitStable(structureStamp, maxWaitMs)
+        await waitStable(structureStamp)
         const cut: Cut = { kind: 'sensor', sensorUs: spec.timeUs, structureStamp }
         return this.below(parent, [name, ...rest], cut, spec)
       }

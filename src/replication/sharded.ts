@@ -132,6 +132,12 @@ export class ShardedClient implements Client {
     return frontiers.reduce((a, b) => (a < b ? a : b))
   }
 
+  /** Each shard's own frontier, meta first (`fffs cut`). */
+  async shardFrontiers(): Promise<Array<{ shard: string; frontier: HlcStamp }>> {
+    const frontiers = await Promise.all(this.all.map((c) => c.stableFrontier()))
+    return frontiers.map((frontier, i) => ({ shard: this.names[i]!, frontier }))
+  }
+
   /** Stable everywhere: each shard waits (in parallel) within the same bound. */
   async waitStable(cut: HlcStamp, maxWaitMs: number): Promise<void> {
     await Promise.all(this.all.map((c) => c.waitStable(cut, maxWaitMs)))

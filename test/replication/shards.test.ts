@@ -196,6 +196,46 @@ describe('a sharded group of processes behind a FUSE mount (meta + 2 data shards
     }
   })
 
+  it('fffs cut reports each shard and the version a cut picks; fffs watch streams versions as they become stable', async () => {
+    await fsp.writeFile(mount.p('cut.txt'), 'one')
+    const between = new Date().toISOString()
+    await new Promise((resolve) => setTimeout(resolve, 5))
+    await fsp.writeFile(mount.p('cut.txt'), 'two!')
+    const past = JSON.parse((await cli(['cut', between, mount.p('cut.txt'), '--json'])).stdout) as {
+      stable: boolean
+      shards: Array<{ shard: string; stable: boolean }>
+      path: { version: number; sizeBytes: number; provisional: boolean }
+    }
+    expect(past.shards.map((s) => s.shard)).toEqual(['meta', 'data0', 'data1'])
+    expect(past.stable).toBe(true)
+    expect(past.path).toMatchObject({ version: 2, sizeBytes: 3, provisional: false })
+    const future = JSON.parse((await cli(['cut', `${Date.now() + 3_600_000}ms`, '--mount', mount.mountpoint, '--json'])).stdout) as {
+      stable: boolean
+      shards: Array<{ stable: boolean; untilStableMs: number }>
+    }
+    expect(future.stable).toBe(false)
+    for (const shard of future.shards) expect(shard.untilStableMs).toBeGreaterThan(3_000_000)
+    const text = await cli(['cut', between, mount.p('cut.txt')])
+    expect(text.stdout).toMatch(/^cut .* stable\n/)
+    expect(text.stdout).toContain('/cut.txt: version 2')
+    expect((await cli(['cut', 'v9', mount.p('cut.txt')])).stderr).toMatch(/^fffs: .*version 9/)
+
+    // watch: the versions of matching files since a time, streamed once stable, oldest first; other files ignored.
+    await fsp.mkdir(mount.p('watch'))
+    const since = new Date().toISOString()
+    const watcher = cli(['watch', mount.p('watch', '*.log'), '--since', since, '--json', '--count', '3'], 30_000)
+    await fsp.writeFile(mount.p('watch', 'a.log'), 'a1')
+    await fsp.writeFile(mount.p('watch', 'ignored.txt'), 'x')
+    await fsp.appendFile(mount.p('watch', 'a.log'), 'a2')
+    await fsp.writeFile(mount.p('watch', 'b.log'), 'b1')
+    const watched = await watcher
+    expect(watched.status).toBe(0)
+    const lines = watched.stdout.trim().split('\n').map((l) => JSON.parse(l) as { path: string; version: number; stamp: string })
+    expect(lines.map((l) => `${l.path} v${l.version}`)).toEqual(['/watch/a.log v1', '/watch/a.log v2', '/watch/a.log v3'])
+    const stamps = lines.map((l) => BigInt(l.stamp))
+    expect([...stamps].sort((a, b) => (a < b ? -1 : 1))).toEqual(stamps)
+  })
+
   it('a submit carrying a clock ahead of every member is stamped above it (HLC piggybacking)', async () => {
     const seen = new SeenStamp()
     const ahead = hlcOf(wallClockUs() + 60_000_000, 0) // one minute ahead
