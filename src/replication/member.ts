@@ -27,7 +27,7 @@ import { errors, FffsError } from '../errors.js'
 import type { ApplyResult, Attr, DataRef, Ino, Mutation, Snapshot, VersionOp } from '../store/records.js'
 import type { LogPosition } from '../store/segmentLog.js'
 import { Store } from '../store/store.js'
-import { hlcPhysicalUs, wallClockUs, type HlcStamp } from '../temporal/hlc.js'
+import { hlcPhysicalUs, hlcToIso, wallClockUs, type HlcStamp } from '../temporal/hlc.js'
 import type { Client, SubmitId, SubmitOptions } from './client.js'
 import { memberById, type GroupConfig, type GroupMember } from './config.js'
 import { GroupCore, type CoreAction, type CoreEvent, type CoreStatus, type View } from './core/group.js'
@@ -709,6 +709,13 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms))
 }
 
+/**
+ * How far a submitting client's clock (HLC piggybacking) may be ahead of this member's. Stamps a
+ * client saw come from members, so a larger gap means skewed member clocks or a bad client; as
+ * HLC implementations do, refuse it rather than let one clock push the whole group's ahead.
+ */
+const CLIENT_CLOCK_AHEAD_MAX_US = 1_000_000
+
 /** The Client a member serves to the mounts connected to it: reads from the local replica,
  * writes through the group's total order. */
 export class ReplicaClient implements Client {
@@ -763,6 +770,9 @@ export class ReplicaClient implements Client {
   }
 
   async submit(mutation: Mutation, options: SubmitOptions = {}): Promise<{ stamp: HlcStamp; ino?: Ino }> {
+    if (options.after !== undefined && hlcPhysicalUs(options.after) > wallClockUs() + CLIENT_CLOCK_AHEAD_MAX_US) {
+      throw new FffsError('EINVAL', `${mutation.type}: the client's clock (${hlcToIso(options.after)}) is more than ${CLIENT_CLOCK_AHEAD_MAX_US / 1000} ms ahead of member ${this.member.id}'s; refused, or it would drag the group's clock and every later cut with it`)
+    }
     const record: RecordPayload = options.id === undefined ? { mutation } : { mutation, submit: options.id }
     const json = Buffer.from(JSON.stringify(record), 'utf8')
     const payload = new Uint8Array(1 + json.byteLength)

@@ -3,10 +3,11 @@
 // shards; a version written after reading another, on the other shard, is in every cut that
 // holds the later one (HLC piggybacking, also checked directly with a client whose clock is
 // ahead); kill -9 of one process (a replica of every shard) stops nothing and loses nothing,
-// and the restarted process catches up in every shard. Plus the shard map and the stores'
+// the restarted process catches up in every shard, and a cut read while writing reads the
+// same after the kill, from the restarted member, and after a total restart. Plus the shard map and the stores'
 // refusal of misrouted mutations. No assertion is about timing; every wait is bounded.
 
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { mkdtempSync, promises as fsp, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -104,6 +105,7 @@ describe('a sharded group of processes behind a FUSE mount (meta + 2 data shards
   let group: TestGroup
   let mount: ClusterMount
   const acknowledged: Written[] = [] // files whose close returned, across the tests below
+  const frozen = { at: '', digest: '' } // a cut read while writing, read again after failures
 
   /** The data shard whose log holds `marker` (every member keeps each shard's log under dataDir/SHARD). */
   async function shardHolding(marker: string, memberId = 0): Promise<string[]> {
@@ -116,6 +118,15 @@ describe('a sharded group of processes behind a FUSE mount (meta + 2 data shards
       }
     }
     return found
+  }
+
+  /** Names and contents of stream/ at a cut: what a frozen read must keep returning. */
+  async function treeDigest(where: ClusterMount, at: string): Promise<string> {
+    const dir = where.p(`stream@${at}`)
+    const names = (await fsp.readdir(dir)).sort()
+    const hash = createHash('sha256')
+    for (const name of names) hash.update(name).update(await fsp.readFile(path.join(dir, name)))
+    return `${names.length} files ${hash.digest('hex')}`
   }
 
   beforeAll(async () => {
@@ -236,27 +247,48 @@ describe('a sharded group of processes behind a FUSE mount (meta + 2 data shards
     expect([...stamps].sort((a, b) => (a < b ? -1 : 1))).toEqual(stamps)
   })
 
-  it('a submit carrying a clock ahead of every member is stamped above it (HLC piggybacking)', async () => {
-    const seen = new SeenStamp()
-    const ahead = hlcOf(wallClockUs() + 60_000_000, 0) // one minute ahead
-    seen.observe(ahead)
+  it('a submit carrying a clock ahead of the member is stamped above it (HLC piggybacking); one too far ahead is refused', async () => {
     const meta = shardGroups(group.config)[0]!.config
-    const client = await RemoteClient.connect(meta, { seen })
+    const clientWith = async (aheadUs: number): Promise<{ client: RemoteClient; ahead: bigint }> => {
+      const seen = new SeenStamp()
+      const ahead = hlcOf(wallClockUs() + aheadUs, 0)
+      seen.observe(ahead)
+      return { client: await RemoteClient.connect(meta, { seen }), ahead }
+    }
+    const near = await clientWith(300_000) // 0.3 s: within the bound a member accepts
     try {
-      const { stamp } = await client.submit({ type: 'mknod', parent: ROOT_INO, name: 'from-the-future', kind: 'dir', mode: 0o755, uid: 0, gid: 0 })
-      expect(stamp > ahead).toBe(true)
+      const { stamp } = await near.client.submit({ type: 'mknod', parent: ROOT_INO, name: 'from-a-fast-clock', kind: 'dir', mode: 0o755, uid: 0, gid: 0 })
+      expect(stamp > near.ahead).toBe(true)
     } finally {
-      await client.close()
+      await near.client.close()
+    }
+    // The meta shard's clock is now ahead of wall time; let wall time catch up, so the cuts the
+    // tests below name by wall-clock time are not before their own writes.
+    await new Promise((resolve) => setTimeout(resolve, 400))
+    // A clock a minute ahead would drag every member's clock (and every later cut) with it.
+    const far = await clientWith(60_000_000)
+    try {
+      const err = await far.client.submit({ type: 'mknod', parent: ROOT_INO, name: 'from-the-future', kind: 'dir', mode: 0o755, uid: 0, gid: 0 }).catch((e: unknown) => e)
+      expect(err).toBeInstanceOf(FffsError)
+      expect((err as FffsError).code).toBe('EINVAL')
+      expect((err as FffsError).message).toMatch(/ahead of member/)
+    } finally {
+      await far.client.close()
     }
   })
 
   it('kill -9 of one process (a replica of every shard): writes go on, nothing acknowledged is lost, it catches up on restart', async () => {
-    const writer = new Writer(mount.mountpoint)
+    await fsp.mkdir(mount.p('stream'))
+    const writer = new Writer(mount.p('stream'))
     writer.start()
     try {
       await waitFor('10 files before the kill', 20_000, () => (writer.acknowledged.length >= 10 ? true : undefined))
+      frozen.at = new Date().toISOString()
+      frozen.digest = await treeDigest(mount, frozen.at) // read while writes go on
+      expect(Number(frozen.digest.split(' ')[0])).toBeGreaterThanOrEqual(10)
       await group.kill9(1)
       const shrunkVid = await group.waitView([0, 2], 20_000)
+      expect(await treeDigest(mount, frozen.at), 'the frozen cut after the kill').toBe(frozen.digest)
       const afterView = writer.acknowledged.length
       await waitFor('10 more files in the new views', 20_000, () => (writer.acknowledged.length >= afterView + 10 ? true : undefined))
       group.startMember(1)
@@ -270,9 +302,10 @@ describe('a sharded group of processes behind a FUSE mount (meta + 2 data shards
     // Every acknowledged file, read through a mount served by the restarted member (every shard).
     const fromMember1 = await group.mount('mnt-1', await group.writeClientConfig('client-from-1.json', 1))
     for (const file of writer.acknowledged) {
-      const bytes = await fsp.readFile(fromMember1.p(file.name))
+      const bytes = await fsp.readFile(fromMember1.p('stream', file.name))
       expect(sha256(bytes), `${file.name} via member 1`).toBe(file.sha256)
     }
+    expect(await treeDigest(fromMember1, frozen.at), 'the frozen cut read from the restarted member').toBe(frozen.digest)
     acknowledged.push(...writer.acknowledged)
   })
 
@@ -282,8 +315,9 @@ describe('a sharded group of processes behind a FUSE mount (meta + 2 data shards
     for (const id of [0, 1, 2]) group.startMember(id)
     await group.waitView([0, 1, 2], 60_000)
     for (const file of acknowledged) {
-      const bytes = await waitFor(`${file.name} readable after the restart`, 30_000, () => fsp.readFile(mount.p(file.name)))
+      const bytes = await waitFor(`${file.name} readable after the restart`, 30_000, () => fsp.readFile(mount.p('stream', file.name)))
       expect(sha256(bytes), `${file.name} after the restart`).toBe(file.sha256)
     }
+    expect(await treeDigest(mount, frozen.at), 'the frozen cut after the total restart').toBe(frozen.digest)
   })
 })
