@@ -8,7 +8,11 @@
 #include <napi.h>
 #include <uv.h>
 
+#include <fcntl.h>
+
+#include <cstring>
 #include <memory>
+#include <string>
 
 #include "engine.hpp"
 
@@ -299,11 +303,13 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     return info.Env().Undefined();
   }
 
-  // The caller keeps `payload` alive and unchanged until the 'largeSent' for this seq.
+  // The caller keeps `payload` alive and unchanged until the 'largeSent' for this seq; with
+  // handOver (second argument true) for ever, and delivers it to itself (the engine copies nothing).
   Napi::Value RdmcSend(const Napi::CallbackInfo& info) {
     auto a = info[0].As<Napi::Uint8Array>();
+    const bool hand_over = info.Length() > 1 && info[1].ToBoolean().Value();
     try {
-      return Napi::Number::New(info.Env(), static_cast<double>(engine(info).rdmc_send(a.Data(), a.ByteLength())));
+      return Napi::Number::New(info.Env(), static_cast<double>(engine(info).rdmc_send(a.Data(), a.ByteLength(), hand_over)));
     } catch (const std::exception& e) {
       throw Napi::Error::New(info.Env(), e.what());
     }
@@ -334,7 +340,27 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   bool stopped_ = false;
 };
 
-Napi::Object InitAll(Napi::Env env, Napi::Object exports) { return NativeEngine::Init(env, exports); }
+// dropPageCache(fd, offset, length): posix_fadvise(POSIX_FADV_DONTNEED) on a range of a file
+// whose pages are clean (made durable): the kernel drops them from the page cache, so a log
+// that only grows recycles a bounded set of cache pages instead of taking ever new ones.
+Napi::Value DropPageCache(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsNumber()) {
+    throw Napi::TypeError::New(env, "dropPageCache(fd, offset, length): numbers expected");
+  }
+  const int fd = info[0].As<Napi::Number>().Int32Value();
+  const int64_t offset = info[1].As<Napi::Number>().Int64Value();
+  const int64_t length = info[2].As<Napi::Number>().Int64Value();
+  if (fd < 0 || offset < 0 || length < 0) throw Napi::RangeError::New(env, "dropPageCache: negative fd, offset or length");
+  const int rc = posix_fadvise(fd, static_cast<off_t>(offset), static_cast<off_t>(length), POSIX_FADV_DONTNEED);
+  if (rc != 0) throw Napi::Error::New(env, std::string("posix_fadvise(DONTNEED): ") + std::strerror(rc));
+  return env.Undefined();
+}
+
+Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
+  exports.Set("dropPageCache", Napi::Function::New(env, DropPageCache, "dropPageCache"));
+  return NativeEngine::Init(env, exports);
+}
 
 }  // namespace
 

@@ -836,7 +836,7 @@ bool Engine::next_for(int sender, int target, uint32_t& block) {
   return true;
 }
 
-uint64_t Engine::rdmc_send(const uint8_t* payload, size_t len) {
+uint64_t Engine::rdmc_send(const uint8_t* payload, size_t len, bool hand_over) {
   std::lock_guard<std::mutex> lock(mu_);
   Transfer& t = transfers_[self_];
   if (t.active) throw std::logic_error("an RDMC object is already in flight from this member");
@@ -850,6 +850,8 @@ uint64_t Engine::rdmc_send(const uint8_t* payload, size_t len) {
   t.have.assign(blocks, 1);
   t.have_count = t.block_count;
   t.data = payload;
+  t.handed_over = hand_over;
+  if (hand_over) t.self_copied = t.block_count;  // nothing to copy: JS delivers `payload` itself
   if (len > 0) t.mr = register_memory(payload, len, FI_WRITE | FI_READ);
   t.next_block.assign(n_, 0);
   t.repair_block.assign(n_, 0);
@@ -988,7 +990,7 @@ void Engine::rdmc_maybe_finish(int sender) {
     }
     t.mr.reset();
     t.active = false;
-    batch_.large.push_back(LargeDelivery{self_, t.seq, t.size_bytes, std::move(t.bytes)});
+    if (!t.handed_over) batch_.large.push_back(LargeDelivery{self_, t.seq, t.size_bytes, std::move(t.bytes)});
     batch_.large_sent.push_back(t.seq);
     signal_batch();
     return;

@@ -130,6 +130,7 @@ struct Transfer {
   std::vector<uint32_t> repair_block;  // sender only, per rank: next block whose relay is suspected
   uint32_t sends_outstanding = 0;
   uint32_t self_copied = 0;  // sender: blocks copied into `bytes` for its own delivery
+  bool handed_over = false;  // sender: JS delivers its own buffer to itself (no copy, no `bytes`)
   std::vector<uint32_t> outstanding_to;  // per target: block writes posted, not completed
 };
 
@@ -161,7 +162,9 @@ class Engine {
   void push_user(size_t offset, size_t len);
   int64_t smc_send(const uint8_t* payload, size_t len);  // seq, or -1 when the window is full
   void smc_consumed(int sender, uint64_t count);
-  uint64_t rdmc_send(const uint8_t* payload, size_t len);  // throws if one is in flight
+  // Throws if one is in flight. `hand_over`: the caller never changes `payload` again and
+  // delivers it to itself (no copy here); otherwise the engine copies it for the own delivery.
+  uint64_t rdmc_send(const uint8_t* payload, size_t len, bool hand_over = false);
   Batch take_batch();
   // JS thread, latency mode: drains the CQ, moves what is ready into `out`. Returns false when
   // the engine is in bulk mode (JS should stop watching the fd until a batch says js_poll).

@@ -33,7 +33,7 @@ import { memberById, type GroupConfig, type GroupMember } from './config.js'
 import { GroupCore, type CoreAction, type CoreEvent, type CoreStatus, type View } from './core/group.js'
 import { groupSchema } from './core/schema.js'
 import { decodeTransfer, encodeTransfer, nextEpochPlan, planEpoch, type EpochPlan, type MemberReport, type PendingBlob } from './recovery.js'
-import { NativeTransport } from './transport/native.js'
+import { NativeTransport, pageCacheDropper } from './transport/native.js'
 import { TRANSPORT_DEFAULTS, type Transport } from './transport/types.js'
 import { connect, type Connection, type Incoming, type Reply } from './wire.js'
 
@@ -43,6 +43,7 @@ const RECOVERY_GRACE_MS = 2_000 // wait this long for every member before formin
 const PEER_REQUEST_TIMEOUT_MS = 5_000
 const TRANSFER_BATCH_BYTES = 8 * 1024 * 1024
 const HOLD_WHILE_RECOVERING_MS = 5_000 // a write waits this long for a running group, then EROFS
+const LOG_CACHE_KEEP_BYTES = 32 * 1024 * 1024 // newest synced log bytes kept in the page cache (SegmentLog.dropSyncedPages)
 const PAYLOAD_DATA = 1
 const PAYLOAD_RECORD = 2
 const PAYLOAD_RECONFIGURE = 3
@@ -120,6 +121,8 @@ export class Member {
     this.store = store
     this.log = options.log ?? ((line) => process.stderr.write(line + '\n'))
     this.appendedStamp = this.syncedStamp = store.appliedStamp
+    const dropPages = pageCacheDropper()
+    if (dropPages !== null) store.log.dropSyncedPages(dropPages, LOG_CACHE_KEEP_BYTES)
     this.lastView = readView(self.dataDir) ?? { vid: 0, memberIds: config.members.map((m) => m.id) }
     this.client = new ReplicaClient(this)
     this.tickTimer = setInterval(() => this.feedCore({ kind: 'tick' }), TICK_MS)
@@ -451,7 +454,9 @@ export class Member {
           epoch.transport.push()
           break
         case 'send': {
-          const sent = action.large ? epoch.transport.sendLarge(action.bytes) : epoch.transport.sendSmall(action.bytes)
+          // The core encodes every send afresh and never touches the bytes again: hand them over
+          // (the sender's own delivery is then this buffer, not a copy).
+          const sent = action.large ? epoch.transport.sendLarge(action.bytes, { handOver: true }) : epoch.transport.sendSmall(action.bytes)
           sent.catch((err: Error) => {
             if (this.epoch === epoch) this.log(`fffs: member ${this.id}: send failed: ${err.message}`)
           })

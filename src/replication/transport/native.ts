@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url'
 import { exchangeHellos, listenBootstrap, type Hello } from './native-bootstrap.js'
 import { TransportError } from './native-errors.js'
 import { describeSchema, layoutRow, schemaHash, type ColumnLayout, type RowLayout } from './native-layout.js'
-import type { SstView, Transport, TransportConfig, TransportEvents } from './types.js'
+import type { LargeSendOptions, SstView, Transport, TransportConfig, TransportEvents } from './types.js'
 
 export { TransportError } from './native-errors.js'
 
@@ -41,13 +41,14 @@ interface NativeEngine {
   push(offsetBytes: number, lengthBytes: number): void
   smcSend(payload: Uint8Array): number
   smcConsumed(sender: number, count: number): void
-  rdmcSend(payload: Uint8Array): number
+  rdmcSend(payload: Uint8Array, handOver?: boolean): number
   stop(hard?: boolean): void
   settle(): void
 }
 
 interface NativeModule {
   NativeEngine: new (options: Record<string, unknown>) => NativeEngine
+  dropPageCache(fd: number, offset: number, length: number): void
 }
 
 const ADDON_RELATIVE = join('native', 'build', 'Release', 'fffs_native.node')
@@ -74,6 +75,19 @@ function loadAddon(): NativeModule {
     throw new TransportError('PROVIDER_UNAVAILABLE', `cannot load ${path} (is libfabric installed? apt-get install libfabric1): ${(err as Error).message}`)
   }
   return addon
+}
+
+/**
+ * posix_fadvise(DONTNEED) through the addon: drops clean (already synced) pages of a file
+ * range from the page cache. Null when the addon is not built (callers then keep the cache).
+ */
+export function pageCacheDropper(): ((fd: number, offset: number, length: number) => void) | null {
+  try {
+    const fn = loadAddon().dropPageCache
+    return typeof fn === 'function' ? fn : null
+  } catch {
+    return null
+  }
 }
 
 // ---- config ----
@@ -109,6 +123,7 @@ type Listeners = { [E in keyof TransportEvents]: Set<TransportEvents[E]> }
 
 interface QueuedSend {
   readonly payload: Uint8Array
+  readonly handOver?: boolean // large: the sender's own delivery is `payload` itself
   readonly resolve: () => void
   readonly reject: (err: Error) => void
 }
@@ -284,10 +299,10 @@ export class NativeTransport implements Transport {
     })
   }
 
-  sendLarge(payload: Uint8Array): Promise<void> {
+  sendLarge(payload: Uint8Array, options: LargeSendOptions = {}): Promise<void> {
     this.running()
     return new Promise<void>((resolve, reject) => {
-      this.largeQueue.push({ payload, resolve, reject })
+      this.largeQueue.push({ payload, ...(options.handOver === true ? { handOver: true } : {}), resolve, reject })
       this.startNextLarge()
     })
   }
@@ -418,6 +433,8 @@ export class NativeTransport implements Transport {
     if (batch.largeSent && this.largeInFlight) {
       const done = this.largeInFlight
       this.largeInFlight = undefined
+      // A handed-over object is its own delivery here, at the point the engine's copy would have come.
+      if (done.handOver === true) this.emit('large', this.selfRank, batch.largeSent[0]!, done.payload)
       done.resolve()
       this.startNextLarge()
     }
@@ -463,8 +480,9 @@ export class NativeTransport implements Transport {
     this.largeInFlight = next
     try {
       // Self delivery is a copy the engine makes off this thread and hands back in a batch,
-      // with the other events of this object (the caller's buffer is still being sent).
-      this.engine!.rdmcSend(next.payload)
+      // with the other events of this object (the caller's buffer is still being sent); a
+      // handed-over buffer is delivered itself once every member has it (onBatch).
+      this.engine!.rdmcSend(next.payload, next.handOver === true)
     } catch (err) {
       this.largeInFlight = undefined
       next.reject(err as Error)

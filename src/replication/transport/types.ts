@@ -66,6 +66,10 @@ export interface TransportEvents {
   suspected: (rank: number, reason: string) => void
 }
 
+export interface LargeSendOptions {
+  readonly handOver?: boolean
+}
+
 export interface Transport {
   readonly selfRank: number
   readonly sst: SstView
@@ -78,7 +82,13 @@ export interface Transport {
   push(columns?: readonly string[]): void
   /** Multicast to every member including self (self delivery is immediate). Blocks (resolves) when the ring is full. */
   sendSmall(payload: Uint8Array): Promise<void>
-  sendLarge(payload: Uint8Array): Promise<void>
+  /**
+   * Multicast a large object to every member including self. The buffer must stay unchanged
+   * until the promise resolves. With `handOver` the caller gives it up for good (never changes
+   * it again): the transport may then deliver this very buffer to the sender itself instead of
+   * a copy (the native transport does: one copy less per object at the sender).
+   */
+  sendLarge(payload: Uint8Array, options?: LargeSendOptions): Promise<void>
   on<E extends keyof TransportEvents>(event: E, listener: TransportEvents[E]): void
   off<E extends keyof TransportEvents>(event: E, listener: TransportEvents[E]): void
 }
