@@ -4,6 +4,7 @@
 // field and what is wrong with it, because a typo in a config otherwise surfaces as a hang.
 
 import { createHash, randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import * as fsp from 'node:fs/promises'
 import * as net from 'node:net'
 import * as path from 'node:path'
@@ -226,8 +227,9 @@ export interface LocalGroupOptions {
 }
 
 /**
- * Writes `dir/config.json` and `dir/cluster.key` (mode 0600) for a group on 127.0.0.1. Refuses to overwrite either file. Without `basePort`, the ports
- * start at a base derived from a hash of `dir` in 20000..40000 (so two groups in different
+ * Writes `dir/config.json` and `dir/cluster.key` (mode 0600) for a group on 127.0.0.1. Refuses
+ * to overwrite either file. Without `basePort`, the ports start at a base derived from a hash of
+ * `dir` in 20000..32000, below the kernel's ephemeral ports (so two groups in different
  * directories rarely collide), moved on while any of them is in use right now.
  */
 export async function writeLocalGroup(dir: string, options: LocalGroupOptions): Promise<string> {
@@ -272,18 +274,34 @@ export async function writeLocalGroup(dir: string, options: LocalGroupOptions): 
   return configPath
 }
 
+// Listening ports must stay out of the kernel's ephemeral range: an outgoing connection (a
+// member's own, to a peer) can take any free port there as its local port, and the next bind of
+// a listener on it fails with EADDRINUSE. Linux's default range is 32768..60999.
 const BASE_PORT_MIN = 20000
-const BASE_PORT_MAX = 40000
+const BASE_PORT_MAX = 32000
+
+/** The ports usable for listeners: BASE_PORT_MIN..BASE_PORT_MAX minus the ephemeral range when it reaches down there. */
+function listenPortRange(): { min: number; max: number } {
+  try {
+    const [low] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number)
+    if (low !== undefined && Number.isInteger(low) && low > BASE_PORT_MIN + 1000) return { min: BASE_PORT_MIN, max: Math.min(BASE_PORT_MAX, low - 1) }
+  } catch {
+    // not Linux: keep the default range
+  }
+  return { min: BASE_PORT_MIN, max: BASE_PORT_MAX }
+}
 
 async function findFreeBase(dir: string, portCount: number): Promise<number> {
-  const span = BASE_PORT_MAX - BASE_PORT_MIN - portCount
+  const { min, max } = listenPortRange()
+  const span = max - min - portCount
+  if (span <= 0) throw errors.invalid(`no room for ${portCount} ports in ${min}..${max}; pass a base port`)
   const hash = createHash('sha256').update(dir).digest().readUInt32BE(0)
-  let base = BASE_PORT_MIN + (hash % span)
+  let base = min + (hash % span)
   for (let attempt = 0; attempt < 20; attempt++) {
     if (await portsFree(base, portCount)) return base
-    base = BASE_PORT_MIN + ((base - BASE_PORT_MIN + 97 * portCount) % span)
+    base = min + ((base - min + 97 * portCount) % span)
   }
-  throw errors.invalid(`found no ${portCount} free consecutive ports in ${BASE_PORT_MIN}..${BASE_PORT_MAX}; pass a base port`)
+  throw errors.invalid(`found no ${portCount} free consecutive ports in ${min}..${max}; pass a base port`)
 }
 
 async function portsFree(base: number, count: number): Promise<boolean> {

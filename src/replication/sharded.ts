@@ -13,7 +13,7 @@
 // Stability: a cut is stable when it is stable on every shard.
 
 import { FffsError } from '../errors.js'
-import type { Attr, DataRef, Ino, Mutation, Snapshot } from '../store/records.js'
+import type { Attr, DataRef, Ino, Mutation, SensorPick, Snapshot } from '../store/records.js'
 import { HLC_MAX, type HlcStamp } from '../temporal/hlc.js'
 import { SeenStamp, type Client, type SubmitOptions } from './client.js'
 import type { GroupConfig } from './config.js'
@@ -36,7 +36,7 @@ export class ShardedClient implements Client {
   private readonly meta: RemoteClient
   private readonly data: readonly RemoteClient[]
   private readonly names: readonly string[] // meta first, then data shards
-  /** Joined attributes (ino@stamp) → the data shard's attributes they were joined from, so a read finds the exact content version. */
+  /** Recently joined data shard attributes (ino@stamp), so most reads need no extra round trip. */
   private readonly contentOf = new Map<string, Attr>()
 
   private constructor(config: GroupConfig, meta: RemoteClient, data: readonly RemoteClient[], names: readonly string[]) {
@@ -85,10 +85,13 @@ export class ShardedClient implements Client {
 
   async read(attr: Attr, offset: number, into: Buffer, lengthBytes: number): Promise<number> {
     if (attr.kind !== 'file') return this.meta.read(attr, offset, into, lengthBytes)
+    if (attr.contentStamp === undefined) return 0 // never written: empty
     const shard = this.dataOf(attr.ino)
-    const content = this.contentOf.get(contentKey(attr)) ?? (await shard.attr(attr.ino, BigInt(attr.stamp)))
-    if (content === null) return 0 // never written: empty
-    return shard.read(content, offset, into, lengthBytes)
+    // The data shard's attributes at their own stamp are exactly that version's.
+    const content = this.contentOf.get(contentKey(attr.ino, attr.contentStamp)) ?? (await shard.attr(attr.ino, BigInt(attr.contentStamp)))
+    if (content === null) throw new FffsError('EIO', `inode ${attr.ino}: data shard has no version at ${attr.contentStamp}`)
+    // A sensor-time read of a record-format file is a prefix of that version: attr.sizeBytes bounds it.
+    return shard.read(content, offset, into, Math.min(lengthBytes, Math.max(0, attr.sizeBytes - offset)))
   }
 
   /** Every version, oldest first: the meta shard's and the data shard's changes in stamp order, joined. */
@@ -116,6 +119,12 @@ export class ShardedClient implements Client {
   async stampAtSensorTime(ino: Ino, sensorUs: number): Promise<HlcStamp | null> {
     const stamps = (await Promise.all([this.meta.stampAtSensorTime(ino, sensorUs), this.dataOf(ino).stampAtSensorTime(ino, sensorUs)])).filter((s): s is HlcStamp => s !== null)
     return stamps.length === 0 ? null : stamps.reduce((a, b) => (a > b ? a : b))
+  }
+
+  /** As stampAtSensorTime; the data shard's pick carries a record-format file's prefix. */
+  async sensorPick(ino: Ino, sensorUs: number): Promise<SensorPick | null> {
+    const picks = (await Promise.all([this.meta.sensorPick(ino, sensorUs), this.dataOf(ino).sensorPick(ino, sensorUs)])).filter((p): p is SensorPick => p !== null)
+    return picks.length === 0 ? null : picks.reduce((a, b) => (a.stamp > b.stamp ? a : b))
   }
 
   snapshots(): Promise<Snapshot[]> {
@@ -207,20 +216,22 @@ export class ShardedClient implements Client {
       stamp: newer.stamp,
       change: newer.change,
       ...(content.sensorUs !== undefined ? { sensorUs: content.sensorUs } : {}),
+      ...(content.records !== undefined ? { records: content.records } : {}),
+      contentStamp: content.stamp,
     }
-    this.rememberContent(joined, content)
+    this.rememberContent(content)
     return joined
   }
 
-  private rememberContent(joined: Attr, content: Attr): void {
-    const key = contentKey(joined)
+  private rememberContent(content: Attr): void {
+    const key = contentKey(content.ino, content.stamp)
     this.contentOf.delete(key)
     this.contentOf.set(key, content)
     if (this.contentOf.size > CONTENT_CACHE_ENTRIES) this.contentOf.delete(this.contentOf.keys().next().value!)
   }
 }
 
-const contentKey = (attr: Attr): string => `${attr.ino}@${attr.stamp}`
+const contentKey = (ino: Ino, stamp: string): string => `${ino}@${stamp}`
 
 /** The client of a group config: sharded when its layout has more than one data shard. */
 export async function connectGroup(config: GroupConfig, options: Omit<RemoteClientOptions, 'seen'> = {}): Promise<RemoteClient | ShardedClient> {

@@ -23,16 +23,51 @@ export type VersionOp =
   | { readonly op: 'write'; readonly offset: number; readonly sizeBytes: number; readonly data: DataRef }
   | { readonly op: 'truncate'; readonly sizeBytes: number }
 
+/**
+ * The records of a record-format file (src/sensor/) a version completes or rewrites, as the
+ * FUSE front end parsed them from the version's bytes. The store indexes them so a read at
+ * sensor time T sees the prefix up to the last record at or before T (docs/ARCHITECTURE.md,
+ * "Sensor time and record formats").
+ */
+export interface VersionRecords {
+  /** [end offset (exclusive), sensor µs] of each record, in file order; ends strictly increase. */
+  readonly entries: ReadonlyArray<readonly [number, number]>
+  /** The greatest sensor time of the records before the first entry; -1: none. */
+  readonly baseMaxSensorUs: number
+  /** Where parsing resumes at the next version: after the last complete record or malformed run. */
+  readonly endBytes: number
+  /** The format's parser state at endBytes (absent: its initial state). */
+  readonly state?: string
+}
+
+/** Where record parsing of a record-format file stands after a version. */
+export interface RecordCursor {
+  readonly endBytes: number
+  readonly maxSensorUs: number // greatest sensor time of the records before endBytes; -1: none
+  readonly state?: string
+}
+
+/** What a sensor-time lookup picks: a version, and for a record-format file the prefix of it that is visible. */
+export interface SensorPick {
+  readonly stamp: HlcStamp
+  readonly sizeBytes: number | null // null: the whole version
+}
+
 export type Mutation =
-  | { readonly type: 'mknod'; readonly parent: Ino; readonly name: string; readonly kind: NodeKind; readonly mode: number; readonly uid: number; readonly gid: number; readonly target?: string; readonly sensorUs?: number }
+  /** `xattrs`: set at creation (inherited from the parent, e.g. user.fffs.record_format). `sensorLagMaxUs`: Δ; a sensorUs below stamp − Δ is refused. */
+  | { readonly type: 'mknod'; readonly parent: Ino; readonly name: string; readonly kind: NodeKind; readonly mode: number; readonly uid: number; readonly gid: number; readonly target?: string; readonly sensorUs?: number; readonly xattrs?: Readonly<Record<string, string>>; readonly sensorLagMaxUs?: number }
   | { readonly type: 'unlink'; readonly parent: Ino; readonly name: string }
   | { readonly type: 'rmdir'; readonly parent: Ino; readonly name: string }
   | { readonly type: 'rename'; readonly fromParent: Ino; readonly fromName: string; readonly toParent: Ino; readonly toName: string }
   | { readonly type: 'setattr'; readonly ino: Ino; readonly mode?: number; readonly uid?: number; readonly gid?: number; readonly atimeMs?: number; readonly mtimeMs?: number }
   | { readonly type: 'setxattr'; readonly ino: Ino; readonly name: string; readonly valueBase64: string }
   | { readonly type: 'removexattr'; readonly ino: Ino; readonly name: string }
-  /** All writes and truncations of one open file between two commit points, applied atomically. */
-  | { readonly type: 'version'; readonly ino: Ino; readonly ops: readonly VersionOp[]; readonly sensorUs?: number }
+  /**
+   * All writes and truncations of one open file between two commit points, applied atomically.
+   * `records`: the record-format records it completes. `sensorLagMaxUs`: Δ; the version is
+   * refused when its sensorUs or any record's time is below its stamp − Δ.
+   */
+  | { readonly type: 'version'; readonly ino: Ino; readonly ops: readonly VersionOp[]; readonly sensorUs?: number; readonly records?: VersionRecords; readonly sensorLagMaxUs?: number }
   | { readonly type: 'snapshot'; readonly name: string; readonly at: string /* HlcStamp, decimal */; readonly spec: string }
   | { readonly type: 'unsnapshot'; readonly name: string }
 
@@ -55,9 +90,12 @@ export interface Attr {
   readonly version: number // 1, 2, 3, ... per node
   readonly stamp: string // HlcStamp of this version, decimal (JSON has no bigint)
   readonly sensorUs?: number
+  readonly records?: RecordCursor // record-format files, once a version carried records
   readonly target?: string // symlinks
   readonly xattrs?: Readonly<Record<string, string>> // name -> base64 value
   readonly change: Mutation['type'] | 'create'
+  /** Sharded groups only: the stamp of the data shard's version these attributes read (src/replication/sharded.ts). */
+  readonly contentStamp?: string
 }
 
 export interface Snapshot {

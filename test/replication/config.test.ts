@@ -59,7 +59,7 @@ describe('group config', () => {
     const config = await loadGroupConfig(configPath)
     const base = config.members[0]!.transportPort
     expect(base).toBeGreaterThanOrEqual(20000)
-    expect(base + 5).toBeLessThanOrEqual(40000)
+    expect(base + 5).toBeLessThanOrEqual(32000)
     const err = await writeLocalGroup(dir, { replicas: 1, shards: 1 }).catch((e: unknown) => e)
     expect((err as FffsError).code).toBe('EEXIST')
   })
