@@ -17,11 +17,12 @@
 // rejoin it: members are removed by the core's view change inside an epoch, and added by a
 // new epoch. Every member starts (and restarts) recovering (src/replication/recovery.ts): it
 // asks the others; if a group is running it asks to join, and the group orders a reconfigure;
-// if none is, a majority of the last view forms one, from the longest log. Either way every
-// member of the new epoch first holds exactly the records up to the plan's start stamp
-// (fetched from the donor by state transfer, durable), then connects the new transport.
+// if none is, a majority of the last view forms one, from the longest log of its latest view.
+// Either way every member of the new epoch first holds exactly the records up to the plan's
+// start stamp (fetched from the donor by state transfer, durable; a log that is not a prefix of
+// the donor's is discarded first: `catchUp`), then connects the new transport.
 
-import { promises as fsp, writeFileSync, openSync, fsyncSync, closeSync, readFileSync } from 'node:fs'
+import { promises as fsp, writeFileSync, openSync, fsyncSync, closeSync, readFileSync, renameSync, mkdirSync } from 'node:fs'
 import path from 'node:path'
 import { errors, FffsError } from '../errors.js'
 import type { ApplyResult, Attr, DataRef, Ino, Mutation, Snapshot, VersionOp } from '../store/records.js'
@@ -32,7 +33,7 @@ import type { Client, SubmitId, SubmitOptions } from './client.js'
 import { memberById, type GroupConfig, type GroupMember } from './config.js'
 import { GroupCore, type CoreAction, type CoreEvent, type CoreStatus, type View } from './core/group.js'
 import { groupSchema } from './core/schema.js'
-import { decodeTransfer, encodeTransfer, nextEpochPlan, planEpoch, type EpochPlan, type MemberReport, type PendingBlob } from './recovery.js'
+import { decodeTransfer, encodeTransfer, nextEpochPlan, planEpoch, recordDigest, type AcceptedView, type EpochPlan, type MemberReport, type PendingBlob } from './recovery.js'
 import { NativeTransport, pageCacheDropper } from './transport/native.js'
 import { TRANSPORT_DEFAULTS, type Transport } from './transport/types.js'
 import { connect, type Connection, type Incoming, type Reply } from './wire.js'
@@ -43,6 +44,8 @@ const RECOVERY_GRACE_MS = 2_000 // wait this long for every member before formin
 const PEER_REQUEST_TIMEOUT_MS = 5_000
 const TRANSFER_BATCH_BYTES = 8 * 1024 * 1024
 const HOLD_WHILE_RECOVERING_MS = 5_000 // a write waits this long for a running group, then EROFS
+const READS_DRAIN_MAX_MS = 5_000 // before discarding the store, reads already running get this long to finish
+const DISCARDED_PREFIX = 'discarded-' // a discarded store's files, in the data directory until deleted
 const LOG_CACHE_KEEP_BYTES = 32 * 1024 * 1024 // newest synced log bytes kept in the page cache (SegmentLog.dropSyncedPages)
 const PAYLOAD_DATA = 1
 const PAYLOAD_RECORD = 2
@@ -96,6 +99,9 @@ export class Member {
   private phase: Phase = 'recovering'
   private epoch: Epoch | null = null
   private lastView: { vid: number; memberIds: number[] }
+  private accepted: AcceptedView | null // the last view-change value accepted (accepted.json)
+  private storeReplaced = false // the store was discarded and is not yet caught up: reads refused
+  private readsRunning = 0
   private readonly blobPositions = new Map<string, { position: LogPosition; sizeBytes: number }>() // delivered data not yet named by a version
   private readonly requests = new Map<number, Request>()
   private readonly submittedIds = new Set<number>() // requests handed to a core (possibly ordered): never refused locally
@@ -124,6 +130,7 @@ export class Member {
     const dropPages = pageCacheDropper()
     if (dropPages !== null) store.log.dropSyncedPages(dropPages, LOG_CACHE_KEEP_BYTES)
     this.lastView = readView(self.dataDir) ?? { vid: 0, memberIds: config.members.map((m) => m.id) }
+    this.accepted = readJson<AcceptedView>(path.join(self.dataDir, 'accepted.json'))
     this.client = new ReplicaClient(this)
     this.tickTimer = setInterval(() => this.feedCore({ kind: 'tick' }), TICK_MS)
   }
@@ -132,6 +139,9 @@ export class Member {
   static async open(config: GroupConfig, id: number, options: MemberOptions = {}): Promise<Member> {
     const self = memberById(config, id)
     await fsp.mkdir(self.dataDir, { recursive: true })
+    for (const name of await fsp.readdir(self.dataDir)) {
+      if (name.startsWith(DISCARDED_PREFIX)) await fsp.rm(path.join(self.dataDir, name), { recursive: true, force: true }) // a crash left it
+    }
     const store = new Store(self.dataDir, config.shardRole !== undefined ? { role: config.shardRole } : {})
     await store.open()
     return new Member(config, self, store, options)
@@ -212,7 +222,14 @@ export class Member {
   }
 
   private report(): MemberReport {
-    return { id: this.id, phase: this.phase, lastStamp: this.store.appliedStamp.toString(), lastVid: this.lastView.vid, lastViewIds: this.lastView.memberIds }
+    return {
+      id: this.id,
+      phase: this.phase,
+      lastStamp: this.store.appliedStamp.toString(),
+      lastVid: this.lastView.vid,
+      lastViewIds: this.lastView.memberIds,
+      ...(this.accepted !== null ? { accepted: this.accepted } : {}),
+    }
   }
 
   /** Catches up to the plan's start stamp from its donor, makes it durable, connects the epoch's transport. */
@@ -222,8 +239,8 @@ export class Member {
     try {
       await this.settleStore()
       const start = BigInt(plan.startStamp)
-      const mustCatchUp = plan.catchUpIds === undefined || plan.catchUpIds.includes(this.id)
-      if (this.store.appliedStamp < start && mustCatchUp) await this.fetchFrom(plan.donorId, start)
+      const mustCatchUp = (plan.catchUpIds === undefined || plan.catchUpIds.includes(this.id)) && plan.donorId !== this.id
+      if (mustCatchUp) await this.catchUp(plan.donorId, start)
       if (this.store.appliedStamp > start) throw new Error(`this log reaches ${this.store.appliedStamp}, past the plan's ${start}`)
       await this.store.log.sync()
       this.lastView = { vid: plan.vid, memberIds: [...plan.memberIds] }
@@ -262,6 +279,7 @@ export class Member {
         smallMessageMaxBytes: TRANSPORT_DEFAULTS.smcSlotSizeBytes - 64,
       })
       this.phase = 'running'
+      this.storeReplaced = false // caught up (or the donor: its log is the epoch's)
       this.log(`fffs: member ${this.id}: running in view ${plan.vid} [${plan.memberIds.join(', ')}] from ${start} (log at ${this.store.appliedStamp})`)
       this.execute(epoch.core.start())
       for (const event of epoch.early.splice(0)) this.feedCore(event)
@@ -363,30 +381,64 @@ export class Member {
     return true
   }
 
-  private async serveFetch(args: { after: string; upto: string; cursor: LogPosition | null }): Promise<Reply> {
-    await this.settleStore()
-    const { records, cursor, done } = await this.store.exportRecords(BigInt(args.after), BigInt(args.upto), args.cursor, TRANSFER_BATCH_BYTES)
-    const blobs: PendingBlob[] = []
-    if (done) {
-      for (const [id, { position, sizeBytes }] of this.blobPositions) {
-        const bytes = Buffer.allocUnsafe(sizeBytes)
-        await this.store.log.read(position, bytes, 0, sizeBytes)
-        blobs.push({ id, bytes })
+  private serveFetch(args: { after: string; upto: string; cursor: LogPosition | null }): Promise<Reply> {
+    return this.withStore(async (store) => {
+      await this.settleStore()
+      const { records, cursor, done } = await store.exportRecords(BigInt(args.after), BigInt(args.upto), args.cursor, TRANSFER_BATCH_BYTES)
+      const blobs: PendingBlob[] = []
+      if (done) {
+        for (const [id, { position, sizeBytes }] of this.blobPositions) {
+          const bytes = Buffer.allocUnsafe(sizeBytes)
+          await store.log.read(position, bytes, 0, sizeBytes)
+          blobs.push({ id, bytes })
+        }
       }
-    }
-    const { header, body } = encodeTransfer(records, blobs)
-    return { result: { transfer: header, cursor, done }, body }
+      const { header, body } = encodeTransfer(records, blobs)
+      return { result: { transfer: header, cursor, done }, body }
+    })
   }
 
-  /** State transfer: every record in (applied, upto] from the donor, appended, applied and durable here, and
-   * the data the donor holds for versions not yet ordered. */
-  private async fetchFrom(donorId: number, upto: HlcStamp): Promise<void> {
+  /**
+   * Holds exactly the donor's records up to `upto` afterwards. A log that is a prefix of the
+   * donor's is extended. One that is not is discarded and everything fetched (Derecho truncates
+   * to the last shared record; this store cannot drop a suffix, so it starts over): the donor
+   * does not hold its last record, which a group restarted without this member went on without
+   * (delivered and persisted here, never acknowledged: that needs every member of the view). The
+   * donor holds the record or not by stamp and digest: the stamp alone can be reused.
+   */
+  private async catchUp(donorId: number, upto: HlcStamp): Promise<void> {
+    const last = await this.lastRecord()
+    if ((await this.fetchFrom(donorId, upto, last)) || last === null) return
+    this.log(`fffs: member ${this.id}: member ${donorId} does not hold this log's last record (${last.stamp}): discarding this log, fetching all of member ${donorId}'s`)
+    await this.discardStore()
+    await this.fetchFrom(donorId, upto, null)
+  }
+
+  /** The stamp and digest of the local log's last record; null: no record. Scans the log from its start. */
+  private async lastRecord(): Promise<{ stamp: HlcStamp; digest: string } | null> {
+    const stamp = this.store.appliedStamp
+    if (stamp === 0n) return null
+    const { records } = await this.store.exportRecords(stamp - 1n, stamp, null, 1)
+    const record = records[0]
+    if (record?.stamp !== stamp) throw new Error(`invariant: the log has no record at its applied stamp ${stamp}`)
+    return { stamp, digest: recordDigest(record) }
+  }
+
+  /** State transfer: every record after `last` up to `upto` from the donor, appended, applied and durable
+   * here, and the data the donor holds for versions not yet ordered. The donor's first record sent must be
+   * `last` itself; if it is not, nothing is imported and this returns false. */
+  private async fetchFrom(donorId: number, upto: HlcStamp, last: { stamp: HlcStamp; digest: string } | null): Promise<boolean> {
+    const after = last === null ? 0n : last.stamp - 1n
     let cursor: LogPosition | null = null
     let count = 0
     for (;;) {
-      const { result, body } = await this.peerCall(donorId, 'member.fetch', { after: this.store.appliedStamp.toString(), upto: upto.toString(), cursor })
+      const { result, body } = await this.peerCall(donorId, 'member.fetch', { after: after.toString(), upto: upto.toString(), cursor })
       const reply = result as { transfer: unknown; cursor: LogPosition; done: boolean }
       const { records, blobs } = decodeTransfer(reply.transfer, body)
+      if (cursor === null && last !== null) {
+        const theirs = records.shift() // a batch holds at least one record when any is in range
+        if (theirs?.stamp !== last.stamp || recordDigest(theirs) !== last.digest) return false
+      }
       for (const record of records) {
         const applied = await this.store.importRecord(record)
         if (!applied.ok) this.log(`fffs: member ${this.id}: transferred record ${record.stamp} failed here as at the donor: ${applied.message}`)
@@ -401,7 +453,56 @@ export class Member {
     }
     await this.store.log.sync()
     this.appendedStamp = this.syncedStamp = this.store.appliedStamp
+    this.storeReplaced = false
     this.log(`fffs: member ${this.id}: state transfer from member ${donorId}: ${count} records, now at ${this.store.appliedStamp}`)
+    return true
+  }
+
+  /**
+   * Replaces the store by an empty one, durably: the index directory is moved away first (a
+   * crash then leaves the log, and opening replays it), then the segments (a crash leaves an
+   * empty store); each step is made durable before the next, and the files are deleted after.
+   * Any state in between is a prefix of some order this member may hold: the old log, nothing,
+   * or (once fetching) a prefix of the donor's. Reads are refused until a catch-up completes:
+   * the store no longer holds what this member called stable. What the discarded log answered
+   * is forgotten: the submit results kept for deduplication (state transfer does not carry
+   * them either), data not yet named by a version, and requests delivered into it (refused:
+   * their records may or may not be in the group's order).
+   */
+  private async discardStore(): Promise<void> {
+    this.storeReplaced = true
+    const drainStartedMs = Date.now()
+    while (this.readsRunning > 0 && Date.now() - drainStartedMs < READS_DRAIN_MAX_MS) await sleep(10)
+    await this.store.close()
+    const dataDir = this.self.dataDir
+    const trash = path.join(dataDir, `${DISCARDED_PREFIX}${Date.now()}`)
+    mkdirSync(trash)
+    for (const name of ['index', 'segments']) {
+      renameSync(path.join(dataDir, name), path.join(trash, name))
+      fsyncDirectory(dataDir)
+    }
+    await this.store.open()
+    this.appendedStamp = this.syncedStamp = this.store.appliedStamp
+    this.blobPositions.clear()
+    this.dedupe.clear()
+    for (const [requestId, request] of this.requests) {
+      if (request.delivered === undefined) continue
+      this.requests.delete(requestId)
+      this.submittedIds.delete(requestId)
+      request.reject(new FffsError('EIO', `member ${this.id} discarded its log, which held this request's record; the group may or may not have ordered it`))
+    }
+    void fsp.rm(trash, { recursive: true, force: true }).catch((err: Error) => this.log(`fffs: member ${this.id}: deleting ${trash}: ${err.message}`))
+  }
+
+  /** Runs a read of the local store; refused while the store is replaced (discardStore). */
+  async withStore<T>(read: (store: Store) => Promise<T> | T): Promise<T> {
+    if (this.storeReplaced) throw new FffsError('EAGAIN', `member ${this.id} is replacing its replica (its log had records the group went on without); read from another member or later`)
+    this.readsRunning++
+    try {
+      return await read(this.store)
+    } finally {
+      this.readsRunning--
+    }
   }
 
   private peerRequest(id: number, method: string, args: unknown): Promise<unknown> {
@@ -468,6 +569,10 @@ export class Member {
           break
         case 'persistTrim':
           this.writeDurably('trim.json', { vid: action.vid, trim: action.trim })
+          break
+        case 'persistAccepted':
+          this.accepted = { vid: action.vid + 1, ballot: action.ballot.toString(), memberIds: action.members.map((rank) => epoch.plan.memberIds[rank]!) }
+          this.writeDurably('accepted.json', this.accepted)
           break
         case 'installView': {
           const memberIds = action.view.members.map((rank) => epoch.plan.memberIds[rank]!)
@@ -608,7 +713,10 @@ export class Member {
     } finally {
       closeSync(fd)
     }
-    void fsp.rename(file + '.tmp', file) // atomic; the directory entry is made durable by the next log sync
+    // Renamed and the directory synced before returning: an accepted value must be on disk before
+    // the row that publishes it is pushed, and two writes of one file must not race their renames.
+    renameSync(file + '.tmp', file)
+    fsyncDirectory(this.self.dataDir)
   }
 
   private fail(err: Error): void {
@@ -656,7 +764,10 @@ export class Member {
   /** Every record at or below this stamp is applied here and durable at every member. */
   stableStamp(): HlcStamp {
     const core = this.epoch?.core
-    let stable = core == null ? this.store.appliedStamp : core.stableStamp()
+    // Out of a running core, only what a core found stable: the log may end in records that were
+    // never durable everywhere, which a total restart can go on without (the simulation caught a
+    // member out of a group calling such a record stable: crash-restart-3 seed 100122).
+    let stable = core == null ? this.stableHigh : core.stableStamp()
     if (this.applyBacklog > 0 && this.store.appliedStamp < stable) stable = this.store.appliedStamp
     // A cut once stable stays stable (its records are final): keep answering it while this
     // member is between epochs or cut off, and across the start of a new core.
@@ -710,6 +821,24 @@ function readView(dataDir: string): { vid: number; memberIds: number[] } | null 
   }
 }
 
+function readJson<T>(file: string): T | null {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as T
+  } catch {
+    return null
+  }
+}
+
+/** Makes the directory's entries (renames, removals) durable. */
+function fsyncDirectory(dir: string): void {
+  const fd = openSync(dir, 'r')
+  try {
+    fsyncSync(fd)
+  } finally {
+    closeSync(fd)
+  }
+}
+
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms))
 }
@@ -731,34 +860,34 @@ export class ReplicaClient implements Client {
   }
 
   walk(components: readonly string[], cut: HlcStamp): Promise<Attr> {
-    return this.member.store.walk(components, cut)
+    return this.member.withStore((store) => store.walk(components, cut))
   }
   attr(ino: Ino, cut: HlcStamp): Promise<Attr | null> {
-    return this.member.store.attr(ino, cut)
+    return this.member.withStore((store) => store.attr(ino, cut))
   }
   lookup(dir: Ino, name: string, cut: HlcStamp): Promise<Ino | null> {
-    return this.member.store.lookup(dir, name, cut)
+    return this.member.withStore((store) => store.lookup(dir, name, cut))
   }
   readdir(dir: Ino, cut: HlcStamp): Promise<Array<{ name: string; ino: Ino }>> {
-    return this.member.store.readdir(dir, cut)
+    return this.member.withStore((store) => store.readdir(dir, cut))
   }
   read(attr: Attr, offset: number, into: Buffer, lengthBytes: number): Promise<number> {
-    return this.member.store.read(attr, offset, into, lengthBytes)
+    return this.member.withStore((store) => store.read(attr, offset, into, lengthBytes))
   }
   versions(ino: Ino): Promise<Attr[]> {
-    return this.member.store.versions(ino)
+    return this.member.withStore((store) => store.versions(ino))
   }
-  async stampOfVersion(ino: Ino, version: number): Promise<HlcStamp | null> {
-    return this.member.store.stampOfVersion(ino, version)
+  stampOfVersion(ino: Ino, version: number): Promise<HlcStamp | null> {
+    return this.member.withStore((store) => store.stampOfVersion(ino, version))
   }
   stampAtSensorTime(ino: Ino, sensorUs: number): Promise<HlcStamp | null> {
-    return this.member.store.stampAtSensorTime(ino, sensorUs)
+    return this.member.withStore((store) => store.stampAtSensorTime(ino, sensorUs))
   }
   snapshots(): Promise<Snapshot[]> {
-    return this.member.store.snapshots()
+    return this.member.withStore((store) => store.snapshots())
   }
-  async snapshot(name: string): Promise<Snapshot | null> {
-    return this.member.store.snapshot(name)
+  snapshot(name: string): Promise<Snapshot | null> {
+    return this.member.withStore((store) => store.snapshot(name))
   }
 
   /** The bytes go into the total order now (the bulk path); the version naming them follows. */

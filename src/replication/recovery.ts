@@ -3,11 +3,13 @@
 //
 // Every member starts recovering and asks the others for a report. If one of them is running,
 // it asks that one to join (the group orders a reconfigure). If none is, the lowest-id
-// recovering member forms a group once the recovering members hold a majority of the last
-// view any of them installed (Derecho's restart rule: the last view's majority has every
-// acknowledged write, since an acknowledgement needs every member of a view to have persisted
-// it), choosing the longest log: logs are prefixes of one delivery order.
+// recovering member forms a group once the recovering members hold a majority of the latest
+// view any of them installed or accepted (Derecho's restart rule, see planEpoch), from the log
+// of a member of the latest view any of them installed. Every other member checks its log is a
+// prefix of the donor's before catching up, and starts from an empty log if not (see
+// `recordDigest` and member.ts `catchUp`).
 
+import { createHash } from 'node:crypto'
 import type { ExportedRecord } from '../store/store.js'
 import type { Mutation } from '../store/records.js'
 import type { HlcStamp } from '../temporal/hlc.js'
@@ -19,6 +21,15 @@ export interface MemberReport {
   readonly lastStamp: string // HlcStamp of the last record in its log
   readonly lastVid: number // 0: never ran
   readonly lastViewIds: readonly number[] // members of that view (every configured member when 0)
+  /** The last view-change value this member accepted (durable before it was published); absent: none. */
+  readonly accepted?: AcceptedView
+}
+
+/** A view a member accepted in the agreement on leaving view `vid` − 1: it may have been chosen. */
+export interface AcceptedView {
+  readonly vid: number
+  readonly ballot: string // bigint; only ballots of one agreement (one vid) compare
+  readonly memberIds: readonly number[]
 }
 
 export interface EpochPlan {
@@ -26,25 +37,68 @@ export interface EpochPlan {
   readonly memberIds: readonly number[] // ascending: transport rank = index
   readonly donorId: number // holds every record up to startStamp
   readonly startStamp: string // every member starts holding exactly the records stamped at or below this
-  /** Who must fetch from the donor; absent: every member whose log ends before startStamp. */
+  /** Who must fetch from the donor; absent: every member but the donor (each checks its log against the donor's). */
   readonly catchUpIds?: readonly number[]
 }
 
-/** The plan the coordinator `selfId` forms from `reports` (its own included), or null: not yet, or not its turn. */
+/**
+ * The plan the coordinator `selfId` forms from `reports` (its own included), or null: not yet, or not its turn.
+ *
+ * Quorum: a majority of the latest view any recovering member installed or accepted. An
+ * acknowledged or stable record is durable at every member of its view, and every view that
+ * follows one is accepted by a majority of it (in-epoch view change) or written by every member
+ * before it runs (a new epoch), so such a majority always includes a member that reports the
+ * view after it, up to the last one. Without the accepted views it could miss one: a view
+ * installed only by members absent from the restart, its acceptors present but not yet
+ * installed, and a group formed from the view before it could run beside one still running in
+ * it (two groups taking writes). Among views accepted for one id, the highest ballot is the one
+ * that may have been chosen (Paxos: every acceptance at or above the chosen ballot has its value).
+ *
+ * Donor: the longest log among the members whose last installed view is the latest installed.
+ * Their logs are prefixes of one order and hold every record acknowledged or found stable (see
+ * above). A member of an older view can hold a longer log that is not a prefix of it: records
+ * delivered and persisted only by members absent from an earlier restart, which the group went
+ * on without; the longest log overall would revive them, possibly over acknowledged records.
+ */
 export function planEpoch(reports: readonly MemberReport[], selfId: number, graceOver: boolean): EpochPlan | null {
   if (reports.some((r) => r.phase === 'starting' || r.phase === 'running')) return null
   const recovering = reports.filter((r) => r.phase === 'recovering')
   if (recovering.length === 0 || Math.min(...recovering.map((r) => r.id)) !== selfId || !graceOver) return null
-  const latest = recovering.reduce((a, b) => (b.lastVid > a.lastVid ? b : a))
-  const present = latest.lastViewIds.filter((id) => recovering.some((r) => r.id === id))
-  if (present.length < Math.floor(latest.lastViewIds.length / 2) + 1) return null
-  const donor = recovering.reduce((a, b) => (BigInt(b.lastStamp) > BigInt(a.lastStamp) || (b.lastStamp === a.lastStamp && b.id < a.id) ? b : a))
+  const latest = latestView(recovering)
+  const present = latest.memberIds.filter((id) => recovering.some((r) => r.id === id))
+  if (present.length < Math.floor(latest.memberIds.length / 2) + 1) return null
+  const donor = recovering.reduce((a, b) => (compareLogs(b, a) > 0 ? b : a))
   return {
-    vid: vidAfter(latest.lastVid, latest.lastViewIds.length),
+    vid: vidAfter(latest.vid, latest.memberIds.length),
     memberIds: recovering.map((r) => r.id).sort((a, b) => a - b),
     donorId: donor.id,
     startStamp: donor.lastStamp,
   }
+}
+
+/** The latest view in `reports`, installed or accepted: highest id; for one id, an installed view
+ * (it is the chosen one), else the acceptance with the highest ballot. */
+function latestView(reports: readonly MemberReport[]): { vid: number; memberIds: readonly number[] } {
+  let best = { vid: -1, installed: false, ballot: 0n, memberIds: [] as readonly number[] }
+  const consider = (vid: number, installed: boolean, ballot: bigint, memberIds: readonly number[]): void => {
+    const later =
+      vid > best.vid || (vid === best.vid && ((installed && !best.installed) || (!installed && !best.installed && ballot > best.ballot)))
+    if (later) best = { vid, installed, ballot, memberIds }
+  }
+  for (const r of reports) {
+    consider(r.lastVid, true, 0n, r.lastViewIds)
+    if (r.accepted !== undefined) consider(r.accepted.vid, false, BigInt(r.accepted.ballot), r.accepted.memberIds)
+  }
+  return best
+}
+
+/** Donor order: the later installed view, then the longer log, then the lower id. */
+function compareLogs(a: MemberReport, b: MemberReport): number {
+  if (a.lastVid !== b.lastVid) return a.lastVid - b.lastVid
+  const aStamp = BigInt(a.lastStamp)
+  const bStamp = BigInt(b.lastStamp)
+  if (aStamp !== bStamp) return aStamp > bStamp ? 1 : -1
+  return b.id - a.id
 }
 
 /** The id of a new epoch's first view when the last view known is `vid` with `memberCount` members.
@@ -83,6 +137,38 @@ export function nextEpochPlan(view: View, epochMemberIds: readonly number[], add
   const donors = currentIds.filter((id) => !catchUpIds.includes(id))
   if (donors.length === 0) throw new Error(`invariant: reconfigure in view ${view.vid} adds every member of it`)
   return { vid: vidAfter(view.vid, view.members.length), memberIds, donorId: Math.min(...donors), startStamp: reconfigureStamp.toString(), catchUpIds }
+}
+
+// ---- is a log a prefix of the donor's? ----
+
+/** What identifies a record across replicas: its stamp, its mutation without log positions (each
+ * replica writes file bytes at its own) and the bytes its version writes. A stamp alone does not:
+ * a group restarted without a record can give the stamp to another one. */
+export function recordDigest(record: ExportedRecord): string {
+  const hash = createHash('sha256')
+  hash.update(`${record.stamp}\0`)
+  hash.update(canonicalJson(withoutPositions(record.mutation)))
+  for (const bytes of record.data) {
+    hash.update(`\0${bytes.length}\0`)
+    hash.update(bytes)
+  }
+  return hash.digest('hex')
+}
+
+function withoutPositions(mutation: Mutation): unknown {
+  if (mutation.type !== 'version') return mutation
+  return { ...mutation, ops: mutation.ops.map((op) => (op.op === 'write' ? { op: op.op, offset: op.offset, sizeBytes: op.sizeBytes } : op)) }
+}
+
+/** JSON with object keys sorted: replicas may build one mutation with its keys in another order. */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined)
+    entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`
+  }
+  return JSON.stringify(value)
 }
 
 // ---- state transfer on the wire: a JSON header and the file bytes as one body ----

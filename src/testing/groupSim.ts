@@ -15,10 +15,13 @@
 // - a delivered reconfigure ends the epoch at that point of the order at every member: the
 //   member delivers nothing more of it, and leaves once every member delivered the reconfigure
 //   (`deliveredEverywhere`) or a bound passed; the donor then tells the joiners;
-// - a member starting an epoch makes its log durable, catches up from the donor up to the start
-//   stamp if the plan says so (state transfer = a copy of the donor's records), and connects; the
-//   epoch's network starts once every member of the plan connects, else each gives up after a
-//   connect timeout and recovers again; every core starts with `lastStamp = startStamp`;
+// - a member starting an epoch makes its log durable and, if the plan says so, catches up from
+//   the donor up to the start stamp: it checks the donor holds its last record (member.ts
+//   compares digests; here ids), else it discards its whole log first, and copies the donor's
+//   records after its own; then it connects. The epoch's network starts once every member of the
+//   plan connects, else each gives up after a connect timeout and recovers again; every core
+//   starts with `lastStamp = startStamp`;
+// - accepted view-change values are durable (member.ts: accepted.json) and reported to planEpoch;
 // - requests survive epoch changes (delivered ones are answered when the next epoch starts, the
 //   rest submitted again), not crashes.
 // Epochs run on their own SimulatedNetwork each (a transport connects a fixed set of members);
@@ -26,9 +29,12 @@
 // and the driver steps whichever of the world and the live networks has the earliest event.
 //
 // Invariants (the issue's list, across epochs and restarts):
-// - one global delivery order: every member's log is always a prefix of the canonical order
-//   (a position may change only while no member holds it: a record lost by every member before
-//   it was durable anywhere was never acknowledged and never stable);
+// - one global delivery order: every running member's log is a prefix of the canonical order.
+//   A position may change only if the records it drops were never acknowledged, lie above every
+//   stamp called stable, and are held by no member in a running epoch (a total restart can go
+//   on without records delivered and persisted only by members absent from it); a member still
+//   holding them must discard them before it runs again (checked when an epoch connects: its
+//   members hold identical logs, which become the canonical order's prefix);
 // - stamps strictly increase along the order; no record is in the order twice;
 // - no two views with the same id and different members (epochs continue the view ids);
 // - every epoch's plan is computed identically by every member that delivered its reconfigure;
@@ -37,12 +43,12 @@
 //   has exactly those k records at or below it, forever (a new record below a claimed frontier
 //   is caught when it is delivered; a lost one at the end);
 // - after the faults stop (everything restarted, partitions healed): every member runs in one
-//   epoch and one view, logs are identical and durable, every acknowledged request is present
-//   exactly once at its acknowledged stamp, and no request is left unanswered.
+//   epoch and one view, logs are identical to the order and durable, every acknowledged request
+//   is present exactly once at its acknowledged stamp, and no request is left unanswered.
 
 import { GroupCore, type CoreAction, type CoreEvent, type View } from '../replication/core/group.js'
 import { groupSchema } from '../replication/core/schema.js'
-import { nextEpochPlan, planEpoch, type EpochPlan, type MemberReport } from '../replication/recovery.js'
+import { nextEpochPlan, planEpoch, type AcceptedView, type EpochPlan, type MemberReport } from '../replication/recovery.js'
 import { SimulatedNetwork } from '../replication/transport/simulated.js'
 import type { HlcStamp } from '../temporal/hlc.js'
 import { Prng } from './prng.js'
@@ -102,6 +108,7 @@ export interface SimNode {
   readonly log: LogRecord[]
   durableCount: number
   lastView: { vid: number; memberIds: number[] } // durable (view.json)
+  accepted: AcceptedView | null // durable (accepted.json)
   run: EpochRun | null
   rank: number
   core: GroupCore | null
@@ -138,8 +145,6 @@ const STEPS_MAX = 3_000_000
 export class GroupSim {
   readonly nodes: SimNode[]
   readonly violations: string[] = []
-  /** The known runtime bug (see `append`), when this schedule ran into it: the schedule stops there. */
-  knownBug: string | null = null
   /** Acknowledged requests: id -> stamp the client was told. */
   readonly acked = new Map<string, HlcStamp>()
   /** The delivery order every member's log must be a prefix of. */
@@ -177,6 +182,7 @@ export class GroupSim {
       log: [],
       durableCount: 0,
       lastView: { vid: 0, memberIds: [...allIds] },
+      accepted: null,
       run: null,
       rank: -1,
       core: null,
@@ -215,7 +221,7 @@ export class GroupSim {
     const endMs = this.options.virtualMs
     this.world.at(endMs, () => this.endFaults())
     const deadlineMs = endMs + (this.options.settleMsMax ?? 3000)
-    while (this.violations.length === 0 && this.knownBug === null) {
+    while (this.violations.length === 0) {
       if (this.faultsOver && this.converged()) break
       if (this.nowMs >= deadlineMs) break
       if (!this.step()) break
@@ -385,9 +391,10 @@ export class GroupSim {
   }
 
   private becomeRecovering(node: SimNode): void {
-    // Out of a group a member still serves stable reads up to its last applied record (member.ts
-    // stableStamp with no core, kept across epochs): a frozen-cut promise like any core's.
-    this.claimStable(node, this.lastStamp(node))
+    // Out of a group a member answers stable reads only up to what a core of this incarnation
+    // found stable (member.ts stableStamp), already claimed. Not its last applied record: it may
+    // hold records never durable everywhere, which a total restart can go on without (it did
+    // claim them once: crash-restart-3 seed 100122 broke that frozen cut).
     node.phase = 'recovering'
     node.starting = null
     node.recoveringSinceMs = this.nowMs
@@ -425,6 +432,7 @@ export class GroupSim {
       lastStamp: (last?.stamp ?? 0n).toString(),
       lastVid: node.lastView.vid,
       lastViewIds: node.lastView.memberIds,
+      ...(node.accepted !== null ? { accepted: node.accepted } : {}),
     }
   }
 
@@ -469,14 +477,18 @@ export class GroupSim {
     node.phase = 'starting'
     node.durableCount = node.log.length // settleStore: the log is synced
     const start = BigInt(plan.startStamp)
-    const mustCatchUp = plan.catchUpIds === undefined || plan.catchUpIds.includes(node.id)
-    if (this.lastStamp(node) < start && mustCatchUp) {
+    const mustCatchUp = (plan.catchUpIds === undefined || plan.catchUpIds.includes(node.id)) && plan.donorId !== node.id
+    if (mustCatchUp) {
       const donor = this.nodes[plan.donorId]!
       if (donor.phase === 'down' || !this.reachable(node, donor)) {
         this.log(`${node.id}: state transfer from ${donor.id} fails`)
         this.becomeRecovering(node) // the fetch fails
         return
       }
+      // member.ts catchUp: a log whose last record the donor does not hold (up to the start) is
+      // not a prefix of the donor's: discard it all and fetch everything.
+      const last = node.log[node.log.length - 1]
+      if (last !== undefined && !donor.log.some((r) => r.stamp === last.stamp && r.id === last.id && r.stamp <= start)) this.discardLog(node, donor)
       // State transfer: the donor's records in (own last, start], appended here and made durable.
       const after = this.lastStamp(node)
       for (const record of donor.log) if (record.stamp > after && record.stamp <= start) this.append(node, record)
@@ -494,9 +506,30 @@ export class GroupSim {
     if (plan.memberIds.every((id) => this.nodes[id]!.starting?.key === key)) this.connect(plan)
   }
 
+  /** member.ts `discardStore`: the log goes; requests delivered into it have no known outcome (refused). */
+  private discardLog(node: SimNode, donor: SimNode): void {
+    this.log(`${node.id} discards its log (${node.log.length} records): its last is not in donor ${donor.id}'s`)
+    node.log.length = 0
+    node.durableCount = 0
+    for (const [requestId, request] of [...node.requests]) {
+      if (request.delivered === null) continue
+      node.requests.delete(requestId)
+      if (request.joinerId !== null) node.joinsOrdered.delete(request.joinerId)
+    }
+  }
+
   /** Every member of the plan connected: the epoch's network and cores start. */
   private connect(plan: EpochPlan): void {
     const n = plan.memberIds.length
+    // Every member starts holding exactly the donor's records up to the start stamp.
+    const donorLog = this.nodes[plan.donorId]!.log
+    for (const id of plan.memberIds) {
+      const log = this.nodes[id]!.log
+      if (log.length !== donorLog.length || log.some((r, i) => r.id !== donorLog[i]!.id || r.stamp !== donorLog[i]!.stamp)) {
+        this.violation(`epoch ${this.epochs.length} starts with member ${id}'s log (${log.length} records) differing from donor ${plan.donorId}'s (${donorLog.length})`)
+      }
+    }
+    this.adoptLog(this.nodes[plan.donorId]!)
     const net = new SimulatedNetwork({
       seed: this.netSeeds.int(0, 0x7fff_ffff),
       memberCount: n,
@@ -601,6 +634,9 @@ export class GroupSim {
           break
         case 'persistTrim':
           break // the trim is durable before what follows; the simulated disk keeps no separate file
+        case 'persistAccepted':
+          node.accepted = { vid: action.vid + 1, ballot: action.ballot.toString(), memberIds: action.members.map((rank) => run.plan.memberIds[rank]!) }
+          break
         case 'installView': {
           const memberIds = action.view.members.map((rank) => run.plan.memberIds[rank]!)
           node.lastView = { vid: action.view.vid, memberIds }
@@ -717,28 +753,14 @@ export class GroupSim {
     const position = node.log.length
     const previous = node.log[position - 1]
     if (previous !== undefined && record.stamp <= previous.stamp) this.violation(`member ${node.id}: stamp ${record.stamp} of ${record.id} not above ${previous.stamp} (#${position})`)
+    this.place(node, position, record)
+    node.log.push(record)
+  }
+
+  /** `node` holds `record` at `position` of its log: the order must have it there. */
+  private place(node: SimNode, position: number, record: LogRecord): void {
     const canonical = this.canonical[position]
-    if (canonical !== undefined && (canonical.id !== record.id || canonical.stamp !== record.stamp)) {
-      const holder = this.nodes.find((m) => m !== node && m.log.length > position)
-      if (holder !== undefined && holder.run === null && !this.acked.has(canonical.id) && holder.durableCount > position) {
-        // Known bug in the member runtime (src/replication/member.ts), not in the core or the plans:
-        // a member out of the group (down or recovering) holds, durably, a record that was never
-        // acknowledged and that the group went on without (a total restart from the longest log of
-        // a majority that lacks it: it was delivered and persisted only at members now absent).
-        // Derecho truncates such a suffix when the member rejoins; member.ts fetches only records
-        // after its own last stamp, so the replicas would diverge. The schedule stops here (the
-        // global order is no longer one sequence, so later checks would mean nothing) and is
-        // reported as this bug, not as a pass. Test: 'known bug' in test/replication/core.test.ts.
-        this.knownBug ??= `seed ${this.options.seed} at ${this.nowMs} ms: member ${holder.id} (${holder.phase}) durably holds #${position} ${canonical.id}@${canonical.stamp}, never acknowledged; the group orders ${record.id}@${record.stamp} there (member ${node.id}): rejoining keeps the divergent record`
-      } else if (holder !== undefined) {
-        const acked = this.acked.has(canonical.id) ? 'acknowledged' : 'never acknowledged'
-        const where = holder.run === null ? holder.phase : `running epoch ${holder.run.index}${holder.ending !== null ? ' (ending)' : ''}`
-        this.violation(`member ${node.id} delivered #${position} ${record.id}@${record.stamp}, member ${holder.id} (${where}) holds ${canonical.id}@${canonical.stamp} (${acked}, durable there: ${holder.durableCount > position})`)
-      } else {
-        // Nobody holds it any more: it was lost before it was durable anywhere. Forget that tail.
-        for (const lost of this.canonical.splice(position)) this.canonicalIndex.delete(lost.id)
-      }
-    }
+    if (canonical !== undefined && !sameRecord(canonical, record)) this.reorder(node, position, record)
     if (position > this.canonical.length) this.violation(`member ${node.id} delivered #${position} with a gap (order has ${this.canonical.length})`)
     if (position === this.canonical.length) {
       const twice = this.canonicalIndex.get(record.id)
@@ -747,7 +769,39 @@ export class GroupSim {
       this.canonical.push(record)
       this.canonicalIndex.set(record.id, position)
     }
-    node.log.push(record)
+  }
+
+  /** The order holds another record at `position` than `node` does: drop the order's from there
+   * on if that is allowed (never acknowledged, never inside a stable cut, held by no member in a
+   * running epoch: lost before it was durable anywhere, or only at members absent from a total
+   * restart that went on without it, which discard it before they run again), else a violation. */
+  private reorder(node: SimNode, position: number, record: LogRecord): void {
+    const dropped = this.canonical.slice(position)
+    const first = dropped[0]!
+    const holders = this.nodes.filter((m) => m !== node && dropped.some((r, i) => sameRecord(m.log[position + i], r)))
+    const running = holders.find((m) => m.run !== null)
+    const acked = dropped.find((r) => this.acked.has(r.id))
+    const claim = this.stableClaims.find((c) => c.count > position)
+    const here = `member ${node.id} holds #${position} ${record.id}@${record.stamp}, the order ${first.id}@${first.stamp}`
+    if (running !== undefined) {
+      this.violation(`${here}, held by member ${running.id} (running epoch ${running.run!.index}${running.ending !== null ? ', ending' : ''})`)
+    } else if (acked !== undefined) {
+      this.violation(`${here}: acknowledged ${acked.id}@${acked.stamp} would be lost`)
+    } else if (claim !== undefined) {
+      this.violation(`${here}: member ${claim.nodeId} called ${claim.stamp} stable with ${claim.count} records`)
+    } else {
+      const where = holders.map((m) => `${m.id} (${m.phase}, durable: ${m.durableCount > position})`).join(', ')
+      this.log(`order changes at #${position}: ${first.id}@${first.stamp} and ${dropped.length - 1} after it dropped (held by ${where === '' ? 'nobody' : where}), ${record.id}@${record.stamp} from member ${node.id}`)
+      for (const lost of this.canonical.splice(position)) this.canonicalIndex.delete(lost.id)
+    }
+  }
+
+  /** An epoch starts from its donor's log: it is the order up to the start (a total restart may
+   * have gone back to records the order had dropped since, if only absent members held those). */
+  private adoptLog(donor: SimNode): void {
+    donor.log.forEach((record, position) => {
+      if (!sameRecord(this.canonical[position], record)) this.place(donor, position, record)
+    })
   }
 
   private checkStep(node: SimNode, core: GroupCore): void {
@@ -788,11 +842,15 @@ export class GroupSim {
 
   /** The end-of-run invariants. */
   checkEnd(): void {
-    if (this.knownBug !== null) return
-    const holder = this.nodes.reduce((a, b) => (b.log.length > a.log.length ? b : a))
+    // How far each member's log follows the order (one absent from a total restart may go on with records the order dropped).
+    const followed = this.nodes.map((m) => {
+      let count = 0
+      while (count < m.log.length && sameRecord(m.log[count], this.canonical[count])) count++
+      return count
+    })
     // What nobody holds any more was lost before it was durable anywhere (never acknowledged,
     // never stable: the checks below say so if it was).
-    for (const lost of this.canonical.splice(holder.log.length)) this.canonicalIndex.delete(lost.id)
+    for (const lost of this.canonical.splice(Math.max(...followed))) this.canonicalIndex.delete(lost.id)
     // Frozen cuts: every stamp called stable has exactly the records counted then at or below it.
     for (const claim of this.stableClaims) {
       let low = 0
@@ -807,10 +865,10 @@ export class GroupSim {
         break
       }
     }
-    // Acknowledged requests: in the order at their stamp, durable at a member (the longest log is one).
+    // Acknowledged requests: in the order at their stamp, durable at a member that follows the order there.
     for (const [id, stamp] of this.acked) {
       const at = this.canonicalIndex.get(id)
-      if (at === undefined || at >= holder.durableCount) this.violation(`acknowledged ${id}@${stamp} was lost`)
+      if (at === undefined || !this.nodes.some((m, i) => followed[i]! > at && m.durableCount > at)) this.violation(`acknowledged ${id}@${stamp} was lost`)
       else if (this.canonical[at]!.stamp !== stamp) this.violation(`acknowledged ${id} at ${stamp}, ordered at ${this.canonical[at]!.stamp}`)
     }
     if (this.options.noFinalRestart === true || this.violations.length > 0) return
@@ -823,10 +881,16 @@ export class GroupSim {
       return
     }
     // Every member holds the whole order, and with it every acknowledged request, exactly once.
-    for (const node of this.nodes) {
-      if (node.log.length !== this.canonical.length) this.violation(`member ${node.id} holds ${node.log.length} records, the order ${this.canonical.length}`)
-    }
+    this.nodes.forEach((node, i) => {
+      if (node.log.length !== this.canonical.length || followed[i] !== node.log.length) {
+        this.violation(`member ${node.id} holds ${node.log.length} records, ${followed[i]} of them as the order has them; the order has ${this.canonical.length}`)
+      }
+    })
   }
+}
+
+function sameRecord(a: LogRecord | undefined, b: LogRecord | undefined): boolean {
+  return a !== undefined && b !== undefined && a.id === b.id && a.stamp === b.stamp
 }
 
 // ---- the scenarios the tests and the soak run share ----
@@ -856,7 +920,6 @@ export function scenarioNamed(name: string): GroupSimScenario {
 /** Runs one schedule; an exception in the core or the harness is a violation too (it names the seed). */
 export interface ScheduleResult {
   readonly violations: string[]
-  readonly knownBug: string | null // the known runtime bug this schedule ran into (not a pass: see GroupSim.append)
   readonly steps: number
   readonly virtualMs: number
   readonly epochs: number
@@ -870,7 +933,7 @@ export function runSchedule(scenario: GroupSimScenario, seed: number): ScheduleR
   } catch (err) {
     violations = [`seed ${seed} at ${sim.nowMs} ms: threw ${(err as Error).stack ?? String(err)}`]
   }
-  return { violations, knownBug: sim.knownBug, steps: sim.steps, virtualMs: sim.nowMs, epochs: sim.epochs.length }
+  return { violations, steps: sim.steps, virtualMs: sim.nowMs, epochs: sim.epochs.length }
 }
 
 /** The command that replays one schedule of a scenario. */

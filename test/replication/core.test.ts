@@ -14,18 +14,16 @@ const SEEDS = Number(process.env['FFFS_SEEDS'] ?? '200')
 const ONE_SEED = process.env['FFFS_SEED']
 const ONE_SCENARIO = process.env['FFFS_SIM_SCENARIO']
 
-function sweep(scenario: GroupSimScenario): { failures: string[]; known: string[] } {
+function sweep(scenario: GroupSimScenario): string[] {
   const seeds = ONE_SEED !== undefined ? [Number(ONE_SEED)] : Array.from({ length: SEEDS }, (_, i) => scenario.firstSeed + i)
   const failures: string[] = []
-  const known: string[] = []
   for (const seed of seeds) {
-    const { violations, knownBug } = runSchedule(scenario, seed)
-    if (knownBug !== null) known.push(`seed ${seed}`)
+    const { violations } = runSchedule(scenario, seed)
     if (violations.length === 0) continue
     failures.push(`${violations.slice(0, 3).join('\n')}\n  replay: ${replayCommand(scenario, seed)}`)
     if (failures.length >= 5) break
   }
-  return { failures, known }
+  return failures
 }
 
 describe('replication core (simulated)', () => {
@@ -66,28 +64,29 @@ describe('replication core (simulated)', () => {
   for (const scenario of GROUP_SIM_SCENARIOS) {
     const only = ONE_SCENARIO === undefined || ONE_SCENARIO === scenario.name
     it.skipIf(!only)(`random schedules: ${scenario.name} (${ONE_SEED !== undefined ? `seed ${ONE_SEED}` : `${SEEDS} seeds from ${scenario.firstSeed}`})`, () => {
-      const { failures, known } = sweep(scenario)
-      if (known.length > 0) process.stderr.write(`${scenario.name}: ${known.length} schedules stopped by the known rejoin-divergence bug (${known.join(', ')}; see the last test)\n`)
+      const failures = sweep(scenario)
       expect(failures, `failing schedules (replay each with the command shown):\n${failures.join('\n')}`).toEqual([])
     }, 120_000)
   }
 
-  // Known bug, in the member runtime (src/replication/member.ts), not in the core: a member whose
-  // durable log holds a record the restarted group does not have keeps it when it rejoins. Here
-  // members 0 and 1 crash; member 0 had delivered and persisted 0.0.1 (stable: every member had
-  // received it), member 2 had received it but not delivered it. Members 1 and 2 (a majority of
-  // the last view) form a group from the longest log they hold, without 0.0.1 (it was never
-  // acknowledged: that needs every member's persistence). When member 0 rejoins, state transfer
-  // fetches only records after its own last stamp, so its log stays [0.0.1, ...the group's
-  // records]: the replicas diverge. Derecho truncates such a suffix when the member rejoins; the
-  // runtime must do the same (transfer from the first record where the logs differ, dropping the
-  // member's own suffix). When it does and the simulation models it, this test fails: drop the
-  // classification in GroupSim.append and this test. The sweeps count such schedules (stopped at
-  // the divergence, so not a pass) and fail on every other violation, a lost acknowledged write
-  // included.
-  it('known bug: a rejoining member keeps records the restarted group lost (crash-restart-3 seed 100122)', () => {
-    const { violations, knownBug } = runSchedule(scenarioNamed('crash-restart-3'), 100_122)
-    expect(violations).toEqual([])
-    expect(knownBug).toMatch(/member 0 \(recovering\) durably holds #0 0\.0\.1@\d+, never acknowledged; the group orders 1\.1\.1@/)
+  // Regression, once a known bug of the member runtime: members 0 and 1 crash; member 0 had
+  // delivered and persisted 0.0.1 (stable in the ordering sense: every member had received it),
+  // member 2 had received it but not delivered it. Members 1 and 2 (a majority of the last view)
+  // form a group from the longest log they hold, without 0.0.1 (never acknowledged: that needs
+  // every member's persistence), and order 1.1.1 at its position. Member 0 then rejoined keeping
+  // 0.0.1, since state transfer fetched only records after its own last stamp. Now its catch-up
+  // finds the donor does not hold its last record, discards its log and fetches everything; the
+  // order drops 0.0.1 (allowed: never acknowledged, inside no stable cut, held by no running
+  // member), and every replica ends with the same log.
+  it('a rejoining member discards records the restarted group went on without (crash-restart-3 seed 100122)', () => {
+    const trace: string[] = []
+    const sim = new GroupSim({ ...scenarioNamed('crash-restart-3').options, seed: 100_122, trace: (line) => trace.push(line) })
+    expect(sim.run()).toEqual([])
+    expect(trace.some((line) => /order changes at #0: 0\.0\.1@\d+ and 0 after it dropped \(held by 0 \(recovering, durable: true\)\), 1\.1\.1@/.test(line))).toBe(true)
+    expect(trace.some((line) => /^\d+ ms: 0 discards its log \(\d+ records\): its last is not in donor \d's$/.test(line))).toBe(true)
+    const [a, b, c] = sim.nodes
+    expect(b!.log).toEqual(a!.log)
+    expect(c!.log).toEqual(a!.log)
+    expect(a!.log.some((r) => r.id === '0.0.1')).toBe(false)
   })
 })

@@ -1,6 +1,7 @@
 // Replicas crash and come back: real `fffs serve` processes, a real cluster mount, ordinary
 // file I/O. A killed replica restarts, rejoins through a reconfigure and catches up by state
-// transfer; after every replica is killed at once the group restarts from the longest log.
+// transfer; after every replica is killed at once the group restarts from the longest log; a
+// replica whose log ends in a record the others never had discards its log when it rejoins.
 // Every write acknowledged by close must be present, and the replicas' stores must hold the
 // same files, versions and stamps byte for byte.
 
@@ -105,16 +106,50 @@ describe('replicas crash and restart (3 fffs serve processes, cluster mount)', (
   it('the replicas hold identical files, versions and stamps', async () => {
     await mount.stop()
     await Promise.all([0, 1, 2].map(stopMember))
-    const replicas = await Promise.all(group.config.members.map((m) => replicaContents(m.dataDir)))
-    const [first, ...others] = replicas
-    expect(first!.size).toBe(acked.size)
-    for (const [name, bytes] of acked) expect(first!.get(name)?.content.equals(bytes), name).toBe(true)
-    for (const other of others) {
-      expect([...other.keys()].sort()).toEqual([...first!.keys()].sort())
-      for (const [name, file] of first!) {
-        expect(other.get(name)!.content.equals(file.content), name).toBe(true)
-        expect(other.get(name)!.versions).toEqual(file.versions)
-      }
-    }
+    await expectIdenticalReplicas()
   }, 60_000)
+
+  // What a total crash can leave: member 0 delivered and persisted a record no other member
+  // persisted (never acknowledged). Members 1 and 2, a majority of the last view, restart without
+  // it and go on; member 0 then rejoins. Its last record is not in the donor's log, so it must
+  // discard its log and fetch everything, not keep the record under the group's.
+  it('a replica whose log ends in a record the group went on without discards its log when it rejoins', async () => {
+    const dataDir = group.config.members.find((m) => m.id === 0)!.dataDir
+    const store = new Store(dataDir)
+    await store.open()
+    const stamp = store.appliedStamp + 1n
+    const mutation = { type: 'mknod', parent: ROOT_INO, name: 'divergent', kind: 'file', mode: 0o644, uid: 0, gid: 0 } as const
+    const { next } = store.appendRecord(stamp, mutation)
+    await store.log.sync()
+    await store.apply(stamp, mutation, next)
+    await store.close()
+    group.startMember(1)
+    group.startMember(2)
+    await group.waitView([1, 2], VIEW_TIMEOUT_MS)
+    mount = await group.mount('mnt-after-divergence')
+    await writeBatch('without-0', 10)
+    const rejoined = group.startMember(0)
+    await group.waitView([0, 1, 2], VIEW_TIMEOUT_MS)
+    expect(rejoined.output()).toMatch(/member \d does not hold this log's last record \(\d+\): discarding this log/)
+    await writeBatch('after-discard', 5)
+    await expectAllAcked()
+    await mount.stop()
+    await Promise.all([0, 1, 2].map(stopMember))
+    await expectIdenticalReplicas()
+  }, 120_000)
 })
+
+/** Every replica holds exactly the acknowledged files, with the same versions and stamps. */
+async function expectIdenticalReplicas(): Promise<void> {
+  const replicas = await Promise.all(group.config.members.map((m) => replicaContents(m.dataDir)))
+  const [first, ...others] = replicas
+  expect(first!.size).toBe(acked.size)
+  for (const [name, bytes] of acked) expect(first!.get(name)?.content.equals(bytes), name).toBe(true)
+  for (const other of others) {
+    expect([...other.keys()].sort()).toEqual([...first!.keys()].sort())
+    for (const [name, file] of first!) {
+      expect(other.get(name)!.content.equals(file.content), name).toBe(true)
+      expect(other.get(name)!.versions).toEqual(file.versions)
+    }
+  }
+}

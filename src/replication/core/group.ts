@@ -31,8 +31,9 @@
 //   among them, or, if none, its own: the unsuspected members (a majority, or nothing:
 //   partition safety) and, once they are all wedged, the ragged trim (per sender, the min
 //   received over them). Members accept a proposal whose ballot is at least what they
-//   promised; with acceptances from a majority the leader commits. A new leader thus
-//   re-proposes whatever a failed leader may have had chosen.
+//   promised, writing it durably first (a total restart reads it: recovery.ts planEpoch);
+//   with acceptances from a majority the leader commits. A new leader thus re-proposes
+//   whatever a failed leader may have had chosen.
 // - Learning a decision: write the trim durably, deliver up to it in round-robin order,
 //   install the next view, send again what of the own messages was trimmed away. A member
 //   the decision leaves out is told so (`excluded`) and must rejoin as a new member.
@@ -69,6 +70,10 @@ export type CoreAction =
   | { readonly kind: 'deliver'; readonly stamp: HlcStamp; readonly senderRank: number; readonly payload: Uint8Array; readonly requestId?: number; readonly view: View; readonly viewSeq: number }
   /** Write durably, before the deliveries that follow, that view `vid` ends at this trim. */
   | { readonly kind: 'persistTrim'; readonly vid: number; readonly trim: readonly number[] }
+  /** Write durably, before the row that follows is pushed, that this member accepted `members`
+   * (ranks) as view `vid` + 1 with `ballot`. A total restart must see it (planEpoch): the accepted
+   * view may have been chosen and installed only by members absent from the restart. */
+  | { readonly kind: 'persistAccepted'; readonly vid: number; readonly ballot: bigint; readonly members: readonly number[] }
   | { readonly kind: 'installView'; readonly view: View }
   | { readonly kind: 'reply'; readonly requestId: number; readonly stamp: HlcStamp }
   | { readonly kind: 'reject'; readonly requestId: number; readonly reason: string }
@@ -524,6 +529,8 @@ export class GroupCore {
   }
 
   private writeAccepted(ballot: bigint, value: Decision): void {
+    // Durable before anyone can count this acceptance: the push that publishes it comes after.
+    this.actions.push({ kind: 'persistAccepted', vid: this.view.vid, ballot, members: value.members })
     this.acceptedBallot = ballot
     this.accepted = value
     this.setU64(COLUMN.acceptedBallot, ballot)
