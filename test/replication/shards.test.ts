@@ -174,6 +174,21 @@ describe('a sharded group of processes behind a FUSE mount (meta + 2 data shards
     expect(await fsp.readFile(mount.p('dir', 'f0.txt@v2'), 'utf8')).toBe(written.get('f0.txt'))
   })
 
+  it('fffs status shows every shard: its view, members and table', async () => {
+    const json = await cli(['status', '--json', '--mount', mount.mountpoint])
+    expect(json.status).toBe(0)
+    const status = JSON.parse(json.stdout) as { mode: string; shards: Array<{ shard: string; summary: { view: { members: number[] } | null } }> }
+    expect(status.mode).toBe('sharded')
+    expect(status.shards.map((s) => [s.shard, s.summary.view?.members])).toEqual([
+      ['meta', [0, 1, 2]],
+      ['data0', [0, 1, 2]],
+      ['data1', [0, 1, 2]],
+    ])
+    const text = await cli(['status', '--mount', mount.mountpoint])
+    expect(text.stdout).toMatch(/^=== shard data1 ===$/m)
+    expect(text.stdout.match(/shared state table as member \d sees it/g)).toHaveLength(3)
+  })
+
   it('a write that follows a read on the other shard is in every cut that holds it', async () => {
     // Two files whose contents live on different data shards.
     const a = 'causal-a.txt'
