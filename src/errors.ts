@@ -70,6 +70,16 @@ export const errors = {
   notSupported: (what: string) => new FffsError('ENOTSUP', `not supported: ${what}`),
   nameTooLong: (name: string) => new FffsError('ENAMETOOLONG', `name too long: ${name.slice(0, 32)}...`),
   corrupt: (why: string) => new FffsError('EIO', `data corruption detected: ${why}`),
+  /** A sensor time older than now − Δ: never ordered into a past a reader may already have frozen. */
+  lateSensorWrite: (what: string) => new FffsError('EINVAL', `${LATE_SENSOR_WRITE} ${what}`),
+  malformedRecord: (what: string) => new FffsError('EINVAL', `malformed record ${what}`),
+}
+
+// Only code and message cross the wire (remote clients), so a late-write refusal is known by its message.
+const LATE_SENSOR_WRITE = 'late sensor write:'
+
+export function isLateSensorWrite(err: unknown): boolean {
+  return err instanceof FffsError && err.code === 'EINVAL' && err.message.startsWith(LATE_SENSOR_WRITE)
 }
 
 export function isFffsError(err: unknown): err is FffsError {

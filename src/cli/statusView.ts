@@ -171,6 +171,17 @@ const list = (values: readonly (number | string)[]): string => `[${values.join('
 const ms = (value: number): string => (value >= 100 ? value.toFixed(0) : value.toFixed(1))
 
 export function renderStatus(status: Record<string, unknown>): string {
+  const { sensor, ...rest } = status
+  return renderStatusOf(rest) + sensorLine(sensor)
+}
+
+/** The mount's sensor-time counters (src/fs/sensorRecords.ts SensorStats), one line. */
+function sensorLine(sensor: unknown): string {
+  if (typeof sensor !== 'object' || sensor === null) return ''
+  return `sensor: ${Object.entries(sensor).map(([k, v]) => `${k}=${String(v)}`).join(' ')}\n`
+}
+
+function renderStatusOf(status: Record<string, unknown>): string {
   if (isSharded(status)) {
     const { group } = status
     const head =

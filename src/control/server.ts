@@ -191,7 +191,8 @@ export class ControlServer {
         await this.client.submit({ type: 'unsnapshot', name: request.name })
         return { name: request.name }
       case 'status':
-        return this.status()
+        // This mount's sensor-time counters (late writes refused, malformed records), whatever the mode.
+        return { ...(await this.status()), sensor: { ...this.mounted.operations.sensorStats } }
       case 'cut':
         if (typeof request.spec !== 'string') throw errors.invalid('cut: spec must be a string')
         return cutReport(this.client, this.resolver, this.options, request.spec, typeof request.path === 'string' ? request.path : null)

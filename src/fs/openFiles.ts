@@ -2,13 +2,16 @@
 // version, committed at flush/fsync/close. Bytes go to the data path as they arrive (in
 // chunks, so sequential writes become few large appends) and the version record only
 // points at them: data moves once. Reads through a handle see one committed version
-// (never a mix) overlaid with the handle's own uncommitted writes.
+// (never a mix) overlaid with the handle's own uncommitted writes. In a record-format file a
+// commit also lists the records the version completes (sensorRecords.ts).
 
-import { errors } from '../errors.js'
+import { errors, isLateSensorWrite } from '../errors.js'
 import { dataRefAt, type Client } from '../replication/client.js'
-import type { Attr, DataRef, Ino, VersionOp } from '../store/records.js'
+import type { MalformedRecord } from '../sensor/index.js'
+import type { Attr, DataRef, Ino, Mutation, VersionOp, VersionRecords } from '../store/records.js'
 import { HLC_MAX } from '../temporal/hlc.js'
 import type { Cut } from './resolve.js'
+import { checkSensorLag, malformedRecordsError, parseVersionRecords, recordFormatOf, type SensorPolicy, type VersionExtent } from './sensorRecords.js'
 
 const CHUNK_SIZE_BYTES_MIN = 64 * 1024
 const CHUNK_SIZE_BYTES_MAX = 4 * 1024 * 1024
@@ -28,6 +31,9 @@ export class OpenFile {
   readonly ino: Ino
   readonly writable: boolean
   readonly cut: Cut
+  /** The path it was opened by (log lines name it; a rename later does not update it). */
+  readonly path: string
+  private readonly policy: SensorPolicy
   /** The committed version reads come from. */
   pinned: Attr
   /** Sensor time that stamps the next committed version (from P@sensor:T or the xattr). */
@@ -38,8 +44,10 @@ export class OpenFile {
   private sizeBytes: number
   private commitChain: Promise<void> = Promise.resolve()
 
-  constructor(fd: number, attr: Attr, cut: Cut, writable: boolean, sensorUs: number | undefined) {
+  constructor(fd: number, attr: Attr, cut: Cut, writable: boolean, sensorUs: number | undefined, path: string, policy: SensorPolicy) {
     this.fd = fd
+    this.path = path
+    this.policy = policy
     this.ino = attr.ino
     this.pinned = attr
     this.cut = cut
@@ -104,14 +112,65 @@ export class OpenFile {
     const sensorUs = this.sensorUs
     const run = async (): Promise<void> => {
       try {
-        await client.submit({ type: 'version', ino: this.ino, ops: versionOps, ...(sensorUs !== undefined ? { sensorUs } : {}) })
+        const format = recordFormatOf(this.pinned)
+        let records: VersionRecords | undefined
+        let malformed: readonly MalformedRecord[] = []
+        if (format !== null) {
+          // The live version this one applies on (another handle may have committed since open).
+          const base = (await client.attr(this.ino, HLC_MAX)) ?? this.pinned
+          ;({ records, malformed } = await parseVersionRecords(format, base.records, extentOf(base.sizeBytes, ops), (offset, n) => this.versionBytes(client, base, ops, offset, n)))
+        }
+        if (sensorUs !== undefined) checkSensorLag(this.policy, this.path, sensorUs, 'version')
+        for (const [endBytes, recordUs] of records?.entries ?? []) checkSensorLag(this.policy, this.path, recordUs, `record ending at byte ${endBytes}`)
+        const stamped = sensorUs !== undefined || (records?.entries.length ?? 0) > 0
+        const mutation: Mutation = {
+          type: 'version',
+          ino: this.ino,
+          ops: versionOps,
+          ...(sensorUs !== undefined ? { sensorUs } : {}),
+          ...(records !== undefined ? { records } : {}),
+          ...(stamped ? { sensorLagMaxUs: this.policy.sensorLagMaxUs } : {}),
+        }
+        await client.submit(mutation)
         this.pinned = (await client.attr(this.ino, HLC_MAX)) ?? this.pinned
+        this.policy.stats.recordsIndexed += records?.entries.length ?? 0
+        if (format !== null && malformed.length > 0) {
+          // Committed with its valid records (POSIX offsets stand, nothing after the bad record is lost); the commit still fails.
+          this.policy.stats.versionsWithMalformedRecords++
+          this.policy.stats.recordsMalformed += malformed.length
+          const err = malformedRecordsError(format, this.path, malformed)
+          this.policy.log(`fffs: ${err.message}`)
+          throw err
+        }
+      } catch (err) {
+        if (isLateSensorWrite(err)) {
+          this.policy.stats.versionsRefusedLate++
+          this.policy.log(`fffs: refused, not committed: ${(err as Error).message}`)
+        }
+        throw err
       } finally {
         this.committing = this.committing.slice(ops.length)
       }
     }
     this.commitChain = this.commitChain.then(run, run)
     return this.commitChain
+  }
+
+  /** Bytes [offset, offset + lengthBytes) of the version `ops` make of `base`. */
+  private async versionBytes(client: Client, base: Attr, ops: readonly PendingOp[], offset: number, lengthBytes: number): Promise<Buffer> {
+    const out = Buffer.alloc(lengthBytes)
+    const baseEnd = Math.min(base.sizeBytes, offset + lengthBytes)
+    if (baseEnd > offset) await client.read(base, offset, out, baseEnd - offset)
+    for (const op of ops) {
+      if (op.op === 'truncate') {
+        if (op.sizeBytes < offset + lengthBytes) out.fill(0, Math.max(0, op.sizeBytes - offset))
+        continue
+      }
+      const from = Math.max(offset, op.offset)
+      const to = Math.min(offset + lengthBytes, op.offset + op.sizeBytes)
+      if (from < to) op.chunk.bytes.copy(out, from - offset, op.chunkOffset + (from - op.offset), op.chunkOffset + (to - op.offset))
+    }
+    return out
   }
 
   async read(client: Client, into: Buffer, lengthBytes: number, offset: number): Promise<number> {
@@ -136,14 +195,30 @@ export class OpenFile {
   }
 }
 
+/** Size after `ops` and the first byte they may change. */
+function extentOf(baseSizeBytes: number, ops: readonly PendingOp[]): VersionExtent {
+  let sizeBytes = baseSizeBytes
+  let lowestChangedBytes = Number.MAX_SAFE_INTEGER
+  for (const op of ops) {
+    lowestChangedBytes = Math.min(lowestChangedBytes, op.op === 'write' ? op.offset : Math.min(op.sizeBytes, sizeBytes))
+    sizeBytes = op.op === 'write' ? Math.max(sizeBytes, op.offset + op.sizeBytes) : op.sizeBytes
+  }
+  return { sizeBytes, lowestChangedBytes }
+}
+
 /** The table of open files, by FUSE file handle and by inode. */
 export class OpenFiles {
   private readonly byFd = new Map<number, OpenFile>()
   private readonly byIno = new Map<Ino, Set<OpenFile>>()
   private nextFd = 1
+  private readonly policy: SensorPolicy
 
-  open(attr: Attr, cut: Cut, writable: boolean, sensorUs?: number): OpenFile {
-    const file = new OpenFile(this.nextFd++, attr, cut, writable, sensorUs)
+  constructor(policy: SensorPolicy) {
+    this.policy = policy
+  }
+
+  open(attr: Attr, cut: Cut, writable: boolean, path: string, sensorUs?: number): OpenFile {
+    const file = new OpenFile(this.nextFd++, attr, cut, writable, sensorUs, path, this.policy)
     this.byFd.set(file.fd, file)
     let set = this.byIno.get(file.ino)
     if (set === undefined) this.byIno.set(file.ino, (set = new Set()))

@@ -3,13 +3,15 @@
 // decided in one place, the op table in mount.ts.
 
 import { constants as fsConstants, promises as fsp } from 'node:fs'
-import { errors } from '../errors.js'
+import { errors, isLateSensorWrite } from '../errors.js'
 import type { Client } from '../replication/client.js'
+import { parseRecordFormat, XATTR_RECORD_FORMAT } from '../sensor/index.js'
 import type { Attr } from '../store/records.js'
-import { HLC_MAX, hlcCeilingOfUs, hlcToIso } from '../temporal/hlc.js'
+import { HLC_MAX, hlcCeilingOfUs, hlcToIso, wallClockUs } from '../temporal/hlc.js'
 import { formatTimeSpec, isReservedName, parseTimeSpec } from '../temporal/spec.js'
 import { OpenFiles, type OpenFile } from './openFiles.js'
 import { isTimePath, parsePath, Resolver, SNAPSHOT_DIR, type ParsedPath, type Resolved, type TimeOptions } from './resolve.js'
+import { checkSensorLag, newSensorStats, recordFormatOf, type SensorPolicy, type SensorStats } from './sensorRecords.js'
 
 const O_ACCMODE = 3
 const S_IFDIR = 0o040000
@@ -70,22 +72,53 @@ const SNAPSHOT_ROOT_STAT: Stat = { mode: S_IFDIR | 0o755, uid: 0, gid: 0, size: 
 export class Operations {
   private readonly client: Client
   private readonly resolver: Resolver
-  private readonly files = new OpenFiles()
+  private readonly files: OpenFiles
   private readonly dataDir: string
+  private readonly sensorPolicy: SensorPolicy
 
-  constructor(client: Client, options: TimeOptions, dataDir: string) {
+  constructor(client: Client, options: TimeOptions, dataDir: string, log: (line: string) => void = (line) => process.stderr.write(line + '\n')) {
     this.client = client
     this.resolver = new Resolver(client, options)
     this.dataDir = dataDir
+    this.sensorPolicy = { sensorLagMaxUs: options.sensorLagMaxUs, nowUs: wallClockUs, stats: newSensorStats(), log }
+    this.files = new OpenFiles(this.sensorPolicy)
+  }
+
+  /** Sensor-time counters: late writes refused, malformed and indexed records. */
+  get sensorStats(): Readonly<SensorStats> {
+    return this.sensorPolicy.stats
   }
 
   // ---------------------------------------------------------------- helpers
+
+  /** Refuses, counts and logs a sensor time older than now − Δ before anything is written. */
+  private refuseIfLate(path: string, sensorUs: number | undefined, what: string): void {
+    if (sensorUs === undefined) return
+    try {
+      checkSensorLag(this.sensorPolicy, path, sensorUs, what)
+    } catch (err) {
+      if (isLateSensorWrite(err)) {
+        this.sensorPolicy.stats.versionsRefusedLate++
+        this.sensorPolicy.log(`fffs: refused: ${(err as Error).message}`)
+      }
+      throw err
+    }
+  }
+
+  /** What a new node inherits from its directory: the record format. */
+  private inheritedXattrs(parent: Attr): { xattrs?: Record<string, string> } {
+    const format = parent.xattrs?.[XATTR_RECORD_FORMAT]
+    return format === undefined ? {} : { xattrs: { [XATTR_RECORD_FORMAT]: format } }
+  }
 
   private async resolve(path: string, nonBlocking = false): Promise<Resolved> {
     return this.resolver.resolve(parsePath(path), nonBlocking)
   }
 
   private async node(path: string): Promise<Attr> {
+    // The kernel asks for security.capability before a write: answered like getattr, without waiting.
+    const writing = await this.sensorWriteInProgress(parsePath(path))
+    if (writing !== null) return writing
     const resolved = await this.resolve(path)
     if (resolved.kind !== 'node') throw errors.invalid(`${path} is the snapshot directory`)
     return resolved.attr
@@ -130,12 +163,20 @@ export class Operations {
     return toStat(resolved.attr, dirty ?? resolved.attr.sizeBytes)
   }
 
-  /** `P@sensor:T` while this mount holds P open for writing at sensor time T: the live node being written. */
+  /**
+   * `P@sensor:T` for an existing file P, answered with the live node without waiting: while
+   * this mount holds P open for writing at T, or while T is still open for writes (not older
+   * than now − Δ, so the cut cannot be stable yet). The kernel looks a name up before it opens
+   * it, and a lookup that waited for T + Δ + 2δ would make every write at T late. A reader
+   * gets the frozen version from open, which waits; only this provisional stat is early.
+   */
   private async sensorWriteInProgress(parsed: ParsedPath): Promise<Attr | null> {
     const spec = parsed.spec
     if (spec?.kind !== 'sensor' || parsed.specIndex !== parsed.components.length - 1 || parsed.snapshot !== null) return null
     const live = await this.client.walk(parsed.components, HLC_MAX).catch(() => null)
-    if (live === null || !this.files.writers(live.ino).some((w) => w.sensorUs === spec.timeUs)) return null
+    if (live === null || live.kind !== 'file') return null
+    const writable = spec.timeUs >= this.sensorPolicy.nowUs() - this.sensorPolicy.sensorLagMaxUs
+    if (!writable && !this.files.writers(live.ino).some((w) => w.sensorUs === spec.timeUs)) return null
     return live
   }
 
@@ -153,7 +194,7 @@ export class Operations {
       return
     }
     const { parent, name } = await this.newEntry(path)
-    await this.client.submit({ type: 'mknod', parent: parent.ino, name, kind: 'dir', mode, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 })
+    await this.client.submit({ type: 'mknod', parent: parent.ino, name, kind: 'dir', mode, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, ...this.inheritedXattrs(parent) })
   }
 
   async rmdir(path: string): Promise<void> {
@@ -207,6 +248,17 @@ export class Operations {
   async truncate(path: string, sizeBytes: number): Promise<void> {
     const attr = await this.liveNode(path)
     if (attr.kind === 'dir') throw errors.isDir(path)
+    if (recordFormatOf(attr) !== null) {
+      // Through an open file, so the commit finds where the records now end.
+      const file = this.files.open(attr, { kind: 'live' }, true, path)
+      try {
+        file.truncate(sizeBytes)
+        await file.commit(this.client)
+      } finally {
+        this.files.close(file.fd)
+      }
+      return
+    }
     await this.client.submit({ type: 'version', ino: attr.ino, ops: [{ op: 'truncate', sizeBytes }] })
   }
 
@@ -223,13 +275,14 @@ export class Operations {
     if (writable) {
       const { attr, sensorUs } = await this.writeTarget(parsed, path)
       if (attr.kind === 'dir') throw errors.isDir(path)
-      const file = this.files.open(attr, { kind: 'live' }, true, sensorUs)
+      this.refuseIfLate(path, sensorUs, 'write')
+      const file = this.files.open(attr, { kind: 'live' }, true, path, sensorUs)
       if ((flags & fsConstants.O_TRUNC) !== 0) file.truncate(0) // atomic_o_trunc: part of this version
       return file.fd
     }
     const resolved = await this.resolver.resolve(parsed, (flags & fsConstants.O_NONBLOCK) !== 0)
-    if (resolved.kind !== 'node') return this.files.open(await this.client.walk([], HLC_MAX), { kind: 'live' }, false).fd
-    return this.files.open(resolved.attr, resolved.cut, false).fd
+    if (resolved.kind !== 'node') return this.files.open(await this.client.walk([], HLC_MAX), { kind: 'live' }, false, path).fd
+    return this.files.open(resolved.attr, resolved.cut, false, path).fd
   }
 
   /** The live node a write goes to, and the sensor time `P@sensor:T` gives it. */
@@ -244,6 +297,7 @@ export class Operations {
     const sensorWrite = parsed.spec?.kind === 'sensor' && parsed.specIndex === parsed.components.length - 1 && parsed.snapshot === null
     const sensorUs = sensorWrite && parsed.spec?.kind === 'sensor' ? parsed.spec.timeUs : undefined
     const { parent, name } = await this.newEntry(sensorWrite ? '/' + parsed.components.join('/') : path)
+    this.refuseIfLate(path, sensorUs, 'write')
     if (sensorWrite) {
       // P@sensor:T names P at a sensor time it may not have had yet: open P itself if it exists.
       const existing = await this.client.lookup(parent.ino, name, HLC_MAX)
@@ -251,15 +305,21 @@ export class Operations {
       if (attr !== null) {
         if (attr.kind === 'dir') throw errors.isDir(path)
         // The kernel creates only what it could not find: the new version starts empty, as a new file would.
-        const file = this.files.open(attr, { kind: 'live' }, true, sensorUs)
+        const file = this.files.open(attr, { kind: 'live' }, true, path, sensorUs)
         file.truncate(0)
         return file.fd
       }
     }
-    const { ino } = await this.client.submit({ type: 'mknod', parent: parent.ino, name, kind: 'file', mode, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, ...(sensorUs !== undefined ? { sensorUs } : {}) })
+    const sensor = sensorUs !== undefined ? { sensorUs, sensorLagMaxUs: this.sensorPolicy.sensorLagMaxUs } : {}
+    const { ino } = await this.client
+      .submit({ type: 'mknod', parent: parent.ino, name, kind: 'file', mode, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, ...sensor, ...this.inheritedXattrs(parent) })
+      .catch((err: unknown) => {
+        if (isLateSensorWrite(err)) this.sensorPolicy.stats.versionsRefusedLate++
+        throw err
+      })
     const attr = await this.client.attr(ino!, HLC_MAX)
     if (attr === null) throw errors.notFound(path)
-    return this.files.open(attr, { kind: 'live' }, true, sensorUs).fd
+    return this.files.open(attr, { kind: 'live' }, true, path, sensorUs).fd
   }
 
   async read(fd: number, into: Buffer, lengthBytes: number, offset: number): Promise<number> {
@@ -320,12 +380,27 @@ export class Operations {
 
   async setxattr(path: string, name: string, value: Buffer, flags: number): Promise<void> {
     if (name === XATTR_SENSOR_TIME) return this.stampSensorTime(path, value)
-    if (name.startsWith(XATTR_PREFIX)) throw errors.invalid(`${name} is maintained by fffs and read-only`)
+    if (name.startsWith(XATTR_PREFIX) && name !== XATTR_RECORD_FORMAT) throw errors.invalid(`${name} is maintained by fffs and read-only`)
     const attr = await this.liveNode(path)
     const exists = attr.xattrs?.[name] !== undefined
     if ((flags & XATTR_CREATE) !== 0 && exists) throw errors.exists(`attribute ${name}`)
     if ((flags & XATTR_REPLACE) !== 0 && !exists) throw errors.noAttr(name)
+    if (name === XATTR_RECORD_FORMAT) value = this.checkRecordFormat(path, attr, value)
     await this.client.submit({ type: 'setxattr', ino: attr.ino, name, valueBase64: value.toString('base64') })
+  }
+
+  /**
+   * A record format goes on a directory (new files and directories below inherit it) or on
+   * an empty file: records are found as bytes are appended, never in bytes already there.
+   * Stored in its canonical form.
+   */
+  private checkRecordFormat(path: string, attr: Attr, value: Buffer): Buffer {
+    if (attr.kind === 'symlink') throw errors.invalid(`${XATTR_RECORD_FORMAT} goes on a directory or a regular file, not the symlink ${path}`)
+    const format = parseRecordFormat(value.toString('utf8'))
+    if (attr.kind === 'file' && (attr.sizeBytes > 0 || this.files.dirtySizeBytes(attr.ino) !== null)) {
+      throw errors.invalid(`${XATTR_RECORD_FORMAT} on ${path}: the file already has bytes; set it on the directory before creating files, or on an empty file`)
+    }
+    return Buffer.from(format.text)
   }
 
   /** Setting user.fffs.sensor_time stamps the version every open writer of the file is writing. */
@@ -336,11 +411,12 @@ export class Operations {
     if (spec.kind !== 'sensor') throw errors.invalid(`${XATTR_SENSOR_TIME} takes a time, got '${text}'`)
     const writers = this.files.writers(attr.ino)
     if (writers.length === 0) throw errors.invalid(`${XATTR_SENSOR_TIME} stamps the version being written: open ${path} for writing first`)
+    this.refuseIfLate(path, spec.timeUs, XATTR_SENSOR_TIME)
     for (const writer of writers) writer.sensorUs = spec.timeUs
   }
 
   async removexattr(path: string, name: string): Promise<void> {
-    if (name.startsWith(XATTR_PREFIX)) throw errors.invalid(`${name} is maintained by fffs and read-only`)
+    if (name.startsWith(XATTR_PREFIX) && name !== XATTR_RECORD_FORMAT) throw errors.invalid(`${name} is maintained by fffs and read-only`)
     const attr = await this.liveNode(path)
     await this.client.submit({ type: 'removexattr', ino: attr.ino, name })
   }

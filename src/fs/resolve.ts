@@ -4,7 +4,8 @@
 // Components above the `@SPEC` component resolve live; the spec component and everything
 // below it resolve at the cut ("the thing called a/b now, as it was at T"). A platform cut
 // waits until it is stable; a sensor cut waits until T + Δ + 2δ is stable, and below a
-// directory each file is taken at its latest version with a sensor time at or before T.
+// directory each file is taken at its latest version with a sensor time at or before T (a
+// record-format file: the prefix of it up to its last record at or before T).
 
 import { errors } from '../errors.js'
 import type { Client } from '../replication/client.js'
@@ -141,8 +142,11 @@ export class Resolver {
       case 'sensor': {
         const structure = await this.client.attr(ino, cut.structureStamp)
         if (structure === null || structure.kind === 'dir') return structure
-        const stamp = await this.client.stampAtSensorTime(ino, cut.sensorUs)
-        return stamp === null ? null : this.client.attr(ino, stamp)
+        const pick = await this.client.sensorPick(ino, cut.sensorUs)
+        if (pick === null) return null
+        const attr = await this.client.attr(ino, pick.stamp)
+        // A record-format file: the prefix up to the last record at or before T (Store.sensorPick).
+        return attr === null || pick.sizeBytes === null ? attr : { ...attr, sizeBytes: Math.min(attr.sizeBytes, pick.sizeBytes) }
       }
     }
   }

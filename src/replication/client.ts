@@ -3,7 +3,7 @@
 // (replication) implements the same interface against a group of `fffs serve` processes.
 
 import { FffsError } from '../errors.js'
-import type { ApplyResult, Attr, DataRef, Ino, Mutation, Snapshot } from '../store/records.js'
+import type { ApplyResult, Attr, DataRef, Ino, Mutation, SensorPick, Snapshot } from '../store/records.js'
 import { Store } from '../store/store.js'
 import type { HlcStamp } from '../temporal/hlc.js'
 import { LocalOrderer, type Orderer } from './orderer.js'
@@ -58,6 +58,8 @@ export interface Client {
   versions(ino: Ino): Promise<Attr[]>
   stampOfVersion(ino: Ino, version: number): Promise<HlcStamp | null>
   stampAtSensorTime(ino: Ino, sensorUs: number): Promise<HlcStamp | null>
+  /** The version a read at sensor time `sensorUs` sees, and for a record-format file the prefix of it (Store.sensorPick). */
+  sensorPick(ino: Ino, sensorUs: number): Promise<SensorPick | null>
   snapshots(): Promise<Snapshot[]>
   snapshot(name: string): Promise<Snapshot | null>
   /**
@@ -118,6 +120,9 @@ export class EmbeddedClient implements Client {
   }
   stampAtSensorTime(ino: Ino, sensorUs: number): Promise<HlcStamp | null> {
     return this.store.stampAtSensorTime(ino, sensorUs)
+  }
+  sensorPick(ino: Ino, sensorUs: number): Promise<SensorPick | null> {
+    return this.store.sensorPick(ino, sensorUs)
   }
   snapshots(): Promise<Snapshot[]> {
     return this.store.snapshots()

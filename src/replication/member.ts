@@ -25,7 +25,7 @@
 import { promises as fsp, writeFileSync, openSync, fsyncSync, closeSync, readFileSync, renameSync, mkdirSync } from 'node:fs'
 import path from 'node:path'
 import { errors, FffsError } from '../errors.js'
-import type { ApplyResult, Attr, DataRef, Ino, Mutation, Snapshot, VersionOp } from '../store/records.js'
+import type { ApplyResult, Attr, DataRef, Ino, Mutation, SensorPick, Snapshot, VersionOp } from '../store/records.js'
 import type { LogPosition } from '../store/segmentLog.js'
 import { Store } from '../store/store.js'
 import { hlcPhysicalUs, hlcToIso, wallClockUs, type HlcStamp } from '../temporal/hlc.js'
@@ -882,6 +882,9 @@ export class ReplicaClient implements Client {
   }
   stampAtSensorTime(ino: Ino, sensorUs: number): Promise<HlcStamp | null> {
     return this.member.withStore((store) => store.stampAtSensorTime(ino, sensorUs))
+  }
+  sensorPick(ino: Ino, sensorUs: number): Promise<SensorPick | null> {
+    return this.member.withStore((store) => store.sensorPick(ino, sensorUs))
   }
   snapshots(): Promise<Snapshot[]> {
     return this.member.withStore((store) => store.snapshots())

@@ -14,7 +14,7 @@
 
 import { randomUUID } from 'node:crypto'
 import { FffsError } from '../errors.js'
-import type { Attr, DataRef, Ino, Mutation, Snapshot, VersionOp } from '../store/records.js'
+import type { Attr, DataRef, Ino, Mutation, SensorPick, Snapshot, VersionOp } from '../store/records.js'
 import type { ShardRole } from '../store/store.js'
 import type { HlcStamp } from '../temporal/hlc.js'
 import { dataRefAt, SeenStamp, type Client, type SubmitId, type SubmitOptions } from './client.js'
@@ -103,6 +103,10 @@ export function serveClient(connection: Connection, client: Client, options: Ser
           return { result: stampResult(await client.stampOfVersion(a.ino as Ino, a.version as number)) }
         case 'stampAtSensorTime':
           return { result: stampResult(await client.stampAtSensorTime(a.ino as Ino, a.sensorUs as number)) }
+        case 'sensorPick': {
+          const pick = await client.sensorPick(a.ino as Ino, a.sensorUs as number)
+          return { result: pick === null ? null : { stamp: pick.stamp.toString(), sizeBytes: pick.sizeBytes } }
+        }
         case 'snapshots':
           return { result: await client.snapshots() }
         case 'snapshot':
@@ -273,6 +277,10 @@ export class RemoteClient implements Client {
   }
   async stampAtSensorTime(ino: Ino, sensorUs: number): Promise<HlcStamp | null> {
     return stampOrNull((await this.call('stampAtSensorTime', () => ({ ino, sensorUs }))).result)
+  }
+  async sensorPick(ino: Ino, sensorUs: number): Promise<SensorPick | null> {
+    const pick = (await this.call('sensorPick', () => ({ ino, sensorUs }))).result as { stamp: string; sizeBytes: number | null } | null
+    return pick === null ? null : { stamp: stampArg(pick.stamp), sizeBytes: pick.sizeBytes }
   }
   async snapshots(): Promise<Snapshot[]> {
     return (await this.call('snapshots', () => ({}))).result as Snapshot[]

@@ -10,10 +10,11 @@
 import { ClassicLevel } from 'classic-level'
 import path from 'node:path'
 import { errors, FffsError } from '../errors.js'
+import { isoOfUs } from '../temporal/civil.js'
 import { HLC_MAX, hlcPhysicalUs, type HlcStamp } from '../temporal/hlc.js'
 import { BLOCK_SIZE_BYTES, decodeBlockMap, encodeBlockMap, overlay, truncateBlock, type BlockMap } from './blockMap.js'
 import { decodeIno, encodeIno, encodeStamp, keys, nameOfDirEntryKey, nameOfLiveDirKey, prefixEnd, stampOfKey } from './keys.js'
-import { decodeRecord, encodeRecord, ROOT_INO, type ApplyResult, type Attr, type Ino, type Mutation, type Snapshot, type VersionOp } from './records.js'
+import { decodeRecord, encodeRecord, ROOT_INO, type ApplyResult, type Attr, type Ino, type Mutation, type RecordCursor, type SensorPick, type Snapshot, type VersionOp, type VersionRecords } from './records.js'
 import { EntryKind, SegmentLog, type LogPosition } from './segmentLog.js'
 
 export const NAME_MAX_BYTES = 255
@@ -235,7 +236,7 @@ export class Store {
         return { ok: true }
       }
       case 'version':
-        await this.applyVersion(changes, stamp, m.ino, m.ops, m.sensorUs)
+        await this.applyVersion(changes, stamp, m)
         return { ok: true }
       case 'snapshot': {
         if (this.db.getSync(keys.snapshot(m.name)) !== undefined) throw errors.exists(`snapshot ${m.name}`)
@@ -284,7 +285,9 @@ export class Store {
     changes.put(keys.attr(attr.ino, stamp), value)
     changes.put(keys.liveAttr(attr.ino), value)
     changes.put(keys.version(attr.ino, attr.version), encodeStamp(stamp))
-    if (attr.sensorUs !== undefined) changes.put(keys.sensor(attr.ino, attr.sensorUs, stamp), Buffer.from(String(attr.version)))
+    // A record-format file is visible at sensor time through its records' entries only (applyRecords):
+    // a whole-version entry would show an incomplete tail.
+    if (attr.sensorUs !== undefined && attr.records === undefined) changes.put(keys.sensor(attr.ino, attr.sensorUs, stamp), encodeSensorEntry(attr.version, null))
   }
 
   private touchDir(changes: Changes, stamp: HlcStamp, dir: Attr): void {
@@ -300,6 +303,7 @@ export class Store {
 
   private applyMknod(changes: Changes, stamp: HlcStamp, m: Extract<Mutation, { type: 'mknod' }>): Ino {
     checkName(m.name)
+    if (m.sensorUs !== undefined) checkSensorLag(stamp, m.sensorLagMaxUs, m.sensorUs, `creating '${m.name}' at sensor time`)
     const parent = this.liveDirOrThrow(m.parent)
     if (this.liveLookup(m.parent, m.name) !== null) throw errors.exists(m.name)
     const ino = this.nextIno++
@@ -310,6 +314,7 @@ export class Store {
       atimeMs: stampMs, mtimeMs: stampMs, ctimeMs: stampMs, version: 1, stamp: stamp.toString(), change: 'create',
       ...(m.target !== undefined ? { target: m.target } : {}),
       ...(m.sensorUs !== undefined ? { sensorUs: m.sensorUs } : {}),
+      ...(m.xattrs !== undefined && Object.keys(m.xattrs).length > 0 ? { xattrs: { ...m.xattrs } } : {}),
     }
     this.writeAttr(changes, stamp, attr)
     this.setDirEntry(changes, stamp, m.parent, m.name, ino)
@@ -364,14 +369,18 @@ export class Store {
     throw new Error('directory tree deeper than 4096 levels or cyclic')
   }
 
-  private async applyVersion(changes: Changes, stamp: HlcStamp, ino: Ino, ops: readonly VersionOp[], sensorUs: number | undefined): Promise<void> {
+  private async applyVersion(changes: Changes, stamp: HlcStamp, m: Extract<Mutation, { type: 'version' }>): Promise<void> {
+    const { ino, ops } = m
+    if (m.sensorUs !== undefined) checkSensorLag(stamp, m.sensorLagMaxUs, m.sensorUs, `version of inode ${ino}`)
     const attr = this.contentAttr(ino, stamp)
     if (attr.kind === 'dir') throw errors.isDir(`inode ${ino}`)
     if (attr.kind !== 'file') throw errors.invalid(`inode ${ino} is not a regular file`)
     const touched = new Map<number, BlockMap>()
     const mapOf = (block: number): BlockMap => touched.get(block) ?? decodeBlockMap(this.db.getSync(keys.liveBlock(ino, block)))
     let sizeBytes = attr.sizeBytes
+    let lowestChangedBytes = Number.MAX_SAFE_INTEGER // the first byte this version may change (record cursors below it stand)
     for (const op of ops) {
+      lowestChangedBytes = Math.min(lowestChangedBytes, op.op === 'write' ? op.offset : Math.min(op.sizeBytes, sizeBytes))
       if (op.op === 'write') {
         if ('blob' in op.data) throw new Error(`internal: version of inode ${ino} refers to blob ${op.data.blob}; blobs must be replaced by log positions before ordering`)
         const data = op.data
@@ -403,8 +412,42 @@ export class Store {
       else changes.put(keys.liveBlock(ino, block), value)
     }
     const stampMs = Math.floor(hlcPhysicalUs(stamp) / 1000)
-    const { sensorUs: _previousSensorUs, ...rest } = attr
-    this.putAttr(changes, stamp, rest, 'version', (a) => ({ ...a, sizeBytes, mtimeMs: stampMs, ...(sensorUs !== undefined ? { sensorUs } : {}) }))
+    const { sensorUs: _previousSensorUs, records: previousCursor, ...rest } = attr
+    let sensorUs = m.sensorUs
+    let records: RecordCursor | undefined
+    if (m.records !== undefined) {
+      records = this.applyRecords(changes, stamp, ino, attr.version + 1, sizeBytes, m.records, m.sensorLagMaxUs)
+      if (m.records.entries.length > 0) sensorUs = records.maxSensorUs // the version's sensor time: when its last record shows
+    } else if (previousCursor !== undefined && lowestChangedBytes >= previousCursor.endBytes) {
+      records = previousCursor // appended past the parsed records, unparsed (no format now): they stand
+    }
+    this.putAttr(changes, stamp, rest, 'version', (a) => ({ ...a, sizeBytes, mtimeMs: stampMs, ...(sensorUs !== undefined ? { sensorUs } : {}), ...(records !== undefined ? { records } : {}) }))
+  }
+
+  /**
+   * Indexes a version's records. Each record is entered under the greatest sensor time of the
+   * records up to and including it (a running maximum, non-decreasing in file order), with the
+   * record's end offset: so the latest entry at or before T names the longest prefix whose
+   * records are all stamped at or before T, and ties go to the later version. Entries sharing
+   * a key keep the last (longest) record.
+   */
+  private applyRecords(changes: Changes, stamp: HlcStamp, ino: Ino, version: number, sizeBytes: number, records: VersionRecords, sensorLagMaxUs: number | undefined): RecordCursor {
+    let previousEnd = 0
+    let maxSensorUs = records.baseMaxSensorUs
+    if (!Number.isSafeInteger(maxSensorUs) || maxSensorUs < -1) throw errors.invalid(`records of inode ${ino}: bad baseMaxSensorUs ${maxSensorUs}`)
+    const entries = records.entries
+    for (let i = 0; i < entries.length; i++) {
+      const [endBytes, sensorUs] = entries[i]!
+      if (!Number.isSafeInteger(endBytes) || endBytes <= previousEnd || endBytes > sizeBytes) throw errors.invalid(`records of inode ${ino}: record end ${endBytes} not in (${previousEnd}, ${sizeBytes}]`)
+      if (!Number.isSafeInteger(sensorUs) || sensorUs < 0) throw errors.invalid(`records of inode ${ino}: bad sensor time ${sensorUs}`)
+      checkSensorLag(stamp, sensorLagMaxUs, sensorUs, `record of inode ${ino} ending at byte ${endBytes}`)
+      previousEnd = endBytes
+      maxSensorUs = Math.max(maxSensorUs, sensorUs)
+      const next = entries[i + 1]
+      if (next === undefined || Math.max(maxSensorUs, next[1]) !== maxSensorUs) changes.put(keys.sensor(ino, maxSensorUs, stamp), encodeSensorEntry(version, endBytes))
+    }
+    if (!Number.isSafeInteger(records.endBytes) || records.endBytes < previousEnd || records.endBytes > sizeBytes) throw errors.invalid(`records of inode ${ino}: cursor ${records.endBytes} not in [${previousEnd}, ${sizeBytes}]`)
+    return { endBytes: records.endBytes, maxSensorUs, ...(records.state !== undefined ? { state: records.state } : {}) }
   }
 
   // ---------------------------------------------------------------- reading (live)
@@ -536,8 +579,18 @@ export class Store {
 
   /** The stamp of the node's latest version whose sensor time is at or before `sensorUs`, or null. */
   async stampAtSensorTime(ino: Ino, sensorUs: number): Promise<HlcStamp | null> {
+    return (await this.sensorPick(ino, sensorUs))?.stamp ?? null
+  }
+
+  /**
+   * What a read at sensor time `sensorUs` sees of a node: its latest version stamped at or
+   * before it, and for a record-format file the prefix of that version up to the last record
+   * at or before it (applyRecords).
+   */
+  async sensorPick(ino: Ino, sensorUs: number): Promise<SensorPick | null> {
     const entry = await this.latestAtOrBefore(keys.sensorPrefix(ino), keys.sensor(ino, sensorUs, HLC_MAX))
-    return entry === null ? null : stampOfKey(entry[0])
+    if (entry === null) return null
+    return { stamp: stampOfKey(entry[0]), sizeBytes: decodeSensorEntry(entry[1]) }
   }
 
   async snapshots(): Promise<Snapshot[]> {
@@ -555,6 +608,25 @@ export class Store {
     const [entry] = await this.db.iterator({ gte: prefix, lte: upTo, reverse: true, limit: 1 }).all()
     return entry ?? null
   }
+}
+
+/** An S entry's value: the version, and for a record the end of the prefix it makes visible ("3 4096"). */
+function encodeSensorEntry(version: number, prefixBytes: number | null): Buffer {
+  return Buffer.from(prefixBytes === null ? String(version) : `${version} ${prefixBytes}`)
+}
+
+function decodeSensorEntry(value: Buffer): number | null {
+  const [, prefix] = value.toString().split(' ')
+  return prefix === undefined ? null : Number(prefix)
+}
+
+/** Refuses a sensor time below the version's platform time − Δ (deterministic: the stamp is the clock). */
+function checkSensorLag(stamp: HlcStamp, sensorLagMaxUs: number | undefined, sensorUs: number, what: string): void {
+  if (sensorLagMaxUs === undefined) return
+  const floorUs = hlcPhysicalUs(stamp) - sensorLagMaxUs
+  if (sensorUs >= floorUs) return
+  const iso = (us: number): string => (us >= 0 ? isoOfUs(us) : `${us} µs`)
+  throw errors.lateSensorWrite(`${what} stamped ${iso(sensorUs)} is older than platform time ${isoOfUs(hlcPhysicalUs(stamp))} − Δ ${sensorLagMaxUs / 1000} ms = ${iso(floorUs)}`)
 }
 
 function checkName(name: string): void {
