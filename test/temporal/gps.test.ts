@@ -2,6 +2,7 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { isoOfUs } from '../../src/temporal/civil.js'
 import { GPS_EPOCH_UTC_US, gpsToUtcUs, gpsUsToUtcUs, utcUsToGps, utcUsToGpsUs } from '../../src/temporal/gps.js'
+import { parseTimeSpec } from '../../src/temporal/spec.js'
 
 const US = 1_000_000
 const WEEK_S = 604_800
@@ -30,6 +31,23 @@ describe('GPS <-> UTC at known instants', () => {
     expect(gpsToUtcUs(1_167_264_017.5)).toBe(UTC_2017_01_01_S * US)
     expect(gpsUsToUtcUs(1_167_264_018 * US - 1)).toBe(UTC_2017_01_01_S * US)
     expect(gpsUsToUtcUs(1_167_264_018 * US + 1)).toBe(UTC_2017_01_01_S * US + 1)
+  })
+
+  it('carries a GPS clock ticking every 100 ms across 2016-12-31T23:59:60Z into UTC without going backwards', () => {
+    const ticksUs = Array.from({ length: 31 }, (_, i) => 1_167_264_016 * US + i * 100_000) // GPS 16.0 s .. 19.0 s of that minute
+    const utc = ticksUs.map(gpsUsToUtcUs)
+    for (let i = 1; i < utc.length; i++) expect(utc[i]!).toBeGreaterThanOrEqual(utc[i - 1]!)
+    expect(isoOfUs(utc[9]!)).toBe('2016-12-31T23:59:59.900000Z')
+    // the ten ticks inside the inserted second (GPS 17.0 .. 17.9) all read 2017-01-01T00:00:00Z
+    expect(utc.slice(10, 20).every((us) => us === UTC_2017_01_01_S * US)).toBe(true)
+    expect(isoOfUs(utc[20]!)).toBe('2017-01-01T00:00:00.000000Z')
+    expect(isoOfUs(utc[21]!)).toBe('2017-01-01T00:00:00.100000Z')
+    // and the gps: spec form says the same, week and seconds-of-week (week 1930 began 17 s before)
+    expect(parseTimeSpec('gps:1930:16.999999')).toEqual({ kind: 'sensor', timeUs: UTC_2017_01_01_S * US - 1 })
+    expect(parseTimeSpec('gps:1930:17')).toEqual({ kind: 'sensor', timeUs: UTC_2017_01_01_S * US })
+    expect(parseTimeSpec('gps:1930:17.5')).toEqual({ kind: 'sensor', timeUs: UTC_2017_01_01_S * US })
+    expect(parseTimeSpec('gps:1930:18.000001')).toEqual({ kind: 'sensor', timeUs: UTC_2017_01_01_S * US + 1 })
+    expect(parseTimeSpec('gps:1167264017.25')).toEqual(parseTimeSpec('gps:1930:17.25'))
   })
 
   it('uses 0 s before the first leap second (1981-07-01) and 1 s after it', () => {
