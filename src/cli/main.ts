@@ -10,6 +10,7 @@ import { promisify } from 'node:util'
 import { defaultMount, locate, request } from '../control/client.js'
 import type { CutReport, StableChange } from '../control/inspect.js'
 import { ControlServer, type EntryInfo, type VersionInfo } from '../control/server.js'
+import { addDemoCommand } from '../demo/cli.js'
 import { errors } from '../errors.js'
 import { mountFs } from '../fs/mount.js'
 import type { TimeOptions } from '../fs/resolve.js'
@@ -319,6 +320,8 @@ export async function main(argv: string[]): Promise<void> {
         await new Promise((resolve) => setTimeout(resolve, Math.max(50, periodMs)))
       }
     })
+
+  addDemoCommand(program)
 
   try {
     await program.parseAsync(argv)
