@@ -86,6 +86,26 @@ describe('record formats', () => {
     expect((await fsp.stat(sensorPath(f, t0 + 50_000))).size).toBe(16)
   })
 
+  it('a rewrite or a truncate re-finds the records; earlier sensor times keep the earlier bytes', async () => {
+    await fsp.mkdir(m.p('rw'))
+    expect(setxattr(m.p('rw'), 'user.fffs.record_format', 'ts64:16')).toBe('ok')
+    const f = m.p('rw', 'rewrite.bin')
+    const t0 = Date.now() * 1000
+    const first = Buffer.concat([0, 1, 2].map((i) => ts64Record(t0 + i * 100_000, 0x41 + i)))
+    await fsp.writeFile(f, first)
+    const second = Buffer.concat([3, 4].map((i) => ts64Record(t0 + i * 100_000, 0x61 + i)))
+    await fsp.writeFile(f, second) // O_TRUNC: one version replacing the stream
+    await fsp.truncate(f, 20) // mid-record: the stream now ends after its first record
+    const third = ts64Record(t0 + 500_000, 0x7a)
+    await fsp.appendFile(f, third.subarray(4)) // bytes 20..32 complete a record started at 16
+    const now = Buffer.concat([second.subarray(0, 20), third.subarray(4)])
+    expect(await fsp.readFile(f)).toEqual(now)
+    const [early, rewritten, last] = await readAt(f, [t0 + 250_000, t0 + 350_000, t0 + 500_000])
+    expect(early).toEqual(first) // the first stream, as it was at that sensor time
+    expect(rewritten).toEqual(second.subarray(0, 16))
+    expect(last).toEqual(now) // the record completed across the truncate and the append, stamped by its first 8 bytes
+  })
+
   it('jsonl:FIELD: lines torn across commits count once complete; a malformed line fails the close with its offset, the lines after it are kept', async () => {
     await fsp.mkdir(m.p('json'))
     expect(setxattr(m.p('json'), 'user.fffs.record_format', 'jsonl:ts')).toBe('ok')
