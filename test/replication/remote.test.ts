@@ -107,12 +107,17 @@ describe('remote client', () => {
     expect(await client.stampOfVersion(ino!, 2)).toBe(firstStamp)
     expect(await client.stampOfVersion(ino!, 9)).toBeNull()
     expect(await client.stampAtSensorTime(ino!, 1)).toBeNull()
+    expect(await client.sensorPick(ino!, 1)).toBeNull()
     // The tree at the first version's stamp: the file as it was then.
     await client.waitStable(firstStamp, 1000)
     expect((await readAll(client, ['d', 'f'], firstStamp)).equals(expected)).toBe(true)
     expect((await client.readdir(dirIno!, firstStamp)).map((e) => e.name)).toEqual(['f'])
     expect(await client.lookup(dirIno!, 'f', firstStamp)).toBe(ino)
     expect((await client.attr(ino!, HLC_MAX))!.sizeBytes).toBe(10)
+    // A record-format version's records cross the wire, and so does the prefix a sensor pick names.
+    const { stamp: recordsStamp } = await client.submit({ type: 'version', ino: ino!, ops: [], records: { entries: [[4, 100], [10, 200]], baseMaxSensorUs: -1, endBytes: 10 } })
+    expect(await client.sensorPick(ino!, 150)).toEqual({ stamp: recordsStamp, sizeBytes: 4 })
+    expect((await client.attr(ino!, HLC_MAX))!.records).toEqual({ endBytes: 10, maxSensorUs: 200 })
 
     // Snapshots.
     const frontier = await client.stableFrontier()
