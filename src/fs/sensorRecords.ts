@@ -32,7 +32,8 @@ export interface SensorPolicy {
   log(line: string): void
 }
 
-const formats = new Map<string, RecordFormat | null>()
+const formats = new Map<string, RecordFormat | null>() // xattr value (base64) -> parsed; a few distinct values in practice
+const FORMATS_CACHED_MAX = 256
 
 /** The record format a node carries (user.fffs.record_format), or null. A value that names no format counts as none. */
 export function recordFormatOf(attr: Attr): RecordFormat | null {
@@ -45,6 +46,7 @@ export function recordFormatOf(attr: Attr): RecordFormat | null {
     } catch {
       format = null // set by a client that did not check it; refusing every commit would be worse
     }
+    if (formats.size >= FORMATS_CACHED_MAX) formats.clear()
     formats.set(value, format)
   }
   return format
