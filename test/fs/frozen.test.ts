@@ -108,7 +108,8 @@ describe('sensor time', () => {
     expect(await fsp.readFile(m.p(`pmu.dat@sensor:${at(250)}`), 'utf8')).toBe('reading-2')
     await expect(fsp.readFile(m.p(`pmu.dat@sensor:${at(-30)}`))).rejects.toMatchObject({ code: 'ENOENT' })
     // the xattrs expose version facts; setting user.fffs.sensor_time stamps the open version
-    // (with a fresh time: the reads above waited past t0 + Δ, so a stamp near t0 would be a late write)
+    // (with a fresh time ahead of now: the reads above waited past t0 + Δ, so a stamp near t0 would be
+    // a late write, and python may take a while to start on a loaded machine)
     const t1 = Date.now()
     const at1 = (ms: number) => new Date(t1 + ms).toISOString()
     const out = python(`
@@ -124,12 +125,12 @@ except OSError as e:
     print('errno', e.errno)
 os.setxattr(p, 'user.note', b'hello')
 print(os.getxattr(p, 'user.note').decode(), 'user.note' in os.listxattr(p))
-`, m.p('pmu.dat'), at1(300))
+`, m.p('pmu.dat'), at1(1500))
     const lines = out.trim().split('\n')
-    expect(lines[0]).toBe(`6 ${new Date(t1 + 300).toISOString().replace('Z', '000Z')}`)
+    expect(lines[0]).toBe(`6 ${new Date(t1 + 1500).toISOString().replace('Z', '000Z')}`)
     expect(lines[1]).toBe('errno 22')
     expect(lines[2]).toBe('hello True')
-    expect(await fsp.readFile(m.p(`pmu.dat@sensor:${at1(350)}`), 'utf8')).toBe('via-xattr')
+    expect(await fsp.readFile(m.p(`pmu.dat@sensor:${at1(1550)}`), 'utf8')).toBe('via-xattr')
   })
 })
 
