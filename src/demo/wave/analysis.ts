@@ -81,10 +81,14 @@ export function percentile(values: readonly number[], fraction: number): number 
 
 const mean = (values: readonly number[]): number => (values.length === 0 ? NaN : values.reduce((a, b) => a + b, 0) / values.length)
 
-/** Sample index of a versions' sensor time; BLANK_SAMPLE for the initial content; null for anything else (create). */
-function contentKey(plan: SamplingPlan, version: TileVersion): number | null {
-  if (version.sensorUs !== null) return Math.round((version.sensorUs - plan.model.originUs) / plan.periodUs)
-  return version.sizeBytes === SAMPLE_BYTES ? BLANK_SAMPLE : null
+/**
+ * Which content a version holds, by the sensor time its bytes carry: a sample's (or a
+ * warm-up write's) stamp; 0 for the initial blank content (no sensor time); null for a
+ * version that is not a sample at all (the create).
+ */
+function contentKey(version: TileVersion): number | null {
+  if (version.sensorUs !== null) return version.sensorUs
+  return version.sizeBytes === SAMPLE_BYTES ? 0 : null
 }
 
 /**
@@ -93,9 +97,9 @@ function contentKey(plan: SamplingPlan, version: TileVersion): number | null {
  * committed sample time). null: no committed version holds it (a live read can return bytes
  * a writer has written but not committed, from the kernel's page cache).
  */
-function intervals(plan: SamplingPlan, history: readonly TileVersion[], sample: number, sensorUs: number): { platform: [HlcStamp, HlcStamp]; sensor: [number, number] } | null {
+function intervals(history: readonly TileVersion[], sensorUs: number): { platform: [HlcStamp, HlcStamp]; sensor: [number, number] } | null {
   for (let i = history.length - 1; i >= 0; i--) {
-    if (contentKey(plan, history[i]!) !== sample) continue
+    if (contentKey(history[i]!) !== sensorUs) continue
     let until = Infinity
     for (const v of history) if (v.sensorUs !== null && v.sensorUs > sensorUs && v.sensorUs < until) until = v.sensorUs
     return { platform: [history[i]!.stamp, history[i + 1]?.stamp ?? HLC_MAX], sensor: [sensorUs, until] }
@@ -133,7 +137,7 @@ export function frameStats(plan: SamplingPlan, frame: FrameRead, histories: Read
     }
     samples.add(decoded.sample)
     if (decoded.sample !== BLANK_SAMPLE) ages.push((frame.instantUs - decoded.sensorUs) / 1000)
-    const found = intervals(plan, histories.get(tile) ?? [], decoded.sample, decoded.sensorUs)
+    const found = intervals(histories.get(tile) ?? [], decoded.sensorUs)
     if (found === null) {
       uncommittedTiles++
       return

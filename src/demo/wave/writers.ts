@@ -47,7 +47,7 @@ export type StampMode = 'xattr' | 'path'
  * connections) commits several times slower for its first seconds, which is not what the
  * experiment measures. Failures are returned, not thrown.
  */
-export async function warmUp(io: FileIo, tiles: number, blank: (tile: number) => Buffer, mode: StampMode, pathOf: (tile: number) => string, rateHz: number, durationMs: number, writeTimeoutMs: number): Promise<number> {
+export async function warmUp(io: FileIo, tiles: number, blank: (tile: number, sensorUs: number) => Buffer, mode: StampMode, pathOf: (tile: number) => string, rateHz: number, durationMs: number, writeTimeoutMs: number): Promise<number> {
   const endUs = wallClockUs() + durationMs * 1000
   let failed = 0
   await Promise.all(
@@ -55,7 +55,8 @@ export async function warmUp(io: FileIo, tiles: number, blank: (tile: number) =>
       for (let dueUs = wallClockUs(); dueUs < endUs; dueUs += 1e6 / rateHz) {
         await sleepUntilUs(dueUs)
         const nowUs = Math.floor(wallClockUs())
-        const result = mode === 'xattr' ? await io.write(pathOf(tile), `${nowUs}us`, blank(tile), writeTimeoutMs) : await io.writeAt(`${pathOf(tile)}@sensor:${nowUs}us`, blank(tile), writeTimeoutMs)
+        const bytes = blank(tile, nowUs)
+        const result = mode === 'xattr' ? await io.write(pathOf(tile), `${nowUs}us`, bytes, writeTimeoutMs) : await io.writeAt(`${pathOf(tile)}@sensor:${nowUs}us`, bytes, writeTimeoutMs)
         if (!result.ok) failed++
       }
     }),
