@@ -13,6 +13,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <unordered_set>
 
 #include "engine.hpp"
 
@@ -47,6 +48,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
                                          InstanceMethod("smcSend", &NativeEngine::SmcSend),
                                          InstanceMethod("smcConsumed", &NativeEngine::SmcConsumed),
                                          InstanceMethod("rdmcSend", &NativeEngine::RdmcSend),
+                                         InstanceMethod("recycle", &NativeEngine::Recycle),
                                          InstanceMethod("stop", &NativeEngine::Stop),
                                          InstanceMethod("settle", &NativeEngine::Settle),
                                      });
@@ -183,7 +185,12 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
         } else {
           const fffs::UnmapDeleter deleter = d.bytes.get_deleter();
           uint8_t* raw = d.bytes.release();  // ownership moves to the ArrayBuffer's finalizer
-          ab = Napi::ArrayBuffer::New(env, raw, d.size_bytes, [deleter](Napi::Env, void* p) { deleter(static_cast<uint8_t*>(p)); });
+          std::shared_ptr<Lent> lent = lent_;
+          if (deleter.pool) lent->insert(raw);  // JS may hand it back early (recycle)
+          ab = Napi::ArrayBuffer::New(env, raw, d.size_bytes, [deleter, lent](Napi::Env, void* p) {
+            lent->erase(p);
+            deleter(static_cast<uint8_t*>(p));
+          });
         }
         Napi::Object e = Napi::Object::New(env);
         e.Set("sender", Napi::Number::New(env, d.sender));
@@ -315,6 +322,20 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     }
   }
 
+  // recycle(view): JS is done with a delivered object (every view of its buffer). Its buffer is
+  // detached, so every view of it becomes empty (nothing can read memory that is reused), and
+  // the mapping goes back to the engine's pool once Node runs the finalizer. False (and nothing
+  // done) for a buffer this engine did not lend from its pool, or already recycled.
+  Napi::Value Recycle(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsTypedArray()) throw Napi::TypeError::New(env, "recycle(view): a typed array expected");
+    Napi::ArrayBuffer ab = info[0].As<Napi::TypedArray>().ArrayBuffer();
+    if (ab.IsDetached() || lent_->count(ab.Data()) == 0) return Napi::Boolean::New(env, false);
+    lent_->erase(ab.Data());
+    ab.Detach();
+    return Napi::Boolean::New(env, true);
+  }
+
   Napi::Value Settle(const Napi::CallbackInfo& info) {
     engine(info).request_settle();
     return info.Env().Undefined();
@@ -330,6 +351,9 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     return info.Env().Undefined();
   }
 
+  // Pool mappings handed to JS and not yet finalized (JS thread only; finalizers share it).
+  using Lent = std::unordered_set<const void*>;
+  std::shared_ptr<Lent> lent_ = std::make_shared<Lent>();
   std::unique_ptr<Engine> engine_;
   Napi::ThreadSafeFunction tsfn_;
   Napi::FunctionReference on_batch_;

@@ -62,11 +62,57 @@ std::string available_providers() {
 
 void UnmapDeleter::operator()(uint8_t* p) const noexcept {
   if (p == nullptr) return;
-  if (len >= kMapThreshold) {
+  if (pool) {
+    pool->give(p, capacity);
+  } else if (len >= kMapThreshold) {
     munmap(p, len);
   } else {
     std::free(p);
   }
+}
+
+ObjectPool::~ObjectPool() {
+  for (const auto& [p, capacity] : idle_) munmap(p, capacity);
+}
+
+ObjectBytes ObjectPool::take(const std::shared_ptr<ObjectPool>& pool, size_t len) {
+  {
+    std::lock_guard<std::mutex> lock(pool->mu_);
+    // The smallest idle mapping that holds `len` without wasting more than half of itself.
+    size_t best = pool->idle_.size();
+    for (size_t i = 0; i < pool->idle_.size(); ++i) {
+      const size_t capacity = pool->idle_[i].second;
+      if (capacity >= len && capacity / 2 <= len && (best == pool->idle_.size() || capacity < pool->idle_[best].second)) best = i;
+    }
+    if (best < pool->idle_.size()) {
+      const auto [p, capacity] = pool->idle_[best];
+      pool->idle_[best] = pool->idle_.back();
+      pool->idle_.pop_back();
+      pool->idle_bytes_ -= capacity;
+      return ObjectBytes(p, UnmapDeleter{len, pool, capacity});
+    }
+  }
+  // Rounded up to 64 KiB so that objects of nearly one size share mappings.
+  const size_t capacity = (len + kMapThreshold - 1) / kMapThreshold * kMapThreshold;
+  void* p = mmap(nullptr, capacity, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) throw std::runtime_error("mmap of " + std::to_string(capacity) + " bytes failed: " + strerror(errno));
+  return ObjectBytes(static_cast<uint8_t*>(p), UnmapDeleter{len, pool, capacity});
+}
+
+void ObjectPool::give(uint8_t* p, size_t capacity) noexcept {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (idle_bytes_ + capacity <= keep_bytes_) {
+      try {
+        idle_.emplace_back(p, capacity);
+        idle_bytes_ += capacity;
+        return;
+      } catch (...) {
+        // no memory for the bookkeeping: unmap instead
+      }
+    }
+  }
+  munmap(p, capacity);
 }
 
 ObjectBytes map_object(size_t len) {
@@ -904,7 +950,7 @@ void Engine::rdmc_start_receive(int sender) {
   t.outstanding_to.assign(n_, 0);
   enter_bulk();
   if (t.size_bytes > 0) {
-    t.bytes = map_object(t.size_bytes);
+    t.bytes = t.size_bytes >= kMapThreshold ? ObjectPool::take(pool_, t.size_bytes) : map_object(t.size_bytes);
     t.data = t.bytes.get();
     t.mr = register_memory(t.bytes.get(), t.size_bytes, FI_REMOTE_WRITE | FI_WRITE | FI_READ);
   }

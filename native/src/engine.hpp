@@ -43,6 +43,10 @@ namespace fffs {
 
 using Clock = std::chrono::steady_clock;
 
+// Idle receive mappings an engine keeps for reuse (ObjectPool): a few objects of the mount's
+// largest chunk (4 MiB) from each sender.
+constexpr size_t kPoolKeepBytes = 64 * 1024 * 1024;
+
 struct EngineConfig {
   int self_rank = 0;
   int member_count = 0;
@@ -243,6 +247,7 @@ class Engine {
   bool smc_waiting_ = false;
   bool settle_requested_ = false;
   std::vector<Transfer> transfers_;  // by sender rank
+  std::shared_ptr<ObjectPool> pool_ = std::make_shared<ObjectPool>(kPoolKeepBytes);  // receive mappings
   uint64_t rdmc_sent_ = 0;
   Batch batch_;
   bool notify_pending_ = false;

@@ -33,6 +33,7 @@ import type { Client, SubmitId, SubmitOptions } from './client.js'
 import { memberById, type GroupConfig, type GroupMember } from './config.js'
 import { GroupCore, type CoreAction, type CoreEvent, type CoreStatus, type View } from './core/group.js'
 import { groupSchema } from './core/schema.js'
+import { prependInPlace } from './headroom.js'
 import { decodeTransfer, encodeTransfer, nextEpochPlan, planEpoch, recordDigest, type AcceptedView, type EpochPlan, type MemberReport, type PendingBlob } from './recovery.js'
 import { NativeTransport, pageCacheDropper } from './transport/native.js'
 import { TRANSPORT_DEFAULTS, type Transport } from './transport/types.js'
@@ -612,7 +613,11 @@ export class Member {
       const idLength = new DataView(payload.buffer, payload.byteOffset + 1, 4).getUint32(0, true)
       const blob = Buffer.from(payload.buffer, payload.byteOffset + 5, idLength).toString('utf8')
       const bytes = payload.subarray(5 + idLength)
-      const { position } = this.store.appendData(bytes)
+      const { position, written } = this.store.appendData(bytes)
+      // Once in the log, nothing reads the received buffer again (the core let go of it at
+      // delivery; positions, not bytes, are kept): the transport may reuse its memory.
+      const transport = this.epoch?.transport
+      if (transport?.recycle !== undefined) written.then(() => transport.recycle!(payload), () => undefined)
       this.blobPositions.set(blob, { position, sizeBytes: bytes.byteLength })
       if (request !== undefined) request.delivered = { stamp, result: Promise.resolve({ ok: true }) }
       this.markAppended(stamp)
@@ -897,11 +902,15 @@ export class ReplicaClient implements Client {
   appendData(_ino: Ino, bytes: Uint8Array): { ref: DataRef; written: Promise<void> } {
     const blob = this.member.nextBlobId()
     const id = Buffer.from(blob, 'utf8')
-    const payload = new Uint8Array(5 + id.byteLength + bytes.byteLength)
+    // In front of the bytes when a wire frame left room there (headroom.ts), else a copy.
+    let payload = prependInPlace(bytes, 5 + id.byteLength)
+    if (payload === null) {
+      payload = new Uint8Array(5 + id.byteLength + bytes.byteLength)
+      payload.set(bytes, 5 + id.byteLength)
+    }
     payload[0] = PAYLOAD_DATA
-    new DataView(payload.buffer).setUint32(1, id.byteLength, true)
+    new DataView(payload.buffer, payload.byteOffset, 5).setUint32(1, id.byteLength, true)
     payload.set(id, 5)
-    payload.set(bytes, 5 + id.byteLength)
     const ordered = this.member.order(payload)
     return { ref: { blob, offset: 0 }, written: ordered.then(() => undefined) }
   }

@@ -18,10 +18,14 @@ import * as net from 'node:net'
 import { ERRNO, FffsError, isFffsError, type FffsErrorCode } from '../errors.js'
 import { addressOf, authenticate, type AuthOptions } from './auth.js'
 import { CLIENT_WIRE_DEFAULTS } from './config.js'
+import { grantHeadroom } from './headroom.js'
 
 export const MAX_BODY_BYTES = 64 * 1024 * 1024
 const MAX_HEADER_BYTES = 1024 * 1024
 const PREFIX_BYTES = 8
+// A frame copied out of several socket chunks gets this much room in front, besides its own
+// prefix and header: the member's data header and the core's message header go there in place.
+const COPY_HEADROOM_BYTES = 64
 
 /** The connection died (closed, reset, or silent past deadPeerMs). `requestSent`: false when a request never reached the socket. */
 export class ConnectionLostError extends FffsError {
@@ -216,7 +220,10 @@ export class Connection {
         this.close(new ConnectionLostError(`${this.remoteAddress} sent a frame whose header is not JSON`))
         return
       }
-      this.dispatch(header, frame.subarray(PREFIX_BYTES + headerBytes))
+      // The frame's prefix and header (parsed) and any copy headroom are the body's to overwrite.
+      const body = frame.subarray(PREFIX_BYTES + headerBytes)
+      grantHeadroom(body, (copiedFrames.has(frame) ? COPY_HEADROOM_BYTES : 0) + PREFIX_BYTES + headerBytes)
+      this.dispatch(header, body)
     }
   }
 
@@ -235,7 +242,8 @@ export class Connection {
       else this.chunks[0] = first.subarray(n)
       return first.subarray(0, n)
     }
-    const out = Buffer.allocUnsafe(n)
+    const out = Buffer.allocUnsafe(COPY_HEADROOM_BYTES + n).subarray(COPY_HEADROOM_BYTES)
+    copiedFrames.add(out)
     let done = 0
     while (done < n) {
       const chunk = this.chunks[0]!
@@ -302,6 +310,9 @@ export class Connection {
     if (nowMs - this.lastSentMs >= this.heartbeatIntervalMs) this.write({ t: 'p' })
   }
 }
+
+/** Frames `take` copied: the COPY_HEADROOM_BYTES in front of them are theirs too. */
+const copiedFrames = new WeakSet<Buffer>()
 
 function errorFromWire(error: { code: string; message: string }): FffsError {
   const code = (error.code in ERRNO ? error.code : 'EIO') as FffsErrorCode

@@ -401,6 +401,30 @@ export function transportCompliance(name: string, makeGroup: MakeGroup, options:
         })
       })
 
+      it('hand-over and recycle: handed-over objects arrive byte-identical everywhere; receivers recycle each (its views go empty), and later objects reusing the memory arrive intact', async () => {
+        await withGroup(makeGroup, n, async (group, observer) => {
+          // After the observer checked it (it listens first): hand it back, as a replica does once it is in its log.
+          const recycled: Array<{ view: Uint8Array; bytes: Buffer }> = []
+          group.transports.forEach((t, rank) => {
+            t.on('large', (sender, _seq, payload) => {
+              if (sender === rank || t.recycle === undefined) return
+              const view = payload.subarray(1)
+              const bytes = Buffer.from(view) // a copy, to compare with once later objects arrived
+              t.recycle(payload)
+              recycled.push({ view, bytes })
+            })
+          })
+          const sizes = [group.rdmcBlockSizeBytes * 3 + 5, 70_000, group.rdmcBlockSizeBytes * 3 + 5, 1, group.rdmcBlockSizeBytes * 3 + 5]
+          for (const size of sizes) {
+            for (const [rank, t] of group.transports.entries()) await t.sendLarge(observer.payload('large', rank, size), { handOver: true })
+          }
+          expect(await group.waitUntil(() => observer.allDelivered('large', ranks(n)), eventuallyMs)).toBe(true)
+          // A recycled buffer's views are empty (detached), or (a buffer the transport did not lend)
+          // still hold their bytes: never bytes of a later object.
+          for (const { view, bytes } of recycled) expect(view.byteLength === 0 || Buffer.from(view).equals(bytes)).toBe(true)
+        })
+      })
+
       if (options.large64MiB === true) {
         it('rdmc: a 64 MiB object arrives byte-identical at every member', async () => {
           await withGroup(makeGroup, n, async (group, observer) => {

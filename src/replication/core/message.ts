@@ -3,6 +3,7 @@
 // sender's order, and the view id drops messages of a view already left.
 
 import type { HlcStamp } from '../../temporal/hlc.js'
+import { prependInPlace } from '../headroom.js'
 
 export const MESSAGE_HEADER_BYTES = 17
 
@@ -18,14 +19,19 @@ export interface MessageHeader {
   readonly hlc: HlcStamp // the sender's clock when it sent: the delivered stamp is at least this
 }
 
+/** Header + payload. In place, in front of the payload, when the payload's holder granted the
+ * room (headroom.ts: the runtime's data path does, for file bytes off the wire); else a copy. */
 export function encodeMessage(header: MessageHeader, payload: Uint8Array | null): Uint8Array {
-  const bytes = new Uint8Array(MESSAGE_HEADER_BYTES + (payload?.byteLength ?? 0))
-  const view = new DataView(bytes.buffer)
+  let bytes = payload === null ? null : prependInPlace(payload, MESSAGE_HEADER_BYTES)
+  if (bytes === null) {
+    bytes = new Uint8Array(MESSAGE_HEADER_BYTES + (payload?.byteLength ?? 0))
+    if (payload !== null) bytes.set(payload, MESSAGE_HEADER_BYTES)
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, MESSAGE_HEADER_BYTES)
   view.setUint8(0, header.kind)
   view.setUint32(1, header.vid, true)
   view.setUint32(5, header.index, true)
   view.setBigUint64(9, header.hlc, true)
-  if (payload !== null) bytes.set(payload, MESSAGE_HEADER_BYTES)
   return bytes
 }
 

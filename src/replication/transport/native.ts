@@ -42,6 +42,7 @@ interface NativeEngine {
   smcSend(payload: Uint8Array): number
   smcConsumed(sender: number, count: number): void
   rdmcSend(payload: Uint8Array, handOver?: boolean): number
+  recycle(payload: Uint8Array): boolean
   stop(hard?: boolean): void
   settle(): void
 }
@@ -305,6 +306,11 @@ export class NativeTransport implements Transport {
       this.largeQueue.push({ payload, ...(options.handOver === true ? { handOver: true } : {}), resolve, reject })
       this.startNextLarge()
     })
+  }
+
+  /** Received objects live in mappings the engine reuses (no fresh pages per object): this hands one back early. */
+  recycle(payload: Uint8Array): void {
+    this.engine?.recycle(payload)
   }
 
   on<E extends keyof TransportEvents>(event: E, listener: TransportEvents[E]): void {

@@ -89,6 +89,12 @@ export interface Transport {
    * a copy (the native transport does: one copy less per object at the sender).
    */
   sendLarge(payload: Uint8Array, options?: LargeSendOptions): Promise<void>
+  /**
+   * Optional: the receiver is done with a delivered large payload and with every view of its
+   * buffer. The transport may reuse the memory; views of it become empty (detached), so nothing
+   * can read reused bytes. A buffer the transport did not lend is left alone.
+   */
+  recycle?(payload: Uint8Array): void
   on<E extends keyof TransportEvents>(event: E, listener: TransportEvents[E]): void
   off<E extends keyof TransportEvents>(event: E, listener: TransportEvents[E]): void
 }
