@@ -49,7 +49,7 @@ function exited(child: ChildProcess, timeoutMs: number): Promise<boolean> {
  * leads its own process group (its members inherit it), so a stop that times out can take
  * the whole group down by that id.
  */
-export async function startLocalGroup(options: { replicas: number; shards: number; sensorLagMaxMs: number; clockSkewMaxMs: number }, log: (line: string) => void): Promise<LocalGroup> {
+export async function startUpGroup(options: { replicas: number; shards: number; sensorLagMaxMs: number; clockSkewMaxMs: number }, log: (line: string) => void): Promise<LocalGroup> {
   const root = await fsp.mkdtemp(path.join(os.tmpdir(), 'fffs-wave-'))
   const mountpoint = path.join(root, 'mnt')
   const maxWaitMs = Math.max(MAX_WAIT_MS_MIN, options.sensorLagMaxMs + 2 * options.clockSkewMaxMs + 5_000)
@@ -98,7 +98,11 @@ export interface WaveDemoOptions extends WaveOptions {
 
 /** Starts (or uses) a mount, runs the experiment, prints the table and writes the PNG. */
 export async function runWaveDemo(options: WaveDemoOptions, print: (text: string) => void, log: (line: string) => void): Promise<WaveResult> {
-  const group = options.mount === undefined ? await startLocalGroup(options, log) : null
+  const group = options.mount === undefined ? await startUpGroup(options, log) : null
+  // The group leads its own process group, so Ctrl-C does not reach it: stop it here.
+  const onSignal = (): void => void (group?.stop() ?? Promise.resolve()).finally(() => process.exit(130))
+  process.once('SIGINT', onSignal)
+  process.once('SIGTERM', onSignal)
   let result: WaveResult
   let where: string
   try {
@@ -106,6 +110,8 @@ export async function runWaveDemo(options: WaveDemoOptions, print: (text: string
     where = group?.description ?? `the mount at ${mountpoint}`
     result = await runWaveExperiment(mountpoint, options, log)
   } finally {
+    process.off('SIGINT', onSignal)
+    process.off('SIGTERM', onSignal)
     await group?.stop()
   }
   const pngPath = path.resolve(options.png)

@@ -13,7 +13,7 @@ export const TILE_VALUES = TILE_SIDE * TILE_SIDE
 const SAMPLE_MAGIC = 0x31564157 // 'WAV1' little-endian
 const HEADER_BYTES = 24
 export const SAMPLE_BYTES = HEADER_BYTES + TILE_VALUES * 4
-/** Sample index of a tile's initial content (written before any sample, no sensor time). */
+/** Sample index of blank content: a tile's initial write and its warm-up writes before the first sample. */
 export const BLANK_SAMPLE = 0xffff_ffff
 
 export interface WaveModel {
