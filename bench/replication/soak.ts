@@ -8,7 +8,7 @@
 
 import { GROUP_SIM_SCENARIOS, replayCommand, runSchedule, scenarioNamed, type GroupSimScenario } from '../../src/testing/groupSim.js'
 
-function main(): void {
+async function main(): Promise<void> {
   const args = process.argv.slice(2)
   const value = (flag: string): string | undefined => {
     const at = args.indexOf(flag)
@@ -27,6 +27,10 @@ function main(): void {
     for (let i = 0; i < seeds; i++) {
       const seed = scenario.firstSeed + shift + i
       const result = runSchedule(scenario, seed)
+      // A schedule runs synchronously; the promise reactions it queued (sends, transport starts)
+      // hold its cores and networks until the microtask queue runs: let it, or thousands of
+      // schedules exhaust the heap (21000 did, at 4 GB).
+      await new Promise<void>((resolve) => setImmediate(resolve))
       steps += result.steps
       epochs += result.epochs
       if (result.violations.length > 0) {
@@ -41,4 +45,4 @@ function main(): void {
   if (failed > 0) process.exitCode = 1
 }
 
-main()
+void main()
