@@ -3,7 +3,8 @@
 // 127.0.0.1, the config's provider), mounted with `fffs mount --cluster`, measured with plain
 // synchronous file I/O in a worker thread, as the fs bench does:
 // - sequential write of `seqBytes` in 1 MiB writes, including the close (= durable at every
-//   member of the view);
+//   member of the view), and the CPU the members and the mount used for it per MiB (from
+//   /proc: user + system time of every thread; the r=3 group is CPU-bound on 2 cores);
 // - small files: create+write 4 KiB+close, each timed: the close latency p50/p99 and files/s;
 // - ordered 1 KB records: a RemoteClient (the mount's client, without FUSE) submits setxattr
 //   records carrying 1 KB on the root; a submit returns once the record is ordered, delivered
@@ -80,6 +81,7 @@ interface Round {
   replicas: number
   provider: string | null
   seqWrite: Throughput | null
+  seqCpuMsPerMiB: number | null // CPU of the members and the mount during the sequential write, per MiB
   small: { count: number; seconds: number; p50Us: number; p99Us: number } | null
   messages: Messages[]
 }
@@ -98,7 +100,31 @@ function percentile(sorted: number[], p: number): number {
 interface Group {
   readonly config: GroupConfig
   readonly mount: Mount
+  readonly pids: number[] // the members' and the mount's processes
   stop(): Promise<void>
+}
+
+const CLOCK_TICKS_PER_SECOND = 100 // USER_HZ of /proc/PID/stat: 100 on Linux x86-64 and arm64
+
+/** CPU seconds (user + system, every thread) a process has used so far; null once it is gone. */
+function cpuSeconds(pid: number): number | null {
+  try {
+    const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND
+  } catch {
+    return null
+  }
+}
+
+/** Sum of cpuSeconds over `pids`; null when any is unreadable (not Linux, or a process died). */
+function groupCpuSeconds(pids: readonly number[]): number | null {
+  let total = 0
+  for (const pid of pids) {
+    const seconds = cpuSeconds(pid)
+    if (seconds === null) return null
+    total += seconds
+  }
+  return total
 }
 
 const liveMembers = new Set<ChildProcess>()
@@ -139,6 +165,7 @@ async function startGroup(root: string, replicas: number): Promise<Group> {
     return {
       config,
       mount,
+      pids: [...members, mount.child].flatMap((c) => (c.pid === undefined ? [] : [c.pid])),
       async stop() {
         await mount.stop()
         await stopMembers()
@@ -183,7 +210,7 @@ async function orderedMessages(config: GroupConfig, bytes: number, count: number
 }
 
 async function runRound(root: string, replicas: number, config: ReplicationBenchConfig, round: number, errors: string[]): Promise<Round> {
-  const result: Round = { replicas, provider: null, seqWrite: null, small: null, messages: [] }
+  const result: Round = { replicas, provider: null, seqWrite: null, seqCpuMsPerMiB: null, small: null, messages: [] }
   const safely = async <T>(label: string, run: () => Promise<T>): Promise<T | null> => {
     try {
       return await run()
@@ -203,7 +230,10 @@ async function runRound(root: string, replicas: number, config: ReplicationBench
     const big = 30 * 60_000
     await settle()
     progress(`r=${replicas}: write ${config.seqBytes / MiB} MiB`)
+    const cpuBefore = groupCpuSeconds(group.pids)
     result.seqWrite = await safely('seq write', () => inWorker<Throughput>({ kind: 'seqWrite', file: path.join(group.mount.mountpoint, 'seq'), bytes: config.seqBytes, blockBytes: MiB, fsync: false }, big))
+    const cpuAfter = groupCpuSeconds(group.pids)
+    if (result.seqWrite !== null && cpuBefore !== null && cpuAfter !== null) result.seqCpuMsPerMiB = ((cpuAfter - cpuBefore) * 1000) / (config.seqBytes / MiB)
     await settle()
     progress(`r=${replicas}: ${config.smallFiles} small files, each timed`)
     const timed = await safely('small files', () => inWorker<TimedFiles>({ kind: 'smallFilesTimed', dir: path.join(group.mount.mountpoint, 'small'), count: config.smallFiles, bytes: config.smallFileBytes }, big))
@@ -249,6 +279,7 @@ function median(values: Array<number | null>): number | null {
 
 export interface Summary {
   seqWriteMBps: Record<number, number | null>
+  seqCpuMsPerMiB: Record<number, number | null>
   closeP50Ms: Record<number, number | null>
   closeP99Ms: Record<number, number | null>
   smallFilesPerSec: Record<number, number | null>
@@ -257,9 +288,10 @@ export interface Summary {
 
 function summarize(rounds: Round[], replicaCounts: number[], config: ReplicationBenchConfig): Summary {
   const of = (r: number) => rounds.filter((x) => x.replicas === r)
-  const s: Summary = { seqWriteMBps: {}, closeP50Ms: {}, closeP99Ms: {}, smallFilesPerSec: {}, messages: {} }
+  const s: Summary = { seqWriteMBps: {}, seqCpuMsPerMiB: {}, closeP50Ms: {}, closeP99Ms: {}, smallFilesPerSec: {}, messages: {} }
   for (const r of replicaCounts) {
     s.seqWriteMBps[r] = median(of(r).map((x) => (x.seqWrite ? x.seqWrite.bytes / 1e6 / x.seqWrite.seconds : null)))
+    s.seqCpuMsPerMiB[r] = median(of(r).map((x) => x.seqCpuMsPerMiB))
     s.closeP50Ms[r] = median(of(r).map((x) => (x.small ? x.small.p50Us / 1000 : null)))
     s.closeP99Ms[r] = median(of(r).map((x) => (x.small ? x.small.p99Us / 1000 : null)))
     s.smallFilesPerSec[r] = median(of(r).map((x) => (x.small ? x.small.count / x.small.seconds : null)))
@@ -285,6 +317,7 @@ function render(s: Summary, config: ReplicationBenchConfig, provider: string, er
     table([
       ['workload', 'r=1', 'r=3', 'r=3/r=1', 'target'],
       [`seq write ${config.seqBytes / MiB} MiB, 1 MiB writes, incl. close = durable at every member (MB/s)`, fmt(s.seqWriteMBps[1]), fmt(s.seqWriteMBps[3]), fmtRatio(seqRatio), `r=3/r=1 >= 0.60: ${verdict(seqRatio === null ? null : seqRatio >= 0.6)}`],
+      [`  CPU of the members and the mount during it (ms per MiB; 2 cores in all)`, fmt(s.seqCpuMsPerMiB[1], 1), fmt(s.seqCpuMsPerMiB[3], 1), fmtRatio(ratio(s.seqCpuMsPerMiB[3] ?? null, s.seqCpuMsPerMiB[1] ?? null)), ''],
       [`close latency p50: create + write ${config.smallFileBytes / 1024} KiB + close (ms)`, fmt(s.closeP50Ms[1], 2), fmt(s.closeP50Ms[3], 2), fmtRatio(p50Ratio), `r=3/r=1 <= 3.00: ${verdict(p50Ratio === null ? null : p50Ratio <= 3)}`],
       [`close latency p99 (ms)`, fmt(s.closeP99Ms[1], 2), fmt(s.closeP99Ms[3], 2), fmtRatio(ratio(s.closeP99Ms[3] ?? null, s.closeP99Ms[1] ?? null)), ''],
       [`small files: ${config.smallFiles} x ${config.smallFileBytes / 1024} KiB create+write+close (files/s)`, fmt(s.smallFilesPerSec[1]), fmt(s.smallFilesPerSec[3]), fmtRatio(ratio(s.smallFilesPerSec[3] ?? null, s.smallFilesPerSec[1] ?? null)), ''],
