@@ -7,7 +7,7 @@ import net from 'node:net'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { errors, FffsError } from '../errors.js'
-import { CONFIG_FILE_NAME, loadGroupConfig, memberById, writeLocalGroup, type GroupConfig } from '../replication/config.js'
+import { CONFIG_FILE_NAME, loadGroupConfig, memberById, writeLocalGroup, type GroupConfig, type LocalGroupOptions } from '../replication/config.js'
 import { Member } from '../replication/member.js'
 import { serveClient } from '../replication/remote.js'
 import { shardGroups, shardGroupsOf } from '../replication/shards.js'
@@ -54,10 +54,11 @@ export async function runServe(opts: { config: string; id: number }): Promise<vo
 }
 
 /** The group config of `fffs up DIR`: made on first use next to the mount's default data. */
-export async function localGroupConfig(groupDir: string, replicas: number, shards: number): Promise<GroupConfig> {
+export async function localGroupConfig(groupDir: string, options: LocalGroupOptions): Promise<GroupConfig> {
+  const { replicas, shards } = options
   const file = path.join(groupDir, CONFIG_FILE_NAME)
   const exists = await fsp.stat(file).then(() => true, () => false)
-  if (!exists) await writeLocalGroup(groupDir, { replicas, shards })
+  if (!exists) await writeLocalGroup(groupDir, options)
   const config = await loadGroupConfig(file)
   const { layout } = config
   if (layout.replicas !== replicas || layout.shards !== shards) {

@@ -2,14 +2,9 @@
 // 127.0.0.1), ready for `fffs serve` / `fffs up`. Never overwrites an existing group: its key
 // is the only thing that lets its members and mounts in.
 
-import { writeLocalGroup } from '../replication/config.js'
+import { writeLocalGroup, type LocalGroupOptions } from '../replication/config.js'
 
-export interface InitOptions {
-  readonly replicas: number
-  readonly shards: number
-  readonly members?: number
-  readonly basePort?: number
-}
+export type InitOptions = LocalGroupOptions
 
 /** Writes DIR/config.json and DIR/cluster.key; prints where and what to run next. Returns the config path. */
 export async function runInit(dir: string, options: InitOptions, print: (line: string) => void = (line) => process.stdout.write(line + '\n')): Promise<string> {

@@ -15,7 +15,7 @@ import { errors } from '../errors.js'
 import { mountFs } from '../fs/mount.js'
 import type { TimeOptions } from '../fs/resolve.js'
 import { EmbeddedClient, type Client } from '../replication/client.js'
-import { loadGroupConfig, type GroupConfig } from '../replication/config.js'
+import { loadGroupConfig, TIME_DEFAULTS, type GroupConfig } from '../replication/config.js'
 import { connectGroup } from '../replication/sharded.js'
 import { hlcCeilingOfUs } from '../temporal/hlc.js'
 import { parseTimeSpec } from '../temporal/spec.js'
@@ -24,8 +24,6 @@ import { runInit } from './init.js'
 import { renderStatus, statusJson } from './statusView.js'
 
 const MAX_WAIT_MS_DEFAULT = 10_000
-const SENSOR_LAG_MAX_MS_DEFAULT = 5_000
-const CLOCK_SKEW_MAX_MS_DEFAULT = 50
 const STATUS_WATCH_MS_DEFAULT = 1_000
 
 function defaultDataDir(mountpoint: string): string {
@@ -66,17 +64,29 @@ interface MountOptions {
   dataDir?: string
   cluster?: string
   maxWait: number
-  sensorLagMax: number
-  clockSkewMax: number
+  sensorLagMax?: number // absent: the group's (its config), or TIME_DEFAULTS for an embedded mount
+  clockSkewMax?: number
 }
 
-function timeOptions(opts: MountOptions): TimeOptions {
-  return { maxWaitMs: opts.maxWait, sensorLagMaxUs: opts.sensorLagMax * 1000, clockSkewMaxUs: opts.clockSkewMax * 1000 }
+type SensorBounds = GroupConfig['time']
+
+/** Δ and δ of an embedded mount: its flags, else the defaults. */
+function flagBounds(opts: MountOptions): SensorBounds {
+  return { sensorLagMaxMs: opts.sensorLagMax ?? TIME_DEFAULTS.sensorLagMaxMs, clockSkewMaxMs: opts.clockSkewMax ?? TIME_DEFAULTS.clockSkewMaxMs }
+}
+
+/** Δ and δ of a group mount are its config's: a flag may only repeat them. */
+function groupBounds(opts: MountOptions, config: GroupConfig): SensorBounds {
+  const given = [['--sensor-lag-max', opts.sensorLagMax, config.time.sensorLagMaxMs, 'sensorLagMaxMs'], ['--clock-skew-max', opts.clockSkewMax, config.time.clockSkewMaxMs, 'clockSkewMaxMs']] as const
+  for (const [flag, value, groupValue, field] of given) {
+    if (value !== undefined && value !== groupValue) throw errors.invalid(`${flag} ${value}: the group ${config.name} uses ${groupValue} (time.${field} in ${config.path}); every mount and member of a group shares it`)
+  }
+  return config.time
 }
 
 /** Mounts `client` at `dir` with its control socket; Ctrl-C or SIGTERM unmounts, then runs `onStopped`. */
-async function serveMount(dir: string, client: Client, opts: MountOptions, stateDir: string, banner: string, onStopped: () => Promise<void> = async () => undefined): Promise<void> {
-  const options = timeOptions(opts)
+async function serveMount(dir: string, client: Client, opts: MountOptions, bounds: SensorBounds, stateDir: string, banner: string, onStopped: () => Promise<void> = async () => undefined): Promise<void> {
+  const options: TimeOptions = { maxWaitMs: opts.maxWait, sensorLagMaxUs: bounds.sensorLagMaxMs * 1000, clockSkewMaxUs: bounds.clockSkewMaxMs * 1000 }
   const mounted = await mountFs(path.resolve(dir), client, options, stateDir)
   let stopping: Promise<void> | null = null
   const stop = (): Promise<void> =>
@@ -99,22 +109,25 @@ async function runMount(dir: string, opts: MountOptions): Promise<void> {
   if (opts.cluster !== undefined) {
     if (opts.dataDir !== undefined) throw new CommanderError(2, 'fffs.badOptions', '--data-dir and --cluster exclude each other: a cluster mount keeps no data')
     const config = await loadGroupConfig(path.resolve(opts.cluster))
+    const bounds = groupBounds(opts, config)
     const client = await connectGroup(config)
-    await serveMount(dir, client, opts, path.dirname(config.path), `cluster ${config.name}: ${describeLayout(config)}`)
+    await serveMount(dir, client, opts, bounds, path.dirname(config.path), `cluster ${config.name}: ${describeLayout(config)}`)
     return
   }
   const dataDir = path.resolve(opts.dataDir ?? defaultDataDir(dir))
   const { client, replayedRecords, truncatedBytes } = await EmbeddedClient.open(dataDir)
-  await serveMount(dir, client, opts, dataDir, `data ${dataDir}; replayed ${replayedRecords} records, dropped ${truncatedBytes} torn bytes`)
+  await serveMount(dir, client, opts, flagBounds(opts), dataDir, `data ${dataDir}; replayed ${replayedRecords} records, dropped ${truncatedBytes} torn bytes`)
 }
 
 async function runUp(dir: string, opts: MountOptions & { replicas: number; shards: number; groupDir?: string }): Promise<void> {
   const groupDir = path.resolve(opts.groupDir ?? path.join(defaultDataDir(dir), 'group'))
-  const config = await localGroupConfig(groupDir, opts.replicas, opts.shards)
+  // A new group takes the flags' Δ and δ; an existing one keeps its own (a differing flag fails).
+  const config = await localGroupConfig(groupDir, { replicas: opts.replicas, shards: opts.shards, time: flagBounds(opts) })
+  const bounds = groupBounds(opts, config)
   const group = await startLocalGroup(config, (line) => process.stderr.write(line + '\n'))
   try {
     const client = await connectGroup(config)
-    await serveMount(dir, client, opts, groupDir, `local group ${config.path}: ${describeLayout(config)}`, group.stop)
+    await serveMount(dir, client, opts, bounds, groupDir, `local group ${config.path}: ${describeLayout(config)}`, group.stop)
   } catch (err) {
     await group.stop()
     throw err
@@ -130,8 +143,8 @@ function describeLayout(config: GroupConfig): string {
 function withReadOptions(command: Command): Command {
   return command
     .option('--max-wait <ms>', 'how long a read at an unstable cut waits before EAGAIN', positiveInt, MAX_WAIT_MS_DEFAULT)
-    .option('--sensor-lag-max <ms>', 'Δ: the most a sensor timestamp may lag platform time', positiveInt, SENSOR_LAG_MAX_MS_DEFAULT)
-    .option('--clock-skew-max <ms>', 'δ: the bound on writer/platform clock skew', positiveInt, CLOCK_SKEW_MAX_MS_DEFAULT)
+    .option('--sensor-lag-max <ms>', `Δ: the most a sensor timestamp may lag platform time (default ${TIME_DEFAULTS.sensorLagMaxMs}; a group's: its config's)`, positiveInt)
+    .option('--clock-skew-max <ms>', `δ: the bound on writer/platform clock skew (default ${TIME_DEFAULTS.clockSkewMaxMs}; a group's: its config's)`, positiveInt)
 }
 
 export async function main(argv: string[]): Promise<void> {
@@ -153,9 +166,12 @@ export async function main(argv: string[]): Promise<void> {
     .option('--shards <n>', 'data shards (more than one: plus a meta shard for the namespace)', positiveInt, 1)
     .option('--members <n>', 'member processes (default: --replicas; each serves every shard it can)', positiveInt)
     .option('--base-port <port>', 'first TCP port (each member uses 2 per shard group from there on)', positiveInt)
+    .option('--sensor-lag-max <ms>', 'Δ of the group: the most a sensor timestamp may lag platform time', positiveInt, TIME_DEFAULTS.sensorLagMaxMs)
+    .option('--clock-skew-max <ms>', 'δ of the group: the bound on writer/platform clock skew', positiveInt, TIME_DEFAULTS.clockSkewMaxMs)
     .description('write the config and cluster key of a local group')
-    .action(async (dir: string, opts: { replicas: number; shards: number; members?: number; basePort?: number }) => {
-      await runInit(path.resolve(dir), { replicas: opts.replicas, shards: opts.shards, ...(opts.members !== undefined ? { members: opts.members } : {}), ...(opts.basePort !== undefined ? { basePort: opts.basePort } : {}) })
+    .action(async (dir: string, opts: { replicas: number; shards: number; members?: number; basePort?: number; sensorLagMax: number; clockSkewMax: number }) => {
+      const time = { sensorLagMaxMs: opts.sensorLagMax, clockSkewMaxMs: opts.clockSkewMax }
+      await runInit(path.resolve(dir), { replicas: opts.replicas, shards: opts.shards, time, ...(opts.members !== undefined ? { members: opts.members } : {}), ...(opts.basePort !== undefined ? { basePort: opts.basePort } : {}) })
     })
 
   program

@@ -45,6 +45,12 @@ export interface GroupConfig {
     readonly requestTimeoutMs: number // bound on a reply (waits add their own wait on top)
     readonly handshakeTimeoutMs: number
   }
+  /**
+   * Sensor time bounds, the group's and not a mount's: members refuse versions stamped older
+   * than their stamp − Δ, and every mount cuts sensor time at T + Δ + 2δ; a mount with a larger
+   * Δ than the members enforce would see a sensor cut change after it had read it.
+   */
+  readonly time: { readonly sensorLagMaxMs: number; readonly clockSkewMaxMs: number }
   readonly keyFile: string // absolute once loaded
   readonly key: Buffer
   /**
@@ -54,6 +60,12 @@ export interface GroupConfig {
   readonly shardRole?: ShardRole
 }
 
+
+/** Δ (the most a sensor stamp may lag platform time) and δ (writer/platform clock skew bound). */
+export const TIME_DEFAULTS = {
+  sensorLagMaxMs: 5_000,
+  clockSkewMaxMs: 50,
+} as const
 
 export const CLIENT_WIRE_DEFAULTS = {
   heartbeatIntervalMs: 500,
@@ -85,7 +97,7 @@ export async function loadGroupConfig(file: string): Promise<GroupConfig> {
 export function parseGroupConfig(json: unknown, configPath: string): Omit<GroupConfig, 'key'> {
   const baseDir = path.dirname(configPath)
   const fail = (field: string, why: string): FffsError => errors.invalid(`config ${field}: ${why} (in ${configPath})`)
-  const root = object(json, 'config', fail, ['version', 'name', 'members', 'layout', 'transport', 'clients', 'keyFile'])
+  const root = object(json, 'config', fail, ['version', 'name', 'members', 'layout', 'transport', 'clients', 'time', 'keyFile'])
   if (root.version !== CONFIG_VERSION) throw fail('version', `${show(root.version)} is not a supported version (1)`)
   const name = nonEmptyString(root.name, 'name', fail)
   if (!/^[A-Za-z0-9._-]+$/.test(name)) throw fail('name', `${show(name)} may use only letters, digits, '.', '_' and '-'`)
@@ -152,6 +164,12 @@ export function parseGroupConfig(json: unknown, configPath: string): Omit<GroupC
   }
   if (clients.deadPeerMs <= clients.heartbeatIntervalMs) throw fail('clients.deadPeerMs', `${clients.deadPeerMs} must exceed clients.heartbeatIntervalMs (${clients.heartbeatIntervalMs})`)
 
+  const tm = root.time === undefined ? {} : object(root.time, 'time', fail, ['sensorLagMaxMs', 'clockSkewMaxMs'])
+  const time = {
+    sensorLagMaxMs: tm.sensorLagMaxMs === undefined ? TIME_DEFAULTS.sensorLagMaxMs : nonNegativeInt(tm.sensorLagMaxMs, 'time.sensorLagMaxMs', fail),
+    clockSkewMaxMs: tm.clockSkewMaxMs === undefined ? TIME_DEFAULTS.clockSkewMaxMs : nonNegativeInt(tm.clockSkewMaxMs, 'time.clockSkewMaxMs', fail),
+  }
+
   const keyFile = path.resolve(baseDir, nonEmptyString(root.keyFile, 'keyFile', fail))
   return {
     version: CONFIG_VERSION,
@@ -161,6 +179,7 @@ export function parseGroupConfig(json: unknown, configPath: string): Omit<GroupC
     layout: { shards, replicas },
     transport: { provider, ...(iface !== undefined ? { iface } : {}), heartbeatIntervalMs, suspectTimeoutMs, connectTimeoutMs },
     clients,
+    time,
     keyFile,
   }
 }
@@ -224,6 +243,8 @@ export interface LocalGroupOptions {
    * (transport, one per shard group) and basePort + 2Gi + G .. + 2G - 1 (clients).
    */
   readonly basePort?: number
+  /** Δ and δ; default TIME_DEFAULTS. */
+  readonly time?: { readonly sensorLagMaxMs: number; readonly clockSkewMaxMs: number }
 }
 
 /**
@@ -264,6 +285,7 @@ export async function writeLocalGroup(dir: string, options: LocalGroupOptions): 
     })),
     layout: { shards, replicas },
     transport: { provider: TRANSPORT_DEFAULTS.provider, heartbeatIntervalMs: TRANSPORT_DEFAULTS.heartbeatIntervalMs, suspectTimeoutMs: TRANSPORT_DEFAULTS.suspectTimeoutMs, connectTimeoutMs: TRANSPORT_DEFAULTS.connectTimeoutMs },
+    time: options.time ?? TIME_DEFAULTS,
     keyFile: KEY_FILE_NAME,
   }
   await fsp.mkdir(root, { recursive: true })
@@ -336,6 +358,11 @@ function nonEmptyString(value: unknown, field: string, fail: Fail): string {
 
 function positiveInt(value: unknown, field: string, fail: Fail): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) throw fail(field, `${show(value)} is not a positive integer`)
+  return value
+}
+
+function nonNegativeInt(value: unknown, field: string, fail: Fail): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) throw fail(field, `${show(value)} is not a non-negative integer`)
   return value
 }
 

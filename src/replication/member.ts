@@ -855,6 +855,15 @@ function sleep(ms: number): Promise<void> {
  */
 const CLIENT_CLOCK_AHEAD_MAX_US = 1_000_000
 
+/**
+ * Δ is the group's (config `time.sensorLagMaxMs`), whatever the mount sent: the store refuses a
+ * version or a creation stamped older than its HLC stamp − Δ, and a mount that sent a larger Δ
+ * (or none) could otherwise add to a sensor cut another mount had already read as frozen.
+ */
+function withGroupSensorLag(mutation: Mutation, sensorLagMaxUs: number): Mutation {
+  return mutation.type === 'version' || mutation.type === 'mknod' ? { ...mutation, sensorLagMaxUs } : mutation
+}
+
 /** The Client a member serves to the mounts connected to it: reads from the local replica,
  * writes through the group's total order. */
 export class ReplicaClient implements Client {
@@ -919,7 +928,8 @@ export class ReplicaClient implements Client {
     if (options.after !== undefined && hlcPhysicalUs(options.after) > wallClockUs() + CLIENT_CLOCK_AHEAD_MAX_US) {
       throw new FffsError('EINVAL', `${mutation.type}: the client's clock (${hlcToIso(options.after)}) is more than ${CLIENT_CLOCK_AHEAD_MAX_US / 1000} ms ahead of member ${this.member.id}'s; refused, or it would drag the group's clock and every later cut with it`)
     }
-    const record: RecordPayload = options.id === undefined ? { mutation } : { mutation, submit: options.id }
+    const bounded = withGroupSensorLag(mutation, this.member.config.time.sensorLagMaxMs * 1000)
+    const record: RecordPayload = options.id === undefined ? { mutation: bounded } : { mutation: bounded, submit: options.id }
     const json = Buffer.from(JSON.stringify(record), 'utf8')
     const payload = new Uint8Array(1 + json.byteLength)
     payload[0] = PAYLOAD_RECORD

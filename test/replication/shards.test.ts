@@ -292,6 +292,27 @@ describe('a sharded group of processes behind a FUSE mount (meta + 2 data shards
     }
   })
 
+  it("Δ is the group's: a member refuses a creation stamped older than now − Δ whatever Δ the client sent; a mount flag that disagrees is refused", async () => {
+    const meta = shardGroups(group.config)[0]!.config
+    const lagUs = group.config.time.sensorLagMaxMs * 1000
+    const client = await RemoteClient.connect(meta)
+    try {
+      const create = (name: string, sensorUs: number): Promise<unknown> =>
+        client.submit({ type: 'mknod', parent: ROOT_INO, name, kind: 'file', mode: 0o644, uid: 0, gid: 0, sensorUs, sensorLagMaxUs: 3600 * lagUs })
+      await create('sensed-recently', wallClockUs() - lagUs / 5)
+      const err = await create('sensed-long-ago', wallClockUs() - 3 * lagUs).catch((e: unknown) => e)
+      expect(err).toBeInstanceOf(FffsError)
+      expect((err as FffsError).code).toBe('EINVAL')
+      expect((err as FffsError).message).toMatch(/older than platform time .* − Δ 5000 ms/)
+    } finally {
+      await client.close()
+    }
+    const refused = await cli(['mount', path.join(group.root, 'never-mounted'), '--cluster', group.config.path, '--sensor-lag-max', '60000'])
+    expect(refused.status).not.toBe(0)
+    expect(refused.stderr.trim().split('\n')).toHaveLength(1)
+    expect(refused.stderr).toMatch(/--sensor-lag-max 60000: the group .* uses 5000 \(time\.sensorLagMaxMs in .*config\.json\)/)
+  })
+
   it('kill -9 of one process (a replica of every shard): writes go on, nothing acknowledged is lost, it catches up on restart', async () => {
     await fsp.mkdir(mount.p('stream'))
     const writer = new Writer(mount.p('stream'))

@@ -35,6 +35,12 @@ def reply(obj):
 def failed(rid, step, err):
     return {'id': rid, 'ok': False, 'step': step, 'errno': err.errno or 0, 'error': err.strerror or str(err)}
 
+def timed(rid, started, err=None):
+    res = failed(rid, err[0], err[1]) if err else {'id': rid, 'ok': True}
+    res['startUs'] = started
+    res['endUs'] = now_us()
+    return res
+
 def open_writer(req):
     writers[req['path']] = os.open(req['path'], os.O_WRONLY)
     return {'id': req['id'], 'ok': True}
@@ -54,11 +60,8 @@ def write(req):
         step = 'fsync'  # the commit point: returns once the version is durable on its shard
         os.fsync(fd)
     except OSError as err:
-        res = failed(req['id'], step, err)
-        res['startUs'] = started
-        res['endUs'] = now_us()
-        return res
-    return {'id': req['id'], 'ok': True, 'startUs': started, 'endUs': now_us()}
+        return timed(req['id'], started, (step, err))
+    return timed(req['id'], started)
 
 def write_at(req):
     # A version of its own: open P@sensor:T for writing, write, close (the commit point).
@@ -73,11 +76,8 @@ def write_at(req):
             step = 'close'
             os.close(fd)
     except OSError as err:
-        res = failed(req['id'], step, err)
-        res['startUs'] = started
-        res['endUs'] = now_us()
-        return res
-    return {'id': req['id'], 'ok': True, 'startUs': started, 'endUs': now_us()}
+        return timed(req['id'], started, (step, err))
+    return timed(req['id'], started)
 
 def read_one(path):
     started = now_us()
