@@ -1,18 +1,79 @@
 // Native transport benchmark (manual, never in CI): SST push-to-visible latency, SMC rate and
-// latency, RDMC bandwidth, against iperf3 and a Node `net` implementation of the same patterns,
-// in one run on loopback. All members live in this process (one fabric, endpoints and
-// completion thread each; one shared JS thread), and so do the `net` baselines.
-//   npm run build && node dist/bench/transport/native-bench.js [--quick]
-import { spawn } from 'node:child_process'
+// latency, RDMC bandwidth, against iperf3 and a Node `net` implementation of the same
+// patterns, in one run on loopback.
+//   npm run build && node dist/bench/transport/native-bench.js [--quick] [--rounds N]
+//
+// Every member is its own process (bench-member.ts), as in a deployment, and so is every peer
+// of the `net` baselines and of iperf3: nobody shares a JS thread with another member. Each
+// figure is the median over interleaved rounds (native, then baseline, then native ...), so
+// outside load on the shared cores hits both alike; ratios compare medians of one run.
+// Arrival times come from the receivers' own clocks (CLOCK_MONOTONIC, one clock per host).
+import { fork, spawn, type ChildProcess } from 'node:child_process'
 import net from 'node:net'
-import { NativeTransport } from '../../src/replication/transport/native.js'
-import { TRANSPORT_DEFAULTS, type SstSchema, type Transport } from '../../src/replication/transport/types.js'
+import { fileURLToPath } from 'node:url'
+import { TRANSPORT_DEFAULTS, type SstSchema, type TransportConfig } from '../../src/replication/transport/types.js'
 
 const quick = process.argv.includes('--quick')
+const roundsArg = process.argv.indexOf('--rounds')
+const ROUNDS = roundsArg > 0 ? Number(process.argv[roundsArg + 1]) : quick ? 3 : 5
+const only = ((): string | undefined => {
+  const i = process.argv.indexOf('--only')
+  return i > 0 ? process.argv[i + 1] : undefined
+})()
 const MB = 1_000_000
-const schema: SstSchema = { columns: [{ name: 'counter', kind: 'u64' }] }
+const schema: SstSchema = {
+  columns: [
+    { name: 'counter', kind: 'u64' },
+    { name: 'ack', kind: 'u64' },
+  ],
+}
 
-// ---- helpers ----
+// ---- child processes ----
+
+type Result = Record<string, unknown>
+
+class Child {
+  private nextId = 1
+  private readonly waiting = new Map<number, { resolve: (r: Result) => void; reject: (e: Error) => void }>()
+  constructor(readonly proc: ChildProcess) {
+    proc.on('message', (m: { id: number; result?: Result; error?: string }) => {
+      const w = this.waiting.get(m.id)
+      if (!w) return
+      this.waiting.delete(m.id)
+      if (m.error !== undefined) w.reject(new Error(m.error))
+      else w.resolve(m.result ?? {})
+    })
+    proc.on('exit', (code) => {
+      for (const w of this.waiting.values()) w.reject(new Error(`bench member exited (${code})`))
+      this.waiting.clear()
+    })
+  }
+  call(cmd: string, args: Record<string, unknown> = {}): Promise<Result> {
+    const id = this.nextId++
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject })
+      this.proc.send({ id, cmd, args })
+    })
+  }
+  kill(): void {
+    this.proc.kill('SIGKILL')
+  }
+}
+
+const memberScript = fileURLToPath(new URL('./bench-member.js', import.meta.url))
+const children = new Set<Child>()
+function spawnChild(role: 'native' | 'net'): Child {
+  const c = new Child(fork(memberScript, [role], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }))
+  children.add(c)
+  return c
+}
+function killAll(list: readonly Child[]): void {
+  for (const c of list) {
+    c.kill()
+    children.delete(c)
+  }
+}
+process.on('exit', () => killAll([...children]))
 
 async function freePorts(count: number): Promise<number[]> {
   const servers = await Promise.all(
@@ -26,135 +87,106 @@ async function freePorts(count: number): Promise<number[]> {
   return ports
 }
 
-async function nativeGroup(memberCount: number): Promise<NativeTransport[]> {
+async function nativeGroup(memberCount: number): Promise<Child[]> {
   const ports = await freePorts(memberCount)
   const members = ports.map((port, i) => ({ id: i + 1, host: '127.0.0.1', port }))
-  const ts = members.map((m) => new NativeTransport({ ...TRANSPORT_DEFAULTS, suspectTimeoutMs: 10_000, selfId: m.id, members, schema }))
-  await Promise.all(ts.map((t) => t.start()))
-  return ts
+  const cs = members.map(() => spawnChild('native'))
+  await Promise.all(cs.map((c, i) => {
+    const config: TransportConfig = { ...TRANSPORT_DEFAULTS, suspectTimeoutMs: 10_000, connectTimeoutMs: 30_000, selfId: members[i]!.id, members, schema }
+    return c.call('start', { config })
+  }))
+  return cs
 }
+
+async function stopGroup(cs: Child[]): Promise<void> {
+  await Promise.all(cs.map((c) => c.call('stop').catch(() => undefined)))
+  killAll(cs)
+}
+
+/** Peers of the `net` baselines, one socket per pair. */
+async function netGroup(count: number): Promise<Child[]> {
+  const cs = Array.from({ length: count }, () => spawnChild('net'))
+  const ports = await Promise.all(cs.map((c, i) => c.call('listen', { self: i }).then((r) => r['port'] as number)))
+  const peers = ports.map((port, rank) => ({ rank, port }))
+  await Promise.all(cs.map((c) => c.call('connect', { peers })))
+  return cs
+}
+
+// ---- statistics ----
 
 function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
 }
-
-function stats(samplesUs: number[]): { p50: number; p99: number } {
-  samplesUs.sort((a, b) => a - b)
-  return { p50: percentile(samplesUs, 50), p99: percentile(samplesUs, 99) }
+interface Lat {
+  p50: number
+  p99: number
 }
-
-const nowUs = (): number => Number(process.hrtime.bigint()) / 1000
+/** Latency over all rounds' samples pooled (rounds interleave with the baseline). */
+function lat(samples: number[]): Lat {
+  const s = [...samples].sort((a, b) => a - b)
+  return { p50: percentile(s, 50), p99: percentile(s, 99) }
+}
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b)
+  return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
+}
+function range(xs: readonly number[], digits = 0): string {
+  return `${Math.min(...xs).toFixed(digits)}-${Math.max(...xs).toFixed(digits)}`
+}
 const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
 // ---- native measurements ----
 
 /** Writer 0 pushes counter=i; latency until every other member's 'rows' event shows i. */
-async function sstLatency(ts: Transport[], rounds: number): Promise<{ p50: number; p99: number }> {
+async function sstLatency(g: Child[], rounds: number, base: number): Promise<number[]> {
+  const { startUs } = (await g[0]!.call('sstWrite', { rounds, base })) as { startUs: number[] }
+  const seen = await Promise.all(g.slice(1).map((c) => c.call('sstSeen').then((r) => r['seenUs'] as number[])))
   const samples: number[] = []
-  for (let i = 1; i <= rounds; i++) {
-    const t0 = nowUs()
-    await new Promise<void>((resolve) => {
-      let pending = ts.length - 1
-      const listeners = ts.slice(1).map((t) => {
-        const l = (): void => {
-          if (t.sst.u64(0, 'counter') === BigInt(i)) {
-            t.off('rows', l)
-            if (--pending === 0) resolve()
-          }
-        }
-        t.on('rows', l)
-        return l
-      })
-      void listeners
-      ts[0]!.setU64('counter', BigInt(i))
-      ts[0]!.push()
-    })
-    samples.push(nowUs() - t0)
-    if (i % 10 === 0) await pause(1)
-  }
-  return stats(samples)
+  for (let i = base + 1; i <= base + rounds; i++) samples.push(Math.max(...seen.map((s) => s[i]!)) - startUs[i]!)
+  return samples
 }
 
-/** One-way SMC latency from 0 to 1 (half a ping-pong), other members receive too. */
-async function smcLatency(ts: Transport[], size: number, rounds: number): Promise<{ p50: number; p99: number }> {
-  const payload = new Uint8Array(size)
-  const samples: number[] = []
-  const echo = (sender: number): void => {
-    if (sender === 0) void ts[1]!.sendSmall(payload)
-  }
-  ts[1]!.on('small', echo)
-  for (let i = 0; i < rounds; i++) {
-    const t0 = nowUs()
-    await new Promise<void>((resolve) => {
-      const l = (sender: number): void => {
-        if (sender === 1) {
-          ts[0]!.off('small', l)
-          resolve()
-        }
-      }
-      ts[0]!.on('small', l)
-      void ts[0]!.sendSmall(payload)
-    })
-    samples.push((nowUs() - t0) / 2)
-  }
-  ts[1]!.off('small', echo)
-  return stats(samples)
+async function smcLatency(g: Child[], size: number, rounds: number): Promise<number[]> {
+  return ((await g[0]!.call('smcPing', { size, rounds })) as { samples: number[] }).samples
 }
 
-/** Messages per second from member 0 until every member has delivered them all. */
-async function smcRate(ts: Transport[], size: number, count: number): Promise<number> {
-  const payload = new Uint8Array(size)
-  let remaining = count * (ts.length - 1)
-  const done = new Promise<void>((resolve) => {
-    ts.slice(1).forEach((t) =>
-      t.on('small', (sender) => {
-        if (sender === 0 && --remaining === 0) resolve()
-      }),
-    )
-  })
-  const t0 = nowUs()
-  const sends: Promise<void>[] = []
-  for (let i = 0; i < count; i++) sends.push(ts[0]!.sendSmall(payload))
-  await Promise.all([done, ...sends])
-  const rate = count / ((nowUs() - t0) / 1e6)
-  ts.forEach((t) => ((t as unknown as { listeners: { small: Set<unknown> } }).listeners.small.clear()))
-  return rate
+/** Expectations first (each receiver answers `sync` once its expectation is set), then the sender. */
+async function fanIn(receivers: Child[], expect: Record<string, unknown>, send: () => Promise<Result>): Promise<{ startUs: number; doneUs: number }> {
+  const done = receivers.map((c) => c.call('expect', expect))
+  await Promise.all(receivers.map((c) => c.call('cpu')))
+  const { startUs } = (await send()) as { startUs: number }
+  const doneUs = Math.max(...(await Promise.all(done)).map((r) => r['doneUs'] as number))
+  return { startUs, doneUs }
 }
 
-/** MB/s of one object from member 0 until every receiver has it. */
-async function rdmcBandwidth(ts: Transport[], sizeBytes: number, reps: number): Promise<number> {
-  const payload = new Uint8Array(sizeBytes).fill(7)
-  let best = 0
-  for (let r = 0; r < reps; r++) {
-    let remaining = ts.length - 1
-    const done = new Promise<void>((resolve) => {
-      const ls = ts.slice(1).map((t) => {
-        const l = (sender: number): void => {
-          if (sender === 0 && --remaining === 0) {
-            ts.forEach((x, i) => i > 0 && x.off('large', ls[i - 1]!))
-            resolve()
-          }
-        }
-        t.on('large', l)
-        return l
-      })
-    })
-    const t0 = nowUs()
-    await Promise.all([ts[0]!.sendLarge(payload), done])
-    best = Math.max(best, sizeBytes / MB / ((nowUs() - t0) / 1e6))
-  }
-  return best
+async function smcRate(g: Child[], size: number, count: number): Promise<number> {
+  const { startUs, doneUs } = await fanIn(g.slice(1), { kind: 'small', from: 0, count }, () => g[0]!.call('smcBlast', { size, count }))
+  return count / ((doneUs - startUs) / 1e6)
+}
+
+async function rdmcBandwidth(g: Child[], size: number, count: number): Promise<number> {
+  const { startUs, doneUs } = await fanIn(g.slice(1), { kind: 'large', from: 0, count }, () => g[0]!.call('largeBlast', { size, count }))
+  return (size * count) / MB / ((doneUs - startUs) / 1e6)
+}
+
+/** CPU of an idle group (heartbeats only), per member, each member's own process. */
+async function idleCpuPercent(g: Child[], seconds: number): Promise<number> {
+  const before = await Promise.all(g.map((c) => c.call('cpu')))
+  await pause(seconds * 1000)
+  const after = await Promise.all(g.map((c) => c.call('cpu')))
+  const pct = after.map((a, i) => ((a['cpuUs'] as number) - (before[i]!['cpuUs'] as number)) / ((a['atUs'] as number) - (before[i]!['atUs'] as number)) * 100)
+  return pct.reduce((x, y) => x + y, 0) / pct.length
 }
 
 // ---- baselines ----
 
-async function iperf3(): Promise<number | undefined> {
+async function iperf3(seconds: number): Promise<number | undefined> {
   const [port] = await freePorts(1)
   const server = spawn('iperf3', ['-s', '-1', '-p', String(port)], { stdio: 'ignore' })
   try {
     await pause(300)
     const out = await new Promise<string>((resolve, reject) => {
-      const c = spawn('iperf3', ['-c', '127.0.0.1', '-p', String(port), '-t', quick ? '2' : '4', '-J'])
+      const c = spawn('iperf3', ['-c', '127.0.0.1', '-p', String(port), '-t', String(seconds), '-J'])
       let text = ''
       c.stdout.on('data', (d: Buffer) => (text += d.toString()))
       c.on('error', reject)
@@ -169,211 +201,142 @@ async function iperf3(): Promise<number | undefined> {
   }
 }
 
-interface NetLink {
-  readonly a: net.Socket // member 0's side
-  readonly b: net.Socket // receiver side
+/** Unicast ping-pong between net peers 0 and 1. */
+async function netPingPong(p: Child[], size: number, rounds: number): Promise<number[]> {
+  await p[1]!.call('echo', { from: 0, to: [0], size })
+  return ((await p[0]!.call('ping', { size, rounds, to: [1], from: 1 })) as { samples: number[] }).samples
 }
 
-async function netLinks(count: number): Promise<{ links: NetLink[]; close: () => void }> {
-  const server = net.createServer()
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()))
-  const port = (server.address() as net.AddressInfo).port
-  const links: NetLink[] = []
-  for (let i = 0; i < count; i++) {
-    const accepted = new Promise<net.Socket>((r) => server.once('connection', r))
-    const a = net.connect(port, '127.0.0.1')
-    a.setNoDelay(true)
-    const b = await accepted
-    b.setNoDelay(true)
-    links.push({ a, b })
-  }
-  return { links, close: () => { links.forEach((l) => { l.a.destroy(); l.b.destroy() }); server.close() } }
+/** The SMC pattern over sockets: 0 sends to 1 and 2, 1 answers to 0 and 2; half the round trip. */
+async function netMulticastPingPong(p: Child[], size: number, rounds: number): Promise<number[]> {
+  await p[1]!.call('echo', { from: 0, to: [0, 2], size })
+  await p[2]!.call('echo', { from: -1, to: [], size })
+  return ((await p[0]!.call('ping', { size, rounds, to: [1, 2], from: 1 })) as { samples: number[] }).samples
 }
 
-/** Length-prefixed framing on a socket: calls onMessage(length) per complete message. */
-function frames(socket: net.Socket, onMessage: (length: number) => void): void {
-  let buffered: Buffer = Buffer.alloc(0)
-  socket.on('data', (chunk: Buffer) => {
-    buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk])
-    let off = 0
-    while (buffered.length - off >= 4) {
-      const len = buffered.readUInt32LE(off)
-      if (buffered.length - off - 4 < len) break
-      off += 4 + len
-      onMessage(len)
-    }
-    buffered = buffered.subarray(off)
-  })
+async function netRate(p: Child[], size: number, count: number, receivers: number): Promise<number> {
+  const rs = p.slice(1, 1 + receivers)
+  const to = rs.map((_, i) => i + 1)
+  const { startUs, doneUs } = await fanIn(rs, { from: 0, count }, () => p[0]!.call('blast', { size, count, to }))
+  return count / ((doneUs - startUs) / 1e6)
 }
 
-function frame(size: number): Buffer {
-  const b = Buffer.alloc(4 + size)
-  b.writeUInt32LE(size, 0)
-  return b
-}
-
-async function netPingPong(size: number, rounds: number): Promise<{ p50: number; p99: number }> {
-  const { links, close } = await netLinks(1)
-  const { a, b } = links[0]!
-  const msg = frame(size)
-  frames(b, () => b.write(msg))
-  const samples: number[] = []
-  let resolveOne: (() => void) | undefined
-  frames(a, () => resolveOne?.())
-  for (let i = 0; i < rounds; i++) {
-    const t0 = nowUs()
-    await new Promise<void>((r) => {
-      resolveOne = r
-      a.write(msg)
-    })
-    samples.push((nowUs() - t0) / 2)
-  }
-  close()
-  return stats(samples)
-}
-
-/**
- * The SMC latency pattern over sockets: 0 multicasts to 1 and 2 (one socket each), 1 answers
- * by multicasting to 0 and 2; half the round trip, as smcLatency measures.
- */
-async function netMulticastPingPong(size: number, rounds: number): Promise<{ p50: number; p99: number }> {
-  const { links, close } = await netLinks(4)
-  const [to1, to2, back0, back2] = links as [NetLink, NetLink, NetLink, NetLink]
-  const msg = frame(size)
-  frames(to1.b, () => {
-    back0.a.write(msg)
-    back2.a.write(msg)
-  })
-  frames(to2.b, () => undefined)
-  frames(back2.b, () => undefined)
-  let resolveOne: (() => void) | undefined
-  frames(back0.b, () => resolveOne?.())
-  const samples: number[] = []
-  for (let i = 0; i < rounds; i++) {
-    const t0 = nowUs()
-    await new Promise<void>((r) => {
-      resolveOne = r
-      to1.a.write(msg)
-      to2.a.write(msg)
-    })
-    samples.push((nowUs() - t0) / 2)
-  }
-  close()
-  return stats(samples)
-}
-
-/** CPU of an idle group (heartbeats only), per member: all members share this process. */
-async function idleCpuPercent(memberCount: number, seconds: number): Promise<number> {
-  const ts = await nativeGroup(memberCount)
-  await pause(1000)
-  const before = process.cpuUsage()
-  const t0 = nowUs()
-  await pause(seconds * 1000)
-  const used = process.cpuUsage(before)
-  const elapsedUs = nowUs() - t0
-  await Promise.all(ts.map((t) => t.stop()))
-  return ((used.user + used.system) / elapsedUs / memberCount) * 100
-}
-
-async function netRate(size: number, count: number, receivers: number): Promise<number> {
-  const { links, close } = await netLinks(receivers)
-  let remaining = count * receivers
-  const done = new Promise<void>((resolve) => links.forEach((l) => frames(l.b, () => --remaining === 0 && resolve())))
-  const msg = frame(size)
-  const t0 = nowUs()
-  for (let i = 0; i < count; i++) for (const l of links) l.a.write(msg)
-  await done
-  close()
-  return count / ((nowUs() - t0) / 1e6)
-}
-
-/** The sender writes the object to each receiver over its own socket (star), all at once. */
-async function netBulk(sizeBytes: number, receivers: number, reps: number): Promise<number> {
-  let best = 0
-  const payload = Buffer.alloc(sizeBytes, 7)
-  for (let r = 0; r < reps; r++) {
-    const { links, close } = await netLinks(receivers)
-    let remaining = receivers
-    const done = new Promise<void>((resolve) =>
-      links.forEach((l) => {
-        let got = 0
-        const chunks: Buffer[] = []
-        l.b.on('data', (c: Buffer) => {
-          chunks.push(c) // the receiver keeps the object, as RDMC's receiver does
-          got += c.length
-          if (got === sizeBytes && --remaining === 0) resolve()
-        })
-      }),
-    )
-    const t0 = nowUs()
-    for (const l of links) l.a.write(payload)
-    await done
-    best = Math.max(best, sizeBytes / MB / ((nowUs() - t0) / 1e6))
-    close()
-  }
-  return best
+/** The sender writes each object to each receiver over its own socket (star), all at once. */
+async function netBulk(p: Child[], size: number, count: number, receivers: number): Promise<number> {
+  const rs = p.slice(1, 1 + receivers)
+  const to = rs.map((_, i) => i + 1)
+  const { startUs, doneUs } = await fanIn(rs, { from: 0, bytes: size * count }, () => p[0]!.call('bulk', { size, count, to }))
+  return (size * count) / MB / ((doneUs - startUs) / 1e6)
 }
 
 // ---- the run ----
 
 type Row = [string, string, string, string]
+const rows: Row[] = []
+const fmtLat = (s: Lat): string => `${s.p50.toFixed(0)} / ${s.p99.toFixed(0)} µs`
+const ratio = (a: number, b: number | undefined): string => (b ? `${(a / b).toFixed(2)}×` : 'n/a')
+const want = (section: string): boolean => only === undefined || only.split(',').includes(section)
+
+/** Rounds alternate which side goes first. */
+async function interleave<T>(rounds: number, native: () => Promise<T>, baseline: () => Promise<T>): Promise<{ native: T[]; baseline: T[] }> {
+  const out = { native: [] as T[], baseline: [] as T[] }
+  for (let r = 0; r < rounds; r++) {
+    if (r % 2 === 0) {
+      out.native.push(await native())
+      out.baseline.push(await baseline())
+    } else {
+      out.baseline.push(await baseline())
+      out.native.push(await native())
+    }
+  }
+  return out
+}
 
 async function main(): Promise<void> {
-  const rows: Row[] = []
-  const fmtUs = (s: { p50: number; p99: number }): string => `${s.p50.toFixed(0)} / ${s.p99.toFixed(0)} µs`
-  const ratio = (a: number, b: number | undefined): string => (b ? `${(a / b).toFixed(2)}×` : 'n/a')
-  const latRounds = quick ? 200 : 1000
+  const latRounds = quick ? 200 : 500
+  const netPeers = await netGroup(5)
 
-  const iperfMBs = await iperf3()
-  rows.push(['iperf3 single stream, loopback', iperfMBs ? `${iperfMBs.toFixed(0)} MB/s` : 'iperf3 missing or failed', '', ''])
-
-  const idle = await idleCpuPercent(3, quick ? 2 : 5)
-  rows.push(['idle CPU per member, 3 members', `${idle.toFixed(2)} %`, 'target < 2 %', ''])
-
-  const netLat8 = await netPingPong(8, latRounds)
-  {
-    const ts = await nativeGroup(2)
-    const lat = await smcLatency(ts, 1000, latRounds)
-    const netLat = await netPingPong(1000, latRounds)
-    rows.push(['SMC 1000 B one-way latency p50/p99, 2 members', fmtUs(lat), `net ${fmtUs(netLat)}`, ratio(lat.p50, netLat.p50)])
-    await Promise.all(ts.map((t) => t.stop()))
-  }
-  for (const n of [2, 3]) {
-    const ts = await nativeGroup(n)
-    const s = await sstLatency(ts, latRounds)
-    rows.push([`SST push→visible p50/p99, ${n} members`, fmtUs(s), `net 8 B one-way ${fmtUs(netLat8)}`, ratio(s.p50, netLat8.p50)])
-    await Promise.all(ts.map((t) => t.stop()))
+  if (want('idle')) {
+    const g = await nativeGroup(3)
+    await pause(1000)
+    const idle = await idleCpuPercent(g, quick ? 2 : 5)
+    rows.push(['idle CPU per member, 3 members (own processes)', `${idle.toFixed(2)} %`, 'target < 2 %', ''])
+    await stopGroup(g)
   }
 
-  {
-    const ts = await nativeGroup(3)
+  if (want('sst')) {
+    const net8 = (await interleave(ROUNDS, async () => [] as number[], () => netPingPong(netPeers, 8, latRounds))).baseline.flat()
+    for (const n of [2, 3]) {
+      const g = await nativeGroup(n)
+      await Promise.all(g.slice(1).map((c) => c.call('sstReader')))
+      let base = 0
+      const s = (await interleave(ROUNDS, async () => {
+        const r = await sstLatency(g, latRounds, base)
+        base += latRounds
+        return r
+      }, async () => [] as number[])).native.flat()
+      rows.push([`SST push→visible p50/p99, ${n} members`, fmtLat(lat(s)), `net 8 B one-way ${fmtLat(lat(net8))}`, ratio(lat(s).p50, lat(net8).p50)])
+      await stopGroup(g)
+    }
+  }
+
+  if (want('smc')) {
+    {
+      const g = await nativeGroup(2)
+      await g[1]!.call('smcEcho')
+      const r = await interleave(ROUNDS, () => smcLatency(g, 1000, latRounds), () => netPingPong(netPeers, 1000, latRounds))
+      const a = lat(r.native.flat())
+      const b = lat(r.baseline.flat())
+      rows.push(['SMC 1000 B one-way latency p50/p99, 2 members', fmtLat(a), `net ${fmtLat(b)}`, ratio(a.p50, b.p50)])
+      await stopGroup(g)
+    }
+    const g = await nativeGroup(3)
+    await g[1]!.call('smcEcho')
     for (const size of [100, 1000, 10_000]) {
-      const lat = await smcLatency(ts, size, latRounds)
-      const netLat = await netPingPong(size, latRounds)
-      rows.push([`SMC ${size} B one-way latency p50/p99, 3 members`, fmtUs(lat), `net ${fmtUs(netLat)}`, ratio(lat.p50, netLat.p50)])
-      const netMc = await netMulticastPingPong(size, latRounds)
-      rows.push([`  same, net doing the 3-member multicast pattern`, '', `net ${fmtUs(netMc)}`, ratio(lat.p50, netMc.p50)])
+      const r = await interleave(ROUNDS, () => smcLatency(g, size, latRounds), () => netPingPong(netPeers, size, latRounds))
+      const a = lat(r.native.flat())
+      const b = lat(r.baseline.flat())
+      rows.push([`SMC ${size} B one-way latency p50/p99, 3 members`, fmtLat(a), `net ${fmtLat(b)}`, ratio(a.p50, b.p50)])
+      const mc = lat((await interleave(ROUNDS, async () => [] as number[], () => netMulticastPingPong(netPeers, size, latRounds))).baseline.flat())
+      rows.push([`  same, net doing the 3-member multicast pattern`, '', `net ${fmtLat(mc)}`, ratio(a.p50, mc.p50)])
       const count = quick ? 5000 : 20_000
-      const rate = await smcRate(ts, size, count)
-      const netR = await netRate(size, count, 2)
-      rows.push([`SMC ${size} B rate to 2 receivers`, `${(rate / 1000).toFixed(1)} k msg/s`, `net ${(netR / 1000).toFixed(1)} k msg/s`, ratio(rate, netR)])
+      const rate = await interleave(ROUNDS, () => smcRate(g, size, count), () => netRate(netPeers, size, count, 2))
+      const nr = median(rate.native)
+      const br = median(rate.baseline)
+      rows.push([`SMC ${size} B rate to 2 receivers`, `${(nr / 1000).toFixed(1)} k msg/s (${range(rate.native.map((x) => x / 1000))})`, `net ${(br / 1000).toFixed(1)} k msg/s (${range(rate.baseline.map((x) => x / 1000))})`, ratio(nr, br)])
     }
-    await Promise.all(ts.map((t) => t.stop()))
+    await stopGroup(g)
   }
 
-  for (const receivers of [1, 2, 4]) {
-    const ts = await nativeGroup(receivers + 1)
-    for (const sizeMB of quick ? [1, 16] : [1, 16, 256]) {
-      const reps = sizeMB >= 256 ? 1 : sizeMB >= 16 ? 2 : 5
-      const bw = await rdmcBandwidth(ts, sizeMB * MB, reps)
-      const netBw = await netBulk(sizeMB * MB, receivers, reps)
-      rows.push([`RDMC ${sizeMB} MB to ${receivers} receiver(s)`, `${bw.toFixed(0)} MB/s`, `net star ${netBw.toFixed(0)} MB/s; vs iperf3 ${ratio(bw, iperfMBs)}`, ratio(bw, netBw)])
+  if (want('rdmc')) {
+    const iperfRuns: number[] = []
+    const pending: Array<{ label: string; native: number[]; baseline: number[] }> = []
+    for (const receivers of [1, 2, 4]) {
+      const g = await nativeGroup(receivers + 1)
+      for (const sizeMB of quick ? [1, 16] : [1, 16, 256]) {
+        const count = sizeMB >= 256 ? 1 : sizeMB >= 16 ? 4 : 20
+        const r = await interleave(ROUNDS, () => rdmcBandwidth(g, sizeMB * MB, count), () => netBulk(netPeers, sizeMB * MB, count, receivers))
+        pending.push({ label: `RDMC ${sizeMB} MB to ${receivers} receiver(s)`, ...r })
+      }
+      await stopGroup(g)
+      const ip = await iperf3(quick ? 1 : 2)
+      if (ip !== undefined) iperfRuns.push(ip)
     }
-    await Promise.all(ts.map((t) => t.stop()))
+    const ip = iperfRuns.length > 0 ? median(iperfRuns) : undefined
+    rows.push(['iperf3 single stream, loopback (median of runs between)', ip ? `${ip.toFixed(0)} MB/s (${range(iperfRuns)})` : 'iperf3 missing or failed', '', ''])
+    for (const p of pending) {
+      const nb = median(p.native)
+      const bb = median(p.baseline)
+      rows.push([p.label, `${nb.toFixed(0)} MB/s (${range(p.native)})`, `net star ${bb.toFixed(0)} MB/s (${range(p.baseline)}); vs iperf3 ${ratio(nb, ip)}`, ratio(nb, bb)])
+    }
   }
+
+  await Promise.all(netPeers.map((c) => c.call('stop').catch(() => undefined)))
+  killAll(netPeers)
 
   const widths = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => r[i].length), ['measure', 'native', 'baseline', 'ratio'][i]!.length))
   const line = (r: readonly string[]): string => r.map((c, i) => c.padEnd(widths[i]!)).join(' | ')
+  console.log(`medians of ${ROUNDS} interleaved rounds; (min-max over rounds); latencies pool every round's samples`)
   console.log(line(['measure', 'native', 'baseline', 'ratio']))
   console.log(widths.map((w) => '-'.repeat(w)).join('-|-'))
   for (const r of rows) console.log(line(r))

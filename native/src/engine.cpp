@@ -72,24 +72,25 @@ void UnmapDeleter::operator()(uint8_t* p) const noexcept {
 }
 
 ObjectPool::~ObjectPool() {
-  for (const auto& [p, capacity] : idle_) munmap(p, capacity);
+  for (const Idle& m : idle_) munmap(m.p, m.capacity);
 }
 
 ObjectBytes ObjectPool::take(const std::shared_ptr<ObjectPool>& pool, size_t len) {
   {
     std::lock_guard<std::mutex> lock(pool->mu_);
     // The smallest idle mapping that holds `len` without wasting more than half of itself.
-    size_t best = pool->idle_.size();
-    for (size_t i = 0; i < pool->idle_.size(); ++i) {
-      const size_t capacity = pool->idle_[i].second;
-      if (capacity >= len && capacity / 2 <= len && (best == pool->idle_.size() || capacity < pool->idle_[best].second)) best = i;
+    auto& idle = pool->idle_;
+    size_t best = idle.size();
+    for (size_t i = 0; i < idle.size(); ++i) {
+      const size_t capacity = idle[i].capacity;
+      if (capacity >= len && capacity / 2 <= len && (best == idle.size() || capacity < idle[best].capacity)) best = i;
     }
-    if (best < pool->idle_.size()) {
-      const auto [p, capacity] = pool->idle_[best];
-      pool->idle_[best] = pool->idle_.back();
-      pool->idle_.pop_back();
-      pool->idle_bytes_ -= capacity;
-      return ObjectBytes(p, UnmapDeleter{len, pool, capacity});
+    if (best < idle.size()) {
+      const Idle m = idle[best];
+      idle[best] = idle.back();
+      idle.pop_back();
+      (m.cold ? pool->cold_bytes_ : pool->hot_bytes_) -= m.capacity;
+      return ObjectBytes(m.p, UnmapDeleter{len, pool, m.capacity});
     }
   }
   // Rounded up to 64 KiB so that objects of nearly one size share mappings.
@@ -102,17 +103,45 @@ ObjectBytes ObjectPool::take(const std::shared_ptr<ObjectPool>& pool, size_t len
 void ObjectPool::give(uint8_t* p, size_t capacity) noexcept {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (idle_bytes_ + capacity <= keep_bytes_) {
-      try {
-        idle_.emplace_back(p, capacity);
-        idle_bytes_ += capacity;
+    const auto now = std::chrono::steady_clock::now();
+    try {
+      if (hot_bytes_ + capacity <= hot_keep_bytes_) {
+        idle_.push_back(Idle{p, capacity, false, now});
+        hot_bytes_ += capacity;
         return;
-      } catch (...) {
-        // no memory for the bookkeeping: unmap instead
       }
+      if (cold_bytes_ + capacity <= cold_keep_bytes_) {
+        // Failure (old kernel) leaves the pages resident: still correct, only not reclaimable.
+        (void)madvise(p, capacity, MADV_FREE);
+        idle_.push_back(Idle{p, capacity, true, now});
+        cold_bytes_ += capacity;
+        return;
+      }
+    } catch (...) {
+      // no memory for the bookkeeping: unmap instead
     }
   }
   munmap(p, capacity);
+}
+
+void ObjectPool::trim(std::chrono::steady_clock::time_point now, std::chrono::milliseconds max_idle) noexcept {
+  for (;;) {  // one at a time, munmap outside the lock (it takes a while for a big mapping)
+    Idle expired{nullptr, 0, false, now};
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (size_t i = 0; i < idle_.size(); ++i) {
+        if (idle_[i].cold && now - idle_[i].since > max_idle) {
+          expired = idle_[i];
+          cold_bytes_ -= expired.capacity;
+          idle_[i] = idle_.back();
+          idle_.pop_back();
+          break;
+        }
+      }
+    }
+    if (expired.p == nullptr) return;
+    munmap(expired.p, expired.capacity);
+  }
 }
 
 ObjectBytes map_object(size_t len) {
@@ -552,6 +581,7 @@ void Engine::smc_consumed(int sender, uint64_t count) {
 
 void Engine::poll_loop() {
   auto last_work = Clock::now();
+  auto next_trim = last_work;
   const auto spin = std::chrono::microseconds(cfg_.spin_us);
   while (!stopping_.load()) {
     bool worked = false;
@@ -590,6 +620,10 @@ void Engine::poll_loop() {
       batch_.errors.push_back(e.what());
       signal_batch();
       now = Clock::now();
+    }
+    if (now >= next_trim) {  // outside mu_: unmapping a big idle mapping takes a while
+      next_trim = now + std::chrono::seconds(1);
+      pool_->trim(now, kPoolColdIdle);
     }
     if (worked && bulk) {
       last_work = now;

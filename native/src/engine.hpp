@@ -44,8 +44,12 @@ namespace fffs {
 using Clock = std::chrono::steady_clock;
 
 // Idle receive mappings an engine keeps for reuse (ObjectPool): a few objects of the mount's
-// largest chunk (4 MiB) from each sender.
+// largest chunk (4 MiB) from each sender kept as they are; beyond that, up to kPoolColdBytes
+// kept MADV_FREE'd (so that a stream of big objects reuses one mapping instead of faulting
+// every page in afresh), unmapped after kPoolColdIdle without use.
 constexpr size_t kPoolKeepBytes = 64 * 1024 * 1024;
+constexpr size_t kPoolColdBytes = 512 * 1024 * 1024;
+constexpr std::chrono::milliseconds kPoolColdIdle{10'000};
 
 struct EngineConfig {
   int self_rank = 0;
@@ -247,7 +251,7 @@ class Engine {
   bool smc_waiting_ = false;
   bool settle_requested_ = false;
   std::vector<Transfer> transfers_;  // by sender rank
-  std::shared_ptr<ObjectPool> pool_ = std::make_shared<ObjectPool>(kPoolKeepBytes);  // receive mappings
+  std::shared_ptr<ObjectPool> pool_ = std::make_shared<ObjectPool>(kPoolKeepBytes, kPoolColdBytes);  // receive mappings
   uint64_t rdmc_sent_ = 0;
   Batch batch_;
   bool notify_pending_ = false;

@@ -11,6 +11,7 @@
 #include <rdma/fi_errno.h>
 #include <rdma/fi_rma.h>
 
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -78,23 +79,35 @@ ObjectBytes map_object(size_t len);
 
 // Mappings for received objects, reused: pages a mapping already touched cost nothing the next
 // time, where a fresh mapping costs a fault and a zeroed page per 4 KiB (and on a VM whose free
-// memory goes back to the host, a host fault too: ~1 ms per MiB measured). Thread-safe: the
-// completion thread takes, JS finalizers give back. Keeps at most `keep_bytes` idle.
+// memory goes back to the host, a host fault too: ~1 ms per MiB measured; for a 256 MB object
+// the faults were half the receivers' CPU). Thread-safe: the completion thread takes, JS
+// finalizers give back. Idle mappings: up to `hot_bytes` kept as they are; beyond that, up to
+// `cold_bytes` more kept after madvise(MADV_FREE) (the kernel takes their pages back only under
+// memory pressure; until then reuse costs nothing), and unmapped by trim() once idle longer
+// than its limit. Larger than both: unmapped at once.
 class ObjectPool {
  public:
-  explicit ObjectPool(size_t keep_bytes) : keep_bytes_(keep_bytes) {}
+  ObjectPool(size_t hot_bytes, size_t cold_bytes) : hot_keep_bytes_(hot_bytes), cold_keep_bytes_(cold_bytes) {}
   ~ObjectPool();
   ObjectPool(const ObjectPool&) = delete;
   ObjectPool& operator=(const ObjectPool&) = delete;
   // A mapping of at least `len` bytes (len >= the mmap threshold), from the pool when one fits.
   static ObjectBytes take(const std::shared_ptr<ObjectPool>& pool, size_t len);
   void give(uint8_t* p, size_t capacity) noexcept;
+  // Unmaps cold mappings idle for longer than `max_idle` (the completion thread, on heartbeats).
+  void trim(std::chrono::steady_clock::time_point now, std::chrono::milliseconds max_idle) noexcept;
 
  private:
+  struct Idle {
+    uint8_t* p;
+    size_t capacity;
+    bool cold;  // MADV_FREE'd
+    std::chrono::steady_clock::time_point since;
+  };
   std::mutex mu_;
-  std::vector<std::pair<uint8_t*, size_t>> idle_;  // (mapping, capacity)
-  size_t idle_bytes_ = 0;
-  size_t keep_bytes_;
+  std::vector<Idle> idle_;
+  size_t hot_bytes_ = 0, cold_bytes_ = 0;  // idle, by kind
+  size_t hot_keep_bytes_, cold_keep_bytes_;
 };
 
 }  // namespace fffs
