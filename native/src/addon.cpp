@@ -135,17 +135,30 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   }
 
   void Drain() {
-    if (!engine_ || stopped_) return;
-    fffs::Batch b;
-    bool keep = true;
-    std::string error;
-    try {
-      keep = engine_->js_drain(b);
-    } catch (const std::exception& e) {
-      error = e.what();
+    for (int round = 0; round < 4; ++round) {
+      if (!engine_ || stopped_) return;
+      fffs::Batch b;
+      bool keep = true;
+      std::string error;
+      try {
+        keep = engine_->js_drain(b);
+      } catch (const std::exception& e) {
+        error = e.what();
+      }
+      if (!keep) StopPoll();  // bulk mode: the completion thread drains until it says js_poll
+      if (b.any || !error.empty()) Deliver(b, error);
+      if (!keep || !engine_ || stopped_) return;
+      try {
+        if (engine_->js_rearm(round == 3)) return;
+      } catch (const std::exception& e) {
+        fffs::Batch none;
+        Deliver(none, e.what());
+        return;
+      }
     }
-    if (!keep) StopPoll();  // bulk mode: the completion thread drains until it says js_poll
-    if (!b.any && error.empty()) return;
+  }
+
+  void Deliver(fffs::Batch& b, const std::string& error) {
     Napi::Env env = env_;
     Napi::HandleScope scope(env);
     Napi::Object out = ToJs(env, b);

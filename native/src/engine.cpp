@@ -385,6 +385,9 @@ void Engine::wake() {
 
 void Engine::signal_batch() {
   batch_.any = true;
+  // js_drain hands the batch over itself when it returns: a thread-safe call now would cost
+  // an eventfd write, a read and an extra loop turn per message, for an empty batch.
+  if (in_js_drain_) return;
   if (!notify_pending_ && notify_) {
     notify_pending_ = true;
     notify_();
@@ -410,26 +413,35 @@ Batch Engine::take_batch() {
 bool Engine::js_drain(Batch& out) {
   std::lock_guard<std::mutex> lock(mu_);
   last_js_ = Clock::now();
+  in_js_drain_ = true;
+  // Whatever way this returns, a batch it did not hand over goes the usual way (a throw).
+  struct Reset {
+    Engine& e;
+    ~Reset() {
+      e.in_js_drain_ = false;
+      if (e.batch_.any) e.signal_batch();
+    }
+  } reset{*this};
   if (js_mode_) {
-    fid* cq = &cq_->fid;
-    for (int round = 0;; ++round) {
-      drain_cq();
-      for (auto& p : peers_) {
-        if (!p.pending.empty()) flush(p);
-      }
-      if (!js_mode_) break;  // an RDMC object began: the completion thread takes over
-      // Before JS sleeps on the fd again: arms it (verbs) and says whether anything is left.
-      const int rc = fi_trywait(fabric_.get(), &cq, 1);
-      if (rc == FI_SUCCESS) break;
-      if (rc != -FI_EAGAIN) check_rc(rc, "fi_trywait");
-      if (round == 3) {  // still busy: keep the fd readable so the event loop comes back
-        check_rc(fi_cq_signal(cq_.get()), "fi_cq_signal");
-        break;
-      }
+    drain_cq();
+    for (auto& p : peers_) {
+      if (!p.pending.empty()) flush(p);
     }
   }
   if (batch_.any) take_into(out);
   return js_mode_;
+}
+
+bool Engine::js_rearm(bool last_try) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!js_mode_) return true;  // bulk mode: JS no longer watches the fd
+  fid* cq = &cq_->fid;
+  const int rc = fi_trywait(fabric_.get(), &cq, 1);
+  if (rc == FI_SUCCESS) return true;
+  if (rc != -FI_EAGAIN) check_rc(rc, "fi_trywait");
+  if (!last_try) return false;
+  check_rc(fi_cq_signal(cq_.get()), "fi_cq_signal");  // still busy: the event loop comes back
+  return true;
 }
 
 void Engine::enter_bulk() {
