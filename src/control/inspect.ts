@@ -91,12 +91,16 @@ export interface StableChange {
  * The versions of files matching `pattern` (a path prefix, or a glob with `*`, `?`, `**`)
  * stamped in (after, frontier], oldest first, where frontier is the stable frontier now: each
  * is final, so a watcher that asks again from the returned frontier sees every version once.
- * Cost: a walk of the tree under the pattern's fixed prefix at the frontier per call. Versions
+ * Cost: a walk of the tree under the pattern's fixed prefix at the frontier per call, and the
+ * version list of each matching file (O(its versions): no index by stamp yet). Versions
  * of a file removed before the frontier are not reported (the walk no longer finds it).
  */
 export async function stableChanges(client: Client, pattern: string, after: HlcStamp | null): Promise<{ frontier: string; changes: StableChange[] }> {
   const frontier = await client.stableFrontier()
-  if (after === null || frontier <= after) return { frontier: frontier.toString(), changes: [] }
+  // A member that just restarted reports a frontier below what the watcher has seen: the
+  // cursor never moves back (every version at or below it was reported already).
+  if (after === null) return { frontier: frontier.toString(), changes: [] }
+  if (frontier <= after) return { frontier: after.toString(), changes: [] }
   const { base, matches } = compileWatchPattern(pattern)
   const start = await client.walk(base, frontier).catch((err: unknown) => {
     if (isNotFound(err)) return null

@@ -1,6 +1,11 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { compileWatchPattern } from '../../src/control/inspect.js'
+import { compileWatchPattern, stableChanges } from '../../src/control/inspect.js'
 import { FffsError } from '../../src/errors.js'
+import { EmbeddedClient } from '../../src/replication/client.js'
+import { ROOT_INO } from '../../src/store/records.js'
 
 describe('watch patterns', () => {
   it('a prefix matches itself and everything below it, nothing beside it', () => {
@@ -27,6 +32,27 @@ describe('watch patterns', () => {
   it('refuses .. and time specs', () => {
     for (const bad of ['/a/../b', '/a@v2/*']) {
       expect(() => compileWatchPattern(bad)).toThrow(FffsError)
+    }
+  })
+})
+
+describe('stable changes', () => {
+  it('reports each version once, and never moves the cursor back when the frontier is behind it', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'fffs-changes-'))
+    const { client } = await EmbeddedClient.open(dir)
+    try {
+      await client.submit({ type: 'mknod', parent: ROOT_INO, name: 'a.log', kind: 'file', mode: 0o644, uid: 0, gid: 0 })
+      const first = await stableChanges(client, '/', 0n)
+      expect(first.changes.map((c) => c.path)).toEqual(['/a.log'])
+      const again = await stableChanges(client, '/', BigInt(first.frontier))
+      expect(again.changes).toEqual([])
+      // A cursor past the frontier (the mount now asks a member that just restarted, or --since
+      // names a later time) stays where it is: nothing at or below it is reported again.
+      const ahead = BigInt(first.frontier) + (1n << 40n)
+      expect(await stableChanges(client, '/', ahead)).toEqual({ frontier: ahead.toString(), changes: [] })
+    } finally {
+      await client.close()
+      rmSync(dir, { recursive: true, force: true })
     }
   })
 })
