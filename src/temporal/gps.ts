@@ -32,6 +32,11 @@ const LEAP_TABLE: readonly LeapStep[] = LEAP_DATES.map(([year, month], index) =>
   return { utcUs, gpsUs: utcUs - GPS_EPOCH_UTC_US + offsetS * US_PER_SECOND, offsetS }
 })
 
+/** Whether UTC epoch µs `utcUs` is the instant right after an inserted leap second (00:00:00 of a table date). */
+export function endsLeapSecond(utcUs: number): boolean {
+  return LEAP_TABLE.some((step) => step.utcUs === utcUs)
+}
+
 // GPS µs since the GPS epoch -> UTC epoch µs (exact integers; the parser uses this).
 export function gpsUsToUtcUs(gpsUs: number): number {
   invariant(Number.isSafeInteger(gpsUs) && gpsUs >= 0, `GPS time ${gpsUs} µs is not a non-negative integer`)

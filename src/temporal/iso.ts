@@ -3,6 +3,7 @@
 // engine-specific forms, and it drops digits past the millisecond.
 
 import { daysFromCivil, daysInMonth, US_PER_DAY, US_PER_SECOND } from './civil.js'
+import { endsLeapSecond } from './gps.js'
 
 // YYYY-MM-DDTHH:MM[:SS[.fraction]](Z|±HH:MM); fraction up to ns, '.' or ',' (ISO allows both).
 const ISO_PATTERN = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?(?:(Z)|([+-])(\d{2}):(\d{2}))$/
@@ -23,14 +24,20 @@ export function parseIsoUs(text: string): IsoResult {
   if (day < 1 || day > daysInMonth(year, month)) return { ok: false, why: `day ${day} does not exist in ${yearText}-${monthText}` }
   if (hour > 23) return { ok: false, why: `hour ${hour} outside 00..23` }
   if (minute > 59) return { ok: false, why: `minute ${minute} outside 00..59` }
-  // :60 would name a leap second, which epoch µs cannot represent (see gps.ts).
-  if (second > 59) return { ok: false, why: `second ${second} outside 00..59` }
+  if (second > 60) return { ok: false, why: `second ${second} outside 00..59 (60: a leap second)` }
   let offsetMinutes = 0
   if (zulu === undefined) {
     const offHour = Number(offHourText)
     const offMinute = Number(offMinuteText)
     if (offHour > 23 || offMinute > 59) return { ok: false, why: `zone offset ${sign}${offHourText}:${offMinuteText} out of range` }
     offsetMinutes = (sign === '-' ? -1 : 1) * (offHour * 60 + offMinute)
+  }
+  if (second === 60) {
+    // A leap second has no epoch-µs representation: the whole inserted second maps to the
+    // first instant after it, as GPS instants inside it do (gps.ts). Any other :60 is invalid.
+    const afterUs = BigInt(daysFromCivil(year, month, day)) * BigInt(US_PER_DAY) + BigInt((hour * 60 + minute - offsetMinutes) * 60 + 60) * BigInt(US_PER_SECOND)
+    if (afterUs > BigInt(Number.MAX_SAFE_INTEGER) || !endsLeapSecond(Number(afterUs))) return { ok: false, why: `second 60 is not an inserted leap second (UTC 23:59:60 before a leap-second date)` }
+    return { ok: true, timeUs: afterUs }
   }
   // The fraction is floored to µs; the zone offset is whole minutes, so flooring the
   // fraction alone floors the whole instant.

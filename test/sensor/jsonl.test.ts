@@ -50,7 +50,7 @@ describe('jsonl:FIELD', () => {
       `{"ts":-3}\n`,
       `{"ts":null}\n`,
       `{"ts":"yesterday"}\n`,
-      `{"ts":"2016-12-31T23:59:60Z"}\n`, // a leap second has no epoch-µs name
+      `{"ts":"2016-12-30T23:59:60Z"}\n`, // no leap second ends that day
       `{"ts":${T0_US + 9}}\n`,
     ]
     const stream = Buffer.from(lines.join(''))

@@ -63,6 +63,15 @@ describe('parseTimeSpec: each form', () => {
     expectEinval('2255-06-05T23:47:34.740992Z')
     expectEinval(`${TIME_US_MAX + 1}us`)
   })
+
+  it('names an inserted leap second (23:59:60 UTC before a leap date) as the first instant after it, as GPS does', () => {
+    // 2017-01-01T00:00:00Z = 1483228800 s (Python calendar.timegm).
+    const after = { kind: 'platform', timeUs: 1_483_228_800_000_000 }
+    expect(parseTimeSpec('2016-12-31T23:59:60Z')).toEqual(after)
+    expect(parseTimeSpec('2016-12-31T23:59:60.999999Z')).toEqual(after)
+    expect(parseTimeSpec('2017-01-01T00:59:60.5+01:00')).toEqual(after)
+    expect(parseTimeSpec('sensor:2016-12-31T23:59:60.25Z')).toEqual({ ...after, kind: 'sensor' })
+  })
 })
 
 describe('parseTimeSpec: malformed input is EINVAL', () => {
@@ -78,7 +87,8 @@ describe('parseTimeSpec: malformed input is EINVAL', () => {
     ['2026-04-31T00:00:00Z', 'Apr 31'],
     ['2026-11-00T00:00:00Z', 'day 0'],
     ['2026-11-21T10:60:00Z', 'minute 60'],
-    ['2016-12-31T23:59:60Z', 'leap second'],
+    ['2016-12-30T23:59:60Z', 'second 60 of a day without a leap second'],
+    ['2016-12-31T23:58:60Z', 'second 60 of another minute'],
     ['2026-11-21T10:00:00', 'no zone'],
     ['2026-11-21T10:00:00+24:00', 'offset hour 24'],
     ['2026-11-21T10:00:00+0100', 'basic-format offset'],
