@@ -224,7 +224,10 @@ describe('a sharded group of processes behind a FUSE mount (meta + 2 data shards
 
   it('fffs cut reports each shard and the version a cut picks; fffs watch streams versions as they become stable', async () => {
     await fsp.writeFile(mount.p('cut.txt'), 'one')
-    const between = new Date().toISOString()
+    // The platform time of the version 'one' made (µs, from its own stamp: a wall-clock read
+    // after the write, floored to ms by toISOString, could fall before that stamp).
+    const logged = JSON.parse((await cli(['log', mount.p('cut.txt'), '--json'])).stdout) as Array<{ version: number; time: string }>
+    const between = logged.find((v) => v.version === 2)!.time
     await new Promise((resolve) => setTimeout(resolve, 5))
     await fsp.writeFile(mount.p('cut.txt'), 'two!')
     const past = JSON.parse((await cli(['cut', between, mount.p('cut.txt'), '--json'])).stdout) as {
