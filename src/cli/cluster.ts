@@ -23,17 +23,31 @@ const MEMBER_READY_TIMEOUT_MS = 60_000
 export async function runServe(opts: { config: string; id: number }): Promise<void> {
   const config = await loadGroupConfig(path.resolve(opts.config))
   memberById(config, opts.id)
-  const served = await Promise.all(
+  const settled = await Promise.allSettled(
     shardGroupsOf(config, opts.id).map(async (group) => {
       const self = memberById(group.config, opts.id)
       const shard = group.role === 'all' ? '' : ` [${group.name}]`
       const member = await Member.open(group.config, opts.id, { log: (line) => process.stderr.write(`${line}${shard}\n`) })
-      const server = await listen(self.clientPort, self.host, config.key, (connection) =>
-        serveClient(connection, member.client, { dedupesSubmits: true, memberId: opts.id, status: () => member.status(), extraRequests: (request) => member.handlePeerRequest(request) }),
-      )
-      return { group, self, member, server }
+      try {
+        const server = await listen(self.clientPort, self.host, config.key, (connection) =>
+          serveClient(connection, member.client, { dedupesSubmits: true, memberId: opts.id, status: () => member.status(), extraRequests: (request) => member.handlePeerRequest(request) }),
+        )
+        return { group, self, member, server }
+      } catch (err) {
+        await member.stop().catch(() => undefined)
+        throw err
+      }
     }),
   )
+  const served = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []))
+  const failed = settled.find((s) => s.status === 'rejected')
+  if (failed !== undefined) {
+    // One shard group could not start (a port in use, a bad log): the process serves none, or
+    // the others' timers and listeners would keep a half member running.
+    await Promise.all(served.map(({ server }) => server.close().catch(() => undefined)))
+    await Promise.all(served.map(({ member }) => member.stop().catch(() => undefined)))
+    throw failed.reason
+  }
   if (served.length === 0) throw errors.invalid(`member ${opts.id} serves no shard in the layout of ${config.path} (a spare: it waits to be added by a join)`)
   let stopping = false
   const stop = async (): Promise<void> => {

@@ -51,7 +51,14 @@ export class ShardedClient implements Client {
     const groups = shardGroups(config)
     if (groups.length < 2) throw new FffsError('EINVAL', `${config.path}: one data shard: mount it with a RemoteClient`)
     const seen = new SeenStamp()
-    const clients = await Promise.all(groups.map((group) => RemoteClient.connect(group.config, { ...options, seen })))
+    const settled = await Promise.allSettled(groups.map((group) => RemoteClient.connect(group.config, { ...options, seen })))
+    const clients = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []))
+    const failed = settled.find((s) => s.status === 'rejected')
+    if (failed !== undefined) {
+      // The shards that did connect would keep the process alive (heartbeats) after the error.
+      await Promise.all(clients.map((client) => client.close().catch(() => undefined)))
+      throw failed.reason
+    }
     return new ShardedClient(config, clients[0]!, clients.slice(1), groups.map((g) => g.name))
   }
 
