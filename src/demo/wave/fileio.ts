@@ -1,9 +1,8 @@
 // The experiment's file I/O: real system calls on the mount, made by a python3 helper
-// process. Why python: a writer stamps each version by setting the xattr
-// `user.fffs.sensor_time` on the open file before its commit point, and node has no
-// setxattr. (The other way, opening `tile@sensor:T` for writing, makes the kernel look the
-// name up first, and that lookup waits for the sensor cut at T to be stable: ≈ Δ + 2δ per
-// sample; docs/ARCHITECTURE.md, Path resolution.) The tests already drive xattrs this way.
+// process. Why python: in the default stamp mode a writer stamps each version by setting the
+// xattr `user.fffs.sensor_time` on the open file before its commit point, and node has no
+// setxattr (the other mode, `--stamp path`, opens `tile@sensor:T` for writing). The tests
+// already drive xattrs this way.
 //
 // Protocol: one JSON object per line each way, answered by id, in any order; the helper runs
 // each request on a thread of its own (bounded pool), so blocking reads at unstable cuts and

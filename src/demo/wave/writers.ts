@@ -40,7 +40,6 @@ export async function sleepUntilUs(targetUs: number): Promise<void> {
  */
 export type StampMode = 'xattr' | 'path'
 
-/** Runs every tile's writer to the end of its plan; resolves with one record per delivery. */
 /**
  * Writes every tile's blank content at `rateHz` for `durationMs`, stamped with the current
  * time, through the same path as the samples: a group just started (cold JIT, first
@@ -64,6 +63,7 @@ export async function warmUp(io: FileIo, tiles: number, blank: (tile: number, se
   return failed
 }
 
+/** Runs every tile's writer to the end of its plan; resolves with one record per delivery. */
 export async function runWriters(io: FileIo, plan: SamplingPlan, perTile: readonly (readonly Delivery[])[], mode: StampMode, pathOf: (tile: number) => string, writeTimeoutMs: number): Promise<WriteRecord[]> {
   const records: WriteRecord[] = []
   const write = async (delivery: Delivery): Promise<void> => {
