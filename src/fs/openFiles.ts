@@ -4,22 +4,43 @@
 // points at them: data moves once. Reads through a handle see one committed version
 // (never a mix) overlaid with the handle's own uncommitted writes. In a record-format file a
 // commit also lists the records the version completes (sensorRecords.ts).
+//
+// A FUSE write is answered as soon as its bytes are copied into the chunk: the chunk's CRC32C
+// is brought up to date afterwards (setImmediate), while the kernel turns the reply around, and
+// handed to the data path with the chunk so the log does not read the bytes again. When the
+// client can read its data back (the embedded log), a chunk's buffer returns to the pool once
+// written and uncommitted bytes are read from the log: memory stays bounded however much is
+// written between commit points.
 
 import { errors, isLateSensorWrite } from '../errors.js'
 import { dataRefAt, type Client } from '../replication/client.js'
 import type { MalformedRecord } from '../sensor/index.js'
 import type { Attr, DataRef, Ino, Mutation, VersionOp, VersionRecords } from '../store/records.js'
+import { crc32c } from '../store/crc32c.js'
 import { HLC_MAX } from '../temporal/hlc.js'
+import { ChunkPool } from './chunkPool.js'
 import type { Cut } from './resolve.js'
 import { checkSensorLag, malformedRecordsError, parseVersionRecords, recordFormatOf, type SensorPolicy, type VersionExtent } from './sensorRecords.js'
 
 const CHUNK_SIZE_BYTES_MIN = 64 * 1024
 const CHUNK_SIZE_BYTES_MAX = 4 * 1024 * 1024
+const CHUNK_POOL_BYTES_MAX = 64 * 1024 * 1024 // enough for the writes a log stall (a journal commit) holds back
 
 interface Chunk {
-  readonly bytes: Buffer
+  /** Null once the bytes are written and readable through the client, and the buffer is back in the pool. */
+  bytes: Buffer | null
   usedBytes: number
+  /** crc32c of bytes [0, crcBytes): kept up to date after each write, complete when sealed. */
+  crc: number
+  crcBytes: number
   ref: DataRef | null // set when sealed (handed to the data path)
+}
+
+/** Brings the chunk's CRC up to its used bytes. */
+function updateCrc(chunk: Chunk): void {
+  if (chunk.crcBytes === chunk.usedBytes || chunk.bytes === null) return
+  chunk.crc = crc32c(chunk.bytes.subarray(chunk.crcBytes, chunk.usedBytes), chunk.crc)
+  chunk.crcBytes = chunk.usedBytes
 }
 
 type PendingOp =
@@ -34,6 +55,7 @@ export class OpenFile {
   /** The path it was opened by (log lines name it; a rename later does not update it). */
   readonly path: string
   private readonly policy: SensorPolicy
+  private readonly pool: ChunkPool
   /** The committed version reads come from. */
   pinned: Attr
   /** Sensor time that stamps the next committed version (from P@sensor:T or the xattr). */
@@ -43,11 +65,13 @@ export class OpenFile {
   private chunk: Chunk | null = null
   private sizeBytes: number
   private commitChain: Promise<void> = Promise.resolve()
+  private crcScheduled = false
 
-  constructor(fd: number, attr: Attr, cut: Cut, writable: boolean, sensorUs: number | undefined, path: string, policy: SensorPolicy) {
+  constructor(fd: number, attr: Attr, cut: Cut, writable: boolean, sensorUs: number | undefined, path: string, policy: SensorPolicy, pool: ChunkPool) {
     this.fd = fd
     this.path = path
     this.policy = policy
+    this.pool = pool
     this.ino = attr.ino
     this.pinned = attr
     this.cut = cut
@@ -67,13 +91,16 @@ export class OpenFile {
 
   write(client: Client, data: Buffer, lengthBytes: number, offset: number): void {
     if (!this.writable) throw errors.badHandle(this.fd)
+    if (lengthBytes === 0) return
     let chunk = this.chunk
-    if (chunk === null || chunk.usedBytes + lengthBytes > chunk.bytes.length) {
+    // The current chunk is never sealed, so its bytes are there.
+    if (chunk === null || chunk.usedBytes + lengthBytes > chunk.bytes!.length) {
+      const previousBytes = chunk?.bytes!.length ?? 0
       if (chunk !== null) this.seal(client, chunk)
-      const previous = chunk?.bytes.length ?? 0
-      chunk = this.chunk = { bytes: Buffer.allocUnsafe(Math.max(lengthBytes, Math.min(CHUNK_SIZE_BYTES_MAX, Math.max(CHUNK_SIZE_BYTES_MIN, previous * 2)))), usedBytes: 0, ref: null }
+      const sizeBytes = Math.max(lengthBytes, Math.min(CHUNK_SIZE_BYTES_MAX, Math.max(CHUNK_SIZE_BYTES_MIN, previousBytes * 2)))
+      chunk = this.chunk = { bytes: this.pool.take(sizeBytes), usedBytes: 0, crc: 0, crcBytes: 0, ref: null }
     }
-    data.copy(chunk.bytes, chunk.usedBytes, 0, lengthBytes)
+    data.copy(chunk.bytes!, chunk.usedBytes, 0, lengthBytes)
     const last = this.ops[this.ops.length - 1]
     if (last?.op === 'write' && last.chunk === chunk && last.offset + last.sizeBytes === offset && last.chunkOffset + last.sizeBytes === chunk.usedBytes) {
       last.sizeBytes += lengthBytes // sequential writes stay one extent
@@ -82,6 +109,14 @@ export class OpenFile {
     }
     chunk.usedBytes += lengthBytes
     this.sizeBytes = Math.max(this.sizeBytes, offset + lengthBytes)
+    if (!this.crcScheduled) {
+      // After the reply: the checksum overlaps the kernel's turnaround to the next write.
+      this.crcScheduled = true
+      setImmediate(() => {
+        this.crcScheduled = false
+        if (this.chunk !== null) updateCrc(this.chunk)
+      })
+    }
   }
 
   truncate(sizeBytes: number): void {
@@ -92,7 +127,18 @@ export class OpenFile {
 
   private seal(client: Client, chunk: Chunk): void {
     if (chunk.ref !== null || chunk.usedBytes === 0) return
-    chunk.ref = client.appendData(this.ino, chunk.bytes.subarray(0, chunk.usedBytes)).ref
+    updateCrc(chunk)
+    const bytes = chunk.bytes!
+    const { ref, written } = client.appendData(this.ino, bytes.subarray(0, chunk.usedBytes), chunk.crc)
+    chunk.ref = ref
+    if (client.readData === undefined) return // the buffer stays with its ops until they commit
+    written.then(
+      () => {
+        chunk.bytes = null
+        this.pool.give(bytes)
+      },
+      () => undefined, // the log failed: keep the bytes in memory (the commit fails on its own)
+    )
   }
 
   /**
@@ -161,15 +207,7 @@ export class OpenFile {
     const out = Buffer.alloc(lengthBytes)
     const baseEnd = Math.min(base.sizeBytes, offset + lengthBytes)
     if (baseEnd > offset) await client.read(base, offset, out, baseEnd - offset)
-    for (const op of ops) {
-      if (op.op === 'truncate') {
-        if (op.sizeBytes < offset + lengthBytes) out.fill(0, Math.max(0, op.sizeBytes - offset))
-        continue
-      }
-      const from = Math.max(offset, op.offset)
-      const to = Math.min(offset + lengthBytes, op.offset + op.sizeBytes)
-      if (from < to) op.chunk.bytes.copy(out, from - offset, op.chunkOffset + (from - op.offset), op.chunkOffset + (to - op.offset))
-    }
+    await overlay(client, ops, out, offset, lengthBytes)
     return out
   }
 
@@ -182,16 +220,29 @@ export class OpenFile {
     const n = Math.max(0, Math.min(lengthBytes, this.sizeBytes - offset))
     into.fill(0, 0, n)
     await client.read(this.pinned, offset, into, Math.min(n, Math.max(0, this.pinned.sizeBytes - offset)))
-    for (const op of [...this.committing, ...this.ops]) {
-      if (op.op === 'truncate') {
-        if (op.sizeBytes < offset + n) into.fill(0, Math.max(0, op.sizeBytes - offset), n)
-        continue
-      }
-      const from = Math.max(offset, op.offset)
-      const to = Math.min(offset + n, op.offset + op.sizeBytes)
-      if (from < to) op.chunk.bytes.copy(into, from - offset, op.chunkOffset + (from - op.offset), op.chunkOffset + (to - op.offset))
-    }
+    await overlay(client, [...this.committing, ...this.ops], into, offset, n)
     return n
+  }
+}
+
+/**
+ * Applies `ops` in order to `into`, which holds bytes [offset, offset + lengthBytes) before
+ * them. A write's bytes come from its chunk, or from the client once the chunk went back to
+ * the pool (checked op by op: a chunk may be recycled during an earlier op's read).
+ */
+async function overlay(client: Client, ops: readonly PendingOp[], into: Buffer, offset: number, lengthBytes: number): Promise<void> {
+  for (const op of ops) {
+    if (op.op === 'truncate') {
+      if (op.sizeBytes < offset + lengthBytes) into.fill(0, Math.max(0, op.sizeBytes - offset), lengthBytes)
+      continue
+    }
+    const from = Math.max(offset, op.offset)
+    const to = Math.min(offset + lengthBytes, op.offset + op.sizeBytes)
+    if (from >= to) continue
+    const inChunk = op.chunkOffset + (from - op.offset)
+    const bytes = op.chunk.bytes
+    if (bytes !== null) bytes.copy(into, from - offset, inChunk, inChunk + (to - from))
+    else await client.readData!(dataRefAt(op.chunk.ref!, inChunk), into, from - offset, to - from)
   }
 }
 
@@ -212,13 +263,14 @@ export class OpenFiles {
   private readonly byIno = new Map<Ino, Set<OpenFile>>()
   private nextFd = 1
   private readonly policy: SensorPolicy
+  private readonly pool = new ChunkPool(CHUNK_POOL_BYTES_MAX)
 
   constructor(policy: SensorPolicy) {
     this.policy = policy
   }
 
   open(attr: Attr, cut: Cut, writable: boolean, path: string, sensorUs?: number): OpenFile {
-    const file = new OpenFile(this.nextFd++, attr, cut, writable, sensorUs, path, this.policy)
+    const file = new OpenFile(this.nextFd++, attr, cut, writable, sensorUs, path, this.policy, this.pool)
     this.byFd.set(file.fd, file)
     let set = this.byIno.get(file.ino)
     if (set === undefined) this.byIno.set(file.ino, (set = new Set()))

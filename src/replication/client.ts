@@ -7,6 +7,15 @@ import type { ApplyResult, Attr, DataRef, Ino, Mutation, SensorPick, Snapshot } 
 import { Store } from '../store/store.js'
 import type { HlcStamp } from '../temporal/hlc.js'
 import { LocalOrderer, type Orderer } from './orderer.js'
+import { pageCacheDropper } from './transport/native.js'
+
+/**
+ * The embedded log keeps its newest synced bytes in the page cache and syncs in the background
+ * every so many appended bytes, so a long write recycles a bounded set of cache pages
+ * (SegmentLog.dropSyncedPages; fresh pages cost ~3 ms/MiB on the VMs this runs on).
+ */
+const LOG_CACHE_KEEP_BYTES = 32 * 1024 * 1024
+const LOG_SYNC_EVERY_BYTES = 32 * 1024 * 1024 // each sync commits the journal, which holds log writes back a moment
 
 /**
  * Names one submit across reconnects: a client that lost its connection with a submit in
@@ -68,8 +77,16 @@ export interface Client {
    * the bytes are handed to the log or the network. The caller must not modify `bytes`
    * afterwards (a cluster client may re-send them after a failover until the version commits).
    * `ino` is the file the bytes are for: a sharded client sends them to that file's data shard.
+   * `crc` is crc32c(bytes) when the caller computed it as the bytes arrived; a client may use it
+   * instead of reading them again (it must come from these very bytes).
    */
-  appendData(ino: Ino, bytes: Uint8Array): { ref: DataRef; written: Promise<void> }
+  appendData(ino: Ino, bytes: Uint8Array, crc?: number): { ref: DataRef; written: Promise<void> }
+  /**
+   * Reads back bytes handed to `appendData` once their `written` resolved. Only a client whose
+   * data path keeps them readable has it (the embedded log); its callers may reuse their
+   * buffers once written. Without it, callers keep their buffers until the version commits.
+   */
+  readData?(ref: DataRef, into: Buffer, intoOffset: number, lengthBytes: number): Promise<void>
   /** Orders, persists and applies a mutation; throws the FffsError of a failed apply. */
   submit(mutation: Mutation, options?: SubmitOptions): Promise<{ stamp: HlcStamp; ino?: Ino }>
   stableFrontier(): Promise<HlcStamp>
@@ -94,6 +111,8 @@ export class EmbeddedClient implements Client {
   static async open(dataDir: string): Promise<{ client: EmbeddedClient; replayedRecords: number; truncatedBytes: number }> {
     const store = new Store(dataDir)
     const { replayedRecords, truncatedBytes } = await store.open()
+    const dropPages = pageCacheDropper()
+    if (dropPages !== null) store.log.dropSyncedPages(dropPages, LOG_CACHE_KEEP_BYTES, LOG_SYNC_EVERY_BYTES)
     return { client: new EmbeddedClient(store, new LocalOrderer(store)), replayedRecords, truncatedBytes }
   }
 
@@ -130,9 +149,13 @@ export class EmbeddedClient implements Client {
   async snapshot(name: string): Promise<Snapshot | null> {
     return this.store.snapshot(name)
   }
-  appendData(_ino: Ino, bytes: Uint8Array): { ref: DataRef; written: Promise<void> } {
-    const { position, written } = this.store.appendData(bytes)
+  appendData(_ino: Ino, bytes: Uint8Array, crc?: number): { ref: DataRef; written: Promise<void> } {
+    const { position, written } = this.store.appendData(bytes, crc)
     return { ref: position, written }
+  }
+  readData(ref: DataRef, into: Buffer, intoOffset: number, lengthBytes: number): Promise<void> {
+    if ('blob' in ref) throw new Error(`internal: the embedded log names no blobs (blob ${ref.blob})`)
+    return this.store.log.read(ref, into, intoOffset, lengthBytes)
   }
 
   /** One process, no reconnects, one clock whose stamps every read of this client came from: no options needed. */

@@ -9,11 +9,11 @@
 // The CRC covers the first 12 header bytes and the payload, so a torn or corrupted entry
 // (short write, garbage after a crash) fails the check and recovery truncates there.
 
-import { crc32c } from '@node-rs/crc32'
 import { promises as fsp } from 'node:fs'
 import type { FileHandle } from 'node:fs/promises'
 import path from 'node:path'
 import { errors } from '../errors.js'
+import { crc32c, crc32cCombine } from './crc32c.js'
 
 export const ENTRY_HEADER_BYTES = 16
 const ENTRY_MAGIC = 0x31534646 // 'FFS1'
@@ -44,12 +44,17 @@ function segmentName(segment: number): string {
   return `seg-${String(segment).padStart(8, '0')}.log`
 }
 
-function encodeHeader(kind: EntryKind, payload: Uint8Array): Buffer {
+/** `payloadCrc`, when the caller has it, is crc32c(payload): the payload is then not read again. */
+function encodeHeader(kind: EntryKind, payload: Uint8Array, payloadCrc: number | undefined): Buffer {
   const header = Buffer.alloc(ENTRY_HEADER_BYTES)
   header.writeUInt32LE(ENTRY_MAGIC, 0)
   header.writeUInt8(kind, 4)
   header.writeUInt32LE(payload.length, 8)
-  const crc = crc32c(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength), crc32c(header.subarray(0, 12)))
+  const headerCrc = crc32c(header.subarray(0, 12))
+  const crc =
+    payloadCrc === undefined
+      ? crc32c(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength), headerCrc)
+      : crc32cCombine(headerCrc, payloadCrc, payload.length)
   header.writeUInt32LE(crc, 12)
   return header
 }
@@ -67,7 +72,10 @@ export class SegmentLog {
   private appendedCount = 0
   private syncedCount = 0
   private syncInFlight: Promise<void> | null = null
-  private cacheDrop: { readonly drop: PageCacheDrop; readonly keepBytes: number; droppedTo: number; segment: number } | null = null
+  /** A failed fdatasync: sticky, since a later one may succeed without the lost pages (Linux reports a writeback error once). */
+  private syncError: Error | null = null
+  private unsyncedBytes = 0 // appended since the last sync started
+  private cacheDrop: { readonly drop: PageCacheDrop; readonly keepBytes: number; readonly syncEveryBytes: number; droppedTo: number; segment: number } | null = null
 
   constructor(dir: string, segmentSizeBytes = SEGMENT_SIZE_BYTES_DEFAULT) {
     this.dir = dir
@@ -145,10 +153,13 @@ export class SegmentLog {
   /**
    * Appends an entry. The position is assigned synchronously (so callers can index it at
    * once); the bytes reach the file in position order. Not durable until `sync()`.
+   * `payloadCrc` is crc32c(payload) if the caller computed it already (as bytes arrived): a
+   * wrong one makes recovery end the log at this entry, so it must come from the very bytes.
    */
-  append(kind: EntryKind, payload: Uint8Array): { position: LogPosition; next: LogPosition; written: Promise<void> } {
+  append(kind: EntryKind, payload: Uint8Array, payloadCrc?: number): { position: LogPosition; next: LogPosition; written: Promise<void> } {
     if (this.writer === null) throw new Error('SegmentLog.append before open')
     if (this.writeError !== null) throw errors.corrupt(`log write failed earlier: ${this.writeError.message}`)
+    if (this.syncError !== null) throw errors.corrupt(`log sync failed earlier: ${this.syncError.message}`)
     const entrySizeBytes = ENTRY_HEADER_BYTES + payload.length
     let rollover = false
     if (this.tailOffset > 0 && this.tailOffset + entrySizeBytes > this.segmentSizeBytes) {
@@ -159,7 +170,7 @@ export class SegmentLog {
     const segment = this.tailSegment
     const entryOffset = this.tailOffset
     this.tailOffset += entrySizeBytes
-    const header = encodeHeader(kind, payload)
+    const header = encodeHeader(kind, payload, payloadCrc)
     this.appendedCount += 1
     const written = (this.writeChain = this.writeChain.then(async () => {
       if (rollover) await this.rollTo(segment)
@@ -169,6 +180,10 @@ export class SegmentLog {
       this.writeError ??= err
       throw err
     }))
+    this.unsyncedBytes += entrySizeBytes
+    if (this.cacheDrop !== null && this.unsyncedBytes >= this.cacheDrop.syncEveryBytes && this.syncInFlight === null) {
+      this.sync().catch(() => undefined) // background: the failure is kept in syncError and fails every later sync and append
+    }
     return { position: { segment, offset: entryOffset + ENTRY_HEADER_BYTES }, next: { segment, offset: this.tailOffset }, written }
   }
 
@@ -213,16 +228,24 @@ export class SegmentLog {
    * which cost ~3 ms per MiB on the VMs this runs on (each one a host fault) against ~0.3
    * reused. Synced pages are clean, so this never costs durability; reads of older data go to
    * the disk. `drop` is posix_fadvise(DONTNEED) (the native addon's dropPageCache).
+   *
+   * Dirty pages cannot be dropped, so with `syncEveryBytes` the log also starts a background
+   * sync whenever that many bytes were appended since the last one began: a long write
+   * between commit points (one file written for seconds) then recycles pages too. Syncing
+   * earlier than asked never weakens durability; it also leaves less for the commit's sync.
    */
-  dropSyncedPages(drop: PageCacheDrop, keepBytes: number): void {
-    this.cacheDrop = { drop, keepBytes, droppedTo: 0, segment: this.tailSegment }
+  dropSyncedPages(drop: PageCacheDrop, keepBytes: number, syncEveryBytes = Number.POSITIVE_INFINITY): void {
+    if (!(keepBytes >= 0) || !(syncEveryBytes > 0)) throw new RangeError(`dropSyncedPages: keepBytes ${keepBytes}, syncEveryBytes ${syncEveryBytes}`)
+    this.cacheDrop = { drop, keepBytes, syncEveryBytes, droppedTo: 0, segment: this.tailSegment }
   }
 
   /** Makes every entry appended so far durable. Concurrent callers share one fdatasync (group commit). */
   async sync(): Promise<void> {
     const wanted = this.appendedCount
     while (this.syncedCount < wanted) {
+      if (this.syncError !== null) throw errors.corrupt(`log sync failed earlier: ${this.syncError.message}`)
       if (this.syncInFlight === null) {
+        this.unsyncedBytes = 0
         const covering = this.appendedCount
         const coveringSegment = this.tailSegment
         const coveringOffset = this.tailOffset
@@ -232,6 +255,10 @@ export class SegmentLog {
           .then(() => {
             this.syncedCount = Math.max(this.syncedCount, covering)
             if (synced === this.writer) this.dropCache(coveringSegment, coveringOffset)
+          })
+          .catch((err: Error) => {
+            this.syncError ??= err
+            throw err
           })
           .finally(() => {
             this.syncInFlight = null

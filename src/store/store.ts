@@ -159,9 +159,9 @@ export class Store {
 
   // ---------------------------------------------------------------- writing
 
-  /** Appends file bytes to the log; the returned position goes into a 'write' VersionOp. */
-  appendData(bytes: Uint8Array): { position: LogPosition; written: Promise<void> } {
-    return this.log.append(EntryKind.Data, bytes)
+  /** Appends file bytes to the log; the returned position goes into a 'write' VersionOp. `crc`: crc32c(bytes), if known. */
+  appendData(bytes: Uint8Array, crc?: number): { position: LogPosition; written: Promise<void> } {
+    return this.log.append(EntryKind.Data, bytes, crc)
   }
 
   /** Appends a record to the log; apply it (in order) once `log.sync()` has made it durable. */

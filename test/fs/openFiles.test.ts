@@ -1,0 +1,128 @@
+// Open files on the embedded store, without FUSE: uncommitted writes read back through the
+// handle whether their chunk is still in memory or already back in the pool (then from the
+// log); a commit makes exactly those bytes the new version; a client that cannot read its data
+// back keeps the buffers. Also: the security.* namespace is answered at once and never stored.
+
+import { mkdtempSync, rmSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import { ChunkPool } from '../../src/fs/chunkPool.js'
+import { OpenFiles } from '../../src/fs/openFiles.js'
+import { Operations } from '../../src/fs/operations.js'
+import { newSensorStats } from '../../src/fs/sensorRecords.js'
+import { EmbeddedClient, type Client } from '../../src/replication/client.js'
+import type { Attr, Ino } from '../../src/store/records.js'
+import { HLC_MAX } from '../../src/temporal/hlc.js'
+
+const KiB = 1024
+const MiB = 1024 * KiB
+const cleanups: Array<() => Promise<void>> = []
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
+})
+
+/** An embedded client in a temp dir whose appendData calls are recorded (so a test can wait for the log writes). */
+async function openClient(options: { readData: boolean }): Promise<{ client: Client; written: Promise<void>[]; readBack: { count: number } }> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'fffs-openfiles-'))
+  const { client: embedded } = await EmbeddedClient.open(dir)
+  cleanups.push(async () => {
+    await embedded.close()
+    rmSync(dir, { recursive: true, force: true })
+  })
+  const written: Promise<void>[] = []
+  const client = Object.create(embedded) as EmbeddedClient & { readData?: Client['readData'] }
+  client.appendData = (ino: Ino, bytes: Uint8Array, crc?: number) => {
+    const result = embedded.appendData(ino, bytes, crc)
+    written.push(result.written)
+    return result
+  }
+  const readBack = { count: 0 }
+  client.readData = options.readData
+    ? (ref, into, intoOffset, lengthBytes) => {
+        readBack.count++
+        return embedded.readData(ref, into, intoOffset, lengthBytes)
+      }
+    : undefined
+  return { client, written, readBack }
+}
+
+const policy = { sensorLagMaxUs: 1_000_000, nowUs: () => Date.now() * 1000, stats: newSensorStats(), log: () => undefined }
+
+function pattern(sizeBytes: number, seed: number): Buffer {
+  const out = Buffer.alloc(sizeBytes)
+  for (let i = 0; i < sizeBytes; i++) out[i] = (Math.imul(i + 1, 2654435761) ^ seed) >>> 24
+  return out
+}
+
+async function newFile(client: Client, name: string): Promise<Attr> {
+  const root = await client.walk([], HLC_MAX)
+  const { ino } = await client.submit({ type: 'mknod', parent: root.ino, name, kind: 'file', mode: 0o644, uid: 0, gid: 0 })
+  return (await client.attr(ino!, HLC_MAX))!
+}
+
+async function readAll(read: (into: Buffer, lengthBytes: number, offset: number) => Promise<number>, sizeBytes: number): Promise<Buffer> {
+  const out = Buffer.alloc(sizeBytes)
+  for (let at = 0; at < sizeBytes; at += 1 * MiB) await read(out.subarray(at), Math.min(1 * MiB, sizeBytes - at), at)
+  return out
+}
+
+for (const readData of [true, false]) {
+  describe(`uncommitted writes (client ${readData ? 'reads its data back' : 'keeps no readable copy'})`, () => {
+    it('read back through the handle, before and after their chunks are written, and commit as one version', async () => {
+      const { client, written, readBack } = await openClient({ readData })
+      const attr = await newFile(client, 'big')
+      const files = new OpenFiles(policy)
+      const file = files.open(attr, { kind: 'live' }, true, '/big')
+      const sizeBytes = 20 * MiB + 12_345
+      const expected = pattern(sizeBytes, 1)
+      for (let at = 0; at < sizeBytes; at += 128 * KiB) file.write(client, expected.subarray(at), Math.min(128 * KiB, sizeBytes - at), at)
+      // Overwrites across chunk boundaries: later writes win in reads and in the version.
+      const patch = pattern(3 * MiB, 2)
+      file.write(client, patch, patch.length, 5 * MiB - 1000)
+      patch.copy(expected, 5 * MiB - 1000)
+      expect((await readAll((into, n, at) => file.read(client, into, n, at), sizeBytes)).equals(expected)).toBe(true) // some chunks in memory
+      await Promise.all(written)
+      await new Promise((resolve) => setImmediate(resolve)) // the pool takes chunks back after their writes settle
+      expect((await readAll((into, n, at) => file.read(client, into, n, at), sizeBytes)).equals(expected)).toBe(true) // sealed chunks from the log
+      expect(readBack.count > 0).toBe(readData)
+      await file.commit(client)
+      files.close(file.fd)
+      const committed = (await client.attr(attr.ino, HLC_MAX))!
+      expect(committed.sizeBytes).toBe(sizeBytes)
+      expect(committed.version).toBe(attr.version + 1)
+      expect((await readAll((into, n, at) => client.read(committed, at, into, n), sizeBytes)).equals(expected)).toBe(true)
+    })
+  })
+}
+
+describe('ChunkPool', () => {
+  it('hands back buffers of the asked size, up to its bound', () => {
+    const pool = new ChunkPool(3 * 64 * KiB)
+    const a = pool.take(64 * KiB)
+    const b = pool.take(64 * KiB)
+    const c = pool.take(128 * KiB)
+    pool.give(a)
+    pool.give(c)
+    pool.give(b) // past the bound: dropped
+    expect(pool.sizeBytes).toBe(3 * 64 * KiB)
+    expect(pool.take(64 * KiB)).toBe(a)
+    expect(pool.take(64 * KiB)).not.toBe(b)
+    expect(pool.take(128 * KiB)).toBe(c)
+    expect(pool.sizeBytes).toBe(0)
+  })
+})
+
+describe('security.* attributes', () => {
+  it('are never stored: set is refused, get says none at once, list leaves them out', async () => {
+    const { client } = await openClient({ readData: true })
+    const ops = new Operations(client, { maxWaitMs: 1000, sensorLagMaxUs: 1_000_000, clockSkewMaxUs: 100_000 }, os.tmpdir(), () => undefined)
+    await ops.release(await ops.create('/f', 0o644))
+    await expect(ops.setxattr('/f', 'security.capability', Buffer.from([1, 2]), 0)).rejects.toMatchObject({ code: 'ENOTSUP' })
+    expect(() => ops.getxattr('/no/such/path', 'security.capability')).toThrow(expect.objectContaining({ code: 'ENODATA' }))
+    await expect(ops.removexattr('/f', 'security.selinux')).rejects.toMatchObject({ code: 'ENODATA' })
+    await ops.setxattr('/f', 'user.note', Buffer.from('kept'), 0)
+    expect((await ops.getxattr('/f', 'user.note')).toString()).toBe('kept')
+    expect(await ops.listxattr('/f')).toContain('user.note')
+  })
+})

@@ -1,0 +1,91 @@
+// The segment log: entries appended with a CRC the caller computed are intact on reopen; a
+// wrong one ends the log there (as a torn entry would); background syncs let synced pages be
+// dropped during a long run of appends.
+
+import { mkdtempSync, rmSync } from 'node:fs'
+import { promises as fsp } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import { crc32c } from '../../src/store/crc32c.js'
+import { EntryKind, SegmentLog, type LogEntry } from '../../src/store/segmentLog.js'
+
+const dirs: string[] = []
+afterEach(() => {
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true })
+})
+
+function tempDir(): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'fffs-seglog-'))
+  dirs.push(dir)
+  return dir
+}
+
+async function reopen(dir: string): Promise<{ entries: LogEntry[]; truncatedBytes: number; log: SegmentLog }> {
+  const log = new SegmentLog(dir)
+  const entries: LogEntry[] = []
+  const { truncatedBytes } = await log.open({ segment: 0, offset: 0 }, async (entry) => {
+    entries.push(entry)
+  })
+  return { entries, truncatedBytes, log }
+}
+
+describe('SegmentLog', () => {
+  it('keeps entries appended with a precomputed payload CRC', async () => {
+    const dir = tempDir()
+    const log = new SegmentLog(dir)
+    await log.open({ segment: 0, offset: 0 }, async () => undefined)
+    const a = Buffer.alloc(300_000, 7)
+    const b = Buffer.from('second')
+    let pieceCrc = 0
+    for (let at = 0; at < a.length; at += 128 * 1024) pieceCrc = crc32c(a.subarray(at, Math.min(a.length, at + 128 * 1024)), pieceCrc)
+    log.append(EntryKind.Data, a, pieceCrc)
+    log.append(EntryKind.Record, b) // computed by the log
+    await log.sync()
+    await log.close()
+    const { entries, truncatedBytes, log: again } = await reopen(dir)
+    expect(truncatedBytes).toBe(0)
+    expect(entries.map((e) => e.payload.equals(a) || e.payload.equals(b))).toEqual([true, true])
+    await again.close()
+  })
+
+  it('ends the log at an entry whose CRC does not match its bytes', async () => {
+    const dir = tempDir()
+    const log = new SegmentLog(dir)
+    await log.open({ segment: 0, offset: 0 }, async () => undefined)
+    log.append(EntryKind.Record, Buffer.from('kept'))
+    const bad = Buffer.alloc(1000, 1)
+    log.append(EntryKind.Data, bad, crc32c(Buffer.alloc(1000, 2)))
+    log.append(EntryKind.Record, Buffer.from('after the bad entry'))
+    await log.sync()
+    await log.close()
+    const { entries, truncatedBytes, log: again } = await reopen(dir)
+    expect(entries.map((e) => e.payload.toString())).toEqual(['kept'])
+    expect(truncatedBytes).toBe(16 + 1000 + 16 + 'after the bad entry'.length)
+    await again.close()
+  })
+
+  it('syncs in the background every syncEveryBytes and drops synced pages but the kept window', async () => {
+    const dir = tempDir()
+    const log = new SegmentLog(dir)
+    await log.open({ segment: 0, offset: 0 }, async () => undefined)
+    const drops: Array<[number, number]> = []
+    const MiB = 1024 * 1024
+    log.dropSyncedPages((_fd, offset, length) => drops.push([offset, length]), 1 * MiB, 2 * MiB)
+    const chunk = Buffer.alloc(MiB, 3)
+    const written: Promise<void>[] = []
+    for (let i = 0; i < 8; i++) written.push(log.append(EntryKind.Data, chunk).written)
+    await Promise.all(written)
+    await log.sync() // waits for any background sync in flight, then covers the rest
+    expect(drops.length).toBeGreaterThanOrEqual(2) // at least one background sync before the last
+    let end = 0
+    for (const [offset, length] of drops) {
+      expect(offset).toBe(end) // contiguous, from the start
+      expect(offset % 4096).toBe(0)
+      end = offset + length
+    }
+    expect(end).toBeLessThanOrEqual(8 * (MiB + 16) - MiB) // the newest keepBytes stay cached
+    expect((await fsp.stat(path.join(dir, 'seg-00000000.log'))).size).toBe(8 * (MiB + 16))
+    await log.close()
+  })
+})
