@@ -13,19 +13,22 @@ export class ChunkPool {
   private idleTimer: NodeJS.Timeout | null = null
   readonly pooledBytesMax: number
   readonly idleMs: number
+  private readonly allocate: (sizeBytes: number) => Buffer
 
-  constructor(pooledBytesMax: number, idleMs = 10_000) {
+  /** `allocate` makes a buffer the pool has none of (arbitrary contents). */
+  constructor(pooledBytesMax: number, idleMs = 10_000, allocate: (sizeBytes: number) => Buffer = (n) => Buffer.allocUnsafe(n)) {
     if (!Number.isSafeInteger(pooledBytesMax) || pooledBytesMax < 0) throw new RangeError(`ChunkPool: pooledBytesMax ${pooledBytesMax}`)
     if (!(idleMs > 0)) throw new RangeError(`ChunkPool: idleMs ${idleMs}`)
     this.pooledBytesMax = pooledBytesMax
     this.idleMs = idleMs
+    this.allocate = allocate
   }
 
   /** A buffer of exactly `sizeBytes`, with arbitrary contents. */
   take(sizeBytes: number): Buffer {
     this.lastUsedMs = Date.now()
     const bytes = this.free.get(sizeBytes)?.pop()
-    if (bytes === undefined) return Buffer.allocUnsafe(sizeBytes)
+    if (bytes === undefined) return this.allocate(sizeBytes)
     this.pooledBytes -= bytes.length
     return bytes
   }

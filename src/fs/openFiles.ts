@@ -5,9 +5,11 @@
 // (never a mix) overlaid with the handle's own uncommitted writes. In a record-format file a
 // commit also lists the records the version completes (sensorRecords.ts).
 //
-// A FUSE write is answered as soon as its bytes are copied into the chunk: the chunk's CRC32C
-// is brought up to date afterwards (setImmediate), while the kernel turns the reply around, and
-// handed to the data path with the chunk so the log does not read the bytes again. When the
+// A FUSE write is answered as soon as its bytes are copied into the chunk. For a client that
+// takes the chunk's CRC32C with it (the embedded log), a large chunk lives in shared memory and
+// is checksummed on a worker thread when sealed; a small one is checksummed piece by piece
+// after each write's reply (setImmediate), while the kernel turns the reply around. Either way
+// the JS thread that answers FUSE does not read the bytes again. When the
 // client can read its data back (the embedded log), a chunk's buffer returns to the pool once
 // written and uncommitted bytes are read from the log: memory stays bounded however much is
 // written between commit points.
@@ -17,6 +19,7 @@ import { dataRefAt, type Client } from '../replication/client.js'
 import type { MalformedRecord } from '../sensor/index.js'
 import type { Attr, DataRef, Ino, Mutation, VersionOp, VersionRecords } from '../store/records.js'
 import { crc32c } from '../store/crc32c.js'
+import { CrcWorker } from '../store/crcWorker.js'
 import { HLC_MAX } from '../temporal/hlc.js'
 import { ChunkPool } from './chunkPool.js'
 import type { Cut } from './resolve.js'
@@ -25,6 +28,8 @@ import { checkSensorLag, malformedRecordsError, parseVersionRecords, recordForma
 const CHUNK_SIZE_BYTES_MIN = 64 * 1024
 const CHUNK_SIZE_BYTES_MAX = 4 * 1024 * 1024
 const CHUNK_POOL_BYTES_MAX = 64 * 1024 * 1024 // enough for the writes a log stall (a journal commit) holds back
+/** Chunks this large are checksummed on the CRC worker (smaller: the round trip would cost more than it saves). */
+const CRC_WORKER_MIN_BYTES = 1024 * 1024
 
 interface Chunk {
   /** Null once the bytes are written and readable through the client, and the buffer is back in the pool. */
@@ -34,6 +39,10 @@ interface Chunk {
   crc: number
   crcBytes: number
   ref: DataRef | null // set when sealed (handed to the data path)
+}
+
+function isChecksummedOnWorker(chunk: Chunk): boolean {
+  return chunk.bytes !== null && chunk.bytes.length >= CRC_WORKER_MIN_BYTES
 }
 
 /** Brings the chunk's CRC up to its used bytes. */
@@ -56,6 +65,7 @@ export class OpenFile {
   readonly path: string
   private readonly policy: SensorPolicy
   private readonly pool: ChunkPool
+  private readonly crcWorker: CrcWorker
   /** The committed version reads come from. */
   pinned: Attr
   /** Sensor time that stamps the next committed version (from P@sensor:T or the xattr). */
@@ -67,11 +77,12 @@ export class OpenFile {
   private commitChain: Promise<void> = Promise.resolve()
   private crcScheduled = false
 
-  constructor(fd: number, attr: Attr, cut: Cut, writable: boolean, sensorUs: number | undefined, path: string, policy: SensorPolicy, pool: ChunkPool) {
+  constructor(fd: number, attr: Attr, cut: Cut, writable: boolean, sensorUs: number | undefined, path: string, policy: SensorPolicy, pool: ChunkPool, crcWorker: CrcWorker) {
     this.fd = fd
     this.path = path
     this.policy = policy
     this.pool = pool
+    this.crcWorker = crcWorker
     this.ino = attr.ino
     this.pinned = attr
     this.cut = cut
@@ -109,7 +120,7 @@ export class OpenFile {
     }
     chunk.usedBytes += lengthBytes
     this.sizeBytes = Math.max(this.sizeBytes, offset + lengthBytes)
-    if (!this.crcScheduled) {
+    if (!this.crcScheduled && client.takesDataCrc === true && !isChecksummedOnWorker(chunk)) {
       // After the reply: the checksum overlaps the kernel's turnaround to the next write.
       this.crcScheduled = true
       setImmediate(() => {
@@ -127,9 +138,18 @@ export class OpenFile {
 
   private seal(client: Client, chunk: Chunk): void {
     if (chunk.ref !== null || chunk.usedBytes === 0) return
-    updateCrc(chunk)
     const bytes = chunk.bytes!
-    const { ref, written } = client.appendData(this.ino, bytes.subarray(0, chunk.usedBytes), chunk.crc)
+    const payload = bytes.subarray(0, chunk.usedBytes)
+    let crc: number | Promise<number> | undefined
+    if (client.takesDataCrc === true) {
+      if (isChecksummedOnWorker(chunk)) {
+        crc = this.crcWorker.crcOf(payload)
+      } else {
+        updateCrc(chunk)
+        crc = chunk.crc
+      }
+    }
+    const { ref, written } = client.appendData(this.ino, payload, crc)
     chunk.ref = ref
     if (client.readData === undefined) return // the buffer stays with its ops until they commit
     written.then(
@@ -263,14 +283,16 @@ export class OpenFiles {
   private readonly byIno = new Map<Ino, Set<OpenFile>>()
   private nextFd = 1
   private readonly policy: SensorPolicy
-  private readonly pool = new ChunkPool(CHUNK_POOL_BYTES_MAX)
+  private readonly crcWorker = new CrcWorker()
+  // Buffers the CRC worker can read: the large ones, in shared memory.
+  private readonly pool = new ChunkPool(CHUNK_POOL_BYTES_MAX, undefined, (n) => (n >= CRC_WORKER_MIN_BYTES ? CrcWorker.allocShared(n) : Buffer.allocUnsafe(n)))
 
   constructor(policy: SensorPolicy) {
     this.policy = policy
   }
 
   open(attr: Attr, cut: Cut, writable: boolean, path: string, sensorUs?: number): OpenFile {
-    const file = new OpenFile(this.nextFd++, attr, cut, writable, sensorUs, path, this.policy, this.pool)
+    const file = new OpenFile(this.nextFd++, attr, cut, writable, sensorUs, path, this.policy, this.pool, this.crcWorker)
     this.byFd.set(file.fd, file)
     let set = this.byIno.get(file.ino)
     if (set === undefined) this.byIno.set(file.ino, (set = new Set()))

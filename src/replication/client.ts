@@ -77,10 +77,13 @@ export interface Client {
    * the bytes are handed to the log or the network. The caller must not modify `bytes`
    * afterwards (a cluster client may re-send them after a failover until the version commits).
    * `ino` is the file the bytes are for: a sharded client sends them to that file's data shard.
-   * `crc` is crc32c(bytes) when the caller computed it as the bytes arrived; a client may use it
-   * instead of reading them again (it must come from these very bytes).
+   * `crc` is crc32c(bytes) when the caller computed it as the bytes arrived (or is computing it
+   * off this thread); a client may use it instead of reading them again (it must come from
+   * these very bytes).
    */
-  appendData(ino: Ino, bytes: Uint8Array, crc?: number): { ref: DataRef; written: Promise<void> }
+  appendData(ino: Ino, bytes: Uint8Array, crc?: number | Promise<number>): { ref: DataRef; written: Promise<void> }
+  /** True when appendData uses the `crc` it is given (the embedded log); others ignore it, so callers need not compute one. */
+  readonly takesDataCrc?: boolean
   /**
    * Reads back bytes handed to `appendData` once their `written` resolved. Only a client whose
    * data path keeps them readable has it (the embedded log); its callers may reuse their
@@ -100,6 +103,7 @@ export function dataRefAt(ref: DataRef, offsetBytes: number): DataRef {
 }
 
 export class EmbeddedClient implements Client {
+  readonly takesDataCrc = true
   private readonly store: Store
   private readonly orderer: Orderer
 
@@ -149,7 +153,7 @@ export class EmbeddedClient implements Client {
   async snapshot(name: string): Promise<Snapshot | null> {
     return this.store.snapshot(name)
   }
-  appendData(_ino: Ino, bytes: Uint8Array, crc?: number): { ref: DataRef; written: Promise<void> } {
+  appendData(_ino: Ino, bytes: Uint8Array, crc?: number | Promise<number>): { ref: DataRef; written: Promise<void> } {
     const { position, written } = this.store.appendData(bytes, crc)
     return { ref: position, written }
   }

@@ -153,10 +153,11 @@ export class SegmentLog {
   /**
    * Appends an entry. The position is assigned synchronously (so callers can index it at
    * once); the bytes reach the file in position order. Not durable until `sync()`.
-   * `payloadCrc` is crc32c(payload) if the caller computed it already (as bytes arrived): a
-   * wrong one makes recovery end the log at this entry, so it must come from the very bytes.
+   * `payloadCrc` is crc32c(payload) if the caller computed it already (as bytes arrived) or is
+   * computing it elsewhere (a promise: this entry and every later one wait for it): a wrong one
+   * makes recovery end the log at this entry, so it must come from the very bytes.
    */
-  append(kind: EntryKind, payload: Uint8Array, payloadCrc?: number): { position: LogPosition; next: LogPosition; written: Promise<void> } {
+  append(kind: EntryKind, payload: Uint8Array, payloadCrc?: number | Promise<number>): { position: LogPosition; next: LogPosition; written: Promise<void> } {
     if (this.writer === null) throw new Error('SegmentLog.append before open')
     if (this.writeError !== null) throw errors.corrupt(`log write failed earlier: ${this.writeError.message}`)
     if (this.syncError !== null) throw errors.corrupt(`log sync failed earlier: ${this.syncError.message}`)
@@ -170,12 +171,13 @@ export class SegmentLog {
     const segment = this.tailSegment
     const entryOffset = this.tailOffset
     this.tailOffset += entrySizeBytes
-    const header = encodeHeader(kind, payload, payloadCrc)
+    const header = typeof payloadCrc === 'object' ? null : encodeHeader(kind, payload, payloadCrc)
     this.appendedCount += 1
     const written = (this.writeChain = this.writeChain.then(async () => {
+      const entryHeader = header ?? encodeHeader(kind, payload, await payloadCrc)
       if (rollover) await this.rollTo(segment)
       const writer = this.writer!
-      await writer.writev([header, payload], entryOffset)
+      await writer.writev([entryHeader, payload], entryOffset)
     }).catch((err: Error) => {
       this.writeError ??= err
       throw err

@@ -159,8 +159,8 @@ export class Store {
 
   // ---------------------------------------------------------------- writing
 
-  /** Appends file bytes to the log; the returned position goes into a 'write' VersionOp. `crc`: crc32c(bytes), if known. */
-  appendData(bytes: Uint8Array, crc?: number): { position: LogPosition; written: Promise<void> } {
+  /** Appends file bytes to the log; the returned position goes into a 'write' VersionOp. `crc`: crc32c(bytes), if known (SegmentLog.append). */
+  appendData(bytes: Uint8Array, crc?: number | Promise<number>): { position: LogPosition; written: Promise<void> } {
     return this.log.append(EntryKind.Data, bytes, crc)
   }
 
