@@ -32,6 +32,7 @@ import { hlcPhysicalUs, hlcToIso, wallClockUs, type HlcStamp } from '../temporal
 import type { Client, SubmitId, SubmitOptions } from './client.js'
 import { memberById, type GroupConfig, type GroupMember } from './config.js'
 import { GroupCore, type CoreAction, type CoreEvent, type CoreStatus, type View } from './core/group.js'
+import { BATCH_HEADER_BYTES, BATCH_RECORDS_MAX } from './core/message.js'
 import { groupSchema } from './core/schema.js'
 import { prependInPlace } from './headroom.js'
 import { decodeTransfer, encodeTransfer, nextEpochPlan, planEpoch, recordDigest, type AcceptedView, type EpochPlan, type MemberReport, type PendingBlob } from './recovery.js'
@@ -51,18 +52,45 @@ const LOG_CACHE_KEEP_BYTES = 32 * 1024 * 1024 // newest synced log bytes kept in
 const PAYLOAD_DATA = 1
 const PAYLOAD_RECORD = 2
 const PAYLOAD_RECONFIGURE = 3
+const PAYLOAD_RECORD_INLINE = 4 // a record and the bytes of the small blobs it names, in one message
+const PAYLOAD_BATCH = 5 // several records (each a PAYLOAD_RECORD or _INLINE payload) in one message, one stamp each
+// Records submitted in one turn of the event loop leave as one ordered message (group commit
+// upstream of the log): one message, one row update and one reply per batch instead of per
+// record. A batch stays on the small-message channel; a record that alone exceeds it goes alone.
+const BATCH_BYTES_MAX = TRANSPORT_DEFAULTS.smcSlotSizeBytes - 64 - BATCH_HEADER_BYTES
+// Blobs up to this size are not ordered on their own: the member holds them until the version
+// naming them is submitted and sends them inside that record's message (one ordered message,
+// one round of ordering and persistence per small version instead of two in sequence).
+const INLINE_DATA_MAX_BYTES = 4096
 
-interface RecordPayload {
+export interface RecordPayload {
   readonly mutation: Mutation
   readonly submit?: SubmitId
+  /** PAYLOAD_RECORD_INLINE: blob ids and sizes of the bytes after the JSON, in this order. */
+  readonly inline?: ReadonlyArray<readonly [string, number]>
 }
 
 interface Request {
   readonly payload: Uint8Array
   readonly after?: HlcStamp // the submitting client's clock (HLC piggybacking)
+  readonly records: number // stamps the payload takes: > 1 for a PAYLOAD_BATCH
+  readonly resolve: (value: Ordered) => void
+  readonly reject: (err: Error) => void
+  delivered?: Ordered | { readonly stamp: HlcStamp; readonly results: Promise<ApplyResult[]> }
+}
+
+/** An ordered message's first stamp and the results of its records (one, or a batch's, in order). */
+interface Ordered {
+  readonly stamp: HlcStamp
+  readonly results: ApplyResult[]
+}
+
+/** A record waiting for the end of this turn of the event loop to be ordered in a batch. */
+interface Queued {
+  readonly payload: Uint8Array
+  readonly after?: HlcStamp
   readonly resolve: (value: { stamp: HlcStamp; result: ApplyResult }) => void
   readonly reject: (err: Error) => void
-  delivered?: { stamp: HlcStamp; result: Promise<ApplyResult> }
 }
 
 interface Epoch {
@@ -104,7 +132,9 @@ export class Member {
   private storeReplaced = false // the store was discarded and is not yet caught up: reads refused
   private readsRunning = 0
   private readonly blobPositions = new Map<string, { position: LogPosition; sizeBytes: number }>() // delivered data not yet named by a version
+  private readonly inlineHeld = new Map<string, Uint8Array>() // small blobs a mount sent, held for the record that names them
   private readonly requests = new Map<number, Request>()
+  private batchQueue: Queued[] = [] // records submitted in this turn of the event loop (orderRecord)
   private readonly submittedIds = new Set<number>() // requests handed to a core (possibly ordered): never refused locally
   private readonly dedupe = new Map<string, Map<number, Promise<ApplyResult>>>() // clientId -> seq -> result
   private readonly joinsOrdered = new Set<number>() // reconfigures submitted and not yet delivered
@@ -115,6 +145,7 @@ export class Member {
   private appendedStamp: HlcStamp = 0n
   private syncedStamp: HlcStamp = 0n
   private syncing = false
+  private pushPending: Epoch | null = null // the epoch whose row has unpushed changes (schedulePush)
   private readonly tickTimer: NodeJS.Timeout
   private requestNext = 1
   private blobNext = 1
@@ -297,7 +328,7 @@ export class Member {
   private resumeRequests(): void {
     for (const [requestId, request] of this.requests) {
       if (request.delivered !== undefined) this.replied(requestId, request.delivered.stamp)
-      else this.submitToCore(requestId, request.payload, request.after)
+      else this.submitToCore(requestId, request.payload, request.after, request.records)
     }
   }
 
@@ -319,6 +350,7 @@ export class Member {
     const waitedMs = Date.now() - epoch.ending.sinceMs
     if (!epoch.core.deliveredEverywhere(epoch.ending.viewSeq, epoch.ending.vid) && waitedMs < this.config.transport.suspectTimeoutMs * 3) return
     const plan = epoch.ending.next
+    this.flushPush()
     this.epoch = null
     this.phase = 'starting'
     // Not inside the transport's event callback that got us here: stop it after.
@@ -553,7 +585,7 @@ export class Member {
           epoch.transport.setBool(action.column, action.value, action.index)
           break
         case 'push':
-          epoch.transport.push()
+          this.schedulePush(epoch)
           break
         case 'send': {
           // The core encodes every send afresh and never touches the bytes again: hand them over
@@ -566,7 +598,7 @@ export class Member {
         }
         case 'deliver':
           // After a reconfigure, nothing more of the epoch is delivered; own requests go again in the next.
-          if (epoch.ending === null) this.deliver(action.stamp, action.view, action.viewSeq, action.payload, action.requestId)
+          if (epoch.ending === null) this.deliver(action.stamp, action.records ?? 1, action.view, action.viewSeq, action.payload, action.requestId)
           break
         case 'persistTrim':
           this.writeDurably('trim.json', { vid: action.vid, trim: action.trim })
@@ -606,7 +638,35 @@ export class Member {
     this.wake()
   }
 
-  private deliver(stamp: HlcStamp, view: View, viewSeq: number, payload: Uint8Array, requestId: number | undefined): void {
+  /**
+   * Row pushes are coalesced: one per turn of the event loop, after every event of that turn
+   * (a burst of delivered messages, row changes, persistence reports) has been fed to the core.
+   * A push sends the whole row and costs a write to every peer; pushing per event made it
+   * the largest single cost of a member under many small commits. Deferring a push only
+   * delays what peers learn: every value pushed later is at least as far along, and anything
+   * that must be durable before peers see it (persistAccepted, persistTrim) was written
+   * synchronously when its action ran, before this push.
+   */
+  private schedulePush(epoch: Epoch): void {
+    if (this.pushPending === epoch) return
+    this.flushPush()
+    this.pushPending = epoch
+    setImmediate(() => this.flushPush())
+  }
+
+  /** Pushes the row now if a push is pending (also before an epoch's transport stops: peers wait for its last rows). */
+  private flushPush(): void {
+    const epoch = this.pushPending
+    this.pushPending = null
+    if (epoch === null || this.phase === 'stopped') return
+    try {
+      epoch.transport.push()
+    } catch (err) {
+      if (this.epoch === epoch) this.fail(err as Error) // a stopped transport of an epoch already left: nothing to tell
+    }
+  }
+
+  private deliver(stamp: HlcStamp, records: number, view: View, viewSeq: number, payload: Uint8Array, requestId: number | undefined): void {
     const kind = payload[0]
     const request = requestId === undefined ? undefined : this.requests.get(requestId)
     if (kind === PAYLOAD_DATA) {
@@ -619,23 +679,39 @@ export class Member {
       const transport = this.epoch?.transport
       if (transport?.recycle !== undefined) written.then(() => transport.recycle!(payload), () => undefined)
       this.blobPositions.set(blob, { position, sizeBytes: bytes.byteLength })
-      if (request !== undefined) request.delivered = { stamp, result: Promise.resolve({ ok: true }) }
+      if (request !== undefined) request.delivered = { stamp, results: [{ ok: true }] }
       this.markAppended(stamp)
       return
     }
-    const body = Buffer.from(payload.buffer, payload.byteOffset + 1, payload.byteLength - 1).toString('utf8')
     if (kind === PAYLOAD_RECONFIGURE) {
-      if (request !== undefined) request.delivered = { stamp, result: Promise.resolve({ ok: true }) }
+      const body = Buffer.from(payload.buffer, payload.byteOffset + 1, payload.byteLength - 1).toString('utf8')
+      if (request !== undefined) request.delivered = { stamp, results: [{ ok: true }] }
       this.beginEpochEnd(stamp, view, viewSeq, (JSON.parse(body) as { add: number[] }).add)
       return
     }
-    if (kind !== PAYLOAD_RECORD) throw new Error(`delivered payload of unknown kind ${kind}`)
-    const record = JSON.parse(body) as RecordPayload
+    if (kind === PAYLOAD_BATCH) {
+      const parts = decodeBatchPayload(payload)
+      if (parts.length !== records) throw new Error(`invariant: a batch of ${parts.length} records delivered with ${records} stamps`)
+      const results = parts.map((part, i) => this.deliverRecord(stamp + BigInt(i), part))
+      if (request !== undefined) request.delivered = { stamp, results: Promise.all(results) }
+      this.markAppended(stamp + BigInt(records - 1))
+      return
+    }
+    const result = this.deliverRecord(stamp, payload)
+    if (request !== undefined) request.delivered = { stamp, results: result.then((r) => [r]) }
+    this.markAppended(stamp)
+  }
+
+  /** Appends one record (PAYLOAD_RECORD or _INLINE) at `stamp` and applies it in order; resolves with its result. */
+  private deliverRecord(stamp: HlcStamp, payload: Uint8Array): Promise<ApplyResult> {
+    const { record, inlineBytes } = decodeRecordPayload(payload)
     const seen = record.submit !== undefined ? this.dedupe.get(record.submit.clientId)?.get(record.submit.seq) : undefined
     let result: Promise<ApplyResult>
     if (seen !== undefined) {
       result = seen // a client re-sent a submit after failover: at most once
     } else {
+      // The record's own small blobs go into the log right before it, as delivered data would.
+      for (const [blob, bytes] of inlineBytes) this.blobPositions.set(blob, { position: this.store.appendData(bytes).position, sizeBytes: bytes.byteLength })
       const mutation = this.withLogPositions(record.mutation)
       const { next } = this.store.appendRecord(stamp, mutation)
       this.applyBacklog++
@@ -647,8 +723,7 @@ export class Member {
       result = applying
       if (record.submit !== undefined) this.remember(record.submit, applying)
     }
-    if (request !== undefined) request.delivered = { stamp, result }
-    this.markAppended(stamp)
+    return result
   }
 
   private withLogPositions(mutation: Mutation): Mutation {
@@ -697,7 +772,8 @@ export class Member {
     await this.store.log.sync()
   }
 
-  private replied(requestId: number, stamp: HlcStamp): void {
+  /** Durable everywhere (`_lastStamp`: the message's last stamp, a batch's last record's): the requester gets the first stamp and every record's result. */
+  private replied(requestId: number, _lastStamp: HlcStamp): void {
     const request = this.requests.get(requestId)
     this.requests.delete(requestId)
     this.submittedIds.delete(requestId)
@@ -706,7 +782,8 @@ export class Member {
       request.reject(new Error(`invariant: reply to request ${requestId} before its delivery`))
       return
     }
-    request.delivered.result.then((result) => request.resolve({ stamp, result }), request.reject)
+    const { stamp: first, results } = request.delivered
+    Promise.resolve(results).then((r) => request.resolve({ stamp: first, results: r }), request.reject)
   }
 
   private writeDurably(name: string, value: unknown): void {
@@ -737,13 +814,52 @@ export class Member {
 
   /** Multicasts a message in the group's total order; resolves with its stamp once durable at every member. */
   order(payload: Uint8Array, after?: HlcStamp): Promise<{ stamp: HlcStamp; result: ApplyResult }> {
+    return this.orderMessage(payload, after, 1).then(({ stamp, results }) => ({ stamp, result: results[0]! }))
+  }
+
+  /**
+   * Orders a record (a PAYLOAD_RECORD or _INLINE payload) in a batch with the others submitted
+   * in this turn of the event loop; resolves with its own stamp and result once its batch is
+   * durable at every member (the same guarantee as `order`). Submission order is kept: batches
+   * go to the core in queue order, and the core keeps one sender's messages in order.
+   */
+  orderRecord(payload: Uint8Array, after?: HlcStamp): Promise<{ stamp: HlcStamp; result: ApplyResult }> {
+    return new Promise((resolve, reject) => {
+      if (this.batchQueue.length === 0) setImmediate(() => this.flushBatches())
+      this.batchQueue.push({ payload, ...(after !== undefined ? { after } : {}), resolve, reject })
+    })
+  }
+
+  private flushBatches(): void {
+    const queue = this.batchQueue
+    this.batchQueue = []
+    for (let start = 0; start < queue.length; ) {
+      let end = start + 1
+      let sizeBytes = 5 + 4 + queue[start]!.payload.byteLength
+      while (end < queue.length && end - start < BATCH_RECORDS_MAX && sizeBytes + 4 + queue[end]!.payload.byteLength <= BATCH_BYTES_MAX) {
+        sizeBytes += 4 + queue[end]!.payload.byteLength
+        end++
+      }
+      const batch = queue.slice(start, end)
+      start = end
+      let after: HlcStamp | undefined
+      for (const q of batch) if (q.after !== undefined && (after === undefined || q.after > after)) after = q.after
+      const payload = batch.length === 1 ? batch[0]!.payload : encodeBatchPayload(batch.map((q) => q.payload))
+      this.orderMessage(payload, after, batch.length).then(
+        ({ stamp, results }) => batch.forEach((q, i) => q.resolve({ stamp: stamp + BigInt(i), result: results[i]! })),
+        (err: Error) => batch.forEach((q) => q.reject(err)),
+      )
+    }
+  }
+
+  private orderMessage(payload: Uint8Array, after: HlcStamp | undefined, records: number): Promise<Ordered> {
     if (this.fatal !== null) return Promise.reject(new FffsError('EIO', `member ${this.id} failed: ${this.fatal.message}`))
     if (this.phase === 'stopped') return Promise.reject(new FffsError('EIO', `member ${this.id} is stopping`))
     const requestId = this.requestNext++
     return new Promise((resolve, reject) => {
-      this.requests.set(requestId, { payload, ...(after !== undefined ? { after } : {}), resolve, reject })
+      this.requests.set(requestId, { payload, ...(after !== undefined ? { after } : {}), records, resolve, reject })
       if (this.phase === 'running') {
-        this.submitToCore(requestId, payload, after)
+        this.submitToCore(requestId, payload, after, records)
         return
       }
       // Between epochs: held until one starts (resumeRequests), but not for ever. It was never
@@ -757,13 +873,27 @@ export class Member {
     })
   }
 
-  private submitToCore(requestId: number, payload: Uint8Array, after: HlcStamp | undefined): void {
+  private submitToCore(requestId: number, payload: Uint8Array, after: HlcStamp | undefined, records: number): void {
     this.submittedIds.add(requestId)
-    this.feedCore({ kind: 'submit', requestId, payload, ...(after !== undefined ? { after } : {}) })
+    this.feedCore({ kind: 'submit', requestId, payload, ...(after !== undefined ? { after } : {}), ...(records > 1 ? { records } : {}) })
   }
 
   nextBlobId(): string {
     return `${this.id}.${process.pid}.${Date.now().toString(36)}.${this.blobNext++}`
+  }
+
+  /** Holds a small blob (a copy) for the record that will name it; returns its id. */
+  holdInline(bytes: Uint8Array): string {
+    const blob = this.nextBlobId()
+    this.inlineHeld.set(blob, Uint8Array.prototype.slice.call(bytes))
+    return blob
+  }
+
+  /** Takes the held bytes of `blob` (undefined: not held here, so ordered on its own). */
+  takeInline(blob: string): Uint8Array | undefined {
+    const bytes = this.inlineHeld.get(blob)
+    this.inlineHeld.delete(blob)
+    return bytes
   }
 
   /** Every record at or below this stamp is applied here and durable at every member. */
@@ -907,8 +1037,11 @@ export class ReplicaClient implements Client {
     return this.member.withStore((store) => store.snapshot(name))
   }
 
-  /** The bytes go into the total order now (the bulk path); the version naming them follows. */
+  /** Small bytes wait for the version naming them and travel inside its record (one ordered
+   * message and one round of persistence, not two in sequence); larger ones go into the total
+   * order now (the bulk path), the version naming them follows. */
   appendData(_ino: Ino, bytes: Uint8Array): { ref: DataRef; written: Promise<void> } {
+    if (bytes.byteLength <= INLINE_DATA_MAX_BYTES) return { ref: { blob: this.member.holdInline(bytes), offset: 0 }, written: Promise.resolve() }
     const blob = this.member.nextBlobId()
     const id = Buffer.from(blob, 'utf8')
     // In front of the bytes when a wire frame left room there (headroom.ts), else a copy.
@@ -924,17 +1057,30 @@ export class ReplicaClient implements Client {
     return { ref: { blob, offset: 0 }, written: ordered.then(() => undefined) }
   }
 
+  /** Forgets a blob no version will name (its connection closed first). */
+  releaseData(ref: DataRef): void {
+    if ('blob' in ref) this.member.takeInline(ref.blob)
+  }
+
   async submit(mutation: Mutation, options: SubmitOptions = {}): Promise<{ stamp: HlcStamp; ino?: Ino }> {
+    // Taken first: whatever happens to this submit, the held bytes are not needed again.
+    const inline: Array<readonly [string, number]> = []
+    const inlineBytes: Uint8Array[] = []
+    if (mutation.type === 'version') {
+      for (const op of mutation.ops) {
+        if (op.op !== 'write' || !('blob' in op.data)) continue
+        const bytes = this.member.takeInline(op.data.blob)
+        if (bytes === undefined) continue // ordered on its own, or named twice (taken by the first op)
+        inline.push([op.data.blob, bytes.byteLength])
+        inlineBytes.push(bytes)
+      }
+    }
     if (options.after !== undefined && hlcPhysicalUs(options.after) > wallClockUs() + CLIENT_CLOCK_AHEAD_MAX_US) {
       throw new FffsError('EINVAL', `${mutation.type}: the client's clock (${hlcToIso(options.after)}) is more than ${CLIENT_CLOCK_AHEAD_MAX_US / 1000} ms ahead of member ${this.member.id}'s; refused, or it would drag the group's clock and every later cut with it`)
     }
     const bounded = withGroupSensorLag(mutation, this.member.config.time.sensorLagMaxMs * 1000)
-    const record: RecordPayload = options.id === undefined ? { mutation: bounded } : { mutation: bounded, submit: options.id }
-    const json = Buffer.from(JSON.stringify(record), 'utf8')
-    const payload = new Uint8Array(1 + json.byteLength)
-    payload[0] = PAYLOAD_RECORD
-    payload.set(json, 1)
-    const { stamp, result } = await this.member.order(payload, options.after)
+    const record: RecordPayload = { mutation: bounded, ...(options.id !== undefined ? { submit: options.id } : {}), ...(inline.length > 0 ? { inline } : {}) }
+    const { stamp, result } = await this.member.orderRecord(encodeRecordPayload(record, inlineBytes), options.after)
     if (!result.ok) throw new FffsError(result.code, result.message)
     return result.ino === undefined ? { stamp } : { stamp, ino: result.ino }
   }
@@ -948,4 +1094,81 @@ export class ReplicaClient implements Client {
   async close(): Promise<void> {
     // The member outlives the connections it serves.
   }
+}
+
+/** A record's payload: PAYLOAD_RECORD = kind | JSON; PAYLOAD_RECORD_INLINE = kind | u32 JSON bytes | JSON | the inline blobs' bytes. */
+export function encodeRecordPayload(record: RecordPayload, inlineBytes: readonly Uint8Array[]): Uint8Array {
+  const json = Buffer.from(JSON.stringify(record), 'utf8')
+  if (inlineBytes.length === 0) {
+    const payload = new Uint8Array(1 + json.byteLength)
+    payload[0] = PAYLOAD_RECORD
+    payload.set(json, 1)
+    return payload
+  }
+  if (record.inline?.length !== inlineBytes.length) throw new Error('invariant: inline blobs listed and given differ')
+  let size = 5 + json.byteLength
+  for (const bytes of inlineBytes) size += bytes.byteLength
+  const payload = new Uint8Array(size)
+  payload[0] = PAYLOAD_RECORD_INLINE
+  new DataView(payload.buffer, payload.byteOffset, 5).setUint32(1, json.byteLength, true)
+  payload.set(json, 5)
+  let at = 5 + json.byteLength
+  for (const bytes of inlineBytes) {
+    payload.set(bytes, at)
+    at += bytes.byteLength
+  }
+  return payload
+}
+
+export function decodeRecordPayload(payload: Uint8Array): { record: RecordPayload; inlineBytes: Array<[string, Uint8Array]> } {
+  const kind = payload[0]
+  if (kind === PAYLOAD_RECORD) {
+    return { record: JSON.parse(Buffer.from(payload.buffer, payload.byteOffset + 1, payload.byteLength - 1).toString('utf8')) as RecordPayload, inlineBytes: [] }
+  }
+  if (kind !== PAYLOAD_RECORD_INLINE) throw new Error(`delivered payload of unknown kind ${kind}`)
+  const jsonBytes = new DataView(payload.buffer, payload.byteOffset, 5).getUint32(1, true)
+  const record = JSON.parse(Buffer.from(payload.buffer, payload.byteOffset + 5, jsonBytes).toString('utf8')) as RecordPayload
+  const inlineBytes: Array<[string, Uint8Array]> = []
+  let at = 5 + jsonBytes
+  for (const [blob, sizeBytes] of record.inline ?? []) {
+    if (at + sizeBytes > payload.byteLength) throw new Error(`record payload ends before its inline blob ${blob}`)
+    inlineBytes.push([blob, payload.subarray(at, at + sizeBytes)])
+    at += sizeBytes
+  }
+  if (at !== payload.byteLength) throw new Error(`record payload has ${payload.byteLength - at} bytes after its inline blobs`)
+  return { record, inlineBytes }
+}
+
+/** PAYLOAD_BATCH = kind | u32 count | (u32 bytes | record payload) × count. */
+export function encodeBatchPayload(parts: readonly Uint8Array[]): Uint8Array {
+  let size = 5
+  for (const part of parts) size += 4 + part.byteLength
+  const payload = new Uint8Array(size)
+  const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength)
+  payload[0] = PAYLOAD_BATCH
+  view.setUint32(1, parts.length, true)
+  let at = 5
+  for (const part of parts) {
+    view.setUint32(at, part.byteLength, true)
+    payload.set(part, at + 4)
+    at += 4 + part.byteLength
+  }
+  return payload
+}
+
+export function decodeBatchPayload(payload: Uint8Array): Uint8Array[] {
+  if (payload[0] !== PAYLOAD_BATCH || payload.byteLength < 5) throw new Error('not a batch payload')
+  const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength)
+  const count = view.getUint32(1, true)
+  const parts: Uint8Array[] = []
+  let at = 5
+  for (let i = 0; i < count; i++) {
+    if (at + 4 > payload.byteLength) throw new Error(`batch payload ends before its record ${i}`)
+    const sizeBytes = view.getUint32(at, true)
+    if (at + 4 + sizeBytes > payload.byteLength) throw new Error(`batch payload ends inside its record ${i}`)
+    parts.push(payload.subarray(at + 4, at + 4 + sizeBytes))
+    at += 4 + sizeBytes
+  }
+  if (at !== payload.byteLength) throw new Error(`batch payload has ${payload.byteLength - at} bytes after its records`)
+  return parts
 }

@@ -12,7 +12,9 @@
 // - Each member counts, per sender, the messages it received contiguously (`received`). A
 //   message is stable when every member of the view received it (min over rows); stable
 //   messages are delivered in global order. Delivery assigns the record's HLC stamp,
-//   max(previous stamp + 1, sender's clock at send), the same at every replica.
+//   max(previous stamp + 1, sender's clock at send), the same at every replica. A batch (a
+//   submit of `records` > 1, an AppBatch message) takes that many consecutive stamps from
+//   there: one message, one row update and one reply carry several records.
 // - The runtime persists delivered records and reports it; `persisted_stamp` is pushed; the
 //   global persistence frontier is the min over the view, and a submission is answered once
 //   the frontier passed its record.
@@ -40,7 +42,7 @@
 
 import { HybridClock, hlcOf, type HlcStamp } from '../../temporal/hlc.js'
 import type { SstView } from '../transport/types.js'
-import { decodeMessage, encodeMessage, MessageKind } from './message.js'
+import { BATCH_RECORDS_MAX, decodeMessage, encodeMessage, MessageKind } from './message.js'
 import { COLUMN } from './schema.js'
 
 export interface View {
@@ -53,8 +55,10 @@ export type CoreEvent =
   | { readonly kind: 'message'; readonly fromRank: number; readonly bytes: Uint8Array }
   | { readonly kind: 'suspect'; readonly rank: number }
   | { readonly kind: 'tick' }
-  /** `after`: the submitting client's clock; the message is sent, hence stamped, above it. */
-  | { readonly kind: 'submit'; readonly requestId: number; readonly payload: Uint8Array; readonly after?: HlcStamp }
+  /** `after`: the submitting client's clock; the message is sent, hence stamped, above it.
+   * `records`: how many records the payload holds (default 1); it takes that many consecutive
+   * stamps, so a batch of records costs one ordered message and one reply. */
+  | { readonly kind: 'submit'; readonly requestId: number; readonly payload: Uint8Array; readonly after?: HlcStamp; readonly records?: number }
   | { readonly kind: 'persisted'; readonly stamp: HlcStamp }
 
 export type CoreAction =
@@ -67,7 +71,8 @@ export type CoreAction =
    * after `handle` returns: a ragged-edge cleanup delivers messages of the old view and installs
    * the next one in the same step, and a reconfigure must be planned from the view it was
    * delivered in at every member (the simulation found plans differing across members). */
-  | { readonly kind: 'deliver'; readonly stamp: HlcStamp; readonly senderRank: number; readonly payload: Uint8Array; readonly requestId?: number; readonly view: View; readonly viewSeq: number }
+  /** A batch (`records` > 1) has the stamps `stamp` .. `stamp` + records − 1, one per record in payload order. */
+  | { readonly kind: 'deliver'; readonly stamp: HlcStamp; readonly records?: number; readonly senderRank: number; readonly payload: Uint8Array; readonly requestId?: number; readonly view: View; readonly viewSeq: number }
   /** Write durably, before the deliveries that follow, that view `vid` ends at this trim. */
   | { readonly kind: 'persistTrim'; readonly vid: number; readonly trim: readonly number[] }
   /** Write durably, before the row that follows is pushed, that this member accepted `members`
@@ -93,12 +98,14 @@ export interface GroupCoreOptions {
 interface Received {
   readonly kind: MessageKind
   readonly hlc: HlcStamp
+  readonly records: number // stamps it takes: 0 for a null message
   readonly payload: Uint8Array
 }
 
 interface OwnMessage {
   readonly requestId: number
   readonly payload: Uint8Array
+  readonly records: number
   index: number | null // in the current view; null: not sent in it yet
   hlc: HlcStamp
 }
@@ -124,6 +131,13 @@ export interface CoreStatus {
   readonly globalPersistedStamp: HlcStamp
   readonly stableStamp: HlcStamp
   readonly pendingRequests: number
+}
+
+/** A submit's record count: 1 by default; a batch holds 2..BATCH_RECORDS_MAX. */
+function submittedRecords(records: number | undefined): number {
+  if (records === undefined) return 1
+  if (!Number.isInteger(records) || records < 1 || records > BATCH_RECORDS_MAX) throw new Error(`a submit of ${records} records`)
+  return records
 }
 
 const BALLOT_RANK_SPAN = 256n // ballot = round × span + rank + 1: unique per proposer, never 0
@@ -217,7 +231,7 @@ export class GroupCore {
         break
       case 'submit':
         if (event.after !== undefined) this.clock.observe(event.after)
-        this.own.push({ requestId: event.requestId, payload: event.payload, index: null, hlc: 0n })
+        this.own.push({ requestId: event.requestId, payload: event.payload, records: submittedRecords(event.records), index: null, hlc: 0n })
         break
       case 'persisted':
         if (event.stamp > this.persistedStamp) {
@@ -316,7 +330,8 @@ export class GroupCore {
       return
     }
     if (!this.view.members.includes(fromRank)) return
-    this.inbox[fromRank]!.set(header.index, { kind: header.kind, hlc: header.hlc, payload })
+    const records = header.kind === MessageKind.Null ? 0 : (header.records ?? 1)
+    this.inbox[fromRank]!.set(header.index, { kind: header.kind, hlc: header.hlc, records, payload })
     if (this.wedged) return // counts are frozen: the trim is computed from them
     this.countContiguous(fromRank)
   }
@@ -372,19 +387,20 @@ export class GroupCore {
     this.setU64(COLUMN.delivered, BigInt(this.deliveredCount))
     if (message.kind === MessageKind.Null) return
     const stamp = message.hlc > this.lastStamp ? message.hlc : this.lastStamp + 1n
-    this.lastStamp = stamp
-    this.notDurable.push(stamp)
-    this.clock.observe(stamp)
-    this.setU64(COLUMN.deliveredStamp, stamp)
+    const last = stamp + BigInt(message.records - 1) // a batch's records take consecutive stamps
+    this.lastStamp = last
+    this.notDurable.push(last)
+    this.clock.observe(last)
+    this.setU64(COLUMN.deliveredStamp, last)
     let requestId: number | undefined
     if (rank === this.selfRank) {
       const at = this.own.findIndex((m) => m.index === index)
       if (at < 0) throw new Error(`invariant: own message ${index} delivered but not pending`)
       requestId = this.own[at]!.requestId
       this.own.splice(at, 1)
-      this.awaitingDurable.push({ requestId, stamp })
+      this.awaitingDurable.push({ requestId, stamp: last }) // answered once its last record is durable everywhere
     }
-    this.actions.push({ kind: 'deliver', stamp, senderRank: rank, payload: message.payload, view: this.view, viewSeq, ...(requestId === undefined ? {} : { requestId }) })
+    this.actions.push({ kind: 'deliver', stamp, ...(message.records > 1 ? { records: message.records } : {}), senderRank: rank, payload: message.payload, view: this.view, viewSeq, ...(requestId === undefined ? {} : { requestId }) })
   }
 
   private globalPersistedStamp(): HlcStamp {
@@ -413,13 +429,13 @@ export class GroupCore {
     for (const message of this.own) {
       if (message.index !== null) continue
       message.hlc = this.clock.now()
-      message.index = this.send(MessageKind.App, message.hlc, message.payload)
+      message.index = this.send(message.records > 1 ? MessageKind.AppBatch : MessageKind.App, message.hlc, message.payload, message.records)
     }
   }
 
-  private send(kind: MessageKind, hlc: HlcStamp, payload: Uint8Array | null): number {
+  private send(kind: MessageKind, hlc: HlcStamp, payload: Uint8Array | null, records = 1): number {
     const index = this.sentCount++
-    const bytes = encodeMessage({ kind, vid: this.view.vid, index, hlc }, payload)
+    const bytes = encodeMessage({ kind, vid: this.view.vid, index, hlc, ...(kind === MessageKind.AppBatch ? { records } : {}) }, payload)
     this.actions.push({ kind: 'send', bytes, large: bytes.byteLength > this.smallMessageMaxBytes })
     return index
   }
@@ -447,7 +463,7 @@ export class GroupCore {
       if (hlc - 1n < floor) floor = hlc - 1n
     }
     for (const message of this.own) if (message.index !== null) lower(message.hlc)
-    for (const box of this.inbox) for (const message of box.values()) if (message.kind === MessageKind.App) lower(message.hlc)
+    for (const box of this.inbox) for (const message of box.values()) if (message.kind !== MessageKind.Null) lower(message.hlc)
     // A stamp is at least the previous one + 1, so nothing still to come lands at or below lastStamp.
     return floor > this.lastStamp ? floor : this.lastStamp
   }
