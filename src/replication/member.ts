@@ -28,7 +28,7 @@ import { errors, FffsError } from '../errors.js'
 import type { ApplyResult, Attr, DataRef, Ino, Mutation, SensorPick, Snapshot, VersionOp } from '../store/records.js'
 import type { LogPosition } from '../store/segmentLog.js'
 import { Store } from '../store/store.js'
-import { hlcPhysicalUs, hlcToIso, wallClockUs, type HlcStamp } from '../temporal/hlc.js'
+import { HLC_MAX, hlcPhysicalUs, hlcToIso, wallClockUs, type HlcStamp } from '../temporal/hlc.js'
 import type { Client, SubmitId, SubmitOptions } from './client.js'
 import { memberById, type GroupConfig, type GroupMember } from './config.js'
 import { GroupCore, type CoreAction, type CoreEvent, type CoreStatus, type View } from './core/group.js'
@@ -38,7 +38,7 @@ import { prependInPlace } from './headroom.js'
 import { decodeTransfer, encodeTransfer, nextEpochPlan, planEpoch, recordDigest, type AcceptedView, type EpochPlan, type MemberReport, type PendingBlob } from './recovery.js'
 import { NativeTransport, pageCacheDropper } from './transport/native.js'
 import { TRANSPORT_DEFAULTS, type Transport } from './transport/types.js'
-import { connect, type Connection, type Incoming, type Reply } from './wire.js'
+import { connect, MemberBehindError, type Connection, type Incoming, type Reply } from './wire.js'
 
 const TICK_MS = 20
 const RECOVERY_POLL_MS = 300
@@ -47,6 +47,7 @@ const PEER_REQUEST_TIMEOUT_MS = 5_000
 const TRANSFER_BATCH_BYTES = 8 * 1024 * 1024
 const HOLD_WHILE_RECOVERING_MS = 5_000 // a write waits this long for a running group, then EROFS
 const READS_DRAIN_MAX_MS = 5_000 // before discarding the store, reads already running get this long to finish
+const CATCH_UP_WAIT_MAX_MS = 1_000 // a read at a cut this member does not hold yet waits this long, then goes elsewhere
 const DISCARDED_PREFIX = 'discarded-' // a discarded store's files, in the data directory until deleted
 const LOG_CACHE_KEEP_BYTES = 32 * 1024 * 1024 // newest synced log bytes kept in the page cache (SegmentLog.dropSyncedPages)
 const PAYLOAD_DATA = 1
@@ -130,6 +131,7 @@ export class Member {
   private lastView: { vid: number; memberIds: number[] }
   private accepted: AcceptedView | null // the last view-change value accepted (accepted.json)
   private storeReplaced = false // the store was discarded and is not yet caught up: reads refused
+  private storeSwapping = false // the store is closed and reopened empty (discardStore): even prefix reads refused
   private readsRunning = 0
   private readonly blobPositions = new Map<string, { position: LogPosition; sizeBytes: number }>() // delivered data not yet named by a version
   private readonly inlineHeld = new Map<string, Uint8Array>() // small blobs a mount sent, held for the record that names them
@@ -415,7 +417,8 @@ export class Member {
   }
 
   private serveFetch(args: { after: string; upto: string; cursor: LogPosition | null }): Promise<Reply> {
-    return this.withStore(async (store) => {
+    // A log being refetched is a prefix of the donor's: this member may be a donor meanwhile.
+    return this.withStore({ prefixIsEnough: true }, async (store) => {
       await this.settleStore()
       const { records, cursor, done } = await store.exportRecords(BigInt(args.after), BigInt(args.upto), args.cursor, TRANSFER_BATCH_BYTES)
       const blobs: PendingBlob[] = []
@@ -504,6 +507,7 @@ export class Member {
    */
   private async discardStore(): Promise<void> {
     this.storeReplaced = true
+    this.storeSwapping = true
     const drainStartedMs = Date.now()
     while (this.readsRunning > 0 && Date.now() - drainStartedMs < READS_DRAIN_MAX_MS) await sleep(10)
     await this.store.close()
@@ -515,6 +519,7 @@ export class Member {
       fsyncDirectory(dataDir)
     }
     await this.store.open()
+    this.storeSwapping = false
     this.appendedStamp = this.syncedStamp = this.store.appliedStamp
     this.blobPositions.clear()
     this.dedupe.clear()
@@ -527,9 +532,14 @@ export class Member {
     void fsp.rm(trash, { recursive: true, force: true }).catch((err: Error) => this.log(`fffs: member ${this.id}: deleting ${trash}: ${err.message}`))
   }
 
-  /** Runs a read of the local store; refused while the store is replaced (discardStore). */
-  async withStore<T>(read: (store: Store) => Promise<T> | T): Promise<T> {
-    if (this.storeReplaced) throw new FffsError('EAGAIN', `member ${this.id} is replacing its replica (its log had records the group went on without); read from another member or later`)
+  /**
+   * Runs a read of the local store. Refused (MemberBehindError: the client asks another member)
+   * while the store is replaced (discardStore), unless a prefix of the group's log will do.
+   */
+  async withStore<T>(options: { prefixIsEnough?: boolean }, read: (store: Store) => Promise<T> | T): Promise<T> {
+    if (this.storeSwapping || (this.storeReplaced && options.prefixIsEnough !== true)) {
+      throw new MemberBehindError(`member ${this.id} is replacing its replica (its log had records the group went on without)`)
+    }
     this.readsRunning++
     try {
       return await read(this.store)
@@ -896,6 +906,25 @@ export class Member {
     return bytes
   }
 
+  /**
+   * Waits (briefly) until this member holds every record at or below `stamp` as the group
+   * orders them: stable here, or applied in a running epoch (whose order the group shares).
+   * A member that restarted, is catching up or cut off may hold an older or divergent state at
+   * a cut the mount found stable on another member before it failed over; a read there would
+   * return other bytes for a frozen cut. MemberBehindError sends the read to another member.
+   */
+  async holdStamp(stamp: HlcStamp): Promise<void> {
+    // Stable covers a cut past the last record (an idle shard's log ends long before now).
+    const holds = (): boolean => !this.storeReplaced && (stamp <= this.stableStamp() || (this.phase === 'running' && stamp <= this.store.appliedStamp))
+    const startedMs = Date.now()
+    while (!holds()) {
+      if (Date.now() - startedMs >= CATCH_UP_WAIT_MAX_MS || this.phase === 'stopped') {
+        throw new MemberBehindError(`member ${this.id} does not hold ${hlcToIso(stamp)} yet (${this.phase}, applied to ${hlcToIso(this.store.appliedStamp)})`)
+      }
+      await sleep(10)
+    }
+  }
+
   /** Every record at or below this stamp is applied here and durable at every member. */
   stableStamp(): HlcStamp {
     const core = this.epoch?.core
@@ -1003,38 +1032,45 @@ export class ReplicaClient implements Client {
     this.member = member
   }
 
+  /** A read at `cut`: a past cut only once this member holds it (Member.holdStamp); the live cut (HLC_MAX) at once. */
+  private async atCut<T>(cut: HlcStamp, read: (store: Store) => Promise<T> | T): Promise<T> {
+    if (cut !== HLC_MAX) await this.member.holdStamp(cut)
+    return this.member.withStore({}, read)
+  }
+
   walk(components: readonly string[], cut: HlcStamp): Promise<Attr> {
-    return this.member.withStore((store) => store.walk(components, cut))
+    return this.atCut(cut, (store) => store.walk(components, cut))
   }
   attr(ino: Ino, cut: HlcStamp): Promise<Attr | null> {
-    return this.member.withStore((store) => store.attr(ino, cut))
+    return this.atCut(cut, (store) => store.attr(ino, cut))
   }
   lookup(dir: Ino, name: string, cut: HlcStamp): Promise<Ino | null> {
-    return this.member.withStore((store) => store.lookup(dir, name, cut))
+    return this.atCut(cut, (store) => store.lookup(dir, name, cut))
   }
   readdir(dir: Ino, cut: HlcStamp): Promise<Array<{ name: string; ino: Ino }>> {
-    return this.member.withStore((store) => store.readdir(dir, cut))
+    return this.atCut(cut, (store) => store.readdir(dir, cut))
   }
   read(attr: Attr, offset: number, into: Buffer, lengthBytes: number): Promise<number> {
-    return this.member.withStore((store) => store.read(attr, offset, into, lengthBytes))
+    // The version `attr` names (read on this or another member) must be applied here.
+    return this.atCut(BigInt(attr.stamp), (store) => store.read(attr, offset, into, lengthBytes))
   }
   versions(ino: Ino): Promise<Attr[]> {
-    return this.member.withStore((store) => store.versions(ino))
+    return this.member.withStore({}, (store) => store.versions(ino))
   }
   stampOfVersion(ino: Ino, version: number): Promise<HlcStamp | null> {
-    return this.member.withStore((store) => store.stampOfVersion(ino, version))
+    return this.member.withStore({}, (store) => store.stampOfVersion(ino, version))
   }
   stampAtSensorTime(ino: Ino, sensorUs: number): Promise<HlcStamp | null> {
-    return this.member.withStore((store) => store.stampAtSensorTime(ino, sensorUs))
+    return this.member.withStore({}, (store) => store.stampAtSensorTime(ino, sensorUs))
   }
   sensorPick(ino: Ino, sensorUs: number): Promise<SensorPick | null> {
-    return this.member.withStore((store) => store.sensorPick(ino, sensorUs))
+    return this.member.withStore({}, (store) => store.sensorPick(ino, sensorUs))
   }
   snapshots(): Promise<Snapshot[]> {
-    return this.member.withStore((store) => store.snapshots())
+    return this.member.withStore({}, (store) => store.snapshots())
   }
   snapshot(name: string): Promise<Snapshot | null> {
-    return this.member.withStore((store) => store.snapshot(name))
+    return this.member.withStore({}, (store) => store.snapshot(name))
   }
 
   /** Small bytes wait for the version naming them and travel inside its record (one ordered

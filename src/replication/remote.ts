@@ -19,7 +19,7 @@ import type { ShardRole } from '../store/store.js'
 import type { HlcStamp } from '../temporal/hlc.js'
 import { dataRefAt, SeenStamp, type Client, type SubmitId, type SubmitOptions } from './client.js'
 import { initialShards, type GroupConfig, type GroupMember } from './config.js'
-import { connect, ConnectionLostError, MAX_BODY_BYTES, type Connection, type Incoming, type Reply } from './wire.js'
+import { connect, ConnectionLostError, MAX_BODY_BYTES, MemberBehindError, type Connection, type Incoming, type Reply } from './wire.js'
 
 const REMOTE_PROTOCOL = 1
 
@@ -414,7 +414,13 @@ export class RemoteClient implements Client {
       try {
         return await link.connection.request(method, makeArgs(), { timeoutMs: this.config.clients.requestTimeoutMs + (options.extraTimeoutMs ?? 0) })
       } catch (err) {
-        if (!(err instanceof ConnectionLostError)) throw err
+        if (err instanceof MemberBehindError) {
+          // Leave for the next member (closing fails this link's other requests over too: they
+          // would meet the same member state).
+          if (this.current === link) link.connection.close(new ConnectionLostError(`member ${link.member.id} is behind: ${err.message}`))
+        } else if (!(err instanceof ConnectionLostError)) {
+          throw err
+        }
         lastError = err
       }
     }

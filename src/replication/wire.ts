@@ -28,6 +28,18 @@ const PREFIX_BYTES = 8
 const COPY_HEADROOM_BYTES = 64
 
 /** The connection died (closed, reset, or silent past deadPeerMs). `requestSent`: false when a request never reached the socket. */
+/**
+ * A member that cannot answer a read yet while another may (it restarted and has not caught
+ * up to the cut, or is replacing its replica): the client asks the next member. Reaching a
+ * file system caller (every member answered so), it is EAGAIN.
+ */
+export class MemberBehindError extends FffsError {
+  constructor(message: string) {
+    super('EAGAIN', message)
+    this.name = 'MemberBehindError'
+  }
+}
+
 export class ConnectionLostError extends FffsError {
   readonly requestSent: boolean
   constructor(message: string, requestSent = true) {
@@ -64,7 +76,7 @@ export interface WireOptions {
 
 type Header =
   | { t: 'q'; id: number; method: string; args?: unknown }
-  | { t: 'r'; id: number; result?: unknown; error?: { code: string; message: string } }
+  | { t: 'r'; id: number; result?: unknown; error?: WireError }
   | { t: 'm'; name: string; args?: unknown }
   | { t: 'p' }
 
@@ -299,7 +311,7 @@ export class Connection {
       replyBody = reply.body
     } catch (err) {
       if (!isFffsError(err)) this.onHandlerBug(method, err)
-      header = { t: 'r', id, error: isFffsError(err) ? { code: err.code, message: err.message } : { code: 'EIO', message: `internal error serving ${method}: ${err instanceof Error ? err.message : String(err)}` } }
+      header = { t: 'r', id, error: isFffsError(err) ? { code: err.code, message: err.message, ...(err instanceof MemberBehindError ? { behind: true } : {}) } : { code: 'EIO', message: `internal error serving ${method}: ${err instanceof Error ? err.message : String(err)}` } }
       replyBody = undefined
     }
     if (this.closeReason !== null) return
@@ -323,7 +335,15 @@ export class Connection {
 /** Frames `take` copied: the COPY_HEADROOM_BYTES in front of them are theirs too. */
 const copiedFrames = new WeakSet<Buffer>()
 
-function errorFromWire(error: { code: string; message: string }): FffsError {
+/** `behind`: a MemberBehindError. */
+interface WireError {
+  readonly code: string
+  readonly message: string
+  readonly behind?: boolean
+}
+
+function errorFromWire(error: WireError): FffsError {
+  if (error.behind === true) return new MemberBehindError(error.message)
   const code = (error.code in ERRNO ? error.code : 'EIO') as FffsErrorCode
   return new FffsError(code, error.message)
 }

@@ -11,7 +11,9 @@ import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ROOT_INO } from '../../src/store/records.js'
 import { Store } from '../../src/store/store.js'
-import { HLC_MAX } from '../../src/temporal/hlc.js'
+import { FffsError } from '../../src/errors.js'
+import { RemoteClient } from '../../src/replication/remote.js'
+import { HLC_MAX, hlcCeilingOfUs, wallClockUs } from '../../src/temporal/hlc.js'
 import { startGroup, waitFor, type ClusterMount, type TestGroup } from '../helpers/cluster.js'
 
 const VIEW_TIMEOUT_MS = 30_000
@@ -100,6 +102,43 @@ describe('replicas crash and restart (3 fffs serve processes, cluster mount)', (
     await startAll()
     await expectAllAcked()
     await writeBatch('after-restart', 10)
+    await expectAllAcked()
+  }, 120_000)
+
+  // A mount that fails over may land on a member that restarted and has not rejoined: its log
+  // can end in records the group went on without, so it must not answer a past cut from it.
+  it('a past cut is read only where it is known stable: a member restarted alone refuses it (EAGAIN), then serves it once its group runs', async () => {
+    const bytes = Buffer.from('frozen at T\n')
+    await writeAcked('frozen-cut', bytes)
+    const readAt = async (client: RemoteClient, cut: bigint): Promise<Buffer> => {
+      const attr = await client.walk(['frozen-cut'], cut)
+      const into = Buffer.alloc(attr.sizeBytes)
+      await client.read(attr, 0, into, attr.sizeBytes)
+      return into
+    }
+    const before = await RemoteClient.connect(group.config)
+    const cut = hlcCeilingOfUs(wallClockUs())
+    try {
+      await before.waitStable(cut, 10_000)
+      expect(await readAt(before, cut)).toEqual(bytes)
+    } finally {
+      await before.close()
+    }
+    await Promise.all([group.kill9(0), group.kill9(1), group.kill9(2)])
+    const alone = group.startMember(0)
+    await waitFor('member 0 serving clients', VIEW_TIMEOUT_MS, () => (alone.output().includes('serving clients') ? true : undefined))
+    const client = await RemoteClient.connect(group.config)
+    try {
+      const refused = await readAt(client, cut).catch((err: unknown) => err)
+      expect(refused).toBeInstanceOf(FffsError)
+      expect((refused as FffsError).code).toBe('EAGAIN')
+      expect((refused as FffsError).message).toMatch(/does not hold/)
+      for (const id of [1, 2]) group.startMember(id)
+      await group.waitView([0, 1, 2], VIEW_TIMEOUT_MS)
+      expect(await readAt(client, cut)).toEqual(bytes)
+    } finally {
+      await client.close()
+    }
     await expectAllAcked()
   }, 120_000)
 
