@@ -11,6 +11,12 @@ function nonNegativeInt(text: string): number {
   return n
 }
 
+function positiveInt(text: string): number {
+  const n = nonNegativeInt(text)
+  if (n === 0) throw new CommanderError(2, 'fffs.badNumber', `not a positive integer: '${text}'`)
+  return n
+}
+
 function positiveNumber(text: string): number {
   const n = Number(text)
   if (!(n > 0) || !Number.isFinite(n)) throw new CommanderError(2, 'fffs.badNumber', `not a positive number: '${text}'`)
@@ -59,8 +65,8 @@ export function addDemoCommand(program: Command): void {
     .option('--delay-max <ms>', 'deliveries are delayed at random in [0, ms] (delay + skew stay below Δ)', nonNegativeInt, d.delayMaxMs)
     .option('--sensor-lag-max <ms>', 'Δ of the group the demo starts (must match the mount with --mount)', nonNegativeInt, d.sensorLagMaxMs)
     .option('--clock-skew-max <ms>', 'δ: writer clocks are skewed within it (must match the mount with --mount)', nonNegativeInt, d.clockSkewMaxMs)
-    .option('--replicas <n>', 'replicas per shard of the group the demo starts', nonNegativeInt, 3)
-    .option('--shards <n>', 'data shards of the group the demo starts', nonNegativeInt, 2)
+    .option('--replicas <n>', 'replicas per shard of the group the demo starts', positiveInt, 3)
+    .option('--shards <n>', 'data shards of the group the demo starts', positiveInt, 2)
     .option('--seed <n>', 'seed of the skews and delays', nonNegativeInt, d.seed)
     .option('--stamp <how>', "how a sample's version gets its sensor time: xattr (user.fffs.sensor_time on the open tile, one version in flight per tile) or path (open tile@sensor:T for each sample)", stampMode, d.stamp)
     .option('--png <file>', 'where to write the strip', 'fffs-wave.png')

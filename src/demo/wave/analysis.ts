@@ -73,6 +73,11 @@ export interface WriterStats {
   readonly errors: readonly string[]
 }
 
+/** The largest value; NaN for none (not -Infinity). */
+function maxOf(values: readonly number[]): number {
+  return values.length === 0 ? NaN : Math.max(...values)
+}
+
 export function percentile(values: readonly number[], fraction: number): number {
   if (values.length === 0) return NaN
   const sorted = [...values].sort((a, b) => a - b)
@@ -164,7 +169,7 @@ export function frameStats(plan: SamplingPlan, frame: FrameRead, histories: Read
     missingTiles,
     ageMsMean: ages.length === 0 ? null : mean(ages),
     firstWaitMs: first === undefined ? NaN : (first.openedUs - first.startUs) / 1000,
-    readyMs: Math.max(...latenciesMs),
+    readyMs: maxOf(latenciesMs),
     latenciesMs,
     errors,
     field,
@@ -190,7 +195,7 @@ export function methodStats(method: Method, frames: readonly FrameStats[]): Meth
     latencyMsP50: percentile(latencies, 0.5),
     latencyMsP99: percentile(latencies, 0.99),
     waitMsMean: mean(waits),
-    waitMsMax: Math.max(...waits),
+    waitMsMax: maxOf(waits),
     errors: [...new Set(mine.flatMap((f) => f.errors.map((e) => e.replace(/^tile \d+: /, ''))))],
   }
 }
@@ -210,7 +215,7 @@ export function writerStats(plan: SamplingPlan, writes: readonly WriteRecord[]):
     committedPerSecond: committed.length / spanSeconds,
     latenessMsP50: percentile(lateness, 0.5),
     latenessMsP99: percentile(lateness, 0.99),
-    latenessMsMax: Math.max(...lateness),
+    latenessMsMax: maxOf(lateness),
     queuedMsP99: percentile(writes.map((w) => (w.startUs - w.issueUs) / 1000), 0.99),
     commitMsP50: percentile(committed.map((w) => (w.endUs - w.startUs) / 1000), 0.5),
     commitMsP99: percentile(committed.map((w) => (w.endUs - w.startUs) / 1000), 0.99),

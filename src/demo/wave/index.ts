@@ -62,7 +62,10 @@ export async function startUpGroup(options: { replicas: number; shards: number; 
   }
   child.stdout!.on('data', keep)
   child.stderr!.on('data', keep)
-  const stop = async (): Promise<void> => {
+  let stopping: Promise<void> | null = null
+  // Once: a signal handler and a finally block may both ask.
+  const stop = (): Promise<void> => (stopping ??= stopOnce())
+  const stopOnce = async (): Promise<void> => {
     child.kill('SIGTERM') // up unmounts, then stops its members
     if (!(await exited(child, UP_STOP_TIMEOUT_MS)) && child.pid !== undefined) {
       try {
