@@ -344,6 +344,8 @@ export async function main(argv: string[]): Promise<void> {
   } catch (err) {
     if (err instanceof CommanderError) {
       if (err.exitCode === 0) return
+      // Commander printed its own errors; ours (thrown by option parsers and actions) it did not.
+      if (!err.code.startsWith('commander.')) process.stderr.write(`fffs: ${err.message}\n`)
       process.exitCode = err.exitCode || 2
       return
     }

@@ -169,5 +169,8 @@ describe('frozen directory listing and CLI', () => {
     const again = runCli(['snapshot', 'create', 'dup', '--mount', m.mountpoint])
     expect(again.status).not.toBe(0)
     expect(again.stderr).toMatch(/already exists/)
+    const badNumber = runCli(['mount', m.p('never'), '--max-wait', 'soon'])
+    expect(badNumber.status).toBe(2)
+    expect(badNumber.stderr).toBe("fffs: not a non-negative integer: 'soon'\n")
   })
 })
