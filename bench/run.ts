@@ -1,31 +1,40 @@
-// Bench entry (`npm run bench`): runs each bench in one process run, prints its table and
-// writes bench/out/NAME.json. `--quick`: small sizes for a smoke run. Targets are reported
-// as PASS/MISS next to the measurement, never asserted.
+// Bench entry (`npm run bench [-- NAME ...] [--FLAG ...]`): runs the named benches (default:
+// all, in this order) one after another, each in a process of its own, so no bench's mounts,
+// groups or threads overlap another's measurement. Each prints its table and writes
+// bench/out/NAME.json. The flags (from the first `--` on, values included) go to every bench:
+// `--quick` asks each for a smoke-sized run. Exits non-zero if any failed.
 
-import fs from 'node:fs'
-import os from 'node:os'
+import { spawnSync } from 'node:child_process'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { defaultConfig, quickConfig, runFsBench } from './fs/index.js'
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..') // dist/bench -> repo
-const outDir = path.join(repoRoot, 'bench', 'out')
+const distBench = path.dirname(fileURLToPath(import.meta.url)) // dist/bench
 
-async function main(): Promise<void> {
-  const args = process.argv.slice(2)
-  const quick = args.includes('--quick')
-  const config = quick ? quickConfig : defaultConfig
-  const started = new Date()
-  const header = `fffs bench ${started.toISOString()} · node ${process.version} · ${os.type()} ${os.release()} · ${os.cpus().length} CPU ${os.cpus()[0]?.model ?? ''} · tmp ${os.tmpdir()}${quick ? ' · QUICK' : ''}`
-  const fsResult = await runFsBench(repoRoot, config)
-  fs.mkdirSync(outDir, { recursive: true })
-  const file = path.join(outDir, 'fs.json')
-  fs.writeFileSync(file, JSON.stringify({ started: started.toISOString(), header, ...fsResult.json }, null, 2) + '\n')
-  process.stdout.write(`${header}\n\n${fsResult.text}\n\n(wrote ${path.relative(process.cwd(), file) || file}; took ${((Date.now() - started.getTime()) / 1000).toFixed(0)} s)\n`)
-  if (((fsResult.json.errors as string[] | undefined) ?? []).length > 0) process.exitCode = 1
+const BENCHES: Readonly<Record<string, string>> = {
+  fs: 'fs/main.js', // issue 2: the mount against a null FUSE FS and the plain directory
+  transport: 'transport/native-bench.js', // issue 3: SST, SMC, RDMC against net and iperf3
+  replication: 'replication/index.js', // issue 4: r=1 against r=3 through a mount
+  wave: 'wave/index.js', // issue 5: the wave experiment at full scale, with its PNG
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
-  process.exitCode = 1
-})
+function main(): number {
+  const args = process.argv.slice(2)
+  const firstFlag = args.findIndex((a) => a.startsWith('--'))
+  const names = firstFlag === -1 ? args : args.slice(0, firstFlag)
+  const flags = firstFlag === -1 ? [] : args.slice(firstFlag) // with their values: each bench reads its own
+  const unknown = names.filter((n) => !(n in BENCHES))
+  if (unknown.length > 0) {
+    process.stderr.write(`bench: unknown bench ${unknown.join(', ')} (known: ${Object.keys(BENCHES).join(', ')})\n`)
+    return 2
+  }
+  const failed: string[] = []
+  for (const name of names.length > 0 ? names : Object.keys(BENCHES)) {
+    process.stdout.write(`\n=== bench ${name} ===\n`)
+    const run = spawnSync(process.execPath, [path.join(distBench, BENCHES[name]!), ...flags], { stdio: 'inherit' })
+    if (run.status !== 0) failed.push(`${name} (${run.status ?? run.signal})`)
+  }
+  if (failed.length > 0) process.stderr.write(`bench: failed: ${failed.join(', ')}\n`)
+  return failed.length > 0 ? 1 : 0
+}
+
+process.exitCode = main()

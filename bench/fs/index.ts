@@ -187,7 +187,9 @@ export async function runFsBench(repoRoot: string, config: FsBenchConfig): Promi
         const toMs = made.count === 1 ? Date.now() - 10 : made.lastMs
         progress(`fffs: ${config.ttSamples} time-travel reads of ${path.basename(file)} (${made.count} versions)`)
         latency = await safely(`time travel ${wanted}`, errors, () =>
-          inWorker<Latency>({ kind: 'timeTravel', file, fromMs: made.firstMs, toMs, samples: config.ttSamples, readBytes: 4096, seed: wanted, budgetMs: 120_000 }, 300_000),
+          // From the ms after the first version's close returned: within that ms, an instant
+          // (whole ms) can fall before the version's µs stamp, and the file is still empty there.
+          inWorker<Latency>({ kind: 'timeTravel', file, fromMs: made.firstMs + 1, toMs: Math.max(toMs, made.firstMs + 1), samples: config.ttSamples, readBytes: 4096, seed: wanted, budgetMs: 120_000 }, 300_000),
         )
         if (latency !== null && latency.errors > 0) notes.push(`time travel ${made.count}: ${latency.errors} failed reads, first: ${latency.firstError}`)
       }
