@@ -6,7 +6,7 @@ import { constants as fsConstants, promises as fsp } from 'node:fs'
 import { errors, isLateSensorWrite } from '../errors.js'
 import type { Client } from '../replication/client.js'
 import { parseRecordFormat, XATTR_RECORD_FORMAT } from '../sensor/index.js'
-import type { Attr } from '../store/records.js'
+import type { Attr, Ino } from '../store/records.js'
 import { HLC_MAX, hlcCeilingOfUs, hlcToIso, wallClockUs } from '../temporal/hlc.js'
 import { formatTimeSpec, isReservedName, parseTimeSpec } from '../temporal/spec.js'
 import { OpenFiles, type OpenFile } from './openFiles.js'
@@ -401,6 +401,15 @@ export class Operations {
     if ((flags & XATTR_REPLACE) !== 0 && !exists) throw errors.noAttr(name)
     if (name === XATTR_RECORD_FORMAT) value = this.checkRecordFormat(path, attr, value)
     await this.client.submit({ type: 'setxattr', ino: attr.ino, name, valueBase64: value.toString('base64') })
+    if (name === XATTR_RECORD_FORMAT) await this.refreshWriters(attr.ino)
+  }
+
+  /** Writers already open parse their next commit with the format as it is now (they read it from their attributes). */
+  private async refreshWriters(ino: Ino): Promise<void> {
+    const writers = this.files.writers(ino)
+    if (writers.length === 0) return
+    const now = await this.client.attr(ino, HLC_MAX)
+    if (now !== null) for (const writer of writers) writer.pinned = now
   }
 
   /**
@@ -434,6 +443,7 @@ export class Operations {
     if (name.startsWith(XATTR_SECURITY_PREFIX)) throw errors.noAttr(name)
     const attr = await this.liveNode(path)
     await this.client.submit({ type: 'removexattr', ino: attr.ino, name })
+    if (name === XATTR_RECORD_FORMAT) await this.refreshWriters(attr.ino)
   }
 
   // ---------------------------------------------------------------- snapshots

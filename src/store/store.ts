@@ -276,18 +276,24 @@ export class Store {
   private putAttr(changes: Changes, stamp: HlcStamp, current: Attr, change: Attr['change'], edit: (a: Attr) => Attr): Attr {
     const stampMs = Math.floor(hlcPhysicalUs(stamp) / 1000)
     const next: Attr = { ...edit(current), ino: current.ino, version: current.version + 1, stamp: stamp.toString(), ctimeMs: stampMs, change }
-    this.writeAttr(changes, stamp, next)
+    this.writeAttr(changes, stamp, next, change === 'version')
     return next
   }
 
-  private writeAttr(changes: Changes, stamp: HlcStamp, attr: Attr): void {
+  /**
+   * `sensorStamped`: this change is what carries the node's sensor time (a creation or a version
+   * at sensor time), so a read at that sensor time finds it. A later chmod, rename or xattr keeps
+   * the attribute but is no new sensor-time entry: else a sensor cut already read would pick the
+   * later change (its attributes, and on a sharded group the data version current then).
+   */
+  private writeAttr(changes: Changes, stamp: HlcStamp, attr: Attr, sensorStamped: boolean): void {
     const value = Buffer.from(JSON.stringify(attr))
     changes.put(keys.attr(attr.ino, stamp), value)
     changes.put(keys.liveAttr(attr.ino), value)
     changes.put(keys.version(attr.ino, attr.version), encodeStamp(stamp))
     // A record-format file is visible at sensor time through its records' entries only (applyRecords):
     // a whole-version entry would show an incomplete tail.
-    if (attr.sensorUs !== undefined && attr.records === undefined) changes.put(keys.sensor(attr.ino, attr.sensorUs, stamp), encodeSensorEntry(attr.version, null))
+    if (sensorStamped && attr.sensorUs !== undefined && attr.records === undefined) changes.put(keys.sensor(attr.ino, attr.sensorUs, stamp), encodeSensorEntry(attr.version, null))
   }
 
   private touchDir(changes: Changes, stamp: HlcStamp, dir: Attr): void {
@@ -316,7 +322,7 @@ export class Store {
       ...(m.sensorUs !== undefined ? { sensorUs: m.sensorUs } : {}),
       ...(m.xattrs !== undefined && Object.keys(m.xattrs).length > 0 ? { xattrs: { ...m.xattrs } } : {}),
     }
-    this.writeAttr(changes, stamp, attr)
+    this.writeAttr(changes, stamp, attr, m.sensorUs !== undefined)
     this.setDirEntry(changes, stamp, m.parent, m.name, ino)
     this.touchDir(changes, stamp, parent)
     return ino

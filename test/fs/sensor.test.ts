@@ -175,6 +175,27 @@ describe('record formats', () => {
     expect(whole).toEqual(Buffer.concat(data))
   })
 
+  it('a format set on an empty file a writer already holds open applies to that writer\'s first commit', async () => {
+    const f = m.p('held.jsonl')
+    const t0 = Date.now() * 1000
+    const lines = [`{"ts":${t0}}\n`, `{"ts":${t0 + 100_000}}\n`]
+    const script = `
+import os, sys
+path, first, second = sys.argv[1], sys.argv[2], sys.argv[3]
+fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+os.setxattr(path, 'user.fffs.record_format', b'jsonl:ts')
+os.write(fd, first.encode())
+os.fsync(fd)
+os.write(fd, second.encode())
+os.close(fd)
+print('ok')
+`
+    expect(execFileSync('python3', ['-c', script, f, lines[0]!, lines[1]!], { encoding: 'utf8', timeout: 30_000 }).trim()).toBe('ok')
+    const [first, both] = await readAt(f, [t0 + 50_000, t0 + 150_000])
+    expect(first!.toString()).toBe(lines[0])
+    expect(both!.toString()).toBe(lines.join(''))
+  })
+
   it('a format goes on a directory or an empty file, and must name a format', async () => {
     await fsp.writeFile(m.p('plain.bin'), 'bytes')
     expect(setxattr(m.p('plain.bin'), 'user.fffs.record_format', 'ts64:16')).toBe('errno 22')

@@ -87,6 +87,18 @@ describe('sensor index of record-format files', () => {
     expect(created.result).toMatchObject({ ok: false, message: expect.stringMatching(/^late sensor write: creating 'old'/) })
   })
 
+  it('a later chmod or xattr keeps a node\'s sensor time but is no new sensor-time entry: a read at that time still picks the stamped change', async () => {
+    const sensed = await apply(BASE_US + 100, { type: 'mknod', parent: 1, name: 'sensed', kind: 'file', mode: 0o644, uid: 0, gid: 0, sensorUs: BASE_US })
+    const sensedIno = (sensed.result as { ino: number }).ino
+    await apply(BASE_US + 200, { type: 'setattr', ino: sensedIno, mode: 0o600 })
+    await apply(BASE_US + 300, { type: 'setxattr', ino: sensedIno, name: 'user.note', valueBase64: Buffer.from('x').toString('base64') })
+    expect(store.liveAttr(sensedIno)!.sensorUs).toBe(BASE_US)
+    expect(await store.stampAtSensorTime(sensedIno, BASE_US)).toBe(sensed.stamp)
+    const version = await apply(BASE_US + 400, { type: 'version', ino: sensedIno, ops: [], sensorUs: BASE_US + 50 })
+    expect(await store.stampAtSensorTime(sensedIno, BASE_US + 50)).toBe(version.stamp)
+    expect(await store.stampAtSensorTime(sensedIno, BASE_US + 49)).toBe(sensed.stamp)
+  })
+
   it('drops the cursor when a version without records changes bytes below it, and refuses bad record lists', async () => {
     await append(BASE_US + 10, 0, 32, { entries: [[16, 100], [32, 200]], baseMaxSensorUs: -1, endBytes: 32 })
     const { position } = store.appendData(Buffer.from('zz'))
