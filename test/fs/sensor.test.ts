@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process'
 import { promises as fsp } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { encodeC37Cfg2, encodeC37Data } from '../../src/sensor/c37118.js'
-import { runCli, startMount, type TestMount } from '../helpers/mount.js'
+import { errCode, runCli, startMount, type TestMount } from '../helpers/mount.js'
 
 const SENSOR_LAG_MAX_MS = 2000 // Δ: sensor-time reads wait about this long to be stable; writes must come within it
 let m: TestMount
@@ -32,15 +32,6 @@ except OSError as e:
 
 function getxattr(path: string, name: string): string {
   return execFileSync('python3', ['-c', 'import os, sys; print(os.getxattr(sys.argv[1], sys.argv[2]).decode())', path, name], { encoding: 'utf8', timeout: 30_000 }).trim()
-}
-
-async function errCode(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code ?? 'no code'
-  }
-  return 'no error'
 }
 
 const iso = (us: number): string => new Date(Math.floor(us / 1000)).toISOString().replace('Z', `${String(us % 1000).padStart(3, '0')}Z`)

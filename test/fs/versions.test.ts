@@ -2,7 +2,7 @@
 
 import { promises as fsp, constants as fsc } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { instantNow, startMount, type TestMount } from '../helpers/mount.js'
+import { errCode, instantNow, startMount, type TestMount } from '../helpers/mount.js'
 
 let m: TestMount
 beforeAll(async () => {
@@ -11,15 +11,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await m?.cleanup()
 })
-
-async function errCode(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code ?? 'no code'
-  }
-  return 'no error'
-}
 
 describe('versions at commit points', () => {
   it('each close is a version, readable by time and by number', async () => {

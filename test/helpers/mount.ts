@@ -123,3 +123,13 @@ export function runCli(args: string[], cwd = REPO): { status: number; stdout: st
     return { status: e.status ?? 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' }
   }
 }
+
+/** The errno code a file system call failed with ('no error' if it did not). */
+export async function errCode(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code ?? 'no code'
+  }
+  return 'no error'
+}
