@@ -164,10 +164,10 @@ export function parseGroupConfig(json: unknown, configPath: string): Omit<GroupC
   }
   if (clients.deadPeerMs <= clients.heartbeatIntervalMs) throw fail('clients.deadPeerMs', `${clients.deadPeerMs} must exceed clients.heartbeatIntervalMs (${clients.heartbeatIntervalMs})`)
 
-  const tm = root.time === undefined ? {} : object(root.time, 'time', fail, ['sensorLagMaxMs', 'clockSkewMaxMs'])
+  const timeRaw = root.time === undefined ? {} : object(root.time, 'time', fail, ['sensorLagMaxMs', 'clockSkewMaxMs'])
   const time = {
-    sensorLagMaxMs: tm.sensorLagMaxMs === undefined ? TIME_DEFAULTS.sensorLagMaxMs : nonNegativeInt(tm.sensorLagMaxMs, 'time.sensorLagMaxMs', fail),
-    clockSkewMaxMs: tm.clockSkewMaxMs === undefined ? TIME_DEFAULTS.clockSkewMaxMs : nonNegativeInt(tm.clockSkewMaxMs, 'time.clockSkewMaxMs', fail),
+    sensorLagMaxMs: timeRaw.sensorLagMaxMs === undefined ? TIME_DEFAULTS.sensorLagMaxMs : nonNegativeInt(timeRaw.sensorLagMaxMs, 'time.sensorLagMaxMs', fail),
+    clockSkewMaxMs: timeRaw.clockSkewMaxMs === undefined ? TIME_DEFAULTS.clockSkewMaxMs : nonNegativeInt(timeRaw.clockSkewMaxMs, 'time.clockSkewMaxMs', fail),
   }
 
   const keyFile = path.resolve(baseDir, nonEmptyString(root.keyFile, 'keyFile', fail))
