@@ -13,7 +13,9 @@
 //   `messageWindow` in flight (rate). The RemoteClient is the driver because it is what every
 //   write pays (wire + ordering + persistence) and it needs no internal API of the member.
 // Rounds are interleaved (r=1 group, then r=3 group, each started fresh, stopped after) and
-// the median round is reported. Targets are reported as PASS/MISS, never asserted.
+// the median round is reported (`--rounds N`: N rounds; `--seq-only`: the sequential write
+// alone, for A/B runs of the data path; `--seq-mib N`: its size; `--replicas R`: one group
+// size only, for profiling; every round's CPU by thread is in the JSON). Targets are reported as PASS/MISS, never asserted.
 
 import { execFile, type ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
@@ -82,6 +84,7 @@ interface Round {
   provider: string | null
   seqWrite: Throughput | null
   seqCpuMsPerMiB: number | null // CPU of the members and the mount during the sequential write, per MiB
+  seqThreadCpuMsPerMiB: Record<string, number> | null // the same by process and thread name
   small: { count: number; seconds: number; p50Us: number; p99Us: number } | null
   messages: Messages[]
 }
@@ -101,6 +104,7 @@ interface Group {
   readonly config: GroupConfig
   readonly mount: Mount
   readonly pids: number[] // the members' and the mount's processes
+  readonly labels: string[] // per pid: "member ID" or "mount"
   stop(): Promise<void>
 }
 
@@ -125,6 +129,40 @@ function groupCpuSeconds(pids: readonly number[]): number | null {
     total += seconds
   }
   return total
+}
+
+/** CPU seconds per thread of `pid`, keyed by thread name (comm; threads of one name summed; the main thread is "main"). */
+function threadCpuSeconds(pid: number): Map<string, number> {
+  const byName = new Map<string, number>()
+  let tids: string[] = []
+  try {
+    tids = fs.readdirSync(`/proc/${pid}/task`)
+  } catch {
+    return byName
+  }
+  for (const tid of tids) {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')
+      const name = tid === String(pid) ? 'main' : stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))
+      const fields = stat.slice(stat.lastIndexOf(') ') + 2).split(' ')
+      byName.set(name, (byName.get(name) ?? 0) + (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND)
+    } catch {
+      // the thread ended between the listing and the read
+    }
+  }
+  return byName
+}
+
+/** ms of CPU per MiB by process and thread name between two samples ("member 1/fffs-cq": 0.4); threads that ended are missed. */
+function threadCpuMsPerMiB(labels: readonly string[], before: Array<Map<string, number>>, after: Array<Map<string, number>>, mib: number): Record<string, number> {
+  const out: Record<string, number> = {}
+  labels.forEach((label, i) => {
+    for (const [name, seconds] of after[i]!) {
+      const ms = ((seconds - (before[i]!.get(name) ?? 0)) * 1000) / mib
+      if (ms >= 0.05) out[`${label}/${name}`] = Math.round(ms * 100) / 100
+    }
+  })
+  return out
 }
 
 const liveMembers = new Set<ChildProcess>()
@@ -166,6 +204,7 @@ async function startGroup(root: string, replicas: number): Promise<Group> {
       config,
       mount,
       pids: [...members, mount.child].flatMap((c) => (c.pid === undefined ? [] : [c.pid])),
+      labels: [...members.map((c, i) => (c.pid === undefined ? [] : [`member ${config.members[i]!.id}`])).flat(), ...(mount.child.pid === undefined ? [] : ['mount'])],
       async stop() {
         await mount.stop()
         await stopMembers()
@@ -209,8 +248,8 @@ async function orderedMessages(config: GroupConfig, bytes: number, count: number
   }
 }
 
-async function runRound(root: string, replicas: number, config: ReplicationBenchConfig, round: number, errors: string[]): Promise<Round> {
-  const result: Round = { replicas, provider: null, seqWrite: null, seqCpuMsPerMiB: null, small: null, messages: [] }
+async function runRound(root: string, replicas: number, config: ReplicationBenchConfig, round: number, errors: string[], seqOnly = false): Promise<Round> {
+  const result: Round = { replicas, provider: null, seqWrite: null, seqCpuMsPerMiB: null, seqThreadCpuMsPerMiB: null, small: null, messages: [] }
   const safely = async <T>(label: string, run: () => Promise<T>): Promise<T | null> => {
     try {
       return await run()
@@ -229,11 +268,18 @@ async function runRound(root: string, replicas: number, config: ReplicationBench
     const settle = () => execFileP('sync', [], { timeout: 300_000 }).catch(() => undefined)
     const big = 30 * 60_000
     await settle()
-    progress(`r=${replicas}: write ${config.seqBytes / MiB} MiB`)
+    progress(`r=${replicas}: write ${config.seqBytes / MiB} MiB (pids: ${group.labels.map((label, i) => `${label} ${group.pids[i]}`).join(', ')})`)
+    const threadsBefore = group.pids.map(threadCpuSeconds)
     const cpuBefore = groupCpuSeconds(group.pids)
     result.seqWrite = await safely('seq write', () => inWorker<Throughput>({ kind: 'seqWrite', file: path.join(group.mount.mountpoint, 'seq'), bytes: config.seqBytes, blockBytes: MiB, fsync: false }, big))
     const cpuAfter = groupCpuSeconds(group.pids)
-    if (result.seqWrite !== null && cpuBefore !== null && cpuAfter !== null) result.seqCpuMsPerMiB = ((cpuAfter - cpuBefore) * 1000) / (config.seqBytes / MiB)
+    const threadsAfter = group.pids.map(threadCpuSeconds)
+    if (result.seqWrite !== null && cpuBefore !== null && cpuAfter !== null) {
+      result.seqCpuMsPerMiB = ((cpuAfter - cpuBefore) * 1000) / (config.seqBytes / MiB)
+      result.seqThreadCpuMsPerMiB = threadCpuMsPerMiB(group.labels, threadsBefore, threadsAfter, config.seqBytes / MiB)
+      progress(`r=${replicas}: seq write CPU ms/MiB by thread: ${Object.entries(result.seqThreadCpuMsPerMiB).map(([k, v]) => `${k} ${v}`).join(', ')}`)
+    }
+    if (seqOnly) return result
     await settle()
     progress(`r=${replicas}: ${config.smallFiles} small files, each timed`)
     const timed = await safely('small files', () => inWorker<TimedFiles>({ kind: 'smallFilesTimed', dir: path.join(group.mount.mountpoint, 'small'), count: config.smallFiles, bytes: config.smallFileBytes }, big))
@@ -337,13 +383,23 @@ function render(s: Summary, config: ReplicationBenchConfig, provider: string, er
 async function main(): Promise<void> {
   const args = process.argv.slice(2)
   const quick = args.includes('--quick')
-  const config = quick ? quickConfig : defaultConfig
+  const roundsAt = args.indexOf('--rounds')
+  const seqOnly = args.includes('--seq-only') // only the sequential write (A/B runs of the data path)
+  const seqMiBAt = args.indexOf('--seq-mib')
+  const config: ReplicationBenchConfig = {
+    ...(quick ? quickConfig : defaultConfig),
+    ...(roundsAt >= 0 ? { repeats: Number(args[roundsAt + 1]) } : {}),
+    ...(seqMiBAt >= 0 ? { seqBytes: Number(args[seqMiBAt + 1]) * MiB } : {}),
+  }
+  if (!(Number.isInteger(config.repeats) && config.repeats > 0)) throw new Error(`--rounds ${args[roundsAt + 1]}: a positive integer expected`)
+  if (!(Number.isInteger(config.seqBytes) && config.seqBytes > 0)) throw new Error(`--seq-mib ${args[seqMiBAt + 1]}: a positive integer expected`)
+  const replicasAt = args.indexOf('--replicas') // one group size only (profiling)
+  const replicaCounts = replicasAt >= 0 ? [Number(args[replicasAt + 1])] : [1, 3]
   const started = new Date()
-  const header = `fffs replication bench ${started.toISOString()} · node ${process.version} · ${os.type()} ${os.release()} · ${os.cpus().length} CPU ${os.cpus()[0]?.model ?? ''} · tmp ${os.tmpdir()}${quick ? ' · QUICK' : ''}`
+  const header = `fffs replication bench ${started.toISOString()} · node ${process.version} · ${os.type()} ${os.release()} · ${os.cpus().length} CPU ${os.cpus()[0]?.model ?? ''} · tmp ${os.tmpdir()}${quick ? ' · QUICK' : ''}${seqOnly ? ' · SEQ ONLY' : ''}`
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'fffs-bench-repl-'))
   const errors: string[] = []
   const rounds: Round[] = []
-  const replicaCounts = [1, 3]
   const onSignal = () => {
     for (const child of liveMembers) child.kill('SIGKILL')
     void killAll().finally(() => process.exit(130))
@@ -354,7 +410,7 @@ async function main(): Promise<void> {
   try {
     for (let round = 0; round < config.repeats; round++) {
       progress(`round ${round + 1} of ${config.repeats}`)
-      for (const replicas of replicaCounts) rounds.push(await runRound(root, replicas, config, round, errors))
+      for (const replicas of replicaCounts) rounds.push(await runRound(root, replicas, config, round, errors, seqOnly))
     }
   } finally {
     await stopAll()

@@ -27,6 +27,7 @@ import path from 'node:path'
 import { errors, FffsError } from '../errors.js'
 import type { ApplyResult, Attr, DataRef, Ino, Mutation, SensorPick, Snapshot, VersionOp } from '../store/records.js'
 import type { LogPosition } from '../store/segmentLog.js'
+import { crc32c } from '../store/crc32c.js'
 import { Store } from '../store/store.js'
 import { HLC_MAX, hlcPhysicalUs, hlcToIso, wallClockUs, type HlcStamp } from '../temporal/hlc.js'
 import type { Client, SubmitId, SubmitOptions } from './client.js'
@@ -50,7 +51,13 @@ const READS_DRAIN_MAX_MS = 5_000 // before discarding the store, reads already r
 const CATCH_UP_WAIT_MAX_MS = 1_000 // a read at a cut this member does not hold yet waits this long, then goes elsewhere
 const DISCARDED_PREFIX = 'discarded-' // a discarded store's files, in the data directory until deleted
 const LOG_CACHE_KEEP_BYTES = 32 * 1024 * 1024 // newest synced log bytes kept in the page cache (SegmentLog.dropSyncedPages)
+// PAYLOAD_DATA = kind | u32 crc32c(bytes) | u32 id bytes | blob id | bytes. The sender member
+// checksums the bytes once, as they came off the wire; every replica logs them with that CRC
+// (SegmentLog.append's payloadCrc) instead of reading them again for its own (r replicas: one
+// CRC, not r). The ordered transport delivers the sender's very bytes, so the CRC is of the
+// bytes each replica writes, end to end from the sender.
 const PAYLOAD_DATA = 1
+const DATA_HEADER_BYTES = 9 // kind u8 | crc u32 | id length u32
 const PAYLOAD_RECORD = 2
 const PAYLOAD_RECONFIGURE = 3
 const PAYLOAD_RECORD_INLINE = 4 // a record and the bytes of the small blobs it names, in one message
@@ -680,10 +687,12 @@ export class Member {
     const kind = payload[0]
     const request = requestId === undefined ? undefined : this.requests.get(requestId)
     if (kind === PAYLOAD_DATA) {
-      const idLength = new DataView(payload.buffer, payload.byteOffset + 1, 4).getUint32(0, true)
-      const blob = Buffer.from(payload.buffer, payload.byteOffset + 5, idLength).toString('utf8')
-      const bytes = payload.subarray(5 + idLength)
-      const { position, written } = this.store.appendData(bytes)
+      const header = new DataView(payload.buffer, payload.byteOffset, DATA_HEADER_BYTES)
+      const crc = header.getUint32(1, true)
+      const idLength = header.getUint32(5, true)
+      const blob = Buffer.from(payload.buffer, payload.byteOffset + DATA_HEADER_BYTES, idLength).toString('utf8')
+      const bytes = payload.subarray(DATA_HEADER_BYTES + idLength)
+      const { position, written } = this.store.appendData(bytes, crc)
       // Once in the log, nothing reads the received buffer again (the core let go of it at
       // delivery; positions, not bytes, are kept): the transport may reuse its memory.
       const transport = this.epoch?.transport
@@ -1080,15 +1089,18 @@ export class ReplicaClient implements Client {
     if (bytes.byteLength <= INLINE_DATA_MAX_BYTES) return { ref: { blob: this.member.holdInline(bytes), offset: 0 }, written: Promise.resolve() }
     const blob = this.member.nextBlobId()
     const id = Buffer.from(blob, 'utf8')
+    const crc = crc32c(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)) // before any prepend: of the file bytes alone
     // In front of the bytes when a wire frame left room there (headroom.ts), else a copy.
-    let payload = prependInPlace(bytes, 5 + id.byteLength)
+    let payload = prependInPlace(bytes, DATA_HEADER_BYTES + id.byteLength)
     if (payload === null) {
-      payload = new Uint8Array(5 + id.byteLength + bytes.byteLength)
-      payload.set(bytes, 5 + id.byteLength)
+      payload = new Uint8Array(DATA_HEADER_BYTES + id.byteLength + bytes.byteLength)
+      payload.set(bytes, DATA_HEADER_BYTES + id.byteLength)
     }
     payload[0] = PAYLOAD_DATA
-    new DataView(payload.buffer, payload.byteOffset, 5).setUint32(1, id.byteLength, true)
-    payload.set(id, 5)
+    const header = new DataView(payload.buffer, payload.byteOffset, DATA_HEADER_BYTES)
+    header.setUint32(1, crc, true)
+    header.setUint32(5, id.byteLength, true)
+    payload.set(id, DATA_HEADER_BYTES)
     const ordered = this.member.order(payload)
     return { ref: { blob, offset: 0 }, written: ordered.then(() => undefined) }
   }
