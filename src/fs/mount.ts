@@ -36,9 +36,13 @@ class FffsFuse extends Fuse {
   }
 }
 
-/** Negative errno for fuse-native; bugs are logged and reported as EIO, never swallowed silently. */
+/** Negative errno for fuse-native; bugs and EIO are logged (bugs reported as EIO), never swallowed silently. */
 function errnoOf(err: unknown): number {
-  if (isFffsError(err)) return -err.errno
+  if (isFffsError(err)) {
+    // EIO tells the caller nothing: the mount's log says what failed.
+    if (err.code === 'EIO') process.stderr.write(`fffs: EIO: ${err.message}\n`)
+    return -err.errno
+  }
   process.stderr.write(`fffs: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
   return -EIO
 }

@@ -68,6 +68,8 @@ export class SegmentLog {
   private readonly readers = new Map<number, FileHandle>()
   /** Serialises writes so file order equals position order; fsync follows every earlier write. */
   private writeChain: Promise<void> = Promise.resolve()
+  /** Where the bytes in the files end: appended entries past it are still queued on writeChain. */
+  private writtenTo: LogPosition = { segment: 0, offset: 0 }
   private writeError: Error | null = null
   private appendedCount = 0
   private syncedCount = 0
@@ -115,6 +117,7 @@ export class SegmentLog {
     }
     this.tailSegment = position.segment
     this.tailOffset = position.offset
+    this.writtenTo = { segment: position.segment, offset: position.offset }
     if (this.cacheDrop !== null) {
       this.cacheDrop.segment = this.tailSegment
       this.cacheDrop.droppedTo = 0
@@ -178,6 +181,7 @@ export class SegmentLog {
       if (rollover) await this.rollTo(segment)
       const writer = this.writer!
       await writer.writev([entryHeader, payload], entryOffset)
+      this.writtenTo = { segment, offset: entryOffset + entrySizeBytes }
     }).catch((err: Error) => {
       this.writeError ??= err
       throw err
@@ -272,6 +276,12 @@ export class SegmentLog {
 
   /** Reads `lengthBytes` of a payload starting `offsetInPayload` bytes in. */
   async read(position: LogPosition, into: Buffer, intoOffset: number, lengthBytes: number): Promise<void> {
+    // An entry is readable as soon as it is appended (a replica applies a record whose data it
+    // appended in the same turn, and live reads follow at once): wait for queued writes first.
+    const endBytes = position.offset + lengthBytes
+    if (position.segment > this.writtenTo.segment || (position.segment === this.writtenTo.segment && endBytes > this.writtenTo.offset)) {
+      await this.writeChain.catch(() => undefined)
+    }
     let reader = this.readers.get(position.segment)
     if (reader === undefined) {
       reader = await fsp.open(path.join(this.dir, segmentName(position.segment)), 'r')

@@ -52,6 +52,22 @@ describe('SegmentLog', () => {
     await again.close()
   })
 
+  it('reads an entry as soon as it is appended, before its queued write reached the file', async () => {
+    const dir = tempDir()
+    const log = new SegmentLog(dir)
+    await log.open({ segment: 0, offset: 0 }, async () => undefined)
+    let deliver: (crc: number) => void = () => undefined
+    const held = Buffer.alloc(4096, 1)
+    log.append(EntryKind.Data, held, new Promise<number>((resolve) => (deliver = resolve))) // holds the queue
+    const fresh = Buffer.from('just appended')
+    const { position } = log.append(EntryKind.Data, fresh)
+    setTimeout(() => deliver(crc32c(held)), 20)
+    const into = Buffer.alloc(fresh.length)
+    await log.read(position, into, 0, fresh.length)
+    expect(into).toEqual(fresh)
+    await log.close()
+  })
+
   it('ends the log at an entry whose CRC does not match its bytes', async () => {
     const dir = tempDir()
     const log = new SegmentLog(dir)
