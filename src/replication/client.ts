@@ -90,6 +90,8 @@ export interface Client {
    * buffers once written. Without it, callers keep their buffers until the version commits.
    */
   readData?(ref: DataRef, into: Buffer, intoOffset: number, lengthBytes: number): Promise<void>
+  /** A blob handed to `appendData` that no version will name (its sender went away): a client that holds such bytes back for the version (ReplicaClient) lets go. */
+  releaseData?(ref: DataRef): void
   /** Orders, persists and applies a mutation; throws the FffsError of a failed apply. */
   submit(mutation: Mutation, options?: SubmitOptions): Promise<{ stamp: HlcStamp; ino?: Ino }>
   stableFrontier(): Promise<HlcStamp>

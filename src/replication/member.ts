@@ -4,12 +4,13 @@
 // the log in delivery order, applied in order, group-committed with fdatasync, then reported
 // as persisted); replies resolve the submits of the mounts connected to this member.
 //
-// Ordered messages carry one of three payloads (the core adds its header):
+// Ordered messages carry the payloads of payload.ts (the core adds its header):
 // - data: file bytes a mount wrote, multicast as they arrive (the bulk path); each replica
 //   appends them to its own log and remembers where, by blob id;
 // - record: a mutation; a version's writes name blobs, which each replica replaces by its own
 //   log position before appending the record. Data thus crosses the network once per replica
-//   and is committed by a small ordered record;
+//   and is committed by a small ordered record. Small blobs travel inside the record that
+//   names them (inline), and records submitted in one turn go as one batch;
 // - reconfigure: members to add. Delivered at the same point of the order everywhere, it ends
 //   the epoch there (see below).
 //
@@ -27,7 +28,6 @@ import path from 'node:path'
 import { errors, FffsError } from '../errors.js'
 import type { ApplyResult, Attr, DataRef, Ino, Mutation, SensorPick, Snapshot, VersionOp } from '../store/records.js'
 import type { LogPosition } from '../store/segmentLog.js'
-import { crc32c } from '../store/crc32c.js'
 import { Store } from '../store/store.js'
 import { HLC_MAX, hlcPhysicalUs, hlcToIso, wallClockUs, type HlcStamp } from '../temporal/hlc.js'
 import type { Client, SubmitId, SubmitOptions } from './client.js'
@@ -35,7 +35,7 @@ import { memberById, type GroupConfig, type GroupMember } from './config.js'
 import { GroupCore, type CoreAction, type CoreEvent, type CoreStatus, type View } from './core/group.js'
 import { BATCH_HEADER_BYTES, BATCH_RECORDS_MAX } from './core/message.js'
 import { groupSchema } from './core/schema.js'
-import { prependInPlace } from './headroom.js'
+import { BATCH_PART_PREFIX_BYTES, BATCH_PAYLOAD_HEADER_BYTES, decodeBatchPayload, decodeDataPayload, decodeReconfigurePayload, decodeRecordPayload, encodeBatchPayload, encodeDataPayload, encodeReconfigurePayload, encodeRecordPayload, PAYLOAD_BATCH, PAYLOAD_DATA, PAYLOAD_RECONFIGURE, type RecordPayload } from './payload.js'
 import { decodeTransfer, encodeTransfer, nextEpochPlan, planEpoch, recordDigest, type AcceptedView, type EpochPlan, type MemberReport, type PendingBlob } from './recovery.js'
 import { NativeTransport, pageCacheDropper } from './transport/native.js'
 import { TRANSPORT_DEFAULTS, type Transport } from './transport/types.js'
@@ -51,17 +51,6 @@ const READS_DRAIN_MAX_MS = 5_000 // before discarding the store, reads already r
 const CATCH_UP_WAIT_MAX_MS = 1_000 // a read at a cut this member does not hold yet waits this long, then goes elsewhere
 const DISCARDED_PREFIX = 'discarded-' // a discarded store's files, in the data directory until deleted
 const LOG_CACHE_KEEP_BYTES = 32 * 1024 * 1024 // newest synced log bytes kept in the page cache (SegmentLog.dropSyncedPages)
-// PAYLOAD_DATA = kind | u32 crc32c(bytes) | u32 id bytes | blob id | bytes. The sender member
-// checksums the bytes once, as they came off the wire; every replica logs them with that CRC
-// (SegmentLog.append's payloadCrc) instead of reading them again for its own (r replicas: one
-// CRC, not r). The ordered transport delivers the sender's very bytes, so the CRC is of the
-// bytes each replica writes, end to end from the sender.
-const PAYLOAD_DATA = 1
-const DATA_HEADER_BYTES = 9 // kind u8 | crc u32 | id length u32
-const PAYLOAD_RECORD = 2
-const PAYLOAD_RECONFIGURE = 3
-const PAYLOAD_RECORD_INLINE = 4 // a record and the bytes of the small blobs it names, in one message
-const PAYLOAD_BATCH = 5 // several records (each a PAYLOAD_RECORD or _INLINE payload) in one message, one stamp each
 // Records submitted in one turn of the event loop leave as one ordered message (group commit
 // upstream of the log): one message, one row update and one reply per batch instead of per
 // record. A batch stays on the small-message channel; a record that alone exceeds it goes alone.
@@ -70,13 +59,6 @@ const BATCH_BYTES_MAX = TRANSPORT_DEFAULTS.smcSlotSizeBytes - 64 - BATCH_HEADER_
 // naming them is submitted and sends them inside that record's message (one ordered message,
 // one round of ordering and persistence per small version instead of two in sequence).
 const INLINE_DATA_MAX_BYTES = 4096
-
-export interface RecordPayload {
-  readonly mutation: Mutation
-  readonly submit?: SubmitId
-  /** PAYLOAD_RECORD_INLINE: blob ids and sizes of the bytes after the JSON, in this order. */
-  readonly inline?: ReadonlyArray<readonly [string, number]>
-}
 
 interface Request {
   readonly payload: Uint8Array
@@ -336,7 +318,7 @@ export class Member {
   /** After an epoch change: requests delivered before it are durable everywhere; the rest go again. */
   private resumeRequests(): void {
     for (const [requestId, request] of this.requests) {
-      if (request.delivered !== undefined) this.replied(requestId, request.delivered.stamp)
+      if (request.delivered !== undefined) this.replied(requestId)
       else this.submitToCore(requestId, request.payload, request.after, request.records)
     }
   }
@@ -415,11 +397,7 @@ export class Member {
     if (this.phase !== 'running' || core == null || core.isWedged || this.joinsOrdered.has(joinerId)) return false
     if (!this.config.members.some((m) => m.id === joinerId)) return false
     this.joinsOrdered.add(joinerId)
-    const body = Buffer.from(JSON.stringify({ add: [joinerId] }), 'utf8')
-    const payload = new Uint8Array(1 + body.byteLength)
-    payload[0] = PAYLOAD_RECONFIGURE
-    payload.set(body, 1)
-    this.order(payload).catch(() => this.joinsOrdered.delete(joinerId))
+    this.order(encodeReconfigurePayload([joinerId])).catch(() => this.joinsOrdered.delete(joinerId))
     return true
   }
 
@@ -632,7 +610,7 @@ export class Member {
           break
         }
         case 'reply':
-          this.replied(action.requestId, action.stamp)
+          this.replied(action.requestId)
           break
         case 'reject': {
           const request = this.requests.get(action.requestId)
@@ -687,11 +665,7 @@ export class Member {
     const kind = payload[0]
     const request = requestId === undefined ? undefined : this.requests.get(requestId)
     if (kind === PAYLOAD_DATA) {
-      const header = new DataView(payload.buffer, payload.byteOffset, DATA_HEADER_BYTES)
-      const crc = header.getUint32(1, true)
-      const idLength = header.getUint32(5, true)
-      const blob = Buffer.from(payload.buffer, payload.byteOffset + DATA_HEADER_BYTES, idLength).toString('utf8')
-      const bytes = payload.subarray(DATA_HEADER_BYTES + idLength)
+      const { blob, crc, bytes } = decodeDataPayload(payload)
       const { position, written } = this.store.appendData(bytes, crc)
       // Once in the log, nothing reads the received buffer again (the core let go of it at
       // delivery; positions, not bytes, are kept): the transport may reuse its memory.
@@ -703,9 +677,8 @@ export class Member {
       return
     }
     if (kind === PAYLOAD_RECONFIGURE) {
-      const body = Buffer.from(payload.buffer, payload.byteOffset + 1, payload.byteLength - 1).toString('utf8')
       if (request !== undefined) request.delivered = { stamp, results: [{ ok: true }] }
-      this.beginEpochEnd(stamp, view, viewSeq, (JSON.parse(body) as { add: number[] }).add)
+      this.beginEpochEnd(stamp, view, viewSeq, decodeReconfigurePayload(payload))
       return
     }
     if (kind === PAYLOAD_BATCH) {
@@ -791,8 +764,8 @@ export class Member {
     await this.store.log.sync()
   }
 
-  /** Durable everywhere (`_lastStamp`: the message's last stamp, a batch's last record's): the requester gets the first stamp and every record's result. */
-  private replied(requestId: number, _lastStamp: HlcStamp): void {
+  /** Durable everywhere (every record of the message, a batch's last too): the requester gets the first stamp and every record's result. */
+  private replied(requestId: number): void {
     const request = this.requests.get(requestId)
     this.requests.delete(requestId)
     this.submittedIds.delete(requestId)
@@ -854,9 +827,9 @@ export class Member {
     this.batchQueue = []
     for (let start = 0; start < queue.length; ) {
       let end = start + 1
-      let sizeBytes = 5 + 4 + queue[start]!.payload.byteLength
-      while (end < queue.length && end - start < BATCH_RECORDS_MAX && sizeBytes + 4 + queue[end]!.payload.byteLength <= BATCH_BYTES_MAX) {
-        sizeBytes += 4 + queue[end]!.payload.byteLength
+      let sizeBytes = BATCH_PAYLOAD_HEADER_BYTES + BATCH_PART_PREFIX_BYTES + queue[start]!.payload.byteLength
+      while (end < queue.length && end - start < BATCH_RECORDS_MAX && sizeBytes + BATCH_PART_PREFIX_BYTES + queue[end]!.payload.byteLength <= BATCH_BYTES_MAX) {
+        sizeBytes += BATCH_PART_PREFIX_BYTES + queue[end]!.payload.byteLength
         end++
       }
       const batch = queue.slice(start, end)
@@ -1088,20 +1061,7 @@ export class ReplicaClient implements Client {
   appendData(_ino: Ino, bytes: Uint8Array): { ref: DataRef; written: Promise<void> } {
     if (bytes.byteLength <= INLINE_DATA_MAX_BYTES) return { ref: { blob: this.member.holdInline(bytes), offset: 0 }, written: Promise.resolve() }
     const blob = this.member.nextBlobId()
-    const id = Buffer.from(blob, 'utf8')
-    const crc = crc32c(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)) // before any prepend: of the file bytes alone
-    // In front of the bytes when a wire frame left room there (headroom.ts), else a copy.
-    let payload = prependInPlace(bytes, DATA_HEADER_BYTES + id.byteLength)
-    if (payload === null) {
-      payload = new Uint8Array(DATA_HEADER_BYTES + id.byteLength + bytes.byteLength)
-      payload.set(bytes, DATA_HEADER_BYTES + id.byteLength)
-    }
-    payload[0] = PAYLOAD_DATA
-    const header = new DataView(payload.buffer, payload.byteOffset, DATA_HEADER_BYTES)
-    header.setUint32(1, crc, true)
-    header.setUint32(5, id.byteLength, true)
-    payload.set(id, DATA_HEADER_BYTES)
-    const ordered = this.member.order(payload)
+    const ordered = this.member.order(encodeDataPayload(blob, bytes))
     return { ref: { blob, offset: 0 }, written: ordered.then(() => undefined) }
   }
 
@@ -1142,81 +1102,4 @@ export class ReplicaClient implements Client {
   async close(): Promise<void> {
     // The member outlives the connections it serves.
   }
-}
-
-/** A record's payload: PAYLOAD_RECORD = kind | JSON; PAYLOAD_RECORD_INLINE = kind | u32 JSON bytes | JSON | the inline blobs' bytes. */
-export function encodeRecordPayload(record: RecordPayload, inlineBytes: readonly Uint8Array[]): Uint8Array {
-  const json = Buffer.from(JSON.stringify(record), 'utf8')
-  if (inlineBytes.length === 0) {
-    const payload = new Uint8Array(1 + json.byteLength)
-    payload[0] = PAYLOAD_RECORD
-    payload.set(json, 1)
-    return payload
-  }
-  if (record.inline?.length !== inlineBytes.length) throw new Error('invariant: inline blobs listed and given differ')
-  let size = 5 + json.byteLength
-  for (const bytes of inlineBytes) size += bytes.byteLength
-  const payload = new Uint8Array(size)
-  payload[0] = PAYLOAD_RECORD_INLINE
-  new DataView(payload.buffer, payload.byteOffset, 5).setUint32(1, json.byteLength, true)
-  payload.set(json, 5)
-  let at = 5 + json.byteLength
-  for (const bytes of inlineBytes) {
-    payload.set(bytes, at)
-    at += bytes.byteLength
-  }
-  return payload
-}
-
-export function decodeRecordPayload(payload: Uint8Array): { record: RecordPayload; inlineBytes: Array<[string, Uint8Array]> } {
-  const kind = payload[0]
-  if (kind === PAYLOAD_RECORD) {
-    return { record: JSON.parse(Buffer.from(payload.buffer, payload.byteOffset + 1, payload.byteLength - 1).toString('utf8')) as RecordPayload, inlineBytes: [] }
-  }
-  if (kind !== PAYLOAD_RECORD_INLINE) throw new Error(`delivered payload of unknown kind ${kind}`)
-  const jsonBytes = new DataView(payload.buffer, payload.byteOffset, 5).getUint32(1, true)
-  const record = JSON.parse(Buffer.from(payload.buffer, payload.byteOffset + 5, jsonBytes).toString('utf8')) as RecordPayload
-  const inlineBytes: Array<[string, Uint8Array]> = []
-  let at = 5 + jsonBytes
-  for (const [blob, sizeBytes] of record.inline ?? []) {
-    if (at + sizeBytes > payload.byteLength) throw new Error(`record payload ends before its inline blob ${blob}`)
-    inlineBytes.push([blob, payload.subarray(at, at + sizeBytes)])
-    at += sizeBytes
-  }
-  if (at !== payload.byteLength) throw new Error(`record payload has ${payload.byteLength - at} bytes after its inline blobs`)
-  return { record, inlineBytes }
-}
-
-/** PAYLOAD_BATCH = kind | u32 count | (u32 bytes | record payload) × count. */
-export function encodeBatchPayload(parts: readonly Uint8Array[]): Uint8Array {
-  let size = 5
-  for (const part of parts) size += 4 + part.byteLength
-  const payload = new Uint8Array(size)
-  const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength)
-  payload[0] = PAYLOAD_BATCH
-  view.setUint32(1, parts.length, true)
-  let at = 5
-  for (const part of parts) {
-    view.setUint32(at, part.byteLength, true)
-    payload.set(part, at + 4)
-    at += 4 + part.byteLength
-  }
-  return payload
-}
-
-export function decodeBatchPayload(payload: Uint8Array): Uint8Array[] {
-  if (payload[0] !== PAYLOAD_BATCH || payload.byteLength < 5) throw new Error('not a batch payload')
-  const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength)
-  const count = view.getUint32(1, true)
-  const parts: Uint8Array[] = []
-  let at = 5
-  for (let i = 0; i < count; i++) {
-    if (at + 4 > payload.byteLength) throw new Error(`batch payload ends before its record ${i}`)
-    const sizeBytes = view.getUint32(at, true)
-    if (at + 4 + sizeBytes > payload.byteLength) throw new Error(`batch payload ends inside its record ${i}`)
-    parts.push(payload.subarray(at + 4, at + 4 + sizeBytes))
-    at += 4 + sizeBytes
-  }
-  if (at !== payload.byteLength) throw new Error(`batch payload has ${payload.byteLength - at} bytes after its records`)
-  return parts
 }

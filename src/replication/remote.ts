@@ -55,11 +55,6 @@ export interface ServeClientOptions {
   readonly status?: () => unknown
 }
 
-/** A served Client that keeps a blob's bytes until a version names them, and is told when none will. */
-export interface DataReleaser {
-  releaseData(ref: DataRef): void
-}
-
 interface ServedBlob {
   readonly ref: DataRef
   readonly written: Promise<void>
@@ -69,9 +64,7 @@ interface ServedBlob {
 export function serveClient(connection: Connection, client: Client, options: ServeClientOptions = {}): void {
   const blobs = new Map<string, ServedBlob>() // this connection's blobs not yet submitted
   connection.onClose(() => {
-    // Blobs no version named: a client that holds them back for its record (ReplicaClient) lets go.
-    const release = (client as Partial<DataReleaser>).releaseData
-    if (release !== undefined) for (const blob of blobs.values()) release.call(client, blob.ref)
+    for (const blob of blobs.values()) client.releaseData?.(blob.ref) // no version will name them
     blobs.clear()
   })
   connection.setHandlers({

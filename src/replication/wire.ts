@@ -27,7 +27,6 @@ const PREFIX_BYTES = 8
 // prefix and header: the member's data header and the core's message header go there in place.
 const COPY_HEADROOM_BYTES = 64
 
-/** The connection died (closed, reset, or silent past deadPeerMs). `requestSent`: false when a request never reached the socket. */
 /**
  * A member that cannot answer a read yet while another may (it restarted and has not caught
  * up to the cut, or is replacing its replica): the client asks the next member. Reaching a
@@ -40,6 +39,7 @@ export class MemberBehindError extends FffsError {
   }
 }
 
+/** The connection died (closed, reset, or silent past deadPeerMs). `requestSent`: false when a request never reached the socket. */
 export class ConnectionLostError extends FffsError {
   readonly requestSent: boolean
   constructor(message: string, requestSent = true) {

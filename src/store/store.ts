@@ -322,7 +322,7 @@ export class Store {
       ...(m.sensorUs !== undefined ? { sensorUs: m.sensorUs } : {}),
       ...(m.xattrs !== undefined && Object.keys(m.xattrs).length > 0 ? { xattrs: { ...m.xattrs } } : {}),
     }
-    this.writeAttr(changes, stamp, attr, m.sensorUs !== undefined)
+    this.writeAttr(changes, stamp, attr, true) // a creation carries the node's sensor time, if it has one
     this.setDirEntry(changes, stamp, m.parent, m.name, ino)
     this.touchDir(changes, stamp, parent)
     return ino

@@ -78,8 +78,7 @@ describe('batches in the core', () => {
     // The reply names the batch's last stamp: the frontier passed every one of its records.
     expect(g.replies[0]!.get(2)).toBe(batch5.stamp + 4n)
     expect(g.replies[1]!.get(1)).toBe(first!.find((d) => d.payload === 'batch of 3')!.stamp + 2n)
-    expect(g.cores[0]!.status().deliveredStamp).toBe(last)
-    expect(g.cores[2]!.stableStamp() >= 0n).toBe(true)
+    for (const core of g.cores) expect(core.status().deliveredStamp).toBe(last)
   })
 
   it('a batch header carries its record count; a lone record has none', () => {
@@ -94,7 +93,7 @@ describe('batches in the core', () => {
 
 describe('member payloads', () => {
   it('a record carries its small blobs after its JSON; a batch carries records; both decode to what was encoded', async () => {
-    const { decodeBatchPayload, decodeRecordPayload, encodeBatchPayload, encodeRecordPayload } = await import('../../src/replication/member.js')
+    const { decodeBatchPayload, decodeRecordPayload, encodeBatchPayload, encodeRecordPayload } = await import('../../src/replication/payload.js')
     const mutation = { type: 'version' as const, ino: 5, ops: [{ op: 'write' as const, offset: 0, sizeBytes: 3, data: { blob: 'b1', offset: 0 } }] }
     const withData = encodeRecordPayload({ mutation, inline: [['b1', 3]] }, [new Uint8Array([7, 8, 9])])
     const plain = encodeRecordPayload({ mutation }, [])
