@@ -30,6 +30,14 @@ const CHUNK_SIZE_BYTES_MAX = 4 * 1024 * 1024
 const CHUNK_POOL_BYTES_MAX = 64 * 1024 * 1024 // enough for the writes a log stall (a journal commit) holds back
 /** Chunks this large are checksummed on the CRC worker (smaller: the round trip would cost more than it saves). */
 const CRC_WORKER_MIN_BYTES = 1024 * 1024
+/** What an open at a frozen cut reads ahead: the kernel's first read request of a file (its readahead window). */
+const READ_AHEAD_BYTES = 128 * 1024
+
+/** Bytes [0, sizeBytes) of a frozen version, being read since open. */
+interface ReadAhead {
+  readonly bytes: Buffer
+  readonly done: Promise<number | null> // bytes read; null: failed (the read is done again, and fails there)
+}
 
 interface Chunk {
   /** Null once the bytes are written and readable through the client, and the buffer is back in the pool. */
@@ -76,6 +84,7 @@ export class OpenFile {
   private sizeBytes: number
   private commitChain: Promise<void> = Promise.resolve()
   private crcScheduled = false
+  private readAhead: ReadAhead | null = null
 
   constructor(fd: number, attr: Attr, cut: Cut, writable: boolean, sensorUs: number | undefined, path: string, policy: SensorPolicy, pool: ChunkPool, crcWorker: CrcWorker) {
     this.fd = fd
@@ -231,7 +240,29 @@ export class OpenFile {
     return out
   }
 
+  /**
+   * Starts reading the first window of a version at a frozen cut, so the index lookups and the
+   * log read overlap the reply to open and the kernel's first read request (about a fifth of
+   * an open+read+close of a past version). Used by the first read that starts at 0.
+   */
+  startReadAhead(client: Client): void {
+    if (this.cut.kind === 'live' || this.writable || this.pinned.kind !== 'file') return
+    const bytes = Buffer.allocUnsafe(Math.min(this.pinned.sizeBytes, READ_AHEAD_BYTES))
+    if (bytes.length === 0) return
+    this.readAhead = { bytes, done: client.read(this.pinned, 0, bytes, bytes.length).catch(() => null) }
+  }
+
   async read(client: Client, into: Buffer, lengthBytes: number, offset: number): Promise<number> {
+    const ahead = this.readAhead
+    if (ahead !== null) {
+      this.readAhead = null // one use: whatever comes next reads the log
+      const aheadBytes = offset === 0 ? await ahead.done : null
+      if (aheadBytes !== null) {
+        const fromAhead = ahead.bytes.copy(into, 0, 0, Math.min(lengthBytes, aheadBytes))
+        if (fromAhead === lengthBytes || aheadBytes === this.pinned.sizeBytes) return fromAhead
+        return fromAhead + (await this.read(client, into.subarray(fromAhead), lengthBytes - fromAhead, fromAhead))
+      }
+    }
     // A live reader that reached the end of its version moves to the newest one (tail -f).
     if (this.cut.kind === 'live' && !this.isDirty && offset >= this.pinned.sizeBytes) {
       this.pinned = (await client.attr(this.ino, HLC_MAX)) ?? this.pinned

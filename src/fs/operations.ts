@@ -284,7 +284,9 @@ export class Operations {
     }
     const resolved = await this.resolver.resolve(parsed, (flags & fsConstants.O_NONBLOCK) !== 0)
     if (resolved.kind !== 'node') return this.files.open(await this.client.walk([], HLC_MAX), { kind: 'live' }, false, path).fd
-    return this.files.open(resolved.attr, resolved.cut, false, path).fd
+    const file = this.files.open(resolved.attr, resolved.cut, false, path)
+    file.startReadAhead(this.client)
+    return file.fd
   }
 
   /** The live node a write goes to, and the sensor time `P@sensor:T` gives it. */

@@ -53,9 +53,20 @@ export function isTimePath(parsed: ParsedPath): boolean {
   return parsed.spec !== null || parsed.snapshot !== null
 }
 
+/** How many resolutions at stable cuts a Resolver remembers (least recently used go first). */
+const FROZEN_RESOLUTIONS_MAX = 4096
+
 export class Resolver {
   private readonly client: Client
   private readonly options: TimeOptions
+  /**
+   * Nodes reached below a start node at a stable cut, by cut, start and components. What a
+   * stable cut holds never changes, so the kernel's lookup, the open that follows it and any
+   * repeat of `P@T` share one walk at the cut: each step is an ordered-index seek (an async
+   * LevelDB iterator here, a round trip to a member in a cluster), about half of an
+   * open+read+close of a frozen file.
+   */
+  private readonly frozen = new Map<string, Attr>()
 
   constructor(client: Client, options: TimeOptions) {
     this.client = client
@@ -65,22 +76,23 @@ export class Resolver {
   /** Resolves a path. `nonBlocking`: an unstable cut fails with EAGAIN at once. */
   resolve(parsed: ParsedPath, nonBlocking = false): Promise<Resolved> {
     const maxWaitMs = nonBlocking ? 0 : this.options.maxWaitMs
-    return this.resolveWith(parsed, (stamp) => this.client.waitStable(stamp, maxWaitMs))
+    return this.resolveWith(parsed, (stamp) => this.client.waitStable(stamp, maxWaitMs), true)
   }
 
   /** What the path resolves to now, without waiting for its cut: provisional until the cut is stable (`fffs cut`). */
   resolveProvisional(parsed: ParsedPath): Promise<Resolved> {
-    return this.resolveWith(parsed, async () => undefined)
+    return this.resolveWith(parsed, async () => undefined, false)
   }
 
-  private async resolveWith(parsed: ParsedPath, waitStable: (stamp: HlcStamp) => Promise<void>): Promise<Resolved> {
+  /** `stable`: `waitStable` returns only once the cut is stable, so what is found below it may be remembered. */
+  private async resolveWith(parsed: ParsedPath, waitStable: (stamp: HlcStamp) => Promise<void>, stable: boolean): Promise<Resolved> {
     if (parsed.snapshot !== null) {
       if (parsed.snapshot === '') return { kind: 'snapshotRoot' }
       const snapshot = await this.client.snapshot(parsed.snapshot)
       if (snapshot === null) throw errors.notFound(`${SNAPSHOT_DIR}/${parsed.snapshot}`)
       const stamp = BigInt(snapshot.at)
       await waitStable(stamp)
-      return this.below(await this.client.walk([], stamp), parsed.components, { kind: 'platform', stamp }, null)
+      return this.below(await this.client.walk([], stamp), parsed.components, { kind: 'platform', stamp }, null, stable)
     }
     if (parsed.spec === null) return { kind: 'node', attr: await this.client.walk(parsed.components, HLC_MAX), cut: { kind: 'live' }, spec: null }
 
@@ -93,7 +105,7 @@ export class Resolver {
       case 'platform': {
         const stamp = hlcCeilingOfUs(spec.timeUs)
         await waitStable(stamp)
-        return this.below(parent, [name, ...rest], { kind: 'platform', stamp }, spec)
+        return this.below(parent, [name, ...rest], { kind: 'platform', stamp }, spec, stable)
       }
       case 'version': {
         const ino = (await this.client.walk(parsed.components.slice(0, parsed.specIndex + 1), HLC_MAX)).ino
@@ -101,23 +113,35 @@ export class Resolver {
         if (stamp === null) throw errors.notFound(`version ${spec.version} of ${name}`)
         const attr = await this.client.attr(ino, stamp)
         if (attr === null) throw errors.notFound(`version ${spec.version} of ${name}`)
-        return this.below(attr, rest, { kind: 'platform', stamp }, spec)
+        // Not waited for: a version's stamp is not a stable cut, so nothing below it is remembered.
+        return this.below(attr, rest, { kind: 'platform', stamp }, spec, false)
       }
       case 'sensor': {
         const structureStamp = hlcCeilingOfUs(spec.timeUs + this.options.sensorLagMaxUs + 2 * this.options.clockSkewMaxUs)
         await waitStable(structureStamp)
         const cut: Cut = { kind: 'sensor', sensorUs: spec.timeUs, structureStamp }
-        return this.below(parent, [name, ...rest], cut, spec)
+        return this.below(parent, [name, ...rest], cut, spec, stable)
       }
     }
   }
 
-  /** Walks `components` below `start` at the cut. */
-  private async below(start: Attr, components: readonly string[], cut: Cut, spec: TimeSpec | null): Promise<Resolved> {
+  /** Walks `components` below `start` at the cut; `stable`: the cut is stable (the result is remembered). */
+  private async below(start: Attr, components: readonly string[], cut: Cut, spec: TimeSpec | null, stable: boolean): Promise<Resolved> {
+    const key = stable && components.length > 0 ? `${cutKey(cut)}|${start.ino}|${components.join('/')}` : null
+    const known = key === null ? undefined : this.frozen.get(key)
+    if (known !== undefined) {
+      this.frozen.delete(key!) // re-inserted: most recently used last
+      this.frozen.set(key!, known)
+      return { kind: 'node', attr: known, cut, spec }
+    }
     let attr = start
     for (const name of components) {
       if (attr.kind !== 'dir') throw errors.notDir(name)
       attr = await this.child(attr, name, cut)
+    }
+    if (key !== null) {
+      this.frozen.set(key, attr)
+      if (this.frozen.size > FROZEN_RESOLUTIONS_MAX) this.frozen.delete(this.frozen.keys().next().value!)
     }
     return { kind: 'node', attr, cut, spec }
   }
@@ -158,5 +182,16 @@ export class Resolver {
     if (cut.kind !== 'sensor') return entries.map((e) => e.name)
     const present = await Promise.all(entries.map(async (e) => ((await this.atCut(e.ino, cut)) === null ? null : e.name)))
     return present.filter((name): name is string => name !== null)
+  }
+}
+
+function cutKey(cut: Cut): string {
+  switch (cut.kind) {
+    case 'live':
+      return 'live'
+    case 'platform':
+      return `p${cut.stamp}`
+    case 'sensor':
+      return `s${cut.sensorUs}/${cut.structureStamp}`
   }
 }

@@ -2,9 +2,9 @@
 // stamps versions; checked with node fs, shell tools and Python.
 
 import { execFileSync } from 'node:child_process'
-import { promises as fsp } from 'node:fs'
+import { constants as fsConstants, promises as fsp } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { instantNow, runCli, startMount, type TestMount } from '../helpers/mount.js'
+import { errCode, instantNow, runCli, startMount, type TestMount } from '../helpers/mount.js'
 
 let m: TestMount
 beforeAll(async () => {
@@ -55,6 +55,57 @@ describe('no torn reads', () => {
     const live = await fsp.readFile(f)
     expect(live.length).toBe(sizeBytes)
     expect(live.every((b) => b === 24)).toBe(true)
+  })
+})
+
+describe('reading a past version', () => {
+  it('gives its bytes from any first offset and length, however its name spells the instant', async () => {
+    const f = m.p('patterned.bin')
+    const sizeBytes = 300 * 1024 + 123 // more than the 128 KiB an open at a past cut reads ahead
+    const pattern = (version: number): Buffer => Buffer.from(Array.from({ length: sizeBytes }, (_, i) => (i * 7 + (i >> 8) + version) & 255))
+    await fsp.writeFile(f, pattern(1))
+    const atIso = await instantNow()
+    await fsp.writeFile(f, pattern(2))
+    await fsp.truncate(f, 0)
+    const expected = pattern(1)
+    // Distinct spellings of instants with no version between them: distinct names, so the kernel's cache of one never answers another.
+    const at = (k: number): string => `${f}@${atIso.replace('Z', `${String(k).padStart(3, '0')}Z`)}` // + k µs
+    expect((await fsp.readFile(at(0))).equals(expected)).toBe(true)
+    const readAt = async (k: number, reads: Array<[offset: number, lengthBytes: number]>, flags = fsConstants.O_RDONLY): Promise<void> => {
+      const fh = await fsp.open(at(k), flags)
+      try {
+        for (const [offset, lengthBytes] of reads) {
+          const { bytesRead, buffer } = await fh.read(Buffer.alloc(lengthBytes), 0, lengthBytes, offset)
+          expect(bytesRead).toBe(Math.max(0, Math.min(lengthBytes, sizeBytes - offset)))
+          expect(buffer.subarray(0, bytesRead).equals(expected.subarray(offset, offset + bytesRead))).toBe(true)
+        }
+      } finally {
+        await fh.close()
+      }
+    }
+    await readAt(1, [[0, 1024 * 1024]])
+    await readAt(2, [[200_000, 4096], [0, 4096]])
+    await readAt(3, [[0, 1], [1, 200_000], [sizeBytes - 10, 4096]])
+    await readAt(4, [[sizeBytes, 4096]])
+    // O_DIRECT: every read reaches the mount, none is answered from the page cache.
+    await readAt(5, [[0, 1024 * 1024]], fsConstants.O_RDONLY | fsConstants.O_DIRECT)
+    await readAt(6, [[0, 64 * 1024], [64 * 1024, 1024 * 1024]], fsConstants.O_RDONLY | fsConstants.O_DIRECT)
+    // The truncated (empty) version, at a later instant.
+    expect((await fsp.readFile(`${f}@${await instantNow()}`)).length).toBe(0)
+  })
+
+  it('names above the instant resolve live: the same path at the same instant follows a replaced directory', async () => {
+    await fsp.mkdir(m.p('cam'))
+    await fsp.writeFile(m.p('cam/frame'), 'first camera')
+    const t = await instantNow()
+    expect(await fsp.readFile(m.p(`cam/frame@${t}`), 'utf8')).toBe('first camera')
+    await fsp.rename(m.p('cam'), m.p('cam.old'))
+    await fsp.mkdir(m.p('cam'))
+    await fsp.writeFile(m.p('cam/frame'), 'second camera')
+    // The new cam had no frame at t; the old one did, under its new name.
+    expect(await errCode(fsp.readFile(m.p(`cam/frame@${t}`), 'utf8'))).toBe('ENOENT')
+    expect(await fsp.readFile(m.p(`cam.old/frame@${t}`), 'utf8')).toBe('first camera')
+    expect(await fsp.readFile(m.p(`cam@${t}/frame`), 'utf8')).toBe('first camera') // cam as it was at t: the old directory
   })
 })
 

@@ -96,6 +96,35 @@ for (const readData of [true, false]) {
   })
 }
 
+describe('read-ahead at a past cut', () => {
+  it('serves first reads of any length from offset 0 and any other read from the log', async () => {
+    const { client } = await openClient({ readData: true })
+    const attr = await newFile(client, 'past')
+    const files = new OpenFiles(policy)
+    const writer = files.open(attr, { kind: 'live' }, true, '/past')
+    const sizeBytes = 300 * KiB + 7 // more than the 128 KiB read ahead
+    const expected = pattern(sizeBytes, 3)
+    writer.write(client, expected, sizeBytes, 0)
+    await writer.commit(client)
+    files.close(writer.fd)
+    const version = (await client.attr(attr.ino, HLC_MAX))!
+    const cut = { kind: 'platform', stamp: BigInt(version.stamp) } as const
+    // [offset, length] of the first reads through a fresh handle; the kernel asks for at most 128 KiB, a client of this class for anything.
+    const cases: Array<Array<[number, number]>> = [[[0, 4096]], [[0, 1 * MiB]], [[0, 200 * KiB], [200 * KiB, 200 * KiB]], [[100, 10], [0, 100]], [[sizeBytes, 10]]]
+    for (const reads of cases) {
+      const file = files.open(version, cut, false, '/past@T')
+      file.startReadAhead(client)
+      for (const [offset, lengthBytes] of reads) {
+        const into = Buffer.alloc(lengthBytes)
+        const n = await file.read(client, into, lengthBytes, offset)
+        expect(n).toBe(Math.max(0, Math.min(lengthBytes, sizeBytes - offset)))
+        expect(into.subarray(0, n).equals(expected.subarray(offset, offset + n))).toBe(true)
+      }
+      files.close(file.fd)
+    }
+  })
+})
+
 describe('ChunkPool', () => {
   it('hands back buffers of the asked size, up to its bound', () => {
     const pool = new ChunkPool(3 * 64 * KiB)
