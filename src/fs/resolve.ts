@@ -53,17 +53,17 @@ export function isTimePath(parsed: ParsedPath): boolean {
   return parsed.spec !== null || parsed.snapshot !== null
 }
 
-/** How many resolutions at stable cuts a Resolver remembers (least recently used go first). */
-const FROZEN_RESOLUTIONS_MAX = 4096
+/** How many steps at stable cuts a Resolver remembers (least recently used go first). */
+const FROZEN_STEPS_MAX = 16384
 
 export class Resolver {
   private readonly client: Client
   private readonly options: TimeOptions
   /**
-   * Nodes reached below a start node at a stable cut, by cut, start and components. What a
-   * stable cut holds never changes, so the kernel's lookup, the open that follows it and any
-   * repeat of `P@T` share one walk at the cut: each step is an ordered-index seek (an async
-   * LevelDB iterator here, a round trip to a member in a cluster), about half of an
+   * Steps down at stable cuts (cut, directory, name -> node). What a stable cut holds never
+   * changes, so the kernel's lookup, the open that follows it and every path through the same
+   * directory at the same cut share the walk: each step is two ordered-index seeks (async
+   * LevelDB iterators here, round trips to a member in a cluster), about half of an
    * open+read+close of a frozen file.
    */
   private readonly frozen = new Map<string, Attr>()
@@ -125,25 +125,29 @@ export class Resolver {
     }
   }
 
-  /** Walks `components` below `start` at the cut; `stable`: the cut is stable (the result is remembered). */
+  /** Walks `components` below `start` at the cut; `stable`: the cut is stable (each step is remembered). */
   private async below(start: Attr, components: readonly string[], cut: Cut, spec: TimeSpec | null, stable: boolean): Promise<Resolved> {
-    const key = stable && components.length > 0 ? `${cutKey(cut)}|${start.ino}|${components.join('/')}` : null
-    const known = key === null ? undefined : this.frozen.get(key)
-    if (known !== undefined) {
-      this.frozen.delete(key!) // re-inserted: most recently used last
-      this.frozen.set(key!, known)
-      return { kind: 'node', attr: known, cut, spec }
-    }
     let attr = start
     for (const name of components) {
       if (attr.kind !== 'dir') throw errors.notDir(name)
-      attr = await this.child(attr, name, cut)
-    }
-    if (key !== null) {
-      this.frozen.set(key, attr)
-      if (this.frozen.size > FROZEN_RESOLUTIONS_MAX) this.frozen.delete(this.frozen.keys().next().value!)
+      attr = stable ? await this.frozenChild(attr, name, cut) : await this.child(attr, name, cut)
     }
     return { kind: 'node', attr, cut, spec }
+  }
+
+  /** `child` at a stable cut, remembered: `ls -l dir@T/` walks to dir once, not once per entry. */
+  private async frozenChild(dir: Attr, name: string, cut: Cut): Promise<Attr> {
+    const key = `${cutKey(cut)}|${dir.ino}|${name}`
+    const known = this.frozen.get(key)
+    if (known !== undefined) {
+      this.frozen.delete(key) // re-inserted: most recently used last
+      this.frozen.set(key, known)
+      return known
+    }
+    const attr = await this.child(dir, name, cut)
+    this.frozen.set(key, attr)
+    if (this.frozen.size > FROZEN_STEPS_MAX) this.frozen.delete(this.frozen.keys().next().value!)
+    return attr
   }
 
   /** One step down at the cut. */
