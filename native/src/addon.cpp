@@ -394,8 +394,23 @@ Napi::Value DropPageCache(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// pageOffsetOf(view): the view's first byte's address modulo the page size. O_DIRECT writes
+// need page-aligned memory, and JS cannot see addresses; a pool aligns its buffers with this.
+Napi::Value PageOffsetOf(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsTypedArray()) throw Napi::TypeError::New(env, "pageOffsetOf(view): a typed array expected");
+  // The C call, not Napi::TypedArray::ArrayBuffer(): that refuses views of a SharedArrayBuffer.
+  void* first = nullptr;
+  if (napi_get_typedarray_info(env, info[0], nullptr, nullptr, &first, nullptr, nullptr) != napi_ok || first == nullptr) {
+    throw Napi::TypeError::New(env, "pageOffsetOf: cannot read the view's address");
+  }
+  const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  return Napi::Number::New(env, static_cast<double>(reinterpret_cast<uintptr_t>(first) % page));
+}
+
 Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   exports.Set("dropPageCache", Napi::Function::New(env, DropPageCache, "dropPageCache"));
+  exports.Set("pageOffsetOf", Napi::Function::New(env, PageOffsetOf, "pageOffsetOf"));
   return NativeEngine::Init(env, exports);
 }
 

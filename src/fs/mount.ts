@@ -3,9 +3,9 @@
 // expose (big_writes, max_write/max_read, atomic_o_trunc).
 
 import Fuse from 'fuse-native'
-import { isFffsError } from '../errors.js'
+import { ERRNO, isFffsError } from '../errors.js'
 import type { Client } from '../replication/client.js'
-import { Operations } from './operations.js'
+import { isUnkeptXattr, Operations } from './operations.js'
 import type { TimeOptions } from './resolve.js'
 
 const EIO = 5
@@ -86,7 +86,8 @@ function opTable(ops: Operations): Record<string, Cb> {
     chown: (path: string, uid: number, gid: number, cb: Cb) => call(cb, () => ops.chown(path, uid, gid), () => cb(0)),
     utimens: (path: string, atime: number, mtime: number, cb: Cb) => call(cb, () => ops.utimens(path, atime, mtime), () => cb(0)),
     statfs: (_path: string, cb: Cb) => call(cb, () => ops.statfs(), (st) => cb(0, st)),
-    getxattr: (path: string, name: string, _position: number, cb: Cb) => call(cb, () => ops.getxattr(path, name), (value) => cb(0, value)),
+    // The kernel asks for security.capability before every write(2): answered without building an error.
+    getxattr: (path: string, name: string, _position: number, cb: Cb) => (isUnkeptXattr(name) ? cb(-ERRNO.ENODATA) : call(cb, () => ops.getxattr(path, name), (value) => cb(0, value))),
     listxattr: (path: string, cb: Cb) => call(cb, () => ops.listxattr(path), (names) => cb(0, names)),
     setxattr: (path: string, name: string, value: Buffer, _position: number, flags: number, cb: Cb) => call(cb, () => ops.setxattr(path, name, value, flags), () => cb(0)),
     removexattr: (path: string, name: string, cb: Cb) => call(cb, () => ops.removexattr(path, name), () => cb(0)),

@@ -20,6 +20,7 @@ import type { MalformedRecord } from '../sensor/index.js'
 import type { Attr, DataRef, Ino, Mutation, VersionOp, VersionRecords } from '../store/records.js'
 import { crc32c } from '../store/crc32c.js'
 import { CrcWorker } from '../store/crcWorker.js'
+import type { PageOffsetOf } from '../store/segmentLog.js'
 import { HLC_MAX } from '../temporal/hlc.js'
 import { ChunkPool } from './chunkPool.js'
 import type { Cut } from './resolve.js'
@@ -315,11 +316,13 @@ export class OpenFiles {
   private nextFd = 1
   private readonly policy: SensorPolicy
   private readonly crcWorker = new CrcWorker()
-  // Buffers the CRC worker can read: the large ones, in shared memory.
-  private readonly pool = new ChunkPool(CHUNK_POOL_BYTES_MAX, undefined, (n) => (n >= CRC_WORKER_MIN_BYTES ? CrcWorker.allocShared(n) : Buffer.allocUnsafe(n)))
+  private readonly pool: ChunkPool
 
-  constructor(policy: SensorPolicy) {
+  /** `pageOffsetOf`: the client writes page-aligned large buffers without a copy (Client.pageOffsetOf); chunks are aligned with it. */
+  constructor(policy: SensorPolicy, pageOffsetOf?: PageOffsetOf) {
     this.policy = policy
+    // Buffers the CRC worker can read: the large ones, in shared memory.
+    this.pool = new ChunkPool(CHUNK_POOL_BYTES_MAX, undefined, (n) => (n >= CRC_WORKER_MIN_BYTES ? CrcWorker.allocShared(n, pageOffsetOf) : Buffer.allocUnsafe(n)))
   }
 
   open(attr: Attr, cut: Cut, writable: boolean, path: string, sensorUs?: number): OpenFile {

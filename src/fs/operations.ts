@@ -71,6 +71,11 @@ function toStat(attr: Attr, sizeBytes = attr.sizeBytes): Stat {
 
 const SNAPSHOT_ROOT_STAT: Stat = { mode: S_IFDIR | 0o755, uid: 0, gid: 0, size: 0, nlink: 1, mtime: 0, atime: 0, ctime: 0, blksize: 4096, blocks: 0 }
 
+/** An xattr name fffs never keeps (security.*): asked about before every write(2), always absent. */
+export function isUnkeptXattr(name: string): boolean {
+  return name.startsWith(XATTR_SECURITY_PREFIX)
+}
+
 export class Operations {
   private readonly client: Client
   private readonly resolver: Resolver
@@ -83,7 +88,7 @@ export class Operations {
     this.resolver = new Resolver(client, options)
     this.dataDir = dataDir
     this.sensorPolicy = { sensorLagMaxUs: options.sensorLagMaxUs, nowUs: wallClockUs, stats: newSensorStats(), log }
-    this.files = new OpenFiles(this.sensorPolicy)
+    this.files = new OpenFiles(this.sensorPolicy, client.pageOffsetOf)
   }
 
   /** Sensor-time counters: late writes refused, malformed and indexed records. */
@@ -370,7 +375,7 @@ export class Operations {
    * so nothing caches the answer); a path walk there cost each 1 MiB write ~0.1 ms.
    */
   getxattr(path: string, name: string): Promise<Buffer> {
-    if (name.startsWith(XATTR_SECURITY_PREFIX)) throw errors.noAttr(name)
+    if (isUnkeptXattr(name)) throw errors.noAttr(name)
     return this.storedXattr(path, name)
   }
 
@@ -390,12 +395,12 @@ export class Operations {
   async listxattr(path: string): Promise<string[]> {
     const attr = await this.node(path)
     const names = [XATTR_VERSION, XATTR_TIME, ...(attr.sensorUs !== undefined ? [XATTR_SENSOR_TIME] : [])]
-    return [...names, ...Object.keys(attr.xattrs ?? {}).filter((n) => !n.startsWith(XATTR_SECURITY_PREFIX))]
+    return [...names, ...Object.keys(attr.xattrs ?? {}).filter((n) => !isUnkeptXattr(n))]
   }
 
   async setxattr(path: string, name: string, value: Buffer, flags: number): Promise<void> {
     if (name === XATTR_SENSOR_TIME) return this.stampSensorTime(path, value)
-    if (name.startsWith(XATTR_SECURITY_PREFIX)) throw errors.notSupported(`${name}: fffs keeps no security.* attributes`)
+    if (isUnkeptXattr(name)) throw errors.notSupported(`${name}: fffs keeps no security.* attributes`)
     if (name.startsWith(XATTR_PREFIX) && name !== XATTR_RECORD_FORMAT) throw errors.invalid(`${name} is maintained by fffs and read-only`)
     const attr = await this.liveNode(path)
     const exists = attr.xattrs?.[name] !== undefined
@@ -442,7 +447,7 @@ export class Operations {
 
   async removexattr(path: string, name: string): Promise<void> {
     if (name.startsWith(XATTR_PREFIX) && name !== XATTR_RECORD_FORMAT) throw errors.invalid(`${name} is maintained by fffs and read-only`)
-    if (name.startsWith(XATTR_SECURITY_PREFIX)) throw errors.noAttr(name)
+    if (isUnkeptXattr(name)) throw errors.noAttr(name)
     const attr = await this.liveNode(path)
     await this.client.submit({ type: 'removexattr', ino: attr.ino, name })
     if (name === XATTR_RECORD_FORMAT) await this.refreshWriters(attr.ino)

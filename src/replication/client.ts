@@ -5,9 +5,10 @@
 import { FffsError } from '../errors.js'
 import type { ApplyResult, Attr, DataRef, Ino, Mutation, SensorPick, Snapshot } from '../store/records.js'
 import { Store } from '../store/store.js'
+import type { PageOffsetOf } from '../store/segmentLog.js'
 import type { HlcStamp } from '../temporal/hlc.js'
 import { LocalOrderer, type Orderer } from './orderer.js'
-import { pageCacheDropper } from './transport/native.js'
+import { pageCacheDropper, pageOffsetFinder } from './transport/native.js'
 
 /**
  * The embedded log keeps its newest synced bytes in the page cache and syncs in the background
@@ -85,6 +86,11 @@ export interface Client {
   /** True when appendData uses the `crc` it is given (the embedded log); others ignore it, so callers need not compute one. */
   readonly takesDataCrc?: boolean
   /**
+   * Set when appendData writes large page-aligned buffers straight to disk (O_DIRECT, the
+   * embedded log): callers that can choose their buffers align them with it.
+   */
+  readonly pageOffsetOf?: PageOffsetOf
+  /**
    * Reads back bytes handed to `appendData` once their `written` resolved. Only a client whose
    * data path keeps them readable has it (the embedded log); its callers may reuse their
    * buffers once written. Without it, callers keep their buffers until the version commits.
@@ -106,12 +112,14 @@ export function dataRefAt(ref: DataRef, offsetBytes: number): DataRef {
 
 export class EmbeddedClient implements Client {
   readonly takesDataCrc = true
+  readonly pageOffsetOf?: PageOffsetOf
   private readonly store: Store
   private readonly orderer: Orderer
 
-  private constructor(store: Store, orderer: Orderer) {
+  private constructor(store: Store, orderer: Orderer, pageOffsetOf: PageOffsetOf | undefined) {
     this.store = store
     this.orderer = orderer
+    if (pageOffsetOf !== undefined) this.pageOffsetOf = pageOffsetOf
   }
 
   static async open(dataDir: string): Promise<{ client: EmbeddedClient; replayedRecords: number; truncatedBytes: number }> {
@@ -119,7 +127,9 @@ export class EmbeddedClient implements Client {
     const { replayedRecords, truncatedBytes } = await store.open()
     const dropPages = pageCacheDropper()
     if (dropPages !== null) store.log.dropSyncedPages(dropPages, LOG_CACHE_KEEP_BYTES, LOG_SYNC_EVERY_BYTES)
-    return { client: new EmbeddedClient(store, new LocalOrderer(store)), replayedRecords, truncatedBytes }
+    const pageOffsetOf = pageOffsetFinder() ?? undefined
+    if (pageOffsetOf !== undefined) store.log.writeLargePayloadsDirect(pageOffsetOf)
+    return { client: new EmbeddedClient(store, new LocalOrderer(store), pageOffsetOf), replayedRecords, truncatedBytes }
   }
 
   walk(components: readonly string[], cut: HlcStamp): Promise<Attr> {

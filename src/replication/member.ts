@@ -37,7 +37,7 @@ import { BATCH_HEADER_BYTES, BATCH_RECORDS_MAX } from './core/message.js'
 import { groupSchema } from './core/schema.js'
 import { BATCH_PART_PREFIX_BYTES, BATCH_PAYLOAD_HEADER_BYTES, decodeBatchPayload, decodeDataPayload, decodeReconfigurePayload, decodeRecordPayload, encodeBatchPayload, encodeDataPayload, encodeReconfigurePayload, encodeRecordPayload, PAYLOAD_BATCH, PAYLOAD_DATA, PAYLOAD_RECONFIGURE, type RecordPayload } from './payload.js'
 import { decodeTransfer, encodeTransfer, nextEpochPlan, planEpoch, recordDigest, type AcceptedView, type EpochPlan, type MemberReport, type PendingBlob } from './recovery.js'
-import { NativeTransport, pageCacheDropper } from './transport/native.js'
+import { NativeTransport, pageCacheDropper, pageOffsetFinder } from './transport/native.js'
 import { TRANSPORT_DEFAULTS, type Transport } from './transport/types.js'
 import { connect, MemberBehindError, type Connection, type Incoming, type Reply } from './wire.js'
 
@@ -152,6 +152,8 @@ export class Member {
     this.appendedStamp = this.syncedStamp = store.appliedStamp
     const dropPages = pageCacheDropper()
     if (dropPages !== null) store.log.dropSyncedPages(dropPages, LOG_CACHE_KEEP_BYTES)
+    const pageOffsetOf = pageOffsetFinder() // blobs arrive in page-aligned mappings (RDMC): written without a copy
+    if (pageOffsetOf !== null) store.log.writeLargePayloadsDirect(pageOffsetOf)
     this.lastView = readView(self.dataDir) ?? { vid: 0, memberIds: config.members.map((m) => m.id) }
     this.accepted = readJson<AcceptedView>(path.join(self.dataDir, 'accepted.json'))
     this.client = new ReplicaClient(this)

@@ -7,6 +7,9 @@
 import { createRequire } from 'node:module'
 import { Worker } from 'node:worker_threads'
 import { crc32c } from './crc32c.js'
+import type { PageOffsetOf } from './segmentLog.js'
+
+const PAGE_BYTES = 4096
 
 const CRC_MODULE = createRequire(import.meta.url).resolve('@node-rs/crc32')
 
@@ -30,8 +33,12 @@ export class CrcWorker {
   private readonly pending = new Map<number, Pending>()
 
   /** A buffer `crcOf` checksums off this thread: `sizeBytes`, arbitrary contents, shared memory. */
-  static allocShared(sizeBytes: number): Buffer {
-    return Buffer.from(new SharedArrayBuffer(sizeBytes))
+  static allocShared(sizeBytes: number, pageOffsetOf?: PageOffsetOf): Buffer {
+    if (pageOffsetOf === undefined) return Buffer.from(new SharedArrayBuffer(sizeBytes))
+    // Page-aligned (for O_DIRECT writes): a page more, and the view starts at the first page boundary.
+    const whole = Buffer.from(new SharedArrayBuffer(sizeBytes + PAGE_BYTES))
+    const skipBytes = (PAGE_BYTES - pageOffsetOf(whole)) % PAGE_BYTES
+    return whole.subarray(skipBytes, skipBytes + sizeBytes)
   }
 
   /** crc32c(bytes); on the worker when `bytes` lies in shared memory. `bytes` must not change until it resolves. */

@@ -8,8 +8,10 @@
 //   magic u32 | kind u8 | pad u8[3] | payloadSizeBytes u32 | crc32c u32 | payload
 // The CRC covers the first 12 header bytes and the payload, so a torn or corrupted entry
 // (short write, garbage after a crash) fails the check and recovery truncates there.
+// A Pad entry (payload ignored) puts the next entry's payload at a page boundary, where a
+// large payload is written with O_DIRECT (writeLargePayloadsDirect).
 
-import { promises as fsp } from 'node:fs'
+import { constants as fsConstants, promises as fsp } from 'node:fs'
 import type { FileHandle } from 'node:fs/promises'
 import path from 'node:path'
 import { errors } from '../errors.js'
@@ -18,11 +20,18 @@ import { crc32c, crc32cCombine } from './crc32c.js'
 export const ENTRY_HEADER_BYTES = 16
 const ENTRY_MAGIC = 0x31534646 // 'FFS1'
 export const SEGMENT_SIZE_BYTES_DEFAULT = 256 * 1024 * 1024
+const PAGE_BYTES = 4096
+/** Payloads this large (and page-aligned in memory) go to the file with O_DIRECT, when enabled. */
+const DIRECT_PAYLOAD_MIN_BYTES = 1024 * 1024
 
 export enum EntryKind {
   Data = 1,
   Record = 2,
+  Pad = 3, // alignment filler: skipped by every reader
 }
+
+/** The address of a view's first byte modulo the page size (the native addon's pageOffsetOf). */
+export type PageOffsetOf = (view: Uint8Array) => number
 
 /** posix_fadvise(fd, offset, length, POSIX_FADV_DONTNEED); length 0 = to the end of the file. */
 export type PageCacheDrop = (fd: number, offset: number, length: number) => void
@@ -59,6 +68,17 @@ function encodeHeader(kind: EntryKind, payload: Uint8Array, payloadCrc: number |
   return header
 }
 
+/** Bytes of Pad entry to put at `start` so that the entry after it has its payload at a page boundary. */
+function padBefore(start: number): number {
+  const gap = (PAGE_BYTES - ((start + ENTRY_HEADER_BYTES) % PAGE_BYTES)) % PAGE_BYTES
+  return gap > 0 && gap < ENTRY_HEADER_BYTES ? gap + PAGE_BYTES : gap // a Pad entry needs room for its header
+}
+
+function padEntry(sizeBytes: number): Buffer {
+  const payload = Buffer.alloc(sizeBytes - ENTRY_HEADER_BYTES)
+  return Buffer.concat([encodeHeader(EntryKind.Pad, payload, undefined), payload])
+}
+
 export class SegmentLog {
   readonly dir: string
   readonly segmentSizeBytes: number
@@ -78,6 +98,8 @@ export class SegmentLog {
   private syncError: Error | null = null
   private unsyncedBytes = 0 // appended since the last sync started
   private cacheDrop: { readonly drop: PageCacheDrop; readonly keepBytes: number; readonly syncEveryBytes: number; droppedTo: number; segment: number } | null = null
+  /** Set by writeLargePayloadsDirect; `handle` is the tail segment opened O_DIRECT, when open. */
+  private direct: { readonly pageOffsetOf: PageOffsetOf; handle: FileHandle | null; segment: number } | null = null
 
   constructor(dir: string, segmentSizeBytes = SEGMENT_SIZE_BYTES_DEFAULT) {
     this.dir = dir
@@ -144,6 +166,10 @@ export class SegmentLog {
         if (crc !== header.readUInt32LE(12)) break
         const kind = header.readUInt8(4) as EntryKind
         const next = offset + ENTRY_HEADER_BYTES + payloadSizeBytes
+        if (kind === EntryKind.Pad) {
+          offset = next
+          continue
+        }
         if ((await onEntry({ kind, position: { segment, offset: offset + ENTRY_HEADER_BYTES }, next: { segment, offset: next }, payload })) === false) break
         offset = next
       }
@@ -165,32 +191,80 @@ export class SegmentLog {
     if (this.writeError !== null) throw errors.corrupt(`log write failed earlier: ${this.writeError.message}`)
     if (this.syncError !== null) throw errors.corrupt(`log sync failed earlier: ${this.syncError.message}`)
     const entrySizeBytes = ENTRY_HEADER_BYTES + payload.length
+    const direct = this.direct !== null && payload.length >= DIRECT_PAYLOAD_MIN_BYTES && this.direct.pageOffsetOf(payload) === 0
+    let padBytes = direct ? padBefore(this.tailOffset) : 0
     let rollover = false
-    if (this.tailOffset > 0 && this.tailOffset + entrySizeBytes > this.segmentSizeBytes) {
+    if (this.tailOffset > 0 && this.tailOffset + padBytes + entrySizeBytes > this.segmentSizeBytes) {
       this.tailSegment += 1
       this.tailOffset = 0
+      padBytes = direct ? padBefore(0) : 0
       rollover = true
     }
     const segment = this.tailSegment
     const entryOffset = this.tailOffset
-    this.tailOffset += entrySizeBytes
+    const payloadOffset = entryOffset + padBytes + ENTRY_HEADER_BYTES
+    this.tailOffset += padBytes + entrySizeBytes
     const header = typeof payloadCrc === 'object' ? null : encodeHeader(kind, payload, payloadCrc)
     this.appendedCount += 1
     const written = (this.writeChain = this.writeChain.then(async () => {
       const entryHeader = header ?? encodeHeader(kind, payload, await payloadCrc)
       if (rollover) await this.rollTo(segment)
       const writer = this.writer!
-      await writer.writev([entryHeader, payload], entryOffset)
-      this.writtenTo = { segment, offset: entryOffset + entrySizeBytes }
+      if (padBytes === 0 && !direct) {
+        await writer.writev([entryHeader, payload], entryOffset)
+      } else {
+        await writer.writev(padBytes > 0 ? [padEntry(padBytes), entryHeader] : [entryHeader], entryOffset)
+        await this.writeDirect(segment, payload, payloadOffset)
+      }
+      this.writtenTo = { segment, offset: payloadOffset + payload.length }
     }).catch((err: Error) => {
       this.writeError ??= err
       throw err
     }))
-    this.unsyncedBytes += entrySizeBytes
+    this.unsyncedBytes += padBytes + entrySizeBytes
     if (this.cacheDrop !== null && this.unsyncedBytes >= this.cacheDrop.syncEveryBytes && this.syncInFlight === null) {
       this.sync().catch(() => undefined) // background: the failure is kept in syncError and fails every later sync and append
     }
-    return { position: { segment, offset: entryOffset + ENTRY_HEADER_BYTES }, next: { segment, offset: this.tailOffset }, written }
+    return { position: { segment, offset: payloadOffset }, next: { segment, offset: this.tailOffset }, written }
+  }
+
+  /**
+   * Writes a page-aligned payload at `offset` (a page boundary, the end of the file): its
+   * whole pages with O_DIRECT, the last partial page through the page cache (so no page is
+   * written both ways). If O_DIRECT is refused (a file system without it), it stops being
+   * used and the payload goes through the page cache.
+   */
+  private async writeDirect(segment: number, payload: Uint8Array, offset: number): Promise<void> {
+    const direct = this.direct!
+    const directBytes = payload.length - (payload.length % PAGE_BYTES)
+    try {
+      if (direct.handle === null || direct.segment !== segment) {
+        await direct.handle?.close()
+        direct.handle = null
+        direct.handle = await fsp.open(path.join(this.dir, segmentName(segment)), fsConstants.O_WRONLY | fsConstants.O_DIRECT)
+        direct.segment = segment
+      }
+      await writeFully(direct.handle, payload.subarray(0, directBytes), offset)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err
+      this.direct = null
+      await direct.handle?.close().catch(() => undefined)
+      await this.writer!.truncate(offset) // the file ends at the payload's offset again (the writer appends)
+      await writeFully(this.writer!, payload, offset)
+      return
+    }
+    if (directBytes < payload.length) await writeFully(this.writer!, payload.subarray(directBytes), offset + directBytes)
+  }
+
+  /**
+   * Writes payloads of a MiB or more whose memory is page-aligned (`pageOffsetOf` says) with
+   * O_DIRECT: from the caller's memory straight to the disk, never copied into the page cache.
+   * On the VMs this runs on a page-cache copy of fresh pages costs ~3 ms per MiB (each page a
+   * host fault), a reused one ~0.25 ms, a direct write ~0.08 ms of CPU. Each such payload
+   * starts on a page boundary (a Pad entry fills the gap; up to 4 KiB per payload).
+   */
+  writeLargePayloadsDirect(pageOffsetOf: PageOffsetOf): void {
+    this.direct = { pageOffsetOf, handle: null, segment: -1 }
   }
 
   /** The writer's segment is durable up to `offset`: drop its cached pages but the kept window. */
@@ -222,6 +296,10 @@ export class SegmentLog {
       }
     }
     await previous.close()
+    if (this.direct?.handle != null) {
+      await this.direct.handle.close()
+      this.direct.handle = null
+    }
     this.writer = await fsp.open(path.join(this.dir, segmentName(segment)), 'a+')
     const dir = await fsp.open(this.dir, 'r')
     await dir.sync().finally(() => dir.close())
@@ -320,7 +398,18 @@ export class SegmentLog {
     await this.writeChain.catch(() => undefined)
     await this.writer?.close()
     this.writer = null
+    await this.direct?.handle?.close()
+    if (this.direct !== null) this.direct.handle = null
     for (const reader of this.readers.values()) await reader.close()
     this.readers.clear()
+  }
+}
+
+/** pwrite until every byte is written (a short write is legal, if rare). */
+async function writeFully(handle: FileHandle, bytes: Uint8Array, offset: number): Promise<void> {
+  for (let done = 0; done < bytes.length; ) {
+    const { bytesWritten } = await handle.write(bytes, done, bytes.length - done, offset + done)
+    if (bytesWritten === 0) throw errors.corrupt(`log write made no progress at offset ${offset + done}`)
+    done += bytesWritten
   }
 }

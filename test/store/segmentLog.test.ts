@@ -1,6 +1,6 @@
 // The segment log: entries appended with a CRC the caller computed are intact on reopen; a
 // wrong one ends the log there (as a torn entry would); background syncs let synced pages be
-// dropped during a long run of appends.
+// dropped during a long run of appends; large page-aligned payloads go to disk with O_DIRECT.
 
 import { mkdtempSync, rmSync } from 'node:fs'
 import { promises as fsp } from 'node:fs'
@@ -8,7 +8,11 @@ import os from 'node:os'
 import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { crc32c } from '../../src/store/crc32c.js'
+import { CrcWorker } from '../../src/store/crcWorker.js'
 import { EntryKind, SegmentLog, type LogEntry } from '../../src/store/segmentLog.js'
+import { pageOffsetFinder } from '../../src/replication/transport/native.js'
+
+const MiB = 1024 * 1024
 
 const dirs: string[] = []
 afterEach(() => {
@@ -50,6 +54,54 @@ describe('SegmentLog', () => {
     expect(truncatedBytes).toBe(0)
     expect(entries.map((e) => (e.payload.equals(a) ? 'a' : e.payload.equals(b) ? 'b' : '?'))).toEqual(['a', 'a', 'b'])
     await again.close()
+  })
+
+  it('writes large page-aligned payloads with O_DIRECT between ordinary entries, across segments, and a torn one is dropped', async () => {
+    const pageOffsetOf = pageOffsetFinder()
+    expect(pageOffsetOf).not.toBeNull() // the native addon is built with the project
+    const dir = tempDir()
+    const log = new SegmentLog(dir, 8 * MiB)
+    await log.open({ segment: 0, offset: 0 }, async () => undefined)
+    log.writeLargePayloadsDirect(pageOffsetOf!)
+    const aligned = (sizeBytes: number, seed: number): Buffer => {
+      const out = CrcWorker.allocShared(sizeBytes, pageOffsetOf!)
+      for (let i = 0; i < sizeBytes; i++) out[i] = (i * 31 + seed) & 255
+      return out
+    }
+    const payloads = [
+      Buffer.from('a record'),
+      aligned(1 * MiB + 123, 1), // a partial last page
+      Buffer.from('x'.repeat(5000)),
+      aligned(2 * MiB, 2), // whole pages only
+      Buffer.alloc(1 * MiB + 5, 3), // not page-aligned in memory: through the page cache
+      aligned(3 * MiB, 4), // does not fit the first segment
+      aligned(1 * MiB, 5),
+      Buffer.from('last'),
+    ]
+    const appended = payloads.map((payload) => log.append(EntryKind.Data, payload, crc32c(payload)))
+    for (const [i, { position }] of appended.entries()) {
+      if (i === 1 || i === 3 || i === 5 || i === 6) expect(position.offset % 4096).toBe(0)
+      const into = Buffer.alloc(payloads[i]!.length)
+      await log.read(position, into, 0, into.length)
+      expect(into.equals(payloads[i]!)).toBe(true)
+    }
+    await log.sync()
+    await log.close()
+    const { entries, truncatedBytes, log: again } = await reopen(dir)
+    expect(truncatedBytes).toBe(0)
+    expect(entries.length).toBe(payloads.length) // pads are not entries
+    entries.forEach((entry, i) => {
+      expect(entry.payload.equals(payloads[i]!)).toBe(true)
+      expect(entry.position).toEqual(appended[i]!.position)
+    })
+    await again.close()
+    // Tear the last large payload: it and what follows go, everything before stays.
+    const torn = appended[6]!.position
+    await fsp.truncate(path.join(dir, `seg-${String(torn.segment).padStart(8, '0')}.log`), torn.offset + 100_000)
+    const after = await reopen(dir)
+    expect(after.truncatedBytes).toBeGreaterThan(0)
+    expect(after.entries.map((e) => e.payload.length)).toEqual(payloads.slice(0, 6).map((p) => p.length))
+    await after.log.close()
   })
 
   it('reads an entry as soon as it is appended, before its queued write reached the file', async () => {

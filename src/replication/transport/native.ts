@@ -50,6 +50,7 @@ interface NativeEngine {
 interface NativeModule {
   NativeEngine: new (options: Record<string, unknown>) => NativeEngine
   dropPageCache(fd: number, offset: number, length: number): void
+  pageOffsetOf(view: Uint8Array): number
 }
 
 const ADDON_RELATIVE = join('native', 'build', 'Release', 'fffs_native.node')
@@ -85,6 +86,19 @@ function loadAddon(): NativeModule {
 export function pageCacheDropper(): ((fd: number, offset: number, length: number) => void) | null {
   try {
     const fn = loadAddon().dropPageCache
+    return typeof fn === 'function' ? fn : null
+  } catch {
+    return null
+  }
+}
+
+/**
+ * A view's address modulo the page size, through the addon (O_DIRECT writes need page-aligned
+ * memory: SegmentLog.writeLargePayloadsDirect). Null when the addon is not built.
+ */
+export function pageOffsetFinder(): ((view: Uint8Array) => number) | null {
+  try {
+    const fn = loadAddon().pageOffsetOf
     return typeof fn === 'function' ? fn : null
   } catch {
     return null
