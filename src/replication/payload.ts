@@ -1,11 +1,13 @@
 // The payloads a member orders (what the core's messages carry), their byte layouts and
 // codecs. The first byte names the kind:
-// - PAYLOAD_DATA = kind | u32 crc32c(bytes) | u32 id bytes | blob id | bytes: file bytes on the
-//   bulk path, named later by a version record. The sender member checksums the bytes once, as
-//   they came off the wire; every replica logs them with that CRC (SegmentLog.append's
-//   payloadCrc) instead of reading them again for its own (r replicas: one CRC, not r). The
-//   ordered transport delivers the sender's very bytes, so the CRC is of the bytes each replica
-//   writes, end to end from the sender.
+// - PAYLOAD_DATA = kind | u32 crc32c(bytes) | u32 id bytes | u32 bytes offset | blob id | zeros |
+//   bytes: file bytes on the bulk path, named later by a version record. The sender member
+//   checksums the bytes once, as they came off the wire; every replica logs them with that CRC
+//   (SegmentLog.append's payloadCrc) instead of reading them again for its own (r replicas: one
+//   CRC, not r). The ordered transport delivers the sender's very bytes, so the CRC is of the
+//   bytes each replica writes, end to end from the sender. Large bytes start one page into the
+//   ordered message (zeros fill the header out): a receiver's copy lands in page-aligned
+//   memory, so its log writes them with O_DIRECT, without a page-cache copy.
 // - PAYLOAD_RECORD = kind | JSON RecordPayload: one mutation.
 // - PAYLOAD_RECONFIGURE = kind | JSON {add}: members joining (ends the epoch).
 // - PAYLOAD_RECORD_INLINE = kind | u32 JSON bytes | JSON | bytes of the small blobs it names.
@@ -14,10 +16,16 @@
 import { crc32c } from '../store/crc32c.js'
 import type { Mutation } from '../store/records.js'
 import type { SubmitId } from './client.js'
+import { MESSAGE_HEADER_BYTES } from './core/message.js'
 import { prependInPlace } from './headroom.js'
 
 export const PAYLOAD_DATA = 1
-const DATA_HEADER_BYTES = 9 // kind u8 | crc u32 | id length u32
+const DATA_HEADER_BYTES = 13 // kind u8 | crc u32 | id length u32 | bytes offset u32
+const PAGE_BYTES = 4096
+/** Bytes at least this large start a page into the message (SegmentLog writes such payloads with O_DIRECT). */
+const PAGE_ALIGNED_BYTES_MIN = 1024 * 1024
+/** The most a data payload's header takes: what a holder of file bytes leaves in front of them to avoid a copy. */
+export const DATA_HEADER_BYTES_MAX = PAGE_BYTES - MESSAGE_HEADER_BYTES
 const PAYLOAD_RECORD = 2
 export const PAYLOAD_RECONFIGURE = 3
 const PAYLOAD_RECORD_INLINE = 4
@@ -36,15 +44,20 @@ export interface RecordPayload {
 export function encodeDataPayload(blob: string, bytes: Uint8Array): Uint8Array {
   const id = Buffer.from(blob, 'utf8')
   const crc = crc32c(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)) // before any prepend: of the file bytes alone
-  let payload = prependInPlace(bytes, DATA_HEADER_BYTES + id.byteLength)
+  // Large bytes: the message header and this one fill exactly a page (a long blob id: the next page).
+  const headerBytes =
+    bytes.byteLength >= PAGE_ALIGNED_BYTES_MIN ? Math.ceil((MESSAGE_HEADER_BYTES + DATA_HEADER_BYTES + id.byteLength) / PAGE_BYTES) * PAGE_BYTES - MESSAGE_HEADER_BYTES : DATA_HEADER_BYTES + id.byteLength
+  let payload = prependInPlace(bytes, headerBytes)
   if (payload === null) {
-    payload = new Uint8Array(DATA_HEADER_BYTES + id.byteLength + bytes.byteLength)
-    payload.set(bytes, DATA_HEADER_BYTES + id.byteLength)
+    payload = new Uint8Array(headerBytes + bytes.byteLength)
+    payload.set(bytes, headerBytes)
   }
+  payload.fill(0, DATA_HEADER_BYTES + id.byteLength, headerBytes)
   payload[0] = PAYLOAD_DATA
   const header = new DataView(payload.buffer, payload.byteOffset, DATA_HEADER_BYTES)
   header.setUint32(1, crc, true)
   header.setUint32(5, id.byteLength, true)
+  header.setUint32(9, headerBytes, true)
   payload.set(id, DATA_HEADER_BYTES)
   return payload
 }
@@ -52,10 +65,12 @@ export function encodeDataPayload(blob: string, bytes: Uint8Array): Uint8Array {
 export function decodeDataPayload(payload: Uint8Array): { blob: string; crc: number; bytes: Uint8Array } {
   const header = new DataView(payload.buffer, payload.byteOffset, DATA_HEADER_BYTES)
   const idLength = header.getUint32(5, true)
+  const bytesOffset = header.getUint32(9, true)
+  if (bytesOffset < DATA_HEADER_BYTES + idLength || bytesOffset > payload.byteLength) throw new Error(`data payload of ${payload.byteLength} bytes puts its bytes at ${bytesOffset}`)
   return {
     blob: Buffer.from(payload.buffer, payload.byteOffset + DATA_HEADER_BYTES, idLength).toString('utf8'),
     crc: header.getUint32(1, true),
-    bytes: payload.subarray(DATA_HEADER_BYTES + idLength),
+    bytes: payload.subarray(bytesOffset),
   }
 }
 

@@ -19,6 +19,7 @@ import { ERRNO, FffsError, isFffsError, type FffsErrorCode } from '../errors.js'
 import { addressOf, authenticate, type AuthOptions } from './auth.js'
 import { CLIENT_WIRE_DEFAULTS } from './config.js'
 import { grantHeadroom } from './headroom.js'
+import { pageOffsetFinder } from './transport/native.js'
 
 export const MAX_BODY_BYTES = 64 * 1024 * 1024
 const MAX_HEADER_BYTES = 1024 * 1024
@@ -26,6 +27,11 @@ const PREFIX_BYTES = 8
 // A frame copied out of several socket chunks gets this much room in front, besides its own
 // prefix and header: the member's data header and the core's message header go there in place.
 const COPY_HEADROOM_BYTES = 64
+const PAGE_BYTES = 4096
+// A body this large (file bytes a member logs with O_DIRECT) is copied to a page boundary, with a
+// page of room in front: a data payload's header fills the page out (payload.ts).
+const PAGE_ALIGNED_BODY_BYTES_MIN = 1024 * 1024
+let pageOffsetOf: ((view: Uint8Array) => number) | null | undefined // loaded with the addon at the first large body
 
 /**
  * A member that cannot answer a read yet while another may (it restarted and has not caught
@@ -233,7 +239,7 @@ export class Connection {
         return
       }
       if (this.bufferedBytes < 4 + frameBytes) return
-      const frame = this.take(4 + frameBytes)
+      const frame = this.take(4 + frameBytes, PREFIX_BYTES + headerBytes)
       let header: Header
       try {
         header = JSON.parse(frame.toString('utf8', PREFIX_BYTES, PREFIX_BYTES + headerBytes)) as Header
@@ -243,7 +249,7 @@ export class Connection {
       }
       // The frame's prefix and header (parsed) and any copy headroom are the body's to overwrite.
       const body = frame.subarray(PREFIX_BYTES + headerBytes)
-      grantHeadroom(body, (copiedFrames.has(frame) ? COPY_HEADROOM_BYTES : 0) + PREFIX_BYTES + headerBytes)
+      grantHeadroom(body, (copiedFrames.get(frame) ?? 0) + PREFIX_BYTES + headerBytes)
       this.dispatch(header, body)
     }
   }
@@ -254,8 +260,8 @@ export class Connection {
     return this.chunks[0]!.subarray(0, n)
   }
 
-  /** Consumes n buffered bytes: a view when they lie in one chunk, else one copy. */
-  private take(n: number): Buffer {
+  /** Consumes n buffered bytes: a view when they lie in one chunk, else one copy (a large body, from `bodyOffset` on, page-aligned). */
+  private take(n: number, bodyOffset: number): Buffer {
     this.bufferedBytes -= n
     const first = this.chunks[0]!
     if (first.length >= n) {
@@ -263,8 +269,16 @@ export class Connection {
       else this.chunks[0] = first.subarray(n)
       return first.subarray(0, n)
     }
-    const out = Buffer.allocUnsafe(COPY_HEADROOM_BYTES + n).subarray(COPY_HEADROOM_BYTES)
-    copiedFrames.add(out)
+    let headroomBytes = COPY_HEADROOM_BYTES
+    let whole: Buffer
+    if (n - bodyOffset >= PAGE_ALIGNED_BODY_BYTES_MIN && (pageOffsetOf ??= pageOffsetFinder()) !== null) {
+      whole = Buffer.allocUnsafe(n + 2 * PAGE_BYTES)
+      headroomBytes = PAGE_BYTES + ((2 * PAGE_BYTES - ((pageOffsetOf(whole) + PAGE_BYTES + bodyOffset) % PAGE_BYTES)) % PAGE_BYTES)
+    } else {
+      whole = Buffer.allocUnsafe(COPY_HEADROOM_BYTES + n)
+    }
+    const out = whole.subarray(headroomBytes, headroomBytes + n)
+    copiedFrames.set(out, headroomBytes)
     let done = 0
     while (done < n) {
       const chunk = this.chunks[0]!
@@ -332,8 +346,8 @@ export class Connection {
   }
 }
 
-/** Frames `take` copied: the COPY_HEADROOM_BYTES in front of them are theirs too. */
-const copiedFrames = new WeakSet<Buffer>()
+/** Frames `take` copied, and how many bytes in front of them are theirs too. */
+const copiedFrames = new WeakMap<Buffer, number>()
 
 /** `behind`: a MemberBehindError. */
 interface WireError {

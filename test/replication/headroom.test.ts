@@ -1,11 +1,14 @@
 // Headroom (src/replication/headroom.ts): the room a wire frame leaves in front of its body,
 // where the member puts its data header and the core its message header without copying the
 // file bytes. Granted once, consumed by the first prepend, never beyond the buffer's start.
+// Large file bytes sit on a page boundary at the sender and one page into the message.
 
 import { randomBytes } from 'node:crypto'
 import { afterEach, describe, expect, it } from 'vitest'
 import { encodeMessage, decodeMessage, MESSAGE_HEADER_BYTES, MessageKind } from '../../src/replication/core/message.js'
 import { grantHeadroom, prependInPlace } from '../../src/replication/headroom.js'
+import { decodeDataPayload, encodeDataPayload } from '../../src/replication/payload.js'
+import { pageOffsetFinder } from '../../src/replication/transport/native.js'
 import { connect, listen, type Incoming } from '../../src/replication/wire.js'
 
 const KEY = randomBytes(32)
@@ -49,7 +52,7 @@ describe('headroom', () => {
     expect(Buffer.from(decoded.payload).equals(payload)).toBe(true)
   })
 
-  it('a wire body has its frame header as headroom, and 64 bytes more when copied out of several socket chunks', async () => {
+  it('a wire body has its frame header as headroom, more when copied out of several socket chunks, and a large one starts a page', async () => {
     const received: Incoming[] = []
     const server = await listen(0, '127.0.0.1', KEY, (connection) => connection.setHandlers({ onMessage: (m) => void received.push(m) }))
     cleanups.push(() => server.close())
@@ -62,12 +65,32 @@ describe('headroom', () => {
     for (let i = 0; i < 500 && received.length < 2; i++) await new Promise((r) => setTimeout(r, 10))
     expect(received.length).toBe(2)
     const frameHeaderBytes = 8 + Buffer.byteLength(JSON.stringify({ t: 'm', name: 'blob', args: { id: '1', ino: 5 } }))
-    for (const [message, sent, extra] of [[received[0]!, small, 0], [received[1]!, large, 64]] as const) {
-      const body = message.body
-      expect(prependInPlace(body, frameHeaderBytes + extra + 1)).toBeNull() // no more than that
-      const wider = prependInPlace(body, frameHeaderBytes + extra)!
-      wider.fill(0xee, 0, frameHeaderBytes + extra)
-      expect(body.equals(sent)).toBe(true) // the body itself is untouched
-    }
+    const smallBody = received[0]!.body
+    expect(prependInPlace(smallBody, frameHeaderBytes + 1)).toBeNull() // no more than that
+    prependInPlace(smallBody, frameHeaderBytes)!.fill(0xee, 0, frameHeaderBytes)
+    expect(smallBody.equals(small)).toBe(true) // the body itself is untouched
+    // Copied to a page boundary (its log writes it with O_DIRECT), with a page of room at least in front.
+    const largeBody = received[1]!.body
+    expect(pageOffsetFinder()!(largeBody)).toBe(0)
+    const room = frameHeaderBytes + 4096
+    prependInPlace(largeBody, room)!.fill(0xee, 0, room)
+    expect(largeBody.equals(large)).toBe(true)
+  })
+
+  it('a large data payload puts its bytes one page into the ordered message, in place when there is room', () => {
+    const roomy = new Uint8Array(8192 + 2 * 1024 * 1024)
+    const bytes = roomy.subarray(8192)
+    bytes.set(randomBytes(bytes.length))
+    grantHeadroom(bytes, 8192)
+    const message = encodeMessage({ kind: MessageKind.App, vid: 1, index: 0, hlc: 1n }, encodeDataPayload('blob-7', bytes))
+    expect(message.buffer).toBe(roomy.buffer) // no copy
+    const { payload } = decodeMessage(message)
+    const decoded = decodeDataPayload(payload)
+    expect(decoded.blob).toBe('blob-7')
+    expect(decoded.bytes.byteOffset - message.byteOffset).toBe(4096)
+    expect(Buffer.from(decoded.bytes).equals(Buffer.from(bytes))).toBe(true)
+    const small = new Uint8Array(randomBytes(5000))
+    const smallDecoded = decodeDataPayload(encodeDataPayload('b', small))
+    expect(Buffer.from(smallDecoded.bytes).equals(Buffer.from(small))).toBe(true)
   })
 })
