@@ -14,6 +14,7 @@
 // - PAYLOAD_BATCH = kind | u32 count | (u32 bytes | record payload) × count: one stamp each.
 
 import { crc32c } from '../store/crc32c.js'
+import { DIRECT_PAYLOAD_MIN_BYTES, PAGE_BYTES } from '../store/segmentLog.js'
 import type { Mutation } from '../store/records.js'
 import type { SubmitId } from './client.js'
 import { MESSAGE_HEADER_BYTES } from './core/message.js'
@@ -21,11 +22,7 @@ import { prependInPlace } from './headroom.js'
 
 export const PAYLOAD_DATA = 1
 const DATA_HEADER_BYTES = 13 // kind u8 | crc u32 | id length u32 | bytes offset u32
-const PAGE_BYTES = 4096
-/** Bytes at least this large start a page into the message (SegmentLog writes such payloads with O_DIRECT). */
-const PAGE_ALIGNED_BYTES_MIN = 1024 * 1024
-/** The most a data payload's header takes: what a holder of file bytes leaves in front of them to avoid a copy. */
-export const DATA_HEADER_BYTES_MAX = PAGE_BYTES - MESSAGE_HEADER_BYTES
+
 const PAYLOAD_RECORD = 2
 export const PAYLOAD_RECONFIGURE = 3
 const PAYLOAD_RECORD_INLINE = 4
@@ -46,7 +43,7 @@ export function encodeDataPayload(blob: string, bytes: Uint8Array): Uint8Array {
   const crc = crc32c(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)) // before any prepend: of the file bytes alone
   // Large bytes: the message header and this one fill exactly a page (a long blob id: the next page).
   const headerBytes =
-    bytes.byteLength >= PAGE_ALIGNED_BYTES_MIN ? Math.ceil((MESSAGE_HEADER_BYTES + DATA_HEADER_BYTES + id.byteLength) / PAGE_BYTES) * PAGE_BYTES - MESSAGE_HEADER_BYTES : DATA_HEADER_BYTES + id.byteLength
+    bytes.byteLength >= DIRECT_PAYLOAD_MIN_BYTES ? Math.ceil((MESSAGE_HEADER_BYTES + DATA_HEADER_BYTES + id.byteLength) / PAGE_BYTES) * PAGE_BYTES - MESSAGE_HEADER_BYTES : DATA_HEADER_BYTES + id.byteLength
   let payload = prependInPlace(bytes, headerBytes)
   if (payload === null) {
     payload = new Uint8Array(headerBytes + bytes.byteLength)

@@ -18,6 +18,7 @@ import * as net from 'node:net'
 import { ERRNO, FffsError, isFffsError, type FffsErrorCode } from '../errors.js'
 import { addressOf, authenticate, type AuthOptions } from './auth.js'
 import { CLIENT_WIRE_DEFAULTS } from './config.js'
+import { DIRECT_PAYLOAD_MIN_BYTES, PAGE_BYTES } from '../store/segmentLog.js'
 import { grantHeadroom } from './headroom.js'
 import { pageOffsetFinder } from './transport/native.js'
 
@@ -27,10 +28,9 @@ const PREFIX_BYTES = 8
 // A frame copied out of several socket chunks gets this much room in front, besides its own
 // prefix and header: the member's data header and the core's message header go there in place.
 const COPY_HEADROOM_BYTES = 64
-const PAGE_BYTES = 4096
-// A body this large (file bytes a member logs with O_DIRECT) is copied to a page boundary, with a
-// page of room in front: a data payload's header fills the page out (payload.ts).
-const PAGE_ALIGNED_BODY_BYTES_MIN = 1024 * 1024
+// A body of DIRECT_PAYLOAD_MIN_BYTES or more (file bytes a member logs with O_DIRECT) is copied
+// to a page boundary, with a page of room in front: a data payload's header fills the page out
+// (payload.ts).
 let pageOffsetOf: ((view: Uint8Array) => number) | null | undefined // loaded with the addon at the first large body
 
 /**
@@ -271,7 +271,7 @@ export class Connection {
     }
     let headroomBytes = COPY_HEADROOM_BYTES
     let whole: Buffer
-    if (n - bodyOffset >= PAGE_ALIGNED_BODY_BYTES_MIN && (pageOffsetOf ??= pageOffsetFinder()) !== null) {
+    if (n - bodyOffset >= DIRECT_PAYLOAD_MIN_BYTES && (pageOffsetOf ??= pageOffsetFinder()) !== null) {
       whole = Buffer.allocUnsafe(n + 2 * PAGE_BYTES)
       headroomBytes = PAGE_BYTES + ((2 * PAGE_BYTES - ((pageOffsetOf(whole) + PAGE_BYTES + bodyOffset) % PAGE_BYTES)) % PAGE_BYTES)
     } else {

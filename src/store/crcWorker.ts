@@ -7,9 +7,7 @@
 import { createRequire } from 'node:module'
 import { Worker } from 'node:worker_threads'
 import { crc32c } from './crc32c.js'
-import type { PageOffsetOf } from './segmentLog.js'
-
-const PAGE_BYTES = 4096
+import { PAGE_BYTES, type PageOffsetOf } from './segmentLog.js'
 
 const CRC_MODULE = createRequire(import.meta.url).resolve('@node-rs/crc32')
 

@@ -20,9 +20,9 @@ import { crc32c, crc32cCombine } from './crc32c.js'
 export const ENTRY_HEADER_BYTES = 16
 const ENTRY_MAGIC = 0x31534646 // 'FFS1'
 export const SEGMENT_SIZE_BYTES_DEFAULT = 256 * 1024 * 1024
-const PAGE_BYTES = 4096
+export const PAGE_BYTES = 4096
 /** Payloads this large (and page-aligned in memory) go to the file with O_DIRECT, when enabled. */
-const DIRECT_PAYLOAD_MIN_BYTES = 1024 * 1024
+export const DIRECT_PAYLOAD_MIN_BYTES = 1024 * 1024
 
 export enum EntryKind {
   Data = 1,
