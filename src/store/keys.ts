@@ -79,6 +79,14 @@ export function encodeIno(ino: Ino): Buffer {
 export function decodeIno(value: Buffer): Ino {
   return Number(value.readBigUInt64BE(0))
 }
+/** An L value: the inode, then the stamp the binding began at (decodeIno reads either form). */
+export function encodeLiveDirEntry(ino: Ino, since: HlcStamp): Buffer {
+  return Buffer.concat([u64(ino), u64(since)])
+}
+/** When an L value's binding began; null for an index written before bindings carried it. */
+export function liveDirEntrySince(value: Buffer): HlcStamp | null {
+  return value.length >= 16 ? value.readBigUInt64BE(8) : null
+}
 export function encodeStamp(stamp: HlcStamp): Buffer {
   return u64(stamp)
 }

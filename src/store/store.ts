@@ -13,7 +13,7 @@ import { errors, FffsError } from '../errors.js'
 import { isoOfUs } from '../temporal/civil.js'
 import { HLC_MAX, hlcPhysicalUs, type HlcStamp } from '../temporal/hlc.js'
 import { BLOCK_SIZE_BYTES, decodeBlockMap, encodeBlockMap, overlay, truncateBlock, type BlockMap } from './blockMap.js'
-import { decodeIno, encodeIno, encodeStamp, keys, nameOfDirEntryKey, nameOfLiveDirKey, prefixEnd, stampOfKey } from './keys.js'
+import { decodeIno, encodeIno, encodeLiveDirEntry, encodeStamp, keys, liveDirEntrySince, nameOfDirEntryKey, nameOfLiveDirKey, prefixEnd, stampOfKey } from './keys.js'
 import { decodeRecord, encodeRecord, ROOT_INO, type ApplyResult, type Attr, type Ino, type Mutation, type RecordCursor, type SensorPick, type Snapshot, type VersionOp, type VersionRecords } from './records.js'
 import { EntryKind, SegmentLog, type LogPosition } from './segmentLog.js'
 
@@ -304,7 +304,7 @@ export class Store {
   private setDirEntry(changes: Changes, stamp: HlcStamp, parent: Ino, name: string, child: Ino | null): void {
     changes.put(keys.dirEntry(parent, name, stamp), child === null ? Buffer.alloc(0) : encodeIno(child))
     if (child === null) changes.del(keys.liveDirEntry(parent, name))
-    else changes.put(keys.liveDirEntry(parent, name), encodeIno(child))
+    else changes.put(keys.liveDirEntry(parent, name), encodeLiveDirEntry(child, stamp))
   }
 
   private applyMknod(changes: Changes, stamp: HlcStamp, m: Extract<Mutation, { type: 'mknod' }>): Ino {
@@ -479,13 +479,20 @@ export class Store {
   /** The node named `name` in directory `parent` at the cut (HLC_MAX: live). */
   async lookup(parent: Ino, name: string, cut: HlcStamp): Promise<Ino | null> {
     if (cut === HLC_MAX) return this.liveLookup(parent, name)
+    // A name's live binding, begun at or before the cut, is the one the cut sees (every rebinding
+    // starts a new one): a synchronous get instead of a seek.
+    const live = this.db.getSync(keys.liveDirEntry(parent, name))
+    const since = live === undefined ? null : liveDirEntrySince(live)
+    if (since !== null && since <= cut) return decodeIno(live!)
     const entry = await this.latestAtOrBefore(keys.dirNamePrefix(parent, name), keys.dirEntry(parent, name, cut))
     return entry === null || entry[1].length === 0 ? null : decodeIno(entry[1])
   }
 
   /** The attributes of the node's latest version at or before the cut. */
   async attr(ino: Ino, cut: HlcStamp): Promise<Attr | null> {
-    if (cut === HLC_MAX) return this.liveAttr(ino)
+    const live = this.liveAttr(ino)
+    // The latest version, stamped at or before the cut, is the cut's: most nodes a past cut reads have not changed since.
+    if (cut === HLC_MAX || (live !== null && BigInt(live.stamp) <= cut)) return live
     const entry = await this.latestAtOrBefore(keys.attrPrefix(ino), keys.attr(ino, cut))
     return entry === null ? null : (JSON.parse(entry[1].toString()) as Attr)
   }
