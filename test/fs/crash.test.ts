@@ -14,7 +14,9 @@ afterEach(async () => {
 })
 
 function content(i: number): Buffer {
-  const size = 1000 + ((i * 7919) % 300_000) // from 1 KB to ~300 KB: some span log chunks
+  // From 1 KB to ~300 KB, some spanning log chunks; every fifth ~3 MiB, whose chunks of 1 MiB and
+  // more the log writes with O_DIRECT.
+  const size = i % 5 === 4 ? 3 * 1024 * 1024 + ((i * 7919) % 100_000) : 1000 + ((i * 7919) % 300_000)
   const out = Buffer.alloc(size)
   const seed = createHash('sha256').update(String(i)).digest()
   for (let k = 0; k < size; k++) out[k] = seed[k % 32]! ^ (k & 0xff)
