@@ -493,48 +493,8 @@ export class Store {
     const live = this.liveAttr(ino)
     // The latest version, stamped at or before the cut, is the cut's: most nodes a past cut reads have not changed since.
     if (cut === HLC_MAX || (live !== null && BigInt(live.stamp) <= cut)) return live
-    if (live !== null) {
-      const found = this.versionAtOrBefore(ino, cut, live)
-      if (found === null) return null
-      const value = found === undefined ? undefined : this.db.getSync(keys.attr(ino, found))
-      if (value !== undefined) return JSON.parse(value.toString()) as Attr
-    }
     const entry = await this.latestAtOrBefore(keys.attrPrefix(ino), keys.attr(ino, cut))
     return entry === null ? null : (JSON.parse(entry[1].toString()) as Attr)
-  }
-
-  /**
-   * The stamp of the node's latest version at or before `cut` (null: none), found with
-   * synchronous gets in the V table (version → stamp; versions run 1..newest, stamps grow with
-   * them) instead of an async seek. Interpolation on the stamps (writers write at roughly steady
-   * rates: a few probes), and a bisection after any guess that did not halve the range, so never
-   * more than about 2·log2(versions) probes. `newest` is after the cut. Undefined if an entry
-   * is missing (the caller seeks instead).
-   */
-  private versionAtOrBefore(ino: Ino, cut: HlcStamp, newest: Attr): HlcStamp | null | undefined {
-    let lo = 1
-    let loStamp = this.stampOfVersion(ino, lo)
-    if (loStamp === null) return undefined
-    if (loStamp > cut) return null
-    let hi = newest.version // invariant: stamp(lo) <= cut < stamp(hi)
-    let hiStamp = BigInt(newest.stamp)
-    let bisect = false
-    while (hi - lo > 1) {
-      const span = hi - lo
-      const guess = lo + Math.floor(span * (Number(cut - loStamp) / Number(hiStamp - loStamp)))
-      const probe = bisect ? lo + Math.floor(span / 2) : Math.min(hi - 1, Math.max(lo + 1, guess))
-      const probeStamp = this.stampOfVersion(ino, probe)
-      if (probeStamp === null) return undefined
-      if (probeStamp <= cut) {
-        lo = probe
-        loStamp = probeStamp
-      } else {
-        hi = probe
-        hiStamp = probeStamp
-      }
-      bisect = !bisect && hi - lo > span / 2
-    }
-    return loStamp
   }
 
   /** Resolves path components from the root at the cut. */

@@ -1,7 +1,7 @@
 // Reads at a past cut on the embedded store: the attributes a cut sees are those of the node's
 // latest version stamped at or before it, whether found in the live tables (nothing changed
-// since), by the synchronous search of the version table, or by a seek; checked against the
-// versions as written, at and around every stamp, across bursts and pauses of writes.
+// since) or by a seek; checked against the versions as written, at and around every stamp,
+// across bursts and pauses of writes.
 
 import { mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
@@ -29,7 +29,7 @@ describe('attributes at a past cut', () => {
     const change = async (): Promise<void> => {
       stamps.push((await client.submit({ type: 'setattr', ino: ino!, mode: stamps.length % 0o777 })).stamp)
     }
-    // Uneven spacing: interpolation guesses badly here, and must still be right.
+    // Uneven spacing: bursts and pauses.
     for (let i = 0; i < 400; i++) await change()
     for (let i = 0; i < 5; i++) {
       await new Promise((r) => setTimeout(r, 15))
