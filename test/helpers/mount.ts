@@ -16,6 +16,11 @@ export interface TestMount {
   readonly mountpoint: string
   readonly dataDir: string
   readonly output: () => string
+  /**
+   * The output once it matches (polled, bounded): a line the mount logs before it answers a
+   * request can still be in the pipe when the request's result reaches the test.
+   */
+  outputMatching(pattern: string | RegExp, timeoutMs?: number): Promise<string>
   /** Path inside the mount. */
   p(...parts: string[]): string
   /** SIGKILL the mount process (a crash), clearing the dead mount. */
@@ -83,6 +88,11 @@ export async function startMount(extraArgs: string[] = []): Promise<TestMount> {
     mountpoint,
     dataDir,
     output: () => log,
+    outputMatching: async (pattern, timeoutMs = 5000) => {
+      const matches = (): boolean => (typeof pattern === 'string' ? log.includes(pattern) : pattern.test(log))
+      for (const deadline = Date.now() + timeoutMs; !matches() && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 10))
+      return log
+    },
     p: (...parts) => path.join(mountpoint, ...parts),
     async kill9() {
       child?.kill('SIGKILL')
