@@ -22,7 +22,6 @@ import { prependInPlace } from './headroom.js'
 
 export const PAYLOAD_DATA = 1
 const DATA_HEADER_BYTES = 13 // kind u8 | crc u32 | id length u32 | bytes offset u32
-
 const PAYLOAD_RECORD = 2
 export const PAYLOAD_RECONFIGURE = 3
 const PAYLOAD_RECORD_INLINE = 4

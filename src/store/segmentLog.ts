@@ -235,7 +235,8 @@ export class SegmentLog {
    * used and the payload goes through the page cache.
    */
   private async writeDirect(segment: number, payload: Uint8Array, offset: number): Promise<void> {
-    const direct = this.direct!
+    const direct = this.direct
+    if (direct === null) return writeFully(this.writer!, payload, offset) // refused by an earlier write: laid out for it, written buffered
     const directBytes = payload.length - (payload.length % PAGE_BYTES)
     try {
       if (direct.handle === null || direct.segment !== segment) {

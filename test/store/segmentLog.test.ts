@@ -104,6 +104,26 @@ describe('SegmentLog', () => {
     await after.log.close()
   })
 
+  it('falls back to the page cache when O_DIRECT refuses a write, for that payload and those queued after it', async () => {
+    const dir = tempDir()
+    const log = new SegmentLog(dir)
+    await log.open({ segment: 0, offset: 0 }, async () => undefined)
+    log.writeLargePayloadsDirect(() => 0) // claims every buffer is page-aligned: O_DIRECT answers EINVAL
+    const payloads = [Buffer.alloc(1 * MiB + 1, 1).subarray(1), Buffer.alloc(2 * MiB + 3, 2).subarray(3), Buffer.from('small'), Buffer.alloc(1 * MiB + 5, 3).subarray(5)]
+    const appended = payloads.map((payload) => log.append(EntryKind.Data, payload, crc32c(payload)))
+    await log.sync()
+    for (const [i, { position }] of appended.entries()) {
+      const into = Buffer.alloc(payloads[i]!.length)
+      await log.read(position, into, 0, into.length)
+      expect(into.equals(payloads[i]!)).toBe(true)
+    }
+    await log.close()
+    const { entries, truncatedBytes, log: again } = await reopen(dir)
+    expect(truncatedBytes).toBe(0)
+    expect(entries.map((e) => e.payload.equals(payloads[entries.indexOf(e)]!))).toEqual([true, true, true, true])
+    await again.close()
+  })
+
   it('reads an entry as soon as it is appended, before its queued write reached the file', async () => {
     const dir = tempDir()
     const log = new SegmentLog(dir)
