@@ -10,7 +10,7 @@ import { errors, FffsError } from '../errors.js'
 import { CONFIG_FILE_NAME, loadGroupConfig, memberById, writeLocalGroup, type GroupConfig, type LocalGroupOptions } from '../replication/config.js'
 import { Member } from '../replication/member.js'
 import { serveClient } from '../replication/remote.js'
-import { shardGroups, shardGroupsOf } from '../replication/shards.js'
+import { shardGroups, shardGroupsOf, startPerShard } from '../replication/shards.js'
 import { listen } from '../replication/wire.js'
 
 const MEMBER_READY_TIMEOUT_MS = 60_000
@@ -23,8 +23,10 @@ const MEMBER_READY_TIMEOUT_MS = 60_000
 export async function runServe(opts: { config: string; id: number }): Promise<void> {
   const config = await loadGroupConfig(path.resolve(opts.config))
   memberById(config, opts.id)
-  const settled = await Promise.allSettled(
-    shardGroupsOf(config, opts.id).map(async (group) => {
+  // One shard group that cannot start (a port in use, a bad log): the process serves none.
+  const served = await startPerShard(
+    shardGroupsOf(config, opts.id),
+    async (group) => {
       const self = memberById(group.config, opts.id)
       const shard = group.role === 'all' ? '' : ` [${group.name}]`
       const member = await Member.open(group.config, opts.id, { log: (line) => process.stderr.write(`${line}${shard}\n`) })
@@ -37,17 +39,12 @@ export async function runServe(opts: { config: string; id: number }): Promise<vo
         await member.stop().catch(() => undefined)
         throw err
       }
-    }),
+    },
+    async ({ server, member }) => {
+      await server.close().catch(() => undefined)
+      await member.stop()
+    },
   )
-  const served = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []))
-  const failed = settled.find((s) => s.status === 'rejected')
-  if (failed !== undefined) {
-    // One shard group could not start (a port in use, a bad log): the process serves none, or
-    // the others' timers and listeners would keep a half member running.
-    await Promise.all(served.map(({ server }) => server.close().catch(() => undefined)))
-    await Promise.all(served.map(({ member }) => member.stop().catch(() => undefined)))
-    throw failed.reason
-  }
   if (served.length === 0) throw errors.invalid(`member ${opts.id} serves no shard in the layout of ${config.path} (a spare: it waits to be added by a join)`)
   let stopping = false
   const stop = async (): Promise<void> => {

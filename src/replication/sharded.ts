@@ -18,7 +18,7 @@ import { HLC_MAX, type HlcStamp } from '../temporal/hlc.js'
 import { SeenStamp, type Client, type SubmitOptions } from './client.js'
 import type { GroupConfig } from './config.js'
 import { groupInfo, RemoteClient, type GroupInfo, type MemberStatusReport, type RemoteClientOptions } from './remote.js'
-import { dataShardOf, shardGroups } from './shards.js'
+import { dataShardOf, shardGroups, startPerShard } from './shards.js'
 
 /** A shard's part of `fffs status`: what a RemoteClient of one group reports. */
 export interface ShardStatus {
@@ -51,14 +51,7 @@ export class ShardedClient implements Client {
     const groups = shardGroups(config)
     if (groups.length < 2) throw new FffsError('EINVAL', `${config.path}: one data shard: mount it with a RemoteClient`)
     const seen = new SeenStamp()
-    const settled = await Promise.allSettled(groups.map((group) => RemoteClient.connect(group.config, { ...options, seen })))
-    const clients = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []))
-    const failed = settled.find((s) => s.status === 'rejected')
-    if (failed !== undefined) {
-      // The shards that did connect would keep the process alive (heartbeats) after the error.
-      await Promise.all(clients.map((client) => client.close().catch(() => undefined)))
-      throw failed.reason
-    }
+    const clients = await startPerShard(groups, (group) => RemoteClient.connect(group.config, { ...options, seen }), (client) => client.close())
     return new ShardedClient(config, clients[0]!, clients.slice(1), groups.map((g) => g.name))
   }
 

@@ -51,3 +51,17 @@ function groupOf(config: GroupConfig, name: string, role: ShardRole, portOffset:
     .map((m): GroupMember => ({ ...m, transportPort: m.transportPort + portOffset, clientPort: m.clientPort + portOffset, dataDir: path.join(m.dataDir, name) }))
   return { name, role, portOffset, config: { ...config, name: `${config.name}.${name}`, members, shardRole: role } }
 }
+
+/**
+ * Starts one thing per shard group, all or none: if any start fails, the ones that started are
+ * undone (their timers, listeners and heartbeats would keep a half-started process alive) and
+ * the first failure is thrown.
+ */
+export async function startPerShard<G, T>(groups: readonly G[], start: (group: G) => Promise<T>, undo: (started: T) => Promise<void>): Promise<T[]> {
+  const settled = await Promise.allSettled(groups.map(start))
+  const started = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []))
+  const failed = settled.find((s) => s.status === 'rejected')
+  if (failed === undefined) return started
+  await Promise.all(started.map((s) => undo(s).catch(() => undefined)))
+  throw failed.reason
+}

@@ -16,9 +16,9 @@
 
 import * as net from 'node:net'
 import { ERRNO, FffsError, isFffsError, type FffsErrorCode } from '../errors.js'
+import { DIRECT_PAYLOAD_MIN_BYTES, PAGE_BYTES } from '../store/segmentLog.js'
 import { addressOf, authenticate, type AuthOptions } from './auth.js'
 import { CLIENT_WIRE_DEFAULTS } from './config.js'
-import { DIRECT_PAYLOAD_MIN_BYTES, PAGE_BYTES } from '../store/segmentLog.js'
 import { grantHeadroom } from './headroom.js'
 import { pageOffsetFinder } from './transport/native.js'
 
