@@ -114,6 +114,7 @@ export async function mountFs(mountpoint: string, client: Client, options: TimeO
       (unmounted ??= (async () => {
         await operations.commitAll()
         await new Promise<void>((resolve) => fuse.unmount(() => resolve()))
+        await operations.stop()
       })()),
   }
 }

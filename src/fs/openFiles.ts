@@ -340,6 +340,11 @@ export class OpenFiles {
     return file
   }
 
+  /** The mount is gone: stops the checksum worker (what it still owed is computed here). */
+  async stop(): Promise<void> {
+    await this.crcWorker.close()
+  }
+
   close(fd: number): void {
     const file = this.byFd.get(fd)
     if (file === undefined) return

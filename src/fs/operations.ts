@@ -366,6 +366,11 @@ export class Operations {
     await Promise.allSettled(this.files.all.map((f: OpenFile) => f.commit(this.client)))
   }
 
+  /** After unmount: nothing is written through these operations again. */
+  async stop(): Promise<void> {
+    await this.files.stop()
+  }
+
   // ---------------------------------------------------------------- extended attributes
 
   /**
