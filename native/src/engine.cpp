@@ -172,6 +172,11 @@ Engine::Engine(const EngineConfig& cfg) : cfg_(cfg), n_(cfg.member_count), self_
   if (self_ < 0 || self_ >= n_) throw std::invalid_argument("self rank out of range");
   if (cfg.smc_window_slots == 0 || cfg.smc_slot_bytes == 0 || cfg.rdmc_block_bytes == 0) throw std::invalid_argument("SMC/RDMC sizes must be positive");
 
+  // Measured with libfabric 1.17: with `net` (its developmental fork of tcp) the event queue's
+  // wait fd never goes quiet, so the completion thread spins (an idle member used ~97% CPU).
+  if (cfg.provider == "net") {
+    throw std::runtime_error("libfabric provider 'net' is not supported: its event queue stays readable, so an idle member would spin a core; use 'tcp' (the same wire protocol)");
+  }
   InfoPtr hints(fi_allocinfo());
   if (!hints) throw std::runtime_error("fi_allocinfo failed");
   hints->caps = FI_MSG | FI_RMA | FI_WRITE | FI_REMOTE_WRITE;

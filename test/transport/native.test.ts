@@ -108,6 +108,16 @@ describe('native transport config errors', () => {
     expect((err as Error).message).toMatch(/provider 'no-such-provider'.*providers available here: .*tcp/)
   })
 
+  it("provider 'net' is refused with the reason (its wait object would make an idle member spin)", async () => {
+    const [cfg] = await configs(1, schema, { provider: 'net' })
+    const t = new NativeTransport(cfg!)
+    const err = await t.start().then(() => undefined, (e: unknown) => e)
+    await t.stop()
+    expect(err).toBeInstanceOf(TransportError)
+    expect((err as TransportError).code).toBe('PROVIDER_UNAVAILABLE')
+    expect((err as Error).message).toMatch(/provider 'net' is not supported: .*spin.*use 'tcp'/)
+  })
+
   it('a bootstrap port in use fails start() with a clear error', async () => {
     const [cfg] = await configs(1, schema)
     const squatter = net.createServer()
