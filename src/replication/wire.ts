@@ -16,7 +16,7 @@
 
 import * as net from 'node:net'
 import { ERRNO, FffsError, isFffsError, type FffsErrorCode } from '../errors.js'
-import { DIRECT_PAYLOAD_MIN_BYTES, PAGE_BYTES } from '../store/segmentLog.js'
+import { DIRECT_PAYLOAD_MIN_BYTES, PAGE_BYTES, type PageOffsetOf } from '../store/segmentLog.js'
 import { addressOf, authenticate, type AuthOptions } from './auth.js'
 import { CLIENT_WIRE_DEFAULTS } from './config.js'
 import { grantHeadroom } from './headroom.js'
@@ -31,7 +31,7 @@ const COPY_HEADROOM_BYTES = 64
 // A body of DIRECT_PAYLOAD_MIN_BYTES or more (file bytes a member logs with O_DIRECT) is copied
 // to a page boundary, with a page of room in front: a data payload's header fills the page out
 // (payload.ts).
-let pageOffsetOf: ((view: Uint8Array) => number) | null | undefined // loaded with the addon at the first large body
+let pageOffsetOf: PageOffsetOf | null | undefined // loaded with the addon at the first large body
 
 /**
  * A member that cannot answer a read yet while another may (it restarted and has not caught

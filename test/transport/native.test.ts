@@ -98,24 +98,26 @@ describe('native transport, multi-process on loopback', () => {
 })
 
 describe('native transport config errors', () => {
-  it('an unknown provider fails start() with a clear error', async () => {
-    const [cfg] = await configs(1, schema, { provider: 'no-such-provider' })
+  /** start() of a one-member group with `provider`: its error (the transport stopped after). */
+  const providerError = async (provider: string): Promise<TransportError> => {
+    const [cfg] = await configs(1, schema, { provider })
     const t = new NativeTransport(cfg!)
     const err = await t.start().then(() => undefined, (e: unknown) => e)
     await t.stop()
     expect(err).toBeInstanceOf(TransportError)
-    expect((err as TransportError).code).toBe('PROVIDER_UNAVAILABLE')
-    expect((err as Error).message).toMatch(/provider 'no-such-provider'.*providers available here: .*tcp/)
+    return err as TransportError
+  }
+
+  it('an unknown provider fails start() with a clear error', async () => {
+    const err = await providerError('no-such-provider')
+    expect(err.code).toBe('PROVIDER_UNAVAILABLE')
+    expect(err.message).toMatch(/provider 'no-such-provider'.*providers available here: .*tcp/)
   })
 
   it("provider 'net' is refused with the reason (its wait object would make an idle member spin)", async () => {
-    const [cfg] = await configs(1, schema, { provider: 'net' })
-    const t = new NativeTransport(cfg!)
-    const err = await t.start().then(() => undefined, (e: unknown) => e)
-    await t.stop()
-    expect(err).toBeInstanceOf(TransportError)
-    expect((err as TransportError).code).toBe('PROVIDER_UNAVAILABLE')
-    expect((err as Error).message).toMatch(/provider 'net' is not supported: .*spin.*use 'tcp'/)
+    const err = await providerError('net')
+    expect(err.code).toBe('PROVIDER_UNAVAILABLE')
+    expect(err.message).toMatch(/provider 'net' is not supported: .*spin.*use 'tcp'/)
   })
 
   it('a bootstrap port in use fails start() with a clear error', async () => {

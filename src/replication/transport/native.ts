@@ -79,13 +79,10 @@ function loadAddon(): NativeModule {
   return addon
 }
 
-/**
- * posix_fadvise(DONTNEED) through the addon: drops clean (already synced) pages of a file
- * range from the page cache. Null when the addon is not built (callers then keep the cache).
- */
-export function pageCacheDropper(): ((fd: number, offset: number, length: number) => void) | null {
+/** One of the addon's helper exports; null when the addon is not built (callers do without it). */
+function addonHelper<K extends 'dropPageCache' | 'pageOffsetOf'>(name: K): NativeModule[K] | null {
   try {
-    const fn = loadAddon().dropPageCache
+    const fn = loadAddon()[name]
     return typeof fn === 'function' ? fn : null
   } catch {
     return null
@@ -93,16 +90,19 @@ export function pageCacheDropper(): ((fd: number, offset: number, length: number
 }
 
 /**
+ * posix_fadvise(DONTNEED) through the addon: drops clean (already synced) pages of a file
+ * range from the page cache. Null when the addon is not built (callers then keep the cache).
+ */
+export function pageCacheDropper(): NativeModule['dropPageCache'] | null {
+  return addonHelper('dropPageCache')
+}
+
+/**
  * A view's address modulo the page size, through the addon (O_DIRECT writes need page-aligned
  * memory: SegmentLog.writeLargePayloadsDirect). Null when the addon is not built.
  */
-export function pageOffsetFinder(): ((view: Uint8Array) => number) | null {
-  try {
-    const fn = loadAddon().pageOffsetOf
-    return typeof fn === 'function' ? fn : null
-  } catch {
-    return null
-  }
+export function pageOffsetFinder(): NativeModule['pageOffsetOf'] | null {
+  return addonHelper('pageOffsetOf')
 }
 
 // ---- config ----
