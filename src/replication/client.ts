@@ -135,7 +135,7 @@ export class EmbeddedClient implements Client {
   walk(components: readonly string[], cut: HlcStamp): Promise<Attr> {
     return this.store.walk(components, cut)
   }
-  attr(ino: Ino, cut: HlcStamp): Promise<Attr | null> {
+  async attr(ino: Ino, cut: HlcStamp): Promise<Attr | null> {
     return this.store.attr(ino, cut)
   }
   lookup(dir: Ino, name: string, cut: HlcStamp): Promise<Ino | null> {

@@ -16,6 +16,7 @@ import { BLOCK_SIZE_BYTES, decodeBlockMap, encodeBlockMap, overlay, truncateBloc
 import { decodeIno, encodeIno, encodeLiveDirEntry, encodeStamp, keys, liveDirEntrySince, nameOfDirEntryKey, nameOfLiveDirKey, prefixEnd, stampOfKey } from './keys.js'
 import { decodeRecord, encodeRecord, ROOT_INO, type ApplyResult, type Attr, type Ino, type Mutation, type RecordCursor, type SensorPick, type Snapshot, type VersionOp, type VersionRecords } from './records.js'
 import { EntryKind, SegmentLog, type LogPosition } from './segmentLog.js'
+import { VersionSearch } from './versionSearch.js'
 
 export const NAME_MAX_BYTES = 255
 
@@ -54,6 +55,7 @@ export class Store {
   private applying = false
   private nextIno: Ino = ROOT_INO + 1
   private lastAppliedStamp: HlcStamp = 0n
+  private readonly versionSearch = new VersionSearch()
 
   /**
    * What this store holds (src/replication/shards.ts): absent, the whole state machine; 'meta',
@@ -489,23 +491,30 @@ export class Store {
   }
 
   /** The attributes of the node's latest version at or before the cut. */
-  async attr(ino: Ino, cut: HlcStamp): Promise<Attr | null> {
+  attr(ino: Ino, cut: HlcStamp): Attr | null {
     const live = this.liveAttr(ino)
     // The latest version, stamped at or before the cut, is the cut's: most nodes a past cut reads have not changed since.
-    if (cut === HLC_MAX || (live !== null && BigInt(live.stamp) <= cut)) return live
-    const entry = await this.latestAtOrBefore(keys.attrPrefix(ino), keys.attr(ino, cut))
-    return entry === null ? null : (JSON.parse(entry[1].toString()) as Attr)
+    if (live === null || cut === HLC_MAX || BigInt(live.stamp) <= cut) return live
+    const stamp = this.versionSearch.latestAtOrBefore(ino, live.version - 1, cut, (version) => {
+      const found = this.stampOfVersion(ino, version)
+      if (found === null) throw new Error(`store index: inode ${ino} has no entry for version ${version} of ${live.version}`)
+      return found
+    })
+    if (stamp === null) return null
+    const value = this.db.getSync(keys.attr(ino, stamp))
+    if (value === undefined) throw new Error(`store index: inode ${ino} has no attributes at the stamp of one of its versions (${stamp})`)
+    return JSON.parse(value.toString()) as Attr
   }
 
   /** Resolves path components from the root at the cut. */
   async walk(components: readonly string[], cut: HlcStamp): Promise<Attr> {
-    let attr = await this.attr(ROOT_INO, cut)
+    let attr = this.attr(ROOT_INO, cut)
     if (attr === null) throw errors.notFound('/')
     for (const name of components) {
       if (attr.kind !== 'dir') throw errors.notDir(name)
       const child = await this.lookup(attr.ino, name, cut)
       if (child === null) throw errors.notFound(name)
-      attr = await this.attr(child, cut)
+      attr = this.attr(child, cut)
       if (attr === null) throw errors.notFound(name)
     }
     return attr
@@ -571,8 +580,10 @@ export class Store {
     }
     const maps: BlockMap[] = []
     for (let block = first; block <= last; block++) {
-      const entry = await this.latestAtOrBefore(keys.blockPrefix(attr.ino, block), keys.block(attr.ino, block, stamp))
-      maps.push(decodeBlockMap(entry?.[1]))
+      // A block the version itself wrote (a file rewritten whole, the common case) has an entry at exactly its stamp.
+      const exact = this.db.getSync(keys.block(attr.ino, block, stamp))
+      const entry = exact !== undefined ? exact : (await this.latestAtOrBefore(keys.blockPrefix(attr.ino, block), keys.block(attr.ino, block, stamp)))?.[1]
+      maps.push(decodeBlockMap(entry))
     }
     return maps
   }

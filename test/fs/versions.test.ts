@@ -62,6 +62,8 @@ describe('versions at commit points', () => {
     const data = Buffer.alloc(3 * 1024 * 1024 + 17)
     for (let i = 0; i < data.length; i++) data[i] = (i * 7) & 0xff
     await fsp.writeFile(f, data)
+    // A version that writes no bytes: its reader finds every block's map at an earlier version's stamp.
+    await fsp.chmod(f, 0o640)
     const t = await instantNow()
     const fh = await fsp.open(f, 'r+')
     await fh.write(Buffer.alloc(1024 * 1024, 0xee), 0, 1024 * 1024, 1024 * 1024 - 100)
@@ -71,6 +73,8 @@ describe('versions at commit points', () => {
     expected.fill(0xee, 1024 * 1024 - 100, 2 * 1024 * 1024 - 100)
     expect(now.equals(expected)).toBe(true)
     expect((await fsp.readFile(`${f}@${t}`)).equals(data)).toBe(true)
+    expect((await fsp.stat(`${f}@${t}`)).mode & 0o777).toBe(0o640)
+    expect((await fsp.readFile(`${f}@v2`)).equals(data)).toBe(true) // the version that wrote the blocks
   })
 })
 

@@ -1,7 +1,7 @@
 // Reads at a past cut on the embedded store: the attributes a cut sees are those of the node's
 // latest version stamped at or before it, whether found in the live tables (nothing changed
-// since) or by a seek; checked against the versions as written, at and around every stamp,
-// across bursts and pauses of writes.
+// since) or by a binary search of the version index; checked against the versions as written,
+// at and around every stamp, across bursts and pauses of writes.
 
 import { mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'

@@ -1,0 +1,71 @@
+// The version a cut sees: the last version stamped at or before it, found by a binary search
+// whose upper levels are remembered per node. Checked against a linear scan while the node gains
+// versions between searches, and for how many V-index reads a repeated search still makes.
+
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import { VersionSearch } from '../../src/store/versionSearch.js'
+
+/** Stamps of versions 1..n: increasing, with gaps, from sorted distinct deltas. */
+function stampsOf(deltas: readonly number[]): bigint[] {
+  let stamp = 0n
+  return deltas.map((delta) => (stamp += BigInt(delta)))
+}
+
+function linear(stamps: readonly bigint[], newest: number, cut: bigint): bigint | null {
+  let found: bigint | null = null
+  for (let version = 1; version <= newest && stamps[version - 1]! <= cut; version++) found = stamps[version - 1]!
+  return found
+}
+
+describe('VersionSearch', () => {
+  it('agrees with a linear scan at, between and around every stamp, as versions are added', () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 1, max: 1000 }), { minLength: 1, maxLength: 300 }), fc.array(fc.integer({ min: 1, max: 300 }), { minLength: 1, maxLength: 6 }), (deltas, newestCounts) => {
+        const stamps = stampsOf(deltas)
+        const search = new VersionSearch()
+        const stampOf = (version: number): bigint => {
+          const stamp = stamps[version - 1]
+          if (stamp === undefined) throw new Error(`read past the newest version: ${version}`)
+          return stamp
+        }
+        // The node grows between searches: remembered probes must stay right.
+        for (const newest of [...newestCounts].map((n) => Math.min(n, stamps.length)).sort((a, b) => a - b)) {
+          for (const stamp of [0n, ...stamps.slice(0, newest)]) {
+            for (const cut of [stamp - 1n, stamp, stamp + 1n]) expect(search.latestAtOrBefore(7, newest, cut, stampOf)).toBe(linear(stamps, newest, cut))
+          }
+        }
+      }),
+      { numRuns: 200 },
+    )
+  })
+
+  it('a repeated search reads only the levels below the remembered ones', () => {
+    const newest = 100_000
+    const stamps = stampsOf(Array.from({ length: newest }, (_, i) => 1 + (i % 7)))
+    const search = new VersionSearch()
+    let reads = 0
+    const stampOf = (version: number): bigint => {
+      reads++
+      return stamps[version - 1]!
+    }
+    const cut = stamps[61_234]!
+    expect(search.latestAtOrBefore(1, newest, cut, stampOf)).toBe(cut)
+    const first = reads
+    reads = 0
+    expect(search.latestAtOrBefore(1, newest, cut + 1n, stampOf)).toBe(cut)
+    expect(first).toBe(17) // log2(100k) rounded up
+    expect(reads).toBe(7) // the 10 upper levels come from memory
+    reads = 0
+    expect(search.latestAtOrBefore(2, newest, cut, stampOf)).toBe(cut) // another node remembers nothing yet
+    expect(reads).toBe(17)
+  })
+
+  it('finds nothing before version 1 and nothing in a node without versions', () => {
+    const search = new VersionSearch()
+    const stampOf = (): bigint => 10n
+    expect(search.latestAtOrBefore(1, 1, 9n, stampOf)).toBeNull()
+    expect(search.latestAtOrBefore(1, 1, 10n, stampOf)).toBe(10n)
+    expect(search.latestAtOrBefore(1, 0, 10n, stampOf)).toBeNull()
+  })
+})
