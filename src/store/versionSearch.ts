@@ -4,37 +4,43 @@
 // one ordered seek would cost an async iterator's thread-pool round trips.
 //
 // The search steps down powers of two (probe p + 2^k, k falling), so its probe positions do not
-// depend on how many versions there are: every search of a node probes the same few versions
-// first, whether or not the node gained versions since. Those upper levels are remembered; a V
-// entry never changes once written, so nothing remembered goes stale.
+// depend on how many versions there are: searches of a node keep probing the same versions,
+// whether or not it gained versions since. Every stamp a search reads is remembered, in a
+// per-node array indexed by version; a V entry never changes once written, so nothing
+// remembered goes stale, and a node searched often is soon searched without reading the index.
 
 import type { HlcStamp } from '../temporal/hlc.js'
 import type { Ino } from './records.js'
 
-/** Probes of the first levels are remembered: at most 2^levels - 1 stamps per node. */
-const REMEMBERED_LEVELS = 10
-/** Nodes whose upper levels are remembered (least recently searched go first): ~50 KiB each at most. */
-const REMEMBERED_NODES_MAX = 256
+/** Memory for remembered stamps, all nodes together; the least recently searched go first. */
+const REMEMBERED_BYTES_MAX = 64 * 1024 * 1024
+/** No stamp read yet (a real one never is: stamps stay below HLC_MAX). */
+const UNKNOWN = 0xffff_ffff_ffff_ffffn
 
 export class VersionSearch {
-  private readonly upperLevels = new Map<Ino, Map<number, HlcStamp>>()
+  private readonly stampsByNode = new Map<Ino, BigUint64Array>()
+  private readonly rememberedBytesMax: number
+  private rememberedBytes = 0
+
+  constructor(rememberedBytesMax = REMEMBERED_BYTES_MAX) {
+    this.rememberedBytesMax = rememberedBytesMax
+  }
 
   /**
    * The stamp of the node's last version, among 1..`newest`, stamped at or before `cut`; null
    * when version 1 is later. `stampOf(version)` reads the V index; it throws on a gap.
    */
   latestAtOrBefore(ino: Ino, newest: number, cut: HlcStamp, stampOf: (version: number) => HlcStamp): HlcStamp | null {
-    const remembered = this.remembered(ino)
+    const remembered = this.remembered(ino, newest)
     let version = 0
     let found: HlcStamp | null = null
-    let level = 0
-    for (let step = highestPowerOfTwoAtMost(newest); step >= 1; step = Math.floor(step / 2), level++) {
+    for (let step = highestPowerOfTwoAtMost(newest); step >= 1; step = Math.floor(step / 2)) {
       const probe = version + step
       if (probe > newest) continue
-      let stamp = level < REMEMBERED_LEVELS ? remembered.get(probe) : undefined
-      if (stamp === undefined) {
+      let stamp = remembered === null ? UNKNOWN : remembered[probe]!
+      if (stamp === UNKNOWN) {
         stamp = stampOf(probe)
-        if (level < REMEMBERED_LEVELS) remembered.set(probe, stamp)
+        if (remembered !== null) remembered[probe] = stamp
       }
       if (stamp <= cut) {
         version = probe
@@ -44,21 +50,37 @@ export class VersionSearch {
     return found
   }
 
-  private remembered(ino: Ino): Map<number, HlcStamp> {
-    let stamps = this.upperLevels.get(ino)
-    if (stamps !== undefined) {
-      this.upperLevels.delete(ino) // re-inserted: most recently searched last
-    } else {
-      stamps = new Map()
-      if (this.upperLevels.size >= REMEMBERED_NODES_MAX) this.upperLevels.delete(this.upperLevels.keys().next().value!)
+  /** The node's array of remembered stamps, grown to hold version `newest`; null if it would not fit at all. */
+  private remembered(ino: Ino, newest: number): BigUint64Array | null {
+    let stamps = this.stampsByNode.get(ino)
+    if (stamps !== undefined) this.stampsByNode.delete(ino) // re-inserted below: most recently searched last
+    if (stamps === undefined || stamps.length <= newest) {
+      const capacity = highestPowerOfTwoAtMost(newest) * 2 // index 0 unused; room to grow
+      if (capacity * 8 > this.rememberedBytesMax) {
+        if (stamps !== undefined) this.rememberedBytes -= stamps.byteLength
+        return null
+      }
+      const grown = new BigUint64Array(capacity).fill(UNKNOWN)
+      if (stamps !== undefined) {
+        grown.set(stamps)
+        this.rememberedBytes -= stamps.byteLength
+      }
+      this.rememberedBytes += grown.byteLength
+      stamps = grown
+      while (this.rememberedBytes > this.rememberedBytesMax) {
+        const [oldestIno, oldest] = this.stampsByNode.entries().next().value!
+        this.stampsByNode.delete(oldestIno)
+        this.rememberedBytes -= oldest.byteLength
+      }
     }
-    this.upperLevels.set(ino, stamps)
+    this.stampsByNode.set(ino, stamps)
     return stamps
   }
 }
 
 function highestPowerOfTwoAtMost(n: number): number {
+  if (n < 1) return 0
   let power = 1
   while (power * 2 <= n) power *= 2
-  return n < 1 ? 0 : power
+  return power
 }

@@ -1,6 +1,6 @@
 // The version a cut sees: the last version stamped at or before it, found by a binary search
-// whose upper levels are remembered per node. Checked against a linear scan while the node gains
-// versions between searches, and for how many V-index reads a repeated search still makes.
+// that remembers the stamps it read. Checked against a linear scan while the node gains versions
+// between searches, and for how many V-index reads a repeated search still makes.
 
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
@@ -40,7 +40,7 @@ describe('VersionSearch', () => {
     )
   })
 
-  it('a repeated search reads only the levels below the remembered ones', () => {
+  it('remembers what it read: a repeated search reads nothing, a nearby one only the probes it has not seen', () => {
     const newest = 100_000
     const stamps = stampsOf(Array.from({ length: newest }, (_, i) => 1 + (i % 7)))
     const search = new VersionSearch()
@@ -51,14 +51,37 @@ describe('VersionSearch', () => {
     }
     const cut = stamps[61_234]!
     expect(search.latestAtOrBefore(1, newest, cut, stampOf)).toBe(cut)
-    const first = reads
+    expect(reads).toBe(17) // log2(100k), rounded up
     reads = 0
     expect(search.latestAtOrBefore(1, newest, cut + 1n, stampOf)).toBe(cut)
-    expect(first).toBe(17) // log2(100k) rounded up
-    expect(reads).toBe(7) // the 10 upper levels come from memory
+    expect(reads).toBe(0)
+    expect(search.latestAtOrBefore(1, newest, stamps[61_230]!, stampOf)).toBe(stamps[61_230]!)
+    expect(reads).toBeGreaterThan(0)
+    expect(reads).toBeLessThan(17) // the upper levels are shared
     reads = 0
+    expect(search.latestAtOrBefore(1, newest + 1, cut, stampOf)).toBe(cut) // one more version: same probes below it
+    expect(reads).toBe(0)
     expect(search.latestAtOrBefore(2, newest, cut, stampOf)).toBe(cut) // another node remembers nothing yet
     expect(reads).toBe(17)
+  })
+
+  it('forgets the least recently searched node past its memory bound, and searches a node too large to remember all the same', () => {
+    const search = new VersionSearch(64) // 8 stamps
+    const stamps = stampsOf(Array.from({ length: 100 }, () => 5))
+    let reads = 0
+    const stampOf = (version: number): bigint => {
+      reads++
+      return stamps[version - 1]!
+    }
+    const searchAndCount = (ino: number, newest: number): number => {
+      reads = 0
+      expect(search.latestAtOrBefore(ino, newest, stamps[newest - 1]!, stampOf)).toBe(stamps[newest - 1]!)
+      return reads
+    }
+    expect([searchAndCount(1, 3), searchAndCount(1, 3)]).toEqual([2, 0]) // 3 versions: a 4-stamp array
+    expect([searchAndCount(2, 3), searchAndCount(1, 3)]).toEqual([2, 0]) // two fit
+    expect([searchAndCount(3, 3), searchAndCount(1, 3), searchAndCount(2, 3)]).toEqual([2, 0, 2]) // 3 pushed out 2, searched least recently
+    expect([searchAndCount(4, 100), searchAndCount(4, 100)]).toEqual([3, 3]) // 100 versions never fit 8 stamps: probes 64, 96, 100 each time
   })
 
   it('finds nothing before version 1 and nothing in a node without versions', () => {
