@@ -1,7 +1,9 @@
 // A null fuse-native file system: the binding's ceiling. Writes are accepted and discarded
 // (only the size is kept), reads serve zeros. Mounted with the options fffs uses
 // (src/fs/mount.ts), so the kernel <-> libfuse <-> JS path is the same and only fffs's own
-// work is missing. Run as its own process (`node dist/bench/fs/nullfs.js DIR`): a FUSE
+// work is missing. A name with an `@` in it (a time path in fffs) is a 4 KiB file of zeros, so
+// the time-travel baseline opens fresh names through the same lookup, open, read, flush and
+// release. Run as its own process (`node dist/bench/fs/nullfs.js DIR`): a FUSE
 // daemon must not share an event loop with the synchronous fs calls that drive it.
 // Prints "nullfs: mounted DIR" when ready; SIGTERM/SIGINT unmount.
 
@@ -31,13 +33,15 @@ export function nullOps(): Record<string, Cb> {
   let nextFd = 10
   const stat = (n: Node) => ({ mtime: n.mtime, atime: n.mtime, ctime: n.mtime, nlink: n.dir ? 2 : 1, size: n.size, mode: n.mode, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 })
   const parentOf = (p: string) => p.slice(0, p.lastIndexOf('/')) || '/'
+  const timePathNode: Node = { dir: false, size: 4096, mode: 0o100444, mtime: new Date() }
+  const node = (p: string) => nodes.get(p) ?? (p.includes('@') ? timePathNode : undefined)
   const ops = {
     getattr: (p: string, cb: Cb) => {
-      const n = nodes.get(p)
+      const n = node(p)
       n === undefined ? cb(ENOENT) : cb(0, stat(n))
     },
     fgetattr: (p: string, _fd: number, cb: Cb) => {
-      const n = nodes.get(p)
+      const n = node(p)
       n === undefined ? cb(ENOENT) : cb(0, stat(n))
     },
     readdir: (p: string, cb: Cb) => {
@@ -46,13 +50,13 @@ export function nullOps(): Record<string, Cb> {
       for (const key of nodes.keys()) if (key !== p && key.startsWith(prefix) && !key.slice(prefix.length).includes('/')) names.push(key.slice(prefix.length))
       cb(0, names)
     },
-    open: (p: string, _flags: number, cb: Cb) => (nodes.has(p) ? cb(0, nextFd++) : cb(ENOENT)),
+    open: (p: string, _flags: number, cb: Cb) => (node(p) !== undefined ? cb(0, nextFd++) : cb(ENOENT)),
     create: (p: string, mode: number, cb: Cb) => {
       nodes.set(p, { dir: false, size: 0, mode: 0o100000 | (mode & 0o7777), mtime: new Date() })
       cb(0, nextFd++)
     },
     read: (p: string, _fd: number, buf: Buffer, len: number, pos: number, cb: Cb) => {
-      const n = nodes.get(p)
+      const n = node(p)
       const count = n === undefined ? 0 : Math.max(0, Math.min(len, n.size - pos))
       buf.fill(0, 0, count)
       cb(count)
