@@ -31,6 +31,7 @@ export class VersionSearch {
    * when version 1 is later. `stampOf(version)` reads the V index; it throws on a gap.
    */
   latestAtOrBefore(ino: Ino, newest: number, cut: HlcStamp, stampOf: (version: number) => HlcStamp): HlcStamp | null {
+    if (newest < 1) return null
     const remembered = this.remembered(ino, newest)
     let version = 0
     let found: HlcStamp | null = null
@@ -50,7 +51,7 @@ export class VersionSearch {
     return found
   }
 
-  /** The node's array of remembered stamps, grown to hold version `newest`; null if it would not fit at all. */
+  /** The node's array of remembered stamps, grown to hold version `newest` (≥ 1); null if it would not fit at all. */
   private remembered(ino: Ino, newest: number): BigUint64Array | null {
     let stamps = this.stampsByNode.get(ino)
     if (stamps !== undefined) this.stampsByNode.delete(ino) // re-inserted below: most recently searched last
@@ -79,7 +80,6 @@ export class VersionSearch {
 }
 
 function highestPowerOfTwoAtMost(n: number): number {
-  if (n < 1) return 0
   let power = 1
   while (power * 2 <= n) power *= 2
   return power
