@@ -85,7 +85,8 @@ export class SegmentLog {
   private tailSegment = 0
   private tailOffset = 0 // next entry start in tailSegment
   private writer: FileHandle | null = null
-  private readonly readers = new Map<number, FileHandle>()
+  /** Read handles by segment, as promises: concurrent first reads of a segment share one open. */
+  private readonly readers = new Map<number, Promise<FileHandle>>()
   /** Serialises writes so file order equals position order; fsync follows every earlier write. */
   private writeChain: Promise<void> = Promise.resolve()
   /** Where the bytes in the files end: appended entries past it are still queued on writeChain. */
@@ -361,16 +362,17 @@ export class SegmentLog {
     if (position.segment > this.writtenTo.segment || (position.segment === this.writtenTo.segment && endBytes > this.writtenTo.offset)) {
       await this.writeChain.catch(() => undefined)
     }
-    let reader = this.readers.get(position.segment)
-    if (reader === undefined) {
-      reader = await fsp.open(path.join(this.dir, segmentName(position.segment)), 'r')
-      if (this.readers.has(position.segment)) {
-        await reader.close()
-        reader = this.readers.get(position.segment)!
-      } else {
-        this.readers.set(position.segment, reader)
-      }
+    let opening = this.readers.get(position.segment)
+    if (opening === undefined) {
+      const open = fsp.open(path.join(this.dir, segmentName(position.segment)), 'r')
+      this.readers.set(position.segment, open)
+      // A failed open is forgotten, so the next read tries again (unless close() has moved on).
+      open.catch(() => {
+        if (this.readers.get(position.segment) === open) this.readers.delete(position.segment)
+      })
+      opening = open
     }
+    const reader = await opening
     let done = 0
     while (done < lengthBytes) {
       const { bytesRead } = await reader.read(into, intoOffset + done, lengthBytes - done, position.offset + done)
@@ -401,8 +403,9 @@ export class SegmentLog {
     this.writer = null
     await this.direct?.handle?.close()
     if (this.direct !== null) this.direct.handle = null
-    for (const reader of this.readers.values()) await reader.close()
+    const readers = [...this.readers.values()]
     this.readers.clear()
+    for (const reader of await Promise.allSettled(readers)) if (reader.status === 'fulfilled') await reader.value.close()
   }
 }
 

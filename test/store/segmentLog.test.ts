@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { promises as fsp } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { crc32c } from '../../src/store/crc32c.js'
 import { CrcWorker } from '../../src/store/crcWorker.js'
 import { EntryKind, SegmentLog, type LogEntry } from '../../src/store/segmentLog.js'
@@ -138,6 +138,32 @@ describe('SegmentLog', () => {
     await log.read(position, into, 0, fresh.length)
     expect(into).toEqual(fresh)
     await log.close()
+  })
+
+  it('opens a segment once for reading, however many reads of it start together', async () => {
+    const dir = tempDir()
+    const log = new SegmentLog(dir)
+    await log.open({ segment: 0, offset: 0 }, async () => undefined)
+    const payloads = Array.from({ length: 200 }, (_, i) => Buffer.from(`entry ${i}`))
+    const positions = payloads.map((p) => log.append(EntryKind.Data, p).position)
+    await log.sync()
+    await log.close()
+    const { log: reopened } = await reopen(dir)
+    const opens = vi.spyOn(fsp, 'open') // counts, and calls through
+    try {
+      const read = await Promise.all(
+        positions.map(async (position, i) => {
+          const into = Buffer.alloc(payloads[i]!.length)
+          await reopened.read(position, into, 0, into.length)
+          return into
+        }),
+      )
+      expect(read).toEqual(payloads)
+      expect(opens.mock.calls.filter(([file]) => String(file).includes('seg-'))).toHaveLength(1)
+    } finally {
+      opens.mockRestore()
+      await reopened.close()
+    }
   })
 
   it('ends the log at an entry whose CRC does not match its bytes', async () => {
