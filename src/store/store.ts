@@ -55,7 +55,8 @@ export class Store {
   private applying = false
   private nextIno: Ino = ROOT_INO + 1
   private lastAppliedStamp: HlcStamp = 0n
-  private readonly versionSearch = new VersionSearch()
+  /** Stamps remembered from this store's `V` index: new at every open (a member reopens its store on another history: discardStore). */
+  private versionSearch = new VersionSearch()
 
   /**
    * What this store holds (src/replication/shards.ts): absent, the whole state machine; 'meta',
@@ -74,6 +75,7 @@ export class Store {
   /** Opens the index, creates the root on first use, and replays the log past the index. */
   async open(): Promise<StoreOpenResult> {
     await this.db.open()
+    this.versionSearch = new VersionSearch()
     const applied = this.db.getSync(keys.meta('applied'))
     const from: LogPosition = applied ? (JSON.parse(applied.toString()) as LogPosition) : { segment: 0, offset: 0 }
     this.nextIno = Number(this.db.getSync(keys.meta('nextIno'))?.toString() ?? ROOT_INO + 1)

@@ -1,13 +1,16 @@
 // Reads at a past cut on the embedded store: the attributes a cut sees are those of the node's
 // latest version stamped at or before it, whether found in the live tables (nothing changed
 // since) or by a binary search of the version index; checked against the versions as written,
-// at and around every stamp, across bursts and pauses of writes.
+// at and around every stamp, across bursts and pauses of writes, and again after the store is
+// reopened on another history (nothing the search remembered may outlive the index it read).
 
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { EmbeddedClient } from '../../src/replication/client.js'
+import { ROOT_INO } from '../../src/store/records.js'
+import { Store } from '../../src/store/store.js'
 import { HLC_MAX } from '../../src/temporal/hlc.js'
 
 const cleanups: Array<() => Promise<void>> = []
@@ -53,5 +56,33 @@ describe('attributes at a past cut', () => {
       await expectAt(stamp + 1n)
     }
     await expectAt(stamps[stamps.length - 1]! + 1_000_000n)
+  })
+
+  it('follow the store when it is closed and reopened on another history (a member discarding its log)', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'fffs-history-'))
+    const store = new Store(dir)
+    cleanups.push(async () => {
+      await store.close()
+      rmSync(dir, { recursive: true, force: true })
+    })
+    // A file with versions 1..4: created at 100, changed at each of `stamps`.
+    const writeHistory = async (stamps: bigint[]): Promise<number> => {
+      await store.importRecord({ stamp: 100n, mutation: { type: 'mknod', parent: ROOT_INO, name: 'f', kind: 'file', mode: 0o600, uid: 0, gid: 0 }, data: [] })
+      const ino = store.liveLookup(ROOT_INO, 'f')!
+      for (const stamp of stamps) await store.importRecord({ stamp, mutation: { type: 'setattr', ino, mode: Number(stamp % 0o777n) }, data: [] })
+      return ino
+    }
+    await store.open()
+    const ino = await writeHistory([1000n, 2000n, 3000n])
+    expect(store.attr(ino, 2500n)?.stamp).toBe('2000') // the search remembers the stamps it read
+    await store.close()
+    // What a member does when its log ends in records the group went on without (member.ts, discardStore).
+    const trash = path.join(dir, 'discarded')
+    mkdirSync(trash)
+    for (const name of ['index', 'segments']) renameSync(path.join(dir, name), path.join(trash, name))
+    await store.open()
+    expect(await writeHistory([1500n, 2500n, 3500n])).toBe(ino)
+    expect(store.attr(ino, 2600n)?.stamp).toBe('2500')
+    expect(store.attr(ino, 1400n)?.stamp).toBe('100')
   })
 })
