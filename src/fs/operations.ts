@@ -22,6 +22,7 @@ const XATTR_REPLACE = 2
 const XATTR_PREFIX = 'user.fffs.'
 /** A namespace fffs keeps nothing in (see getxattr). */
 const XATTR_SECURITY_PREFIX = 'security.'
+const POSIX_ACL_XATTRS = new Set(['system.posix_acl_access', 'system.posix_acl_default'])
 export const XATTR_VERSION = 'user.fffs.version'
 export const XATTR_TIME = 'user.fffs.time'
 export const XATTR_SENSOR_TIME = 'user.fffs.sensor_time'
@@ -71,9 +72,13 @@ function toStat(attr: Attr, sizeBytes = attr.sizeBytes): Stat {
 
 const SNAPSHOT_ROOT_STAT: Stat = { mode: S_IFDIR | 0o755, uid: 0, gid: 0, size: 0, nlink: 1, mtime: 0, atime: 0, ctime: 0, blksize: 4096, blocks: 0 }
 
-/** An xattr name fffs never keeps (security.*): asked about before every write(2), always absent. */
+/**
+ * An xattr name fffs never keeps, always absent: security.* (asked about before every write(2))
+ * and POSIX ACLs (`ls -l` asks for system.posix_acl_access of every file). fffs enforces no
+ * ACLs (the mount checks no permissions), so storing one would only mislead.
+ */
 export function isUnkeptXattr(name: string): boolean {
-  return name.startsWith(XATTR_SECURITY_PREFIX)
+  return name.startsWith(XATTR_SECURITY_PREFIX) || POSIX_ACL_XATTRS.has(name)
 }
 
 export class Operations {
@@ -374,10 +379,11 @@ export class Operations {
   // ---------------------------------------------------------------- extended attributes
 
   /**
-   * fffs keeps no security.* attributes (file capabilities, LSM labels): setting one is
-   * refused, and reading one is answered at once, without resolving the path. The kernel
-   * reads security.capability before every write(2) to a FUSE file (FUSE clears SB_NOSEC,
-   * so nothing caches the answer); a path walk there cost each 1 MiB write ~0.1 ms.
+   * fffs keeps no security.* attributes (file capabilities, LSM labels) and no POSIX ACLs:
+   * setting one is refused, and reading one is answered at once, without resolving the path.
+   * The kernel reads security.capability before every write(2) to a FUSE file (FUSE clears
+   * SB_NOSEC, so nothing caches the answer); a path walk there cost each 1 MiB write ~0.1 ms.
+   * `ls -l` reads system.posix_acl_access of every file it lists.
    */
   getxattr(path: string, name: string): Promise<Buffer> {
     if (isUnkeptXattr(name)) throw errors.noAttr(name)
@@ -405,7 +411,7 @@ export class Operations {
 
   async setxattr(path: string, name: string, value: Buffer, flags: number): Promise<void> {
     if (name === XATTR_SENSOR_TIME) return this.stampSensorTime(path, value)
-    if (isUnkeptXattr(name)) throw errors.notSupported(`${name}: fffs keeps no security.* attributes`)
+    if (isUnkeptXattr(name)) throw errors.notSupported(`${name}: fffs keeps no security.* attributes and no POSIX ACLs`)
     if (name.startsWith(XATTR_PREFIX) && name !== XATTR_RECORD_FORMAT) throw errors.invalid(`${name} is maintained by fffs and read-only`)
     const attr = await this.liveNode(path)
     const exists = attr.xattrs?.[name] !== undefined

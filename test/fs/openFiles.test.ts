@@ -1,7 +1,7 @@
 // Open files on the embedded store, without FUSE: uncommitted writes read back through the
 // handle whether their chunk is still in memory or already back in the pool (then from the
 // log); a commit makes exactly those bytes the new version; a client that cannot read its data
-// back keeps the buffers. Also: the security.* namespace is answered at once and never stored.
+// back keeps the buffers. Also: the security.* namespace and POSIX ACLs are answered at once and never stored.
 
 import { mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
@@ -142,7 +142,7 @@ describe('ChunkPool', () => {
   })
 })
 
-describe('security.* attributes', () => {
+describe('security.* attributes and POSIX ACLs', () => {
   it('are never stored: set is refused, get says none at once, list leaves them out', async () => {
     const { client } = await openClient({ readData: true })
     const ops = new Operations(client, { maxWaitMs: 1000, sensorLagMaxUs: 1_000_000, clockSkewMaxUs: 100_000 }, os.tmpdir(), () => undefined)
@@ -150,6 +150,11 @@ describe('security.* attributes', () => {
     await expect(ops.setxattr('/f', 'security.capability', Buffer.from([1, 2]), 0)).rejects.toMatchObject({ code: 'ENOTSUP' })
     expect(() => ops.getxattr('/no/such/path', 'security.capability')).toThrow(expect.objectContaining({ code: 'ENODATA' }))
     await expect(ops.removexattr('/f', 'security.selinux')).rejects.toMatchObject({ code: 'ENODATA' })
+    for (const acl of ['system.posix_acl_access', 'system.posix_acl_default']) {
+      await expect(ops.setxattr('/f', acl, Buffer.from([2, 0, 0, 0]), 0)).rejects.toMatchObject({ code: 'ENOTSUP' })
+      expect(() => ops.getxattr('/no/such/path', acl)).toThrow(expect.objectContaining({ code: 'ENODATA' }))
+    }
+    await expect(ops.getxattr('/no/such/path', 'system.other')).rejects.toMatchObject({ code: 'ENOENT' }) // other names resolve the path
     await ops.setxattr('/f', 'user.note', Buffer.from('kept'), 0)
     expect((await ops.getxattr('/f', 'user.note')).toString()).toBe('kept')
     expect(await ops.listxattr('/f')).toContain('user.note')
