@@ -287,27 +287,11 @@ function render(r: Record<string, any>, config: FsBenchConfig): string {
   out.push('')
   out.push(`== fs: time travel, open+read 4 KiB+close of file@<random ISO instant in the file's life> ==`)
   const rows = [['versions (asked -> made)', 'create (versions/s)', 'samples', 'p50 (ms)', 'p99 (ms)', 'mean (ms)', 'errors']]
-  for (const t of tt) {
-    rows.push([
-      `${t.wanted} -> ${t.made?.count ?? '-'}`,
-      t.made ? fmt(t.made.count / t.made.seconds) : '-',
-      String(t.latency?.samples ?? '-'),
-      t.latency ? (t.latency.p50Us / 1000).toFixed(3) : '-',
-      t.latency ? (t.latency.p99Us / 1000).toFixed(3) : '-',
-      t.latency ? (t.latency.meanUs / 1000).toFixed(3) : '-',
-      String(t.latency?.errors ?? '-'),
-    ])
-  }
+  const ms = (us: number | undefined) => (us === undefined ? '-' : (us / 1000).toFixed(3))
+  const latencyCells = (l: Latency | null) => [String(l?.samples ?? '-'), ms(l?.p50Us), ms(l?.p99Us), ms(l?.meanUs), String(l?.errors ?? '-')]
+  for (const t of tt) rows.push([`${t.wanted} -> ${t.made?.count ?? '-'}`, t.made ? fmt(t.made.count / t.made.seconds) : '-', ...latencyCells(t.latency)])
   const ttNull: Latency | null = r.timeTravelNull ?? null
-  rows.push([
-    'null FS (the same requests, no work)',
-    '-',
-    String(ttNull?.samples ?? '-'),
-    ttNull ? (ttNull.p50Us / 1000).toFixed(3) : '-',
-    ttNull ? (ttNull.p99Us / 1000).toFixed(3) : '-',
-    ttNull ? (ttNull.meanUs / 1000).toFixed(3) : '-',
-    String(ttNull?.errors ?? '-'),
-  ])
+  rows.push(['null FS (the same requests, no work)', '-', ...latencyCells(ttNull)])
   out.push(table(rows))
   const largest = tt[tt.length - 1]
   const middle = tt.find((t) => t.wanted === 1000) ?? tt[tt.length - 2]

@@ -62,9 +62,9 @@ export class Resolver {
   /**
    * Steps down at stable cuts (cut, directory, name -> node). What a stable cut holds never
    * changes, so the kernel's lookup, the open that follows it and every path through the same
-   * directory at the same cut share the walk: a step can take two ordered-index seeks (async
-   * LevelDB iterators here, when the node changed after the cut) and, in a cluster, round trips
-   * to a member.
+   * directory at the same cut share the walk: a step can take an ordered-index seek (an async
+   * LevelDB iterator here, when the name was rebound after the cut; a sensor cut's pick is
+   * another) and, in a cluster, round trips to a member.
    */
   private readonly frozen = new Map<string, Attr>()
 

@@ -120,7 +120,7 @@ describe('SegmentLog', () => {
     await log.close()
     const { entries, truncatedBytes, log: again } = await reopen(dir)
     expect(truncatedBytes).toBe(0)
-    expect(entries.map((e) => e.payload.equals(payloads[entries.indexOf(e)]!))).toEqual([true, true, true, true])
+    expect(entries.map((e, i) => e.payload.equals(payloads[i]!))).toEqual([true, true, true, true])
     await again.close()
   })
 
