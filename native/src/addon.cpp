@@ -72,6 +72,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     cfg.heartbeat_interval_ms = u32(o, "heartbeatIntervalMs");
     cfg.suspect_timeout_ms = u32(o, "suspectTimeoutMs");
     if (o.Has("spinUs")) cfg.spin_us = u32(o, "spinUs");
+    if (o.Has("smcCqData")) cfg.smc_cq_data = o.Get("smcCqData").ToBoolean().Value();
     try {
       engine_ = std::make_unique<Engine>(cfg);
     } catch (const std::exception& e) {
@@ -297,6 +298,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     Napi::Object o = Napi::Object::New(info.Env());
     o.Set("rowBytes", Napi::Number::New(info.Env(), static_cast<double>(e.row_bytes())));
     o.Set("smcSlotStrideBytes", Napi::Number::New(info.Env(), static_cast<double>(e.smc_slot_stride())));
+    o.Set("smcHeaderBytes", Napi::Number::New(info.Env(), static_cast<double>(Engine::kSmcHeaderBytes)));
     return o;
   }
 

@@ -201,6 +201,7 @@ Engine::Engine(const EngineConfig& cfg) : cfg_(cfg), n_(cfg.member_count), self_
   virt_addr_ = (info_->domain_attr->mr_mode & FI_MR_VIRT_ADDR) != 0;
   prov_key_ = (info_->domain_attr->mr_mode & FI_MR_PROV_KEY) != 0;
   rx_cq_data_ = (info_->mode & FI_RX_CQ_DATA) != 0;
+  smc_by_trailer_ = !cfg.smc_cq_data && std::string(info_->fabric_attr->prov_name) == "tcp";
 
   fid_fabric* fabric = nullptr;
   FI_CHECK(fi_fabric, info_->fabric_attr, &fabric, nullptr);
@@ -242,7 +243,7 @@ Engine::Engine(const EngineConfig& cfg) : cfg_(cfg), n_(cfg.member_count), self_
   sst_bytes_ = row_bytes_ * n_;
   sst_mem_ = alloc_bytes(sst_bytes_);
   std::memset(sst_mem_.get(), 0, sst_bytes_);
-  smc_stride_ = round_up(8 + cfg.smc_slot_bytes, 64);
+  smc_stride_ = round_up(kSmcHeaderBytes + cfg.smc_slot_bytes + kSmcTrailerBytes, 64);
   smc_bytes_ = smc_stride_ * cfg.smc_window_slots * n_;
   smc_mem_ = alloc_bytes(smc_bytes_);
   std::memset(smc_mem_.get(), 0, smc_bytes_);
@@ -259,6 +260,7 @@ Engine::Engine(const EngineConfig& cfg) : cfg_(cfg), n_(cfg.member_count), self_
   }
   transfers_.resize(n_);
   consumed_pushed_.assign(n_, 0);
+  smc_zeroed_.assign(n_, 0);
   batch_.rows_changed.assign(n_, 0);
   batch_.smc_received.assign(n_, 0);
 
@@ -429,7 +431,12 @@ bool Engine::js_drain(Batch& out) {
     }
   } reset{*this};
   if (js_mode_) {
-    drain_cq();
+    const bool completions = read_cq();
+    const bool slots = scan_smc();
+    // Only a completion sets the CQ's signal. After SMC slots alone (trailer mode) fi_trywait
+    // has nothing to reset, and its progress call is a system call per message: skipped. The
+    // fd is level-triggered, so bytes still to come wake the loop all the same.
+    rearm_due_ = !smc_by_trailer_ || completions || !slots;
     for (auto& p : peers_) {
       if (!p.pending.empty()) flush(p);
     }
@@ -441,8 +448,16 @@ bool Engine::js_drain(Batch& out) {
 bool Engine::js_rearm(bool last_try) {
   std::lock_guard<std::mutex> lock(mu_);
   if (!js_mode_) return true;  // bulk mode: JS no longer watches the fd
+  if (!rearm_due_) return true;
   fid* cq = &cq_->fid;
-  const int rc = fi_trywait(fabric_.get(), &cq, 1);
+  int rc = fi_trywait(fabric_.get(), &cq, 1);
+  // trywait runs the provider's progress: SMC slots may have landed in it, unannounced.
+  if (rc == FI_SUCCESS) {
+    in_js_drain_ = true;  // what it finds goes out with the next js_drain, not a thread-safe call
+    const bool landed = scan_smc();
+    in_js_drain_ = false;
+    if (landed) rc = -FI_EAGAIN;
+  }
   if (rc == FI_SUCCESS) return true;
   if (rc != -FI_EAGAIN) check_rc(rc, "fi_trywait");
   if (!last_try) return false;
@@ -511,7 +526,7 @@ void Engine::flush(Peer& p) {
     msg.rma_iov_count = 1;
     msg.context = signaled ? &ctx->fi : &p.quiet->fi;
     msg.data = op.data;
-    const ssize_t rc = fi_writemsg(p.ep.get(), &msg, (signaled ? FI_COMPLETION : 0) | FI_REMOTE_CQ_DATA);
+    const ssize_t rc = fi_writemsg(p.ep.get(), &msg, (signaled ? FI_COMPLETION : 0) | (op.notify ? FI_REMOTE_CQ_DATA : 0));
     if (rc == -FI_EAGAIN) {
       ctx_free_.push_back(std::move(ctx));
       break;
@@ -567,14 +582,16 @@ int64_t Engine::smc_send(const uint8_t* payload, size_t len) {
     }
   }
   uint8_t* slot = smc_slot(self_, seq);
-  const uint64_t header = len;
-  std::memcpy(slot, &header, 8);
-  if (len > 0) std::memcpy(slot + 8, payload, len);
+  const uint64_t header[2] = {len, seq + 1};
+  std::memcpy(slot, header, kSmcHeaderBytes);
+  if (len > 0) std::memcpy(slot + kSmcHeaderBytes, payload, len);
+  std::memcpy(slot + kSmcHeaderBytes + len, &header[1], kSmcTrailerBytes);
   const size_t off = static_cast<size_t>(slot - smc_mem_.get());
   const uint32_t data = encode(Kind::kSmc, self_, 0);
+  const size_t bytes = kSmcHeaderBytes + len + kSmcTrailerBytes;
   for (auto& p : peers_) {
     if (p.rank == self_) continue;
-    enqueue(p.rank, WriteOp{slot, 8 + len, fi_mr_desc(smc_mr_.get()), p.smc.base + off, p.smc.key, data, Kind::kSmc, -1});
+    enqueue(p.rank, WriteOp{slot, bytes, fi_mr_desc(smc_mr_.get()), p.smc.base + off, p.smc.key, data, Kind::kSmc, -1, !smc_by_trailer_});
   }
   smc_sent_++;
   return static_cast<int64_t>(seq);
@@ -588,6 +605,16 @@ void Engine::smc_consumed(int sender, uint64_t count) {
   std::lock_guard<std::mutex> lock(mu_);
   if (sender < 0 || sender >= n_ || sender == self_) return;
   sys(self_)[kSmcConsumed0 + sender] = count;
+  if (smc_by_trailer_) {
+    // Before the sender can learn that these slots are free: a trailer left in one could
+    // otherwise pass for the one of a later, still incomplete message.
+    for (uint64_t& seq = smc_zeroed_[sender]; seq < count; ++seq) {
+      uint8_t* slot = smc_slot(sender, seq);
+      uint64_t len = 0;
+      std::memcpy(&len, slot, sizeof(len));
+      std::memset(slot, 0, kSmcHeaderBytes + std::min<uint64_t>(len, cfg_.smc_slot_bytes) + kSmcTrailerBytes);
+    }
+  }
   const uint64_t every = std::max<uint64_t>(1, cfg_.smc_window_slots / 4);
   if (count - consumed_pushed_[sender] >= every) {
     consumed_pushed_[sender] = count;
@@ -625,6 +652,7 @@ void Engine::poll_loop() {
       bulk = !js_mode_;
       if (bulk || settle_requested_) worked = drain_cq() || worked;
       worked = drain_eq() || worked;
+      worked = scan_smc() || worked;
       tick(now);
       if (settle_requested_) {
         settle_requested_ = false;
@@ -665,6 +693,11 @@ void Engine::poll_loop() {
 }
 
 bool Engine::drain_cq() {
+  const bool completions = read_cq();
+  return scan_smc() || completions;
+}
+
+bool Engine::read_cq() {
   bool any = false;
   fi_cq_data_entry entries[64];
   for (int round = 0; round < 64; ++round) {
@@ -680,6 +713,41 @@ bool Engine::drain_cq() {
     for (ssize_t i = 0; i < rc; ++i) on_completion(entries[i]);
     any = true;
     if (rc < 64) break;
+  }
+  return any;
+}
+
+// Trailer mode: the slot for `seq` is complete once its header and its trailer both say seq + 1.
+// The header's seq comes after the length and the trailer after the payload, and bytes land
+// in stream order into a zeroed slot: the first byte of either being there means all before it are.
+bool Engine::slot_landed(int sender, uint64_t seq) const {
+  const uint8_t* slot = smc_slot(sender, seq);
+  uint64_t header[2];
+  std::memcpy(header, slot, sizeof(header));
+  if (header[1] != seq + 1 || header[0] > cfg_.smc_slot_bytes) return false;
+  uint64_t trailer = 0;
+  std::memcpy(&trailer, slot + kSmcHeaderBytes + header[0], sizeof(trailer));
+  return trailer == seq + 1;
+}
+
+// Trailer mode: count the slots that landed since the last look (a progress call moves bytes
+// without telling us). Every call that may run the provider's progress is followed by one.
+bool Engine::scan_smc() {
+  if (!smc_by_trailer_) return false;
+  bool any = false;
+  for (int s = 0; s < n_; ++s) {
+    if (s == self_) continue;
+    uint64_t& landed = batch_.smc_received[s];
+    const uint64_t before = landed;
+    while (landed - sys(self_)[kSmcConsumed0 + s] < cfg_.smc_window_slots && slot_landed(s, landed)) ++landed;
+    if (landed != before) {
+      peers_[s].last_heard = Clock::now();
+      any = true;
+    }
+  }
+  if (any) {
+    batch_.smc_any = true;
+    signal_batch();
   }
   return any;
 }

@@ -13,6 +13,14 @@
 // placed in order (FI_ORDER_WAW on tcp and on verbs RC), so a completion for write i means
 // writes < i from that writer are visible too.
 //
+// Except SMC slots on tcp, which carry no CQ data: there a remote completion costs the
+// receiver a signal write and its read-back per message (two of the eight system calls a
+// message cost against a socket's four). tcp places the bytes of one write in stream order,
+// so a slot is known complete from its own bytes: a header {length, seq + 1}, the payload and
+// a trailer seq + 1 after it; the receiver zeroes a slot it consumed, so no stale byte can
+// look like a trailer, and finds new slots by looking at the next one of every sender after
+// each progress call (scan_smc). Verbs does not order the bytes of one write: it keeps CQ data.
+//
 // Who drains the CQ (measured: two thread hops per message cost ~70 µs on a 2-core box):
 //  - latency mode (default): the JS thread watches the CQ's wait fd in its own event loop and
 //    drains it there (js_drain), so a small message or row push costs one wake, as a socket
@@ -70,6 +78,9 @@ struct EngineConfig {
   // took the CPU the copies needed (256 MB to 2 receivers: spin 50 µs 230-900 MB/s, none
   // 270-1530 MB/s over interleaved runs under outside load; never worse without).
   uint32_t spin_us = 0;
+  // SMC slots announce themselves by remote CQ data even where the provider places the bytes
+  // of a write in order (tcp): how verbs works, selectable so that tests cover it here.
+  bool smc_cq_data = false;
 };
 
 enum class Kind : uint32_t { kSstUser = 1, kSstSys = 2, kSmc = 3, kRdmc = 4, kRecv = 5 };
@@ -112,6 +123,7 @@ struct WriteOp {
   uint32_t data = 0;
   Kind kind = Kind::kSstUser;
   int rdmc_sender = -1;  // for RDMC blocks: whose object
+  bool notify = true;    // carries `data` as remote CQ data (an SMC slot on tcp does not)
 };
 
 struct Peer {
@@ -171,6 +183,8 @@ class Engine {
   uint8_t* smc_memory() const { return smc_mem_.get(); }
   size_t smc_bytes() const { return smc_bytes_; }
   size_t smc_slot_stride() const { return smc_stride_; }
+  static constexpr size_t kSmcHeaderBytes = 16;  // length, seq + 1; the payload follows
+  static constexpr size_t kSmcTrailerBytes = 8;  // seq + 1 again, right after the payload
 
   // Data path (JS thread).
   void push_user(size_t offset, size_t len);
@@ -205,6 +219,8 @@ class Engine {
   uint64_t* sys(int rank) const;
   uint8_t* row(int rank) const { return sst_mem_.get() + rank * row_bytes_; }
   uint8_t* smc_slot(int sender, uint64_t seq) const;
+  bool slot_landed(int sender, uint64_t seq) const;
+  bool scan_smc();
   FidPtr<fid_mr> register_memory(const uint8_t* p, size_t len, uint64_t access);
 
   // all below: caller holds mu_
@@ -212,7 +228,8 @@ class Engine {
   void flush(Peer& p);
   void push_sys(size_t word, size_t count, int only_rank = -1);
   void poll_loop();
-  bool drain_cq();
+  bool drain_cq();  // read_cq, then scan_smc
+  bool read_cq();
   bool drain_eq();
   void on_completion(const fi_cq_data_entry& e);
   void on_remote_write(uint32_t data);
@@ -247,6 +264,7 @@ class Engine {
   FidPtr<fid_pep> pep_;
   std::vector<uint8_t> pep_name_;
   bool virt_addr_ = false, prov_key_ = false, rx_cq_data_ = false;
+  bool smc_by_trailer_ = false;  // tcp: SMC slots are found by their trailer, not CQ data
   uint64_t next_key_ = 1;
 
   size_t sys_words_ = 0;
@@ -259,6 +277,7 @@ class Engine {
   std::vector<std::unique_ptr<OpCtx>> ctx_free_;
   uint64_t smc_sent_ = 0;
   std::vector<uint64_t> consumed_pushed_;  // per sender: the consumed count last written to it
+  std::vector<uint64_t> smc_zeroed_;       // per sender: slots below this seq are zeroed (trailer mode)
   bool smc_waiting_ = false;
   bool settle_requested_ = false;
   std::vector<Transfer> transfers_;  // by sender rank
@@ -266,6 +285,7 @@ class Engine {
   uint64_t rdmc_sent_ = 0;
   Batch batch_;
   bool notify_pending_ = false;
+  bool rearm_due_ = true;      // js_rearm must call fi_trywait (see js_drain)
   bool in_js_drain_ = false;   // js_drain runs: it takes the batch itself (no thread-safe call)
   bool js_mode_ = true;        // latency mode: JS drains the CQ
   bool bulk_pending_ = false;  // an object was announced while JS drained: the thread starts it

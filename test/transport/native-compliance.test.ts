@@ -13,3 +13,10 @@ transportCompliance(
   inProcessGroups({ smcSlotSizeBytes: 100, smcWindowSlots: 3, rdmcBlockSizeBytes: 1000, heartbeatIntervalMs: 30, suspectTimeoutMs: 600 }),
   { memberCounts: [5], eventuallyMs: 20_000 },
 )
+// SMC slots announced by remote CQ data, as verbs does it (on tcp the default finds them by
+// their trailer): the path a verbs deployment takes, run here on tcp.
+transportCompliance(
+  'native (SMC by CQ data)',
+  inProcessGroups({ smcCqData: true, smcSlotSizeBytes: 100, smcWindowSlots: 3, heartbeatIntervalMs: 30, suspectTimeoutMs: 600 }),
+  { memberCounts: [3], eventuallyMs: 20_000 },
+)

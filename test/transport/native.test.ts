@@ -5,7 +5,7 @@ import net from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import { NativeTransport, TransportError } from '../../src/replication/transport/native.js'
 import type { SstSchema } from '../../src/replication/transport/types.js'
-import { configs, spawnCluster, waitUntil, type ChildMember, type MemberEvent } from './helpers/native-cluster.js'
+import { configs, inProcessGroups, spawnCluster, waitUntil, type ChildMember, type MemberEvent } from './helpers/native-cluster.js'
 
 const schema: SstSchema = {
   columns: [
@@ -95,6 +95,42 @@ describe('native transport, multi-process on loopback', () => {
       expect(v['backwards']).toBe(0)
     }
   })
+})
+
+describe('native transport, SMC slots found by their trailer (tcp)', () => {
+  // Payloads full of the 8-byte values that later slots' headers and trailers will carry, of
+  // sizes that grow and shrink, so that a reused slot holds stale bytes wherever a later, shorter
+  // message's trailer goes. They must not be taken for it: every message arrives whole, in order.
+  const windowSlots = 3
+  const slotBytes = 256
+  const counterfeit = (seq: number, size: number): Uint8Array => {
+    const bytes = new Uint8Array(size)
+    const view = new DataView(bytes.buffer)
+    for (let off = 0; off + 8 <= size; off += 8) view.setBigUint64(off, BigInt(seq + 1 + windowSlots * (1 + (off % 5))), true)
+    for (let off = size - (size % 8); off < size; off++) bytes[off] = (seq + off) & 0xff
+    return bytes
+  }
+  const sizeOf = (seq: number): number => [slotBytes, 0, 9, slotBytes - 1, 64, 1, 200, 17][seq % 8]!
+
+  for (const smcCqData of [false, true]) {
+    it(`${smcCqData ? 'with CQ data (the verbs way)' : 'by trailer'}: 600 messages through a ${windowSlots}-slot window arrive byte-identical`, async () => {
+      const group = await inProcessGroups({ smcSlotSizeBytes: slotBytes, smcWindowSlots: windowSlots, smcCqData })({ memberCount: 2, schema })
+      try {
+        const received: Uint8Array[] = []
+        group.transports[1]!.on('small', (sender, seq, payload) => {
+          if (sender === 0 && seq === received.length) received.push(payload)
+        })
+        const count = 600
+        const sends: Array<Promise<unknown>> = []
+        for (let seq = 0; seq < count; seq++) sends.push(group.transports[0]!.sendSmall(counterfeit(seq, sizeOf(seq))))
+        await Promise.all(sends)
+        expect(await waitUntil(() => received.length === count, 20_000)).toBe(true)
+        for (let seq = 0; seq < count; seq++) expect(Buffer.from(received[seq]!).equals(Buffer.from(counterfeit(seq, sizeOf(seq))))).toBe(true)
+      } finally {
+        await group.close()
+      }
+    })
+  }
 })
 
 describe('native transport config errors', () => {

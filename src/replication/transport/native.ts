@@ -37,7 +37,7 @@ interface NativeEngine {
   connect(rank: number, address: Buffer): void
   sstMemory(): ArrayBuffer
   smcMemory(): ArrayBuffer
-  layout(): { rowBytes: number; smcSlotStrideBytes: number }
+  layout(): { rowBytes: number; smcSlotStrideBytes: number; smcHeaderBytes: number }
   push(offsetBytes: number, lengthBytes: number): void
   smcSend(payload: Uint8Array): number
   smcConsumed(sender: number, count: number): void
@@ -156,6 +156,7 @@ export class NativeTransport implements Transport {
   private smcBytes = new Uint8Array(0)
   private smcView = new DataView(new ArrayBuffer(0))
   private smcStrideBytes = 0
+  private smcHeaderBytes = 0 // a slot: header (length first), payload, trailer
   private readonly listeners: Listeners = { rows: new Set(), small: new Set(), large: new Set(), suspected: new Set() }
   private readonly connected = new Set<number>()
   private readonly suspectedRanks = new Set<number>()
@@ -375,6 +376,7 @@ export class NativeTransport implements Transport {
         rdmcBlockSizeBytes: config.rdmcBlockSizeBytes,
         heartbeatIntervalMs: config.heartbeatIntervalMs,
         suspectTimeoutMs: config.suspectTimeoutMs,
+        smcCqData: config.smcCqData ?? false,
         onBatch: (batch: NativeBatch) => this.onBatch(batch),
       })
     } catch (err) {
@@ -382,7 +384,7 @@ export class NativeTransport implements Transport {
       const code = /provider|fi_getinfo|fi_fabric|fi_domain/.test(message) ? 'PROVIDER_UNAVAILABLE' : 'TRANSPORT_CONFIG'
       throw new TransportError(code, `member ${config.selfId}: ${message}`)
     }
-    const { rowBytes, smcSlotStrideBytes } = engine.layout()
+    const { rowBytes, smcSlotStrideBytes, smcHeaderBytes } = engine.layout()
     this.rowBytes = rowBytes
     const sst = engine.sstMemory()
     this.u64s = new BigUint64Array(sst)
@@ -391,6 +393,7 @@ export class NativeTransport implements Transport {
     this.smcBytes = new Uint8Array(smc)
     this.smcView = new DataView(smc)
     this.smcStrideBytes = smcSlotStrideBytes
+    this.smcHeaderBytes = smcHeaderBytes
     return engine
   }
 
@@ -473,7 +476,8 @@ export class NativeTransport implements Transport {
         const offset = (sender * window + (seq % window)) * this.smcStrideBytes
         const length = Number(this.smcView.getBigUint64(offset, true))
         // Copy out: the slot is reused once we report it consumed.
-        const payload = this.smcBytes.slice(offset + 8, offset + 8 + length)
+        const start = offset + this.smcHeaderBytes
+        const payload = this.smcBytes.slice(start, start + length)
         this.smcDelivered[sender] = seq + 1
         this.emit('small', sender, seq, payload)
       }

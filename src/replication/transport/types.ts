@@ -36,6 +36,9 @@ export interface TransportConfig {
   readonly heartbeatIntervalMs: number
   readonly suspectTimeoutMs: number // silence (or a completion error) longer than this -> suspected
   readonly connectTimeoutMs: number
+  // Native only: SMC slots announce themselves by remote CQ data even on tcp, where by default
+  // the receiver finds them by their trailer. Verbs always works this way; tests select it here.
+  readonly smcCqData?: boolean
 }
 
 export const TRANSPORT_DEFAULTS = {

@@ -2,26 +2,40 @@
 // compliance suite, and child-process clusters (test/transport/helpers/native-harness.mjs)
 // whose members are killed in teardown whatever happens.
 import { spawn, type ChildProcess } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import net from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { NativeTransport } from '../../../src/replication/transport/native.js'
 import { TRANSPORT_DEFAULTS, type SstSchema, type TransportConfig } from '../../../src/replication/transport/types.js'
 import type { ComplianceGroup, MakeGroup } from '../compliance.js'
 
-export type Sizes = Partial<Pick<TransportConfig, 'smcSlotSizeBytes' | 'smcWindowSlots' | 'rdmcBlockSizeBytes' | 'heartbeatIntervalMs' | 'suspectTimeoutMs' | 'connectTimeoutMs' | 'provider'>>
+export type Sizes = Partial<Pick<TransportConfig, 'smcSlotSizeBytes' | 'smcWindowSlots' | 'rdmcBlockSizeBytes' | 'heartbeatIntervalMs' | 'suspectTimeoutMs' | 'connectTimeoutMs' | 'provider' | 'smcCqData'>>
 
-/** Ports the kernel just handed out (bound to 0, then released): unlikely to collide between parallel runs. */
+/**
+ * Free loopback ports below the kernel's ephemeral range, picked at random and held together
+ * while picked. Not ports the kernel hands out itself: those come back to the next outgoing
+ * connection (every endpoint connects), so a parallel test could take one before it is used.
+ */
 export async function freePorts(count: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: count }, () => new Promise<net.Server>((resolve, reject) => {
-      const s = net.createServer()
-      s.once('error', reject)
-      s.listen(0, '127.0.0.1', () => resolve(s))
-    })),
-  )
-  const ports = servers.map((s) => (s.address() as net.AddressInfo).port)
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))))
-  return ports
+  const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0])
+  const max = Math.min(32_768, Number.isInteger(low) ? low : 32_768)
+  const min = 20_000
+  const held: net.Server[] = []
+  try {
+    for (let attempt = 0; held.length < count; attempt++) {
+      if (attempt >= 1000) throw new Error(`no ${count} free ports in ${min}..${max - 1}`)
+      const port = min + Math.floor(Math.random() * (max - min))
+      const server = await new Promise<net.Server | undefined>((resolve) => {
+        const s = net.createServer()
+        s.once('error', () => resolve(undefined))
+        s.listen(port, '127.0.0.1', () => resolve(s))
+      })
+      if (server !== undefined) held.push(server)
+    }
+    return held.map((s) => (s.address() as net.AddressInfo).port)
+  } finally {
+    await Promise.all(held.map((s) => new Promise((r) => s.close(r))))
+  }
 }
 
 export async function configs(memberCount: number, schema: SstSchema, sizes: Sizes = {}): Promise<TransportConfig[]> {
