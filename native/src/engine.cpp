@@ -650,9 +650,9 @@ void Engine::poll_loop() {
       }
       sync_mode();
       bulk = !js_mode_;
-      if (bulk || settle_requested_) worked = drain_cq() || worked;
+      if (bulk || settle_requested_) worked = read_cq() || worked;
       worked = drain_eq() || worked;
-      worked = scan_smc() || worked;
+      worked = scan_smc() || worked;  // every turn: progress may have moved slots in (trailer mode)
       tick(now);
       if (settle_requested_) {
         settle_requested_ = false;

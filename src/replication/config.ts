@@ -303,7 +303,7 @@ const BASE_PORT_MIN = 20000
 const BASE_PORT_MAX = 32000
 
 /** The ports usable for listeners: BASE_PORT_MIN..BASE_PORT_MAX minus the ephemeral range when it reaches down there. */
-function listenPortRange(): { min: number; max: number } {
+export function listenPortRange(): { min: number; max: number } {
   try {
     const [low] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number)
     if (low !== undefined && Number.isInteger(low) && low > BASE_PORT_MIN + 1000) return { min: BASE_PORT_MIN, max: Math.min(BASE_PORT_MAX, low - 1) }

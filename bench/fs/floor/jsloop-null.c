@@ -21,8 +21,7 @@
 #include <string.h>
 #include <uv.h>
 
-#define ROOT_INO 1
-#define FILE_BYTES 4096
+#include "null-node.h"
 
 static napi_env js_env;
 static napi_ref on_request_ref;
@@ -31,19 +30,6 @@ static uv_poll_t poll_handle;
 static struct fuse_buf request_buf;
 static int noflush;
 static char zeros[128 * 1024];
-
-static void fill(fuse_ino_t ino, struct stat *st) {
-  memset(st, 0, sizeof *st);
-  st->st_ino = ino;
-  if (ino == ROOT_INO) {
-    st->st_mode = S_IFDIR | 0755;
-    st->st_nlink = 2;
-  } else {
-    st->st_mode = S_IFREG | 0444;
-    st->st_nlink = 1;
-    st->st_size = FILE_BYTES;
-  }
-}
 
 // onRequest(op, req, ino, name, sizeBytes): req is an external the reply functions take back.
 static void to_js(const char *op, fuse_req_t req, fuse_ino_t ino, const char *name, size_t size_bytes) {
@@ -138,7 +124,7 @@ static napi_value Reply(napi_env env, napi_callback_info info) {
     e.ino = (fuse_ino_t)n;
     e.attr_timeout = 1.0;
     e.entry_timeout = 1.0;
-    fill(e.ino, &e.attr);
+    fill_null_node(e.ino, &e.attr);
     struct fuse_file_info fi;
     memset(&fi, 0, sizeof fi);
     if (!strcmp(kind, "entry")) {
@@ -150,7 +136,7 @@ static napi_value Reply(napi_env env, napi_callback_info info) {
     }
   } else if (!strcmp(kind, "attr")) {
     struct stat st;
-    fill((fuse_ino_t)n, &st);
+    fill_null_node((fuse_ino_t)n, &st);
     fuse_reply_attr(req, &st, 1.0);
   } else if (!strcmp(kind, "open")) {
     struct fuse_file_info fi;

@@ -19,27 +19,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ROOT_INO 1
+#include "null-node.h"
+
 #define CREATED_INO 1000000
-#define FILE_BYTES 4096
 
 static int noflush = 0;
 static unsigned max_write_bytes = 1 << 20;
 static fuse_ino_t next_ino = 2;
 static const char zeros[FILE_BYTES];
-
-static void fill(fuse_ino_t ino, struct stat *st) {
-  memset(st, 0, sizeof *st);
-  st->st_ino = ino;
-  if (ino == ROOT_INO) {
-    st->st_mode = S_IFDIR | 0755;
-    st->st_nlink = 2;
-  } else {
-    st->st_mode = S_IFREG | 0444;
-    st->st_nlink = 1;
-    st->st_size = FILE_BYTES;
-  }
-}
 
 static void ll_init(void *userdata, struct fuse_conn_info *conn) {
   (void)userdata;
@@ -56,14 +43,14 @@ static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
   e.ino = next_ino++;
   e.attr_timeout = 1.0;
   e.entry_timeout = 1.0;
-  fill(e.ino, &e.attr);
+  fill_null_node(e.ino, &e.attr);
   fuse_reply_entry(req, &e);
 }
 
 static void ll_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
   (void)fi;
   struct stat st;
-  fill(ino, &st);
+  fill_null_node(ino, &st);
   fuse_reply_attr(req, &st, 1.0);
 }
 
@@ -72,7 +59,7 @@ static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
   (void)to_set;
   (void)fi;
   struct stat st;
-  fill(ino, &st);
+  fill_null_node(ino, &st);
   fuse_reply_attr(req, &st, 1.0);
 }
 
@@ -89,7 +76,7 @@ static void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
   struct fuse_entry_param e;
   memset(&e, 0, sizeof e);
   e.ino = CREATED_INO; // never looked up again: each dd creates its file anew
-  fill(e.ino, &e.attr);
+  fill_null_node(e.ino, &e.attr);
   e.attr.st_mode = S_IFREG | 0644;
   e.attr.st_size = 0;
   fuse_reply_create(req, &e, fi);

@@ -2,9 +2,9 @@
 // compliance suite, and child-process clusters (test/transport/helpers/native-harness.mjs)
 // whose members are killed in teardown whatever happens.
 import { spawn, type ChildProcess } from 'node:child_process'
-import { readFileSync } from 'node:fs'
 import net from 'node:net'
 import { fileURLToPath } from 'node:url'
+import { listenPortRange } from '../../../src/replication/config.js'
 import { NativeTransport } from '../../../src/replication/transport/native.js'
 import { TRANSPORT_DEFAULTS, type SstSchema, type TransportConfig } from '../../../src/replication/transport/types.js'
 import type { ComplianceGroup, MakeGroup } from '../compliance.js'
@@ -12,19 +12,18 @@ import type { ComplianceGroup, MakeGroup } from '../compliance.js'
 export type Sizes = Partial<Pick<TransportConfig, 'smcSlotSizeBytes' | 'smcWindowSlots' | 'rdmcBlockSizeBytes' | 'heartbeatIntervalMs' | 'suspectTimeoutMs' | 'connectTimeoutMs' | 'provider' | 'smcCqData'>>
 
 /**
- * Free loopback ports below the kernel's ephemeral range, picked at random and held together
- * while picked. Not ports the kernel hands out itself: those come back to the next outgoing
- * connection (every endpoint connects), so a parallel test could take one before it is used.
+ * Free loopback ports where listeners belong (listenPortRange: below the kernel's ephemeral
+ * range), picked at random and held together while picked. Not ports the kernel hands out
+ * itself: those come back to the next outgoing connection (every endpoint connects), so a
+ * parallel test could take one before it is used.
  */
 export async function freePorts(count: number): Promise<number[]> {
-  const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0])
-  const max = Math.min(32_768, Number.isInteger(low) ? low : 32_768)
-  const min = 20_000
+  const { min, max } = listenPortRange()
   const held: net.Server[] = []
   try {
     for (let attempt = 0; held.length < count; attempt++) {
-      if (attempt >= 1000) throw new Error(`no ${count} free ports in ${min}..${max - 1}`)
-      const port = min + Math.floor(Math.random() * (max - min))
+      if (attempt >= 1000) throw new Error(`no ${count} free ports in ${min}..${max}`)
+      const port = min + Math.floor(Math.random() * (max - min + 1))
       const server = await new Promise<net.Server | undefined>((resolve) => {
         const s = net.createServer()
         s.once('error', () => resolve(undefined))
