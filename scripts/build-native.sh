@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the native transport addon (native/ → native/build/Release/fffs_native.node) with
-# cmake-js, offline, against the Node headers of the running node (npm's nodedir or /usr).
+# Builds the native addons (native/ → native/build/Release/: fffs_native.node, the transport;
+# fffs_fuse.node, the FUSE session) with cmake-js, offline, against the Node headers of the
+# running node (npm's nodedir or /usr).
 # Clear messages when a prerequisite is missing; quiet on success.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +11,7 @@ need cmake cmake
 need g++ g++
 need pkg-config pkg-config
 pkg-config --exists 'libfabric >= 1.9' || { echo "fffs build-native: libfabric development files not found (apt-get install libfabric-dev)" >&2; exit 1; }
+pkg-config --exists 'fuse3 >= 3.10' || { echo "fffs build-native: libfuse 3 development files not found (apt-get install libfuse3-dev)" >&2; exit 1; }
 
 nodedir="${npm_config_nodedir:-}"
 if [ -z "$nodedir" ]; then

@@ -4,10 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# fuse: fusermount (clearing a mount whose process died); libfuse2: the bench's fuse-native baseline
 apt_packages=(libfuse2 fuse)
-# --- native transport (native/): build prerequisites ---
-apt_packages+=(libfabric-dev cmake g++ pkg-config)
-# --- end native transport ---
+# --- native core (native/): build prerequisites of the transport and the FUSE session ---
+apt_packages+=(libfabric-dev libfuse3-dev cmake g++ pkg-config)
+# --- end native core ---
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
@@ -29,12 +30,14 @@ if [ ! -d node_modules ] || [ package.json -nt node_modules/.package-lock.json ]
   if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --loglevel=error; else npm install --no-audit --no-fund --loglevel=error; fi
 fi
 
-# --- native transport (native/): build the addon when missing or older than its sources ---
-addon=native/build/Release/fffs_native.node
-if [ ! -f "$addon" ] || [ -n "$(find native/src native/CMakeLists.txt -newer "$addon" -print -quit)" ]; then
-  echo "fffs setup: building the native transport" >&2
-  bash scripts/build-native.sh
-fi
-# --- end native transport ---
+# --- native core (native/): build the addons when missing or older than their sources ---
+for addon in native/build/Release/fffs_native.node native/build/Release/fffs_fuse.node; do
+  if [ ! -f "$addon" ] || [ -n "$(find native/src native/CMakeLists.txt -newer "$addon" -print -quit)" ]; then
+    echo "fffs setup: building the native core" >&2
+    bash scripts/build-native.sh
+    break
+  fi
+done
+# --- end native core ---
 
 npm run --silent build

@@ -1,14 +1,22 @@
-// A null fuse-native file system: the binding's ceiling. Writes are accepted and discarded
-// (only the size is kept), reads serve zeros. Mounted with the options fffs uses
-// (src/fs/mount.ts), so the kernel <-> libfuse <-> JS path is the same and only fffs's own
-// work is missing. A name with an `@` in it (a time path in fffs) is a 4 KiB file of zeros, so
+// A null fuse-native file system: the ceiling of the binding fffs used to mount with (the
+// issue's baseline). Writes are accepted and discarded (only the size is kept), reads serve
+// zeros. Mounted with the options fffs used on it (the largest requests libfuse 2 allows), so
+// what differs from fffs is fffs's own work and its FUSE layer (src/fs/kernel.ts). A name with an `@` in it (a time path in fffs) is a 4 KiB file of zeros, so
 // the time-travel baseline opens fresh names through the same lookup, open, read, flush and
 // release. Run as its own process (`node dist/bench/fs/nullfs.js DIR`): a FUSE
 // daemon must not share an event loop with the synchronous fs calls that drive it.
 // Prints "nullfs: mounted DIR" when ready; SIGTERM/SIGINT unmount.
 
 import Fuse from 'fuse-native'
-import { withFffsMountOptions } from '../../src/fs/mount.js'
+
+/** libfuse 2.9 caps requests at the kernel's limit (128 KiB here); ask for the most. */
+const MAX_REQUEST_BYTES = 1024 * 1024
+
+/** The libfuse 2 options fffs mounted with when it used fuse-native, appended to fuse-native's own. */
+function withFffsMountOptions(base: string, fsName: string): string {
+  const ours = ['big_writes', `max_write=${MAX_REQUEST_BYTES}`, `max_read=${MAX_REQUEST_BYTES}`, 'atomic_o_trunc', 'auto_cache', `fsname=${fsName}`, `subtype=${fsName}`].join(',')
+  return base === '' ? `-o${ours}` : `${base},${ours}`
+}
 
 class NullFuse extends Fuse {
   protected override _fuseOptions(): string {

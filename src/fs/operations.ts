@@ -1,6 +1,6 @@
-// One handler per FUSE operation. Each takes the path (and handle) fuse-native gives, does
-// its work through the client API, and returns a value or throws an FffsError; the errno is
-// decided in one place, the op table in mount.ts.
+// One handler per FUSE operation. Each takes the path (and handle) kernel.ts gives, does its
+// work through the client API, and returns a value or throws an FffsError; the errno is
+// decided in one place, kernel.ts.
 
 import { constants as fsConstants, promises as fsp } from 'node:fs'
 import { errors, isLateSensorWrite } from '../errors.js'
@@ -173,6 +173,12 @@ export class Operations {
     if (resolved.kind === 'snapshotRoot') return SNAPSHOT_ROOT_STAT
     const dirty = resolved.cut.kind === 'live' ? this.files.dirtySizeBytes(resolved.attr.ino) : null
     return toStat(resolved.attr, dirty ?? resolved.attr.sizeBytes)
+  }
+
+  /** An open handle's attributes, as its reader or writer sees them (uncommitted writes' size included). */
+  fgetattr(fd: number): Stat {
+    const file = this.files.get(fd)
+    return toStat(file.pinned, file.visibleSizeBytes)
   }
 
   /**

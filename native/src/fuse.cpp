@@ -1,0 +1,550 @@
+// fffs's FUSE session: libfuse 3's low-level API driven by the JS event loop. A uv_poll on
+// /dev/fuse (non-blocking) takes every queued request in one turn and hands each to JS on the
+// JS thread; JS answers later with one of the reply methods. No libfuse thread and no hand-off
+// per request (fuse-native wakes the loop from a libfuse thread and waits on a semaphore), and
+// requests up to 1 MiB (libfuse 2 capped them at 128 KiB). Measured before it was built with
+// bench/fs/floor/jsloop-null.c; the inode table and the path-based operations live in
+// src/fs/kernel.ts.
+//
+// Requests are named to JS by their fuse_req_t as a number and kept in `outstanding_`, so a
+// reply is sent at most once, and none after unmount (libfuse would touch freed memory).
+#define FUSE_USE_VERSION 34
+#include <fuse_lowlevel.h>
+#include <napi.h>
+#include <uv.h>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+namespace {
+
+// Shared with src/fs/kernel.ts (FuseOp): the order of this list is the protocol.
+enum class Op : int {
+  Lookup = 0, Forget, Getattr, Setattr, Readlink, Mkdir, Unlink, Rmdir, Symlink, Rename, Open, Read, Write, Flush,
+  Release, Fsync, Opendir, Readdir, Releasedir, Statfs, Setxattr, Getxattr, Listxattr, Removexattr, Create, Exit,
+};
+
+constexpr unsigned kMaxRequestBytes = 1u << 20;
+// libfuse reads up to its bufsize into the buffer it is given: 256 pages (the kernel's most)
+// plus a header page. Twice the largest request leaves room for any page size up to 8 KiB.
+constexpr size_t kRequestBufferBytes = 2 * kMaxRequestBytes + 64 * 1024;
+constexpr uint64_t kUnknownIno = 0xffffffffu;  // what libfuse 2's path API put in directory entries
+
+/** security.* and POSIX ACLs: fffs keeps none. The kernel asks for security.capability before every write(2). */
+bool IsUnkeptXattr(const char* name) {
+  return std::strncmp(name, "security.", 9) == 0 || std::strcmp(name, "system.posix_acl_access") == 0 ||
+         std::strcmp(name, "system.posix_acl_default") == 0;
+}
+
+double NumberOr(const Napi::Object& o, const char* key, double fallback) {
+  Napi::Value v = o.Get(key);
+  return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : fallback;
+}
+
+timespec TimespecOfMs(double ms) {
+  timespec ts;
+  double seconds = ms / 1000;
+  ts.tv_sec = static_cast<time_t>(seconds);
+  ts.tv_nsec = static_cast<long>((ms - static_cast<double>(ts.tv_sec) * 1000) * 1e6);
+  if (ts.tv_nsec < 0) {
+    ts.tv_sec -= 1;
+    ts.tv_nsec += 1000000000L;
+  }
+  return ts;
+}
+
+/** The JS stat object (src/fs/operations.ts Stat: times in ms) as a struct stat for node `ino`. */
+struct stat StatOf(const Napi::Object& o, uint64_t ino) {
+  struct stat st;
+  std::memset(&st, 0, sizeof st);
+  st.st_ino = ino;
+  st.st_mode = static_cast<mode_t>(NumberOr(o, "mode", 0));
+  st.st_nlink = static_cast<nlink_t>(NumberOr(o, "nlink", 1));
+  st.st_uid = static_cast<uid_t>(NumberOr(o, "uid", 0));
+  st.st_gid = static_cast<gid_t>(NumberOr(o, "gid", 0));
+  st.st_size = static_cast<off_t>(NumberOr(o, "size", 0));
+  st.st_blksize = static_cast<blksize_t>(NumberOr(o, "blksize", 4096));
+  st.st_blocks = static_cast<blkcnt_t>(NumberOr(o, "blocks", 0));
+  st.st_atim = TimespecOfMs(NumberOr(o, "atime", 0));
+  st.st_mtim = TimespecOfMs(NumberOr(o, "mtime", 0));
+  st.st_ctim = TimespecOfMs(NumberOr(o, "ctime", 0));
+  return st;
+}
+
+struct SessionDeleter {
+  void operator()(fuse_session* se) const { fuse_session_destroy(se); }
+};
+
+class FuseSession : public Napi::ObjectWrap<FuseSession> {
+ public:
+  static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+    Napi::Function cls = DefineClass(env, "FuseSession",
+                                     {
+                                         InstanceMethod("mount", &FuseSession::Mount),
+                                         InstanceMethod("unmount", &FuseSession::Unmount),
+                                         InstanceMethod("replyErr", &FuseSession::ReplyErr),
+                                         InstanceMethod("replyEntry", &FuseSession::ReplyEntry),
+                                         InstanceMethod("replyCreate", &FuseSession::ReplyCreate),
+                                         InstanceMethod("replyAttr", &FuseSession::ReplyAttr),
+                                         InstanceMethod("replyOpen", &FuseSession::ReplyOpen),
+                                         InstanceMethod("replyData", &FuseSession::ReplyData),
+                                         InstanceMethod("replyWrite", &FuseSession::ReplyWrite),
+                                         InstanceMethod("replyReadlink", &FuseSession::ReplyReadlink),
+                                         InstanceMethod("replyStatfs", &FuseSession::ReplyStatfs),
+                                         InstanceMethod("replyXattrSize", &FuseSession::ReplyXattrSize),
+                                         InstanceMethod("replyDirectory", &FuseSession::ReplyDirectory),
+                                     });
+    exports.Set("FuseSession", cls);
+    return exports;
+  }
+
+  /**
+   * new FuseSession(requestBuffer, onRequest(op, req, ino, a?, b?, c?, d?)): every request is
+   * read into requestBuffer (at least kRequestBufferBytes), so a write's bytes reach JS as a
+   * range of it, with no copy and no buffer made per request.
+   */
+  explicit FuseSession(const Napi::CallbackInfo& info) : Napi::ObjectWrap<FuseSession>(info) {
+    Napi::Buffer<char> request = info[0].As<Napi::Buffer<char>>();
+    if (request.Length() < kRequestBufferBytes) throw Napi::RangeError::New(info.Env(), "the FUSE request buffer is too small");
+    request_buffer_ = Napi::Persistent(request);
+    request_mem_ = request.Data();
+    on_request_ = Napi::Persistent(info[1].As<Napi::Function>());
+    async_ = std::make_unique<Napi::AsyncContext>(info.Env(), "fffs-fuse");
+  }
+
+  ~FuseSession() override { Close(); }
+
+ private:
+  // ------------------------------------------------------------------ mount and the loop
+
+  /** mount(mountpoint, fsName): throws with the reason libfuse printed on failure. */
+  Napi::Value Mount(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (session_) throw Napi::Error::New(env, "this FUSE session is already mounted");
+    std::string mountpoint = info[0].As<Napi::String>().Utf8Value();
+    std::string options = "fsname=" + info[1].As<Napi::String>().Utf8Value() + ",subtype=" + info[1].As<Napi::String>().Utf8Value();
+    std::vector<std::string> argv_text = {"fffs", "-o", options};
+    std::vector<char*> argv;
+    for (std::string& s : argv_text) argv.push_back(s.data());
+    fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
+    std::unique_ptr<fuse_session, SessionDeleter> se(fuse_session_new(&args, &kOps, sizeof kOps, this));
+    fuse_opt_free_args(&args);
+    if (!se) throw Napi::Error::New(env, "fuse_session_new failed (see the message above)");
+    if (fuse_session_mount(se.get(), mountpoint.c_str()) != 0) {
+      throw Napi::Error::New(env, "cannot mount FUSE at " + mountpoint + " (see the message above)");
+    }
+    int fd = fuse_session_fd(se.get());
+    if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) != 0) {
+      fuse_session_unmount(se.get());
+      throw Napi::Error::New(env, std::string("fcntl(O_NONBLOCK) on /dev/fuse: ") + std::strerror(errno));
+    }
+    uv_loop_t* loop = nullptr;
+    napi_get_uv_event_loop(env, &loop);
+    auto poll = std::make_unique<uv_poll_t>();
+    if (uv_poll_init(loop, poll.get(), fd) != 0 || uv_poll_start(poll.get(), UV_READABLE, &FuseSession::OnReadable) != 0) {
+      fuse_session_unmount(se.get());
+      throw Napi::Error::New(env, "uv_poll on /dev/fuse failed");
+    }
+    poll->data = this;
+    poll_ = std::move(poll);
+    session_ = std::move(se);
+    mountpoint_ = mountpoint;
+    Ref();  // the mounted session outlives a dropped JS reference: the poll calls into it
+    return env.Undefined();
+  }
+
+  /** unmount(): idempotent; requests still unanswered are dropped (the kernel fails them). */
+  Napi::Value Unmount(const Napi::CallbackInfo& info) {
+    Close();
+    return info.Env().Undefined();
+  }
+
+  void Close() {
+    if (!session_) return;
+    outstanding_.clear();
+    uv_poll_stop(poll_.get());
+    uv_close(reinterpret_cast<uv_handle_t*>(poll_.release()), [](uv_handle_t* h) { std::unique_ptr<uv_poll_t> owned(reinterpret_cast<uv_poll_t*>(h)); });
+    fuse_session_unmount(session_.get());
+    session_.reset();
+    Unref();
+  }
+
+  static void OnReadable(uv_poll_t* handle, int status, int events) {
+    static_cast<FuseSession*>(handle->data)->Drain();
+  }
+
+  // Every request queued on the device is processed in this turn; replies the handlers make
+  // synchronously go out inside the loop, the rest when their promises settle (the callback
+  // scope runs the microtasks before returning to libuv).
+  void Drain() {
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    Napi::CallbackScope callback_scope(env, *async_);
+    while (session_) {
+      fuse_buf buf;
+      std::memset(&buf, 0, sizeof buf);
+      buf.mem = request_mem_;
+      buf.size = kRequestBufferBytes;
+      int received = fuse_session_receive_buf(session_.get(), &buf);
+      if (received == -EAGAIN) return;
+      if (received == -EINTR) continue;
+      if (received <= 0) {  // 0: the file system was unmounted from outside (or the connection aborted)
+        Emit(Op::Exit, nullptr, 0, {});
+        Close();
+        return;
+      }
+      fuse_session_process_buf(session_.get(), &buf);
+    }
+  }
+
+  // ------------------------------------------------------------------ requests to JS
+
+  double Track(fuse_req_t req) {
+    if (req == nullptr) return 0;
+    outstanding_.insert(req);
+    return static_cast<double>(reinterpret_cast<uintptr_t>(req));
+  }
+
+  /** Calls onRequest; a JS exception (a bug) is reported and answered EIO, never thrown through libfuse. */
+  void Emit(Op op, fuse_req_t req, fuse_ino_t ino, std::initializer_list<napi_value> more) {
+    Napi::Env env = Env();
+    std::vector<napi_value> args = {Napi::Number::New(env, static_cast<int>(op)), Napi::Number::New(env, Track(req)),
+                                    Napi::Number::New(env, static_cast<double>(ino))};
+    args.insert(args.end(), more.begin(), more.end());
+    try {
+      on_request_.Call(args);
+    } catch (const Napi::Error& e) {
+      fprintf(stderr, "fffs: internal error in the FUSE handler: %s\n", e.Message().c_str());
+      if (req != nullptr && outstanding_.erase(req) == 1) fuse_reply_err(req, EIO);
+    }
+  }
+
+  static FuseSession* Of(fuse_req_t req) { return static_cast<FuseSession*>(fuse_req_userdata(req)); }
+  Napi::Value Str(const char* s) { return Napi::String::New(Env(), s); }
+  Napi::Value Num(double n) { return Napi::Number::New(Env(), n); }
+  Napi::Value FhOf(const fuse_file_info* fi) { return fi == nullptr ? Env().Undefined() : Num(static_cast<double>(fi->fh)); }
+
+  static void OnInit(void* userdata, fuse_conn_info* conn) {
+    conn->max_write = kMaxRequestBytes;  // libfuse asks the kernel for max_pages to match
+    conn->max_readahead = kMaxRequestBytes;
+    conn->want &= ~FUSE_CAP_SPLICE_READ;  // requests are read into memory JS is handed
+    if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;  // O_TRUNC reaches open: one version
+  }
+  static void OnLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+    FuseSession* s = Of(req);
+    s->Emit(Op::Lookup, req, parent, {s->Str(name)});
+  }
+  static void OnForget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+    FuseSession* s = Of(req);
+    fuse_reply_none(req);
+    s->Emit(Op::Forget, nullptr, ino, {s->Num(static_cast<double>(nlookup))});
+  }
+  static void OnForgetMulti(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
+    FuseSession* s = Of(req);
+    fuse_reply_none(req);
+    for (size_t i = 0; i < count; i++) s->Emit(Op::Forget, nullptr, forgets[i].ino, {s->Num(static_cast<double>(forgets[i].nlookup))});
+  }
+  static void OnGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+    FuseSession* s = Of(req);
+    s->Emit(Op::Getattr, req, ino, {s->FhOf(fi)});
+  }
+  static void OnSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info* fi) {
+    FuseSession* s = Of(req);
+    Napi::Env env = s->Env();
+    Napi::Object changes = Napi::Object::New(env);
+    if (to_set & FUSE_SET_ATTR_MODE) changes.Set("mode", s->Num(attr->st_mode));
+    if (to_set & FUSE_SET_ATTR_UID) changes.Set("uid", s->Num(attr->st_uid));
+    if (to_set & FUSE_SET_ATTR_GID) changes.Set("gid", s->Num(attr->st_gid));
+    if (to_set & FUSE_SET_ATTR_SIZE) changes.Set("size", s->Num(static_cast<double>(attr->st_size)));
+    auto ms = [](const timespec& ts) { return static_cast<double>(ts.tv_sec) * 1000 + static_cast<double>(ts.tv_nsec) / 1e6; };
+    if (to_set & FUSE_SET_ATTR_ATIME_NOW) changes.Set("atimeNow", Napi::Boolean::New(env, true));
+    else if (to_set & FUSE_SET_ATTR_ATIME) changes.Set("atime", s->Num(ms(attr->st_atim)));
+    if (to_set & FUSE_SET_ATTR_MTIME_NOW) changes.Set("mtimeNow", Napi::Boolean::New(env, true));
+    else if (to_set & FUSE_SET_ATTR_MTIME) changes.Set("mtime", s->Num(ms(attr->st_mtim)));
+    s->Emit(Op::Setattr, req, ino, {changes, s->FhOf(fi)});
+  }
+  static void OnReadlink(fuse_req_t req, fuse_ino_t ino) { Of(req)->Emit(Op::Readlink, req, ino, {}); }
+  static void OnMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
+    FuseSession* s = Of(req);
+    s->Emit(Op::Mkdir, req, parent, {s->Str(name), s->Num(mode)});
+  }
+  static void OnUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+    FuseSession* s = Of(req);
+    s->Emit(Op::Unlink, req, parent, {s->Str(name)});
+  }
+  static void OnRmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
+    FuseSession* s = Of(req);
+    s->Emit(Op::Rmdir, req, parent, {s->Str(name)});
+  }
+  static void OnSymlink(fuse_req_t req, const char* target, fuse_ino_t parent, const char* name) {
+    FuseSession* s = Of(req);
+    s->Emit(Op::Symlink, req, parent, {s->Str(name), s->Str(target)});
+  }
+  static void OnRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t new_parent, const char* new_name, unsigned flags) {
+    FuseSession* s = Of(req);
+    s->Emit(Op::Rename, req, parent, {s->Str(name), s->Num(static_cast<double>(new_parent)), s->Str(new_name), s->Num(flags)});
+  }
+  static void OnOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+    FuseSession* s = Of(req);
+    s->Emit(Op::Open, req, ino, {s->Num(fi->flags)});
+  }
+  static void OnRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+    FuseSession* s = Of(req);
+    s->Emit(Op::Read, req, ino, {s->FhOf(fi), s->Num(static_cast<double>(size)), s->Num(static_cast<double>(off))});
+  }
+  // The bytes stay in the request buffer, which JS owns: it gets their offset and length there
+  // and copies them before it returns (src/fs/openFiles.ts); the next request overwrites them.
+  static void OnWrite(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off, fuse_file_info* fi) {
+    FuseSession* s = Of(req);
+    double at = static_cast<double>(buf - s->request_mem_);
+    s->Emit(Op::Write, req, ino, {s->FhOf(fi), s->Num(at), s->Num(static_cast<double>(size)), s->Num(static_cast<double>(off))});
+  }
+  static void OnFlush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+    FuseSession* s = Of(req);
+    s->Emit(Op::Flush, req, ino, {s->FhOf(fi)});
+  }
+  static void OnRelease(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+    FuseSession* s = Of(req);
+    s->Emit(Op::Release, req, ino, {s->FhOf(fi)});
+  }
+  static void OnFsync(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info* fi) {
+    FuseSession* s = Of(req);
+    s->Emit(Op::Fsync, req, ino, {s->FhOf(fi)});
+  }
+  static void OnOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) { Of(req)->Emit(Op::Opendir, req, ino, {}); }
+  static void OnReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+    FuseSession* s = Of(req);
+    s->Emit(Op::Readdir, req, ino, {s->FhOf(fi), s->Num(static_cast<double>(size)), s->Num(static_cast<double>(off))});
+  }
+  static void OnReleasedir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+    FuseSession* s = Of(req);
+    s->Emit(Op::Releasedir, req, ino, {s->FhOf(fi)});
+  }
+  static void OnStatfs(fuse_req_t req, fuse_ino_t ino) { Of(req)->Emit(Op::Statfs, req, ino, {}); }
+  static void OnSetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size, int flags) {
+    FuseSession* s = Of(req);
+    s->Emit(Op::Setxattr, req, ino, {s->Str(name), Napi::Buffer<char>::Copy(s->Env(), value, size), s->Num(flags)});
+  }
+  static void OnGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+    if (IsUnkeptXattr(name)) {  // answered here: no JS turn for the question every write(2) asks
+      fuse_reply_err(req, ENODATA);
+      return;
+    }
+    FuseSession* s = Of(req);
+    s->Emit(Op::Getxattr, req, ino, {s->Str(name), s->Num(static_cast<double>(size))});
+  }
+  static void OnListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+    FuseSession* s = Of(req);
+    s->Emit(Op::Listxattr, req, ino, {s->Num(static_cast<double>(size))});
+  }
+  static void OnRemovexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
+    FuseSession* s = Of(req);
+    s->Emit(Op::Removexattr, req, ino, {s->Str(name)});
+  }
+  static void OnCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
+    FuseSession* s = Of(req);
+    s->Emit(Op::Create, req, parent, {s->Str(name), s->Num(mode), s->Num(fi->flags)});
+  }
+
+  static const fuse_lowlevel_ops kOps;
+
+  // ------------------------------------------------------------------ replies from JS
+
+  /** The request named by a reply's first argument, taken off the outstanding set; null if already answered or unmounted. */
+  fuse_req_t Take(const Napi::CallbackInfo& info) {
+    auto req = reinterpret_cast<fuse_req_t>(static_cast<uintptr_t>(info[0].As<Napi::Number>().DoubleValue()));
+    return outstanding_.erase(req) == 1 ? req : nullptr;
+  }
+
+  Napi::Value ReplyErr(const Napi::CallbackInfo& info) {
+    if (fuse_req_t req = Take(info)) fuse_reply_err(req, info[1].As<Napi::Number>().Int32Value());
+    return info.Env().Undefined();
+  }
+
+  static fuse_entry_param EntryOf(const Napi::CallbackInfo& info) {
+    fuse_entry_param e;
+    std::memset(&e, 0, sizeof e);
+    e.ino = static_cast<fuse_ino_t>(info[1].As<Napi::Number>().DoubleValue());
+    e.attr = StatOf(info[2].As<Napi::Object>(), e.ino);
+    e.attr_timeout = e.entry_timeout = info[3].As<Napi::Number>().DoubleValue();
+    return e;
+  }
+
+  /** replyEntry(req, nodeid, stat, timeoutS) */
+  Napi::Value ReplyEntry(const Napi::CallbackInfo& info) {
+    if (fuse_req_t req = Take(info)) {
+      fuse_entry_param e = EntryOf(info);
+      fuse_reply_entry(req, &e);
+    }
+    return info.Env().Undefined();
+  }
+
+  /** replyCreate(req, nodeid, stat, timeoutS, fh) */
+  Napi::Value ReplyCreate(const Napi::CallbackInfo& info) {
+    if (fuse_req_t req = Take(info)) {
+      fuse_entry_param e = EntryOf(info);
+      fuse_file_info fi;
+      std::memset(&fi, 0, sizeof fi);
+      fi.fh = static_cast<uint64_t>(info[4].As<Napi::Number>().DoubleValue());
+      if (fuse_reply_create(req, &e, &fi) == -ENOENT) ReleaseAbandoned(fi.fh);
+    }
+    return info.Env().Undefined();
+  }
+
+  /** replyAttr(req, ino, stat, timeoutS) */
+  Napi::Value ReplyAttr(const Napi::CallbackInfo& info) {
+    if (fuse_req_t req = Take(info)) {
+      struct stat st = StatOf(info[2].As<Napi::Object>(), static_cast<uint64_t>(info[1].As<Napi::Number>().DoubleValue()));
+      fuse_reply_attr(req, &st, info[3].As<Napi::Number>().DoubleValue());
+    }
+    return info.Env().Undefined();
+  }
+
+  /** replyOpen(req, fh, keepCache, noFlush) */
+  Napi::Value ReplyOpen(const Napi::CallbackInfo& info) {
+    if (fuse_req_t req = Take(info)) {
+      fuse_file_info fi;
+      std::memset(&fi, 0, sizeof fi);
+      fi.fh = static_cast<uint64_t>(info[1].As<Napi::Number>().DoubleValue());
+      fi.keep_cache = info[2].As<Napi::Boolean>().Value();
+      fi.noflush = info[3].As<Napi::Boolean>().Value();
+      if (fuse_reply_open(req, &fi) == -ENOENT) ReleaseAbandoned(fi.fh);
+    }
+    return info.Env().Undefined();
+  }
+
+  // The opener was interrupted before the reply reached the kernel: no release will come.
+  void ReleaseAbandoned(uint64_t fh) { Emit(Op::Release, nullptr, 0, {Num(static_cast<double>(fh))}); }
+
+  /** replyData(req, buffer, lengthBytes) */
+  Napi::Value ReplyData(const Napi::CallbackInfo& info) {
+    if (fuse_req_t req = Take(info)) {
+      Napi::Buffer<char> data = info[1].As<Napi::Buffer<char>>();
+      size_t length = static_cast<size_t>(info[2].As<Napi::Number>().DoubleValue());
+      fuse_reply_buf(req, data.Data(), length < data.Length() ? length : data.Length());
+    }
+    return info.Env().Undefined();
+  }
+
+  /** replyWrite(req, countBytes) */
+  Napi::Value ReplyWrite(const Napi::CallbackInfo& info) {
+    if (fuse_req_t req = Take(info)) fuse_reply_write(req, static_cast<size_t>(info[1].As<Napi::Number>().DoubleValue()));
+    return info.Env().Undefined();
+  }
+
+  /** replyReadlink(req, target) */
+  Napi::Value ReplyReadlink(const Napi::CallbackInfo& info) {
+    if (fuse_req_t req = Take(info)) fuse_reply_readlink(req, info[1].As<Napi::String>().Utf8Value().c_str());
+    return info.Env().Undefined();
+  }
+
+  /** replyStatfs(req, statfs) with src/fs/operations.ts StatFs's fields */
+  Napi::Value ReplyStatfs(const Napi::CallbackInfo& info) {
+    if (fuse_req_t req = Take(info)) {
+      Napi::Object o = info[1].As<Napi::Object>();
+      struct statvfs st;
+      std::memset(&st, 0, sizeof st);
+      st.f_bsize = static_cast<unsigned long>(NumberOr(o, "bsize", 4096));
+      st.f_frsize = static_cast<unsigned long>(NumberOr(o, "frsize", 4096));
+      st.f_blocks = static_cast<fsblkcnt_t>(NumberOr(o, "blocks", 0));
+      st.f_bfree = static_cast<fsblkcnt_t>(NumberOr(o, "bfree", 0));
+      st.f_bavail = static_cast<fsblkcnt_t>(NumberOr(o, "bavail", 0));
+      st.f_files = static_cast<fsfilcnt_t>(NumberOr(o, "files", 0));
+      st.f_ffree = static_cast<fsfilcnt_t>(NumberOr(o, "ffree", 0));
+      st.f_favail = static_cast<fsfilcnt_t>(NumberOr(o, "favail", 0));
+      st.f_fsid = static_cast<unsigned long>(NumberOr(o, "fsid", 0));
+      st.f_flag = static_cast<unsigned long>(NumberOr(o, "flag", 0));
+      st.f_namemax = static_cast<unsigned long>(NumberOr(o, "namemax", 255));
+      fuse_reply_statfs(req, &st);
+    }
+    return info.Env().Undefined();
+  }
+
+  /** replyXattrSize(req, sizeBytes): the answer to a size query (size 0) */
+  Napi::Value ReplyXattrSize(const Napi::CallbackInfo& info) {
+    if (fuse_req_t req = Take(info)) fuse_reply_xattr(req, static_cast<size_t>(info[1].As<Napi::Number>().DoubleValue()));
+    return info.Env().Undefined();
+  }
+
+  /**
+   * replyDirectory(req, names, startIndex, sizeBytes): entries from names[startIndex] on, as
+   * many as fit; entry i's offset is i + 1, so the next readdir starts after it.
+   */
+  Napi::Value ReplyDirectory(const Napi::CallbackInfo& info) {
+    if (fuse_req_t req = Take(info)) {
+      Napi::Array names = info[1].As<Napi::Array>();
+      uint32_t start = info[2].As<Napi::Number>().Uint32Value();
+      size_t size = static_cast<size_t>(info[3].As<Napi::Number>().DoubleValue());
+      std::vector<char> buf(size);
+      size_t used = 0;
+      struct stat st;
+      std::memset(&st, 0, sizeof st);
+      st.st_ino = kUnknownIno;
+      for (uint32_t i = start; i < names.Length(); i++) {
+        std::string name = names.Get(i).As<Napi::String>().Utf8Value();
+        size_t entry = fuse_add_direntry(req, buf.data() + used, size - used, name.c_str(), &st, i + 1);
+        if (entry > size - used) break;
+        used += entry;
+      }
+      fuse_reply_buf(req, buf.data(), used);
+    }
+    return info.Env().Undefined();
+  }
+
+  Napi::FunctionReference on_request_;
+  std::unique_ptr<Napi::AsyncContext> async_;
+  std::unique_ptr<fuse_session, SessionDeleter> session_;
+  std::unique_ptr<uv_poll_t> poll_;
+  Napi::Reference<Napi::Buffer<char>> request_buffer_;
+  char* request_mem_ = nullptr;  // request_buffer_'s bytes, which never move
+  std::unordered_set<fuse_req_t> outstanding_;
+  std::string mountpoint_;
+};
+
+const fuse_lowlevel_ops FuseSession::kOps = [] {
+  fuse_lowlevel_ops ops;
+  std::memset(&ops, 0, sizeof ops);
+  ops.init = &FuseSession::OnInit;
+  ops.lookup = &FuseSession::OnLookup;
+  ops.forget = &FuseSession::OnForget;
+  ops.forget_multi = &FuseSession::OnForgetMulti;
+  ops.getattr = &FuseSession::OnGetattr;
+  ops.setattr = &FuseSession::OnSetattr;
+  ops.readlink = &FuseSession::OnReadlink;
+  ops.mkdir = &FuseSession::OnMkdir;
+  ops.unlink = &FuseSession::OnUnlink;
+  ops.rmdir = &FuseSession::OnRmdir;
+  ops.symlink = &FuseSession::OnSymlink;
+  ops.rename = &FuseSession::OnRename;
+  ops.open = &FuseSession::OnOpen;
+  ops.read = &FuseSession::OnRead;
+  ops.write = &FuseSession::OnWrite;
+  ops.flush = &FuseSession::OnFlush;
+  ops.release = &FuseSession::OnRelease;
+  ops.fsync = &FuseSession::OnFsync;
+  ops.opendir = &FuseSession::OnOpendir;
+  ops.readdir = &FuseSession::OnReaddir;
+  ops.releasedir = &FuseSession::OnReleasedir;
+  ops.statfs = &FuseSession::OnStatfs;
+  ops.setxattr = &FuseSession::OnSetxattr;
+  ops.getxattr = &FuseSession::OnGetxattr;
+  ops.listxattr = &FuseSession::OnListxattr;
+  ops.removexattr = &FuseSession::OnRemovexattr;
+  ops.create = &FuseSession::OnCreate;
+  return ops;
+}();
+
+}  // namespace
+
+Napi::Object InitFuse(Napi::Env env, Napi::Object exports) { return FuseSession::Init(env, exports); }
+
+NODE_API_MODULE(fffs_fuse, InitFuse)

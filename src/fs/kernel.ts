@@ -1,0 +1,403 @@
+// The kernel's side of the mount: fffs's FUSE session (native/src/fuse.cpp, libfuse 3's
+// low-level API polled by this event loop) speaks in node ids; the handlers in operations.ts
+// speak in paths. This file owns the table between them (which name under which directory each
+// node id the kernel holds stands for, and how many lookups it holds) and turns each request
+// into one handler call and exactly one reply.
+
+import { createRequire } from 'node:module'
+import { existsSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { ERRNO, errors, isFffsError } from '../errors.js'
+import type { Operations, Stat } from './operations.js'
+import { isTimePath, parsePath } from './resolve.js'
+
+/** The request kinds, in native/src/fuse.cpp's order (enum class Op). */
+enum FuseOp {
+  Lookup, Forget, Getattr, Setattr, Readlink, Mkdir, Unlink, Rmdir, Symlink, Rename, Open, Read, Write, Flush,
+  Release, Fsync, Opendir, Readdir, Releasedir, Statfs, Setxattr, Getxattr, Listxattr, Removexattr, Create, Exit,
+}
+
+/** A request as the native session names it: a number it checks on every reply (0 for none expected). */
+type Req = number
+
+interface NativeFuseSession {
+  mount(mountpoint: string, fsName: string): void
+  unmount(): void
+  replyErr(req: Req, errno: number): void
+  replyEntry(req: Req, nodeId: number, stat: Stat, timeoutS: number): void
+  replyCreate(req: Req, nodeId: number, stat: Stat, timeoutS: number, fh: number): void
+  replyAttr(req: Req, nodeId: number, stat: Stat, timeoutS: number): void
+  replyOpen(req: Req, fh: number, keepCache: boolean, noFlush: boolean): void
+  replyData(req: Req, data: Buffer, lengthBytes: number): void
+  replyWrite(req: Req, countBytes: number): void
+  replyReadlink(req: Req, target: string): void
+  replyStatfs(req: Req, statfs: object): void
+  replyXattrSize(req: Req, sizeBytes: number): void
+  replyDirectory(req: Req, names: readonly string[], startIndex: number, sizeBytes: number): void
+}
+
+// Arguments after (op, req, nodeId), per op: see the On* functions in native/src/fuse.cpp.
+type OnRequest = (op: FuseOp, req: Req, nodeId: number, a?: unknown, b?: unknown, c?: unknown, d?: unknown) => void
+
+interface FuseAddon {
+  FuseSession: new (requestBuffer: Buffer, onRequest: OnRequest) => NativeFuseSession
+}
+
+const ADDON_RELATIVE = join('native', 'build', 'Release', 'fffs_fuse.node')
+/** native/src/fuse.cpp's kRequestBufferBytes: every request is read into one buffer this size. */
+const REQUEST_BUFFER_BYTES = 2 * 1024 * 1024 + 64 * 1024
+
+function loadAddon(): FuseAddon {
+  let dir = dirname(fileURLToPath(import.meta.url))
+  for (let depth = 0; depth < 6; depth++, dir = dirname(dir)) {
+    const candidate = join(dir, ADDON_RELATIVE)
+    if (!existsSync(candidate)) continue
+    try {
+      return createRequire(import.meta.url)(candidate) as FuseAddon
+    } catch (err) {
+      throw new Error(`cannot load ${candidate} (is libfuse 3 installed? apt-get install libfuse3-3): ${(err as Error).message}`)
+    }
+  }
+  throw new Error(`the FUSE addon is not built (${ADDON_RELATIVE}); run: npm run build:native`)
+}
+
+/** How long the kernel may keep a name's node and attributes without asking again (libfuse 2's default). */
+const CACHE_TIMEOUT_S = 1
+const ROOT_ID = 1
+const RENAME_NOREPLACE = 1
+const O_ACCMODE = 3
+const O_NONBLOCK = 0o4000
+
+interface KernelNode {
+  parent: number
+  name: string
+  lookups: number
+  /** Unlinked, renamed over or removed: the name now leads elsewhere (or nowhere). */
+  detached: boolean
+  /** mtime:size at the last read-only open of a frozen path: unchanged means the kernel's pages are still right. */
+  cachedAs: string | null
+}
+
+/** Which name each node id the kernel holds stands for; ids are never reused. */
+class NodeTable {
+  private readonly nodes = new Map<number, KernelNode>([[ROOT_ID, { parent: 0, name: '', lookups: 1, detached: false, cachedAs: null }]])
+  private readonly byName = new Map<string, number>()
+  private nextId = ROOT_ID + 1
+
+  node(id: number): KernelNode {
+    const node = this.nodes.get(id)
+    if (node === undefined) throw errors.notFound(`node ${id}`) // forgotten: the kernel holds it no more
+    return node
+  }
+
+  path(id: number): string {
+    if (id === ROOT_ID) return '/'
+    const names: string[] = []
+    for (let node = this.node(id); ; node = this.node(node.parent)) {
+      names.push(node.name)
+      if (node.parent === ROOT_ID) break
+    }
+    return '/' + names.reverse().join('/')
+  }
+
+  childPath(parent: number, name: string): string {
+    const base = this.path(parent)
+    return base === '/' ? '/' + name : `${base}/${name}`
+  }
+
+  /** The node a successful lookup (or create) gives the kernel, one lookup more. */
+  remember(parent: number, name: string): number {
+    const key = nameKey(parent, name)
+    let id = this.byName.get(key)
+    if (id === undefined) {
+      id = this.nextId++
+      this.nodes.set(id, { parent, name, lookups: 0, detached: false, cachedAs: null })
+      this.byName.set(key, id)
+    }
+    this.node(id).lookups++
+    return id
+  }
+
+  forget(id: number, lookups: number): void {
+    const node = this.nodes.get(id)
+    if (node === undefined || id === ROOT_ID) return
+    node.lookups -= lookups
+    if (node.lookups > 0) return
+    this.nodes.delete(id)
+    if (!node.detached) this.byName.delete(nameKey(node.parent, node.name))
+  }
+
+  /** The name is gone (unlink, rmdir): its node keeps its last path for handles still open. */
+  detach(parent: number, name: string): void {
+    const key = nameKey(parent, name)
+    const id = this.byName.get(key)
+    if (id === undefined) return
+    this.byName.delete(key)
+    this.node(id).detached = true
+  }
+
+  move(parent: number, name: string, newParent: number, newName: string): void {
+    this.detach(newParent, newName)
+    const key = nameKey(parent, name)
+    const id = this.byName.get(key)
+    if (id === undefined) return
+    this.byName.delete(key)
+    this.byName.set(nameKey(newParent, newName), id)
+    const node = this.node(id)
+    node.parent = newParent
+    node.name = newName
+  }
+}
+
+function nameKey(parent: number, name: string): string {
+  return `${parent}/${name}`
+}
+
+/** An attribute change the kernel asks for in one setattr. */
+interface AttrChanges {
+  mode?: number
+  uid?: number
+  gid?: number
+  size?: number
+  atime?: number
+  mtime?: number
+  atimeNow?: boolean
+  mtimeNow?: boolean
+}
+
+const EIO = 5
+
+/** The positive errno for a failed handler; bugs and EIO are logged (bugs answered EIO), never swallowed. */
+function errnoOf(err: unknown): number {
+  if (isFffsError(err)) {
+    if (err.code === 'EIO') process.stderr.write(`fffs: EIO: ${err.message}\n`) // the caller learns nothing more from EIO
+    return err.errno
+  }
+  process.stderr.write(`fffs: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
+  return EIO
+}
+
+/** Serves one mount: requests from the kernel to `ops`, answers back. */
+export class KernelSession {
+  private readonly ops: Operations
+  private readonly session: NativeFuseSession
+  private readonly requestBuffer = Buffer.allocUnsafeSlow(REQUEST_BUFFER_BYTES)
+  private readonly table = new NodeTable()
+  /** Open directories: the listing taken at opendir (and again at a rewind), served in pieces. */
+  private readonly dirs = new Map<number, { nodeId: number; names: string[]; served: boolean }>()
+  private nextDirHandle = 1
+  private onUnmountedOutside: () => void
+
+  constructor(ops: Operations, onUnmountedOutside: () => void) {
+    this.ops = ops
+    this.onUnmountedOutside = onUnmountedOutside
+    const { FuseSession } = loadAddon()
+    this.session = new FuseSession(this.requestBuffer, (op, req, nodeId, a, b, c, d) => this.dispatch(op, req, nodeId, a, b, c, d))
+  }
+
+  mount(mountpoint: string, fsName: string): void {
+    this.session.mount(mountpoint, fsName)
+  }
+
+  unmount(): void {
+    this.onUnmountedOutside = () => undefined
+    this.session.unmount()
+  }
+
+  /** Runs a handler and ends in exactly one reply: `reply(value)` or the errno. */
+  private serve<T>(req: Req, run: () => Promise<T> | T, reply: (value: T) => void): void {
+    let result: Promise<T> | T
+    try {
+      result = run()
+    } catch (err) {
+      this.session.replyErr(req, errnoOf(err))
+      return
+    }
+    const fail = (err: unknown): void => this.session.replyErr(req, errnoOf(err))
+    if (result instanceof Promise) {
+      result.then((value) => {
+        try {
+          reply(value)
+        } catch (err) {
+          fail(err)
+        }
+      }, fail)
+    } else {
+      reply(result)
+    }
+  }
+
+  private readonly ok = (req: Req) => (): void => this.session.replyErr(req, 0)
+
+  private entry(req: Req, parent: number, name: string, stat: Stat): void {
+    this.session.replyEntry(req, this.table.remember(parent, name), stat, CACHE_TIMEOUT_S)
+  }
+
+  /** Creates with `make`, then answers the lookup the kernel does not send: the new node's entry. */
+  private made(req: Req, parent: number, name: string, make: (path: string) => Promise<void>): void {
+    const path = this.table.childPath(parent, name)
+    this.serve(req, async () => {
+      await make(path)
+      return this.ops.getattr(path)
+    }, (stat) => this.entry(req, parent, name, stat))
+  }
+
+  private dispatch(op: FuseOp, req: Req, nodeId: number, a: unknown, b: unknown, c: unknown, d: unknown): void {
+    const table = this.table
+    const ops = this.ops
+    const path = (): string => table.path(nodeId)
+    switch (op) {
+      case FuseOp.Lookup: {
+        const name = a as string
+        return this.serve(req, () => ops.getattr(table.childPath(nodeId, name)), (stat) => this.entry(req, nodeId, name, stat))
+      }
+      case FuseOp.Forget:
+        return table.forget(nodeId, a as number)
+      case FuseOp.Getattr:
+        return this.serve(req, () => this.attr(nodeId, a as number | undefined), (stat) => this.session.replyAttr(req, nodeId, stat, CACHE_TIMEOUT_S))
+      case FuseOp.Setattr:
+        return this.serve(req, () => this.setattr(nodeId, a as AttrChanges, b as number | undefined), (stat) => this.session.replyAttr(req, nodeId, stat, CACHE_TIMEOUT_S))
+      case FuseOp.Readlink:
+        return this.serve(req, () => ops.readlink(path()), (target) => this.session.replyReadlink(req, target))
+      case FuseOp.Mkdir:
+        return this.made(req, nodeId, a as string, (p) => ops.mkdir(p, b as number))
+      case FuseOp.Symlink:
+        return this.made(req, nodeId, a as string, (p) => ops.symlink(b as string, p))
+      case FuseOp.Unlink:
+      case FuseOp.Rmdir: {
+        const name = a as string
+        const target = table.childPath(nodeId, name)
+        return this.serve(req, () => (op === FuseOp.Unlink ? ops.unlink(target) : ops.rmdir(target)), () => {
+          table.detach(nodeId, name)
+          this.session.replyErr(req, 0)
+        })
+      }
+      case FuseOp.Rename:
+        return this.serve(req, () => this.rename(nodeId, a as string, b as number, c as string, d as number), () => {
+          table.move(nodeId, a as string, b as number, c as string)
+          this.session.replyErr(req, 0)
+        })
+      case FuseOp.Open:
+        return this.serve(req, () => this.open(nodeId, a as number), ({ fd, keepCache, noFlush }) => this.session.replyOpen(req, fd, keepCache, noFlush))
+      case FuseOp.Create: {
+        const name = a as string
+        return this.serve(req, async () => {
+          const fd = await ops.create(table.childPath(nodeId, name), b as number)
+          return { fd, stat: ops.fgetattr(fd) }
+        }, ({ fd, stat }) => this.session.replyCreate(req, table.remember(nodeId, name), stat, CACHE_TIMEOUT_S, fd))
+      }
+      case FuseOp.Read: {
+        const lengthBytes = b as number
+        const into = Buffer.allocUnsafe(lengthBytes)
+        return this.serve(req, () => ops.read(a as number, into, lengthBytes, c as number), (n) => this.session.replyData(req, into, n))
+      }
+      case FuseOp.Write: {
+        // The bytes are a range of the request buffer until the next request: write() copies them now.
+        const at = b as number
+        const lengthBytes = c as number
+        return this.serve(req, () => ops.write(a as number, this.requestBuffer.subarray(at, at + lengthBytes), lengthBytes, d as number), (n) => this.session.replyWrite(req, n))
+      }
+      case FuseOp.Flush:
+        return this.serve(req, () => ops.flush(a as number), this.ok(req))
+      case FuseOp.Fsync:
+        return this.serve(req, () => ops.fsync(a as number), this.ok(req))
+      case FuseOp.Release:
+        return this.serve(req, () => ops.release(a as number), this.ok(req))
+      case FuseOp.Opendir:
+        return this.serve(req, () => ops.readdir(path()), (names) => {
+          const handle = this.nextDirHandle++
+          this.dirs.set(handle, { nodeId, names, served: false })
+          this.session.replyOpen(req, handle, false, false)
+        })
+      case FuseOp.Readdir:
+        return this.serve(req, () => this.listing(a as number, c as number), (names) => this.session.replyDirectory(req, names, c as number, b as number))
+      case FuseOp.Releasedir:
+        this.dirs.delete(a as number)
+        return this.session.replyErr(req, 0)
+      case FuseOp.Statfs:
+        return this.serve(req, () => ops.statfs(), (st) => this.session.replyStatfs(req, st))
+      case FuseOp.Setxattr:
+        return this.serve(req, () => ops.setxattr(path(), a as string, b as Buffer, c as number), this.ok(req))
+      case FuseOp.Removexattr:
+        return this.serve(req, () => ops.removexattr(path(), a as string), this.ok(req))
+      case FuseOp.Getxattr:
+        return this.serve(req, () => ops.getxattr(path(), a as string), (value) => this.xattrReply(req, value, b as number))
+      case FuseOp.Listxattr:
+        return this.serve(req, () => ops.listxattr(path()), (names) => this.xattrReply(req, Buffer.from(names.map((n) => n + '\0').join('')), a as number))
+      case FuseOp.Exit:
+        process.stderr.write('fffs: the file system was unmounted from outside\n')
+        return this.onUnmountedOutside()
+    }
+  }
+
+  /** An open node's attributes; a node whose name is gone answers from its open handle, as fstat expects. */
+  private attr(nodeId: number, fd: number | undefined): Promise<Stat> | Stat {
+    if (fd !== undefined && this.table.node(nodeId).detached) return this.ops.fgetattr(fd)
+    return this.ops.getattr(this.table.path(nodeId))
+  }
+
+  /** One setattr as the path API's steps, in libfuse 2's order: mode, owner, size, times. */
+  private async setattr(nodeId: number, changes: AttrChanges, fd: number | undefined): Promise<Stat> {
+    const path = this.table.path(nodeId)
+    if (changes.mode !== undefined) await this.ops.chmod(path, changes.mode)
+    if (changes.uid !== undefined || changes.gid !== undefined) await this.ops.chown(path, changes.uid ?? -1, changes.gid ?? -1)
+    if (changes.size !== undefined) await (fd !== undefined ? this.ops.ftruncate(fd, changes.size) : this.ops.truncate(path, changes.size))
+    const setsAtime = changes.atime !== undefined || changes.atimeNow === true
+    const setsMtime = changes.mtime !== undefined || changes.mtimeNow === true
+    if (setsAtime || setsMtime) {
+      const now = Date.now()
+      const current = setsAtime && setsMtime ? null : await this.ops.getattr(path)
+      const atime = changes.atimeNow === true ? now : (changes.atime ?? current!.atime)
+      const mtime = changes.mtimeNow === true ? now : (changes.mtime ?? current!.mtime)
+      await this.ops.utimens(path, atime, mtime)
+    }
+    return this.attr(nodeId, fd)
+  }
+
+  private async rename(parent: number, name: string, newParent: number, newName: string, flags: number): Promise<void> {
+    if ((flags & ~RENAME_NOREPLACE) !== 0) throw errors.invalid(`rename flags ${flags}: fffs renames, or renames without replacing, and nothing else`)
+    const to = this.table.childPath(newParent, newName)
+    if ((flags & RENAME_NOREPLACE) !== 0) {
+      const exists = await this.ops.getattr(to).then(() => true, (err: unknown) => (isFffsError(err) && err.errno === ERRNO.ENOENT ? false : Promise.reject(err)))
+      if (exists) throw errors.exists(to)
+    }
+    await this.ops.rename(this.table.childPath(parent, name), to)
+  }
+
+  /**
+   * A read-only open of a frozen path keeps the kernel's cached pages while the node's version
+   * (mtime and size) is the one they were read from: what a stable cut holds never changes,
+   * but a snapshot name can be deleted and pinned again at another cut. Live files start
+   * uncached at every open (another writer may have committed). Read-only opens skip the
+   * flush round trip at close: they have nothing to commit.
+   */
+  private async open(nodeId: number, flags: number): Promise<{ fd: number; keepCache: boolean; noFlush: boolean }> {
+    const path = this.table.path(nodeId)
+    const fd = await this.ops.open(path, flags)
+    const readOnly = (flags & O_ACCMODE) === 0
+    if (!readOnly || (flags & O_NONBLOCK) !== 0 || !isTimePath(parsePath(path))) return { fd, keepCache: false, noFlush: readOnly }
+    const node = this.table.node(nodeId)
+    const stat = this.ops.fgetattr(fd)
+    const version = `${stat.mtime}:${stat.size}`
+    const keepCache = node.cachedAs === version
+    node.cachedAs = version
+    return { fd, keepCache, noFlush: true }
+  }
+
+  /** The listing of an open directory; a readdir from offset 0 after the first (a rewind) lists it again. */
+  private async listing(handle: number, offset: number): Promise<string[]> {
+    const dir = this.dirs.get(handle)
+    if (dir === undefined) throw errors.badHandle(handle)
+    if (offset === 0 && dir.served) dir.names = await this.ops.readdir(this.table.path(dir.nodeId))
+    dir.served = true
+    return dir.names
+  }
+
+  /** getxattr/listxattr: a size query (size 0) gets the length, a short buffer ERANGE. */
+  private xattrReply(req: Req, value: Buffer, sizeBytes: number): void {
+    if (sizeBytes === 0) return this.session.replyXattrSize(req, value.length)
+    if (value.length > sizeBytes) return this.session.replyErr(req, ERRNO.ERANGE)
+    this.session.replyData(req, value, value.length)
+  }
+}
