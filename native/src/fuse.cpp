@@ -350,6 +350,8 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
     FuseSession* s = Of(req);
     s->Emit(Op::Removexattr, req, ino, {s->Str(name)});
   }
+  // fffs has no hard links: a node's name is its identity at every cut (the path API's answer).
+  static void OnLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t new_parent, const char* new_name) { fuse_reply_err(req, EPERM); }
   static void OnCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
     FuseSession* s = Of(req);
     s->Emit(Op::Create, req, parent, {s->Str(name), s->Num(mode), s->Num(fi->flags)});
@@ -540,6 +542,7 @@ const fuse_lowlevel_ops FuseSession::kOps = [] {
   ops.listxattr = &FuseSession::OnListxattr;
   ops.removexattr = &FuseSession::OnRemovexattr;
   ops.create = &FuseSession::OnCreate;
+  ops.link = &FuseSession::OnLink;
   return ops;
 }();
 

@@ -77,13 +77,20 @@ interface KernelNode {
   detached: boolean
   /** mtime:size at the last read-only open of a frozen path: unchanged means the kernel's pages are still right. */
   cachedAs: string | null
+  /** Handles open on this node: a node whose name is gone answers getattr (fstat) from one of them. */
+  handles: Set<number>
 }
 
 /** Which name each node id the kernel holds stands for; ids are never reused. */
 class NodeTable {
-  private readonly nodes = new Map<number, KernelNode>([[ROOT_ID, { parent: 0, name: '', lookups: 1, detached: false, cachedAs: null }]])
+  private readonly nodes = new Map<number, KernelNode>([[ROOT_ID, { parent: 0, name: '', lookups: 1, detached: false, cachedAs: null, handles: new Set() }]])
   private readonly byName = new Map<string, number>()
   private nextId = ROOT_ID + 1
+
+  /** The node, or undefined once the kernel has forgotten it. */
+  find(id: number): KernelNode | undefined {
+    return this.nodes.get(id)
+  }
 
   node(id: number): KernelNode {
     const node = this.nodes.get(id)
@@ -112,7 +119,7 @@ class NodeTable {
     let id = this.byName.get(key)
     if (id === undefined) {
       id = this.nextId++
-      this.nodes.set(id, { parent, name, lookups: 0, detached: false, cachedAs: null })
+      this.nodes.set(id, { parent, name, lookups: 0, detached: false, cachedAs: null, handles: new Set() })
       this.byName.set(key, id)
     }
     this.node(id).lookups++
@@ -279,13 +286,20 @@ export class KernelSession {
           this.session.replyErr(req, 0)
         })
       case FuseOp.Open:
-        return this.serve(req, () => this.open(nodeId, a as number), ({ fd, keepCache, noFlush }) => this.session.replyOpen(req, fd, keepCache, noFlush))
+        return this.serve(req, () => this.open(nodeId, a as number), ({ fd, keepCache, noFlush }) => {
+          table.find(nodeId)?.handles.add(fd)
+          this.session.replyOpen(req, fd, keepCache, noFlush)
+        })
       case FuseOp.Create: {
         const name = a as string
         return this.serve(req, async () => {
           const fd = await ops.create(table.childPath(nodeId, name), b as number)
           return { fd, stat: ops.fgetattr(fd) }
-        }, ({ fd, stat }) => this.session.replyCreate(req, table.remember(nodeId, name), stat, CACHE_TIMEOUT_S, fd))
+        }, ({ fd, stat }) => {
+          const id = table.remember(nodeId, name)
+          table.node(id).handles.add(fd)
+          this.session.replyCreate(req, id, stat, CACHE_TIMEOUT_S, fd)
+        })
       }
       case FuseOp.Read: {
         const lengthBytes = b as number
@@ -303,6 +317,7 @@ export class KernelSession {
       case FuseOp.Fsync:
         return this.serve(req, () => ops.fsync(a as number), this.ok(req))
       case FuseOp.Release:
+        table.find(nodeId)?.handles.delete(a as number)
         return this.serve(req, () => ops.release(a as number), this.ok(req))
       case FuseOp.Opendir:
         return this.serve(req, () => ops.readdir(path()), (names) => {
@@ -331,9 +346,17 @@ export class KernelSession {
     }
   }
 
-  /** An open node's attributes; a node whose name is gone answers from its open handle, as fstat expects. */
+  /**
+   * A node's attributes. A node whose name is gone (unlinked or replaced while open) answers
+   * from an open handle, as fstat expects; the kernel names the handle only on some paths.
+   */
   private attr(nodeId: number, fd: number | undefined): Promise<Stat> | Stat {
-    if (fd !== undefined && this.table.node(nodeId).detached) return this.ops.fgetattr(fd)
+    const node = this.table.node(nodeId)
+    if (node.detached) {
+      const handle = fd ?? node.handles.values().next().value
+      if (handle === undefined) throw errors.notFound(this.table.path(nodeId))
+      return this.ops.fgetattr(handle)
+    }
     return this.ops.getattr(this.table.path(nodeId))
   }
 
