@@ -194,11 +194,9 @@ export class KernelSession {
   /** Open directories: the listing taken at opendir (and again at a rewind), served in pieces. */
   private readonly dirs = new Map<number, { nodeId: number; names: string[]; served: boolean }>()
   private nextDirHandle = 1
-  private onUnmountedOutside: () => void
 
-  constructor(ops: Operations, onUnmountedOutside: () => void) {
+  constructor(ops: Operations) {
     this.ops = ops
-    this.onUnmountedOutside = onUnmountedOutside
     const { FuseSession } = loadAddon()
     this.session = new FuseSession(this.requestBuffer, (op, req, nodeId, a, b, c, d) => this.dispatch(op, req, nodeId, a, b, c, d))
   }
@@ -207,8 +205,8 @@ export class KernelSession {
     this.session.mount(mountpoint, fsName)
   }
 
+  /** Idempotent; after an unmount from outside (fusermount -u) there is nothing left to do. */
   unmount(): void {
-    this.onUnmountedOutside = () => undefined
     this.session.unmount()
   }
 
@@ -222,17 +220,15 @@ export class KernelSession {
       return
     }
     const fail = (err: unknown): void => this.session.replyErr(req, errnoOf(err))
-    if (result instanceof Promise) {
-      result.then((value) => {
-        try {
-          reply(value)
-        } catch (err) {
-          fail(err)
-        }
-      }, fail)
-    } else {
-      reply(result)
+    const answer = (value: T): void => {
+      try {
+        reply(value)
+      } catch (err) {
+        fail(err)
+      }
     }
+    if (result instanceof Promise) result.then(answer, fail)
+    else answer(result)
   }
 
   private readonly ok = (req: Req) => (): void => this.session.replyErr(req, 0)
@@ -243,8 +239,8 @@ export class KernelSession {
 
   /** Creates with `make`, then answers the lookup the kernel does not send: the new node's entry. */
   private made(req: Req, parent: number, name: string, make: (path: string) => Promise<void>): void {
-    const path = this.table.childPath(parent, name)
     this.serve(req, async () => {
+      const path = this.table.childPath(parent, name)
       await make(path)
       return this.ops.getattr(path)
     }, (stat) => this.entry(req, parent, name, stat))
@@ -274,8 +270,8 @@ export class KernelSession {
       case FuseOp.Unlink:
       case FuseOp.Rmdir: {
         const name = a as string
-        const target = table.childPath(nodeId, name)
-        return this.serve(req, () => (op === FuseOp.Unlink ? ops.unlink(target) : ops.rmdir(target)), () => {
+        const remove = (target: string): Promise<void> => (op === FuseOp.Unlink ? ops.unlink(target) : ops.rmdir(target))
+        return this.serve(req, () => remove(table.childPath(nodeId, name)), () => {
           table.detach(nodeId, name)
           this.session.replyErr(req, 0)
         })
@@ -340,9 +336,9 @@ export class KernelSession {
         return this.serve(req, () => ops.getxattr(path(), a as string), (value) => this.xattrReply(req, value, b as number))
       case FuseOp.Listxattr:
         return this.serve(req, () => ops.listxattr(path()), (names) => this.xattrReply(req, Buffer.from(names.map((n) => n + '\0').join('')), a as number))
-      case FuseOp.Exit:
+      case FuseOp.Exit: // the mount process stays up (its control socket answers) until it is stopped
         process.stderr.write('fffs: the file system was unmounted from outside\n')
-        return this.onUnmountedOutside()
+        return
     }
   }
 

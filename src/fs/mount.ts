@@ -36,7 +36,7 @@ async function prepareMountpoint(mountpoint: string): Promise<void> {
 export async function mountFs(mountpoint: string, client: Client, options: TimeOptions, dataDir: string): Promise<MountedFs> {
   const operations = new Operations(client, options, dataDir)
   await prepareMountpoint(mountpoint)
-  const kernel = new KernelSession(operations, () => undefined)
+  const kernel = new KernelSession(operations)
   kernel.mount(mountpoint, 'fffs')
   let unmounted: Promise<void> | null = null
   return {
