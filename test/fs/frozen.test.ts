@@ -4,7 +4,7 @@
 import { execFileSync } from 'node:child_process'
 import { constants as fsConstants, promises as fsp } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { errCode, instantNow, runCli, startMount, type TestMount } from '../helpers/mount.js'
+import { errCode, instantNow, python, runCli, startMount, type TestMount } from '../helpers/mount.js'
 
 let m: TestMount
 beforeAll(async () => {
@@ -13,10 +13,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await m?.cleanup()
 })
-
-function python(script: string, ...args: string[]): string {
-  return execFileSync('python3', ['-c', script, ...args], { encoding: 'utf8', timeout: 30_000 })
-}
 
 describe('no torn reads', () => {
   it('a reader at any instant sees one whole version of a multi-block file', async () => {

@@ -6,7 +6,7 @@
 import { execFileSync } from 'node:child_process'
 import { promises as fsp } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { errCode, instantNow, runCli, startMount, type TestMount } from '../helpers/mount.js'
+import { errCode, instantNow, python, runCli, startMount, type TestMount } from '../helpers/mount.js'
 
 let m: TestMount
 beforeAll(async () => {
@@ -15,10 +15,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await m?.cleanup()
 })
-
-function python(script: string, ...args: string[]): string {
-  return execFileSync('python3', ['-c', script, ...args], { encoding: 'utf8', timeout: 30_000 })
-}
 
 describe('names and nodes', () => {
   it('a file written through a handle opened before its directory was renamed lands under the new name', async () => {

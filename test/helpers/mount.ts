@@ -123,6 +123,11 @@ export async function instantNow(): Promise<string> {
   return iso
 }
 
+/** Runs a Python script with arguments (bounded); its stdout. */
+export function python(script: string, ...args: string[]): string {
+  return execFileSync('python3', ['-c', script, ...args], { encoding: 'utf8', timeout: 30_000 })
+}
+
 /** Runs the CLI; never throws: returns status and output. */
 export function runCli(args: string[], cwd = REPO): { status: number; stdout: string; stderr: string } {
   try {
