@@ -18,7 +18,6 @@
 #include <sys/statvfs.h>
 
 #include <cerrno>
-#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -150,14 +149,18 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
     uv_loop_t* loop = nullptr;
     napi_get_uv_event_loop(env, &loop);
     auto poll = std::make_unique<uv_poll_t>();
-    if (uv_poll_init(loop, poll.get(), fd) != 0 || uv_poll_start(poll.get(), UV_READABLE, &FuseSession::OnReadable) != 0) {
+    if (uv_poll_init(loop, poll.get(), fd) != 0) {
       fuse_session_unmount(se.get());
-      throw Napi::Error::New(env, "uv_poll on /dev/fuse failed");
+      throw Napi::Error::New(env, "uv_poll_init on /dev/fuse failed");
     }
     poll->data = this;
+    if (uv_poll_start(poll.get(), UV_READABLE, &FuseSession::OnReadable) != 0) {
+      ClosePoll(std::move(poll));
+      fuse_session_unmount(se.get());
+      throw Napi::Error::New(env, "uv_poll_start on /dev/fuse failed");
+    }
     poll_ = std::move(poll);
     session_ = std::move(se);
-    mountpoint_ = mountpoint;
     Ref();  // the mounted session outlives a dropped JS reference: the poll calls into it
     return env.Undefined();
   }
@@ -172,10 +175,15 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
     if (!session_) return;
     outstanding_.clear();
     uv_poll_stop(poll_.get());
-    uv_close(reinterpret_cast<uv_handle_t*>(poll_.release()), [](uv_handle_t* h) { std::unique_ptr<uv_poll_t> owned(reinterpret_cast<uv_poll_t*>(h)); });
+    ClosePoll(std::move(poll_));
     fuse_session_unmount(session_.get());
     session_.reset();
     Unref();
+  }
+
+  /** An initialised handle is freed only after libuv has closed it. */
+  static void ClosePoll(std::unique_ptr<uv_poll_t> poll) {
+    uv_close(reinterpret_cast<uv_handle_t*>(poll.release()), [](uv_handle_t* h) { std::unique_ptr<uv_poll_t> owned(reinterpret_cast<uv_poll_t*>(h)); });
   }
 
   static void OnReadable(uv_poll_t* handle, int status, int events) {
@@ -509,7 +517,6 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
   Napi::Reference<Napi::Buffer<char>> request_buffer_;
   char* request_mem_ = nullptr;  // request_buffer_'s bytes, which never move
   std::unordered_set<fuse_req_t> outstanding_;
-  std::string mountpoint_;
 };
 
 const fuse_lowlevel_ops FuseSession::kOps = [] {
