@@ -38,7 +38,7 @@ constexpr unsigned kMaxRequestBytes = 1u << 20;
 constexpr size_t kRequestBufferBytes = 2 * kMaxRequestBytes + 64 * 1024;
 constexpr uint64_t kUnknownIno = 0xffffffffu;  // what libfuse 2's path API put in directory entries
 
-/** security.* and POSIX ACLs: fffs keeps none. The kernel asks for security.capability before every write(2). */
+/** security.* and POSIX ACLs: fffs keeps none (the names of src/fs/operations.ts isUnkeptXattr). The kernel asks for security.capability before every write(2). */
 bool IsUnkeptXattr(const char* name) {
   return std::strncmp(name, "security.", 9) == 0 || std::strcmp(name, "system.posix_acl_access") == 0 ||
          std::strcmp(name, "system.posix_acl_default") == 0;
@@ -103,12 +103,13 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
                                          InstanceMethod("replyDirectory", &FuseSession::ReplyDirectory),
                                      });
     exports.Set("FuseSession", cls);
+    exports.Set("requestBufferBytes", Napi::Number::New(env, static_cast<double>(kRequestBufferBytes)));
     return exports;
   }
 
   /**
    * new FuseSession(requestBuffer, onRequest(op, req, ino, a?, b?, c?, d?)): every request is
-   * read into requestBuffer (at least kRequestBufferBytes), so a write's bytes reach JS as a
+   * read into requestBuffer (at least requestBufferBytes, exported beside the class), so a write's bytes reach JS as a
    * range of it, with no copy and no buffer made per request.
    */
   explicit FuseSession(const Napi::CallbackInfo& info) : Napi::ObjectWrap<FuseSession>(info) {

@@ -5,10 +5,9 @@
 // into one handler call and exactly one reply.
 
 import { createRequire } from 'node:module'
-import { existsSync } from 'node:fs'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import { ERRNO, errors, isFffsError } from '../errors.js'
+import { findNativeAddon, NATIVE_BUILD_DIR } from '../nativeAddons.js'
 import type { Operations, Stat } from './operations.js'
 import { isTimePath, parsePath } from './resolve.js'
 
@@ -42,24 +41,20 @@ type OnRequest = (op: FuseOp, req: Req, nodeId: number, a?: unknown, b?: unknown
 
 interface FuseAddon {
   FuseSession: new (requestBuffer: Buffer, onRequest: OnRequest) => NativeFuseSession
+  /** How large the buffer every request is read into must be (libfuse reads up to its own bufsize). */
+  requestBufferBytes: number
 }
 
-const ADDON_RELATIVE = join('native', 'build', 'Release', 'fffs_fuse.node')
-/** native/src/fuse.cpp's kRequestBufferBytes: every request is read into one buffer this size. */
-const REQUEST_BUFFER_BYTES = 2 * 1024 * 1024 + 64 * 1024
+const ADDON_FILE = 'fffs_fuse.node'
 
 function loadAddon(): FuseAddon {
-  let dir = dirname(fileURLToPath(import.meta.url))
-  for (let depth = 0; depth < 6; depth++, dir = dirname(dir)) {
-    const candidate = join(dir, ADDON_RELATIVE)
-    if (!existsSync(candidate)) continue
-    try {
-      return createRequire(import.meta.url)(candidate) as FuseAddon
-    } catch (err) {
-      throw new Error(`cannot load ${candidate} (is libfuse 3 installed? apt-get install libfuse3-3): ${(err as Error).message}`)
-    }
+  const path = findNativeAddon(ADDON_FILE)
+  if (path === undefined) throw new Error(`the FUSE addon is not built (${join(NATIVE_BUILD_DIR, ADDON_FILE)}); run: npm run build:native`)
+  try {
+    return createRequire(import.meta.url)(path) as FuseAddon
+  } catch (err) {
+    throw new Error(`cannot load ${path} (is libfuse 3 installed? apt-get install libfuse3-3): ${(err as Error).message}`)
   }
-  throw new Error(`the FUSE addon is not built (${ADDON_RELATIVE}); run: npm run build:native`)
 }
 
 /** How long the kernel may keep a name's node and attributes without asking again (libfuse 2's default). */
@@ -189,7 +184,7 @@ function errnoOf(err: unknown): number {
 export class KernelSession {
   private readonly ops: Operations
   private readonly session: NativeFuseSession
-  private readonly requestBuffer = Buffer.allocUnsafeSlow(REQUEST_BUFFER_BYTES)
+  private readonly requestBuffer: Buffer
   private readonly table = new NodeTable()
   /** Open directories: the listing taken at opendir (and again at a rewind), served in pieces. */
   private readonly dirs = new Map<number, { nodeId: number; names: string[]; served: boolean }>()
@@ -197,7 +192,8 @@ export class KernelSession {
 
   constructor(ops: Operations) {
     this.ops = ops
-    const { FuseSession } = loadAddon()
+    const { FuseSession, requestBufferBytes } = loadAddon()
+    this.requestBuffer = Buffer.allocUnsafeSlow(requestBufferBytes)
     this.session = new FuseSession(this.requestBuffer, (op, req, nodeId, a, b, c, d) => this.dispatch(op, req, nodeId, a, b, c, d))
   }
 

@@ -77,6 +77,7 @@ const SNAPSHOT_ROOT_STAT: Stat = { mode: S_IFDIR | 0o755, uid: 0, gid: 0, size: 
  * and POSIX ACLs (`ls -l` asks for system.posix_acl_access of every file). fffs enforces no
  * ACLs (the mount checks no permissions), so storing one would only mislead.
  */
+// native/src/fuse.cpp (IsUnkeptXattr) answers getxattr of these names itself: keep the two lists alike.
 export function isUnkeptXattr(name: string): boolean {
   return name.startsWith(XATTR_SECURITY_PREFIX) || POSIX_ACL_XATTRS.has(name)
 }

@@ -3,11 +3,10 @@
 // for every endpoint to connect. Table reads go straight to the registered memory through
 // typed arrays; remote changes arrive as coalesced batches from the completion thread.
 import { createHash } from 'node:crypto'
-import { existsSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import type net from 'node:net'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
+import { findNativeAddon, NATIVE_BUILD_DIR } from '../../nativeAddons.js'
 import { exchangeHellos, listenBootstrap, type Hello } from './native-bootstrap.js'
 import { TransportError } from './native-errors.js'
 import { describeSchema, layoutRow, schemaHash, type ColumnLayout, type RowLayout } from './native-layout.js'
@@ -53,24 +52,13 @@ interface NativeModule {
   pageOffsetOf(view: Uint8Array): number
 }
 
-const ADDON_RELATIVE = join('native', 'build', 'Release', 'fffs_native.node')
-
-/** Finds the built addon by walking up from this module (works from src/ and from dist/src/). */
-export function nativeAddonPath(): string | undefined {
-  let dir = dirname(fileURLToPath(import.meta.url))
-  for (let depth = 0; depth < 6; depth++) {
-    const candidate = join(dir, ADDON_RELATIVE)
-    if (existsSync(candidate)) return candidate
-    dir = dirname(dir)
-  }
-  return undefined
-}
+const ADDON_FILE = 'fffs_native.node'
 
 let addon: NativeModule | undefined
 function loadAddon(): NativeModule {
   if (addon) return addon
-  const path = nativeAddonPath()
-  if (!path) throw new TransportError('NATIVE_MISSING', `native transport addon not built (${ADDON_RELATIVE}); run: npm run build:native`)
+  const path = findNativeAddon(ADDON_FILE)
+  if (!path) throw new TransportError('NATIVE_MISSING', `native transport addon not built (${join(NATIVE_BUILD_DIR, ADDON_FILE)}); run: npm run build:native`)
   try {
     addon = createRequire(import.meta.url)(path) as NativeModule
   } catch (err) {
