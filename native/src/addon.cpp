@@ -10,6 +10,9 @@
 
 #include <fcntl.h>
 
+#include <sched.h>
+
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -73,6 +76,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     cfg.suspect_timeout_ms = u32(o, "suspectTimeoutMs");
     if (o.Has("spinUs")) cfg.spin_us = u32(o, "spinUs");
     if (o.Has("smcCqData")) cfg.smc_cq_data = o.Get("smcCqData").ToBoolean().Value();
+    if (o.Has("latencySpinUs")) spin_ns_ = static_cast<uint64_t>(u32(o, "latencySpinUs")) * 1000;
     try {
       engine_ = std::make_unique<Engine>(cfg);
     } catch (const std::exception& e) {
@@ -124,10 +128,47 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   // uv_close needs the handle until its callback: ownership passes to the callback.
   void ClosePoll() {
     StopPoll();
+    if (spin_) {
+      spin_->data = nullptr;
+      uv_close(reinterpret_cast<uv_handle_t*>(spin_.release()),
+               [](uv_handle_t* h) { std::unique_ptr<uv_idle_t> owned(reinterpret_cast<uv_idle_t*>(h)); });
+      spinning_ = false;
+    }
     if (!poll_) return;
     poll_->data = nullptr;
     uv_close(reinterpret_cast<uv_handle_t*>(poll_.release()),
              [](uv_handle_t* h) { std::unique_ptr<uv_poll_t> owned(reinterpret_cast<uv_poll_t*>(h)); });
+  }
+
+  // ---- latency mode: right after traffic the loop polls instead of sleeping ----
+  // An active idle handle makes libuv poll with a zero timeout: every fd (the CQ's, and
+  // whatever else the process serves) is still watched, but a reply that lands within
+  // spin_ns_ of the last message costs no wake-up of a sleeping thread (measured: that wake,
+  // not the work, is most of a small message's latency on these VMs).
+  void KeepPolling() {
+    if (spin_ns_ == 0 || !polling_ || stopped_) return;
+    spin_until_ns_ = uv_hrtime() + spin_ns_;
+    if (spinning_) return;
+    if (!spin_) {
+      uv_loop_t* loop = nullptr;
+      if (napi_get_uv_event_loop(env_, &loop) != napi_ok || loop == nullptr) return;
+      auto handle = std::make_unique<uv_idle_t>();
+      if (uv_idle_init(loop, handle.get()) != 0) return;  // no spinning: only slower
+      handle->data = this;
+      spin_ = std::move(handle);
+    }
+    if (uv_idle_start(spin_.get(), &NativeEngine::OnSpin) == 0) spinning_ = true;
+  }
+
+  static void OnSpin(uv_idle_t* handle) {
+    auto* self = static_cast<NativeEngine*>(handle->data);
+    if (self == nullptr) return;
+    if (!self->polling_ || uv_hrtime() >= self->spin_until_ns_) {
+      uv_idle_stop(handle);
+      self->spinning_ = false;
+      return;
+    }
+    sched_yield();  // nothing to do yet: any other runnable thread on this core goes first
   }
 
   static void OnReadable(uv_poll_t* handle, int status, int events) {
@@ -147,6 +188,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
         error = e.what();
       }
       if (!keep) StopPoll();  // bulk mode: the completion thread drains until it says js_poll
+      if (b.smc_any || std::find(b.rows_changed.begin(), b.rows_changed.end(), 1) != b.rows_changed.end()) KeepPolling();
       if (b.any || !error.empty()) Deliver(b, error);
       if (!keep || !engine_ || stopped_) return;
       try {
@@ -305,6 +347,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   Napi::Value Push(const Napi::CallbackInfo& info) {
     try {
       engine(info).push_user(info[0].As<Napi::Number>().Uint32Value(), info[1].As<Napi::Number>().Uint32Value());
+      KeepPolling();
     } catch (const std::exception& e) {
       throw Napi::Error::New(info.Env(), e.what());
     }
@@ -314,7 +357,9 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   Napi::Value SmcSend(const Napi::CallbackInfo& info) {
     auto a = info[0].As<Napi::Uint8Array>();
     try {
-      return Napi::Number::New(info.Env(), static_cast<double>(engine(info).smc_send(a.Data(), a.ByteLength())));
+      const int64_t seq = engine(info).smc_send(a.Data(), a.ByteLength());
+      KeepPolling();
+      return Napi::Number::New(info.Env(), static_cast<double>(seq));
     } catch (const std::exception& e) {
       throw Napi::Error::New(info.Env(), e.what());
     }
@@ -374,6 +419,10 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   Napi::FunctionReference on_batch_;
   std::unique_ptr<Napi::AsyncContext> async_;
   std::unique_ptr<uv_poll_t> poll_;
+  std::unique_ptr<uv_idle_t> spin_;
+  uint64_t spin_ns_ = 0;        // latencySpinUs
+  uint64_t spin_until_ns_ = 0;  // uv_hrtime() until which the loop polls without sleeping
+  bool spinning_ = false;
   Napi::Env env_ = Napi::Env(nullptr);
   bool polling_ = false;
   bool stopped_ = false;

@@ -37,6 +37,7 @@ export interface GroupConfig {
     readonly heartbeatIntervalMs: number
     readonly suspectTimeoutMs: number
     readonly connectTimeoutMs: number
+    readonly latencySpinUs: number
   }
   /** The client wire (mount ↔ member); all optional in the file. */
   readonly clients: {
@@ -147,12 +148,13 @@ export function parseGroupConfig(json: unknown, configPath: string): Omit<GroupC
 
   if (members.length < replicas) throw fail('members', `${members.length} members cannot hold shards of ${replicas} replicas (need at least ${replicas})`)
 
-  const t = root.transport === undefined ? {} : object(root.transport, 'transport', fail, ['provider', 'iface', 'heartbeatIntervalMs', 'suspectTimeoutMs', 'connectTimeoutMs'])
+  const t = root.transport === undefined ? {} : object(root.transport, 'transport', fail, ['provider', 'iface', 'heartbeatIntervalMs', 'suspectTimeoutMs', 'connectTimeoutMs', 'latencySpinUs'])
   const provider = t.provider === undefined ? TRANSPORT_DEFAULTS.provider : nonEmptyString(t.provider, 'transport.provider', fail)
   const iface = t.iface === undefined ? undefined : nonEmptyString(t.iface, 'transport.iface', fail)
   const heartbeatIntervalMs = t.heartbeatIntervalMs === undefined ? TRANSPORT_DEFAULTS.heartbeatIntervalMs : positiveInt(t.heartbeatIntervalMs, 'transport.heartbeatIntervalMs', fail)
   const suspectTimeoutMs = t.suspectTimeoutMs === undefined ? TRANSPORT_DEFAULTS.suspectTimeoutMs : positiveInt(t.suspectTimeoutMs, 'transport.suspectTimeoutMs', fail)
   const connectTimeoutMs = t.connectTimeoutMs === undefined ? TRANSPORT_DEFAULTS.connectTimeoutMs : positiveInt(t.connectTimeoutMs, 'transport.connectTimeoutMs', fail)
+  const latencySpinUs = t.latencySpinUs === undefined ? TRANSPORT_DEFAULTS.latencySpinUs : nonNegativeInt(t.latencySpinUs, 'transport.latencySpinUs', fail)
   if (suspectTimeoutMs <= heartbeatIntervalMs) throw fail('transport.suspectTimeoutMs', `${suspectTimeoutMs} must exceed transport.heartbeatIntervalMs (${heartbeatIntervalMs})`)
 
   const c = root.clients === undefined ? {} : object(root.clients, 'clients', fail, ['heartbeatIntervalMs', 'deadPeerMs', 'requestTimeoutMs', 'handshakeTimeoutMs'])
@@ -177,7 +179,7 @@ export function parseGroupConfig(json: unknown, configPath: string): Omit<GroupC
     path: configPath,
     members,
     layout: { shards, replicas },
-    transport: { provider, ...(iface !== undefined ? { iface } : {}), heartbeatIntervalMs, suspectTimeoutMs, connectTimeoutMs },
+    transport: { provider, ...(iface !== undefined ? { iface } : {}), heartbeatIntervalMs, suspectTimeoutMs, connectTimeoutMs, latencySpinUs },
     clients,
     time,
     keyFile,
@@ -284,7 +286,7 @@ export async function writeLocalGroup(dir: string, options: LocalGroupOptions): 
       dataDir: `m${i}`,
     })),
     layout: { shards, replicas },
-    transport: { provider: TRANSPORT_DEFAULTS.provider, heartbeatIntervalMs: TRANSPORT_DEFAULTS.heartbeatIntervalMs, suspectTimeoutMs: TRANSPORT_DEFAULTS.suspectTimeoutMs, connectTimeoutMs: TRANSPORT_DEFAULTS.connectTimeoutMs },
+    transport: { provider: TRANSPORT_DEFAULTS.provider, heartbeatIntervalMs: TRANSPORT_DEFAULTS.heartbeatIntervalMs, suspectTimeoutMs: TRANSPORT_DEFAULTS.suspectTimeoutMs, connectTimeoutMs: TRANSPORT_DEFAULTS.connectTimeoutMs, latencySpinUs: TRANSPORT_DEFAULTS.latencySpinUs },
     time: options.time ?? TIME_DEFAULTS,
     keyFile: KEY_FILE_NAME,
   }

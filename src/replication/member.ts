@@ -370,6 +370,7 @@ export class Member {
       heartbeatIntervalMs: this.config.transport.heartbeatIntervalMs,
       suspectTimeoutMs: this.config.transport.suspectTimeoutMs,
       connectTimeoutMs: this.config.transport.connectTimeoutMs,
+      latencySpinUs: this.config.transport.latencySpinUs,
     })
   }
 

@@ -71,6 +71,20 @@ describe('native transport, multi-process on loopback', () => {
     expect(await waitUntil(all, 30_000, 20)).toBe(true)
   })
 
+  it('after traffic the event loop polls only briefly (latencySpinUs): three idle members each use under 20% of a core', async () => {
+    // A loop left polling would use a whole core (two thirds of one each, three on two cores).
+    cluster = await spawnCluster(await configs(3, schema, { latencySpinUs: 2000 }))
+    await Promise.all(cluster.map((m) => m.command('small', { sizes: Array.from({ length: 300 }, () => 100) })))
+    await Promise.all(cluster.map((m) => m.command('count', { upTo: 500 })))
+    expect(await waitUntil(() => cluster.every((m) => deliveries(m, 'small', (m.rank + 1) % 3).length === 300), 10_000, 10)).toBe(true)
+    await new Promise((r) => setTimeout(r, 200))
+    const before = await Promise.all(cluster.map((m) => m.command('cpu')))
+    await new Promise((r) => setTimeout(r, 1000))
+    const after = await Promise.all(cluster.map((m) => m.command('cpu')))
+    const share = after.map((a, i) => ((a['cpuUs'] as number) - (before[i]!['cpuUs'] as number)) / ((a['atUs'] as number) - (before[i]!['atUs'] as number)))
+    for (const s of share) expect(s).toBeLessThan(0.2)
+  })
+
   it('kill -9 of one of 5 members: every survivor suspects it within the timeout and survivors keep exchanging', async () => {
     const suspectTimeoutMs = 1000
     cluster = await spawnCluster(await configs(5, schema, { heartbeatIntervalMs: 100, suspectTimeoutMs }))

@@ -10,7 +10,7 @@ import { findNativeAddon, NATIVE_BUILD_DIR } from '../../nativeAddons.js'
 import { exchangeHellos, listenBootstrap, type Hello } from './native-bootstrap.js'
 import { TransportError } from './native-errors.js'
 import { describeSchema, layoutRow, schemaHash, type ColumnLayout, type RowLayout } from './native-layout.js'
-import type { LargeSendOptions, SstView, Transport, TransportConfig, TransportEvents } from './types.js'
+import { TRANSPORT_DEFAULTS, type LargeSendOptions, type SstView, type Transport, type TransportConfig, type TransportEvents } from './types.js'
 
 export { TransportError } from './native-errors.js'
 
@@ -365,6 +365,7 @@ export class NativeTransport implements Transport {
         heartbeatIntervalMs: config.heartbeatIntervalMs,
         suspectTimeoutMs: config.suspectTimeoutMs,
         smcCqData: config.smcCqData ?? false,
+        latencySpinUs: config.latencySpinUs ?? TRANSPORT_DEFAULTS.latencySpinUs,
         onBatch: (batch: NativeBatch) => this.onBatch(batch),
       })
     } catch (err) {

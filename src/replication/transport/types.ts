@@ -39,6 +39,10 @@ export interface TransportConfig {
   // Native only: SMC slots announce themselves by remote CQ data even on tcp, where by default
   // the receiver finds them by their trailer. Verbs always works this way; tests select it here.
   readonly smcCqData?: boolean
+  // Native only: after sending or receiving small messages or rows, the event loop keeps
+  // polling without sleeping this long (µs), so a reply arriving within it costs no wake-up.
+  // 0: the loop sleeps at once.
+  readonly latencySpinUs?: number
 }
 
 export const TRANSPORT_DEFAULTS = {
@@ -49,6 +53,7 @@ export const TRANSPORT_DEFAULTS = {
   heartbeatIntervalMs: 100,
   suspectTimeoutMs: 1000,
   connectTimeoutMs: 10_000,
+  latencySpinUs: 50,
 } as const
 
 /** Read access to every row of the table; rows are indexed by rank. No copies: views over the table memory. */

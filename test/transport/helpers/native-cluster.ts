@@ -9,7 +9,7 @@ import { NativeTransport } from '../../../src/replication/transport/native.js'
 import { TRANSPORT_DEFAULTS, type SstSchema, type TransportConfig } from '../../../src/replication/transport/types.js'
 import type { ComplianceGroup, MakeGroup } from '../compliance.js'
 
-export type Sizes = Partial<Pick<TransportConfig, 'smcSlotSizeBytes' | 'smcWindowSlots' | 'rdmcBlockSizeBytes' | 'heartbeatIntervalMs' | 'suspectTimeoutMs' | 'connectTimeoutMs' | 'provider' | 'smcCqData'>>
+export type Sizes = Partial<Pick<TransportConfig, 'smcSlotSizeBytes' | 'smcWindowSlots' | 'rdmcBlockSizeBytes' | 'heartbeatIntervalMs' | 'suspectTimeoutMs' | 'connectTimeoutMs' | 'provider' | 'smcCqData' | 'latencySpinUs'>>
 
 /**
  * Free loopback ports where listeners belong (listenPortRange: below the kernel's ephemeral

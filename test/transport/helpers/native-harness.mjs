@@ -63,6 +63,10 @@ const commands = {
     for (const size of sizes) await t.sendLarge(pattern(t.selfRank, largeSeq++, size))
     return {}
   },
+  cpu() {
+    const { user, system } = process.cpuUsage()
+    return { cpuUs: user + system, atUs: Number(process.hrtime.bigint() / 1000n) }
+  },
   async stop() {
     await t.stop()
     setImmediate(() => process.exit(0))
