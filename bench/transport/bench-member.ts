@@ -185,6 +185,22 @@ function nativeMember(): Record<string, Handler> {
 
 function netPeer(): Record<string, Handler> {
   let rank = -1
+  // The native transport's latencySpinUs, done the JS way: after a frame arrives the loop keeps
+  // turning (setImmediate) for `pollUs` instead of sleeping. 0 (default): a plain Node socket.
+  let pollUs = 0
+  let polledUntilNs = 0n
+  let polling = false
+  const keepPolling = (): void => {
+    if (pollUs === 0) return
+    polledUntilNs = process.hrtime.bigint() + BigInt(pollUs) * 1000n
+    if (polling) return
+    polling = true
+    const turn = (): void => {
+      if (process.hrtime.bigint() < polledUntilNs) setImmediate(turn)
+      else polling = false
+    }
+    setImmediate(turn)
+  }
   const sockets = new Map<number, net.Socket>()
   const server = net.createServer()
   // What a frame (or, in bulk mode, a byte) from a peer does; set per measurement.
@@ -196,6 +212,7 @@ function netPeer(): Record<string, Handler> {
     sockets.set(peer, s)
     let buffered: Buffer = Buffer.alloc(0)
     s.on('data', (chunk: Buffer) => {
+      keepPolling()
       if (onBytes) return onBytes(peer, chunk)
       buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk])
       let off = 0
@@ -242,6 +259,10 @@ function netPeer(): Record<string, Handler> {
       while (sockets.size < want) await new Promise((r) => setTimeout(r, 5))
       return {}
     },
+    poll({ us }) {
+      pollUs = us as number
+      return {}
+    },
     /** Echo: a frame from `from` goes back as one frame to each of `to`. */
     echo({ from, to: targets, size }) {
       const msg = frame(size as number)
@@ -267,6 +288,7 @@ function netPeer(): Record<string, Handler> {
         await new Promise<void>((r) => {
           resolveOne = r
           for (const s of out) s.write(msg)
+          keepPolling()
         })
         samples.push((nowUs() - t0) / 2)
       }
