@@ -4,12 +4,12 @@
 // (freed when JS drops them). Events reach JS two ways (see engine.hpp): in latency mode the
 // JS event loop itself watches the CQ's wait fd (a uv_poll handle) and drains it, delivering
 // at once; whatever the completion thread collects (bulk mode, connection events, suspicion)
-// comes through one thread-safe function. Batches coalesce until JS takes them.
+// comes through one thread-safe function. Batches coalesce until JS takes them. Right after
+// traffic the event loop polls for latencySpinUs instead of sleeping (KeepPolling).
 #include <napi.h>
 #include <uv.h>
 
 #include <fcntl.h>
-
 #include <sched.h>
 
 #include <algorithm>

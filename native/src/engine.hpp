@@ -25,9 +25,11 @@
 //  - latency mode (default): the JS thread watches the CQ's wait fd in its own event loop and
 //    drains it there (js_drain), so a small message or row push costs one wake, as a socket
 //    does (no thread-safe call for what js_drain hands over itself; fi_trywait only after
-//    the listeners ran, js_rearm, so a reply is not held up by it). The completion thread only keeps heartbeats, suspicion and connection events, and
-//    drains on the JS thread's behalf when JS has not drained for a heartbeat interval (a busy
-//    JS loop must not cause false suspicion).
+//    the listeners ran, js_rearm, so a reply is not held up by it), and none while the addon
+//    keeps the loop polling right after traffic (latencySpinUs). The completion thread only
+//    keeps heartbeats, suspicion and connection events, and drains on the JS thread's behalf
+//    when JS has not drained for a heartbeat interval (a busy JS loop must not cause false
+//    suspicion).
 //  - bulk mode: while an RDMC object is in flight here, the completion thread drains (and
 //    sleeps in epoll between completions: no spinning by default, see spin_us), so large
 //    copies never block the JS loop; JS stops watching the fd.
