@@ -10,7 +10,7 @@ import * as net from 'node:net'
 import * as path from 'node:path'
 import { errors, FffsError } from '../errors.js'
 import type { ShardRole } from '../store/store.js'
-import { TRANSPORT_DEFAULTS } from './transport/types.js'
+import { LATENCY_SPIN_MAX_US, TRANSPORT_DEFAULTS } from './transport/types.js'
 
 export const CONFIG_VERSION = 1
 export const CONFIG_FILE_NAME = 'config.json'
@@ -155,6 +155,7 @@ export function parseGroupConfig(json: unknown, configPath: string): Omit<GroupC
   const suspectTimeoutMs = t.suspectTimeoutMs === undefined ? TRANSPORT_DEFAULTS.suspectTimeoutMs : positiveInt(t.suspectTimeoutMs, 'transport.suspectTimeoutMs', fail)
   const connectTimeoutMs = t.connectTimeoutMs === undefined ? TRANSPORT_DEFAULTS.connectTimeoutMs : positiveInt(t.connectTimeoutMs, 'transport.connectTimeoutMs', fail)
   const latencySpinUs = t.latencySpinUs === undefined ? TRANSPORT_DEFAULTS.latencySpinUs : nonNegativeInt(t.latencySpinUs, 'transport.latencySpinUs', fail)
+  if (latencySpinUs > LATENCY_SPIN_MAX_US) throw fail('transport.latencySpinUs', `${latencySpinUs} is more than ${LATENCY_SPIN_MAX_US} (1 s)`)
   if (suspectTimeoutMs <= heartbeatIntervalMs) throw fail('transport.suspectTimeoutMs', `${suspectTimeoutMs} must exceed transport.heartbeatIntervalMs (${heartbeatIntervalMs})`)
 
   const c = root.clients === undefined ? {} : object(root.clients, 'clients', fail, ['heartbeatIntervalMs', 'deadPeerMs', 'requestTimeoutMs', 'handshakeTimeoutMs'])

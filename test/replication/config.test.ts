@@ -47,7 +47,7 @@ describe('group config', () => {
     // Three shard groups (meta, data0, data1): each member has 3 transport then 3 client ports.
     expect(config.members[5]).toEqual({ id: 5, host: '127.0.0.1', transportPort: 31030, clientPort: 31033, dataDir: path.join(dir, 'm5') })
     expect(config.layout).toEqual({ shards: 2, replicas: 3 })
-    expect(config.transport).toEqual({ provider: 'tcp', heartbeatIntervalMs: 100, suspectTimeoutMs: 1000, connectTimeoutMs: 10000 })
+    expect(config.transport).toEqual({ provider: 'tcp', heartbeatIntervalMs: 100, suspectTimeoutMs: 1000, connectTimeoutMs: 10000, latencySpinUs: 50 })
     expect(config.clients.deadPeerMs).toBeGreaterThan(config.clients.heartbeatIntervalMs)
     expect(config.time).toEqual({ sensorLagMaxMs: 5000, clockSkewMaxMs: 50 })
     expect(config.keyFile).toBe(path.join(dir, 'cluster.key'))
@@ -78,6 +78,8 @@ describe('group config', () => {
       ['replicas zero', (c) => (c.layout = { shards: 1, replicas: 0 }), /^config layout\.replicas: 0 is not a positive integer/],
       ['empty provider', (c) => ((c.transport as Json).provider = ''), /^config transport\.provider: "" is not a non-empty string/],
       ['suspect below heartbeat', (c) => ((c.transport as Json).suspectTimeoutMs = 50), /^config transport\.suspectTimeoutMs: 50 must exceed transport\.heartbeatIntervalMs \(100\)/],
+      ['polling window over a second', (c) => ((c.transport as Json).latencySpinUs = 2_000_000), /^config transport\.latencySpinUs: 2000000 is more than 1000000 \(1 s\)/],
+      ['negative polling window', (c) => ((c.transport as Json).latencySpinUs = -5), /^config transport\.latencySpinUs: -5 is not a non-negative integer/],
       ['unknown field', (c) => (members(c)[0]!.trasnportPort = 1), /^config members\[0\]\.trasnportPort: unknown field/],
       ['bad version', (c) => (c.version = 2), /^config version: 2 is not a supported version/],
       ['empty members', (c) => (c.members = []), /^config members: the list is empty/],

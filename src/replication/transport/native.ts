@@ -10,7 +10,7 @@ import { findNativeAddon, NATIVE_BUILD_DIR } from '../../nativeAddons.js'
 import { exchangeHellos, listenBootstrap, type Hello } from './native-bootstrap.js'
 import { TransportError } from './native-errors.js'
 import { describeSchema, layoutRow, schemaHash, type ColumnLayout, type RowLayout } from './native-layout.js'
-import { TRANSPORT_DEFAULTS, type LargeSendOptions, type SstView, type Transport, type TransportConfig, type TransportEvents } from './types.js'
+import { LATENCY_SPIN_MAX_US, TRANSPORT_DEFAULTS, type LargeSendOptions, type SstView, type Transport, type TransportConfig, type TransportEvents } from './types.js'
 
 export { TransportError } from './native-errors.js'
 
@@ -119,6 +119,10 @@ function validate(config: TransportConfig): number {
   positiveInt('suspectTimeoutMs', config.suspectTimeoutMs, 3_600_000)
   positiveInt('connectTimeoutMs', config.connectTimeoutMs, 3_600_000)
   if (config.suspectTimeoutMs <= config.heartbeatIntervalMs) bad('suspectTimeoutMs must exceed heartbeatIntervalMs')
+  const spinUs = config.latencySpinUs
+  if (spinUs !== undefined && (!Number.isInteger(spinUs) || spinUs < 0 || spinUs > LATENCY_SPIN_MAX_US)) {
+    bad(`latencySpinUs must be an integer in 0..${LATENCY_SPIN_MAX_US} (got ${spinUs})`)
+  }
   return selfRank
 }
 

@@ -56,6 +56,9 @@ export const TRANSPORT_DEFAULTS = {
   latencySpinUs: 50,
 } as const
 
+/** The longest latencySpinUs accepted: beyond a second it is no longer "right after traffic". */
+export const LATENCY_SPIN_MAX_US = 1_000_000
+
 /** Read access to every row of the table; rows are indexed by rank. No copies: views over the table memory. */
 export interface SstView {
   readonly rowCount: number
