@@ -8,6 +8,7 @@ import type net from 'node:net'
 import { join } from 'node:path'
 import { findNativeAddon, NATIVE_BUILD_DIR } from '../../nativeAddons.js'
 import { exchangeHellos, listenBootstrap, type Hello } from './native-bootstrap.js'
+import { Fifo } from './fifo.js'
 import { TransportError } from './native-errors.js'
 import { describeSchema, layoutRow, schemaHash, type ColumnLayout, type RowLayout } from './native-layout.js'
 import { LATENCY_SPIN_MAX_US, TRANSPORT_DEFAULTS, type LargeSendOptions, type SstView, type Transport, type TransportConfig, type TransportEvents } from './types.js'
@@ -153,8 +154,8 @@ export class NativeTransport implements Transport {
   private readonly connected = new Set<number>()
   private readonly suspectedRanks = new Set<number>()
   private smcDelivered: number[]
-  private readonly smcQueue: QueuedSend[] = []
-  private readonly largeQueue: QueuedSend[] = []
+  private readonly smcQueue = new Fifo<QueuedSend>()
+  private readonly largeQueue = new Fifo<QueuedSend>()
   private largeInFlight: QueuedSend | undefined
   private settleWaiters: Array<() => void> = []
   private onConnected: (() => void) | undefined
@@ -235,8 +236,8 @@ export class NativeTransport implements Transport {
     this.engine?.stop()
     for (const resolve of this.settleWaiters.splice(0)) resolve()
     const stopped = new TransportError('STOPPED', 'transport stopped')
-    for (const q of this.smcQueue.splice(0)) q.reject(stopped)
-    for (const q of this.largeQueue.splice(0)) q.reject(stopped)
+    for (const q of this.smcQueue.takeAll()) q.reject(stopped)
+    for (const q of this.largeQueue.takeAll()) q.reject(stopped)
     this.largeInFlight?.reject(stopped)
     this.largeInFlight = undefined
   }
@@ -480,8 +481,8 @@ export class NativeTransport implements Transport {
 
   private drainSmallQueue(): void {
     if (this.state !== 'running') return
-    while (this.smcQueue.length > 0) {
-      const next = this.smcQueue[0]!
+    let next: QueuedSend | undefined
+    while ((next = this.smcQueue.peek()) !== undefined) {
       const seq = this.engine!.smcSend(next.payload)
       if (seq < 0) return // window full: the completion thread reports space
       this.smcQueue.shift()
