@@ -71,6 +71,13 @@ describe('native transport, multi-process on loopback', () => {
     expect(await waitUntil(all, 30_000, 20)).toBe(true)
   })
 
+  it('rdmc: a 1 GiB object arrives byte-identical at 2 receivers', async () => {
+    const size = 1024 * MiB
+    cluster = await spawnCluster(await configs(3, schema, { suspectTimeoutMs: 10_000 }))
+    await cluster[0]!.command('large', { sizes: [size] }, 120_000)
+    expect(await waitUntil(() => deliveredInOrder(cluster, 'large', 0, [size]), 60_000, 50)).toBe(true)
+  }, 240_000)
+
   it('after traffic the event loop polls only briefly (latencySpinUs): three idle members each use under 20% of a core', async () => {
     // A loop left polling would use a whole core (two thirds of one each, three on two cores).
     cluster = await spawnCluster(await configs(3, schema, { latencySpinUs: 2000 }))
