@@ -1,6 +1,6 @@
 // Native transport benchmark (manual, never in CI): SST push-to-visible latency, SMC rate and
 // latency, RDMC bandwidth, against iperf3 and a Node `net` implementation of the same
-// patterns, in one run on loopback.
+// patterns, in one run on loopback; prints the table and writes it to bench/out/transport.json.
 //   npm run build && node dist/bench/transport/native-bench.js [--quick] [--rounds N]
 //
 // Every member is its own process (bench-member.ts), as in a deployment, and so is every peer
@@ -9,7 +9,10 @@
 // outside load on the shared cores hits both alike; ratios compare medians of one run.
 // Arrival times come from the receivers' own clocks (CLOCK_MONOTONIC, one clock per host).
 import { fork, spawn, type ChildProcess } from 'node:child_process'
+import fs from 'node:fs'
 import net from 'node:net'
+import os from 'node:os'
+import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { TRANSPORT_DEFAULTS, type SstSchema, type TransportConfig } from '../../src/replication/transport/types.js'
 
@@ -253,6 +256,7 @@ async function interleave<T>(rounds: number, native: () => Promise<T>, baseline:
 }
 
 async function main(): Promise<void> {
+  const started = new Date()
   const latRounds = quick ? 200 : 500
   const netPeers = await netGroup(5)
 
@@ -348,12 +352,21 @@ async function main(): Promise<void> {
   await Promise.all(netPeers.map((c) => c.call('stop').catch(() => undefined)))
   killAll(netPeers)
 
+  const header = `fffs transport bench ${started.toISOString()} · node ${process.version} · ${os.type()} ${os.release()} · ${os.cpus().length} CPU ${os.cpus()[0]?.model ?? ''}${quick ? ' · QUICK' : ''}`
+  const outDir = fileURLToPath(new URL('../../../bench/out', import.meta.url)) // from dist/bench/transport
+  fs.mkdirSync(outDir, { recursive: true })
+  const file = path.join(outDir, 'transport.json')
+  const table = rows.map(([measure, native, baseline, ratio]) => ({ measure: measure.trim(), native, baseline, ratio }))
+  fs.writeFileSync(file, JSON.stringify({ started: started.toISOString(), header, rounds: ROUNDS, rows: table }, null, 2) + '\n')
+
   const widths = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => r[i].length), ['measure', 'native', 'baseline', 'ratio'][i]!.length))
   const line = (r: readonly string[]): string => r.map((c, i) => c.padEnd(widths[i]!)).join(' | ')
+  console.log(header)
   console.log(`medians of ${ROUNDS} interleaved rounds; (min-max over rounds); latencies pool every round's samples`)
   console.log(line(['measure', 'native', 'baseline', 'ratio']))
   console.log(widths.map((w) => '-'.repeat(w)).join('-|-'))
   for (const r of rows) console.log(line(r))
+  console.log(`(wrote ${path.relative(process.cwd(), file) || file})`)
 }
 
 await main()
