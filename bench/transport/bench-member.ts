@@ -113,11 +113,15 @@ function nativeMember(): Record<string, Handler> {
       }
       return { startUs }
     },
-    /** Rank 1: answer every small message from rank 0 with one of the same size. */
+    /** Rank 1: answer every small message from rank 0 with one of the same size (one buffer per size, as the net echo). */
     smcEcho() {
       const self = tr()
+      const replies = new Map<number, Uint8Array>()
       self.on('small', (sender, _seq, payload) => {
-        if (sender === 0) void self.sendSmall(new Uint8Array(payload.byteLength))
+        if (sender !== 0) return
+        let reply = replies.get(payload.byteLength)
+        if (reply === undefined) replies.set(payload.byteLength, (reply = new Uint8Array(payload.byteLength)))
+        void self.sendSmall(reply)
       })
       return {}
     },
