@@ -1,7 +1,7 @@
 // Test helper: runs a real `fffs mount` process on a temp dir and always cleans it up.
 
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -23,6 +23,8 @@ export interface TestMount {
   outputMatching(pattern: string | RegExp, timeoutMs?: number): Promise<string>
   /** Path inside the mount. */
   p(...parts: string[]): string
+  /** CPU time the mount process has used so far (user + system, from /proc), in ms. */
+  cpuMs(): number
   /** SIGKILL the mount process (a crash), clearing the dead mount. */
   kill9(): Promise<void>
   /** Start a fresh mount process on the same data dir. */
@@ -94,6 +96,13 @@ export async function startMount(extraArgs: string[] = []): Promise<TestMount> {
       return log
     },
     p: (...parts) => path.join(mountpoint, ...parts),
+    cpuMs: () => {
+      const pid = (child as ChildProcess | null)?.pid
+      if (pid === undefined) throw new Error('the mount process is not running')
+      // Fields 14 and 15 of /proc/PID/stat (utime, stime) are in clock ticks: 100 per second on Linux.
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ')
+      return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100
+    },
     async kill9() {
       child?.kill('SIGKILL')
       if (child) await waitExit(child, EXIT_TIMEOUT_MS)
