@@ -10,7 +10,6 @@
 #include <uv.h>
 
 #include <fcntl.h>
-#include <sched.h>
 
 #include <algorithm>
 #include <cstring>
@@ -19,6 +18,7 @@
 #include <unordered_set>
 
 #include "engine.hpp"
+#include "loop_poller.hpp"
 
 namespace {
 
@@ -76,7 +76,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     cfg.suspect_timeout_ms = u32(o, "suspectTimeoutMs");
     if (o.Has("spinUs")) cfg.spin_us = u32(o, "spinUs");
     if (o.Has("smcCqData")) cfg.smc_cq_data = o.Get("smcCqData").ToBoolean().Value();
-    if (o.Has("latencySpinUs")) spin_ns_ = static_cast<uint64_t>(u32(o, "latencySpinUs")) * 1000;
+    if (o.Has("latencySpinUs")) poller_ = std::make_unique<fffs::LoopPoller>(static_cast<uint64_t>(u32(o, "latencySpinUs")) * 1000);
     try {
       engine_ = std::make_unique<Engine>(cfg);
     } catch (const std::exception& e) {
@@ -123,52 +123,24 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   void StopPoll() {
     if (poll_ && polling_) uv_poll_stop(poll_.get());
     polling_ = false;
+    if (poller_) poller_->Stop();  // bulk mode: the completion thread drains, nothing to poll for
   }
 
   // uv_close needs the handle until its callback: ownership passes to the callback.
   void ClosePoll() {
     StopPoll();
-    if (spin_) {
-      spin_->data = nullptr;
-      uv_close(reinterpret_cast<uv_handle_t*>(spin_.release()),
-               [](uv_handle_t* h) { std::unique_ptr<uv_idle_t> owned(reinterpret_cast<uv_idle_t*>(h)); });
-      spinning_ = false;
-    }
+    if (poller_) poller_->Close();
     if (!poll_) return;
     poll_->data = nullptr;
     uv_close(reinterpret_cast<uv_handle_t*>(poll_.release()),
              [](uv_handle_t* h) { std::unique_ptr<uv_poll_t> owned(reinterpret_cast<uv_poll_t*>(h)); });
   }
 
-  // ---- latency mode: right after traffic the loop polls instead of sleeping ----
-  // An active idle handle makes libuv poll with a zero timeout: every fd (the CQ's, and
-  // whatever else the process serves) is still watched, but a reply that lands within
-  // spin_ns_ of the last message costs no wake-up of a sleeping thread (measured: that wake,
-  // not the work, is most of a small message's latency on these VMs).
+  // ---- latency mode: right after traffic the loop polls instead of sleeping (loop_poller.hpp) ----
   void KeepPolling() {
-    if (spin_ns_ == 0 || !polling_ || stopped_) return;
-    spin_until_ns_ = uv_hrtime() + spin_ns_;
-    if (spinning_) return;
-    if (!spin_) {
-      uv_loop_t* loop = nullptr;
-      if (napi_get_uv_event_loop(env_, &loop) != napi_ok || loop == nullptr) return;
-      auto handle = std::make_unique<uv_idle_t>();
-      if (uv_idle_init(loop, handle.get()) != 0) return;  // no spinning: only slower
-      handle->data = this;
-      spin_ = std::move(handle);
-    }
-    if (uv_idle_start(spin_.get(), &NativeEngine::OnSpin) == 0) spinning_ = true;
-  }
-
-  static void OnSpin(uv_idle_t* handle) {
-    auto* self = static_cast<NativeEngine*>(handle->data);
-    if (self == nullptr) return;
-    if (!self->polling_ || uv_hrtime() >= self->spin_until_ns_) {
-      uv_idle_stop(handle);
-      self->spinning_ = false;
-      return;
-    }
-    sched_yield();  // nothing to do yet: any other runnable thread on this core goes first
+    if (!poller_ || !polling_ || stopped_) return;
+    uv_loop_t* loop = nullptr;
+    if (napi_get_uv_event_loop(env_, &loop) == napi_ok) poller_->Extend(loop);
   }
 
   static void OnReadable(uv_poll_t* handle, int status, int events) {
@@ -419,10 +391,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   Napi::FunctionReference on_batch_;
   std::unique_ptr<Napi::AsyncContext> async_;
   std::unique_ptr<uv_poll_t> poll_;
-  std::unique_ptr<uv_idle_t> spin_;
-  uint64_t spin_ns_ = 0;        // latencySpinUs
-  uint64_t spin_until_ns_ = 0;  // uv_hrtime() until which the loop polls without sleeping
-  bool spinning_ = false;
+  std::unique_ptr<fffs::LoopPoller> poller_;  // latencySpinUs; none: the loop sleeps at once
   Napi::Env env_ = Napi::Env(nullptr);
   bool polling_ = false;
   bool stopped_ = false;

@@ -9,16 +9,14 @@
 // Requests are named to JS by their fuse_req_t as a number and kept in `outstanding_`, so a
 // reply is sent at most once, and none after unmount (libfuse would touch freed memory).
 //
-// After a reply the loop polls for kPollAfterReplyNs instead of sleeping (KeepPolling): a
-// program that waits for each answer (ls -l, a copy, a build) sends its next request at once,
-// and a sleeping loop's wake-up cost about as much as the request's work on these VMs.
+// After a reply the loop polls for kPollAfterReplyNs instead of sleeping (loop_poller.hpp): a
+// program that waits for each answer (ls -l, a copy, a build) sends its next request at once.
 #define FUSE_USE_VERSION 34
 #include <fuse_lowlevel.h>
 #include <napi.h>
 #include <uv.h>
 
 #include <fcntl.h>
-#include <sched.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
@@ -28,6 +26,8 @@
 #include <string>
 #include <unordered_set>
 #include <vector>
+
+#include "loop_poller.hpp"
 
 namespace {
 
@@ -183,10 +183,7 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
     outstanding_.clear();
     uv_poll_stop(poll_.get());
     ClosePoll(std::move(poll_));
-    if (spin_) {
-      uv_close(reinterpret_cast<uv_handle_t*>(spin_.release()), [](uv_handle_t* h) { std::unique_ptr<uv_idle_t> owned(reinterpret_cast<uv_idle_t*>(h)); });
-      polling_ = false;
-    }
+    poller_.Close();
     fuse_session_unmount(session_.get());
     session_.reset();
     Unref();
@@ -199,33 +196,6 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
 
   static void OnReadable(uv_poll_t* handle, int status, int events) {
     static_cast<FuseSession*>(handle->data)->Drain();
-  }
-
-  // An active idle handle makes libuv poll with a zero timeout: /dev/fuse and every other fd
-  // are still watched, the loop just does not sleep until kPollAfterReplyNs after the last reply.
-  void KeepPolling() {
-    if (!session_) return;
-    poll_until_ns_ = uv_hrtime() + kPollAfterReplyNs;
-    if (polling_) return;
-    if (!spin_) {
-      uv_loop_t* loop = nullptr;
-      if (napi_get_uv_event_loop(Env(), &loop) != napi_ok || loop == nullptr) return;
-      auto idle = std::make_unique<uv_idle_t>();
-      if (uv_idle_init(loop, idle.get()) != 0) return;  // no polling: only slower
-      idle->data = this;
-      spin_ = std::move(idle);
-    }
-    if (uv_idle_start(spin_.get(), &FuseSession::OnSpin) == 0) polling_ = true;
-  }
-
-  static void OnSpin(uv_idle_t* idle) {
-    auto* self = static_cast<FuseSession*>(idle->data);
-    if (uv_hrtime() >= self->poll_until_ns_) {
-      uv_idle_stop(idle);
-      self->polling_ = false;
-      return;
-    }
-    sched_yield();  // nothing to do yet: any other runnable thread on this core goes first
   }
 
   // Every request queued on the device is processed in this turn; replies the handlers make
@@ -411,7 +381,8 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
   fuse_req_t Take(const Napi::CallbackInfo& info) {
     auto req = reinterpret_cast<fuse_req_t>(static_cast<uintptr_t>(info[0].As<Napi::Number>().DoubleValue()));
     if (outstanding_.erase(req) != 1) return nullptr;
-    KeepPolling();
+    uv_loop_t* loop = nullptr;
+    if (napi_get_uv_event_loop(Env(), &loop) == napi_ok) poller_.Extend(loop);  // the next request may be on its way
     return req;
   }
 
@@ -554,9 +525,7 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
   std::unique_ptr<Napi::AsyncContext> async_;
   std::unique_ptr<fuse_session, SessionDeleter> session_;
   std::unique_ptr<uv_poll_t> poll_;
-  std::unique_ptr<uv_idle_t> spin_;  // active while the loop polls after a reply
-  uint64_t poll_until_ns_ = 0;
-  bool polling_ = false;
+  fffs::LoopPoller poller_{kPollAfterReplyNs};
   Napi::Reference<Napi::Buffer<char>> request_buffer_;
   char* request_mem_ = nullptr;  // request_buffer_'s bytes, which never move
   std::unordered_set<fuse_req_t> outstanding_;
