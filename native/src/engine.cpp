@@ -3,6 +3,7 @@
 #include "engine.hpp"
 
 #include <pthread.h>
+#include <sched.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
@@ -677,7 +678,10 @@ void Engine::poll_loop() {
       last_work = now;
       continue;
     }
-    if (bulk && now - last_work < spin) continue;
+    if (bulk && now - last_work < spin) {
+      sched_yield();  // nothing yet: a copying thread on this core goes first
+      continue;
+    }
     int timeout_ms = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(next_heartbeat_ - now).count()) + 1;
     timeout_ms = std::clamp(timeout_ms, 0, static_cast<int>(cfg_.heartbeat_interval_ms));
     if (busy && bulk) timeout_ms = std::min(timeout_ms, 1);
