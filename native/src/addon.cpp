@@ -76,7 +76,10 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     cfg.suspect_timeout_ms = u32(o, "suspectTimeoutMs");
     if (o.Has("spinUs")) cfg.spin_us = u32(o, "spinUs");
     if (o.Has("smcCqData")) cfg.smc_cq_data = o.Get("smcCqData").ToBoolean().Value();
-    if (o.Has("latencySpinUs")) poller_ = std::make_unique<fffs::LoopPoller>(static_cast<uint64_t>(u32(o, "latencySpinUs")) * 1000);
+    uv_loop_t* loop = nullptr;
+    if (o.Has("latencySpinUs") && napi_get_uv_event_loop(env, &loop) == napi_ok && loop != nullptr) {
+      poller_ = std::make_unique<fffs::LoopPoller>(loop, static_cast<uint64_t>(u32(o, "latencySpinUs")) * 1000);
+    }
     try {
       engine_ = std::make_unique<Engine>(cfg);
     } catch (const std::exception& e) {
@@ -138,9 +141,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
 
   // ---- latency mode: right after traffic the loop polls instead of sleeping (loop_poller.hpp) ----
   void KeepPolling() {
-    if (!poller_ || !polling_ || stopped_) return;
-    uv_loop_t* loop = nullptr;
-    if (napi_get_uv_event_loop(env_, &loop) == napi_ok) poller_->Extend(loop);
+    if (poller_ && polling_ && !stopped_) poller_->Extend();
   }
 
   static void OnReadable(uv_poll_t* handle, int status, int events) {

@@ -154,7 +154,10 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
       throw Napi::Error::New(env, std::string("fcntl(O_NONBLOCK) on /dev/fuse: ") + std::strerror(errno));
     }
     uv_loop_t* loop = nullptr;
-    napi_get_uv_event_loop(env, &loop);
+    if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) {
+      fuse_session_unmount(se.get());
+      throw Napi::Error::New(env, "no libuv loop to poll /dev/fuse in");
+    }
     auto poll = std::make_unique<uv_poll_t>();
     if (uv_poll_init(loop, poll.get(), fd) != 0) {
       fuse_session_unmount(se.get());
@@ -167,6 +170,7 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
       throw Napi::Error::New(env, "uv_poll_start on /dev/fuse failed");
     }
     poll_ = std::move(poll);
+    poller_ = std::make_unique<fffs::LoopPoller>(loop, kPollAfterReplyNs);
     session_ = std::move(se);
     Ref();  // the mounted session outlives a dropped JS reference: the poll calls into it
     return env.Undefined();
@@ -183,7 +187,7 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
     outstanding_.clear();
     uv_poll_stop(poll_.get());
     ClosePoll(std::move(poll_));
-    poller_.Close();
+    poller_.reset();  // closes its handle
     fuse_session_unmount(session_.get());
     session_.reset();
     Unref();
@@ -381,8 +385,7 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
   fuse_req_t Take(const Napi::CallbackInfo& info) {
     auto req = reinterpret_cast<fuse_req_t>(static_cast<uintptr_t>(info[0].As<Napi::Number>().DoubleValue()));
     if (outstanding_.erase(req) != 1) return nullptr;
-    uv_loop_t* loop = nullptr;
-    if (napi_get_uv_event_loop(Env(), &loop) == napi_ok) poller_.Extend(loop);  // the next request may be on its way
+    poller_->Extend();  // the next request may be on its way (a request outstanding: mounted, so poller_ is set)
     return req;
   }
 
@@ -525,7 +528,7 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
   std::unique_ptr<Napi::AsyncContext> async_;
   std::unique_ptr<fuse_session, SessionDeleter> session_;
   std::unique_ptr<uv_poll_t> poll_;
-  fffs::LoopPoller poller_{kPollAfterReplyNs};
+  std::unique_ptr<fffs::LoopPoller> poller_;  // made at mount
   Napi::Reference<Napi::Buffer<char>> request_buffer_;
   char* request_mem_ = nullptr;  // request_buffer_'s bytes, which never move
   std::unordered_set<fuse_req_t> outstanding_;

@@ -17,19 +17,19 @@ namespace fffs {
 
 class LoopPoller {
  public:
-  explicit LoopPoller(uint64_t window_ns) : window_ns_(window_ns) {}
+  LoopPoller(uv_loop_t* loop, uint64_t window_ns) : loop_(loop), window_ns_(window_ns) {}
   ~LoopPoller() { Close(); }
   LoopPoller(const LoopPoller&) = delete;
   LoopPoller& operator=(const LoopPoller&) = delete;
 
   /** Polls until window_ns from now (a running window is extended). A loop that cannot get an idle handle just sleeps. */
-  void Extend(uv_loop_t* loop) {
-    if (window_ns_ == 0 || loop == nullptr) return;
+  void Extend() {
+    if (window_ns_ == 0) return;
     until_ns_ = uv_hrtime() + window_ns_;
     if (active_) return;
     if (!idle_) {
       auto idle = std::make_unique<uv_idle_t>();
-      if (uv_idle_init(loop, idle.get()) != 0) return;
+      if (uv_idle_init(loop_, idle.get()) != 0) return;
       idle->data = this;
       idle_ = std::move(idle);
     }
@@ -59,6 +59,7 @@ class LoopPoller {
     sched_yield();  // nothing to do yet: any other runnable thread on this core goes first
   }
 
+  uv_loop_t* loop_;
   uint64_t window_ns_;
   uint64_t until_ns_ = 0;
   std::unique_ptr<uv_idle_t> idle_;

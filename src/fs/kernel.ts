@@ -168,8 +168,6 @@ interface AttrChanges {
   mtimeNow?: boolean
 }
 
-const EIO = 5
-
 /** The positive errno for a failed handler; bugs and EIO are logged (bugs answered EIO), never swallowed. */
 function errnoOf(err: unknown): number {
   if (isFffsError(err)) {
@@ -177,7 +175,7 @@ function errnoOf(err: unknown): number {
     return err.errno
   }
   process.stderr.write(`fffs: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
-  return EIO
+  return ERRNO.EIO
 }
 
 /** Serves one mount: requests from the kernel to `ops`, answers back. */
