@@ -9,7 +9,7 @@ import path from 'node:path'
 import { promisify } from 'node:util'
 import { defaultMount, locate, request } from '../control/client.js'
 import type { CutReport, StableChange } from '../control/inspect.js'
-import { ControlServer, type EntryInfo, type VersionInfo } from '../control/server.js'
+import { ControlServer, type EntryInfo, type LogReport, type VersionInfo } from '../control/server.js'
 import { addDemoCommand } from '../demo/cli.js'
 import { errors } from '../errors.js'
 import { mountFs } from '../fs/mount.js'
@@ -18,7 +18,7 @@ import { EmbeddedClient, type Client } from '../replication/client.js'
 import { loadGroupConfig, TIME_DEFAULTS, type GroupConfig } from '../replication/config.js'
 import { connectGroup } from '../replication/sharded.js'
 import { hlcCeilingOfUs } from '../temporal/hlc.js'
-import { parseTimeSpec } from '../temporal/spec.js'
+import { formatTimeSpec, parseSpecArgument } from '../temporal/spec.js'
 import { localGroupConfig, runServe, startLocalGroup } from './cluster.js'
 import { runInit } from './init.js'
 import { renderStatus, statusJson } from './statusView.js'
@@ -36,6 +36,26 @@ function positiveInt(text: string): number {
   const n = Number(text)
   if (!Number.isInteger(n) || n < 0) throw new CommanderError(2, 'fffs.badNumber', `not a non-negative integer: '${text}'`)
   return n
+}
+
+/**
+ * A SPEC argument in the shared grammar (src/temporal/spec.ts), as the absolute text sent to
+ * the mount; a relative one (`-5m`, `today`) is resolved now, and the CLI says to what.
+ */
+function specArgument(what: string, text: string): string {
+  const { spec, relative } = parseSpecArgument(text)
+  const absolute = formatTimeSpec(spec)
+  if (relative) process.stderr.write(`fffs: ${what} ${text} is ${absolute}\n`)
+  return absolute
+}
+
+/** Says what a path with a relative spec resolved to (the mount resolves it: an entry of that exact name wins). */
+function noteAnchored(target: string, inner: string, anchoredPath: string | null): void {
+  if (anchoredPath !== null && anchoredPath !== inner) process.stderr.write(`fffs: ${target} is ${path.join(locate(target).mountpoint, anchoredPath)}\n`)
+}
+
+function logRow(v: VersionInfo): string[] {
+  return [String(v.version), v.time, v.sensorTime ?? '-', v.sizeBytes === null ? '-' : String(v.sizeBytes), String(v.ino), v.change]
 }
 
 function print(json: boolean, value: unknown, text: () => string): void {
@@ -206,15 +226,31 @@ export async function main(argv: string[]): Promise<void> {
 
   program
     .command('log')
-    .argument('<path>', 'a file or directory inside a mount')
+    .argument('<path>', 'a file or directory inside a mount (PATH@SPEC: the history of PATH)')
+    .option('--object', 'the history of the object PATH names, across its names (by default: of the name)')
+    .option('--since <spec>', 'rows from this platform time on')
+    .option('--until <spec>', 'rows up to this platform time')
+    .option('--limit <n>', 'at most this many rows', positiveInt)
+    .option('--reverse', 'newest first')
     .option('--json', 'machine-readable output')
-    .description('list the versions of a file: number, platform (HLC) time, sensor time, size')
-    .action(async (target: string, opts: { json?: boolean }) => {
+    .description(
+      'list the versions PATH@T returned over time, one row each (PATH@vN is row N): content changes, replacement by rename, ' +
+        'removal and re-creation, with the object (inode) of each; for a directory, what changed among its entries',
+    )
+    .action(async (target: string, opts: { object?: boolean; since?: string; until?: string; limit?: number; reverse?: boolean; json?: boolean }) => {
       const { mountpoint, inner } = locate(target)
-      const versions = await request<VersionInfo[]>(mountpoint, { op: 'log', path: inner })
-      print(opts.json === true, versions, () =>
-        table([['VERSION', 'TIME', 'SENSOR_TIME', 'SIZE', 'CHANGE'], ...versions.map((v) => [String(v.version), v.time, v.sensorTime ?? '-', String(v.sizeBytes), v.change])]),
-      )
+      if (opts.limit === 0) throw new CommanderError(2, 'fffs.badNumber', '--limit must be at least 1')
+      const report = await request<LogReport>(mountpoint, {
+        op: 'log',
+        path: inner,
+        ...(opts.object === true ? { object: true } : {}),
+        ...(opts.since !== undefined ? { since: specArgument('--since', opts.since) } : {}),
+        ...(opts.until !== undefined ? { until: specArgument('--until', opts.until) } : {}),
+        ...(opts.limit !== undefined ? { limit: opts.limit } : {}),
+        ...(opts.reverse === true ? { reverse: true } : {}),
+      })
+      noteAnchored(target, inner, report.anchoredPath)
+      print(opts.json === true, report.rows, () => table([['VERSION', 'TIME', 'SENSOR_TIME', 'SIZE', 'INODE', 'CHANGE'], ...report.rows.map(logRow)]))
     })
 
   program
@@ -223,8 +259,13 @@ export async function main(argv: string[]): Promise<void> {
     .description('print a file as of a cut')
     .action(async (target: string) => {
       const { mountpoint, inner } = locate(target)
+      let at = inner // after the first chunk, the path as the mount resolved it: every chunk from one version
       for (let offset = 0; ; ) {
-        const chunk = await request<{ sizeBytes: number; dataBase64: string }>(mountpoint, { op: 'cat', path: inner, offset })
+        const chunk = await request<{ sizeBytes: number; anchoredPath: string | null; dataBase64: string }>(mountpoint, { op: 'cat', path: at, offset })
+        if (offset === 0 && chunk.anchoredPath !== null) {
+          noteAnchored(target, inner, chunk.anchoredPath)
+          at = chunk.anchoredPath
+        }
         const bytes = Buffer.from(chunk.dataBase64, 'base64')
         if (bytes.length > 0) await new Promise<void>((resolve) => process.stdout.write(bytes, () => resolve()))
         offset += bytes.length
@@ -239,7 +280,8 @@ export async function main(argv: string[]): Promise<void> {
     .description('list a directory as of a cut')
     .action(async (target: string, opts: { json?: boolean }) => {
       const { mountpoint, inner } = locate(target)
-      const entries = await request<EntryInfo[]>(mountpoint, { op: 'ls', path: inner })
+      const { anchoredPath, entries } = await request<{ anchoredPath: string | null; entries: EntryInfo[] }>(mountpoint, { op: 'ls', path: inner })
+      noteAnchored(target, inner, anchoredPath)
       print(opts.json === true, entries, () => table([['NAME', 'KIND', 'SIZE', 'VERSION', 'TIME'], ...entries.map((e) => [e.name, e.kind, String(e.sizeBytes), String(e.version), e.time])]))
     })
 
@@ -251,7 +293,8 @@ export async function main(argv: string[]): Promise<void> {
     .option('--mount <dir>', 'the mount (default: the one holding the cwd, or the only one)')
     .option('--json', 'machine-readable output')
     .action(async (name: string, opts: { at?: string; mount?: string; json?: boolean }) => {
-      const created = await request<{ name: string; at: string }>(defaultMount(opts.mount), { op: 'snapshot.create', name, ...(opts.at !== undefined ? { at: opts.at } : {}) })
+      const at = opts.at !== undefined ? specArgument('--at', opts.at) : undefined
+      const created = await request<{ name: string; at: string }>(defaultMount(opts.mount), { op: 'snapshot.create', name, ...(at !== undefined ? { at } : {}) })
       print(opts.json === true, created, () => `snapshot ${created.name} at ${created.at}\n`)
     })
   snapshot
@@ -278,9 +321,11 @@ export async function main(argv: string[]): Promise<void> {
     .option('--mount <dir>', 'the mount, when no path is given (default: the one holding the cwd, or the only one)')
     .option('--json', 'machine-readable output')
     .description('what a cut resolves to: its stamp, on each shard stable or how long until, and the version it picks for PATH')
+    .allowUnknownOption() // so that a relative SPEC (`fffs cut -5m`) is the argument it looks like
     .action(async (spec: string, target: string | undefined, opts: { mount?: string; json?: boolean }) => {
+      for (const arg of [spec, target]) if (arg !== undefined && /^-[^\d]/.test(arg)) throw new CommanderError(2, 'fffs.unknownOption', `unknown option '${arg}'`)
       const where = target === undefined ? { mountpoint: defaultMount(opts.mount), inner: undefined } : locate(target)
-      const report = await request<CutReport>(where.mountpoint, { op: 'cut', spec, ...(where.inner !== undefined ? { path: where.inner } : {}) })
+      const report = await request<CutReport>(where.mountpoint, { op: 'cut', spec: specArgument('cut', spec), ...(where.inner !== undefined ? { path: where.inner } : {}) })
       print(opts.json === true, report, () => renderCut(report))
     })
 
@@ -296,7 +341,7 @@ export async function main(argv: string[]): Promise<void> {
       const { mountpoint, inner } = locate(pattern)
       let after: string | undefined
       if (opts.since !== undefined) {
-        const since = parseTimeSpec(opts.since)
+        const since = parseSpecArgument(specArgument('--since', opts.since)).spec
         if (since.kind !== 'platform') throw errors.invalid(`--since ${opts.since}: give a platform time`)
         after = hlcCeilingOfUs(since.timeUs).toString()
       }

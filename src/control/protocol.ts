@@ -7,8 +7,9 @@ import os from 'node:os'
 import path from 'node:path'
 
 export type ControlRequest =
-  | { readonly op: 'log'; readonly path: string }
-  | { readonly op: 'cat'; readonly path: string }
+  /** since/until: SPEC text of platform times (absolute: the CLI resolves relative ones); object: the object's own history. */
+  | { readonly op: 'log'; readonly path: string; readonly object?: boolean; readonly since?: string; readonly until?: string; readonly limit?: number; readonly reverse?: boolean }
+  | { readonly op: 'cat'; readonly path: string; readonly offset?: number }
   | { readonly op: 'ls'; readonly path: string }
   | { readonly op: 'snapshot.create'; readonly name: string; readonly at?: string }
   | { readonly op: 'snapshot.list' }

@@ -6,10 +6,9 @@
 
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
-import { ERRNO, errors, isFffsError } from '../errors.js'
+import { ERRNO, errors, isFffsError, isMalformedSpec } from '../errors.js'
 import { findNativeAddon, NATIVE_BUILD_DIR } from '../nativeAddons.js'
 import type { Caller, Operations, Stat } from './operations.js'
-import { isTimePath, parsePath } from './resolve.js'
 
 /** The request kinds, in native/src/fuse.cpp's order (enum class Op). */
 enum FuseOp {
@@ -87,6 +86,8 @@ interface KernelNode {
   lookups: number
   /** Unlinked, renamed over or removed: the name now leads elsewhere (or nowhere). */
   detached: boolean
+  /** The name as resolved at the last lookup, when it differs (a relative spec made absolute): what paths through this node use. */
+  anchored: string | null
   /** mtime:size at the last read-only open of a frozen path: unchanged means the kernel's pages are still right. */
   cachedAs: string | null
   /** Handles open on this node: a node whose name is gone answers getattr (fstat) from one of them. */
@@ -95,7 +96,7 @@ interface KernelNode {
 
 /** Which name each node id the kernel holds stands for; ids are never reused. */
 class NodeTable {
-  private readonly nodes = new Map<number, KernelNode>([[ROOT_ID, { parent: 0, name: '', lookups: 1, detached: false, cachedAs: null, handles: new Set() }]])
+  private readonly nodes = new Map<number, KernelNode>([[ROOT_ID, { parent: 0, name: '', lookups: 1, detached: false, anchored: null, cachedAs: null, handles: new Set() }]])
   private readonly byName = new Map<string, number>()
   private nextId = ROOT_ID + 1
 
@@ -114,7 +115,7 @@ class NodeTable {
     if (id === ROOT_ID) return '/'
     const names: string[] = []
     for (let node = this.node(id); ; node = this.node(node.parent)) {
-      names.push(node.name)
+      names.push(node.anchored ?? node.name)
       if (node.parent === ROOT_ID) break
     }
     return '/' + names.reverse().join('/')
@@ -125,16 +126,18 @@ class NodeTable {
     return base === '/' ? '/' + name : `${base}/${name}`
   }
 
-  /** The node a successful lookup (or create) gives the kernel, one lookup more. */
-  remember(parent: number, name: string): number {
+  /** The node a successful lookup (or create) gives the kernel, one lookup more; `anchored`: what the name resolved as. */
+  remember(parent: number, name: string, anchored: string | null = null): number {
     const key = nameKey(parent, name)
     let id = this.byName.get(key)
     if (id === undefined) {
       id = this.nextId++
-      this.nodes.set(id, { parent, name, lookups: 0, detached: false, cachedAs: null, handles: new Set() })
+      this.nodes.set(id, { parent, name, lookups: 0, detached: false, anchored: null, cachedAs: null, handles: new Set() })
       this.byName.set(key, id)
     }
-    this.node(id).lookups++
+    const node = this.node(id)
+    node.lookups++
+    node.anchored = anchored
     return id
   }
 
@@ -166,6 +169,7 @@ class NodeTable {
     const node = this.node(id)
     node.parent = newParent
     node.name = newName
+    node.anchored = null
   }
 }
 
@@ -188,7 +192,8 @@ interface AttrChanges {
 /** The positive errno for a failed handler; bugs and EIO are logged (bugs answered EIO), never swallowed. */
 function errnoOf(err: unknown): number {
   if (isFffsError(err)) {
-    if (err.code === 'EIO') process.stderr.write(`fffs: EIO: ${err.message}\n`) // the caller learns nothing more from EIO
+    // The caller learns nothing more than the errno: for EIO and a malformed time spec, the mount says why.
+    if (err.code === 'EIO' || isMalformedSpec(err)) process.stderr.write(`fffs: ${err.code}: ${err.message}\n`)
     return err.errno
   }
   process.stderr.write(`fffs: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
@@ -246,17 +251,20 @@ export class KernelSession {
 
   private readonly ok = (req: Req) => (): void => this.session.replyErr(req, 0)
 
-  private entry(req: Req, parent: number, name: string, stat: Stat): void {
-    this.session.replyEntry(req, this.table.remember(parent, name), stat, CACHE_TIMEOUT_S)
+  private entry(req: Req, parent: number, name: string, stat: Stat, anchored: string | null = null): void {
+    this.session.replyEntry(req, this.table.remember(parent, name, anchored), stat, CACHE_TIMEOUT_S)
   }
 
-  /** Creates with `make`, then answers the lookup the kernel does not send: the new node's entry. */
-  private made(req: Req, parent: number, name: string, make: (path: string) => Promise<void>): void {
+  /**
+   * Creates with `make`, then answers the lookup the kernel does not send: the new node's entry.
+   * `make` returns the name the entry got when it is not `name` (`mkdir .snapshot/s@-1h` makes s).
+   */
+  private made(req: Req, parent: number, name: string, make: (path: string) => Promise<string | void>): void {
     this.serve(req, async () => {
-      const path = this.table.childPath(parent, name)
-      await make(path)
-      return this.ops.getattr(path)
-    }, (stat) => this.entry(req, parent, name, stat))
+      const made = await make(this.table.childPath(parent, name))
+      const anchored = typeof made === 'string' && made !== name ? made : null
+      return { stat: await this.ops.getattr(this.table.childPath(parent, anchored ?? name)), anchored }
+    }, ({ stat, anchored }) => this.entry(req, parent, name, stat, anchored))
   }
 
   private dispatch(op: FuseOp, req: Req, nodeId: number, a: unknown, b: unknown, c: unknown, d: unknown): void {
@@ -267,7 +275,7 @@ export class KernelSession {
     switch (op) {
       case FuseOp.Lookup: {
         const name = a as string
-        return this.serve(req, () => ops.getattr(table.childPath(nodeId, name)), (stat) => this.entry(req, nodeId, name, stat))
+        return this.serve(req, () => ops.lookup(table.childPath(nodeId, name)), ({ stat, anchoredName }) => this.entry(req, nodeId, name, stat, anchoredName))
       }
       case FuseOp.Forget:
         return table.forget(nodeId, a as number)
@@ -409,7 +417,7 @@ export class KernelSession {
     const path = this.table.path(nodeId)
     const fd = await this.ops.open(path, flags)
     const readOnly = (flags & O_ACCMODE) === 0
-    if (!readOnly || (flags & O_NONBLOCK) !== 0 || !isTimePath(parsePath(path))) return { fd, keepCache: false, noFlush: readOnly }
+    if (!readOnly || (flags & O_NONBLOCK) !== 0 || !this.ops.readsFrozenCut(fd)) return { fd, keepCache: false, noFlush: readOnly }
     const node = this.table.node(nodeId)
     const stat = this.ops.fgetattr(fd)
     const version = `${stat.mtime}:${stat.size}`

@@ -8,9 +8,9 @@ import type { Client } from '../replication/client.js'
 import { parseRecordFormat, XATTR_RECORD_FORMAT } from '../sensor/index.js'
 import type { Attr, Ino } from '../store/records.js'
 import { HLC_MAX, hlcCeilingOfUs, hlcToIso, wallClockUs } from '../temporal/hlc.js'
-import { formatTimeSpec, isReservedName, parseTimeSpec } from '../temporal/spec.js'
+import { formatTimeSpec, isSpecName, parseSpecArgument, parseTimeSpec, splitNameSpec } from '../temporal/spec.js'
 import { OpenFiles, type OpenFile } from './openFiles.js'
-import { isTimePath, parsePath, Resolver, SNAPSHOT_DIR, type ParsedPath, type Resolved, type TimeOptions } from './resolve.js'
+import { parsePath, Resolver, SNAPSHOT_DIR, type ParsedPath, type Resolved, type TimeOptions } from './resolve.js'
 import { checkSensorLag, newSensorStats, recordFormatOf, type SensorPolicy, type SensorStats } from './sensorRecords.js'
 
 const O_ACCMODE = 3
@@ -83,7 +83,7 @@ function toStat(attr: Attr, sizeBytes = attr.sizeBytes): Stat {
   }
 }
 
-const SNAPSHOT_ROOT_STAT: Stat = { mode: S_IFDIR | 0o755, uid: 0, gid: 0, size: 0, nlink: 1, mtime: 0, atime: 0, ctime: 0, blksize: 4096, blocks: 0 }
+const VIRTUAL_DIR_STAT: Stat = { mode: S_IFDIR | 0o755, uid: 0, gid: 0, size: 0, nlink: 1, mtime: 0, atime: 0, ctime: 0, blksize: 4096, blocks: 0 }
 
 /**
  * An xattr name fffs never keeps, always absent: security.* (asked about before every write(2))
@@ -144,49 +144,55 @@ export class Operations {
   private async node(path: string): Promise<Attr> {
     // Asked about P@sensor:T while it is being written: answered like getattr, without waiting.
     const writing = await this.sensorWriteInProgress(parsePath(path))
+    if (writing === 'absent') throw errors.notFound(path)
     if (writing !== null) return writing
     const resolved = await this.resolve(path)
-    if (resolved.kind !== 'node') throw errors.invalid(`${path} is the snapshot directory`)
+    if (resolved.kind !== 'node') throw errors.invalid(`${path} is a virtual directory`)
     return resolved.attr
   }
 
-  /** A live node that a metadata operation may change. */
+  /** A live node that a metadata operation may change (EROFS for any other: Resolver.nodeTarget). */
   private async liveNode(path: string): Promise<Attr> {
-    const parsed = parsePath(path)
-    if (isTimePath(parsed)) throw errors.readOnlyTimePath(path)
-    return this.client.walk(parsed.components, HLC_MAX)
+    return (await this.resolver.nodeTarget(parsePath(path), false)).attr
   }
 
-  /** Parent directory and new name for an operation that creates `path`. */
-  private async newEntry(path: string): Promise<{ parent: Attr; name: string }> {
-    const parsed = parsePath(path)
-    const name = lastName(path)
-    if (parsed.snapshot !== null || (parsed.components.length === 1 && name === SNAPSHOT_DIR)) throw errors.reservedName(name)
-    if (parsed.spec !== null || isReservedName(name)) throw errors.reservedName(name)
-    const parent = await this.client.walk(parsed.components.slice(0, -1), HLC_MAX)
-    if (parent.kind !== 'dir') throw errors.notDir(path)
-    return { parent, name }
+  /** Parent directory and new name for an operation that creates `path` (EROFS under a time path: Resolver.entryTarget). */
+  private async newEntry(path: string): Promise<{ parent: Attr; name: string; sensorUs?: number }> {
+    return this.resolver.entryTarget(parsePath(path), true)
   }
 
   /** Parent directory and existing name for an operation that removes or renames `path`. */
   private async existingEntry(path: string): Promise<{ parent: Attr; name: string }> {
-    const parsed = parsePath(path)
-    if (isTimePath(parsed)) throw errors.readOnlyTimePath(path)
-    if (parsed.components.length === 0) throw errors.invalid('cannot remove or rename the root')
-    const parent = await this.client.walk(parsed.components.slice(0, -1), HLC_MAX)
-    if (parent.kind !== 'dir') throw errors.notDir(path)
-    return { parent, name: parsed.components[parsed.components.length - 1]! }
+    return this.resolver.entryTarget(parsePath(path), false)
   }
 
   // ---------------------------------------------------------------- attributes and directories
 
   async getattr(path: string): Promise<Stat> {
+    return (await this.lookup(path)).stat
+  }
+
+  /**
+   * getattr, for the kernel's lookup of a name: also the name with its relative spec made
+   * absolute (`f@-5m` -> `f@2026-12-07T05:55:00.000000Z`; only the looked-up name can have
+   * one, its parents are anchored already), so that every later request through the node the
+   * kernel keeps reads the instant this lookup resolved.
+   */
+  async lookup(path: string): Promise<{ stat: Stat; anchoredName: string | null }> {
     const writing = await this.sensorWriteInProgress(parsePath(path))
-    if (writing !== null) return toStat(writing, this.files.dirtySizeBytes(writing.ino) ?? writing.sizeBytes)
+    if (writing === 'absent') throw errors.notFound(path) // a write creates it; nothing waits for a cut
+    if (writing !== null) return { stat: toStat(writing, this.files.dirtySizeBytes(writing.ino) ?? writing.sizeBytes), anchoredName: null }
     const resolved = await this.resolve(path)
-    if (resolved.kind === 'snapshotRoot') return SNAPSHOT_ROOT_STAT
+    if (resolved.kind === 'virtualDir') return { stat: VIRTUAL_DIR_STAT, anchoredName: null }
     const dirty = resolved.cut.kind === 'live' ? this.files.dirtySizeBytes(resolved.attr.ino) : null
-    return toStat(resolved.attr, dirty ?? resolved.attr.sizeBytes)
+    const anchoredName = resolved.anchoredPath === null ? null : resolved.anchoredPath.slice(resolved.anchoredPath.lastIndexOf('/') + 1)
+    return { stat: toStat(resolved.attr, dirty ?? resolved.attr.sizeBytes), anchoredName }
+  }
+
+  /** Whether a handle reads a frozen cut (a time path or a snapshot): what it reads never changes. */
+  readsFrozenCut(fd: number): boolean {
+    const file = this.files.get(fd)
+    return !file.writable && file.cut.kind !== 'live'
   }
 
   /** An open handle's attributes, as its reader or writer sees them (uncommitted writes' size included). */
@@ -196,34 +202,41 @@ export class Operations {
   }
 
   /**
-   * `P@sensor:T` for an existing file P, answered with the live node without waiting: while
-   * this mount holds P open for writing at T, or while T is still open for writes (not older
-   * than now − Δ, so the cut cannot be stable yet). The kernel looks a name up before it opens
-   * it, and a lookup that waited for T + Δ + 2δ would make every write at T late. A reader
-   * gets the frozen version from open, which waits; only this provisional stat is early.
+   * `P@sensor:T` (the last component of a live path) while a write through it may come,
+   * answered without waiting for the sensor cut: while this mount holds P open for writing at T,
+   * or while T is still open for writes (not older than now − Δ, so the cut cannot be stable
+   * yet): the live file P, or 'absent' when there is none (the kernel then creates it). The
+   * kernel looks a name up before it opens or creates it, and a lookup that waited for
+   * T + Δ + 2δ would make every write at T late. A reader of an existing P gets the frozen
+   * version from open, which waits; only this provisional answer is early. Null: resolve as usual.
    */
-  private async sensorWriteInProgress(parsed: ParsedPath): Promise<Attr | null> {
-    const spec = parsed.spec
-    if (spec?.kind !== 'sensor' || parsed.specIndex !== parsed.components.length - 1 || parsed.snapshot !== null) return null
-    const live = await this.client.walk(parsed.components, HLC_MAX).catch(() => null)
-    if (live === null || live.kind !== 'file') return null
-    const writable = spec.timeUs >= this.sensorPolicy.nowUs() - this.sensorPolicy.sensorLagMaxUs
-    if (!writable && !this.files.writers(live.ino).some((w) => w.sensorUs === spec.timeUs)) return null
-    return live
+  private async sensorWriteInProgress(parsed: ParsedPath): Promise<Attr | 'absent' | null> {
+    const target = await this.resolver.sensorWriteTarget(parsed).catch(() => null) // a missing directory: resolve says so
+    if (target === null) return null
+    const ino = await this.client.lookup(target.parent.ino, target.name, HLC_MAX)
+    const live = ino === null ? null : await this.client.attr(ino, HLC_MAX)
+    if (live !== null && live.kind !== 'file') return null
+    const writable = target.sensorUs >= this.sensorPolicy.nowUs() - this.sensorPolicy.sensorLagMaxUs
+    if (!writable && (live === null || !this.files.writers(live.ino).some((w) => w.sensorUs === target.sensorUs))) return null
+    return live ?? 'absent'
   }
 
   async readdir(path: string): Promise<string[]> {
     const resolved = await this.resolve(path)
-    if (resolved.kind === 'snapshotRoot') return ['.', '..', ...(await this.client.snapshots()).map((s) => s.name)]
+    if (resolved.kind === 'virtualDir') return ['.', '..', ...(resolved.dir === SNAPSHOT_DIR ? (await this.client.snapshots()).map((s) => s.name) : [])]
     if (resolved.attr.kind !== 'dir') throw errors.notDir(path)
     return ['.', '..', ...(await this.resolver.list(resolved.attr, resolved.cut))]
   }
 
-  async mkdir(path: string, mode: number, caller: Caller): Promise<void> {
+  /** Returns the name the directory got: NAME for `.snapshot/NAME@SPEC`. */
+  async mkdir(path: string, mode: number, caller: Caller): Promise<string | void> {
     const parsed = parsePath(path)
-    if (parsed.snapshot !== null && parsed.components.length === 0 && parsed.snapshot !== '') {
-      await this.createSnapshot(parsed.snapshot, null)
-      return
+    if (parsed.root.kind === 'snapshot' && parsed.components.length === 0) {
+      // mkdir .snapshot/NAME pins now; .snapshot/NAME@SPEC pins SPEC.
+      const split = splitNameSpec(parsed.root.name, wallClockUs())
+      const name = split?.name ?? parsed.root.name
+      await this.createSnapshot(name, split === null ? null : formatTimeSpec(split.spec))
+      return name
     }
     const { parent, name } = await this.newEntry(path)
     await this.client.submit({ type: 'mknod', parent: parent.ino, name, kind: 'dir', mode, uid: caller.uid, gid: caller.gid, ...this.inheritedXattrs(parent) })
@@ -231,8 +244,8 @@ export class Operations {
 
   async rmdir(path: string): Promise<void> {
     const parsed = parsePath(path)
-    if (parsed.snapshot !== null && parsed.components.length === 0 && parsed.snapshot !== '') {
-      await this.client.submit({ type: 'unsnapshot', name: parsed.snapshot })
+    if (parsed.root.kind === 'snapshot' && parsed.components.length === 0) {
+      await this.client.submit({ type: 'unsnapshot', name: parsed.root.name })
       return
     }
     const { parent, name } = await this.existingEntry(path)
@@ -305,7 +318,7 @@ export class Operations {
     const parsed = parsePath(path)
     const writable = (flags & O_ACCMODE) !== fsConstants.O_RDONLY
     if (writable) {
-      const { attr, sensorUs } = await this.writeTarget(parsed, path)
+      const { attr, sensorUs } = await this.resolver.nodeTarget(parsed, true)
       if (attr.kind === 'dir') throw errors.isDir(path)
       this.refuseIfLate(path, sensorUs, 'write')
       const file = this.files.open(attr, { kind: 'live' }, true, path, sensorUs)
@@ -319,20 +332,10 @@ export class Operations {
     return file.fd
   }
 
-  /** The live node a write goes to, and the sensor time `P@sensor:T` gives it. */
-  private async writeTarget(parsed: ParsedPath, path: string): Promise<{ attr: Attr; sensorUs: number | undefined }> {
-    if (!isTimePath(parsed)) return { attr: await this.client.walk(parsed.components, HLC_MAX), sensorUs: undefined }
-    if (parsed.spec?.kind !== 'sensor' || parsed.specIndex !== parsed.components.length - 1) throw errors.readOnlyTimePath(path)
-    return { attr: await this.client.walk(parsed.components, HLC_MAX), sensorUs: parsed.spec.timeUs }
-  }
-
   async create(path: string, mode: number, caller: Caller): Promise<number> {
-    const parsed = parsePath(path)
-    const sensorWrite = parsed.spec?.kind === 'sensor' && parsed.specIndex === parsed.components.length - 1 && parsed.snapshot === null
-    const sensorUs = sensorWrite && parsed.spec?.kind === 'sensor' ? parsed.spec.timeUs : undefined
-    const { parent, name } = await this.newEntry(sensorWrite ? '/' + parsed.components.join('/') : path)
+    const { parent, name, sensorUs } = await this.newEntry(path)
     this.refuseIfLate(path, sensorUs, 'write')
-    if (sensorWrite) {
+    if (sensorUs !== undefined) {
       // P@sensor:T names P at a sensor time it may not have had yet: open P itself if it exists.
       const existing = await this.client.lookup(parent.ino, name, HLC_MAX)
       const attr = existing === null ? null : await this.client.attr(existing, HLC_MAX)
@@ -488,19 +491,17 @@ export class Operations {
 
   /** Pins a cut under a name: at a platform time, or (spec null) now, the current stable frontier, so no wait. */
   async createSnapshot(name: string, specText: string | null): Promise<{ name: string; at: string }> {
-    if (name.length === 0 || name.includes('/') || name === '.' || name === '..' || isReservedName(name)) throw errors.invalid(`invalid snapshot name '${name}'`)
+    if (name.length === 0 || name.includes('/') || name === '.' || name === '..' || isSpecName(name)) throw errors.invalid(`invalid snapshot name '${name}'`)
     let at = await this.client.stableFrontier()
     if (specText !== null) {
-      const spec = parseTimeSpec(specText)
+      const { spec } = parseSpecArgument(specText)
       if (spec.kind !== 'platform') throw errors.invalid(`a snapshot is pinned at a platform time, got '${specText}'`)
+      // A cut that has not happened yet could not be read until it had: refused rather than pinned.
+      const nowUs = wallClockUs()
+      if (spec.timeUs > nowUs) throw errors.invalid(`snapshot ${name} at ${formatTimeSpec(spec)} is in the future (now is ${formatTimeSpec({ kind: 'platform', timeUs: nowUs })}): a snapshot pins a past cut`)
       at = hlcCeilingOfUs(spec.timeUs)
     }
     await this.client.submit({ type: 'snapshot', name, at: at.toString(), spec: specText ?? 'now' })
     return { name, at: hlcToIso(at) }
   }
-}
-
-function lastName(path: string): string {
-  const parts = path.split('/').filter((p) => p.length > 0)
-  return parts[parts.length - 1] ?? ''
 }

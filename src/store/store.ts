@@ -14,7 +14,7 @@ import { isoOfUs } from '../temporal/civil.js'
 import { HLC_MAX, hlcPhysicalUs, type HlcStamp } from '../temporal/hlc.js'
 import { BLOCK_SIZE_BYTES, decodeBlockMap, encodeBlockMap, overlay, truncateBlock, type BlockMap } from './blockMap.js'
 import { decodeIno, encodeIno, encodeLiveDirEntry, encodeStamp, keys, liveDirEntrySince, nameOfDirEntryKey, nameOfLiveDirKey, prefixEnd, stampOfKey } from './keys.js'
-import { decodeRecord, encodeRecord, ROOT_INO, type ApplyResult, type Attr, type Ino, type Mutation, type RecordCursor, type SensorPick, type Snapshot, type VersionOp, type VersionRecords } from './records.js'
+import { decodeRecord, encodeRecord, ROOT_INO, type ApplyResult, type Attr, type EntryChange, type Ino, type NameBinding, type Mutation, type RecordCursor, type SensorPick, type Snapshot, type VersionOp, type VersionRange, type VersionRecords } from './records.js'
 import { EntryKind, SegmentLog, type LogPosition } from './segmentLog.js'
 import { VersionSearch } from './versionSearch.js'
 
@@ -279,7 +279,8 @@ export class Store {
   /** Writes the next version of a node's attributes: new version number, ctime from the stamp. */
   private putAttr(changes: Changes, stamp: HlcStamp, current: Attr, change: Attr['change'], edit: (a: Attr) => Attr): Attr {
     const stampMs = Math.floor(hlcPhysicalUs(stamp) / 1000)
-    const next: Attr = { ...edit(current), ino: current.ino, version: current.version + 1, stamp: stamp.toString(), ctimeMs: stampMs, change }
+    const { entries: _previousEntries, ...unchanged } = current // a directory's entry change belongs to the version that made it
+    const next: Attr = { ...edit(unchanged), ino: current.ino, version: current.version + 1, stamp: stamp.toString(), ctimeMs: stampMs, change }
     this.writeAttr(changes, stamp, next, change === 'version')
     return next
   }
@@ -300,9 +301,10 @@ export class Store {
     if (sensorStamped && attr.sensorUs !== undefined && attr.records === undefined) changes.put(keys.sensor(attr.ino, attr.sensorUs, stamp), encodeSensorEntry(attr.version, null))
   }
 
-  private touchDir(changes: Changes, stamp: HlcStamp, dir: Attr): void {
+  /** A new version of a directory whose entries changed: what changed is kept with it (`fffs log DIR`). */
+  private touchDir(changes: Changes, stamp: HlcStamp, dir: Attr, change: Attr['change'], entries: EntryChange): void {
     const stampMs = Math.floor(hlcPhysicalUs(stamp) / 1000)
-    this.putAttr(changes, stamp, dir, 'create', (a) => ({ ...a, mtimeMs: stampMs }))
+    this.putAttr(changes, stamp, dir, change, (a) => ({ ...a, mtimeMs: stampMs, entries }))
   }
 
   private setDirEntry(changes: Changes, stamp: HlcStamp, parent: Ino, name: string, child: Ino | null): void {
@@ -328,11 +330,12 @@ export class Store {
     }
     this.writeAttr(changes, stamp, attr, true) // a creation carries the node's sensor time, if it has one
     this.setDirEntry(changes, stamp, m.parent, m.name, ino)
-    this.touchDir(changes, stamp, parent)
+    this.touchDir(changes, stamp, parent, 'mknod', { added: m.name })
     return ino
   }
 
   private async applyRemove(changes: Changes, stamp: HlcStamp, parentIno: Ino, name: string, wantDir: boolean): Promise<void> {
+    const change = wantDir ? 'rmdir' : 'unlink'
     const parent = this.liveDirOrThrow(parentIno)
     const child = this.liveLookup(parentIno, name)
     if (child === null) throw errors.notFound(name)
@@ -341,7 +344,7 @@ export class Store {
     if (!wantDir && attr.kind === 'dir') throw errors.isDir(name)
     if (wantDir && (await this.hasLiveChildren(child))) throw errors.notEmpty(name)
     this.setDirEntry(changes, stamp, parentIno, name, null)
-    this.touchDir(changes, stamp, parent)
+    this.touchDir(changes, stamp, parent, change, { removed: name })
   }
 
   private async applyRename(changes: Changes, stamp: HlcStamp, m: Extract<Mutation, { type: 'rename' }>): Promise<void> {
@@ -363,8 +366,13 @@ export class Store {
     this.setDirEntry(changes, stamp, m.fromParent, m.fromName, null)
     this.setDirEntry(changes, stamp, m.toParent, m.toName, moving)
     this.putAttr(changes, stamp, movingAttr, 'rename', (a) => ({ ...a, parent: m.toParent }))
-    this.touchDir(changes, stamp, fromDir)
-    if (m.toParent !== m.fromParent) this.touchDir(changes, stamp, toDir)
+    const replacing = replaced !== null ? { replaced: true as const } : {}
+    if (m.toParent === m.fromParent) {
+      this.touchDir(changes, stamp, fromDir, 'rename', { removed: m.fromName, added: m.toName, ...replacing })
+    } else {
+      this.touchDir(changes, stamp, fromDir, 'rename', { removed: m.fromName, moved: true })
+      this.touchDir(changes, stamp, toDir, 'rename', { added: m.toName, moved: true, ...replacing })
+    }
   }
 
   /** Whether `ancestor` is `ino` or one of its live ancestors (directories have one parent). */
@@ -590,11 +598,25 @@ export class Store {
     return maps
   }
 
-  /** Every version of a node, oldest first. */
-  async versions(ino: Ino): Promise<Attr[]> {
+  /** The versions of a node in `range` (all of them by default), oldest first: an ordered-index range, never a scan of the rest. */
+  async versions(ino: Ino, range: VersionRange = {}): Promise<Attr[]> {
     const prefix = keys.attrPrefix(ino)
-    const entries = await this.db.iterator({ gt: prefix, lt: prefixEnd(prefix) }).all()
+    const entries = await this.db
+      .iterator({
+        gt: range.after !== undefined ? keys.attr(ino, range.after) : prefix,
+        ...(range.upto !== undefined && range.upto !== HLC_MAX ? { lte: keys.attr(ino, range.upto) } : { lt: prefixEnd(prefix) }),
+        ...(range.reverse === true ? { reverse: true } : {}),
+        ...(range.limit !== undefined ? { limit: range.limit } : {}),
+      })
+      .all()
     return entries.map(([, value]) => JSON.parse(value.toString()) as Attr)
+  }
+
+  /** Every binding of `name` in directory `dir`, oldest first (a range of the directory history, one entry per change of the name). */
+  async nameHistory(dir: Ino, name: string): Promise<NameBinding[]> {
+    const prefix = keys.dirNamePrefix(dir, name)
+    const entries = await this.db.iterator({ gt: prefix, lt: prefixEnd(prefix) }).all()
+    return entries.map(([key, value]) => ({ stamp: stampOfKey(key), ino: value.length === 0 ? null : decodeIno(value) }))
   }
 
   /** The stamp of version `version` of a node, or null. */

@@ -1,6 +1,6 @@
 // Test helper: runs a real `fffs mount` process on a temp dir and always cleans it up.
 
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -137,15 +137,10 @@ export function python(script: string, ...args: string[]): string {
   return execFileSync('python3', ['-c', script, ...args], { encoding: 'utf8', timeout: 30_000 })
 }
 
-/** Runs the CLI; never throws: returns status and output. */
+/** Runs the CLI; never throws: returns status and output (stderr too when it succeeds: relative specs are reported there). */
 export function runCli(args: string[], cwd = REPO): { status: number; stdout: string; stderr: string } {
-  try {
-    const stdout = execFileSync(process.execPath, [FFFS_BIN, ...args], { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 })
-    return { status: 0, stdout, stderr: '' }
-  } catch (err) {
-    const e = err as { status?: number; stdout?: string; stderr?: string }
-    return { status: e.status ?? 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' }
-  }
+  const run = spawnSync(process.execPath, [FFFS_BIN, ...args], { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 })
+  return { status: run.status ?? 1, stdout: run.stdout ?? '', stderr: run.stderr ?? '' }
 }
 
 /** The errno code a file system call failed with ('no error' if it did not). */

@@ -7,7 +7,7 @@ import { promises as fsp } from 'node:fs'
 import path from 'node:path'
 import { request } from '../../control/client.js'
 import type { CutReport } from '../../control/inspect.js'
-import type { VersionInfo } from '../../control/server.js'
+import type { LogReport } from '../../control/server.js'
 import { errors } from '../../errors.js'
 import { hlcPhysicalUs, wallClockUs } from '../../temporal/hlc.js'
 import { parseTimeSpec } from '../../temporal/spec.js'
@@ -113,8 +113,8 @@ async function tileHistories(mountpoint: string, dir: string, tiles: number): Pr
   const histories = new Map<number, TileVersion[]>()
   const inner = '/' + path.relative(mountpoint, dir)
   await inBatches(Array.from({ length: tiles }, (_, tile) => tile), SETUP_CONCURRENCY, async (tile) => {
-    const versions = await request<VersionInfo[]>(mountpoint, { op: 'log', path: `${inner}/${tileName(tile)}` })
-    const list = versions.map((v) => ({ stamp: BigInt(v.stamp), sensorUs: v.sensorTime === null ? null : isoUs(v.sensorTime), sizeBytes: v.sizeBytes }))
+    const { rows } = await request<LogReport>(mountpoint, { op: 'log', path: `${inner}/${tileName(tile)}` })
+    const list = rows.flatMap((v) => (v.sizeBytes === null ? [] : [{ stamp: BigInt(v.stamp), sensorUs: v.sensorTime === null ? null : isoUs(v.sensorTime), sizeBytes: v.sizeBytes }]))
     histories.set(tile, list.sort((a, b) => (a.stamp < b.stamp ? -1 : a.stamp > b.stamp ? 1 : 0)))
   })
   return histories
