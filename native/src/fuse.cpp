@@ -44,6 +44,13 @@ constexpr size_t kRequestBufferBytes = 2 * kMaxRequestBytes + 64 * 1024;
 constexpr uint64_t kUnknownIno = 0xffffffffu;  // what libfuse 2's path API put in directory entries
 constexpr uint64_t kPollAfterReplyNs = 50'000;
 
+// Who sent the request being handed to JS, written into a buffer JS owns just before each
+// call (src/fs/kernel.ts reads it synchronously, before the next request overwrites it).
+// Layout, little-endian: uid u32 | gid u32 | pid u32 | umask u32 | lock_owner u64 | has_lock_owner u32.
+constexpr size_t kContextUidAt = 0, kContextGidAt = 4, kContextPidAt = 8, kContextUmaskAt = 12, kContextLockOwnerAt = 16,
+                 kContextHasLockOwnerAt = 24;
+constexpr size_t kContextBufferBytes = 32;
+
 /** security.* and POSIX ACLs: fffs keeps none (the names of src/fs/operations.ts isUnkeptXattr). The kernel asks for security.capability before every write(2). */
 bool IsUnkeptXattr(const char* name) {
   return std::strncmp(name, "security.", 9) == 0 || std::strcmp(name, "system.posix_acl_access") == 0 ||
@@ -110,20 +117,26 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
                                      });
     exports.Set("FuseSession", cls);
     exports.Set("requestBufferBytes", Napi::Number::New(env, static_cast<double>(kRequestBufferBytes)));
+    exports.Set("contextBufferBytes", Napi::Number::New(env, static_cast<double>(kContextBufferBytes)));
     return exports;
   }
 
   /**
-   * new FuseSession(requestBuffer, onRequest(op, req, ino, a?, b?, c?, d?)): every request is
-   * read into requestBuffer (at least requestBufferBytes, exported beside the class), so a write's bytes reach JS as a
-   * range of it, with no copy and no buffer made per request.
+   * new FuseSession(requestBuffer, contextBuffer, onRequest(op, req, ino, a?, b?, c?, d?)): every
+   * request is read into requestBuffer (at least requestBufferBytes, exported beside the class),
+   * so a write's bytes reach JS as a range of it, with no copy and no buffer made per request;
+   * who sent it is written into contextBuffer (contextBufferBytes) before onRequest is called.
    */
   explicit FuseSession(const Napi::CallbackInfo& info) : Napi::ObjectWrap<FuseSession>(info) {
     Napi::Buffer<char> request = info[0].As<Napi::Buffer<char>>();
     if (request.Length() < kRequestBufferBytes) throw Napi::RangeError::New(info.Env(), "the FUSE request buffer is too small");
+    Napi::Buffer<char> context = info[1].As<Napi::Buffer<char>>();
+    if (context.Length() < kContextBufferBytes) throw Napi::RangeError::New(info.Env(), "the FUSE context buffer is too small");
     request_buffer_ = Napi::Persistent(request);
     request_mem_ = request.Data();
-    on_request_ = Napi::Persistent(info[1].As<Napi::Function>());
+    context_buffer_ = Napi::Persistent(context);
+    context_mem_ = context.Data();
+    on_request_ = Napi::Persistent(info[2].As<Napi::Function>());
     async_ = std::make_unique<Napi::AsyncContext>(info.Env(), "fffs-fuse");
   }
 
@@ -234,8 +247,32 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
     return static_cast<double>(reinterpret_cast<uintptr_t>(req));
   }
 
+  /** The sender of `req` into the context buffer; `fi`: its lock owner too, when the kernel named one. */
+  void WriteContext(fuse_req_t req, const fuse_file_info* fi) {
+    uint32_t uid = 0, gid = 0, pid = 0, umask = 0, has_lock_owner = 0;
+    uint64_t lock_owner = 0;
+    if (req != nullptr) {
+      const fuse_ctx* ctx = fuse_req_ctx(req);
+      uid = ctx->uid;
+      gid = ctx->gid;
+      pid = static_cast<uint32_t>(ctx->pid);
+      umask = ctx->umask;
+    }
+    if (fi != nullptr && (fi->flush || fi->lock_owner != 0)) {
+      lock_owner = fi->lock_owner;
+      has_lock_owner = 1;
+    }
+    std::memcpy(context_mem_ + kContextUidAt, &uid, 4);
+    std::memcpy(context_mem_ + kContextGidAt, &gid, 4);
+    std::memcpy(context_mem_ + kContextPidAt, &pid, 4);
+    std::memcpy(context_mem_ + kContextUmaskAt, &umask, 4);
+    std::memcpy(context_mem_ + kContextLockOwnerAt, &lock_owner, 8);
+    std::memcpy(context_mem_ + kContextHasLockOwnerAt, &has_lock_owner, 4);
+  }
+
   /** Calls onRequest; a JS exception (a bug) is reported and answered EIO, never thrown through libfuse. */
-  void Emit(Op op, fuse_req_t req, fuse_ino_t ino, std::initializer_list<napi_value> more) {
+  void Emit(Op op, fuse_req_t req, fuse_ino_t ino, std::initializer_list<napi_value> more, const fuse_file_info* fi = nullptr) {
+    WriteContext(req, fi);
     Napi::Env env = Env();
     std::vector<napi_value> args = {Napi::Number::New(env, static_cast<int>(op)), Napi::Number::New(env, Track(req)),
                                     Napi::Number::New(env, static_cast<double>(ino))};
@@ -326,19 +363,19 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
   static void OnWrite(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off, fuse_file_info* fi) {
     FuseSession* s = Of(req);
     double at = static_cast<double>(buf - s->request_mem_);
-    s->Emit(Op::Write, req, ino, {s->FhOf(fi), s->Num(at), s->Num(static_cast<double>(size)), s->Num(static_cast<double>(off))});
+    s->Emit(Op::Write, req, ino, {s->FhOf(fi), s->Num(at), s->Num(static_cast<double>(size)), s->Num(static_cast<double>(off))}, fi);
   }
   static void OnFlush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     FuseSession* s = Of(req);
-    s->Emit(Op::Flush, req, ino, {s->FhOf(fi)});
+    s->Emit(Op::Flush, req, ino, {s->FhOf(fi)}, fi);
   }
   static void OnRelease(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     FuseSession* s = Of(req);
-    s->Emit(Op::Release, req, ino, {s->FhOf(fi)});
+    s->Emit(Op::Release, req, ino, {s->FhOf(fi)}, fi);
   }
   static void OnFsync(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info* fi) {
     FuseSession* s = Of(req);
-    s->Emit(Op::Fsync, req, ino, {s->FhOf(fi)});
+    s->Emit(Op::Fsync, req, ino, {s->FhOf(fi)}, fi);
   }
   static void OnOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) { Of(req)->Emit(Op::Opendir, req, ino, {}); }
   static void OnReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
@@ -531,6 +568,8 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
   std::unique_ptr<fffs::LoopPoller> poller_;  // made at mount
   Napi::Reference<Napi::Buffer<char>> request_buffer_;
   char* request_mem_ = nullptr;  // request_buffer_'s bytes, which never move
+  Napi::Reference<Napi::Buffer<char>> context_buffer_;
+  char* context_mem_ = nullptr;  // context_buffer_'s bytes, which never move
   std::unordered_set<fuse_req_t> outstanding_;
 };
 

@@ -8,7 +8,7 @@ import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import { ERRNO, errors, isFffsError } from '../errors.js'
 import { findNativeAddon, NATIVE_BUILD_DIR } from '../nativeAddons.js'
-import type { Operations, Stat } from './operations.js'
+import type { Caller, Operations, Stat } from './operations.js'
 import { isTimePath, parsePath } from './resolve.js'
 
 /** The request kinds, in native/src/fuse.cpp's order (enum class Op). */
@@ -40,9 +40,26 @@ interface NativeFuseSession {
 type OnRequest = (op: FuseOp, req: Req, nodeId: number, a?: unknown, b?: unknown, c?: unknown, d?: unknown) => void
 
 interface FuseAddon {
-  FuseSession: new (requestBuffer: Buffer, onRequest: OnRequest) => NativeFuseSession
+  FuseSession: new (requestBuffer: Buffer, contextBuffer: Buffer, onRequest: OnRequest) => NativeFuseSession
   /** How large the buffer every request is read into must be (libfuse reads up to its own bufsize). */
   requestBufferBytes: number
+  /** How large the buffer the sender of each request is written into must be (readCaller's layout). */
+  contextBufferBytes: number
+}
+
+/**
+ * The sender of the request being dispatched, as native/src/fuse.cpp (WriteContext) writes it
+ * before each call: uid u32 | gid u32 | pid u32 | umask u32 | lock owner u64 | has lock owner u32.
+ * Read synchronously at dispatch: the next request overwrites it.
+ */
+function readCaller(context: Buffer): Caller {
+  return {
+    uid: context.readUInt32LE(0),
+    gid: context.readUInt32LE(4),
+    pid: context.readUInt32LE(8),
+    umask: context.readUInt32LE(12),
+    lockOwner: context.readUInt32LE(24) !== 0 ? context.readBigUInt64LE(16) : null,
+  }
 }
 
 const ADDON_FILE = 'fffs_fuse.node'
@@ -183,6 +200,7 @@ export class KernelSession {
   private readonly ops: Operations
   private readonly session: NativeFuseSession
   private readonly requestBuffer: Buffer
+  private readonly contextBuffer: Buffer
   private readonly table = new NodeTable()
   /** Open directories: the listing taken at opendir (and again at a rewind), served in pieces. */
   private readonly dirs = new Map<number, { nodeId: number; names: string[]; served: boolean }>()
@@ -190,9 +208,10 @@ export class KernelSession {
 
   constructor(ops: Operations) {
     this.ops = ops
-    const { FuseSession, requestBufferBytes } = loadAddon()
+    const { FuseSession, requestBufferBytes, contextBufferBytes } = loadAddon()
     this.requestBuffer = Buffer.allocUnsafeSlow(requestBufferBytes)
-    this.session = new FuseSession(this.requestBuffer, (op, req, nodeId, a, b, c, d) => this.dispatch(op, req, nodeId, a, b, c, d))
+    this.contextBuffer = Buffer.alloc(contextBufferBytes)
+    this.session = new FuseSession(this.requestBuffer, this.contextBuffer, (op, req, nodeId, a, b, c, d) => this.dispatch(op, req, nodeId, a, b, c, d))
   }
 
   mount(mountpoint: string, fsName: string): void {
@@ -244,6 +263,7 @@ export class KernelSession {
     const table = this.table
     const ops = this.ops
     const path = (): string => table.path(nodeId)
+    const caller = readCaller(this.contextBuffer)
     switch (op) {
       case FuseOp.Lookup: {
         const name = a as string
@@ -258,9 +278,9 @@ export class KernelSession {
       case FuseOp.Readlink:
         return this.serve(req, () => ops.readlink(path()), (target) => this.session.replyReadlink(req, target))
       case FuseOp.Mkdir:
-        return this.made(req, nodeId, a as string, (p) => ops.mkdir(p, b as number))
+        return this.made(req, nodeId, a as string, (p) => ops.mkdir(p, b as number, caller))
       case FuseOp.Symlink:
-        return this.made(req, nodeId, a as string, (p) => ops.symlink(b as string, p))
+        return this.made(req, nodeId, a as string, (p) => ops.symlink(b as string, p, caller))
       case FuseOp.Unlink:
       case FuseOp.Rmdir: {
         const name = a as string
@@ -283,7 +303,7 @@ export class KernelSession {
       case FuseOp.Create: {
         const name = a as string
         return this.serve(req, async () => {
-          const fd = await ops.create(table.childPath(nodeId, name), b as number)
+          const fd = await ops.create(table.childPath(nodeId, name), b as number, caller)
           return { fd, stat: ops.fgetattr(fd) }
         }, ({ fd, stat }) => {
           const id = table.remember(nodeId, name)

@@ -27,6 +27,19 @@ export const XATTR_VERSION = 'user.fffs.version'
 export const XATTR_TIME = 'user.fffs.time'
 export const XATTR_SENSOR_TIME = 'user.fffs.sensor_time'
 
+/** Who sent a request (the kernel's view of the calling thread): new nodes belong to uid and gid. */
+export interface Caller {
+  readonly uid: number
+  readonly gid: number
+  readonly pid: number // the calling thread's id, as the kernel reports it
+  readonly umask: number
+  /** The open-file owner a write, flush or release names (the kernel's hash of the caller's file table); null when none. */
+  readonly lockOwner: bigint | null
+}
+
+/** The mount process itself: what the control socket and internal callers act as. */
+export const MOUNT_PROCESS: Caller = { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, pid: process.pid, umask: 0o022, lockOwner: null }
+
 export interface Stat {
   mode: number
   uid: number
@@ -206,14 +219,14 @@ export class Operations {
     return ['.', '..', ...(await this.resolver.list(resolved.attr, resolved.cut))]
   }
 
-  async mkdir(path: string, mode: number): Promise<void> {
+  async mkdir(path: string, mode: number, caller: Caller): Promise<void> {
     const parsed = parsePath(path)
     if (parsed.snapshot !== null && parsed.components.length === 0 && parsed.snapshot !== '') {
       await this.createSnapshot(parsed.snapshot, null)
       return
     }
     const { parent, name } = await this.newEntry(path)
-    await this.client.submit({ type: 'mknod', parent: parent.ino, name, kind: 'dir', mode, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, ...this.inheritedXattrs(parent) })
+    await this.client.submit({ type: 'mknod', parent: parent.ino, name, kind: 'dir', mode, uid: caller.uid, gid: caller.gid, ...this.inheritedXattrs(parent) })
   }
 
   async rmdir(path: string): Promise<void> {
@@ -237,9 +250,9 @@ export class Operations {
     await this.client.submit({ type: 'rename', fromParent: source.parent.ino, fromName: source.name, toParent: target.parent.ino, toName: target.name })
   }
 
-  async symlink(target: string, path: string): Promise<void> {
+  async symlink(target: string, path: string, caller: Caller): Promise<void> {
     const { parent, name } = await this.newEntry(path)
-    await this.client.submit({ type: 'mknod', parent: parent.ino, name, kind: 'symlink', mode: 0o777, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, target })
+    await this.client.submit({ type: 'mknod', parent: parent.ino, name, kind: 'symlink', mode: 0o777, uid: caller.uid, gid: caller.gid, target })
   }
 
   async readlink(path: string): Promise<string> {
@@ -313,7 +326,7 @@ export class Operations {
     return { attr: await this.client.walk(parsed.components, HLC_MAX), sensorUs: parsed.spec.timeUs }
   }
 
-  async create(path: string, mode: number): Promise<number> {
+  async create(path: string, mode: number, caller: Caller): Promise<number> {
     const parsed = parsePath(path)
     const sensorWrite = parsed.spec?.kind === 'sensor' && parsed.specIndex === parsed.components.length - 1 && parsed.snapshot === null
     const sensorUs = sensorWrite && parsed.spec?.kind === 'sensor' ? parsed.spec.timeUs : undefined
@@ -333,7 +346,7 @@ export class Operations {
     }
     const sensor = sensorUs !== undefined ? { sensorUs, sensorLagMaxUs: this.sensorPolicy.sensorLagMaxUs } : {}
     const { ino } = await this.client
-      .submit({ type: 'mknod', parent: parent.ino, name, kind: 'file', mode, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, ...sensor, ...this.inheritedXattrs(parent) })
+      .submit({ type: 'mknod', parent: parent.ino, name, kind: 'file', mode, uid: caller.uid, gid: caller.gid, ...sensor, ...this.inheritedXattrs(parent) })
       .catch((err: unknown) => {
         if (isLateSensorWrite(err)) this.sensorPolicy.stats.versionsRefusedLate++
         throw err
