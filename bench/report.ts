@@ -7,6 +7,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { fsSections, type FsBenchConfig } from './fs/index.js'
+import { logSections, type LogBenchJson } from './log/tables.js'
 import { replicationSections, type Summary, type TablesConfig } from './replication/tables.js'
 import { markdownTable, markdownText, type Section } from './tables.js'
 import type { MethodStats, WriterStats } from '../src/demo/wave/analysis.js'
@@ -122,6 +123,12 @@ function waveSection(j: WaveJson): string[] {
   ]
 }
 
+// ------------------------------------------------------------------ log
+
+function logSection(j: LogBenchJson): string[] {
+  return [provenance('npm run bench -- log', j), 'One file, its whole content rewritten per version, in an embedded store served by a real mount.', '', ...markdownSections(logSections(j))]
+}
+
 // ------------------------------------------------------------------ entry
 
 const SECTIONS: ReadonlyArray<readonly [name: string, title: string, render: (json: never) => string[]]> = [
@@ -129,6 +136,7 @@ const SECTIONS: ReadonlyArray<readonly [name: string, title: string, render: (js
   ['transport', 'Transport (`bench/transport`)', transportSection],
   ['replication', 'Replication (`bench/replication`)', replicationSection],
   ['wave', 'Wave experiment (`bench/wave`)', waveSection],
+  ['log', '`fffs log` (`bench/log`)', logSection],
 ]
 
 /** The generated part of benchmarks.md, from whichever JSON files exist in `dir`. */

@@ -8,7 +8,7 @@ import type { Client } from '../replication/client.js'
 import { parseRecordFormat, XATTR_RECORD_FORMAT } from '../sensor/index.js'
 import type { Attr, Ino } from '../store/records.js'
 import { HLC_MAX, hlcCeilingOfUs, hlcToIso, wallClockUs } from '../temporal/hlc.js'
-import { formatTimeSpec, isSpecName, parseSpecArgument, parseTimeSpec, splitNameSpec } from '../temporal/spec.js'
+import { formatTimeSpec, isSpecName, parseTimeSpec, splitNameSpec } from '../temporal/spec.js'
 import { OpenFiles, type OpenFile } from './openFiles.js'
 import { parsePath, Resolver, SNAPSHOT_DIR, type ParsedPath, type Resolved, type TimeOptions } from './resolve.js'
 import { checkSensorLag, newSensorStats, recordFormatOf, type SensorPolicy, type SensorStats } from './sensorRecords.js'
@@ -143,10 +143,11 @@ export class Operations {
 
   private async node(path: string): Promise<Attr> {
     // Asked about P@sensor:T while it is being written: answered like getattr, without waiting.
-    const writing = await this.sensorWriteInProgress(parsePath(path))
+    const parsed = parsePath(path)
+    const writing = await this.sensorWriteInProgress(parsed)
     if (writing === 'absent') throw errors.notFound(path)
     if (writing !== null) return writing
-    const resolved = await this.resolve(path)
+    const resolved = await this.resolver.resolve(parsed)
     if (resolved.kind !== 'node') throw errors.invalid(`${path} is a virtual directory`)
     return resolved.attr
   }
@@ -179,10 +180,11 @@ export class Operations {
    * kernel keeps reads the instant this lookup resolved.
    */
   async lookup(path: string): Promise<{ stat: Stat; anchoredName: string | null }> {
-    const writing = await this.sensorWriteInProgress(parsePath(path))
+    const parsed = parsePath(path)
+    const writing = await this.sensorWriteInProgress(parsed)
     if (writing === 'absent') throw errors.notFound(path) // a write creates it; nothing waits for a cut
     if (writing !== null) return { stat: toStat(writing, this.files.dirtySizeBytes(writing.ino) ?? writing.sizeBytes), anchoredName: null }
-    const resolved = await this.resolve(path)
+    const resolved = await this.resolver.resolve(parsed)
     if (resolved.kind === 'virtualDir') return { stat: VIRTUAL_DIR_STAT, anchoredName: null }
     const dirty = resolved.cut.kind === 'live' ? this.files.dirtySizeBytes(resolved.attr.ino) : null
     const anchoredName = resolved.anchoredPath === null ? null : resolved.anchoredPath.slice(resolved.anchoredPath.lastIndexOf('/') + 1)
@@ -494,7 +496,7 @@ export class Operations {
     if (name.length === 0 || name.includes('/') || name === '.' || name === '..' || isSpecName(name)) throw errors.invalid(`invalid snapshot name '${name}'`)
     let at = await this.client.stableFrontier()
     if (specText !== null) {
-      const { spec } = parseSpecArgument(specText)
+      const spec = parseTimeSpec(specText)
       if (spec.kind !== 'platform') throw errors.invalid(`a snapshot is pinned at a platform time, got '${specText}'`)
       // A cut that has not happened yet could not be read until it had: refused rather than pinned.
       const nowUs = wallClockUs()
