@@ -75,10 +75,12 @@ function describeEntryChange(entries: EntryChange): string {
   return 'entries changed'
 }
 
-/** `--since`/`--until` of a log request: absolute platform times (the CLI resolves relative ones). */
-function historyQuery(request: Record<string, unknown>): HistoryQuery {
-  const time = (field: string): number | undefined => {
-    const text = request[field]
+type LogRequest = Extract<ControlRequest, { op: 'log' }>
+
+/** A log request's filters, checked (the request is the peer's JSON): `--since`/`--until` are platform times (the CLI resolves relative ones). */
+function historyQuery(request: LogRequest): HistoryQuery {
+  const time = (field: 'since' | 'until'): number | undefined => {
+    const text: unknown = request[field]
     if (text === undefined) return undefined
     if (typeof text !== 'string') throw errors.invalid(`log: ${field} must be a SPEC`)
     const spec = parseTimeSpec(text)
@@ -87,7 +89,7 @@ function historyQuery(request: Record<string, unknown>): HistoryQuery {
   }
   const since = time('since')
   const until = time('until')
-  const limit = request.limit
+  const limit: unknown = request.limit
   if (limit !== undefined && (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 1)) throw errors.invalid(`log: limit must be a positive integer`)
   return {
     ...(since !== undefined ? { since: hlcOf(since, 0) } : {}),
@@ -171,13 +173,14 @@ export class ControlServer {
   }
 
   /** `fffs log`: the rows PATH@T returned over time (history.ts), or with `object` the versions of the object PATH names. */
-  private async log(request: Record<string, unknown>): Promise<LogReport> {
+  private async log(request: LogRequest): Promise<LogReport> {
     if (typeof request.path !== 'string') throw errors.invalid('path must be a string')
     const query = historyQuery(request)
     if (request.object === true) {
       const { attr, anchoredPath } = await this.node(request.path)
       const latest = await this.client.attr(attr.ino, HLC_MAX)
-      const range = { ...(query.since !== undefined ? { after: query.since - 1n } : {}), ...(query.until !== undefined ? { upto: query.until } : {}), ...(query.limit !== undefined ? { limit: query.limit } : {}), ...(query.reverse === true ? { reverse: true } : {}) }
+      const { since, until, ...page } = query // the object's own versions: the same filters as a VersionRange
+      const range = { ...page, ...(since !== undefined ? { after: since - 1n } : {}), ...(until !== undefined ? { upto: until } : {}) }
       const rows = (await this.client.versions(attr.ino, range)).map((a) => versionInfo({ row: a.version, stamp: BigInt(a.stamp), ino: a.ino, attr: a, change: a.change }))
       return { path: request.path, anchoredPath, object: true, total: latest?.version ?? 0, rows }
     }
@@ -224,7 +227,7 @@ export class ControlServer {
   private async dispatch(request: ControlRequest): Promise<unknown> {
     switch (request.op) {
       case 'log':
-        return this.log(request as unknown as Record<string, unknown>)
+        return this.log(request)
       case 'cat': {
         const { attr, anchoredPath } = await this.node(request.path)
         if (attr.kind === 'dir') throw errors.isDir(request.path)
