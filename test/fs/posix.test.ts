@@ -1,13 +1,15 @@
-// Hard links through the mount as `fffs log` shows them: each name leads to the one inode's
-// history, whose versions say how many names the file had and which change made them.
+// POSIX facts as a file's history records them (`fffs log`): the names a hard-linked file had
+// with each version, and what clearing set-user-ID after another user's write costs.
 
 import { promises as fsp } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runCli, startMount, type TestMount } from '../helpers/mount.js'
+import { ALICE, errnoOf } from '../posix/users.js'
 
 let m: TestMount
 beforeAll(async () => {
   m = await startMount()
+  await fsp.chmod(m.root, 0o755) // the test's temp dir: another user must reach the mount
 })
 afterAll(async () => {
   await m?.cleanup()
@@ -37,5 +39,17 @@ describe('fffs log of a hard-linked file', () => {
       [5, 5, 1, 'unlink'],
     ])
     expect(runCli(['log', m.p('report-copy.txt')]).stdout).toMatch(/^VERSION\s+TIME\s+SENSOR_TIME\s+SIZE\s+LINKS\s+CHANGE\n/)
+  })
+})
+
+describe('set-user-ID after a write by another user', () => {
+  it('is cleared by one attribute version before the write, however many write calls it takes', async () => {
+    await fsp.writeFile(m.p('tool'), 'v1')
+    await fsp.chmod(m.p('tool'), 0o4777)
+    const fourWrites = `fd = os.open('tool', os.O_WRONLY)\nfor chunk in (b'a', b'b', b'c', b'd'):\n    os.write(fd, chunk)\nos.close(fd)`
+    expect(await errnoOf(ALICE, m.mountpoint, fourWrites)).toBe('OK')
+    expect((await fsp.stat(m.p('tool'))).mode & 0o7777).toBe(0o777)
+    const rows = (JSON.parse(runCli(['log', '--json', m.p('tool')]).stdout) as Row[]).map((r) => [r.sizeBytes, r.change])
+    expect(rows).toEqual([[0, 'create'], [2, 'version'], [2, 'setattr'], [2, 'setattr'], [4, 'version']])
   })
 })
