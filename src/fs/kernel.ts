@@ -1,8 +1,7 @@
 // The kernel's side of the mount: fffs's FUSE session (native/src/fuse.cpp, libfuse 3's
 // low-level API polled by this event loop) speaks in node ids; the handlers in operations.ts
-// speak in paths. This file owns the table between them (which name under which directory each
-// node id the kernel holds stands for, and how many lookups it holds) and turns each request
-// into one handler call and exactly one reply.
+// speak in paths (and in inodes for a live node's attributes). This file turns each request,
+// through the table between them (nodeTable.ts), into one handler call and exactly one reply.
 
 import { createRequire } from 'node:module'
 import { join } from 'node:path'

@@ -27,6 +27,8 @@ const S_IF: Readonly<Record<NodeKind, number>> = {
   socket: 0o140000,
 }
 const KIND_OF_S_IF = new Map(Object.entries(S_IF).map(([kind, bits]) => [bits, kind as NodeKind]))
+/** (uid_t)-1 in chown(2): leave unchanged. */
+const UNCHANGED_ID = 0xffffffff
 const XATTR_CREATE = 1
 const XATTR_REPLACE = 2
 const XATTR_PREFIX = 'user.fffs.'
@@ -585,9 +587,6 @@ export class Operations {
     return { name, at: hlcToIso(at) }
   }
 }
-
-/** (uid_t)-1 in chown(2): leave unchanged. */
-const UNCHANGED_ID = 0xffffffff
 
 function lastName(path: string): string {
   const parts = path.split('/').filter((p) => p.length > 0)
