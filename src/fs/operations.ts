@@ -127,7 +127,7 @@ function withoutPrivilegeBits(mode: number): number {
 /**
  * An xattr name fffs never keeps, always absent: security.* (asked about before every write(2))
  * and POSIX ACLs (`ls -l` asks for system.posix_acl_access of every file). fffs enforces no
- * ACLs (the mount checks no permissions), so storing one would only mislead.
+ * ACLs (the kernel checks the mode bits alone), so storing one would only mislead.
  */
 // native/src/fuse.cpp (IsUnkeptXattr) answers getxattr of these names itself: keep the two lists alike.
 export function isUnkeptXattr(name: string): boolean {
