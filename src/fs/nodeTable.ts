@@ -7,7 +7,7 @@
 import { errors } from '../errors.js'
 import type { Ino } from '../store/records.js'
 
-export const ROOT_ID = 1 // the kernel's root node id, and the store's root inode
+const ROOT_ID = 1 // the kernel's root node id, and the store's root inode
 
 /**
  * Where the ids of time-path nodes start: above every store inode (inodes are numbered from 2
@@ -20,7 +20,7 @@ interface Name {
   readonly name: string
 }
 
-export interface KernelNode {
+interface KernelNode {
   /** The store inode (the node id itself): a live node. Null: a node of a time path, known by its one name. */
   readonly ino: Ino | null
   /** The names the kernel reached it by; several for a hard-linked node, none once all are gone. */

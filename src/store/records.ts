@@ -15,10 +15,9 @@ export const ROOT_INO: Ino = 1
  */
 export type NodeKind = 'file' | 'dir' | 'symlink' | 'fifo' | 'socket' | 'chardev' | 'blockdev'
 
-/** Set-user-ID, set-group-ID and sticky: the bits above the permission bits in Attr.mode. */
+/** Set-user-ID and set-group-ID: two of the bits above the permission bits in Attr.mode (the third is sticky). */
 export const S_ISUID = 0o4000
 export const S_ISGID = 0o2000
-export const S_ISVTX = 0o1000
 
 /**
  * Where the bytes of a write are: a position in the segment log (what Store.apply sees), or

@@ -20,7 +20,7 @@ import { VersionSearch } from './versionSearch.js'
 
 export const NAME_MAX_BYTES = 255
 /** The most names a node may have (ext4's limit): one more link is EMLINK. */
-export const LINK_MAX = 65_000
+const LINK_MAX = 65_000
 
 /** What a sharded group's store holds: `meta`, the namespace; `data`, file contents by inode. */
 export type ShardRole = 'meta' | 'data'
@@ -396,7 +396,7 @@ export class Store {
     if (replacedAttr !== null) {
       if (replacedAttr.kind === 'dir' && movingAttr.kind !== 'dir') throw errors.isDir(m.toName)
       if (replacedAttr.kind !== 'dir' && movingAttr.kind === 'dir') throw errors.notDir(m.toName)
-      if (replacedAttr.kind === 'dir' && (await this.hasLiveChildren(replaced!))) throw errors.notEmpty(m.toName)
+      if (replacedAttr.kind === 'dir' && (await this.hasLiveChildren(replacedAttr.ino))) throw errors.notEmpty(m.toName)
     }
     this.setDirEntry(changes, stamp, m.fromParent, m.fromName, null)
     this.setDirEntry(changes, stamp, m.toParent, m.toName, moving)
