@@ -5,9 +5,9 @@
 import { promises as fsp } from 'node:fs'
 import { plainTarget, posixSuite } from './suite.js'
 
-posixSuite('a plain directory', async () => {
+posixSuite('a plain directory', false, async () => {
   const dir = process.env['FFFS_POSIX_DIR']
   if (dir === undefined) return plainTarget()
   await fsp.chmod(dir, 0o755)
-  return { dir, timePaths: false, close: async () => undefined }
+  return { dir, close: async () => undefined }
 })

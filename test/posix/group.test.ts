@@ -10,7 +10,7 @@ import { posixSuite } from './suite.js'
 
 const execFileP = promisify(execFile)
 
-posixSuite('a 3-replica group mount', async () => {
+posixSuite('a 3-replica group mount', true, async () => {
   const group = await startGroup(3)
   for (const id of [0, 1, 2]) group.startMember(id)
   await group.waitView([0, 1, 2], 30_000)
@@ -18,7 +18,7 @@ posixSuite('a 3-replica group mount', async () => {
   await fsp.chmod(group.root, 0o755) // the test's temp dir: other users must reach the mount
   const dir = mount.p('posix')
   await fsp.mkdir(dir)
-  return { dir, timePaths: true, close: () => group.cleanup() }
+  return { dir, close: () => group.cleanup() }
 })
 
 describe('a sharded group (a meta shard and 2 data shards)', () => {

@@ -21,8 +21,6 @@ const TOOL_TIMEOUT_MS = 60_000
 export interface PosixTarget {
   /** An empty directory on the file system under test. */
   readonly dir: string
-  /** Whether `P@T` names P as it was at T (fffs): the checks of frozen trees run. */
-  readonly timePaths: boolean
   close(): Promise<void>
 }
 
@@ -56,7 +54,8 @@ async function instantBetween(): Promise<string> {
   return new Date(atMs).toISOString()
 }
 
-export function posixSuite(label: string, open: () => Promise<PosixTarget>): void {
+/** `timePaths`: `P@T` names P as it was at T (fffs), so the checks of frozen trees run (else they are skipped). */
+export function posixSuite(label: string, timePaths: boolean, open: () => Promise<PosixTarget>): void {
   describe(`POSIX conformance: ${label}`, () => {
     let target: PosixTarget
     let serial = 0
@@ -94,8 +93,8 @@ export function posixSuite(label: string, open: () => Promise<PosixTarget>): voi
     it('other users use the mount: read, list and create where the modes allow (allow_other)', async () => {
       const dir = await workDir(0o755)
       await fileOf(dir, 'notes.txt', 0o644, ROOT, 'hello')
-      await fsp.mkdir(path.join(dir, 'shared'), { mode: 0o777 })
-      await fsp.chmod(path.join(dir, 'shared'), 0o777)
+      await fsp.mkdir(path.join(dir, 'shared'))
+      await fsp.chmod(path.join(dir, 'shared'), 0o777) // no umask
       expect(await readAs(ALICE, dir, 'notes.txt')).toBe('hello')
       expect(await resultOf(BOB, dir, `result = sorted(os.listdir('.'))`)).toEqual(['notes.txt', 'shared'])
       expect(await writeAs(ALICE, dir, 'shared/from-alice.txt', 'hi')).toBe('OK')
@@ -419,8 +418,7 @@ os.mknod('plain', 0o644 | stat.S_IFREG)
 
     // ------------------------------------------------ frozen trees (fffs)
 
-    it('frozen trees keep the owner and mode each version had, and the kernel checks them the same way', async () => {
-      if (!target.timePaths) return
+    it.runIf(timePaths)('frozen trees keep the owner and mode each version had, and the kernel checks them the same way', async () => {
       const dir = await workDir()
       await fileOf(dir, 'report', 0o600, ROOT, 'draft')
       await fsp.mkdir(path.join(dir, 'private'), { mode: 0o700 })
@@ -438,8 +436,7 @@ os.mknod('plain', 0o644 | stat.S_IFREG)
       expect(await errnoOf(ROOT, dir, `os.chmod('report@${t}', 0o777)`)).toBe('EROFS')
     })
 
-    it('f@T of either name of a hard link reads the inode as it was at T', async () => {
-      if (!target.timePaths) return
+    it.runIf(timePaths)('f@T of either name of a hard link reads the inode as it was at T', async () => {
       const dir = await workDir()
       await fsp.writeFile(path.join(dir, 'a'), 'v1')
       const beforeLink = await instantBetween()
@@ -459,8 +456,7 @@ os.mknod('plain', 0o644 | stat.S_IFREG)
       expect(await fsp.readFile(path.join(dir, 'b'), 'utf8')).toBe('v1')
     })
 
-    it('FIFOs, sockets and device nodes are versioned like any other metadata', async () => {
-      if (!target.timePaths) return
+    it.runIf(timePaths)('FIFOs, sockets and device nodes are versioned like any other metadata', async () => {
       const dir = await workDir()
       const before = await instantBetween()
       expect(await errnoOf(ROOT, dir, `os.mkfifo('pipe', 0o600)\nos.mknod('null', 0o600 | stat.S_IFCHR, os.makedev(1, 3))`)).toBe('OK')
@@ -476,14 +472,9 @@ os.mknod('plain', 0o644 | stat.S_IFREG)
   })
 }
 
-/** A plain directory as a target (for the suite's proof on ext4): under `parent`, open to every user. */
-export async function plainTarget(parent = os.tmpdir()): Promise<PosixTarget> {
-  const dir = await fsp.mkdtemp(path.join(parent, 'fffs-posix-'))
+/** A plain temp directory as a target (the suite's proof on the machine's own file system), reachable by every user. */
+export async function plainTarget(): Promise<PosixTarget> {
+  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'fffs-posix-'))
   await fsp.chmod(dir, 0o755)
-  return { dir, timePaths: false, close: () => fsp.rm(dir, { recursive: true, force: true }) }
-}
-
-/** Lets every user reach `dir` (test temp dirs are made 0700). */
-export async function openToAll(...dirs: string[]): Promise<void> {
-  for (const dir of dirs) await fsp.chmod(dir, 0o755)
+  return { dir, close: () => fsp.rm(dir, { recursive: true, force: true }) }
 }
