@@ -55,7 +55,7 @@ function noteAnchored(target: string, inner: string, anchoredPath: string | null
 }
 
 function logRow(v: VersionInfo): string[] {
-  return [String(v.version), v.time, v.sensorTime ?? '-', v.sizeBytes === null ? '-' : String(v.sizeBytes), String(v.ino), v.change]
+  return [String(v.version), v.time, v.sensorTime ?? '-', v.sizeBytes === null ? '-' : String(v.sizeBytes), v.links === null ? '-' : String(v.links), String(v.ino), v.change]
 }
 
 function print(json: boolean, value: unknown, text: () => string): void {
@@ -235,7 +235,7 @@ export async function main(argv: string[]): Promise<void> {
     .option('--json', 'machine-readable output')
     .description(
       'list the versions PATH@T returned over time, one row each (PATH@vN is row N): content changes, replacement by rename, ' +
-        'removal and re-creation, with the object (inode) of each; for a directory, what changed among its entries',
+        'removal and re-creation, with the object (inode) of each and its names (hard links); for a directory, what changed among its entries',
     )
     .action(async (target: string, opts: { object?: boolean; since?: string; until?: string; limit?: number; reverse?: boolean; json?: boolean }) => {
       const { mountpoint, inner } = locate(target)
@@ -250,7 +250,7 @@ export async function main(argv: string[]): Promise<void> {
         ...(opts.reverse === true ? { reverse: true } : {}),
       })
       noteAnchored(target, inner, report.anchoredPath)
-      print(opts.json === true, report.rows, () => table([['VERSION', 'TIME', 'SENSOR_TIME', 'SIZE', 'INODE', 'CHANGE'], ...report.rows.map(logRow)]))
+      print(opts.json === true, report.rows, () => table([['VERSION', 'TIME', 'SENSOR_TIME', 'SIZE', 'LINKS', 'INODE', 'CHANGE'], ...report.rows.map(logRow)]))
     })
 
   program

@@ -29,6 +29,8 @@ export interface VersionInfo {
   kind: NodeKind | null
   sensorTime: string | null
   sizeBytes: number | null
+  /** How many names the object had with this version (hard links; 0 once the last is removed); null for a removal row. */
+  links: number | null
   change: string // create, version, setattr, ...; for a directory, what changed among its entries
   entries?: EntryChange
 }
@@ -61,6 +63,7 @@ function versionInfo(row: HistoryRow): VersionInfo {
     kind: attr?.kind ?? null,
     sensorTime: attr?.sensorUs === undefined ? null : formatTimeSpec({ kind: 'platform', timeUs: attr.sensorUs }),
     sizeBytes: attr?.sizeBytes ?? null,
+    links: attr === null ? null : (attr.nlink ?? 1),
     change: attr?.entries === undefined ? row.change : describeEntryChange(attr.entries),
     ...(attr?.entries !== undefined ? { entries: attr.entries } : {}),
   }
