@@ -218,7 +218,7 @@ export class KernelSession {
           const fd = await ops.create(table.childPath(nodeId, name), b as number, caller)
           return { fd, stat: ops.fgetattr(fd) }
         }, ({ fd, stat }) => {
-          const id = this.remember(nodeId, name, { stat, live: true, anchoredName: null }) // what create makes is a live file
+          const id = this.remember(nodeId, name, { stat, live: !ops.openedThroughTimePath(fd), anchoredName: null }) // P@sensor:T keeps a node of its own
           table.node(id).handles.add(fd)
           this.session.replyCreate(req, id, stat, CACHE_TIMEOUT_S, fd)
         })
@@ -327,7 +327,7 @@ export class KernelSession {
     const path = this.table.path(nodeId)
     const fd = await this.ops.open(path, flags, caller)
     const readOnly = (flags & O_ACCMODE) === 0
-    if (!readOnly || (flags & O_NONBLOCK) !== 0 || !this.ops.readsFrozenCut(fd)) return { fd, keepCache: false, noFlush: readOnly }
+    if (!readOnly || (flags & O_NONBLOCK) !== 0 || !this.ops.openedThroughTimePath(fd)) return { fd, keepCache: false, noFlush: readOnly }
     const node = this.table.node(nodeId)
     const stat = this.ops.fgetattr(fd)
     const version = `${stat.mtime}:${stat.size}`

@@ -239,10 +239,14 @@ export class Operations {
     return { stat: toStat(resolved.attr, dirty ?? resolved.attr.sizeBytes), live, anchoredName }
   }
 
-  /** Whether a handle reads a frozen cut (a time path or a snapshot): what it reads never changes. */
-  readsFrozenCut(fd: number): boolean {
+  /**
+   * Whether a handle was opened through a time path: a read at a cut (a time path, a snapshot:
+   * what it reads never changes) or a write through `P@sensor:T`. Asked as the open or create
+   * returns (a sensor time set later through the xattr is not the path's).
+   */
+  openedThroughTimePath(fd: number): boolean {
     const file = this.files.get(fd)
-    return !file.writable && file.cut.kind !== 'live'
+    return file.cut.kind !== 'live' || file.sensorUs !== undefined
   }
 
   /** A live node's attributes by inode: any of its names, or none (unlinked, still open). */

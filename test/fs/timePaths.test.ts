@@ -107,14 +107,14 @@ describe('every mutation under a time path or a snapshot is EROFS', () => {
         [
           'for cmd in "touch $1/new.txt" "echo x > $1/new.txt" "mkdir $1/x" "rm $1/f" "rmdir $1/sub" "mv $1/f $1/g" "mv $1/f moved" ' +
             '"ln -s f $1/l" "chmod 600 $1/f" "chown 1:1 $1/f" "touch -d 2020-01-01 $1/f" "truncate -s 0 $1/f" "echo more >> $1/f" ' +
-            '"setfattr -n user.x -v 1 $1/f" "setfattr -x user.x $1/f"; do',
+            '"setfattr -n user.x -v 1 $1/f" "setfattr -x user.x $1/f" "ln $1/f hard-from-frozen" "ln data/f $1/hard-into-frozen" "mkfifo $1/fifo"; do',
           '  out=$(eval "$cmd" 2>&1 || true)',
           '  case "$out" in *"Read-only file system"*) echo EROFS ;; *) echo "not EROFS: $cmd: $out" ;; esac',
           'done',
         ].join('\n'),
         dir,
       )
-      expect(shellErrors, dir).toBe('EROFS\n'.repeat(15))
+      expect(shellErrors, dir).toBe('EROFS\n'.repeat(18))
       expect(await errCode(fsp.rename(m.p('data', 'f'), m.p(dir, 'in')))).toBe('EROFS')
     }
     expect(await errCode(fsp.mkdir(m.p('.snapshot', 's', 'x')))).toBe('EROFS')
