@@ -128,7 +128,8 @@ export class Resolver {
     if (index === parsed.components.length) return { attr }
     const sensor = writing ? this.sensorWriteOf(parsed, index) : null
     if (sensor === null) throw errors.readOnlyTimePath(parsed.text)
-    const ino = attr.kind === 'dir' ? await this.client.lookup(attr.ino, sensor.name, HLC_MAX) : null
+    if (attr.kind !== 'dir') throw errors.notDir(parsed.text)
+    const ino = await this.client.lookup(attr.ino, sensor.name, HLC_MAX)
     const node = ino === null ? null : await this.client.attr(ino, HLC_MAX)
     if (node === null) throw errors.notFound(sensor.name)
     return { attr: node, sensorUs: sensor.spec.timeUs }
@@ -161,10 +162,8 @@ export class Resolver {
    * null for any other path. What a write through it writes, found without waiting for any cut.
    */
   async sensorWriteTarget(parsed: ParsedPath): Promise<{ parent: Attr; name: string; sensorUs: number } | null> {
-    const n = parsed.components.length
-    const last = parsed.components[n - 1]
-    if (parsed.root.kind !== 'live' || last?.suffix === null || last === undefined || 'malformed' in last.suffix || last.suffix.spec.kind !== 'sensor') return null
-    const { attr, index } = await this.liveWalk(parsed.components)
+    if (parsed.root.kind !== 'live' || this.sensorWriteOf(parsed, parsed.components.length - 1) === null) return null
+    const { attr, index } = await this.liveWalk(parsed.components) // an entry of that exact name is no sensor write
     const sensor = this.sensorWriteOf(parsed, index)
     return sensor === null || attr.kind !== 'dir' ? null : { parent: attr, name: sensor.name, sensorUs: sensor.spec.timeUs }
   }
@@ -306,7 +305,7 @@ export class Resolver {
     return attr
   }
 
-  private step(dir: Attr, name: string, cut: Cut, stable: boolean): Promise<Attr> {
+  private async step(dir: Attr, name: string, cut: Cut, stable: boolean): Promise<Attr> {
     if (dir.kind !== 'dir') throw errors.notDir(name)
     return stable && cut.kind !== 'live' ? this.frozenChild(dir, name, cut) : this.child(dir, name, cut)
   }
