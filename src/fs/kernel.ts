@@ -4,11 +4,13 @@
 // node id the kernel holds stands for, and how many lookups it holds) and turns each request
 // into one handler call and exactly one reply.
 
+import { realpathSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import { ERRNO, errors, isFffsError } from '../errors.js'
 import { findNativeAddon, NATIVE_BUILD_DIR } from '../nativeAddons.js'
 import type { Caller, Operations, Stat } from './operations.js'
+import { holdsNode } from './processes.js'
 import { isTimePath, parsePath } from './resolve.js'
 
 /** The request kinds, in native/src/fuse.cpp's order (enum class Op). */
@@ -25,15 +27,19 @@ interface NativeFuseSession {
   unmount(): void
   replyErr(req: Req, errno: number): void
   replyEntry(req: Req, nodeId: number, stat: Stat, timeoutS: number): void
-  replyCreate(req: Req, nodeId: number, stat: Stat, timeoutS: number, fh: number): void
+  replyCreate(req: Req, nodeId: number, stat: Stat, timeoutS: number, fh: number, directIo: boolean): void
   replyAttr(req: Req, nodeId: number, stat: Stat, timeoutS: number): void
-  replyOpen(req: Req, fh: number, keepCache: boolean, noFlush: boolean): void
+  replyOpen(req: Req, fh: number, keepCache: boolean, noFlush: boolean, directIo: boolean): void
   replyData(req: Req, data: Buffer, lengthBytes: number): void
   replyWrite(req: Req, countBytes: number): void
   replyReadlink(req: Req, target: string): void
   replyStatfs(req: Req, statfs: object): void
   replyXattrSize(req: Req, sizeBytes: number): void
   replyDirectory(req: Req, names: readonly string[], startIndex: number, sizeBytes: number): void
+  /** Marks the kernel's attributes of a node out of date (its pages are left alone, so this never blocks). */
+  invalidateAttributes(nodeId: number): void
+  /** Drops the kernel's cached pages and attributes of a node, on a thread of the addon's (a page in a read's flight stays locked until this thread answers it). */
+  dropCache(nodeId: number): Promise<void>
 }
 
 // Arguments after (op, req, nodeId), per op: see the On* functions in native/src/fuse.cpp.
@@ -79,6 +85,7 @@ const CACHE_TIMEOUT_S = 1
 const ROOT_ID = 1
 const RENAME_NOREPLACE = 1
 const O_ACCMODE = 3
+const O_WRONLY = 1
 const O_NONBLOCK = 0o4000
 
 interface KernelNode {
@@ -91,11 +98,13 @@ interface KernelNode {
   cachedAs: string | null
   /** Handles open on this node: a node whose name is gone answers getattr (fstat) from one of them. */
   handles: Set<number>
+  /** The kernel may hold pages of this node: a read was answered, or a write went through its page cache, since they were last dropped. */
+  pagesCached: boolean
 }
 
 /** Which name each node id the kernel holds stands for; ids are never reused. */
 class NodeTable {
-  private readonly nodes = new Map<number, KernelNode>([[ROOT_ID, { parent: 0, name: '', lookups: 1, detached: false, cachedAs: null, handles: new Set() }]])
+  private readonly nodes = new Map<number, KernelNode>([[ROOT_ID, { parent: 0, name: '', lookups: 1, detached: false, cachedAs: null, handles: new Set(), pagesCached: false }]])
   private readonly byName = new Map<string, number>()
   private nextId = ROOT_ID + 1
 
@@ -131,11 +140,24 @@ class NodeTable {
     let id = this.byName.get(key)
     if (id === undefined) {
       id = this.nextId++
-      this.nodes.set(id, { parent, name, lookups: 0, detached: false, cachedAs: null, handles: new Set() })
+      this.nodes.set(id, { parent, name, lookups: 0, detached: false, cachedAs: null, handles: new Set(), pagesCached: false })
       this.byName.set(key, id)
     }
     this.node(id).lookups++
     return id
+  }
+
+  /** The node of the live file `id`'s path writes to: itself, or for `P@sensor:T` the node of P (undefined when the kernel holds none). */
+  liveNodeOf(id: number): number | undefined {
+    if (!this.nodes.has(id)) return undefined
+    const parsed = parsePath(this.path(id))
+    if (!isTimePath(parsed)) return id
+    let node: number | undefined = ROOT_ID
+    for (const name of parsed.components) {
+      node = this.byName.get(nameKey(node, name))
+      if (node === undefined) return undefined
+    }
+    return node
   }
 
   forget(id: number, lookups: number): void {
@@ -173,6 +195,17 @@ function nameKey(parent: number, name: string): string {
   return `${parent}/${name}`
 }
 
+/**
+ * Write-only opens bypass the kernel's page cache (FOPEN_DIRECT_IO): the pages of a file are
+ * shared by every open of it on the mount, and a write through the cache would show readers
+ * bytes no version holds yet (or ever, when the commit fails). A read-write open keeps the
+ * cache: mmap(MAP_SHARED) needs it (sqlite's -shm file), and the kernel allows no mmap of a
+ * direct-I/O file here (libfuse 3.14 cannot ask for FUSE_DIRECT_IO_ALLOW_MMAP).
+ */
+function isWriteOnly(flags: number): boolean {
+  return (flags & O_ACCMODE) === O_WRONLY
+}
+
 /** An attribute change the kernel asks for in one setattr. */
 interface AttrChanges {
   mode?: number
@@ -202,8 +235,12 @@ export class KernelSession {
   private readonly requestBuffer: Buffer
   private readonly contextBuffer: Buffer
   private readonly table = new NodeTable()
+  /** The mountpoint's real path (what /proc shows for descriptors of the mount's files). */
+  private mountpoint = ''
   /** Open directories: the listing taken at opendir (and again at a rewind), served in pieces. */
   private readonly dirs = new Map<number, { nodeId: number; names: string[]; served: boolean }>()
+  /** File handles opened write-only: their writes bypass the page cache (isWriteOnly). */
+  private readonly directHandles = new Set<number>()
   private nextDirHandle = 1
 
   constructor(ops: Operations) {
@@ -215,6 +252,7 @@ export class KernelSession {
   }
 
   mount(mountpoint: string, fsName: string): void {
+    this.mountpoint = realpathSync(mountpoint) // before mounting: afterwards the lookup would be a request to this mount
     this.session.mount(mountpoint, fsName)
   }
 
@@ -274,7 +312,7 @@ export class KernelSession {
       case FuseOp.Getattr:
         return this.serve(req, () => this.attr(nodeId, a as number | undefined), (stat) => this.session.replyAttr(req, nodeId, stat, CACHE_TIMEOUT_S))
       case FuseOp.Setattr:
-        return this.serve(req, () => this.setattr(nodeId, a as AttrChanges, b as number | undefined), (stat) => this.session.replyAttr(req, nodeId, stat, CACHE_TIMEOUT_S))
+        return this.serve(req, () => this.setattr(nodeId, a as AttrChanges, b as number | undefined, caller), (stat) => this.session.replyAttr(req, nodeId, stat, CACHE_TIMEOUT_S))
       case FuseOp.Readlink:
         return this.serve(req, () => ops.readlink(path()), (target) => this.session.replyReadlink(req, target))
       case FuseOp.Mkdir:
@@ -296,44 +334,56 @@ export class KernelSession {
           this.session.replyErr(req, 0)
         })
       case FuseOp.Open:
-        return this.serve(req, () => this.open(nodeId, a as number), ({ fd, keepCache, noFlush }) => {
+        return this.serve(req, () => this.open(nodeId, a as number, caller), ({ fd, keepCache, noFlush }) => {
           table.find(nodeId)?.handles.add(fd)
-          this.session.replyOpen(req, fd, keepCache, noFlush)
+          if (isWriteOnly(a as number)) this.directHandles.add(fd)
+          this.session.replyOpen(req, fd, keepCache, noFlush, isWriteOnly(a as number))
         })
       case FuseOp.Create: {
         const name = a as string
+        const flags = c as number
         return this.serve(req, async () => {
-          const fd = await ops.create(table.childPath(nodeId, name), b as number, caller)
+          const fd = await ops.create(table.childPath(nodeId, name), b as number, caller, flags)
           return { fd, stat: ops.fgetattr(fd) }
         }, ({ fd, stat }) => {
           const id = table.remember(nodeId, name)
           table.node(id).handles.add(fd)
-          this.session.replyCreate(req, id, stat, CACHE_TIMEOUT_S, fd)
+          if (isWriteOnly(flags)) this.directHandles.add(fd)
+          this.session.replyCreate(req, id, stat, CACHE_TIMEOUT_S, fd, isWriteOnly(flags))
         })
       }
       case FuseOp.Read: {
         const lengthBytes = b as number
         const into = Buffer.allocUnsafe(lengthBytes)
-        return this.serve(req, () => ops.read(a as number, into, lengthBytes, c as number), (n) => this.session.replyData(req, into, n))
+        return this.serve(req, () => ops.read(a as number, into, lengthBytes, c as number), (n) => {
+          const node = table.find(nodeId)
+          if (node !== undefined) node.pagesCached = true
+          this.session.replyData(req, into, n)
+        })
       }
       case FuseOp.Write: {
         // The bytes are a range of the request buffer until the next request: write() copies them now.
         const at = b as number
         const lengthBytes = c as number
-        return this.serve(req, () => ops.write(a as number, this.requestBuffer.subarray(at, at + lengthBytes), lengthBytes, d as number), (n) => this.session.replyWrite(req, n))
+        const node = table.find(nodeId)
+        if (node !== undefined && !this.directHandles.has(a as number)) node.pagesCached = true
+        return this.serve(req, () => ops.write(a as number, this.requestBuffer.subarray(at, at + lengthBytes), lengthBytes, d as number, caller), (n) => this.session.replyWrite(req, n))
       }
-      case FuseOp.Flush:
-        return this.serve(req, () => ops.flush(a as number), this.ok(req))
+      case FuseOp.Flush: {
+        const holdsAnother = (): boolean => holdsNode(caller.pid, this.mountpoint, nodeId)
+        return this.serve(req, () => this.committing(nodeId, ops.flush(a as number, caller, holdsAnother)), this.ok(req))
+      }
       case FuseOp.Fsync:
-        return this.serve(req, () => ops.fsync(a as number), this.ok(req))
+        return this.serve(req, () => this.committing(nodeId, ops.fsync(a as number)), this.ok(req))
       case FuseOp.Release:
         table.find(nodeId)?.handles.delete(a as number)
-        return this.serve(req, () => ops.release(a as number), this.ok(req))
+        this.directHandles.delete(a as number)
+        return this.serve(req, () => this.committing(nodeId, ops.release(a as number)), this.ok(req))
       case FuseOp.Opendir:
         return this.serve(req, () => ops.readdir(path()), (names) => {
           const handle = this.nextDirHandle++
           this.dirs.set(handle, { nodeId, names, served: false })
-          this.session.replyOpen(req, handle, false, false)
+          this.session.replyOpen(req, handle, false, false, false)
         })
       case FuseOp.Readdir:
         return this.serve(req, () => this.listing(a as number, c as number), (names) => this.session.replyDirectory(req, names, c as number, b as number))
@@ -357,6 +407,29 @@ export class KernelSession {
   }
 
   /**
+   * A flush, fsync or release of a handle on `nodeId`. When it committed a version, the kernel
+   * forgets what it cached of the file before the reply: its attributes, so any read(2) after
+   * the close asks for them again (and sees the new size), and the pages it may hold of an older
+   * version (live handles read the new one from now on: OpenFiles.advance), so no read after the
+   * close is served from them. Without that, a reader's getattr whose reply the kernel drops
+   * as stale (a write raced it) would leave the old pages in place. A node of which no page was
+   * read since the last drop needs only its attributes invalidated, which is cheaper.
+   */
+  private async committing(nodeId: number, commit: Promise<boolean>): Promise<void> {
+    if (!(await commit)) return
+    const live = this.table.liveNodeOf(nodeId)
+    await Promise.all([nodeId, ...(live !== undefined && live !== nodeId ? [live] : [])].map((id) => this.forgetCached(id)))
+  }
+
+  private async forgetCached(nodeId: number): Promise<void> {
+    const node = this.table.find(nodeId)
+    if (node === undefined) return
+    if (!node.pagesCached) return this.session.invalidateAttributes(nodeId)
+    node.pagesCached = false // a read answered from here on may cache pages again
+    await this.session.dropCache(nodeId)
+  }
+
+  /**
    * A node's attributes. A node whose name is gone (unlinked or replaced while open) answers
    * from an open handle, as fstat expects; the kernel names the handle only on some paths.
    */
@@ -371,11 +444,11 @@ export class KernelSession {
   }
 
   /** One setattr as the path API's steps, in libfuse 2's order: mode, owner, size, times. */
-  private async setattr(nodeId: number, changes: AttrChanges, fd: number | undefined): Promise<Stat> {
+  private async setattr(nodeId: number, changes: AttrChanges, fd: number | undefined, caller: Caller): Promise<Stat> {
     const path = this.table.path(nodeId)
     if (changes.mode !== undefined) await this.ops.chmod(path, changes.mode)
     if (changes.uid !== undefined || changes.gid !== undefined) await this.ops.chown(path, changes.uid ?? -1, changes.gid ?? -1)
-    if (changes.size !== undefined) await (fd !== undefined ? this.ops.ftruncate(fd, changes.size) : this.ops.truncate(path, changes.size))
+    if (changes.size !== undefined) await (fd !== undefined ? this.ops.ftruncate(fd, changes.size, caller) : this.ops.truncate(path, changes.size))
     const setsAtime = changes.atime !== undefined || changes.atimeNow === true
     const setsMtime = changes.mtime !== undefined || changes.mtimeNow === true
     if (setsAtime || setsMtime) {
@@ -405,9 +478,9 @@ export class KernelSession {
    * uncached at every open (another writer may have committed). Read-only opens skip the
    * flush round trip at close: they have nothing to commit.
    */
-  private async open(nodeId: number, flags: number): Promise<{ fd: number; keepCache: boolean; noFlush: boolean }> {
+  private async open(nodeId: number, flags: number, caller: Caller): Promise<{ fd: number; keepCache: boolean; noFlush: boolean }> {
     const path = this.table.path(nodeId)
-    const fd = await this.ops.open(path, flags)
+    const fd = await this.ops.open(path, flags, caller)
     const readOnly = (flags & O_ACCMODE) === 0
     if (!readOnly || (flags & O_NONBLOCK) !== 0 || !isTimePath(parsePath(path))) return { fd, keepCache: false, noFlush: readOnly }
     const node = this.table.node(nodeId)

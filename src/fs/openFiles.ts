@@ -1,9 +1,11 @@
 // Open files. A writable open file gathers its writes and truncations into one pending
-// version, committed at flush/fsync/close. Bytes go to the data path as they arrive (in
-// chunks, so sequential writes become few large appends) and the version record only
-// points at them: data moves once. Reads through a handle see one committed version
-// (never a mix) overlaid with the handle's own uncommitted writes. In a record-format file a
-// commit also lists the records the version completes (sensorRecords.ts).
+// version, committed at its commit points (commitPoints.ts). Bytes go to the data path as they
+// arrive (in chunks, so sequential writes become few large appends) and the version record
+// only points at them: data moves once. Reads through a handle come from one committed version
+// at a time, overlaid with the handle's own uncommitted writes; a live handle moves to a newer
+// version when the kernel is told of it (OpenFiles.observe), so the pages the kernel caches and
+// the reads it sends agree. In a record-format file a commit also lists the records the
+// version completes (sensorRecords.ts).
 //
 // A FUSE write is answered as soon as its bytes are copied into the chunk. For a client that
 // takes the chunk's CRC32C with it (the embedded log), a large chunk lives in shared memory and
@@ -23,6 +25,8 @@ import { CrcWorker } from '../store/crcWorker.js'
 import type { PageOffsetOf } from '../store/segmentLog.js'
 import { HLC_MAX } from '../temporal/hlc.js'
 import { ChunkPool } from './chunkPool.js'
+import { Writers } from './commitPoints.js'
+import { processOfThread, type ProcessOf } from './processes.js'
 import type { Cut } from './resolve.js'
 import { checkSensorLag, malformedRecordsError, parseVersionRecords, recordFormatOf, type SensorPolicy, type VersionExtent } from './sensorRecords.js'
 
@@ -61,6 +65,16 @@ function updateCrc(chunk: Chunk): void {
   chunk.crcBytes = chunk.usedBytes
 }
 
+/** What every open file of a mount shares. */
+interface OpenFileContext {
+  readonly policy: SensorPolicy
+  readonly pool: ChunkPool
+  readonly crcWorker: CrcWorker
+  readonly processOf: ProcessOf
+  /** A live version of a file was committed through one of its handles (OpenFiles.advance). */
+  readonly committed: (attr: Attr) => void
+}
+
 type PendingOp =
   | { readonly op: 'write'; readonly offset: number; sizeBytes: number; readonly chunk: Chunk; readonly chunkOffset: number }
   | { readonly op: 'truncate'; readonly sizeBytes: number }
@@ -72,13 +86,15 @@ export class OpenFile {
   readonly cut: Cut
   /** The path it was opened by (log lines name it; a rename later does not update it). */
   readonly path: string
-  private readonly policy: SensorPolicy
-  private readonly pool: ChunkPool
-  private readonly crcWorker: CrcWorker
-  /** The committed version reads come from. */
+  private readonly context: OpenFileContext
+  /** The committed version reads come from (under the handle's own uncommitted writes, if any). */
   pinned: Attr
   /** Sensor time that stamps the next committed version (from P@sensor:T or the xattr). */
   sensorUs: number | undefined
+  /** Opened O_APPEND: every write goes at the end of the file as this handle sees it. */
+  appends = false
+  /** The processes that changed the file through this handle since its last commit point. */
+  readonly writers: Writers
   private ops: PendingOp[] = []
   private committing: PendingOp[] = []
   private chunk: Chunk | null = null
@@ -87,12 +103,11 @@ export class OpenFile {
   private crcScheduled = false
   private readAhead: ReadAhead | null = null
 
-  constructor(fd: number, attr: Attr, cut: Cut, writable: boolean, sensorUs: number | undefined, path: string, policy: SensorPolicy, pool: ChunkPool, crcWorker: CrcWorker) {
+  constructor(fd: number, attr: Attr, cut: Cut, writable: boolean, sensorUs: number | undefined, path: string, context: OpenFileContext) {
     this.fd = fd
+    this.context = context
+    this.writers = new Writers(context.processOf)
     this.path = path
-    this.policy = policy
-    this.pool = pool
-    this.crcWorker = crcWorker
     this.ino = attr.ino
     this.pinned = attr
     this.cut = cut
@@ -106,6 +121,11 @@ export class OpenFile {
     return this.isDirty ? this.sizeBytes : this.pinned.sizeBytes
   }
 
+  /** Changes not yet handed to a commit. */
+  get hasPendingChanges(): boolean {
+    return this.ops.length > 0
+  }
+
   get isDirty(): boolean {
     return this.ops.length > 0 || this.committing.length > 0
   }
@@ -113,13 +133,18 @@ export class OpenFile {
   write(client: Client, data: Buffer, lengthBytes: number, offset: number): void {
     if (!this.writable) throw errors.badHandle(this.fd)
     if (lengthBytes === 0) return
+    // The kernel places an O_APPEND write at its cached size of the file, which a reader on this
+    // mount shrinks back to the committed size when its read comes up short of this handle's
+    // uncommitted bytes: the end this handle sees is the end it appends to.
+    if (this.appends) offset = Math.max(offset, this.visibleSizeBytes)
+    this.startChange()
     let chunk = this.chunk
     // The current chunk is never sealed, so its bytes are there.
     if (chunk === null || chunk.usedBytes + lengthBytes > chunk.bytes!.length) {
       const previousBytes = chunk?.bytes!.length ?? 0
       if (chunk !== null) this.seal(client, chunk)
       const sizeBytes = Math.max(lengthBytes, Math.min(CHUNK_SIZE_BYTES_MAX, Math.max(CHUNK_SIZE_BYTES_MIN, previousBytes * 2)))
-      chunk = this.chunk = { bytes: this.pool.take(sizeBytes), usedBytes: 0, crc: 0, crcBytes: 0, ref: null }
+      chunk = this.chunk = { bytes: this.context.pool.take(sizeBytes), usedBytes: 0, crc: 0, crcBytes: 0, ref: null }
     }
     data.copy(chunk.bytes!, chunk.usedBytes, 0, lengthBytes)
     const last = this.ops[this.ops.length - 1]
@@ -142,8 +167,14 @@ export class OpenFile {
 
   truncate(sizeBytes: number): void {
     if (!this.writable) throw errors.badHandle(this.fd)
+    this.startChange()
     this.ops.push({ op: 'truncate', sizeBytes })
     this.sizeBytes = sizeBytes
+  }
+
+  /** The first change since a commit applies to the version reads come from now (another handle may have committed since). */
+  private startChange(): void {
+    if (!this.isDirty) this.sizeBytes = this.pinned.sizeBytes
   }
 
   private seal(client: Client, chunk: Chunk): void {
@@ -153,7 +184,7 @@ export class OpenFile {
     let crc: number | Promise<number> | undefined
     if (client.takesDataCrc === true) {
       if (isChecksummedOnWorker(chunk)) {
-        crc = this.crcWorker.crcOf(payload)
+        crc = this.context.crcWorker.crcOf(payload)
       } else {
         updateCrc(chunk)
         crc = chunk.crc
@@ -165,7 +196,7 @@ export class OpenFile {
     written.then(
       () => {
         chunk.bytes = null
-        this.pool.give(bytes)
+        this.context.pool.give(bytes)
       },
       () => undefined, // the log failed: keep the bytes in memory (the commit fails on its own)
     )
@@ -179,6 +210,7 @@ export class OpenFile {
     if (this.ops.length === 0) return this.commitChain.catch(() => undefined) // an error is reported once, by the commit that failed
     const ops = this.ops
     this.ops = []
+    this.writers.committed()
     if (this.chunk !== null) this.seal(client, this.chunk)
     this.chunk = null
     this.committing = this.committing.concat(ops)
@@ -196,8 +228,8 @@ export class OpenFile {
           const base = (await client.attr(this.ino, HLC_MAX)) ?? this.pinned
           ;({ records, malformed } = await parseVersionRecords(format, base.records, extentOf(base.sizeBytes, ops), (offset, n) => this.versionBytes(client, base, ops, offset, n)))
         }
-        if (sensorUs !== undefined) checkSensorLag(this.policy, this.path, sensorUs, 'version')
-        for (const [endBytes, recordUs] of records?.entries ?? []) checkSensorLag(this.policy, this.path, recordUs, `record ending at byte ${endBytes}`)
+        if (sensorUs !== undefined) checkSensorLag(this.context.policy, this.path, sensorUs, 'version')
+        for (const [endBytes, recordUs] of records?.entries ?? []) checkSensorLag(this.context.policy, this.path, recordUs, `record ending at byte ${endBytes}`)
         const stamped = sensorUs !== undefined || (records?.entries.length ?? 0) > 0
         const mutation: Mutation = {
           type: 'version',
@@ -205,23 +237,24 @@ export class OpenFile {
           ops: versionOps,
           ...(sensorUs !== undefined ? { sensorUs } : {}),
           ...(records !== undefined ? { records } : {}),
-          ...(stamped ? { sensorLagMaxUs: this.policy.sensorLagMaxUs } : {}),
+          ...(stamped ? { sensorLagMaxUs: this.context.policy.sensorLagMaxUs } : {}),
         }
         await client.submit(mutation)
         this.pinned = (await client.attr(this.ino, HLC_MAX)) ?? this.pinned
-        this.policy.stats.recordsIndexed += records?.entries.length ?? 0
+        this.context.committed(this.pinned)
+        this.context.policy.stats.recordsIndexed += records?.entries.length ?? 0
         if (format !== null && malformed.length > 0) {
           // Committed with its valid records (POSIX offsets stand, nothing after the bad record is lost); the commit still fails.
-          this.policy.stats.versionsWithMalformedRecords++
-          this.policy.stats.recordsMalformed += malformed.length
+          this.context.policy.stats.versionsWithMalformedRecords++
+          this.context.policy.stats.recordsMalformed += malformed.length
           const err = malformedRecordsError(format, this.path, malformed)
-          this.policy.log(`fffs: ${err.message}`)
+          this.context.policy.log(`fffs: ${err.message}`)
           throw err
         }
       } catch (err) {
         if (isLateSensorWrite(err)) {
-          this.policy.stats.versionsRefusedLate++
-          this.policy.log(`fffs: refused, not committed: ${(err as Error).message}`)
+          this.context.policy.stats.versionsRefusedLate++
+          this.context.policy.log(`fffs: refused, not committed: ${(err as Error).message}`)
         }
         throw err
       } finally {
@@ -263,10 +296,6 @@ export class OpenFile {
         if (fromAhead === lengthBytes || aheadBytes === this.pinned.sizeBytes) return fromAhead
         return fromAhead + (await this.read(client, into.subarray(fromAhead), lengthBytes - fromAhead, fromAhead))
       }
-    }
-    // A live reader that reached the end of its version moves to the newest one (tail -f).
-    if (this.cut.kind === 'live' && !this.isDirty && offset >= this.pinned.sizeBytes) {
-      this.pinned = (await client.attr(this.ino, HLC_MAX)) ?? this.pinned
     }
     if (!this.isDirty) return client.read(this.pinned, offset, into, lengthBytes)
     const n = Math.max(0, Math.min(lengthBytes, this.sizeBytes - offset))
@@ -314,23 +343,31 @@ export class OpenFiles {
   private readonly byFd = new Map<number, OpenFile>()
   private readonly byIno = new Map<Ino, Set<OpenFile>>()
   private nextFd = 1
-  private readonly policy: SensorPolicy
-  private readonly crcWorker = new CrcWorker()
-  private readonly pool: ChunkPool
+  private readonly context: OpenFileContext
 
-  /** `pageOffsetOf`: the client writes page-aligned large buffers without a copy (Client.pageOffsetOf); chunks are aligned with it. */
-  constructor(policy: SensorPolicy, pageOffsetOf?: PageOffsetOf) {
-    this.policy = policy
-    // Buffers the CRC worker can read: the large ones, in shared memory.
-    this.pool = new ChunkPool(CHUNK_POOL_BYTES_MAX, undefined, (n) => (n >= CRC_WORKER_MIN_BYTES ? CrcWorker.allocShared(n, pageOffsetOf) : Buffer.allocUnsafe(n)))
+  /**
+   * `pageOffsetOf`: the client writes page-aligned large buffers without a copy
+   * (Client.pageOffsetOf); chunks are aligned with it. `processOf`: which process a thread
+   * that sends a request belongs to (commit points are a matter of processes).
+   */
+  constructor(policy: SensorPolicy, pageOffsetOf?: PageOffsetOf, processOf: ProcessOf = processOfThread) {
+    this.context = {
+      policy,
+      // Buffers the CRC worker can read: the large ones, in shared memory.
+      pool: new ChunkPool(CHUNK_POOL_BYTES_MAX, undefined, (n) => (n >= CRC_WORKER_MIN_BYTES ? CrcWorker.allocShared(n, pageOffsetOf) : Buffer.allocUnsafe(n))),
+      crcWorker: new CrcWorker(),
+      processOf,
+      committed: (attr) => this.advance(attr),
+    }
   }
 
   open(attr: Attr, cut: Cut, writable: boolean, path: string, sensorUs?: number): OpenFile {
-    const file = new OpenFile(this.nextFd++, attr, cut, writable, sensorUs, path, this.policy, this.pool, this.crcWorker)
+    const file = new OpenFile(this.nextFd++, attr, cut, writable, sensorUs, path, this.context)
     this.byFd.set(file.fd, file)
     let set = this.byIno.get(file.ino)
     if (set === undefined) this.byIno.set(file.ino, (set = new Set()))
     set.add(file)
+    if (cut.kind === 'live') this.advance(attr)
     return file
   }
 
@@ -342,7 +379,7 @@ export class OpenFiles {
 
   /** The mount is gone: stops the checksum worker (what it still owed is computed here). */
   async stop(): Promise<void> {
-    await this.crcWorker.close()
+    await this.context.crcWorker.close()
   }
 
   close(fd: number): void {
@@ -352,6 +389,19 @@ export class OpenFiles {
     const set = this.byIno.get(file.ino)
     set?.delete(file)
     if (set?.size === 0) this.byIno.delete(file.ino)
+  }
+
+  /**
+   * `attr` is a committed live version of its file (found at an open, told the kernel by a
+   * getattr, or just committed): the file's live handles with nothing uncommitted read the
+   * newest version known from now on, all the same one, because the kernel keeps one set of
+   * cached pages per file for all of them. It drops the pages of an older version when it sees
+   * the new attributes, or when the session drops them after a commit (kernel.ts).
+   */
+  advance(attr: Attr): void {
+    const files = [...(this.byIno.get(attr.ino) ?? [])].filter((f) => f.cut.kind === 'live' && !f.isDirty)
+    const newest = files.reduce((a, f) => (f.pinned.version > a.version ? f.pinned : a), attr)
+    for (const file of files) file.pinned = newest
   }
 
   /** Writable handles open on a node. */

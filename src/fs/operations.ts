@@ -182,11 +182,16 @@ export class Operations {
 
   async getattr(path: string): Promise<Stat> {
     const writing = await this.sensorWriteInProgress(parsePath(path))
-    if (writing !== null) return toStat(writing, this.files.dirtySizeBytes(writing.ino) ?? writing.sizeBytes)
+    if (writing !== null) return this.liveStat(writing)
     const resolved = await this.resolve(path)
     if (resolved.kind === 'snapshotRoot') return SNAPSHOT_ROOT_STAT
-    const dirty = resolved.cut.kind === 'live' ? this.files.dirtySizeBytes(resolved.attr.ino) : null
-    return toStat(resolved.attr, dirty ?? resolved.attr.sizeBytes)
+    return resolved.cut.kind === 'live' ? this.liveStat(resolved.attr) : toStat(resolved.attr)
+  }
+
+  /** What the kernel is told of a live node: its size counts uncommitted writes; its open handles read this version from now on. */
+  private liveStat(attr: Attr): Stat {
+    this.files.advance(attr)
+    return toStat(attr, this.files.dirtySizeBytes(attr.ino) ?? attr.sizeBytes)
   }
 
   /** An open handle's attributes, as its reader or writer sees them (uncommitted writes' size included). */
@@ -301,7 +306,7 @@ export class Operations {
 
   // ---------------------------------------------------------------- files
 
-  async open(path: string, flags: number): Promise<number> {
+  async open(path: string, flags: number, caller: Caller): Promise<number> {
     const parsed = parsePath(path)
     const writable = (flags & O_ACCMODE) !== fsConstants.O_RDONLY
     if (writable) {
@@ -309,7 +314,8 @@ export class Operations {
       if (attr.kind === 'dir') throw errors.isDir(path)
       this.refuseIfLate(path, sensorUs, 'write')
       const file = this.files.open(attr, { kind: 'live' }, true, path, sensorUs)
-      if ((flags & fsConstants.O_TRUNC) !== 0) file.truncate(0) // atomic_o_trunc: part of this version
+      file.appends = (flags & fsConstants.O_APPEND) !== 0
+      if ((flags & fsConstants.O_TRUNC) !== 0) this.truncateAtOpen(file, caller) // atomic_o_trunc
       return file.fd
     }
     const resolved = await this.resolver.resolve(parsed, (flags & fsConstants.O_NONBLOCK) !== 0)
@@ -326,7 +332,13 @@ export class Operations {
     return { attr: await this.client.walk(parsed.components, HLC_MAX), sensorUs: parsed.spec.timeUs }
   }
 
-  async create(path: string, mode: number, caller: Caller): Promise<number> {
+  /** An O_TRUNC open's truncation: part of the version that open writes (commitPoints.ts). */
+  private truncateAtOpen(file: OpenFile, caller: Caller): void {
+    file.truncate(0)
+    file.writers.openedTruncating(caller.pid)
+  }
+
+  async create(path: string, mode: number, caller: Caller, flags = 0): Promise<number> {
     const parsed = parsePath(path)
     const sensorWrite = parsed.spec?.kind === 'sensor' && parsed.specIndex === parsed.components.length - 1 && parsed.snapshot === null
     const sensorUs = sensorWrite && parsed.spec?.kind === 'sensor' ? parsed.spec.timeUs : undefined
@@ -340,7 +352,8 @@ export class Operations {
         if (attr.kind === 'dir') throw errors.isDir(path)
         // The kernel creates only what it could not find: the new version starts empty, as a new file would.
         const file = this.files.open(attr, { kind: 'live' }, true, path, sensorUs)
-        file.truncate(0)
+        file.appends = (flags & fsConstants.O_APPEND) !== 0
+        this.truncateAtOpen(file, caller)
         return file.fd
       }
     }
@@ -353,34 +366,56 @@ export class Operations {
       })
     const attr = await this.client.attr(ino!, HLC_MAX)
     if (attr === null) throw errors.notFound(path)
-    return this.files.open(attr, { kind: 'live' }, true, path, sensorUs).fd
+    const file = this.files.open(attr, { kind: 'live' }, true, path, sensorUs)
+    file.appends = (flags & fsConstants.O_APPEND) !== 0
+    return file.fd
   }
 
   async read(fd: number, into: Buffer, lengthBytes: number, offset: number): Promise<number> {
     return this.files.get(fd).read(this.client, into, lengthBytes, offset)
   }
 
-  write(fd: number, data: Buffer, lengthBytes: number, offset: number): number {
-    this.files.get(fd).write(this.client, data, lengthBytes, offset)
+  write(fd: number, data: Buffer, lengthBytes: number, offset: number, caller: Caller): number {
+    const file = this.files.get(fd)
+    file.write(this.client, data, lengthBytes, offset)
+    file.writers.changed(caller.pid)
     return lengthBytes
   }
 
-  async ftruncate(fd: number, sizeBytes: number): Promise<void> {
-    this.files.get(fd).truncate(sizeBytes)
+  async ftruncate(fd: number, sizeBytes: number, caller: Caller): Promise<void> {
+    const file = this.files.get(fd)
+    file.truncate(sizeBytes)
+    file.writers.changed(caller.pid)
   }
 
-  async flush(fd: number): Promise<void> {
-    await this.files.get(fd).commit(this.client)
+  /**
+   * A close(2) of one of the handle's descriptors. It commits what is pending when it is a
+   * commit point (commitPoints.ts; `holdsAnother`: the closing process holds the file through
+   * another descriptor); true when it committed something.
+   */
+  async flush(fd: number, caller: Caller, holdsAnother: () => boolean): Promise<boolean> {
+    const file = this.files.get(fd)
+    const pending = file.hasPendingChanges
+    if (pending && !file.writers.isCommitPoint(caller.pid, holdsAnother)) return false // another process's changes: its close commits them
+    await file.commit(this.client) // with nothing pending, this waits for a commit still in flight
+    return pending
   }
 
-  async fsync(fd: number): Promise<void> {
-    await this.files.get(fd).commit(this.client)
+  /** fsync/fdatasync: always a commit point; true when it committed something. */
+  async fsync(fd: number): Promise<boolean> {
+    const file = this.files.get(fd)
+    const pending = file.hasPendingChanges
+    await file.commit(this.client)
+    return pending
   }
 
-  async release(fd: number): Promise<void> {
+  /** The last close: commits what is pending; true when it committed something. */
+  async release(fd: number): Promise<boolean> {
     const file = this.files.get(fd)
     try {
+      const pending = file.hasPendingChanges
       await file.commit(this.client)
+      return pending
     } finally {
       this.files.close(fd)
     }
@@ -423,10 +458,16 @@ export class Operations {
     return Buffer.from(value, 'base64')
   }
 
+  /**
+   * The user's own attributes. fffs's (user.fffs.*) are readable by name but not listed, as
+   * other file systems keep virtual attributes, so a copy (`cp -a`, `rsync -X`) neither carries
+   * them as data nor sets them on a restore: the version facts (.version, .time, .sensor_time)
+   * are computed, and .record_format tells fffs to index records as they arrive, which a restore
+   * of old records cannot be (their sensor times are older than Δ: refused as late).
+   */
   async listxattr(path: string): Promise<string[]> {
     const attr = await this.node(path)
-    const names = [XATTR_VERSION, XATTR_TIME, ...(attr.sensorUs !== undefined ? [XATTR_SENSOR_TIME] : [])]
-    return [...names, ...Object.keys(attr.xattrs ?? {}).filter((n) => !isUnkeptXattr(n))]
+    return Object.keys(attr.xattrs ?? {}).filter((n) => !n.startsWith(XATTR_PREFIX) && !isUnkeptXattr(n))
   }
 
   async setxattr(path: string, name: string, value: Buffer, flags: number): Promise<void> {
