@@ -5,6 +5,8 @@
 // - sequential write of `seqBytes` in 1 MiB writes, including the close (= durable at every
 //   member of the view), and the CPU the members and the mount used for it per MiB (from
 //   /proc: user + system time of every thread; the r=3 group is CPU-bound on 2 cores);
+// - sequential read of that file in 1 MiB reads, opened afresh (a live file: the kernel drops
+//   its cached pages at open, so every byte comes through the mount from the group);
 // - small files: create+write 4 KiB+close, each timed: the close latency p50/p99 and files/s;
 // - ordered 1 KB records: a RemoteClient (the mount's client, without FUSE) submits setxattr
 //   records carrying 1 KB on the root; a submit returns once the record is ordered, delivered
@@ -85,6 +87,7 @@ interface Round {
   seqWrite: Throughput | null
   seqCpuMsPerMiB: number | null // CPU of the members and the mount during the sequential write, per MiB
   seqThreadCpuMsPerMiB: Record<string, number> | null // the same by process and thread name
+  seqRead: Throughput | null
   small: { count: number; seconds: number; p50Us: number; p99Us: number } | null
   messages: Messages[]
 }
@@ -249,7 +252,7 @@ async function orderedMessages(config: GroupConfig, bytes: number, count: number
 }
 
 async function runRound(root: string, replicas: number, config: ReplicationBenchConfig, round: number, errors: string[], seqOnly = false): Promise<Round> {
-  const result: Round = { replicas, provider: null, seqWrite: null, seqCpuMsPerMiB: null, seqThreadCpuMsPerMiB: null, small: null, messages: [] }
+  const result: Round = { replicas, provider: null, seqWrite: null, seqCpuMsPerMiB: null, seqThreadCpuMsPerMiB: null, seqRead: null, small: null, messages: [] }
   const safely = async <T>(label: string, run: () => Promise<T>): Promise<T | null> => {
     try {
       return await run()
@@ -280,6 +283,8 @@ async function runRound(root: string, replicas: number, config: ReplicationBench
       progress(`r=${replicas}: seq write CPU ms/MiB by thread: ${Object.entries(result.seqThreadCpuMsPerMiB).map(([k, v]) => `${k} ${v}`).join(', ')}`)
     }
     if (seqOnly) return result
+    progress(`r=${replicas}: read it back`)
+    result.seqRead = await safely('seq read', () => inWorker<Throughput>({ kind: 'seqRead', file: path.join(group.mount.mountpoint, 'seq'), blockBytes: MiB }, big))
     await settle()
     progress(`r=${replicas}: ${config.smallFiles} small files, each timed`)
     const timed = await safely('small files', () => inWorker<TimedFiles>({ kind: 'smallFilesTimed', dir: path.join(group.mount.mountpoint, 'small'), count: config.smallFiles, bytes: config.smallFileBytes }, big))
@@ -326,6 +331,7 @@ function median(values: Array<number | null>): number | null {
 export interface Summary {
   seqWriteMBps: Record<number, number | null>
   seqCpuMsPerMiB: Record<number, number | null>
+  seqReadMBps: Record<number, number | null>
   closeP50Ms: Record<number, number | null>
   closeP99Ms: Record<number, number | null>
   smallFilesPerSec: Record<number, number | null>
@@ -334,10 +340,11 @@ export interface Summary {
 
 function summarize(rounds: Round[], replicaCounts: number[], config: ReplicationBenchConfig): Summary {
   const of = (r: number) => rounds.filter((x) => x.replicas === r)
-  const s: Summary = { seqWriteMBps: {}, seqCpuMsPerMiB: {}, closeP50Ms: {}, closeP99Ms: {}, smallFilesPerSec: {}, messages: {} }
+  const s: Summary = { seqWriteMBps: {}, seqCpuMsPerMiB: {}, seqReadMBps: {}, closeP50Ms: {}, closeP99Ms: {}, smallFilesPerSec: {}, messages: {} }
   for (const r of replicaCounts) {
     s.seqWriteMBps[r] = median(of(r).map((x) => (x.seqWrite ? x.seqWrite.bytes / 1e6 / x.seqWrite.seconds : null)))
     s.seqCpuMsPerMiB[r] = median(of(r).map((x) => x.seqCpuMsPerMiB))
+    s.seqReadMBps[r] = median(of(r).map((x) => (x.seqRead ? x.seqRead.bytes / 1e6 / x.seqRead.seconds : null)))
     s.closeP50Ms[r] = median(of(r).map((x) => (x.small ? x.small.p50Us / 1000 : null)))
     s.closeP99Ms[r] = median(of(r).map((x) => (x.small ? x.small.p99Us / 1000 : null)))
     s.smallFilesPerSec[r] = median(of(r).map((x) => (x.small ? x.small.count / x.small.seconds : null)))
@@ -364,6 +371,7 @@ function render(s: Summary, config: ReplicationBenchConfig, provider: string, er
       ['workload', 'r=1', 'r=3', 'r=3/r=1', 'target'],
       [`seq write ${config.seqBytes / MiB} MiB, 1 MiB writes, incl. close = durable at every member (MB/s)`, fmt(s.seqWriteMBps[1]), fmt(s.seqWriteMBps[3]), fmtRatio(seqRatio), `r=3/r=1 >= 0.60: ${verdict(seqRatio === null ? null : seqRatio >= 0.6)}`],
       [`  CPU of the members and the mount during it (ms per MiB; 2 cores in all)`, fmt(s.seqCpuMsPerMiB[1], 1), fmt(s.seqCpuMsPerMiB[3], 1), fmtRatio(ratio(s.seqCpuMsPerMiB[3] ?? null, s.seqCpuMsPerMiB[1] ?? null)), ''],
+      [`seq read of it, 1 MiB reads, opened afresh (MB/s)`, fmt(s.seqReadMBps[1]), fmt(s.seqReadMBps[3]), fmtRatio(ratio(s.seqReadMBps[3] ?? null, s.seqReadMBps[1] ?? null)), ''],
       [`close latency p50: create + write ${config.smallFileBytes / 1024} KiB + close (ms)`, fmt(s.closeP50Ms[1], 2), fmt(s.closeP50Ms[3], 2), fmtRatio(p50Ratio), `r=3/r=1 <= 3.00: ${verdict(p50Ratio === null ? null : p50Ratio <= 3)}`],
       [`close latency p99 (ms)`, fmt(s.closeP99Ms[1], 2), fmt(s.closeP99Ms[3], 2), fmtRatio(ratio(s.closeP99Ms[3] ?? null, s.closeP99Ms[1] ?? null)), ''],
       [`small files: ${config.smallFiles} x ${config.smallFileBytes / 1024} KiB create+write+close (files/s)`, fmt(s.smallFilesPerSec[1]), fmt(s.smallFilesPerSec[3]), fmtRatio(ratio(s.smallFilesPerSec[3] ?? null, s.smallFilesPerSec[1] ?? null)), ''],

@@ -7,6 +7,7 @@
 import { execFileSync } from 'node:child_process'
 import { promises as fsp } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { Writers } from '../../src/fs/commitPoints.js'
 import { python, runCli, startMount, type TestMount } from '../helpers/mount.js'
 
 let m: TestMount
@@ -87,5 +88,46 @@ describe("an O_TRUNC open's truncation belongs to the version that open writes",
     await m.restart()
     expect(await fsp.readFile(m.p('colon.txt'), 'utf8')).toBe('')
     expect(await fsp.readFile(m.p('py-empty.txt'), 'utf8')).toBe('')
+  })
+})
+
+describe('the rule, with the processes given (no /proc)', () => {
+  // Threads 100 and 101 are process 100; 200 is a child process; 300 is a thread /proc no longer knows.
+  const processOf = (tid: number): number | null => ({ 100: 100, 101: 100, 200: 200 })[tid] ?? null
+  const never = (): boolean => {
+    throw new Error('not asked')
+  }
+
+  it('a close by any thread of a process that wrote commits; by a process that did not, not', () => {
+    const writers = new Writers(processOf)
+    writers.changed(101)
+    expect(writers.isCommitPoint(200, never)).toBe(false)
+    expect(writers.isCommitPoint(100, never)).toBe(true)
+    writers.committed()
+    writers.changed(200)
+    expect(writers.isCommitPoint(100, () => false)).toBe(false)
+    expect(writers.isCommitPoint(200, never)).toBe(true)
+  })
+
+  it('a writer or a closer that cannot be placed: every close commits', () => {
+    const unplacedWriter = new Writers(processOf)
+    unplacedWriter.changed(300)
+    expect(unplacedWriter.isCommitPoint(200, never)).toBe(true)
+    const unplacedCloser = new Writers(processOf)
+    unplacedCloser.changed(100)
+    expect(unplacedCloser.isCommitPoint(0, never)).toBe(true)
+  })
+
+  it("an O_TRUNC open's truncation alone commits at the opener's last close, and not once anyone wrote", () => {
+    const writers = new Writers(processOf)
+    writers.openedTruncating(100)
+    expect(writers.isCommitPoint(200, never)).toBe(false) // not the opener
+    expect(writers.isCommitPoint(101, () => true)).toBe(false) // the opener still holds the file (dup2 onto stdout)
+    expect(writers.isCommitPoint(101, () => false)).toBe(true) // its last descriptor
+    const written = new Writers(processOf)
+    written.openedTruncating(100)
+    written.changed(200)
+    expect(written.isCommitPoint(100, () => false)).toBe(false) // the child's close commits what it wrote, truncation included
+    expect(written.isCommitPoint(200, never)).toBe(true)
   })
 })
