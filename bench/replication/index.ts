@@ -16,7 +16,7 @@
 //   write pays (wire + ordering + persistence) and it needs no internal API of the member.
 // Rounds are interleaved (r=1 group, then r=3 group, each started fresh, stopped after) and
 // the median round is reported (`--rounds N`: N rounds; `--seq-only`: the sequential write
-// alone, for A/B runs of the data path; `--seq-mib N`: its size; `--replicas R`: one group
+// and read alone, for A/B runs of the data path; `--seq-mib N`: its size; `--replicas R`: one group
 // size only, for profiling; every round's CPU by thread is in the JSON). Targets are reported as PASS/MISS, never asserted.
 
 import { execFile, type ChildProcess } from 'node:child_process'
@@ -284,9 +284,9 @@ async function runRound(root: string, replicas: number, config: ReplicationBench
       result.seqThreadCpuMsPerMiB = threadCpuMsPerMiB(group.labels, threadsBefore, threadsAfter, config.seqBytes / MiB)
       progress(`r=${replicas}: seq write CPU ms/MiB by thread: ${Object.entries(result.seqThreadCpuMsPerMiB).map(([k, v]) => `${k} ${v}`).join(', ')}`)
     }
-    if (seqOnly) return result
     progress(`r=${replicas}: read it back`)
     result.seqRead = await safely('seq read', () => inWorker<Throughput>({ kind: 'seqRead', file: path.join(group.mount.mountpoint, 'seq'), blockBytes: MiB }, big))
+    if (seqOnly) return result
     await settle()
     progress(`r=${replicas}: ${config.smallFiles} small files, each timed`)
     const timed = await safely('small files', () => inWorker<TimedFiles>({ kind: 'smallFilesTimed', dir: path.join(group.mount.mountpoint, 'small'), count: config.smallFiles, bytes: config.smallFileBytes }, big))
@@ -347,7 +347,7 @@ async function main(): Promise<void> {
   const args = process.argv.slice(2)
   const quick = args.includes('--quick')
   const roundsAt = args.indexOf('--rounds')
-  const seqOnly = args.includes('--seq-only') // only the sequential write (A/B runs of the data path)
+  const seqOnly = args.includes('--seq-only') // only the sequential write and read (A/B runs of the data path)
   const seqMiBAt = args.indexOf('--seq-mib')
   const config: ReplicationBenchConfig = {
     ...(quick ? quickConfig : defaultConfig),

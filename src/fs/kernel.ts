@@ -416,9 +416,15 @@ export class KernelSession {
    * read since the last drop needs only its attributes invalidated, which is cheaper.
    */
   private async committing(nodeId: number, commit: Promise<boolean>): Promise<void> {
-    if (!(await commit)) return
-    const live = this.table.liveNodeOf(nodeId)
-    await Promise.all([nodeId, ...(live !== undefined && live !== nodeId ? [live] : [])].map((id) => this.forgetCached(id)))
+    let committed = true // a commit that failed may have applied its version (malformed records): forget all the same
+    try {
+      committed = await commit
+    } finally {
+      if (committed) {
+        const live = this.table.liveNodeOf(nodeId)
+        await Promise.all([nodeId, ...(live !== undefined && live !== nodeId ? [live] : [])].map((id) => this.forgetCached(id)))
+      }
+    }
   }
 
   private async forgetCached(nodeId: number): Promise<void> {

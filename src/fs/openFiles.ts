@@ -3,7 +3,7 @@
 // arrive (in chunks, so sequential writes become few large appends) and the version record
 // only points at them: data moves once. Reads through a handle come from one committed version
 // at a time, overlaid with the handle's own uncommitted writes; a live handle moves to a newer
-// version when the kernel is told of it (OpenFiles.observe), so the pages the kernel caches and
+// version when the kernel is told of it (OpenFiles.advance), so the pages the kernel caches and
 // the reads it sends agree. In a record-format file a commit also lists the records the
 // version completes (sensorRecords.ts).
 //
@@ -86,7 +86,10 @@ export class OpenFile {
   readonly cut: Cut
   /** The path it was opened by (log lines name it; a rename later does not update it). */
   readonly path: string
-  private readonly context: OpenFileContext
+  private readonly policy: SensorPolicy
+  private readonly pool: ChunkPool
+  private readonly crcWorker: CrcWorker
+  private readonly committed: (attr: Attr) => void
   /** The committed version reads come from (under the handle's own uncommitted writes, if any). */
   pinned: Attr
   /** Sensor time that stamps the next committed version (from P@sensor:T or the xattr). */
@@ -105,9 +108,12 @@ export class OpenFile {
 
   constructor(fd: number, attr: Attr, cut: Cut, writable: boolean, sensorUs: number | undefined, path: string, context: OpenFileContext) {
     this.fd = fd
-    this.context = context
-    this.writers = new Writers(context.processOf)
     this.path = path
+    this.policy = context.policy
+    this.pool = context.pool
+    this.crcWorker = context.crcWorker
+    this.committed = context.committed
+    this.writers = new Writers(context.processOf)
     this.ino = attr.ino
     this.pinned = attr
     this.cut = cut
@@ -144,7 +150,7 @@ export class OpenFile {
       const previousBytes = chunk?.bytes!.length ?? 0
       if (chunk !== null) this.seal(client, chunk)
       const sizeBytes = Math.max(lengthBytes, Math.min(CHUNK_SIZE_BYTES_MAX, Math.max(CHUNK_SIZE_BYTES_MIN, previousBytes * 2)))
-      chunk = this.chunk = { bytes: this.context.pool.take(sizeBytes), usedBytes: 0, crc: 0, crcBytes: 0, ref: null }
+      chunk = this.chunk = { bytes: this.pool.take(sizeBytes), usedBytes: 0, crc: 0, crcBytes: 0, ref: null }
     }
     data.copy(chunk.bytes!, chunk.usedBytes, 0, lengthBytes)
     const last = this.ops[this.ops.length - 1]
@@ -184,7 +190,7 @@ export class OpenFile {
     let crc: number | Promise<number> | undefined
     if (client.takesDataCrc === true) {
       if (isChecksummedOnWorker(chunk)) {
-        crc = this.context.crcWorker.crcOf(payload)
+        crc = this.crcWorker.crcOf(payload)
       } else {
         updateCrc(chunk)
         crc = chunk.crc
@@ -196,7 +202,7 @@ export class OpenFile {
     written.then(
       () => {
         chunk.bytes = null
-        this.context.pool.give(bytes)
+        this.pool.give(bytes)
       },
       () => undefined, // the log failed: keep the bytes in memory (the commit fails on its own)
     )
@@ -228,8 +234,8 @@ export class OpenFile {
           const base = (await client.attr(this.ino, HLC_MAX)) ?? this.pinned
           ;({ records, malformed } = await parseVersionRecords(format, base.records, extentOf(base.sizeBytes, ops), (offset, n) => this.versionBytes(client, base, ops, offset, n)))
         }
-        if (sensorUs !== undefined) checkSensorLag(this.context.policy, this.path, sensorUs, 'version')
-        for (const [endBytes, recordUs] of records?.entries ?? []) checkSensorLag(this.context.policy, this.path, recordUs, `record ending at byte ${endBytes}`)
+        if (sensorUs !== undefined) checkSensorLag(this.policy, this.path, sensorUs, 'version')
+        for (const [endBytes, recordUs] of records?.entries ?? []) checkSensorLag(this.policy, this.path, recordUs, `record ending at byte ${endBytes}`)
         const stamped = sensorUs !== undefined || (records?.entries.length ?? 0) > 0
         const mutation: Mutation = {
           type: 'version',
@@ -237,24 +243,24 @@ export class OpenFile {
           ops: versionOps,
           ...(sensorUs !== undefined ? { sensorUs } : {}),
           ...(records !== undefined ? { records } : {}),
-          ...(stamped ? { sensorLagMaxUs: this.context.policy.sensorLagMaxUs } : {}),
+          ...(stamped ? { sensorLagMaxUs: this.policy.sensorLagMaxUs } : {}),
         }
         await client.submit(mutation)
         this.pinned = (await client.attr(this.ino, HLC_MAX)) ?? this.pinned
-        this.context.committed(this.pinned)
-        this.context.policy.stats.recordsIndexed += records?.entries.length ?? 0
+        this.committed(this.pinned)
+        this.policy.stats.recordsIndexed += records?.entries.length ?? 0
         if (format !== null && malformed.length > 0) {
           // Committed with its valid records (POSIX offsets stand, nothing after the bad record is lost); the commit still fails.
-          this.context.policy.stats.versionsWithMalformedRecords++
-          this.context.policy.stats.recordsMalformed += malformed.length
+          this.policy.stats.versionsWithMalformedRecords++
+          this.policy.stats.recordsMalformed += malformed.length
           const err = malformedRecordsError(format, this.path, malformed)
-          this.context.policy.log(`fffs: ${err.message}`)
+          this.policy.log(`fffs: ${err.message}`)
           throw err
         }
       } catch (err) {
         if (isLateSensorWrite(err)) {
-          this.context.policy.stats.versionsRefusedLate++
-          this.context.policy.log(`fffs: refused, not committed: ${(err as Error).message}`)
+          this.policy.stats.versionsRefusedLate++
+          this.policy.log(`fffs: refused, not committed: ${(err as Error).message}`)
         }
         throw err
       } finally {
