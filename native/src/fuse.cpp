@@ -197,6 +197,7 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
     poll_ = std::move(poll);
     poller_ = std::make_unique<fffs::LoopPoller>(loop, kPollAfterReplyNs);
     dropper_ = std::make_unique<fffs::PageDropper>(env, se.get());
+    closing_ = false;
     session_ = std::move(se);
     Ref();  // the mounted session outlives a dropped JS reference: the poll calls into it
     return env.Undefined();

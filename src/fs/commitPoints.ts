@@ -19,7 +19,7 @@ export class Writers {
   private readonly processOfThread: ProcessOf
   private readonly pidOfThread = new Map<number, number | null>() // each thread's process is asked once
   private readonly writerPids = new Set<number>()
-  /** A change from a sender that cannot be placed (outside the mount's pid namespace, or gone): every close commits, as a close always did. */
+  /** A change from a sender that cannot be placed (outside the mount's pid namespace, or gone): every close commits, so none is acknowledged with its writes not durable. */
   private unplaced = false
   /** The process whose O_TRUNC open's truncation is pending alone, nothing written yet. */
   private truncatingOpenerPid: number | null = null
