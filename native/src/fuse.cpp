@@ -17,6 +17,7 @@
 // it in flight, which only the JS thread answers.
 #define FUSE_USE_VERSION 34
 #include <fuse_lowlevel.h>
+#include <linux/fuse.h>  // struct fuse_write_in: the write flags libfuse does not pass on
 #include <napi.h>
 #include <uv.h>
 
@@ -42,7 +43,7 @@ namespace {
 // Shared with src/fs/kernel.ts (FuseOp): the order of this list is the protocol.
 enum class Op : int {
   Lookup = 0, Forget, Getattr, Setattr, Readlink, Mkdir, Unlink, Rmdir, Symlink, Rename, Open, Read, Write, Flush,
-  Release, Fsync, Opendir, Readdir, Releasedir, Statfs, Setxattr, Getxattr, Listxattr, Removexattr, Create, Exit,
+  Release, Fsync, Opendir, Readdir, Releasedir, Statfs, Setxattr, Getxattr, Listxattr, Removexattr, Create, Mknod, Link, Exit,
 };
 
 constexpr unsigned kMaxRequestBytes = 1u << 20;
@@ -93,6 +94,7 @@ struct stat StatOf(const Napi::Object& o, uint64_t ino) {
   st.st_nlink = static_cast<nlink_t>(NumberOr(o, "nlink", 1));
   st.st_uid = static_cast<uid_t>(NumberOr(o, "uid", 0));
   st.st_gid = static_cast<gid_t>(NumberOr(o, "gid", 0));
+  st.st_rdev = static_cast<dev_t>(NumberOr(o, "rdev", 0));
   st.st_size = static_cast<off_t>(NumberOr(o, "size", 0));
   st.st_blksize = static_cast<blksize_t>(NumberOr(o, "blksize", 4096));
   st.st_blocks = static_cast<blkcnt_t>(NumberOr(o, "blocks", 0));
@@ -157,12 +159,15 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
  private:
   // ------------------------------------------------------------------ mount and the loop
 
-  /** mount(mountpoint, fsName): throws with the reason libfuse printed on failure. */
+  /** mount(mountpoint, fsName, options): `options` is a -o list (src/fs/mount.ts); throws with the reason libfuse printed on failure. */
   Napi::Value Mount(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (session_) throw Napi::Error::New(env, "this FUSE session is already mounted");
     std::string mountpoint = info[0].As<Napi::String>().Utf8Value();
-    std::string options = "fsname=" + info[1].As<Napi::String>().Utf8Value() + ",subtype=" + info[1].As<Napi::String>().Utf8Value();
+    std::string fs_name = info[1].As<Napi::String>().Utf8Value();
+    std::string options = "fsname=" + fs_name + ",subtype=" + fs_name;
+    std::string more = info[2].As<Napi::String>().Utf8Value();
+    if (!more.empty()) options += "," + more;
     std::vector<std::string> argv_text = {"fffs", "-o", options};
     std::vector<char*> argv;
     for (std::string& s : argv_text) argv.push_back(s.data());
@@ -341,6 +346,9 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
     // A read(2) revalidates attributes once they are out of date and drops cached pages when the
     // mtime or size changed: how a live reader moves to a newer version (src/fs/kernel.ts, committing).
     if (conn->capable & FUSE_CAP_AUTO_INVAL_DATA) conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
+    // The kernel clears set-user-ID/set-group-ID on write, truncate and chown itself, knowing the
+    // caller's capabilities (CAP_FSETID), with one setattr when a bit is set; libfuse would hand that to us.
+    conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
   }
   static void OnLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
     FuseSession* s = Of(req);
@@ -406,10 +414,17 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
   }
   // The bytes stay in the request buffer, which JS owns: it gets their offset and length there
   // and copies them before it returns (src/fs/openFiles.ts); the next request overwrites them.
+  // The request's header (fuse_write_in) lies just before them: its write flags say whether the
+  // writer lacks CAP_FSETID, so set-user-ID/set-group-ID must go (a direct-I/O write, where the
+  // kernel leaves that to the file system; libfuse 3.14 does not pass the flag on).
   static void OnWrite(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off, fuse_file_info* fi) {
     FuseSession* s = Of(req);
     double at = static_cast<double>(buf - s->request_mem_);
-    s->Emit(Op::Write, req, ino, {s->FhOf(fi), s->Num(at), s->Num(static_cast<double>(size)), s->Num(static_cast<double>(off))}, fi);
+    fuse_write_in header;
+    std::memcpy(&header, buf - sizeof header, sizeof header);
+    bool clears_set_id = (header.write_flags & FUSE_WRITE_KILL_SUIDGID) != 0;
+    s->Emit(Op::Write, req, ino,
+            {s->FhOf(fi), s->Num(at), s->Num(static_cast<double>(size)), s->Num(static_cast<double>(off)), Napi::Boolean::New(s->Env(), clears_set_id)}, fi);
   }
   static void OnFlush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     FuseSession* s = Of(req);
@@ -453,8 +468,14 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
     FuseSession* s = Of(req);
     s->Emit(Op::Removexattr, req, ino, {s->Str(name)});
   }
-  // fffs has no hard links: a node's name is its identity at every cut (the path API's answer).
-  static void OnLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t new_parent, const char* new_name) { fuse_reply_err(req, EPERM); }
+  static void OnLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t new_parent, const char* new_name) {
+    FuseSession* s = Of(req);
+    s->Emit(Op::Link, req, ino, {s->Num(static_cast<double>(new_parent)), s->Str(new_name)});
+  }
+  static void OnMknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
+    FuseSession* s = Of(req);
+    s->Emit(Op::Mknod, req, parent, {s->Str(name), s->Num(mode), s->Num(static_cast<double>(rdev))});
+  }
   static void OnCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
     FuseSession* s = Of(req);
     s->Emit(Op::Create, req, parent, {s->Str(name), s->Num(mode), s->Num(fi->flags)});
@@ -682,6 +703,7 @@ const fuse_lowlevel_ops FuseSession::kOps = [] {
   ops.removexattr = &FuseSession::OnRemovexattr;
   ops.create = &FuseSession::OnCreate;
   ops.link = &FuseSession::OnLink;
+  ops.mknod = &FuseSession::OnMknod;
   return ops;
 }();
 

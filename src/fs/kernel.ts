@@ -1,29 +1,30 @@
 // The kernel's side of the mount: fffs's FUSE session (native/src/fuse.cpp, libfuse 3's
 // low-level API polled by this event loop) speaks in node ids; the handlers in operations.ts
-// speak in paths. This file owns the table between them (which name under which directory each
-// node id the kernel holds stands for, and how many lookups it holds) and turns each request
-// into one handler call and exactly one reply.
+// speak in paths (and in inodes for a live node's attributes). This file turns each request,
+// through the table between them (nodeTable.ts), into one handler call and exactly one reply.
 
 import { realpathSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import { ERRNO, errors, isFffsError } from '../errors.js'
 import { findNativeAddon, NATIVE_BUILD_DIR } from '../nativeAddons.js'
-import type { Caller, Operations, Stat } from './operations.js'
+import type { Ino } from '../store/records.js'
+import { NodeTable } from './nodeTable.js'
+import type { AttrChanges, Caller, Operations, Stat } from './operations.js'
 import { holdsNode } from './processes.js'
 import { isTimePath, parsePath } from './resolve.js'
 
 /** The request kinds, in native/src/fuse.cpp's order (enum class Op). */
 enum FuseOp {
   Lookup, Forget, Getattr, Setattr, Readlink, Mkdir, Unlink, Rmdir, Symlink, Rename, Open, Read, Write, Flush,
-  Release, Fsync, Opendir, Readdir, Releasedir, Statfs, Setxattr, Getxattr, Listxattr, Removexattr, Create, Exit,
+  Release, Fsync, Opendir, Readdir, Releasedir, Statfs, Setxattr, Getxattr, Listxattr, Removexattr, Create, Mknod, Link, Exit,
 }
 
 /** A request as the native session names it: a number it checks on every reply (0 for none expected). */
 type Req = number
 
 interface NativeFuseSession {
-  mount(mountpoint: string, fsName: string): void
+  mount(mountpoint: string, fsName: string, options: string): void
   unmount(): void
   replyErr(req: Req, errno: number): void
   replyEntry(req: Req, nodeId: number, stat: Stat, timeoutS: number): void
@@ -43,7 +44,7 @@ interface NativeFuseSession {
 }
 
 // Arguments after (op, req, nodeId), per op: see the On* functions in native/src/fuse.cpp.
-type OnRequest = (op: FuseOp, req: Req, nodeId: number, a?: unknown, b?: unknown, c?: unknown, d?: unknown) => void
+type OnRequest = (op: FuseOp, req: Req, nodeId: number, a?: unknown, b?: unknown, c?: unknown, d?: unknown, e?: unknown) => void
 
 interface FuseAddon {
   FuseSession: new (requestBuffer: Buffer, contextBuffer: Buffer, onRequest: OnRequest) => NativeFuseSession
@@ -82,118 +83,10 @@ function loadAddon(): FuseAddon {
 
 /** How long the kernel may keep a name's node and attributes without asking again (libfuse 2's default). */
 const CACHE_TIMEOUT_S = 1
-const ROOT_ID = 1
 const RENAME_NOREPLACE = 1
 const O_ACCMODE = 3
 const O_WRONLY = 1
 const O_NONBLOCK = 0o4000
-
-interface KernelNode {
-  parent: number
-  name: string
-  lookups: number
-  /** Unlinked, renamed over or removed: the name now leads elsewhere (or nowhere). */
-  detached: boolean
-  /** mtime:size at the last read-only open of a frozen path: unchanged means the kernel's pages are still right. */
-  cachedAs: string | null
-  /** Handles open on this node: a node whose name is gone answers getattr (fstat) from one of them. */
-  handles: Set<number>
-  /** The kernel may hold pages of this node: a read was answered, or a write went through its page cache, since they were last dropped. */
-  pagesCached: boolean
-}
-
-/** Which name each node id the kernel holds stands for; ids are never reused. */
-class NodeTable {
-  private readonly nodes = new Map<number, KernelNode>([[ROOT_ID, { parent: 0, name: '', lookups: 1, detached: false, cachedAs: null, handles: new Set(), pagesCached: false }]])
-  private readonly byName = new Map<string, number>()
-  private nextId = ROOT_ID + 1
-
-  /** The node, or undefined once the kernel has forgotten it. */
-  find(id: number): KernelNode | undefined {
-    return this.nodes.get(id)
-  }
-
-  node(id: number): KernelNode {
-    const node = this.nodes.get(id)
-    if (node === undefined) throw errors.notFound(`node ${id}`) // forgotten: the kernel holds it no more
-    return node
-  }
-
-  path(id: number): string {
-    if (id === ROOT_ID) return '/'
-    const names: string[] = []
-    for (let node = this.node(id); ; node = this.node(node.parent)) {
-      names.push(node.name)
-      if (node.parent === ROOT_ID) break
-    }
-    return '/' + names.reverse().join('/')
-  }
-
-  childPath(parent: number, name: string): string {
-    const base = this.path(parent)
-    return base === '/' ? '/' + name : `${base}/${name}`
-  }
-
-  /** The node a successful lookup (or create) gives the kernel, one lookup more. */
-  remember(parent: number, name: string): number {
-    const key = nameKey(parent, name)
-    let id = this.byName.get(key)
-    if (id === undefined) {
-      id = this.nextId++
-      this.nodes.set(id, { parent, name, lookups: 0, detached: false, cachedAs: null, handles: new Set(), pagesCached: false })
-      this.byName.set(key, id)
-    }
-    this.node(id).lookups++
-    return id
-  }
-
-  /** The node of the live file `id`'s path writes to: itself, or for `P@sensor:T` the node of P (undefined when the kernel holds none). */
-  liveNodeOf(id: number): number | undefined {
-    if (!this.nodes.has(id)) return undefined
-    const parsed = parsePath(this.path(id))
-    if (!isTimePath(parsed)) return id
-    let node: number | undefined = ROOT_ID
-    for (const name of parsed.components) {
-      node = this.byName.get(nameKey(node, name))
-      if (node === undefined) return undefined
-    }
-    return node
-  }
-
-  forget(id: number, lookups: number): void {
-    const node = this.nodes.get(id)
-    if (node === undefined || id === ROOT_ID) return
-    node.lookups -= lookups
-    if (node.lookups > 0) return
-    this.nodes.delete(id)
-    if (!node.detached) this.byName.delete(nameKey(node.parent, node.name))
-  }
-
-  /** The name is gone (unlink, rmdir): its node keeps its last path for handles still open. */
-  detach(parent: number, name: string): void {
-    const key = nameKey(parent, name)
-    const id = this.byName.get(key)
-    if (id === undefined) return
-    this.byName.delete(key)
-    this.node(id).detached = true
-  }
-
-  move(parent: number, name: string, newParent: number, newName: string): void {
-    this.detach(newParent, newName)
-    const key = nameKey(parent, name)
-    const id = this.byName.get(key)
-    if (id === undefined) return
-    this.byName.delete(key)
-    this.byName.set(nameKey(newParent, newName), id)
-    const node = this.node(id)
-    node.parent = newParent
-    node.name = newName
-  }
-}
-
-function nameKey(parent: number, name: string): string {
-  return `${parent}/${name}`
-}
 
 /**
  * Write-only opens bypass the kernel's page cache (FOPEN_DIRECT_IO): the pages of a file are
@@ -204,18 +97,6 @@ function nameKey(parent: number, name: string): string {
  */
 function isWriteOnly(flags: number): boolean {
   return (flags & O_ACCMODE) === O_WRONLY
-}
-
-/** An attribute change the kernel asks for in one setattr. */
-interface AttrChanges {
-  mode?: number
-  uid?: number
-  gid?: number
-  size?: number
-  atime?: number
-  mtime?: number
-  atimeNow?: boolean
-  mtimeNow?: boolean
 }
 
 /** The positive errno for a failed handler; bugs and EIO are logged (bugs answered EIO), never swallowed. */
@@ -239,21 +120,24 @@ export class KernelSession {
   private mountpoint = ''
   /** Open directories: the listing taken at opendir (and again at a rewind), served in pieces. */
   private readonly dirs = new Map<number, { nodeId: number; names: string[]; served: boolean }>()
+  private nextDirHandle = 1
   /** File handles opened write-only: their writes bypass the page cache (isWriteOnly). */
   private readonly directHandles = new Set<number>()
-  private nextDirHandle = 1
+  /** Nodes the kernel may hold pages of: a read was answered, or a write went through their page cache, since they were last dropped. */
+  private readonly pagesCached = new Set<number>()
 
   constructor(ops: Operations) {
     this.ops = ops
     const { FuseSession, requestBufferBytes, contextBufferBytes } = loadAddon()
     this.requestBuffer = Buffer.allocUnsafeSlow(requestBufferBytes)
     this.contextBuffer = Buffer.alloc(contextBufferBytes)
-    this.session = new FuseSession(this.requestBuffer, this.contextBuffer, (op, req, nodeId, a, b, c, d) => this.dispatch(op, req, nodeId, a, b, c, d))
+    this.session = new FuseSession(this.requestBuffer, this.contextBuffer, (op, req, nodeId, a, b, c, d, e) => this.dispatch(op, req, nodeId, a, b, c, d, e))
   }
 
-  mount(mountpoint: string, fsName: string): void {
+  /** `options`: FUSE mount options, comma-separated (src/fs/mount.ts). */
+  mount(mountpoint: string, fsName: string, options: string): void {
     this.mountpoint = realpathSync(mountpoint) // before mounting: afterwards the lookup would be a request to this mount
-    this.session.mount(mountpoint, fsName)
+    this.session.mount(mountpoint, fsName, options)
   }
 
   /** Idempotent; after an unmount from outside (fusermount -u) there is nothing left to do. */
@@ -285,7 +169,12 @@ export class KernelSession {
   private readonly ok = (req: Req) => (): void => this.session.replyErr(req, 0)
 
   private entry(req: Req, parent: number, name: string, stat: Stat): void {
-    this.session.replyEntry(req, this.table.remember(parent, name), stat, CACHE_TIMEOUT_S)
+    this.session.replyEntry(req, this.remember(parent, name, stat), stat, CACHE_TIMEOUT_S)
+  }
+
+  /** The node id for a name the kernel now holds: a live node's is its inode, a time path's its own. */
+  private remember(parent: number, name: string, stat: Stat): number {
+    return this.table.remember(parent, name, isTimePath(parsePath(this.table.childPath(parent, name))) ? null : stat.ino)
   }
 
   /** Creates with `make`, then answers the lookup the kernel does not send: the new node's entry. */
@@ -297,7 +186,7 @@ export class KernelSession {
     }, (stat) => this.entry(req, parent, name, stat))
   }
 
-  private dispatch(op: FuseOp, req: Req, nodeId: number, a: unknown, b: unknown, c: unknown, d: unknown): void {
+  private dispatch(op: FuseOp, req: Req, nodeId: number, a: unknown, b: unknown, c: unknown, d: unknown, e: unknown): void {
     const table = this.table
     const ops = this.ops
     const path = (): string => table.path(nodeId)
@@ -308,17 +197,23 @@ export class KernelSession {
         return this.serve(req, () => ops.getattr(table.childPath(nodeId, name)), (stat) => this.entry(req, nodeId, name, stat))
       }
       case FuseOp.Forget:
-        return table.forget(nodeId, a as number)
+        table.forget(nodeId, a as number)
+        if (table.find(nodeId) === undefined) this.pagesCached.delete(nodeId) // the kernel let go of the node, its pages too
+        return
       case FuseOp.Getattr:
-        return this.serve(req, () => this.attr(nodeId, a as number | undefined), (stat) => this.session.replyAttr(req, nodeId, stat, CACHE_TIMEOUT_S))
+        return this.serve(req, () => this.attr(nodeId, a as number | undefined), (stat) => this.session.replyAttr(req, nodeId, stat, this.attrTimeoutS(stat)))
       case FuseOp.Setattr:
-        return this.serve(req, () => this.setattr(nodeId, a as AttrChanges, b as number | undefined, caller), (stat) => this.session.replyAttr(req, nodeId, stat, CACHE_TIMEOUT_S))
+        return this.serve(req, () => this.setattr(nodeId, a as AttrChanges, b as number | undefined, caller), (stat) => this.session.replyAttr(req, nodeId, stat, this.attrTimeoutS(stat)))
       case FuseOp.Readlink:
         return this.serve(req, () => ops.readlink(path()), (target) => this.session.replyReadlink(req, target))
       case FuseOp.Mkdir:
         return this.made(req, nodeId, a as string, (p) => ops.mkdir(p, b as number, caller))
       case FuseOp.Symlink:
         return this.made(req, nodeId, a as string, (p) => ops.symlink(b as string, p, caller))
+      case FuseOp.Mknod:
+        return this.made(req, nodeId, a as string, (p) => ops.mknod(p, b as number, c as number, caller))
+      case FuseOp.Link: // the new name's entry is the same node: the kernel holds one lookup more on it
+        return this.made(req, a as number, b as string, (p) => ops.link(this.liveIno(nodeId), p))
       case FuseOp.Unlink:
       case FuseOp.Rmdir: {
         const name = a as string
@@ -346,7 +241,7 @@ export class KernelSession {
           const fd = await ops.create(table.childPath(nodeId, name), b as number, caller, flags)
           return { fd, stat: ops.fgetattr(fd) }
         }, ({ fd, stat }) => {
-          const id = table.remember(nodeId, name)
+          const id = this.remember(nodeId, name, stat)
           table.node(id).handles.add(fd)
           if (isWriteOnly(flags)) this.directHandles.add(fd)
           this.session.replyCreate(req, id, stat, CACHE_TIMEOUT_S, fd, isWriteOnly(flags))
@@ -356,8 +251,7 @@ export class KernelSession {
         const lengthBytes = b as number
         const into = Buffer.allocUnsafe(lengthBytes)
         return this.serve(req, () => ops.read(a as number, into, lengthBytes, c as number), (n) => {
-          const node = table.find(nodeId)
-          if (node !== undefined) node.pagesCached = true
+          this.pagesCached.add(nodeId)
           this.session.replyData(req, into, n)
         })
       }
@@ -365,9 +259,8 @@ export class KernelSession {
         // The bytes are a range of the request buffer until the next request: write() copies them now.
         const at = b as number
         const lengthBytes = c as number
-        const node = table.find(nodeId)
-        if (node !== undefined && !this.directHandles.has(a as number)) node.pagesCached = true
-        return this.serve(req, () => ops.write(a as number, this.requestBuffer.subarray(at, at + lengthBytes), lengthBytes, d as number, caller), (n) => this.session.replyWrite(req, n))
+        if (!this.directHandles.has(a as number)) this.pagesCached.add(nodeId)
+        return this.serve(req, () => ops.write(a as number, this.requestBuffer.subarray(at, at + lengthBytes), lengthBytes, d as number, caller, e as boolean), (n) => this.session.replyWrite(req, n))
       }
       case FuseOp.Flush: {
         const holdsAnother = (): boolean => holdsNode(caller.pid, this.mountpoint, nodeId)
@@ -413,35 +306,49 @@ export class KernelSession {
    * version (live handles read the new one from now on: OpenFiles.advance), so no read after the
    * close is served from them. Without that, a reader's getattr whose reply the kernel drops
    * as stale (a write raced it) would leave the old pages in place. A node of which no page was
-   * read since the last drop needs only its attributes invalidated, which is cheaper.
+   * read since the last drop needs only its attributes invalidated, which is cheaper. The live
+   * node is the file's inode; a handle opened through `P@sensor:T` has a node of its own too.
    */
-  private async committing(nodeId: number, commit: Promise<boolean>): Promise<void> {
-    let committed = true // a commit that failed may have applied its version (malformed records): forget all the same
+  private async committing(nodeId: number, commit: Promise<Ino | null>): Promise<void> {
+    let ino: Ino | null = this.table.find(nodeId)?.ino ?? null // a commit that failed may have applied its version (malformed records)
     try {
-      committed = await commit
+      ino = await commit
     } finally {
-      if (committed) {
-        const live = this.table.liveNodeOf(nodeId)
-        await Promise.all([nodeId, ...(live !== undefined && live !== nodeId ? [live] : [])].map((id) => this.forgetCached(id)))
-      }
+      if (ino !== null) await Promise.all([...new Set([nodeId, ino])].map((id) => this.forgetCached(id)))
     }
   }
 
   private async forgetCached(nodeId: number): Promise<void> {
-    const node = this.table.find(nodeId)
-    if (node === undefined) return
-    if (!node.pagesCached) return this.session.invalidateAttributes(nodeId)
-    node.pagesCached = false // a read answered from here on may cache pages again
-    await this.session.dropCache(nodeId)
+    if (this.table.find(nodeId) === undefined) return // the kernel holds no such node
+    if (!this.pagesCached.delete(nodeId)) return this.session.invalidateAttributes(nodeId)
+    await this.session.dropCache(nodeId) // a read answered from here on may cache pages again
   }
 
   /**
-   * A node's attributes. A node whose name is gone (unlinked or replaced while open) answers
-   * from an open handle, as fstat expects; the kernel names the handle only on some paths.
+   * How long the kernel may keep attributes: not at all while the file has uncommitted changes
+   * (an ftruncate through a handle), whose commit at close changes its times with no write
+   * the kernel would see.
+   */
+  private attrTimeoutS(stat: Stat): number {
+    return this.ops.hasUncommitted(stat.ino) ? 0 : CACHE_TIMEOUT_S
+  }
+
+  /** The store inode of a live node; a node of a time path is read-only. */
+  private liveIno(nodeId: number): number {
+    const ino = this.table.node(nodeId).ino
+    if (ino === null) throw errors.readOnlyTimePath(this.table.path(nodeId))
+    return ino
+  }
+
+  /**
+   * A node's attributes: a live node's by its inode (whichever of its names are gone); a
+   * time-path node whose name is gone answers from an open handle, as fstat expects (the
+   * kernel names the handle only on some paths).
    */
   private attr(nodeId: number, fd: number | undefined): Promise<Stat> | Stat {
     const node = this.table.node(nodeId)
-    if (node.detached) {
+    if (node.ino !== null) return this.ops.getattrOfInode(node.ino)
+    if (this.table.detached(nodeId)) {
       const handle = fd ?? node.handles.values().next().value
       if (handle === undefined) throw errors.notFound(this.table.path(nodeId))
       return this.ops.fgetattr(handle)
@@ -449,21 +356,9 @@ export class KernelSession {
     return this.ops.getattr(this.table.path(nodeId))
   }
 
-  /** One setattr as the path API's steps, in libfuse 2's order: mode, owner, size, times. */
+  /** One setattr: the attributes in one version of the node, a size change in a version of its contents. */
   private async setattr(nodeId: number, changes: AttrChanges, fd: number | undefined, caller: Caller): Promise<Stat> {
-    const path = this.table.path(nodeId)
-    if (changes.mode !== undefined) await this.ops.chmod(path, changes.mode)
-    if (changes.uid !== undefined || changes.gid !== undefined) await this.ops.chown(path, changes.uid ?? -1, changes.gid ?? -1)
-    if (changes.size !== undefined) await (fd !== undefined ? this.ops.ftruncate(fd, changes.size, caller) : this.ops.truncate(path, changes.size))
-    const setsAtime = changes.atime !== undefined || changes.atimeNow === true
-    const setsMtime = changes.mtime !== undefined || changes.mtimeNow === true
-    if (setsAtime || setsMtime) {
-      const now = Date.now()
-      const current = setsAtime && setsMtime ? null : await this.ops.getattr(path)
-      const atime = changes.atimeNow === true ? now : (changes.atime ?? current!.atime)
-      const mtime = changes.mtimeNow === true ? now : (changes.mtime ?? current!.mtime)
-      await this.ops.utimens(path, atime, mtime)
-    }
+    await this.ops.setattr(this.liveIno(nodeId), changes, fd, caller)
     return this.attr(nodeId, fd)
   }
 
