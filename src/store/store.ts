@@ -471,7 +471,9 @@ export class Store {
       if (map.length === 0) changes.del(keys.liveBlock(ino, block))
       else changes.put(keys.liveBlock(ino, block), value)
     }
-    const stampMs = Math.floor(hlcPhysicalUs(stamp) / 1000)
+    // mtime to the µs of the stamp: a kernel that caches a file's pages keeps them while its
+    // mtime and size are unchanged, so two versions must not share an mtime (within one ms they would).
+    const mtimeMs = hlcPhysicalUs(stamp) / 1000
     const { sensorUs: _previousSensorUs, records: previousCursor, ...rest } = attr
     let sensorUs = m.sensorUs
     let records: RecordCursor | undefined
@@ -481,7 +483,7 @@ export class Store {
     } else if (previousCursor !== undefined && lowestChangedBytes >= previousCursor.endBytes) {
       records = previousCursor // appended past the parsed records, unparsed (no format now): they stand
     }
-    this.putAttr(changes, stamp, rest, 'version', (a) => ({ ...a, sizeBytes, mtimeMs: stampMs, ...(sensorUs !== undefined ? { sensorUs } : {}), ...(records !== undefined ? { records } : {}) }))
+    this.putAttr(changes, stamp, rest, 'version', (a) => ({ ...a, sizeBytes, mtimeMs, ...(sensorUs !== undefined ? { sensorUs } : {}), ...(records !== undefined ? { records } : {}) }))
   }
 
   /**
