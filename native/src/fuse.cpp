@@ -422,7 +422,9 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
     double at = static_cast<double>(buf - s->request_mem_);
     fuse_write_in header;
     std::memcpy(&header, buf - sizeof header, sizeof header);
-    bool clears_set_id = (header.write_flags & FUSE_WRITE_KILL_SUIDGID) != 0;
+    // Trusted only if it is the header of this very write (libfuse's layout, not its API).
+    bool header_matches = header.size == size && static_cast<off_t>(header.offset) == off;
+    bool clears_set_id = header_matches && (header.write_flags & FUSE_WRITE_KILL_SUIDGID) != 0;
     s->Emit(Op::Write, req, ino,
             {s->FhOf(fi), s->Num(at), s->Num(static_cast<double>(size)), s->Num(static_cast<double>(off)), Napi::Boolean::New(s->Env(), clears_set_id)}, fi);
   }
