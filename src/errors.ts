@@ -20,6 +20,7 @@ export type FffsErrorCode =
   | 'ENAMETOOLONG'
   | 'EXDEV'
   | 'EIO'
+  | 'EBUSY'
   | 'ENOTSUP'
 
 export const ERRNO: Readonly<Record<FffsErrorCode, number>> = {
@@ -29,6 +30,7 @@ export const ERRNO: Readonly<Record<FffsErrorCode, number>> = {
   EBADF: 9,
   EAGAIN: 11,
   EACCES: 13,
+  EBUSY: 16,
   EEXIST: 17,
   EXDEV: 18,
   ENOTDIR: 20,
@@ -67,6 +69,7 @@ export const errors = {
   notStable: (what: string, waitedMs: number) => new FffsError('EAGAIN', `cut not stable yet after ${waitedMs} ms: ${what}`),
   badHandle: (fd: number) => new FffsError('EBADF', `bad file handle ${fd}`),
   noAttr: (name: string) => new FffsError('ENODATA', `no such attribute: ${name}`),
+  busy: (why: string) => new FffsError('EBUSY', why),
   notSupported: (what: string) => new FffsError('ENOTSUP', `not supported: ${what}`),
   nameTooLong: (name: string) => new FffsError('ENAMETOOLONG', `name too long: ${name.slice(0, 32)}...`),
   corrupt: (why: string) => new FffsError('EIO', `data corruption detected: ${why}`),

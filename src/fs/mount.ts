@@ -1,16 +1,13 @@
-// Mounting: the mountpoint made ready (created if missing, a stale mount of a dead process
-// cleared), fffs's FUSE session (kernel.ts) mounted on it, and the order of unmounting.
+// Mounting: what is at the mountpoint (a directory, a file, a live or a stale mount), the
+// mountpoint made ready (created if missing, a stale mount of a dead process cleared),
+// fffs's FUSE session (kernel.ts) mounted on it, and the order of unmounting.
 
-import { execFile } from 'node:child_process'
 import { promises as fsp } from 'node:fs'
-import path from 'node:path'
-import { promisify } from 'node:util'
 import type { Client } from '../replication/client.js'
 import { KernelSession } from './kernel.js'
+import { mountTable, unmountLazy } from './mountTable.js'
 import { Operations } from './operations.js'
 import type { TimeOptions } from './resolve.js'
-
-const ENOTCONN = 'ENOTCONN'
 
 export interface MountedFs {
   readonly mountpoint: string
@@ -18,35 +15,63 @@ export interface MountedFs {
   unmount(): Promise<void>
 }
 
-/** Lazily unmounts whatever is at `mountpoint`; quiet when nothing is. */
-async function fusermountLazy(mountpoint: string): Promise<void> {
-  await promisify(execFile)('fusermount', ['-uz', mountpoint], { timeout: 10_000 }).catch(() => undefined)
+/** What a path to mount on holds now. */
+export type MountpointState =
+  | { readonly kind: 'missing' } // made at mount time
+  | { readonly kind: 'directory'; readonly entries: number } // entries > 0: hidden while mounted
+  | { readonly kind: 'notDirectory' }
+  | { readonly kind: 'mounted'; readonly fstype: string } // a live mount of any file system
+  | { readonly kind: 'stale' } // a FUSE mount whose process died (ENOTCONN): cleared at mount time
+
+export async function inspectMountpoint(mountpoint: string): Promise<MountpointState> {
+  const stat = await fsp.stat(mountpoint).catch((err: NodeJS.ErrnoException) => err)
+  if (stat instanceof Error) {
+    if (stat.code === 'ENOENT') return { kind: 'missing' }
+    if (stat.code === 'ENOTCONN') return { kind: 'stale' }
+    if (stat.code === 'ENOTDIR') return { kind: 'notDirectory' } // a file on the way
+    throw stat
+  }
+  const mounted = mountTable().filter((m) => m.mountpoint === mountpoint).pop() // the last mounted there is the one visible
+  if (mounted !== undefined) return { kind: 'mounted', fstype: mounted.fstype }
+  if (!stat.isDirectory()) return { kind: 'notDirectory' }
+  return { kind: 'directory', entries: (await fsp.readdir(mountpoint)).length }
 }
 
-/** A directory to mount on: created if missing; a mount left by a process that died is cleared, a live one refused. */
-async function prepareMountpoint(mountpoint: string): Promise<void> {
-  const stale = await fsp.stat(mountpoint).then(() => false, (err: NodeJS.ErrnoException) => err.code === ENOTCONN)
-  if (stale) await fusermountLazy(mountpoint)
-  await fsp.mkdir(mountpoint, { recursive: true })
-  const [here, parent] = await Promise.all([fsp.stat(mountpoint), fsp.stat(path.dirname(mountpoint))])
-  if (!here.isDirectory()) throw new Error(`cannot mount on ${mountpoint}: not a directory`)
-  if (here.dev !== parent.dev) throw new Error(`cannot mount on ${mountpoint}: something is mounted there already`)
+export interface MountHooks {
+  /** The kernel ended the session by itself (fusermount -u, umount): the mount's owner decides what follows. */
+  readonly onUnmountedFromOutside?: () => void
+  /** Where the file system's own log lines go (malformed records, late sensor writes). */
+  readonly log?: (line: string) => void
 }
 
-export async function mountFs(mountpoint: string, client: Client, options: TimeOptions, dataDir: string): Promise<MountedFs> {
-  const operations = new Operations(client, options, dataDir)
-  await prepareMountpoint(mountpoint)
-  const kernel = new KernelSession(operations)
-  kernel.mount(mountpoint, 'fffs')
-  let unmounted: Promise<void> | null = null
-  return {
-    mountpoint,
-    operations,
-    unmount: () =>
-      (unmounted ??= (async () => {
-        await operations.commitAll()
-        kernel.unmount()
-        await operations.stop()
-      })()),
+/**
+ * Mounts fffs at `mountpoint` (absolute). A missing directory is made, and removed again if the
+ * mount fails; a stale mount is cleared; anything else that is not a plain directory is refused.
+ */
+export async function mountFs(mountpoint: string, client: Client, options: TimeOptions, dataDir: string, hooks: MountHooks = {}): Promise<MountedFs> {
+  const state = await inspectMountpoint(mountpoint)
+  if (state.kind === 'notDirectory') throw new Error(`cannot mount on ${mountpoint}: not a directory`)
+  if (state.kind === 'mounted') throw new Error(`cannot mount on ${mountpoint}: ${state.fstype} is mounted there already`)
+  if (state.kind === 'stale') await unmountLazy(mountpoint)
+  const made = state.kind === 'missing' ? await fsp.mkdir(mountpoint, { recursive: true }) : undefined
+  const operations = new Operations(client, options, dataDir, hooks.log)
+  try {
+    const kernel = new KernelSession(operations, hooks.onUnmountedFromOutside)
+    kernel.mount(mountpoint, 'fffs')
+    let unmounted: Promise<void> | null = null
+    return {
+      mountpoint,
+      operations,
+      unmount: () =>
+        (unmounted ??= (async () => {
+          await operations.commitAll()
+          kernel.unmount()
+          await operations.stop()
+        })()),
+    }
+  } catch (err) {
+    await operations.stop().catch(() => undefined)
+    if (made !== undefined) await fsp.rm(made, { recursive: true, force: true }).catch(() => undefined) // leave nothing behind
+    throw err
   }
 }

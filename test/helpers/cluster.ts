@@ -8,6 +8,7 @@ import { mkdtempSync, promises as fsp, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
+import { READY_PREFIX } from '../../src/cli/output.js'
 import { loadGroupConfig, writeLocalGroup, type GroupConfig } from '../../src/replication/config.js'
 import { fetchMemberStatus } from '../../src/replication/remote.js'
 import { shardGroups } from '../../src/replication/shards.js'
@@ -166,7 +167,7 @@ export async function startGroup(replicas: number, options: { shards?: number; h
       }
       mounts.push(mount)
       await waitFor(`mount ${name}`, MOUNT_TIMEOUT_MS, () => {
-        if (proc.output().includes('fffs: mounted')) return true
+        if (proc.output().includes(READY_PREFIX)) return true
         if (proc.exited()) throw new Error(`mount exited (${proc.child.exitCode ?? proc.child.signalCode}): ${proc.output()}`)
         return undefined
       }).catch((err: Error) => {

@@ -1,0 +1,86 @@
+// A file or tree inside a mount as of a cut, for `fffs restore` and `fffs diff`: the argument
+// PATH@SPEC pinned to an absolute instant (a relative SPEC means the moment of the call, not of
+// each later read), and the tree listed through the mount's control socket.
+
+import path from 'node:path'
+import { locate, request } from '../control/client.js'
+import type { EntryInfo } from '../control/server.js'
+import { isFffsError } from '../errors.js'
+import { formatTimeSpec, parseTimePath, type TimeSpec } from '../temporal/spec.js'
+import { usageError } from './args.js'
+import { Progress } from './progress.js'
+
+export interface TimedTarget {
+  /** As the user wrote it. */
+  readonly arg: string
+  readonly mountpoint: string
+  /** The path inside the mount without the spec: what is there now ('/a/b'). */
+  readonly live: string
+  /** The path inside the mount with the spec pinned ('/a@2026-11-21T10:00:00.000000Z/b'); `live` without a spec. */
+  readonly timed: string
+  readonly spec: TimeSpec | null
+  /** The pinned spec (canonical form), or null without one. */
+  readonly specText: string | null
+}
+
+/** Parses `PATH[@SPEC]` inside a mount; a malformed spec is a usage error. */
+export function timedTarget(arg: string): TimedTarget {
+  const { mountpoint, inner } = locate(arg)
+  let parsed: ReturnType<typeof parseTimePath>
+  try {
+    parsed = parseTimePath(inner)
+  } catch (err) {
+    if (isFffsError(err)) throw usageError(`${arg}: ${err.message}`)
+    throw err
+  }
+  const live = '/' + parsed.components.join('/')
+  if (parsed.specIndex < 0 || !('spec' in parsed)) return { arg, mountpoint, live, timed: live, spec: null, specText: null }
+  const specText = formatTimeSpec(parsed.spec)
+  const timed = '/' + parsed.components.map((c, i) => (i === parsed.specIndex ? `${c}@${specText}` : c)).join('/')
+  return { arg, mountpoint, live, timed, spec: parsed.spec, specText }
+}
+
+/** The path of `inner` (a path inside the mount) in the file system, plus `relative` below it. */
+export function fsPath(mountpoint: string, inner: string, relative = ''): string {
+  return path.join(mountpoint, inner, relative)
+}
+
+/** Entries by path relative to the root ('' is the root itself); parents before children. */
+export type Tree = Map<string, EntryInfo>
+
+/** The node at `inner` (with or without a spec), or null when there is none. */
+export async function statAt(mountpoint: string, inner: string): Promise<EntryInfo | null> {
+  try {
+    return await request<EntryInfo>(mountpoint, { op: 'stat', path: inner })
+  } catch (err) {
+    if (isFffsError(err) && err.code === 'ENOENT') return null
+    throw err
+  }
+}
+
+/** Every node at and below `inner`, or an empty tree when there is nothing there. One request per directory. */
+export async function walkTree(mountpoint: string, inner: string, label: string): Promise<Tree> {
+  const tree: Tree = new Map()
+  const root = await statAt(mountpoint, inner)
+  if (root === null) return tree
+  tree.set('', root)
+  if (root.kind !== 'dir') return tree
+  const progress = new Progress(`listing ${label}`, null, { unit: 'entries' })
+  const pending = ['']
+  while (pending.length > 0) {
+    const dir = pending.shift()!
+    const entries = await request<EntryInfo[]>(mountpoint, { op: 'ls', path: dir === '' ? inner : `${inner}/${dir}` })
+    for (const entry of entries) {
+      const relative = dir === '' ? entry.name : `${dir}/${entry.name}`
+      tree.set(relative, entry)
+      if (entry.kind === 'dir') pending.push(relative)
+    }
+    progress.update(tree.size)
+  }
+  return tree
+}
+
+/** True when both are the same version of the same content (no bytes need reading to know). */
+export function sameVersion(a: EntryInfo, b: EntryInfo): boolean {
+  return a.kind === b.kind && a.stamp === b.stamp && a.contentStamp === b.contentStamp && a.sizeBytes === b.sizeBytes && a.target === b.target
+}

@@ -1,0 +1,48 @@
+// The host's mount table as fffs needs it: what is mounted where (/proc/mounts), and lazy
+// unmounting through libfuse 3's setuid helper. Light on purpose: the CLI's inspection
+// commands load it at every start.
+
+import { execFile } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { promisify } from 'node:util'
+
+export const FFFS_FSTYPE = 'fuse.fffs'
+
+export interface MountEntry {
+  readonly mountpoint: string
+  readonly fstype: string
+}
+
+/** Every mount of the host, mount points unescaped (/proc/mounts writes ' ' as \040). */
+export function mountTable(): MountEntry[] {
+  return readFileSync('/proc/mounts', 'utf8')
+    .split('\n')
+    .map((line) => line.split(' '))
+    .filter((fields) => fields.length >= 3)
+    .map((fields) => ({ mountpoint: fields[1]!.replace(/\\([0-7]{3})/g, (_m, octal: string) => String.fromCharCode(parseInt(octal, 8))), fstype: fields[2]! }))
+}
+
+/** fffs mount points. */
+export function fffsMounts(): string[] {
+  return mountTable()
+    .filter((m) => m.fstype === FFFS_FSTYPE)
+    .map((m) => m.mountpoint)
+}
+
+/**
+ * Lazily unmounts whatever FUSE file system is at `mountpoint` (`-z`: even while busy); false
+ * when nothing was unmounted. fusermount3 is libfuse 3's helper (Debian's fuse3, which also
+ * installs it as `fusermount`); a host with only libfuse 2's package has `fusermount` alone,
+ * which unmounts a libfuse 3 mount just as well.
+ */
+export async function unmountLazy(mountpoint: string): Promise<boolean> {
+  for (const helper of ['fusermount3', 'fusermount']) {
+    try {
+      await promisify(execFile)(helper, ['-uz', mountpoint], { timeout: 10_000 })
+      return true
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return false // the helper ran and refused: not mounted, or not ours
+    }
+  }
+  return false
+}
