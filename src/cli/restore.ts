@@ -1,7 +1,8 @@
 // `fffs restore PATH@SPEC [--to DEST]`: a file or tree brought back as it was at SPEC, read
-// through the mount at the pinned cut. In place, each file that differs is written again (one
-// new version per file: a tree's restore is not one atomic step), entries made since are
-// removed (their history stays readable at earlier cuts) and unchanged files are left alone.
+// through the mount at the pinned cut. In place, each file whose bytes differ is written again
+// (one new version per file: a tree's restore is not one atomic step), permission bits are set
+// back, entries made since are removed (their history stays readable at earlier cuts) and
+// files with the same bytes are left alone.
 // With --to, a copy at a new path, inside the mount or anywhere.
 
 import { createReadStream, createWriteStream, promises as fsp } from 'node:fs'
@@ -13,7 +14,7 @@ import { errors, FffsError } from '../errors.js'
 import { usageError } from './args.js'
 import { displayPath, formatBytes, print } from './output.js'
 import { Progress } from './progress.js'
-import { fsPath, sameVersion, timedTarget, walkTree, type Tree } from './tree.js'
+import { fsPath, sameContent, timedTarget, walkTree, type Tree } from './tree.js'
 
 const COPY_CHUNK_BYTES = 1024 * 1024
 
@@ -39,29 +40,28 @@ export interface RestoreReport {
   readonly bytesWritten: number
   readonly dirsMade: number
   readonly linksMade: number
+  readonly modesSet: number // permission bits set back
   readonly removed: number
   readonly unchanged: number
 }
 
-/** What makes `live` (may be empty) equal to `old`; `old` holds at least the root. */
-function planRestore(old: Tree, live: Tree): Plan {
+/** What makes `live` (may be empty) equal to `old`; `old` holds at least the root. `same` compares one entry's content in both. */
+async function planRestore(old: Tree, live: Tree, same: (relative: string) => Promise<boolean>): Promise<Plan> {
   const plan: Plan = { dirs: [], files: [], links: [], modes: [], removals: [], unchanged: 0 }
   for (const [relative, entry] of old) {
     const now = live.get(relative)
-    if (now !== undefined && sameVersion(entry, now)) {
-      plan.unchanged++
-      continue
-    }
-    if (now !== undefined && now.kind !== entry.kind) plan.removals.push(relative) // a file where a directory was, or the reverse
-    const replaced = now === undefined || now.kind !== entry.kind
-    if (entry.kind === 'dir') {
-      if (replaced) plan.dirs.push(relative)
-      else if (now.mode !== entry.mode) plan.modes.push(relative)
-      else plan.unchanged++
-    } else if (entry.kind === 'symlink') {
-      plan.links.push(relative)
+    if (now === undefined || now.kind !== entry.kind) {
+      if (now !== undefined) plan.removals.push(relative) // a file where a directory was, or the reverse
+      if (entry.kind === 'dir') plan.dirs.push(relative)
+      else if (entry.kind === 'symlink') plan.links.push(relative)
+      else plan.files.push(relative)
+    } else if (!(await same(relative))) {
+      if (entry.kind === 'symlink') plan.links.push(relative)
+      else plan.files.push(relative)
+    } else if (now.mode !== entry.mode && entry.kind !== 'symlink') {
+      plan.modes.push(relative)
     } else {
-      plan.files.push(relative)
+      plan.unchanged++
     }
   }
   for (const relative of live.keys()) if (!old.has(relative)) plan.removals.push(relative)
@@ -109,8 +109,8 @@ export async function runRestore(arg: string, opts: RestoreOptions): Promise<voi
     if (old.get('')!.kind !== 'dir' && live.get('')?.kind === 'dir') throw new FffsError('EISDIR', `${displayPath(targetRoot)} is a directory now; restore the file elsewhere with --to`)
   }
   const to = (relative: string): string => (relative === '' ? targetRoot : path.join(targetRoot, relative))
-  const plan = planRestore(old, live)
   const entry = (relative: string): EntryInfo => old.get(relative)!
+  const plan = await planRestore(old, live, (relative) => sameContent(entry(relative), from(relative), live.get(relative)!, to(relative)))
 
   for (const relative of plan.removals) await fsp.rm(to(relative), { recursive: true, force: true })
   if (!live.has('')) await fsp.mkdir(path.dirname(targetRoot), { recursive: true }) // a tree deleted since, or DEST's parents
@@ -139,6 +139,7 @@ export async function runRestore(arg: string, opts: RestoreOptions): Promise<voi
     bytesWritten,
     dirsMade: plan.dirs.length,
     linksMade: plan.links.length,
+    modesSet: plan.modes.length,
     removed: plan.removals.length,
     unchanged: plan.unchanged,
   }
@@ -149,6 +150,7 @@ function renderRestore(r: RestoreReport): string {
   const done = [`${r.filesWritten} file${r.filesWritten === 1 ? '' : 's'} written (${formatBytes(r.bytesWritten)})`]
   if (r.dirsMade > 0) done.push(`${r.dirsMade} director${r.dirsMade === 1 ? 'y' : 'ies'} made`)
   if (r.linksMade > 0) done.push(`${r.linksMade} symlink${r.linksMade === 1 ? '' : 's'} made`)
+  if (r.modesSet > 0) done.push(`${r.modesSet} permission${r.modesSet === 1 ? '' : 's'} set back`)
   if (r.removed > 0) done.push(`${r.removed} entr${r.removed === 1 ? 'y' : 'ies'} made since removed`)
   if (r.unchanged > 0) done.push(`${r.unchanged} unchanged`)
   return `${r.inPlace ? 'restored' : 'copied'} ${r.source} ${r.inPlace ? 'in place at' : 'to'} ${r.target}: ${done.join(', ')}\n`

@@ -2,6 +2,7 @@
 // PATH@SPEC pinned to an absolute instant (a relative SPEC means the moment of the call, not of
 // each later read), and the tree listed through the mount's control socket.
 
+import { promises as fsp } from 'node:fs'
 import path from 'node:path'
 import { locate, request } from '../control/client.js'
 import type { EntryInfo } from '../control/server.js'
@@ -83,4 +84,33 @@ export async function walkTree(mountpoint: string, inner: string, label: string)
 /** True when both are the same version of the same content (no bytes need reading to know). */
 export function sameVersion(a: EntryInfo, b: EntryInfo): boolean {
   return a.kind === b.kind && a.stamp === b.stamp && a.contentStamp === b.contentStamp && a.sizeBytes === b.sizeBytes && a.target === b.target
+}
+
+const COMPARE_CHUNK_BYTES = 256 * 1024
+
+/** True when two files hold the same bytes (read through the mount, stopping at the first difference). */
+export async function sameBytes(aPath: string, bPath: string): Promise<boolean> {
+  const [a, b] = await Promise.all([fsp.open(aPath, 'r'), fsp.open(bPath, 'r')])
+  try {
+    const [bufA, bufB] = [Buffer.alloc(COMPARE_CHUNK_BYTES), Buffer.alloc(COMPARE_CHUNK_BYTES)]
+    for (let at = 0; ; at += COMPARE_CHUNK_BYTES) {
+      const [readA, readB] = await Promise.all([a.read(bufA, 0, COMPARE_CHUNK_BYTES, at), b.read(bufB, 0, COMPARE_CHUNK_BYTES, at)])
+      if (readA.bytesRead !== readB.bytesRead || !bufA.subarray(0, readA.bytesRead).equals(bufB.subarray(0, readB.bytesRead))) return false
+      if (readA.bytesRead < COMPARE_CHUNK_BYTES) return true
+    }
+  } finally {
+    await Promise.all([a.close(), b.close()])
+  }
+}
+
+/**
+ * True when two entries hold the same content: the same version, or two files (or symlinks) of
+ * one size whose bytes compare equal (a file restored or rewritten with what it had). The
+ * permission bits are not content: callers compare `mode` themselves.
+ */
+export async function sameContent(a: EntryInfo, aPath: string, b: EntryInfo, bPath: string): Promise<boolean> {
+  if (a.kind !== b.kind) return false
+  if (sameVersion(a, b) || a.kind === 'dir') return true
+  if (a.kind === 'symlink') return a.target === b.target
+  return a.sizeBytes === b.sizeBytes && sameBytes(aPath, bPath)
 }
