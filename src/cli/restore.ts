@@ -94,7 +94,7 @@ export async function runRestore(arg: string, opts: RestoreOptions): Promise<voi
   if (opts.to === undefined && source.live === '/') throw usageError('restoring the whole mount in place is not supported: restore its directories, or use --to')
   const label = `${source.live}@${source.specText}`
   const old = await walkTree(source.mountpoint, source.timed, label)
-  if (!old.has('')) throw errors.notFound(`${label}: nothing there at this cut`)
+  if (!old.has('')) throw errors.notFound(`${label}: nothing there at this cut (the path above the @ is read as it is now)`)
   const from = (relative: string): string => fsPath(source.mountpoint, source.timed, relative)
 
   let targetRoot: string
