@@ -83,7 +83,7 @@ function toStat(attr: Attr, sizeBytes = attr.sizeBytes): Stat {
   }
 }
 
-const SNAPSHOT_ROOT_STAT: Stat = { mode: S_IFDIR | 0o755, uid: 0, gid: 0, size: 0, nlink: 1, mtime: 0, atime: 0, ctime: 0, blksize: 4096, blocks: 0 }
+const SNAPSHOT_ROOT_STAT: Stat = { mode: S_IFDIR | 0o755, uid: 0, gid: 0, size: 0, nlink: 1, mtime: 0, atime: 0, ctime: 0, blksize: 4096, blocks: 0 } // times: the root's (getattr)
 
 /**
  * An xattr name fffs never keeps, always absent: security.* (asked about before every write(2))
@@ -101,6 +101,8 @@ export class Operations {
   private readonly files: OpenFiles
   private readonly dataDir: string
   private readonly sensorPolicy: SensorPolicy
+  /** When this mount started: the time shown for a root no version has touched yet (a new store's, stamp 0) instead of 1970. */
+  private readonly startedMs = Date.now()
 
   constructor(client: Client, options: TimeOptions, dataDir: string, log: (line: string) => void = (line) => process.stderr.write(line + '\n')) {
     this.client = client
@@ -184,9 +186,19 @@ export class Operations {
     const writing = await this.sensorWriteInProgress(parsePath(path))
     if (writing !== null) return toStat(writing, this.files.dirtySizeBytes(writing.ino) ?? writing.sizeBytes)
     const resolved = await this.resolve(path)
-    if (resolved.kind === 'snapshotRoot') return SNAPSHOT_ROOT_STAT
+    if (resolved.kind === 'snapshotRoot') {
+      // /.snapshot is a view of the root: it shows the root's times.
+      const root = await this.resolve('/')
+      return { ...SNAPSHOT_ROOT_STAT, ...(root.kind === 'node' ? this.timesOf(root.attr) : { mtime: this.startedMs, atime: this.startedMs, ctime: this.startedMs }) }
+    }
     const dirty = resolved.cut.kind === 'live' ? this.files.dirtySizeBytes(resolved.attr.ino) : null
-    return toStat(resolved.attr, dirty ?? resolved.attr.sizeBytes)
+    const stat = toStat(resolved.attr, dirty ?? resolved.attr.sizeBytes)
+    return resolved.attr.stamp === '0' ? { ...stat, ...this.timesOf(resolved.attr) } : stat
+  }
+
+  private timesOf(attr: Attr): Pick<Stat, 'mtime' | 'atime' | 'ctime'> {
+    if (attr.stamp === '0') return { mtime: this.startedMs, atime: this.startedMs, ctime: this.startedMs }
+    return { mtime: attr.mtimeMs, atime: attr.atimeMs, ctime: attr.ctimeMs }
   }
 
   /** An open handle's attributes, as its reader or writer sees them (uncommitted writes' size included). */

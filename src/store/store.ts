@@ -20,6 +20,9 @@ import { VersionSearch } from './versionSearch.js'
 
 export const NAME_MAX_BYTES = 255
 
+/** A version's time as its atime/mtime/ctime: ms with the µs its HLC stamp has (a fraction; stat shows the µs). */
+const msOfStamp = (stamp: HlcStamp): number => hlcPhysicalUs(stamp) / 1000
+
 /** What a sharded group's store holds: `meta`, the namespace; `data`, file contents by inode. */
 export type ShardRole = 'meta' | 'data'
 
@@ -260,7 +263,7 @@ export class Store {
     const attr = this.liveAttr(ino)
     if (attr !== null) return attr
     if (this.role !== 'data') throw errors.notFound(`inode ${ino}`)
-    const stampMs = Math.floor(hlcPhysicalUs(stamp) / 1000)
+    const stampMs = msOfStamp(stamp)
     return { ino, kind: 'file', mode: 0, uid: 0, gid: 0, sizeBytes: 0, atimeMs: stampMs, mtimeMs: stampMs, ctimeMs: stampMs, version: 0, stamp: stamp.toString(), change: 'create' }
   }
 
@@ -278,7 +281,7 @@ export class Store {
 
   /** Writes the next version of a node's attributes: new version number, ctime from the stamp. */
   private putAttr(changes: Changes, stamp: HlcStamp, current: Attr, change: Attr['change'], edit: (a: Attr) => Attr): Attr {
-    const stampMs = Math.floor(hlcPhysicalUs(stamp) / 1000)
+    const stampMs = msOfStamp(stamp)
     const next: Attr = { ...edit(current), ino: current.ino, version: current.version + 1, stamp: stamp.toString(), ctimeMs: stampMs, change }
     this.writeAttr(changes, stamp, next, change === 'version')
     return next
@@ -301,7 +304,7 @@ export class Store {
   }
 
   private touchDir(changes: Changes, stamp: HlcStamp, dir: Attr): void {
-    const stampMs = Math.floor(hlcPhysicalUs(stamp) / 1000)
+    const stampMs = msOfStamp(stamp)
     this.putAttr(changes, stamp, dir, 'create', (a) => ({ ...a, mtimeMs: stampMs }))
   }
 
@@ -317,7 +320,7 @@ export class Store {
     const parent = this.liveDirOrThrow(m.parent)
     if (this.liveLookup(m.parent, m.name) !== null) throw errors.exists(m.name)
     const ino = this.nextIno++
-    const stampMs = Math.floor(hlcPhysicalUs(stamp) / 1000)
+    const stampMs = msOfStamp(stamp)
     const attr: Attr = {
       ino, parent: m.parent, kind: m.kind, mode: m.mode & 0o7777, uid: m.uid, gid: m.gid,
       sizeBytes: m.kind === 'symlink' ? Buffer.byteLength(m.target ?? '') : 0,
@@ -421,7 +424,7 @@ export class Store {
       if (map.length === 0) changes.del(keys.liveBlock(ino, block))
       else changes.put(keys.liveBlock(ino, block), value)
     }
-    const stampMs = Math.floor(hlcPhysicalUs(stamp) / 1000)
+    const stampMs = msOfStamp(stamp)
     const { sensorUs: _previousSensorUs, records: previousCursor, ...rest } = attr
     let sensorUs = m.sensorUs
     let records: RecordCursor | undefined
