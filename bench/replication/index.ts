@@ -30,6 +30,7 @@ import { RemoteClient } from '../../src/replication/remote.js'
 import { ROOT_INO } from '../../src/store/records.js'
 import { inWorker as runInWorker, killAll, startMount, stopAll, type Mount } from '../fs/mounts.js'
 import type { Task, Throughput } from '../fs/tasks.js'
+import { BenchProgress } from '../progress.js'
 import type { TimedFiles, TimedFilesTask } from './worker.js'
 
 const MiB = 1024 * 1024
@@ -89,9 +90,8 @@ interface Round {
   messages: Messages[]
 }
 
-function progress(text: string): void {
-  process.stderr.write(`bench: ${text}\n`)
-}
+const benchProgress = new BenchProgress('replication')
+const progress = (text: string): void => benchProgress.step(text)
 
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN
@@ -398,7 +398,7 @@ async function main(): Promise<void> {
   let provider: string
   try {
     for (let round = 0; round < config.repeats; round++) {
-      progress(`round ${round + 1} of ${config.repeats}`)
+      benchProgress.round(round, config.repeats)
       for (const replicas of replicaCounts) rounds.push(await runRound(root, replicas, config, round, errors, seqOnly))
     }
   } finally {

@@ -13,7 +13,7 @@ export interface ProgressOptions {
   readonly stream?: NodeJS.WriteStream
   /** Without a TTY: how often a line is written. */
   readonly linePeriodMs?: number
-  /** `bytes` prints sizes with binary units; any other word is printed after the counts. */
+  /** `bytes` prints sizes with binary units and a rate, `ms` durations; any other word is printed after the counts. */
   readonly unit?: string
 }
 
@@ -55,8 +55,21 @@ export class Progress {
   finish(note = this.note): void {
     this.note = note
     const elapsedMs = Date.now() - this.startedMs
-    const rate = elapsedMs > 0 && this.done > 0 ? `, ${this.amount((this.done * 1000) / elapsedMs)}/s` : ''
-    this.write(`${this.label}: done: ${this.amount(this.done)}${this.note === '' ? '' : ` (${this.note})`} in ${formatDuration(elapsedMs)}${rate}`, true)
+    const what = this.unit === 'ms' ? '' : ` ${this.amount(this.done)}${this.note === '' ? '' : ` (${this.note})`}`
+    const rate = this.unit === 'bytes' && elapsedMs > 0 && this.done > 0 ? `, ${this.amount((this.done * 1000) / elapsedMs)}/s` : ''
+    this.write(`${this.label}: done${what} in ${formatDuration(elapsedMs)}${rate}`, true)
+  }
+
+  /** Progress of work that takes about `expectedMs`: the elapsed time, updated by a timer until `work` settles. */
+  static async timed<T>(label: string, expectedMs: number, work: Promise<T>, options: Omit<ProgressOptions, 'unit'> = {}): Promise<T> {
+    const progress = new Progress(label, expectedMs, { ...options, unit: 'ms' })
+    const timer = setInterval(() => progress.update(Math.min(Date.now() - progress.startedMs, expectedMs)), REDRAW_PERIOD_MS)
+    try {
+      return await work
+    } finally {
+      clearInterval(timer)
+      progress.finish()
+    }
   }
 
   private describe(nowMs: number): string {
@@ -65,20 +78,21 @@ export class Progress {
     const parts: string[] = []
     if (this.total !== null && this.total > 0) {
       const fraction = Math.min(1, this.done / this.total)
-      const percent = `${Math.floor(fraction * 100)}%`
       const bar = this.tty ? `[${'#'.repeat(Math.round(fraction * BAR_WIDTH)).padEnd(BAR_WIDTH)}] ` : ''
-      parts.push(`${bar}${percent} of ${this.amount(this.total)}`)
+      parts.push(`${bar}${Math.floor(fraction * 100)}% ${this.unit === 'bytes' ? 'of' : 'done:'} ${this.unit === 'bytes' ? this.amount(this.total) : `${this.amount(this.done)} of ${this.amount(this.total)}`}`)
     } else {
       parts.push(this.amount(this.done))
     }
     if (this.note !== '') parts.push(this.note)
-    if (ratePerS > 0) parts.push(`${this.amount(ratePerS)}/s`)
+    if (this.unit === 'bytes' && ratePerS > 0) parts.push(`${this.amount(ratePerS)}/s`)
     if (this.total !== null && ratePerS > 0 && this.done < this.total) parts.push(`about ${formatDuration(((this.total - this.done) / ratePerS) * 1000)} left`)
     return `${this.label}: ${parts.join(', ')}`
   }
 
   private amount(value: number): string {
-    return this.unit === 'bytes' ? formatBytes(Math.round(value)) : `${Number.isInteger(value) ? value : value.toFixed(1)} ${this.unit}`
+    if (this.unit === 'bytes') return formatBytes(Math.round(value))
+    if (this.unit === 'ms') return formatDuration(value)
+    return `${Number.isInteger(value) ? value : value.toFixed(1)} ${this.unit}`
   }
 
   private write(text: string, final = false): void {

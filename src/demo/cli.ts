@@ -3,6 +3,7 @@
 
 import { Command, Option } from 'commander'
 import { nonNegativeInt, positiveInt, positiveNumber, usageError } from '../cli/args.js'
+import { logLine } from '../cli/output.js'
 import { WAVE_DEFAULTS } from './wave/options.js'
 import type { StampMode } from './wave/writers.js'
 
@@ -76,7 +77,7 @@ export function addDemoCommand(program: Command): void {
           ...(flags.mount !== undefined ? { mount: flags.mount } : {}),
         },
         (text) => process.stdout.write(text),
-        (line) => process.stderr.write(line + '\n'),
+        logLine,
       )
     })
 }

@@ -6,6 +6,7 @@
 import { promises as fsp } from 'node:fs'
 import path from 'node:path'
 import { request } from '../../control/client.js'
+import { Progress } from '../../cli/progress.js'
 import type { CutReport } from '../../control/inspect.js'
 import type { VersionInfo } from '../../control/server.js'
 import { errors } from '../../errors.js'
@@ -124,7 +125,7 @@ function strip(plan: SamplingPlan, samples: readonly number[], frames: readonly 
  * options' (checked). Writers and readers run concurrently; resolves after the last
  * sensor-time frame (≈ Δ + 2δ after the last sample) and the analysis.
  */
-export async function runWaveExperiment(mountpoint: string, options: WaveOptions, log: (line: string) => void = () => undefined): Promise<WaveResult> {
+export async function runWaveExperiment(mountpoint: string, options: WaveOptions, log: (line: string) => void = () => undefined, showProgress = false): Promise<WaveResult> {
   validateOptions(options)
   await checkMountBounds(mountpoint, options)
   const tiles = options.tilesX * options.tilesY
@@ -158,10 +159,13 @@ export async function runWaveExperiment(mountpoint: string, options: WaveOptions
     const firstFrame = Math.ceil((plan.delayMaxUs + plan.clockSkewMaxUs + SETTLE_US) / periodUs)
     const samples = frameSamples(plan, firstFrame, options.frames)
     log(`wave: ${plan.samples} samples per tile at ${options.rateHz} Hz from ${new Date(originUs / 1000).toISOString()}; frames at samples ${samples.join(', ')}`)
-    const [writes, frameReads] = await Promise.all([
+    const sampling = Promise.all([
       runWriters(io, plan, deliveries(plan), options.stamp, (tile) => path.join(dir, tileName(tile)), WRITE_TIMEOUT_MS),
       readFrames(io, plan, dir, samples, FRAME_TIMEOUT_MS),
     ])
+    // It ends with the later of the last delivery and the last frame's sensor cut turning stable (T + Δ + 2δ).
+    const endUs = Math.max(originUs + plan.samples * periodUs + plan.delayMaxUs, originUs + samples[samples.length - 1]! * periodUs + (options.sensorLagMaxMs + 2 * options.clockSkewMaxMs) * 1000)
+    const [writes, frameReads] = showProgress ? await Progress.timed('wave: sampling and reading frames', Math.max(0, (endUs - wallClockUs()) / 1000), sampling) : await sampling
     checkFrames(plan, frameReads)
     if (options.stamp === 'xattr') await Promise.all(tileList.map((tile) => io.closeWriter(path.join(dir, tileName(tile)), WRITE_TIMEOUT_MS)))
     log('wave: writers done; reading the cuts again and the tiles\' logs')

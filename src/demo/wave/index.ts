@@ -113,7 +113,7 @@ export async function runWaveDemo(options: WaveDemoOptions, print: (text: string
   try {
     const mountpoint = group?.mountpoint ?? locate(options.mount!).mountpoint
     where = group?.description ?? `the mount at ${mountpoint}`
-    result = await runWaveExperiment(mountpoint, options, log)
+    result = await runWaveExperiment(mountpoint, options, log, true)
   } finally {
     process.off('SIGINT', onSignal)
     process.off('SIGTERM', onSignal)
