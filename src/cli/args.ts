@@ -1,9 +1,7 @@
-// Parsing the CLI's arguments: numbers, time specs, and the usage error every bad value ends
-// in (exit code 2, as commander uses for its own usage errors).
+// Parsing the CLI's numbers, and the usage error every bad value ends in (exit code 2, as
+// commander uses for its own usage errors). Light: every command loads it.
 
 import { CommanderError } from 'commander'
-import { isFffsError } from '../errors.js'
-import { parseTimeSpec, type TimeSpec } from '../temporal/spec.js'
 
 export const USAGE_EXIT_CODE = 2
 
@@ -28,14 +26,4 @@ export function positiveNumber(text: string): number {
   const n = Number(text)
   if (!(n > 0) || !Number.isFinite(n)) throw usageError(`not a positive number: '${text}'`)
   return n
-}
-
-/** A SPEC given as an argument or option; a malformed one is a usage error. */
-export function timeSpecArg(text: string, what: string): TimeSpec {
-  try {
-    return parseTimeSpec(text)
-  } catch (err) {
-    if (isFffsError(err)) throw usageError(`${what}: ${err.message}`)
-    throw err
-  }
 }

@@ -4,12 +4,24 @@
 import { defaultMount, locate, request } from '../control/client.js'
 import type { CutReport, StableChange } from '../control/inspect.js'
 import type { EntryInfo, VersionInfo } from '../control/server.js'
+import { isFffsError } from '../errors.js'
 import { hlcCeilingOfUs } from '../temporal/hlc.js'
-import { nonNegativeInt, timeSpecArg, usageError } from './args.js'
+import { parseTimeSpec, type TimeSpec } from '../temporal/spec.js'
+import { nonNegativeInt, usageError } from './args.js'
 import { formatDuration, print, table, writeOut } from './output.js'
 import { renderStatus, statusJson } from './statusView.js'
 
 const STATUS_WATCH_MS_DEFAULT = 1_000
+
+/** A SPEC given as an argument or option; a malformed one is a usage error. */
+function timeSpecArg(text: string, what: string): TimeSpec {
+  try {
+    return parseTimeSpec(text)
+  } catch (err) {
+    if (isFffsError(err)) throw usageError(`${what}: ${err.message}`)
+    throw err
+  }
+}
 
 export async function runLog(target: string, opts: { json?: boolean }): Promise<void> {
   const { mountpoint, inner } = locate(target)

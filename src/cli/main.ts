@@ -7,7 +7,7 @@
 import { Command, CommanderError, Option } from 'commander'
 import { readFileSync } from 'node:fs'
 import { addDemoCommand } from '../demo/cli.js'
-import { TIME_DEFAULTS } from '../replication/config.js'
+import { TIME_DEFAULTS } from '../replication/timeDefaults.js'
 import { nonNegativeInt, positiveInt, USAGE_EXIT_CODE } from './args.js'
 import type { DiffOptions } from './diff.js'
 import type { MountOptions, UpOptions } from './mounting.js'
