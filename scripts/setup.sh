@@ -168,4 +168,8 @@ if [ "$ts_stale" = 1 ]; then
   mkdir -p dist
   touch -d "@$touch_at" "$build_stamp" # the time the build started: an edit during it stays newer
 fi
-if [ -n "$native_pid" ]; then wait "$native_pid"; fi
+if [ -n "$native_pid" ]; then
+  wait "$native_pid"
+  # cmake relinks only an addon whose own sources changed: the other is current too, and says so.
+  touch native/build/Release/fffs_native.node native/build/Release/fffs_fuse.node
+fi

@@ -1,81 +1,21 @@
-// The commands of a replicated group: `fffs serve` runs one member, `fffs up` runs a local
-// group of members as child processes (adopting members already running) plus a mount of it
-// (what `npm start` runs), and waits until every member runs in a view before the mount.
+// The local group of `fffs up` (what `npm start` runs): its config, its members as child
+// processes (members already running are adopted), and the wait until every member runs in a
+// view. Light until a member answers: the replication client code is loaded to ask it.
 
 import { spawn, type ChildProcess } from 'node:child_process'
 import { promises as fsp } from 'node:fs'
+import net from 'node:net'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { errors, FffsError } from '../errors.js'
 import { CONFIG_FILE_NAME, loadGroupConfig, memberById, writeLocalGroup, type GroupConfig, type GroupMember, type LocalGroupOptions } from '../replication/config.js'
-import { Member } from '../replication/member.js'
-import { fetchMemberStatus, serveClient } from '../replication/remote.js'
-import { shardGroups, shardGroupsOf, startPerShard } from '../replication/shards.js'
-import { listen } from '../replication/wire.js'
-import { openDataDir } from './dataDir.js'
+import { shardGroups } from '../replication/shards.js'
 import { isLogLine, logLine, timestamped } from './output.js'
 
 const GROUP_READY_TIMEOUT_MS = 60_000
 const GROUP_POLL_PERIOD_MS = 200
 const STATUS_TIMEOUT_MS = 2_000
 const MEMBER_STOP_TIMEOUT_MS = 10_000
-
-/**
- * Runs member `id`: one Member per shard group it serves (src/replication/shards.ts), each
- * with its own transport, log and client port. A fatal error in any of them ends the process
- * (Member.fail exits), so the shards of one process live and die together, like one node.
- * `withParent` (a member `fffs up` started): SIGINT is left to the parent, which stops the
- * member after unmounting (a Ctrl-C reaches the whole process group), and the member stops
- * when the parent is gone (its stdin closes).
- */
-export async function runServe(opts: { config: string; id: number; withParent?: boolean }): Promise<void> {
-  const config = await loadGroupConfig(path.resolve(opts.config))
-  memberById(config, opts.id)
-  // One shard group that cannot start (a port in use, a bad log): the process serves none.
-  const served = await startPerShard(
-    shardGroupsOf(config, opts.id),
-    async (group) => {
-      const self = memberById(group.config, opts.id)
-      const shard = group.role === 'all' ? '' : ` [${group.name}]`
-      const member = await openDataDir(self.dataDir, () => Member.open(group.config, opts.id, { log: (line) => logLine(`${line}${shard}`) }))
-      try {
-        const server = await listen(self.clientPort, self.host, config.key, (connection) =>
-          serveClient(connection, member.client, { dedupesSubmits: true, memberId: opts.id, status: () => ({ ...member.status(), pid: process.pid }), extraRequests: (request) => member.handlePeerRequest(request) }),
-        )
-        return { group, self, member, server }
-      } catch (err) {
-        await member.stop().catch(() => undefined)
-        throw err
-      }
-    },
-    async ({ server, member }) => {
-      await server.close().catch(() => undefined)
-      await member.stop()
-    },
-  )
-  if (served.length === 0) throw errors.invalid(`member ${opts.id} serves no shard in the layout of ${config.path} (a spare: it waits to be added by a join)`)
-  let stopping = false
-  const stop = async (why: string): Promise<void> => {
-    if (stopping) return
-    stopping = true
-    logLine(`fffs: member ${opts.id}: stopping (${why})`)
-    await Promise.all(served.map(({ server }) => server.close().catch(() => undefined)))
-    await Promise.all(served.map(({ member }) => member.stop()))
-    process.exit(0)
-  }
-  if (opts.withParent === true) {
-    process.on('SIGINT', () => undefined)
-    process.stdin.on('end', () => void stop('fffs up is gone')).on('error', () => void stop('fffs up is gone')).resume()
-  } else {
-    process.on('SIGINT', () => void stop('SIGINT'))
-  }
-  process.on('SIGTERM', () => void stop('SIGTERM'))
-  for (const { group, self } of served) {
-    const shard = group.role === 'all' ? '' : ` shard ${group.name}`
-    logLine(`fffs: member ${opts.id} of ${config.name}${shard} (pid ${process.pid}) serving clients on ${self.host}:${self.clientPort} (data ${self.dataDir}); joining the group`)
-  }
-  await Promise.all(served.map(({ member }) => member.recover()))
-}
 
 /** The group config of `fffs up DIR`: made on first use next to the mount's default data. */
 export async function localGroupConfig(groupDir: string, options: LocalGroupOptions): Promise<GroupConfig> {
@@ -100,8 +40,22 @@ interface MemberAnswer {
   readonly [more: string]: unknown
 }
 
+/** True when something accepts connections on the member's client port (no handshake: cheap, and no client code loaded). */
+function listening(member: GroupMember): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: member.host, port: member.clientPort })
+    socket.once('connect', () => {
+      socket.destroy()
+      resolve(true)
+    })
+    socket.once('error', () => resolve(false))
+  })
+}
+
+/** The member's status (authenticated with the cluster key), or null when it does not answer. */
 async function askMember(config: GroupConfig, member: GroupMember, timeoutMs = STATUS_TIMEOUT_MS): Promise<MemberAnswer | null> {
   try {
+    const { fetchMemberStatus } = await import('../replication/remote.js')
     return (await fetchMemberStatus(config, member, timeoutMs)) as MemberAnswer
   } catch {
     return null
@@ -135,7 +89,7 @@ export async function startLocalGroup(config: GroupConfig, relay: (line: string)
   await Promise.all(
     config.members.map(async ({ id }) => {
       const { config: groupConfig, member } = endpointOf(id)
-      const running = await askMember(groupConfig, member, 1_000)
+      const running = (await listening(member)) ? await askMember(groupConfig, member, 1_000) : null
       if (running !== null) {
         if (running.pid !== undefined) pids.set(id, running.pid)
         logLine(`fffs: member ${id} is running already (pid ${running.pid ?? 'unknown'}): using it; it is not stopped with this group`)
@@ -157,7 +111,7 @@ export async function startLocalGroup(config: GroupConfig, relay: (line: string)
     // Members this group did not start (adopted, or started by hand after one of ours died).
     for (const { id } of config.members) {
       const { config: groupConfig, member } = endpointOf(id)
-      const running = await askMember(groupConfig, member, 1_000)
+      const running = (await listening(member)) ? await askMember(groupConfig, member, 1_000) : null
       if (running !== null) logLine(`fffs: member ${id} (pid ${running.pid ?? 'unknown'}) was not started by this fffs up and is still running${running.pid !== undefined ? `: kill ${running.pid} stops it` : ''}`)
     }
   }
@@ -203,7 +157,7 @@ async function waitServing(config: GroupConfig, member: GroupMember, child: Chil
   const deadlineMs = Date.now() + GROUP_READY_TIMEOUT_MS
   for (;;) {
     if (child.exitCode !== null || child.signalCode !== null) throw new FffsError('EIO', `member ${member.id} exited (${child.signalCode ?? `code ${child.exitCode}`}) before serving on ${member.host}:${member.clientPort}`)
-    if ((await askMember(config, member, 1_000)) !== null) return
+    if ((await listening(member)) && (await askMember(config, member, 1_000)) !== null) return
     if (Date.now() > deadlineMs) throw new FffsError('EIO', `member ${member.id} not serving on ${member.host}:${member.clientPort} after ${GROUP_READY_TIMEOUT_MS} ms`)
     await new Promise((resolve) => setTimeout(resolve, GROUP_POLL_PERIOD_MS))
   }

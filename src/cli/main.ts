@@ -61,7 +61,7 @@ function defineCommands(program: Command): void {
     .requiredOption('--id <n>', 'this member id', nonNegativeInt)
     .addOption(new Option('--with-parent', 'run as a member of `fffs up`: stop with it').hideHelp())
     .description('run one member of a replicated group (foreground; Ctrl-C stops it)')
-    .action(async (opts: { config: string; id: number; withParent?: boolean }) => (await import('./cluster.js')).runServe(opts))
+    .action(async (opts: { config: string; id: number; withParent?: boolean }) => (await import('./serve.js')).runServe(opts))
 
   withReadOptions(program.command('up').argument('<dir>', 'mount point (created if missing)'))
     .option('--replicas <n>', 'replicas per shard', positiveInt, 3)

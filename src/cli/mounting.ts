@@ -7,20 +7,27 @@ import { createHash } from 'node:crypto'
 import { promises as fsp } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { controlSocketPath } from '../control/protocol.js'
 import { mountOwner, request } from '../control/client.js'
-import { ControlServer } from '../control/server.js'
+import { controlSocketPath } from '../control/protocol.js'
 import { errors, FffsError } from '../errors.js'
-import { inspectMountpoint, mountFs } from '../fs/mount.js'
-import { FFFS_FSTYPE, fffsMounts, unmountLazy } from '../fs/mountTable.js'
+import { FFFS_FSTYPE, fffsMounts, inspectMountpoint, unmountLazy } from '../fs/mountTable.js'
 import type { TimeOptions } from '../fs/resolve.js'
-import { EmbeddedClient, type Client } from '../replication/client.js'
-import { loadGroupConfig, TIME_DEFAULTS, type GroupConfig } from '../replication/config.js'
-import { connectGroup } from '../replication/sharded.js'
+import type { Client } from '../replication/client.js'
+import { loadGroupConfig, type GroupConfig } from '../replication/config.js'
+import { TIME_DEFAULTS } from '../replication/timeDefaults.js'
 import { usageError } from './args.js'
 import { localGroupConfig, startLocalGroup, waitGroupRunning } from './cluster.js'
 import { openDataDir } from './dataDir.js'
 import { displayPath, logLine, READY_PREFIX } from './output.js'
+
+/**
+ * The code that mounts and serves, loaded when needed: `fffs up` loads it while its members
+ * start, instead of before it starts them.
+ */
+async function machinery() {
+  const [mount, server, sharded, client] = await Promise.all([import('../fs/mount.js'), import('../control/server.js'), import('../replication/sharded.js'), import('../replication/client.js')])
+  return { mountFs: mount.mountFs, ControlServer: server.ControlServer, connectGroup: sharded.connectGroup, EmbeddedClient: client.EmbeddedClient }
+}
 
 const UNMOUNT_WAIT_MS = 10_000
 
@@ -93,6 +100,7 @@ async function checkMountpoint(mountpoint: string): Promise<void> {
  */
 async function serveMount(mountpoint: string, client: Client, opts: MountOptions, bounds: SensorBounds, stateDir: string, ready: string, onStopped: () => Promise<void> = async () => undefined): Promise<void> {
   const options: TimeOptions = { maxWaitMs: opts.maxWait, sensorLagMaxUs: bounds.sensorLagMaxMs * 1000, clockSkewMaxUs: bounds.clockSkewMaxMs * 1000 }
+  const { mountFs, ControlServer } = await machinery()
   let stopping: Promise<void> | null = null
   const stop = (why: string | null): Promise<void> =>
     (stopping ??= (async () => {
@@ -137,6 +145,7 @@ export async function runMount(dir: string, opts: MountOptions): Promise<void> {
     const config = await loadGroupConfig(path.resolve(opts.cluster))
     const bounds = groupBounds(opts, config)
     await checkMountpoint(mountpoint)
+    const { connectGroup } = await machinery()
     const client = await connectGroup(config, { log: logLine })
     try {
       await serveMount(mountpoint, client, opts, bounds, path.dirname(config.path), `group ${config.name}, ${describeLayout(config)}`)
@@ -151,6 +160,7 @@ export async function runMount(dir: string, opts: MountOptions): Promise<void> {
   const made = await firstMissing(dataDir)
   let client: Client | null = null
   try {
+    const { EmbeddedClient } = await machinery()
     const opened = await openDataDir(dataDir, () => EmbeddedClient.open(dataDir))
     client = opened.client
     if (opened.truncatedBytes > 0) logLine(`fffs: ${displayPath(dataDir)}: dropped ${opened.truncatedBytes} torn bytes at the end of the log (a write never acknowledged)`)
@@ -170,9 +180,12 @@ export async function runUp(dir: string, opts: UpOptions): Promise<void> {
   const config = await localGroupConfig(groupDir, { replicas: opts.replicas, shards: opts.shards, time: flagBounds(opts) })
   const bounds = groupBounds(opts, config)
   logLine(`fffs: starting group ${config.name}: ${describeLayout(config)} (config ${config.path})`)
+  const loading = machinery() // while the members start
+  loading.catch(() => undefined) // awaited below; a failure is reported there
   const group = await startLocalGroup(config)
   try {
     const views = await waitGroupRunning(config)
+    const { connectGroup } = await loading
     const client = await connectGroup(config, { log: logLine })
     const viewText = views.length === 1 ? `view ${views[0]!.vid}` : `views ${views.map((v) => `${v.shard} ${v.vid}`).join(', ')}`
     await serveMount(mountpoint, client, opts, bounds, groupDir, `${describeLayout(config)}, ${viewText}`, group.stop)

@@ -1,11 +1,11 @@
-// Mounting: what is at the mountpoint (a directory, a file, a live or a stale mount), the
-// mountpoint made ready (created if missing, a stale mount of a dead process cleared),
-// fffs's FUSE session (kernel.ts) mounted on it, and the order of unmounting.
+// Mounting: the mountpoint made ready (created if missing, a stale mount of a dead process
+// cleared, anything else but a directory refused), fffs's FUSE session (kernel.ts) mounted on
+// it, and the order of unmounting.
 
 import { promises as fsp } from 'node:fs'
 import type { Client } from '../replication/client.js'
 import { KernelSession } from './kernel.js'
-import { mountTable, unmountLazy } from './mountTable.js'
+import { inspectMountpoint, unmountLazy } from './mountTable.js'
 import { Operations } from './operations.js'
 import type { TimeOptions } from './resolve.js'
 
@@ -13,28 +13,6 @@ export interface MountedFs {
   readonly mountpoint: string
   readonly operations: Operations
   unmount(): Promise<void>
-}
-
-/** What a path to mount on holds now. */
-export type MountpointState =
-  | { readonly kind: 'missing' } // made at mount time
-  | { readonly kind: 'directory'; readonly entries: number } // entries > 0: hidden while mounted
-  | { readonly kind: 'notDirectory' }
-  | { readonly kind: 'mounted'; readonly fstype: string } // a live mount of any file system
-  | { readonly kind: 'stale' } // a FUSE mount whose process died (ENOTCONN): cleared at mount time
-
-export async function inspectMountpoint(mountpoint: string): Promise<MountpointState> {
-  const stat = await fsp.stat(mountpoint).catch((err: NodeJS.ErrnoException) => err)
-  if (stat instanceof Error) {
-    if (stat.code === 'ENOENT') return { kind: 'missing' }
-    if (stat.code === 'ENOTCONN') return { kind: 'stale' }
-    if (stat.code === 'ENOTDIR') return { kind: 'notDirectory' } // a file on the way
-    throw stat
-  }
-  const mounted = mountTable().filter((m) => m.mountpoint === mountpoint).pop() // the last mounted there is the one visible
-  if (mounted !== undefined) return { kind: 'mounted', fstype: mounted.fstype }
-  if (!stat.isDirectory()) return { kind: 'notDirectory' }
-  return { kind: 'directory', entries: (await fsp.readdir(mountpoint)).length }
 }
 
 export interface MountHooks {

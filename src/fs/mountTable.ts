@@ -1,9 +1,9 @@
-// The host's mount table as fffs needs it: what is mounted where (/proc/mounts), and lazy
-// unmounting through libfuse 3's setuid helper. Light on purpose: the CLI's inspection
-// commands load it at every start.
+// The host's mount table as fffs needs it: what is mounted where (/proc/mounts), what a path
+// to mount on holds now, and lazy unmounting through libfuse 3's setuid helper. Light on
+// purpose: the CLI loads it at every start.
 
 import { execFile } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { promises as fsp, readFileSync } from 'node:fs'
 import { promisify } from 'node:util'
 
 export const FFFS_FSTYPE = 'fuse.fffs'
@@ -45,4 +45,26 @@ export async function unmountLazy(mountpoint: string): Promise<boolean> {
     }
   }
   return false
+}
+
+/** What a path to mount on holds now. */
+export type MountpointState =
+  | { readonly kind: 'missing' } // made at mount time
+  | { readonly kind: 'directory'; readonly entries: number } // entries > 0: hidden while mounted
+  | { readonly kind: 'notDirectory' }
+  | { readonly kind: 'mounted'; readonly fstype: string } // a live mount of any file system
+  | { readonly kind: 'stale' } // a FUSE mount whose process died (ENOTCONN): cleared at mount time
+
+export async function inspectMountpoint(mountpoint: string): Promise<MountpointState> {
+  const stat = await fsp.stat(mountpoint).catch((err: NodeJS.ErrnoException) => err)
+  if (stat instanceof Error) {
+    if (stat.code === 'ENOENT') return { kind: 'missing' }
+    if (stat.code === 'ENOTCONN') return { kind: 'stale' }
+    if (stat.code === 'ENOTDIR') return { kind: 'notDirectory' } // a file on the way
+    throw stat
+  }
+  const mounted = mountTable().filter((m) => m.mountpoint === mountpoint).pop() // the last mounted there is the one visible
+  if (mounted !== undefined) return { kind: 'mounted', fstype: mounted.fstype }
+  if (!stat.isDirectory()) return { kind: 'notDirectory' }
+  return { kind: 'directory', entries: (await fsp.readdir(mountpoint)).length }
 }

@@ -72,7 +72,7 @@ describe('fffs up', () => {
     const before = out.slice(0, out.indexOf(READY_PREFIX)).trim().split('\n')
     expect(before.length).toBeGreaterThan(0)
     for (const line of before) expect(line).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z fffs: /)
-    expect(out).toMatch(/fffs: forming the group: /)
+    expect(out).toMatch(/fffs: member \d: running in view \d+/)
 
     // Each member's pid, from the status.
     const pids = memberPids()
