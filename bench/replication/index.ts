@@ -183,7 +183,7 @@ async function startGroup(root: string, replicas: number): Promise<Group> {
     child.once('exit', () => liveMembers.delete(child))
   }
   try {
-    await waitGroupRunning(config).catch((err: Error) => {
+    await waitGroupRunning(config, group.exited).catch((err: Error) => {
       throw new Error(`group of ${replicas}: ${err.message}: ${log.join('')}`)
     })
     const mountpoint = path.join(root, `mnt-r${replicas}`)

@@ -10,10 +10,12 @@ import { fileURLToPath } from 'node:url'
 import { errors, FffsError } from '../errors.js'
 import { CONFIG_FILE_NAME, loadGroupConfig, memberById, writeLocalGroup, type GroupConfig, type GroupMember, type LocalGroupOptions } from '../replication/config.js'
 import { shardGroups } from '../replication/shards.js'
-import { isLogLine, logLine, timestamped } from './output.js'
+import { formatBytes, formatDuration, isLogLine, logLine, timestamped } from './output.js'
 
-const GROUP_READY_TIMEOUT_MS = 60_000
+const MEMBER_SERVING_TIMEOUT_MS = 60_000
+const GROUP_STALL_TIMEOUT_MS = 60_000 // the group forming, with nothing moving
 const GROUP_POLL_PERIOD_MS = 200
+const PROGRESS_LINE_PERIOD_MS = 5_000
 const STATUS_TIMEOUT_MS = 2_000
 const MEMBER_STOP_TIMEOUT_MS = 10_000
 
@@ -67,6 +69,8 @@ export interface LocalGroup {
   readonly pids: ReadonlyMap<number, number>
   /** Member id -> the child process, for the members this group started. */
   readonly children: ReadonlyMap<number, ChildProcess>
+  /** Why a member this group started is gone (`member 1 exited (code 1)`), or null while all run. */
+  exited(): string | null
   /** Stops the members this process started (adopted ones are left running and reported). */
   stop(): Promise<void>
 }
@@ -121,7 +125,11 @@ export async function startLocalGroup(config: GroupConfig, relay: (line: string)
     await stop()
     throw err
   }
-  return { pids, children, stop }
+  const exited = (): string | null => {
+    for (const [id, child] of children) if (child.exitCode !== null || child.signalCode !== null) return `member ${id} exited (${child.signalCode ?? `code ${child.exitCode}`})`
+    return null
+  }
+  return { pids, children, exited, stop }
 }
 
 /** Each line a child writes: as it is when it is a log line (timestamped), else timestamped and named. */
@@ -154,43 +162,48 @@ function stopChild(child: ChildProcess): Promise<void> {
 
 /** Until the child answers a status request on its client port (it serves clients). */
 async function waitServing(config: GroupConfig, member: GroupMember, child: ChildProcess): Promise<void> {
-  const deadlineMs = Date.now() + GROUP_READY_TIMEOUT_MS
+  const deadlineMs = Date.now() + MEMBER_SERVING_TIMEOUT_MS
   for (;;) {
     if (child.exitCode !== null || child.signalCode !== null) throw new FffsError('EIO', `member ${member.id} exited (${child.signalCode ?? `code ${child.exitCode}`}) before serving on ${member.host}:${member.clientPort}`)
     if ((await listening(member)) && (await askMember(config, member, 1_000)) !== null) return
-    if (Date.now() > deadlineMs) throw new FffsError('EIO', `member ${member.id} not serving on ${member.host}:${member.clientPort} after ${GROUP_READY_TIMEOUT_MS} ms`)
+    if (Date.now() > deadlineMs) throw new FffsError('EIO', `member ${member.id} not serving on ${member.host}:${member.clientPort} after ${MEMBER_SERVING_TIMEOUT_MS} ms`)
     await new Promise((resolve) => setTimeout(resolve, GROUP_POLL_PERIOD_MS))
   }
 }
 
 /** One member's state in one shard group, as the progress lines print it. */
-function phaseOf(answer: MemberAnswer | null): string {
+function phaseOf(answer: MemberAnswer | null, withProgress: boolean): string {
   if (answer === null) return 'not answering'
   const phase = answer.phase ?? 'unknown'
-  const progress = catchUpText(answer)
+  const progress = withProgress ? catchUpText(answer) : null
   if (answer.core === null) return progress === null ? phase : `${phase}, ${progress}`
   return `${phase} in view ${answer.core.view.vid}`
 }
 
 /**
- * What a member reports of its catching up (state transfer): `catching up 40% of 1.2 GiB`.
- * Null when it reports none.
+ * What a member reports of its catching up (its status's `transfer`, a state transfer under
+ * way): `catching up from member 0: 40% of 1.2 GiB, about 3 s left`. Null when it reports none.
  */
 function catchUpText(answer: MemberAnswer): string | null {
-  const catchUp = answer.catchUp as { doneBytes?: unknown; totalBytes?: unknown; doneRecords?: unknown; totalRecords?: unknown } | undefined
-  if (typeof catchUp !== 'object' || catchUp === null) return null
-  const pair = (done: unknown, total: unknown, unit: string): string | null =>
-    typeof done === 'number' && typeof total === 'number' && total > 0 ? `catching up ${Math.floor((100 * done) / total)}% of ${total} ${unit}` : null
-  return pair(catchUp.doneBytes, catchUp.totalBytes, 'bytes') ?? pair(catchUp.doneRecords, catchUp.totalRecords, 'records')
+  const transfer = answer.transfer as { donorId?: unknown; doneBytes?: unknown; totalBytes?: unknown; etaMs?: unknown } | null | undefined
+  if (typeof transfer !== 'object' || transfer === null || typeof transfer.doneBytes !== 'number' || typeof transfer.totalBytes !== 'number' || transfer.totalBytes <= 0) return null
+  const percent = Math.min(99, Math.floor((100 * transfer.doneBytes) / transfer.totalBytes))
+  const left = typeof transfer.etaMs === 'number' ? `, about ${formatDuration(transfer.etaMs)} left` : ''
+  return `catching up from member ${String(transfer.donorId)}: ${percent}% of ${formatBytes(transfer.totalBytes)}${left}`
 }
 
 /**
- * Waits until every member of every shard group runs in one view that holds them all, printing
- * a progress line whenever the picture changes. Returns each shard group's view number.
+ * Waits until every member of every shard group runs in one view that holds them all. Prints a
+ * progress line when a member's phase changes, and while one catches up at most every few
+ * seconds. Gives up when nothing has moved for GROUP_STALL_TIMEOUT_MS (a long catch-up that
+ * moves is waited for), or when `exited` names a member that is gone. Returns each shard
+ * group's view number.
  */
-export async function waitGroupRunning(config: GroupConfig): Promise<Array<{ shard: string; vid: number }>> {
-  const deadlineMs = Date.now() + GROUP_READY_TIMEOUT_MS
-  let shown = ''
+export async function waitGroupRunning(config: GroupConfig, exited: () => string | null = () => null): Promise<Array<{ shard: string; vid: number }>> {
+  let shownPhases = ''
+  let shownPicture = ''
+  let shownAtMs = 0
+  let movedAtMs = Date.now()
   for (;;) {
     const groups = await Promise.all(
       shardGroups(config).map(async (group) => ({ group, answers: await Promise.all(group.config.members.map(async (m) => ({ id: m.id, answer: await askMember(group.config, m) }))) })),
@@ -200,12 +213,18 @@ export async function waitGroupRunning(config: GroupConfig): Promise<Array<{ sha
       return { shard: group.name, vid: vids.size === 1 ? [...vids][0]! : -1 }
     })
     if (views.every((v) => v.vid >= 0)) return views
-    const picture = groups
-      .map(({ group, answers }) => `${group.name === 'all' ? '' : `${group.name}: `}${answers.map(({ id, answer }) => `member ${id} ${phaseOf(answer)}`).join(', ')}`)
-      .join('; ')
-    if (picture !== shown) logLine(`fffs: forming the group: ${picture}`)
-    shown = picture
-    if (Date.now() > deadlineMs) throw new FffsError('EIO', `the group did not form within ${GROUP_READY_TIMEOUT_MS} ms: ${picture}`)
+    const gone = exited()
+    if (gone !== null) throw new FffsError('EIO', `the group did not form: ${gone} (its log is above)`)
+    const describe = (withProgress: boolean): string =>
+      groups.map(({ group, answers }) => `${group.name === 'all' ? '' : `${group.name}: `}${answers.map(({ id, answer }) => `member ${id} ${phaseOf(answer, withProgress)}`).join(', ')}`).join('; ')
+    const [phases, picture] = [describe(false), describe(true)]
+    const nowMs = Date.now()
+    if (picture !== shownPicture) movedAtMs = nowMs
+    if (phases !== shownPhases || (picture !== shownPicture && nowMs - shownAtMs >= PROGRESS_LINE_PERIOD_MS)) {
+      logLine(`fffs: forming the group: ${picture}`)
+      ;[shownPhases, shownPicture, shownAtMs] = [phases, picture, nowMs]
+    }
+    if (nowMs - movedAtMs > GROUP_STALL_TIMEOUT_MS) throw new FffsError('EIO', `the group did not form: nothing moved for ${GROUP_STALL_TIMEOUT_MS / 1000} s: ${picture}`)
     await new Promise((resolve) => setTimeout(resolve, GROUP_POLL_PERIOD_MS))
   }
 }

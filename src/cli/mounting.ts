@@ -184,7 +184,7 @@ export async function runUp(dir: string, opts: UpOptions): Promise<void> {
   loading.catch(() => undefined) // awaited below; a failure is reported there
   const group = await startLocalGroup(config)
   try {
-    const views = await waitGroupRunning(config)
+    const views = await waitGroupRunning(config, group.exited)
     const { connectGroup } = await loading
     const client = await connectGroup(config, { log: logLine })
     const viewText = views.length === 1 ? `view ${views[0]!.vid}` : `views ${views.map((v) => `${v.shard} ${v.vid}`).join(', ')}`
