@@ -1,6 +1,6 @@
 // The records of the versioned state machine: every mutation of the file system is one of
 // these, stamped by the orderer and applied in order by Store.apply. They are the unit the
-// replication layer will multicast; nothing else changes state.
+// replication layer multicasts; nothing else changes state.
 
 import type { FffsErrorCode } from '../errors.js'
 import type { HlcStamp } from '../temporal/hlc.js'
@@ -26,7 +26,7 @@ export type VersionOp =
 /**
  * The records of a record-format file (src/sensor/) a version completes or rewrites, as the
  * FUSE front end parsed them from the version's bytes. The store indexes them so a read at
- * sensor time T sees the prefix up to the last record at or before T (docs/ARCHITECTURE.md,
+ * sensor time T sees the prefix up to the last record at or before T (docs/decisions.md,
  * "Sensor time and record formats").
  */
 export interface VersionRecords {

@@ -1,7 +1,7 @@
 // The wave experiment on a mounted fffs (FFFS's motivating experiment): sensor tiles write a
 // travelling wave with GPS-like sample times, late and out of order; a reader reconstructs
 // frames at fixed instants by live reads, platform-time cuts and sensor-time cuts and
-// compares each with the truth. See docs/ARCHITECTURE.md, "Wave experiment".
+// compares each with the truth. See docs/decisions.md, "Wave experiment".
 
 import { promises as fsp } from 'node:fs'
 import path from 'node:path'

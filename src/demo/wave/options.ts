@@ -20,7 +20,7 @@ export interface WaveOptions {
   readonly warmupMs: number // tiles write blank content this long before the first sample
 }
 
-// Full scale (issue 5): 100 tiles at 10 Hz. Δ is generous because on a busy 2-core machine a
+// Full scale: 100 tiles at 10 Hz. Δ is generous because on a busy 2-core machine a
 // 3-replica group commits a few hundred tile versions/s, not the 1000/s offered: the backlog
 // makes deliveries late by seconds, and a write later than Δ is refused.
 export const WAVE_DEFAULTS: WaveOptions = {
