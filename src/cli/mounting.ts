@@ -179,7 +179,7 @@ export async function runUp(dir: string, opts: UpOptions): Promise<void> {
   // A new group takes the flags' Δ and δ; an existing one keeps its own (a differing flag fails).
   const config = await localGroupConfig(groupDir, { replicas: opts.replicas, shards: opts.shards, time: flagBounds(opts) })
   const bounds = groupBounds(opts, config)
-  logLine(`fffs: starting group ${config.name}: ${describeLayout(config)} (config ${config.path})`)
+  logLine(`fffs: starting the local group: ${describeLayout(config)} (config ${displayPath(config.path)})`)
   const loading = machinery() // while the members start
   loading.catch(() => undefined) // awaited below; a failure is reported there
   const group = await startLocalGroup(config)

@@ -62,7 +62,7 @@ export async function runServe(opts: { config: string; id: number; withParent?: 
   process.on('SIGTERM', () => void stop('SIGTERM'))
   for (const { group, self } of served) {
     const shard = group.role === 'all' ? '' : ` shard ${group.name}`
-    logLine(`fffs: member ${opts.id} of ${config.name}${shard} (pid ${process.pid}) serving clients on ${self.host}:${self.clientPort} (data ${self.dataDir}); joining the group`)
+    logLine(`fffs: member ${opts.id} (pid ${process.pid}, group ${config.name}${shard}) serving clients on ${self.host}:${self.clientPort} (data ${self.dataDir}); joining the group`)
   }
   await Promise.all(served.map(({ member }) => member.recover()))
 }
