@@ -1,20 +1,20 @@
 // The inspection commands: each asks the mount holding a path over its control socket
-// (src/control) and prints a table, the bytes, or JSON with --json.
+// (src/control) and prints a table, the bytes, or JSON with --json. What only one command
+// needs (the SPEC grammar, the status layout) is loaded by that command.
 
 import { defaultMount, locate, request } from '../control/client.js'
 import type { CutReport, StableChange } from '../control/inspect.js'
 import type { EntryInfo, VersionInfo } from '../control/server.js'
 import { isFffsError } from '../errors.js'
-import { hlcCeilingOfUs } from '../temporal/hlc.js'
-import { parseTimeSpec, type TimeSpec } from '../temporal/spec.js'
+import type { TimeSpec } from '../temporal/spec.js'
 import { nonNegativeInt, usageError } from './args.js'
 import { formatDuration, print, table, writeOut } from './output.js'
-import { renderStatus, statusJson } from './statusView.js'
 
 const STATUS_WATCH_MS_DEFAULT = 1_000
 
 /** A SPEC given as an argument or option; a malformed one is a usage error. */
-function timeSpecArg(text: string, what: string): TimeSpec {
+async function timeSpecArg(text: string, what: string): Promise<TimeSpec> {
+  const { parseTimeSpec } = await import('../temporal/spec.js')
   try {
     return parseTimeSpec(text)
   } catch (err) {
@@ -75,7 +75,7 @@ function renderCut(report: CutReport): string {
 }
 
 export async function runCut(spec: string, target: string | undefined, opts: { mount?: string; json?: boolean }): Promise<void> {
-  timeSpecArg(spec, 'SPEC')
+  await timeSpecArg(spec, 'SPEC')
   const where = target === undefined ? { mountpoint: defaultMount(opts.mount), inner: undefined } : locate(target)
   const report = await request<CutReport>(where.mountpoint, { op: 'cut', spec, ...(where.inner !== undefined ? { path: where.inner } : {}) })
   print(opts.json === true, report, () => renderCut(report))
@@ -85,8 +85,9 @@ export async function runWatch(pattern: string, opts: { since?: string; period: 
   const { mountpoint, inner } = locate(pattern)
   let after: string | undefined
   if (opts.since !== undefined) {
-    const since = timeSpecArg(opts.since, '--since')
+    const since = await timeSpecArg(opts.since, '--since')
     if (since.kind !== 'platform') throw usageError(`--since ${opts.since}: give a platform time`)
+    const { hlcCeilingOfUs } = await import('../temporal/hlc.js')
     after = hlcCeilingOfUs(since.timeUs).toString()
   }
   let printed = 0
@@ -105,6 +106,7 @@ export async function runWatch(pattern: string, opts: { since?: string; period: 
 
 export async function runStatus(opts: { mount?: string; json?: boolean; watch?: string | boolean; verbose?: boolean }): Promise<void> {
   const mountpoint = defaultMount(opts.mount)
+  const { renderStatus, statusJson } = await import('./statusView.js')
   const json = opts.json === true
   const verbose = opts.verbose === true
   const fetch = async (): Promise<Record<string, unknown>> => statusJson(await request<Record<string, unknown>>(mountpoint, { op: 'status' }))

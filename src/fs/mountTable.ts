@@ -2,9 +2,7 @@
 // to mount on holds now, and lazy unmounting through libfuse 3's setuid helper. Light on
 // purpose: the CLI loads it at every start.
 
-import { execFile } from 'node:child_process'
 import { promises as fsp, readFileSync } from 'node:fs'
-import { promisify } from 'node:util'
 
 export const FFFS_FSTYPE = 'fuse.fffs'
 
@@ -36,6 +34,7 @@ export function fffsMounts(): string[] {
  * which unmounts a libfuse 3 mount just as well.
  */
 export async function unmountLazy(mountpoint: string): Promise<boolean> {
+  const [{ execFile }, { promisify }] = await Promise.all([import('node:child_process'), import('node:util')]) // not loaded by every CLI start
   for (const helper of ['fusermount3', 'fusermount']) {
     try {
       await promisify(execFile)(helper, ['-uz', mountpoint], { timeout: 10_000 })
