@@ -3,14 +3,14 @@
 // or a non-empty directory, an unmount from outside, the CLI before a build, usage errors, and
 // a mount and unmount by a user other than root.
 
-import { execFileSync, spawn, spawnSync } from 'node:child_process'
+import { execFileSync, spawnSync } from 'node:child_process'
 import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import { READY_PREFIX } from '../../src/cli/output.js'
 import { fffsMounts } from '../../src/fs/mountTable.js'
-import type { Proc } from '../helpers/cluster.js'
+import { spawnFffs, type Proc } from '../helpers/cluster.js'
 import { FFFS_BIN, fusermountLazy, REPO, runCli, startMount, type TestMount } from '../helpers/mount.js'
 
 const EXIT_TIMEOUT_MS = 10_000
@@ -24,35 +24,14 @@ afterEach(async () => {
 })
 afterAll(() => rmSync(root, { recursive: true, force: true }))
 
-/** `fffs ARGS` as a child process (own process group, so a test can send it a terminal's Ctrl-C); always cleaned up. */
+/** `fffs ARGS` as a child process in a process group of its own (a test can send it a terminal's Ctrl-C); always cleaned up. */
 function fffs(args: string[], options: { env?: NodeJS.ProcessEnv; prefix?: string[] } = {}): Proc {
-  const prefix = options.prefix ?? []
-  const command = prefix.length > 0 ? prefix[0]! : process.execPath
-  const argv = [...prefix.slice(1), ...(prefix.length > 0 ? [process.execPath] : []), FFFS_BIN, ...args]
-  const child = spawn(command, argv, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: options.env ?? process.env })
-  let log = ''
-  child.stdout!.on('data', (chunk: Buffer) => (log += chunk.toString()))
-  child.stderr!.on('data', (chunk: Buffer) => (log += chunk.toString()))
-  const exited = (): boolean => child.exitCode !== null || child.signalCode !== null
-  const proc: Proc = {
-    child,
-    output: () => log,
-    exited,
-    waitExit: (timeoutMs) =>
-      exited()
-        ? Promise.resolve(true)
-        : new Promise((resolve) => {
-            const timer = setTimeout(() => resolve(false), timeoutMs)
-            child.once('exit', () => {
-              clearTimeout(timer)
-              resolve(true)
-            })
-          }),
-  }
+  const proc = spawnFffs(args, options.prefix ?? [], { cwd: root, detached: true, ...(options.env !== undefined ? { env: options.env } : {}) })
+  const pid = proc.child.pid!
   cleanups.push(async () => {
-    if (!exited()) {
-      process.kill(-child.pid!, 'SIGTERM')
-      if (!(await proc.waitExit(EXIT_TIMEOUT_MS))) process.kill(-child.pid!, 'SIGKILL')
+    if (!proc.exited()) {
+      process.kill(-pid, 'SIGTERM')
+      if (!(await proc.waitExit(EXIT_TIMEOUT_MS))) process.kill(-pid, 'SIGKILL')
       await proc.waitExit(EXIT_TIMEOUT_MS)
     }
   })
