@@ -65,8 +65,6 @@ async function askMember(config: GroupConfig, member: GroupMember, timeoutMs = S
 }
 
 export interface LocalGroup {
-  /** Member id -> pid of the members this group runs or adopted. */
-  readonly pids: ReadonlyMap<number, number>
   /** Member id -> the child process, for the members this group started. */
   readonly children: ReadonlyMap<number, ChildProcess>
   /** Why a member this group started is gone (`member 1 exited (code 1)`), or null while all run. */
@@ -87,7 +85,6 @@ export async function startLocalGroup(config: GroupConfig, relay: (line: string)
     const group = groups.find((g) => g.config.members.some((m) => m.id === id))!
     return { config: group.config, member: memberById(group.config, id) }
   }
-  const pids = new Map<number, number>()
   const children = new Map<number, ChildProcess>()
   let stopping = false
   await Promise.all(
@@ -95,13 +92,11 @@ export async function startLocalGroup(config: GroupConfig, relay: (line: string)
       const { config: groupConfig, member } = endpointOf(id)
       const running = (await listening(member)) ? await askMember(groupConfig, member, 1_000) : null
       if (running !== null) {
-        if (running.pid !== undefined) pids.set(id, running.pid)
         logLine(`fffs: member ${id} is running already (pid ${running.pid ?? 'unknown'}): using it; it is not stopped with this group`)
         return
       }
       const child = spawn(process.execPath, [bin, 'serve', '--config', config.path, '--id', String(id), '--with-parent'], { stdio: ['pipe', 'pipe', 'pipe'] })
       children.set(id, child)
-      if (child.pid !== undefined) pids.set(id, child.pid)
       relayLines(child, id, relay)
       child.once('exit', (code, signal) => {
         if (stopping) return
@@ -129,7 +124,7 @@ export async function startLocalGroup(config: GroupConfig, relay: (line: string)
     for (const [id, child] of children) if (child.exitCode !== null || child.signalCode !== null) return `member ${id} exited (${child.signalCode ?? `code ${child.exitCode}`})`
     return null
   }
-  return { pids, children, exited, stop }
+  return { children, exited, stop }
 }
 
 /** Each line a child writes: as it is when it is a log line (timestamped), else timestamped and named. */

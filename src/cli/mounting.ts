@@ -101,11 +101,12 @@ async function checkMountpoint(mountpoint: string): Promise<void> {
 async function serveMount(mountpoint: string, client: Client, opts: MountOptions, bounds: SensorBounds, stateDir: string, ready: string, onStopped: () => Promise<void> = async () => undefined): Promise<void> {
   const options: TimeOptions = { maxWaitMs: opts.maxWait, sensorLagMaxUs: bounds.sensorLagMaxMs * 1000, clockSkewMaxUs: bounds.clockSkewMaxMs * 1000 }
   const { mountFs, ControlServer } = await machinery()
+  let control: InstanceType<typeof ControlServer> | null = null
   let stopping: Promise<void> | null = null
   const stop = (why: string | null): Promise<void> =>
     (stopping ??= (async () => {
       if (why !== null) logLine(`fffs: ${why}; stopping`)
-      await control.stop().catch(() => undefined)
+      await control?.stop().catch(() => undefined)
       await mounted.unmount()
       await client.close()
       await onStopped()
@@ -116,7 +117,7 @@ async function serveMount(mountpoint: string, client: Client, opts: MountOptions
     onUnmountedFromOutside: () => void stop(`${displayPath(mountpoint)} was unmounted from outside (fusermount -u)`),
     log: logLine,
   })
-  const control = new ControlServer(client, mounted, options, stateDir, () => void stop(null))
+  control = new ControlServer(client, mounted, options, stateDir, () => void stop(null))
   try {
     await control.start()
   } catch (err) {
