@@ -188,7 +188,7 @@ export async function runUp(dir: string, opts: UpOptions): Promise<void> {
     const views = await waitGroupRunning(config, group.exited)
     const { connectGroup } = await loading
     const client = await connectGroup(config, { log: logLine })
-    const viewText = views.length === 1 ? `view ${views[0]!.vid}` : `views ${views.map((v) => `${v.shard} ${v.vid}`).join(', ')}`
+    const viewText = views.every((v) => v.vid === views[0]!.vid) ? `view ${views[0]!.vid}` : `views ${views.map((v) => `${v.shard} ${v.vid}`).join(', ')}`
     await serveMount(mountpoint, client, opts, bounds, groupDir, `${describeLayout(config)}, ${viewText}`, group.stop)
   } catch (err) {
     await group.stop()
