@@ -122,6 +122,22 @@ function waveSection(j: WaveJson): string[] {
   ]
 }
 
+// ------------------------------------------------------------------ startup
+
+interface StartupJson {
+  header?: string
+  rows?: string[][]
+}
+
+function startupSection(j: StartupJson): string[] {
+  return [
+    provenance('npm run bench -- startup', j),
+    '`npm start` in a clone of HEAD, to its ready line (fresh: node modules, native addons and the build first); then the CLI against that mount, each command run beside `node -e 0` in paired rounds (order alternating), wall time and CPU time (user + system) as medians.',
+    '',
+    markdownTable(j.rows ?? [['measure'], ['no rows recorded']]),
+  ]
+}
+
 // ------------------------------------------------------------------ entry
 
 const SECTIONS: ReadonlyArray<readonly [name: string, title: string, render: (json: never) => string[]]> = [
@@ -129,6 +145,7 @@ const SECTIONS: ReadonlyArray<readonly [name: string, title: string, render: (js
   ['transport', 'Transport (`bench/transport`)', transportSection],
   ['replication', 'Replication (`bench/replication`)', replicationSection],
   ['wave', 'Wave experiment (`bench/wave`)', waveSection],
+  ['startup', 'Start-up (`bench/startup`)', startupSection],
 ]
 
 /** The generated part of benchmarks.md, from whichever JSON files exist in `dir`. */

@@ -14,6 +14,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { READY_PREFIX } from '../../src/cli/output.js'
 import { BenchProgress } from '../progress.js'
+import { textTable } from '../tables.js'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const repoRoot = path.resolve(here, '..', '..', '..') // dist/bench/startup -> repo
@@ -154,12 +155,11 @@ async function main(): Promise<void> {
     await running?.stop()
     fs.rmSync(root, { recursive: true, force: true, maxRetries: 3 })
   }
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)))
-  const text = rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n')
+  json.rows = rows // printed here and by bench/report.ts
   fs.mkdirSync(outDir, { recursive: true })
   const file = path.join(outDir, 'startup.json')
   fs.writeFileSync(file, JSON.stringify(json, null, 2) + '\n')
-  process.stdout.write(`${header}\n\n${text}\n(wrote ${path.relative(process.cwd(), file) || file})\n`)
+  process.stdout.write(`${header}\n\n${textTable(rows)}\n(wrote ${path.relative(process.cwd(), file) || file})\n`)
 }
 
 main().catch((err: unknown) => {
