@@ -26,6 +26,7 @@ export class Progress {
   private lastWriteMs = 0
   private done = 0
   private note = ''
+  private shown = false // a progress line was written
 
   /** `total`: the amount the work ends at, or null when unknown (no bar, no time left). */
   constructor(
@@ -48,11 +49,13 @@ export class Progress {
     const nowMs = Date.now()
     if (nowMs - this.lastWriteMs < (this.tty ? REDRAW_PERIOD_MS : this.linePeriodMs)) return
     this.lastWriteMs = nowMs
+    this.shown = true
     this.write(this.describe(nowMs))
   }
 
-  /** The final line: what was done in how long. */
-  finish(note = this.note): void {
+  /** The final line: what was done in how long (`onlyIfShown`: only after a progress line, when the work was long enough to show one). */
+  finish(note = this.note, options: { onlyIfShown?: boolean } = {}): void {
+    if (options.onlyIfShown === true && !this.shown) return
     this.note = note
     const elapsedMs = Date.now() - this.startedMs
     const what = this.unit === 'ms' ? '' : ` ${this.amount(this.done)}${this.note === '' ? '' : ` (${this.note})`}`

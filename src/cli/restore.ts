@@ -114,8 +114,7 @@ export async function runRestore(arg: string, opts: RestoreOptions): Promise<voi
 
   for (const relative of plan.removals) await fsp.rm(to(relative), { recursive: true, force: true })
   if (!live.has('')) await fsp.mkdir(path.dirname(targetRoot), { recursive: true }) // a tree deleted since, or DEST's parents
-  for (const relative of plan.dirs) await fsp.mkdir(to(relative), { mode: entry(relative).mode })
-  for (const relative of plan.modes) await fsp.chmod(to(relative), entry(relative).mode)
+  for (const relative of plan.dirs) await fsp.mkdir(to(relative))
   const totalBytes = plan.files.reduce((sum, relative) => sum + entry(relative).sizeBytes, 0)
   const progress = new Progress(`restoring ${label}`, totalBytes)
   let bytesWritten = 0
@@ -129,7 +128,11 @@ export async function runRestore(arg: string, opts: RestoreOptions): Promise<voi
     await fsp.rm(to(relative), { force: true })
     await fsp.symlink(entry(relative).target ?? (await fsp.readlink(from(relative))), to(relative))
   }
-  if (totalBytes >= COPY_CHUNK_BYTES * 64) progress.finish(`${plan.files.length} files`)
+  // Permission bits last, deepest first: a directory made read-only takes no more entries.
+  for (const relative of [...plan.modes, ...plan.dirs].sort((a, b) => b.split('/').length - a.split('/').length)) {
+    if (((await fsp.lstat(to(relative))).mode & 0o7777) !== entry(relative).mode) await fsp.chmod(to(relative), entry(relative).mode)
+  }
+  progress.finish(`${plan.files.length} files`, { onlyIfShown: true })
 
   const report: RestoreReport = {
     source: label,
