@@ -11,8 +11,8 @@ const BAR_WIDTH = 24
 export interface ProgressOptions {
   /** Where to write (default stderr); a TTY gets the redrawn line. */
   readonly stream?: NodeJS.WriteStream
-  /** Without a TTY: how often a line is written. */
-  readonly linePeriodMs?: number
+  /** How often the line is written (default: redrawn every 100 ms on a TTY, a new line every 5 s otherwise). */
+  readonly periodMs?: number
   /** `bytes` prints sizes with binary units and a rate, `ms` durations; any other word is printed after the counts. */
   readonly unit?: string
 }
@@ -20,7 +20,7 @@ export interface ProgressOptions {
 export class Progress {
   private readonly stream: NodeJS.WriteStream
   private readonly tty: boolean
-  private readonly linePeriodMs: number
+  private readonly periodMs: number
   private readonly unit: string
   private readonly startedMs = Date.now()
   private lastWriteMs = 0
@@ -36,7 +36,7 @@ export class Progress {
   ) {
     this.stream = options.stream ?? process.stderr
     this.tty = this.stream.isTTY === true
-    this.linePeriodMs = options.linePeriodMs ?? LINE_PERIOD_MS_DEFAULT
+    this.periodMs = options.periodMs ?? (this.tty ? REDRAW_PERIOD_MS : LINE_PERIOD_MS_DEFAULT)
     this.unit = options.unit ?? 'bytes'
     this.lastWriteMs = this.startedMs
   }
@@ -47,7 +47,7 @@ export class Progress {
     this.note = note
     this.total = total
     const nowMs = Date.now()
-    if (nowMs - this.lastWriteMs < (this.tty ? REDRAW_PERIOD_MS : this.linePeriodMs)) return
+    if (nowMs - this.lastWriteMs < this.periodMs) return
     this.lastWriteMs = nowMs
     this.shown = true
     this.write(this.describe(nowMs))

@@ -5,6 +5,7 @@
 import { promises as fsp } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { formatDuration } from '../../src/cli/output.js'
+import { Progress } from '../../src/cli/progress.js'
 import { cli } from '../helpers/cluster.js'
 import { instantNow, runCli, startMount, type TestMount } from '../helpers/mount.js'
 
@@ -36,6 +37,35 @@ describe('durations', () => {
     expect(text.stdout).toMatch(/^all\s+\S+Z\s+in 2d (2|3)h$/m)
     const json = JSON.parse(runCli(['cut', future, '--mount', m.mountpoint, '--json']).stdout) as { shards: Array<{ untilStableMs: number }> }
     expect(json.shards[0]!.untilStableMs).toBeGreaterThan(2 * 86_400_000)
+  })
+})
+
+describe('progress', () => {
+  const sink = (tty: boolean): { stream: NodeJS.WriteStream; text: () => string } => {
+    let text = ''
+    const stream = { isTTY: tty, write: (chunk: string) => ((text += chunk), true) } as unknown as NodeJS.WriteStream
+    return { stream, text: () => text }
+  }
+
+  it('without a terminal: timestamped lines with the share done, the rate and the time left', async () => {
+    const out = sink(false)
+    const progress = new Progress('restoring /t@T', 4 * 1024 * 1024, { stream: out.stream, periodMs: 0 })
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    progress.update(1024 * 1024, '1/4 files')
+    progress.finish('4 files', { onlyIfShown: true })
+    const lines = out.text().trimEnd().split('\n')
+    expect(lines[0]).toMatch(/^\S+Z restoring \/t@T: 25% of 4\.0 MiB, 1\/4 files, [\d.]+ \S+\/s, about .+ left$/)
+    expect(lines[1]).toMatch(/^\S+Z restoring \/t@T: done 1\.0 MiB \(4 files\) in .+, [\d.]+ \S+\/s$/)
+  })
+
+  it('on a terminal: one line redrawn with a bar; nothing at the end when nothing was shown', () => {
+    const out = sink(true)
+    const progress = new Progress('wave', 10, { stream: out.stream, unit: 'frames' })
+    progress.finish('', { onlyIfShown: true })
+    expect(out.text()).toBe('')
+    const shown = new Progress('wave', 10, { stream: out.stream, unit: 'frames', periodMs: 0 })
+    shown.update(5)
+    expect(out.text()).toMatch(/^\rwave: \[#{12} {12}\] 50% done: 5 frames of 10 frames\x1b\[K$/)
   })
 })
 
