@@ -96,7 +96,7 @@ async function main(): Promise<void> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'fffs-startup-'))
   const clone = path.join(root, 'fffs')
   const env = { ...process.env, XDG_DATA_HOME: path.join(root, 'xdg') }
-  const rows: string[][] = [['measure', 'ms', 'baseline', 'ratio']]
+  const rows: string[][] = [['measure', 'value', 'baseline', 'ratio']]
   const json: Record<string, unknown> = { started: started.toISOString(), header }
   let running: Start | null = null
   try {
@@ -148,8 +148,8 @@ async function main(): Promise<void> {
     for (const name of Object.keys(commands)) {
       if (name === 'node -e 0') continue
       const ratio = median(wall[name]!) / nodeWallMs
-      rows.push([`${name}: wall (median of ${rounds})`, median(wall[name]!).toFixed(0), `node -e 0 ${nodeWallMs.toFixed(0)} ms`, `${ratio.toFixed(2)}× ${ratio <= 1.5 ? 'PASS' : 'MISS'} (≤ 1.5×)`])
-      rows.push([`  CPU (user + system)`, median(cpu[name]!).toFixed(0), `node -e 0 ${nodeCpuMs.toFixed(0)} ms`, `${(median(cpu[name]!) / nodeCpuMs).toFixed(2)}×`])
+      rows.push([`${name}: wall (median of ${rounds})`, `${median(wall[name]!).toFixed(0)} ms`, `node -e 0 ${nodeWallMs.toFixed(0)} ms`, `${ratio.toFixed(2)}× ${ratio <= 1.5 ? 'PASS' : 'MISS'} (≤ 1.5×)`])
+      rows.push([`  CPU (user + system)`, `${median(cpu[name]!).toFixed(0)} ms`, `node -e 0 ${nodeCpuMs.toFixed(0)} ms`, `${(median(cpu[name]!) / nodeCpuMs).toFixed(2)}×`])
     }
   } finally {
     await running?.stop()
