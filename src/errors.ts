@@ -17,6 +17,7 @@ export type FffsErrorCode =
   | 'ERANGE'
   | 'EPERM'
   | 'EACCES'
+  | 'EMLINK'
   | 'ENAMETOOLONG'
   | 'EXDEV'
   | 'EIO'
@@ -37,6 +38,7 @@ export const ERRNO: Readonly<Record<FffsErrorCode, number>> = {
   EISDIR: 21,
   EINVAL: 22,
   EROFS: 30,
+  EMLINK: 31,
   ERANGE: 34,
   ENAMETOOLONG: 36,
   ENOTEMPTY: 39,
@@ -70,6 +72,8 @@ export const errors = {
   badHandle: (fd: number) => new FffsError('EBADF', `bad file handle ${fd}`),
   noAttr: (name: string) => new FffsError('ENODATA', `no such attribute: ${name}`),
   busy: (why: string) => new FffsError('EBUSY', why),
+  notPermitted: (why: string) => new FffsError('EPERM', why),
+  tooManyLinks: (what: string) => new FffsError('EMLINK', `too many links: ${what}`),
   notSupported: (what: string) => new FffsError('ENOTSUP', `not supported: ${what}`),
   nameTooLong: (name: string) => new FffsError('ENAMETOOLONG', `name too long: ${name.slice(0, 32)}...`),
   corrupt: (why: string) => new FffsError('EIO', `data corruption detected: ${why}`),

@@ -35,7 +35,7 @@ namespace {
 // Shared with src/fs/kernel.ts (FuseOp): the order of this list is the protocol.
 enum class Op : int {
   Lookup = 0, Forget, Getattr, Setattr, Readlink, Mkdir, Unlink, Rmdir, Symlink, Rename, Open, Read, Write, Flush,
-  Release, Fsync, Opendir, Readdir, Releasedir, Statfs, Setxattr, Getxattr, Listxattr, Removexattr, Create, Exit,
+  Release, Fsync, Opendir, Readdir, Releasedir, Statfs, Setxattr, Getxattr, Listxattr, Removexattr, Create, Mknod, Link, Exit,
 };
 
 constexpr unsigned kMaxRequestBytes = 1u << 20;
@@ -87,6 +87,7 @@ struct stat StatOf(const Napi::Object& o, uint64_t ino) {
   st.st_nlink = static_cast<nlink_t>(NumberOr(o, "nlink", 1));
   st.st_uid = static_cast<uid_t>(NumberOr(o, "uid", 0));
   st.st_gid = static_cast<gid_t>(NumberOr(o, "gid", 0));
+  st.st_rdev = static_cast<dev_t>(NumberOr(o, "rdev", 0));
   st.st_size = static_cast<off_t>(NumberOr(o, "size", 0));
   st.st_blksize = static_cast<blksize_t>(NumberOr(o, "blksize", 4096));
   st.st_blocks = static_cast<blkcnt_t>(NumberOr(o, "blocks", 0));
@@ -149,12 +150,15 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
  private:
   // ------------------------------------------------------------------ mount and the loop
 
-  /** mount(mountpoint, fsName): throws with the reason libfuse printed on failure. */
+  /** mount(mountpoint, fsName, options): `options` is a -o list (src/fs/mount.ts); throws with the reason libfuse printed on failure. */
   Napi::Value Mount(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (session_) throw Napi::Error::New(env, "this FUSE session is already mounted");
     std::string mountpoint = info[0].As<Napi::String>().Utf8Value();
-    std::string options = "fsname=" + info[1].As<Napi::String>().Utf8Value() + ",subtype=" + info[1].As<Napi::String>().Utf8Value();
+    std::string fs_name = info[1].As<Napi::String>().Utf8Value();
+    std::string options = "fsname=" + fs_name + ",subtype=" + fs_name;
+    std::string more = info[2].As<Napi::String>().Utf8Value();
+    if (!more.empty()) options += "," + more;
     std::vector<std::string> argv_text = {"fffs", "-o", options};
     std::vector<char*> argv;
     for (std::string& s : argv_text) argv.push_back(s.data());
@@ -299,6 +303,9 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
     conn->max_readahead = kMaxRequestBytes;
     conn->want &= ~FUSE_CAP_SPLICE_READ;  // requests are read into memory JS is handed
     if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;  // O_TRUNC reaches open: one version
+    // The kernel clears set-user-ID/set-group-ID on write, truncate and chown itself, knowing the
+    // caller's capabilities (CAP_FSETID), with one setattr when a bit is set; libfuse would hand that to us.
+    conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
   }
   static void OnLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
     FuseSession* s = Of(req);
@@ -411,8 +418,14 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
     FuseSession* s = Of(req);
     s->Emit(Op::Removexattr, req, ino, {s->Str(name)});
   }
-  // fffs has no hard links: a node's name is its identity at every cut (the path API's answer).
-  static void OnLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t new_parent, const char* new_name) { fuse_reply_err(req, EPERM); }
+  static void OnLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t new_parent, const char* new_name) {
+    FuseSession* s = Of(req);
+    s->Emit(Op::Link, req, ino, {s->Num(static_cast<double>(new_parent)), s->Str(new_name)});
+  }
+  static void OnMknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
+    FuseSession* s = Of(req);
+    s->Emit(Op::Mknod, req, parent, {s->Str(name), s->Num(mode), s->Num(static_cast<double>(rdev))});
+  }
   static void OnCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
     FuseSession* s = Of(req);
     s->Emit(Op::Create, req, parent, {s->Str(name), s->Num(mode), s->Num(fi->flags)});
@@ -608,6 +621,7 @@ const fuse_lowlevel_ops FuseSession::kOps = [] {
   ops.removexattr = &FuseSession::OnRemovexattr;
   ops.create = &FuseSession::OnCreate;
   ops.link = &FuseSession::OnLink;
+  ops.mknod = &FuseSession::OnMknod;
   return ops;
 }();
 

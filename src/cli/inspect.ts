@@ -27,7 +27,7 @@ export async function runLog(target: string, opts: { json?: boolean }): Promise<
   const { mountpoint, inner } = locate(target)
   const versions = await request<VersionInfo[]>(mountpoint, { op: 'log', path: inner })
   print(opts.json === true, versions, () =>
-    table([['VERSION', 'TIME', 'SENSOR_TIME', 'SIZE', 'CHANGE'], ...versions.map((v) => [String(v.version), v.time, v.sensorTime ?? '-', String(v.sizeBytes), v.change])]),
+    table([['VERSION', 'TIME', 'SENSOR_TIME', 'SIZE', 'LINKS', 'CHANGE'], ...versions.map((v) => [String(v.version), v.time, v.sensorTime ?? '-', String(v.sizeBytes), String(v.links), v.change])]),
   )
 }
 

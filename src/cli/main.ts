@@ -80,7 +80,7 @@ function defineCommands(program: Command): void {
     .command('log')
     .argument('<path>', 'a file or directory inside a mount')
     .option('--json', 'machine-readable output')
-    .description('list the versions of a file: number, platform (HLC) time, sensor time, size')
+    .description('list the versions of a file: number, platform (HLC) time, sensor time, size, names (hard links)')
     .action(async (target: string, opts: { json?: boolean }) => (await inspect()).runLog(target, opts))
 
   program

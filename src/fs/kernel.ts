@@ -1,27 +1,27 @@
 // The kernel's side of the mount: fffs's FUSE session (native/src/fuse.cpp, libfuse 3's
 // low-level API polled by this event loop) speaks in node ids; the handlers in operations.ts
-// speak in paths. This file owns the table between them (which name under which directory each
-// node id the kernel holds stands for, and how many lookups it holds) and turns each request
-// into one handler call and exactly one reply.
+// speak in paths (and in inodes for a live node's attributes). This file turns each request,
+// through the table between them (nodeTable.ts), into one handler call and exactly one reply.
 
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import { ERRNO, errors, isFffsError } from '../errors.js'
 import { findNativeAddon, NATIVE_BUILD_DIR } from '../nativeAddons.js'
-import type { Caller, Operations, Stat } from './operations.js'
+import { NodeTable } from './nodeTable.js'
+import type { AttrChanges, Caller, Operations, Stat } from './operations.js'
 import { isTimePath, parsePath } from './resolve.js'
 
 /** The request kinds, in native/src/fuse.cpp's order (enum class Op). */
 enum FuseOp {
   Lookup, Forget, Getattr, Setattr, Readlink, Mkdir, Unlink, Rmdir, Symlink, Rename, Open, Read, Write, Flush,
-  Release, Fsync, Opendir, Readdir, Releasedir, Statfs, Setxattr, Getxattr, Listxattr, Removexattr, Create, Exit,
+  Release, Fsync, Opendir, Readdir, Releasedir, Statfs, Setxattr, Getxattr, Listxattr, Removexattr, Create, Mknod, Link, Exit,
 }
 
 /** A request as the native session names it: a number it checks on every reply (0 for none expected). */
 type Req = number
 
 interface NativeFuseSession {
-  mount(mountpoint: string, fsName: string): void
+  mount(mountpoint: string, fsName: string, options: string): void
   unmount(): void
   replyErr(req: Req, errno: number): void
   replyEntry(req: Req, nodeId: number, stat: Stat, timeoutS: number): void
@@ -76,114 +76,9 @@ function loadAddon(): FuseAddon {
 
 /** How long the kernel may keep a name's node and attributes without asking again (libfuse 2's default). */
 const CACHE_TIMEOUT_S = 1
-const ROOT_ID = 1
 const RENAME_NOREPLACE = 1
 const O_ACCMODE = 3
 const O_NONBLOCK = 0o4000
-
-interface KernelNode {
-  parent: number
-  name: string
-  lookups: number
-  /** Unlinked, renamed over or removed: the name now leads elsewhere (or nowhere). */
-  detached: boolean
-  /** mtime:size at the last read-only open of a frozen path: unchanged means the kernel's pages are still right. */
-  cachedAs: string | null
-  /** Handles open on this node: a node whose name is gone answers getattr (fstat) from one of them. */
-  handles: Set<number>
-}
-
-/** Which name each node id the kernel holds stands for; ids are never reused. */
-class NodeTable {
-  private readonly nodes = new Map<number, KernelNode>([[ROOT_ID, { parent: 0, name: '', lookups: 1, detached: false, cachedAs: null, handles: new Set() }]])
-  private readonly byName = new Map<string, number>()
-  private nextId = ROOT_ID + 1
-
-  /** The node, or undefined once the kernel has forgotten it. */
-  find(id: number): KernelNode | undefined {
-    return this.nodes.get(id)
-  }
-
-  node(id: number): KernelNode {
-    const node = this.nodes.get(id)
-    if (node === undefined) throw errors.notFound(`node ${id}`) // forgotten: the kernel holds it no more
-    return node
-  }
-
-  path(id: number): string {
-    if (id === ROOT_ID) return '/'
-    const names: string[] = []
-    for (let node = this.node(id); ; node = this.node(node.parent)) {
-      names.push(node.name)
-      if (node.parent === ROOT_ID) break
-    }
-    return '/' + names.reverse().join('/')
-  }
-
-  childPath(parent: number, name: string): string {
-    const base = this.path(parent)
-    return base === '/' ? '/' + name : `${base}/${name}`
-  }
-
-  /** The node a successful lookup (or create) gives the kernel, one lookup more. */
-  remember(parent: number, name: string): number {
-    const key = nameKey(parent, name)
-    let id = this.byName.get(key)
-    if (id === undefined) {
-      id = this.nextId++
-      this.nodes.set(id, { parent, name, lookups: 0, detached: false, cachedAs: null, handles: new Set() })
-      this.byName.set(key, id)
-    }
-    this.node(id).lookups++
-    return id
-  }
-
-  forget(id: number, lookups: number): void {
-    const node = this.nodes.get(id)
-    if (node === undefined || id === ROOT_ID) return
-    node.lookups -= lookups
-    if (node.lookups > 0) return
-    this.nodes.delete(id)
-    if (!node.detached) this.byName.delete(nameKey(node.parent, node.name))
-  }
-
-  /** The name is gone (unlink, rmdir): its node keeps its last path for handles still open. */
-  detach(parent: number, name: string): void {
-    const key = nameKey(parent, name)
-    const id = this.byName.get(key)
-    if (id === undefined) return
-    this.byName.delete(key)
-    this.node(id).detached = true
-  }
-
-  move(parent: number, name: string, newParent: number, newName: string): void {
-    this.detach(newParent, newName)
-    const key = nameKey(parent, name)
-    const id = this.byName.get(key)
-    if (id === undefined) return
-    this.byName.delete(key)
-    this.byName.set(nameKey(newParent, newName), id)
-    const node = this.node(id)
-    node.parent = newParent
-    node.name = newName
-  }
-}
-
-function nameKey(parent: number, name: string): string {
-  return `${parent}/${name}`
-}
-
-/** An attribute change the kernel asks for in one setattr. */
-interface AttrChanges {
-  mode?: number
-  uid?: number
-  gid?: number
-  size?: number
-  atime?: number
-  mtime?: number
-  atimeNow?: boolean
-  mtimeNow?: boolean
-}
 
 /** The positive errno for a failed handler; bugs and EIO are logged (bugs answered EIO), never swallowed. */
 function errnoOf(err: unknown): number {
@@ -215,8 +110,9 @@ export class KernelSession {
     this.session = new FuseSession(this.requestBuffer, this.contextBuffer, (op, req, nodeId, a, b, c, d) => this.dispatch(op, req, nodeId, a, b, c, d))
   }
 
-  mount(mountpoint: string, fsName: string): void {
-    this.session.mount(mountpoint, fsName)
+  /** `options`: FUSE mount options, comma-separated (src/fs/mount.ts). */
+  mount(mountpoint: string, fsName: string, options: string): void {
+    this.session.mount(mountpoint, fsName, options)
   }
 
   /** Idempotent; after an unmount from outside (fusermount -u) there is nothing left to do. */
@@ -248,7 +144,12 @@ export class KernelSession {
   private readonly ok = (req: Req) => (): void => this.session.replyErr(req, 0)
 
   private entry(req: Req, parent: number, name: string, stat: Stat): void {
-    this.session.replyEntry(req, this.table.remember(parent, name), stat, CACHE_TIMEOUT_S)
+    this.session.replyEntry(req, this.remember(parent, name, stat), stat, CACHE_TIMEOUT_S)
+  }
+
+  /** The node id for a name the kernel now holds: a live node's is its inode, a time path's its own. */
+  private remember(parent: number, name: string, stat: Stat): number {
+    return this.table.remember(parent, name, isTimePath(parsePath(this.table.childPath(parent, name))) ? null : stat.ino)
   }
 
   /** Creates with `make`, then answers the lookup the kernel does not send: the new node's entry. */
@@ -273,15 +174,19 @@ export class KernelSession {
       case FuseOp.Forget:
         return table.forget(nodeId, a as number)
       case FuseOp.Getattr:
-        return this.serve(req, () => this.attr(nodeId, a as number | undefined), (stat) => this.session.replyAttr(req, nodeId, stat, CACHE_TIMEOUT_S))
+        return this.serve(req, () => this.attr(nodeId, a as number | undefined), (stat) => this.session.replyAttr(req, nodeId, stat, this.attrTimeoutS(stat)))
       case FuseOp.Setattr:
-        return this.serve(req, () => this.setattr(nodeId, a as AttrChanges, b as number | undefined), (stat) => this.session.replyAttr(req, nodeId, stat, CACHE_TIMEOUT_S))
+        return this.serve(req, () => this.setattr(nodeId, a as AttrChanges, b as number | undefined), (stat) => this.session.replyAttr(req, nodeId, stat, this.attrTimeoutS(stat)))
       case FuseOp.Readlink:
         return this.serve(req, () => ops.readlink(path()), (target) => this.session.replyReadlink(req, target))
       case FuseOp.Mkdir:
         return this.made(req, nodeId, a as string, (p) => ops.mkdir(p, b as number, caller))
       case FuseOp.Symlink:
         return this.made(req, nodeId, a as string, (p) => ops.symlink(b as string, p, caller))
+      case FuseOp.Mknod:
+        return this.made(req, nodeId, a as string, (p) => ops.mknod(p, b as number, c as number, caller))
+      case FuseOp.Link: // the new name's entry is the same node: the kernel holds one lookup more on it
+        return this.made(req, a as number, b as string, (p) => ops.link(this.liveIno(nodeId), p))
       case FuseOp.Unlink:
       case FuseOp.Rmdir: {
         const name = a as string
@@ -297,7 +202,7 @@ export class KernelSession {
           this.session.replyErr(req, 0)
         })
       case FuseOp.Open:
-        return this.serve(req, () => this.open(nodeId, a as number), ({ fd, keepCache, noFlush }) => {
+        return this.serve(req, () => this.open(nodeId, a as number, caller), ({ fd, keepCache, noFlush }) => {
           table.find(nodeId)?.handles.add(fd)
           this.session.replyOpen(req, fd, keepCache, noFlush)
         })
@@ -307,7 +212,7 @@ export class KernelSession {
           const fd = await ops.create(table.childPath(nodeId, name), b as number, caller)
           return { fd, stat: ops.fgetattr(fd) }
         }, ({ fd, stat }) => {
-          const id = table.remember(nodeId, name)
+          const id = this.remember(nodeId, name, stat)
           table.node(id).handles.add(fd)
           this.session.replyCreate(req, id, stat, CACHE_TIMEOUT_S, fd)
         })
@@ -357,12 +262,30 @@ export class KernelSession {
   }
 
   /**
-   * A node's attributes. A node whose name is gone (unlinked or replaced while open) answers
-   * from an open handle, as fstat expects; the kernel names the handle only on some paths.
+   * How long the kernel may keep attributes: not at all while the file has uncommitted changes
+   * (an ftruncate through a handle), whose commit at close changes its times with no write
+   * the kernel would see.
+   */
+  private attrTimeoutS(stat: Stat): number {
+    return this.ops.hasUncommitted(stat.ino) ? 0 : CACHE_TIMEOUT_S
+  }
+
+  /** The store inode of a live node; a node of a time path is read-only. */
+  private liveIno(nodeId: number): number {
+    const ino = this.table.node(nodeId).ino
+    if (ino === null) throw errors.readOnlyTimePath(this.table.path(nodeId))
+    return ino
+  }
+
+  /**
+   * A node's attributes: a live node's by its inode (whichever of its names are gone); a
+   * time-path node whose name is gone answers from an open handle, as fstat expects (the
+   * kernel names the handle only on some paths).
    */
   private attr(nodeId: number, fd: number | undefined): Promise<Stat> | Stat {
     const node = this.table.node(nodeId)
-    if (node.detached) {
+    if (node.ino !== null) return this.ops.getattrOfInode(node.ino)
+    if (this.table.detached(nodeId)) {
       const handle = fd ?? node.handles.values().next().value
       if (handle === undefined) throw errors.notFound(this.table.path(nodeId))
       return this.ops.fgetattr(handle)
@@ -370,21 +293,9 @@ export class KernelSession {
     return this.ops.getattr(this.table.path(nodeId))
   }
 
-  /** One setattr as the path API's steps, in libfuse 2's order: mode, owner, size, times. */
+  /** One setattr: the attributes in one version of the node, a size change in a version of its contents. */
   private async setattr(nodeId: number, changes: AttrChanges, fd: number | undefined): Promise<Stat> {
-    const path = this.table.path(nodeId)
-    if (changes.mode !== undefined) await this.ops.chmod(path, changes.mode)
-    if (changes.uid !== undefined || changes.gid !== undefined) await this.ops.chown(path, changes.uid ?? -1, changes.gid ?? -1)
-    if (changes.size !== undefined) await (fd !== undefined ? this.ops.ftruncate(fd, changes.size) : this.ops.truncate(path, changes.size))
-    const setsAtime = changes.atime !== undefined || changes.atimeNow === true
-    const setsMtime = changes.mtime !== undefined || changes.mtimeNow === true
-    if (setsAtime || setsMtime) {
-      const now = Date.now()
-      const current = setsAtime && setsMtime ? null : await this.ops.getattr(path)
-      const atime = changes.atimeNow === true ? now : (changes.atime ?? current!.atime)
-      const mtime = changes.mtimeNow === true ? now : (changes.mtime ?? current!.mtime)
-      await this.ops.utimens(path, atime, mtime)
-    }
+    await this.ops.setattr(this.liveIno(nodeId), changes, fd)
     return this.attr(nodeId, fd)
   }
 
@@ -405,9 +316,9 @@ export class KernelSession {
    * uncached at every open (another writer may have committed). Read-only opens skip the
    * flush round trip at close: they have nothing to commit.
    */
-  private async open(nodeId: number, flags: number): Promise<{ fd: number; keepCache: boolean; noFlush: boolean }> {
+  private async open(nodeId: number, flags: number, caller: Caller): Promise<{ fd: number; keepCache: boolean; noFlush: boolean }> {
     const path = this.table.path(nodeId)
-    const fd = await this.ops.open(path, flags)
+    const fd = await this.ops.open(path, flags, caller)
     const readOnly = (flags & O_ACCMODE) === 0
     if (!readOnly || (flags & O_NONBLOCK) !== 0 || !isTimePath(parsePath(path))) return { fd, keepCache: false, noFlush: readOnly }
     const node = this.table.node(nodeId)

@@ -22,20 +22,39 @@ export interface MountHooks {
   readonly log?: (line: string) => void
 }
 
+/** Where fusermount3 reads whether users other than root may mount with allow_other. */
+const FUSE_CONF = '/etc/fuse.conf'
+
+/**
+ * The FUSE mount options. The kernel checks every caller against the owners and modes fffs
+ * reports (default_permissions), so the mount can serve every user of the machine
+ * (allow_other): always when mounted by root; by another user only where /etc/fuse.conf says
+ * user_allow_other (fusermount3 refuses it otherwise), else `privateBecause` says why not.
+ */
+export function mountOptions(uid: number, fuseConf: string | null): { options: string; privateBecause: string | null } {
+  const userAllowOther = (fuseConf ?? '').split('\n').some((line) => line.replace(/#.*/, '').trim() === 'user_allow_other')
+  if (uid === 0 || userAllowOther) return { options: 'default_permissions,allow_other', privateBecause: null }
+  return { options: 'default_permissions', privateBecause: `only this user can use the mount: allow_other needs user_allow_other in ${FUSE_CONF}` }
+}
+
 /**
  * Mounts fffs at `mountpoint` (absolute). A missing directory is made, and removed again if the
  * mount fails; a stale mount is cleared; anything else that is not a plain directory is refused.
  */
 export async function mountFs(mountpoint: string, client: Client, options: TimeOptions, dataDir: string, hooks: MountHooks = {}): Promise<MountedFs> {
+  const log = hooks.log ?? ((line: string) => process.stderr.write(line + '\n'))
   const state = await inspectMountpoint(mountpoint)
   if (state.kind === 'notDirectory') throw new Error(`cannot mount on ${mountpoint}: not a directory`)
   if (state.kind === 'mounted') throw new Error(`cannot mount on ${mountpoint}: ${state.fstype} is mounted there already`)
   if (state.kind === 'stale') await unmountLazy(mountpoint)
   const made = state.kind === 'missing' ? await fsp.mkdir(mountpoint, { recursive: true }) : undefined
-  const operations = new Operations(client, options, dataDir, hooks.log)
+  const operations = new Operations(client, options, dataDir, log)
   try {
     const kernel = new KernelSession(operations, hooks.onUnmountedFromOutside)
-    kernel.mount(mountpoint, 'fffs')
+    const uid = process.getuid?.() ?? 0
+    const fuse = mountOptions(uid, uid === 0 ? null : await fsp.readFile(FUSE_CONF, 'utf8').catch(() => null))
+    if (fuse.privateBecause !== null) log(`fffs: ${fuse.privateBecause}`)
+    kernel.mount(mountpoint, 'fffs', fuse.options)
     let unmounted: Promise<void> | null = null
     return {
       mountpoint,
