@@ -38,7 +38,7 @@ needs=(
   "run|command pkg-config|pkg-config|finding libfuse 3 and libfabric"
   "test|command python3|python3|tests that use Python's file calls"
   "test|command ip|iproute2|the partition test (network namespaces)"
-  "test|command rsync|rsync|the POSIX suite (rsync -aH copies hard links)"
+  "test|command rsync|rsync|tests that copy trees in and out of mounts (rsync -aX, -aH)"
   "bench|library libfuse.so.2|libfuse2|the fs bench's baseline, a null file system on fuse-native (libfuse 2)"
   "bench|command iperf3|iperf3|the transport bench's baseline"
 )

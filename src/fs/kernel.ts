@@ -3,12 +3,15 @@
 // speak in paths (and in inodes for a live node's attributes). This file turns each request,
 // through the table between them (nodeTable.ts), into one handler call and exactly one reply.
 
+import { realpathSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import { ERRNO, errors, isFffsError } from '../errors.js'
 import { findNativeAddon, NATIVE_BUILD_DIR } from '../nativeAddons.js'
+import type { Ino } from '../store/records.js'
 import { NodeTable } from './nodeTable.js'
 import type { AttrChanges, Caller, Operations, Stat } from './operations.js'
+import { holdsNode } from './processes.js'
 import { isTimePath, parsePath } from './resolve.js'
 
 /** The request kinds, in native/src/fuse.cpp's order (enum class Op). */
@@ -25,19 +28,23 @@ interface NativeFuseSession {
   unmount(): void
   replyErr(req: Req, errno: number): void
   replyEntry(req: Req, nodeId: number, stat: Stat, timeoutS: number): void
-  replyCreate(req: Req, nodeId: number, stat: Stat, timeoutS: number, fh: number): void
+  replyCreate(req: Req, nodeId: number, stat: Stat, timeoutS: number, fh: number, directIo: boolean): void
   replyAttr(req: Req, nodeId: number, stat: Stat, timeoutS: number): void
-  replyOpen(req: Req, fh: number, keepCache: boolean, noFlush: boolean): void
+  replyOpen(req: Req, fh: number, keepCache: boolean, noFlush: boolean, directIo: boolean): void
   replyData(req: Req, data: Buffer, lengthBytes: number): void
   replyWrite(req: Req, countBytes: number): void
   replyReadlink(req: Req, target: string): void
   replyStatfs(req: Req, statfs: object): void
   replyXattrSize(req: Req, sizeBytes: number): void
   replyDirectory(req: Req, names: readonly string[], startIndex: number, sizeBytes: number): void
+  /** Marks the kernel's attributes of a node out of date (its pages are left alone, so this never blocks). */
+  invalidateAttributes(nodeId: number): void
+  /** Drops the kernel's cached pages and attributes of a node, on a thread of the addon's (a page in a read's flight stays locked until this thread answers it). */
+  dropCache(nodeId: number): Promise<void>
 }
 
 // Arguments after (op, req, nodeId), per op: see the On* functions in native/src/fuse.cpp.
-type OnRequest = (op: FuseOp, req: Req, nodeId: number, a?: unknown, b?: unknown, c?: unknown, d?: unknown) => void
+type OnRequest = (op: FuseOp, req: Req, nodeId: number, a?: unknown, b?: unknown, c?: unknown, d?: unknown, e?: unknown) => void
 
 interface FuseAddon {
   FuseSession: new (requestBuffer: Buffer, contextBuffer: Buffer, onRequest: OnRequest) => NativeFuseSession
@@ -78,7 +85,19 @@ function loadAddon(): FuseAddon {
 const CACHE_TIMEOUT_S = 1
 const RENAME_NOREPLACE = 1
 const O_ACCMODE = 3
+const O_WRONLY = 1
 const O_NONBLOCK = 0o4000
+
+/**
+ * Write-only opens bypass the kernel's page cache (FOPEN_DIRECT_IO): the pages of a file are
+ * shared by every open of it on the mount, and a write through the cache would show readers
+ * bytes no version holds yet (or ever, when the commit fails). A read-write open keeps the
+ * cache: mmap(MAP_SHARED) needs it (sqlite's -shm file), and the kernel allows no mmap of a
+ * direct-I/O file here (libfuse 3.14 cannot ask for FUSE_DIRECT_IO_ALLOW_MMAP).
+ */
+function isWriteOnly(flags: number): boolean {
+  return (flags & O_ACCMODE) === O_WRONLY
+}
 
 /** The positive errno for a failed handler; bugs and EIO are logged (bugs answered EIO), never swallowed. */
 function errnoOf(err: unknown): number {
@@ -97,9 +116,15 @@ export class KernelSession {
   private readonly requestBuffer: Buffer
   private readonly contextBuffer: Buffer
   private readonly table = new NodeTable()
+  /** The mountpoint's real path (what /proc shows for descriptors of the mount's files). */
+  private mountpoint = ''
   /** Open directories: the listing taken at opendir (and again at a rewind), served in pieces. */
   private readonly dirs = new Map<number, { nodeId: number; names: string[]; served: boolean }>()
   private nextDirHandle = 1
+  /** File handles opened write-only: their writes bypass the page cache (isWriteOnly). */
+  private readonly directHandles = new Set<number>()
+  /** Nodes the kernel may hold pages of: a read was answered, or a write went through their page cache, since they were last dropped. */
+  private readonly pagesCached = new Set<number>()
 
   /** `onUnmountedFromOutside`: the kernel ended the session (fusermount -u, umount) without unmount(). */
   constructor(ops: Operations, private readonly onUnmountedFromOutside: () => void = () => undefined) {
@@ -107,11 +132,12 @@ export class KernelSession {
     const { FuseSession, requestBufferBytes, contextBufferBytes } = loadAddon()
     this.requestBuffer = Buffer.allocUnsafeSlow(requestBufferBytes)
     this.contextBuffer = Buffer.alloc(contextBufferBytes)
-    this.session = new FuseSession(this.requestBuffer, this.contextBuffer, (op, req, nodeId, a, b, c, d) => this.dispatch(op, req, nodeId, a, b, c, d))
+    this.session = new FuseSession(this.requestBuffer, this.contextBuffer, (op, req, nodeId, a, b, c, d, e) => this.dispatch(op, req, nodeId, a, b, c, d, e))
   }
 
   /** `options`: FUSE mount options, comma-separated (src/fs/mount.ts). */
   mount(mountpoint: string, fsName: string, options: string): void {
+    this.mountpoint = realpathSync(mountpoint) // before mounting: afterwards the lookup would be a request to this mount
     this.session.mount(mountpoint, fsName, options)
   }
 
@@ -161,7 +187,7 @@ export class KernelSession {
     }, (stat) => this.entry(req, parent, name, stat))
   }
 
-  private dispatch(op: FuseOp, req: Req, nodeId: number, a: unknown, b: unknown, c: unknown, d: unknown): void {
+  private dispatch(op: FuseOp, req: Req, nodeId: number, a: unknown, b: unknown, c: unknown, d: unknown, e: unknown): void {
     const table = this.table
     const ops = this.ops
     const path = (): string => table.path(nodeId)
@@ -172,11 +198,13 @@ export class KernelSession {
         return this.serve(req, () => ops.getattr(table.childPath(nodeId, name)), (stat) => this.entry(req, nodeId, name, stat))
       }
       case FuseOp.Forget:
-        return table.forget(nodeId, a as number)
+        table.forget(nodeId, a as number)
+        if (table.find(nodeId) === undefined) this.pagesCached.delete(nodeId) // the kernel let go of the node, its pages too
+        return
       case FuseOp.Getattr:
         return this.serve(req, () => this.attr(nodeId, a as number | undefined), (stat) => this.session.replyAttr(req, nodeId, stat, this.attrTimeoutS(stat)))
       case FuseOp.Setattr:
-        return this.serve(req, () => this.setattr(nodeId, a as AttrChanges, b as number | undefined), (stat) => this.session.replyAttr(req, nodeId, stat, this.attrTimeoutS(stat)))
+        return this.serve(req, () => this.setattr(nodeId, a as AttrChanges, b as number | undefined, caller), (stat) => this.session.replyAttr(req, nodeId, stat, this.attrTimeoutS(stat)))
       case FuseOp.Readlink:
         return this.serve(req, () => ops.readlink(path()), (target) => this.session.replyReadlink(req, target))
       case FuseOp.Mkdir:
@@ -204,42 +232,52 @@ export class KernelSession {
       case FuseOp.Open:
         return this.serve(req, () => this.open(nodeId, a as number, caller), ({ fd, keepCache, noFlush }) => {
           table.find(nodeId)?.handles.add(fd)
-          this.session.replyOpen(req, fd, keepCache, noFlush)
+          if (isWriteOnly(a as number)) this.directHandles.add(fd)
+          this.session.replyOpen(req, fd, keepCache, noFlush, isWriteOnly(a as number))
         })
       case FuseOp.Create: {
         const name = a as string
+        const flags = c as number
         return this.serve(req, async () => {
-          const fd = await ops.create(table.childPath(nodeId, name), b as number, caller)
+          const fd = await ops.create(table.childPath(nodeId, name), b as number, caller, flags)
           return { fd, stat: ops.fgetattr(fd) }
         }, ({ fd, stat }) => {
           const id = this.remember(nodeId, name, stat)
           table.node(id).handles.add(fd)
-          this.session.replyCreate(req, id, stat, CACHE_TIMEOUT_S, fd)
+          if (isWriteOnly(flags)) this.directHandles.add(fd)
+          this.session.replyCreate(req, id, stat, CACHE_TIMEOUT_S, fd, isWriteOnly(flags))
         })
       }
       case FuseOp.Read: {
         const lengthBytes = b as number
         const into = Buffer.allocUnsafe(lengthBytes)
-        return this.serve(req, () => ops.read(a as number, into, lengthBytes, c as number), (n) => this.session.replyData(req, into, n))
+        return this.serve(req, () => ops.read(a as number, into, lengthBytes, c as number), (n) => {
+          this.pagesCached.add(nodeId)
+          this.session.replyData(req, into, n)
+        })
       }
       case FuseOp.Write: {
         // The bytes are a range of the request buffer until the next request: write() copies them now.
         const at = b as number
         const lengthBytes = c as number
-        return this.serve(req, () => ops.write(a as number, this.requestBuffer.subarray(at, at + lengthBytes), lengthBytes, d as number), (n) => this.session.replyWrite(req, n))
+        if (!this.directHandles.has(a as number)) this.pagesCached.add(nodeId)
+        return this.serve(req, () => ops.write(a as number, this.requestBuffer.subarray(at, at + lengthBytes), lengthBytes, d as number, caller, e as boolean), (n) => this.session.replyWrite(req, n))
       }
-      case FuseOp.Flush:
-        return this.serve(req, () => ops.flush(a as number), this.ok(req))
+      case FuseOp.Flush: {
+        const holdsAnother = (): boolean => holdsNode(caller.pid, this.mountpoint, nodeId)
+        return this.serve(req, () => this.committing(nodeId, ops.flush(a as number, caller, holdsAnother)), this.ok(req))
+      }
       case FuseOp.Fsync:
-        return this.serve(req, () => ops.fsync(a as number), this.ok(req))
+        return this.serve(req, () => this.committing(nodeId, ops.fsync(a as number)), this.ok(req))
       case FuseOp.Release:
         table.find(nodeId)?.handles.delete(a as number)
-        return this.serve(req, () => ops.release(a as number), this.ok(req))
+        this.directHandles.delete(a as number)
+        return this.serve(req, () => this.committing(nodeId, ops.release(a as number)), this.ok(req))
       case FuseOp.Opendir:
         return this.serve(req, () => ops.readdir(path()), (names) => {
           const handle = this.nextDirHandle++
           this.dirs.set(handle, { nodeId, names, served: false })
-          this.session.replyOpen(req, handle, false, false)
+          this.session.replyOpen(req, handle, false, false, false)
         })
       case FuseOp.Readdir:
         return this.serve(req, () => this.listing(a as number, c as number), (names) => this.session.replyDirectory(req, names, c as number, b as number))
@@ -259,6 +297,31 @@ export class KernelSession {
       case FuseOp.Exit:
         return this.onUnmountedFromOutside()
     }
+  }
+
+  /**
+   * A flush, fsync or release of a handle on `nodeId`. When it committed a version, the kernel
+   * forgets what it cached of the file before the reply: its attributes, so any read(2) after
+   * the close asks for them again (and sees the new size), and the pages it may hold of an older
+   * version (live handles read the new one from now on: OpenFiles.advance), so no read after the
+   * close is served from them. Without that, a reader's getattr whose reply the kernel drops
+   * as stale (a write raced it) would leave the old pages in place. A node of which no page was
+   * read since the last drop needs only its attributes invalidated, which is cheaper. The live
+   * node is the file's inode; a handle opened through `P@sensor:T` has a node of its own too.
+   */
+  private async committing(nodeId: number, commit: Promise<Ino | null>): Promise<void> {
+    let ino: Ino | null = this.table.find(nodeId)?.ino ?? null // a commit that failed may have applied its version (malformed records)
+    try {
+      ino = await commit
+    } finally {
+      if (ino !== null) await Promise.all([...new Set([nodeId, ino])].map((id) => this.forgetCached(id)))
+    }
+  }
+
+  private async forgetCached(nodeId: number): Promise<void> {
+    if (this.table.find(nodeId) === undefined) return // the kernel holds no such node
+    if (!this.pagesCached.delete(nodeId)) return this.session.invalidateAttributes(nodeId)
+    await this.session.dropCache(nodeId) // a read answered from here on may cache pages again
   }
 
   /**
@@ -294,8 +357,8 @@ export class KernelSession {
   }
 
   /** One setattr: the attributes in one version of the node, a size change in a version of its contents. */
-  private async setattr(nodeId: number, changes: AttrChanges, fd: number | undefined): Promise<Stat> {
-    await this.ops.setattr(this.liveIno(nodeId), changes, fd)
+  private async setattr(nodeId: number, changes: AttrChanges, fd: number | undefined, caller: Caller): Promise<Stat> {
+    await this.ops.setattr(this.liveIno(nodeId), changes, fd, caller)
     return this.attr(nodeId, fd)
   }
 

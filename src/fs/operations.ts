@@ -223,18 +223,23 @@ export class Operations {
 
   async getattr(path: string): Promise<Stat> {
     const writing = await this.sensorWriteInProgress(parsePath(path))
-    if (writing !== null) return toStat(writing, this.files.dirtySizeBytes(writing.ino) ?? writing.sizeBytes)
+    if (writing !== null) return this.liveStat(writing)
     const resolved = await this.resolve(path)
     if (resolved.kind === 'snapshotRoot') {
       const root = await this.client.walk([], HLC_MAX)
       return { ...snapshotRootStat(root), ...this.timesOf(root) }
     }
-    const dirty = resolved.cut.kind === 'live' ? this.files.dirtySizeBytes(resolved.attr.ino) : null
-    return this.statOf(resolved.attr, dirty ?? resolved.attr.sizeBytes)
+    return resolved.cut.kind === 'live' ? this.liveStat(resolved.attr) : this.statOf(resolved.attr)
+  }
+
+  /** What the kernel is told of a live node: its size counts uncommitted writes; its open handles read this version from now on. */
+  private liveStat(attr: Attr): Stat {
+    this.files.advance(attr)
+    return this.statOf(attr, this.files.dirtySizeBytes(attr.ino) ?? attr.sizeBytes)
   }
 
   /** toStat, with a root no version has touched yet (a new store's) shown at this mount's start instead of 1970. */
-  private statOf(attr: Attr, sizeBytes: number): Stat {
+  private statOf(attr: Attr, sizeBytes = attr.sizeBytes): Stat {
     const stat = toStat(attr, sizeBytes)
     return attr.stamp === '0' ? { ...stat, ...this.timesOf(attr) } : stat
   }
@@ -246,8 +251,7 @@ export class Operations {
 
   /** A live node's attributes by inode: any of its names, or none (unlinked, still open). */
   async getattrOfInode(ino: Ino): Promise<Stat> {
-    const attr = await this.liveAttr(ino)
-    return this.statOf(attr, this.files.dirtySizeBytes(ino) ?? attr.sizeBytes)
+    return this.liveStat(await this.liveAttr(ino))
   }
 
   /** Whether an open file of this mount holds changes to the node not yet committed. */
@@ -358,7 +362,7 @@ export class Operations {
    * contents (through `fd`, the open file's version). The kernel has checked the caller may
    * (default_permissions: chown by root, chgrp to one's own groups, explicit times by the owner).
    */
-  async setattr(ino: Ino, changes: AttrChanges, fd: number | undefined): Promise<void> {
+  async setattr(ino: Ino, changes: AttrChanges, fd: number | undefined, caller: Caller): Promise<void> {
     const nowMs = Date.now()
     // truncate(2) asks for mtime = now with the size: the version of the contents sets it already.
     const timesWithSize = changes.size !== undefined && changes.mtimeNow === true && changes.mtime === undefined && changes.atime === undefined && changes.atimeNow !== true
@@ -373,7 +377,7 @@ export class Operations {
     }
     if (Object.keys(attributes).length > 0) await this.client.submit({ type: 'setattr', ino, ...attributes })
     if (changes.size === undefined) return
-    if (fd !== undefined) return this.files.get(fd).truncate(changes.size)
+    if (fd !== undefined) return this.ftruncate(fd, changes.size, caller)
     await this.truncate(await this.liveAttr(ino), changes.size)
   }
 
@@ -413,7 +417,8 @@ export class Operations {
       // truncate(2); with atomic_o_trunc it sends no setattr for an O_TRUNC open. Root keeps them (CAP_FSETID).
       if (truncates && caller.uid !== 0 && withoutPrivilegeBits(attr.mode) !== attr.mode) await this.client.submit({ type: 'setattr', ino: attr.ino, mode: withoutPrivilegeBits(attr.mode) })
       const file = this.files.open(attr, { kind: 'live' }, true, path, sensorUs)
-      if (truncates) file.truncate(0) // atomic_o_trunc: part of this version
+      file.appends = (flags & fsConstants.O_APPEND) !== 0
+      if (truncates) this.truncateAtOpen(file, caller) // atomic_o_trunc
       return file.fd
     }
     const resolved = await this.resolver.resolve(parsed, (flags & fsConstants.O_NONBLOCK) !== 0)
@@ -430,7 +435,13 @@ export class Operations {
     return { attr: await this.client.walk(parsed.components, HLC_MAX), sensorUs: parsed.spec.timeUs }
   }
 
-  async create(path: string, mode: number, caller: Caller): Promise<number> {
+  /** An O_TRUNC open's truncation: part of the version that open writes (commitPoints.ts). */
+  private truncateAtOpen(file: OpenFile, caller: Caller): void {
+    file.truncate(0)
+    file.writers.openedTruncating(caller.pid)
+  }
+
+  async create(path: string, mode: number, caller: Caller, flags = 0): Promise<number> {
     const parsed = parsePath(path)
     const sensorWrite = parsed.spec?.kind === 'sensor' && parsed.specIndex === parsed.components.length - 1 && parsed.snapshot === null
     const sensorUs = sensorWrite && parsed.spec?.kind === 'sensor' ? parsed.spec.timeUs : undefined
@@ -444,7 +455,8 @@ export class Operations {
         if (attr.kind === 'dir') throw errors.isDir(path)
         // The kernel creates only what it could not find: the new version starts empty, as a new file would.
         const file = this.files.open(attr, { kind: 'live' }, true, path, sensorUs)
-        file.truncate(0)
+        file.appends = (flags & fsConstants.O_APPEND) !== 0
+        this.truncateAtOpen(file, caller)
         return file.fd
       }
     }
@@ -457,34 +469,70 @@ export class Operations {
       })
     const attr = await this.client.attr(ino!, HLC_MAX)
     if (attr === null) throw errors.notFound(path)
-    return this.files.open(attr, { kind: 'live' }, true, path, sensorUs).fd
+    const file = this.files.open(attr, { kind: 'live' }, true, path, sensorUs)
+    file.appends = (flags & fsConstants.O_APPEND) !== 0
+    return file.fd
   }
 
   async read(fd: number, into: Buffer, lengthBytes: number, offset: number): Promise<number> {
     return this.files.get(fd).read(this.client, into, lengthBytes, offset)
   }
 
-  write(fd: number, data: Buffer, lengthBytes: number, offset: number): number {
-    this.files.get(fd).write(this.client, data, lengthBytes, offset)
-    return lengthBytes
+  /**
+   * `clearsSetId`: the kernel marked the write as one by a caller without CAP_FSETID, which
+   * must clear set-user-ID/set-group-ID (it leaves that to the file system for the direct I/O of
+   * a write-only open; a write through the page cache has it done by a setattr first).
+   */
+  write(fd: number, data: Buffer, lengthBytes: number, offset: number, caller: Caller, clearsSetId = false): number | Promise<number> {
+    const file = this.files.get(fd)
+    file.write(this.client, data, lengthBytes, offset)
+    file.writers.changed(caller.pid)
+    if (!clearsSetId || file.setIdCleared || withoutPrivilegeBits(file.pinned.mode) === file.pinned.mode) return lengthBytes
+    return this.clearSetId(file).then(() => lengthBytes)
   }
 
-  async ftruncate(fd: number, sizeBytes: number): Promise<void> {
-    this.files.get(fd).truncate(sizeBytes)
+  /** One attribute version without the set-ID bits, as the kernel's own setattr before a write through the page cache makes. */
+  private async clearSetId(file: OpenFile): Promise<void> {
+    file.setIdCleared = true
+    const attr = await this.liveAttr(file.ino)
+    const mode = withoutPrivilegeBits(attr.mode)
+    if (mode !== attr.mode) await this.client.submit({ type: 'setattr', ino: attr.ino, mode })
   }
 
-  async flush(fd: number): Promise<void> {
-    await this.files.get(fd).commit(this.client)
+  private ftruncate(fd: number, sizeBytes: number, caller: Caller): void {
+    const file = this.files.get(fd)
+    file.truncate(sizeBytes)
+    file.writers.changed(caller.pid)
   }
 
-  async fsync(fd: number): Promise<void> {
-    await this.files.get(fd).commit(this.client)
+  /**
+   * A close(2) of one of the handle's descriptors. It commits what is pending when it is a
+   * commit point (commitPoints.ts; `holdsAnother`: the closing process holds the file through
+   * another descriptor). The inode it committed a version of, or null.
+   */
+  async flush(fd: number, caller: Caller, holdsAnother: () => boolean): Promise<Ino | null> {
+    const file = this.files.get(fd)
+    const pending = file.hasPendingChanges
+    if (pending && !file.writers.isCommitPoint(caller.pid, holdsAnother)) return null // another process's changes: its close commits them
+    await file.commit(this.client) // with nothing pending, this waits for a commit still in flight
+    return pending ? file.ino : null
   }
 
-  async release(fd: number): Promise<void> {
+  /** fsync/fdatasync: always a commit point. The inode it committed a version of, or null. */
+  async fsync(fd: number): Promise<Ino | null> {
+    const file = this.files.get(fd)
+    const pending = file.hasPendingChanges
+    await file.commit(this.client)
+    return pending ? file.ino : null
+  }
+
+  /** The last close: commits what is pending. The inode it committed a version of, or null. */
+  async release(fd: number): Promise<Ino | null> {
     const file = this.files.get(fd)
     try {
+      const pending = file.hasPendingChanges
       await file.commit(this.client)
+      return pending ? file.ino : null
     } finally {
       this.files.close(fd)
     }
@@ -527,10 +575,16 @@ export class Operations {
     return Buffer.from(value, 'base64')
   }
 
+  /**
+   * The user's own attributes. fffs's (user.fffs.*) are readable by name but not listed, as
+   * other file systems keep virtual attributes, so a copy (`cp -a`, `rsync -X`) neither carries
+   * them as data nor sets them on a restore: the version facts (.version, .time, .sensor_time)
+   * are computed, and .record_format tells fffs to index records as they arrive, which a restore
+   * of old records cannot be (their sensor times are older than Δ: refused as late).
+   */
   async listxattr(path: string): Promise<string[]> {
     const attr = await this.node(path)
-    const names = [XATTR_VERSION, XATTR_TIME, ...(attr.sensorUs !== undefined ? [XATTR_SENSOR_TIME] : [])]
-    return [...names, ...Object.keys(attr.xattrs ?? {}).filter((n) => !isUnkeptXattr(n))]
+    return Object.keys(attr.xattrs ?? {}).filter((n) => !n.startsWith(XATTR_PREFIX) && !isUnkeptXattr(n))
   }
 
   async setxattr(path: string, name: string, value: Buffer, flags: number): Promise<void> {

@@ -469,6 +469,8 @@ export class Store {
       if (map.length === 0) changes.del(keys.liveBlock(ino, block))
       else changes.put(keys.liveBlock(ino, block), value)
     }
+    // mtime to the µs of the stamp: a kernel that caches a file's pages keeps them while its
+    // mtime and size are unchanged, so two versions must not share an mtime (within one ms they would).
     const stampMs = msOfStamp(stamp)
     const { sensorUs: _previousSensorUs, records: previousCursor, ...rest } = attr
     let sensorUs = m.sensorUs
