@@ -129,6 +129,22 @@ function logSection(j: LogBenchJson): string[] {
   return [provenance('npm run bench -- log', j), 'One file, its whole content rewritten per version, in an embedded store served by a real mount.', '', ...markdownSections(logSections(j))]
 }
 
+// ------------------------------------------------------------------ startup
+
+interface StartupJson {
+  header?: string
+  rows?: string[][]
+}
+
+function startupSection(j: StartupJson): string[] {
+  return [
+    provenance('npm run bench -- startup', j),
+    '`npm start` in a clone of HEAD, to its ready line (fresh: node modules, native addons and the build first); then the CLI against that mount, each command run beside `node -e 0` in paired rounds (order alternating), wall time and CPU time (user + system) as medians.',
+    '',
+    markdownTable(j.rows ?? [['measure'], ['no rows recorded']]),
+  ]
+}
+
 // ------------------------------------------------------------------ entry
 
 const SECTIONS: ReadonlyArray<readonly [name: string, title: string, render: (json: never) => string[]]> = [
@@ -137,6 +153,7 @@ const SECTIONS: ReadonlyArray<readonly [name: string, title: string, render: (js
   ['replication', 'Replication (`bench/replication`)', replicationSection],
   ['wave', 'Wave experiment (`bench/wave`)', waveSection],
   ['log', '`fffs log` (`bench/log`)', logSection],
+  ['startup', 'Start-up (`bench/startup`)', startupSection],
 ]
 
 /** The generated part of benchmarks.md, from whichever JSON files exist in `dir`. */

@@ -21,6 +21,7 @@ export type FffsErrorCode =
   | 'ENAMETOOLONG'
   | 'EXDEV'
   | 'EIO'
+  | 'EBUSY'
   | 'ENOTSUP'
 
 export const ERRNO: Readonly<Record<FffsErrorCode, number>> = {
@@ -30,6 +31,7 @@ export const ERRNO: Readonly<Record<FffsErrorCode, number>> = {
   EBADF: 9,
   EAGAIN: 11,
   EACCES: 13,
+  EBUSY: 16,
   EEXIST: 17,
   EXDEV: 18,
   ENOTDIR: 20,
@@ -68,6 +70,7 @@ export const errors = {
   notStable: (what: string, waitedMs: number) => new FffsError('EAGAIN', `cut not stable yet after ${waitedMs} ms: ${what}`),
   badHandle: (fd: number) => new FffsError('EBADF', `bad file handle ${fd}`),
   noAttr: (name: string) => new FffsError('ENODATA', `no such attribute: ${name}`),
+  busy: (why: string) => new FffsError('EBUSY', why),
   notPermitted: (why: string) => new FffsError('EPERM', why),
   tooManyLinks: (what: string) => new FffsError('EMLINK', `too many links: ${what}`),
   notSupported: (what: string) => new FffsError('ENOTSUP', `not supported: ${what}`),

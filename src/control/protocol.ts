@@ -11,10 +11,12 @@ export type ControlRequest =
   | { readonly op: 'log'; readonly path: string; readonly object?: boolean; readonly since?: string; readonly until?: string; readonly limit?: number; readonly reverse?: boolean }
   | { readonly op: 'cat'; readonly path: string; readonly offset?: number }
   | { readonly op: 'ls'; readonly path: string }
+  | { readonly op: 'stat'; readonly path: string } // one node's EntryInfo (src/control/server.ts)
   | { readonly op: 'snapshot.create'; readonly name: string; readonly at?: string }
   | { readonly op: 'snapshot.list' }
   | { readonly op: 'snapshot.delete'; readonly name: string }
   | { readonly op: 'status' }
+  | { readonly op: 'ping' } // the mount process's pid, at once
   | { readonly op: 'cut'; readonly spec: string; readonly path?: string } // path: mount-relative
   | { readonly op: 'changes'; readonly pattern: string; readonly after?: string } // after: HlcStamp, decimal; absent: from now
   | { readonly op: 'unmount' }

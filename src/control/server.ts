@@ -50,6 +50,24 @@ export interface EntryInfo {
   sizeBytes: number
   version: number
   time: string
+  stamp: string // this version's HLC stamp, decimal: equal stamps of one node mean the same bytes
+  contentStamp?: string // sharded: the data shard's version the bytes are
+  mode: number // permission bits
+  target?: string // symlinks
+}
+
+function entryInfo(name: string, attr: Attr): EntryInfo {
+  return {
+    name,
+    kind: attr.kind,
+    sizeBytes: attr.sizeBytes,
+    version: attr.version,
+    time: hlcToIso(BigInt(attr.stamp)),
+    stamp: attr.stamp,
+    ...(attr.contentStamp !== undefined ? { contentStamp: attr.contentStamp } : {}),
+    mode: attr.mode,
+    ...(attr.target !== undefined ? { target: attr.target } : {}),
+  }
 }
 
 function versionInfo(row: HistoryRow): VersionInfo {
@@ -243,16 +261,19 @@ export class ControlServer {
       }
       case 'ls': {
         const resolved = await this.resolver.resolve(parsePath(String(request.path)))
-        if (resolved.kind !== 'node') return { anchoredPath: null, entries: resolved.dir === SNAPSHOT_DIR ? (await this.client.snapshots()).map((s) => ({ name: s.name, kind: 'snapshot', sizeBytes: 0, version: 0, time: hlcToIso(BigInt(s.at)) })) : [] }
+        if (resolved.kind !== 'node') return { anchoredPath: null, entries: resolved.dir === SNAPSHOT_DIR ? (await this.client.snapshots()).map((s) => ({ name: s.name, kind: 'snapshot', sizeBytes: 0, version: 0, time: hlcToIso(BigInt(s.at)), stamp: s.at, mode: 0o555 })) : [] }
         if (resolved.attr.kind !== 'dir') throw errors.notDir(String(request.path))
         const names = await this.resolver.list(resolved.attr, resolved.cut)
         const entries: EntryInfo[] = []
-        for (const name of names) {
-          const attr = await this.resolver.child(resolved.attr, name, resolved.cut)
-          entries.push({ name, kind: attr.kind, sizeBytes: attr.sizeBytes, version: attr.version, time: hlcToIso(BigInt(attr.stamp)) })
-        }
+        for (const name of names) entries.push(entryInfo(name, await this.resolver.child(resolved.attr, name, resolved.cut)))
         return { anchoredPath: resolved.anchoredPath, entries }
       }
+      case 'stat': {
+        const { attr } = await this.node(request.path)
+        return entryInfo(String(request.path).split('/').filter((c) => c !== '').pop() ?? '/', attr)
+      }
+      case 'ping':
+        return { pid: process.pid, mountpoint: this.mounted.mountpoint }
       case 'snapshot.create':
         if (typeof request.name !== 'string') throw errors.invalid('snapshot name must be a string')
         return this.mounted.operations.createSnapshot(request.name, typeof request.at === 'string' ? request.at : null)

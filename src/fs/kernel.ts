@@ -126,7 +126,8 @@ export class KernelSession {
   /** Nodes the kernel may hold pages of: a read was answered, or a write went through their page cache, since they were last dropped. */
   private readonly pagesCached = new Set<number>()
 
-  constructor(ops: Operations) {
+  /** `onUnmountedFromOutside`: the kernel ended the session (fusermount -u, umount) without unmount(). */
+  constructor(ops: Operations, private readonly onUnmountedFromOutside: () => void = () => undefined) {
     this.ops = ops
     const { FuseSession, requestBufferBytes, contextBufferBytes } = loadAddon()
     this.requestBuffer = Buffer.allocUnsafeSlow(requestBufferBytes)
@@ -300,9 +301,8 @@ export class KernelSession {
         return this.serve(req, () => ops.getxattr(path(), a as string), (value) => this.xattrReply(req, value, b as number))
       case FuseOp.Listxattr:
         return this.serve(req, () => ops.listxattr(path()), (names) => this.xattrReply(req, Buffer.from(names.map((n) => n + '\0').join('')), a as number))
-      case FuseOp.Exit: // the mount process stays up (its control socket answers) until it is stopped
-        process.stderr.write('fffs: the file system was unmounted from outside\n')
-        return
+      case FuseOp.Exit:
+        return this.onUnmountedFromOutside()
     }
   }
 

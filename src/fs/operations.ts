@@ -124,7 +124,7 @@ export interface Found {
   readonly anchoredName: string | null
 }
 
-/** /.snapshot and /.at: they belong to the owner of the root, who alone may pin a cut by mkdir in /.snapshot. */
+/** /.snapshot and /.at: they belong to the owner of the root, who alone may pin a cut by mkdir in /.snapshot; they show the root's times (lookup). */
 function virtualDirStat(root: Attr): Stat {
   return { ino: 0, mode: S_IF.dir | 0o755, uid: root.uid, gid: root.gid, size: 0, nlink: 2, rdev: 0, mtime: 0, atime: 0, ctime: 0, blksize: 4096, blocks: 0 }
 }
@@ -153,6 +153,8 @@ export class Operations {
   private readonly files: OpenFiles
   private readonly dataDir: string
   private readonly sensorPolicy: SensorPolicy
+  /** When this mount started: the time shown for a root no version has touched yet (a new store's, stamp 0) instead of 1970. */
+  private readonly startedMs = Date.now()
 
   constructor(client: Client, options: TimeOptions, dataDir: string, log: (line: string) => void = (line) => process.stderr.write(line + '\n')) {
     this.client = client
@@ -232,16 +234,30 @@ export class Operations {
     if (writing === 'absent') throw errors.notFound(path) // a write creates it; nothing waits for a cut
     if (writing !== null) return { stat: this.liveStat(writing), live: false, anchoredName: null }
     const resolved = await this.resolver.resolve(parsed)
-    if (resolved.kind === 'virtualDir') return { stat: virtualDirStat(await this.client.walk([], HLC_MAX)), live: false, anchoredName: null }
+    if (resolved.kind === 'virtualDir') {
+      const root = await this.client.walk([], HLC_MAX)
+      return { stat: { ...virtualDirStat(root), ...this.timesOf(root) }, live: false, anchoredName: null }
+    }
     const live = resolved.cut.kind === 'live'
     const anchoredName = resolved.anchoredPath === null ? null : resolved.anchoredPath.slice(resolved.anchoredPath.lastIndexOf('/') + 1)
-    return { stat: live ? this.liveStat(resolved.attr) : toStat(resolved.attr), live, anchoredName }
+    return { stat: live ? this.liveStat(resolved.attr) : this.statOf(resolved.attr), live, anchoredName }
   }
 
   /** What the kernel is told of a live node: its size counts uncommitted writes; its open handles read this version from now on. */
   private liveStat(attr: Attr): Stat {
     this.files.advance(attr)
-    return toStat(attr, this.files.dirtySizeBytes(attr.ino) ?? attr.sizeBytes)
+    return this.statOf(attr, this.files.dirtySizeBytes(attr.ino) ?? attr.sizeBytes)
+  }
+
+  /** toStat, with a root no version has touched yet (a new store's) shown at this mount's start instead of 1970. */
+  private statOf(attr: Attr, sizeBytes = attr.sizeBytes): Stat {
+    const stat = toStat(attr, sizeBytes)
+    return attr.stamp === '0' ? { ...stat, ...this.timesOf(attr) } : stat
+  }
+
+  private timesOf(attr: Attr): Pick<Stat, 'mtime' | 'atime' | 'ctime'> {
+    if (attr.stamp === '0') return { mtime: this.startedMs, atime: this.startedMs, ctime: this.startedMs }
+    return { mtime: attr.mtimeMs, atime: attr.atimeMs, ctime: attr.ctimeMs }
   }
 
   /**

@@ -22,6 +22,9 @@ export const NAME_MAX_BYTES = 255
 /** The most names a node may have (ext4's limit): one more link is EMLINK. */
 const LINK_MAX = 65_000
 
+/** A version's time as its atime/mtime/ctime: ms with the µs its HLC stamp has (a fraction; stat shows the µs). */
+const msOfStamp = (stamp: HlcStamp): number => hlcPhysicalUs(stamp) / 1000
+
 /** What a sharded group's store holds: `meta`, the namespace; `data`, file contents by inode. */
 export type ShardRole = 'meta' | 'data'
 
@@ -265,7 +268,7 @@ export class Store {
     const attr = this.liveAttr(ino)
     if (attr !== null) return attr
     if (this.role !== 'data') throw errors.notFound(`inode ${ino}`)
-    const stampMs = Math.floor(hlcPhysicalUs(stamp) / 1000)
+    const stampMs = msOfStamp(stamp)
     return { ino, kind: 'file', mode: 0, uid: 0, gid: 0, sizeBytes: 0, atimeMs: stampMs, mtimeMs: stampMs, ctimeMs: stampMs, version: 0, stamp: stamp.toString(), change: 'create' }
   }
 
@@ -283,7 +286,7 @@ export class Store {
 
   /** Writes the next version of a node's attributes: new version number, ctime from the stamp. */
   private putAttr(changes: Changes, stamp: HlcStamp, current: Attr, change: Attr['change'], edit: (a: Attr) => Attr): Attr {
-    const stampMs = Math.floor(hlcPhysicalUs(stamp) / 1000)
+    const stampMs = msOfStamp(stamp)
     const { entries: _previousEntries, ...unchanged } = current // a directory's entry change belongs to the version that made it
     const next: Attr = { ...edit(unchanged), ino: current.ino, version: current.version + 1, stamp: stamp.toString(), ctimeMs: stampMs, change }
     this.writeAttr(changes, stamp, next, change === 'version')
@@ -311,7 +314,7 @@ export class Store {
    * entries (`fffs log DIR` shows it), and its link count moved by `subdirsDelta` (a subdirectory's `..`).
    */
   private touchDir(changes: Changes, stamp: HlcStamp, dir: Attr, change: Attr['change'], entries: EntryChange, subdirsDelta = 0): void {
-    const stampMs = Math.floor(hlcPhysicalUs(stamp) / 1000)
+    const stampMs = msOfStamp(stamp)
     // A directory written before link counts were kept stays uncounted (absent) rather than wrong.
     const nlink = dir.nlink === undefined ? {} : { nlink: dir.nlink + subdirsDelta }
     this.putAttr(changes, stamp, dir, change, (a) => ({ ...a, mtimeMs: stampMs, entries, ...nlink }))
@@ -338,7 +341,7 @@ export class Store {
     if (isDevice && !(Number.isSafeInteger(m.rdev) && m.rdev! >= 0)) throw errors.invalid(`device node '${m.name}' needs a device number, got ${m.rdev}`)
     if (!NODE_KINDS.has(m.kind)) throw errors.invalid(`unknown node kind '${m.kind}'`)
     const ino = this.nextIno++
-    const stampMs = Math.floor(hlcPhysicalUs(stamp) / 1000)
+    const stampMs = msOfStamp(stamp)
     // A set-group-ID directory gives what is made in it its group, and its subdirectories the bit (BSD and System V semantics alike).
     const inheritsGroup = (parent.mode & S_ISGID) !== 0
     const attr: Attr = {
@@ -473,7 +476,7 @@ export class Store {
     }
     // mtime to the µs of the stamp: a kernel that caches a file's pages keeps them while its
     // mtime and size are unchanged, so two versions must not share an mtime (within one ms they would).
-    const mtimeMs = hlcPhysicalUs(stamp) / 1000
+    const stampMs = msOfStamp(stamp)
     const { sensorUs: _previousSensorUs, records: previousCursor, ...rest } = attr
     let sensorUs = m.sensorUs
     let records: RecordCursor | undefined
@@ -483,7 +486,7 @@ export class Store {
     } else if (previousCursor !== undefined && lowestChangedBytes >= previousCursor.endBytes) {
       records = previousCursor // appended past the parsed records, unparsed (no format now): they stand
     }
-    this.putAttr(changes, stamp, rest, 'version', (a) => ({ ...a, sizeBytes, mtimeMs, ...(sensorUs !== undefined ? { sensorUs } : {}), ...(records !== undefined ? { records } : {}) }))
+    this.putAttr(changes, stamp, rest, 'version', (a) => ({ ...a, sizeBytes, mtimeMs: stampMs, ...(sensorUs !== undefined ? { sensorUs } : {}), ...(records !== undefined ? { records } : {}) }))
   }
 
   /**

@@ -5,6 +5,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { READY_PREFIX } from '../../src/cli/output.js'
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 export const FFFS_BIN = path.join(REPO, 'bin', 'fffs')
@@ -33,11 +34,15 @@ export interface TestMount {
   cleanup(): Promise<void>
 }
 
+/** Lazily unmounts a FUSE mount (quiet when nothing is mounted): libfuse 3's helper, or libfuse 2's where only that one is installed. */
 export function fusermountLazy(mountpoint: string): void {
-  try {
-    execFileSync('fusermount', ['-uz', mountpoint], { stdio: 'ignore' })
-  } catch {
-    // not mounted
+  for (const helper of ['fusermount3', 'fusermount']) {
+    try {
+      execFileSync(helper, ['-uz', mountpoint], { stdio: 'ignore' })
+      return
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return // not mounted
+    }
   }
 }
 
@@ -69,7 +74,7 @@ export async function startMount(extraArgs: string[] = []): Promise<TestMount> {
       const timer = setTimeout(() => reject(new Error(`mount not ready in ${MOUNT_TIMEOUT_MS} ms:\n${log}`)), MOUNT_TIMEOUT_MS)
       const onData = (chunk: Buffer): void => {
         log += chunk.toString()
-        if (log.includes('fffs: mounted')) {
+        if (log.includes(READY_PREFIX)) {
           clearTimeout(timer)
           resolve()
         }

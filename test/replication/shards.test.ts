@@ -195,8 +195,8 @@ describe('a sharded group of processes behind a FUSE mount (meta + 2 data shards
       ['data0', [0, 1, 2]],
       ['data1', [0, 1, 2]],
     ])
-    const text = await cli(['status', '--mount', mount.mountpoint])
-    expect(text.stdout).toMatch(/^=== shard data1 ===$/m)
+    const text = await cli(['status', '--verbose', '--mount', mount.mountpoint])
+    expect(text.stdout).toMatch(/^=== shard data1 \(members \[0,1,2\]\) ===$/m)
     expect(text.stdout.match(/shared state table as member \d sees it/g)).toHaveLength(3)
   })
 
