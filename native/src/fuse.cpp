@@ -13,8 +13,9 @@
 // program that waits for each answer (ls -l, a copy, a build) sends its next request at once.
 //
 // Cache invalidation: attributes are invalidated on the JS thread (that never blocks), cached
-// pages on a thread of their own (page_dropper.hpp), since dropping a page waits for any read of
-// it in flight, which only the JS thread answers.
+// pages and names on a thread of their own (cache_notifier.hpp), since dropping a page waits for
+// any read of it in flight, and dropping a name for any request in its directory, which only the
+// JS thread answers.
 #define FUSE_USE_VERSION 34
 #include <fuse_lowlevel.h>
 #include <linux/fuse.h>  // struct fuse_write_in: the write flags libfuse does not pass on
@@ -37,7 +38,7 @@
 #include <vector>
 
 #include "loop_poller.hpp"
-#include "page_dropper.hpp"
+#include "cache_notifier.hpp"
 
 namespace {
 
@@ -132,6 +133,7 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
                                          InstanceMethod("replyDirectory", &FuseSession::ReplyDirectory),
                                          InstanceMethod("invalidateAttributes", &FuseSession::InvalidateAttributes),
                                          InstanceMethod("dropCache", &FuseSession::DropCache),
+                                         InstanceMethod("dropEntry", &FuseSession::DropEntry),
                                      });
     exports.Set("FuseSession", cls);
     exports.Set("requestBufferBytes", Napi::Number::New(env, static_cast<double>(kRequestBufferBytes)));
@@ -205,7 +207,7 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
     }
     poll_ = std::move(poll);
     poller_ = std::make_unique<fffs::LoopPoller>(loop, kPollAfterReplyNs);
-    dropper_ = std::make_unique<fffs::PageDropper>(env, se.get());
+    notifier_ = std::make_unique<fffs::CacheNotifier>(env, se.get());
     closing_ = false;
     session_ = std::move(se);
     Ref();  // the mounted session outlives a dropped JS reference: the poll calls into it
@@ -220,8 +222,8 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
 
   void Close() {
     if (!session_) return;
-    if (dropper_->Busy()) FailRequestsWhileDropping();
-    dropper_.reset();
+    if (notifier_->Busy()) FailRequestsWhileDropping();
+    notifier_.reset();
     outstanding_.clear();
     uv_poll_stop(poll_.get());
     ClosePoll(std::move(poll_));
@@ -232,7 +234,7 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
   }
 
   /**
-   * A page drop under way may wait for a page that a read sent to this session holds locked:
+   * A notification under way may wait for a page or a directory that a request sent to this session holds locked:
    * every request, unanswered or still to come, is answered EIO until the drop is done (the
    * file system is going away; a request left unanswered would be failed at unmount anyway).
    */
@@ -241,7 +243,7 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
     for (fuse_req_t req : outstanding_) fuse_reply_err(req, EIO);
     outstanding_.clear();
     auto deadline = std::chrono::steady_clock::now() + kDropDrainMax;
-    while (dropper_->Busy() && std::chrono::steady_clock::now() < deadline) {
+    while (notifier_->Busy() && std::chrono::steady_clock::now() < deadline) {
       fuse_buf buf;
       std::memset(&buf, 0, sizeof buf);
       buf.mem = request_mem_;
@@ -251,7 +253,7 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
       else if (received == -EAGAIN || received == -EINTR) usleep(1000);
       else break;
     }
-    if (dropper_->Busy()) std::fprintf(stderr, "fffs: a page drop is still waiting at unmount\n");
+    if (notifier_->Busy()) std::fprintf(stderr, "fffs: a cache invalidation is still waiting at unmount\n");
   }
 
   /** An initialised handle is freed only after libuv has closed it. */
@@ -656,12 +658,24 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
    * pages and attributes (a version committed while a reader may hold pages of an older one).
    */
   Napi::Value DropCache(const Napi::CallbackInfo& info) {
-    if (!dropper_) {
-      auto done = Napi::Promise::Deferred::New(info.Env());
-      done.Resolve(info.Env().Undefined());
-      return done.Promise();
-    }
-    return dropper_->Drop(info.Env(), static_cast<fuse_ino_t>(info[0].As<Napi::Number>().DoubleValue()));
+    if (!notifier_) return Resolved(info.Env());
+    return notifier_->Drop(info.Env(), static_cast<fuse_ino_t>(info[0].As<Napi::Number>().DoubleValue()));
+  }
+
+  /**
+   * dropEntry(parentId, name): a promise that resolves once the kernel has forgotten the name
+   * (what it named, and everything cached below it, is looked up again).
+   */
+  Napi::Value DropEntry(const Napi::CallbackInfo& info) {
+    if (!notifier_) return Resolved(info.Env());
+    return notifier_->DropEntry(info.Env(), static_cast<fuse_ino_t>(info[0].As<Napi::Number>().DoubleValue()), info[1].As<Napi::String>().Utf8Value());
+  }
+
+  /** A promise already resolved: unmounted, the kernel caches nothing of this session. */
+  static Napi::Value Resolved(Napi::Env env) {
+    auto done = Napi::Promise::Deferred::New(env);
+    done.Resolve(env.Undefined());
+    return done.Promise();
   }
 
   Napi::FunctionReference on_request_;
@@ -669,7 +683,7 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
   std::unique_ptr<fuse_session, SessionDeleter> session_;
   std::unique_ptr<uv_poll_t> poll_;
   std::unique_ptr<fffs::LoopPoller> poller_;  // made at mount
-  std::unique_ptr<fffs::PageDropper> dropper_;  // made at mount, stopped before the session goes
+  std::unique_ptr<fffs::CacheNotifier> notifier_;  // made at mount, stopped before the session goes
   bool closing_ = false;  // unmounting with a page drop under way: requests are answered EIO
   Napi::Reference<Napi::Buffer<char>> request_buffer_;
   char* request_mem_ = nullptr;  // request_buffer_'s bytes, which never move

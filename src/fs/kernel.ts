@@ -1,16 +1,17 @@
 // The kernel's side of the mount: fffs's FUSE session (native/src/fuse.cpp, libfuse 3's
 // low-level API polled by this event loop) speaks in node ids; the handlers in operations.ts
-// speak in paths (and in inodes for a live node's attributes). This file turns each request,
-// through the table between them (nodeTable.ts), into one handler call and exactly one reply.
+// speak in places (resolve.ts). This file turns each request, through the table between them
+// (nodeTable.ts), into one handler call and exactly one reply.
 
 import { realpathSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import { ERRNO, errors, isFffsError, isMalformedSpec } from '../errors.js'
 import { findNativeAddon, NATIVE_BUILD_DIR } from '../nativeAddons.js'
-import type { Ino } from '../store/records.js'
+import { ROOT_INO, type Ino } from '../store/records.js'
 import { NodeTable } from './nodeTable.js'
-import type { AttrChanges, Caller, Found, Operations, Stat } from './operations.js'
+import type { AttrChanges, Caller, Found, KernelCache, Operations, Stat } from './operations.js'
+import { SNAPSHOT_DIR, type Place } from './resolve.js'
 import { holdsNode } from './processes.js'
 
 /** The request kinds, in native/src/fuse.cpp's order (enum class Op). */
@@ -40,6 +41,8 @@ interface NativeFuseSession {
   invalidateAttributes(nodeId: number): void
   /** Drops the kernel's cached pages and attributes of a node, on a thread of the addon's (a page in a read's flight stays locked until this thread answers it). */
   dropCache(nodeId: number): Promise<void>
+  /** Drops a name the kernel holds in a directory node, on the same thread (a lookup or create in the directory holds it locked until this thread answers). */
+  dropEntry(parentId: number, name: string): Promise<void>
 }
 
 // Arguments after (op, req, nodeId), per op: see the On* functions in native/src/fuse.cpp.
@@ -85,7 +88,6 @@ const CACHE_TIMEOUT_S = 1
 const RENAME_NOREPLACE = 1
 const O_ACCMODE = 3
 const O_WRONLY = 1
-const O_NONBLOCK = 0o4000
 
 /**
  * Write-only opens bypass the kernel's page cache (FOPEN_DIRECT_IO): the pages of a file are
@@ -110,7 +112,7 @@ function errnoOf(err: unknown): number {
 }
 
 /** Serves one mount: requests from the kernel to `ops`, answers back. */
-export class KernelSession {
+export class KernelSession implements KernelCache {
   private readonly ops: Operations
   private readonly session: NativeFuseSession
   private readonly requestBuffer: Buffer
@@ -133,12 +135,24 @@ export class KernelSession {
     this.requestBuffer = Buffer.allocUnsafeSlow(requestBufferBytes)
     this.contextBuffer = Buffer.alloc(contextBufferBytes)
     this.session = new FuseSession(this.requestBuffer, this.contextBuffer, (op, req, nodeId, a, b, c, d, e) => this.dispatch(op, req, nodeId, a, b, c, d, e))
+    ops.kernelCache = this
   }
 
   /** `options`: FUSE mount options, comma-separated (src/fs/mount.ts). */
   mount(mountpoint: string, fsName: string, options: string): void {
     this.mountpoint = realpathSync(mountpoint) // before mounting: afterwards the lookup would be a request to this mount
     this.session.mount(mountpoint, fsName, options)
+  }
+
+  // ---------------------------------------------------------------- what the kernel did not see change (KernelCache)
+
+  async forgetEntry(dir: Ino | typeof SNAPSHOT_DIR, name: string): Promise<void> {
+    const parentId = dir === SNAPSHOT_DIR ? this.table.child(ROOT_INO, SNAPSHOT_DIR) : dir
+    if (parentId !== undefined && this.table.child(parentId, name) !== undefined) await this.session.dropEntry(parentId, name)
+  }
+
+  forgetAttributes(ino: Ino): void {
+    if (this.table.find(ino) !== undefined) this.session.invalidateAttributes(ino)
   }
 
   /** Idempotent; after an unmount from outside (fusermount -u) there is nothing left to do. */
@@ -169,90 +183,91 @@ export class KernelSession {
 
   private readonly ok = (req: Req) => (): void => this.session.replyErr(req, 0)
 
-  private entry(req: Req, parent: number, name: string, found: Found): void {
-    this.session.replyEntry(req, this.remember(parent, name, found), found.stat, CACHE_TIMEOUT_S)
+  /** The entry of a node the kernel now holds under `name` in `parent` (one lookup more), or ENOENT. */
+  private entry(req: Req, parent: number, name: string, found: Found | null): void {
+    if (found === null) return this.session.replyErr(req, ERRNO.ENOENT)
+    this.session.replyEntry(req, this.table.remember(parent, name, found.place), found.stat, CACHE_TIMEOUT_S)
   }
 
-  /**
-   * The node id for a name the kernel now holds: a live node's is its inode, a time path's its
-   * own; a relative spec in the name stays resolved as this lookup resolved it (`anchoredName`).
-   */
-  private remember(parent: number, name: string, found: Found): number {
-    return this.table.remember(parent, name, found.live ? found.stat.ino : null, found.anchoredName)
+  /** Creates with `make`, then answers the lookup the kernel does not send: the new node's entry. */
+  private made(req: Req, parent: number, name: string, make: () => Promise<Found>): void {
+    this.serve(req, make, (found) => this.entry(req, parent, name, found))
   }
 
-  /**
-   * Creates with `make`, then answers the lookup the kernel does not send: the new node's entry.
-   * `make` returns the name the entry got when it is not `name` (`mkdir .snapshot/s@-1h` makes s).
-   */
-  private made(req: Req, parent: number, name: string, make: (path: string) => Promise<string | void>): void {
-    this.serve(req, async () => {
-      const made = await make(this.table.childPath(parent, name))
-      const anchored = typeof made === 'string' && made !== name ? made : null
-      const found = await this.ops.lookup(this.table.childPath(parent, anchored ?? name))
-      return { ...found, anchoredName: anchored }
-    }, (found) => this.entry(req, parent, name, found))
+  /** The path of `name` in `parent`, for messages and log lines. */
+  private childPath(parent: number, name: string): string {
+    const base = this.table.path(parent)
+    return base === '/' ? '/' + name : `${base}/${name}`
   }
 
   private dispatch(op: FuseOp, req: Req, nodeId: number, a: unknown, b: unknown, c: unknown, d: unknown, e: unknown): void {
     const table = this.table
     const ops = this.ops
+    const place = (): Place => table.place(nodeId)
     const path = (): string => table.path(nodeId)
     const caller = readCaller(this.contextBuffer)
     switch (op) {
       case FuseOp.Lookup: {
         const name = a as string
-        return this.serve(req, () => ops.lookup(table.childPath(nodeId, name)), (found) => this.entry(req, nodeId, name, found))
+        return this.serve(req, () => ops.lookup(place(), name), (found) => this.entry(req, nodeId, name, found))
       }
       case FuseOp.Forget:
         table.forget(nodeId, a as number)
         if (table.find(nodeId) === undefined) this.pagesCached.delete(nodeId) // the kernel let go of the node, its pages too
         return
       case FuseOp.Getattr:
-        return this.serve(req, () => this.attr(nodeId, a as number | undefined), (stat) => this.session.replyAttr(req, nodeId, stat, this.attrTimeoutS(stat)))
+        return this.serve(req, () => ops.getattr(place(), a as number | undefined), (stat) => this.session.replyAttr(req, nodeId, stat, this.attrTimeoutS(stat)))
       case FuseOp.Setattr:
-        return this.serve(req, () => this.setattr(nodeId, a as AttrChanges, b as number | undefined, caller), (stat) => this.session.replyAttr(req, nodeId, stat, this.attrTimeoutS(stat)))
+        return this.serve(req, () => ops.setattr(place(), a as AttrChanges, b as number | undefined, caller, path()), (stat) => this.session.replyAttr(req, nodeId, stat, this.attrTimeoutS(stat)))
       case FuseOp.Readlink:
-        return this.serve(req, () => ops.readlink(path()), (target) => this.session.replyReadlink(req, target))
+        return this.serve(req, () => ops.readlink(place(), path()), (target) => this.session.replyReadlink(req, target))
       case FuseOp.Mkdir:
-        return this.made(req, nodeId, a as string, (p) => ops.mkdir(p, b as number, caller))
+        return this.made(req, nodeId, a as string, () => ops.mkdir(place(), a as string, b as number, caller))
       case FuseOp.Symlink:
-        return this.made(req, nodeId, a as string, (p) => ops.symlink(b as string, p, caller))
+        return this.made(req, nodeId, a as string, () => ops.symlink(place(), a as string, b as string, caller))
       case FuseOp.Mknod:
-        return this.made(req, nodeId, a as string, (p) => ops.mknod(p, b as number, c as number, caller))
+        return this.made(req, nodeId, a as string, () => ops.mknod(place(), a as string, b as number, c as number, caller))
       case FuseOp.Link: // the new name's entry is the same node: the kernel holds one lookup more on it
-        return this.made(req, a as number, b as string, (p) => ops.link(this.liveIno(nodeId), p))
+        return this.made(req, a as number, b as string, () => ops.link(place(), table.place(a as number), b as string, path()))
       case FuseOp.Unlink:
       case FuseOp.Rmdir: {
         const name = a as string
-        const remove = (target: string): Promise<void> => (op === FuseOp.Unlink ? ops.unlink(target) : ops.rmdir(target))
-        return this.serve(req, () => remove(table.childPath(nodeId, name)), () => {
+        const remove = (): Promise<void> => (op === FuseOp.Unlink ? ops.unlink(place(), name) : ops.rmdir(place(), name))
+        return this.serve(req, remove, () => {
           table.detach(nodeId, name)
           this.session.replyErr(req, 0)
         })
       }
-      case FuseOp.Rename:
-        return this.serve(req, () => this.rename(nodeId, a as string, b as number, c as string, d as number), () => {
-          table.move(nodeId, a as string, b as number, c as string)
-          this.session.replyErr(req, 0)
+      case FuseOp.Rename: {
+        const flags = d as number
+        return this.serve(
+          req,
+          () => {
+            if ((flags & ~RENAME_NOREPLACE) !== 0) throw errors.invalid(`rename flags ${flags}: fffs renames, or renames without replacing, and nothing else`)
+            return ops.rename(place(), a as string, table.place(b as number), c as string, (flags & RENAME_NOREPLACE) !== 0)
+          },
+          () => {
+            table.move(nodeId, a as string, b as number, c as string)
+            this.session.replyErr(req, 0)
+          },
+        )
+      }
+      case FuseOp.Open: {
+        const flags = a as number
+        return this.serve(req, () => ops.open(place(), flags, caller, path()), (fd) => {
+          if (isWriteOnly(flags)) this.directHandles.add(fd)
+          const readOnly = (flags & O_ACCMODE) === 0
+          // What a frozen node holds never changes: the pages the kernel cached of it stay right.
+          this.session.replyOpen(req, fd, readOnly && table.find(nodeId)?.place.kind === 'frozen', readOnly, isWriteOnly(flags))
         })
-      case FuseOp.Open:
-        return this.serve(req, () => this.open(nodeId, a as number, caller), ({ fd, keepCache, noFlush }) => {
-          table.find(nodeId)?.handles.add(fd)
-          if (isWriteOnly(a as number)) this.directHandles.add(fd)
-          this.session.replyOpen(req, fd, keepCache, noFlush, isWriteOnly(a as number))
-        })
+      }
       case FuseOp.Create: {
         const name = a as string
         const flags = c as number
-        return this.serve(req, async () => {
-          const fd = await ops.create(table.childPath(nodeId, name), b as number, caller, flags)
-          return { fd, stat: ops.fgetattr(fd) }
-        }, ({ fd, stat }) => {
-          const id = this.remember(nodeId, name, { stat, live: !ops.openedThroughTimePath(fd), anchoredName: null }) // P@sensor:T keeps a node of its own
-          table.node(id).handles.add(fd)
+        return this.serve(req, () => ops.create(place(), name, b as number, caller, flags, this.childPath(nodeId, name)), ({ fd, found }) => {
+          const id = table.remember(nodeId, name, found.place)
           if (isWriteOnly(flags)) this.directHandles.add(fd)
-          this.session.replyCreate(req, id, stat, CACHE_TIMEOUT_S, fd, isWriteOnly(flags))
+          this.session.replyCreate(req, id, found.stat, CACHE_TIMEOUT_S, fd, isWriteOnly(flags))
         })
       }
       case FuseOp.Read: {
@@ -277,11 +292,10 @@ export class KernelSession {
       case FuseOp.Fsync:
         return this.serve(req, () => this.committing(nodeId, ops.fsync(a as number)), this.ok(req))
       case FuseOp.Release:
-        table.find(nodeId)?.handles.delete(a as number)
         this.directHandles.delete(a as number)
         return this.serve(req, () => this.committing(nodeId, ops.release(a as number)), this.ok(req))
       case FuseOp.Opendir:
-        return this.serve(req, () => ops.readdir(path()), (names) => {
+        return this.serve(req, () => ops.readdir(place()), (names) => {
           const handle = this.nextDirHandle++
           this.dirs.set(handle, { nodeId, names, served: false })
           this.session.replyOpen(req, handle, false, false, false)
@@ -294,13 +308,13 @@ export class KernelSession {
       case FuseOp.Statfs:
         return this.serve(req, () => ops.statfs(), (st) => this.session.replyStatfs(req, st))
       case FuseOp.Setxattr:
-        return this.serve(req, () => ops.setxattr(path(), a as string, b as Buffer, c as number), this.ok(req))
+        return this.serve(req, () => ops.setxattr(place(), a as string, b as Buffer, c as number, path()), this.ok(req))
       case FuseOp.Removexattr:
-        return this.serve(req, () => ops.removexattr(path(), a as string), this.ok(req))
+        return this.serve(req, () => ops.removexattr(place(), a as string, path()), this.ok(req))
       case FuseOp.Getxattr:
-        return this.serve(req, () => ops.getxattr(path(), a as string), (value) => this.xattrReply(req, value, b as number))
+        return this.serve(req, () => ops.getxattr(place(), a as string), (value) => this.xattrReply(req, value, b as number))
       case FuseOp.Listxattr:
-        return this.serve(req, () => ops.listxattr(path()), (names) => this.xattrReply(req, Buffer.from(names.map((n) => n + '\0').join('')), a as number))
+        return this.serve(req, () => ops.listxattr(place()), (names) => this.xattrReply(req, Buffer.from(names.map((n) => n + '\0').join('')), a as number))
       case FuseOp.Exit:
         return this.onUnmountedFromOutside()
     }
@@ -317,7 +331,8 @@ export class KernelSession {
    * node is the file's inode; a handle opened through `P@sensor:T` has a node of its own too.
    */
   private async committing(nodeId: number, commit: Promise<Ino | null>): Promise<void> {
-    let ino: Ino | null = this.table.find(nodeId)?.ino ?? null // a commit that failed may have applied its version (malformed records)
+    const place = this.table.find(nodeId)?.place
+    let ino: Ino | null = place?.kind === 'live' ? place.ino : null // a commit that failed may have applied its version (malformed records)
     try {
       ino = await commit
     } finally {
@@ -340,70 +355,11 @@ export class KernelSession {
     return this.ops.hasUncommitted(stat.ino) ? 0 : CACHE_TIMEOUT_S
   }
 
-  /** The store inode of a live node; a node of a time path is read-only. */
-  private liveIno(nodeId: number): number {
-    const ino = this.table.node(nodeId).ino
-    if (ino === null) throw errors.readOnlyTimePath(this.table.path(nodeId))
-    return ino
-  }
-
-  /**
-   * A node's attributes: a live node's by its inode (whichever of its names are gone); a
-   * time-path node whose name is gone answers from an open handle, as fstat expects (the
-   * kernel names the handle only on some paths).
-   */
-  private attr(nodeId: number, fd: number | undefined): Promise<Stat> | Stat {
-    const node = this.table.node(nodeId)
-    if (node.ino !== null) return this.ops.getattrOfInode(node.ino)
-    if (this.table.detached(nodeId)) {
-      const handle = fd ?? node.handles.values().next().value
-      if (handle === undefined) throw errors.notFound(this.table.path(nodeId))
-      return this.ops.fgetattr(handle)
-    }
-    return this.ops.getattr(this.table.path(nodeId))
-  }
-
-  /** One setattr: the attributes in one version of the node, a size change in a version of its contents. */
-  private async setattr(nodeId: number, changes: AttrChanges, fd: number | undefined, caller: Caller): Promise<Stat> {
-    await this.ops.setattr(this.liveIno(nodeId), changes, fd, caller)
-    return this.attr(nodeId, fd)
-  }
-
-  private async rename(parent: number, name: string, newParent: number, newName: string, flags: number): Promise<void> {
-    if ((flags & ~RENAME_NOREPLACE) !== 0) throw errors.invalid(`rename flags ${flags}: fffs renames, or renames without replacing, and nothing else`)
-    const to = this.table.childPath(newParent, newName)
-    if ((flags & RENAME_NOREPLACE) !== 0) {
-      const exists = await this.ops.getattr(to).then(() => true, (err: unknown) => (isFffsError(err) && err.errno === ERRNO.ENOENT ? false : Promise.reject(err)))
-      if (exists) throw errors.exists(to)
-    }
-    await this.ops.rename(this.table.childPath(parent, name), to)
-  }
-
-  /**
-   * A read-only open of a frozen path keeps the kernel's cached pages while the node's version
-   * (mtime and size) is the one they were read from: what a stable cut holds never changes,
-   * but a snapshot name can be deleted and pinned again at another cut. Live files start
-   * uncached at every open (another writer may have committed). Read-only opens skip the
-   * flush round trip at close: they have nothing to commit.
-   */
-  private async open(nodeId: number, flags: number, caller: Caller): Promise<{ fd: number; keepCache: boolean; noFlush: boolean }> {
-    const path = this.table.path(nodeId)
-    const fd = await this.ops.open(path, flags, caller)
-    const readOnly = (flags & O_ACCMODE) === 0
-    if (!readOnly || (flags & O_NONBLOCK) !== 0 || !this.ops.openedThroughTimePath(fd)) return { fd, keepCache: false, noFlush: readOnly }
-    const node = this.table.node(nodeId)
-    const stat = this.ops.fgetattr(fd)
-    const version = `${stat.mtime}:${stat.size}`
-    const keepCache = node.cachedAs === version
-    node.cachedAs = version
-    return { fd, keepCache, noFlush: true }
-  }
-
   /** The listing of an open directory; a readdir from offset 0 after the first (a rewind) lists it again. */
   private async listing(handle: number, offset: number): Promise<string[]> {
     const dir = this.dirs.get(handle)
     if (dir === undefined) throw errors.badHandle(handle)
-    if (offset === 0 && dir.served) dir.names = await this.ops.readdir(this.table.path(dir.nodeId))
+    if (offset === 0 && dir.served) dir.names = await this.ops.readdir(this.table.place(dir.nodeId))
     dir.served = true
     return dir.names
   }

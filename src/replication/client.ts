@@ -63,6 +63,8 @@ export interface Client {
   walk(components: readonly string[], cut: HlcStamp): Promise<Attr>
   attr(ino: Ino, cut: HlcStamp): Promise<Attr | null>
   lookup(dir: Ino, name: string, cut: HlcStamp): Promise<Ino | null>
+  /** The node named `name` in directory `dir` at the cut, with its attributes there (lookup and attr in one step); null when none. */
+  child(dir: Ino, name: string, cut: HlcStamp): Promise<Attr | null>
   readdir(dir: Ino, cut: HlcStamp): Promise<Array<{ name: string; ino: Ino }>>
   read(attr: Attr, offset: number, into: Buffer, lengthBytes: number): Promise<number>
   /** A node's versions in `range` (default: all), oldest first unless `range.reverse`. */
@@ -143,6 +145,9 @@ export class EmbeddedClient implements Client {
   }
   lookup(dir: Ino, name: string, cut: HlcStamp): Promise<Ino | null> {
     return this.store.lookup(dir, name, cut)
+  }
+  child(dir: Ino, name: string, cut: HlcStamp): Promise<Attr | null> {
+    return this.store.child(dir, name, cut)
   }
   readdir(dir: Ino, cut: HlcStamp): Promise<Array<{ name: string; ino: Ino }>> {
     return this.store.readdir(dir, cut)

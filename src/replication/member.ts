@@ -1032,6 +1032,9 @@ export class ReplicaClient implements Client {
   lookup(dir: Ino, name: string, cut: HlcStamp): Promise<Ino | null> {
     return this.atCut(cut, (store) => store.lookup(dir, name, cut))
   }
+  child(dir: Ino, name: string, cut: HlcStamp): Promise<Attr | null> {
+    return this.atCut(cut, (store) => store.child(dir, name, cut))
+  }
   readdir(dir: Ino, cut: HlcStamp): Promise<Array<{ name: string; ino: Ino }>> {
     return this.atCut(cut, (store) => store.readdir(dir, cut))
   }

@@ -91,6 +91,8 @@ export function serveClient(connection: Connection, client: Client, options: Ser
           return { result: await client.attr(a.ino as Ino, stampArg(a.cut)) }
         case 'lookup':
           return { result: await client.lookup(a.dir as Ino, a.name as string, stampArg(a.cut)) }
+        case 'child':
+          return { result: await client.child(a.dir as Ino, a.name as string, stampArg(a.cut)) }
         case 'readdir':
           return { result: await client.readdir(a.dir as Ino, stampArg(a.cut)) }
         case 'read': {
@@ -289,6 +291,10 @@ export class RemoteClient implements Client {
   }
   async lookup(dir: Ino, name: string, cut: HlcStamp): Promise<Ino | null> {
     return (await this.call('lookup', () => ({ dir, name, cut: cut.toString() }))).result as Ino | null
+  }
+  async child(dir: Ino, name: string, cut: HlcStamp): Promise<Attr | null> {
+    const attr = (await this.call('child', () => ({ dir, name, cut: cut.toString() }))).result as Attr | null
+    return attr === null ? null : this.observed(attr)
   }
   async readdir(dir: Ino, cut: HlcStamp): Promise<Array<{ name: string; ino: Ino }>> {
     return (await this.call('readdir', () => ({ dir, cut: cut.toString() }))).result as Array<{ name: string; ino: Ino }>

@@ -79,6 +79,11 @@ export class ShardedClient implements Client {
     return this.meta.lookup(dir, name, cut)
   }
 
+  async child(dir: Ino, name: string, cut: HlcStamp): Promise<Attr | null> {
+    const attr = await this.meta.child(dir, name, cut)
+    return attr?.kind === 'file' ? this.joined(attr, await this.dataOf(attr.ino).attr(attr.ino, cut)) : attr
+  }
+
   readdir(dir: Ino, cut: HlcStamp): Promise<Array<{ name: string; ino: Ino }>> {
     return this.meta.readdir(dir, cut)
   }

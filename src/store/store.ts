@@ -548,6 +548,12 @@ export class Store {
     return entry === null || entry[1].length === 0 ? null : decodeIno(entry[1])
   }
 
+  /** The node named `name` in directory `parent` at the cut, with its attributes there; null when none. */
+  async child(parent: Ino, name: string, cut: HlcStamp): Promise<Attr | null> {
+    const ino = await this.lookup(parent, name, cut)
+    return ino === null ? null : this.attr(ino, cut)
+  }
+
   /** The attributes of the node's latest version at or before the cut. */
   attr(ino: Ino, cut: HlcStamp): Attr | null {
     const live = this.liveAttr(ino)
