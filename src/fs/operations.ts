@@ -5,7 +5,7 @@
 
 import { constants as fsConstants, promises as fsp } from 'node:fs'
 import { errors, isLateSensorWrite } from '../errors.js'
-import type { Client } from '../replication/client.js'
+import type { Client, Submitted } from '../replication/client.js'
 import { parseRecordFormat, XATTR_RECORD_FORMAT } from '../sensor/index.js'
 import { ROOT_INO, S_ISGID, S_ISUID, type Attr, type Ino, type NodeKind } from '../store/records.js'
 import { HLC_MAX, hlcCeilingOfUs, hlcToIso, wallClockUs } from '../temporal/hlc.js'
@@ -17,6 +17,9 @@ import { checkSensorLag, newSensorStats, recordFormatOf, type SensorPolicy, type
 const O_ACCMODE = 3
 const S_IFMT = 0o170000
 const S_IXGRP = 0o010
+/** What a new file or directory takes from its directory as its record applies. */
+const INHERITED = { inheritXattrs: [XATTR_RECORD_FORMAT] } as const
+
 /** The file type bits of st_mode for each kind of node. */
 const S_IF: Readonly<Record<NodeKind, number>> = {
   fifo: 0o010000,
@@ -198,11 +201,6 @@ export class Operations {
     }
   }
 
-  /** What a new node inherits from its directory: the record format. */
-  private async inheritedXattrs(dir: Ino): Promise<{ xattrs?: Record<string, string> }> {
-    const format = (await this.liveAttr(dir)).xattrs?.[XATTR_RECORD_FORMAT]
-    return format === undefined ? {} : { xattrs: { [XATTR_RECORD_FORMAT]: format } }
-  }
 
   /** A node's attributes, for xattrs and readlink: a live node's now, a frozen node's at its cut. */
   private async attrOf(place: Place): Promise<Attr> {
@@ -298,8 +296,7 @@ export class Operations {
       return this.madeNode(parent, made.name)
     }
     const target = await this.resolver.entryTarget(parent, name, true)
-    const { ino } = await this.client.submit({ type: 'mknod', parent: target.dir, name: target.name, kind: 'dir', mode, uid: caller.uid, gid: caller.gid, ...(await this.inheritedXattrs(target.dir)) })
-    return this.madeLive(ino!)
+    return this.madeLive(await this.client.submit({ type: 'mknod', parent: target.dir, name: target.name, kind: 'dir', mode, uid: caller.uid, gid: caller.gid, ...INHERITED }))
   }
 
   /** The node a creation made, looked up (a snapshot root). */
@@ -309,9 +306,9 @@ export class Operations {
     return found
   }
 
-  /** The live node a creation made. */
-  private async madeLive(ino: Ino): Promise<Found> {
-    return this.found({ place: { kind: 'live', ino }, attr: await this.liveAttr(ino), trust: 'stable', anchoredName: null })
+  /** The live node a creation made (`ino`: the node linked to, for a link). */
+  private async madeLive(made: Submitted, ino: Ino = made.ino!): Promise<Found> {
+    return this.found({ place: { kind: 'live', ino }, attr: made.attr ?? (await this.liveAttr(ino)), trust: 'stable', anchoredName: null })
   }
 
   async rmdir(parent: Place, name: string): Promise<void> {
@@ -338,8 +335,7 @@ export class Operations {
 
   async symlink(parent: Place, name: string, target: string, caller: Caller): Promise<Found> {
     const entry = await this.resolver.entryTarget(parent, name, true)
-    const { ino } = await this.client.submit({ type: 'mknod', parent: entry.dir, name: entry.name, kind: 'symlink', mode: 0o777, uid: caller.uid, gid: caller.gid, target })
-    return this.madeLive(ino!)
+    return this.madeLive(await this.client.submit({ type: 'mknod', parent: entry.dir, name: entry.name, kind: 'symlink', mode: 0o777, uid: caller.uid, gid: caller.gid, target }))
   }
 
   /**
@@ -351,17 +347,15 @@ export class Operations {
     if (kind === undefined || kind === 'dir' || kind === 'symlink') throw errors.invalid(`mknod of file type 0o${(mode & S_IFMT).toString(8)}`)
     const entry = await this.resolver.entryTarget(parent, name, true)
     const device = kind === 'chardev' || kind === 'blockdev' ? { rdev } : {}
-    const inherited = kind === 'file' ? await this.inheritedXattrs(entry.dir) : {}
-    const { ino } = await this.client.submit({ type: 'mknod', parent: entry.dir, name: entry.name, kind, mode: mode & 0o7777, uid: caller.uid, gid: caller.gid, ...device, ...inherited })
-    return this.madeLive(ino!)
+    const inherited = kind === 'file' ? INHERITED : {}
+    return this.madeLive(await this.client.submit({ type: 'mknod', parent: entry.dir, name: entry.name, kind, mode: mode & 0o7777, uid: caller.uid, gid: caller.gid, ...device, ...inherited }))
   }
 
   /** link(2): `newName` in `newParent` becomes one more name of the live node `place` (EROFS for a node of a time path). */
   async link(place: Place, newParent: Place, newName: string, path: string): Promise<Found> {
     const ino = liveIno(place, path)
     const entry = await this.resolver.entryTarget(newParent, newName, true)
-    await this.client.submit({ type: 'link', ino, parent: entry.dir, name: entry.name })
-    return this.madeLive(ino)
+    return this.madeLive(await this.client.submit({ type: 'link', ino, parent: entry.dir, name: entry.name }), ino)
   }
 
   async readlink(place: Place, path: string): Promise<string> {
@@ -391,12 +385,12 @@ export class Operations {
       ...(atimeMs !== undefined ? { atimeMs } : {}),
       ...(mtimeMs !== undefined ? { mtimeMs } : {}),
     }
-    if (Object.keys(attributes).length > 0) await this.client.submit({ type: 'setattr', ino, ...attributes })
+    const changed = Object.keys(attributes).length > 0 ? await this.client.submit({ type: 'setattr', ino, ...attributes }) : null
     if (changes.size !== undefined) {
       if (fd !== undefined) this.ftruncate(fd, changes.size, caller)
       else await this.truncate(await this.liveAttr(ino), changes.size)
     }
-    return this.getattr(place)
+    return changes.size === undefined && changed?.attr !== undefined ? this.liveStat(changed.attr) : this.getattr(place)
   }
 
   private async truncate(attr: Attr, sizeBytes: number): Promise<void> {
@@ -472,7 +466,7 @@ export class Operations {
     this.refuseIfLate(path, sensorUs, 'write')
     // What the kernel keeps for the name: the live node, or for `P@sensor:T` a node of its own (were
     // it P's inode, P's open would go through whichever of the node's names came first, and `cat P` would read P at T).
-    const made = (ino: Ino): Found['place'] => (sensorUs !== undefined ? { kind: 'sensorWrite', dir, name: entryName, sensorUs } : { kind: 'live', ino })
+    const placeOf = (ino: Ino): Place => (sensorUs !== undefined ? { kind: 'sensorWrite', dir, name: entryName, sensorUs } : { kind: 'live', ino })
     if (sensorUs !== undefined) {
       // P@sensor:T names P at a sensor time it may not have had yet: open P itself if it exists.
       const attr = await this.client.child(dir, entryName, HLC_MAX)
@@ -482,20 +476,18 @@ export class Operations {
         const file = this.files.open(attr, { kind: 'live' }, true, path, sensorUs)
         file.appends = (flags & fsConstants.O_APPEND) !== 0
         this.truncateAtOpen(file, caller)
-        return { fd: file.fd, found: { stat: this.fgetattr(file.fd), place: made(attr.ino), trust: 'provisional' } }
+        return { fd: file.fd, found: { stat: this.fgetattr(file.fd), place: placeOf(attr.ino), trust: 'provisional' } }
       }
     }
     const sensor = sensorUs !== undefined ? { sensorUs, sensorLagMaxUs: this.sensorPolicy.sensorLagMaxUs } : {}
-    const { ino } = await this.client
-      .submit({ type: 'mknod', parent: dir, name: entryName, kind: 'file', mode, uid: caller.uid, gid: caller.gid, ...sensor, ...(await this.inheritedXattrs(dir)) })
-      .catch((err: unknown) => {
-        if (isLateSensorWrite(err)) this.sensorPolicy.stats.versionsRefusedLate++
-        throw err
-      })
-    const attr = await this.liveAttr(ino!)
+    const made = await this.client.submit({ type: 'mknod', parent: dir, name: entryName, kind: 'file', mode, uid: caller.uid, gid: caller.gid, ...sensor, ...INHERITED }).catch((err: unknown) => {
+      if (isLateSensorWrite(err)) this.sensorPolicy.stats.versionsRefusedLate++
+      throw err
+    })
+    const attr = made.attr ?? (await this.liveAttr(made.ino!))
     const file = this.files.open(attr, { kind: 'live' }, true, path, sensorUs)
     file.appends = (flags & fsConstants.O_APPEND) !== 0
-    return { fd: file.fd, found: { stat: this.fgetattr(file.fd), place: made(attr.ino), trust: sensorUs === undefined ? 'stable' : 'provisional' } }
+    return { fd: file.fd, found: { stat: this.fgetattr(file.fd), place: placeOf(attr.ino), trust: sensorUs === undefined ? 'stable' : 'provisional' } }
   }
 
   async read(fd: number, into: Buffer, lengthBytes: number, offset: number): Promise<number> {

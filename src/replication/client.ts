@@ -42,6 +42,17 @@ export interface SubmitOptions {
 }
 
 /**
+ * What a submit returns: the record's stamp, a new node's inode, and the attributes of the node
+ * it made or changed, after it (ApplyResult's `attr`), when the client has them whole (a sharded
+ * client has only one shard's half of a file's).
+ */
+export interface Submitted {
+  readonly stamp: HlcStamp
+  readonly ino?: Ino
+  readonly attr?: Attr
+}
+
+/**
  * The highest stamp a client has observed (in replies to its submits and in the attributes it
  * read). Sent along with every submit as `after`; one is shared by all the per-shard
  * connections of a sharded mount, which is what carries causality from shard to shard.
@@ -104,7 +115,7 @@ export interface Client {
   /** A blob handed to `appendData` that no version will name (its sender went away): a client that holds such bytes back for the version (ReplicaClient) lets go. */
   releaseData?(ref: DataRef): void
   /** Orders, persists and applies a mutation; throws the FffsError of a failed apply. */
-  submit(mutation: Mutation, options?: SubmitOptions): Promise<{ stamp: HlcStamp; ino?: Ino }>
+  submit(mutation: Mutation, options?: SubmitOptions): Promise<Submitted>
   stableFrontier(): Promise<HlcStamp>
   waitStable(cut: HlcStamp, maxWaitMs: number): Promise<void>
   close(): Promise<void>
@@ -186,7 +197,7 @@ export class EmbeddedClient implements Client {
   }
 
   /** One process, no reconnects, one clock whose stamps every read of this client came from: no options needed. */
-  async submit(mutation: Mutation, _options?: SubmitOptions): Promise<{ stamp: HlcStamp; ino?: Ino }> {
+  async submit(mutation: Mutation, _options?: SubmitOptions): Promise<Submitted> {
     const { stamp, result } = await this.orderer.submit(mutation)
     return { stamp, ...unwrap(result) }
   }
@@ -204,7 +215,8 @@ export class EmbeddedClient implements Client {
   }
 }
 
-function unwrap(result: ApplyResult): { ino?: Ino } {
+/** A submit's outcome: its inode and attributes, or the FffsError of a failed apply. */
+export function unwrap(result: ApplyResult): { ino?: Ino; attr?: Attr } {
   if (!result.ok) throw new FffsError(result.code, result.message)
-  return result.ino === undefined ? {} : { ino: result.ino }
+  return { ...(result.ino !== undefined ? { ino: result.ino } : {}), ...(result.attr !== undefined ? { attr: result.attr } : {}) }
 }

@@ -30,7 +30,7 @@ import type { ApplyResult, Attr, DataRef, Ino, Mutation, NameBinding, SensorPick
 import type { LogPosition } from '../store/segmentLog.js'
 import { Store } from '../store/store.js'
 import { HLC_MAX, hlcPhysicalUs, hlcToIso, wallClockUs, type HlcStamp } from '../temporal/hlc.js'
-import type { Client, SubmitId, SubmitOptions } from './client.js'
+import { unwrap, type Client, type SubmitId, type SubmitOptions, type Submitted } from './client.js'
 import { memberById, type GroupConfig, type GroupMember } from './config.js'
 import { GroupCore, type CoreAction, type CoreEvent, type CoreStatus, type View } from './core/group.js'
 import { BATCH_HEADER_BYTES, BATCH_RECORDS_MAX } from './core/message.js'
@@ -1079,7 +1079,7 @@ export class ReplicaClient implements Client {
     if ('blob' in ref) this.member.takeInline(ref.blob)
   }
 
-  async submit(mutation: Mutation, options: SubmitOptions = {}): Promise<{ stamp: HlcStamp; ino?: Ino }> {
+  async submit(mutation: Mutation, options: SubmitOptions = {}): Promise<Submitted> {
     // Taken first: whatever happens to this submit, the held bytes are not needed again.
     const inline: Array<readonly [string, number]> = []
     const inlineBytes: Uint8Array[] = []
@@ -1098,8 +1098,7 @@ export class ReplicaClient implements Client {
     const bounded = withGroupSensorLag(mutation, this.member.config.time.sensorLagMaxMs * 1000)
     const record: RecordPayload = { mutation: bounded, ...(options.id !== undefined ? { submit: options.id } : {}), ...(inline.length > 0 ? { inline } : {}) }
     const { stamp, result } = await this.member.orderRecord(encodeRecordPayload(record, inlineBytes), options.after)
-    if (!result.ok) throw new FffsError(result.code, result.message)
-    return result.ino === undefined ? { stamp } : { stamp, ino: result.ino }
+    return { stamp, ...unwrap(result) }
   }
 
   async stableFrontier(): Promise<HlcStamp> {

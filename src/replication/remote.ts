@@ -17,7 +17,7 @@ import { FffsError } from '../errors.js'
 import type { Attr, DataRef, Ino, Mutation, NameBinding, SensorPick, Snapshot, VersionOp, VersionRange } from '../store/records.js'
 import type { ShardRole } from '../store/store.js'
 import type { HlcStamp } from '../temporal/hlc.js'
-import { dataRefAt, SeenStamp, type Client, type SubmitId, type SubmitOptions } from './client.js'
+import { dataRefAt, SeenStamp, type Client, type SubmitId, type SubmitOptions, type Submitted } from './client.js'
 import { initialShards, type GroupConfig, type GroupMember } from './config.js'
 import { connect, ConnectionLostError, MAX_BODY_BYTES, MemberBehindError, type Connection, type Incoming, type Reply } from './wire.js'
 
@@ -132,8 +132,8 @@ export function serveClient(connection: Connection, client: Client, options: Ser
           try {
             const resolved = mutation.type === 'version' ? { ...mutation, ops: mutation.ops.map((op) => withLogRef(op, blobs)) } : mutation
             await Promise.all(referenced.map((blob) => blobs.get(blob)!.written))
-            const { stamp, ino } = await client.submit(resolved, { id, ...(after !== undefined ? { after: stampArg(after) } : {}) })
-            return { result: { stamp: stamp.toString(), ...(ino !== undefined ? { ino } : {}) } }
+            const { stamp, ino, attr } = await client.submit(resolved, { id, ...(after !== undefined ? { after: stampArg(after) } : {}) })
+            return { result: { stamp: stamp.toString(), ...(ino !== undefined ? { ino } : {}), ...(attr !== undefined ? { attr } : {}) } }
           } finally {
             for (const blob of referenced) blobs.delete(blob)
           }
@@ -389,7 +389,7 @@ export class RemoteClient implements Client {
   }
 
   /** `options` are made here (the SubmitId, and `after` from what this client has seen); the caller's are ignored. */
-  async submit(mutation: Mutation, _options?: SubmitOptions): Promise<{ stamp: HlcStamp; ino?: Ino }> {
+  async submit(mutation: Mutation, _options?: SubmitOptions): Promise<Submitted> {
     const seq = this.nextSeq++
     this.pendingSeqs.add(seq)
     const blobIds = blobIdsOf(mutation)
@@ -410,9 +410,9 @@ export class RemoteClient implements Client {
         }
         try {
           const { result } = await link.connection.request('submit', args, { timeoutMs: this.config.clients.requestTimeoutMs })
-          const { stamp, ino } = result as { stamp: string; ino?: Ino }
+          const { stamp, ino, attr } = result as { stamp: string; ino?: Ino; attr?: Attr }
           this.seen.observe(BigInt(stamp))
-          return { stamp: BigInt(stamp), ...(ino !== undefined ? { ino } : {}) }
+          return { stamp: BigInt(stamp), ...(ino !== undefined ? { ino } : {}), ...(attr !== undefined ? { attr } : {}) }
         } catch (err) {
           if (!(err instanceof ConnectionLostError)) throw err
           if (err.requestSent) inDoubt = err

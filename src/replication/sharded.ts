@@ -15,7 +15,7 @@
 import { FffsError } from '../errors.js'
 import type { Attr, DataRef, Ino, Mutation, NameBinding, SensorPick, Snapshot, VersionRange } from '../store/records.js'
 import { HLC_MAX, type HlcStamp } from '../temporal/hlc.js'
-import { SeenStamp, type Client, type SubmitOptions } from './client.js'
+import { SeenStamp, type Client, type SubmitOptions, type Submitted } from './client.js'
 import type { GroupConfig } from './config.js'
 import { groupInfo, RemoteClient, type GroupInfo, type MemberStatusReport, type RemoteClientOptions } from './remote.js'
 import { dataShardOf, shardGroups, startPerShard } from './shards.js'
@@ -182,7 +182,13 @@ export class ShardedClient implements Client {
     return this.dataOf(ino).appendData(ino, bytes)
   }
 
-  async submit(mutation: Mutation, _options?: SubmitOptions): Promise<{ stamp: HlcStamp; ino?: Ino }> {
+  /** A file's attributes are joined from two shards: a submit returns them only for a new node (no contents yet) or one that is no file. */
+  async submit(mutation: Mutation, options?: SubmitOptions): Promise<Submitted> {
+    const { attr, ...submitted } = await this.route(mutation, options)
+    return attr !== undefined && (attr.kind !== 'file' || mutation.type === 'mknod') ? { ...submitted, attr } : submitted
+  }
+
+  private async route(mutation: Mutation, _options?: SubmitOptions): Promise<Submitted> {
     if (mutation.type === 'version') return this.dataOf(mutation.ino).submit(mutation)
     if (mutation.type === 'setattr' && (mutation.atimeMs !== undefined || mutation.mtimeMs !== undefined)) {
       const attr = await this.meta.attr(mutation.ino, HLC_MAX)

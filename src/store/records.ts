@@ -65,10 +65,11 @@ export type Mutation =
   /**
    * `uid`/`gid`: the creator's; in a set-group-ID directory the node takes the directory's group
    * instead (and a new directory the bit). `rdev`: a device node's number (Linux encoding).
-   * `xattrs`: set at creation (inherited from the parent, e.g. user.fffs.record_format).
+   * `xattrs`: set at creation. `inheritXattrs`: the names of the parent's xattrs the node takes
+   * as the record applies (user.fffs.record_format), where it has them and `xattrs` does not.
    * `sensorLagMaxUs`: Δ; a sensorUs below stamp − Δ is refused.
    */
-  | { readonly type: 'mknod'; readonly parent: Ino; readonly name: string; readonly kind: NodeKind; readonly mode: number; readonly uid: number; readonly gid: number; readonly rdev?: number; readonly target?: string; readonly sensorUs?: number; readonly xattrs?: Readonly<Record<string, string>>; readonly sensorLagMaxUs?: number }
+  | { readonly type: 'mknod'; readonly parent: Ino; readonly name: string; readonly kind: NodeKind; readonly mode: number; readonly uid: number; readonly gid: number; readonly rdev?: number; readonly target?: string; readonly sensorUs?: number; readonly xattrs?: Readonly<Record<string, string>>; readonly inheritXattrs?: readonly string[]; readonly sensorLagMaxUs?: number }
   /** A further name for an existing node that is not a directory (a hard link). */
   | { readonly type: 'link'; readonly ino: Ino; readonly parent: Ino; readonly name: string }
   | { readonly type: 'unlink'; readonly parent: Ino; readonly name: string }
@@ -86,8 +87,9 @@ export type Mutation =
   | { readonly type: 'snapshot'; readonly name: string; readonly at: string /* HlcStamp, decimal */; readonly spec: string }
   | { readonly type: 'unsnapshot'; readonly name: string }
 
+/** `ino`: a new node's; `attr`: the attributes of the node the record made or changed (mknod, link, setattr, xattrs, version), after it. */
 export type ApplyResult =
-  | { readonly ok: true; readonly ino?: Ino }
+  | { readonly ok: true; readonly ino?: Ino; readonly attr?: Attr }
   | { readonly ok: false; readonly code: FffsErrorCode; readonly message: string }
 
 /** What a change of a directory did to its entries (a directory version's `entries`; `fffs log DIR` shows it). */

@@ -215,11 +215,12 @@ export class Store {
     }
     if (this.role === 'meta' && m.type === 'version') throw errors.invalid(`version of inode ${m.ino} sent to the meta shard (file contents belong to a data shard)`)
     switch (m.type) {
-      case 'mknod':
-        return { ok: true, ino: this.applyMknod(changes, stamp, m) }
+      case 'mknod': {
+        const attr = this.applyMknod(changes, stamp, m)
+        return { ok: true, ino: attr.ino, attr }
+      }
       case 'link':
-        this.applyLink(changes, stamp, m)
-        return { ok: true }
+        return { ok: true, attr: this.applyLink(changes, stamp, m) }
       case 'unlink':
       case 'rmdir':
         await this.applyRemove(changes, stamp, m.parent, m.name, m.type)
@@ -227,8 +228,8 @@ export class Store {
       case 'rename':
         await this.applyRename(changes, stamp, m)
         return { ok: true }
-      case 'setattr':
-        this.putAttr(changes, stamp, this.contentAttr(m.ino, stamp), 'setattr', (a) => ({
+      case 'setattr': {
+        const attr = this.putAttr(changes, stamp, this.contentAttr(m.ino, stamp), 'setattr', (a) => ({
           ...a,
           mode: m.mode ?? a.mode,
           uid: m.uid ?? a.uid,
@@ -236,7 +237,8 @@ export class Store {
           atimeMs: m.atimeMs ?? a.atimeMs,
           mtimeMs: m.mtimeMs ?? a.mtimeMs,
         }))
-        return { ok: true }
+        return { ok: true, attr }
+      }
       case 'setxattr':
       case 'removexattr': {
         const attr = this.liveAttrOrThrow(m.ino)
@@ -244,12 +246,10 @@ export class Store {
         if (m.type === 'setxattr') xattrs[m.name] = m.valueBase64
         else if (xattrs[m.name] === undefined) throw errors.noAttr(m.name)
         else delete xattrs[m.name]
-        this.putAttr(changes, stamp, attr, m.type, (a) => ({ ...a, xattrs }))
-        return { ok: true }
+        return { ok: true, attr: this.putAttr(changes, stamp, attr, m.type, (a) => ({ ...a, xattrs })) }
       }
       case 'version':
-        await this.applyVersion(changes, stamp, m)
-        return { ok: true }
+        return { ok: true, attr: await this.applyVersion(changes, stamp, m) }
       case 'snapshot': {
         if (this.db.getSync(keys.snapshot(m.name)) !== undefined) throw errors.exists(`snapshot ${m.name}`)
         const snapshot: Snapshot = { name: m.name, at: m.at, spec: m.spec, createdStamp: stamp.toString() }
@@ -332,7 +332,7 @@ export class Store {
     else changes.put(keys.liveDirEntry(parent, name), encodeLiveDirEntry(child, stamp))
   }
 
-  private applyMknod(changes: Changes, stamp: HlcStamp, m: Extract<Mutation, { type: 'mknod' }>): Ino {
+  private applyMknod(changes: Changes, stamp: HlcStamp, m: Extract<Mutation, { type: 'mknod' }>): Attr {
     checkName(m.name)
     if (m.sensorUs !== undefined) checkSensorLag(stamp, m.sensorLagMaxUs, m.sensorUs, `creating '${m.name}' at sensor time`)
     const parent = this.liveDirOrThrow(m.parent)
@@ -344,6 +344,7 @@ export class Store {
     const stampMs = msOfStamp(stamp)
     // A set-group-ID directory gives what is made in it its group, and its subdirectories the bit (BSD and System V semantics alike).
     const inheritsGroup = (parent.mode & S_ISGID) !== 0
+    const xattrs = { ...inheritedXattrs(parent, m.inheritXattrs), ...m.xattrs }
     const attr: Attr = {
       ino, parent: m.parent, kind: m.kind,
       mode: (m.mode & 0o7777) | (inheritsGroup && m.kind === 'dir' ? S_ISGID : 0),
@@ -353,16 +354,16 @@ export class Store {
       atimeMs: stampMs, mtimeMs: stampMs, ctimeMs: stampMs, version: 1, stamp: stamp.toString(), change: 'create',
       ...(m.target !== undefined ? { target: m.target } : {}),
       ...(m.sensorUs !== undefined ? { sensorUs: m.sensorUs } : {}),
-      ...(m.xattrs !== undefined && Object.keys(m.xattrs).length > 0 ? { xattrs: { ...m.xattrs } } : {}),
+      ...(Object.keys(xattrs).length > 0 ? { xattrs } : {}),
     }
     this.writeAttr(changes, stamp, attr, true) // a creation carries the node's sensor time, if it has one
     this.setDirEntry(changes, stamp, m.parent, m.name, ino)
     this.touchDir(changes, stamp, parent, 'mknod', { added: m.name }, m.kind === 'dir' ? 1 : 0)
-    return ino
+    return attr
   }
 
   /** A hard link: one more name for a node that is not a directory; both names lead to the same history. */
-  private applyLink(changes: Changes, stamp: HlcStamp, m: Extract<Mutation, { type: 'link' }>): void {
+  private applyLink(changes: Changes, stamp: HlcStamp, m: Extract<Mutation, { type: 'link' }>): Attr {
     checkName(m.name)
     const parent = this.liveDirOrThrow(m.parent)
     const target = this.liveAttrOrThrow(m.ino)
@@ -372,8 +373,9 @@ export class Store {
     if (nlink >= LINK_MAX) throw errors.tooManyLinks(`inode ${m.ino} has ${nlink} names`)
     if (this.liveLookup(m.parent, m.name) !== null) throw errors.exists(m.name)
     this.setDirEntry(changes, stamp, m.parent, m.name, m.ino)
-    this.putAttr(changes, stamp, target, 'link', (a) => ({ ...a, nlink: nlink + 1 }))
+    const linked = this.putAttr(changes, stamp, target, 'link', (a) => ({ ...a, nlink: nlink + 1 }))
     this.touchDir(changes, stamp, parent, 'link', { added: m.name })
+    return linked
   }
 
   private async applyRemove(changes: Changes, stamp: HlcStamp, parentIno: Ino, name: string, type: 'unlink' | 'rmdir'): Promise<void> {
@@ -432,7 +434,7 @@ export class Store {
     throw new Error('directory tree deeper than 4096 levels or cyclic')
   }
 
-  private async applyVersion(changes: Changes, stamp: HlcStamp, m: Extract<Mutation, { type: 'version' }>): Promise<void> {
+  private async applyVersion(changes: Changes, stamp: HlcStamp, m: Extract<Mutation, { type: 'version' }>): Promise<Attr> {
     const { ino, ops } = m
     if (m.sensorUs !== undefined) checkSensorLag(stamp, m.sensorLagMaxUs, m.sensorUs, `version of inode ${ino}`)
     const attr = this.contentAttr(ino, stamp)
@@ -486,7 +488,7 @@ export class Store {
     } else if (previousCursor !== undefined && lowestChangedBytes >= previousCursor.endBytes) {
       records = previousCursor // appended past the parsed records, unparsed (no format now): they stand
     }
-    this.putAttr(changes, stamp, rest, 'version', (a) => ({ ...a, sizeBytes, mtimeMs: stampMs, ...(sensorUs !== undefined ? { sensorUs } : {}), ...(records !== undefined ? { records } : {}) }))
+    return this.putAttr(changes, stamp, rest, 'version', (a) => ({ ...a, sizeBytes, mtimeMs: stampMs, ...(sensorUs !== undefined ? { sensorUs } : {}), ...(records !== undefined ? { records } : {}) }))
   }
 
   /**
@@ -729,6 +731,16 @@ function checkSensorLag(stamp: HlcStamp, sensorLagMaxUs: number | undefined, sen
   if (sensorUs >= floorUs) return
   const iso = (us: number): string => (us >= 0 ? isoOfUs(us) : `${us} µs`)
   throw errors.lateSensorWrite(`${what} stamped ${iso(sensorUs)} is older than platform time ${isoOfUs(hlcPhysicalUs(stamp))} − Δ ${sensorLagMaxUs / 1000} ms = ${iso(floorUs)}`)
+}
+
+/** The xattrs named in `names` that `parent` has (what a new node takes from its directory). */
+function inheritedXattrs(parent: Attr, names: readonly string[] | undefined): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const name of names ?? []) {
+    const value = parent.xattrs?.[name]
+    if (value !== undefined) out[name] = value
+  }
+  return out
 }
 
 const NODE_KINDS: ReadonlySet<NodeKind> = new Set(['file', 'dir', 'symlink', 'fifo', 'socket', 'chardev', 'blockdev'])
