@@ -15,7 +15,7 @@ import { constants as fsConstants, promises as fsp } from 'node:fs'
 import type { FileHandle } from 'node:fs/promises'
 import path from 'node:path'
 import { errors } from '../errors.js'
-import { crc32c, crc32cCombine } from './crc32c.js'
+import { crc32c, crc32cCombine, crc32cOfSuffix } from './crc32c.js'
 
 export const ENTRY_HEADER_BYTES = 16
 const ENTRY_MAGIC = 0x31534646 // 'FFS1'
@@ -379,6 +379,34 @@ export class SegmentLog {
       if (bytesRead === 0) throw errors.corrupt(`segment ${position.segment} ends before offset ${position.offset + done}`)
       done += bytesRead
     }
+  }
+
+  /**
+   * The payload of the `kind` entry whose `sizeBytes` payload is at `position` (as an index
+   * remembers it), read with its header in one read and checked against it and the CRC.
+   */
+  async readEntry(position: LogPosition, sizeBytes: number, kind: EntryKind): Promise<Buffer> {
+    const entry = Buffer.allocUnsafe(ENTRY_HEADER_BYTES + sizeBytes)
+    await this.read({ segment: position.segment, offset: position.offset - ENTRY_HEADER_BYTES }, entry, 0, entry.length)
+    const where = `log entry at ${position.segment}:${position.offset}`
+    if (entry.readUInt32LE(0) !== ENTRY_MAGIC || entry.readUInt8(4) !== kind || entry.readUInt32LE(8) !== sizeBytes) {
+      throw errors.corrupt(`${where} is not the ${sizeBytes}-byte entry of kind ${kind} the index names`)
+    }
+    if (crc32c(entry.subarray(ENTRY_HEADER_BYTES), crc32c(entry.subarray(0, 12))) !== entry.readUInt32LE(12)) throw errors.corrupt(`${where}: checksum mismatch`)
+    return entry.subarray(ENTRY_HEADER_BYTES)
+  }
+
+  /**
+   * The CRC32C of the `sizeBytes` bytes at `position` without reading them, when they are
+   * exactly the payload of one Data entry (its header, read alone, says so: a version's write
+   * op usually names a whole entry); null when they are not (read and checksum them instead).
+   */
+  async payloadCrc(position: LogPosition, sizeBytes: number): Promise<number | null> {
+    if (position.offset < ENTRY_HEADER_BYTES) return null
+    const header = Buffer.allocUnsafe(ENTRY_HEADER_BYTES)
+    await this.read({ segment: position.segment, offset: position.offset - ENTRY_HEADER_BYTES }, header, 0, ENTRY_HEADER_BYTES)
+    if (header.readUInt32LE(0) !== ENTRY_MAGIC || header.readUInt8(4) !== EntryKind.Data || header.readUInt32LE(8) !== sizeBytes) return null
+    return crc32cOfSuffix(header.readUInt32LE(12), crc32c(header.subarray(0, 12)), sizeBytes)
   }
 
   /**

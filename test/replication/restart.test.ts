@@ -158,9 +158,9 @@ describe('replicas crash and restart (3 fffs serve processes, cluster mount)', (
     await store.open()
     const stamp = store.appliedStamp + 1n
     const mutation = { type: 'mknod', parent: ROOT_INO, name: 'divergent', kind: 'file', mode: 0o644, uid: 0, gid: 0 } as const
-    const { next } = store.appendRecord(stamp, mutation)
+    const logged = store.appendRecord(stamp, mutation)
     await store.log.sync()
-    await store.apply(stamp, mutation, next)
+    await store.apply(stamp, mutation, logged)
     await store.close()
     group.startMember(1)
     group.startMember(2)

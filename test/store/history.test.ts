@@ -67,9 +67,9 @@ describe('attributes at a past cut', () => {
     })
     // A file with versions 1..4: created at 100, changed at each of `stamps`.
     const writeHistory = async (stamps: bigint[]): Promise<number> => {
-      await store.importRecord({ stamp: 100n, mutation: { type: 'mknod', parent: ROOT_INO, name: 'f', kind: 'file', mode: 0o600, uid: 0, gid: 0 }, data: [] })
+      await store.importRecord(100n, { type: 'mknod', parent: ROOT_INO, name: 'f', kind: 'file', mode: 0o600, uid: 0, gid: 0 }, [])
       const ino = store.liveLookup(ROOT_INO, 'f')!
-      for (const stamp of stamps) await store.importRecord({ stamp, mutation: { type: 'setattr', ino, mode: Number(stamp % 0o777n) }, data: [] })
+      for (const stamp of stamps) await store.importRecord(stamp, { type: 'setattr', ino, mode: Number(stamp % 0o777n) }, [])
       return ino
     }
     await store.open()

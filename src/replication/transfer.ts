@@ -1,0 +1,328 @@
+// State transfer: the records a member is missing, streamed from a donor's log, and their
+// import. The member runtime does the talking (member.ts); this is what travels and how.
+//
+// The donor finds "the records after stamp S" by its record index (src/store/recordIndex.ts),
+// never by scanning its log, and sends them as a stream of items cut into batches of about
+// TRANSFER_BATCH_BYTES: each write op's bytes as a `data` item, then the record that names
+// them, and at an epoch's start the data delivered but not yet named by a version (`blob`
+// items: versions ordered in the next epoch name them). A version's bytes may span batches, so
+// no batch holds more than one op beyond the bound, whatever the version's size. The joiner
+// keeps the next batch in flight while it appends the current one, and syncs as it goes: what
+// it imported stays a durable prefix of the donor's log if either side dies.
+//
+// Before it fetches, a member checks that its own log is a prefix of the donor's: the donor
+// holds its last record, by stamp and digest (`recordDigest`: the stamp alone can be reused by
+// another history; each side computes its own), or the member discards its log and fetches
+// everything (member.ts catchUp).
+
+import { createHash } from 'node:crypto'
+import { crc32c } from '../store/crc32c.js'
+import { decodeRecord, type Mutation } from '../store/records.js'
+import { EntryKind, type LogPosition } from '../store/segmentLog.js'
+import type { Store } from '../store/store.js'
+import type { HlcStamp } from '../temporal/hlc.js'
+
+/** About this many bytes of file data per batch (one op more at most). */
+export const TRANSFER_BATCH_BYTES = 8 * 1024 * 1024
+/** The joiner syncs its log whenever this much was imported since the last sync. */
+const IMPORT_SYNC_BYTES = 64 * 1024 * 1024
+const INDEX_READ_RECORDS = 256 // record index entries read per seek
+const ITEMS_MAX = 16_384 // items per batch: their JSON stays well inside a wire frame's header (wire.ts)
+
+// ---- is a log a prefix of the donor's? ----
+
+/**
+ * What identifies a record across replicas: its stamp, its mutation without log positions (each
+ * replica writes file bytes at its own) and the CRC32C of each write op's bytes. The CRCs, not
+ * the bytes: the log keeps one per entry, and an op usually names a whole entry, so "where am
+ * I" after a restart reads a few headers, not a version of a GB (`recordDigestAt`). A stamp
+ * reused by another history that also has the same mutation differs in a CRC but with
+ * probability 2^-32 per op: accidents, not adversaries, are what this guards against.
+ */
+export function recordDigest(record: { readonly stamp: HlcStamp; readonly mutation: Mutation; readonly data: readonly Buffer[] }): string {
+  return digestOf(record.stamp, record.mutation, record.data.map((bytes) => crc32c(bytes)))
+}
+
+/** `recordDigest` of the record this store holds at `stamp`, or null: no record there. */
+export async function recordDigestAt(store: Store, stamp: HlcStamp): Promise<string | null> {
+  const at = store.records.at(stamp)
+  if (at === null) return null
+  const { mutation } = await store.readRecord(at)
+  const crcs: number[] = []
+  for (const op of writeOps(mutation)) {
+    const whole = await store.log.payloadCrc(op.data, op.sizeBytes)
+    if (whole !== null) {
+      crcs.push(whole)
+      continue
+    }
+    const bytes = Buffer.allocUnsafe(op.sizeBytes) // part of an entry: read it
+    await store.log.read(op.data, bytes, 0, op.sizeBytes)
+    crcs.push(crc32c(bytes))
+  }
+  return digestOf(stamp, mutation, crcs)
+}
+
+function digestOf(stamp: HlcStamp, mutation: Mutation, dataCrcs: readonly number[]): string {
+  const hash = createHash('sha256')
+  hash.update(`${stamp}\0`)
+  hash.update(canonicalJson(withoutPositions(mutation)))
+  for (const crc of dataCrcs) hash.update(`\0${crc >>> 0}`)
+  return hash.digest('hex')
+}
+
+function withoutPositions(mutation: Mutation): unknown {
+  if (mutation.type !== 'version') return mutation
+  return { ...mutation, ops: mutation.ops.map((op) => (op.op === 'write' ? { op: op.op, offset: op.offset, sizeBytes: op.sizeBytes } : op)) }
+}
+
+/** JSON with object keys sorted: replicas may build one mutation with its keys in another order. */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined)
+    entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`
+  }
+  return JSON.stringify(value)
+}
+
+/** A version's write ops with their log positions, in op order (what a record's data items are). */
+function writeOps(mutation: Mutation): Array<{ readonly sizeBytes: number; readonly data: LogPosition }> {
+  if (mutation.type !== 'version') return []
+  const ops: Array<{ sizeBytes: number; data: LogPosition }> = []
+  for (const op of mutation.ops) {
+    if (op.op !== 'write') continue
+    if ('blob' in op.data) throw new Error(`invariant: a logged version names blob ${op.data.blob}`)
+    ops.push({ sizeBytes: op.sizeBytes, data: op.data })
+  }
+  return ops
+}
+
+// ---- the stream ----
+
+/** Where a transfer stands: every record up to `afterStamp` sent; `opsSent` data items of the next one sent; then `blobsSent` blobs. */
+export interface TransferCursor {
+  readonly afterStamp: string
+  readonly opsSent: number
+  readonly blobsSent: number
+}
+
+/** One item of a batch; its bytes are the next ones of the batch's body. */
+type TransferItem =
+  | { readonly data: number } // the bytes of the next write op of the next record
+  | { readonly record: number } // a record as the donor's log holds it (encodeRecord): its write ops take the data items sent since the last record, in order
+  | { readonly blob: string; readonly sizeBytes: number } // data delivered, not yet named by a version
+
+/** A batch as it travels: the items in the frame's header (bounded: ITEMS_MAX), their bytes as its body. */
+export interface TransferBatch {
+  readonly items: readonly TransferItem[]
+  readonly cursor: TransferCursor
+  readonly done: boolean
+}
+
+/** Data delivered at the donor and not yet named by a version: where its log holds it. */
+export interface HeldBlob {
+  readonly id: string
+  readonly position: LogPosition
+  readonly sizeBytes: number
+}
+
+/** What the joiner asks for: the records in (after, upto] (then the held blobs, if `blobs`). */
+export interface TransferRequest {
+  readonly after: HlcStamp
+  readonly upto: HlcStamp
+  readonly cursor: TransferCursor | null // null: the first batch
+  readonly blobs: readonly HeldBlob[] | null
+}
+
+/**
+ * The next batch of the stream: about `maxBytes` of data (at least one item, so a single op
+ * larger than the bound still goes, alone). Data is read from the log in parallel.
+ */
+export async function exportBatch(store: Store, request: TransferRequest, maxBytes = TRANSFER_BATCH_BYTES): Promise<{ batch: TransferBatch; body: Buffer }> {
+  const items: TransferItem[] = []
+  const reads: Array<Promise<Buffer>> = []
+  let sizeBytes = 0
+  let cursor: TransferCursor = request.cursor ?? { afterStamp: request.after.toString(), opsSent: 0, blobsSent: 0 }
+  const fits = (n: number): boolean => items.length === 0 || (sizeBytes + n <= maxBytes && items.length < ITEMS_MAX)
+  const read = (position: LogPosition, n: number): void => {
+    const bytes = Buffer.allocUnsafe(n)
+    reads.push(store.log.read(position, bytes, 0, n).then(() => bytes))
+    sizeBytes += n
+  }
+  const finish = async (done: boolean): Promise<{ batch: TransferBatch; body: Buffer }> => ({ batch: { items, cursor, done }, body: Buffer.concat(await Promise.all(reads)) })
+
+  for (let recordsDone = false; !recordsDone; ) {
+    const next = await store.records.after(BigInt(cursor.afterStamp), request.upto, INDEX_READ_RECORDS)
+    recordsDone = next.length < INDEX_READ_RECORDS
+    for (const at of next) {
+      const encoded = await store.log.readEntry(at.position, at.sizeBytes, EntryKind.Record)
+      const { stamp, mutation } = decodeRecord(encoded)
+      if (stamp !== at.stamp) throw new Error(`invariant: the record index names ${at.stamp}, the log holds ${stamp} there`)
+      const ops = writeOps(mutation)
+      for (let i = cursor.opsSent; i < ops.length; i++) {
+        const op = ops[i]!
+        if (!fits(op.sizeBytes)) return finish(false)
+        items.push({ data: op.sizeBytes })
+        read(op.data, op.sizeBytes)
+        cursor = { ...cursor, opsSent: i + 1 }
+      }
+      if (!fits(at.sizeBytes)) return finish(false)
+      items.push({ record: at.sizeBytes })
+      reads.push(Promise.resolve(encoded))
+      sizeBytes += at.sizeBytes
+      cursor = { afterStamp: stamp.toString(), opsSent: 0, blobsSent: 0 }
+    }
+  }
+  const blobs = request.blobs ?? []
+  for (let i = cursor.blobsSent; i < blobs.length; i++) {
+    const blob = blobs[i]!
+    if (!fits(blob.sizeBytes)) return finish(false)
+    items.push({ blob: blob.id, sizeBytes: blob.sizeBytes })
+    read(blob.position, blob.sizeBytes)
+    cursor = { ...cursor, blobsSent: i + 1 }
+  }
+  return finish(true)
+}
+
+/**
+ * About how many bytes the records in (after, upto] and `blobs` take in the donor's log: the
+ * log's length between them (data entries lie between the records that name them). An
+ * estimate for progress, computed from two index lookups.
+ */
+export async function transferSizeEstimate(store: Store, after: HlcStamp, upto: HlcStamp, blobs: readonly HeldBlob[]): Promise<number> {
+  const [first] = await store.records.after(after, upto, 1)
+  const last = await store.records.atOrBefore(upto)
+  const blobBytes = blobs.reduce((sum, b) => sum + b.sizeBytes, 0)
+  if (first === undefined || last === null) return blobBytes
+  const start = after === 0n ? { segment: 0, offset: 0 } : (store.records.at(after)?.position ?? first.position)
+  const segmentBytes = store.log.segmentSizeBytes
+  const logBytes = (last.position.segment - start.segment) * segmentBytes + last.position.offset + last.sizeBytes - start.offset
+  return Math.max(0, logBytes) + blobBytes
+}
+
+/** The joiner's side: appends each batch's data, imports its records in order, keeps the blobs. */
+export class TransferImport {
+  private readonly store: Store
+  private readonly onRecordFailed: (stamp: HlcStamp, message: string) => void
+  private pending: LogPosition[] = [] // data of the next record, appended already
+  private unsyncedBytes = 0
+  readonly blobs = new Map<string, { position: LogPosition; sizeBytes: number }>()
+  records = 0
+  bytes = 0 // of batch bodies: file data and records
+  complete = false // the stream's last batch was taken
+
+  constructor(store: Store, onRecordFailed: (stamp: HlcStamp, message: string) => void) {
+    this.store = store
+    this.onRecordFailed = onRecordFailed
+  }
+
+  /** Imports one batch (in stream order). Durable once `finish` returned, or in part at each periodic sync. */
+  async take(batch: TransferBatch, body: Buffer): Promise<void> {
+    let offset = 0
+    const bytesOf = (sizeBytes: number): Buffer => {
+      if (offset + sizeBytes > body.length) throw new Error(`state transfer batch body ends at ${body.length} bytes, its items name ${offset + sizeBytes}`)
+      const bytes = body.subarray(offset, offset + sizeBytes)
+      offset += sizeBytes
+      return bytes
+    }
+    for (const item of batch.items) {
+      if ('data' in item) {
+        this.pending.push(this.store.appendData(bytesOf(item.data)).position)
+      } else if ('blob' in item) {
+        this.blobs.set(item.blob, { position: this.store.appendData(bytesOf(item.sizeBytes)).position, sizeBytes: item.sizeBytes })
+      } else {
+        const { stamp, mutation } = decodeRecord(bytesOf(item.record))
+        const result = await this.store.importRecord(stamp, mutation, this.pending)
+        this.pending = []
+        if (!result.ok) this.onRecordFailed(stamp, result.message)
+        this.records++
+      }
+    }
+    if (offset !== body.length) throw new Error(`state transfer batch body has ${body.length} bytes, its items name ${offset}`)
+    this.complete = batch.done
+    this.bytes += body.length
+    this.unsyncedBytes += body.length
+    if (this.unsyncedBytes >= IMPORT_SYNC_BYTES) {
+      this.unsyncedBytes = 0
+      await this.store.log.sync() // also lets the log drop synced pages (SegmentLog.dropSyncedPages)
+    }
+  }
+
+  /** Makes everything imported durable. After a transfer stopped early, data of a record not
+   * yet imported stays in the log unreferenced (as data of a version never ordered does). */
+  async finish(): Promise<void> {
+    if (this.complete && this.pending.length > 0) throw new Error(`invariant: state transfer ended with ${this.pending.length} data items of no record`)
+    this.pending = []
+    await this.store.log.sync()
+  }
+}
+
+// ---- progress ----
+
+/** What a catching-up member shows of its transfer (`fffs status`, its log). */
+export interface TransferStatus {
+  readonly donorId: number
+  readonly records: number
+  readonly doneBytes: number
+  readonly totalBytes: number // an estimate (transferSizeEstimate), at least doneBytes
+  readonly rateBytesPerS: number
+  readonly etaMs: number | null
+  readonly elapsedMs: number
+}
+
+export class TransferProgress {
+  readonly donorId: number
+  private readonly startedMs = Date.now()
+  private totalBytes = 0
+  private doneBytes = 0
+  private records = 0
+  private loggedMs = Date.now()
+
+  constructor(donorId: number) {
+    this.donorId = donorId
+  }
+
+  expect(totalBytes: number): void {
+    this.totalBytes = totalBytes
+  }
+
+  update(records: number, doneBytes: number): void {
+    this.records = records
+    this.doneBytes = doneBytes
+  }
+
+  status(): TransferStatus {
+    const elapsedMs = Date.now() - this.startedMs
+    const totalBytes = Math.max(this.totalBytes, this.doneBytes)
+    const rateBytesPerS = elapsedMs > 0 ? (this.doneBytes * 1000) / elapsedMs : 0
+    const etaMs = rateBytesPerS > 0 ? Math.round(((totalBytes - this.doneBytes) * 1000) / rateBytesPerS) : null
+    return { donorId: this.donorId, records: this.records, doneBytes: this.doneBytes, totalBytes, rateBytesPerS: Math.round(rateBytesPerS), etaMs, elapsedMs }
+  }
+
+  /** A log line every `periodMs` (null between). */
+  lineIfDue(periodMs: number): string | null {
+    if (Date.now() - this.loggedMs < periodMs) return null
+    this.loggedMs = Date.now()
+    return describeTransfer(this.status())
+  }
+}
+
+/** "catching up from member 0: 41% of 2.1 GB, 8123 records, 180 MB/s, about 7 s left". */
+export function describeTransfer(t: TransferStatus): string {
+  const percent = t.totalBytes > 0 ? Math.min(99, Math.floor((t.doneBytes * 100) / t.totalBytes)) : 0
+  const eta = t.etaMs === null ? '' : `, about ${Math.ceil(t.etaMs / 1000)} s left`
+  return `catching up from member ${t.donorId}: ${percent}% of ${formatBytes(t.totalBytes)}, ${t.records} records, ${formatBytes(t.rateBytesPerS)}/s${eta}`
+}
+
+export function formatBytes(n: number): string {
+  if (n < 1000) return `${n} B`
+  const units = ['kB', 'MB', 'GB', 'TB']
+  let value = n / 1000
+  let unit = 0
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000
+    unit++
+  }
+  return `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`
+}
