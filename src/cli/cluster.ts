@@ -32,7 +32,7 @@ export async function runServe(opts: { config: string; id: number }): Promise<vo
       const member = await Member.open(group.config, opts.id, { log: (line) => process.stderr.write(`${line}${shard}\n`) })
       try {
         const server = await listen(self.clientPort, self.host, config.key, (connection) =>
-          serveClient(connection, member.client, { dedupesSubmits: true, memberId: opts.id, status: () => member.status(), extraRequests: (request) => member.handlePeerRequest(request) }),
+          serveClient(connection, member.client, { dedupesSubmits: true, memberId: opts.id, status: () => member.status(), views: member.views, extraRequests: (request) => member.handlePeerRequest(request) }),
         )
         return { group, self, member, server }
       } catch (err) {

@@ -37,6 +37,7 @@ import { BATCH_HEADER_BYTES, BATCH_RECORDS_MAX } from './core/message.js'
 import { groupSchema } from './core/schema.js'
 import { BATCH_PART_PREFIX_BYTES, BATCH_PAYLOAD_HEADER_BYTES, decodeBatchPayload, decodeDataPayload, decodeReconfigurePayload, decodeRecordPayload, encodeBatchPayload, encodeDataPayload, encodeReconfigurePayload, encodeRecordPayload, PAYLOAD_BATCH, PAYLOAD_DATA, PAYLOAD_RECONFIGURE, type RecordPayload } from './payload.js'
 import { waitForPlanMembers } from './planBarrier.js'
+import type { MemberView, ViewSource } from './viewWatch.js'
 import { nextEpochPlan, planEpoch, type AcceptedView, type EpochPlan, type MemberReport } from './recovery.js'
 import { exportBatch, formatBytes, recordDigestAt, TransferImport, TransferProgress, transferSizeEstimate, type HeldBlob, type TransferBatch, type TransferCursor, type TransferStatus } from './transfer.js'
 import { NativeTransport, pageCacheDropper, pageOffsetFinder } from './transport/native.js'
@@ -163,6 +164,7 @@ export class Member {
   private readonly dedupe = new Map<string, Map<number, Promise<ApplyResult>>>() // clientId -> seq -> result
   private readonly joinsOrdered = new Set<number>() // reconfigures submitted and not yet delivered
   private readonly waiters = new Set<() => void>()
+  private readonly viewListeners = new Set<(view: MemberView) => void>()
   private readonly peers = new Map<number, Promise<Connection>>()
   private applyChain: Promise<unknown> = Promise.resolve()
   private applyBacklog = 0
@@ -207,6 +209,25 @@ export class Member {
 
   private get stopped(): boolean {
     return this.phase === 'stopped'
+  }
+
+  private setPhase(phase: Phase): void {
+    this.phase = phase
+    this.announceView()
+  }
+
+  /** What clients that follow the group's views watch (viewWatch.ts): this member's phase and last view. */
+  readonly views: ViewSource = {
+    current: () => ({ memberId: this.id, phase: this.phase, vid: this.lastView.vid, memberIds: this.lastView.memberIds }),
+    subscribe: (listener) => {
+      this.viewListeners.add(listener)
+      return () => void this.viewListeners.delete(listener)
+    },
+  }
+
+  private announceView(): void {
+    const view = this.views.current()
+    for (const listener of this.viewListeners) listener(view)
   }
 
   status(): MemberStatus {
@@ -311,7 +332,7 @@ export class Member {
   /** Catches up to the plan's start stamp from its donor, makes it durable, connects the epoch's transport. */
   private async startEpoch(plan: EpochPlan): Promise<void> {
     if (this.phase === 'stopped') return
-    this.phase = 'starting'
+    this.setPhase('starting')
     this.starting = { vid: plan.vid, ready: false }
     try {
       await this.settleStore()
@@ -366,7 +387,7 @@ export class Member {
         nowUs: wallClockUs(),
         smallMessageMaxBytes: TRANSPORT_DEFAULTS.smcSlotSizeBytes - 64,
       })
-      this.phase = 'running'
+      this.setPhase('running')
       this.starting = null
       this.storeReplaced = false // caught up (or the donor: its log is the epoch's)
       this.log(`fffs: member ${this.id}: running in view ${plan.vid} [${plan.memberIds.join(', ')}] from ${start} (log at ${this.store.appliedStamp})`)
@@ -377,7 +398,7 @@ export class Member {
       if (this.stopped) return
       this.starting = null
       this.log(`fffs: member ${this.id}: could not start view ${plan.vid}: ${(err as Error).message}; recovering`)
-      this.phase = 'recovering'
+      this.setPhase('recovering')
       void this.recover()
     }
   }
@@ -410,7 +431,7 @@ export class Member {
     const plan = epoch.ending.next
     this.flushPush()
     this.epoch = null
-    this.phase = 'starting'
+    this.setPhase('starting')
     // Not inside the transport's event callback that got us here: stop it after.
     setImmediate(() => void (async () => {
       await epoch.transport.stop().catch(() => undefined)
@@ -711,6 +732,7 @@ export class Member {
           this.lastView = { vid: action.view.vid, memberIds }
           this.writeDurably('view.json', this.lastView)
           this.log(`fffs: member ${this.id}: installed view ${action.view.vid} [${memberIds.join(', ')}]`)
+          this.announceView()
           break
         }
         case 'reply':
@@ -726,7 +748,7 @@ export class Member {
         case 'excluded':
           this.log(`fffs: member ${this.id}: ${action.reason}; rejoining`)
           this.epoch = null
-          this.phase = 'recovering'
+          this.setPhase('recovering')
           setImmediate(() => void epoch.transport.stop().catch(() => undefined))
           void this.recover()
           break
@@ -1051,7 +1073,7 @@ export class Member {
 
   async stop(): Promise<void> {
     if (this.phase === 'stopped') return
-    this.phase = 'stopped'
+    this.setPhase('stopped')
     clearInterval(this.tickTimer)
     this.wake()
     const epoch = this.epoch
