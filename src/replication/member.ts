@@ -39,7 +39,7 @@ import { BATCH_PART_PREFIX_BYTES, BATCH_PAYLOAD_HEADER_BYTES, decodeBatchPayload
 import { waitForPlanMembers } from './planBarrier.js'
 import type { MemberView, ViewSource } from './viewWatch.js'
 import { nextEpochPlan, planEpoch, type AcceptedView, type EpochPlan, type MemberReport } from './recovery.js'
-import { exportBatch, formatBytes, recordDigestAt, TransferImport, TransferProgress, transferSizeEstimate, type HeldBlob, type TransferBatch, type TransferCursor, type TransferStatus } from './transfer.js'
+import { describeTransfer, exportBatch, formatBytes, recordDigestAt, TransferImport, TransferProgress, transferSizeEstimate, type HeldBlob, type TransferBatch, type TransferCursor, type TransferStatus } from './transfer.js'
 import { NativeTransport, pageCacheDropper, pageOffsetFinder } from './transport/native.js'
 import { TRANSPORT_DEFAULTS, type Transport } from './transport/types.js'
 import { connect, MemberBehindError, type Connection, type Incoming, type Reply } from './wire.js'
@@ -51,6 +51,7 @@ const PEER_REQUEST_TIMEOUT_MS = 5_000
 const DIGEST_TIMEOUT_MS = 60_000 // the digest of a record reads its data: a large version takes a while
 const PLAN_POLL_MS = 200 // how often a member starting an epoch asks the others whether they are ready
 const TRANSFER_LOG_EVERY_MS = 2_000
+const TRANSFER_ANNOUNCE_BYTES = 64 * 1024 * 1024 // a transfer this large is announced (with its size) when it starts
 // Before asking to join a running group, a member fetches what it misses from a running member
 // while the group goes on (rounds, each up to the stable frontier then); it asks once a round
 // brought less than this, so the join's own transfer, during which the group's epoch changes
@@ -588,7 +589,10 @@ export class Member {
       for (;;) {
         const { result, body } = await pending
         const reply = result as FetchReply
-        if (reply.totalBytes !== undefined) progress.expect(reply.totalBytes)
+        if (reply.totalBytes !== undefined) {
+          progress.expect(reply.totalBytes)
+          if (reply.totalBytes >= TRANSFER_ANNOUNCE_BYTES) this.log(`fffs: member ${this.id}: ${describeTransfer(progress.status())}`)
+        }
         if (!reply.batch.done) pending = request(reply.upto, reply.batch.cursor)
         await imported.take(reply.batch, body)
         progress.update(imported.records, imported.bytes)
