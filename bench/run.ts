@@ -15,6 +15,7 @@ const BENCHES: Readonly<Record<string, string>> = {
   transport: 'transport/native-bench.js', // issue 3: SST, SMC, RDMC against net and iperf3
   replication: 'replication/index.js', // issue 4: r=1 against r=3 through a mount
   wave: 'wave/index.js', // issue 5: the wave experiment at full scale, with its PNG
+  recovery: 'recovery/index.js', // a member's rejoin, a total restart and a full transfer at 0, 1 and 4 GiB held
 }
 
 function main(): number {

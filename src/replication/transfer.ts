@@ -311,8 +311,10 @@ export class TransferProgress {
 /** "catching up from member 0: 41% of 2.1 GB, 8123 records, 180 MB/s, about 7 s left". */
 export function describeTransfer(t: TransferStatus): string {
   const percent = t.totalBytes > 0 ? Math.min(99, Math.floor((t.doneBytes * 100) / t.totalBytes)) : 0
+  const head = `catching up from member ${t.donorId}: ${percent}% of ${formatBytes(t.totalBytes)}`
+  if (t.doneBytes === 0) return head
   const eta = t.etaMs === null ? '' : `, about ${Math.ceil(t.etaMs / 1000)} s left`
-  return `catching up from member ${t.donorId}: ${percent}% of ${formatBytes(t.totalBytes)}, ${t.records} records, ${formatBytes(t.rateBytesPerS)}/s${eta}`
+  return `${head}, ${t.records} records, ${formatBytes(t.rateBytesPerS)}/s${eta}`
 }
 
 export function formatBytes(n: number): string {

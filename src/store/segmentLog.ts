@@ -149,6 +149,13 @@ export class SegmentLog {
     return { truncatedBytes }
   }
 
+  /** Whether the log's files reach `position` (before open: the index's `applied` must not lie beyond them). */
+  async reaches(position: LogPosition): Promise<boolean> {
+    if (position.offset === 0 && position.segment === 0) return true
+    const sizeBytes = await fsp.stat(path.join(this.dir, segmentName(position.segment))).then((s) => s.size, () => -1)
+    return sizeBytes >= position.offset
+  }
+
   /** Reads intact entries of one segment from `start`; returns where reading stopped (onEntry returning false stops before that entry). */
   private async scanSegment(segment: number, start: number, sizeBytes: number, onEntry: (e: LogEntry) => Promise<boolean | void>): Promise<number> {
     const handle = await fsp.open(path.join(this.dir, segmentName(segment)), 'r').catch(() => null)

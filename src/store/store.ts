@@ -42,12 +42,15 @@ export interface StoreOpenResult {
   readonly truncatedBytes: number
   /** Records indexed by a scan of the whole log: a log written before the record index, once. */
   readonly indexedRecords: number
+  /** The index was ahead of the log (a machine crash) and was rebuilt by replaying the whole log. */
+  readonly rebuiltIndex: boolean
 }
 
-/** Where a record was appended: its entry's payload, and where the entry after it starts (SegmentLog.append). */
+/** Where a record was appended (SegmentLog.append): its entry's payload, where the entry after it starts, and when its bytes are in the file. */
 export interface LoggedAt {
   readonly position: LogPosition
   readonly next: LogPosition
+  readonly written: Promise<void>
 }
 
 export class Store {
@@ -82,7 +85,15 @@ export class Store {
     await this.db.open()
     this.versionSearch = new VersionSearch()
     const applied = this.db.getSync(keys.meta('applied'))
-    const from: LogPosition = applied ? (JSON.parse(applied.toString()) as LogPosition) : { segment: 0, offset: 0 }
+    let from: LogPosition = applied ? (JSON.parse(applied.toString()) as LogPosition) : { segment: 0, offset: 0 }
+    // The index got ahead of the log: it holds records whose entries never reached the file
+    // (written behind apply and synced later, then a crash of the machine). Its state cannot be
+    // undone record by record; it is rebuilt from the log, which is the truth.
+    const rebuiltIndex = !(await this.log.reaches(from))
+    if (rebuiltIndex) {
+      await this.db.clear()
+      from = { segment: 0, offset: 0 }
+    }
     this.nextIno = Number(this.db.getSync(keys.meta('nextIno'))?.toString() ?? ROOT_INO + 1)
     this.lastAppliedStamp = BigInt(this.db.getSync(keys.meta('lastStamp'))?.toString() ?? '0')
     if (this.db.getSync(keys.liveAttr(ROOT_INO)) === undefined) await this.createRoot()
@@ -90,11 +101,11 @@ export class Store {
     const { truncatedBytes } = await this.log.open(from, async (entry) => {
       if (entry.kind !== EntryKind.Record) return
       const { stamp, mutation } = decodeRecord(entry.payload)
-      await this.apply(stamp, mutation, entry)
+      await this.apply(stamp, mutation, { ...entry, written: Promise.resolve() }) // read from the file: in it
       replayedRecords++
     })
     const indexedRecords = await this.records.completeFrom(this.log)
-    return { replayedRecords, truncatedBytes, indexedRecords }
+    return { replayedRecords, truncatedBytes, indexedRecords, rebuiltIndex }
   }
 
   async close(): Promise<void> {
@@ -149,8 +160,8 @@ export class Store {
     return this.log.append(EntryKind.Data, bytes, crc)
   }
 
-  /** Appends a record to the log; apply it (in order, with this result) once `log.sync()` has made it durable. */
-  appendRecord(stamp: HlcStamp, mutation: Mutation): LoggedAt & { written: Promise<void> } {
+  /** Appends a record to the log; apply it in order, with this result (durable once `log.sync()` returned). */
+  appendRecord(stamp: HlcStamp, mutation: Mutation): LoggedAt {
     return this.log.append(EntryKind.Record, encodeRecord(stamp, mutation))
   }
 
@@ -174,6 +185,9 @@ export class Store {
         result = { ok: false, code: err.code, message: err.message }
       }
       this.lastAppliedStamp = stamp
+      // The index never names an entry that is not in the file yet: a process killed between
+      // the two would leave it ahead of the log (a machine crash still can: open rebuilds then).
+      await logged.written
       const indexed = RecordIndex.entry(stamp, logged.position, logged.next)
       changes.put(indexed.key, indexed.value)
       changes.put(keys.meta('applied'), Buffer.from(JSON.stringify(logged.next)))

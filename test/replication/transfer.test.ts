@@ -1,17 +1,14 @@
 // State transfer between two stores, without processes: the donor finds the records after a
 // stamp by its record index, a version's bytes may span batches (no batch is larger than its
 // bound plus one op), the joiner ends byte-identical with the same versions and stamps, a
-// record's digest is the same read back from the log as computed from its parts, and a store
-// written before the record index gets one at its first open.
+// record's digest is the same read back from the log as computed from its parts.
 
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { ClassicLevel } from 'classic-level'
 import { afterEach, describe, expect, it } from 'vitest'
 import { exportBatch, recordDigest, recordDigestAt, TransferImport, transferSizeEstimate, type HeldBlob, type TransferCursor } from '../../src/replication/transfer.js'
-import { keys, prefixEnd } from '../../src/store/keys.js'
 import { ROOT_INO, type Mutation, type VersionOp } from '../../src/store/records.js'
 import { Store } from '../../src/store/store.js'
 import { HLC_MAX } from '../../src/temporal/hlc.js'
@@ -183,23 +180,5 @@ describe('state transfer', () => {
     }
     await store.apply(200n, mutation, store.appendRecord(200n, mutation))
     expect(await recordDigestAt(store, 200n)).toBe(recordDigest({ stamp: 200n, mutation, data: [chunk.subarray(100, 400), chunk] }))
-  })
-
-  it('a store written before the record index is indexed once, at its next open', async () => {
-    const { store, stamps } = await donorWithHistory()
-    await store.close()
-    // Take the index away, as a store from before it looks.
-    const db = new ClassicLevel<Buffer, Buffer>(path.join(store.dir, 'index'), { keyEncoding: 'buffer', valueEncoding: 'buffer' })
-    await db.open()
-    await db.clear({ gte: keys.recordPrefix(), lt: prefixEnd(keys.recordPrefix()) })
-    await db.del(keys.meta('recordIndex'))
-    await db.close()
-    const reopened = new Store(store.dir)
-    expect((await reopened.open()).indexedRecords).toBe(6)
-    expect((await reopened.records.after(0n, HLC_MAX, 100)).map((r) => r.stamp)).toEqual(stamps)
-    await reopened.close()
-    const again = new Store(store.dir)
-    expect((await again.open()).indexedRecords).toBe(0)
-    await again.close()
   })
 })
