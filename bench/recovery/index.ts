@@ -1,4 +1,4 @@
-// The recovery bench (`node dist/bench/recovery/index.js [--quick] [--sizes-mib 0,1024,4096]`,
+// The recovery bench (`node dist/bench/recovery/index.js [--quick] [--sizes-mib 0,1024,4096] [--scenarios a,b,c]`,
 // after `npm run build`; `npm run bench -- recovery`): a local group of 3 `fffs serve`
 // processes (writeLocalGroup: 127.0.0.1), mounted with `fffs mount --cluster`, filled through
 // the mount with `size` bytes of mixed files (large files written in 1 MiB writes as several
@@ -36,13 +36,14 @@ const RUNNING_TIMEOUT_MS = 10 * 60_000
 
 interface BenchConfig {
   sizesBytes: number[]
+  scenarios: Scenario[]
   missedBytes: number // what member 2 misses in (a)
   smallFiles: number
   smallVersions: number
 }
 
-const defaultConfig: BenchConfig = { sizesBytes: [0, 1024 * MiB, 4096 * MiB], missedBytes: 512 * MiB, smallFiles: 2000, smallVersions: 3 }
-const quickConfig: BenchConfig = { sizesBytes: [0, 64 * MiB, 256 * MiB], missedBytes: 32 * MiB, smallFiles: 200, smallVersions: 2 }
+const defaultConfig: BenchConfig = { sizesBytes: [0, 1024 * MiB, 4096 * MiB], scenarios: ['a', 'b', 'c'], missedBytes: 512 * MiB, smallFiles: 2000, smallVersions: 3 }
+const quickConfig: BenchConfig = { sizesBytes: [0, 64 * MiB, 256 * MiB], scenarios: ['a', 'b', 'c'], missedBytes: 32 * MiB, smallFiles: 200, smallVersions: 2 }
 
 function progress(text: string): void {
   process.stderr.write(`bench: ${text}\n`)
@@ -243,9 +244,9 @@ class CloseWriter {
 }
 
 /** Writes `sizeBytes` more through the mount (4 MiB files), as data a stopped member misses. */
-async function writeMissed(dir: string, sizeBytes: number, round: number): Promise<void> {
+async function writeMissed(dir: string, sizeBytes: number): Promise<void> {
   fs.mkdirSync(dir, { recursive: true })
-  for (let i = 0, done = 0; done < sizeBytes; i++, done += 4 * MiB) await fs.promises.writeFile(path.join(dir, `missed-${round}-${i}`), slice(round * 1000 + i, 4 * MiB))
+  for (let i = 0, done = 0; done < sizeBytes; i++, done += 4 * MiB) await fs.promises.writeFile(path.join(dir, `missed-${i}`), slice(1000 + i, 4 * MiB))
 }
 
 /** Drops a member's log and index files from the page cache (a cold restart, as after a reboot). */
@@ -302,95 +303,23 @@ function dirBytes(dir: string): number {
   return total
 }
 
+type Scenario = 'a' | 'b' | 'c'
+
 async function runSize(root: string, sizeBytes: number, config: BenchConfig, diskMBps: number, errors: string[]): Promise<SizeResult> {
   const label = `${(sizeBytes / MiB).toFixed(0)} MiB`
   const result: SizeResult = { sizeBytes, heldBytes: 0, versions: 0, a0: null, a1: null, b: null, c: null, writerFailures: 0 }
   progress(`${label}: starting a group of 3`)
   const group = await startGroup(root)
-  const member2 = group.members[2]!
-  const dataDirOf = (id: number): string => group.config.members.find((m) => m.id === id)!.dataDir
   try {
     progress(`${label}: filling`)
     const filled = await fill(path.join(group.mount.mountpoint, 'data'), sizeBytes, config)
     result.versions = filled.versions
     await execFileP('sync', [], { timeout: 600_000 })
-    result.heldBytes = dirBytes(dataDirOf(0))
+    result.heldBytes = dirBytes(dataDirOf(group, 0))
     progress(`${label}: ${filled.bytes} bytes in ${filled.versions} versions; member 0 holds ${result.heldBytes} bytes`)
-
-    const writer = new CloseWriter()
-    writer.start(path.join(group.mount.mountpoint, 'closes'))
-    try {
-      await sleep(1000)
-      // (a) without missed data: kill member 2, restart it at once.
-      progress(`${label}: (a) kill -9 member 2, restart at once`)
-      let killedMs = performance.now()
-      await member2.kill9()
-      await group.members[0]!.line(/installed view \d+ \[0, 1\]/, killedMs)
-      let restartedMs = member2.start()
-      let running = await member2.line(RUNNING_ALL)
-      await sleep(500)
-      let moved = transfers(member2, restartedMs)
-      result.a0 = { runningMs: running.atMs - restartedMs, transferBytes: moved.bytes, gapKillMs: writer.longestGapMs(killedMs, restartedMs), gapRejoinMs: writer.longestGapMs(restartedMs, performance.now()) }
-
-      // (a) with missed data.
-      progress(`${label}: (a) kill -9 member 2, write ${config.missedBytes / MiB} MiB, restart`)
-      killedMs = performance.now()
-      await member2.kill9()
-      await group.members[0]!.line(/installed view \d+ \[0, 1\]/, killedMs)
-      await writeMissed(path.join(group.mount.mountpoint, 'missed'), config.missedBytes, 1)
-      restartedMs = member2.start()
-      running = await member2.line(RUNNING_ALL)
-      await sleep(500)
-      moved = transfers(member2, restartedMs)
-      const rateMBps = moved.seconds > 0 ? moved.bytes / 1e6 / moved.seconds : 0
-      result.a1 = {
-        runningMs: running.atMs - restartedMs,
-        transferBytes: moved.bytes,
-        transferSeconds: moved.seconds,
-        rateMBps,
-        boundMs: 10_000 + ((config.missedBytes / 1e6) / (diskMBps / 2)) * 1000,
-        gapKillMs: writer.longestGapMs(killedMs, restartedMs),
-        gapRejoinMs: writer.longestGapMs(restartedMs, performance.now()),
-      }
-    } finally {
-      result.writerFailures = (await writer.stop()).failures
-    }
-
-    // (b) total restart, cold.
-    progress(`${label}: (b) kill -9 every member, drop their files from the page cache, restart`)
-    await Promise.all(group.members.map((m) => m.kill9()))
-    for (const m of group.config.members) await dropMemberCache(m.dataDir)
-    const restartedMs = performance.now()
-    for (const m of group.members) m.start()
-    const runningAll = await Promise.all(group.members.map((m) => m.line(RUNNING_ALL)))
-    let firstWriteMs = NaN
-    for (let i = 0; performance.now() - restartedMs < RUNNING_TIMEOUT_MS; i++) {
-      try {
-        await fs.promises.writeFile(path.join(group.mount.mountpoint, `after-restart-${i}`), 'x')
-        firstWriteMs = performance.now() - restartedMs
-        break
-      } catch {
-        await sleep(50)
-      }
-    }
-    result.b = { runningMs: Math.max(...runningAll.map((l) => l.atMs)) - restartedMs, firstWriteMs }
-
-    // (c) a wiped member rejoins by full transfer.
-    progress(`${label}: (c) kill -9 member 2, wipe its data, restart`)
-    await member2.kill9()
-    fs.rmSync(dataDirOf(2), { recursive: true, force: true })
-    const wipedMs = member2.start()
-    const rejoined = await member2.line(RUNNING_ALL)
-    await sleep(500)
-    const full = transfers(member2, wipedMs)
-    result.c = {
-      runningMs: rejoined.atMs - wipedMs,
-      transferBytes: full.bytes,
-      transferSeconds: full.seconds,
-      rateMBps: full.seconds > 0 ? full.bytes / 1e6 / full.seconds : 0,
-      progressLines: full.progressLines,
-      sampleLine: member2.lines.find((l) => l.atMs >= wipedMs && /catching up from member/.test(l.text))?.text ?? '',
-    }
+    if (config.scenarios.includes('a')) await rejoins(group, config, diskMBps, label, result)
+    if (config.scenarios.includes('b')) result.b = await totalRestart(group, label)
+    if (config.scenarios.includes('c')) result.c = await wipedRejoins(group, label)
   } catch (err) {
     const message = `${label}: ${err instanceof Error ? err.message : String(err)}`
     errors.push(message)
@@ -400,6 +329,85 @@ async function runSize(root: string, sizeBytes: number, config: BenchConfig, dis
     await group.stop()
   }
   return result
+}
+
+const dataDirOf = (group: Group, id: number): string => group.config.members.find((m) => m.id === id)!.dataDir
+
+/** (a) While a writer closes files: member 2 killed and restarted at once, then killed and restarted after it missed `missedBytes`. */
+async function rejoins(group: Group, config: BenchConfig, diskMBps: number, label: string, result: SizeResult): Promise<void> {
+  const member2 = group.members[2]!
+  const writer = new CloseWriter()
+  writer.start(path.join(group.mount.mountpoint, 'closes'))
+  const rejoin = async (missedBytes: number): Promise<{ runningMs: number; moved: ReturnType<typeof transfers>; gapKillMs: number; gapRejoinMs: number }> => {
+    const killedMs = performance.now()
+    await member2.kill9()
+    await group.members[0]!.line(/installed view \d+ \[0, 1\]/, killedMs)
+    if (missedBytes > 0) await writeMissed(path.join(group.mount.mountpoint, 'missed'), missedBytes)
+    const restartedMs = member2.start()
+    const running = await member2.line(RUNNING_ALL)
+    await sleep(500) // the last transfer line follows
+    return { runningMs: running.atMs - restartedMs, moved: transfers(member2, restartedMs), gapKillMs: writer.longestGapMs(killedMs, restartedMs), gapRejoinMs: writer.longestGapMs(restartedMs, performance.now()) }
+  }
+  try {
+    await sleep(1000)
+    progress(`${label}: (a) kill -9 member 2, restart at once`)
+    const now = await rejoin(0)
+    result.a0 = { runningMs: now.runningMs, transferBytes: now.moved.bytes, gapKillMs: now.gapKillMs, gapRejoinMs: now.gapRejoinMs }
+    progress(`${label}: (a) kill -9 member 2, write ${config.missedBytes / MiB} MiB, restart`)
+    const later = await rejoin(config.missedBytes)
+    result.a1 = {
+      runningMs: later.runningMs,
+      transferBytes: later.moved.bytes,
+      transferSeconds: later.moved.seconds,
+      rateMBps: later.moved.seconds > 0 ? later.moved.bytes / 1e6 / later.moved.seconds : 0,
+      boundMs: 10_000 + (config.missedBytes / 1e6 / (diskMBps / 2)) * 1000,
+      gapKillMs: later.gapKillMs,
+      gapRejoinMs: later.gapRejoinMs,
+    }
+  } finally {
+    result.writerFailures = (await writer.stop()).failures
+  }
+}
+
+/** (b) Every member killed, its files dropped from the page cache, all restarted: time to running, and to the mount's first write. */
+async function totalRestart(group: Group, label: string): Promise<NonNullable<SizeResult['b']>> {
+  progress(`${label}: (b) kill -9 every member, drop their files from the page cache, restart`)
+  await Promise.all(group.members.map((m) => m.kill9()))
+  for (const m of group.config.members) await dropMemberCache(m.dataDir)
+  const restartedMs = performance.now()
+  for (const m of group.members) m.start()
+  const runningAll = await Promise.all(group.members.map((m) => m.line(RUNNING_ALL)))
+  let firstWriteMs = NaN
+  for (let i = 0; performance.now() - restartedMs < RUNNING_TIMEOUT_MS; i++) {
+    try {
+      await fs.promises.writeFile(path.join(group.mount.mountpoint, `after-restart-${i}`), 'x')
+      firstWriteMs = performance.now() - restartedMs
+      break
+    } catch {
+      await sleep(50)
+    }
+  }
+  return { runningMs: Math.max(...runningAll.map((l) => l.atMs)) - restartedMs, firstWriteMs }
+}
+
+/** (c) Member 2 killed, its data directory wiped, restarted: a full state transfer. */
+async function wipedRejoins(group: Group, label: string): Promise<NonNullable<SizeResult['c']>> {
+  progress(`${label}: (c) kill -9 member 2, wipe its data, restart`)
+  const member2 = group.members[2]!
+  await member2.kill9()
+  fs.rmSync(dataDirOf(group, 2), { recursive: true, force: true })
+  const wipedMs = member2.start()
+  const rejoined = await member2.line(RUNNING_ALL)
+  await sleep(500)
+  const full = transfers(member2, wipedMs)
+  return {
+    runningMs: rejoined.atMs - wipedMs,
+    transferBytes: full.bytes,
+    transferSeconds: full.seconds,
+    rateMBps: full.seconds > 0 ? full.bytes / 1e6 / full.seconds : 0,
+    progressLines: full.progressLines,
+    sampleLine: member2.lines.find((l) => l.atMs >= wipedMs && /catching up from member/.test(l.text))?.text ?? '',
+  }
 }
 
 // ---------------------------------------------------------------- report
@@ -484,11 +492,14 @@ async function main(): Promise<void> {
   const args = process.argv.slice(2)
   const quick = args.includes('--quick')
   const sizesAt = args.indexOf('--sizes-mib')
+  const scenariosAt = args.indexOf('--scenarios')
   const config: BenchConfig = {
     ...(quick ? quickConfig : defaultConfig),
     ...(sizesAt >= 0 ? { sizesBytes: args[sizesAt + 1]!.split(',').map((s) => Number(s) * MiB) } : {}),
+    ...(scenariosAt >= 0 ? { scenarios: args[scenariosAt + 1]!.split(',') as Scenario[] } : {}),
   }
   if (!config.sizesBytes.every((s) => Number.isInteger(s) && s >= 0)) throw new Error(`--sizes-mib ${args[sizesAt + 1]}: MiB counts expected (0,1024,4096)`)
+  if (!config.scenarios.every((s) => ['a', 'b', 'c'].includes(s))) throw new Error(`--scenarios ${args[scenariosAt + 1]}: a, b and/or c expected (a,c)`)
   const started = new Date()
   const load = os.loadavg().map((l) => l.toFixed(1)).join(' ')
   const header = `fffs recovery bench ${started.toISOString()} · node ${process.version} · ${os.type()} ${os.release()} · ${os.cpus().length} CPU ${os.cpus()[0]?.model ?? ''} · tmp ${os.tmpdir()} · load ${load}${quick ? ' · QUICK' : ''}`

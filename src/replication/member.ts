@@ -39,7 +39,7 @@ import { BATCH_PART_PREFIX_BYTES, BATCH_PAYLOAD_HEADER_BYTES, decodeBatchPayload
 import { waitForPlanMembers } from './planBarrier.js'
 import type { MemberView, ViewSource } from './viewWatch.js'
 import { nextEpochPlan, planEpoch, type AcceptedView, type EpochPlan, type MemberReport } from './recovery.js'
-import { describeTransfer, exportBatch, formatBytes, recordDigestAt, TransferImport, TransferProgress, transferSizeEstimate, type HeldBlob, type TransferBatch, type TransferCursor, type TransferStatus } from './transfer.js'
+import { describeTransfer, ExportAhead, formatBytes, recordDigestAt, TransferImport, TransferProgress, transferSizeEstimate, type HeldBlob, type TransferBatch, type TransferCursor, type TransferStatus } from './transfer.js'
 import { NativeTransport, pageCacheDropper, pageOffsetFinder } from './transport/native.js'
 import { TRANSPORT_DEFAULTS, type Transport } from './transport/types.js'
 import { connect, MemberBehindError, type Connection, type Incoming, type Reply } from './wire.js'
@@ -154,6 +154,7 @@ export class Member {
   private starting: { vid: number; ready: boolean } | null = null // the plan startEpoch works on
   private transfer: TransferProgress | null = null // the state transfer under way
   private catchUpChain: Promise<unknown> = Promise.resolve() // one state transfer into the store at a time
+  private readonly exportAhead: ExportAhead // the batches of transfers this member serves, read ahead
   private storeReplaced = false // the store was discarded and is not yet caught up: reads refused
   private storeSwapping = false // the store is closed and reopened empty (discardStore): even prefix reads refused
   private readsRunning = 0
@@ -193,6 +194,7 @@ export class Member {
     this.lastView = readView(self.dataDir) ?? { vid: 0, memberIds: config.members.map((m) => m.id) }
     this.accepted = readJson<AcceptedView>(path.join(self.dataDir, 'accepted.json'))
     this.client = new ReplicaClient(this)
+    this.exportAhead = new ExportAhead(store)
     this.tickTimer = setInterval(() => this.feedCore({ kind: 'tick' }), TICK_MS)
   }
 
@@ -508,7 +510,7 @@ export class Member {
       const after = BigInt(args.after)
       const upto = args.upto !== null ? BigInt(args.upto) : this.stableStamp()
       const blobs: HeldBlob[] | null = args.withBlobs ? [...this.blobPositions].map(([id, held]) => ({ id, ...held })) : null
-      const { batch, body } = await exportBatch(store, { after, upto, cursor: args.cursor, blobs })
+      const { batch, body } = await this.exportAhead.next({ after, upto, cursor: args.cursor, blobs })
       const totalBytes = args.cursor === null ? await transferSizeEstimate(store, after, upto, blobs ?? []) : undefined
       const reply: FetchReply = { batch, upto: upto.toString(), ...(totalBytes !== undefined ? { totalBytes } : {}) }
       return { result: reply, body }
@@ -624,6 +626,7 @@ export class Member {
     this.storeSwapping = true
     const drainStartedMs = Date.now()
     while (this.readsRunning > 0 && Date.now() - drainStartedMs < READS_DRAIN_MAX_MS) await sleep(10)
+    this.exportAhead.clear() // read from the log being discarded
     await this.store.close()
     const dataDir = this.self.dataDir
     const trash = path.join(dataDir, `${DISCARDED_PREFIX}${Date.now()}`)

@@ -18,7 +18,7 @@
 import { createHash } from 'node:crypto'
 import { crc32c } from '../store/crc32c.js'
 import { decodeRecord, type Mutation } from '../store/records.js'
-import { EntryKind, type LogPosition } from '../store/segmentLog.js'
+import { DIRECT_PAYLOAD_MIN_BYTES, EntryKind, PAGE_BYTES, type LogPosition } from '../store/segmentLog.js'
 import type { Store } from '../store/store.js'
 import type { HlcStamp } from '../temporal/hlc.js'
 
@@ -27,6 +27,7 @@ export const TRANSFER_BATCH_BYTES = 8 * 1024 * 1024
 /** The joiner syncs its log whenever this much was imported since the last sync. */
 const IMPORT_SYNC_BYTES = 64 * 1024 * 1024
 const INDEX_READ_RECORDS = 256 // record index entries read per seek
+const APPLY_LAG_BATCHES_MAX = 2 // batches taken whose records may still be applying
 const ITEMS_MAX = 16_384 // items per batch: their JSON stays well inside a wire frame's header (wire.ts)
 
 // ---- is a log a prefix of the donor's? ----
@@ -109,9 +110,10 @@ export interface TransferCursor {
 
 /** One item of a batch; its bytes are the next ones of the batch's body. */
 type TransferItem =
-  | { readonly data: number } // the bytes of the next write op of the next record
+  | { readonly pad: number } // bytes to skip: the next item starts at a page boundary of the body
+  | { readonly data: number; readonly crc?: number } // the bytes of the next write op of the next record; crc: their CRC32C, as the donor's log holds it
   | { readonly record: number } // a record as the donor's log holds it (encodeRecord): its write ops take the data items sent since the last record, in order
-  | { readonly blob: string; readonly sizeBytes: number } // data delivered, not yet named by a version
+  | { readonly blob: string; readonly sizeBytes: number; readonly crc?: number } // data delivered, not yet named by a version
 
 /** A batch as it travels: the items in the frame's header (bounded: ITEMS_MAX), their bytes as its body. */
 export interface TransferBatch {
@@ -137,20 +139,38 @@ export interface TransferRequest {
 
 /**
  * The next batch of the stream: about `maxBytes` of data (at least one item, so a single op
- * larger than the bound still goes, alone). Data is read from the log in parallel.
+ * larger than the bound still goes, alone). The body is laid out first, then every piece is
+ * read from the log straight into it, in parallel. A piece large enough for the joiner's log
+ * to write with O_DIRECT (DIRECT_PAYLOAD_MIN_BYTES) starts at a page boundary of the body, which
+ * the wire delivers page-aligned: it reaches the joiner's disk without a page-cache copy.
  */
 export async function exportBatch(store: Store, request: TransferRequest, maxBytes = TRANSFER_BATCH_BYTES): Promise<{ batch: TransferBatch; body: Buffer }> {
   const items: TransferItem[] = []
-  const reads: Array<Promise<Buffer>> = []
+  const pieces: Array<{ readonly item: number; readonly offset: number; readonly sizeBytes: number; readonly from: LogPosition | Buffer }> = []
   let sizeBytes = 0
   let cursor: TransferCursor = request.cursor ?? { afterStamp: request.after.toString(), opsSent: 0, blobsSent: 0 }
-  const fits = (n: number): boolean => items.length === 0 || (sizeBytes + n <= maxBytes && items.length < ITEMS_MAX)
-  const read = (position: LogPosition, n: number): void => {
-    const bytes = Buffer.allocUnsafe(n)
-    reads.push(store.log.read(position, bytes, 0, n).then(() => bytes))
+  const fits = (n: number): boolean => items.length === 0 || (sizeBytes + n + PAGE_BYTES <= maxBytes && items.length < ITEMS_MAX)
+  const place = (item: TransferItem, n: number, from: LogPosition | Buffer): void => {
+    const padBytes = n >= DIRECT_PAYLOAD_MIN_BYTES ? (PAGE_BYTES - (sizeBytes % PAGE_BYTES)) % PAGE_BYTES : 0
+    if (padBytes > 0) items.push({ pad: padBytes })
+    sizeBytes += padBytes
+    pieces.push({ item: items.length, offset: sizeBytes, sizeBytes: n, from })
+    items.push(item)
     sizeBytes += n
   }
-  const finish = async (done: boolean): Promise<{ batch: TransferBatch; body: Buffer }> => ({ batch: { items, cursor, done }, body: Buffer.concat(await Promise.all(reads)) })
+  // Each piece read into its place; a data piece that is a whole entry of the donor's log takes
+  // that entry's CRC along (a header read): the joiner logs it without checksumming again.
+  const finish = async (done: boolean): Promise<{ batch: TransferBatch; body: Buffer }> => {
+    const body = store.log.allocate(sizeBytes)
+    await Promise.all(
+      pieces.map(async ({ item, offset, sizeBytes: n, from }) => {
+        if (Buffer.isBuffer(from)) return void from.copy(body, offset)
+        const [crc] = await Promise.all([store.log.payloadCrc(from, n), store.log.read(from, body, offset, n)])
+        if (crc !== null) items[item] = { ...(items[item] as { data: number } | { blob: string; sizeBytes: number }), crc }
+      }),
+    )
+    return { batch: { items, cursor, done }, body }
+  }
 
   for (let recordsDone = false; !recordsDone; ) {
     const next = await store.records.after(BigInt(cursor.afterStamp), request.upto, INDEX_READ_RECORDS)
@@ -163,14 +183,11 @@ export async function exportBatch(store: Store, request: TransferRequest, maxByt
       for (let i = cursor.opsSent; i < ops.length; i++) {
         const op = ops[i]!
         if (!fits(op.sizeBytes)) return finish(false)
-        items.push({ data: op.sizeBytes })
-        read(op.data, op.sizeBytes)
+        place({ data: op.sizeBytes }, op.sizeBytes, op.data)
         cursor = { ...cursor, opsSent: i + 1 }
       }
       if (!fits(at.sizeBytes)) return finish(false)
-      items.push({ record: at.sizeBytes })
-      reads.push(Promise.resolve(encoded))
-      sizeBytes += at.sizeBytes
+      place({ record: at.sizeBytes }, at.sizeBytes, encoded)
       cursor = { afterStamp: stamp.toString(), opsSent: 0, blobsSent: 0 }
     }
   }
@@ -178,11 +195,57 @@ export async function exportBatch(store: Store, request: TransferRequest, maxByt
   for (let i = cursor.blobsSent; i < blobs.length; i++) {
     const blob = blobs[i]!
     if (!fits(blob.sizeBytes)) return finish(false)
-    items.push({ blob: blob.id, sizeBytes: blob.sizeBytes })
-    read(blob.position, blob.sizeBytes)
+    place({ blob: blob.id, sizeBytes: blob.sizeBytes }, blob.sizeBytes, blob.position)
     cursor = { ...cursor, blobsSent: i + 1 }
   }
   return finish(true)
+}
+
+/**
+ * The donor's side of transfers in progress: each batch served starts reading the one after it
+ * (its cursor is known here), so the donor's disk reads overlap the wire and the joiner's
+ * writes instead of waiting for the joiner's next request. At most PREFETCH_MAX batches are
+ * held, each for PREFETCH_KEEP_MS at most; `clear` when the store is replaced.
+ */
+export class ExportAhead {
+  private readonly store: Store
+  private readonly ahead = new Map<string, { readonly batch: Promise<{ batch: TransferBatch; body: Buffer }>; readonly atMs: number }>()
+  private generation = 0 // bumped by clear: a read begun before it never serves a request after it
+
+  constructor(store: Store) {
+    this.store = store
+  }
+
+  /** The batch `request` asks for: read ahead for it already, or read now; then the next one is read ahead. */
+  next(request: TransferRequest): Promise<{ batch: TransferBatch; body: Buffer }> {
+    const key = requestKey(request)
+    const held = this.ahead.get(key)
+    this.ahead.delete(key)
+    const now = Date.now()
+    for (const [k, entry] of this.ahead) if (now - entry.atMs > PREFETCH_KEEP_MS) this.ahead.delete(k)
+    const batch = held?.batch ?? exportBatch(this.store, request)
+    const generation = this.generation
+    void batch.then(({ batch: served }) => {
+      if (served.done || this.ahead.size >= PREFETCH_MAX || generation !== this.generation) return
+      const next = { ...request, cursor: served.cursor }
+      const reading = exportBatch(this.store, next)
+      reading.catch(() => undefined) // read again, and reported, if it is asked for
+      this.ahead.set(requestKey(next), { batch: reading, atMs: Date.now() })
+    }, () => undefined)
+    return batch
+  }
+
+  clear(): void {
+    this.generation++
+    this.ahead.clear()
+  }
+}
+
+const PREFETCH_MAX = 4 // batches read ahead at once (one per transfer in progress, usually one)
+const PREFETCH_KEEP_MS = 10_000
+
+function requestKey(request: TransferRequest): string {
+  return JSON.stringify([request.after.toString(), request.upto.toString(), request.cursor, request.blobs?.length ?? null])
 }
 
 /**
@@ -201,15 +264,24 @@ export async function transferSizeEstimate(store: Store, after: HlcStamp, upto: 
   return Math.max(0, logBytes) + blobBytes
 }
 
-/** The joiner's side: appends each batch's data, imports its records in order, keeps the blobs. */
+/**
+ * The joiner's side: appends each batch's data and records to the log as it comes (stream
+ * order is log order) and applies the records in order behind it, so the log's writes, the
+ * applies and the next batch on the wire overlap; `take` waits only once applies lag more
+ * than APPLY_LAG_BATCHES_MAX batches behind (each holds its body until written). The log is
+ * synced in the background every IMPORT_SYNC_BYTES.
+ */
 export class TransferImport {
   private readonly store: Store
   private readonly onRecordFailed: (stamp: HlcStamp, message: string) => void
   private pending: LogPosition[] = [] // data of the next record, appended already
+  private applyChain: Promise<void> = Promise.resolve()
+  private readonly applied: Array<Promise<void>> = [] // per batch taken, its last apply (bounded lag)
+  private syncing: Promise<void> = Promise.resolve()
   private unsyncedBytes = 0
   readonly blobs = new Map<string, { position: LogPosition; sizeBytes: number }>()
-  records = 0
-  bytes = 0 // of batch bodies: file data and records
+  records = 0 // applied
+  bytes = 0 // of batch bodies taken: file data and records
   complete = false // the stream's last batch was taken
 
   constructor(store: Store, onRecordFailed: (stamp: HlcStamp, message: string) => void) {
@@ -217,7 +289,7 @@ export class TransferImport {
     this.onRecordFailed = onRecordFailed
   }
 
-  /** Imports one batch (in stream order). Durable once `finish` returned, or in part at each periodic sync. */
+  /** Takes one batch (in stream order). Durable once `finish` returned, or in part at each periodic sync. */
   async take(batch: TransferBatch, body: Buffer): Promise<void> {
     let offset = 0
     const bytesOf = (sizeBytes: number): Buffer => {
@@ -227,16 +299,21 @@ export class TransferImport {
       return bytes
     }
     for (const item of batch.items) {
-      if ('data' in item) {
-        this.pending.push(this.store.appendData(bytesOf(item.data)).position)
+      if ('pad' in item) {
+        bytesOf(item.pad)
+      } else if ('data' in item) {
+        this.pending.push(this.store.appendData(bytesOf(item.data), item.crc).position)
       } else if ('blob' in item) {
-        this.blobs.set(item.blob, { position: this.store.appendData(bytesOf(item.sizeBytes)).position, sizeBytes: item.sizeBytes })
+        this.blobs.set(item.blob, { position: this.store.appendData(bytesOf(item.sizeBytes), item.crc).position, sizeBytes: item.sizeBytes })
       } else {
-        const { stamp, mutation } = decodeRecord(bytesOf(item.record))
-        const result = await this.store.importRecord(stamp, mutation, this.pending)
+        const { stamp, mutation: exported } = decodeRecord(bytesOf(item.record))
+        const { mutation, logged } = this.store.appendImported(stamp, exported, this.pending)
         this.pending = []
-        if (!result.ok) this.onRecordFailed(stamp, result.message)
-        this.records++
+        this.applyChain = this.applyChain.then(async () => {
+          const result = await this.store.apply(stamp, mutation, logged)
+          if (!result.ok) this.onRecordFailed(stamp, result.message)
+          this.records++
+        })
       }
     }
     if (offset !== body.length) throw new Error(`state transfer batch body has ${body.length} bytes, its items name ${offset}`)
@@ -245,15 +322,22 @@ export class TransferImport {
     this.unsyncedBytes += body.length
     if (this.unsyncedBytes >= IMPORT_SYNC_BYTES) {
       this.unsyncedBytes = 0
-      await this.store.log.sync() // also lets the log drop synced pages (SegmentLog.dropSyncedPages)
+      // Background: a failure is sticky in the log (later appends and syncs fail) and finish reports it.
+      this.syncing = this.syncing.then(() => this.store.log.sync()) // also lets the log drop synced pages (SegmentLog.dropSyncedPages)
+      this.syncing.catch(() => undefined)
     }
+    this.applied.push(this.applyChain)
+    this.applyChain.catch(() => undefined) // awaited below or by finish
+    if (this.applied.length > APPLY_LAG_BATCHES_MAX) await this.applied.shift()
   }
 
-  /** Makes everything imported durable. After a transfer stopped early, data of a record not
-   * yet imported stays in the log unreferenced (as data of a version never ordered does). */
+  /** Applies and makes durable everything taken. After a transfer stopped early, data of a
+   * record not yet taken stays in the log unreferenced (as data of a version never ordered does). */
   async finish(): Promise<void> {
     if (this.complete && this.pending.length > 0) throw new Error(`invariant: state transfer ended with ${this.pending.length} data items of no record`)
     this.pending = []
+    await this.applyChain
+    await this.syncing
     await this.store.log.sync()
   }
 }

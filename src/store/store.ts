@@ -137,10 +137,11 @@ export class Store {
   }
 
   /**
-   * Appends and applies a record another replica exported. `dataPositions` are where this log
-   * holds the bytes of its write ops, in op order (appended with `appendData` before it).
+   * Appends a record another replica exported; apply the result in order, as for `appendRecord`.
+   * `dataPositions` are where this log holds the bytes of its write ops, in op order (appended
+   * with `appendData` before it).
    */
-  async importRecord(stamp: HlcStamp, mutation: Mutation, dataPositions: readonly LogPosition[]): Promise<ApplyResult> {
+  appendImported(stamp: HlcStamp, mutation: Mutation, dataPositions: readonly LogPosition[]): { mutation: Mutation; logged: LoggedAt } {
     let local = mutation
     if (mutation.type === 'version') {
       let index = 0
@@ -150,7 +151,7 @@ export class Store {
     } else if (dataPositions.length > 0) {
       throw new Error(`invariant: record ${stamp} (${mutation.type}) writes no data, ${dataPositions.length} data entries came with it`)
     }
-    return this.apply(stamp, local, this.appendRecord(stamp, local))
+    return { mutation: local, logged: this.appendRecord(stamp, local) }
   }
 
   // ---------------------------------------------------------------- writing

@@ -10,6 +10,7 @@ import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { exportBatch, recordDigest, recordDigestAt, TransferImport, transferSizeEstimate, type HeldBlob, type TransferCursor } from '../../src/replication/transfer.js'
 import { ROOT_INO, type Mutation, type VersionOp } from '../../src/store/records.js'
+import { SegmentLog } from '../../src/store/segmentLog.js'
 import { Store } from '../../src/store/store.js'
 import { HLC_MAX } from '../../src/temporal/hlc.js'
 
@@ -105,6 +106,14 @@ describe('state transfer', () => {
       expect(mine.get(name)!.content.equals(content.get(name)!), name).toBe(true)
       expect(mine.get(name)!.versions).toEqual(file.versions)
     }
+    // Data entries carry the CRCs the donor's log holds, not recomputed: every entry checks out.
+    await joiner.close()
+    const log = new SegmentLog(path.join(joiner.dir, 'segments'))
+    let entries = 0
+    const { truncatedBytes } = await log.open({ segment: 0, offset: 0 }, async () => void entries++)
+    await log.close()
+    expect(truncatedBytes).toBe(0)
+    expect(entries).toBeGreaterThanOrEqual(10) // 4 data entries, 6 records
   })
 
   it('sends only the records after a stamp, found by the index', async () => {
@@ -113,6 +122,9 @@ describe('state transfer', () => {
     // The joiner holds the first three records already (as a replica that stopped there would).
     const { batch, body } = await exportBatch(donor, { after: 0n, upto: stamps[2]!, cursor: null, blobs: null })
     expect(batch.done).toBe(true)
+    const data = batch.items.filter((item) => 'data' in item)
+    expect(data.length).toBe(3)
+    expect(data.every((item) => 'crc' in item && typeof item.crc === 'number')).toBe(true) // whole entries of the donor's log
     const head = new TransferImport(joiner, () => undefined)
     await head.take(batch, body)
     await head.finish()
