@@ -11,10 +11,10 @@ import { fileURLToPath } from 'node:url'
 const distBench = path.dirname(fileURLToPath(import.meta.url)) // dist/bench
 
 const BENCHES: Readonly<Record<string, string>> = {
-  fs: 'fs/main.js', // issue 2: the mount against a null FUSE FS and the plain directory
-  transport: 'transport/native-bench.js', // issue 3: SST, SMC, RDMC against net and iperf3
-  replication: 'replication/index.js', // issue 4: r=1 against r=3 through a mount
-  wave: 'wave/index.js', // issue 5: the wave experiment at full scale, with its PNG
+  fs: 'fs/main.js', // the mount against a null FUSE FS and the plain directory
+  transport: 'transport/native-bench.js', // SST, SMC, RDMC against net and iperf3
+  replication: 'replication/index.js', // r=1 against r=3 through a mount
+  wave: 'wave/index.js', // the wave experiment at full scale, with its PNG
   recovery: 'recovery/index.js', // a member's rejoin, a total restart and a full transfer at 0, 1 and 4 GiB held
 }
 

@@ -10,6 +10,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { dropFileCache, inWorker as runInWorker, killAll, startFffs, startNullFs, stopAll, type Mount } from './mounts.js'
 import type { Latency, Listing, Made, Rate, Task, Throughput } from './tasks.js'
+import { renderText, type Section } from '../tables.js'
 
 const MiB = 1024 * 1024
 const execFileP = promisify(execFile)
@@ -68,11 +69,6 @@ function fmt(value: number | null | undefined, digits = 1): string {
 }
 const ratio = (a: number | null | undefined, b: number | null | undefined): number | null => (a == null || b == null || b === 0 ? null : a / b)
 const fmtRatio = (r: number | null) => (r === null || !Number.isFinite(r) ? '-' : r.toFixed(2))
-
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)))
-  return rows.map((r) => r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ').trimEnd()).join('\n')
-}
 
 async function safely<T>(label: string, errors: string[], run: () => Promise<T>): Promise<T | null> {
   try {
@@ -246,8 +242,9 @@ export async function runFsBench(repoRoot: string, config: FsBenchConfig): Promi
 }
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
-function render(r: Record<string, any>, config: FsBenchConfig): string {
-  const out: string[] = []
+/** The tables of a run, from its JSON (`r`, as runFsBench returns it or bench/out/fs.json holds it). */
+export function fsSections(r: Record<string, any>, config: FsBenchConfig): Section[] {
+  const sections: Section[] = []
   const sw = r.seqWrite ?? {}
   const sr = r.seqRead ?? {}
   const sm = r.smallFiles ?? {}
@@ -256,59 +253,57 @@ function render(r: Record<string, any>, config: FsBenchConfig): string {
   const verdict = (ok: boolean | null) => (ok === null ? 'n/a' : ok ? 'PASS' : 'MISS')
   const seqRatio = ratio(m(sw.fffs), m(sw.null))
   const mb = `${config.seqBytes / MiB} MiB`
-  out.push(`== fs: sequential and small files (median of ${config.repeats} interleaved rounds; MB/s = 10^6 B/s; ratios are fffs/other) ==`)
-  out.push(
-    table([
+  const tail = (t: Throughput | undefined) => (t?.tailSeconds === undefined ? '-' : `${t.tailSeconds.toFixed(2)} of ${t.seconds.toFixed(2)} s`)
+  sections.push({
+    heading: `fs: sequential and small files (median of ${config.repeats} interleaved rounds; MB/s = 10^6 B/s; ratios are fffs/other)`,
+    rows: [
       ['workload', 'fffs', 'null FS', 'plain dir', 'fffs/null', 'fffs/plain', 'target'],
       [`seq write ${mb}, 1 MiB writes, incl. close (MB/s) [fffs close = durable; plain = page cache]`, fmt(m(sw.fffs)), fmt(m(sw.null)), fmt(m(sw.plain)), fmtRatio(seqRatio), fmtRatio(ratio(m(sw.fffs), m(sw.plain))), `fffs/null >= 0.70: ${verdict(seqRatio === null ? null : seqRatio >= 0.7)}`],
       [`seq write ${mb} + fsync before close (MB/s) [both durable: like for like]`, fmt(m(sw.fffsFsync)), '-', fmt(m(sw.plainFsync)), '-', fmtRatio(ratio(m(sw.fffsFsync), m(sw.plainFsync))), ''],
       [`seq read ${mb}, 1 MiB reads, page cache dropped first (MB/s)`, fmt(m(sr.fffs)), fmt(m(sr.null)), fmt(m(sr.plain)), fmtRatio(ratio(m(sr.fffs), m(sr.null))), fmtRatio(ratio(m(sr.fffs), m(sr.plain))), ''],
       [`small files: ${config.smallFiles} x ${config.smallFileBytes / 1024} KiB create+write+close (files/s)`, fmt(fs_(sm.fffs)), fmt(fs_(sm.null)), fmt(fs_(sm.plain)), fmtRatio(ratio(fs_(sm.fffs), fs_(sm.null))), fmtRatio(ratio(fs_(sm.fffs), fs_(sm.plain))), ''],
       [`small files + fsync each on plain (files/s) [like for like with fffs close]`, fmt(fs_(sm.fffs)), '-', fmt(fs_(sm.plainFsync)), '-', fmtRatio(ratio(fs_(sm.fffs), fs_(sm.plainFsync))), ''],
-    ]),
-  )
+    ],
+    after: [`time in the final [fsync+]close of the median seq write: fffs ${tail(sw.fffs)}, fffs+fsync ${tail(sw.fffsFsync)}, null ${tail(sw.null)}, plain ${tail(sw.plain)}, plain+fsync ${tail(sw.plainFsync)}`],
+  })
 
-  const tail = (t: Throughput | undefined) => (t?.tailSeconds === undefined ? '-' : `${t.tailSeconds.toFixed(2)} of ${t.seconds.toFixed(2)} s`)
-  out.push(`time in the final [fsync+]close of the median seq write: fffs ${tail(sw.fffs)}, fffs+fsync ${tail(sw.fffsFsync)}, null ${tail(sw.null)}, plain ${tail(sw.plain)}, plain+fsync ${tail(sw.plainFsync)}`)
   const fr = r.frozen
-  out.push('')
-  out.push(`== fs: frozen snapshot read, file@T of a ${config.frozenBytes / MiB} MiB file ==`)
   const frRatio = fr ? ratio(mbps(fr.second), mbps(fr.first)) : null
-  out.push(
-    table([
+  sections.push({
+    heading: `fs: frozen snapshot read, file@T of a ${config.frozenBytes / MiB} MiB file`,
+    rows: [
       ['read', 'MB/s', 'seconds'],
       ['first read of file@T', fmt(fr ? mbps(fr.first) : null), fr ? fr.first.seconds.toFixed(3) : '-'],
       ['second read of file@T', fmt(fr ? mbps(fr.second) : null), fr ? fr.second.seconds.toFixed(3) : '-'],
       ['second/first', fmtRatio(frRatio), `target >= 2.00: ${verdict(frRatio === null ? null : frRatio >= 2)}`],
-    ]),
-  )
+    ],
+    after: [],
+  })
 
   const tt: Array<{ wanted: number; made: Made | null; latency: Latency | null }> = r.timeTravel ?? []
-  out.push('')
-  out.push(`== fs: time travel, open+read 4 KiB+close of file@<random ISO instant in the file's life> ==`)
   const rows = [['versions (asked -> made)', 'create (versions/s)', 'samples', 'p50 (ms)', 'p99 (ms)', 'mean (ms)', 'errors']]
   const ms = (us: number | undefined) => (us === undefined ? '-' : (us / 1000).toFixed(3))
   const latencyCells = (l: Latency | null) => [String(l?.samples ?? '-'), ms(l?.p50Us), ms(l?.p99Us), ms(l?.meanUs), String(l?.errors ?? '-')]
   for (const t of tt) rows.push([`${t.wanted} -> ${t.made?.count ?? '-'}`, t.made ? fmt(t.made.count / t.made.seconds) : '-', ...latencyCells(t.latency)])
   const ttNull: Latency | null = r.timeTravelNull ?? null
   rows.push(['null FS (the same requests, no work)', '-', ...latencyCells(ttNull)])
-  out.push(table(rows))
+  const verdicts: string[] = []
   const largest = tt[tt.length - 1]
   const middle = tt.find((t) => t.wanted === 1000) ?? tt[tt.length - 2]
   if (largest?.latency && middle?.latency) {
     const growth = largest.latency.p50Us / middle.latency.p50Us
     const p50ms = largest.latency.p50Us / 1000
-    out.push(`p50 at ${largest.made?.count} versions: ${p50ms.toFixed(3)} ms, target <= 1 ms: ${verdict(p50ms <= 1)}`)
-    out.push(`p50 growth ${middle.made?.count} -> ${largest.made?.count} versions: ${growth.toFixed(2)}x, target <= 2x: ${verdict(growth <= 2)}`)
-    if (ttNull !== null) out.push(`p50 at ${largest.made?.count} versions / null FS p50: ${(largest.latency.p50Us / ttNull.p50Us).toFixed(2)}x (what fffs adds to the binding's round trips)`)
+    verdicts.push(`p50 at ${largest.made?.count} versions: ${p50ms.toFixed(3)} ms, target <= 1 ms: ${verdict(p50ms <= 1)}`)
+    verdicts.push(`p50 growth ${middle.made?.count} -> ${largest.made?.count} versions: ${growth.toFixed(2)}x, target <= 2x: ${verdict(growth <= 2)}`)
+    if (ttNull !== null) verdicts.push(`p50 at ${largest.made?.count} versions / null FS p50: ${(largest.latency.p50Us / ttNull.p50Us).toFixed(2)}x (what fffs adds to the binding's round trips)`)
   }
+  sections.push({ heading: `fs: time travel, open+read 4 KiB+close of file@<random ISO instant in the file's life>`, rows, after: verdicts })
 
   const ls = r.ls
-  out.push('')
-  out.push(`== fs: ls of a directory with ${ls?.created?.count ?? '-'} files (fffs creates: ${fmt(ls?.created ? perSec(ls.created) : null)} files/s) ==`)
   const lrow = (label: string, x: Listing | null | undefined) => [label, String(x?.entries ?? '-'), x ? (x.seconds * 1000).toFixed(1) : '-', x ? fmt(x.entries / x.seconds) : '-']
-  out.push(
-    table([
+  sections.push({
+    heading: `fs: ls of a directory with ${ls?.created?.count ?? '-'} files (fffs creates: ${fmt(ls?.created ? perSec(ls.created) : null)} files/s)`,
+    rows: [
       ['listing', 'entries', 'ms', 'entries/s'],
       lrow('fffs live: readdir', ls?.liveReaddir),
       lrow('fffs live: readdir + lstat each (ls -l)', ls?.liveStat),
@@ -316,9 +311,13 @@ function render(r: Record<string, any>, config: FsBenchConfig): string {
       lrow('fffs dir@T: readdir + lstat each (ls -l)', ls?.pastStat),
       lrow('plain dir: readdir', ls?.plainReaddir),
       lrow('plain dir: readdir + lstat each', ls?.plainStat),
-    ]),
-  )
-  for (const n of r.notes ?? []) out.push(`note: ${n}`)
-  for (const e of r.errors ?? []) out.push(`ERROR: ${e}`)
-  return out.join('\n')
+    ],
+    after: [],
+  })
+  return sections
+}
+
+function render(r: Record<string, any>, config: FsBenchConfig): string {
+  const notes = [...(r.notes ?? []).map((n: string) => `note: ${n}`), ...(r.errors ?? []).map((e: string) => `ERROR: ${e}`)]
+  return [renderText(fsSections(r, config)), ...notes].join('\n')
 }

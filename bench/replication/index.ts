@@ -5,6 +5,8 @@
 // - sequential write of `seqBytes` in 1 MiB writes, including the close (= durable at every
 //   member of the view), and the CPU the members and the mount used for it per MiB (from
 //   /proc: user + system time of every thread; the r=3 group is CPU-bound on 2 cores);
+// - sequential read of that file in 1 MiB reads, opened afresh (a live file: the kernel drops
+//   its cached pages at open, so every byte comes through the mount from the group);
 // - small files: create+write 4 KiB+close, each timed: the close latency p50/p99 and files/s;
 // - ordered 1 KB records: a RemoteClient (the mount's client, without FUSE) submits setxattr
 //   records carrying 1 KB on the root; a submit returns once the record is ordered, delivered
@@ -14,7 +16,7 @@
 //   write pays (wire + ordering + persistence) and it needs no internal API of the member.
 // Rounds are interleaved (r=1 group, then r=3 group, each started fresh, stopped after) and
 // the median round is reported (`--rounds N`: N rounds; `--seq-only`: the sequential write
-// alone, for A/B runs of the data path; `--seq-mib N`: its size; `--replicas R`: one group
+// and read alone, for A/B runs of the data path; `--seq-mib N`: its size; `--replicas R`: one group
 // size only, for profiling; every round's CPU by thread is in the JSON). Targets are reported as PASS/MISS, never asserted.
 
 import { execFile, type ChildProcess } from 'node:child_process'
@@ -29,6 +31,8 @@ import { fetchMemberStatus, RemoteClient } from '../../src/replication/remote.js
 import { ROOT_INO } from '../../src/store/records.js'
 import { inWorker as runInWorker, killAll, startMount, stopAll, type Mount } from '../fs/mounts.js'
 import type { Task, Throughput } from '../fs/tasks.js'
+import { renderText } from '../tables.js'
+import { replicationSections, type Summary } from './tables.js'
 import type { TimedFiles, TimedFilesTask } from './worker.js'
 
 const MiB = 1024 * 1024
@@ -85,6 +89,7 @@ interface Round {
   seqWrite: Throughput | null
   seqCpuMsPerMiB: number | null // CPU of the members and the mount during the sequential write, per MiB
   seqThreadCpuMsPerMiB: Record<string, number> | null // the same by process and thread name
+  seqRead: Throughput | null
   small: { count: number; seconds: number; p50Us: number; p99Us: number } | null
   messages: Messages[]
 }
@@ -249,7 +254,7 @@ async function orderedMessages(config: GroupConfig, bytes: number, count: number
 }
 
 async function runRound(root: string, replicas: number, config: ReplicationBenchConfig, round: number, errors: string[], seqOnly = false): Promise<Round> {
-  const result: Round = { replicas, provider: null, seqWrite: null, seqCpuMsPerMiB: null, seqThreadCpuMsPerMiB: null, small: null, messages: [] }
+  const result: Round = { replicas, provider: null, seqWrite: null, seqCpuMsPerMiB: null, seqThreadCpuMsPerMiB: null, seqRead: null, small: null, messages: [] }
   const safely = async <T>(label: string, run: () => Promise<T>): Promise<T | null> => {
     try {
       return await run()
@@ -279,6 +284,8 @@ async function runRound(root: string, replicas: number, config: ReplicationBench
       result.seqThreadCpuMsPerMiB = threadCpuMsPerMiB(group.labels, threadsBefore, threadsAfter, config.seqBytes / MiB)
       progress(`r=${replicas}: seq write CPU ms/MiB by thread: ${Object.entries(result.seqThreadCpuMsPerMiB).map(([k, v]) => `${k} ${v}`).join(', ')}`)
     }
+    progress(`r=${replicas}: read it back`)
+    result.seqRead = await safely('seq read', () => inWorker<Throughput>({ kind: 'seqRead', file: path.join(group.mount.mountpoint, 'seq'), blockBytes: MiB }, big))
     if (seqOnly) return result
     await settle()
     progress(`r=${replicas}: ${config.smallFiles} small files, each timed`)
@@ -302,20 +309,7 @@ async function runRound(root: string, replicas: number, config: ReplicationBench
   return result
 }
 
-// ---------------------------------------------------------------- report
-
-function fmt(value: number | null | undefined, digits = 1): string {
-  if (value === null || value === undefined || !Number.isFinite(value)) return '-'
-  return value >= 100 ? value.toFixed(0) : value.toFixed(digits)
-}
-const fmtRatio = (r: number | null) => (r === null || !Number.isFinite(r) ? '-' : r.toFixed(2))
-const ratio = (a: number | null, b: number | null): number | null => (a === null || b === null || b === 0 ? null : a / b)
-const verdict = (ok: boolean | null) => (ok === null ? 'n/a' : ok ? 'PASS' : 'MISS')
-
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)))
-  return rows.map((r) => r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ').trimEnd()).join('\n')
-}
+// ---------------------------------------------------------------- summary
 
 /** The median of the rounds' values (null values skipped). */
 function median(values: Array<number | null>): number | null {
@@ -323,21 +317,14 @@ function median(values: Array<number | null>): number | null {
   return xs.length === 0 ? null : xs[Math.floor((xs.length - 1) / 2)]!
 }
 
-export interface Summary {
-  seqWriteMBps: Record<number, number | null>
-  seqCpuMsPerMiB: Record<number, number | null>
-  closeP50Ms: Record<number, number | null>
-  closeP99Ms: Record<number, number | null>
-  smallFilesPerSec: Record<number, number | null>
-  messages: Record<number, Array<{ inFlight: number; perSec: number | null; p50Ms: number | null; p99Ms: number | null }>>
-}
-
 function summarize(rounds: Round[], replicaCounts: number[], config: ReplicationBenchConfig): Summary {
   const of = (r: number) => rounds.filter((x) => x.replicas === r)
-  const s: Summary = { seqWriteMBps: {}, seqCpuMsPerMiB: {}, closeP50Ms: {}, closeP99Ms: {}, smallFilesPerSec: {}, messages: {} }
+  const seqReadMBps: Record<number, number | null> = {}
+  const s: Summary = { seqWriteMBps: {}, seqCpuMsPerMiB: {}, seqReadMBps, closeP50Ms: {}, closeP99Ms: {}, smallFilesPerSec: {}, messages: {} }
   for (const r of replicaCounts) {
     s.seqWriteMBps[r] = median(of(r).map((x) => (x.seqWrite ? x.seqWrite.bytes / 1e6 / x.seqWrite.seconds : null)))
     s.seqCpuMsPerMiB[r] = median(of(r).map((x) => x.seqCpuMsPerMiB))
+    seqReadMBps[r] = median(of(r).map((x) => (x.seqRead ? x.seqRead.bytes / 1e6 / x.seqRead.seconds : null)))
     s.closeP50Ms[r] = median(of(r).map((x) => (x.small ? x.small.p50Us / 1000 : null)))
     s.closeP99Ms[r] = median(of(r).map((x) => (x.small ? x.small.p99Us / 1000 : null)))
     s.smallFilesPerSec[r] = median(of(r).map((x) => (x.small ? x.small.count / x.small.seconds : null)))
@@ -354,37 +341,13 @@ function summarize(rounds: Round[], replicaCounts: number[], config: Replication
   return s
 }
 
-function render(s: Summary, config: ReplicationBenchConfig, provider: string, errors: string[]): string {
-  const out: string[] = []
-  const seqRatio = ratio(s.seqWriteMBps[3] ?? null, s.seqWriteMBps[1] ?? null)
-  const p50Ratio = ratio(s.closeP50Ms[3] ?? null, s.closeP50Ms[1] ?? null)
-  out.push(`== replication: through a FUSE mount of a local group, members as processes on 127.0.0.1 (provider ${provider}); median of ${config.repeats} interleaved rounds; MB/s = 10^6 B/s ==`)
-  out.push(
-    table([
-      ['workload', 'r=1', 'r=3', 'r=3/r=1', 'target'],
-      [`seq write ${config.seqBytes / MiB} MiB, 1 MiB writes, incl. close = durable at every member (MB/s)`, fmt(s.seqWriteMBps[1]), fmt(s.seqWriteMBps[3]), fmtRatio(seqRatio), `r=3/r=1 >= 0.60: ${verdict(seqRatio === null ? null : seqRatio >= 0.6)}`],
-      [`  CPU of the members and the mount during it (ms per MiB; 2 cores in all)`, fmt(s.seqCpuMsPerMiB[1], 1), fmt(s.seqCpuMsPerMiB[3], 1), fmtRatio(ratio(s.seqCpuMsPerMiB[3] ?? null, s.seqCpuMsPerMiB[1] ?? null)), ''],
-      [`close latency p50: create + write ${config.smallFileBytes / 1024} KiB + close (ms)`, fmt(s.closeP50Ms[1], 2), fmt(s.closeP50Ms[3], 2), fmtRatio(p50Ratio), `r=3/r=1 <= 3.00: ${verdict(p50Ratio === null ? null : p50Ratio <= 3)}`],
-      [`close latency p99 (ms)`, fmt(s.closeP99Ms[1], 2), fmt(s.closeP99Ms[3], 2), fmtRatio(ratio(s.closeP99Ms[3] ?? null, s.closeP99Ms[1] ?? null)), ''],
-      [`small files: ${config.smallFiles} x ${config.smallFileBytes / 1024} KiB create+write+close (files/s)`, fmt(s.smallFilesPerSec[1]), fmt(s.smallFilesPerSec[3]), fmtRatio(ratio(s.smallFilesPerSec[3] ?? null, s.smallFilesPerSec[1] ?? null)), ''],
-    ]),
-  )
-  out.push('')
-  out.push(`== replication: ordered ${config.messageBytes} B records (RemoteClient submit of a setxattr; returns when ordered, applied and durable at every member) ==`)
-  const rows = [['shard', 'in flight', 'records/s', 'p50 (ms)', 'p99 (ms)']]
-  for (const r of [3, 1]) for (const m of s.messages[r] ?? []) rows.push([`${r} member${r > 1 ? 's' : ''}`, String(m.inFlight), fmt(m.perSec), fmt(m.p50Ms, 2), fmt(m.p99Ms, 2)])
-  out.push(table(rows))
-  for (const e of errors) out.push(`ERROR: ${e}`)
-  return out.join('\n')
-}
-
 // ---------------------------------------------------------------- entry
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2)
   const quick = args.includes('--quick')
   const roundsAt = args.indexOf('--rounds')
-  const seqOnly = args.includes('--seq-only') // only the sequential write (A/B runs of the data path)
+  const seqOnly = args.includes('--seq-only') // only the sequential write and read (A/B runs of the data path)
   const seqMiBAt = args.indexOf('--seq-mib')
   const config: ReplicationBenchConfig = {
     ...(quick ? quickConfig : defaultConfig),
@@ -425,7 +388,7 @@ async function main(): Promise<void> {
   fs.mkdirSync(outDir, { recursive: true })
   const file = path.join(outDir, 'replication.json')
   fs.writeFileSync(file, JSON.stringify({ started: started.toISOString(), header, config, summary, rounds, errors }, null, 2) + '\n')
-  process.stdout.write(`${header}\n\n${render(summary, config, provider, errors)}\n\n(wrote ${path.relative(process.cwd(), file) || file}; took ${((Date.now() - started.getTime()) / 1000).toFixed(0)} s)\n`)
+  process.stdout.write(`${header}\n\n${[renderText(replicationSections(summary, config, provider)), ...errors.map((e) => `ERROR: ${e}`)].join('\n')}\n\n(wrote ${path.relative(process.cwd(), file) || file}; took ${((Date.now() - started.getTime()) / 1000).toFixed(0)} s)\n`)
   if (errors.length > 0) process.exitCode = 1
 }
 

@@ -21,7 +21,7 @@ const LOG_SYNC_EVERY_BYTES = 32 * 1024 * 1024 // each sync commits the journal, 
 /**
  * Names one submit across reconnects: a client that lost its connection with a submit in
  * flight re-sends it with the same id to the next member, which must apply it at most once
- * (docs/ARCHITECTURE.md, "Cluster edge"). `seq` increases per client; `oldestPendingSeq` is
+ * (docs/decisions.md, "Cluster edge"). `seq` increases per client; `oldestPendingSeq` is
  * the lowest seq the client still waits for, so outcomes below it can be forgotten.
  */
 export interface SubmitId {
@@ -36,7 +36,7 @@ export interface SubmitOptions {
   /**
    * The highest stamp the submitting client has seen (HLC piggybacking): the mutation is
    * stamped above it, so a version written after reading another, on any shard, is later in
-   * every cut (docs/ARCHITECTURE.md, "Shards").
+   * every cut (docs/decisions.md, "Shards").
    */
   readonly after?: HlcStamp
 }

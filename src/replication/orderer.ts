@@ -1,7 +1,8 @@
 // Ordering: the one place records get their HLC stamp and their place in the sequence that
-// every replica applies. The embedded mount uses the LocalOrderer below; the replicated
-// orderer (Derecho-style, later) implements the same interface, so the file system above has
-// no second code path for "local".
+// every replica applies, for the embedded mount (the LocalOrderer below). A group orders
+// records with the protocol core instead (core/group.ts, member.ts); the file system above
+// sees neither, only the Client interface (client.ts), so it has no second code path for
+// "local".
 
 import { errors } from '../errors.js'
 import type { ApplyResult, Mutation } from '../store/records.js'

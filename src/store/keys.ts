@@ -3,13 +3,13 @@
 // entry at or before T" is one reverse seek.
 //
 //   D ino name 0x00 stamp   -> child ino (8 bytes) or empty (removed)      directory history
-//   L ino name              -> child ino                                   live directory
+//   L ino name              -> child ino, stamp the binding began          live directory
 //   A ino stamp             -> Attr JSON                                   attribute history
 //   C ino                   -> Attr JSON                                   live attributes
 //   B ino block stamp       -> block map                                   extent history
 //   E ino block             -> block map                                   live extents
 //   V ino version           -> stamp                                       version number -> stamp
-//   S ino sensorUs stamp    -> version                                     sensor-time index
+//   S ino sensorUs stamp    -> version [end offset]                        sensor-time index (sensorUs: running max)
 //   N name                  -> Snapshot JSON                               named snapshots
 //   R stamp                 -> segment | offset | size (u32 each)          where a record is in the log (recordIndex.ts)
 //   M name                  -> value                                       store metadata

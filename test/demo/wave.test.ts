@@ -1,4 +1,4 @@
-// The wave experiment at small scale (issue 5): 16 sensor tiles at 10 Hz write a travelling
+// The wave experiment at small scale: 16 sensor tiles at 10 Hz write a travelling
 // wave with skewed clocks and deliveries delayed at random, on a group of 3 real `fffs serve`
 // processes with a meta shard and 2 data shards, through a real FUSE mount. Frames read at
 // fixed instants: the sensor-time cut equals the truth exactly at every instant; live reads

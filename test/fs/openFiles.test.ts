@@ -9,7 +9,7 @@ import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { ChunkPool } from '../../src/fs/chunkPool.js'
 import { OpenFiles } from '../../src/fs/openFiles.js'
-import { Operations } from '../../src/fs/operations.js'
+import { MOUNT_PROCESS, Operations } from '../../src/fs/operations.js'
 import { newSensorStats } from '../../src/fs/sensorRecords.js'
 import { EmbeddedClient, type Client } from '../../src/replication/client.js'
 import type { Attr, Ino } from '../../src/store/records.js'
@@ -146,7 +146,7 @@ describe('security.* attributes and POSIX ACLs', () => {
   it('are never stored: set is refused, get says none at once, list leaves them out', async () => {
     const { client } = await openClient({ readData: true })
     const ops = new Operations(client, { maxWaitMs: 1000, sensorLagMaxUs: 1_000_000, clockSkewMaxUs: 100_000 }, os.tmpdir(), () => undefined)
-    await ops.release(await ops.create('/f', 0o644))
+    await ops.release(await ops.create('/f', 0o644, MOUNT_PROCESS))
     await expect(ops.setxattr('/f', 'security.capability', Buffer.from([1, 2]), 0)).rejects.toMatchObject({ code: 'ENOTSUP' })
     expect(() => ops.getxattr('/no/such/path', 'security.capability')).toThrow(expect.objectContaining({ code: 'ENODATA' }))
     await expect(ops.removexattr('/f', 'security.selinux')).rejects.toMatchObject({ code: 'ENODATA' })

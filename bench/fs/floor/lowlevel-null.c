@@ -1,7 +1,7 @@
 // The kernel's floor under a FUSE file system, without fuse-native: a null file system on
 // libfuse 3's low-level API, served by one thread (what a FUSE loop on the JS thread would be:
 // no hand-off between a libfuse thread and the event loop). Measures what a native FUSE layer
-// for fffs could gain (docs/ARCHITECTURE.md, FUSE front end). Not built by npm; needs
+// for fffs could gain (docs/decisions.md, "FUSE front end"; results in docs/benchmarks.md). Not built by npm; needs
 // libfuse3-dev:
 //
 //   cc -O2 -Wall -o /tmp/lowlevel-null bench/fs/floor/lowlevel-null.c $(pkg-config --cflags --libs fuse3)

@@ -1,7 +1,7 @@
 // The wave experiment on a mounted fffs (FFFS's motivating experiment): sensor tiles write a
 // travelling wave with GPS-like sample times, late and out of order; a reader reconstructs
 // frames at fixed instants by live reads, platform-time cuts and sensor-time cuts and
-// compares each with the truth. See docs/ARCHITECTURE.md, "Wave experiment".
+// compares each with the truth. See docs/decisions.md, "Wave experiment".
 
 import { promises as fsp } from 'node:fs'
 import path from 'node:path'
@@ -35,7 +35,7 @@ export interface WaveOptions {
   readonly warmupMs: number // tiles write blank content this long before the first sample
 }
 
-// Full scale (issue 5): 100 tiles at 10 Hz. Δ is generous because on a busy 2-core machine a
+// Full scale: 100 tiles at 10 Hz. Δ is generous because on a busy 2-core machine a
 // 3-replica group commits a few hundred tile versions/s, not the 1000/s offered: the backlog
 // makes deliveries late by seconds, and a write later than Δ is refused.
 export const WAVE_DEFAULTS: WaveOptions = {

@@ -10,8 +10,9 @@ function table(rows: string[][]): string {
   return rows.map((r) => r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ').trimEnd()).join('\n')
 }
 
+// null as well as NaN: bench/report.ts renders these from JSON, where NaN became null.
 const ms = (value: number | null): string => (value === null || Number.isNaN(value) ? '-' : value.toFixed(value >= 100 ? 0 : 1))
-const num = (value: number): string => (Number.isNaN(value) ? '-' : value.toFixed(4))
+const num = (value: number | null): string => (value === null || Number.isNaN(value) ? '-' : value.toFixed(4))
 
 function methodRow(m: MethodStats): string[] {
   return [
@@ -31,6 +32,14 @@ function methodRow(m: MethodStats): string[] {
   ]
 }
 
+/** The per-method table: a header row, then one row per reconstruction. */
+export function methodTable(methods: readonly MethodStats[]): string[][] {
+  return [
+    ['METHOD', 'EXACT', 'MEAN|ERR|', 'MAX|ERR|', 'TORN', 'MIXED', 'AGE_MS', 'LAT@T_P50_MS', 'LAT@T_P99_MS', 'WAIT_MS_MEAN', 'WAIT_MS_MAX', 'UNCOMMITTED', 'FAILED_READS'],
+    ...methods.map(methodRow),
+  ]
+}
+
 /** The header lines, the writers' line and the per-method table. */
 export function renderWave(result: WaveResult, where: string): string {
   const o = result.options
@@ -45,10 +54,7 @@ export function renderWave(result: WaveResult, where: string): string {
     ...w.errors.map((e) => `  write error: ${e}`),
     `frames at ${result.frameSamples.length} instants T (samples ${result.frameSamples.join(', ')}); from T each reader reads every tile one after another`,
     '',
-    table([
-      ['METHOD', 'EXACT', 'MEAN|ERR|', 'MAX|ERR|', 'TORN', 'MIXED', 'AGE_MS', 'LAT@T_P50_MS', 'LAT@T_P99_MS', 'WAIT_MS_MEAN', 'WAIT_MS_MAX', 'UNCOMMITTED', 'FAILED_READS'],
-      ...result.methods.map(methodRow),
-    ]),
+    table(methodTable(result.methods)),
     '',
     'EXACT: frames equal to the truth at T in every value. TORN: frames that are no cut (no one instant of their time axis',
     'held all the tiles read). MIXED: frames showing samples of more than one instant. AGE: T − the read sample\'s instant.',
