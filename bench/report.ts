@@ -7,6 +7,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { fsSections, type FsBenchConfig } from './fs/index.js'
+import { recoverySections, type SizeResult, type TablesConfig as RecoveryTablesConfig } from './recovery/tables.js'
 import { replicationSections, type Summary, type TablesConfig } from './replication/tables.js'
 import { markdownTable, markdownText, type Section } from './tables.js'
 import type { MethodStats, WriterStats } from '../src/demo/wave/analysis.js'
@@ -122,6 +123,26 @@ function waveSection(j: WaveJson): string[] {
   ]
 }
 
+// ------------------------------------------------------------------ recovery
+
+interface RecoveryJson {
+  header?: string
+  loadAfter?: string
+  tablesConfig: RecoveryTablesConfig
+  results: SizeResult[]
+  errors?: string[]
+}
+
+function recoverySection(j: RecoveryJson): string[] {
+  return [
+    provenance('npm run bench -- recovery', j),
+    `Load average after the run: ${j.loadAfter ?? '?'}. Times from a member's restart to its "running in view" line (every member's, for a total restart); rates from the members' own transfer lines.`,
+    '',
+    ...markdownSections(recoverySections(j.results, j.tablesConfig)),
+    ...notesAndErrors(j),
+  ]
+}
+
 // ------------------------------------------------------------------ entry
 
 const SECTIONS: ReadonlyArray<readonly [name: string, title: string, render: (json: never) => string[]]> = [
@@ -129,6 +150,7 @@ const SECTIONS: ReadonlyArray<readonly [name: string, title: string, render: (js
   ['transport', 'Transport (`bench/transport`)', transportSection],
   ['replication', 'Replication (`bench/replication`)', replicationSection],
   ['wave', 'Wave experiment (`bench/wave`)', waveSection],
+  ['recovery', 'Recovery (`bench/recovery`)', recoverySection],
 ]
 
 /** The generated part of benchmarks.md, from whichever JSON files exist in `dir`. */

@@ -25,7 +25,10 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { loadGroupConfig, writeLocalGroup, type GroupConfig } from '../../src/replication/config.js'
+import { TRANSPORT_DEFAULTS } from '../../src/replication/transport/types.js'
 import { dropFileCache, killAll, startMount, stopAll, type Mount } from '../fs/mounts.js'
+import { renderText } from '../tables.js'
+import { recoverySections, type SizeResult } from './tables.js'
 
 const MiB = 1024 * 1024
 const here = path.dirname(fileURLToPath(import.meta.url))
@@ -283,17 +286,6 @@ function transfers(member: MemberProcess, sinceMs: number): { bytes: number; sec
 
 // ---------------------------------------------------------------- scenarios
 
-interface SizeResult {
-  sizeBytes: number
-  heldBytes: number // in the group directory of one member, after the fill
-  versions: number
-  a0: { runningMs: number; transferBytes: number; gapKillMs: number; gapRejoinMs: number } | null // restarted at once
-  a1: { runningMs: number; transferBytes: number; transferSeconds: number; rateMBps: number; boundMs: number; gapKillMs: number; gapRejoinMs: number } | null
-  b: { runningMs: number; firstWriteMs: number } | null
-  c: { runningMs: number; transferBytes: number; transferSeconds: number; rateMBps: number; progressLines: number; sampleLine: string } | null
-  writerFailures: number
-}
-
 function dirBytes(dir: string): number {
   let total = 0
   for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
@@ -428,64 +420,6 @@ async function diskRateMBps(dir: string, sizeMiB: number): Promise<{ writeMBps: 
   }
 }
 
-const fmt = (ms: number | null | undefined): string => (ms === null || ms === undefined || !Number.isFinite(ms) ? '-' : (ms / 1000).toFixed(2))
-const gb = (bytes: number): string => (bytes / 1e9).toFixed(2)
-const verdict = (ok: boolean | null): string => (ok === null ? 'n/a' : ok ? 'PASS' : 'MISS')
-
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)))
-  return rows.map((r) => r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ').trimEnd()).join('\n')
-}
-
-function render(results: SizeResult[], config: BenchConfig, disk: { writeMBps: number; readMBps: number }, suspectTimeoutMs: number): string {
-  const out: string[] = []
-  out.push(`disk (dd, O_DIRECT, 1 GiB): write ${disk.writeMBps.toFixed(0)} MB/s, read ${disk.readMBps.toFixed(0)} MB/s; MB = 10^6 B, GB = 10^9 B, times in s`)
-  out.push('')
-  out.push(
-    table([
-      ['size', 'held/member (GB)', 'versions', '(a) running, none missed', '(a) running, missed', 'transferred (GB)', 'rate (MB/s)', 'bound', '(b) running', '(b) first write', '(c) running', 'transferred (GB)', 'rate (MB/s)', 'progress lines'],
-      ...results.map((r) => [
-        `${(r.sizeBytes / MiB).toFixed(0)} MiB`,
-        gb(r.heldBytes),
-        String(r.versions),
-        fmt(r.a0?.runningMs),
-        fmt(r.a1?.runningMs),
-        r.a1 ? gb(r.a1.transferBytes) : '-',
-        r.a1 ? r.a1.rateMBps.toFixed(0) : '-',
-        fmt(r.a1?.boundMs),
-        fmt(r.b?.runningMs),
-        fmt(r.b?.firstWriteMs),
-        fmt(r.c?.runningMs),
-        r.c ? gb(r.c.transferBytes) : '-',
-        r.c ? r.c.rateMBps.toFixed(0) : '-',
-        r.c ? String(r.c.progressLines) : '-',
-      ]),
-    ]),
-  )
-  out.push('')
-  out.push(`writer (1 KiB closes in a loop) during (a): longest gap between acknowledged closes (s); failure detection = suspect timeout ${suspectTimeoutMs / 1000} s`)
-  out.push(
-    table([
-      ['size', 'kill, none missed', 'rejoin, none missed', 'kill, missed', 'rejoin, missed', 'failed closes'],
-      ...results.map((r) => [`${(r.sizeBytes / MiB).toFixed(0)} MiB`, fmt(r.a0?.gapKillMs), fmt(r.a0?.gapRejoinMs), fmt(r.a1?.gapKillMs), fmt(r.a1?.gapRejoinMs), String(r.writerFailures)]),
-    ]),
-  )
-  const first = results[0]
-  const last = results[results.length - 1]
-  if (first !== undefined && last !== undefined && first !== last) {
-    const ratio = (a: number | undefined, b: number | undefined): number | null => (a === undefined || b === undefined || b <= 0 ? null : a / b)
-    const ra = ratio(last.a0?.runningMs, first.a0?.runningMs)
-    const rb = ratio(last.b?.runningMs, first.b?.runningMs)
-    const bound = last.a1 !== null && last.a1.runningMs <= last.a1.boundMs
-    const cap = last.b !== null && last.b.runningMs <= 15_000
-    out.push('')
-    out.push(`time at ${(last.sizeBytes / MiB).toFixed(0)} MiB / time at ${(first.sizeBytes / MiB).toFixed(0)} MiB: (a) none missed ${ra?.toFixed(2) ?? '-'} (target <= 1.5: ${verdict(ra === null ? null : ra <= 1.5)}), (b) ${rb?.toFixed(2) ?? '-'} (target <= 1.5: ${verdict(rb === null ? null : rb <= 1.5)})`)
-    out.push(`(a) missed ${(config.missedBytes / MiB).toFixed(0)} MiB at ${(last.sizeBytes / MiB).toFixed(0)} MiB: running in ${fmt(last.a1?.runningMs)} s, bound 10 s + missed at half the disk rate ${fmt(last.a1?.boundMs)} s: ${verdict(last.a1 === null ? null : bound)}; (b) within 15 s: ${verdict(last.b === null ? null : cap)}`)
-  }
-  for (const r of results) if (r.c?.sampleLine) out.push(`(c) at ${(r.sizeBytes / MiB).toFixed(0)} MiB, first progress line: ${r.c.sampleLine}`)
-  return out.join('\n')
-}
-
 // ---------------------------------------------------------------- entry
 
 async function main(): Promise<void> {
@@ -513,7 +447,6 @@ async function main(): Promise<void> {
   process.once('SIGINT', onSignal)
   process.once('SIGTERM', onSignal)
   let disk = { writeMBps: NaN, readMBps: NaN }
-  let suspectTimeoutMs = NaN
   try {
     progress('measuring the disk rate (dd, O_DIRECT)')
     disk = await diskRateMBps(root, quick ? 256 : 1024)
@@ -522,7 +455,6 @@ async function main(): Promise<void> {
       const result = await runSize(root, sizeBytes, config, diskMBps, errors)
       results.push(result)
     }
-    suspectTimeoutMs = (await loadGroupConfig(await writeLocalGroup(path.join(root, 'probe'), { replicas: 3, shards: 1 }))).transport.suspectTimeoutMs
   } finally {
     await stopAll()
     for (const child of live) child.kill('SIGKILL')
@@ -534,8 +466,9 @@ async function main(): Promise<void> {
   const outDir = path.join(repoRoot, 'bench', 'out')
   fs.mkdirSync(outDir, { recursive: true })
   const file = path.join(outDir, 'recovery.json')
-  fs.writeFileSync(file, JSON.stringify({ started: started.toISOString(), header, loadAfter, config, disk, results, errors }, null, 2) + '\n')
-  process.stdout.write(`${header}\n\n${render(results, config, disk, suspectTimeoutMs)}\n${errors.map((e) => `ERROR: ${e}\n`).join('')}\n(wrote ${path.relative(process.cwd(), file) || file}; load after ${loadAfter}; took ${((Date.now() - started.getTime()) / 1000).toFixed(0)} s)\n`)
+  const tablesConfig = { missedBytes: config.missedBytes, disk, suspectTimeoutMs: TRANSPORT_DEFAULTS.suspectTimeoutMs } // writeLocalGroup's
+  fs.writeFileSync(file, JSON.stringify({ started: started.toISOString(), header, loadAfter, config, tablesConfig, results, errors }, null, 2) + '\n')
+  process.stdout.write(`${header}\n\n${renderText(recoverySections(results, tablesConfig))}\n${errors.map((e) => `ERROR: ${e}\n`).join('')}\n(wrote ${path.relative(process.cwd(), file) || file}; load after ${loadAfter}; took ${((Date.now() - started.getTime()) / 1000).toFixed(0)} s)\n`)
   if (errors.length > 0) process.exitCode = 1
 }
 

@@ -37,18 +37,17 @@ import { BATCH_HEADER_BYTES, BATCH_RECORDS_MAX } from './core/message.js'
 import { groupSchema } from './core/schema.js'
 import { BATCH_PART_PREFIX_BYTES, BATCH_PAYLOAD_HEADER_BYTES, decodeBatchPayload, decodeDataPayload, decodeReconfigurePayload, decodeRecordPayload, encodeBatchPayload, encodeDataPayload, encodeReconfigurePayload, encodeRecordPayload, PAYLOAD_BATCH, PAYLOAD_DATA, PAYLOAD_RECONFIGURE, type RecordPayload } from './payload.js'
 import { waitForPlanMembers } from './planBarrier.js'
-import type { MemberView, ViewSource } from './viewWatch.js'
 import { nextEpochPlan, planEpoch, type AcceptedView, type EpochPlan, type MemberReport } from './recovery.js'
 import { describeTransfer, ExportAhead, formatBytes, recordDigestAt, TransferImport, TransferProgress, transferSizeEstimate, type HeldBlob, type TransferBatch, type TransferCursor, type TransferStatus } from './transfer.js'
 import { NativeTransport, pageCacheDropper, pageOffsetFinder } from './transport/native.js'
 import { TRANSPORT_DEFAULTS, type Transport } from './transport/types.js'
+import type { MemberView, ViewSource } from './viewWatch.js'
 import { connect, MemberBehindError, type Connection, type Incoming, type Reply } from './wire.js'
 
 const TICK_MS = 20
 const RECOVERY_POLL_MS = 300
 const RECOVERY_GRACE_MS = 2_000 // wait this long for every member before forming a group of a majority
 const PEER_REQUEST_TIMEOUT_MS = 5_000
-const DIGEST_TIMEOUT_MS = 60_000 // the digest of a record reads its data: a large version takes a while
 const PLAN_POLL_MS = 200 // how often a member starting an epoch asks the others whether they are ready
 const TRANSFER_LOG_EVERY_MS = 2_000
 const TRANSFER_ANNOUNCE_BYTES = 64 * 1024 * 1024 // a transfer this large is announced (with its size) when it starts
@@ -562,7 +561,7 @@ export class Member {
   private async donorHolds(donorId: number, stamp: HlcStamp): Promise<boolean> {
     const [mine, theirs] = await Promise.all([
       recordDigestAt(this.store, stamp),
-      this.peerCall(donorId, 'member.digest', { stamp: stamp.toString() }, DIGEST_TIMEOUT_MS).then(({ result }) => (result as { digest: string | null }).digest),
+      this.peerCall(donorId, 'member.digest', { stamp: stamp.toString() }, this.transferStallMs).then(({ result }) => (result as { digest: string | null }).digest),
     ])
     if (mine === null) throw new Error(`invariant: the log has no record at its applied stamp ${stamp}`)
     return theirs === mine
@@ -621,6 +620,17 @@ export class Member {
     return this.config.transport.connectTimeoutMs
   }
 
+  /**
+   * Replaces the store by an empty one, durably: the index directory is moved away first (a
+   * crash then leaves the log, and opening replays it), then the segments (a crash leaves an
+   * empty store); each step is made durable before the next, and the files are deleted after.
+   * Any state in between is a prefix of some order this member may hold: the old log, nothing,
+   * or (once fetching) a prefix of the donor's. Reads are refused until a catch-up completes:
+   * the store no longer holds what this member called stable. What the discarded log answered
+   * is forgotten: the submit results kept for deduplication (state transfer does not carry
+   * them either), data not yet named by a version, and requests delivered into it (refused:
+   * their records may or may not be in the group's order).
+   */
   private async discardStore(): Promise<void> {
     this.storeReplaced = true
     this.storeSwapping = true

@@ -10,7 +10,8 @@
 // Failover: queries retry on the next member when a connection dies. A submit whose request
 // was sent when its connection died has an unknown outcome: it is re-sent (same SubmitId) only
 // to a member that declares it deduplicates submits, and fails with EIO otherwise. Blobs not yet
-// submitted are re-sent on every new connection before anything else.
+// submitted are re-sent on every new connection before anything else. A connection also dies
+// on purpose when the group's running members install a view without its member (viewWatch.ts).
 
 import { randomUUID } from 'node:crypto'
 import { FffsError } from '../errors.js'
@@ -329,7 +330,7 @@ export class RemoteClient implements Client {
    * on this client's connection; every other member over a short-lived connection of its own
    * (authenticated with the cluster key, closed after the one request), all in parallel and
    * each bounded by `timeoutMs`, so an unreachable member costs one timeout, not a hang.
-   * Nothing is kept open between calls: a mount holds exactly one member connection.
+   * Nothing is kept open between calls (the view watches carry views only).
    */
   async groupStatus(timeoutMs = GROUP_STATUS_TIMEOUT_MS): Promise<MemberStatusReport[]> {
     const connected = this.current !== null && this.current.connection.isOpen ? this.current : null

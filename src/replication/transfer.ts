@@ -28,7 +28,7 @@ export const TRANSFER_BATCH_BYTES = 8 * 1024 * 1024
 const IMPORT_SYNC_BYTES = 64 * 1024 * 1024
 const INDEX_READ_RECORDS = 256 // record index entries read per seek
 const APPLY_LAG_BATCHES_MAX = 2 // batches taken whose records may still be applying
-const ITEMS_MAX = 16_384 // items per batch: their JSON stays well inside a wire frame's header (wire.ts)
+const ITEMS_MAX = 8_192 // items per batch: their JSON (up to ~70 bytes each) stays inside a wire frame's 1 MiB header (wire.ts)
 
 // ---- is a log a prefix of the donor's? ----
 
