@@ -401,6 +401,7 @@ export function describeTransfer(t: TransferStatus): string {
   return `${head}, ${t.records} records, ${formatBytes(t.rateBytesPerS)}/s${eta}`
 }
 
+/** Decimal units (kB = 10^3 B, MB = 10^6 B), as disk and network rates are quoted. */
 export function formatBytes(n: number): string {
   if (n < 1000) return `${n} B`
   const units = ['kB', 'MB', 'GB', 'TB']
