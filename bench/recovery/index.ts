@@ -24,6 +24,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
+import { READY_PREFIX } from '../../src/cli/output.js'
 import { loadGroupConfig, writeLocalGroup, type GroupConfig } from '../../src/replication/config.js'
 import { TRANSPORT_DEFAULTS } from '../../src/replication/transport/types.js'
 import { dropFileCache, killAll, startMount, stopAll, type Mount } from '../fs/mounts.js'
@@ -138,7 +139,7 @@ async function startGroup(root: string): Promise<Group> {
   await Promise.all(members.map((m) => m.line(RUNNING_ALL, 0, 60_000)))
   const mountpoint = path.join(root, 'mnt')
   fs.mkdirSync(mountpoint, { recursive: true })
-  const mount = await startMount('fffs cluster', [FFFS_BIN, 'mount', mountpoint, '--cluster', config.path], mountpoint, 'fffs: mounted')
+  const mount = await startMount('fffs cluster', [FFFS_BIN, 'mount', mountpoint, '--cluster', config.path], mountpoint, READY_PREFIX)
   return {
     config,
     members,
