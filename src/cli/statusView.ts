@@ -8,7 +8,7 @@
 
 import type { CoreStatus } from '../replication/core/group.js'
 import { describeReadiness, groupReadiness, type GroupReadiness } from '../replication/readiness.js'
-import type { TransferStatus } from '../replication/transfer.js'
+import type { TransferStatus } from '../replication/readiness.js'
 import { hlcPhysicalUs, hlcLogical } from '../temporal/hlc.js'
 
 // ---------------------------------------------------------------- the answer's shape

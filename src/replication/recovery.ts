@@ -10,7 +10,7 @@
 // transfer.ts `recordDigest` and member.ts `catchUp`).
 
 import type { HlcStamp } from '../temporal/hlc.js'
-import type { TransferStatus } from './transfer.js'
+import type { TransferStatus } from './readiness.js'
 import type { View } from './core/group.js'
 
 export interface MemberReport {

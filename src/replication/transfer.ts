@@ -21,6 +21,7 @@ import { decodeRecord, type Mutation } from '../store/records.js'
 import { DIRECT_PAYLOAD_MIN_BYTES, EntryKind, PAGE_BYTES, type LogPosition } from '../store/segmentLog.js'
 import type { Store } from '../store/store.js'
 import type { HlcStamp } from '../temporal/hlc.js'
+import { describeTransfer, type TransferStatus } from './readiness.js'
 
 /** About this many bytes of file data per batch (one op more at most). */
 export const TRANSFER_BATCH_BYTES = 8 * 1024 * 1024
@@ -344,17 +345,6 @@ export class TransferImport {
 
 // ---- progress ----
 
-/** What a catching-up member shows of its transfer (`fffs status`, its log). */
-export interface TransferStatus {
-  readonly donorId: number
-  readonly records: number
-  readonly doneBytes: number
-  readonly totalBytes: number // an estimate (transferSizeEstimate), at least doneBytes
-  readonly rateBytesPerS: number
-  readonly etaMs: number | null
-  readonly elapsedMs: number
-}
-
 export class TransferProgress {
   readonly donorId: number
   private readonly startedMs = Date.now()
@@ -390,26 +380,4 @@ export class TransferProgress {
     this.loggedMs = Date.now()
     return describeTransfer(this.status())
   }
-}
-
-/** "catching up from member 0: 41% of 2.1 GB, 8123 records, 180 MB/s, about 7 s left". */
-export function describeTransfer(t: TransferStatus): string {
-  const percent = t.totalBytes > 0 ? Math.min(99, Math.floor((t.doneBytes * 100) / t.totalBytes)) : 0
-  const head = `catching up from member ${t.donorId}: ${percent}% of ${formatBytes(t.totalBytes)}`
-  if (t.doneBytes === 0) return head
-  const eta = t.etaMs === null ? '' : `, about ${Math.ceil(t.etaMs / 1000)} s left`
-  return `${head}, ${t.records} records, ${formatBytes(t.rateBytesPerS)}/s${eta}`
-}
-
-/** Decimal units (kB = 10^3 B, MB = 10^6 B), as disk and network rates are quoted. */
-export function formatBytes(n: number): string {
-  if (n < 1000) return `${n} B`
-  const units = ['kB', 'MB', 'GB', 'TB']
-  let value = n / 1000
-  let unit = 0
-  while (value >= 1000 && unit < units.length - 1) {
-    value /= 1000
-    unit++
-  }
-  return `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`
 }
