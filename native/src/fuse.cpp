@@ -46,6 +46,7 @@ namespace {
 enum class Op : int {
   Lookup = 0, Forget, Getattr, Setattr, Readlink, Mkdir, Unlink, Rmdir, Symlink, Rename, Open, Read, Write, Flush,
   Release, Fsync, Opendir, Readdir, Releasedir, Statfs, Setxattr, Getxattr, Listxattr, Removexattr, Create, Mknod, Link, Exit,
+  Readdirplus,
 };
 
 constexpr unsigned kMaxRequestBytes = 1u << 20;
@@ -131,6 +132,7 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
                                          InstanceMethod("replyStatfs", &FuseSession::ReplyStatfs),
                                          InstanceMethod("replyXattrSize", &FuseSession::ReplyXattrSize),
                                          InstanceMethod("replyDirectory", &FuseSession::ReplyDirectory),
+                                         InstanceMethod("replyDirectoryPlus", &FuseSession::ReplyDirectoryPlus),
                                          InstanceMethod("invalidateAttributes", &FuseSession::InvalidateAttributes),
                                          InstanceMethod("dropCache", &FuseSession::DropCache),
                                          InstanceMethod("dropEntry", &FuseSession::DropEntry),
@@ -355,6 +357,14 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
     // The kernel clears set-user-ID/set-group-ID on write, truncate and chown itself, knowing the
     // caller's capabilities (CAP_FSETID), with one setattr when a bit is set; libfuse would hand that to us.
     conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
+    // A listing brings every entry's node and attributes along (src/fs/kernel.ts, listing), so
+    // `ls -l` costs no lookup per entry; always, not when the kernel guesses it would help.
+    if (conn->capable & FUSE_CAP_READDIRPLUS) {
+      conn->want |= FUSE_CAP_READDIRPLUS;
+      conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
+    }
+    // A symlink's target never changes (a new target is a new node): the kernel keeps it in its page cache.
+    if (conn->capable & FUSE_CAP_CACHE_SYMLINKS) conn->want |= FUSE_CAP_CACHE_SYMLINKS;
   }
   static void OnLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
     FuseSession* s = Of(req);
@@ -451,6 +461,10 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
     FuseSession* s = Of(req);
     s->Emit(Op::Readdir, req, ino, {s->FhOf(fi), s->Num(static_cast<double>(size)), s->Num(static_cast<double>(off))});
   }
+  static void OnReaddirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+    FuseSession* s = Of(req);
+    s->Emit(Op::Readdirplus, req, ino, {s->FhOf(fi), s->Num(static_cast<double>(size)), s->Num(static_cast<double>(off))});
+  }
   static void OnReleasedir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     FuseSession* s = Of(req);
     s->Emit(Op::Releasedir, req, ino, {s->FhOf(fi)});
@@ -506,32 +520,32 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
     return info.Env().Undefined();
   }
 
-  static fuse_entry_param EntryOf(const Napi::CallbackInfo& info) {
+  /** An entry from (nodeid, stat, entryTimeoutS, attrTimeoutS) at info[at..]; nodeid 0: no such name, for entryTimeoutS (stat ignored). */
+  static fuse_entry_param EntryOf(const Napi::CallbackInfo& info, size_t at) {
     fuse_entry_param e;
     std::memset(&e, 0, sizeof e);
-    e.ino = static_cast<fuse_ino_t>(info[1].As<Napi::Number>().DoubleValue());
-    e.attr = StatOf(info[2].As<Napi::Object>(), e.ino);
-    e.attr_timeout = e.entry_timeout = info[3].As<Napi::Number>().DoubleValue();
+    e.ino = static_cast<fuse_ino_t>(info[at].As<Napi::Number>().DoubleValue());
+    if (e.ino != 0) e.attr = StatOf(info[at + 1].As<Napi::Object>(), e.ino);
+    e.entry_timeout = info[at + 2].As<Napi::Number>().DoubleValue();
+    e.attr_timeout = info[at + 3].As<Napi::Number>().DoubleValue();
     return e;
   }
 
-  /** replyEntry(req, nodeid, stat, timeoutS) */
+  /** replyEntry(req, nodeid, stat, entryTimeoutS, attrTimeoutS); nodeid 0 with a timeout: the kernel may remember the name is absent */
   Napi::Value ReplyEntry(const Napi::CallbackInfo& info) {
-    if (fuse_req_t req = Take(info)) {
-      fuse_entry_param e = EntryOf(info);
-      fuse_reply_entry(req, &e);
-    }
+    fuse_entry_param e = EntryOf(info, 1);  // before the request is taken: a bad argument leaves it for JS to answer
+    if (fuse_req_t req = Take(info)) fuse_reply_entry(req, &e);
     return info.Env().Undefined();
   }
 
-  /** replyCreate(req, nodeid, stat, timeoutS, fh, directIo) */
+  /** replyCreate(req, nodeid, stat, entryTimeoutS, attrTimeoutS, fh, directIo) */
   Napi::Value ReplyCreate(const Napi::CallbackInfo& info) {
+    fuse_entry_param e = EntryOf(info, 1);  // before the request is taken: a bad argument leaves it for JS to answer
     if (fuse_req_t req = Take(info)) {
-      fuse_entry_param e = EntryOf(info);
       fuse_file_info fi;
       std::memset(&fi, 0, sizeof fi);
-      fi.fh = static_cast<uint64_t>(info[4].As<Napi::Number>().DoubleValue());
-      fi.direct_io = info[5].As<Napi::Boolean>().Value();
+      fi.fh = static_cast<uint64_t>(info[5].As<Napi::Number>().DoubleValue());
+      fi.direct_io = info[6].As<Napi::Boolean>().Value();
       if (fuse_reply_create(req, &e, &fi) == -ENOENT) ReleaseAbandoned(fi.fh);
     }
     return info.Env().Undefined();
@@ -546,7 +560,10 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
     return info.Env().Undefined();
   }
 
-  /** replyOpen(req, fh, keepCache, noFlush, directIo) */
+  /**
+   * replyOpen(req, fh, keepCache, noFlush, directIo, cacheListing): `cacheListing` (an opendir):
+   * the kernel may keep the listing it reads in its page cache and serve later opens from it.
+   */
   Napi::Value ReplyOpen(const Napi::CallbackInfo& info) {
     if (fuse_req_t req = Take(info)) {
       fuse_file_info fi;
@@ -555,6 +572,7 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
       fi.keep_cache = info[2].As<Napi::Boolean>().Value();
       fi.noflush = info[3].As<Napi::Boolean>().Value();
       fi.direct_io = info[4].As<Napi::Boolean>().Value();
+      fi.cache_readdir = info.Length() > 5 && info[5].As<Napi::Boolean>().Value();
       if (fuse_reply_open(req, &fi) == -ENOENT) ReleaseAbandoned(fi.fh);
     }
     return info.Env().Undefined();
@@ -639,6 +657,49 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
   }
 
   /**
+   * replyDirectoryPlus(req, entries, sizeBytes): each entry is [name, nodeid, stat, entryTimeoutS,
+   * attrTimeoutS, offset] (offset: where the next readdir starts after it), as many as fit.
+   * Returns how many went out: the kernel holds one lookup more of each (but of `.` and `..`,
+   * whose nodeid is 0), and none of the rest.
+   */
+  Napi::Value ReplyDirectoryPlus(const Napi::CallbackInfo& info) {
+    // Everything is read from JS before the request is taken: a bad argument throws with the request still unanswered, so JS answers it.
+    Napi::Array entries = info[1].As<Napi::Array>();
+    size_t size = static_cast<size_t>(info[2].As<Napi::Number>().DoubleValue());
+    struct Entry {
+      std::string name;
+      fuse_entry_param e;
+      off_t offset;
+    };
+    std::vector<Entry> parsed(entries.Length());
+    for (uint32_t i = 0; i < entries.Length(); i++) {
+      Napi::Array entry = entries.Get(i).As<Napi::Array>();
+      Entry& out = parsed[i];
+      out.name = entry.Get(0u).As<Napi::String>().Utf8Value();
+      std::memset(&out.e, 0, sizeof out.e);
+      out.e.ino = static_cast<fuse_ino_t>(entry.Get(1u).As<Napi::Number>().DoubleValue());
+      out.e.attr = StatOf(entry.Get(2u).As<Napi::Object>(), out.e.ino);
+      if (out.e.ino == 0) out.e.attr.st_ino = kUnknownIno;  // a name only: nothing to look up
+      out.e.entry_timeout = entry.Get(3u).As<Napi::Number>().DoubleValue();
+      out.e.attr_timeout = entry.Get(4u).As<Napi::Number>().DoubleValue();
+      out.offset = static_cast<off_t>(entry.Get(5u).As<Napi::Number>().DoubleValue());
+    }
+    uint32_t added = 0;
+    if (fuse_req_t req = Take(info)) {
+      std::vector<char> buf(size);
+      size_t used = 0;
+      for (Entry& entry : parsed) {
+        size_t needed = fuse_add_direntry_plus(req, buf.data() + used, size - used, entry.name.c_str(), &entry.e, entry.offset);
+        if (needed > size - used) break;
+        used += needed;
+        added++;
+      }
+      fuse_reply_buf(req, buf.data(), used);
+    }
+    return Napi::Number::New(info.Env(), added);
+  }
+
+  /**
    * invalidateAttributes(nodeId): the kernel's attributes of the node are out of date (a version
    * committed). Attributes only (offset -1): dropping pages locks them, and a page is locked
    * while a read of it waits for this very thread, so that could never return. Quiet when the
@@ -715,6 +776,7 @@ const fuse_lowlevel_ops FuseSession::kOps = [] {
   ops.fsync = &FuseSession::OnFsync;
   ops.opendir = &FuseSession::OnOpendir;
   ops.readdir = &FuseSession::OnReaddir;
+  ops.readdirplus = &FuseSession::OnReaddirplus;
   ops.releasedir = &FuseSession::OnReleasedir;
   ops.statfs = &FuseSession::OnStatfs;
   ops.setxattr = &FuseSession::OnSetxattr;

@@ -264,10 +264,12 @@ export class ControlServer {
         if (resolved.place.kind === 'snapshots') return { anchoredPath: null, entries: (await this.client.snapshots()).map((s) => ({ name: s.name, kind: 'snapshot', sizeBytes: 0, version: 0, time: hlcToIso(BigInt(s.at)), stamp: s.at, mode: 0o555 })) }
         if (resolved.attr !== null && resolved.attr.kind !== 'dir') throw errors.notDir(String(request.path))
         const entries: EntryInfo[] = []
-        for (const name of await this.resolver.list(resolved.place)) {
-          const step = await this.resolver.lookup(resolved.place, name)
-          if (step?.attr != null) entries.push(entryInfo(name, step.attr))
-        }
+        const listed = await this.resolver.entries(resolved.place)
+        const steps = await this.resolver.entrySteps(resolved.place, listed)
+        listed.forEach((e, i) => {
+          const attr = steps[i]?.attr
+          if (attr != null) entries.push(entryInfo(e.name, attr))
+        })
         return { anchoredPath: resolved.anchoredPath, entries }
       }
       case 'stat': {

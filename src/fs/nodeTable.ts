@@ -79,8 +79,7 @@ export class NodeTable {
   remember(parent: number, name: string, place: Place): number {
     const key = nameKey(parent, name)
     const known = this.byName.get(key)
-    const knownNode = known === undefined ? undefined : this.nodes.get(known)
-    const id = place.kind === 'live' ? place.ino : knownNode !== undefined && known! >= FROZEN_ID_BASE && samePlace(knownNode.place, place) ? known! : this.nextFrozenId++
+    const id = this.keptId(known, place) ?? this.nextFrozenId++
     if (known !== undefined && known !== id) this.unname(known, key) // the name leads to another node now
     let node = this.nodes.get(id)
     if (node === undefined) {
@@ -93,6 +92,23 @@ export class NodeTable {
     this.byName.set(key, id)
     node.lookups++
     return id
+  }
+
+  /**
+   * The ids `remember` would give each of several names in `parent`, in order, without
+   * remembering them (a readdirplus reply: only the entries that fit are remembered, in the
+   * same order, and get these ids). Null entries get none.
+   */
+  plan(parent: number, entries: ReadonlyArray<readonly [name: string, place: Place] | null>): Array<number | null> {
+    let next = this.nextFrozenId
+    return entries.map((entry) => (entry === null ? null : (this.keptId(this.byName.get(nameKey(parent, entry[0])), entry[1]) ?? next++)))
+  }
+
+  /** The id a name keeps for `place`: a live node's inode, or the id `known` it had when that is the same node at the same cut; undefined: a new one. */
+  private keptId(known: number | undefined, place: Place): number | undefined {
+    if (place.kind === 'live') return place.ino
+    const node = known === undefined ? undefined : this.nodes.get(known)
+    return node !== undefined && known! >= FROZEN_ID_BASE && samePlace(node.place, place) ? known : undefined
   }
 
   forget(id: number, lookups: number): void {

@@ -11,7 +11,7 @@ import { ROOT_INO, S_ISGID, S_ISUID, type Attr, type Ino, type NodeKind } from '
 import { HLC_MAX, hlcCeilingOfUs, hlcToIso, wallClockUs } from '../temporal/hlc.js'
 import { formatTimeSpec, isSpecName, parseTimeSpec, splitNameSpec } from '../temporal/spec.js'
 import { OpenFiles, type OpenFile } from './openFiles.js'
-import { liveIno, Resolver, SNAPSHOT_DIR, type NameTrust, type Place, type Step, type TimeOptions } from './resolve.js'
+import { liveIno, Resolver, SNAPSHOT_DIR, type DirEntry, type NameTrust, type Place, type Step, type TimeOptions } from './resolve.js'
 import { checkSensorLag, newSensorStats, recordFormatOf, type SensorPolicy, type SensorStats } from './sensorRecords.js'
 
 const O_ACCMODE = 3
@@ -227,7 +227,11 @@ export class Operations {
       const root = await this.liveAttr(ROOT_INO)
       return { ...virtualDirStat(root), ...this.timesOf(root) }
     }
-    return step.place.kind === 'frozen' ? this.statOf(step.attr) : this.liveStat(step.attr)
+    return this.statOfNode(step.place, step.attr)
+  }
+
+  private statOfNode(place: Place, attr: Attr): Stat {
+    return place.kind === 'frozen' ? this.statOf(attr) : this.liveStat(attr)
   }
 
   /**
@@ -283,9 +287,15 @@ export class Operations {
     return toStat(file.pinned, file.visibleSizeBytes)
   }
 
-  /** The names in a directory, `.` and `..` first. */
-  async readdir(place: Place): Promise<string[]> {
-    return ['.', '..', ...(await this.resolver.list(place))]
+  /** A directory's entries (`.` and `..` left to the caller). */
+  async readdir(place: Place): Promise<DirEntry[]> {
+    return this.resolver.entries(place)
+  }
+
+  /** What the kernel keeps of listed entries (readdirplus), their attributes read together; null: a name only. */
+  async listed(place: Place, entries: readonly DirEntry[]): Promise<Array<Found | null>> {
+    const steps = await this.resolver.entrySteps(place, entries)
+    return steps.map((step) => (step === null ? null : { stat: this.statOfNode(step.place, step.attr!), place: step.place, trust: step.trust }))
   }
 
   /** mkdir in `parent`; in /.snapshot, NAME pins now and NAME@SPEC pins SPEC (the entry is NAME's). */

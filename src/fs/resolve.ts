@@ -104,6 +104,13 @@ export interface ParsedPath {
   readonly components: readonly PathComponent[] // below the root
 }
 
+/** An entry of a directory listing: its name and node, and the node's attributes when the listing read them already (a sensor cut's). */
+export interface DirEntry {
+  readonly name: string
+  readonly ino: Ino
+  readonly attr?: Attr
+}
+
 /** A path resolved for the control socket: the place, its attributes (null for /.snapshot and /.at), the path with its relative spec made absolute (null: none). */
 export interface Resolved {
   readonly place: Place
@@ -340,26 +347,45 @@ export class Resolver {
 
   // ---------------------------------------------------------------- directories
 
-  /** The names in a directory place (`.` and `..` left out); /.snapshot lists the snapshots, /.at nothing. */
-  async list(place: Place): Promise<string[]> {
+  /** The entries of a directory place (`.` and `..` left out); /.snapshot lists the snapshots (no node: ino 0), /.at nothing. */
+  async entries(place: Place): Promise<DirEntry[]> {
     switch (place.kind) {
       case 'snapshots':
-        return (await this.client.snapshots()).map((s) => s.name)
+        return (await this.client.snapshots()).map((s) => ({ name: s.name, ino: 0 }))
       case 'times':
         return []
       case 'sensorWrite':
         throw errors.notDir(place.name)
       case 'live':
-        return (await this.client.readdir(place.ino, HLC_MAX)).map((e) => e.name)
+        return this.client.readdir(place.ino, HLC_MAX)
       case 'frozen': {
         const { attr, cut } = place
         if (attr.kind !== 'dir') throw errors.notDir(`inode ${attr.ino}`)
         const entries = await this.client.readdir(attr.ino, structureStamp(cut))
-        if (cut.kind !== 'sensor') return entries.map((e) => e.name)
-        const present = await Promise.all(entries.map(async (e) => ((await this.atCut(e.ino, cut)) === null ? null : e.name)))
-        return present.filter((name): name is string => name !== null)
+        if (cut.kind !== 'sensor') return entries
+        // At a sensor cut, a file with no version at or before T is absent.
+        const present = await Promise.all(entries.map(async (e) => ({ ...e, attr: await this.atCut(e.ino, cut) })))
+        return present.filter((e): e is DirEntry & { attr: Attr } => e.attr !== null)
       }
     }
+  }
+
+  /**
+   * The steps to listed entries of a directory place, their attributes read together (one
+   * round trip in a group); null for an entry that names no node to hand the kernel (a
+   * snapshot, whose cut a listing does not wait for; one gone since it was listed).
+   */
+  async entrySteps(place: Place, entries: readonly DirEntry[]): Promise<Array<Step | null>> {
+    if (place.kind !== 'live' && place.kind !== 'frozen') return entries.map(() => null)
+    const cut = place.kind === 'frozen' ? place.cut : ({ kind: 'live' } as const)
+    const missing = entries.filter((e) => e.attr === undefined)
+    const fetched = cut.kind === 'sensor' ? [] : await this.client.attrs(missing.map((e) => e.ino), cut.kind === 'live' ? HLC_MAX : cut.stamp)
+    const attrOf = new Map(missing.map((e, i) => [e, fetched[i] ?? null]))
+    return entries.map((e) => {
+      const attr = e.attr ?? attrOf.get(e) ?? null
+      if (attr === null) return null
+      return { place: cut.kind === 'live' ? { kind: 'live', ino: attr.ino } : { kind: 'frozen', attr, cut }, attr, trust: 'stable', anchoredName: null }
+    })
   }
 
   // ---------------------------------------------------------------- paths (the control socket)

@@ -42,6 +42,29 @@ export interface SubmitOptions {
 }
 
 /**
+ * What one applied record changed, as a mount's kernel caches see it (src/fs/kernel.ts forgets
+ * what they hold of it): names bound, unbound or rebound, nodes whose attributes changed, files
+ * whose contents changed, snapshot names pinned or deleted.
+ */
+export interface ChangeNote {
+  readonly entries?: ReadonlyArray<readonly [dir: Ino, name: string]>
+  readonly nodes?: readonly Ino[]
+  readonly contents?: readonly Ino[]
+  readonly snapshots?: readonly string[]
+}
+
+/** Told of the changes other clients make (Client.watchChanges). */
+export interface ChangeListener {
+  changed(note: ChangeNote): void
+  /**
+   * Whether every change made from now on will be told: false once the feed is lost (its
+   * connection died: changes may be missed from then on), true again once a new one runs
+   * (changes made in between were not told: what is cached of the live tree may be stale).
+   */
+  inSync(synced: boolean): void
+}
+
+/**
  * What a submit returns: the record's stamp, a new node's inode, and the attributes of the node
  * it made or changed, after it (ApplyResult's `attr`), when the client has them whole (a sharded
  * client has only one shard's half of a file's).
@@ -73,6 +96,8 @@ export class SeenStamp {
 export interface Client {
   walk(components: readonly string[], cut: HlcStamp): Promise<Attr>
   attr(ino: Ino, cut: HlcStamp): Promise<Attr | null>
+  /** `attr` of many nodes in one call (a listing's entries: one round trip in a group), in order. */
+  attrs(inos: readonly Ino[], cut: HlcStamp): Promise<Array<Attr | null>>
   lookup(dir: Ino, name: string, cut: HlcStamp): Promise<Ino | null>
   /** The node named `name` in directory `dir` at the cut, with its attributes there (lookup and attr in one step); null when none. */
   child(dir: Ino, name: string, cut: HlcStamp): Promise<Attr | null>
@@ -118,6 +143,11 @@ export interface Client {
   submit(mutation: Mutation, options?: SubmitOptions): Promise<Submitted>
   stableFrontier(): Promise<HlcStamp>
   waitStable(cut: HlcStamp, maxWaitMs: number): Promise<void>
+  /**
+   * Tells `listener` of the changes other clients make, as they apply (a group's members push
+   * them). Absent: no other client changes the tree (the embedded store). Returns the unsubscribe.
+   */
+  watchChanges?(listener: ChangeListener): () => void
   close(): Promise<void>
 }
 
@@ -153,6 +183,9 @@ export class EmbeddedClient implements Client {
   }
   async attr(ino: Ino, cut: HlcStamp): Promise<Attr | null> {
     return this.store.attr(ino, cut)
+  }
+  async attrs(inos: readonly Ino[], cut: HlcStamp): Promise<Array<Attr | null>> {
+    return inos.map((ino) => this.store.attr(ino, cut))
   }
   lookup(dir: Ino, name: string, cut: HlcStamp): Promise<Ino | null> {
     return this.store.lookup(dir, name, cut)

@@ -43,6 +43,7 @@ import { ExportAhead, recordDigestAt, TransferImport, TransferProgress, transfer
 import { NativeTransport, pageCacheDropper, pageOffsetFinder } from './transport/native.js'
 import { TRANSPORT_DEFAULTS, type Transport } from './transport/types.js'
 import type { MemberView, ViewSource } from './viewWatch.js'
+import { ChangeFeed } from './changeFeed.js'
 import { connect, MemberBehindError, type Connection, type Incoming, type Reply } from './wire.js'
 
 const TICK_MS = 20
@@ -218,6 +219,9 @@ export class Member {
     this.phase = phase
     this.announceView()
   }
+
+  /** What the mounts connected to this member hear of the records it applies (changeFeed.ts). */
+  readonly changes = new ChangeFeed()
 
   /** What clients that follow the group's views watch (viewWatch.ts): this member's phase and last view. */
   readonly views: ViewSource = {
@@ -857,6 +861,8 @@ export class Member {
         this.wake()
       })
       result = applying
+      // In apply order: each mount watching this member hears of what it did not change itself.
+      applying.then((applied) => applied.ok && this.changes.publish(mutation, record.submit?.clientId), () => undefined)
       if (record.submit !== undefined) this.remember(record.submit, applying)
     }
     return result
@@ -1169,6 +1175,9 @@ export class ReplicaClient implements Client {
   }
   attr(ino: Ino, cut: HlcStamp): Promise<Attr | null> {
     return this.atCut(cut, (store) => store.attr(ino, cut))
+  }
+  attrs(inos: readonly Ino[], cut: HlcStamp): Promise<Array<Attr | null>> {
+    return this.atCut(cut, (store) => inos.map((ino) => store.attr(ino, cut)))
   }
   lookup(dir: Ino, name: string, cut: HlcStamp): Promise<Ino | null> {
     return this.atCut(cut, (store) => store.lookup(dir, name, cut))

@@ -18,12 +18,15 @@ import { FffsError } from '../errors.js'
 import type { Attr, DataRef, Ino, Mutation, NameBinding, SensorPick, Snapshot, VersionOp, VersionRange } from '../store/records.js'
 import type { ShardRole } from '../store/store.js'
 import type { HlcStamp } from '../temporal/hlc.js'
-import { dataRefAt, SeenStamp, type Client, type SubmitId, type SubmitOptions, type Submitted } from './client.js'
+import { CHANGE_EVENT, WATCH_CHANGES, type ChangeFeed } from './changeFeed.js'
+import { dataRefAt, SeenStamp, type ChangeListener, type ChangeNote, type Client, type SubmitId, type SubmitOptions, type Submitted } from './client.js'
 import { initialShards, type GroupConfig, type GroupMember } from './config.js'
 import { serveViewWatch, ViewWatch, WATCH_VIEWS, type MemberView, type ViewSource } from './viewWatch.js'
 import { connect, ConnectionLostError, MAX_BODY_BYTES, MemberBehindError, type Connection, type Incoming, type Reply } from './wire.js'
 
 const REMOTE_PROTOCOL = 1
+/** The most nodes one 'attrs' request asks for (a reply stays well under the wire's frame limit). */
+const ATTRS_MAX = 1024
 
 interface Hello {
   readonly protocol: number
@@ -57,6 +60,8 @@ export interface ServeClientOptions {
   readonly status?: () => unknown
   /** The member's views, for clients that follow them (viewWatch.ts). Absent: 'watchViews' is refused with ENOTSUP. */
   readonly views?: ViewSource
+  /** The changes the member applies, for mounts that cache the live tree (changeFeed.ts). Absent: 'watchChanges' is refused with ENOTSUP. */
+  readonly changes?: ChangeFeed
 }
 
 interface ServedBlob {
@@ -67,6 +72,7 @@ interface ServedBlob {
 /** Serves `client` (any Client implementation) to the peer of `connection` until it closes. */
 export function serveClient(connection: Connection, client: Client, options: ServeClientOptions = {}): void {
   const blobs = new Map<string, ServedBlob>() // this connection's blobs not yet submitted
+  let peerClientId: string | null = null // as its hello names it
   connection.onClose(() => {
     for (const blob of blobs.values()) client.releaseData?.(blob.ref) // no version will name them
     blobs.clear()
@@ -87,12 +93,18 @@ export function serveClient(connection: Connection, client: Client, options: Ser
         case 'hello': {
           const hello: Hello = { protocol: REMOTE_PROTOCOL, memberId: options.memberId ?? null, dedupesSubmits: options.dedupesSubmits ?? false }
           if (a.protocol !== REMOTE_PROTOCOL) throw new FffsError('ENOTSUP', `client speaks protocol ${String(a.protocol)}, this member ${REMOTE_PROTOCOL}`)
+          if (typeof a.clientId === 'string') peerClientId = a.clientId
           return { result: hello }
         }
         case 'walk':
           return { result: await client.walk(a.components as string[], stampArg(a.cut)) }
         case 'attr':
           return { result: await client.attr(a.ino as Ino, stampArg(a.cut)) }
+        case 'attrs': {
+          const inos = a.inos as Ino[]
+          if (!Array.isArray(inos) || inos.length > ATTRS_MAX) throw new FffsError('EINVAL', `attrs of ${Array.isArray(inos) ? inos.length : 'no'} nodes (at most ${ATTRS_MAX})`)
+          return { result: await client.attrs(inos, stampArg(a.cut)) }
+        }
         case 'lookup':
           return { result: await client.lookup(a.dir as Ino, a.name as string, stampArg(a.cut)) }
         case 'child':
@@ -127,6 +139,9 @@ export function serveClient(connection: Connection, client: Client, options: Ser
         case 'waitStable':
           await client.waitStable(stampArg(a.cut), a.maxWaitMs as number)
           return {}
+        case WATCH_CHANGES:
+          if (options.changes === undefined) throw new FffsError('ENOTSUP', 'this server reports no changes')
+          return options.changes.serve(connection, peerClientId)
         case WATCH_VIEWS:
           if (options.views === undefined) throw new FffsError('ENOTSUP', 'this server reports no views')
           return serveViewWatch(connection, options.views)
@@ -263,6 +278,7 @@ export class RemoteClient implements Client {
   private closed = false
   private readonly views: ViewWatch
   private latestView: MemberView | null = null // the latest view a running member reported
+  private changeListener: ChangeListener | null = null // watchChanges
 
   private constructor(config: GroupConfig, options: RemoteClientOptions) {
     this.config = config
@@ -313,6 +329,14 @@ export class RemoteClient implements Client {
   async attr(ino: Ino, cut: HlcStamp): Promise<Attr | null> {
     const attr = (await this.call('attr', () => ({ ino, cut: cut.toString() }))).result as Attr | null
     return attr === null ? null : this.observed(attr)
+  }
+  async attrs(inos: readonly Ino[], cut: HlcStamp): Promise<Array<Attr | null>> {
+    const out: Array<Attr | null> = []
+    for (let at = 0; at < inos.length; at += ATTRS_MAX) {
+      const part = inos.slice(at, at + ATTRS_MAX)
+      out.push(...((await this.call('attrs', () => ({ inos: part, cut: cut.toString() }))).result as Array<Attr | null>))
+    }
+    return out.map((attr) => (attr === null ? null : this.observed(attr)))
   }
   async lookup(dir: Ino, name: string, cut: HlcStamp): Promise<Ino | null> {
     return (await this.call('lookup', () => ({ dir, name, cut: cut.toString() }))).result as Ino | null
@@ -510,7 +534,10 @@ export class RemoteClient implements Client {
           deadPeerMs: this.config.clients.deadPeerMs,
           handshakeTimeoutMs: this.config.clients.handshakeTimeoutMs,
           onRefused: (address, reason) => this.log(`fffs: refused ${address}: ${reason}`),
-          onMessage: (message) => this.onEvent?.(message.method, message.args, message.body),
+          onMessage: (message) => {
+            if (message.method === CHANGE_EVENT) this.changeListener?.changed(message.args as ChangeNote)
+            else this.onEvent?.(message.method, message.args, message.body)
+          },
         })
         const { result } = await connection.request('hello', { protocol: REMOTE_PROTOCOL, clientId: this.clientId }, { timeoutMs: this.config.clients.requestTimeoutMs })
         const hello = result as Hello
@@ -522,10 +549,15 @@ export class RemoteClient implements Client {
           if (this.current !== link) return
           this.current = null
           this.nextIndex = (index + 1) % members.length
-          if (!this.closed) this.log(`fffs: lost member ${member.id} (${member.host}:${member.clientPort}): ${reason.message}; failing over`)
+          if (this.closed) return
+          this.log(`fffs: lost member ${member.id} (${member.host}:${member.clientPort}): ${reason.message}; failing over`)
+          if (this.changeListener === null) return
+          this.changeListener.inSync(false)
+          void this.link().catch(() => undefined) // the next member's feed, without waiting for a request
         })
         this.current = link
         this.nextIndex = index
+        void this.watchOn(link)
         return link
       } catch (err) {
         connection?.close()
@@ -534,6 +566,33 @@ export class RemoteClient implements Client {
       }
     }
     throw new FffsError(refused ? 'EACCES' : 'EIO', `no member of group ${this.config.name} reachable: ${failures.join('; ')}`)
+  }
+
+  /**
+   * Tells `listener` of the changes other clients make, from the member this client is
+   * connected to (changeFeed.ts): in sync once that member watches for it, out of sync from a
+   * lost connection until the next member does.
+   */
+  watchChanges(listener: ChangeListener): () => void {
+    this.changeListener = listener
+    listener.inSync(false)
+    const link = this.current
+    if (link !== null && link.connection.isOpen) void this.watchOn(link)
+    else void this.link().catch(() => undefined) // connecting watches
+    return () => {
+      if (this.changeListener === listener) this.changeListener = null
+    }
+  }
+
+  private async watchOn(link: Link): Promise<void> {
+    const listener = this.changeListener
+    if (listener === null) return
+    try {
+      await link.connection.request(WATCH_CHANGES, {}, { timeoutMs: this.config.clients.requestTimeoutMs })
+      if (this.current === link && link.connection.isOpen && this.changeListener === listener) listener.inSync(true)
+    } catch {
+      // A member that reports no changes (ENOTSUP) leaves the mount caching briefly; a lost connection watches again on the next.
+    }
   }
 
   private sendBlob(connection: Connection, blob: PendingBlob): void {

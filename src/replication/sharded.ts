@@ -15,7 +15,7 @@
 import { FffsError } from '../errors.js'
 import type { Attr, DataRef, Ino, Mutation, NameBinding, SensorPick, Snapshot, VersionRange } from '../store/records.js'
 import { HLC_MAX, type HlcStamp } from '../temporal/hlc.js'
-import { SeenStamp, type Client, type SubmitOptions, type Submitted } from './client.js'
+import { SeenStamp, type ChangeListener, type Client, type SubmitOptions, type Submitted } from './client.js'
 import type { GroupConfig } from './config.js'
 import { groupInfo, RemoteClient, type GroupInfo, type MemberStatusReport, type RemoteClientOptions } from './remote.js'
 import { dataShardOf, shardGroups, startPerShard } from './shards.js'
@@ -73,6 +73,27 @@ export class ShardedClient implements Client {
   async attr(ino: Ino, cut: HlcStamp): Promise<Attr | null> {
     const [attr, content] = await Promise.all([this.meta.attr(ino, cut), this.dataOf(ino).attr(ino, cut)])
     return attr === null ? null : this.joined(attr, content)
+  }
+
+  /** The meta shard's attributes of all, then each data shard's of the files among them, in parallel. */
+  async attrs(inos: readonly Ino[], cut: HlcStamp): Promise<Array<Attr | null>> {
+    const namespace = await this.meta.attrs(inos, cut)
+    const files = namespace.filter((a): a is Attr => a?.kind === 'file')
+    const byShard = new Map<RemoteClient, Attr[]>()
+    for (const file of files) {
+      const shard = this.dataOf(file.ino)
+      const list = byShard.get(shard)
+      if (list === undefined) byShard.set(shard, [file])
+      else list.push(file)
+    }
+    const contents = new Map<Ino, Attr | null>()
+    await Promise.all(
+      [...byShard].map(async ([shard, attrs]) => {
+        const found = await shard.attrs(attrs.map((a) => a.ino), cut)
+        attrs.forEach((a, i) => contents.set(a.ino, found[i] ?? null))
+      }),
+    )
+    return namespace.map((attr) => (attr?.kind === 'file' ? this.joined(attr, contents.get(attr.ino) ?? null) : attr))
   }
 
   lookup(dir: Ino, name: string, cut: HlcStamp): Promise<Ino | null> {
@@ -203,6 +224,23 @@ export class ShardedClient implements Client {
       }
     }
     return this.meta.submit(mutation)
+  }
+
+  /** Every shard's changes; in sync while every shard's feed is (a shard that syncs again may have missed some). */
+  watchChanges(listener: ChangeListener): () => void {
+    const synced = this.all.map(() => false)
+    const unwatch = this.all.map((client, i) =>
+      client.watchChanges({
+        changed: (note) => listener.changed(note),
+        inSync: (shardSynced) => {
+          const was = synced.every(Boolean)
+          synced[i] = shardSynced
+          const now = synced.every(Boolean)
+          if (now !== was || (now && shardSynced)) listener.inSync(now)
+        },
+      }),
+    )
+    return () => unwatch.forEach((stop) => stop())
   }
 
   async close(): Promise<void> {
