@@ -7,16 +7,16 @@
 // it is applied; LevelDB batches are written without sync and carry the log position they
 // cover (`M applied`), so recovery replays exactly the records the index has not seen.
 
-import { ClassicLevel } from 'classic-level'
 import path from 'node:path'
 import { errors, FffsError } from '../errors.js'
 import { isoOfUs } from '../temporal/civil.js'
 import { HLC_MAX, hlcPhysicalUs, type HlcStamp } from '../temporal/hlc.js'
 import { BLOCK_SIZE_BYTES, decodeBlockMap, encodeBlockMap, overlay, truncateBlock, type BlockMap } from './blockMap.js'
 import { decodeIno, encodeIno, encodeLiveDirEntry, encodeStamp, keys, liveDirEntrySince, nameOfDirEntryKey, nameOfLiveDirKey, prefixEnd, stampOfKey } from './keys.js'
+import { nodeDisk, type Disk, type IndexDb, type IndexOp } from './disk.js'
 import { decodeRecord, encodeRecord, ROOT_INO, S_ISGID, type ApplyResult, type Attr, type EntryChange, type Ino, type Mutation, type NameBinding, type NodeKind, type RecordCursor, type SensorPick, type Snapshot, type VersionOp, type VersionRange, type VersionRecords } from './records.js'
 import { RecordIndex, type RecordAt } from './recordIndex.js'
-import { EntryKind, SegmentLog, type LogPosition } from './segmentLog.js'
+import { EntryKind, SEGMENT_SIZE_BYTES_DEFAULT, SegmentLog, type LogPosition } from './segmentLog.js'
 import { VersionSearch } from './versionSearch.js'
 
 export const NAME_MAX_BYTES = 255
@@ -29,11 +29,9 @@ const msOfStamp = (stamp: HlcStamp): number => hlcPhysicalUs(stamp) / 1000
 /** What a sharded group's store holds: `meta`, the namespace; `data`, file contents by inode. */
 export type ShardRole = 'meta' | 'data'
 
-type BatchOp = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer }
-
 /** What apply needs to write, gathered before one atomic LevelDB batch. */
 class Changes {
-  readonly ops: BatchOp[] = []
+  readonly ops: IndexOp[] = []
   put(key: Buffer, value: Buffer): void {
     this.ops.push({ type: 'put', key, value })
   }
@@ -51,6 +49,13 @@ export interface StoreOpenResult {
   readonly rebuiltIndex: boolean
 }
 
+export interface StoreOptions {
+  readonly role?: ShardRole
+  /** Where the log and the index live (default the real disk; the simulation passes its own). */
+  readonly disk?: Disk
+  readonly segmentSizeBytes?: number
+}
+
 /** Where a record was appended (SegmentLog.append): its entry's payload, where the entry after it starts, and when its bytes are in the file. */
 export interface LoggedAt {
   readonly position: LogPosition
@@ -63,7 +68,7 @@ export class Store {
   readonly log: SegmentLog
   /** Where each record is in the log, by stamp (state transfer, a replica's last record). */
   readonly records: RecordIndex
-  private readonly db: ClassicLevel<Buffer, Buffer>
+  private readonly db: IndexDb
   private applying = false
   private nextIno: Ino = ROOT_INO + 1
   private lastAppliedStamp: HlcStamp = 0n
@@ -77,11 +82,12 @@ export class Store {
    */
   readonly role: ShardRole | undefined
 
-  constructor(dir: string, options: { role?: ShardRole } = {}) {
+  constructor(dir: string, options: StoreOptions = {}) {
     this.role = options.role
     this.dir = dir
-    this.log = new SegmentLog(path.join(dir, 'segments'))
-    this.db = new ClassicLevel<Buffer, Buffer>(path.join(dir, 'index'), { keyEncoding: 'buffer', valueEncoding: 'buffer' })
+    const disk = options.disk ?? nodeDisk
+    this.log = new SegmentLog(path.join(dir, 'segments'), options.segmentSizeBytes ?? SEGMENT_SIZE_BYTES_DEFAULT, disk)
+    this.db = disk.openIndex(path.join(dir, 'index'))
     this.records = new RecordIndex(this.db)
   }
 
