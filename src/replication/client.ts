@@ -200,6 +200,6 @@ export class EmbeddedClient implements Client {
 }
 
 function unwrap(result: ApplyResult): { ino?: Ino } {
-  if (!result.ok) throw new FffsError(result.code, result.message)
+  if (!result.ok) throw new FffsError(result.code, result.message, result.reason)
   return result.ino === undefined ? {} : { ino: result.ino }
 }

@@ -17,7 +17,7 @@ import type { Attr, DataRef, Ino, Mutation, NameBinding, SensorPick, Snapshot, V
 import { HLC_MAX, type HlcStamp } from '../temporal/hlc.js'
 import { SeenStamp, type Client, type SubmitOptions } from './client.js'
 import type { GroupConfig } from './config.js'
-import { groupInfo, RemoteClient, type GroupInfo, type MemberStatusReport, type RemoteClientOptions } from './remote.js'
+import { groupInfo, RemoteClient, type GroupInfo, type MemberStatusReport, type RemoteClientOptions } from './remoteClient.js'
 import { dataShardOf, shardGroups, startPerShard } from './shards.js'
 
 /** A shard's part of `fffs status`: what a RemoteClient of one group reports. */

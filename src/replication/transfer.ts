@@ -21,6 +21,7 @@ import { decodeRecord, type Mutation } from '../store/records.js'
 import { DIRECT_PAYLOAD_MIN_BYTES, EntryKind, PAGE_BYTES, type LogPosition } from '../store/segmentLog.js'
 import type { Store } from '../store/store.js'
 import type { HlcStamp } from '../temporal/hlc.js'
+import { systemClock, type Clock } from './clock.js'
 import { describeTransfer, type TransferStatus } from './readiness.js'
 
 /** About this many bytes of file data per batch (one op more at most). */
@@ -210,11 +211,13 @@ export async function exportBatch(store: Store, request: TransferRequest, maxByt
  */
 export class ExportAhead {
   private readonly store: Store
+  private readonly clock: Clock
   private readonly ahead = new Map<string, { readonly batch: Promise<{ batch: TransferBatch; body: Buffer }>; readonly atMs: number }>()
   private generation = 0 // bumped by clear: a read begun before it never serves a request after it
 
-  constructor(store: Store) {
+  constructor(store: Store, clock: Clock = systemClock) {
     this.store = store
+    this.clock = clock
   }
 
   /** The batch `request` asks for: read ahead for it already, or read now; then the next one is read ahead. */
@@ -222,7 +225,7 @@ export class ExportAhead {
     const key = requestKey(request)
     const held = this.ahead.get(key)
     this.ahead.delete(key)
-    const now = Date.now()
+    const now = this.clock.nowMs()
     for (const [k, entry] of this.ahead) if (now - entry.atMs > PREFETCH_KEEP_MS) this.ahead.delete(k)
     const batch = held?.batch ?? exportBatch(this.store, request)
     const generation = this.generation
@@ -231,7 +234,7 @@ export class ExportAhead {
       const next = { ...request, cursor: served.cursor }
       const reading = exportBatch(this.store, next)
       reading.catch(() => undefined) // read again, and reported, if it is asked for
-      this.ahead.set(requestKey(next), { batch: reading, atMs: Date.now() })
+      this.ahead.set(requestKey(next), { batch: reading, atMs: this.clock.nowMs() })
     }, () => undefined)
     return batch
   }
@@ -347,14 +350,17 @@ export class TransferImport {
 
 export class TransferProgress {
   readonly donorId: number
-  private readonly startedMs = Date.now()
+  private readonly clock: Clock
+  private readonly startedMs: number
   private totalBytes = 0
   private doneBytes = 0
   private records = 0
-  private loggedMs = Date.now()
+  private loggedMs: number
 
-  constructor(donorId: number) {
+  constructor(donorId: number, clock: Clock = systemClock) {
     this.donorId = donorId
+    this.clock = clock
+    this.startedMs = this.loggedMs = clock.nowMs()
   }
 
   expect(totalBytes: number): void {
@@ -367,7 +373,7 @@ export class TransferProgress {
   }
 
   status(): TransferStatus {
-    const elapsedMs = Date.now() - this.startedMs
+    const elapsedMs = this.clock.nowMs() - this.startedMs
     const totalBytes = Math.max(this.totalBytes, this.doneBytes)
     const rateBytesPerS = elapsedMs > 0 ? (this.doneBytes * 1000) / elapsedMs : 0
     const etaMs = rateBytesPerS > 0 ? Math.round(((totalBytes - this.doneBytes) * 1000) / rateBytesPerS) : null
@@ -376,8 +382,8 @@ export class TransferProgress {
 
   /** A log line every `periodMs` (null between). */
   lineIfDue(periodMs: number): string | null {
-    if (Date.now() - this.loggedMs < periodMs) return null
-    this.loggedMs = Date.now()
+    if (this.clock.nowMs() - this.loggedMs < periodMs) return null
+    this.loggedMs = this.clock.nowMs()
     return describeTransfer(this.status())
   }
 }

@@ -194,7 +194,7 @@ export class Store {
       } catch (err) {
         if (!(err instanceof FffsError)) throw err
         changes.ops.length = 0
-        result = { ok: false, code: err.code, message: err.message }
+        result = { ok: false, code: err.code, message: err.message, ...(err.reason !== undefined ? { reason: err.reason } : {}) }
       }
       this.lastAppliedStamp = stamp
       // The index never names an entry that is not in the file yet: a process killed between
