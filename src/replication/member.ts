@@ -25,7 +25,7 @@ import { memberById, type GroupConfig, type GroupMember } from './config.js'
 import { executeCoreActions, type CoreEffects } from './core/execute.js'
 import { GroupCore, type CoreAction, type CoreEvent, type CoreStatus } from './core/group.js'
 import { groupSchema } from './core/schema.js'
-import { Delivery } from './member/delivery.js'
+import { Delivery, type LogObserver } from './member/delivery.js'
 import { EpochMachine, type EpochAction, type EpochEvent, type Phase } from './member/epochs.js'
 import { WirePeers, type PeerNetwork } from './member/peers.js'
 import { Replica } from './member/replica.js'
@@ -75,8 +75,8 @@ const LOG_CACHE_KEEP_BYTES = 32 * 1024 * 1024 // newest synced log bytes kept in
 export interface MemberEnv {
   readonly clock: Clock
   readonly disk: Disk
-  /** The transport of an epoch of these members (rank = index). */
-  readonly newTransport: (memberIds: readonly number[]) => Transport
+  /** The transport of an epoch (its members, rank = index). */
+  readonly newTransport: (plan: EpochPlan) => Transport
   readonly peers: PeerNetwork
   /** Names this process in blob ids (its pid). */
   readonly instance: string
@@ -85,6 +85,10 @@ export interface MemberEnv {
   readonly timing: MemberTiming
   /** Store settings for this host (the page cache, O_DIRECT). */
   readonly tuneStore?: (store: Store) => void
+  /** About this many bytes of file data per state-transfer batch this member serves (default 8 MiB). */
+  readonly transferBatchBytes?: number
+  /** Told of every record this member appends to its log, and of its log being discarded (the simulation's checks; the runtime does not depend on it). */
+  readonly observer?: LogObserver
 }
 
 export interface MemberOptions {
@@ -166,6 +170,7 @@ export class Member implements ReplicaAccess {
       persisted: (stamp) => this.feedCore({ kind: 'persisted', stamp }),
       failed: (err) => this.fail(err),
       applied: () => this.wake(),
+      ...(env.observer !== undefined ? { observer: env.observer } : {}),
     })
     this.requests = new RequestTable({
       memberId: self.id,
@@ -182,6 +187,7 @@ export class Member implements ReplicaAccess {
       clock: env.clock,
       log,
       stallMs: this.transferStallMs,
+      ...(env.transferBatchBytes !== undefined ? { batchBytes: env.transferBatchBytes } : {}),
       stableStamp: () => this.stableStamp(),
       running: () => this.machine.phase === 'running',
       // Requests delivered into the discarded log: refused (their records may or may not be in the group's order).
@@ -208,6 +214,11 @@ export class Member implements ReplicaAccess {
 
   get phase(): Phase {
     return this.machine.phase
+  }
+
+  /** The plan of the epoch this member runs in (null when it runs in none). */
+  get epochPlan(): EpochPlan | null {
+    return this.machine.epochPlan
   }
 
   /** What clients that follow the group's views watch (viewWatch.ts): this member's phase and last view. */
@@ -312,7 +323,7 @@ export class Member implements ReplicaAccess {
         for (const id of action.ids) this.tellPlan(id, action.plan)
         break
       case 'prepare':
-        this.prepare(action.plan).then(
+        this.prepare(action.plan, action.catchUp).then(
           () => this.handleEpoch({ kind: 'prepared', plan: action.plan }),
           (err: Error) => this.handleEpoch({ kind: 'startFailed', plan: action.plan, message: err.message }),
         )
@@ -389,19 +400,18 @@ export class Member implements ReplicaAccess {
     this.env.peers.call(id, peerMethods.epoch, plan, this.env.timing.peerRequestTimeoutMs).catch(() => undefined)
   }
 
-  /** Holds exactly the plan's records up to its start: caught up from its donor if this member must, durable. */
-  private async prepare(plan: EpochPlan): Promise<void> {
+  /** Holds exactly the plan's records up to its start, durably: caught up from its donor first if `catchUp`. */
+  private async prepare(plan: EpochPlan, catchUp: boolean): Promise<void> {
     await this.delivery.settle()
     const start = BigInt(plan.startStamp)
-    const mustCatchUp = (plan.catchUpIds === undefined || plan.catchUpIds.includes(this.id)) && plan.donorId !== this.id
-    if (mustCatchUp) await this.transfer.catchUp(plan.donorId, { upto: start })
+    if (catchUp) await this.transfer.catchUp(plan.donorId, { upto: start })
     if (this.store.appliedStamp > start) throw new Error(`this log reaches ${this.store.appliedStamp}, past the plan's ${start}`)
     await this.store.log.sync()
   }
 
   /** Connects the plan's transport; its events wait for the core, which starts once the epoch machine says the epoch runs. */
   private connect(plan: EpochPlan): void {
-    const transport = this.env.newTransport(plan.memberIds)
+    const transport = this.env.newTransport(plan)
     const epoch: Epoch = { plan, transport, core: null, early: [] }
     this.epoch = epoch
     const feed = (event: CoreEvent): void => {
@@ -661,8 +671,8 @@ function nativeEnv(config: GroupConfig, id: number, log: (line: string) => void)
   return {
     clock: systemClock,
     disk: nodeDisk,
-    newTransport: (memberIds) => {
-      const members = memberIds.map((memberId) => memberById(config, memberId))
+    newTransport: (plan) => {
+      const members = plan.memberIds.map((memberId) => memberById(config, memberId))
       return new NativeTransport({
         selfId: id,
         members: members.map((m) => ({ id: m.id, host: m.host, port: m.transportPort })),

@@ -212,12 +212,14 @@ export async function exportBatch(store: Store, request: TransferRequest, maxByt
 export class ExportAhead {
   private readonly store: Store
   private readonly clock: Clock
+  private readonly batchBytes: number
   private readonly ahead = new Map<string, { readonly batch: Promise<{ batch: TransferBatch; body: Buffer }>; readonly atMs: number }>()
   private generation = 0 // bumped by clear: a read begun before it never serves a request after it
 
-  constructor(store: Store, clock: Clock = systemClock) {
+  constructor(store: Store, clock: Clock = systemClock, batchBytes = TRANSFER_BATCH_BYTES) {
     this.store = store
     this.clock = clock
+    this.batchBytes = batchBytes
   }
 
   /** The batch `request` asks for: read ahead for it already, or read now; then the next one is read ahead. */
@@ -227,12 +229,12 @@ export class ExportAhead {
     this.ahead.delete(key)
     const now = this.clock.nowMs()
     for (const [k, entry] of this.ahead) if (now - entry.atMs > PREFETCH_KEEP_MS) this.ahead.delete(k)
-    const batch = held?.batch ?? exportBatch(this.store, request)
+    const batch = held?.batch ?? exportBatch(this.store, request, this.batchBytes)
     const generation = this.generation
     void batch.then(({ batch: served }) => {
       if (served.done || this.ahead.size >= PREFETCH_MAX || generation !== this.generation) return
       const next = { ...request, cursor: served.cursor }
-      const reading = exportBatch(this.store, next)
+      const reading = exportBatch(this.store, next, this.batchBytes)
       reading.catch(() => undefined) // read again, and reported, if it is asked for
       this.ahead.set(requestKey(next), { batch: reading, atMs: this.clock.nowMs() })
     }, () => undefined)
@@ -278,6 +280,7 @@ export async function transferSizeEstimate(store: Store, after: HlcStamp, upto: 
 export class TransferImport {
   private readonly store: Store
   private readonly onRecordFailed: (stamp: HlcStamp, message: string) => void
+  private readonly observer: { recordLogged(stamp: HlcStamp, mutation: Mutation): void } | undefined
   private pending: LogPosition[] = [] // data of the next record, appended already
   private applyChain: Promise<void> = Promise.resolve()
   private readonly applied: Array<Promise<void>> = [] // per batch taken, its last apply (bounded lag)
@@ -288,9 +291,11 @@ export class TransferImport {
   bytes = 0 // of batch bodies taken: file data and records
   complete = false // the stream's last batch was taken
 
-  constructor(store: Store, onRecordFailed: (stamp: HlcStamp, message: string) => void) {
+  /** `observer`: told of each record as it is appended here. */
+  constructor(store: Store, onRecordFailed: (stamp: HlcStamp, message: string) => void, observer?: { recordLogged(stamp: HlcStamp, mutation: Mutation): void }) {
     this.store = store
     this.onRecordFailed = onRecordFailed
+    this.observer = observer
   }
 
   /** Takes one batch (in stream order). Durable once `finish` returned, or in part at each periodic sync. */
@@ -312,6 +317,7 @@ export class TransferImport {
       } else {
         const { stamp, mutation: exported } = decodeRecord(bytesOf(item.record))
         const { mutation, logged } = this.store.appendImported(stamp, exported, this.pending)
+        this.observer?.recordLogged(stamp, mutation)
         this.pending = []
         this.applyChain = this.applyChain.then(async () => {
           const result = await this.store.apply(stamp, mutation, logged)

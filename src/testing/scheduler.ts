@@ -54,9 +54,13 @@ export class Scheduler {
     return this.heap[0]?.timeMs
   }
 
-  /** Runs after every step, in registration order (for batching). */
-  onAfterStep(hook: () => void): void {
+  /** Runs after every step, in registration order (for batching); returns the unsubscribe. */
+  onAfterStep(hook: () => void): () => void {
     this.afterStepHooks.push(hook)
+    return () => {
+      const at = this.afterStepHooks.indexOf(hook)
+      if (at >= 0) this.afterStepHooks.splice(at, 1)
+    }
   }
 
   at(timeMs: number, run: () => void, options: ScheduleOptions = {}): ScheduledEvent {

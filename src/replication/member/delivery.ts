@@ -24,6 +24,12 @@ export type Delivered =
   | { readonly kind: 'applied'; readonly results: Promise<ApplyResult[]> | ApplyResult[] } // data or records, one result each
   | { readonly kind: 'reconfigure'; readonly addIds: readonly number[] }
 
+/** Told of every record appended to the log (delivered or transferred) and of the log being discarded. */
+export interface LogObserver {
+  recordLogged(stamp: HlcStamp, mutation: Mutation): void
+  logDiscarded(): void
+}
+
 export interface DeliveryOptions {
   /** Everything up to `stamp` is durable in this log. */
   readonly persisted: (stamp: HlcStamp) => void
@@ -31,6 +37,7 @@ export interface DeliveryOptions {
   readonly failed: (err: Error) => void
   /** An apply finished (readers waiting for stability look again). */
   readonly applied: () => void
+  readonly observer?: LogObserver
 }
 
 export class Delivery {
@@ -96,6 +103,7 @@ export class Delivery {
     for (const [blob, bytes] of inlineBytes) this.blobPositions.set(blob, { position: store.appendData(bytes).position, sizeBytes: bytes.byteLength })
     const mutation = this.withLogPositions(record.mutation)
     const logged = store.appendRecord(stamp, mutation)
+    this.options.observer?.recordLogged(stamp, mutation)
     this.applyBacklog++
     const applying = this.applyChain.then(() => store.apply(stamp, mutation, logged))
     this.applyChain = applying
@@ -165,8 +173,14 @@ export class Delivery {
     this.appendedStamp = this.syncedStamp = this.replica.store.appliedStamp
   }
 
+  /** The observer of what this member logs (state transfer reports its records to it too). */
+  get observer(): LogObserver | undefined {
+    return this.options.observer
+  }
+
   /** The store was replaced by an empty one: what the old log answered is forgotten. */
   discarded(): void {
+    this.options.observer?.logDiscarded()
     this.appendedStamp = this.syncedStamp = this.replica.store.appliedStamp
     this.blobPositions.clear()
     this.dedupe.clear()

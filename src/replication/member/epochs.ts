@@ -72,8 +72,8 @@ export type EpochAction =
   | { readonly kind: 'preJoin'; readonly donorId: number }
   | { readonly kind: 'askJoin'; readonly viaId: number }
   | { readonly kind: 'tellPlan'; readonly ids: readonly number[]; readonly plan: EpochPlan }
-  /** Hold exactly the records up to the plan's start (catching up from its donor if this member must), durably: then `prepared`, or `startFailed`. */
-  | { readonly kind: 'prepare'; readonly plan: EpochPlan }
+  /** Hold exactly the records up to the plan's start, durably (`catchUp`: fetched from its donor first): then `prepared`, or `startFailed`. */
+  | { readonly kind: 'prepare'; readonly plan: EpochPlan; readonly catchUp: boolean }
   | { readonly kind: 'persistView'; readonly view: LastView }
   | { readonly kind: 'persistAccepted'; readonly accepted: AcceptedView }
   /** Wait until every member of the plan holds its start: then `ready`, or `startFailed`. */
@@ -211,7 +211,8 @@ export class EpochMachine {
       case 'left':
         if (!this.isStarting(event.plan)) break
         if (event.plan.donorId === this.selfId && event.plan.catchUpIds !== undefined) this.actions.push({ kind: 'tellPlan', ids: event.plan.catchUpIds, plan: event.plan })
-        this.actions.push({ kind: 'prepare', plan: event.plan })
+        // This member ran the epoch up to the reconfigure: it holds the start unless it joins.
+        this.actions.push({ kind: 'prepare', plan: event.plan, catchUp: event.plan.donorId !== this.selfId && (event.plan.catchUpIds?.includes(this.selfId) ?? true) })
         break
       case 'installed':
         this.lastViewValue = event.view
@@ -300,11 +301,20 @@ export class EpochMachine {
     this.beginStarting(plan)
   }
 
+  /**
+   * A recovering member takes a plan (formed here or offered): it catches up unless it is the
+   * donor, whatever the plan's catchUpIds say. Those name the joiners of a reconfigure, and the
+   * plan counts every other member of the view as holding the start, but a member of that view
+   * may have restarted since (its log ends where its disk did) and be told the plan while it
+   * recovers (planBarrier.ts tells the recovering members of a plan): it must fetch what it
+   * misses. (Found by the simulation: such a member ran the next epoch with a log missing the
+   * records up to the start, crash-restart-5 seed 200008.)
+   */
   private beginStarting(plan: EpochPlan): void {
     this.phaseValue = 'starting'
     this.recovering = null
     this.startingValue = { plan, ready: false }
-    this.actions.push({ kind: 'prepare', plan })
+    this.actions.push({ kind: 'prepare', plan, catchUp: plan.donorId !== this.selfId })
   }
 
   /** A reconfigure was delivered: this member delivers nothing more of the epoch; the epoch's

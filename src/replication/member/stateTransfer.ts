@@ -29,6 +29,8 @@ export interface StateTransferOptions {
   readonly log: (line: string) => void
   /** How long a transfer waits for a donor that sends nothing. */
   readonly stallMs: number
+  /** About this many bytes of file data per batch served (default transfer.ts TRANSFER_BATCH_BYTES). */
+  readonly batchBytes?: number
   /** This member's stability frontier (what a transfer before a join may fetch up to). */
   readonly stableStamp: () => HlcStamp
   /** Whether this member runs in a group (else it settles its store before serving a prefix of it). */
@@ -46,7 +48,7 @@ export class StateTransfer {
 
   constructor(options: StateTransferOptions) {
     this.options = options
-    this.exportAhead = new ExportAhead(options.replica.store, options.clock)
+    this.exportAhead = new ExportAhead(options.replica.store, options.clock, options.batchBytes)
   }
 
   /** The transfer under way ("catching up, 41% of 2.1 GB"), if any. */
@@ -129,7 +131,7 @@ export class StateTransfer {
   private async fetchFrom(donorId: number, after: HlcStamp, options: { upto: HlcStamp | null; stopsEarly?: () => boolean }): Promise<number> {
     const { replica, delivery, peers, clock, log } = this.options
     const progress = (this.progress = new TransferProgress(donorId, clock))
-    const imported = new TransferImport(replica.store, (stamp, message) => log(`transferred record ${stamp} failed here as at the donor: ${message}`))
+    const imported = new TransferImport(replica.store, (stamp, message) => log(`transferred record ${stamp} failed here as at the donor: ${message}`), delivery.observer)
     const withBlobs = options.upto !== null
     const request = (upto: HlcStamp | null, cursor: TransferCursor | null): Promise<{ result: FetchReply; body: Buffer }> => {
       const reply = peers.call(donorId, peerMethods.fetch, { after, upto, cursor, withBlobs }, this.options.stallMs)
