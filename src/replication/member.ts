@@ -402,10 +402,14 @@ export class Member implements ReplicaAccess {
 
   /** Holds exactly the plan's records up to its start, durably: caught up from its donor first if `catchUp`. */
   private async prepare(plan: EpochPlan, catchUp: boolean): Promise<void> {
+    await this.transfer.idle() // a catch-up before a join, stopping
     await this.delivery.settle()
     const start = BigInt(plan.startStamp)
-    if (catchUp) await this.transfer.catchUp(plan.donorId, { upto: start })
-    if (this.store.appliedStamp > start) throw new Error(`this log reaches ${this.store.appliedStamp}, past the plan's ${start}`)
+    if (catchUp) await this.transfer.catchUp(plan.donorId, { upto: start, mayDiscard: true, donorHoldsStart: plan.catchUpIds === undefined })
+    const applied = this.store.appliedStamp
+    if (applied > start) throw new Error(`this log reaches ${applied}, past the plan's ${start}`)
+    // A total restart starts from its donor's last record (planEpoch): the log it reported.
+    if (plan.donorId === this.id && plan.catchUpIds === undefined && applied !== start) throw new Error(`this log ends at ${applied}, not at the plan's start ${start} (it changed since this member reported it)`)
     await this.store.log.sync()
   }
 

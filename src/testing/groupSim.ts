@@ -233,7 +233,9 @@ export class GroupSim {
     this.trace(`start ${machine.id} (incarnation ${incarnation})`)
     const opening = Member.open(this.config, machine.id, {
       log: (line) => {
-        if (alive()) this.trace(line)
+        if (!alive()) return
+        this.trace(line)
+        if (line.includes(': fatal: ')) this.violation(line)
       },
       env: {
         clock,

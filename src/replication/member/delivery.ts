@@ -99,6 +99,14 @@ export class Delivery {
     const { record, inlineBytes } = decodeRecordPayload(payload)
     const seen = record.submit !== undefined ? this.dedupe.get(record.submit.clientId)?.get(record.submit.seq) : undefined
     if (seen !== undefined) return seen // a client re-sent a submit after failover: at most once
+    const lost = this.lostBlob(record.mutation, inlineBytes)
+    if (lost !== null) {
+      // Every member holds the same blobs (see `imported`), so every member refuses this alike
+      // and logs nothing: the mount's close fails (EIO) instead of the whole group.
+      const refused = Promise.resolve<ApplyResult>({ ok: false, code: 'EIO', message: `the data this version writes (blob ${lost}) was lost when the group restarted; write it again` })
+      if (record.submit !== undefined) this.remember(record.submit, refused)
+      return refused
+    }
     // The record's own small blobs go into the log right before it, as delivered data would.
     for (const [blob, bytes] of inlineBytes) this.blobPositions.set(blob, { position: store.appendData(bytes).position, sizeBytes: bytes.byteLength })
     const mutation = this.withLogPositions(record.mutation)
@@ -114,6 +122,17 @@ export class Delivery {
       })
     if (record.submit !== undefined) this.remember(record.submit, applying)
     return applying
+  }
+
+  /** A blob the version names that is neither delivered here nor inside its record, or null. */
+  private lostBlob(mutation: Mutation, inline: ReadonlyArray<readonly [string, Uint8Array]>): string | null {
+    if (mutation.type !== 'version') return null
+    for (const op of mutation.ops) {
+      if (op.op !== 'write' || !('blob' in op.data)) continue
+      const blob = op.data.blob
+      if (!this.blobPositions.has(blob) && !inline.some(([id]) => id === blob)) return blob
+    }
+    return null
   }
 
   private withLogPositions(mutation: Mutation): Mutation {
@@ -167,9 +186,20 @@ export class Delivery {
     return [...this.blobPositions].map(([id, held]) => ({ id, ...held }))
   }
 
-  /** A state transfer appended and applied records (and held blobs) behind this delivery's back. */
-  imported(blobs: ReadonlyMap<string, { position: LogPosition; sizeBytes: number }>): void {
-    for (const [id, blob] of blobs) this.blobPositions.set(id, blob)
+  /**
+   * A state transfer appended and applied records behind this delivery's back. At an epoch's
+   * start it also brought the donor's held blobs (`blobs`, where this log put them), which then
+   * replace this member's: every member of an epoch must hold the same blobs, or a version
+   * naming one would be logged by some members and refused by others. Members that ran the
+   * epoch before hold the donor's already (they delivered the same messages); a member that
+   * restarted lost its own, and one cut off from a group that restarted without it holds blobs
+   * the others lost.
+   */
+  imported(blobs: ReadonlyMap<string, { position: LogPosition; sizeBytes: number }> | null): void {
+    if (blobs !== null) {
+      this.blobPositions.clear()
+      for (const [id, blob] of blobs) this.blobPositions.set(id, blob)
+    }
     this.appendedStamp = this.syncedStamp = this.replica.store.appliedStamp
   }
 

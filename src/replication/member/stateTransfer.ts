@@ -71,7 +71,7 @@ export class StateTransfer {
   async catchUpBeforeJoining(donorId: number, stillRecovering: () => boolean): Promise<void> {
     try {
       for (let round = 0; round < PRE_JOIN_ROUNDS_MAX && stillRecovering(); round++) {
-        const fetchedBytes = await this.catchUp(donorId, { upto: null, stopsEarly: () => !stillRecovering() })
+        const fetchedBytes = await this.catchUp(donorId, { upto: null, stopsEarly: () => !stillRecovering(), mayDiscard: false })
         if (fetchedBytes < PRE_JOIN_GAP_BYTES) return
       }
     } catch (err) {
@@ -89,11 +89,31 @@ export class StateTransfer {
    * member of the view). The donor holds the record or not by stamp and digest: the stamp alone
    * can be reused. Returns the bytes fetched. One catch-up at a time: a plan arriving during one
    * before a join waits for it (it stops early).
+   *
+   * Only a plan's catch-up discards (`mayDiscard`), against the plan's donor: one before a join
+   * leaves a divergent log as it is (the join's transfer replaces it), since while a member
+   * recovers its log is what it reports, and a plan made from that report (this member as its
+   * donor, others comparing their logs with its) must find it unchanged. With `donorHoldsStart`
+   * (a total restart, whose start is its donor's last record) the donor must still hold the
+   * start, or nothing is compared, discarded or fetched. (Found by the simulation: a donor that
+   * discarded its log after reporting it made every member discard theirs, crash-restart-3
+   * seed 100053.)
    */
-  catchUp(donorId: number, options: { upto: HlcStamp | null; stopsEarly?: () => boolean }): Promise<number> {
+  catchUp(donorId: number, options: { upto: HlcStamp | null; stopsEarly?: () => boolean; mayDiscard: boolean; donorHoldsStart?: boolean }): Promise<number> {
     const run = this.chain.then(async () => {
+      const { upto } = options
+      if (options.donorHoldsStart === true && upto !== null && upto > 0n && (await this.donorDigest(donorId, upto)) === null) {
+        throw new Error(`member ${donorId} no longer holds the plan's start ${upto}`)
+      }
       const last = this.options.replica.store.appliedStamp
-      if (last > 0n && !(await this.donorHolds(donorId, last))) {
+      const holds = last === 0n || (await this.donorHolds(donorId, last))
+      // A catch-up before a join changes nothing once the member moved on to a plan.
+      if (this.stopsEarly(options)) return 0
+      if (!holds && !options.mayDiscard) {
+        this.options.log(`member ${donorId} does not hold this log's last record (${last}): it is replaced when this member joins`)
+        return 0
+      }
+      if (!holds) {
         this.options.log(`member ${donorId} does not hold this log's last record (${last}): discarding this log, fetching all of member ${donorId}'s`)
         await this.discard()
         return this.fetchFrom(donorId, 0n, options)
@@ -102,6 +122,15 @@ export class StateTransfer {
     })
     this.chain = run.catch(() => undefined)
     return run
+  }
+
+  /** Resolves once no catch-up runs (one before a join stops at its next batch once the member moved on). */
+  idle(): Promise<void> {
+    return this.chain.then(() => undefined)
+  }
+
+  private stopsEarly(options: { stopsEarly?: () => boolean }): boolean {
+    return this.stopped || options.stopsEarly?.() === true
   }
 
   private async discard(): Promise<void> {
@@ -113,12 +142,14 @@ export class StateTransfer {
 
   /** Whether the donor's log holds this log's record at `stamp`, compared by digest (each side reads its own). */
   private async donorHolds(donorId: number, stamp: HlcStamp): Promise<boolean> {
-    const [mine, theirs] = await Promise.all([
-      recordDigestAt(this.options.replica.store, stamp),
-      this.options.peers.call(donorId, peerMethods.digest, { stamp }, this.options.stallMs).then(({ result }) => result.digest),
-    ])
+    const [mine, theirs] = await Promise.all([recordDigestAt(this.options.replica.store, stamp), this.donorDigest(donorId, stamp)])
     if (mine === null) throw new Error(`invariant: the log has no record at its applied stamp ${stamp}`)
     return theirs === mine
+  }
+
+  private async donorDigest(donorId: number, stamp: HlcStamp): Promise<string | null> {
+    const { result } = await this.options.peers.call(donorId, peerMethods.digest, { stamp }, this.options.stallMs)
+    return result.digest
   }
 
   /**
@@ -138,12 +169,12 @@ export class StateTransfer {
       reply.catch(() => undefined) // awaited below, or dropped when the transfer stops early
       return reply
     }
-    const stopsEarly = (): boolean => this.stopped || options.stopsEarly?.() === true
     let complete = false
     try {
       let pending = request(options.upto, null)
       for (;;) {
         const { result: reply, body } = await pending
+        if (this.stopsEarly(options)) break
         if (reply.totalBytes !== undefined) {
           progress.expect(reply.totalBytes)
           if (reply.totalBytes >= TRANSFER_ANNOUNCE_BYTES) log(describeTransfer(progress.status()))
@@ -154,14 +185,13 @@ export class StateTransfer {
         const line = progress.lineIfDue(TRANSFER_LOG_EVERY_MS)
         if (line !== null) log(line)
         if (reply.batch.done) break
-        if (stopsEarly()) break
       }
       complete = imported.complete
       await imported.finish()
     } finally {
       this.progress = null
     }
-    delivery.imported(imported.blobs)
+    delivery.imported(withBlobs && complete ? imported.blobs : null)
     if (complete) replica.caughtUp()
     const { elapsedMs, rateBytesPerS } = progress.status()
     log(`state transfer from member ${donorId}: ${imported.records} records, ${formatBytes(imported.bytes)} in ${(elapsedMs / 1000).toFixed(1)} s (${formatBytes(rateBytesPerS)}/s)${complete ? '' : ', stopped early'}, now at ${replica.store.appliedStamp}`)
