@@ -164,6 +164,7 @@ export class Member implements ReplicaAccess {
       configuredIds: config.members.map((m) => m.id),
       timing: { ...env.timing, epochEndBoundMs: config.transport.suspectTimeoutMs * 3 },
       lastView: readJson<{ vid: number; memberIds: number[] }>('view.json'),
+      lastRun: readJson<{ vid: number; memberIds: number[] }>('ran.json'),
       accepted: readJson<AcceptedView>('accepted.json'),
     })
     this.delivery = new Delivery(replica, {
@@ -285,6 +286,7 @@ export class Member implements ReplicaAccess {
       lastStamp: this.store.appliedStamp.toString(),
       lastVid: this.machine.lastView.vid,
       lastViewIds: this.machine.lastView.memberIds,
+      lastRunVid: this.machine.lastRun.vid,
       ...(accepted !== null ? { accepted } : {}),
       ...(starting !== null ? { starting } : {}),
       ...(transfer !== null ? { transfer } : {}),
@@ -330,6 +332,7 @@ export class Member implements ReplicaAccess {
         break
       case 'persistView':
         this.persist('view.json', action.view)
+        if (action.ran) this.persist('ran.json', action.view)
         break
       case 'persistAccepted':
         this.persist('accepted.json', action.accepted)

@@ -57,6 +57,7 @@ export const memberReport = c.object<MemberReport>({
   lastStamp: c.string,
   lastVid: c.natural,
   lastViewIds: c.array(c.integer),
+  lastRunVid: c.optional(c.natural),
   accepted: c.optional(acceptedView),
   starting: c.optional(c.object<{ vid: number; ready: boolean }>({ vid: c.natural, ready: c.boolean })),
   transfer: c.optional(transferStatus),

@@ -74,7 +74,8 @@ export type EpochAction =
   | { readonly kind: 'tellPlan'; readonly ids: readonly number[]; readonly plan: EpochPlan }
   /** Hold exactly the records up to the plan's start, durably (`catchUp`: fetched from its donor first): then `prepared`, or `startFailed`. */
   | { readonly kind: 'prepare'; readonly plan: EpochPlan; readonly catchUp: boolean }
-  | { readonly kind: 'persistView'; readonly view: LastView }
+  /** The last view prepared or installed (view.json), and, with `ran`, the last view run in (ran.json). */
+  | { readonly kind: 'persistView'; readonly view: LastView; readonly ran: boolean }
   | { readonly kind: 'persistAccepted'; readonly accepted: AcceptedView }
   /** Wait until every member of the plan holds its start: then `ready`, or `startFailed`. */
   | { readonly kind: 'awaitPlan'; readonly plan: EpochPlan }
@@ -109,19 +110,22 @@ export class EpochMachine {
   private readonly timing: EpochTiming
   private phaseValue: Phase = 'recovering'
   private lastViewValue: LastView
+  private lastRunValue: LastView
   private acceptedValue: AcceptedView | null
   private recovering: Recovering | null = null
   private startingValue: { readonly plan: EpochPlan; ready: boolean } | null = null
   private runningValue: { readonly plan: EpochPlan; ending: Ending | null } | null = null
   private readonly joinsOrdered = new Set<number>() // reconfigures ordered and not yet delivered
+  private refusedVid = 0 // the last plan this member refused to be the donor of (logged once)
   private actions: EpochAction[] = []
 
-  /** `lastView` and `accepted` as this member persisted them (view.json, accepted.json). */
-  constructor(options: { selfId: number; configuredIds: readonly number[]; timing: EpochTiming; lastView: LastView | null; accepted: AcceptedView | null }) {
+  /** `lastView`, `lastRun` and `accepted` as this member persisted them (view.json, ran.json, accepted.json). */
+  constructor(options: { selfId: number; configuredIds: readonly number[]; timing: EpochTiming; lastView: LastView | null; lastRun: LastView | null; accepted: AcceptedView | null }) {
     this.selfId = options.selfId
     this.configuredIds = options.configuredIds
     this.timing = options.timing
     this.lastViewValue = options.lastView ?? { vid: 0, memberIds: [...options.configuredIds] }
+    this.lastRunValue = options.lastRun ?? this.lastViewValue
     this.acceptedValue = options.accepted
   }
 
@@ -131,6 +135,11 @@ export class EpochMachine {
 
   get lastView(): LastView {
     return this.lastViewValue
+  }
+
+  /** The last view this member ran in (a plan it prepared that never ran is not one). */
+  get lastRun(): LastView {
+    return this.lastRunValue
   }
 
   get accepted(): AcceptedView | null {
@@ -176,12 +185,12 @@ export class EpochMachine {
         }
         break
       case 'offered':
-        if (this.phaseValue === 'recovering' && event.plan.vid > this.lastViewValue.vid && event.plan.memberIds.includes(this.selfId)) this.beginStarting(event.plan)
+        this.onOffered(event.plan)
         break
       case 'prepared':
         if (!this.isStarting(event.plan)) break
         this.lastViewValue = { vid: event.plan.vid, memberIds: [...event.plan.memberIds] }
-        this.actions.push({ kind: 'persistView', view: this.lastViewValue })
+        this.actions.push({ kind: 'persistView', view: this.lastViewValue, ran: false })
         this.startingValue!.ready = true
         // Connect only once every member holds the start: a transfer takes what it takes, the
         // connect timeout bounds the connection alone.
@@ -195,6 +204,8 @@ export class EpochMachine {
         this.phaseValue = 'running'
         this.startingValue = null
         this.runningValue = { plan: event.plan, ending: null }
+        this.lastRunValue = this.lastViewValue
+        this.actions.push({ kind: 'persistView', view: this.lastViewValue, ran: true })
         this.actions.push({ kind: 'startCore', plan: event.plan })
         break
       case 'startFailed':
@@ -215,8 +226,8 @@ export class EpochMachine {
         this.actions.push({ kind: 'prepare', plan: event.plan, catchUp: event.plan.donorId !== this.selfId && (event.plan.catchUpIds?.includes(this.selfId) ?? true) })
         break
       case 'installed':
-        this.lastViewValue = event.view
-        this.actions.push({ kind: 'persistView', view: event.view })
+        this.lastViewValue = this.lastRunValue = event.view
+        this.actions.push({ kind: 'persistView', view: event.view, ran: true })
         this.log(`installed view ${event.view.vid} [${event.view.memberIds.join(', ')}]`)
         break
       case 'accepted':
@@ -224,7 +235,9 @@ export class EpochMachine {
         this.actions.push({ kind: 'persistAccepted', accepted: event.accepted })
         break
       case 'excluded':
-        if (this.phaseValue !== 'running') break
+        // After a reconfigure this member holds the next epoch's start: it leaves for that epoch
+        // (deliveredEverywhere, or the bound), not for recovery.
+        if (this.phaseValue !== 'running' || this.runningValue?.ending != null) break
         this.log(`${event.reason}; rejoining`)
         this.runningValue = null
         this.actions.push({ kind: 'leave', next: null })
@@ -298,6 +311,25 @@ export class EpochMachine {
     if (plan === null) return
     this.log(`forming view ${plan.vid} of members ${plan.memberIds.join(', ')} from member ${plan.donorId}'s log`)
     this.actions.push({ kind: 'tellPlan', ids: plan.memberIds.filter((id) => id !== this.selfId), plan })
+    this.beginStarting(plan)
+  }
+
+  /**
+   * Another member tells this recovering one about a plan that includes it. A reconfigure's plan
+   * names as donor the lowest member of the view that is not a joiner, counting on it to have run
+   * the epoch to the reconfigure; if this recovering member is that donor it restarted (or was
+   * cut off) since, and its log may end anywhere before the start: it refuses, and the members
+   * waiting for it give up on the plan (planBarrier.ts) and form another from their logs. (Found
+   * by the simulation: such a donor gave the joiner a log missing records the others held,
+   * partitions-5 seed 700084.)
+   */
+  private onOffered(plan: EpochPlan): void {
+    if (this.phaseValue !== 'recovering' || plan.vid <= this.lastViewValue.vid || !plan.memberIds.includes(this.selfId)) return
+    if (plan.catchUpIds !== undefined && plan.donorId === this.selfId) {
+      if (this.refusedVid !== plan.vid) this.log(`cannot be the donor of view ${plan.vid}: this process did not run the epoch up to its start`)
+      this.refusedVid = plan.vid
+      return
+    }
     this.beginStarting(plan)
   }
 
