@@ -410,7 +410,8 @@ export class GroupSim {
     const id = `${machine.id}.${machine.incarnation}.${this.submitNext++}`
     if (this.dataIno === null && !this.creatingDataFile) {
       this.creatingDataFile = true
-      this.request(machine, `data`, mknod('data'), (ino) => (this.dataIno = ino ?? null), () => (this.creatingDataFile = false))
+      // A refused attempt may still have been ordered: each attempt is a file of its own name.
+      this.request(machine, `data${id}`, mknod(`data${id}`), (ino) => (this.dataIno = ino ?? null), () => (this.creatingDataFile = false))
       return
     }
     if (!write || this.dataIno === null) {
