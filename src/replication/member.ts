@@ -87,8 +87,14 @@ export interface MemberEnv {
   readonly tuneStore?: (store: Store) => void
   /** About this many bytes of file data per state-transfer batch this member serves (default 8 MiB). */
   readonly transferBatchBytes?: number
-  /** Told of every record this member appends to its log, and of its log being discarded (the simulation's checks; the runtime does not depend on it). */
-  readonly observer?: LogObserver
+  /** Told of what this member does (the simulation's checks and transcripts; the runtime does not depend on it). */
+  readonly observer?: MemberObserver
+}
+
+/** What the simulation watches of a member: its log, and the actions of its two machines. */
+export interface MemberObserver extends LogObserver {
+  epochAction?(action: EpochAction): void
+  coreAction?(action: CoreAction): void
 }
 
 export interface MemberOptions {
@@ -311,6 +317,7 @@ export class Member implements ReplicaAccess {
   }
 
   private executeEpoch(action: EpochAction): void {
+    this.env.observer?.epochAction?.(action)
     switch (action.kind) {
       case 'askReports':
         void this.reports().then((reports) => this.handleEpoch({ kind: 'reports', reports }))
@@ -511,7 +518,7 @@ export class Member implements ReplicaAccess {
   }
 
   private executeCore(epoch: Epoch, actions: readonly CoreAction[]): void {
-    executeCoreActions(actions, epoch.transport, this.coreEffects(epoch), () => this.epoch === epoch)
+    executeCoreActions(actions, epoch.transport, this.coreEffects(epoch), () => this.epoch === epoch, this.env.observer?.coreAction?.bind(this.env.observer))
     this.delivery.syncIfNeeded()
     const ending = this.machine.ending
     if (ending !== null && this.epoch === epoch && epoch.core!.deliveredEverywhere(ending.viewSeq, ending.vid)) this.handleEpoch({ kind: 'deliveredEverywhere' })

@@ -34,9 +34,9 @@ describe('the member runtime (simulated)', () => {
   it('orders and delivers identically with no faults, answering every request once durable', async () => {
     const sim = new GroupSim({ seed: 7, memberCount: 3, virtualMs: 500, submitsPerMs: 0.5, crashes: 0, partition: false, largeChance: 0.2 })
     expect(await sim.run()).toEqual([])
-    expect(sim.canonical.length).toBeGreaterThan(200)
-    expect(sim.acked.size).toBe(sim.canonical.length)
-    expect(sim.epochs).toHaveLength(1)
+    expect(sim.world.canonical.length).toBeGreaterThan(200)
+    expect(sim.world.acked.size).toBe(sim.world.canonical.length)
+    expect(sim.world.epochs).toHaveLength(1)
   })
 
   for (const scenario of GROUP_SIM_SCENARIOS) {

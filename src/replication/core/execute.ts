@@ -24,11 +24,13 @@ export interface CoreEffects {
 
 /**
  * Executes `actions` in order. `current` is asked before each: once it says no (an effect ended
- * the epoch these actions belong to), the rest belongs to no one and is dropped.
+ * the epoch these actions belong to), the rest belongs to no one and is dropped. `observe` sees
+ * each action executed, before it runs.
  */
-export function executeCoreActions(actions: readonly CoreAction[], transport: Transport, effects: CoreEffects, current: () => boolean = () => true): void {
+export function executeCoreActions(actions: readonly CoreAction[], transport: Transport, effects: CoreEffects, current: () => boolean = () => true, observe?: (action: CoreAction) => void): void {
   for (const action of actions) {
     if (!current()) return
+    observe?.(action)
     switch (action.kind) {
       case 'setU64':
         transport.setU64(action.column, action.value, action.index)
