@@ -52,7 +52,9 @@ export async function waitForPlanMembers(plan: EpochPlan, options: PlanBarrierOp
 export function readiness(report: MemberReport | null, plan: EpochPlan): 'ready' | 'waiting' | 'gone' {
   if (report === null) return 'waiting'
   if (report.phase === 'stopped') return 'gone'
-  if (report.phase === 'running') return report.lastVid === plan.vid ? 'ready' : 'gone'
+  // Running an earlier view: still in the epoch this plan follows (members leave it once each
+  // saw the reconfigure delivered everywhere, not all at once). A later one: gone to another plan.
+  if (report.phase === 'running') return report.lastVid === plan.vid ? 'ready' : report.lastVid < plan.vid ? 'waiting' : 'gone'
   if (report.phase === 'starting' && report.starting !== undefined) {
     if (report.starting.vid > plan.vid) return 'gone'
     if (report.starting.vid === plan.vid) return report.starting.ready ? 'ready' : 'waiting'

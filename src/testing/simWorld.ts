@@ -199,6 +199,7 @@ export class SimWorld {
 
   /** Steps until `condition` holds, a violation, or virtual time `untilMs`; returns whether it holds. */
   async runUntil(condition: () => boolean, untilMs: number): Promise<boolean> {
+    await yieldToEventLoop() // what the caller just did may schedule the next events
     while (this.violations.length === 0 && !condition()) {
       const next = this.scheduler.nextEventMs
       if (next === undefined || next > untilMs) return condition()
