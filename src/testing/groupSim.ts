@@ -39,6 +39,8 @@ export interface GroupSimOptions {
   readonly trace?: (line: string) => void
 }
 
+const WORKLOAD_SEED_SALT = 0x5eed_f00d
+
 export class GroupSim {
   readonly world: SimWorld
   private readonly options: GroupSimOptions
@@ -47,7 +49,7 @@ export class GroupSim {
 
   constructor(options: GroupSimOptions) {
     this.options = options
-    this.prng = new Prng(options.seed).fork()
+    this.prng = new Prng(options.seed ^ WORKLOAD_SEED_SALT) // independent of the world's own draws from the seed
     this.world = new SimWorld({
       seed: options.seed,
       memberCount: options.memberCount,

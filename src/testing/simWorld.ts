@@ -528,13 +528,13 @@ export class SimWorld {
       while (count < log.length && sameRecord(log[count], this.canonical[count])) count++
       return count
     })
-    held.forEach((log, id) => {
-      if (followed[id] !== log.length) this.violation(`member ${id}'s store holds ${log[followed[id]!]!.key}@${log[followed[id]!]!.stamp} at #${followed[id]}, the order ${this.canonical[followed[id]!]?.key ?? 'nothing'}`)
-      else if (converged && log.length !== this.canonical.length) this.violation(`member ${id}'s store holds ${log.length} records after a power loss, the order ${this.canonical.length}`)
-    })
     // What no store holds was lost before it was durable anywhere (never acknowledged, never
     // stable: the checks below say so if it was).
     for (const lost of this.canonical.splice(Math.max(...followed))) this.canonicalIndex.delete(lost.key)
+    held.forEach((log, id) => {
+      if (followed[id] !== log.length) this.violation(`member ${id}'s store holds ${log[followed[id]!]!.key}@${log[followed[id]!]!.stamp} at #${followed[id]}, the order ${this.canonical[followed[id]!]?.key ?? 'nothing'}`)
+      else if (converged && log.length !== this.canonical.length) this.violation(`member ${id}'s store holds ${log.length} records after a power loss, the order ${this.canonical.length} (the first missing: ${this.canonical[log.length]!.key}@${this.canonical[log.length]!.stamp})`)
+    })
     for (const claim of this.stableClaims) {
       const count = countAtOrBelow(this.canonical, claim.stamp)
       if (count !== claim.count) {
