@@ -187,7 +187,7 @@ class TranscriptRunner {
       case 'askJoin':
         return this.print(`${id}: asks member ${action.viaId} to let it join`)
       case 'prepare':
-        return this.print(`${id}: prepares view ${action.plan.vid} [${action.plan.memberIds.join(',')}] from ${formatStamp(BigInt(action.plan.startStamp))}${action.plan.donorId === id ? ' (the donor)' : action.catchUp ? ` (catching up from member ${action.plan.donorId})` : ''}`)
+        return this.print(`${id}: prepares view ${action.plan.vid} [${action.plan.memberIds.join(',')}] from ${formatStamp(BigInt(action.plan.startStamp))}${action.plan.donorId === id ? ' (the donor)' : action.catchUp ? ` (${action.plan.catchUpIds?.includes(id) === true ? 'a joiner, ' : ''}catching up from member ${action.plan.donorId})` : ''}`)
       case 'leave':
         return this.print(`${id}: leaves its epoch${action.next === null ? '' : ` for view ${action.next.vid}`}`)
       case 'orderJoin':
