@@ -158,6 +158,11 @@ export class SegmentLog {
     this.tailSegment = position.segment
     this.tailOffset = position.offset
     this.writtenTo = { segment: position.segment, offset: position.offset }
+    // The tail may end in bytes a previous process wrote and never synced (it was killed): still
+    // in the page cache, lost if the machine goes down. The first sync covers them, even if this
+    // process appended nothing (a member that restarted makes its log durable before it serves
+    // it as an epoch's start).
+    this.appendedCount = this.syncedCount + 1
     if (this.cacheDrop !== null) {
       this.cacheDrop.segment = this.tailSegment
       this.cacheDrop.droppedTo = 0

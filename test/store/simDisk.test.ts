@@ -72,6 +72,25 @@ describe('the store on the simulated disk', () => {
     expect((await contents(again)).names).toHaveLength(15)
   })
 
+  it("after a process crash, the reopened log's first sync makes the previous process's unsynced writes durable", async () => {
+    for (let seed = 1; seed <= 10; seed++) {
+      const disk = new SimDisk()
+      const store = new Store('/m0', { disk })
+      await store.open()
+      await applyAll(store, 0, 5)
+      await store.log.sync()
+      await applyAll(store, 5, 3) // written by this process, never synced: then it is killed
+      disk.crash()
+      const again = new Store('/m0', { disk })
+      await again.open()
+      await again.log.sync() // appends nothing itself
+      disk.powerLoss(new Prng(seed))
+      const third = new Store('/m0', { disk })
+      await third.open()
+      expect((await contents(third)).names).toHaveLength(8)
+    }
+  })
+
   it('a power loss keeps what was synced and a torn prefix of the rest; the store opens consistent', async () => {
     const survivors = new Set<number>()
     for (let seed = 1; seed <= 40; seed++) {
