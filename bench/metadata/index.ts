@@ -1,5 +1,5 @@
 // The metadata and small-file bench (`npm run bench -- metadata [--quick] [--rounds N]
-// [--targets ext4,embedded,r3,gluster]`): the same Python workload (workload.py: plain os
+// [--targets ext4,embedded,r3,gluster] [--list-budget SECONDS]`): the same Python workload (workload.py: plain os
 // calls, each kind of operation timed as one loop) against ext4 (a plain temp dir), fffs
 // embedded (`fffs mount`), fffs r=3 (`fffs up`, a local group of 3 member processes; more
 // variants in FFFS_VARIANTS) and GlusterFS replica 3 (three bricks on this host, FUSE client;
@@ -10,7 +10,8 @@
 // kernel's caches (`sync; echo 3 > /proc/sys/vm/drop_caches`), read it back cold; then the
 // small-file rows (create + 4 KiB + close serially and from 4 processes, stat, scandir +
 // lstat, read, rename, unlink, mkdir), `ls -l` of the listing directories live and at a past
-// T (made once per target before the rounds; 10 files added after T so the two differ), and
+// T (made once per target before the rounds, each within the list budget, 900 s by default;
+// 10 files added after T so the two differ), and
 // a `git clone`-like replay: `tar -xf` of a source tree (sourcetree.ts). Prints the table,
 // writes bench/out/metadata.json and bench/out/metadata.png. Never asserts.
 //
@@ -274,8 +275,14 @@ function parseArgs(argv: string[]): { config: MetadataConfig; only: string[] | n
     return at >= 0 ? argv[at + 1] : undefined
   }
   const rounds = value('--rounds')
-  const config = { ...(quick ? quickConfig : defaultConfig), ...(rounds !== undefined ? { rounds: Number(rounds) } : {}) }
+  const budget = value('--list-budget') // seconds per listing directory
+  const config = {
+    ...(quick ? quickConfig : defaultConfig),
+    ...(rounds !== undefined ? { rounds: Number(rounds) } : {}),
+    ...(budget !== undefined ? { createBudgetMs: Number(budget) * 1000 } : {}),
+  }
   if (!(Number.isInteger(config.rounds) && config.rounds > 0)) throw new Error(`--rounds ${rounds}: a positive integer expected`)
+  if (!(config.createBudgetMs > 0)) throw new Error(`--list-budget ${budget}: a positive number of seconds expected`)
   const only = value('--targets')?.split(',') ?? null
   const known = ['ext4', 'embedded', ...FFFS_VARIANTS.map((v) => v.key), 'gluster']
   const unknown = (only ?? []).filter((k) => !known.includes(k))

@@ -42,7 +42,7 @@ export async function buildSourceTree(tarball: string, fileCount: number): Promi
   if (picked.length < fileCount) throw new Error(`source tree: ${TREE_SOURCE} has only ${picked.length} regular files of at most ${FILE_BYTES_MAX} B, ${fileCount} wanted`)
   const list = `${tarball}.list`
   fs.writeFileSync(list, picked.map((f) => path.relative('/', f)).join('\n') + '\n')
-  await execFileP('tar', ['--create', '--file', tarball, '--format=gnu', '--owner=0', '--group=0', '--numeric-owner', `--mtime=${MTIME}`, '--directory=/', '--files-from', list, '--no-recursion'], { timeout: 300_000 })
+  await execFileP('tar', ['--create', '--file', tarball, '--format=gnu', '--owner=0', '--group=0', '--numeric-owner', `--mtime=${MTIME}`, '--no-recursion', '--directory=/', '--files-from', list], { timeout: 300_000 })
   fs.rmSync(list)
   return {
     tarball,
