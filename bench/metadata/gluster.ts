@@ -24,6 +24,14 @@ async function sh(command: string, args: string[], timeoutMs = CLI_TIMEOUT_MS): 
   return stdout
 }
 
+function pidInFile(file: string): number {
+  try {
+    return Number(fs.readFileSync(file, 'utf8').trim())
+  } catch {
+    return -1
+  }
+}
+
 const gluster = (...args: string[]) => sh('gluster', ['--mode=script', ...args])
 
 function onPath(binary: string): boolean {
@@ -114,8 +122,9 @@ export async function setUpGluster(brickRoot: string, log: (line: string) => voi
   const installed = await ensureInstalled(log)
   const version = (await sh('glusterfs', ['--version'])).split('\n')[0]!.trim()
   const before = pidsOf('glusterd')
-  // A glusterd the install started (the package's service) is ours as much as one started here.
-  const startedGlusterd = before.length === 0 || installed
+  // Ours to stop: one started here, one the install started (the package's service), and one
+  // an earlier run of this bench started and could not stop (its pid is in our pid file).
+  const startedGlusterd = before.length === 0 || installed || before.includes(pidInFile(GLUSTERD_PIDFILE))
   if (before.length === 0) {
     log(`GlusterFS: starting glusterd (${version})`)
     await sh('glusterd', ['-p', GLUSTERD_PIDFILE])
@@ -131,6 +140,7 @@ export async function setUpGluster(brickRoot: string, log: (line: string) => voi
     const until = Date.now() + 30_000
     while (pidsOf('glusterd').length > 0 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 200))
     for (const pid of pidsOf('glusterd')) process.kill(pid, 'SIGKILL')
+    fs.rmSync(GLUSTERD_PIDFILE, { force: true })
   }
   const host = hostAddress()
   try {
