@@ -373,11 +373,8 @@ async function main(): Promise<void> {
   const file = path.join(outDir, 'metadata.json')
   fs.writeFileSync(file, JSON.stringify(json, null, 2) + '\n')
   fs.writeFileSync(path.join(outDir, 'metadata.png'), metadataChart(json))
-  const loads = run.load.map((l) => l.load1)
   const text = [
     renderText(metadataSections(json)),
-    `source tree: ${run.tree.source}: ${run.tree.files} files, ${(run.tree.bytes / MiB).toFixed(1)} MiB, tar SHA-256 ${run.tree.sha256.slice(0, 16)}…`,
-    `load average (1 min) at each turn: ${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)}`,
     ...run.notes.map((n) => `note: ${n}`),
     ...run.errors.map((e) => `ERROR: ${e}`),
   ].join('\n')

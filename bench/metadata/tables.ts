@@ -75,6 +75,8 @@ export interface MetadataJson {
   readonly config: MetadataConfig
   readonly targets: readonly TargetInfo[]
   readonly turns: readonly Turn[]
+  readonly tree?: { readonly source: string; readonly files: number; readonly bytes: number; readonly sha256: string }
+  readonly load?: ReadonlyArray<{ readonly at: string; readonly what: string; readonly load1: number }>
 }
 
 /** Operations (or MiB) per second of a timed loop. */
@@ -153,6 +155,7 @@ export function metadataSections(json: MetadataJson): Section[] {
     )
     return `ls -l of ${size} files, seconds: ${times.join(', ')}`
   })
+  const loads = (json.load ?? []).map((l) => l.load1)
   return [
     {
       heading: `metadata: per-second rates, range over ${config.rounds} interleaved round${config.rounds > 1 ? 's' : ''} (targets in turn, A B C D A B C D); ratios round by round; MiB = 2^20 B`,
@@ -161,6 +164,8 @@ export function metadataSections(json: MetadataJson): Section[] {
         'cold: each turn restarts the target (a fresh mount) and drops the kernel caches before the cold read; a cold listing is the first of its directory since then, DIR@T right after the live one',
         ...listingSeconds,
         ...targets.map((t) => `${t.label}: fresh mount = ${t.freshMount}`),
+        ...(json.tree ? [`source tree of the untar row: ${json.tree.source}: ${json.tree.files} files, ${(json.tree.bytes / MiB).toFixed(1)} MiB, tar SHA-256 ${json.tree.sha256.slice(0, 16)}…`] : []),
+        ...(loads.length > 0 ? [`load average (1 min) at the turns: ${Math.min(...loads).toFixed(1)}-${Math.max(...loads).toFixed(1)}`] : []),
       ],
     },
   ]
