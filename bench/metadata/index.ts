@@ -171,6 +171,7 @@ function releaseLock(): void {
 // ---------------------------------------------------------------- the run
 
 interface Listing {
+  readonly size: number // as configured (made may fall short of it)
   readonly dir: string
   readonly atT: string | null // DIR@T of a target with past cuts
   readonly made: { count: number; seconds: number; hitBudget: boolean }
@@ -221,9 +222,9 @@ async function prepareListings(run: Run, target: Target): Promise<void> {
   await new Promise((resolve) => setTimeout(resolve, 20))
   const T = new Date().toISOString()
   await new Promise((resolve) => setTimeout(resolve, 20))
-  run.listings[target.key] = made.map(({ dir, result }) => {
+  run.listings[target.key] = made.map(({ size, dir, result }) => {
     for (let i = 0; i < 10; i++) fs.writeFileSync(path.join(dir, `after-T-${i}`), 'x') // live differs from T
-    return { dir, atT: target.pastCuts ? `${dir}@${T}` : null, made: result }
+    return { size, dir, atT: target.pastCuts ? `${dir}@${T}` : null, made: result }
   })
 }
 
@@ -246,8 +247,11 @@ async function turn(run: Run, target: Target, round: number): Promise<void> {
     await keep('seqWrite', `write ${run.config.seqBytes / MiB} MiB`, () => workload<Timed>(['seq-write', big, String(run.config.seqBytes)], LONG_MS))
     await syncAll()
     progress(`${label}: fresh mount and drop_caches`)
-    await target.stop()
-    await target.start()
+    const restarted = await safely(run, `${label} fresh mount`, async () => {
+      await target.stop()
+      await target.start()
+    })
+    if (restarted === null) return // the finally still stops what did start
     if (!(await dropKernelCaches())) run.notes.push(`${label}: could not write /proc/sys/vm/drop_caches (not root?): the read may be warm`)
     if (values.seqWrite !== undefined) await keep('coldRead', 'cold read', () => workload<Timed>(['seq-read', big], LONG_MS))
     const small = await safely(run, `${label} small files`, () => {
@@ -255,8 +259,8 @@ async function turn(run: Run, target: Target, round: number): Promise<void> {
       return workload<Record<string, Timed>>(['small', path.join(base, 'small'), String(run.config.smallFiles), String(run.config.procs), String(run.config.mkdirs)], LONG_MS)
     })
     Object.assign(values, small ?? {})
-    for (const [i, listing] of (run.listings[target.key] ?? []).entries()) {
-      const size = run.config.listSizes[i]!
+    for (const listing of run.listings[target.key] ?? []) {
+      const size = listing.size
       await keep(`list${size}`, `ls -l of ${listing.made.count} files, live`, () => workload<Timed>(['ls', listing.dir], LONG_MS))
       if (listing.atT !== null) await keep(`list${size}AtT`, `ls -l of ${listing.made.count} files at T`, () => workload<Timed>(['ls', listing.atT!], LONG_MS))
     }
