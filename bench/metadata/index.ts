@@ -228,6 +228,28 @@ async function prepareListings(run: Run, target: Target): Promise<void> {
   })
 }
 
+const USABLE_WAIT_MS = 180_000
+
+/**
+ * Waits (bounded) until `probe` stops throwing right after a start: a restarted fffs group has
+ * been seen to report "mounted" and then answer ENOENT for a while. How long it took is noted.
+ */
+async function waitUsable(run: Run, label: string, probe: () => void): Promise<void> {
+  const startedMs = Date.now()
+  let firstError: string | null = null
+  for (;;) {
+    try {
+      probe()
+      break
+    } catch (err) {
+      firstError ??= err instanceof Error ? err.message : String(err)
+      if (Date.now() - startedMs > USABLE_WAIT_MS) throw new Error(`not usable ${USABLE_WAIT_MS / 1000} s after it mounted: ${firstError}`)
+      await new Promise((resolve) => setTimeout(resolve, 200))
+    }
+  }
+  if (firstError !== null) run.notes.push(`${label}: mounted, but ${firstError} for ${((Date.now() - startedMs) / 1000).toFixed(1)} s before it answered`)
+}
+
 /** One target's turn in one round. */
 async function turn(run: Run, target: Target, round: number): Promise<void> {
   const values: Record<string, Timed> = {}
@@ -242,7 +264,7 @@ async function turn(run: Run, target: Target, round: number): Promise<void> {
   noteLoad(run, label)
   if ((await safely(run, `${label} start`, () => target.start())) === null) return
   try {
-    fs.mkdirSync(base, { recursive: true })
+    if ((await safely(run, `${label} start`, () => waitUsable(run, `${label} start`, () => fs.mkdirSync(base, { recursive: true })))) === null) return
     const big = path.join(base, 'seq')
     await keep('seqWrite', `write ${run.config.seqBytes / MiB} MiB`, () => workload<Timed>(['seq-write', big, String(run.config.seqBytes)], LONG_MS))
     await syncAll()
@@ -250,6 +272,7 @@ async function turn(run: Run, target: Target, round: number): Promise<void> {
     const restarted = await safely(run, `${label} fresh mount`, async () => {
       await target.stop()
       await target.start()
+      await waitUsable(run, `${label} fresh mount`, () => fs.statSync(base))
     })
     if (restarted === null) return // the finally still stops what did start
     if (!(await dropKernelCaches())) run.notes.push(`${label}: could not write /proc/sys/vm/drop_caches (not root?): the read may be warm`)
@@ -311,7 +334,7 @@ async function measure(run: Run, wanted: (key: string) => boolean, root: string,
     noteLoad(run, `${target.label} listings`)
     if ((await safely(run, `${target.label} start`, () => target.start())) === null) continue
     try {
-      await prepareListings(run, target)
+      await safely(run, `${target.label} listings`, () => prepareListings(run, target))
     } finally {
       await syncAll()
       await safely(run, `${target.label} stop`, () => target.stop())
