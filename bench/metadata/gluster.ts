@@ -102,13 +102,26 @@ export interface Gluster {
   teardown(): Promise<void>
 }
 
+/** Lazily unmounts every FUSE mount of the bench's volume (their source is HOST:/VOLUME). */
+async function unmountVolume(log: (line: string) => void): Promise<void> {
+  for (const m of fs.readFileSync('/proc/mounts', 'utf8').split('\n').map((l) => l.split(' ')).filter((f) => f[0]?.endsWith(`:/${VOLUME}`))) {
+    log(`GlusterFS: unmounting ${VOLUME} at ${m[1]}`)
+    await sh('umount', ['-l', m[1]!]).catch(() => undefined)
+  }
+}
+
+function kill(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal)
+  } catch {
+    // already gone
+  }
+}
+
 /** Removes what a crashed run of this bench left: its mounts of the volume, then the volume itself. */
 export async function clearStaleGluster(log: (line: string) => void): Promise<void> {
   if (!onPath('gluster')) return
-  for (const m of fs.readFileSync('/proc/mounts', 'utf8').split('\n').map((l) => l.split(' ')).filter((f) => f[0]?.endsWith(`:/${VOLUME}`))) {
-    log(`GlusterFS: unmounting a stale mount of ${VOLUME} at ${m[1]}`)
-    await sh('umount', ['-l', m[1]!]).catch(() => undefined)
-  }
+  await unmountVolume(log)
   if (!(await glusterdResponds())) return
   const volumes = (await gluster('volume', 'list')).split('\n').map((v) => v.trim())
   if (!volumes.includes(VOLUME)) return
@@ -125,25 +138,26 @@ export async function setUpGluster(brickRoot: string, log: (line: string) => voi
   // Ours to stop: one started here, one the install started (the package's service), and one
   // an earlier run of this bench started and could not stop (its pid is in our pid file).
   const startedGlusterd = before.length === 0 || installed || before.includes(pidInFile(GLUSTERD_PIDFILE))
-  if (before.length === 0) {
-    log(`GlusterFS: starting glusterd (${version})`)
-    await sh('glusterd', ['-p', GLUSTERD_PIDFILE])
-  }
-  const deadlineMs = Date.now() + GLUSTERD_READY_MS
-  while (!(await glusterdResponds())) {
-    if (Date.now() > deadlineMs) throw new Error(`GlusterFS: glusterd does not answer after ${GLUSTERD_READY_MS} ms`)
-    await new Promise((resolve) => setTimeout(resolve, 500))
-  }
+  // Only one glusterd can run on a host (it owns port 24007), so "every glusterd" is the one.
   const stopGlusterd = async () => {
     if (!startedGlusterd) return
-    for (const pid of pidsOf('glusterd')) process.kill(pid, 'SIGTERM')
+    for (const pid of pidsOf('glusterd')) kill(pid, 'SIGTERM')
     const until = Date.now() + 30_000
     while (pidsOf('glusterd').length > 0 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 200))
-    for (const pid of pidsOf('glusterd')) process.kill(pid, 'SIGKILL')
+    for (const pid of pidsOf('glusterd')) kill(pid, 'SIGKILL')
     fs.rmSync(GLUSTERD_PIDFILE, { force: true })
   }
   const host = hostAddress()
   try {
+    if (before.length === 0) {
+      log(`GlusterFS: starting glusterd (${version})`)
+      await sh('glusterd', ['-p', GLUSTERD_PIDFILE])
+    }
+    const deadlineMs = Date.now() + GLUSTERD_READY_MS
+    while (!(await glusterdResponds())) {
+      if (Date.now() > deadlineMs) throw new Error(`GlusterFS: glusterd does not answer after ${GLUSTERD_READY_MS} ms`)
+      await new Promise((resolve) => setTimeout(resolve, 500))
+    }
     await clearStaleGluster(log)
     const bricks = [1, 2, 3].map((i) => path.join(brickRoot, `brick${i}`))
     for (const b of bricks) fs.mkdirSync(b, { recursive: true })
@@ -169,11 +183,12 @@ export async function setUpGluster(brickRoot: string, log: (line: string) => voi
     unmount,
     async teardown() {
       log(`GlusterFS: stopping and deleting ${VOLUME}${startedGlusterd ? ', stopping glusterd' : ''}`)
+      await unmountVolume(log) // a client a failed turn left mounted
       await gluster('volume', 'stop', VOLUME, 'force').catch((err: unknown) => log(`GlusterFS: volume stop: ${String(err)}`))
       await gluster('volume', 'delete', VOLUME).catch((err: unknown) => log(`GlusterFS: volume delete: ${String(err)}`))
       await stopGlusterd()
       // Bricks and the self-heal daemon of our volume, should glusterd have left any.
-      for (const pid of volumePids()) process.kill(pid, 'SIGKILL')
+      for (const pid of volumePids()) kill(pid, 'SIGKILL')
     },
   }
 }
