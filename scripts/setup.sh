@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # fuse: fusermount (clearing a mount whose process died); libfuse2: the bench's fuse-native baseline
-apt_packages=(libfuse2 fuse)
+apt_packages=(libfuse2 fuse rsync) # rsync: the tests copy trees in and out of mounts (rsync -aX, and -aH in the POSIX suite)
 # --- native core (native/): build prerequisites of the transport and the FUSE session ---
 apt_packages+=(libfabric-dev libfuse3-dev cmake g++ pkg-config)
 # --- end native core ---

@@ -17,6 +17,7 @@ export type FffsErrorCode =
   | 'ERANGE'
   | 'EPERM'
   | 'EACCES'
+  | 'EMLINK'
   | 'ENAMETOOLONG'
   | 'EXDEV'
   | 'EIO'
@@ -35,6 +36,7 @@ export const ERRNO: Readonly<Record<FffsErrorCode, number>> = {
   EISDIR: 21,
   EINVAL: 22,
   EROFS: 30,
+  EMLINK: 31,
   ERANGE: 34,
   ENAMETOOLONG: 36,
   ENOTEMPTY: 39,
@@ -67,6 +69,8 @@ export const errors = {
   notStable: (what: string, waitedMs: number) => new FffsError('EAGAIN', `cut not stable yet after ${waitedMs} ms: ${what}`),
   badHandle: (fd: number) => new FffsError('EBADF', `bad file handle ${fd}`),
   noAttr: (name: string) => new FffsError('ENODATA', `no such attribute: ${name}`),
+  notPermitted: (why: string) => new FffsError('EPERM', why),
+  tooManyLinks: (what: string) => new FffsError('EMLINK', `too many links: ${what}`),
   notSupported: (what: string) => new FffsError('ENOTSUP', `not supported: ${what}`),
   nameTooLong: (name: string) => new FffsError('ENAMETOOLONG', `name too long: ${name.slice(0, 32)}...`),
   corrupt: (why: string) => new FffsError('EIO', `data corruption detected: ${why}`),

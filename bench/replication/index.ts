@@ -5,6 +5,8 @@
 // - sequential write of `seqBytes` in 1 MiB writes, including the close (= durable at every
 //   member of the view), and the CPU the members and the mount used for it per MiB (from
 //   /proc: user + system time of every thread; the r=3 group is CPU-bound on 2 cores);
+// - sequential read of that file in 1 MiB reads, opened afresh (a live file: the kernel drops
+//   its cached pages at open, so every byte comes through the mount from the group);
 // - small files: create+write 4 KiB+close, each timed: the close latency p50/p99 and files/s;
 // - ordered 1 KB records: a RemoteClient (the mount's client, without FUSE) submits setxattr
 //   records carrying 1 KB on the root; a submit returns once the record is ordered, delivered
@@ -14,7 +16,7 @@
 //   write pays (wire + ordering + persistence) and it needs no internal API of the member.
 // Rounds are interleaved (r=1 group, then r=3 group, each started fresh, stopped after) and
 // the median round is reported (`--rounds N`: N rounds; `--seq-only`: the sequential write
-// alone, for A/B runs of the data path; `--seq-mib N`: its size; `--replicas R`: one group
+// and read alone, for A/B runs of the data path; `--seq-mib N`: its size; `--replicas R`: one group
 // size only, for profiling; every round's CPU by thread is in the JSON). Targets are reported as PASS/MISS, never asserted.
 
 import { execFile, type ChildProcess } from 'node:child_process'
@@ -87,6 +89,7 @@ interface Round {
   seqWrite: Throughput | null
   seqCpuMsPerMiB: number | null // CPU of the members and the mount during the sequential write, per MiB
   seqThreadCpuMsPerMiB: Record<string, number> | null // the same by process and thread name
+  seqRead: Throughput | null
   small: { count: number; seconds: number; p50Us: number; p99Us: number } | null
   messages: Messages[]
 }
@@ -251,7 +254,7 @@ async function orderedMessages(config: GroupConfig, bytes: number, count: number
 }
 
 async function runRound(root: string, replicas: number, config: ReplicationBenchConfig, round: number, errors: string[], seqOnly = false): Promise<Round> {
-  const result: Round = { replicas, provider: null, seqWrite: null, seqCpuMsPerMiB: null, seqThreadCpuMsPerMiB: null, small: null, messages: [] }
+  const result: Round = { replicas, provider: null, seqWrite: null, seqCpuMsPerMiB: null, seqThreadCpuMsPerMiB: null, seqRead: null, small: null, messages: [] }
   const safely = async <T>(label: string, run: () => Promise<T>): Promise<T | null> => {
     try {
       return await run()
@@ -281,6 +284,8 @@ async function runRound(root: string, replicas: number, config: ReplicationBench
       result.seqThreadCpuMsPerMiB = threadCpuMsPerMiB(group.labels, threadsBefore, threadsAfter, config.seqBytes / MiB)
       progress(`r=${replicas}: seq write CPU ms/MiB by thread: ${Object.entries(result.seqThreadCpuMsPerMiB).map(([k, v]) => `${k} ${v}`).join(', ')}`)
     }
+    progress(`r=${replicas}: read it back`)
+    result.seqRead = await safely('seq read', () => inWorker<Throughput>({ kind: 'seqRead', file: path.join(group.mount.mountpoint, 'seq'), blockBytes: MiB }, big))
     if (seqOnly) return result
     await settle()
     progress(`r=${replicas}: ${config.smallFiles} small files, each timed`)
@@ -314,10 +319,12 @@ function median(values: Array<number | null>): number | null {
 
 function summarize(rounds: Round[], replicaCounts: number[], config: ReplicationBenchConfig): Summary {
   const of = (r: number) => rounds.filter((x) => x.replicas === r)
-  const s: Summary = { seqWriteMBps: {}, seqCpuMsPerMiB: {}, closeP50Ms: {}, closeP99Ms: {}, smallFilesPerSec: {}, messages: {} }
+  const seqReadMBps: Record<number, number | null> = {}
+  const s: Summary = { seqWriteMBps: {}, seqCpuMsPerMiB: {}, seqReadMBps, closeP50Ms: {}, closeP99Ms: {}, smallFilesPerSec: {}, messages: {} }
   for (const r of replicaCounts) {
     s.seqWriteMBps[r] = median(of(r).map((x) => (x.seqWrite ? x.seqWrite.bytes / 1e6 / x.seqWrite.seconds : null)))
     s.seqCpuMsPerMiB[r] = median(of(r).map((x) => x.seqCpuMsPerMiB))
+    seqReadMBps[r] = median(of(r).map((x) => (x.seqRead ? x.seqRead.bytes / 1e6 / x.seqRead.seconds : null)))
     s.closeP50Ms[r] = median(of(r).map((x) => (x.small ? x.small.p50Us / 1000 : null)))
     s.closeP99Ms[r] = median(of(r).map((x) => (x.small ? x.small.p99Us / 1000 : null)))
     s.smallFilesPerSec[r] = median(of(r).map((x) => (x.small ? x.small.count / x.small.seconds : null)))
@@ -340,7 +347,7 @@ async function main(): Promise<void> {
   const args = process.argv.slice(2)
   const quick = args.includes('--quick')
   const roundsAt = args.indexOf('--rounds')
-  const seqOnly = args.includes('--seq-only') // only the sequential write (A/B runs of the data path)
+  const seqOnly = args.includes('--seq-only') // only the sequential write and read (A/B runs of the data path)
   const seqMiBAt = args.indexOf('--seq-mib')
   const config: ReplicationBenchConfig = {
     ...(quick ? quickConfig : defaultConfig),

@@ -9,6 +9,7 @@ const MiB = 1024 * 1024
 export interface Summary {
   seqWriteMBps: Record<number, number | null>
   seqCpuMsPerMiB: Record<number, number | null>
+  seqReadMBps?: Record<number, number | null> // absent in results from before the bench read the file back
   closeP50Ms: Record<number, number | null>
   closeP99Ms: Record<number, number | null>
   smallFilesPerSec: Record<number, number | null>
@@ -44,6 +45,7 @@ export function replicationSections(s: Summary, config: TablesConfig, provider: 
         ['workload', 'r=1', 'r=3', 'r=3/r=1', 'target'],
         [`seq write ${config.seqBytes / MiB} MiB, 1 MiB writes, incl. close = durable at every member (MB/s)`, fmt(s.seqWriteMBps[1]), fmt(s.seqWriteMBps[3]), fmtRatio(seqRatio), `r=3/r=1 >= 0.60: ${verdict(seqRatio === null ? null : seqRatio >= 0.6)}`],
         [`  CPU of the members and the mount during it (ms per MiB; 2 cores in all)`, fmt(s.seqCpuMsPerMiB[1], 1), fmt(s.seqCpuMsPerMiB[3], 1), fmtRatio(ratio(s.seqCpuMsPerMiB[3] ?? null, s.seqCpuMsPerMiB[1] ?? null)), ''],
+        [`seq read of it, 1 MiB reads, opened afresh (MB/s)`, fmt(s.seqReadMBps?.[1]), fmt(s.seqReadMBps?.[3]), fmtRatio(ratio(s.seqReadMBps?.[3] ?? null, s.seqReadMBps?.[1] ?? null)), ''],
         [`close latency p50: create + write ${config.smallFileBytes / 1024} KiB + close (ms)`, fmt(s.closeP50Ms[1], 2), fmt(s.closeP50Ms[3], 2), fmtRatio(p50Ratio), `r=3/r=1 <= 3.00: ${verdict(p50Ratio === null ? null : p50Ratio <= 3)}`],
         [`close latency p99 (ms)`, fmt(s.closeP99Ms[1], 2), fmt(s.closeP99Ms[3], 2), fmtRatio(ratio(s.closeP99Ms[3] ?? null, s.closeP99Ms[1] ?? null)), ''],
         [`small files: ${config.smallFiles} x ${config.smallFileBytes / 1024} KiB create+write+close (files/s)`, fmt(s.smallFilesPerSec[1]), fmt(s.smallFilesPerSec[3]), fmtRatio(ratio(s.smallFilesPerSec[3] ?? null, s.smallFilesPerSec[1] ?? null)), ''],

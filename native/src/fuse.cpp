@@ -11,8 +11,13 @@
 //
 // After a reply the loop polls for kPollAfterReplyNs instead of sleeping (loop_poller.hpp): a
 // program that waits for each answer (ls -l, a copy, a build) sends its next request at once.
+//
+// Cache invalidation: attributes are invalidated on the JS thread (that never blocks), cached
+// pages on a thread of their own (page_dropper.hpp), since dropping a page waits for any read of
+// it in flight, which only the JS thread answers.
 #define FUSE_USE_VERSION 34
 #include <fuse_lowlevel.h>
+#include <linux/fuse.h>  // struct fuse_write_in: the write flags libfuse does not pass on
 #include <napi.h>
 #include <uv.h>
 
@@ -20,7 +25,10 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
+#include <unistd.h>
+
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -28,13 +36,14 @@
 #include <vector>
 
 #include "loop_poller.hpp"
+#include "page_dropper.hpp"
 
 namespace {
 
 // Shared with src/fs/kernel.ts (FuseOp): the order of this list is the protocol.
 enum class Op : int {
   Lookup = 0, Forget, Getattr, Setattr, Readlink, Mkdir, Unlink, Rmdir, Symlink, Rename, Open, Read, Write, Flush,
-  Release, Fsync, Opendir, Readdir, Releasedir, Statfs, Setxattr, Getxattr, Listxattr, Removexattr, Create, Exit,
+  Release, Fsync, Opendir, Readdir, Releasedir, Statfs, Setxattr, Getxattr, Listxattr, Removexattr, Create, Mknod, Link, Exit,
 };
 
 constexpr unsigned kMaxRequestBytes = 1u << 20;
@@ -43,6 +52,8 @@ constexpr unsigned kMaxRequestBytes = 1u << 20;
 constexpr size_t kRequestBufferBytes = 2 * kMaxRequestBytes + 64 * 1024;
 constexpr uint64_t kUnknownIno = 0xffffffffu;  // what libfuse 2's path API put in directory entries
 constexpr uint64_t kPollAfterReplyNs = 50'000;
+// At unmount, how long requests are answered EIO so that a page drop under way can finish.
+constexpr auto kDropDrainMax = std::chrono::seconds(2);
 
 // Who sent the request being handed to JS, written into a buffer JS owns just before each
 // call (src/fs/kernel.ts reads it synchronously, before the next request overwrites it).
@@ -83,6 +94,7 @@ struct stat StatOf(const Napi::Object& o, uint64_t ino) {
   st.st_nlink = static_cast<nlink_t>(NumberOr(o, "nlink", 1));
   st.st_uid = static_cast<uid_t>(NumberOr(o, "uid", 0));
   st.st_gid = static_cast<gid_t>(NumberOr(o, "gid", 0));
+  st.st_rdev = static_cast<dev_t>(NumberOr(o, "rdev", 0));
   st.st_size = static_cast<off_t>(NumberOr(o, "size", 0));
   st.st_blksize = static_cast<blksize_t>(NumberOr(o, "blksize", 4096));
   st.st_blocks = static_cast<blkcnt_t>(NumberOr(o, "blocks", 0));
@@ -114,6 +126,8 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
                                          InstanceMethod("replyStatfs", &FuseSession::ReplyStatfs),
                                          InstanceMethod("replyXattrSize", &FuseSession::ReplyXattrSize),
                                          InstanceMethod("replyDirectory", &FuseSession::ReplyDirectory),
+                                         InstanceMethod("invalidateAttributes", &FuseSession::InvalidateAttributes),
+                                         InstanceMethod("dropCache", &FuseSession::DropCache),
                                      });
     exports.Set("FuseSession", cls);
     exports.Set("requestBufferBytes", Napi::Number::New(env, static_cast<double>(kRequestBufferBytes)));
@@ -145,12 +159,15 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
  private:
   // ------------------------------------------------------------------ mount and the loop
 
-  /** mount(mountpoint, fsName): throws with the reason libfuse printed on failure. */
+  /** mount(mountpoint, fsName, options): `options` is a -o list (src/fs/mount.ts); throws with the reason libfuse printed on failure. */
   Napi::Value Mount(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (session_) throw Napi::Error::New(env, "this FUSE session is already mounted");
     std::string mountpoint = info[0].As<Napi::String>().Utf8Value();
-    std::string options = "fsname=" + info[1].As<Napi::String>().Utf8Value() + ",subtype=" + info[1].As<Napi::String>().Utf8Value();
+    std::string fs_name = info[1].As<Napi::String>().Utf8Value();
+    std::string options = "fsname=" + fs_name + ",subtype=" + fs_name;
+    std::string more = info[2].As<Napi::String>().Utf8Value();
+    if (!more.empty()) options += "," + more;
     std::vector<std::string> argv_text = {"fffs", "-o", options};
     std::vector<char*> argv;
     for (std::string& s : argv_text) argv.push_back(s.data());
@@ -184,6 +201,8 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
     }
     poll_ = std::move(poll);
     poller_ = std::make_unique<fffs::LoopPoller>(loop, kPollAfterReplyNs);
+    dropper_ = std::make_unique<fffs::PageDropper>(env, se.get());
+    closing_ = false;
     session_ = std::move(se);
     Ref();  // the mounted session outlives a dropped JS reference: the poll calls into it
     return env.Undefined();
@@ -197,6 +216,8 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
 
   void Close() {
     if (!session_) return;
+    if (dropper_->Busy()) FailRequestsWhileDropping();
+    dropper_.reset();
     outstanding_.clear();
     uv_poll_stop(poll_.get());
     ClosePoll(std::move(poll_));
@@ -204,6 +225,29 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
     fuse_session_unmount(session_.get());
     session_.reset();
     Unref();
+  }
+
+  /**
+   * A page drop under way may wait for a page that a read sent to this session holds locked:
+   * every request, unanswered or still to come, is answered EIO until the drop is done (the
+   * file system is going away; a request left unanswered would be failed at unmount anyway).
+   */
+  void FailRequestsWhileDropping() {
+    closing_ = true;
+    for (fuse_req_t req : outstanding_) fuse_reply_err(req, EIO);
+    outstanding_.clear();
+    auto deadline = std::chrono::steady_clock::now() + kDropDrainMax;
+    while (dropper_->Busy() && std::chrono::steady_clock::now() < deadline) {
+      fuse_buf buf;
+      std::memset(&buf, 0, sizeof buf);
+      buf.mem = request_mem_;
+      buf.size = kRequestBufferBytes;
+      int received = fuse_session_receive_buf(session_.get(), &buf);
+      if (received > 0) fuse_session_process_buf(session_.get(), &buf);  // Emit answers EIO
+      else if (received == -EAGAIN || received == -EINTR) usleep(1000);
+      else break;
+    }
+    if (dropper_->Busy()) std::fprintf(stderr, "fffs: a page drop is still waiting at unmount\n");
   }
 
   /** An initialised handle is freed only after libuv has closed it. */
@@ -272,6 +316,10 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
 
   /** Calls onRequest; a JS exception (a bug) is reported and answered EIO, never thrown through libfuse. */
   void Emit(Op op, fuse_req_t req, fuse_ino_t ino, std::initializer_list<napi_value> more, const fuse_file_info* fi = nullptr) {
+    if (closing_) {  // unmounting (FailRequestsWhileDropping): JS is not asked
+      if (req != nullptr) fuse_reply_err(req, EIO);
+      return;
+    }
     WriteContext(req, fi);
     Napi::Env env = Env();
     std::vector<napi_value> args = {Napi::Number::New(env, static_cast<int>(op)), Napi::Number::New(env, Track(req)),
@@ -295,6 +343,12 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
     conn->max_readahead = kMaxRequestBytes;
     conn->want &= ~FUSE_CAP_SPLICE_READ;  // requests are read into memory JS is handed
     if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;  // O_TRUNC reaches open: one version
+    // A read(2) revalidates attributes once they are out of date and drops cached pages when the
+    // mtime or size changed: how a live reader moves to a newer version (src/fs/kernel.ts, committing).
+    if (conn->capable & FUSE_CAP_AUTO_INVAL_DATA) conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
+    // The kernel clears set-user-ID/set-group-ID on write, truncate and chown itself, knowing the
+    // caller's capabilities (CAP_FSETID), with one setattr when a bit is set; libfuse would hand that to us.
+    conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
   }
   static void OnLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
     FuseSession* s = Of(req);
@@ -360,10 +414,19 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
   }
   // The bytes stay in the request buffer, which JS owns: it gets their offset and length there
   // and copies them before it returns (src/fs/openFiles.ts); the next request overwrites them.
+  // The request's header (fuse_write_in) lies just before them: its write flags say whether the
+  // writer lacks CAP_FSETID, so set-user-ID/set-group-ID must go (a direct-I/O write, where the
+  // kernel leaves that to the file system; libfuse 3.14 does not pass the flag on).
   static void OnWrite(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off, fuse_file_info* fi) {
     FuseSession* s = Of(req);
     double at = static_cast<double>(buf - s->request_mem_);
-    s->Emit(Op::Write, req, ino, {s->FhOf(fi), s->Num(at), s->Num(static_cast<double>(size)), s->Num(static_cast<double>(off))}, fi);
+    fuse_write_in header;
+    std::memcpy(&header, buf - sizeof header, sizeof header);
+    // Trusted only if it is the header of this very write (libfuse's layout, not its API).
+    bool header_matches = header.size == size && static_cast<off_t>(header.offset) == off;
+    bool clears_set_id = header_matches && (header.write_flags & FUSE_WRITE_KILL_SUIDGID) != 0;
+    s->Emit(Op::Write, req, ino,
+            {s->FhOf(fi), s->Num(at), s->Num(static_cast<double>(size)), s->Num(static_cast<double>(off)), Napi::Boolean::New(s->Env(), clears_set_id)}, fi);
   }
   static void OnFlush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     FuseSession* s = Of(req);
@@ -407,8 +470,14 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
     FuseSession* s = Of(req);
     s->Emit(Op::Removexattr, req, ino, {s->Str(name)});
   }
-  // fffs has no hard links: a node's name is its identity at every cut (the path API's answer).
-  static void OnLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t new_parent, const char* new_name) { fuse_reply_err(req, EPERM); }
+  static void OnLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t new_parent, const char* new_name) {
+    FuseSession* s = Of(req);
+    s->Emit(Op::Link, req, ino, {s->Num(static_cast<double>(new_parent)), s->Str(new_name)});
+  }
+  static void OnMknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
+    FuseSession* s = Of(req);
+    s->Emit(Op::Mknod, req, parent, {s->Str(name), s->Num(mode), s->Num(static_cast<double>(rdev))});
+  }
   static void OnCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
     FuseSession* s = Of(req);
     s->Emit(Op::Create, req, parent, {s->Str(name), s->Num(mode), s->Num(fi->flags)});
@@ -449,13 +518,14 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
     return info.Env().Undefined();
   }
 
-  /** replyCreate(req, nodeid, stat, timeoutS, fh) */
+  /** replyCreate(req, nodeid, stat, timeoutS, fh, directIo) */
   Napi::Value ReplyCreate(const Napi::CallbackInfo& info) {
     if (fuse_req_t req = Take(info)) {
       fuse_entry_param e = EntryOf(info);
       fuse_file_info fi;
       std::memset(&fi, 0, sizeof fi);
       fi.fh = static_cast<uint64_t>(info[4].As<Napi::Number>().DoubleValue());
+      fi.direct_io = info[5].As<Napi::Boolean>().Value();
       if (fuse_reply_create(req, &e, &fi) == -ENOENT) ReleaseAbandoned(fi.fh);
     }
     return info.Env().Undefined();
@@ -470,7 +540,7 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
     return info.Env().Undefined();
   }
 
-  /** replyOpen(req, fh, keepCache, noFlush) */
+  /** replyOpen(req, fh, keepCache, noFlush, directIo) */
   Napi::Value ReplyOpen(const Napi::CallbackInfo& info) {
     if (fuse_req_t req = Take(info)) {
       fuse_file_info fi;
@@ -478,6 +548,7 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
       fi.fh = static_cast<uint64_t>(info[1].As<Napi::Number>().DoubleValue());
       fi.keep_cache = info[2].As<Napi::Boolean>().Value();
       fi.noflush = info[3].As<Napi::Boolean>().Value();
+      fi.direct_io = info[4].As<Napi::Boolean>().Value();
       if (fuse_reply_open(req, &fi) == -ENOENT) ReleaseAbandoned(fi.fh);
     }
     return info.Env().Undefined();
@@ -561,11 +632,41 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
     return info.Env().Undefined();
   }
 
+  /**
+   * invalidateAttributes(nodeId): the kernel's attributes of the node are out of date (a version
+   * committed). Attributes only (offset -1): dropping pages locks them, and a page is locked
+   * while a read of it waits for this very thread, so that could never return. Quiet when the
+   * kernel holds no such node, or after unmount.
+   */
+  Napi::Value InvalidateAttributes(const Napi::CallbackInfo& info) {
+    if (session_) {
+      auto ino = static_cast<fuse_ino_t>(info[0].As<Napi::Number>().DoubleValue());
+      int err = fuse_lowlevel_notify_inval_inode(session_.get(), ino, -1, 0);
+      if (err != 0 && err != -ENOENT) fprintf(stderr, "fffs: invalidating node %lu: %s\n", static_cast<unsigned long>(ino), std::strerror(-err));
+    }
+    return info.Env().Undefined();
+  }
+
+  /**
+   * dropCache(nodeId): a promise that resolves once the kernel has dropped the node's cached
+   * pages and attributes (a version committed while a reader may hold pages of an older one).
+   */
+  Napi::Value DropCache(const Napi::CallbackInfo& info) {
+    if (!dropper_) {
+      auto done = Napi::Promise::Deferred::New(info.Env());
+      done.Resolve(info.Env().Undefined());
+      return done.Promise();
+    }
+    return dropper_->Drop(info.Env(), static_cast<fuse_ino_t>(info[0].As<Napi::Number>().DoubleValue()));
+  }
+
   Napi::FunctionReference on_request_;
   std::unique_ptr<Napi::AsyncContext> async_;
   std::unique_ptr<fuse_session, SessionDeleter> session_;
   std::unique_ptr<uv_poll_t> poll_;
   std::unique_ptr<fffs::LoopPoller> poller_;  // made at mount
+  std::unique_ptr<fffs::PageDropper> dropper_;  // made at mount, stopped before the session goes
+  bool closing_ = false;  // unmounting with a page drop under way: requests are answered EIO
   Napi::Reference<Napi::Buffer<char>> request_buffer_;
   char* request_mem_ = nullptr;  // request_buffer_'s bytes, which never move
   Napi::Reference<Napi::Buffer<char>> context_buffer_;
@@ -604,6 +705,7 @@ const fuse_lowlevel_ops FuseSession::kOps = [] {
   ops.removexattr = &FuseSession::OnRemovexattr;
   ops.create = &FuseSession::OnCreate;
   ops.link = &FuseSession::OnLink;
+  ops.mknod = &FuseSession::OnMknod;
   return ops;
 }();
 

@@ -208,12 +208,12 @@ export async function main(argv: string[]): Promise<void> {
     .command('log')
     .argument('<path>', 'a file or directory inside a mount')
     .option('--json', 'machine-readable output')
-    .description('list the versions of a file: number, platform (HLC) time, sensor time, size')
+    .description('list the versions of a file: number, platform (HLC) time, sensor time, size, names (hard links)')
     .action(async (target: string, opts: { json?: boolean }) => {
       const { mountpoint, inner } = locate(target)
       const versions = await request<VersionInfo[]>(mountpoint, { op: 'log', path: inner })
       print(opts.json === true, versions, () =>
-        table([['VERSION', 'TIME', 'SENSOR_TIME', 'SIZE', 'CHANGE'], ...versions.map((v) => [String(v.version), v.time, v.sensorTime ?? '-', String(v.sizeBytes), v.change])]),
+        table([['VERSION', 'TIME', 'SENSOR_TIME', 'SIZE', 'LINKS', 'CHANGE'], ...versions.map((v) => [String(v.version), v.time, v.sensorTime ?? '-', String(v.sizeBytes), String(v.links), v.change])]),
       )
     })
 

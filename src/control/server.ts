@@ -24,6 +24,8 @@ export interface VersionInfo {
   stamp: string // the exact HLC stamp, decimal (`time` is its physical part)
   sensorTime: string | null
   sizeBytes: number
+  /** How many names the file had with this version (hard links; 0 once the last is removed). */
+  links: number
   change: string
 }
 
@@ -42,6 +44,7 @@ function versionInfo(attr: Attr): VersionInfo {
     stamp: attr.stamp,
     sensorTime: attr.sensorUs === undefined ? null : formatTimeSpec({ kind: 'platform', timeUs: attr.sensorUs }),
     sizeBytes: attr.sizeBytes,
+    links: attr.nlink ?? 1,
     change: attr.change,
   }
 }

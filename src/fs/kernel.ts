@@ -1,43 +1,50 @@
 // The kernel's side of the mount: fffs's FUSE session (native/src/fuse.cpp, libfuse 3's
 // low-level API polled by this event loop) speaks in node ids; the handlers in operations.ts
-// speak in paths. This file owns the table between them (which name under which directory each
-// node id the kernel holds stands for, and how many lookups it holds) and turns each request
-// into one handler call and exactly one reply.
+// speak in paths (and in inodes for a live node's attributes). This file turns each request,
+// through the table between them (nodeTable.ts), into one handler call and exactly one reply.
 
+import { realpathSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import { ERRNO, errors, isFffsError } from '../errors.js'
 import { findNativeAddon, NATIVE_BUILD_DIR } from '../nativeAddons.js'
-import type { Caller, Operations, Stat } from './operations.js'
+import type { Ino } from '../store/records.js'
+import { NodeTable } from './nodeTable.js'
+import type { AttrChanges, Caller, Operations, Stat } from './operations.js'
+import { holdsNode } from './processes.js'
 import { isTimePath, parsePath } from './resolve.js'
 
 /** The request kinds, in native/src/fuse.cpp's order (enum class Op). */
 enum FuseOp {
   Lookup, Forget, Getattr, Setattr, Readlink, Mkdir, Unlink, Rmdir, Symlink, Rename, Open, Read, Write, Flush,
-  Release, Fsync, Opendir, Readdir, Releasedir, Statfs, Setxattr, Getxattr, Listxattr, Removexattr, Create, Exit,
+  Release, Fsync, Opendir, Readdir, Releasedir, Statfs, Setxattr, Getxattr, Listxattr, Removexattr, Create, Mknod, Link, Exit,
 }
 
 /** A request as the native session names it: a number it checks on every reply (0 for none expected). */
 type Req = number
 
 interface NativeFuseSession {
-  mount(mountpoint: string, fsName: string): void
+  mount(mountpoint: string, fsName: string, options: string): void
   unmount(): void
   replyErr(req: Req, errno: number): void
   replyEntry(req: Req, nodeId: number, stat: Stat, timeoutS: number): void
-  replyCreate(req: Req, nodeId: number, stat: Stat, timeoutS: number, fh: number): void
+  replyCreate(req: Req, nodeId: number, stat: Stat, timeoutS: number, fh: number, directIo: boolean): void
   replyAttr(req: Req, nodeId: number, stat: Stat, timeoutS: number): void
-  replyOpen(req: Req, fh: number, keepCache: boolean, noFlush: boolean): void
+  replyOpen(req: Req, fh: number, keepCache: boolean, noFlush: boolean, directIo: boolean): void
   replyData(req: Req, data: Buffer, lengthBytes: number): void
   replyWrite(req: Req, countBytes: number): void
   replyReadlink(req: Req, target: string): void
   replyStatfs(req: Req, statfs: object): void
   replyXattrSize(req: Req, sizeBytes: number): void
   replyDirectory(req: Req, names: readonly string[], startIndex: number, sizeBytes: number): void
+  /** Marks the kernel's attributes of a node out of date (its pages are left alone, so this never blocks). */
+  invalidateAttributes(nodeId: number): void
+  /** Drops the kernel's cached pages and attributes of a node, on a thread of the addon's (a page in a read's flight stays locked until this thread answers it). */
+  dropCache(nodeId: number): Promise<void>
 }
 
 // Arguments after (op, req, nodeId), per op: see the On* functions in native/src/fuse.cpp.
-type OnRequest = (op: FuseOp, req: Req, nodeId: number, a?: unknown, b?: unknown, c?: unknown, d?: unknown) => void
+type OnRequest = (op: FuseOp, req: Req, nodeId: number, a?: unknown, b?: unknown, c?: unknown, d?: unknown, e?: unknown) => void
 
 interface FuseAddon {
   FuseSession: new (requestBuffer: Buffer, contextBuffer: Buffer, onRequest: OnRequest) => NativeFuseSession
@@ -76,113 +83,20 @@ function loadAddon(): FuseAddon {
 
 /** How long the kernel may keep a name's node and attributes without asking again (libfuse 2's default). */
 const CACHE_TIMEOUT_S = 1
-const ROOT_ID = 1
 const RENAME_NOREPLACE = 1
 const O_ACCMODE = 3
+const O_WRONLY = 1
 const O_NONBLOCK = 0o4000
 
-interface KernelNode {
-  parent: number
-  name: string
-  lookups: number
-  /** Unlinked, renamed over or removed: the name now leads elsewhere (or nowhere). */
-  detached: boolean
-  /** mtime:size at the last read-only open of a frozen path: unchanged means the kernel's pages are still right. */
-  cachedAs: string | null
-  /** Handles open on this node: a node whose name is gone answers getattr (fstat) from one of them. */
-  handles: Set<number>
-}
-
-/** Which name each node id the kernel holds stands for; ids are never reused. */
-class NodeTable {
-  private readonly nodes = new Map<number, KernelNode>([[ROOT_ID, { parent: 0, name: '', lookups: 1, detached: false, cachedAs: null, handles: new Set() }]])
-  private readonly byName = new Map<string, number>()
-  private nextId = ROOT_ID + 1
-
-  /** The node, or undefined once the kernel has forgotten it. */
-  find(id: number): KernelNode | undefined {
-    return this.nodes.get(id)
-  }
-
-  node(id: number): KernelNode {
-    const node = this.nodes.get(id)
-    if (node === undefined) throw errors.notFound(`node ${id}`) // forgotten: the kernel holds it no more
-    return node
-  }
-
-  path(id: number): string {
-    if (id === ROOT_ID) return '/'
-    const names: string[] = []
-    for (let node = this.node(id); ; node = this.node(node.parent)) {
-      names.push(node.name)
-      if (node.parent === ROOT_ID) break
-    }
-    return '/' + names.reverse().join('/')
-  }
-
-  childPath(parent: number, name: string): string {
-    const base = this.path(parent)
-    return base === '/' ? '/' + name : `${base}/${name}`
-  }
-
-  /** The node a successful lookup (or create) gives the kernel, one lookup more. */
-  remember(parent: number, name: string): number {
-    const key = nameKey(parent, name)
-    let id = this.byName.get(key)
-    if (id === undefined) {
-      id = this.nextId++
-      this.nodes.set(id, { parent, name, lookups: 0, detached: false, cachedAs: null, handles: new Set() })
-      this.byName.set(key, id)
-    }
-    this.node(id).lookups++
-    return id
-  }
-
-  forget(id: number, lookups: number): void {
-    const node = this.nodes.get(id)
-    if (node === undefined || id === ROOT_ID) return
-    node.lookups -= lookups
-    if (node.lookups > 0) return
-    this.nodes.delete(id)
-    if (!node.detached) this.byName.delete(nameKey(node.parent, node.name))
-  }
-
-  /** The name is gone (unlink, rmdir): its node keeps its last path for handles still open. */
-  detach(parent: number, name: string): void {
-    const key = nameKey(parent, name)
-    const id = this.byName.get(key)
-    if (id === undefined) return
-    this.byName.delete(key)
-    this.node(id).detached = true
-  }
-
-  move(parent: number, name: string, newParent: number, newName: string): void {
-    this.detach(newParent, newName)
-    const key = nameKey(parent, name)
-    const id = this.byName.get(key)
-    if (id === undefined) return
-    this.byName.delete(key)
-    this.byName.set(nameKey(newParent, newName), id)
-    const node = this.node(id)
-    node.parent = newParent
-    node.name = newName
-  }
-}
-
-function nameKey(parent: number, name: string): string {
-  return `${parent}/${name}`
-}
-
-/** An attribute change the kernel asks for in one setattr. */
-interface AttrChanges {
-  mode?: number
-  uid?: number
-  gid?: number
-  size?: number
-  atime?: number
-  mtime?: number
-  atimeNow?: boolean
-  mtimeNow?: boolean
+/**
+ * Write-only opens bypass the kernel's page cache (FOPEN_DIRECT_IO): the pages of a file are
+ * shared by every open of it on the mount, and a write through the cache would show readers
+ * bytes no version holds yet (or ever, when the commit fails). A read-write open keeps the
+ * cache: mmap(MAP_SHARED) needs it (sqlite's -shm file), and the kernel allows no mmap of a
+ * direct-I/O file here (libfuse 3.14 cannot ask for FUSE_DIRECT_IO_ALLOW_MMAP).
+ */
+function isWriteOnly(flags: number): boolean {
+  return (flags & O_ACCMODE) === O_WRONLY
 }
 
 /** The positive errno for a failed handler; bugs and EIO are logged (bugs answered EIO), never swallowed. */
@@ -202,20 +116,28 @@ export class KernelSession {
   private readonly requestBuffer: Buffer
   private readonly contextBuffer: Buffer
   private readonly table = new NodeTable()
+  /** The mountpoint's real path (what /proc shows for descriptors of the mount's files). */
+  private mountpoint = ''
   /** Open directories: the listing taken at opendir (and again at a rewind), served in pieces. */
   private readonly dirs = new Map<number, { nodeId: number; names: string[]; served: boolean }>()
   private nextDirHandle = 1
+  /** File handles opened write-only: their writes bypass the page cache (isWriteOnly). */
+  private readonly directHandles = new Set<number>()
+  /** Nodes the kernel may hold pages of: a read was answered, or a write went through their page cache, since they were last dropped. */
+  private readonly pagesCached = new Set<number>()
 
   constructor(ops: Operations) {
     this.ops = ops
     const { FuseSession, requestBufferBytes, contextBufferBytes } = loadAddon()
     this.requestBuffer = Buffer.allocUnsafeSlow(requestBufferBytes)
     this.contextBuffer = Buffer.alloc(contextBufferBytes)
-    this.session = new FuseSession(this.requestBuffer, this.contextBuffer, (op, req, nodeId, a, b, c, d) => this.dispatch(op, req, nodeId, a, b, c, d))
+    this.session = new FuseSession(this.requestBuffer, this.contextBuffer, (op, req, nodeId, a, b, c, d, e) => this.dispatch(op, req, nodeId, a, b, c, d, e))
   }
 
-  mount(mountpoint: string, fsName: string): void {
-    this.session.mount(mountpoint, fsName)
+  /** `options`: FUSE mount options, comma-separated (src/fs/mount.ts). */
+  mount(mountpoint: string, fsName: string, options: string): void {
+    this.mountpoint = realpathSync(mountpoint) // before mounting: afterwards the lookup would be a request to this mount
+    this.session.mount(mountpoint, fsName, options)
   }
 
   /** Idempotent; after an unmount from outside (fusermount -u) there is nothing left to do. */
@@ -247,7 +169,12 @@ export class KernelSession {
   private readonly ok = (req: Req) => (): void => this.session.replyErr(req, 0)
 
   private entry(req: Req, parent: number, name: string, stat: Stat): void {
-    this.session.replyEntry(req, this.table.remember(parent, name), stat, CACHE_TIMEOUT_S)
+    this.session.replyEntry(req, this.remember(parent, name, stat), stat, CACHE_TIMEOUT_S)
+  }
+
+  /** The node id for a name the kernel now holds: a live node's is its inode, a time path's its own. */
+  private remember(parent: number, name: string, stat: Stat): number {
+    return this.table.remember(parent, name, isTimePath(parsePath(this.table.childPath(parent, name))) ? null : stat.ino)
   }
 
   /** Creates with `make`, then answers the lookup the kernel does not send: the new node's entry. */
@@ -259,7 +186,7 @@ export class KernelSession {
     }, (stat) => this.entry(req, parent, name, stat))
   }
 
-  private dispatch(op: FuseOp, req: Req, nodeId: number, a: unknown, b: unknown, c: unknown, d: unknown): void {
+  private dispatch(op: FuseOp, req: Req, nodeId: number, a: unknown, b: unknown, c: unknown, d: unknown, e: unknown): void {
     const table = this.table
     const ops = this.ops
     const path = (): string => table.path(nodeId)
@@ -270,17 +197,23 @@ export class KernelSession {
         return this.serve(req, () => ops.getattr(table.childPath(nodeId, name)), (stat) => this.entry(req, nodeId, name, stat))
       }
       case FuseOp.Forget:
-        return table.forget(nodeId, a as number)
+        table.forget(nodeId, a as number)
+        if (table.find(nodeId) === undefined) this.pagesCached.delete(nodeId) // the kernel let go of the node, its pages too
+        return
       case FuseOp.Getattr:
-        return this.serve(req, () => this.attr(nodeId, a as number | undefined), (stat) => this.session.replyAttr(req, nodeId, stat, CACHE_TIMEOUT_S))
+        return this.serve(req, () => this.attr(nodeId, a as number | undefined), (stat) => this.session.replyAttr(req, nodeId, stat, this.attrTimeoutS(stat)))
       case FuseOp.Setattr:
-        return this.serve(req, () => this.setattr(nodeId, a as AttrChanges, b as number | undefined), (stat) => this.session.replyAttr(req, nodeId, stat, CACHE_TIMEOUT_S))
+        return this.serve(req, () => this.setattr(nodeId, a as AttrChanges, b as number | undefined, caller), (stat) => this.session.replyAttr(req, nodeId, stat, this.attrTimeoutS(stat)))
       case FuseOp.Readlink:
         return this.serve(req, () => ops.readlink(path()), (target) => this.session.replyReadlink(req, target))
       case FuseOp.Mkdir:
         return this.made(req, nodeId, a as string, (p) => ops.mkdir(p, b as number, caller))
       case FuseOp.Symlink:
         return this.made(req, nodeId, a as string, (p) => ops.symlink(b as string, p, caller))
+      case FuseOp.Mknod:
+        return this.made(req, nodeId, a as string, (p) => ops.mknod(p, b as number, c as number, caller))
+      case FuseOp.Link: // the new name's entry is the same node: the kernel holds one lookup more on it
+        return this.made(req, a as number, b as string, (p) => ops.link(this.liveIno(nodeId), p))
       case FuseOp.Unlink:
       case FuseOp.Rmdir: {
         const name = a as string
@@ -296,44 +229,54 @@ export class KernelSession {
           this.session.replyErr(req, 0)
         })
       case FuseOp.Open:
-        return this.serve(req, () => this.open(nodeId, a as number), ({ fd, keepCache, noFlush }) => {
+        return this.serve(req, () => this.open(nodeId, a as number, caller), ({ fd, keepCache, noFlush }) => {
           table.find(nodeId)?.handles.add(fd)
-          this.session.replyOpen(req, fd, keepCache, noFlush)
+          if (isWriteOnly(a as number)) this.directHandles.add(fd)
+          this.session.replyOpen(req, fd, keepCache, noFlush, isWriteOnly(a as number))
         })
       case FuseOp.Create: {
         const name = a as string
+        const flags = c as number
         return this.serve(req, async () => {
-          const fd = await ops.create(table.childPath(nodeId, name), b as number, caller)
+          const fd = await ops.create(table.childPath(nodeId, name), b as number, caller, flags)
           return { fd, stat: ops.fgetattr(fd) }
         }, ({ fd, stat }) => {
-          const id = table.remember(nodeId, name)
+          const id = this.remember(nodeId, name, stat)
           table.node(id).handles.add(fd)
-          this.session.replyCreate(req, id, stat, CACHE_TIMEOUT_S, fd)
+          if (isWriteOnly(flags)) this.directHandles.add(fd)
+          this.session.replyCreate(req, id, stat, CACHE_TIMEOUT_S, fd, isWriteOnly(flags))
         })
       }
       case FuseOp.Read: {
         const lengthBytes = b as number
         const into = Buffer.allocUnsafe(lengthBytes)
-        return this.serve(req, () => ops.read(a as number, into, lengthBytes, c as number), (n) => this.session.replyData(req, into, n))
+        return this.serve(req, () => ops.read(a as number, into, lengthBytes, c as number), (n) => {
+          this.pagesCached.add(nodeId)
+          this.session.replyData(req, into, n)
+        })
       }
       case FuseOp.Write: {
         // The bytes are a range of the request buffer until the next request: write() copies them now.
         const at = b as number
         const lengthBytes = c as number
-        return this.serve(req, () => ops.write(a as number, this.requestBuffer.subarray(at, at + lengthBytes), lengthBytes, d as number), (n) => this.session.replyWrite(req, n))
+        if (!this.directHandles.has(a as number)) this.pagesCached.add(nodeId)
+        return this.serve(req, () => ops.write(a as number, this.requestBuffer.subarray(at, at + lengthBytes), lengthBytes, d as number, caller, e as boolean), (n) => this.session.replyWrite(req, n))
       }
-      case FuseOp.Flush:
-        return this.serve(req, () => ops.flush(a as number), this.ok(req))
+      case FuseOp.Flush: {
+        const holdsAnother = (): boolean => holdsNode(caller.pid, this.mountpoint, nodeId)
+        return this.serve(req, () => this.committing(nodeId, ops.flush(a as number, caller, holdsAnother)), this.ok(req))
+      }
       case FuseOp.Fsync:
-        return this.serve(req, () => ops.fsync(a as number), this.ok(req))
+        return this.serve(req, () => this.committing(nodeId, ops.fsync(a as number)), this.ok(req))
       case FuseOp.Release:
         table.find(nodeId)?.handles.delete(a as number)
-        return this.serve(req, () => ops.release(a as number), this.ok(req))
+        this.directHandles.delete(a as number)
+        return this.serve(req, () => this.committing(nodeId, ops.release(a as number)), this.ok(req))
       case FuseOp.Opendir:
         return this.serve(req, () => ops.readdir(path()), (names) => {
           const handle = this.nextDirHandle++
           this.dirs.set(handle, { nodeId, names, served: false })
-          this.session.replyOpen(req, handle, false, false)
+          this.session.replyOpen(req, handle, false, false, false)
         })
       case FuseOp.Readdir:
         return this.serve(req, () => this.listing(a as number, c as number), (names) => this.session.replyDirectory(req, names, c as number, b as number))
@@ -357,12 +300,55 @@ export class KernelSession {
   }
 
   /**
-   * A node's attributes. A node whose name is gone (unlinked or replaced while open) answers
-   * from an open handle, as fstat expects; the kernel names the handle only on some paths.
+   * A flush, fsync or release of a handle on `nodeId`. When it committed a version, the kernel
+   * forgets what it cached of the file before the reply: its attributes, so any read(2) after
+   * the close asks for them again (and sees the new size), and the pages it may hold of an older
+   * version (live handles read the new one from now on: OpenFiles.advance), so no read after the
+   * close is served from them. Without that, a reader's getattr whose reply the kernel drops
+   * as stale (a write raced it) would leave the old pages in place. A node of which no page was
+   * read since the last drop needs only its attributes invalidated, which is cheaper. The live
+   * node is the file's inode; a handle opened through `P@sensor:T` has a node of its own too.
+   */
+  private async committing(nodeId: number, commit: Promise<Ino | null>): Promise<void> {
+    let ino: Ino | null = this.table.find(nodeId)?.ino ?? null // a commit that failed may have applied its version (malformed records)
+    try {
+      ino = await commit
+    } finally {
+      if (ino !== null) await Promise.all([...new Set([nodeId, ino])].map((id) => this.forgetCached(id)))
+    }
+  }
+
+  private async forgetCached(nodeId: number): Promise<void> {
+    if (this.table.find(nodeId) === undefined) return // the kernel holds no such node
+    if (!this.pagesCached.delete(nodeId)) return this.session.invalidateAttributes(nodeId)
+    await this.session.dropCache(nodeId) // a read answered from here on may cache pages again
+  }
+
+  /**
+   * How long the kernel may keep attributes: not at all while the file has uncommitted changes
+   * (an ftruncate through a handle), whose commit at close changes its times with no write
+   * the kernel would see.
+   */
+  private attrTimeoutS(stat: Stat): number {
+    return this.ops.hasUncommitted(stat.ino) ? 0 : CACHE_TIMEOUT_S
+  }
+
+  /** The store inode of a live node; a node of a time path is read-only. */
+  private liveIno(nodeId: number): number {
+    const ino = this.table.node(nodeId).ino
+    if (ino === null) throw errors.readOnlyTimePath(this.table.path(nodeId))
+    return ino
+  }
+
+  /**
+   * A node's attributes: a live node's by its inode (whichever of its names are gone); a
+   * time-path node whose name is gone answers from an open handle, as fstat expects (the
+   * kernel names the handle only on some paths).
    */
   private attr(nodeId: number, fd: number | undefined): Promise<Stat> | Stat {
     const node = this.table.node(nodeId)
-    if (node.detached) {
+    if (node.ino !== null) return this.ops.getattrOfInode(node.ino)
+    if (this.table.detached(nodeId)) {
       const handle = fd ?? node.handles.values().next().value
       if (handle === undefined) throw errors.notFound(this.table.path(nodeId))
       return this.ops.fgetattr(handle)
@@ -370,21 +356,9 @@ export class KernelSession {
     return this.ops.getattr(this.table.path(nodeId))
   }
 
-  /** One setattr as the path API's steps, in libfuse 2's order: mode, owner, size, times. */
-  private async setattr(nodeId: number, changes: AttrChanges, fd: number | undefined): Promise<Stat> {
-    const path = this.table.path(nodeId)
-    if (changes.mode !== undefined) await this.ops.chmod(path, changes.mode)
-    if (changes.uid !== undefined || changes.gid !== undefined) await this.ops.chown(path, changes.uid ?? -1, changes.gid ?? -1)
-    if (changes.size !== undefined) await (fd !== undefined ? this.ops.ftruncate(fd, changes.size) : this.ops.truncate(path, changes.size))
-    const setsAtime = changes.atime !== undefined || changes.atimeNow === true
-    const setsMtime = changes.mtime !== undefined || changes.mtimeNow === true
-    if (setsAtime || setsMtime) {
-      const now = Date.now()
-      const current = setsAtime && setsMtime ? null : await this.ops.getattr(path)
-      const atime = changes.atimeNow === true ? now : (changes.atime ?? current!.atime)
-      const mtime = changes.mtimeNow === true ? now : (changes.mtime ?? current!.mtime)
-      await this.ops.utimens(path, atime, mtime)
-    }
+  /** One setattr: the attributes in one version of the node, a size change in a version of its contents. */
+  private async setattr(nodeId: number, changes: AttrChanges, fd: number | undefined, caller: Caller): Promise<Stat> {
+    await this.ops.setattr(this.liveIno(nodeId), changes, fd, caller)
     return this.attr(nodeId, fd)
   }
 
@@ -405,9 +379,9 @@ export class KernelSession {
    * uncached at every open (another writer may have committed). Read-only opens skip the
    * flush round trip at close: they have nothing to commit.
    */
-  private async open(nodeId: number, flags: number): Promise<{ fd: number; keepCache: boolean; noFlush: boolean }> {
+  private async open(nodeId: number, flags: number, caller: Caller): Promise<{ fd: number; keepCache: boolean; noFlush: boolean }> {
     const path = this.table.path(nodeId)
-    const fd = await this.ops.open(path, flags)
+    const fd = await this.ops.open(path, flags, caller)
     const readOnly = (flags & O_ACCMODE) === 0
     if (!readOnly || (flags & O_NONBLOCK) !== 0 || !isTimePath(parsePath(path))) return { fd, keepCache: false, noFlush: readOnly }
     const node = this.table.node(nodeId)

@@ -33,11 +33,29 @@ async function prepareMountpoint(mountpoint: string): Promise<void> {
   if (here.dev !== parent.dev) throw new Error(`cannot mount on ${mountpoint}: something is mounted there already`)
 }
 
+/** Where fusermount3 reads whether users other than root may mount with allow_other. */
+const FUSE_CONF = '/etc/fuse.conf'
+
+/**
+ * The FUSE mount options. The kernel checks every caller against the owners and modes fffs
+ * reports (default_permissions), so the mount can serve every user of the machine
+ * (allow_other): always when mounted by root; by another user only where /etc/fuse.conf says
+ * user_allow_other (fusermount3 refuses it otherwise), else `privateBecause` says why not.
+ */
+export function mountOptions(uid: number, fuseConf: string | null): { options: string; privateBecause: string | null } {
+  const userAllowOther = (fuseConf ?? '').split('\n').some((line) => line.replace(/#.*/, '').trim() === 'user_allow_other')
+  if (uid === 0 || userAllowOther) return { options: 'default_permissions,allow_other', privateBecause: null }
+  return { options: 'default_permissions', privateBecause: `only this user can use the mount: allow_other needs user_allow_other in ${FUSE_CONF}` }
+}
+
 export async function mountFs(mountpoint: string, client: Client, options: TimeOptions, dataDir: string): Promise<MountedFs> {
   const operations = new Operations(client, options, dataDir)
   await prepareMountpoint(mountpoint)
   const kernel = new KernelSession(operations)
-  kernel.mount(mountpoint, 'fffs')
+  const uid = process.getuid?.() ?? 0
+  const fuse = mountOptions(uid, uid === 0 ? null : await fsp.readFile(FUSE_CONF, 'utf8').catch(() => null))
+  if (fuse.privateBecause !== null) process.stderr.write(`fffs: ${fuse.privateBecause}\n`)
+  kernel.mount(mountpoint, 'fffs', fuse.options)
   let unmounted: Promise<void> | null = null
   return {
     mountpoint,

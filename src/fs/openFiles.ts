@@ -1,9 +1,11 @@
 // Open files. A writable open file gathers its writes and truncations into one pending
-// version, committed at flush/fsync/close. Bytes go to the data path as they arrive (in
-// chunks, so sequential writes become few large appends) and the version record only
-// points at them: data moves once. Reads through a handle see one committed version
-// (never a mix) overlaid with the handle's own uncommitted writes. In a record-format file a
-// commit also lists the records the version completes (sensorRecords.ts).
+// version, committed at its commit points (commitPoints.ts). Bytes go to the data path as they
+// arrive (in chunks, so sequential writes become few large appends) and the version record
+// only points at them: data moves once. Reads through a handle come from one committed version
+// at a time, overlaid with the handle's own uncommitted writes; a live handle moves to a newer
+// version when the kernel is told of it (OpenFiles.advance), so the pages the kernel caches and
+// the reads it sends agree. In a record-format file a commit also lists the records the
+// version completes (sensorRecords.ts).
 //
 // A FUSE write is answered as soon as its bytes are copied into the chunk. For a client that
 // takes the chunk's CRC32C with it (the embedded log), a large chunk lives in shared memory and
@@ -23,6 +25,8 @@ import { CrcWorker } from '../store/crcWorker.js'
 import type { PageOffsetOf } from '../store/segmentLog.js'
 import { HLC_MAX } from '../temporal/hlc.js'
 import { ChunkPool } from './chunkPool.js'
+import { Writers } from './commitPoints.js'
+import { processOfThread, type ProcessOf } from './processes.js'
 import type { Cut } from './resolve.js'
 import { checkSensorLag, malformedRecordsError, parseVersionRecords, recordFormatOf, type SensorPolicy, type VersionExtent } from './sensorRecords.js'
 
@@ -61,6 +65,16 @@ function updateCrc(chunk: Chunk): void {
   chunk.crcBytes = chunk.usedBytes
 }
 
+/** What every open file of a mount shares. */
+interface OpenFileContext {
+  readonly policy: SensorPolicy
+  readonly pool: ChunkPool
+  readonly crcWorker: CrcWorker
+  readonly processOf: ProcessOf
+  /** A live version of a file was committed through one of its handles (OpenFiles.advance). */
+  readonly committed: (attr: Attr) => void
+}
+
 type PendingOp =
   | { readonly op: 'write'; readonly offset: number; sizeBytes: number; readonly chunk: Chunk; readonly chunkOffset: number }
   | { readonly op: 'truncate'; readonly sizeBytes: number }
@@ -75,10 +89,17 @@ export class OpenFile {
   private readonly policy: SensorPolicy
   private readonly pool: ChunkPool
   private readonly crcWorker: CrcWorker
-  /** The committed version reads come from. */
+  private readonly committed: (attr: Attr) => void
+  /** The committed version reads come from (under the handle's own uncommitted writes, if any). */
   pinned: Attr
   /** Sensor time that stamps the next committed version (from P@sensor:T or the xattr). */
   sensorUs: number | undefined
+  /** Opened O_APPEND: every write goes at the end of the file as this handle sees it. */
+  appends = false
+  /** A write through it cleared the file's set-ID bits (Operations.write): later writes need not look again. */
+  setIdCleared = false
+  /** The processes that changed the file through this handle since its last commit point. */
+  readonly writers: Writers
   private ops: PendingOp[] = []
   private committing: PendingOp[] = []
   private chunk: Chunk | null = null
@@ -87,12 +108,14 @@ export class OpenFile {
   private crcScheduled = false
   private readAhead: ReadAhead | null = null
 
-  constructor(fd: number, attr: Attr, cut: Cut, writable: boolean, sensorUs: number | undefined, path: string, policy: SensorPolicy, pool: ChunkPool, crcWorker: CrcWorker) {
+  constructor(fd: number, attr: Attr, cut: Cut, writable: boolean, sensorUs: number | undefined, path: string, context: OpenFileContext) {
     this.fd = fd
     this.path = path
-    this.policy = policy
-    this.pool = pool
-    this.crcWorker = crcWorker
+    this.policy = context.policy
+    this.pool = context.pool
+    this.crcWorker = context.crcWorker
+    this.committed = context.committed
+    this.writers = new Writers(context.processOf)
     this.ino = attr.ino
     this.pinned = attr
     this.cut = cut
@@ -106,6 +129,11 @@ export class OpenFile {
     return this.isDirty ? this.sizeBytes : this.pinned.sizeBytes
   }
 
+  /** Changes not yet handed to a commit. */
+  get hasPendingChanges(): boolean {
+    return this.ops.length > 0
+  }
+
   get isDirty(): boolean {
     return this.ops.length > 0 || this.committing.length > 0
   }
@@ -113,6 +141,11 @@ export class OpenFile {
   write(client: Client, data: Buffer, lengthBytes: number, offset: number): void {
     if (!this.writable) throw errors.badHandle(this.fd)
     if (lengthBytes === 0) return
+    // The kernel places an O_APPEND write at its cached size of the file, which a reader on this
+    // mount shrinks back to the committed size when its read comes up short of this handle's
+    // uncommitted bytes: the end this handle sees is the end it appends to.
+    if (this.appends) offset = Math.max(offset, this.visibleSizeBytes)
+    this.startChange()
     let chunk = this.chunk
     // The current chunk is never sealed, so its bytes are there.
     if (chunk === null || chunk.usedBytes + lengthBytes > chunk.bytes!.length) {
@@ -142,8 +175,14 @@ export class OpenFile {
 
   truncate(sizeBytes: number): void {
     if (!this.writable) throw errors.badHandle(this.fd)
+    this.startChange()
     this.ops.push({ op: 'truncate', sizeBytes })
     this.sizeBytes = sizeBytes
+  }
+
+  /** The first change since a commit applies to the version reads come from now (another handle may have committed since). */
+  private startChange(): void {
+    if (!this.isDirty) this.sizeBytes = this.pinned.sizeBytes
   }
 
   private seal(client: Client, chunk: Chunk): void {
@@ -179,6 +218,7 @@ export class OpenFile {
     if (this.ops.length === 0) return this.commitChain.catch(() => undefined) // an error is reported once, by the commit that failed
     const ops = this.ops
     this.ops = []
+    this.writers.committed()
     if (this.chunk !== null) this.seal(client, this.chunk)
     this.chunk = null
     this.committing = this.committing.concat(ops)
@@ -209,6 +249,7 @@ export class OpenFile {
         }
         await client.submit(mutation)
         this.pinned = (await client.attr(this.ino, HLC_MAX)) ?? this.pinned
+        this.committed(this.pinned)
         this.policy.stats.recordsIndexed += records?.entries.length ?? 0
         if (format !== null && malformed.length > 0) {
           // Committed with its valid records (POSIX offsets stand, nothing after the bad record is lost); the commit still fails.
@@ -264,10 +305,6 @@ export class OpenFile {
         return fromAhead + (await this.read(client, into.subarray(fromAhead), lengthBytes - fromAhead, fromAhead))
       }
     }
-    // A live reader that reached the end of its version moves to the newest one (tail -f).
-    if (this.cut.kind === 'live' && !this.isDirty && offset >= this.pinned.sizeBytes) {
-      this.pinned = (await client.attr(this.ino, HLC_MAX)) ?? this.pinned
-    }
     if (!this.isDirty) return client.read(this.pinned, offset, into, lengthBytes)
     const n = Math.max(0, Math.min(lengthBytes, this.sizeBytes - offset))
     into.fill(0, 0, n)
@@ -314,23 +351,31 @@ export class OpenFiles {
   private readonly byFd = new Map<number, OpenFile>()
   private readonly byIno = new Map<Ino, Set<OpenFile>>()
   private nextFd = 1
-  private readonly policy: SensorPolicy
-  private readonly crcWorker = new CrcWorker()
-  private readonly pool: ChunkPool
+  private readonly context: OpenFileContext
 
-  /** `pageOffsetOf`: the client writes page-aligned large buffers without a copy (Client.pageOffsetOf); chunks are aligned with it. */
-  constructor(policy: SensorPolicy, pageOffsetOf?: PageOffsetOf) {
-    this.policy = policy
-    // Buffers the CRC worker can read: the large ones, in shared memory.
-    this.pool = new ChunkPool(CHUNK_POOL_BYTES_MAX, undefined, (n) => (n >= CRC_WORKER_MIN_BYTES ? CrcWorker.allocShared(n, pageOffsetOf) : Buffer.allocUnsafe(n)))
+  /**
+   * `pageOffsetOf`: the client writes page-aligned large buffers without a copy
+   * (Client.pageOffsetOf); chunks are aligned with it. `processOf`: which process a thread
+   * that sends a request belongs to (commit points are a matter of processes).
+   */
+  constructor(policy: SensorPolicy, pageOffsetOf?: PageOffsetOf, processOf: ProcessOf = processOfThread) {
+    this.context = {
+      policy,
+      // Buffers the CRC worker can read: the large ones, in shared memory.
+      pool: new ChunkPool(CHUNK_POOL_BYTES_MAX, undefined, (n) => (n >= CRC_WORKER_MIN_BYTES ? CrcWorker.allocShared(n, pageOffsetOf) : Buffer.allocUnsafe(n))),
+      crcWorker: new CrcWorker(),
+      processOf,
+      committed: (attr) => this.advance(attr),
+    }
   }
 
   open(attr: Attr, cut: Cut, writable: boolean, path: string, sensorUs?: number): OpenFile {
-    const file = new OpenFile(this.nextFd++, attr, cut, writable, sensorUs, path, this.policy, this.pool, this.crcWorker)
+    const file = new OpenFile(this.nextFd++, attr, cut, writable, sensorUs, path, this.context)
     this.byFd.set(file.fd, file)
     let set = this.byIno.get(file.ino)
     if (set === undefined) this.byIno.set(file.ino, (set = new Set()))
     set.add(file)
+    if (cut.kind === 'live') this.advance(attr)
     return file
   }
 
@@ -342,7 +387,7 @@ export class OpenFiles {
 
   /** The mount is gone: stops the checksum worker (what it still owed is computed here). */
   async stop(): Promise<void> {
-    await this.crcWorker.close()
+    await this.context.crcWorker.close()
   }
 
   close(fd: number): void {
@@ -352,6 +397,19 @@ export class OpenFiles {
     const set = this.byIno.get(file.ino)
     set?.delete(file)
     if (set?.size === 0) this.byIno.delete(file.ino)
+  }
+
+  /**
+   * `attr` is a committed live version of its file (found at an open, told the kernel by a
+   * getattr, or just committed): the file's live handles with nothing uncommitted read the
+   * newest version known from now on, all the same one, because the kernel keeps one set of
+   * cached pages per file for all of them. It drops the pages of an older version when it sees
+   * the new attributes, or when the session drops them after a commit (kernel.ts).
+   */
+  advance(attr: Attr): void {
+    const files = [...(this.byIno.get(attr.ino) ?? [])].filter((f) => f.cut.kind === 'live' && !f.isDirty)
+    const newest = files.reduce((a, f) => (f.pinned.version > a.version ? f.pinned : a), attr)
+    for (const file of files) file.pinned = newest
   }
 
   /** Writable handles open on a node. */

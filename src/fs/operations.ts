@@ -6,7 +6,7 @@ import { constants as fsConstants, promises as fsp } from 'node:fs'
 import { errors, isLateSensorWrite } from '../errors.js'
 import type { Client } from '../replication/client.js'
 import { parseRecordFormat, XATTR_RECORD_FORMAT } from '../sensor/index.js'
-import type { Attr, Ino } from '../store/records.js'
+import { S_ISGID, S_ISUID, type Attr, type Ino, type NodeKind } from '../store/records.js'
 import { HLC_MAX, hlcCeilingOfUs, hlcToIso, wallClockUs } from '../temporal/hlc.js'
 import { formatTimeSpec, isReservedName, parseTimeSpec } from '../temporal/spec.js'
 import { OpenFiles, type OpenFile } from './openFiles.js'
@@ -14,9 +14,21 @@ import { isTimePath, parsePath, Resolver, SNAPSHOT_DIR, type ParsedPath, type Re
 import { checkSensorLag, newSensorStats, recordFormatOf, type SensorPolicy, type SensorStats } from './sensorRecords.js'
 
 const O_ACCMODE = 3
-const S_IFDIR = 0o040000
-const S_IFREG = 0o100000
-const S_IFLNK = 0o120000
+const S_IFMT = 0o170000
+const S_IXGRP = 0o010
+/** The file type bits of st_mode for each kind of node. */
+const S_IF: Readonly<Record<NodeKind, number>> = {
+  fifo: 0o010000,
+  chardev: 0o020000,
+  dir: 0o040000,
+  blockdev: 0o060000,
+  file: 0o100000,
+  symlink: 0o120000,
+  socket: 0o140000,
+}
+const KIND_OF_S_IF = new Map(Object.entries(S_IF).map(([kind, bits]) => [bits, kind as NodeKind]))
+/** (uid_t)-1 in chown(2): leave unchanged. */
+const UNCHANGED_ID = 0xffffffff
 const XATTR_CREATE = 1
 const XATTR_REPLACE = 2
 const XATTR_PREFIX = 'user.fffs.'
@@ -41,11 +53,13 @@ export interface Caller {
 export const MOUNT_PROCESS: Caller = { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, pid: process.pid, umask: 0o022, lockOwner: null }
 
 export interface Stat {
+  ino: number // the store inode (the kernel's node id for live nodes: src/fs/nodeTable.ts)
   mode: number
   uid: number
   gid: number
   size: number
   nlink: number
+  rdev: number
   mtime: number // ms
   atime: number
   ctime: number
@@ -67,14 +81,28 @@ export interface StatFs {
   namemax: number
 }
 
+/** What the kernel asks one setattr to change (native/src/fuse.cpp OnSetattr); times in ms. */
+export interface AttrChanges {
+  readonly mode?: number
+  readonly uid?: number
+  readonly gid?: number
+  readonly size?: number
+  readonly atime?: number
+  readonly mtime?: number
+  readonly atimeNow?: boolean
+  readonly mtimeNow?: boolean
+}
+
 function toStat(attr: Attr, sizeBytes = attr.sizeBytes): Stat {
-  const type = attr.kind === 'dir' ? S_IFDIR : attr.kind === 'symlink' ? S_IFLNK : S_IFREG
   return {
-    mode: type | attr.mode,
+    ino: attr.ino,
+    mode: S_IF[attr.kind] | attr.mode,
     uid: attr.uid,
     gid: attr.gid,
     size: sizeBytes,
-    nlink: 1, // 1 for directories too: tells find(1) not to count subdirectories by link count
+    // A node written before link counts were kept: 1 (for a directory, find(1)'s "not counted").
+    nlink: attr.nlink ?? 1,
+    rdev: attr.rdev ?? 0,
     mtime: attr.mtimeMs,
     atime: attr.atimeMs,
     ctime: attr.ctimeMs,
@@ -83,12 +111,23 @@ function toStat(attr: Attr, sizeBytes = attr.sizeBytes): Stat {
   }
 }
 
-const SNAPSHOT_ROOT_STAT: Stat = { mode: S_IFDIR | 0o755, uid: 0, gid: 0, size: 0, nlink: 1, mtime: 0, atime: 0, ctime: 0, blksize: 4096, blocks: 0 }
+/** /.snapshot: belongs to the owner of the root, who alone may pin a cut by mkdir in it. */
+function snapshotRootStat(root: Attr): Stat {
+  return { ino: 0, mode: S_IF.dir | 0o755, uid: root.uid, gid: root.gid, size: 0, nlink: 2, rdev: 0, mtime: 0, atime: 0, ctime: 0, blksize: 4096, blocks: 0 }
+}
+
+/**
+ * The mode after a write or truncation by a user without CAP_FSETID: no set-user-ID, and no
+ * set-group-ID if group execute is set (without it, the bit marks mandatory locking), as Linux does.
+ */
+function withoutPrivilegeBits(mode: number): number {
+  return (mode & S_IXGRP) !== 0 ? mode & ~(S_ISUID | S_ISGID) : mode & ~S_ISUID
+}
 
 /**
  * An xattr name fffs never keeps, always absent: security.* (asked about before every write(2))
  * and POSIX ACLs (`ls -l` asks for system.posix_acl_access of every file). fffs enforces no
- * ACLs (the mount checks no permissions), so storing one would only mislead.
+ * ACLs (the kernel checks the mode bits alone), so storing one would only mislead.
  */
 // native/src/fuse.cpp (IsUnkeptXattr) answers getxattr of these names itself: keep the two lists alike.
 export function isUnkeptXattr(name: string): boolean {
@@ -182,11 +221,32 @@ export class Operations {
 
   async getattr(path: string): Promise<Stat> {
     const writing = await this.sensorWriteInProgress(parsePath(path))
-    if (writing !== null) return toStat(writing, this.files.dirtySizeBytes(writing.ino) ?? writing.sizeBytes)
+    if (writing !== null) return this.liveStat(writing)
     const resolved = await this.resolve(path)
-    if (resolved.kind === 'snapshotRoot') return SNAPSHOT_ROOT_STAT
-    const dirty = resolved.cut.kind === 'live' ? this.files.dirtySizeBytes(resolved.attr.ino) : null
-    return toStat(resolved.attr, dirty ?? resolved.attr.sizeBytes)
+    if (resolved.kind === 'snapshotRoot') return snapshotRootStat(await this.client.walk([], HLC_MAX))
+    return resolved.cut.kind === 'live' ? this.liveStat(resolved.attr) : toStat(resolved.attr)
+  }
+
+  /** What the kernel is told of a live node: its size counts uncommitted writes; its open handles read this version from now on. */
+  private liveStat(attr: Attr): Stat {
+    this.files.advance(attr)
+    return toStat(attr, this.files.dirtySizeBytes(attr.ino) ?? attr.sizeBytes)
+  }
+
+  /** A live node's attributes by inode: any of its names, or none (unlinked, still open). */
+  async getattrOfInode(ino: Ino): Promise<Stat> {
+    return this.liveStat(await this.liveAttr(ino))
+  }
+
+  /** Whether an open file of this mount holds changes to the node not yet committed. */
+  hasUncommitted(ino: Ino): boolean {
+    return this.files.dirtySizeBytes(ino) !== null
+  }
+
+  private async liveAttr(ino: Ino): Promise<Attr> {
+    const attr = await this.client.attr(ino, HLC_MAX)
+    if (attr === null) throw errors.notFound(`inode ${ino}`)
+    return attr
   }
 
   /** An open handle's attributes, as its reader or writer sees them (uncommitted writes' size included). */
@@ -255,34 +315,62 @@ export class Operations {
     await this.client.submit({ type: 'mknod', parent: parent.ino, name, kind: 'symlink', mode: 0o777, uid: caller.uid, gid: caller.gid, target })
   }
 
+  /**
+   * mknod(2): a regular file, FIFO, socket (bind(2) of a unix socket makes one) or device node.
+   * The kernel has applied the umask and checked the caller may make a device (CAP_MKNOD).
+   */
+  async mknod(path: string, mode: number, rdev: number, caller: Caller): Promise<void> {
+    const kind = KIND_OF_S_IF.get(mode & S_IFMT)
+    if (kind === undefined || kind === 'dir' || kind === 'symlink') throw errors.invalid(`mknod of file type 0o${(mode & S_IFMT).toString(8)}`)
+    const { parent, name } = await this.newEntry(path)
+    const device = kind === 'chardev' || kind === 'blockdev' ? { rdev } : {}
+    const inherited = kind === 'file' ? this.inheritedXattrs(parent) : {}
+    await this.client.submit({ type: 'mknod', parent: parent.ino, name, kind, mode: mode & 0o7777, uid: caller.uid, gid: caller.gid, ...device, ...inherited })
+  }
+
+  /** link(2): `path` becomes one more name of the live node `ino`. */
+  async link(ino: Ino, path: string): Promise<void> {
+    const { parent, name } = await this.newEntry(path)
+    await this.client.submit({ type: 'link', ino, parent: parent.ino, name })
+  }
+
   async readlink(path: string): Promise<string> {
     const attr = await this.node(path)
     if (attr.kind !== 'symlink' || attr.target === undefined) throw errors.invalid(`not a symbolic link: ${path}`)
     return attr.target
   }
 
-  async chmod(path: string, mode: number): Promise<void> {
-    const attr = await this.liveNode(path)
-    await this.client.submit({ type: 'setattr', ino: attr.ino, mode: mode & 0o7777 })
+  /**
+   * setattr of a live node: mode, owner and times in one version of its attributes (chown's
+   * clearing of set-user-ID comes as a mode in the same request), a size in a version of its
+   * contents (through `fd`, the open file's version). The kernel has checked the caller may
+   * (default_permissions: chown by root, chgrp to one's own groups, explicit times by the owner).
+   */
+  async setattr(ino: Ino, changes: AttrChanges, fd: number | undefined, caller: Caller): Promise<void> {
+    const nowMs = Date.now()
+    // truncate(2) asks for mtime = now with the size: the version of the contents sets it already.
+    const timesWithSize = changes.size !== undefined && changes.mtimeNow === true && changes.mtime === undefined && changes.atime === undefined && changes.atimeNow !== true
+    const atimeMs = changes.atimeNow === true ? nowMs : changes.atime
+    const mtimeMs = timesWithSize ? undefined : changes.mtimeNow === true ? nowMs : changes.mtime
+    const attributes = {
+      ...(changes.mode !== undefined ? { mode: changes.mode & 0o7777 } : {}),
+      ...(changes.uid !== undefined && changes.uid !== UNCHANGED_ID ? { uid: changes.uid } : {}),
+      ...(changes.gid !== undefined && changes.gid !== UNCHANGED_ID ? { gid: changes.gid } : {}),
+      ...(atimeMs !== undefined ? { atimeMs } : {}),
+      ...(mtimeMs !== undefined ? { mtimeMs } : {}),
+    }
+    if (Object.keys(attributes).length > 0) await this.client.submit({ type: 'setattr', ino, ...attributes })
+    if (changes.size === undefined) return
+    if (fd !== undefined) return this.ftruncate(fd, changes.size, caller)
+    await this.truncate(await this.liveAttr(ino), changes.size)
   }
 
-  async chown(path: string, uid: number, gid: number): Promise<void> {
-    const attr = await this.liveNode(path)
-    // (uid_t)-1 means "leave unchanged"
-    await this.client.submit({ type: 'setattr', ino: attr.ino, ...(uid !== 0xffffffff && uid !== -1 ? { uid } : {}), ...(gid !== 0xffffffff && gid !== -1 ? { gid } : {}) })
-  }
-
-  async utimens(path: string, atimeMs: number, mtimeMs: number): Promise<void> {
-    const attr = await this.liveNode(path)
-    await this.client.submit({ type: 'setattr', ino: attr.ino, atimeMs, mtimeMs })
-  }
-
-  async truncate(path: string, sizeBytes: number): Promise<void> {
-    const attr = await this.liveNode(path)
-    if (attr.kind === 'dir') throw errors.isDir(path)
+  private async truncate(attr: Attr, sizeBytes: number): Promise<void> {
+    if (attr.kind === 'dir') throw errors.isDir(`inode ${attr.ino}`)
+    if (attr.kind !== 'file') throw errors.invalid(`truncate of inode ${attr.ino}, which is not a regular file`)
     if (recordFormatOf(attr) !== null) {
       // Through an open file, so the commit finds where the records now end.
-      const file = this.files.open(attr, { kind: 'live' }, true, path)
+      const file = this.files.open(attr, { kind: 'live' }, true, `inode ${attr.ino}`)
       try {
         file.truncate(sizeBytes)
         await file.commit(this.client)
@@ -301,15 +389,20 @@ export class Operations {
 
   // ---------------------------------------------------------------- files
 
-  async open(path: string, flags: number): Promise<number> {
+  async open(path: string, flags: number, caller: Caller): Promise<number> {
     const parsed = parsePath(path)
     const writable = (flags & O_ACCMODE) !== fsConstants.O_RDONLY
     if (writable) {
       const { attr, sensorUs } = await this.writeTarget(parsed, path)
       if (attr.kind === 'dir') throw errors.isDir(path)
       this.refuseIfLate(path, sensorUs, 'write')
+      const truncates = (flags & fsConstants.O_TRUNC) !== 0
+      // A truncation by another user clears set-user-ID/set-group-ID, as the kernel does for
+      // truncate(2); with atomic_o_trunc it sends no setattr for an O_TRUNC open. Root keeps them (CAP_FSETID).
+      if (truncates && caller.uid !== 0 && withoutPrivilegeBits(attr.mode) !== attr.mode) await this.client.submit({ type: 'setattr', ino: attr.ino, mode: withoutPrivilegeBits(attr.mode) })
       const file = this.files.open(attr, { kind: 'live' }, true, path, sensorUs)
-      if ((flags & fsConstants.O_TRUNC) !== 0) file.truncate(0) // atomic_o_trunc: part of this version
+      file.appends = (flags & fsConstants.O_APPEND) !== 0
+      if (truncates) this.truncateAtOpen(file, caller) // atomic_o_trunc
       return file.fd
     }
     const resolved = await this.resolver.resolve(parsed, (flags & fsConstants.O_NONBLOCK) !== 0)
@@ -326,7 +419,13 @@ export class Operations {
     return { attr: await this.client.walk(parsed.components, HLC_MAX), sensorUs: parsed.spec.timeUs }
   }
 
-  async create(path: string, mode: number, caller: Caller): Promise<number> {
+  /** An O_TRUNC open's truncation: part of the version that open writes (commitPoints.ts). */
+  private truncateAtOpen(file: OpenFile, caller: Caller): void {
+    file.truncate(0)
+    file.writers.openedTruncating(caller.pid)
+  }
+
+  async create(path: string, mode: number, caller: Caller, flags = 0): Promise<number> {
     const parsed = parsePath(path)
     const sensorWrite = parsed.spec?.kind === 'sensor' && parsed.specIndex === parsed.components.length - 1 && parsed.snapshot === null
     const sensorUs = sensorWrite && parsed.spec?.kind === 'sensor' ? parsed.spec.timeUs : undefined
@@ -340,7 +439,8 @@ export class Operations {
         if (attr.kind === 'dir') throw errors.isDir(path)
         // The kernel creates only what it could not find: the new version starts empty, as a new file would.
         const file = this.files.open(attr, { kind: 'live' }, true, path, sensorUs)
-        file.truncate(0)
+        file.appends = (flags & fsConstants.O_APPEND) !== 0
+        this.truncateAtOpen(file, caller)
         return file.fd
       }
     }
@@ -353,34 +453,70 @@ export class Operations {
       })
     const attr = await this.client.attr(ino!, HLC_MAX)
     if (attr === null) throw errors.notFound(path)
-    return this.files.open(attr, { kind: 'live' }, true, path, sensorUs).fd
+    const file = this.files.open(attr, { kind: 'live' }, true, path, sensorUs)
+    file.appends = (flags & fsConstants.O_APPEND) !== 0
+    return file.fd
   }
 
   async read(fd: number, into: Buffer, lengthBytes: number, offset: number): Promise<number> {
     return this.files.get(fd).read(this.client, into, lengthBytes, offset)
   }
 
-  write(fd: number, data: Buffer, lengthBytes: number, offset: number): number {
-    this.files.get(fd).write(this.client, data, lengthBytes, offset)
-    return lengthBytes
+  /**
+   * `clearsSetId`: the kernel marked the write as one by a caller without CAP_FSETID, which
+   * must clear set-user-ID/set-group-ID (it leaves that to the file system for the direct I/O of
+   * a write-only open; a write through the page cache has it done by a setattr first).
+   */
+  write(fd: number, data: Buffer, lengthBytes: number, offset: number, caller: Caller, clearsSetId = false): number | Promise<number> {
+    const file = this.files.get(fd)
+    file.write(this.client, data, lengthBytes, offset)
+    file.writers.changed(caller.pid)
+    if (!clearsSetId || file.setIdCleared || withoutPrivilegeBits(file.pinned.mode) === file.pinned.mode) return lengthBytes
+    return this.clearSetId(file).then(() => lengthBytes)
   }
 
-  async ftruncate(fd: number, sizeBytes: number): Promise<void> {
-    this.files.get(fd).truncate(sizeBytes)
+  /** One attribute version without the set-ID bits, as the kernel's own setattr before a write through the page cache makes. */
+  private async clearSetId(file: OpenFile): Promise<void> {
+    file.setIdCleared = true
+    const attr = await this.liveAttr(file.ino)
+    const mode = withoutPrivilegeBits(attr.mode)
+    if (mode !== attr.mode) await this.client.submit({ type: 'setattr', ino: attr.ino, mode })
   }
 
-  async flush(fd: number): Promise<void> {
-    await this.files.get(fd).commit(this.client)
+  private ftruncate(fd: number, sizeBytes: number, caller: Caller): void {
+    const file = this.files.get(fd)
+    file.truncate(sizeBytes)
+    file.writers.changed(caller.pid)
   }
 
-  async fsync(fd: number): Promise<void> {
-    await this.files.get(fd).commit(this.client)
+  /**
+   * A close(2) of one of the handle's descriptors. It commits what is pending when it is a
+   * commit point (commitPoints.ts; `holdsAnother`: the closing process holds the file through
+   * another descriptor). The inode it committed a version of, or null.
+   */
+  async flush(fd: number, caller: Caller, holdsAnother: () => boolean): Promise<Ino | null> {
+    const file = this.files.get(fd)
+    const pending = file.hasPendingChanges
+    if (pending && !file.writers.isCommitPoint(caller.pid, holdsAnother)) return null // another process's changes: its close commits them
+    await file.commit(this.client) // with nothing pending, this waits for a commit still in flight
+    return pending ? file.ino : null
   }
 
-  async release(fd: number): Promise<void> {
+  /** fsync/fdatasync: always a commit point. The inode it committed a version of, or null. */
+  async fsync(fd: number): Promise<Ino | null> {
+    const file = this.files.get(fd)
+    const pending = file.hasPendingChanges
+    await file.commit(this.client)
+    return pending ? file.ino : null
+  }
+
+  /** The last close: commits what is pending. The inode it committed a version of, or null. */
+  async release(fd: number): Promise<Ino | null> {
     const file = this.files.get(fd)
     try {
+      const pending = file.hasPendingChanges
       await file.commit(this.client)
+      return pending ? file.ino : null
     } finally {
       this.files.close(fd)
     }
@@ -423,10 +559,16 @@ export class Operations {
     return Buffer.from(value, 'base64')
   }
 
+  /**
+   * The user's own attributes. fffs's (user.fffs.*) are readable by name but not listed, as
+   * other file systems keep virtual attributes, so a copy (`cp -a`, `rsync -X`) neither carries
+   * them as data nor sets them on a restore: the version facts (.version, .time, .sensor_time)
+   * are computed, and .record_format tells fffs to index records as they arrive, which a restore
+   * of old records cannot be (their sensor times are older than Δ: refused as late).
+   */
   async listxattr(path: string): Promise<string[]> {
     const attr = await this.node(path)
-    const names = [XATTR_VERSION, XATTR_TIME, ...(attr.sensorUs !== undefined ? [XATTR_SENSOR_TIME] : [])]
-    return [...names, ...Object.keys(attr.xattrs ?? {}).filter((n) => !isUnkeptXattr(n))]
+    return Object.keys(attr.xattrs ?? {}).filter((n) => !n.startsWith(XATTR_PREFIX) && !isUnkeptXattr(n))
   }
 
   async setxattr(path: string, name: string, value: Buffer, flags: number): Promise<void> {

@@ -9,7 +9,15 @@ import type { LogPosition } from './segmentLog.js'
 export type Ino = number
 export const ROOT_INO: Ino = 1
 
-export type NodeKind = 'file' | 'dir' | 'symlink'
+/**
+ * What a node is. FIFOs, sockets and device nodes are inodes with attributes only: their data
+ * lives in the kernel (a pipe's buffer, a socket's queue, a driver), never in the store.
+ */
+export type NodeKind = 'file' | 'dir' | 'symlink' | 'fifo' | 'socket' | 'chardev' | 'blockdev'
+
+/** Set-user-ID and set-group-ID: two of the bits above the permission bits in Attr.mode (the third is sticky). */
+export const S_ISUID = 0o4000
+export const S_ISGID = 0o2000
 
 /**
  * Where the bytes of a write are: a position in the segment log (what Store.apply sees), or
@@ -54,8 +62,15 @@ export interface SensorPick {
 }
 
 export type Mutation =
-  /** `xattrs`: set at creation (inherited from the parent, e.g. user.fffs.record_format). `sensorLagMaxUs`: Δ; a sensorUs below stamp − Δ is refused. */
-  | { readonly type: 'mknod'; readonly parent: Ino; readonly name: string; readonly kind: NodeKind; readonly mode: number; readonly uid: number; readonly gid: number; readonly target?: string; readonly sensorUs?: number; readonly xattrs?: Readonly<Record<string, string>>; readonly sensorLagMaxUs?: number }
+  /**
+   * `uid`/`gid`: the creator's; in a set-group-ID directory the node takes the directory's group
+   * instead (and a new directory the bit). `rdev`: a device node's number (Linux encoding).
+   * `xattrs`: set at creation (inherited from the parent, e.g. user.fffs.record_format).
+   * `sensorLagMaxUs`: Δ; a sensorUs below stamp − Δ is refused.
+   */
+  | { readonly type: 'mknod'; readonly parent: Ino; readonly name: string; readonly kind: NodeKind; readonly mode: number; readonly uid: number; readonly gid: number; readonly rdev?: number; readonly target?: string; readonly sensorUs?: number; readonly xattrs?: Readonly<Record<string, string>>; readonly sensorLagMaxUs?: number }
+  /** A further name for an existing node that is not a directory (a hard link). */
+  | { readonly type: 'link'; readonly ino: Ino; readonly parent: Ino; readonly name: string }
   | { readonly type: 'unlink'; readonly parent: Ino; readonly name: string }
   | { readonly type: 'rmdir'; readonly parent: Ino; readonly name: string }
   | { readonly type: 'rename'; readonly fromParent: Ino; readonly fromName: string; readonly toParent: Ino; readonly toName: string }
@@ -78,11 +93,19 @@ export type ApplyResult =
 /** The attributes of one version of a node. Every version of a node has a fresh one. */
 export interface Attr {
   readonly ino: Ino
-  readonly parent?: Ino // the directory holding it (no hard links: one parent); absent for the root
+  /** A directory's parent (absent for the root); for other nodes, where it was made or last renamed to (a hard-linked node has more names). */
+  readonly parent?: Ino
   readonly kind: NodeKind
-  readonly mode: number // permission bits only
+  readonly mode: number // permission bits with set-user-ID, set-group-ID and sticky (0o7777); the kind is `kind`
   readonly uid: number
   readonly gid: number
+  /**
+   * Names referring to the node: for a directory 2 + its subdirectories, for any other node
+   * its hard links; 0 once the last name is gone (open files still read it). Absent in nodes
+   * written before link counts were kept: 1 (a directory's 1 means "not counted", as find(1) reads it).
+   */
+  readonly nlink?: number
+  readonly rdev?: number // device nodes: the device number (Linux encoding, as st_rdev)
   readonly sizeBytes: number
   readonly atimeMs: number
   readonly mtimeMs: number

@@ -14,11 +14,13 @@ import { isoOfUs } from '../temporal/civil.js'
 import { HLC_MAX, hlcPhysicalUs, type HlcStamp } from '../temporal/hlc.js'
 import { BLOCK_SIZE_BYTES, decodeBlockMap, encodeBlockMap, overlay, truncateBlock, type BlockMap } from './blockMap.js'
 import { decodeIno, encodeIno, encodeLiveDirEntry, encodeStamp, keys, liveDirEntrySince, nameOfDirEntryKey, nameOfLiveDirKey, prefixEnd, stampOfKey } from './keys.js'
-import { decodeRecord, encodeRecord, ROOT_INO, type ApplyResult, type Attr, type Ino, type Mutation, type RecordCursor, type SensorPick, type Snapshot, type VersionOp, type VersionRecords } from './records.js'
+import { decodeRecord, encodeRecord, ROOT_INO, S_ISGID, type ApplyResult, type Attr, type Ino, type Mutation, type NodeKind, type RecordCursor, type SensorPick, type Snapshot, type VersionOp, type VersionRecords } from './records.js'
 import { EntryKind, SegmentLog, type LogPosition } from './segmentLog.js'
 import { VersionSearch } from './versionSearch.js'
 
 export const NAME_MAX_BYTES = 255
+/** The most names a node may have (ext4's limit): one more link is EMLINK. */
+const LINK_MAX = 65_000
 
 /** What a sharded group's store holds: `meta`, the namespace; `data`, file contents by inode. */
 export type ShardRole = 'meta' | 'data'
@@ -97,7 +99,7 @@ export class Store {
   }
 
   private async createRoot(): Promise<void> {
-    const root: Attr = { ino: ROOT_INO, kind: 'dir', mode: 0o755, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, sizeBytes: 0, atimeMs: 0, mtimeMs: 0, ctimeMs: 0, version: 1, stamp: '0', change: 'create' }
+    const root: Attr = { ino: ROOT_INO, kind: 'dir', mode: 0o755, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, nlink: 2, sizeBytes: 0, atimeMs: 0, mtimeMs: 0, ctimeMs: 0, version: 1, stamp: '0', change: 'create' }
     const value = Buffer.from(JSON.stringify(root))
     await this.db.batch([
       { type: 'put', key: keys.attr(ROOT_INO, 0n), value },
@@ -212,9 +214,12 @@ export class Store {
     switch (m.type) {
       case 'mknod':
         return { ok: true, ino: this.applyMknod(changes, stamp, m) }
+      case 'link':
+        this.applyLink(changes, stamp, m)
+        return { ok: true }
       case 'unlink':
       case 'rmdir':
-        await this.applyRemove(changes, stamp, m.parent, m.name, m.type === 'rmdir')
+        await this.applyRemove(changes, stamp, m.parent, m.name, m.type)
         return { ok: true }
       case 'rename':
         await this.applyRename(changes, stamp, m)
@@ -300,9 +305,18 @@ export class Store {
     if (sensorStamped && attr.sensorUs !== undefined && attr.records === undefined) changes.put(keys.sensor(attr.ino, attr.sensorUs, stamp), encodeSensorEntry(attr.version, null))
   }
 
-  private touchDir(changes: Changes, stamp: HlcStamp, dir: Attr): void {
+  /** A directory's entries changed: a new mtime, and its link count moved by `subdirsDelta` (a subdirectory's `..`). */
+  private touchDir(changes: Changes, stamp: HlcStamp, dir: Attr, subdirsDelta = 0): void {
     const stampMs = Math.floor(hlcPhysicalUs(stamp) / 1000)
-    this.putAttr(changes, stamp, dir, 'create', (a) => ({ ...a, mtimeMs: stampMs }))
+    // A directory written before link counts were kept stays uncounted (absent) rather than wrong.
+    const nlink = dir.nlink === undefined ? {} : { nlink: dir.nlink + subdirsDelta }
+    this.putAttr(changes, stamp, dir, 'create', (a) => ({ ...a, mtimeMs: stampMs, ...nlink }))
+  }
+
+  /** One name of `attr` is gone: a directory has none left; any other node one fewer (0: only open files hold it). */
+  private dropName(changes: Changes, stamp: HlcStamp, attr: Attr, change: Attr['change']): void {
+    const nlink = attr.kind === 'dir' ? 0 : Math.max(0, (attr.nlink ?? 1) - 1)
+    this.putAttr(changes, stamp, attr, change, (a) => ({ ...a, nlink }))
   }
 
   private setDirEntry(changes: Changes, stamp: HlcStamp, parent: Ino, name: string, child: Ino | null): void {
@@ -316,10 +330,18 @@ export class Store {
     if (m.sensorUs !== undefined) checkSensorLag(stamp, m.sensorLagMaxUs, m.sensorUs, `creating '${m.name}' at sensor time`)
     const parent = this.liveDirOrThrow(m.parent)
     if (this.liveLookup(m.parent, m.name) !== null) throw errors.exists(m.name)
+    const isDevice = m.kind === 'chardev' || m.kind === 'blockdev'
+    if (isDevice && !(Number.isSafeInteger(m.rdev) && m.rdev! >= 0)) throw errors.invalid(`device node '${m.name}' needs a device number, got ${m.rdev}`)
+    if (!NODE_KINDS.has(m.kind)) throw errors.invalid(`unknown node kind '${m.kind}'`)
     const ino = this.nextIno++
     const stampMs = Math.floor(hlcPhysicalUs(stamp) / 1000)
+    // A set-group-ID directory gives what is made in it its group, and its subdirectories the bit (BSD and System V semantics alike).
+    const inheritsGroup = (parent.mode & S_ISGID) !== 0
     const attr: Attr = {
-      ino, parent: m.parent, kind: m.kind, mode: m.mode & 0o7777, uid: m.uid, gid: m.gid,
+      ino, parent: m.parent, kind: m.kind,
+      mode: (m.mode & 0o7777) | (inheritsGroup && m.kind === 'dir' ? S_ISGID : 0),
+      uid: m.uid, gid: inheritsGroup ? parent.gid : m.gid, nlink: m.kind === 'dir' ? 2 : 1,
+      ...(isDevice ? { rdev: m.rdev! } : {}),
       sizeBytes: m.kind === 'symlink' ? Buffer.byteLength(m.target ?? '') : 0,
       atimeMs: stampMs, mtimeMs: stampMs, ctimeMs: stampMs, version: 1, stamp: stamp.toString(), change: 'create',
       ...(m.target !== undefined ? { target: m.target } : {}),
@@ -328,20 +350,36 @@ export class Store {
     }
     this.writeAttr(changes, stamp, attr, true) // a creation carries the node's sensor time, if it has one
     this.setDirEntry(changes, stamp, m.parent, m.name, ino)
-    this.touchDir(changes, stamp, parent)
+    this.touchDir(changes, stamp, parent, m.kind === 'dir' ? 1 : 0)
     return ino
   }
 
-  private async applyRemove(changes: Changes, stamp: HlcStamp, parentIno: Ino, name: string, wantDir: boolean): Promise<void> {
+  /** A hard link: one more name for a node that is not a directory; both names lead to the same history. */
+  private applyLink(changes: Changes, stamp: HlcStamp, m: Extract<Mutation, { type: 'link' }>): void {
+    checkName(m.name)
+    const parent = this.liveDirOrThrow(m.parent)
+    const target = this.liveAttrOrThrow(m.ino)
+    if (target.kind === 'dir') throw errors.notPermitted(`a directory cannot be hard linked (inode ${m.ino})`)
+    const nlink = target.nlink ?? 1
+    if (nlink === 0) throw errors.notFound(`inode ${m.ino}: no name refers to it any more`)
+    if (nlink >= LINK_MAX) throw errors.tooManyLinks(`inode ${m.ino} has ${nlink} names`)
+    if (this.liveLookup(m.parent, m.name) !== null) throw errors.exists(m.name)
+    this.setDirEntry(changes, stamp, m.parent, m.name, m.ino)
+    this.putAttr(changes, stamp, target, 'link', (a) => ({ ...a, nlink: nlink + 1 }))
+    this.touchDir(changes, stamp, parent)
+  }
+
+  private async applyRemove(changes: Changes, stamp: HlcStamp, parentIno: Ino, name: string, type: 'unlink' | 'rmdir'): Promise<void> {
     const parent = this.liveDirOrThrow(parentIno)
     const child = this.liveLookup(parentIno, name)
     if (child === null) throw errors.notFound(name)
     const attr = this.liveAttrOrThrow(child)
-    if (wantDir && attr.kind !== 'dir') throw errors.notDir(name)
-    if (!wantDir && attr.kind === 'dir') throw errors.isDir(name)
-    if (wantDir && (await this.hasLiveChildren(child))) throw errors.notEmpty(name)
+    if (type === 'rmdir' && attr.kind !== 'dir') throw errors.notDir(name)
+    if (type === 'unlink' && attr.kind === 'dir') throw errors.isDir(name)
+    if (type === 'rmdir' && (await this.hasLiveChildren(child))) throw errors.notEmpty(name)
     this.setDirEntry(changes, stamp, parentIno, name, null)
-    this.touchDir(changes, stamp, parent)
+    this.touchDir(changes, stamp, parent, attr.kind === 'dir' ? -1 : 0)
+    this.dropName(changes, stamp, attr, type)
   }
 
   private async applyRename(changes: Changes, stamp: HlcStamp, m: Extract<Mutation, { type: 'rename' }>): Promise<void> {
@@ -352,19 +390,26 @@ export class Store {
     if (moving === null) throw errors.notFound(m.fromName)
     const movingAttr = this.liveAttrOrThrow(moving)
     const replaced = this.liveLookup(m.toParent, m.toName)
-    if (replaced === moving) return
+    if (replaced === moving) return // two names of one node: nothing to do (POSIX)
     if (movingAttr.kind === 'dir' && this.isAncestor(moving, m.toParent)) throw errors.invalid(`cannot move a directory into itself: ${m.fromName}`)
-    if (replaced !== null) {
-      const replacedAttr = this.liveAttrOrThrow(replaced)
+    const replacedAttr = replaced === null ? null : this.liveAttrOrThrow(replaced)
+    if (replacedAttr !== null) {
       if (replacedAttr.kind === 'dir' && movingAttr.kind !== 'dir') throw errors.isDir(m.toName)
       if (replacedAttr.kind !== 'dir' && movingAttr.kind === 'dir') throw errors.notDir(m.toName)
-      if (replacedAttr.kind === 'dir' && (await this.hasLiveChildren(replaced))) throw errors.notEmpty(m.toName)
+      if (replacedAttr.kind === 'dir' && (await this.hasLiveChildren(replacedAttr.ino))) throw errors.notEmpty(m.toName)
     }
     this.setDirEntry(changes, stamp, m.fromParent, m.fromName, null)
     this.setDirEntry(changes, stamp, m.toParent, m.toName, moving)
     this.putAttr(changes, stamp, movingAttr, 'rename', (a) => ({ ...a, parent: m.toParent }))
-    this.touchDir(changes, stamp, fromDir)
-    if (m.toParent !== m.fromParent) this.touchDir(changes, stamp, toDir)
+    if (replacedAttr !== null) this.dropName(changes, stamp, replacedAttr, 'rename')
+    // Link counts of the directories: a directory moving out of one and into another, one replaced.
+    const movesDir = movingAttr.kind === 'dir' ? 1 : 0
+    const replacesDir = replacedAttr?.kind === 'dir' ? 1 : 0
+    if (m.toParent === m.fromParent) this.touchDir(changes, stamp, fromDir, -replacesDir)
+    else {
+      this.touchDir(changes, stamp, fromDir, -movesDir)
+      this.touchDir(changes, stamp, toDir, movesDir - replacesDir)
+    }
   }
 
   /** Whether `ancestor` is `ino` or one of its live ancestors (directories have one parent). */
@@ -421,7 +466,9 @@ export class Store {
       if (map.length === 0) changes.del(keys.liveBlock(ino, block))
       else changes.put(keys.liveBlock(ino, block), value)
     }
-    const stampMs = Math.floor(hlcPhysicalUs(stamp) / 1000)
+    // mtime to the µs of the stamp: a kernel that caches a file's pages keeps them while its
+    // mtime and size are unchanged, so two versions must not share an mtime (within one ms they would).
+    const mtimeMs = hlcPhysicalUs(stamp) / 1000
     const { sensorUs: _previousSensorUs, records: previousCursor, ...rest } = attr
     let sensorUs = m.sensorUs
     let records: RecordCursor | undefined
@@ -431,7 +478,7 @@ export class Store {
     } else if (previousCursor !== undefined && lowestChangedBytes >= previousCursor.endBytes) {
       records = previousCursor // appended past the parsed records, unparsed (no format now): they stand
     }
-    this.putAttr(changes, stamp, rest, 'version', (a) => ({ ...a, sizeBytes, mtimeMs: stampMs, ...(sensorUs !== undefined ? { sensorUs } : {}), ...(records !== undefined ? { records } : {}) }))
+    this.putAttr(changes, stamp, rest, 'version', (a) => ({ ...a, sizeBytes, mtimeMs, ...(sensorUs !== undefined ? { sensorUs } : {}), ...(records !== undefined ? { records } : {}) }))
   }
 
   /**
@@ -480,8 +527,9 @@ export class Store {
 
   // ---------------------------------------------------------------- reading (at a cut)
 
-  /** The node named `name` in directory `parent` at the cut (HLC_MAX: live). */
+  /** The node named `name` in directory `parent` at the cut (HLC_MAX: live). A name no node can have is ENAMETOOLONG, not absent. */
   async lookup(parent: Ino, name: string, cut: HlcStamp): Promise<Ino | null> {
+    if (Buffer.byteLength(name) > NAME_MAX_BYTES) throw errors.nameTooLong(name)
     if (cut === HLC_MAX) return this.liveLookup(parent, name)
     // A name's live binding, begun at or before the cut, is the one the cut sees (every rebinding
     // starts a new one): a synchronous get instead of a seek.
@@ -654,6 +702,8 @@ function checkSensorLag(stamp: HlcStamp, sensorLagMaxUs: number | undefined, sen
   const iso = (us: number): string => (us >= 0 ? isoOfUs(us) : `${us} µs`)
   throw errors.lateSensorWrite(`${what} stamped ${iso(sensorUs)} is older than platform time ${isoOfUs(hlcPhysicalUs(stamp))} − Δ ${sensorLagMaxUs / 1000} ms = ${iso(floorUs)}`)
 }
+
+const NODE_KINDS: ReadonlySet<NodeKind> = new Set(['file', 'dir', 'symlink', 'fifo', 'socket', 'chardev', 'blockdev'])
 
 function checkName(name: string): void {
   if (name.length === 0 || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) throw errors.invalid(`invalid name '${name}'`)

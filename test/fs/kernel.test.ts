@@ -80,9 +80,7 @@ print(sorted(os.listdir(d)), open(os.path.join(d, 'y')).read(), open(os.path.joi
     expect(lines[3]).toBe("['y', 'z'] y x")
   })
 
-  it('hard links are refused with EPERM; a listing rewound sees names added since', async () => {
-    await fsp.writeFile(m.p('single'), 'one name')
-    expect(await errCode(fsp.link(m.p('single'), m.p('second-name')))).toBe('EPERM')
+  it('a listing rewound sees names added since', async () => {
     await fsp.mkdir(m.p('growing'))
     await fsp.writeFile(m.p('growing', 'a'), 'a')
     const script = `
