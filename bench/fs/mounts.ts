@@ -15,7 +15,6 @@ export interface Mount {
   readonly mountpoint: string
   readonly child: ChildProcess
   readonly log: string[]
-  kill(signal: NodeJS.Signals): void // the process, or its whole group when started as one
   stop(): Promise<void>
 }
 
@@ -45,20 +44,9 @@ function exited(child: ChildProcess, ms: number): Promise<boolean> {
   })
 }
 
-/**
- * Starts a mount process and waits (bounded) for its ready line. With `processGroup` it leads a
- * process group of its own, and a hard stop kills the whole group (`fffs up`: its members too).
- */
-export async function startMount(name: string, command: string[], mountpoint: string, readyText: string, readyMs = 30_000, processGroup = false): Promise<Mount> {
-  const child = spawn(process.execPath, command, { stdio: ['ignore', 'pipe', 'pipe'], detached: processGroup })
-  const kill = (signal: NodeJS.Signals) => {
-    try {
-      if (processGroup && child.pid !== undefined) process.kill(-child.pid, signal)
-      else child.kill(signal)
-    } catch {
-      // already gone
-    }
-  }
+/** Starts a mount process and waits (bounded) for its ready line. */
+export async function startMount(name: string, command: string[], mountpoint: string, readyText: string, readyMs = 30_000): Promise<Mount> {
+  const child = spawn(process.execPath, command, { stdio: ['ignore', 'pipe', 'pipe'] })
   const log: string[] = []
   let stopping: Promise<void> | null = null
   const mount: Mount = {
@@ -66,17 +54,15 @@ export async function startMount(name: string, command: string[], mountpoint: st
     mountpoint,
     child,
     log,
-    kill,
     stop: () =>
       (stopping ??= (async () => {
         if (child.exitCode === null && child.signalCode === null) {
           child.kill('SIGTERM') // the mount commits open files and unmounts
           if (!(await exited(child, 60_000))) {
-            kill('SIGKILL')
+            child.kill('SIGKILL')
             await exited(child, 5_000)
           }
         }
-        if (processGroup) kill('SIGKILL') // what the leader left of its group (a member stuck in its stop)
         await lazyUnmount(mountpoint)
         live.delete(mount)
       })()),
@@ -119,7 +105,7 @@ export function startNullFs(repoRoot: string, mountpoint: string): Promise<Mount
 
 /** Hard stop after a hung workload: SIGKILL makes pending FUSE requests fail (ENOTCONN). */
 export async function killAll(): Promise<void> {
-  for (const m of live) m.kill('SIGKILL')
+  for (const m of live) m.child.kill('SIGKILL')
   await Promise.all([...live].map((m) => lazyUnmount(m.mountpoint)))
 }
 

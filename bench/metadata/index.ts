@@ -1,19 +1,20 @@
 // The metadata and small-file bench (`npm run bench -- metadata [--quick] [--rounds N]
-// [--targets ext4,embedded,r3,gluster] [--list-budget SECONDS]`): the same Python workload (workload.py: plain os
-// calls, each kind of operation timed as one loop) against ext4 (a plain temp dir), fffs
-// embedded (`fffs mount`), fffs r=3 (`fffs up`, a local group of 3 member processes; more
-// variants in FFFS_VARIANTS) and GlusterFS replica 3 (three bricks on this host, FUSE client;
-// set up and torn down here, see gluster.ts). Rounds are interleaved: each target takes its
-// turn (started, measured, stopped), then the next, and the whole sequence repeats.
+// [--targets ext4,embedded,r3,gluster] [--list-budget SECONDS]`): the same Python workload
+// (workload.py: plain os calls, each kind of operation timed as one loop) against ext4 (a
+// plain temp dir), fffs embedded (`fffs mount`), fffs r=3 (a local group of 3 `fffs serve`
+// members and `fffs mount --cluster`; more variants in FFFS_VARIANTS) and GlusterFS replica 3
+// (three bricks on this host, FUSE client; set up and torn down here, see gluster.ts). Rounds
+// are interleaved: each target takes its turn (its client mounted, measured, unmounted), then
+// the next, and the whole sequence repeats.
 //
-// A turn: write `seqBytes`, restart the target (a fresh mount: see targets.ts) and drop the
+// A turn: write `seqBytes`, remount the client (a fresh mount: see targets.ts) and drop the
 // kernel's caches (`sync; echo 3 > /proc/sys/vm/drop_caches`), read it back cold; then the
 // small-file rows (create + 4 KiB + close serially and from 4 processes, stat, scandir +
 // lstat, read, rename, unlink, mkdir), `ls -l` of the listing directories live and at a past
 // T (made once per target before the rounds, each within the list budget, 900 s by default;
-// 10 files added after T so the two differ), and
-// a `git clone`-like replay: `tar -xf` of a source tree (sourcetree.ts). Prints the table,
-// writes bench/out/metadata.json and bench/out/metadata.png. Never asserts.
+// 10 files added after T so the two differ), and a `git clone`-like replay: `tar -xf` of a
+// source tree (sourcetree.ts). Prints the table, writes bench/out/metadata.json and
+// bench/out/metadata.png. Never asserts.
 //
 // Everything started here is stopped on success, failure and SIGINT/SIGTERM; a run that was
 // killed outright leaves a lock file whose owner is dead, and the next run removes what it
@@ -355,9 +356,11 @@ async function main(): Promise<void> {
   await takeLock()
   const root = fs.mkdtempSync(path.join(os.tmpdir(), ROOT_PREFIX))
   let gluster: Gluster | null = null
+  const targets: Target[] = []
   const cleanUp = async () => {
     for (const child of liveWorkloads) killGroup(child)
     await stopAll()
+    for (const target of targets) await target.close().catch((err: unknown) => progress(`${target.label}: close: ${String(err)}`))
     await gluster?.teardown()
     gluster = null
     fs.rmSync(root, { recursive: true, force: true, maxRetries: 3 })
@@ -375,7 +378,7 @@ async function main(): Promise<void> {
   try {
     progress(`packing the source tree (${config.treeFiles} files)`)
     const tree = await buildSourceTree(path.join(root, 'tree.tar'), config.treeFiles)
-    run = { config, tree, targets: [], errors: [], notes: [], turns: [], listings: {}, load: [] }
+    run = { config, tree, targets, errors: [], notes: [], turns: [], listings: {}, load: [] }
     await measure(run, wanted, root, (g) => (gluster = g))
   } finally {
     process.off('SIGINT', onSignal)
