@@ -21,6 +21,7 @@ export type FffsErrorCode =
   | 'ENAMETOOLONG'
   | 'EXDEV'
   | 'EIO'
+  | 'EBUSY'
   | 'ENOTSUP'
 
 export const ERRNO: Readonly<Record<FffsErrorCode, number>> = {
@@ -30,6 +31,7 @@ export const ERRNO: Readonly<Record<FffsErrorCode, number>> = {
   EBADF: 9,
   EAGAIN: 11,
   EACCES: 13,
+  EBUSY: 16,
   EEXIST: 17,
   EXDEV: 18,
   ENOTDIR: 20,
@@ -63,12 +65,12 @@ export const errors = {
   isDir: (what: string) => new FffsError('EISDIR', `is a directory: ${what}`),
   notEmpty: (what: string) => new FffsError('ENOTEMPTY', `directory not empty: ${what}`),
   invalid: (why: string) => new FffsError('EINVAL', why),
-  malformedSpec: (spec: string, why: string) => new FffsError('EINVAL', `malformed time spec '${spec}': ${why}`),
-  reservedName: (name: string) => new FffsError('EINVAL', `reserved name '${name}': names of the form NAME@SPEC address time`),
+  malformedSpec: (spec: string, why: string) => new FffsError('EINVAL', `${MALFORMED_SPEC} '${spec}': ${why}`),
   readOnlyTimePath: (what: string) => new FffsError('EROFS', `time-addressed path is read-only: ${what}`),
   notStable: (what: string, waitedMs: number) => new FffsError('EAGAIN', `cut not stable yet after ${waitedMs} ms: ${what}`),
   badHandle: (fd: number) => new FffsError('EBADF', `bad file handle ${fd}`),
   noAttr: (name: string) => new FffsError('ENODATA', `no such attribute: ${name}`),
+  busy: (why: string) => new FffsError('EBUSY', why),
   notPermitted: (why: string) => new FffsError('EPERM', why),
   tooManyLinks: (what: string) => new FffsError('EMLINK', `too many links: ${what}`),
   notSupported: (what: string) => new FffsError('ENOTSUP', `not supported: ${what}`),
@@ -81,6 +83,12 @@ export const errors = {
 
 // Only code and message cross the wire (remote clients), so a late-write refusal is known by its message.
 const LATE_SENSOR_WRITE = 'late sensor write:'
+const MALFORMED_SPEC = 'malformed time spec'
+
+/** A path or argument whose time spec does not parse: the mount logs why (the errno alone says only EINVAL). */
+export function isMalformedSpec(err: unknown): boolean {
+  return err instanceof FffsError && err.code === 'EINVAL' && err.message.startsWith(MALFORMED_SPEC)
+}
 
 export function isLateSensorWrite(err: unknown): boolean {
   return err instanceof FffsError && err.code === 'EINVAL' && err.message.startsWith(LATE_SENSOR_WRITE)

@@ -8,6 +8,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { BenchProgress } from '../progress.js'
 import { dropFileCache, inWorker as runInWorker, killAll, startFffs, startNullFs, stopAll, type Mount } from './mounts.js'
 import type { Latency, Listing, Made, Rate, Task, Throughput } from './tasks.js'
 import { renderText, type Section } from '../tables.js'
@@ -59,9 +60,8 @@ function inWorker<T>(task: Task, deadlineMs: number): Promise<T> {
 const mbps = (t: Throughput) => t.bytes / 1e6 / t.seconds
 const perSec = (r: Rate) => r.count / r.seconds
 
-function progress(text: string): void {
-  process.stderr.write(`bench: ${text}\n`)
-}
+const benchProgress = new BenchProgress('fs')
+const progress = (text: string): void => benchProgress.step(text)
 
 function fmt(value: number | null | undefined, digits = 1): string {
   if (value === null || value === undefined || !Number.isFinite(value)) return '-'
@@ -133,7 +133,7 @@ export async function runFsBench(repoRoot: string, config: FsBenchConfig): Promi
       return safely(label, errors, () => inWorker<Rate>({ kind: 'smallFiles', dir, count: config.smallFiles, bytes: config.smallFileBytes, fsync }, big))
     }
     for (let round = 0; round < config.repeats; round++) {
-      progress(`round ${round + 1} of ${config.repeats}`)
+      benchProgress.round(round, config.repeats)
       keep('seqWrite', 'fffs', await w('fffs', F('seq'), false))
       keep('seqWrite', 'null', await w('null', N('seq'), false))
       keep('seqWrite', 'plain', await w('plain', P('seq'), false))

@@ -1,5 +1,5 @@
 // Mount processes for the bench: fffs (`bin/fffs mount`) and the null FS, each in its own
-// process, with bounded waits. Every mount is recorded so cleanup can `fusermount -uz` it and
+// process, with bounded waits. Every mount is recorded so cleanup can unmount it (`-uz`) and
 // kill its process on success, on failure and on a timed-out workload.
 
 import { Worker } from 'node:worker_threads'
@@ -7,6 +7,8 @@ import { spawn, execFile, type ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { promisify } from 'node:util'
+import { READY_PREFIX } from '../../src/cli/output.js'
+import { unmountLazy } from '../../src/fs/mountTable.js'
 
 const run = promisify(execFile)
 
@@ -29,8 +31,7 @@ function isMounted(mountpoint: string): boolean {
 }
 
 async function lazyUnmount(mountpoint: string): Promise<void> {
-  if (!isMounted(mountpoint)) return
-  await run('fusermount', ['-uz', mountpoint], { timeout: 10_000 }).catch(() => undefined)
+  if (isMounted(mountpoint)) await unmountLazy(mountpoint)
 }
 
 function exited(child: ChildProcess, ms: number): Promise<boolean> {
@@ -96,7 +97,7 @@ export async function startMount(name: string, command: string[], mountpoint: st
 }
 
 export function startFffs(repoRoot: string, mountpoint: string, dataDir: string): Promise<Mount> {
-  return startMount('fffs', [path.join(repoRoot, 'bin', 'fffs'), 'mount', mountpoint, '--data-dir', dataDir], mountpoint, 'fffs: mounted')
+  return startMount('fffs', [path.join(repoRoot, 'bin', 'fffs'), 'mount', mountpoint, '--data-dir', dataDir], mountpoint, READY_PREFIX)
 }
 
 export function startNullFs(repoRoot: string, mountpoint: string): Promise<Mount> {

@@ -27,6 +27,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { killAll, stopAll } from '../fs/mounts.js'
+import { BenchProgress } from '../progress.js'
 import { renderText } from '../tables.js'
 import { metadataChart } from './chart.js'
 import { clearStaleGluster, mountsUnder, setUpGluster, type Gluster } from './gluster.js'
@@ -64,9 +65,8 @@ export const quickConfig: MetadataConfig = {
   createBudgetMs: 60_000,
 }
 
-function progress(text: string): void {
-  process.stderr.write(`bench: ${text}\n`)
-}
+const bench = new BenchProgress('metadata')
+const progress = (text: string): void => bench.step(text)
 
 // ---------------------------------------------------------------- running the workload
 
@@ -342,7 +342,7 @@ async function measure(run: Run, wanted: (key: string) => boolean, root: string,
     }
   }
   for (let round = 0; round < run.config.rounds; round++) {
-    progress(`round ${round + 1} of ${run.config.rounds}`)
+    bench.round(round, run.config.rounds)
     for (const target of run.targets) await turn(run, target, round)
   }
   noteLoad(run, 'end')

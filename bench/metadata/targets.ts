@@ -11,6 +11,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import { startLocalGroup } from '../../src/cli/cluster.js'
+import { READY_PREFIX } from '../../src/cli/output.js'
 import { loadGroupConfig } from '../../src/replication/config.js'
 import { startMount, type Mount } from '../fs/mounts.js'
 import type { Gluster } from './gluster.js'
@@ -78,7 +79,7 @@ export function embeddedTarget(repoRoot: string, root: string): Target {
     dir: mountpoint,
     async start() {
       fs.mkdirSync(mountpoint, { recursive: true })
-      mount = await startMount('fffs embedded', command, mountpoint, 'fffs: mounted', READY_MS)
+      mount = await startMount('fffs embedded', command, mountpoint, READY_PREFIX, READY_MS)
     },
     stop,
     close: stop,
@@ -114,7 +115,7 @@ export function groupTarget(repoRoot: string, root: string, variant: FffsVariant
         })
       }
       fs.mkdirSync(mountpoint, { recursive: true })
-      mount = await startMount(variant.label, [bin, 'mount', mountpoint, '--cluster', configFile, ...variant.mountFlags], mountpoint, 'fffs: mounted', READY_MS)
+      mount = await startMount(variant.label, [bin, 'mount', mountpoint, '--cluster', configFile, ...variant.mountFlags], mountpoint, READY_PREFIX, READY_MS)
     },
     stop,
     async close() {

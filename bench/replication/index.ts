@@ -25,12 +25,14 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
-import { startLocalGroup } from '../../src/cli/cluster.js'
+import { startLocalGroup, waitGroupRunning } from '../../src/cli/cluster.js'
+import { READY_PREFIX } from '../../src/cli/output.js'
 import { loadGroupConfig, writeLocalGroup, type GroupConfig } from '../../src/replication/config.js'
-import { fetchMemberStatus, RemoteClient } from '../../src/replication/remote.js'
+import { RemoteClient } from '../../src/replication/remote.js'
 import { ROOT_INO } from '../../src/store/records.js'
 import { inWorker as runInWorker, killAll, startMount, stopAll, type Mount } from '../fs/mounts.js'
 import type { Task, Throughput } from '../fs/tasks.js'
+import { BenchProgress } from '../progress.js'
 import { renderText } from '../tables.js'
 import { replicationSections, type Summary } from './tables.js'
 import type { TimedFiles, TimedFilesTask } from './worker.js'
@@ -40,7 +42,6 @@ const here = path.dirname(fileURLToPath(import.meta.url))
 const repoRoot = path.resolve(here, '..', '..', '..') // dist/bench/replication -> repo
 const FFFS_BIN = path.join(repoRoot, 'bin', 'fffs')
 const execFileP = promisify(execFile)
-const GROUP_READY_MS = 60_000
 
 export interface ReplicationBenchConfig {
   seqBytes: number
@@ -94,9 +95,8 @@ interface Round {
   messages: Messages[]
 }
 
-function progress(text: string): void {
-  process.stderr.write(`bench: ${text}\n`)
-}
+const benchProgress = new BenchProgress('replication')
+const progress = (text: string): void => benchProgress.step(text)
 
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN
@@ -177,39 +177,28 @@ async function startGroup(root: string, replicas: number): Promise<Group> {
   fs.rmSync(dir, { recursive: true, force: true })
   const config = await loadGroupConfig(await writeLocalGroup(dir, { replicas, shards: 1 }))
   const log: string[] = []
-  const { children: members, stop: stopMembers } = await startLocalGroup(config, (line) => {
+  const group = await startLocalGroup(config, (line) => {
     log.push(line + '\n')
     if (log.length > 200) log.splice(0, log.length - 200)
   })
-  for (const child of members) {
+  const stopMembers = group.stop
+  const members = config.members.flatMap((m) => (group.children.has(m.id) ? [{ id: m.id, child: group.children.get(m.id)! }] : []))
+  for (const { child } of members) {
     liveMembers.add(child)
     child.once('exit', () => liveMembers.delete(child))
   }
   try {
-    // Ready: every member reports a view of all members.
-    const deadlineMs = Date.now() + GROUP_READY_MS
-    for (;;) {
-      const views = await Promise.all(
-        config.members.map((m) =>
-          fetchMemberStatus(config, m, 2_000).then(
-            (s) => (s as { core: { view: { members: number[] } } | null }).core?.view.members.length ?? 0,
-            () => 0,
-          ),
-        ),
-      )
-      if (views.every((n) => n === replicas)) break
-      if (members.some((c) => c.exitCode !== null)) throw new Error(`a member exited before the group formed: ${log.join('')}`)
-      if (Date.now() > deadlineMs) throw new Error(`group of ${replicas} not formed in ${GROUP_READY_MS} ms: ${log.join('')}`)
-      await new Promise((resolve) => setTimeout(resolve, 200))
-    }
+    await waitGroupRunning(config, group.exited).catch((err: Error) => {
+      throw new Error(`group of ${replicas}: ${err.message}: ${log.join('')}`)
+    })
     const mountpoint = path.join(root, `mnt-r${replicas}`)
     fs.mkdirSync(mountpoint, { recursive: true })
-    const mount = await startMount(`fffs r=${replicas}`, [FFFS_BIN, 'mount', mountpoint, '--cluster', config.path], mountpoint, 'fffs: mounted')
+    const mount = await startMount(`fffs r=${replicas}`, [FFFS_BIN, 'mount', mountpoint, '--cluster', config.path], mountpoint, READY_PREFIX)
     return {
       config,
       mount,
-      pids: [...members, mount.child].flatMap((c) => (c.pid === undefined ? [] : [c.pid])),
-      labels: [...members.map((c, i) => (c.pid === undefined ? [] : [`member ${config.members[i]!.id}`])).flat(), ...(mount.child.pid === undefined ? [] : ['mount'])],
+      pids: [...members.map((m) => m.child), mount.child].flatMap((c) => (c.pid === undefined ? [] : [c.pid])),
+      labels: [...members.flatMap((m) => (m.child.pid === undefined ? [] : [`member ${m.id}`])), ...(mount.child.pid === undefined ? [] : ['mount'])],
       async stop() {
         await mount.stop()
         await stopMembers()
@@ -372,7 +361,7 @@ async function main(): Promise<void> {
   let provider: string
   try {
     for (let round = 0; round < config.repeats; round++) {
-      progress(`round ${round + 1} of ${config.repeats}`)
+      benchProgress.round(round, config.repeats)
       for (const replicas of replicaCounts) rounds.push(await runRound(root, replicas, config, round, errors, seqOnly))
     }
   } finally {

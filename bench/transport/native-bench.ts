@@ -15,6 +15,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { TRANSPORT_DEFAULTS, type SstSchema, type TransportConfig } from '../../src/replication/transport/types.js'
+import { BenchProgress } from '../progress.js'
 
 const quick = process.argv.includes('--quick')
 const roundsArg = process.argv.indexOf('--rounds')
@@ -236,6 +237,7 @@ async function netBulk(p: Child[], size: number, count: number, receivers: numbe
 
 type Row = [string, string, string, string]
 const rows: Row[] = []
+const progress = new BenchProgress('transport')
 const fmtLat = (s: Lat): string => `${s.p50.toFixed(0)} / ${s.p99.toFixed(0)} µs`
 const ratio = (a: number, b: number | undefined): string => (b ? `${(a / b).toFixed(2)}×` : 'n/a')
 const want = (section: string): boolean => only === undefined || only.split(',').includes(section)
@@ -261,6 +263,7 @@ async function main(): Promise<void> {
   const netPeers = await netGroup(5)
 
   if (want('idle')) {
+    progress.step('idle CPU of 3 members')
     const g = await nativeGroup(3)
     // Traffic first: the loops poll after it (latencySpinUs) and must go back to sleep.
     await g[0]!.call('smcBlast', { size: 100, count: 2000 })
@@ -271,6 +274,7 @@ async function main(): Promise<void> {
   }
 
   if (want('sst')) {
+    progress.step(`SST latency, 2 and 3 members (${ROUNDS} interleaved rounds)`)
     const net8 = (await interleave(ROUNDS, async () => [] as number[], () => netPingPong(netPeers, 8, latRounds))).baseline.flat()
     for (const n of [2, 3]) {
       const g = await nativeGroup(n)
@@ -287,6 +291,7 @@ async function main(): Promise<void> {
   }
 
   if (want('smc')) {
+    progress.step(`SMC latency and rate, 2 and 3 members (${ROUNDS} interleaved rounds each)`)
     // The target row (default latencySpinUs), then what that polling is worth: the native
     // transport without it, and the net ping-pong with the same polling done in JS.
     const spinUs = TRANSPORT_DEFAULTS.latencySpinUs
@@ -311,6 +316,7 @@ async function main(): Promise<void> {
     const g = await nativeGroup(3)
     await g[1]!.call('smcEcho')
     for (const size of [100, 1000, 10_000]) {
+      progress.step(`SMC ${size} B, 3 members`)
       const r = await interleave(ROUNDS, () => smcLatency(g, size, latRounds), () => netPingPong(netPeers, size, latRounds))
       const a = lat(r.native.flat())
       const b = lat(r.baseline.flat())
@@ -327,11 +333,13 @@ async function main(): Promise<void> {
   }
 
   if (want('rdmc')) {
+    progress.step(`RDMC bandwidth to 1, 2 and 4 receivers (${ROUNDS} interleaved rounds each)`)
     const iperfRuns: number[] = []
     const pending: Array<{ label: string; native: number[]; baseline: number[] }> = []
     for (const receivers of [1, 2, 4]) {
       const g = await nativeGroup(receivers + 1)
       for (const sizeMB of quick ? [1, 16] : [1, 16, 256]) {
+        progress.step(`RDMC ${sizeMB} MB to ${receivers} receiver(s)`)
         const count = sizeMB >= 256 ? 1 : sizeMB >= 16 ? 4 : 20
         const r = await interleave(ROUNDS, () => rdmcBandwidth(g, sizeMB * MB, count), () => netBulk(netPeers, sizeMB * MB, count, receivers))
         pending.push({ label: `RDMC ${sizeMB} MB to ${receivers} receiver(s)`, ...r })

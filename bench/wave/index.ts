@@ -10,6 +10,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { logLine } from '../../src/cli/output.js'
 import { renderWave, runWaveExperiment, startUpGroup, WAVE_DEFAULTS, waveJson, type WaveOptions } from '../../src/demo/wave/index.js'
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..') // dist/bench/wave -> repo
@@ -27,14 +28,14 @@ async function main(): Promise<void> {
   const options: WaveOptions = { ...(quick ? QUICK : FULL), stamp }
   const started = new Date()
   const header = `fffs wave bench ${started.toISOString()} · node ${process.version} · ${os.type()} ${os.release()} · ${os.cpus().length} CPU ${os.cpus()[0]?.model ?? ''} · load ${os.loadavg()[0]!.toFixed(1)}${quick ? ' · QUICK' : ''}`
-  const log = (line: string): void => void process.stderr.write(line + '\n')
+  const log = (line: string): void => logLine(line)
   const group = await startUpGroup({ replicas: 3, shards: 2, sensorLagMaxMs: options.sensorLagMaxMs, clockSkewMaxMs: options.clockSkewMaxMs }, log)
   const onSignal = (): void => void group.stop().finally(() => process.exit(130))
   process.once('SIGINT', onSignal)
   process.once('SIGTERM', onSignal)
   let result
   try {
-    result = await runWaveExperiment(group.mountpoint, options, log)
+    result = await runWaveExperiment(group.mountpoint, options, log, true)
   } finally {
     await group.stop()
     process.off('SIGINT', onSignal)

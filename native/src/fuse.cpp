@@ -29,6 +29,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -73,15 +74,18 @@ double NumberOr(const Napi::Object& o, const char* key, double fallback) {
   return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : fallback;
 }
 
+/** Times are kept to the µs (an HLC stamp's physical part): rounded to whole µs, so a float's error never shows as ...999 ns. */
 timespec TimespecOfMs(double ms) {
-  timespec ts;
-  double seconds = ms / 1000;
-  ts.tv_sec = static_cast<time_t>(seconds);
-  ts.tv_nsec = static_cast<long>((ms - static_cast<double>(ts.tv_sec) * 1000) * 1e6);
-  if (ts.tv_nsec < 0) {
-    ts.tv_sec -= 1;
-    ts.tv_nsec += 1000000000L;
+  const long long us = std::llround(ms * 1000);
+  long long seconds = us / 1000000;
+  long long rest_us = us % 1000000;
+  if (rest_us < 0) {  // before 1970: the remainder stays in [0, 1 s)
+    seconds -= 1;
+    rest_us += 1000000;
   }
+  timespec ts;
+  ts.tv_sec = static_cast<time_t>(seconds);
+  ts.tv_nsec = static_cast<long>(rest_us * 1000);
   return ts;
 }
 

@@ -1,5 +1,6 @@
-// The commands of a replicated group: `fffs serve` runs one member, `fffs up` runs a local
-// group of members as child processes plus a mount of it (what `npm start` runs).
+// The local group of `fffs up` (what `npm start` runs): its config, its members as child
+// processes (members already running are adopted), and the wait until every member runs in a
+// view. Light until a member answers: the replication client code is loaded to ask it.
 
 import { spawn, type ChildProcess } from 'node:child_process'
 import { promises as fsp } from 'node:fs'
@@ -7,62 +8,16 @@ import net from 'node:net'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { errors, FffsError } from '../errors.js'
-import { CONFIG_FILE_NAME, loadGroupConfig, memberById, writeLocalGroup, type GroupConfig, type LocalGroupOptions } from '../replication/config.js'
-import { Member } from '../replication/member.js'
-import { serveClient } from '../replication/remote.js'
-import { shardGroups, shardGroupsOf, startPerShard } from '../replication/shards.js'
-import { listen } from '../replication/wire.js'
+import { CONFIG_FILE_NAME, loadGroupConfig, memberById, writeLocalGroup, type GroupConfig, type GroupMember, type LocalGroupOptions } from '../replication/config.js'
+import { shardGroups } from '../replication/shards.js'
+import { formatBytes, formatDuration, isLogLine, logLine, timestamped } from './output.js'
 
-const MEMBER_READY_TIMEOUT_MS = 60_000
-
-/**
- * Runs member `id`: one Member per shard group it serves (src/replication/shards.ts), each
- * with its own transport, log and client port. A fatal error in any of them ends the process
- * (Member.fail exits), so the shards of one process live and die together, like one node.
- */
-export async function runServe(opts: { config: string; id: number }): Promise<void> {
-  const config = await loadGroupConfig(path.resolve(opts.config))
-  memberById(config, opts.id)
-  // One shard group that cannot start (a port in use, a bad log): the process serves none.
-  const served = await startPerShard(
-    shardGroupsOf(config, opts.id),
-    async (group) => {
-      const self = memberById(group.config, opts.id)
-      const shard = group.role === 'all' ? '' : ` [${group.name}]`
-      const member = await Member.open(group.config, opts.id, { log: (line) => process.stderr.write(`${line}${shard}\n`) })
-      try {
-        const server = await listen(self.clientPort, self.host, config.key, (connection) =>
-          serveClient(connection, member.client, { dedupesSubmits: true, memberId: opts.id, status: () => member.status(), extraRequests: (request) => member.handlePeerRequest(request) }),
-        )
-        return { group, self, member, server }
-      } catch (err) {
-        await member.stop().catch(() => undefined)
-        throw err
-      }
-    },
-    async ({ server, member }) => {
-      await server.close().catch(() => undefined)
-      await member.stop()
-    },
-  )
-  if (served.length === 0) throw errors.invalid(`member ${opts.id} serves no shard in the layout of ${config.path} (a spare: it waits to be added by a join)`)
-  let stopping = false
-  const stop = async (): Promise<void> => {
-    if (stopping) return
-    stopping = true
-    process.stderr.write(`fffs: member ${opts.id}: stopping (signal)\n`)
-    await Promise.all(served.map(({ server }) => server.close().catch(() => undefined)))
-    await Promise.all(served.map(({ member }) => member.stop()))
-    process.exit(0)
-  }
-  process.on('SIGINT', () => void stop())
-  process.on('SIGTERM', () => void stop())
-  for (const { group, self } of served) {
-    const shard = group.role === 'all' ? '' : ` shard ${group.name}`
-    process.stdout.write(`fffs: member ${opts.id} of ${config.name}${shard} serving clients on ${self.host}:${self.clientPort} (data ${self.dataDir}); joining the group\n`)
-  }
-  await Promise.all(served.map(({ member }) => member.recover()))
-}
+const MEMBER_SERVING_TIMEOUT_MS = 60_000
+const GROUP_STALL_TIMEOUT_MS = 60_000 // the group forming, with nothing moving
+const GROUP_POLL_PERIOD_MS = 200
+const PROGRESS_LINE_PERIOD_MS = 5_000
+const STATUS_TIMEOUT_MS = 2_000
+const MEMBER_STOP_TIMEOUT_MS = 10_000
 
 /** The group config of `fffs up DIR`: made on first use next to the mount's default data. */
 export async function localGroupConfig(groupDir: string, options: LocalGroupOptions): Promise<GroupConfig> {
@@ -78,59 +33,193 @@ export async function localGroupConfig(groupDir: string, options: LocalGroupOpti
   return config
 }
 
-/** Starts every member of `config` as a child process; resolves once each accepts clients on every shard it serves. */
-export async function startLocalGroup(config: GroupConfig, log: (line: string) => void): Promise<{ children: ChildProcess[]; stop: () => Promise<void> }> {
-  const bin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bin/fffs')
-  const children = config.members.map((m) => {
-    const child = spawn(process.execPath, [bin, 'serve', '--config', config.path, '--id', String(m.id)], { stdio: ['ignore', 'pipe', 'pipe'] })
-    const prefix = (chunk: Buffer): void => {
-      for (const line of chunk.toString('utf8').split('\n')) if (line.trim() !== '') log(`[member ${m.id}] ${line}`)
-    }
-    child.stdout!.on('data', prefix)
-    child.stderr!.on('data', prefix)
-    return child
+/** What a member answers to a status request (src/replication/member.ts MemberStatus, plus the serving process's pid). */
+interface MemberAnswer {
+  readonly pid?: number
+  readonly phase?: string
+  readonly core: { readonly view: { readonly vid: number; readonly members: readonly number[] } } | null
+  readonly memberIds: readonly number[]
+  readonly [more: string]: unknown
+}
+
+/** True when something accepts connections on the member's client port (no handshake: cheap, and no client code loaded). */
+function listening(member: GroupMember): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: member.host, port: member.clientPort })
+    socket.once('connect', () => {
+      socket.destroy()
+      resolve(true)
+    })
+    socket.once('error', () => resolve(false))
   })
+}
+
+/** The member's status (authenticated with the cluster key), or null when it does not answer. */
+async function askMember(config: GroupConfig, member: GroupMember, timeoutMs = STATUS_TIMEOUT_MS): Promise<MemberAnswer | null> {
+  try {
+    const { fetchMemberStatus } = await import('../replication/remote.js')
+    return (await fetchMemberStatus(config, member, timeoutMs)) as MemberAnswer
+  } catch {
+    return null
+  }
+}
+
+export interface LocalGroup {
+  /** Member id -> the child process, for the members this group started. */
+  readonly children: ReadonlyMap<number, ChildProcess>
+  /** Why a member this group started is gone (`member 1 exited (code 1)`), or null while all run. */
+  exited(): string | null
+  /** Stops the members this process started (adopted ones are left running and reported). */
+  stop(): Promise<void>
+}
+
+/**
+ * Runs every member of `config`: a member already answering on its client port (started by
+ * hand, or by another `fffs up`) is adopted, the others are started as child processes.
+ * Resolves once each started one serves clients. Children's lines go to `relay`, timestamped.
+ */
+export async function startLocalGroup(config: GroupConfig, relay: (line: string) => void = (line) => process.stderr.write(line + '\n')): Promise<LocalGroup> {
+  const bin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bin/fffs')
+  const groups = shardGroups(config)
+  const endpointOf = (id: number): { config: GroupConfig; member: GroupMember } => {
+    const group = groups.find((g) => g.config.members.some((m) => m.id === id))!
+    return { config: group.config, member: memberById(group.config, id) }
+  }
+  const children = new Map<number, ChildProcess>()
+  let stopping = false
+  await Promise.all(
+    config.members.map(async ({ id }) => {
+      const { config: groupConfig, member } = endpointOf(id)
+      const running = (await listening(member)) ? await askMember(groupConfig, member, 1_000) : null
+      if (running !== null) {
+        logLine(`fffs: member ${id} is running already (pid ${running.pid ?? 'unknown'}): using it; it is not stopped with this group`)
+        return
+      }
+      const child = spawn(process.execPath, [bin, 'serve', '--config', config.path, '--id', String(id), '--with-parent'], { stdio: ['pipe', 'pipe', 'pipe'] })
+      children.set(id, child)
+      relayLines(child, id, relay)
+      child.once('exit', (code, signal) => {
+        if (stopping) return
+        logLine(`fffs: member ${id} (pid ${child.pid}) exited (${signal ?? `code ${code}`}); the others go on while a majority runs; start it again with: fffs serve --config ${config.path} --id ${id}`)
+      })
+    }),
+  )
   const stop = async (): Promise<void> => {
-    await Promise.all(
-      children.map(
-        (child) =>
-          new Promise<void>((resolve) => {
-            if (child.exitCode !== null || child.signalCode !== null) return resolve()
-            const timer = setTimeout(() => child.kill('SIGKILL'), 10_000)
-            child.once('exit', () => {
-              clearTimeout(timer)
-              resolve()
-            })
-            child.kill('SIGTERM')
-          }),
-      ),
-    )
+    stopping = true
+    await Promise.all([...children.values()].map((child) => stopChild(child)))
+    // Members this group did not start (adopted, or started by hand after one of ours died).
+    for (const { id } of config.members) {
+      const { config: groupConfig, member } = endpointOf(id)
+      const running = (await listening(member)) ? await askMember(groupConfig, member, 1_000) : null
+      if (running !== null) logLine(`fffs: member ${id} (pid ${running.pid ?? 'unknown'}) was not started by this fffs up and is still running${running.pid !== undefined ? `: kill ${running.pid} stops it` : ''}`)
+    }
   }
   try {
-    const childOf = new Map(config.members.map((m, i) => [m.id, children[i]!]))
-    const endpoints = shardGroups(config).flatMap((group) => group.config.members)
-    await Promise.all(endpoints.map((m) => waitForPort(m.host, m.clientPort, childOf.get(m.id)!, MEMBER_READY_TIMEOUT_MS)))
+    for (const [id, child] of children) await waitServing(endpointOf(id).config, endpointOf(id).member, child)
   } catch (err) {
     await stop()
     throw err
   }
-  return { children, stop }
+  const exited = (): string | null => {
+    for (const [id, child] of children) if (child.exitCode !== null || child.signalCode !== null) return `member ${id} exited (${child.signalCode ?? `code ${child.exitCode}`})`
+    return null
+  }
+  return { children, exited, stop }
 }
 
-async function waitForPort(host: string, port: number, child: ChildProcess, timeoutMs: number): Promise<void> {
-  const deadlineMs = Date.now() + timeoutMs
-  for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new FffsError('EIO', `a member exited (${child.exitCode ?? child.signalCode}) before serving on ${host}:${port}`)
-    const open = await new Promise<boolean>((resolve) => {
-      const socket = net.connect({ host, port })
-      socket.once('connect', () => {
-        socket.destroy()
-        resolve(true)
-      })
-      socket.once('error', () => resolve(false))
+/** Each line a child writes: as it is when it is a log line (timestamped), else timestamped and named. */
+function relayLines(child: ChildProcess, id: number, relay: (line: string) => void): void {
+  for (const stream of [child.stdout!, child.stderr!]) {
+    let partial = ''
+    stream.setEncoding('utf8')
+    stream.on('data', (text: string) => {
+      const lines = (partial + text).split('\n')
+      partial = lines.pop()!
+      for (const line of lines) {
+        if (line.trim() === '') continue
+        relay(isLogLine(line) ? line : timestamped(`[member ${id}] ${line}`))
+      }
     })
-    if (open) return
-    if (Date.now() > deadlineMs) throw new FffsError('EIO', `no member serving on ${host}:${port} after ${timeoutMs} ms`)
-    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+}
+
+function stopChild(child: ChildProcess): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve()
+    const timer = setTimeout(() => child.kill('SIGKILL'), MEMBER_STOP_TIMEOUT_MS)
+    child.once('exit', () => {
+      clearTimeout(timer)
+      resolve()
+    })
+    child.kill('SIGTERM')
+  })
+}
+
+/** Until the child answers a status request on its client port (it serves clients). */
+async function waitServing(config: GroupConfig, member: GroupMember, child: ChildProcess): Promise<void> {
+  const deadlineMs = Date.now() + MEMBER_SERVING_TIMEOUT_MS
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new FffsError('EIO', `member ${member.id} exited (${child.signalCode ?? `code ${child.exitCode}`}) before serving on ${member.host}:${member.clientPort}`)
+    if ((await listening(member)) && (await askMember(config, member, 1_000)) !== null) return
+    if (Date.now() > deadlineMs) throw new FffsError('EIO', `member ${member.id} not serving on ${member.host}:${member.clientPort} after ${MEMBER_SERVING_TIMEOUT_MS} ms`)
+    await new Promise((resolve) => setTimeout(resolve, GROUP_POLL_PERIOD_MS))
+  }
+}
+
+/** One member's state in one shard group, as the progress lines print it. */
+function phaseOf(answer: MemberAnswer | null, withProgress: boolean): string {
+  if (answer === null) return 'not answering'
+  const phase = answer.phase ?? 'unknown'
+  const progress = withProgress ? catchUpText(answer) : null
+  if (answer.core === null) return progress === null ? phase : `${phase}, ${progress}`
+  return `${phase} in view ${answer.core.view.vid}`
+}
+
+/**
+ * What a member reports of its catching up (its status's `transfer`, a state transfer under
+ * way): `catching up from member 0: 40% of 1.2 GiB, about 3 s left`. Null when it reports none.
+ */
+function catchUpText(answer: MemberAnswer): string | null {
+  const transfer = answer.transfer as { donorId?: unknown; doneBytes?: unknown; totalBytes?: unknown; etaMs?: unknown } | null | undefined
+  if (typeof transfer !== 'object' || transfer === null || typeof transfer.doneBytes !== 'number' || typeof transfer.totalBytes !== 'number' || transfer.totalBytes <= 0) return null
+  const percent = Math.min(99, Math.floor((100 * transfer.doneBytes) / transfer.totalBytes))
+  const left = typeof transfer.etaMs === 'number' ? `, about ${formatDuration(transfer.etaMs)} left` : ''
+  return `catching up from member ${String(transfer.donorId)}: ${percent}% of ${formatBytes(transfer.totalBytes)}${left}`
+}
+
+/**
+ * Waits until every member of every shard group runs in one view that holds them all. Prints a
+ * progress line when a member's phase changes, and while one catches up at most every few
+ * seconds. Gives up when nothing has moved for GROUP_STALL_TIMEOUT_MS (a long catch-up that
+ * moves is waited for), or when `exited` names a member that is gone. Returns each shard
+ * group's view number.
+ */
+export async function waitGroupRunning(config: GroupConfig, exited: () => string | null = () => null): Promise<Array<{ shard: string; vid: number }>> {
+  let shownPhases = ''
+  let shownPicture = ''
+  let shownAtMs = 0
+  let movedAtMs = Date.now()
+  for (;;) {
+    const groups = await Promise.all(
+      shardGroups(config).map(async (group) => ({ group, answers: await Promise.all(group.config.members.map(async (m) => ({ id: m.id, answer: await askMember(group.config, m) }))) })),
+    )
+    const views = groups.map(({ group, answers }) => {
+      const vids = new Set(answers.map(({ answer }) => (answer?.phase === 'running' && answer.core !== null && answer.core.view.members.length === answers.length ? answer.core.view.vid : -1)))
+      return { shard: group.name, vid: vids.size === 1 ? [...vids][0]! : -1 }
+    })
+    if (views.every((v) => v.vid >= 0)) return views
+    const gone = exited()
+    if (gone !== null) throw new FffsError('EIO', `the group did not form: ${gone} (its log is above)`)
+    const describe = (withProgress: boolean): string =>
+      groups.map(({ group, answers }) => `${group.name === 'all' ? '' : `${group.name}: `}${answers.map(({ id, answer }) => `member ${id} ${phaseOf(answer, withProgress)}`).join(', ')}`).join('; ')
+    const [phases, picture] = [describe(false), describe(true)]
+    const nowMs = Date.now()
+    if (picture !== shownPicture) movedAtMs = nowMs
+    if (phases !== shownPhases || (picture !== shownPicture && nowMs - shownAtMs >= PROGRESS_LINE_PERIOD_MS)) {
+      logLine(`fffs: forming the group: ${picture}`)
+      ;[shownPhases, shownPicture, shownAtMs] = [phases, picture, nowMs]
+    }
+    if (nowMs - movedAtMs > GROUP_STALL_TIMEOUT_MS) throw new FffsError('EIO', `the group did not form: nothing moved for ${GROUP_STALL_TIMEOUT_MS / 1000} s: ${picture}`)
+    await new Promise((resolve) => setTimeout(resolve, GROUP_POLL_PERIOD_MS))
   }
 }

@@ -2,7 +2,8 @@
 // summarised and laid out for a terminal. For a cluster mount that is every member's own
 // report (`Member.status()`, bigints as decimal strings): the view, the shard layout, each
 // member's core state, the shared state table as one member sees it (rows = members, like
-// Derecho's SST), the persistence and stability frontiers and the replicas' lag.
+// Derecho's SST), the persistence and stability frontiers and the replicas' lag. By default
+// a summary within 100 columns (a row per member); --verbose adds the internals.
 // Pure functions of the answer: no I/O here, so the layout is testable without a group.
 
 import type { CoreStatus } from '../replication/core/group.js'
@@ -18,6 +19,7 @@ type RowValue = string | boolean | string[] | boolean[]
 /** `MemberStatus` (src/replication/member.ts) as JSON. */
 export interface MemberStatusJson {
   readonly id: number
+  readonly pid?: number // the member's process (fffs serve)
   readonly phase?: string // 'recovering' | 'starting' | 'running' | 'stopped'
   readonly core: CoreStatusJson | null // null: in no epoch yet (recovering, starting)
   readonly memberIds: readonly number[] // the epoch's rank -> member id
@@ -136,6 +138,7 @@ export function statusJson(status: Record<string, unknown>): Record<string, unkn
 export interface ShardedStatusJson {
   readonly mode: 'sharded'
   readonly mountpoint: string
+  readonly pid: number
   readonly stableFrontier: string // the global frontier: the least of the shards'
   readonly at: string
   readonly group: ClusterStatusJson['group']
@@ -170,9 +173,19 @@ function table(rows: string[][]): string {
 const list = (values: readonly (number | string)[]): string => `[${values.join(',')}]`
 const ms = (value: number): string => (value >= 100 ? value.toFixed(0) : value.toFixed(1))
 
-export function renderStatus(status: Record<string, unknown>): string {
+export interface RenderOptions {
+  /** Also each member's stamps, the shared state table (ballots, HLC logical counters) and the config path. */
+  readonly verbose?: boolean
+}
+
+/**
+ * The same layout for every kind of mount: a header line (the mount, its pid, what it serves),
+ * then for a group the view and one row per member (pid, phase, how far behind), within 100
+ * columns; --verbose adds the internals below.
+ */
+export function renderStatus(status: Record<string, unknown>, options: RenderOptions = {}): string {
   const { sensor, ...rest } = status
-  return renderStatusOf(rest) + sensorLine(sensor)
+  return renderStatusOf(rest, options.verbose === true) + sensorLine(sensor)
 }
 
 /** The mount's sensor-time counters (src/fs/sensorRecords.ts SensorStats), one line. */
@@ -181,58 +194,107 @@ function sensorLine(sensor: unknown): string {
   return `sensor: ${Object.entries(sensor).map(([k, v]) => `${k}=${String(v)}`).join(' ')}\n`
 }
 
-function renderStatusOf(status: Record<string, unknown>): string {
-  if (isSharded(status)) {
-    const { group } = status
-    const head =
-      `mount ${status.mountpoint} · group ${group.name} (${group.configPath}) · ${status.at}\n` +
-      `layout: meta shard ${list(group.shards.meta)}; ${group.shards.data.map((ids, s) => `data${s} ${list(ids)}`).join('; ')} · global stable cut ${status.stableFrontier}\n`
-    return head + status.shards.map((shard) => `\n=== shard ${shard.shard} ===\n${renderCluster(shard)}`).join('')
-  }
-  if (!isCluster(status)) return Object.entries(status).map(([k, v]) => `${k}: ${String(v)}`).join('\n') + '\n'
-  return renderCluster(status)
+function layoutText(group: ClusterStatusJson['group']): string {
+  const { shards, replicas } = group.layout
+  return `${group.members.length} members, ` + (shards > 1 ? `a meta shard and ${shards} data shards of ${replicas} replicas` : `${replicas} replicas`)
 }
 
-function renderCluster(status: ClusterStatusJson): string {
+function renderStatusOf(status: Record<string, unknown>, verbose: boolean): string {
+  if (isSharded(status)) {
+    const { group } = status
+    const out = [`mount ${status.mountpoint} (pid ${status.pid}) · group ${group.name}: ${layoutText(group)}`, `stable cut ${status.stableFrontier} (the least of the shards')`]
+    if (verbose) out.push(`config ${group.configPath} · at ${status.at}`)
+    return out.join('\n') + '\n' + status.shards.map((shard) => `\n=== shard ${shard.shard} (members ${list(shard.group.members.map((m) => m.id))}) ===\n${renderCluster(shard, verbose, false)}`).join('')
+  }
+  if (isCluster(status)) return renderCluster(status, verbose, true)
+  // Embedded: the store is in the mount process itself.
+  const out = [`mount ${String(status.mountpoint)} (pid ${String(status.pid)}) · embedded store ${String(status.dataDir)}`, `stable cut ${String(status.stableFrontier)}`]
+  for (const [key, value] of Object.entries(status)) if (verbose && !['mountpoint', 'pid', 'dataDir', 'stableFrontier'].includes(key)) out.push(`${key}: ${String(value)}`)
+  return out.join('\n') + '\n'
+}
+
+function renderCluster(status: ClusterStatusJson, verbose: boolean, header: boolean): string {
   const summary = summarize(status)
   const { group } = status
   const out: string[] = []
-  out.push(`mount ${status.mountpoint} (pid ${status.pid}) · group ${group.name} (${group.configPath}) · connected to member ${status.connectedMember ?? 'none'} · ${status.at}`)
-  if (group.shardRole === undefined) {
-    out.push(
-      `layout: ${group.layout.shards} data shard(s) x ${group.layout.replicas} replica(s); meta shard ${list(group.shards.meta)}; ` +
-        group.shards.data.map((ids, s) => `data shard ${s} ${list(ids)}`).join('; '),
-    )
-  } else {
-    out.push(`${group.shardRole} shard of ${group.layout.replicas} replicas: members ${list(group.members.map((m) => m.id))}`)
+  if (header) {
+    out.push(`mount ${status.mountpoint} (pid ${status.pid}) · group ${group.name}: ${layoutText(group)} · connected to member ${status.connectedMember ?? 'none'}`)
+    if (verbose) out.push(`config ${group.configPath} · at ${status.at}`)
   }
   if (summary.view === null) {
-    out.push(`no member in a running group: ${status.members.map((m) => `member ${m.id}: ${m.status !== undefined ? (m.status.phase ?? 'no view') : (m.error?.message ?? 'no answer')}`).join('; ')}`)
+    out.push(`no member in a running group: ${status.members.map((m) => `member ${m.id}${pidText(m)}: ${m.status !== undefined ? (m.status.phase ?? 'no view') : (m.error?.message ?? 'no answer')}`).join('; ')}`)
     return out.join('\n') + '\n'
   }
-  out.push(`view ${summary.view.vid}: members ${list(summary.view.members)}, leader ${summary.leader ?? '-'} (as member ${summary.referenceMember} sees it)`)
+  out.push(`view ${summary.view.vid}: members ${list(summary.view.members)}, leader ${summary.leader ?? '-'} · stable cut ${status.stableFrontier}`)
   if (summary.views.length > 1) out.push(`  views differ: ${summary.views.map((v) => `view ${v.vid} ${list(v.members)} at ${list(v.reportedBy)}`).join('; ')} (a view change is under way or a member was excluded)`)
-  out.push(`frontiers (member ${summary.referenceMember}): persistence ${shortStamp(summary.persistenceFrontier ?? undefined)} · stability ${shortStamp(summary.stabilityFrontier ?? undefined)} · this mount's stable cut ${status.stableFrontier}`)
   out.push('')
+  out.push(table(verbose ? verboseMemberRows(status) : memberRows(status, summary)))
+  for (const m of status.members) if (!m.reachable) out.push(`member ${m.id} unreachable: ${m.error?.code ?? 'EIO'} ${m.error?.message ?? ''}`.trimEnd())
+  if (!verbose) return out.join('\n') + '\n'
+  out.push('')
+  out.push(`frontiers (member ${summary.referenceMember}): persistence ${shortStamp(summary.persistenceFrontier ?? undefined)} · stability ${shortStamp(summary.stabilityFrontier ?? undefined)}`)
+  // The shared state table, one member's copy.
+  const reference = status.members.find((m) => m.id === summary.referenceMember)!.status as MemberStatusJson & { readonly core: CoreStatusJson }
+  out.push(`shared state table as member ${reference.id} sees it (rows = members; per-sender and per-member columns in member order ${list(reference.memberIds)}):`)
+  out.push(table(sstRows(reference)))
+  out.push('')
+  out.push(`replica lag (member ${reference.id}'s table, view ${summary.view.vid}; behind = the newest delivery in the view minus this member's):`)
+  out.push(
+    table([
+      ['MEMBER', 'DELIVERED_BEHIND (msgs)', 'DELIVERED_BEHIND (ms)', 'PERSISTED_BEHIND (ms)'],
+      ...summary.lag.map((l) => [String(l.member), String(l.deliveredBehindMessages), ms(l.deliveredBehindMs), ms(l.persistedBehindMs)]),
+    ]),
+  )
+  return out.join('\n') + '\n'
+}
 
-  // Each member as it reports itself.
-  const memberRows: string[][] = [['MEMBER', 'PHASE', 'STATE', 'VIEW', 'MEMBERS', 'SENT', 'DELIVERED', 'DELIVERED_AT', 'APPLIED_AT', 'PERSISTED_AT', 'GLOBAL_PERSISTED', 'STABLE', 'PENDING', 'SUSPECTS']]
+const pidText = (m: MemberReportJson): string => (m.status?.pid !== undefined ? ` (pid ${m.status.pid})` : '')
+const memberName = (m: MemberReportJson): string => `${m.id}${m.connected ? '*' : ''}`
+
+function memberState(core: CoreStatusJson): string {
+  return core.excluded ? 'excluded' : core.wedged ? 'wedged' : core.view.members.includes(core.rank) ? 'in view' : 'outside'
+}
+
+/** One row per member, as it reports itself, with its lag from the reference member's table (* = this mount's member). */
+function memberRows(status: ClusterStatusJson, summary: ClusterSummary): string[][] {
+  const rows: string[][] = [['MEMBER', 'PID', 'PHASE', 'STATE', 'VIEW', 'DELIVERED', 'BEHIND (msgs)', 'BEHIND (ms)', 'UNPERSISTED (ms)']]
   for (const m of status.members) {
+    const pid = m.status?.pid !== undefined ? String(m.status.pid) : '-'
     if (!m.reachable || m.status === undefined) {
-      memberRows.push([`${m.id}${m.connected ? '*' : ''}`, '-', 'unreachable'])
+      rows.push([memberName(m), pid, '-', 'unreachable'])
+      continue
+    }
+    const c = m.status.core
+    if (c === null) {
+      rows.push([memberName(m), pid, m.status.phase ?? '-', 'no epoch'])
+      continue
+    }
+    const lag = summary.lag.find((l) => l.member === m.id)
+    rows.push([memberName(m), pid, m.status.phase ?? '-', memberState(c), String(c.view.vid), String(c.delivered), lag === undefined ? '-' : String(lag.deliveredBehindMessages), lag === undefined ? '-' : ms(lag.deliveredBehindMs), lag === undefined ? '-' : ms(lag.persistedBehindMs)])
+  }
+  return rows
+}
+
+/** Each member's core state with its stamps (time of day, µs, +HLC logical counter). */
+function verboseMemberRows(status: ClusterStatusJson): string[][] {
+  const rows: string[][] = [['MEMBER', 'PID', 'PHASE', 'STATE', 'VIEW', 'MEMBERS', 'SENT', 'DELIVERED', 'DELIVERED_AT', 'APPLIED_AT', 'PERSISTED_AT', 'GLOBAL_PERSISTED', 'STABLE', 'PENDING', 'SUSPECTS']]
+  for (const m of status.members) {
+    const pid = m.status?.pid !== undefined ? String(m.status.pid) : '-'
+    if (!m.reachable || m.status === undefined) {
+      rows.push([memberName(m), pid, '-', 'unreachable'])
       continue
     }
     const s = m.status
     const c = s.core
     if (c === null) {
-      memberRows.push([`${m.id}${m.connected ? '*' : ''}`, s.phase ?? '-', 'no epoch', '-', '-', '-', '-', '-', shortStamp(s.appliedStamp)])
+      rows.push([memberName(m), pid, s.phase ?? '-', 'no epoch', '-', '-', '-', '-', '-', shortStamp(s.appliedStamp)])
       continue
     }
-    const state = c.excluded ? 'excluded' : c.wedged ? 'wedged' : c.view.members.includes(c.rank) ? 'in view' : 'outside'
-    memberRows.push([
-      `${m.id}${m.connected ? '*' : ''}`,
+    rows.push([
+      memberName(m),
+      pid,
       s.phase ?? '-',
-      state,
+      memberState(c),
       String(c.view.vid),
       list(idsOf(s, c.view.members)),
       String(c.sent),
@@ -246,25 +308,7 @@ function renderCluster(status: ClusterStatusJson): string {
       c.suspected.length === 0 ? '-' : list(idsOf(s, c.suspected)),
     ])
   }
-  out.push('members as each reports itself (* = this mount is connected to it):')
-  out.push(table(memberRows))
-  out.push('')
-
-  // The shared state table, one member's copy.
-  const reference = status.members.find((m) => m.id === summary.referenceMember)!.status as MemberStatusJson & { readonly core: CoreStatusJson }
-  out.push(`shared state table as member ${reference.id} sees it (rows = members; per-sender and per-member columns in member order ${list(reference.memberIds)}):`)
-  out.push(table(sstRows(reference)))
-  out.push('')
-
-  out.push(`replica lag (member ${reference.id}'s table, view ${summary.view.vid}; behind = the newest delivery in the view minus this member's):`)
-  out.push(
-    table([
-      ['MEMBER', 'DELIVERED_BEHIND (msgs)', 'DELIVERED_BEHIND (ms)', 'PERSISTED_BEHIND (ms)'],
-      ...summary.lag.map((l) => [String(l.member), String(l.deliveredBehindMessages), ms(l.deliveredBehindMs), ms(l.persistedBehindMs)]),
-    ]),
-  )
-  for (const m of status.members) if (!m.reachable) out.push(`member ${m.id} unreachable: ${m.error?.code ?? 'EIO'} ${m.error?.message ?? ''}`.trimEnd())
-  return out.join('\n') + '\n'
+  return rows
 }
 
 /** The table's columns (src/replication/core/schema.ts), one row per member. */

@@ -1,22 +1,12 @@
 // The CLI side of the control socket: finds the fffs mount holding a path and sends requests.
 
-import { readFileSync } from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import { errors, FffsError, type FffsErrorCode } from '../errors.js'
+import { fffsMounts } from '../fs/mountTable.js'
 import { controlSocketPath, type ControlRequest, type ControlResponse } from './protocol.js'
 
 const REQUEST_TIMEOUT_MS = 30_000
-
-/** fffs mount points from /proc/mounts (fstype fuse.fffs), unescaped. */
-export function fffsMounts(): string[] {
-  const text = readFileSync('/proc/mounts', 'utf8')
-  return text
-    .split('\n')
-    .map((line) => line.split(' '))
-    .filter((fields) => fields[2] === 'fuse.fffs')
-    .map((fields) => fields[1]!.replace(/\\([0-7]{3})/g, (_m, octal: string) => String.fromCharCode(parseInt(octal, 8))))
-}
 
 /** The mount holding `target` and the path inside it ('/...'). */
 export function locate(target: string): { mountpoint: string; inner: string } {
@@ -41,15 +31,15 @@ export function defaultMount(explicit: string | undefined): string {
   }
 }
 
-export async function request<T>(mountpoint: string, body: ControlRequest | (ControlRequest & Record<string, unknown>)): Promise<T> {
+export async function request<T>(mountpoint: string, body: ControlRequest | (ControlRequest & Record<string, unknown>), timeoutMs = REQUEST_TIMEOUT_MS): Promise<T> {
   const socketPath = controlSocketPath(mountpoint)
   const response = await new Promise<ControlResponse>((resolve, reject) => {
     const socket = net.createConnection(socketPath)
     let buffered = ''
     const timer = setTimeout(() => {
       socket.destroy()
-      reject(errors.invalid(`no answer from the mount at ${mountpoint} within ${REQUEST_TIMEOUT_MS} ms`))
-    }, REQUEST_TIMEOUT_MS)
+      reject(errors.invalid(`no answer from the mount at ${mountpoint} within ${timeoutMs} ms`))
+    }, timeoutMs)
     socket.setEncoding('utf8')
     socket.on('connect', () => socket.write(JSON.stringify(body) + '\n'))
     socket.on('data', (text: string) => {
@@ -71,4 +61,14 @@ export async function request<T>(mountpoint: string, body: ControlRequest | (Con
   })
   if (!response.ok) throw new FffsError(response.code as FffsErrorCode, response.message)
   return response.result as T
+}
+
+/** The pid of the process serving the fffs mount at `mountpoint`, or null when it does not answer. */
+export async function mountOwner(mountpoint: string, timeoutMs = 2_000): Promise<number | null> {
+  try {
+    const { pid } = await request<{ pid?: unknown }>(mountpoint, { op: 'ping' }, timeoutMs)
+    return typeof pid === 'number' ? pid : null
+  } catch {
+    return null
+  }
 }

@@ -7,13 +7,16 @@ import os from 'node:os'
 import path from 'node:path'
 
 export type ControlRequest =
-  | { readonly op: 'log'; readonly path: string }
-  | { readonly op: 'cat'; readonly path: string }
+  /** since/until: SPEC text of platform times (absolute: the CLI resolves relative ones); object: the object's own history. */
+  | { readonly op: 'log'; readonly path: string; readonly object?: boolean; readonly since?: string; readonly until?: string; readonly limit?: number; readonly reverse?: boolean }
+  | { readonly op: 'cat'; readonly path: string; readonly offset?: number }
   | { readonly op: 'ls'; readonly path: string }
+  | { readonly op: 'stat'; readonly path: string } // one node's EntryInfo (src/control/server.ts)
   | { readonly op: 'snapshot.create'; readonly name: string; readonly at?: string }
   | { readonly op: 'snapshot.list' }
   | { readonly op: 'snapshot.delete'; readonly name: string }
   | { readonly op: 'status' }
+  | { readonly op: 'ping' } // the mount process's pid, at once
   | { readonly op: 'cut'; readonly spec: string; readonly path?: string } // path: mount-relative
   | { readonly op: 'changes'; readonly pattern: string; readonly after?: string } // after: HlcStamp, decimal; absent: from now
   | { readonly op: 'unmount' }

@@ -6,27 +6,42 @@ import net from 'node:net'
 import path from 'node:path'
 import { errors, isFffsError } from '../errors.js'
 import type { MountedFs } from '../fs/mount.js'
-import { parsePath, Resolver, type TimeOptions } from '../fs/resolve.js'
+import { NameHistory, type HistoryQuery, type HistoryRow } from '../fs/history.js'
+import { parsePath, Resolver, SNAPSHOT_DIR, type TimeOptions } from '../fs/resolve.js'
 import type { Client } from '../replication/client.js'
 import { RemoteClient } from '../replication/remote.js'
 import { ShardedClient } from '../replication/sharded.js'
-import type { Attr } from '../store/records.js'
-import { hlcToIso } from '../temporal/hlc.js'
-import { formatTimeSpec } from '../temporal/spec.js'
+import type { Attr, EntryChange, NodeKind } from '../store/records.js'
+import { HLC_MAX, hlcCeilingOfUs, hlcOf, hlcToIso } from '../temporal/hlc.js'
+import { formatTimeSpec, parseTimeSpec } from '../temporal/spec.js'
 import { cutReport, stableChanges } from './inspect.js'
 import { CONTROL_REQUEST_BYTES_MAX, controlSocketPath, type ControlRequest, type ControlResponse } from './protocol.js'
 
 export const CAT_CHUNK_BYTES_MAX = 1024 * 1024
 
+/** A row of `fffs log`: a version the path returned (or, for `--object`, a version of the object). */
 export interface VersionInfo {
-  version: number
-  time: string
+  version: number // the row: PATH@v<version> (with --object, the object's own version number)
+  time: string // from this instant on, PATH@T returns this row
   stamp: string // the exact HLC stamp, decimal (`time` is its physical part)
+  ino: number // the object (inode) this is a version of; for a removal, the object removed
+  objectVersion: number | null // the object's own version number; null: the name was removed (PATH@T is ENOENT)
+  kind: NodeKind | null
   sensorTime: string | null
-  sizeBytes: number
-  /** How many names the file had with this version (hard links; 0 once the last is removed). */
-  links: number
-  change: string
+  sizeBytes: number | null
+  /** How many names the object had with this version (hard links; 0 once the last is removed); null for a removal row. */
+  links: number | null
+  change: string // create, version, setattr, ...; for a directory, what changed among its entries
+  entries?: EntryChange
+}
+
+/** What the control socket answers to 'log'. */
+export interface LogReport {
+  readonly path: string
+  readonly anchoredPath: string | null // the path with its relative spec made absolute, when it had one
+  readonly object: boolean
+  readonly total: number // rows in the whole history (the query may list fewer)
+  readonly rows: VersionInfo[]
 }
 
 export interface EntryInfo {
@@ -35,17 +50,73 @@ export interface EntryInfo {
   sizeBytes: number
   version: number
   time: string
+  stamp: string // this version's HLC stamp, decimal: equal stamps of one node mean the same bytes
+  contentStamp?: string // sharded: the data shard's version the bytes are
+  mode: number // permission bits
+  target?: string // symlinks
 }
 
-function versionInfo(attr: Attr): VersionInfo {
+function entryInfo(name: string, attr: Attr): EntryInfo {
   return {
+    name,
+    kind: attr.kind,
+    sizeBytes: attr.sizeBytes,
     version: attr.version,
     time: hlcToIso(BigInt(attr.stamp)),
     stamp: attr.stamp,
-    sensorTime: attr.sensorUs === undefined ? null : formatTimeSpec({ kind: 'platform', timeUs: attr.sensorUs }),
-    sizeBytes: attr.sizeBytes,
-    links: attr.nlink ?? 1,
-    change: attr.change,
+    ...(attr.contentStamp !== undefined ? { contentStamp: attr.contentStamp } : {}),
+    mode: attr.mode,
+    ...(attr.target !== undefined ? { target: attr.target } : {}),
+  }
+}
+
+function versionInfo(row: HistoryRow): VersionInfo {
+  const attr = row.attr
+  return {
+    version: row.row,
+    time: hlcToIso(row.stamp),
+    stamp: row.stamp.toString(),
+    ino: row.ino,
+    objectVersion: attr?.version ?? null,
+    kind: attr?.kind ?? null,
+    sensorTime: attr?.sensorUs === undefined ? null : formatTimeSpec({ kind: 'platform', timeUs: attr.sensorUs }),
+    sizeBytes: attr?.sizeBytes ?? null,
+    links: attr === null ? null : (attr.nlink ?? 1),
+    change: attr?.entries === undefined ? row.change : describeEntryChange(attr.entries),
+    ...(attr?.entries !== undefined ? { entries: attr.entries } : {}),
+  }
+}
+
+/** A directory version's change among its entries, as `fffs log DIR` shows it. */
+function describeEntryChange(entries: EntryChange): string {
+  const replacing = entries.replaced === true ? ' (replacing the one before)' : ''
+  if (entries.added !== undefined && entries.removed !== undefined) return `renamed ${entries.removed} → ${entries.added}${replacing}`
+  if (entries.added !== undefined) return `+ ${entries.added}${entries.moved === true ? ' (moved in)' : ''}${replacing}`
+  if (entries.removed !== undefined) return `- ${entries.removed}${entries.moved === true ? ' (moved out)' : ''}`
+  return 'entries changed'
+}
+
+type LogRequest = Extract<ControlRequest, { op: 'log' }>
+
+/** A log request's filters, checked (the request is the peer's JSON): `--since`/`--until` are platform times (the CLI resolves relative ones). */
+function historyQuery(request: LogRequest): HistoryQuery {
+  const time = (field: 'since' | 'until'): number | undefined => {
+    const text: unknown = request[field]
+    if (text === undefined) return undefined
+    if (typeof text !== 'string') throw errors.invalid(`log: ${field} must be a SPEC`)
+    const spec = parseTimeSpec(text)
+    if (spec.kind !== 'platform') throw errors.invalid(`log: --${field} takes a platform time, got '${text}'`)
+    return spec.timeUs
+  }
+  const since = time('since')
+  const until = time('until')
+  const limit: unknown = request.limit
+  if (limit !== undefined && (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 1)) throw errors.invalid(`log: limit must be a positive integer`)
+  return {
+    ...(since !== undefined ? { since: hlcOf(since, 0) } : {}),
+    ...(until !== undefined ? { until: hlcCeilingOfUs(until) } : {}),
+    ...(limit !== undefined ? { limit } : {}),
+    ...(request.reverse === true ? { reverse: true } : {}),
   }
 }
 
@@ -115,11 +186,29 @@ export class ControlServer {
     }
   }
 
-  private async node(pathText: unknown): Promise<Attr> {
+  private async node(pathText: unknown): Promise<{ attr: Attr; anchoredPath: string | null }> {
     if (typeof pathText !== 'string') throw errors.invalid('path must be a string')
     const resolved = await this.resolver.resolve(parsePath(pathText))
-    if (resolved.kind !== 'node') throw errors.invalid(`${pathText} is the snapshot directory`)
-    return resolved.attr
+    if (resolved.kind !== 'node') throw errors.invalid(`${pathText} is a virtual directory`)
+    return resolved
+  }
+
+  /** `fffs log`: the rows PATH@T returned over time (history.ts), or with `object` the versions of the object PATH names. */
+  private async log(request: LogRequest): Promise<LogReport> {
+    if (typeof request.path !== 'string') throw errors.invalid('path must be a string')
+    const query = historyQuery(request)
+    if (request.object === true) {
+      const { attr, anchoredPath } = await this.node(request.path)
+      const latest = await this.client.attr(attr.ino, HLC_MAX)
+      const { since, until, ...page } = query // the object's own versions: the same filters as a VersionRange
+      const range = { ...page, ...(since !== undefined ? { after: since - 1n } : {}), ...(until !== undefined ? { upto: until } : {}) }
+      const rows = (await this.client.versions(attr.ino, range)).map((a) => versionInfo({ row: a.version, stamp: BigInt(a.stamp), ino: a.ino, attr: a, change: a.change }))
+      return { path: request.path, anchoredPath, object: true, total: latest?.version ?? 0, rows }
+    }
+    const { dir, name } = await this.resolver.historyTarget(parsePath(request.path))
+    const history = await NameHistory.of(this.client, dir, name)
+    if (history.total === 0) throw errors.notFound(`${request.path} (it has never existed)`)
+    return { path: request.path, anchoredPath: null, object: false, total: history.total, rows: (await history.rows(query)).map(versionInfo) }
   }
 
   /**
@@ -158,32 +247,33 @@ export class ControlServer {
 
   private async dispatch(request: ControlRequest): Promise<unknown> {
     switch (request.op) {
-      case 'log': {
-        const attr = await this.node(request.path)
-        return (await this.client.versions(attr.ino)).map(versionInfo)
-      }
+      case 'log':
+        return this.log(request)
       case 'cat': {
-        const attr = await this.node(request.path)
+        const { attr, anchoredPath } = await this.node(request.path)
         if (attr.kind === 'dir') throw errors.isDir(request.path)
         const { offset, length } = request as { offset?: unknown; length?: unknown }
         const from = typeof offset === 'number' && offset >= 0 ? offset : 0
         const want = typeof length === 'number' && length >= 0 ? Math.min(length, CAT_CHUNK_BYTES_MAX) : CAT_CHUNK_BYTES_MAX
         const into = Buffer.alloc(want)
         const n = await this.client.read(attr, from, into, want)
-        return { sizeBytes: attr.sizeBytes, version: attr.version, dataBase64: into.subarray(0, n).toString('base64') }
+        return { sizeBytes: attr.sizeBytes, version: attr.version, anchoredPath, dataBase64: into.subarray(0, n).toString('base64') }
       }
       case 'ls': {
         const resolved = await this.resolver.resolve(parsePath(String(request.path)))
-        if (resolved.kind !== 'node') return (await this.client.snapshots()).map((s) => ({ name: s.name, kind: 'snapshot', sizeBytes: 0, version: 0, time: hlcToIso(BigInt(s.at)) }))
+        if (resolved.kind !== 'node') return { anchoredPath: null, entries: resolved.dir === SNAPSHOT_DIR ? (await this.client.snapshots()).map((s) => ({ name: s.name, kind: 'snapshot', sizeBytes: 0, version: 0, time: hlcToIso(BigInt(s.at)), stamp: s.at, mode: 0o555 })) : [] }
         if (resolved.attr.kind !== 'dir') throw errors.notDir(String(request.path))
         const names = await this.resolver.list(resolved.attr, resolved.cut)
         const entries: EntryInfo[] = []
-        for (const name of names) {
-          const attr = await this.resolver.child(resolved.attr, name, resolved.cut)
-          entries.push({ name, kind: attr.kind, sizeBytes: attr.sizeBytes, version: attr.version, time: hlcToIso(BigInt(attr.stamp)) })
-        }
-        return entries
+        for (const name of names) entries.push(entryInfo(name, await this.resolver.child(resolved.attr, name, resolved.cut)))
+        return { anchoredPath: resolved.anchoredPath, entries }
       }
+      case 'stat': {
+        const { attr } = await this.node(request.path)
+        return entryInfo(String(request.path).split('/').filter((c) => c !== '').pop() ?? '/', attr)
+      }
+      case 'ping':
+        return { pid: process.pid, mountpoint: this.mounted.mountpoint }
       case 'snapshot.create':
         if (typeof request.name !== 'string') throw errors.invalid('snapshot name must be a string')
         return this.mounted.operations.createSnapshot(request.name, typeof request.at === 'string' ? request.at : null)

@@ -1,36 +1,20 @@
 // `fffs demo ...`: demonstrations that run against a group (src/demo/*). Registered on the
 // CLI by main.ts with one call, so the demos' options live next to them.
 
-import { Command, CommanderError, Option } from 'commander'
-import { runWaveDemo, WAVE_DEFAULTS } from './wave/index.js'
+import { Command, Option } from 'commander'
+import { nonNegativeInt, positiveInt, positiveNumber, usageError } from '../cli/args.js'
+import { logLine } from '../cli/output.js'
+import { WAVE_DEFAULTS } from './wave/options.js'
 import type { StampMode } from './wave/writers.js'
-
-function nonNegativeInt(text: string): number {
-  const n = Number(text)
-  if (!Number.isInteger(n) || n < 0) throw new CommanderError(2, 'fffs.badNumber', `not a non-negative integer: '${text}'`)
-  return n
-}
-
-function positiveInt(text: string): number {
-  const n = nonNegativeInt(text)
-  if (n === 0) throw new CommanderError(2, 'fffs.badNumber', `not a positive integer: '${text}'`)
-  return n
-}
-
-function positiveNumber(text: string): number {
-  const n = Number(text)
-  if (!(n > 0) || !Number.isFinite(n)) throw new CommanderError(2, 'fffs.badNumber', `not a positive number: '${text}'`)
-  return n
-}
 
 function tiles(text: string): [number, number] {
   const match = /^(\d+)x(\d+)$/.exec(text)
-  if (match === null || Number(match[1]) < 1 || Number(match[2]) < 1) throw new CommanderError(2, 'fffs.badTiles', `--tiles takes COLUMNSxROWS (e.g. 10x10), got '${text}'`)
+  if (match === null || Number(match[1]) < 1 || Number(match[2]) < 1) throw usageError(`--tiles takes COLUMNSxROWS (e.g. 10x10), got '${text}'`)
   return [Number(match[1]), Number(match[2])]
 }
 
 function stampMode(text: string): StampMode {
-  if (text !== 'xattr' && text !== 'path') throw new CommanderError(2, 'fffs.badStamp', `--stamp takes xattr or path, got '${text}'`)
+  if (text !== 'xattr' && text !== 'path') throw usageError(`--stamp takes xattr or path, got '${text}'`)
   return text
 }
 
@@ -72,6 +56,7 @@ export function addDemoCommand(program: Command): void {
     .option('--png <file>', 'where to write the strip', 'fffs-wave.png')
     .option('--json', 'print the result as JSON instead of the table')
     .action(async (flags: WaveFlags) => {
+      const { runWaveDemo } = await import('./wave/index.js') // loaded when the demo runs: the CLI starts without it
       await runWaveDemo(
         {
           ...WAVE_DEFAULTS,
@@ -92,7 +77,7 @@ export function addDemoCommand(program: Command): void {
           ...(flags.mount !== undefined ? { mount: flags.mount } : {}),
         },
         (text) => process.stdout.write(text),
-        (line) => process.stderr.write(line + '\n'),
+        logLine,
       )
     })
 }

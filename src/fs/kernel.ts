@@ -6,13 +6,12 @@
 import { realpathSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
-import { ERRNO, errors, isFffsError } from '../errors.js'
+import { ERRNO, errors, isFffsError, isMalformedSpec } from '../errors.js'
 import { findNativeAddon, NATIVE_BUILD_DIR } from '../nativeAddons.js'
 import type { Ino } from '../store/records.js'
 import { NodeTable } from './nodeTable.js'
-import type { AttrChanges, Caller, Operations, Stat } from './operations.js'
+import type { AttrChanges, Caller, Found, Operations, Stat } from './operations.js'
 import { holdsNode } from './processes.js'
-import { isTimePath, parsePath } from './resolve.js'
 
 /** The request kinds, in native/src/fuse.cpp's order (enum class Op). */
 enum FuseOp {
@@ -102,7 +101,8 @@ function isWriteOnly(flags: number): boolean {
 /** The positive errno for a failed handler; bugs and EIO are logged (bugs answered EIO), never swallowed. */
 function errnoOf(err: unknown): number {
   if (isFffsError(err)) {
-    if (err.code === 'EIO') process.stderr.write(`fffs: EIO: ${err.message}\n`) // the caller learns nothing more from EIO
+    // The caller learns nothing more than the errno: for EIO and a malformed time spec, the mount says why.
+    if (err.code === 'EIO' || isMalformedSpec(err)) process.stderr.write(`fffs: ${err.code}: ${err.message}\n`)
     return err.errno
   }
   process.stderr.write(`fffs: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
@@ -126,7 +126,8 @@ export class KernelSession {
   /** Nodes the kernel may hold pages of: a read was answered, or a write went through their page cache, since they were last dropped. */
   private readonly pagesCached = new Set<number>()
 
-  constructor(ops: Operations) {
+  /** `onUnmountedFromOutside`: the kernel ended the session (fusermount -u, umount) without unmount(). */
+  constructor(ops: Operations, private readonly onUnmountedFromOutside: () => void = () => undefined) {
     this.ops = ops
     const { FuseSession, requestBufferBytes, contextBufferBytes } = loadAddon()
     this.requestBuffer = Buffer.allocUnsafeSlow(requestBufferBytes)
@@ -168,22 +169,29 @@ export class KernelSession {
 
   private readonly ok = (req: Req) => (): void => this.session.replyErr(req, 0)
 
-  private entry(req: Req, parent: number, name: string, stat: Stat): void {
-    this.session.replyEntry(req, this.remember(parent, name, stat), stat, CACHE_TIMEOUT_S)
+  private entry(req: Req, parent: number, name: string, found: Found): void {
+    this.session.replyEntry(req, this.remember(parent, name, found), found.stat, CACHE_TIMEOUT_S)
   }
 
-  /** The node id for a name the kernel now holds: a live node's is its inode, a time path's its own. */
-  private remember(parent: number, name: string, stat: Stat): number {
-    return this.table.remember(parent, name, isTimePath(parsePath(this.table.childPath(parent, name))) ? null : stat.ino)
+  /**
+   * The node id for a name the kernel now holds: a live node's is its inode, a time path's its
+   * own; a relative spec in the name stays resolved as this lookup resolved it (`anchoredName`).
+   */
+  private remember(parent: number, name: string, found: Found): number {
+    return this.table.remember(parent, name, found.live ? found.stat.ino : null, found.anchoredName)
   }
 
-  /** Creates with `make`, then answers the lookup the kernel does not send: the new node's entry. */
-  private made(req: Req, parent: number, name: string, make: (path: string) => Promise<void>): void {
+  /**
+   * Creates with `make`, then answers the lookup the kernel does not send: the new node's entry.
+   * `make` returns the name the entry got when it is not `name` (`mkdir .snapshot/s@-1h` makes s).
+   */
+  private made(req: Req, parent: number, name: string, make: (path: string) => Promise<string | void>): void {
     this.serve(req, async () => {
-      const path = this.table.childPath(parent, name)
-      await make(path)
-      return this.ops.getattr(path)
-    }, (stat) => this.entry(req, parent, name, stat))
+      const made = await make(this.table.childPath(parent, name))
+      const anchored = typeof made === 'string' && made !== name ? made : null
+      const found = await this.ops.lookup(this.table.childPath(parent, anchored ?? name))
+      return { ...found, anchoredName: anchored }
+    }, (found) => this.entry(req, parent, name, found))
   }
 
   private dispatch(op: FuseOp, req: Req, nodeId: number, a: unknown, b: unknown, c: unknown, d: unknown, e: unknown): void {
@@ -194,7 +202,7 @@ export class KernelSession {
     switch (op) {
       case FuseOp.Lookup: {
         const name = a as string
-        return this.serve(req, () => ops.getattr(table.childPath(nodeId, name)), (stat) => this.entry(req, nodeId, name, stat))
+        return this.serve(req, () => ops.lookup(table.childPath(nodeId, name)), (found) => this.entry(req, nodeId, name, found))
       }
       case FuseOp.Forget:
         table.forget(nodeId, a as number)
@@ -241,7 +249,7 @@ export class KernelSession {
           const fd = await ops.create(table.childPath(nodeId, name), b as number, caller, flags)
           return { fd, stat: ops.fgetattr(fd) }
         }, ({ fd, stat }) => {
-          const id = this.remember(nodeId, name, stat)
+          const id = this.remember(nodeId, name, { stat, live: !ops.openedThroughTimePath(fd), anchoredName: null }) // P@sensor:T keeps a node of its own
           table.node(id).handles.add(fd)
           if (isWriteOnly(flags)) this.directHandles.add(fd)
           this.session.replyCreate(req, id, stat, CACHE_TIMEOUT_S, fd, isWriteOnly(flags))
@@ -293,9 +301,8 @@ export class KernelSession {
         return this.serve(req, () => ops.getxattr(path(), a as string), (value) => this.xattrReply(req, value, b as number))
       case FuseOp.Listxattr:
         return this.serve(req, () => ops.listxattr(path()), (names) => this.xattrReply(req, Buffer.from(names.map((n) => n + '\0').join('')), a as number))
-      case FuseOp.Exit: // the mount process stays up (its control socket answers) until it is stopped
-        process.stderr.write('fffs: the file system was unmounted from outside\n')
-        return
+      case FuseOp.Exit:
+        return this.onUnmountedFromOutside()
     }
   }
 
@@ -383,7 +390,7 @@ export class KernelSession {
     const path = this.table.path(nodeId)
     const fd = await this.ops.open(path, flags, caller)
     const readOnly = (flags & O_ACCMODE) === 0
-    if (!readOnly || (flags & O_NONBLOCK) !== 0 || !isTimePath(parsePath(path))) return { fd, keepCache: false, noFlush: readOnly }
+    if (!readOnly || (flags & O_NONBLOCK) !== 0 || !this.ops.openedThroughTimePath(fd)) return { fd, keepCache: false, noFlush: readOnly }
     const node = this.table.node(nodeId)
     const stat = this.ops.fgetattr(fd)
     const version = `${stat.mtime}:${stat.size}`

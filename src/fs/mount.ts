@@ -1,16 +1,13 @@
 // Mounting: the mountpoint made ready (created if missing, a stale mount of a dead process
-// cleared), fffs's FUSE session (kernel.ts) mounted on it, and the order of unmounting.
+// cleared, anything else but a directory refused), fffs's FUSE session (kernel.ts) mounted on
+// it, and the order of unmounting.
 
-import { execFile } from 'node:child_process'
 import { promises as fsp } from 'node:fs'
-import path from 'node:path'
-import { promisify } from 'node:util'
 import type { Client } from '../replication/client.js'
 import { KernelSession } from './kernel.js'
+import { inspectMountpoint, unmountLazy } from './mountTable.js'
 import { Operations } from './operations.js'
 import type { TimeOptions } from './resolve.js'
-
-const ENOTCONN = 'ENOTCONN'
 
 export interface MountedFs {
   readonly mountpoint: string
@@ -18,19 +15,11 @@ export interface MountedFs {
   unmount(): Promise<void>
 }
 
-/** Lazily unmounts whatever is at `mountpoint`; quiet when nothing is. */
-async function fusermountLazy(mountpoint: string): Promise<void> {
-  await promisify(execFile)('fusermount', ['-uz', mountpoint], { timeout: 10_000 }).catch(() => undefined)
-}
-
-/** A directory to mount on: created if missing; a mount left by a process that died is cleared, a live one refused. */
-async function prepareMountpoint(mountpoint: string): Promise<void> {
-  const stale = await fsp.stat(mountpoint).then(() => false, (err: NodeJS.ErrnoException) => err.code === ENOTCONN)
-  if (stale) await fusermountLazy(mountpoint)
-  await fsp.mkdir(mountpoint, { recursive: true })
-  const [here, parent] = await Promise.all([fsp.stat(mountpoint), fsp.stat(path.dirname(mountpoint))])
-  if (!here.isDirectory()) throw new Error(`cannot mount on ${mountpoint}: not a directory`)
-  if (here.dev !== parent.dev) throw new Error(`cannot mount on ${mountpoint}: something is mounted there already`)
+export interface MountHooks {
+  /** The kernel ended the session by itself (fusermount -u, umount): the mount's owner decides what follows. */
+  readonly onUnmountedFromOutside?: () => void
+  /** Where the file system's own log lines go (malformed records, late sensor writes). */
+  readonly log?: (line: string) => void
 }
 
 /** Where fusermount3 reads whether users other than root may mount with allow_other. */
@@ -48,23 +37,38 @@ export function mountOptions(uid: number, fuseConf: string | null): { options: s
   return { options: 'default_permissions', privateBecause: `only this user can use the mount: allow_other needs user_allow_other in ${FUSE_CONF}` }
 }
 
-export async function mountFs(mountpoint: string, client: Client, options: TimeOptions, dataDir: string): Promise<MountedFs> {
-  const operations = new Operations(client, options, dataDir)
-  await prepareMountpoint(mountpoint)
-  const kernel = new KernelSession(operations)
-  const uid = process.getuid?.() ?? 0
-  const fuse = mountOptions(uid, uid === 0 ? null : await fsp.readFile(FUSE_CONF, 'utf8').catch(() => null))
-  if (fuse.privateBecause !== null) process.stderr.write(`fffs: ${fuse.privateBecause}\n`)
-  kernel.mount(mountpoint, 'fffs', fuse.options)
-  let unmounted: Promise<void> | null = null
-  return {
-    mountpoint,
-    operations,
-    unmount: () =>
-      (unmounted ??= (async () => {
-        await operations.commitAll()
-        kernel.unmount()
-        await operations.stop()
-      })()),
+/**
+ * Mounts fffs at `mountpoint` (absolute). A missing directory is made, and removed again if the
+ * mount fails; a stale mount is cleared; anything else that is not a plain directory is refused.
+ */
+export async function mountFs(mountpoint: string, client: Client, options: TimeOptions, dataDir: string, hooks: MountHooks = {}): Promise<MountedFs> {
+  const log = hooks.log ?? ((line: string) => process.stderr.write(line + '\n'))
+  const state = await inspectMountpoint(mountpoint)
+  if (state.kind === 'notDirectory') throw new Error(`cannot mount on ${mountpoint}: not a directory`)
+  if (state.kind === 'mounted') throw new Error(`cannot mount on ${mountpoint}: ${state.fstype} is mounted there already`)
+  if (state.kind === 'stale') await unmountLazy(mountpoint)
+  const made = state.kind === 'missing' ? await fsp.mkdir(mountpoint, { recursive: true }) : undefined
+  const operations = new Operations(client, options, dataDir, log)
+  try {
+    const kernel = new KernelSession(operations, hooks.onUnmountedFromOutside)
+    const uid = process.getuid?.() ?? 0
+    const fuse = mountOptions(uid, uid === 0 ? null : await fsp.readFile(FUSE_CONF, 'utf8').catch(() => null))
+    if (fuse.privateBecause !== null) log(`fffs: ${fuse.privateBecause}`)
+    kernel.mount(mountpoint, 'fffs', fuse.options)
+    let unmounted: Promise<void> | null = null
+    return {
+      mountpoint,
+      operations,
+      unmount: () =>
+        (unmounted ??= (async () => {
+          await operations.commitAll()
+          kernel.unmount()
+          await operations.stop()
+        })()),
+    }
+  } catch (err) {
+    await operations.stop().catch(() => undefined)
+    if (made !== undefined) await fsp.rm(made, { recursive: true, force: true }).catch(() => undefined) // leave nothing behind
+    throw err
   }
 }

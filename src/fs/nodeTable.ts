@@ -18,6 +18,8 @@ const FROZEN_ID_BASE = 2 ** 48
 interface Name {
   readonly parent: number
   readonly name: string
+  /** The name as its last lookup resolved it, when that differs (a relative spec made absolute): what paths through it use. */
+  readonly anchored?: string
 }
 
 interface KernelNode {
@@ -60,8 +62,8 @@ export class NodeTable {
     if (id === ROOT_ID) return '/'
     const names: string[] = []
     for (let node = this.node(id); ; ) {
-      const { parent, name } = node.names.values().next().value ?? node.last
-      names.push(name)
+      const { parent, name, anchored } = node.names.values().next().value ?? node.last
+      names.push(anchored ?? name)
       if (parent === ROOT_ID) break
       node = this.node(parent)
     }
@@ -76,8 +78,9 @@ export class NodeTable {
   /**
    * The node a successful lookup (or create, mknod, link) gives the kernel, one lookup more.
    * `ino`: the store inode of a live node, its id; null for a time-path node (an id per name).
+   * `anchored`: the name with its relative spec made absolute, as this lookup resolved it.
    */
-  remember(parent: number, name: string, ino: Ino | null): number {
+  remember(parent: number, name: string, ino: Ino | null, anchored: string | null = null): number {
     const key = nameKey(parent, name)
     const known = this.byName.get(key)
     const id = ino ?? (known !== undefined && known >= FROZEN_ID_BASE ? known : this.nextFrozenId++)
@@ -87,8 +90,9 @@ export class NodeTable {
       node = newNode(ino, { parent, name }, 0)
       this.nodes.set(id, node)
     }
-    node.names.set(key, { parent, name })
-    node.last = { parent, name }
+    const entry = anchored === null ? { parent, name } : { parent, name, anchored }
+    node.names.set(key, entry)
+    node.last = entry
     this.byName.set(key, id)
     node.lookups++
     return id

@@ -8,9 +8,9 @@ import type { Client } from '../replication/client.js'
 import { parseRecordFormat, XATTR_RECORD_FORMAT } from '../sensor/index.js'
 import { S_ISGID, S_ISUID, type Attr, type Ino, type NodeKind } from '../store/records.js'
 import { HLC_MAX, hlcCeilingOfUs, hlcToIso, wallClockUs } from '../temporal/hlc.js'
-import { formatTimeSpec, isReservedName, parseTimeSpec } from '../temporal/spec.js'
+import { formatTimeSpec, isSpecName, parseTimeSpec, splitNameSpec } from '../temporal/spec.js'
 import { OpenFiles, type OpenFile } from './openFiles.js'
-import { isTimePath, parsePath, Resolver, SNAPSHOT_DIR, type ParsedPath, type Resolved, type TimeOptions } from './resolve.js'
+import { parsePath, Resolver, SNAPSHOT_DIR, type ParsedPath, type Resolved, type TimeOptions } from './resolve.js'
 import { checkSensorLag, newSensorStats, recordFormatOf, type SensorPolicy, type SensorStats } from './sensorRecords.js'
 
 const O_ACCMODE = 3
@@ -111,8 +111,21 @@ function toStat(attr: Attr, sizeBytes = attr.sizeBytes): Stat {
   }
 }
 
-/** /.snapshot: belongs to the owner of the root, who alone may pin a cut by mkdir in it. */
-function snapshotRootStat(root: Attr): Stat {
+/**
+ * What a lookup found, for the kernel: the attributes; `live`: a live node (else a node of a time
+ * path, a snapshot or a virtual directory); `anchoredName`: the looked-up name with its relative
+ * spec made absolute (`f@-5m` -> `f@2026-12-07T05:55:00.000000Z`), so that later requests through
+ * the node the kernel keeps read the instant this lookup resolved (only the looked-up name can
+ * have one: its parents are anchored already); null when it has none.
+ */
+export interface Found {
+  readonly stat: Stat
+  readonly live: boolean
+  readonly anchoredName: string | null
+}
+
+/** /.snapshot and /.at: they belong to the owner of the root, who alone may pin a cut by mkdir in /.snapshot; they show the root's times (lookup). */
+function virtualDirStat(root: Attr): Stat {
   return { ino: 0, mode: S_IF.dir | 0o755, uid: root.uid, gid: root.gid, size: 0, nlink: 2, rdev: 0, mtime: 0, atime: 0, ctime: 0, blksize: 4096, blocks: 0 }
 }
 
@@ -140,6 +153,8 @@ export class Operations {
   private readonly files: OpenFiles
   private readonly dataDir: string
   private readonly sensorPolicy: SensorPolicy
+  /** When this mount started: the time shown for a root no version has touched yet (a new store's, stamp 0) instead of 1970. */
+  private readonly startedMs = Date.now()
 
   constructor(client: Client, options: TimeOptions, dataDir: string, log: (line: string) => void = (line) => process.stderr.write(line + '\n')) {
     this.client = client
@@ -182,55 +197,77 @@ export class Operations {
 
   private async node(path: string): Promise<Attr> {
     // Asked about P@sensor:T while it is being written: answered like getattr, without waiting.
-    const writing = await this.sensorWriteInProgress(parsePath(path))
+    const parsed = parsePath(path)
+    const writing = await this.sensorWriteInProgress(parsed)
+    if (writing === 'absent') throw errors.notFound(path)
     if (writing !== null) return writing
-    const resolved = await this.resolve(path)
-    if (resolved.kind !== 'node') throw errors.invalid(`${path} is the snapshot directory`)
+    const resolved = await this.resolver.resolve(parsed)
+    if (resolved.kind !== 'node') throw errors.invalid(`${path} is a virtual directory`)
     return resolved.attr
   }
 
-  /** A live node that a metadata operation may change. */
+  /** A live node that a metadata operation may change (EROFS for any other: Resolver.nodeTarget). */
   private async liveNode(path: string): Promise<Attr> {
-    const parsed = parsePath(path)
-    if (isTimePath(parsed)) throw errors.readOnlyTimePath(path)
-    return this.client.walk(parsed.components, HLC_MAX)
+    return (await this.resolver.nodeTarget(parsePath(path), false)).attr
   }
 
-  /** Parent directory and new name for an operation that creates `path`. */
-  private async newEntry(path: string): Promise<{ parent: Attr; name: string }> {
-    const parsed = parsePath(path)
-    const name = lastName(path)
-    if (parsed.snapshot !== null || (parsed.components.length === 1 && name === SNAPSHOT_DIR)) throw errors.reservedName(name)
-    if (parsed.spec !== null || isReservedName(name)) throw errors.reservedName(name)
-    const parent = await this.client.walk(parsed.components.slice(0, -1), HLC_MAX)
-    if (parent.kind !== 'dir') throw errors.notDir(path)
-    return { parent, name }
+  /** Parent directory and new name for an operation that creates `path` (EROFS under a time path: Resolver.entryTarget). */
+  private async newEntry(path: string): Promise<{ parent: Attr; name: string; sensorUs?: number }> {
+    return this.resolver.entryTarget(parsePath(path), true)
   }
 
   /** Parent directory and existing name for an operation that removes or renames `path`. */
   private async existingEntry(path: string): Promise<{ parent: Attr; name: string }> {
-    const parsed = parsePath(path)
-    if (isTimePath(parsed)) throw errors.readOnlyTimePath(path)
-    if (parsed.components.length === 0) throw errors.invalid('cannot remove or rename the root')
-    const parent = await this.client.walk(parsed.components.slice(0, -1), HLC_MAX)
-    if (parent.kind !== 'dir') throw errors.notDir(path)
-    return { parent, name: parsed.components[parsed.components.length - 1]! }
+    return this.resolver.entryTarget(parsePath(path), false)
   }
 
   // ---------------------------------------------------------------- attributes and directories
 
   async getattr(path: string): Promise<Stat> {
-    const writing = await this.sensorWriteInProgress(parsePath(path))
-    if (writing !== null) return this.liveStat(writing)
-    const resolved = await this.resolve(path)
-    if (resolved.kind === 'snapshotRoot') return snapshotRootStat(await this.client.walk([], HLC_MAX))
-    return resolved.cut.kind === 'live' ? this.liveStat(resolved.attr) : toStat(resolved.attr)
+    return (await this.lookup(path)).stat
+  }
+
+  /** getattr, for the kernel's lookup of a name: what the kernel needs to keep the node (Found). */
+  async lookup(path: string): Promise<Found> {
+    const parsed = parsePath(path)
+    const writing = await this.sensorWriteInProgress(parsed)
+    if (writing === 'absent') throw errors.notFound(path) // a write creates it; nothing waits for a cut
+    if (writing !== null) return { stat: this.liveStat(writing), live: false, anchoredName: null }
+    const resolved = await this.resolver.resolve(parsed)
+    if (resolved.kind === 'virtualDir') {
+      const root = await this.client.walk([], HLC_MAX)
+      return { stat: { ...virtualDirStat(root), ...this.timesOf(root) }, live: false, anchoredName: null }
+    }
+    const live = resolved.cut.kind === 'live'
+    const anchoredName = resolved.anchoredPath === null ? null : resolved.anchoredPath.slice(resolved.anchoredPath.lastIndexOf('/') + 1)
+    return { stat: live ? this.liveStat(resolved.attr) : this.statOf(resolved.attr), live, anchoredName }
   }
 
   /** What the kernel is told of a live node: its size counts uncommitted writes; its open handles read this version from now on. */
   private liveStat(attr: Attr): Stat {
     this.files.advance(attr)
-    return toStat(attr, this.files.dirtySizeBytes(attr.ino) ?? attr.sizeBytes)
+    return this.statOf(attr, this.files.dirtySizeBytes(attr.ino) ?? attr.sizeBytes)
+  }
+
+  /** toStat, with a root no version has touched yet (a new store's) shown at this mount's start instead of 1970. */
+  private statOf(attr: Attr, sizeBytes = attr.sizeBytes): Stat {
+    const stat = toStat(attr, sizeBytes)
+    return attr.stamp === '0' ? { ...stat, ...this.timesOf(attr) } : stat
+  }
+
+  private timesOf(attr: Attr): Pick<Stat, 'mtime' | 'atime' | 'ctime'> {
+    if (attr.stamp === '0') return { mtime: this.startedMs, atime: this.startedMs, ctime: this.startedMs }
+    return { mtime: attr.mtimeMs, atime: attr.atimeMs, ctime: attr.ctimeMs }
+  }
+
+  /**
+   * Whether a handle was opened through a time path: a read at a cut (a time path, a snapshot:
+   * what it reads never changes) or a write through `P@sensor:T`. Asked as the open or create
+   * returns (a sensor time set later through the xattr is not the path's).
+   */
+  openedThroughTimePath(fd: number): boolean {
+    const file = this.files.get(fd)
+    return file.cut.kind !== 'live' || file.sensorUs !== undefined
   }
 
   /** A live node's attributes by inode: any of its names, or none (unlinked, still open). */
@@ -256,34 +293,41 @@ export class Operations {
   }
 
   /**
-   * `P@sensor:T` for an existing file P, answered with the live node without waiting: while
-   * this mount holds P open for writing at T, or while T is still open for writes (not older
-   * than now − Δ, so the cut cannot be stable yet). The kernel looks a name up before it opens
-   * it, and a lookup that waited for T + Δ + 2δ would make every write at T late. A reader
-   * gets the frozen version from open, which waits; only this provisional stat is early.
+   * `P@sensor:T` (the last component of a live path) while a write through it may come,
+   * answered without waiting for the sensor cut: while this mount holds P open for writing at T,
+   * or while T is still open for writes (not older than now − Δ, so the cut cannot be stable
+   * yet): the live file P, or 'absent' when there is none (the kernel then creates it). The
+   * kernel looks a name up before it opens or creates it, and a lookup that waited for
+   * T + Δ + 2δ would make every write at T late. A reader of an existing P gets the frozen
+   * version from open, which waits; only this provisional answer is early. Null: resolve as usual.
    */
-  private async sensorWriteInProgress(parsed: ParsedPath): Promise<Attr | null> {
-    const spec = parsed.spec
-    if (spec?.kind !== 'sensor' || parsed.specIndex !== parsed.components.length - 1 || parsed.snapshot !== null) return null
-    const live = await this.client.walk(parsed.components, HLC_MAX).catch(() => null)
-    if (live === null || live.kind !== 'file') return null
-    const writable = spec.timeUs >= this.sensorPolicy.nowUs() - this.sensorPolicy.sensorLagMaxUs
-    if (!writable && !this.files.writers(live.ino).some((w) => w.sensorUs === spec.timeUs)) return null
-    return live
+  private async sensorWriteInProgress(parsed: ParsedPath): Promise<Attr | 'absent' | null> {
+    const target = await this.resolver.sensorWriteTarget(parsed).catch(() => null) // a missing directory: resolve says so
+    if (target === null) return null
+    const ino = await this.client.lookup(target.parent.ino, target.name, HLC_MAX)
+    const live = ino === null ? null : await this.client.attr(ino, HLC_MAX)
+    if (live !== null && live.kind !== 'file') return null
+    const writable = target.sensorUs >= this.sensorPolicy.nowUs() - this.sensorPolicy.sensorLagMaxUs
+    if (!writable && (live === null || !this.files.writers(live.ino).some((w) => w.sensorUs === target.sensorUs))) return null
+    return live ?? 'absent'
   }
 
   async readdir(path: string): Promise<string[]> {
     const resolved = await this.resolve(path)
-    if (resolved.kind === 'snapshotRoot') return ['.', '..', ...(await this.client.snapshots()).map((s) => s.name)]
+    if (resolved.kind === 'virtualDir') return ['.', '..', ...(resolved.dir === SNAPSHOT_DIR ? (await this.client.snapshots()).map((s) => s.name) : [])]
     if (resolved.attr.kind !== 'dir') throw errors.notDir(path)
     return ['.', '..', ...(await this.resolver.list(resolved.attr, resolved.cut))]
   }
 
-  async mkdir(path: string, mode: number, caller: Caller): Promise<void> {
+  /** Returns the name the directory got: NAME for `.snapshot/NAME@SPEC`. */
+  async mkdir(path: string, mode: number, caller: Caller): Promise<string | void> {
     const parsed = parsePath(path)
-    if (parsed.snapshot !== null && parsed.components.length === 0 && parsed.snapshot !== '') {
-      await this.createSnapshot(parsed.snapshot, null)
-      return
+    if (parsed.root.kind === 'snapshot' && parsed.components.length === 0) {
+      // mkdir .snapshot/NAME pins now; .snapshot/NAME@SPEC pins SPEC.
+      const split = splitNameSpec(parsed.root.name, wallClockUs())
+      const name = split?.name ?? parsed.root.name
+      await this.createSnapshot(name, split === null ? null : formatTimeSpec(split.spec))
+      return name
     }
     const { parent, name } = await this.newEntry(path)
     await this.client.submit({ type: 'mknod', parent: parent.ino, name, kind: 'dir', mode, uid: caller.uid, gid: caller.gid, ...this.inheritedXattrs(parent) })
@@ -291,8 +335,8 @@ export class Operations {
 
   async rmdir(path: string): Promise<void> {
     const parsed = parsePath(path)
-    if (parsed.snapshot !== null && parsed.components.length === 0 && parsed.snapshot !== '') {
-      await this.client.submit({ type: 'unsnapshot', name: parsed.snapshot })
+    if (parsed.root.kind === 'snapshot' && parsed.components.length === 0) {
+      await this.client.submit({ type: 'unsnapshot', name: parsed.root.name })
       return
     }
     const { parent, name } = await this.existingEntry(path)
@@ -393,7 +437,7 @@ export class Operations {
     const parsed = parsePath(path)
     const writable = (flags & O_ACCMODE) !== fsConstants.O_RDONLY
     if (writable) {
-      const { attr, sensorUs } = await this.writeTarget(parsed, path)
+      const { attr, sensorUs } = await this.resolver.nodeTarget(parsed, true)
       if (attr.kind === 'dir') throw errors.isDir(path)
       this.refuseIfLate(path, sensorUs, 'write')
       const truncates = (flags & fsConstants.O_TRUNC) !== 0
@@ -412,13 +456,6 @@ export class Operations {
     return file.fd
   }
 
-  /** The live node a write goes to, and the sensor time `P@sensor:T` gives it. */
-  private async writeTarget(parsed: ParsedPath, path: string): Promise<{ attr: Attr; sensorUs: number | undefined }> {
-    if (!isTimePath(parsed)) return { attr: await this.client.walk(parsed.components, HLC_MAX), sensorUs: undefined }
-    if (parsed.spec?.kind !== 'sensor' || parsed.specIndex !== parsed.components.length - 1) throw errors.readOnlyTimePath(path)
-    return { attr: await this.client.walk(parsed.components, HLC_MAX), sensorUs: parsed.spec.timeUs }
-  }
-
   /** An O_TRUNC open's truncation: part of the version that open writes (commitPoints.ts). */
   private truncateAtOpen(file: OpenFile, caller: Caller): void {
     file.truncate(0)
@@ -426,12 +463,9 @@ export class Operations {
   }
 
   async create(path: string, mode: number, caller: Caller, flags = 0): Promise<number> {
-    const parsed = parsePath(path)
-    const sensorWrite = parsed.spec?.kind === 'sensor' && parsed.specIndex === parsed.components.length - 1 && parsed.snapshot === null
-    const sensorUs = sensorWrite && parsed.spec?.kind === 'sensor' ? parsed.spec.timeUs : undefined
-    const { parent, name } = await this.newEntry(sensorWrite ? '/' + parsed.components.join('/') : path)
+    const { parent, name, sensorUs } = await this.newEntry(path)
     this.refuseIfLate(path, sensorUs, 'write')
-    if (sensorWrite) {
+    if (sensorUs !== undefined) {
       // P@sensor:T names P at a sensor time it may not have had yet: open P itself if it exists.
       const existing = await this.client.lookup(parent.ino, name, HLC_MAX)
       const attr = existing === null ? null : await this.client.attr(existing, HLC_MAX)
@@ -630,19 +664,17 @@ export class Operations {
 
   /** Pins a cut under a name: at a platform time, or (spec null) now, the current stable frontier, so no wait. */
   async createSnapshot(name: string, specText: string | null): Promise<{ name: string; at: string }> {
-    if (name.length === 0 || name.includes('/') || name === '.' || name === '..' || isReservedName(name)) throw errors.invalid(`invalid snapshot name '${name}'`)
+    if (name.length === 0 || name.includes('/') || name === '.' || name === '..' || isSpecName(name)) throw errors.invalid(`invalid snapshot name '${name}'`)
     let at = await this.client.stableFrontier()
     if (specText !== null) {
       const spec = parseTimeSpec(specText)
       if (spec.kind !== 'platform') throw errors.invalid(`a snapshot is pinned at a platform time, got '${specText}'`)
+      // A cut that has not happened yet could not be read until it had: refused rather than pinned.
+      const nowUs = wallClockUs()
+      if (spec.timeUs > nowUs) throw errors.invalid(`snapshot ${name} at ${formatTimeSpec(spec)} is in the future (now is ${formatTimeSpec({ kind: 'platform', timeUs: nowUs })}): a snapshot pins a past cut`)
       at = hlcCeilingOfUs(spec.timeUs)
     }
     await this.client.submit({ type: 'snapshot', name, at: at.toString(), spec: specText ?? 'now' })
     return { name, at: hlcToIso(at) }
   }
-}
-
-function lastName(path: string): string {
-  const parts = path.split('/').filter((p) => p.length > 0)
-  return parts[parts.length - 1] ?? ''
 }

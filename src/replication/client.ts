@@ -3,7 +3,7 @@
 // (replication) implements the same interface against a group of `fffs serve` processes.
 
 import { FffsError } from '../errors.js'
-import type { ApplyResult, Attr, DataRef, Ino, Mutation, SensorPick, Snapshot } from '../store/records.js'
+import type { ApplyResult, Attr, DataRef, Ino, Mutation, NameBinding, SensorPick, Snapshot, VersionRange } from '../store/records.js'
 import { Store } from '../store/store.js'
 import type { PageOffsetOf } from '../store/segmentLog.js'
 import type { HlcStamp } from '../temporal/hlc.js'
@@ -65,7 +65,10 @@ export interface Client {
   lookup(dir: Ino, name: string, cut: HlcStamp): Promise<Ino | null>
   readdir(dir: Ino, cut: HlcStamp): Promise<Array<{ name: string; ino: Ino }>>
   read(attr: Attr, offset: number, into: Buffer, lengthBytes: number): Promise<number>
-  versions(ino: Ino): Promise<Attr[]>
+  /** A node's versions in `range` (default: all), oldest first unless `range.reverse`. */
+  versions(ino: Ino, range?: VersionRange): Promise<Attr[]>
+  /** Every binding of `name` in directory `dir` over time, oldest first (what `dir/name@T` named at each T). */
+  nameHistory(dir: Ino, name: string): Promise<NameBinding[]>
   stampOfVersion(ino: Ino, version: number): Promise<HlcStamp | null>
   stampAtSensorTime(ino: Ino, sensorUs: number): Promise<HlcStamp | null>
   /** The version a read at sensor time `sensorUs` sees, and for a record-format file the prefix of it (Store.sensorPick). */
@@ -147,8 +150,11 @@ export class EmbeddedClient implements Client {
   read(attr: Attr, offset: number, into: Buffer, lengthBytes: number): Promise<number> {
     return this.store.read(attr, offset, into, lengthBytes)
   }
-  versions(ino: Ino): Promise<Attr[]> {
-    return this.store.versions(ino)
+  versions(ino: Ino, range?: VersionRange): Promise<Attr[]> {
+    return this.store.versions(ino, range)
+  }
+  nameHistory(dir: Ino, name: string): Promise<NameBinding[]> {
+    return this.store.nameHistory(dir, name)
   }
   async stampOfVersion(ino: Ino, version: number): Promise<HlcStamp | null> {
     return this.store.stampOfVersion(ino, version)

@@ -10,6 +10,7 @@ import * as net from 'node:net'
 import * as path from 'node:path'
 import { errors, FffsError } from '../errors.js'
 import type { ShardRole } from '../store/store.js'
+import { TIME_DEFAULTS } from './timeDefaults.js'
 import { LATENCY_SPIN_MAX_US, TRANSPORT_DEFAULTS } from './transport/types.js'
 
 export const CONFIG_VERSION = 1
@@ -61,12 +62,7 @@ export interface GroupConfig {
   readonly shardRole?: ShardRole
 }
 
-
-/** Δ (the most a sensor stamp may lag platform time) and δ (writer/platform clock skew bound). */
-export const TIME_DEFAULTS = {
-  sensorLagMaxMs: 5_000,
-  clockSkewMaxMs: 50,
-} as const
+export { TIME_DEFAULTS }
 
 export const CLIENT_WIRE_DEFAULTS = {
   heartbeatIntervalMs: 500,

@@ -26,7 +26,7 @@
 import { promises as fsp, writeFileSync, openSync, fsyncSync, closeSync, readFileSync, renameSync, mkdirSync } from 'node:fs'
 import path from 'node:path'
 import { errors, FffsError } from '../errors.js'
-import type { ApplyResult, Attr, DataRef, Ino, Mutation, SensorPick, Snapshot, VersionOp } from '../store/records.js'
+import type { ApplyResult, Attr, DataRef, Ino, Mutation, NameBinding, SensorPick, Snapshot, VersionOp, VersionRange } from '../store/records.js'
 import type { LogPosition } from '../store/segmentLog.js'
 import { Store } from '../store/store.js'
 import { HLC_MAX, hlcPhysicalUs, hlcToIso, wallClockUs, type HlcStamp } from '../temporal/hlc.js'
@@ -1039,8 +1039,11 @@ export class ReplicaClient implements Client {
     // The version `attr` names (read on this or another member) must be applied here.
     return this.atCut(BigInt(attr.stamp), (store) => store.read(attr, offset, into, lengthBytes))
   }
-  versions(ino: Ino): Promise<Attr[]> {
-    return this.member.withStore({}, (store) => store.versions(ino))
+  versions(ino: Ino, range?: VersionRange): Promise<Attr[]> {
+    return this.member.withStore({}, (store) => store.versions(ino, range))
+  }
+  nameHistory(dir: Ino, name: string): Promise<NameBinding[]> {
+    return this.member.withStore({}, (store) => store.nameHistory(dir, name))
   }
   stampOfVersion(ino: Ino, version: number): Promise<HlcStamp | null> {
     return this.member.withStore({}, (store) => store.stampOfVersion(ino, version))

@@ -14,7 +14,7 @@
 
 import { randomUUID } from 'node:crypto'
 import { FffsError } from '../errors.js'
-import type { Attr, DataRef, Ino, Mutation, SensorPick, Snapshot, VersionOp } from '../store/records.js'
+import type { Attr, DataRef, Ino, Mutation, NameBinding, SensorPick, Snapshot, VersionOp, VersionRange } from '../store/records.js'
 import type { ShardRole } from '../store/store.js'
 import type { HlcStamp } from '../temporal/hlc.js'
 import { dataRefAt, SeenStamp, type Client, type SubmitId, type SubmitOptions } from './client.js'
@@ -101,7 +101,9 @@ export function serveClient(connection: Connection, client: Client, options: Ser
           return { body: into.subarray(0, n) }
         }
         case 'versions':
-          return { result: await client.versions(a.ino as Ino) }
+          return { result: await client.versions(a.ino as Ino, versionRangeArg(a.range)) }
+        case 'nameHistory':
+          return { result: (await client.nameHistory(a.dir as Ino, a.name as string)).map((b) => ({ stamp: b.stamp.toString(), ino: b.ino })) }
         case 'stampOfVersion':
           return { result: stampResult(await client.stampOfVersion(a.ino as Ino, a.version as number)) }
         case 'stampAtSensorTime':
@@ -171,6 +173,35 @@ export function jsonable(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(jsonable)
   if (typeof value === 'object' && value !== null) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, jsonable(v)]))
   return value
+}
+
+/** A VersionRange as it crosses the wire: stamps as decimal strings. */
+interface WireVersionRange {
+  readonly after?: string
+  readonly upto?: string
+  readonly limit?: number
+  readonly reverse?: boolean
+}
+
+function wireVersionRange(range: VersionRange): WireVersionRange {
+  return {
+    ...(range.after !== undefined ? { after: range.after.toString() } : {}),
+    ...(range.upto !== undefined ? { upto: range.upto.toString() } : {}),
+    ...(range.limit !== undefined ? { limit: range.limit } : {}),
+    ...(range.reverse !== undefined ? { reverse: range.reverse } : {}),
+  }
+}
+
+function versionRangeArg(value: unknown): VersionRange {
+  if (value === undefined) return {}
+  const range = value as WireVersionRange
+  if (range.limit !== undefined && (!Number.isSafeInteger(range.limit) || range.limit < 1)) throw new FffsError('EINVAL', `not a version limit: ${String(range.limit)}`)
+  return {
+    ...(range.after !== undefined ? { after: stampArg(range.after) } : {}),
+    ...(range.upto !== undefined ? { upto: stampArg(range.upto) } : {}),
+    ...(range.limit !== undefined ? { limit: range.limit } : {}),
+    ...(range.reverse === true ? { reverse: true } : {}),
+  }
 }
 
 function stampResult(stamp: HlcStamp | null): string | null {
@@ -266,8 +297,12 @@ export class RemoteClient implements Client {
     const { body } = await this.call('read', () => ({ attr, offset, lengthBytes }))
     return body.copy(into, 0, 0, Math.min(body.length, lengthBytes))
   }
-  async versions(ino: Ino): Promise<Attr[]> {
-    return ((await this.call('versions', () => ({ ino }))).result as Attr[]).map((attr) => this.observed(attr))
+  async versions(ino: Ino, range: VersionRange = {}): Promise<Attr[]> {
+    return ((await this.call('versions', () => ({ ino, range: wireVersionRange(range) }))).result as Attr[]).map((attr) => this.observed(attr))
+  }
+  async nameHistory(dir: Ino, name: string): Promise<NameBinding[]> {
+    const bindings = (await this.call('nameHistory', () => ({ dir, name }))).result as Array<{ stamp: string; ino: Ino | null }>
+    return bindings.map((b) => ({ stamp: stampArg(b.stamp), ino: b.ino }))
   }
 
   /** What a reader has seen, a later write of it must follow (in every shard's order). */

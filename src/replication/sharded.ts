@@ -13,7 +13,7 @@
 // Stability: a cut is stable when it is stable on every shard.
 
 import { FffsError } from '../errors.js'
-import type { Attr, DataRef, Ino, Mutation, SensorPick, Snapshot } from '../store/records.js'
+import type { Attr, DataRef, Ino, Mutation, NameBinding, SensorPick, Snapshot, VersionRange } from '../store/records.js'
 import { HLC_MAX, type HlcStamp } from '../temporal/hlc.js'
 import { SeenStamp, type Client, type SubmitOptions } from './client.js'
 import type { GroupConfig } from './config.js'
@@ -94,20 +94,39 @@ export class ShardedClient implements Client {
     return shard.read(content, offset, into, Math.min(lengthBytes, Math.max(0, attr.sizeBytes - offset)))
   }
 
-  /** Every version, oldest first: the meta shard's and the data shard's changes in stamp order, joined. */
-  async versions(ino: Ino): Promise<Attr[]> {
-    const [namespace, contents] = await Promise.all([this.meta.versions(ino), this.dataOf(ino).versions(ino)])
-    if (namespace.length === 0 || namespace[0]!.kind !== 'file') return namespace
+  /**
+   * The versions in `range`, joined: the meta shard's and the data shard's changes in stamp
+   * order, each with the other shard's state at its stamp. With a limit each shard gives its
+   * `limit` nearest, whose union holds the joined `limit` nearest.
+   */
+  async versions(ino: Ino, range: VersionRange = {}): Promise<Attr[]> {
+    const byStamp = (a: Attr, b: Attr): number => (BigInt(a.stamp) < BigInt(b.stamp) ? -1 : BigInt(a.stamp) > BigInt(b.stamp) ? 1 : 0)
+    const [namespace, contents] = await Promise.all([this.meta.versions(ino, range), this.dataOf(ino).versions(ino, range)])
+    namespace.sort(byStamp)
+    contents.sort(byStamp)
+    const firsts = [namespace[0], contents[0]].filter((a): a is Attr => a !== undefined).map((a) => BigInt(a.stamp))
+    if (firsts.length === 0) return []
+    const before = firsts.reduce((a, b) => (a < b ? a : b)) - 1n
+    // Each shard's state just before the range's first change: the other half of its first joined row.
+    let [attr, content] = before < 0n ? [null, null] : await Promise.all([this.meta.attr(ino, before), this.dataOf(ino).attr(ino, before)])
+    const kind = (attr ?? namespace[0])?.kind
     const out: Attr[] = []
-    let attr: Attr | null = null
-    let content: Attr | null = null
-    for (let i = 0, j = 0; i < namespace.length || j < contents.length; ) {
-      const takeMeta = j >= contents.length || (i < namespace.length && BigInt(namespace[i]!.stamp) <= BigInt(contents[j]!.stamp))
-      if (takeMeta) attr = namespace[i++]!
-      else content = contents[j++]!
-      if (attr !== null) out.push(this.joined(attr, content))
+    if (kind !== 'file') {
+      out.push(...namespace)
+    } else {
+      for (let i = 0, j = 0; i < namespace.length || j < contents.length; ) {
+        const takeMeta = j >= contents.length || (i < namespace.length && BigInt(namespace[i]!.stamp) <= BigInt(contents[j]!.stamp))
+        if (takeMeta) attr = namespace[i++]!
+        else content = contents[j++]!
+        if (attr !== null) out.push(this.joined(attr, content))
+      }
     }
-    return out
+    if (range.reverse === true) out.reverse()
+    return range.limit !== undefined ? out.slice(0, range.limit) : out
+  }
+
+  nameHistory(dir: Ino, name: string): Promise<NameBinding[]> {
+    return this.meta.nameHistory(dir, name)
   }
 
   async stampOfVersion(ino: Ino, version: number): Promise<HlcStamp | null> {

@@ -90,6 +90,28 @@ export type ApplyResult =
   | { readonly ok: true; readonly ino?: Ino }
   | { readonly ok: false; readonly code: FffsErrorCode; readonly message: string }
 
+/** What a change of a directory did to its entries (a directory version's `entries`; `fffs log DIR` shows it). */
+export interface EntryChange {
+  readonly added?: string // the name now bound (mknod, a rename's target)
+  readonly removed?: string // the name now unbound (unlink, rmdir, a rename's source)
+  readonly replaced?: true // `added` replaced the node it named before (rename over it)
+  readonly moved?: true // a rename between two directories: the other half is in the other directory's history
+}
+
+/** One binding of a name in a directory: from `stamp` on (until the next binding), the name names `ino` (null: nothing). */
+export interface NameBinding {
+  readonly stamp: HlcStamp
+  readonly ino: Ino | null
+}
+
+/** Which versions of a node to list: stamps in (after, upto], oldest first (newest first when `reverse`), at most `limit`. */
+export interface VersionRange {
+  readonly after?: HlcStamp
+  readonly upto?: HlcStamp
+  readonly limit?: number
+  readonly reverse?: boolean
+}
+
 /** The attributes of one version of a node. Every version of a node has a fresh one. */
 export interface Attr {
   readonly ino: Ino
@@ -117,6 +139,8 @@ export interface Attr {
   readonly target?: string // symlinks
   readonly xattrs?: Readonly<Record<string, string>> // name -> base64 value
   readonly change: Mutation['type'] | 'create'
+  /** Directories: what this version changed among the entries (absent: the directory's own change, or a store written before it was kept). */
+  readonly entries?: EntryChange
   /** Sharded groups only: the stamp of the data shard's version these attributes read (src/replication/sharded.ts). */
   readonly contentStamp?: string
 }

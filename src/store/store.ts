@@ -14,13 +14,16 @@ import { isoOfUs } from '../temporal/civil.js'
 import { HLC_MAX, hlcPhysicalUs, type HlcStamp } from '../temporal/hlc.js'
 import { BLOCK_SIZE_BYTES, decodeBlockMap, encodeBlockMap, overlay, truncateBlock, type BlockMap } from './blockMap.js'
 import { decodeIno, encodeIno, encodeLiveDirEntry, encodeStamp, keys, liveDirEntrySince, nameOfDirEntryKey, nameOfLiveDirKey, prefixEnd, stampOfKey } from './keys.js'
-import { decodeRecord, encodeRecord, ROOT_INO, S_ISGID, type ApplyResult, type Attr, type Ino, type Mutation, type NodeKind, type RecordCursor, type SensorPick, type Snapshot, type VersionOp, type VersionRecords } from './records.js'
+import { decodeRecord, encodeRecord, ROOT_INO, S_ISGID, type ApplyResult, type Attr, type EntryChange, type Ino, type Mutation, type NameBinding, type NodeKind, type RecordCursor, type SensorPick, type Snapshot, type VersionOp, type VersionRange, type VersionRecords } from './records.js'
 import { EntryKind, SegmentLog, type LogPosition } from './segmentLog.js'
 import { VersionSearch } from './versionSearch.js'
 
 export const NAME_MAX_BYTES = 255
 /** The most names a node may have (ext4's limit): one more link is EMLINK. */
 const LINK_MAX = 65_000
+
+/** A version's time as its atime/mtime/ctime: ms with the µs its HLC stamp has (a fraction; stat shows the µs). */
+const msOfStamp = (stamp: HlcStamp): number => hlcPhysicalUs(stamp) / 1000
 
 /** What a sharded group's store holds: `meta`, the namespace; `data`, file contents by inode. */
 export type ShardRole = 'meta' | 'data'
@@ -265,7 +268,7 @@ export class Store {
     const attr = this.liveAttr(ino)
     if (attr !== null) return attr
     if (this.role !== 'data') throw errors.notFound(`inode ${ino}`)
-    const stampMs = Math.floor(hlcPhysicalUs(stamp) / 1000)
+    const stampMs = msOfStamp(stamp)
     return { ino, kind: 'file', mode: 0, uid: 0, gid: 0, sizeBytes: 0, atimeMs: stampMs, mtimeMs: stampMs, ctimeMs: stampMs, version: 0, stamp: stamp.toString(), change: 'create' }
   }
 
@@ -283,8 +286,9 @@ export class Store {
 
   /** Writes the next version of a node's attributes: new version number, ctime from the stamp. */
   private putAttr(changes: Changes, stamp: HlcStamp, current: Attr, change: Attr['change'], edit: (a: Attr) => Attr): Attr {
-    const stampMs = Math.floor(hlcPhysicalUs(stamp) / 1000)
-    const next: Attr = { ...edit(current), ino: current.ino, version: current.version + 1, stamp: stamp.toString(), ctimeMs: stampMs, change }
+    const stampMs = msOfStamp(stamp)
+    const { entries: _previousEntries, ...unchanged } = current // a directory's entry change belongs to the version that made it
+    const next: Attr = { ...edit(unchanged), ino: current.ino, version: current.version + 1, stamp: stamp.toString(), ctimeMs: stampMs, change }
     this.writeAttr(changes, stamp, next, change === 'version')
     return next
   }
@@ -305,12 +309,15 @@ export class Store {
     if (sensorStamped && attr.sensorUs !== undefined && attr.records === undefined) changes.put(keys.sensor(attr.ino, attr.sensorUs, stamp), encodeSensorEntry(attr.version, null))
   }
 
-  /** A directory's entries changed: a new mtime, and its link count moved by `subdirsDelta` (a subdirectory's `..`). */
-  private touchDir(changes: Changes, stamp: HlcStamp, dir: Attr, subdirsDelta = 0): void {
-    const stampMs = Math.floor(hlcPhysicalUs(stamp) / 1000)
+  /**
+   * A directory's entries changed: a new version with a new mtime, what changed among its
+   * entries (`fffs log DIR` shows it), and its link count moved by `subdirsDelta` (a subdirectory's `..`).
+   */
+  private touchDir(changes: Changes, stamp: HlcStamp, dir: Attr, change: Attr['change'], entries: EntryChange, subdirsDelta = 0): void {
+    const stampMs = msOfStamp(stamp)
     // A directory written before link counts were kept stays uncounted (absent) rather than wrong.
     const nlink = dir.nlink === undefined ? {} : { nlink: dir.nlink + subdirsDelta }
-    this.putAttr(changes, stamp, dir, 'create', (a) => ({ ...a, mtimeMs: stampMs, ...nlink }))
+    this.putAttr(changes, stamp, dir, change, (a) => ({ ...a, mtimeMs: stampMs, entries, ...nlink }))
   }
 
   /** One name of `attr` is gone: a directory has none left; any other node one fewer (0: only open files hold it). */
@@ -334,7 +341,7 @@ export class Store {
     if (isDevice && !(Number.isSafeInteger(m.rdev) && m.rdev! >= 0)) throw errors.invalid(`device node '${m.name}' needs a device number, got ${m.rdev}`)
     if (!NODE_KINDS.has(m.kind)) throw errors.invalid(`unknown node kind '${m.kind}'`)
     const ino = this.nextIno++
-    const stampMs = Math.floor(hlcPhysicalUs(stamp) / 1000)
+    const stampMs = msOfStamp(stamp)
     // A set-group-ID directory gives what is made in it its group, and its subdirectories the bit (BSD and System V semantics alike).
     const inheritsGroup = (parent.mode & S_ISGID) !== 0
     const attr: Attr = {
@@ -350,7 +357,7 @@ export class Store {
     }
     this.writeAttr(changes, stamp, attr, true) // a creation carries the node's sensor time, if it has one
     this.setDirEntry(changes, stamp, m.parent, m.name, ino)
-    this.touchDir(changes, stamp, parent, m.kind === 'dir' ? 1 : 0)
+    this.touchDir(changes, stamp, parent, 'mknod', { added: m.name }, m.kind === 'dir' ? 1 : 0)
     return ino
   }
 
@@ -366,7 +373,7 @@ export class Store {
     if (this.liveLookup(m.parent, m.name) !== null) throw errors.exists(m.name)
     this.setDirEntry(changes, stamp, m.parent, m.name, m.ino)
     this.putAttr(changes, stamp, target, 'link', (a) => ({ ...a, nlink: nlink + 1 }))
-    this.touchDir(changes, stamp, parent)
+    this.touchDir(changes, stamp, parent, 'link', { added: m.name })
   }
 
   private async applyRemove(changes: Changes, stamp: HlcStamp, parentIno: Ino, name: string, type: 'unlink' | 'rmdir'): Promise<void> {
@@ -378,7 +385,7 @@ export class Store {
     if (type === 'unlink' && attr.kind === 'dir') throw errors.isDir(name)
     if (type === 'rmdir' && (await this.hasLiveChildren(child))) throw errors.notEmpty(name)
     this.setDirEntry(changes, stamp, parentIno, name, null)
-    this.touchDir(changes, stamp, parent, attr.kind === 'dir' ? -1 : 0)
+    this.touchDir(changes, stamp, parent, type, { removed: name }, attr.kind === 'dir' ? -1 : 0)
     this.dropName(changes, stamp, attr, type)
   }
 
@@ -405,10 +412,11 @@ export class Store {
     // Link counts of the directories: a directory moving out of one and into another, one replaced.
     const movesDir = movingAttr.kind === 'dir' ? 1 : 0
     const replacesDir = replacedAttr?.kind === 'dir' ? 1 : 0
-    if (m.toParent === m.fromParent) this.touchDir(changes, stamp, fromDir, -replacesDir)
+    const replacing = replacedAttr !== null ? { replaced: true as const } : {}
+    if (m.toParent === m.fromParent) this.touchDir(changes, stamp, fromDir, 'rename', { removed: m.fromName, added: m.toName, ...replacing }, -replacesDir)
     else {
-      this.touchDir(changes, stamp, fromDir, -movesDir)
-      this.touchDir(changes, stamp, toDir, movesDir - replacesDir)
+      this.touchDir(changes, stamp, fromDir, 'rename', { removed: m.fromName, moved: true }, -movesDir)
+      this.touchDir(changes, stamp, toDir, 'rename', { added: m.toName, moved: true, ...replacing }, movesDir - replacesDir)
     }
   }
 
@@ -468,7 +476,7 @@ export class Store {
     }
     // mtime to the µs of the stamp: a kernel that caches a file's pages keeps them while its
     // mtime and size are unchanged, so two versions must not share an mtime (within one ms they would).
-    const mtimeMs = hlcPhysicalUs(stamp) / 1000
+    const stampMs = msOfStamp(stamp)
     const { sensorUs: _previousSensorUs, records: previousCursor, ...rest } = attr
     let sensorUs = m.sensorUs
     let records: RecordCursor | undefined
@@ -478,7 +486,7 @@ export class Store {
     } else if (previousCursor !== undefined && lowestChangedBytes >= previousCursor.endBytes) {
       records = previousCursor // appended past the parsed records, unparsed (no format now): they stand
     }
-    this.putAttr(changes, stamp, rest, 'version', (a) => ({ ...a, sizeBytes, mtimeMs, ...(sensorUs !== undefined ? { sensorUs } : {}), ...(records !== undefined ? { records } : {}) }))
+    this.putAttr(changes, stamp, rest, 'version', (a) => ({ ...a, sizeBytes, mtimeMs: stampMs, ...(sensorUs !== undefined ? { sensorUs } : {}), ...(records !== undefined ? { records } : {}) }))
   }
 
   /**
@@ -638,11 +646,25 @@ export class Store {
     return maps
   }
 
-  /** Every version of a node, oldest first. */
-  async versions(ino: Ino): Promise<Attr[]> {
+  /** The versions of a node in `range` (all of them by default), oldest first: an ordered-index range, never a scan of the rest. */
+  async versions(ino: Ino, range: VersionRange = {}): Promise<Attr[]> {
     const prefix = keys.attrPrefix(ino)
-    const entries = await this.db.iterator({ gt: prefix, lt: prefixEnd(prefix) }).all()
+    const entries = await this.db
+      .iterator({
+        gt: range.after !== undefined ? keys.attr(ino, range.after) : prefix,
+        ...(range.upto !== undefined && range.upto !== HLC_MAX ? { lte: keys.attr(ino, range.upto) } : { lt: prefixEnd(prefix) }),
+        ...(range.reverse === true ? { reverse: true } : {}),
+        ...(range.limit !== undefined ? { limit: range.limit } : {}),
+      })
+      .all()
     return entries.map(([, value]) => JSON.parse(value.toString()) as Attr)
+  }
+
+  /** Every binding of `name` in directory `dir`, oldest first (a range of the directory history, one entry per change of the name). */
+  async nameHistory(dir: Ino, name: string): Promise<NameBinding[]> {
+    const prefix = keys.dirNamePrefix(dir, name)
+    const entries = await this.db.iterator({ gt: prefix, lt: prefixEnd(prefix) }).all()
+    return entries.map(([key, value]) => ({ stamp: stampOfKey(key), ino: value.length === 0 ? null : decodeIno(value) }))
   }
 
   /** The stamp of version `version` of a node, or null. */

@@ -1,19 +1,40 @@
-// Strict ISO-8601 date-time with zone -> epoch µs. Date.parse is not used: it accepts
-// impossible dates (Feb 30 rolls into March in some engines), zone-less local times and
-// engine-specific forms, and it drops digits past the millisecond.
+// Strict ISO-8601 -> epoch µs. Date.parse is not used: it accepts impossible dates (Feb 30
+// rolls into March in some engines), zone-less local times and engine-specific forms, and it
+// drops digits past the millisecond.
+//
+// Three forms, never mixed within one text:
+//   extended date-time  YYYY-MM-DDTHH:MM[:SS[.fraction]](Z|±HH:MM)
+//   basic date-time     YYYYMMDDTHHMM[SS[.fraction]](Z|±HHMM)   (no ':', so rsync/scp do not read host:path)
+//   extended date       YYYY-MM-DD                               (00:00:00 UTC of that day)
+// The fraction has up to 9 digits, after '.' or ',' (ISO allows both), and floors to µs.
 
 import { daysFromCivil, daysInMonth, US_PER_DAY, US_PER_SECOND } from './civil.js'
 import { endsLeapSecond } from './gps.js'
 
-// YYYY-MM-DDTHH:MM[:SS[.fraction]](Z|±HH:MM); fraction up to ns, '.' or ',' (ISO allows both).
-const ISO_PATTERN = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?(?:(Z)|([+-])(\d{2}):(\d{2}))$/
+const EXTENDED_PATTERN = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?(?:(Z)|([+-])(\d{2}):(\d{2}))$/
+const BASIC_PATTERN = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(?:(\d{2})(?:[.,](\d{1,9}))?)?(?:(Z)|([+-])(\d{2})(\d{2}))$/
+const DATE_PATTERN = /^(\d{4})-(\d{2})-(\d{2})$/
+
+/** Text that is meant as ISO-8601 (and so must parse): an extended date, or a basic date followed by 'T'. */
+export const ISO_SHAPE = /^(?:\d{4}-\d{2}-\d{2}(?:$|T)|\d{8}T)/
 
 export type IsoResult = { ok: true; timeUs: bigint } | { ok: false; why: string }
 
 export function parseIsoUs(text: string): IsoResult {
-  const match = ISO_PATTERN.exec(text)
-  if (match === null) return { ok: false, why: 'not an ISO-8601 date-time with zone (Z or ±hh:mm)' }
-  const [, yearText, monthText, dayText, hourText, minuteText, secondText, fractionText, zulu, sign, offHourText, offMinuteText] = match
+  const match = EXTENDED_PATTERN.exec(text) ?? BASIC_PATTERN.exec(text)
+  if (match !== null) return fieldsToUs(match)
+  const date = DATE_PATTERN.exec(text)
+  if (date !== null) return fieldsToUs([text, date[1], date[2], date[3], '00', '00', undefined, undefined, 'Z'])
+  return {
+    ok: false,
+    why: 'not an ISO-8601 date-time with zone (2026-12-07T06:00:00Z, 2026-12-07T07:00:00+01:00, basic 20261207T060000Z) nor a date (2026-12-07)',
+  }
+}
+
+type Fields = ReadonlyArray<string | undefined>
+
+function fieldsToUs(fields: Fields): IsoResult {
+  const [, yearText, monthText, dayText, hourText, minuteText, secondText, fractionText, zulu, sign, offHourText, offMinuteText] = fields
   const year = Number(yearText)
   const month = Number(monthText)
   const day = Number(dayText)

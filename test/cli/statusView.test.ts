@@ -34,6 +34,7 @@ function row(vid: number, delivered: number, deliveredMs: number, persistedMs: n
 function member(id: number, rank: number, deliveredMs: number): MemberStatusJson {
   return {
     id,
+    pid: 1000 + id,
     phase: 'running',
     core: {
       view: { vid: 2, members: [0, 2] },
@@ -94,24 +95,36 @@ describe('fffs status view', () => {
     expect(statusJson(answer as unknown as Record<string, unknown>).summary).toEqual(s)
   })
 
-  it('lays out the members, the shared state table (rows = members) and the lag', () => {
+  it('fits 100 columns by default: a row per member with its pid and lag, no internals', () => {
     const text = renderStatus(answer as unknown as Record<string, unknown>)
+    for (const line of text.split('\n')) expect(line.length, line).toBeLessThanOrEqual(100)
+    expect(text).toMatch(/^mount \/tmp\/m \(pid 42\) · group g: 3 members, 3 replicas · connected to member 0$/m)
+    expect(text).toMatch(/^view 2: members \[0,2\], leader 0 · stable cut 2026-11-21T15:00:00.095000Z$/m)
+    expect(text).toMatch(/^MEMBER\s+PID\s+PHASE\s+STATE\s+VIEW\s+DELIVERED\s+BEHIND \(msgs\)\s+BEHIND \(ms\)\s+UNPERSISTED \(ms\)$/m)
+    expect(text).toMatch(/^0\*\s+1000\s+running\s+in view\s+2\s+19\s+0\s+0\.0\s+0\.0$/m)
+    expect(text).toMatch(/^2\s+1002\s+running\s+in view\s+2\s+19\s+2\s+10\.0\s+20\.0$/m)
+    expect(text).toMatch(/^1\s+-\s+-\s+unreachable$/m)
+    expect(text).not.toMatch(/BALLOT|HLC_FLOOR|\+4095/)
+  })
+
+  it('with --verbose lays out the members, the shared state table (rows = members) and the lag', () => {
+    const text = renderStatus(answer as unknown as Record<string, unknown>, { verbose: true })
     expect(text).toMatch(/^view 2: members \[0,2\], leader 0/m)
-    expect(text).toMatch(/^1\s+-\s+unreachable/m)
+    expect(text).toMatch(/^1\s+-\s+-\s+unreachable/m)
     expect(text).toContain('member 1 unreachable: EIO connect to 127.0.0.1:30003: ECONNREFUSED')
     expect(text).toMatch(/^ROW\s+VID\s+RECEIVED\s+DELIVERED\s+DELIVERED_STAMP\s+PERSISTED_STAMP\s+HLC_FLOOR\s+SUSPECTED\s+WEDGED/m)
     expect(text).toMatch(/^0 \(self\)\s+2\s+\[10,0,9\]\s+19\s+15:00:00\.100000\s+15:00:00\.100000\s+15:00:00\.105000\+4095\s+\[1\]\s+no/m)
     expect(text).toMatch(/^2\s+2\s+10\.0\s+20\.0$/m)
   })
 
-  it('shows members in no epoch yet, and an embedded mount as key: value lines', () => {
+  it('shows members in no epoch yet, and an embedded mount with the same header', () => {
     const recovering: ClusterStatusJson = {
       ...answer,
       members: answer.members.map((m) => (m.status === undefined ? m : { ...m, status: { ...m.status, phase: 'recovering', core: null, memberIds: [], rows: [] } })),
     }
     expect(summarize(recovering).view).toBeNull()
-    expect(renderStatus(recovering as unknown as Record<string, unknown>)).toContain('no member in a running group: member 0: recovering')
-    expect(renderStatus({ mode: 'embedded', dataDir: '/d' })).toBe('mode: embedded\ndataDir: /d\n')
+    expect(renderStatus(recovering as unknown as Record<string, unknown>)).toContain('no member in a running group: member 0 (pid 1000): recovering')
+    expect(renderStatus({ mode: 'embedded', mountpoint: '/m', pid: 7, dataDir: '/d', stableFrontier: '2026-11-21T15:00:00.095000Z' })).toBe('mount /m (pid 7) · embedded store /d\nstable cut 2026-11-21T15:00:00.095000Z\n')
     expect(shortStamp('0')).toBe('-')
   })
 })

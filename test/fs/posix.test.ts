@@ -17,28 +17,42 @@ afterAll(async () => {
 
 interface Row {
   version: number
-  sizeBytes: number
-  links: number
+  sizeBytes: number | null // null: a row where the name was removed
+  links: number | null
   change: string
 }
 
 describe('fffs log of a hard-linked file', () => {
-  it('lists the same history under either name, with the links each version had', async () => {
+  it('lists what each name returned (a linked name from its link on) and, with --object, the one inode across both, with the links each version had', async () => {
     await fsp.writeFile(m.p('report.txt'), 'draft')
     await fsp.link(m.p('report.txt'), m.p('report-copy.txt'))
     await fsp.writeFile(m.p('report-copy.txt'), 'final')
     await fsp.unlink(m.p('report.txt'))
-    const log = runCli(['log', '--json', m.p('report-copy.txt')])
-    expect(log.status).toBe(0)
-    const rows = (JSON.parse(log.stdout) as Row[]).map((r) => [r.version, r.sizeBytes, r.links, r.change])
-    expect(rows).toEqual([
+    const log = (...args: string[]): Array<[number, number | null, number | null, string]> => {
+      const run = runCli(['log', '--json', ...args])
+      expect(run.status, run.stderr).toBe(0)
+      return (JSON.parse(run.stdout) as Row[]).map((r) => [r.version, r.sizeBytes, r.links, r.change])
+    }
+    expect(log(m.p('report-copy.txt'))).toEqual([
+      [1, 5, 2, 'link'],
+      [2, 5, 2, 'version'],
+      [3, 5, 1, 'unlink'],
+    ])
+    expect(log(m.p('report.txt'))).toEqual([
+      [1, 0, 1, 'create'],
+      [2, 5, 1, 'version'],
+      [3, 5, 2, 'link'],
+      [4, 5, 2, 'version'],
+      [5, null, null, 'removed'],
+    ])
+    expect(log('--object', m.p('report-copy.txt'))).toEqual([
       [1, 0, 1, 'create'],
       [2, 5, 1, 'version'],
       [3, 5, 2, 'link'],
       [4, 5, 2, 'version'],
       [5, 5, 1, 'unlink'],
     ])
-    expect(runCli(['log', m.p('report-copy.txt')]).stdout).toMatch(/^VERSION\s+TIME\s+SENSOR_TIME\s+SIZE\s+LINKS\s+CHANGE\n/)
+    expect(runCli(['log', m.p('report-copy.txt')]).stdout).toMatch(/^VERSION\s+TIME\s+SENSOR_TIME\s+SIZE\s+LINKS\s+INODE\s+CHANGE\n/)
   })
 })
 

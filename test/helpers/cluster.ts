@@ -8,6 +8,7 @@ import { mkdtempSync, promises as fsp, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
+import { READY_PREFIX } from '../../src/cli/output.js'
 import { loadGroupConfig, writeLocalGroup, type GroupConfig } from '../../src/replication/config.js'
 import { fetchMemberStatus } from '../../src/replication/remote.js'
 import { shardGroups } from '../../src/replication/shards.js'
@@ -26,11 +27,14 @@ export interface Proc {
   waitExit(timeoutMs: number): Promise<boolean>
 }
 
-/** Spawns `node bin/fffs ARGS`, collecting stdout+stderr. `wrap` runs it under another command (nsenter). */
-export function spawnFffs(args: string[], wrap: string[] = []): Proc {
+/**
+ * Spawns `node bin/fffs ARGS`, collecting stdout+stderr. `wrap` runs it under another command
+ * (nsenter, setpriv); `detached` gives it a process group of its own (a test's Ctrl-C).
+ */
+export function spawnFffs(args: string[], wrap: string[] = [], options: { cwd?: string; detached?: boolean; env?: NodeJS.ProcessEnv } = {}): Proc {
   const command = wrap.length > 0 ? wrap[0]! : process.execPath
   const argv = wrap.length > 0 ? [...wrap.slice(1), process.execPath, FFFS_BIN, ...args] : [FFFS_BIN, ...args]
-  const child = spawn(command, argv, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(command, argv, { cwd: options.cwd ?? REPO, stdio: ['ignore', 'pipe', 'pipe'], detached: options.detached === true, env: options.env ?? process.env })
   let log = ''
   child.stdout!.on('data', (chunk: Buffer) => (log += chunk.toString()))
   child.stderr!.on('data', (chunk: Buffer) => (log += chunk.toString()))
@@ -166,7 +170,7 @@ export async function startGroup(replicas: number, options: { shards?: number; h
       }
       mounts.push(mount)
       await waitFor(`mount ${name}`, MOUNT_TIMEOUT_MS, () => {
-        if (proc.output().includes('fffs: mounted')) return true
+        if (proc.output().includes(READY_PREFIX)) return true
         if (proc.exited()) throw new Error(`mount exited (${proc.child.exitCode ?? proc.child.signalCode}): ${proc.output()}`)
         return undefined
       }).catch((err: Error) => {

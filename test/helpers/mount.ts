@@ -1,10 +1,11 @@
 // Test helper: runs a real `fffs mount` process on a temp dir and always cleans it up.
 
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { READY_PREFIX } from '../../src/cli/output.js'
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 export const FFFS_BIN = path.join(REPO, 'bin', 'fffs')
@@ -33,11 +34,15 @@ export interface TestMount {
   cleanup(): Promise<void>
 }
 
+/** Lazily unmounts a FUSE mount (quiet when nothing is mounted): libfuse 3's helper, or libfuse 2's where only that one is installed. */
 export function fusermountLazy(mountpoint: string): void {
-  try {
-    execFileSync('fusermount', ['-uz', mountpoint], { stdio: 'ignore' })
-  } catch {
-    // not mounted
+  for (const helper of ['fusermount3', 'fusermount']) {
+    try {
+      execFileSync(helper, ['-uz', mountpoint], { stdio: 'ignore' })
+      return
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return // not mounted
+    }
   }
 }
 
@@ -69,7 +74,7 @@ export async function startMount(extraArgs: string[] = []): Promise<TestMount> {
       const timer = setTimeout(() => reject(new Error(`mount not ready in ${MOUNT_TIMEOUT_MS} ms:\n${log}`)), MOUNT_TIMEOUT_MS)
       const onData = (chunk: Buffer): void => {
         log += chunk.toString()
-        if (log.includes('fffs: mounted')) {
+        if (log.includes(READY_PREFIX)) {
           clearTimeout(timer)
           resolve()
         }
@@ -137,15 +142,10 @@ export function python(script: string, ...args: string[]): string {
   return execFileSync('python3', ['-c', script, ...args], { encoding: 'utf8', timeout: 30_000 })
 }
 
-/** Runs the CLI; never throws: returns status and output. */
+/** Runs the CLI; never throws: returns status and output (stderr too when it succeeds: relative specs are reported there). */
 export function runCli(args: string[], cwd = REPO): { status: number; stdout: string; stderr: string } {
-  try {
-    const stdout = execFileSync(process.execPath, [FFFS_BIN, ...args], { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 })
-    return { status: 0, stdout, stderr: '' }
-  } catch (err) {
-    const e = err as { status?: number; stdout?: string; stderr?: string }
-    return { status: e.status ?? 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' }
-  }
+  const run = spawnSync(process.execPath, [FFFS_BIN, ...args], { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 })
+  return { status: run.status ?? 1, stdout: run.stdout ?? '', stderr: run.stderr ?? '' }
 }
 
 /** The errno code a file system call failed with ('no error' if it did not). */

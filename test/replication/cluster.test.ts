@@ -12,7 +12,7 @@ import { promises as fsp } from 'node:fs'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { cli, sha256, startGroup, waitFor, Writer, type ClusterMount, type TestGroup } from '../helpers/cluster.js'
-import { fffsMounts } from '../../src/control/client.js'
+import { fffsMounts } from '../../src/fs/mountTable.js'
 
 interface StatusJson {
   connectedMember: number | null
@@ -53,7 +53,8 @@ describe('a 3-replica group of processes behind a FUSE mount', () => {
     const text = await cli(['status', '--mount', mountA.mountpoint])
     expect(text.status).toBe(0)
     expect(text.stdout).toMatch(/^view \d+: members \[0,1,2\]/m)
-    expect(text.stdout).toContain('shared state table as member 0 sees it')
+    expect(text.stdout).not.toContain('shared state table') // internals only with --verbose
+    expect((await cli(['status', '--verbose', '--mount', mountA.mountpoint])).stdout).toContain('shared state table as member 0 sees it')
   })
 
   it('kill -9 of a replica the mount is not connected to: writes continue and the view shrinks to the survivors', async () => {

@@ -172,6 +172,17 @@ describe('a sharded group of processes behind a FUSE mount (meta + 2 data shards
     const versions = JSON.parse(log.stdout) as Array<{ version: number; change: string; sizeBytes: number }>
     expect(versions.map((v) => [v.version, v.change])).toEqual([[1, 'create'], [2, 'version'], [3, 'setattr'], [4, 'version']])
     expect(await fsp.readFile(mount.p('dir', 'f0.txt@v2'), 'utf8')).toBe(written.get('f0.txt'))
+    // Pages of the joined history keep their rows; a save-by-rename is the name's next row.
+    const page = async (...args: string[]): Promise<Array<[number, string]>> =>
+      (JSON.parse((await cli(['log', '--json', ...args, mount.p('dir', 'f0.txt')])).stdout) as typeof versions).map((v) => [v.version, v.change])
+    expect(await page('--reverse', '--limit', '2')).toEqual([[4, 'version'], [3, 'setattr']])
+    const times = (JSON.parse(log.stdout) as Array<{ time: string }>).map((v) => v.time)
+    expect(await page('--since', times[1]!, '--until', times[2]!)).toEqual([[2, 'version'], [3, 'setattr']])
+    await fsp.writeFile(mount.p('dir', '.f0.tmp'), 'saved')
+    await fsp.rename(mount.p('dir', '.f0.tmp'), mount.p('dir', 'f0.txt'))
+    expect(await page('--reverse', '--limit', '1')).toEqual([[5, 'replaced by rename']])
+    expect(await fsp.readFile(mount.p('dir', 'f0.txt@v5'), 'utf8')).toBe('saved')
+    expect(await fsp.readFile(mount.p('dir', 'f0.txt@v4'), 'utf8')).toBe(written.get('f0.txt') + '+more')
   })
 
   it('fffs status shows every shard: its view, members and table', async () => {
@@ -184,8 +195,8 @@ describe('a sharded group of processes behind a FUSE mount (meta + 2 data shards
       ['data0', [0, 1, 2]],
       ['data1', [0, 1, 2]],
     ])
-    const text = await cli(['status', '--mount', mount.mountpoint])
-    expect(text.stdout).toMatch(/^=== shard data1 ===$/m)
+    const text = await cli(['status', '--verbose', '--mount', mount.mountpoint])
+    expect(text.stdout).toMatch(/^=== shard data1 \(members \[0,1,2\]\) ===$/m)
     expect(text.stdout.match(/shared state table as member \d sees it/g)).toHaveLength(3)
   })
 

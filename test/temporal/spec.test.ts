@@ -2,7 +2,7 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { FffsError } from '../../src/errors.js'
 import { utcUsToGpsUs } from '../../src/temporal/gps.js'
-import { TIME_US_MAX, formatTimeSpec, isSpecShaped, parseTimeSpec, type TimeSpec } from '../../src/temporal/spec.js'
+import { PLAUSIBLE_FROM_US, TIME_US_MAX, formatTimeSpec, parseSpecArgument, parseTimeSpec, specOfSuffix, type TimeSpec } from '../../src/temporal/spec.js'
 
 // 2026-11-21T10:00:00Z in epoch seconds, computed independently (Python calendar.timegm).
 const T_S = 1_795_255_200
@@ -37,7 +37,16 @@ describe('parseTimeSpec: each form', () => {
     [`${T_S}123456789ns`, { kind: 'platform', timeUs: T_US + 123_456 }], // 19 digits, floored
     [`${T_S}123`, { kind: 'platform', timeUs: T_US + 123_000 }], // bare digits are ms
     [`s${T_S}123`, { kind: 'platform', timeUs: T_US + 123_000 }],
-    ['0', { kind: 'platform', timeUs: 0 }],
+    ['946684800000', { kind: 'platform', timeUs: PLAUSIBLE_FROM_US }], // 2000-01-01: the first plausible bare number
+    [`sensor:0`, { kind: 'sensor', timeUs: 0 }], // after sensor: any instant
+    ['20261121T100000Z', { kind: 'platform', timeUs: T_US }], // ISO-8601 basic
+    ['20261121T100000.123456Z', { kind: 'platform', timeUs: T_US + 123_456 }],
+    ['20261121T100000,5Z', { kind: 'platform', timeUs: T_US + 500_000 }],
+    ['20261121T1000Z', { kind: 'platform', timeUs: T_US }],
+    ['20261121T113000+0130', { kind: 'platform', timeUs: T_US }],
+    ['sensor:20261121T100000.000001Z', { kind: 'sensor', timeUs: T_US + 1 }],
+    ['2026-11-21', { kind: 'platform', timeUs: T_US - 10 * 3600 * 1_000_000 }], // a date: 00:00:00 UTC
+    ['sensor:2026-11-21', { kind: 'sensor', timeUs: T_US - 10 * 3600 * 1_000_000 }],
     [`sensor:${T_S}s`, { kind: 'sensor', timeUs: T_US }],
     [`sensor:s${T_S}000`, { kind: 'sensor', timeUs: T_US }],
     [`sensor:${T_S}000`, { kind: 'sensor', timeUs: T_US }],
@@ -103,7 +112,6 @@ describe('parseTimeSpec: malformed input is EINVAL', () => {
     ['s', 'no digits'],
     ['s12ms', 's with a unit'],
     ['u12ms', 'u with a unit'],
-    ['-5', 'negative'],
     ['1.5s', 'fractional epoch'],
     ['sensor:nope', 'sensor garbage'],
     ['sensor:', 'sensor nothing'],
@@ -119,6 +127,24 @@ describe('parseTimeSpec: malformed input is EINVAL', () => {
     ['v', 'version without number'],
     ['v9007199254740992', 'version beyond 2^53'],
     ['v1.5', 'fractional version'],
+    ['v-1', 'negative version'],
+    ['2026-13-45', 'a date with month 13'],
+    ['2026-02-30', 'a date that does not exist'],
+    ['20261121T10:00:00Z', 'basic date, extended time'],
+    ['2026-11-21T100000Z', 'extended date, basic time'],
+    ['20261121T100000', 'basic without zone'],
+    ['20261321T100000Z', 'basic month 13'],
+    ['-5', 'relative without a unit'],
+    ['-5x', 'relative with an unknown unit'],
+    ['-30m2h', 'relative units not largest first'],
+    ['-5m5m', 'relative unit twice'],
+    ['-1.5h', 'fractional relative'],
+    ['sensor:-5', 'sensor relative without unit'],
+    ['123', 'bare number before 2000 (a name, not a spec)'],
+    ['123s', 'epoch seconds before 2000'],
+    ['s1', 'FFFS ms before 2000'],
+    ['u1', 'FFFS µs before 2000'],
+    ['python', 'a word'],
   ])('%s (%s)', (text) => expectEinval(text))
 })
 
@@ -136,7 +162,7 @@ describe('parse ∘ format round trips', () => {
         const text = formatTimeSpec(spec)
         expect(parseTimeSpec(text)).toEqual(spec)
         expect(formatTimeSpec(parseTimeSpec(text))).toBe(text)
-        expect(isSpecShaped(text)).toBe(true)
+        expect(specOfSuffix(text, 0)).toEqual({ spec, relative: false })
       }),
     )
   })
@@ -148,9 +174,9 @@ describe('parse ∘ format round trips', () => {
     expect(() => formatTimeSpec({ kind: 'version', version: 0 })).toThrow(/temporal invariant/)
   })
 
-  it('every epoch form of an instant parses to that instant', () => {
+  it('every epoch form of a plausible instant parses to that instant', () => {
     fc.assert(
-      fc.property(timeUsArb, fc.integer({ min: 0, max: 999 }), (timeUs, subUsNs) => {
+      fc.property(fc.integer({ min: PLAUSIBLE_FROM_US + 1_000_000, max: TIME_US_MAX }), fc.integer({ min: 0, max: 999 }), (timeUs, subUsNs) => {
         const ms = Math.floor(timeUs / 1000)
         const msUs = ms * 1000
         const platform = (us: number): TimeSpec => ({ kind: 'platform', timeUs: us })
@@ -209,6 +235,97 @@ describe('ISO-8601 agrees with Date', () => {
           `${sign}${pad(Math.floor(abs / 60))}:${pad(abs % 60)}`
         expect(Date.parse(text)).toBe(date.getTime())
         expect(parseTimeSpec(text)).toEqual({ kind: 'platform', timeUs: date.getTime() * 1000 })
+      }),
+    )
+  })
+})
+
+describe('the grammar is narrow: names people use stay names', () => {
+  const NOW_US = T_US + 123_456 // 2026-11-21T10:00:00.123456Z
+
+  it('a bare number, epoch with unit, s<ms> or u<µs> before 2000 is an ordinary name', () => {
+    for (const suffix of ['3', '18', '123s', '2x', '1', 'u1', 's42', '20261207', '1795255200', '946684799999', '946684799s', '007', 'v2.png', 'example.org.txt', '', 'x', '@x', 'V3', 'Sensor:1', '+5m', 'now.txt', '2026-12-07.pdf', 'v1.5', 'gpsx:1']) {
+      expect(specOfSuffix(suffix, NOW_US), suffix).toBeNull()
+    }
+  })
+
+  it('any epoch number below 2000-01-01 is a name; any from then to 2^53 µs a spec', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: TIME_US_MAX }), (timeUs) => {
+        const ms = Math.floor(timeUs / 1000)
+        const forms = [`${ms}`, `${ms}ms`, `${timeUs}us`, `s${ms}`, `u${timeUs}`]
+        for (const form of forms) {
+          const parsed = specOfSuffix(form, NOW_US)
+          const formUs = form.startsWith('u') || form.endsWith('us') ? timeUs : ms * 1000
+          if (formUs < PLAUSIBLE_FROM_US) expect(parsed, form).toBeNull()
+          else expect(parsed?.spec, form).toEqual({ kind: form.startsWith('u') ? 'sensor' : 'platform', timeUs: formUs })
+        }
+      }),
+    )
+  })
+
+  it('a suffix with no digits, ISO shape or prefix of the grammar is a name, whatever else it holds', () => {
+    fc.assert(
+      fc.property(fc.stringMatching(/^[A-Za-z._ +=,~%][A-Za-z0-9._ +=,~%-]{0,20}$/), (suffix) => {
+        fc.pre(!['now', 'today', 'yesterday'].includes(suffix) && !/^(?:[suv]\d|sensor:|gps:)/.test(suffix))
+        expect(specOfSuffix(suffix, NOW_US)).toBeNull()
+      }),
+    )
+  })
+})
+
+describe('relative and human times', () => {
+  const NOW_US = T_US + 123_456 // 2026-11-21T10:00:00.123456Z
+  const MIN_US = 60_000_000
+  const DAY_US = 86_400_000_000
+
+  it.each([
+    ['-5m', NOW_US - 5 * MIN_US],
+    ['-2h30m', NOW_US - 150 * MIN_US],
+    ['-1w2d', NOW_US - 9 * DAY_US],
+    ['-90s', NOW_US - 90_000_000],
+    ['-250ms', NOW_US - 250_000],
+    ['-1d12h30m15s500ms', NOW_US - DAY_US - 12 * 60 * MIN_US - 30 * MIN_US - 15_500_000],
+    ['-0s', NOW_US],
+    ['now', NOW_US],
+    ['today', T_US - 10 * 3600 * 1_000_000], // 00:00:00 UTC of that day
+    ['yesterday', T_US - 10 * 3600 * 1_000_000 - DAY_US],
+  ])('%s resolves against the moment of the call', (text, timeUs) => {
+    expect(parseSpecArgument(text, NOW_US)).toEqual({ spec: { kind: 'platform', timeUs }, relative: true })
+    expect(parseSpecArgument(`sensor:${text}`, NOW_US)).toEqual({ spec: { kind: 'sensor', timeUs }, relative: true })
+  })
+
+  it('-N<unit> is now minus N units, for every unit and N', () => {
+    const units: Array<[string, number]> = [['w', 7 * DAY_US], ['d', DAY_US], ['h', 60 * MIN_US], ['m', MIN_US], ['s', 1_000_000], ['ms', 1000]]
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 1000 }), fc.constantFrom(...units), (n, [unit, unitUs]) => {
+        expect(parseTimeSpec(`-${n}${unit}`, NOW_US)).toEqual({ kind: 'platform', timeUs: NOW_US - n * unitUs })
+      }),
+    )
+  })
+
+  it('absolute forms are not relative; a relative time before 1970 is malformed', () => {
+    expect(parseSpecArgument('2026-11-21T10:00:00Z', NOW_US).relative).toBe(false)
+    expect(() => parseTimeSpec('-100000w', NOW_US)).toThrow(/before 1970/)
+  })
+})
+
+describe('ISO-8601 basic and extended forms agree', () => {
+  it('for every instant and zone', () => {
+    const pad = (n: number, width = 2): string => String(n).padStart(width, '0')
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: TIME_US_MAX }), fc.integer({ min: -(23 * 60 + 59), max: 23 * 60 + 59 }), (timeUs, offsetMinutes) => {
+        const local = new Date(Math.floor(timeUs / 1000) + offsetMinutes * 60_000)
+        if (local.getTime() < 0 || timeUs + offsetMinutes * 60_000_000 < 0) return
+        const fraction = `${pad(local.getUTCMilliseconds(), 3)}${pad(timeUs % 1000, 3)}`
+        const sign = offsetMinutes < 0 ? '-' : '+'
+        const abs = Math.abs(offsetMinutes)
+        const [y, mo, d, h, mi, se] = [pad(local.getUTCFullYear(), 4), pad(local.getUTCMonth() + 1), pad(local.getUTCDate()), pad(local.getUTCHours()), pad(local.getUTCMinutes()), pad(local.getUTCSeconds())]
+        const extended = `${y}-${mo}-${d}T${h}:${mi}:${se}.${fraction}${sign}${pad(Math.floor(abs / 60))}:${pad(abs % 60)}`
+        const basic = `${y}${mo}${d}T${h}${mi}${se}.${fraction}${sign}${pad(Math.floor(abs / 60))}${pad(abs % 60)}`
+        expect(basic).not.toContain(':')
+        expect(parseTimeSpec(basic)).toEqual(parseTimeSpec(extended))
+        expect(parseTimeSpec(extended)).toEqual({ kind: 'platform', timeUs })
       }),
     )
   })

@@ -6,54 +6,21 @@
 import { promises as fsp } from 'node:fs'
 import path from 'node:path'
 import { request } from '../../control/client.js'
+import { Progress } from '../../cli/progress.js'
 import type { CutReport } from '../../control/inspect.js'
-import type { VersionInfo } from '../../control/server.js'
+import type { LogReport } from '../../control/server.js'
 import { errors } from '../../errors.js'
 import { hlcPhysicalUs, wallClockUs } from '../../temporal/hlc.js'
 import { parseTimeSpec } from '../../temporal/spec.js'
 import { allMethodStats, checkFrames, frameStats, writerStats, type FrameStats, type MethodStats, type TileVersion, type WriterStats } from './analysis.js'
 import { FileIo } from './fileio.js'
 import { BLANK_SAMPLE, deliveries, encodeSample, fieldTruth, frameSamples, sampleInstantUs, tileCount, tileName, TILE_VALUES, type SamplingPlan, type WaveModel } from './model.js'
+import type { WaveOptions } from './options.js'
 import { METHODS, readFrames, tilePath, type FrameRead, type Method } from './reader.js'
 import { renderStrip, type StripRow } from './strip.js'
-import { runWriters, warmUp, type StampMode, type WriteRecord } from './writers.js'
+import { runWriters, warmUp, type WriteRecord } from './writers.js'
 
-export interface WaveOptions {
-  readonly tilesX: number
-  readonly tilesY: number
-  readonly rateHz: number // samples per tile per second
-  readonly durationMs: number // of sampling
-  readonly frames: number // frame instants, evenly over the run once every tile has delivered
-  readonly delayMaxMs: number // deliveries are delayed uniformly in [0, delayMaxMs]
-  readonly sensorLagMaxMs: number // Δ of the mount: delays must stay within it
-  readonly clockSkewMaxMs: number // δ of the mount: writer clocks are skewed within it
-  readonly wavelengthPoints: number
-  readonly frequencyHz: number
-  readonly seed: number
-  readonly stripRows: number // frame instants drawn in the PNG
-  readonly stamp: StampMode // how a version gets its sensor time (writers.ts)
-  readonly warmupMs: number // tiles write blank content this long before the first sample
-}
-
-// Full scale: 100 tiles at 10 Hz. Δ is generous because on a busy 2-core machine a
-// 3-replica group commits a few hundred tile versions/s, not the 1000/s offered: the backlog
-// makes deliveries late by seconds, and a write later than Δ is refused.
-export const WAVE_DEFAULTS: WaveOptions = {
-  tilesX: 10,
-  tilesY: 10,
-  rateHz: 10,
-  durationMs: 3000,
-  frames: 6,
-  delayMaxMs: 1000,
-  sensorLagMaxMs: 15_000,
-  clockSkewMaxMs: 50,
-  wavelengthPoints: 40,
-  frequencyHz: 0.25,
-  seed: 1,
-  stripRows: 4,
-  stamp: 'xattr',
-  warmupMs: 2000,
-}
+export { WAVE_DEFAULTS, type WaveOptions } from './options.js'
 
 export interface WaveResult {
   readonly options: WaveOptions
@@ -113,8 +80,8 @@ async function tileHistories(mountpoint: string, dir: string, tiles: number): Pr
   const histories = new Map<number, TileVersion[]>()
   const inner = '/' + path.relative(mountpoint, dir)
   await inBatches(Array.from({ length: tiles }, (_, tile) => tile), SETUP_CONCURRENCY, async (tile) => {
-    const versions = await request<VersionInfo[]>(mountpoint, { op: 'log', path: `${inner}/${tileName(tile)}` })
-    const list = versions.map((v) => ({ stamp: BigInt(v.stamp), sensorUs: v.sensorTime === null ? null : isoUs(v.sensorTime), sizeBytes: v.sizeBytes }))
+    const { rows } = await request<LogReport>(mountpoint, { op: 'log', path: `${inner}/${tileName(tile)}` })
+    const list = rows.flatMap((v) => (v.sizeBytes === null ? [] : [{ stamp: BigInt(v.stamp), sensorUs: v.sensorTime === null ? null : isoUs(v.sensorTime), sizeBytes: v.sizeBytes }]))
     histories.set(tile, list.sort((a, b) => (a.stamp < b.stamp ? -1 : a.stamp > b.stamp ? 1 : 0)))
   })
   return histories
@@ -158,7 +125,7 @@ function strip(plan: SamplingPlan, samples: readonly number[], frames: readonly 
  * options' (checked). Writers and readers run concurrently; resolves after the last
  * sensor-time frame (≈ Δ + 2δ after the last sample) and the analysis.
  */
-export async function runWaveExperiment(mountpoint: string, options: WaveOptions, log: (line: string) => void = () => undefined): Promise<WaveResult> {
+export async function runWaveExperiment(mountpoint: string, options: WaveOptions, log: (line: string) => void = () => undefined, showProgress = false): Promise<WaveResult> {
   validateOptions(options)
   await checkMountBounds(mountpoint, options)
   const tiles = options.tilesX * options.tilesY
@@ -192,10 +159,13 @@ export async function runWaveExperiment(mountpoint: string, options: WaveOptions
     const firstFrame = Math.ceil((plan.delayMaxUs + plan.clockSkewMaxUs + SETTLE_US) / periodUs)
     const samples = frameSamples(plan, firstFrame, options.frames)
     log(`wave: ${plan.samples} samples per tile at ${options.rateHz} Hz from ${new Date(originUs / 1000).toISOString()}; frames at samples ${samples.join(', ')}`)
-    const [writes, frameReads] = await Promise.all([
+    const sampling = Promise.all([
       runWriters(io, plan, deliveries(plan), options.stamp, (tile) => path.join(dir, tileName(tile)), WRITE_TIMEOUT_MS),
       readFrames(io, plan, dir, samples, FRAME_TIMEOUT_MS),
     ])
+    // It ends with the later of the last delivery and the last frame's sensor cut turning stable (T + Δ + 2δ).
+    const endUs = Math.max(originUs + plan.samples * periodUs + plan.delayMaxUs, originUs + samples[samples.length - 1]! * periodUs + (options.sensorLagMaxMs + 2 * options.clockSkewMaxMs) * 1000)
+    const [writes, frameReads] = showProgress ? await Progress.timed('wave: sampling and reading frames', Math.max(0, (endUs - wallClockUs()) / 1000), sampling) : await sampling
     checkFrames(plan, frameReads)
     if (options.stamp === 'xattr') await Promise.all(tileList.map((tile) => io.closeWriter(path.join(dir, tileName(tile)), WRITE_TIMEOUT_MS)))
     log('wave: writers done; reading the cuts again and the tiles\' logs')

@@ -2,13 +2,14 @@
 // (`fffs up` in a temp dir: 3 replicas, a meta shard and 2 data shards by default), or on
 // an existing mount (--mount), prints the error table and writes the PNG strip.
 
-import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, promises as fsp } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { promisify } from 'node:util'
+import { READY_PREFIX } from '../../cli/output.js'
 import { locate } from '../../control/client.js'
+import { unmountLazy } from '../../fs/mountTable.js'
 import { runWaveExperiment, type WaveOptions, type WaveResult } from './experiment.js'
 import { renderWave, waveJson } from './report.js'
 
@@ -75,20 +76,21 @@ export async function startUpGroup(options: { replicas: number; shards: number; 
       }
       await exited(child, 5_000)
     }
-    await promisify(execFile)('fusermount', ['-uz', mountpoint]).catch(() => undefined) // a no-op once up unmounted
+    await unmountLazy(mountpoint) // a no-op once up unmounted
     await fsp.rm(root, { recursive: true, force: true, maxRetries: 3 })
   }
   log(`wave: starting fffs ${args.join(' ')}`)
   const deadlineMs = Date.now() + UP_READY_TIMEOUT_MS
-  while (!output.includes('fffs: mounted')) {
+  while (!output.includes(READY_PREFIX)) {
     if (child.exitCode !== null || child.signalCode !== null || Date.now() > deadlineMs) {
       await stop()
       throw new Error(`wave: fffs up did not mount within ${UP_READY_TIMEOUT_MS} ms:\n${output}`)
     }
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
-  const banner = /fffs: mounted \S+ \((.*)\)/.exec(output)?.[1] ?? 'a local group'
-  return { mountpoint, description: banner.replace(/^local group \S+: /, `local group (fffs up, ${root}): `), stop }
+  // The ready line: `fffs: ready at DIR: 3 members, a meta shard and 2 data shards of 3 replicas, views ...; Ctrl-C to stop`.
+  const layout = new RegExp(`${READY_PREFIX}\\S+: (.*); Ctrl-C to stop`).exec(output)?.[1] ?? 'a local group'
+  return { mountpoint, description: `local group (fffs up, ${root}): ${layout}`, stop }
 }
 
 export interface WaveDemoOptions extends WaveOptions {
@@ -111,7 +113,7 @@ export async function runWaveDemo(options: WaveDemoOptions, print: (text: string
   try {
     const mountpoint = group?.mountpoint ?? locate(options.mount!).mountpoint
     where = group?.description ?? `the mount at ${mountpoint}`
-    result = await runWaveExperiment(mountpoint, options, log)
+    result = await runWaveExperiment(mountpoint, options, log, true)
   } finally {
     process.off('SIGINT', onSignal)
     process.off('SIGTERM', onSignal)
