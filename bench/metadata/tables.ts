@@ -161,7 +161,7 @@ export function metadataSections(json: MetadataJson): Section[] {
       heading: `metadata: per-second rates, range over ${config.rounds} interleaved round${config.rounds > 1 ? 's' : ''} (targets in turn, A B C D A B C D); ratios round by round; MiB = 2^20 B`,
       rows: table,
       after: [
-        'cold: each turn restarts the target (a fresh mount) and drops the kernel caches before the cold read; a cold listing is the first of its directory since then, DIR@T right after the live one',
+        'cold: each turn remounts the client (a fresh mount, below) and drops the kernel caches before the cold read; a cold listing is the first of its directory since then, DIR@T right after the live one',
         ...listingSeconds,
         ...targets.map((t) => `${t.label}: fresh mount = ${t.freshMount}`),
         ...(json.tree ? [`source tree of the untar row: ${json.tree.source}: ${json.tree.files} files, ${(json.tree.bytes / MiB).toFixed(1)} MiB, tar SHA-256 ${json.tree.sha256.slice(0, 16)}…`] : []),
