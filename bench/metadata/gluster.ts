@@ -68,13 +68,13 @@ function hostAddress(): string {
   throw new Error('GlusterFS: no non-loopback IPv4 address for the bricks (glusterd refuses localhost)')
 }
 
-export function mountsUnder(prefix: string, fsTypePattern = /./): string[] {
+/** Mount points at or below `prefix` (/proc/mounts writes a space as \040). */
+export function mountsUnder(prefix: string): string[] {
   return fs
     .readFileSync('/proc/mounts', 'utf8')
     .split('\n')
-    .map((line) => line.split(' '))
-    .filter((f) => f[1] !== undefined && (f[1] === prefix || f[1].startsWith(prefix + '/')) && fsTypePattern.test(f[2] ?? ''))
-    .map((f) => f[1]!.replace(/\\040/g, ' '))
+    .map((line) => line.split(' ')[1]?.replace(/\\040/g, ' '))
+    .filter((m): m is string => m !== undefined && (m === prefix || m.startsWith(prefix + '/')))
 }
 
 async function glusterdResponds(): Promise<boolean> {
@@ -84,12 +84,12 @@ async function glusterdResponds(): Promise<boolean> {
   )
 }
 
-/** Installs glusterfs-server if `glusterd` is missing (apt-get update first). */
+/** Installs glusterfs-server if `glusterd` is missing (apt-get update first; never at the cost of removing a package). */
 async function ensureInstalled(log: (line: string) => void): Promise<boolean> {
   if (onPath('glusterd') && onPath('mount.glusterfs')) return false
   log('GlusterFS: installing glusterfs-server with apt-get')
   await sh('apt-get', ['update', '-qq'], 600_000)
-  await execFileP('apt-get', ['install', '-y', '-qq', 'glusterfs-server', 'glusterfs-client'], { timeout: 900_000, env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } })
+  await execFileP('apt-get', ['install', '-y', '-qq', '--no-remove', 'glusterfs-server', 'glusterfs-client'], { timeout: 900_000, env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } })
   if (!onPath('glusterd')) throw new Error('GlusterFS: glusterd not found after installing glusterfs-server')
   return true
 }
