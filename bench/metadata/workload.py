@@ -29,7 +29,7 @@ SMALL_BYTES = 4096
 
 
 def payload(size, seed):
-    """Bytes that differ per file and per 4 KiB page, so a misplaced block is caught."""
+    """A 4 KiB page naming its seed, repeated: each file's bytes differ from every other's, so a read served from the wrong file is caught."""
     head = f"{seed:>12}".encode()
     page = (head + bytes(range(256)) * 16)[:4096]
     return (page * (size // 4096 + 1))[:size]
