@@ -162,6 +162,7 @@ export function metadataSections(json: MetadataJson): Section[] {
       rows: table,
       after: [
         'cold: each turn remounts the client (a fresh mount, below) and drops the kernel caches before the cold read; a cold listing is the first of its directory since then, DIR@T right after the live one',
+        `listing directories: made once per target before the rounds, from ${config.procs} processes, within ${config.createBudgetMs / 1000} s each`,
         ...listingSeconds,
         ...targets.map((t) => `${t.label}: fresh mount = ${t.freshMount}`),
         ...(json.tree ? [`source tree of the untar row: ${json.tree.source}: ${json.tree.files} files, ${(json.tree.bytes / MiB).toFixed(1)} MiB, tar SHA-256 ${json.tree.sha256.slice(0, 16)}…`] : []),
