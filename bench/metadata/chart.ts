@@ -47,7 +47,7 @@ export function metadataChart(json: MetadataJson): Buffer {
     canvas.text(legendX + 16, 4, t.label, SCALE, INK)
     legendX += 16 + textWidth(t.label, SCALE) + 20
   })
-  canvas.text(4, 4 + line, 'PER SECOND, LOG SCALE; MEDIAN OF ROUNDS', SCALE, INK)
+  canvas.text(4, 4 + line, 'PER SECOND - LOG SCALE - MEDIAN OF ROUNDS (OF TWO: THE LOWER)', SCALE, INK)
   for (let decade = 0; decade <= DECADES; decade++) {
     const x = LABEL_PX + Math.round((decade / DECADES) * PLOT_PX)
     canvas.fill(x, top - 4, 1, rows.length * groupPx + 4, GRID)
@@ -59,8 +59,11 @@ export function metadataChart(json: MetadataJson): Buffer {
     canvas.text(4, y0 + (targets.length * BAR_PX - TEXT_HEIGHT_UNITS * SCALE) / 2, row.short, SCALE, INK)
     targets.forEach((t, i) => {
       const value = median(roundRates(json, t.key, row.key))
-      if (value === null) return
       const y = y0 + i * BAR_PX
+      if (value === null) {
+        if (!row.pastCut || t.pastCuts) canvas.text(LABEL_PX + 3, y + 1, 'NO RESULT (SEE ERRORS)', 1, colorOf(t.key, i))
+        return
+      }
       canvas.fill(LABEL_PX, y, xOf(value) - LABEL_PX, BAR_PX - 1, colorOf(t.key, i))
       canvas.text(xOf(value) + 3, y + 1, fmtRate(value), 1, INK)
     })
