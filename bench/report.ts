@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url'
 import { fsSections, type FsBenchConfig } from './fs/index.js'
 import { logSections, type LogBenchJson } from './log/tables.js'
 import { metadataSections, type MetadataJson } from './metadata/tables.js'
+import { recoverySections, type SizeResult, type TablesConfig as RecoveryTablesConfig } from './recovery/tables.js'
 import { replicationSections, type Summary, type TablesConfig } from './replication/tables.js'
 import { markdownTable, markdownText, type Section } from './tables.js'
 import type { MethodStats, WriterStats } from '../src/demo/wave/analysis.js'
@@ -163,6 +164,26 @@ function startupSection(j: StartupJson): string[] {
   ]
 }
 
+// ------------------------------------------------------------------ recovery
+
+interface RecoveryJson {
+  header?: string
+  loadAfter?: string
+  tablesConfig: RecoveryTablesConfig
+  results: SizeResult[]
+  errors?: string[]
+}
+
+function recoverySection(j: RecoveryJson): string[] {
+  return [
+    provenance('npm run bench -- recovery', j),
+    `Load average after the run: ${j.loadAfter ?? '?'}. Times from a member's restart to its "running in view" line (every member's, for a total restart); rates from the members' own transfer lines.`,
+    '',
+    ...markdownSections(recoverySections(j.results, j.tablesConfig)),
+    ...notesAndErrors(j),
+  ]
+}
+
 // ------------------------------------------------------------------ entry
 
 const SECTIONS: ReadonlyArray<readonly [name: string, title: string, render: (json: never) => string[]]> = [
@@ -173,6 +194,7 @@ const SECTIONS: ReadonlyArray<readonly [name: string, title: string, render: (js
   ['wave', 'Wave experiment (`bench/wave`)', waveSection],
   ['log', '`fffs log` (`bench/log`)', logSection],
   ['startup', 'Start-up (`bench/startup`)', startupSection],
+  ['recovery', 'Recovery (`bench/recovery`)', recoverySection],
 ]
 
 /** The generated part of benchmarks.md, from whichever JSON files exist in `dir`. */

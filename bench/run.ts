@@ -18,6 +18,7 @@ const BENCHES: Readonly<Record<string, string>> = {
   wave: 'wave/index.js', // the wave experiment at full scale, with its PNG
   log: 'log/index.js', // fffs log's first page on a file with 100k versions, against its whole history
   startup: 'startup/index.js', // npm start to the ready line (fresh clone, unchanged); the CLI's start-up against node
+  recovery: 'recovery/index.js', // a member's rejoin, a total restart and a full transfer at 0, 1 and 4 GiB held
 }
 
 function main(): number {

@@ -13,8 +13,7 @@ import { fileURLToPath } from 'node:url'
 import { request } from '../../src/control/client.js'
 import type { LogReport } from '../../src/control/server.js'
 import { ROOT_INO, type Mutation } from '../../src/store/records.js'
-import type { LogPosition } from '../../src/store/segmentLog.js'
-import { Store } from '../../src/store/store.js'
+import { Store, type LoggedAt } from '../../src/store/store.js'
 import { hlcOf, wallClockUs } from '../../src/temporal/hlc.js'
 import { formatTimeSpec } from '../../src/temporal/spec.js'
 import { startFffs, stopAll } from '../fs/mounts.js'
@@ -46,11 +45,13 @@ async function makeHistory(dataDir: string, versions: number): Promise<{ ratePer
   let physicalUs = firstUs
   const next = (): bigint => hlcOf((physicalUs += 100), 0)
   try {
-    const created = await store.apply(next(), { type: 'mknod', parent: ROOT_INO, name: 'sensor.log', kind: 'file', mode: 0o644, uid: 0, gid: 0 }, { segment: 0, offset: 0 })
+    const mknod: Mutation = { type: 'mknod', parent: ROOT_INO, name: 'sensor.log', kind: 'file', mode: 0o644, uid: 0, gid: 0 }
+    const createdAt = next()
+    const created = await store.apply(createdAt, mknod, store.appendRecord(createdAt, mknod))
     if (!created.ok || created.ino === undefined) throw new Error(`log bench: create failed: ${JSON.stringify(created)}`)
     const ino = created.ino
     for (let done = 0; done < versions; ) {
-      const batch: Array<{ stamp: bigint; mutation: Mutation; next: LogPosition }> = []
+      const batch: Array<{ stamp: bigint; mutation: Mutation; logged: LoggedAt }> = []
       const written: Promise<void>[] = []
       for (; batch.length < RECORDS_PER_SYNC && done < versions; done++) {
         // The whole file rewritten (a status file, a model checkpoint): appending a few bytes per
@@ -62,11 +63,11 @@ async function makeHistory(dataDir: string, versions: number): Promise<{ ratePer
         const stamp = next()
         const record = store.appendRecord(stamp, mutation)
         written.push(record.written)
-        batch.push({ stamp, mutation, next: record.next })
+        batch.push({ stamp, mutation, logged: record })
       }
       await Promise.all(written)
       await store.log.sync()
-      for (const { stamp, mutation, next: position } of batch) await store.apply(stamp, mutation, position)
+      for (const { stamp, mutation, logged } of batch) await store.apply(stamp, mutation, logged)
       if (done % 10_000 === 0) process.stderr.write(`log bench: ${done} versions\n`)
     }
   } finally {

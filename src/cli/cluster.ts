@@ -10,7 +10,8 @@ import { fileURLToPath } from 'node:url'
 import { errors, FffsError } from '../errors.js'
 import { CONFIG_FILE_NAME, loadGroupConfig, memberById, writeLocalGroup, type GroupConfig, type GroupMember, type LocalGroupOptions } from '../replication/config.js'
 import { shardGroups } from '../replication/shards.js'
-import { formatBytes, formatDuration, isLogLine, logLine, timestamped } from './output.js'
+import { describeTransfer, type TransferStatus } from '../replication/readiness.js'
+import { isLogLine, logLine, timestamped } from './output.js'
 
 const MEMBER_SERVING_TIMEOUT_MS = 60_000
 const GROUP_STALL_TIMEOUT_MS = 60_000 // the group forming, with nothing moving
@@ -179,12 +180,10 @@ function phaseOf(answer: MemberAnswer | null, withProgress: boolean): string {
  * What a member reports of its catching up (its status's `transfer`, a state transfer under
  * way): `catching up from member 0: 40% of 1.2 GiB, about 3 s left`. Null when it reports none.
  */
+/** The member's state transfer in the words its own log uses, when it reports one. */
 function catchUpText(answer: MemberAnswer): string | null {
-  const transfer = answer.transfer as { donorId?: unknown; doneBytes?: unknown; totalBytes?: unknown; etaMs?: unknown } | null | undefined
-  if (typeof transfer !== 'object' || transfer === null || typeof transfer.doneBytes !== 'number' || typeof transfer.totalBytes !== 'number' || transfer.totalBytes <= 0) return null
-  const percent = Math.min(99, Math.floor((100 * transfer.doneBytes) / transfer.totalBytes))
-  const left = typeof transfer.etaMs === 'number' ? `, about ${formatDuration(transfer.etaMs)} left` : ''
-  return `catching up from member ${String(transfer.donorId)}: ${percent}% of ${formatBytes(transfer.totalBytes)}${left}`
+  const transfer = answer.transfer as TransferStatus | null | undefined
+  return typeof transfer === 'object' && transfer !== null && typeof transfer.totalBytes === 'number' && transfer.totalBytes > 0 ? describeTransfer(transfer) : null
 }
 
 /**

@@ -26,7 +26,7 @@ async function timeSpecArg(text: string, what: string): Promise<{ spec: TimeSpec
     if (relative) process.stderr.write(`fffs: ${what} ${text} is ${absolute}\n`)
     return { spec, absolute }
   } catch (err) {
-    if (isFffsError(err)) throw usageError(`${what}: ${err.message}`)
+    if (isFffsError(err)) throw usageError(err.message) // it names the spec and why
     throw err
   }
 }
@@ -117,7 +117,7 @@ function renderCut(report: CutReport): string {
 export async function runCut(spec: string, target: string | undefined, opts: { mount?: string; json?: boolean }): Promise<void> {
   // Unknown options reach here as arguments (allowUnknownOption lets `fffs cut -5m` through).
   for (const arg of [spec, target]) if (arg !== undefined && /^-[^\d]/.test(arg)) throw usageError(`unknown option '${arg}'`)
-  const { absolute } = await timeSpecArg(spec, 'SPEC')
+  const { absolute } = await timeSpecArg(spec, 'cut')
   const where = target === undefined ? { mountpoint: defaultMount(opts.mount), inner: undefined } : locate(target)
   const report = await request<CutReport>(where.mountpoint, { op: 'cut', spec: absolute, ...(where.inner !== undefined ? { path: where.inner } : {}) })
   print(opts.json === true, report, () => renderCut(report))

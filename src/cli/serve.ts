@@ -30,7 +30,7 @@ export async function runServe(opts: { config: string; id: number; withParent?: 
       const member = await openDataDir(self.dataDir, () => Member.open(group.config, opts.id, { log: (line) => logLine(`${line}${shard}`) }))
       try {
         const server = await listen(self.clientPort, self.host, config.key, (connection) =>
-          serveClient(connection, member.client, { dedupesSubmits: true, memberId: opts.id, status: () => ({ ...member.status(), pid: process.pid }), extraRequests: (request) => member.handlePeerRequest(request) }),
+          serveClient(connection, member.client, { dedupesSubmits: true, memberId: opts.id, status: () => ({ ...member.status(), pid: process.pid }), views: member.views, extraRequests: (request) => member.handlePeerRequest(request) }),
         )
         return { group, self, member, server }
       } catch (err) {

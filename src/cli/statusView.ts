@@ -7,6 +7,8 @@
 // Pure functions of the answer: no I/O here, so the layout is testable without a group.
 
 import type { CoreStatus } from '../replication/core/group.js'
+import { describeReadiness, groupReadiness, type GroupReadiness } from '../replication/readiness.js'
+import type { TransferStatus } from '../replication/readiness.js'
 import { hlcPhysicalUs, hlcLogical } from '../temporal/hlc.js'
 
 // ---------------------------------------------------------------- the answer's shape
@@ -25,6 +27,9 @@ export interface MemberStatusJson {
   readonly memberIds: readonly number[] // the epoch's rank -> member id
   readonly appliedStamp: string
   readonly rows: ReadonlyArray<Readonly<Record<string, RowValue>>>
+  readonly lastView?: { readonly vid: number; readonly memberIds: readonly number[] }
+  readonly starting?: { readonly vid: number; readonly ready: boolean } | null
+  readonly transfer?: TransferStatus | null // a state transfer under way ("catching up")
 }
 
 export interface MemberReportJson {
@@ -75,6 +80,8 @@ export interface ClusterSummary {
   readonly persistenceFrontier: string | null // stamp: durable at every member of the view
   readonly stabilityFrontier: string | null // stamp: no record at or below can still arrive
   readonly lag: readonly LagRow[]
+  /** Running yet? (majority running), and who is catching up how far (src/replication/readiness.ts). */
+  readonly readiness: GroupReadiness
 }
 
 // ---------------------------------------------------------------- summary
@@ -96,7 +103,8 @@ export function summarize(status: ClusterStatusJson): ClusterSummary {
     views.set(key, entry)
   }
   const unreachable = status.members.filter((m) => !m.reachable).map((m) => m.id) // members in no epoch yet are reachable, not in a view
-  if (reference === undefined) return { referenceMember: null, view: null, leader: null, views: [], unreachable, persistenceFrontier: null, stabilityFrontier: null, lag: [] }
+  const readiness = groupReadiness(status.members)
+  if (reference === undefined) return { referenceMember: null, view: null, leader: null, views: [], unreachable, persistenceFrontier: null, stabilityFrontier: null, lag: [], readiness }
   const s = reference.status
   const core = s.core
   return {
@@ -108,6 +116,7 @@ export function summarize(status: ClusterStatusJson): ClusterSummary {
     persistenceFrontier: core.globalPersistedStamp,
     stabilityFrontier: core.stableStamp,
     lag: lagOf(s),
+    readiness,
   }
 }
 
@@ -221,6 +230,7 @@ function renderCluster(status: ClusterStatusJson, verbose: boolean, header: bool
     out.push(`mount ${status.mountpoint} (pid ${status.pid}) · group ${group.name}: ${layoutText(group)} · connected to member ${status.connectedMember ?? 'none'}`)
     if (verbose) out.push(`config ${group.configPath} · at ${status.at}`)
   }
+  out.push(describeReadiness(summary.readiness))
   if (summary.view === null) {
     out.push(`no member in a running group: ${status.members.map((m) => `member ${m.id}${pidText(m)}: ${m.status !== undefined ? (m.status.phase ?? 'no view') : (m.error?.message ?? 'no answer')}`).join('; ')}`)
     return out.join('\n') + '\n'

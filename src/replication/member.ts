@@ -36,16 +36,28 @@ import { GroupCore, type CoreAction, type CoreEvent, type CoreStatus, type View 
 import { BATCH_HEADER_BYTES, BATCH_RECORDS_MAX } from './core/message.js'
 import { groupSchema } from './core/schema.js'
 import { BATCH_PART_PREFIX_BYTES, BATCH_PAYLOAD_HEADER_BYTES, decodeBatchPayload, decodeDataPayload, decodeReconfigurePayload, decodeRecordPayload, encodeBatchPayload, encodeDataPayload, encodeReconfigurePayload, encodeRecordPayload, PAYLOAD_BATCH, PAYLOAD_DATA, PAYLOAD_RECONFIGURE, type RecordPayload } from './payload.js'
-import { decodeTransfer, encodeTransfer, nextEpochPlan, planEpoch, recordDigest, type AcceptedView, type EpochPlan, type MemberReport, type PendingBlob } from './recovery.js'
+import { waitForPlanMembers } from './planBarrier.js'
+import { nextEpochPlan, planEpoch, type AcceptedView, type EpochPlan, type MemberReport } from './recovery.js'
+import { describeTransfer, formatBytes, type TransferStatus } from './readiness.js'
+import { ExportAhead, recordDigestAt, TransferImport, TransferProgress, transferSizeEstimate, type HeldBlob, type TransferBatch, type TransferCursor } from './transfer.js'
 import { NativeTransport, pageCacheDropper, pageOffsetFinder } from './transport/native.js'
 import { TRANSPORT_DEFAULTS, type Transport } from './transport/types.js'
+import type { MemberView, ViewSource } from './viewWatch.js'
 import { connect, MemberBehindError, type Connection, type Incoming, type Reply } from './wire.js'
 
 const TICK_MS = 20
 const RECOVERY_POLL_MS = 300
 const RECOVERY_GRACE_MS = 2_000 // wait this long for every member before forming a group of a majority
 const PEER_REQUEST_TIMEOUT_MS = 5_000
-const TRANSFER_BATCH_BYTES = 8 * 1024 * 1024
+const PLAN_POLL_MS = 200 // how often a member starting an epoch asks the others whether they are ready
+const TRANSFER_LOG_EVERY_MS = 2_000
+const TRANSFER_ANNOUNCE_BYTES = 64 * 1024 * 1024 // a transfer this large is announced (with its size) when it starts
+// Before asking to join a running group, a member fetches what it misses from a running member
+// while the group goes on (rounds, each up to the stable frontier then); it asks once a round
+// brought less than this, so the join's own transfer, during which the group's epoch changes
+// and writes wait, is small.
+const PRE_JOIN_GAP_BYTES = 32 * 1024 * 1024
+const PRE_JOIN_ROUNDS_MAX = 8
 const HOLD_WHILE_RECOVERING_MS = 5_000 // a write waits this long for a running group, then EROFS
 const READS_DRAIN_MAX_MS = 5_000 // before discarding the store, reads already running get this long to finish
 const CATCH_UP_WAIT_MAX_MS = 1_000 // a read at a cut this member does not hold yet waits this long, then goes elsewhere
@@ -83,6 +95,20 @@ interface Queued {
   readonly reject: (err: Error) => void
 }
 
+/** A state-transfer request (`member.fetch`): stamps as decimal strings. */
+interface FetchArgs {
+  readonly after: string
+  readonly upto: string | null // null: the donor's stable frontier (fixed by its first reply)
+  readonly cursor: TransferCursor | null
+  readonly withBlobs: boolean
+}
+
+interface FetchReply {
+  readonly batch: TransferBatch
+  readonly upto: string
+  readonly totalBytes?: number // first reply only: an estimate of the whole transfer
+}
+
 interface Epoch {
   readonly plan: EpochPlan
   readonly transport: Transport
@@ -106,6 +132,12 @@ export interface MemberStatus {
   readonly memberIds: readonly number[] // epoch rank -> member id
   readonly appliedStamp: string
   readonly rows: ReadonlyArray<Record<string, string | boolean | string[] | boolean[]>>
+  /** The last view this member installed (or is starting): with `phase`, what a CLI says of a group not yet running. */
+  readonly lastView: { readonly vid: number; readonly memberIds: readonly number[] }
+  /** Starting the epoch whose first view is `vid`; `ready`: it holds the plan's start and waits for the others. */
+  readonly starting: { readonly vid: number; readonly ready: boolean } | null
+  /** The state transfer under way ("catching up, 41% of 2.1 GB"), if any. */
+  readonly transfer: TransferStatus | null
 }
 
 export class Member {
@@ -119,6 +151,10 @@ export class Member {
   private epoch: Epoch | null = null
   private lastView: { vid: number; memberIds: number[] }
   private accepted: AcceptedView | null // the last view-change value accepted (accepted.json)
+  private starting: { vid: number; ready: boolean } | null = null // the plan startEpoch works on
+  private transfer: TransferProgress | null = null // the state transfer under way
+  private catchUpChain: Promise<unknown> = Promise.resolve() // one state transfer into the store at a time
+  private readonly exportAhead: ExportAhead // the batches of transfers this member serves, read ahead
   private storeReplaced = false // the store was discarded and is not yet caught up: reads refused
   private storeSwapping = false // the store is closed and reopened empty (discardStore): even prefix reads refused
   private readsRunning = 0
@@ -130,6 +166,7 @@ export class Member {
   private readonly dedupe = new Map<string, Map<number, Promise<ApplyResult>>>() // clientId -> seq -> result
   private readonly joinsOrdered = new Set<number>() // reconfigures submitted and not yet delivered
   private readonly waiters = new Set<() => void>()
+  private readonly viewListeners = new Set<(view: MemberView) => void>()
   private readonly peers = new Map<number, Promise<Connection>>()
   private applyChain: Promise<unknown> = Promise.resolve()
   private applyBacklog = 0
@@ -157,6 +194,7 @@ export class Member {
     this.lastView = readView(self.dataDir) ?? { vid: 0, memberIds: config.members.map((m) => m.id) }
     this.accepted = readJson<AcceptedView>(path.join(self.dataDir, 'accepted.json'))
     this.client = new ReplicaClient(this)
+    this.exportAhead = new ExportAhead(store)
     this.tickTimer = setInterval(() => this.feedCore({ kind: 'tick' }), TICK_MS)
   }
 
@@ -176,6 +214,25 @@ export class Member {
     return this.phase === 'stopped'
   }
 
+  private setPhase(phase: Phase): void {
+    this.phase = phase
+    this.announceView()
+  }
+
+  /** What clients that follow the group's views watch (viewWatch.ts): this member's phase and last view. */
+  readonly views: ViewSource = {
+    current: () => ({ memberId: this.id, phase: this.phase, vid: this.lastView.vid, memberIds: this.lastView.memberIds }),
+    subscribe: (listener) => {
+      this.viewListeners.add(listener)
+      return () => void this.viewListeners.delete(listener)
+    },
+  }
+
+  private announceView(): void {
+    const view = this.views.current()
+    for (const listener of this.viewListeners) listener(view)
+  }
+
   status(): MemberStatus {
     const epoch = this.epoch
     const memberIds = epoch?.plan.memberIds ?? []
@@ -193,7 +250,17 @@ export class Member {
             }
             return row
           })
-    return { id: this.id, phase: this.phase, core: epoch?.core?.status() ?? null, memberIds: [...memberIds], appliedStamp: this.store.appliedStamp.toString(), rows }
+    return {
+      id: this.id,
+      phase: this.phase,
+      core: epoch?.core?.status() ?? null,
+      memberIds: [...memberIds],
+      appliedStamp: this.store.appliedStamp.toString(),
+      rows,
+      lastView: this.lastView,
+      starting: this.starting,
+      transfer: this.transfer?.status() ?? null,
+    }
   }
 
   // ---- epochs ----
@@ -202,11 +269,17 @@ export class Member {
   async recover(): Promise<void> {
     const startedMs = Date.now()
     let lastJoinAskMs = 0
+    let preJoinedFrom: number | null = null
     while (this.phase === 'recovering') {
       const reports = await this.reports()
       if (this.phase !== 'recovering') return
       const running = reports.find((r) => r.phase === 'running')
       if (running !== undefined) {
+        if (preJoinedFrom !== running.id) {
+          preJoinedFrom = running.id
+          await this.catchUpBeforeJoining(running.id)
+          continue
+        }
         if (Date.now() - lastJoinAskMs > 1000) {
           lastJoinAskMs = Date.now()
           await this.peerRequest(running.id, 'member.join', { id: this.id }).catch((err: Error) => this.log(`fffs: member ${this.id}: join via member ${running.id}: ${err.message}`))
@@ -254,22 +327,36 @@ export class Member {
       lastVid: this.lastView.vid,
       lastViewIds: this.lastView.memberIds,
       ...(this.accepted !== null ? { accepted: this.accepted } : {}),
+      ...(this.starting !== null ? { starting: this.starting } : {}),
+      ...(this.transfer !== null ? { transfer: this.transfer.status() } : {}),
     }
   }
 
   /** Catches up to the plan's start stamp from its donor, makes it durable, connects the epoch's transport. */
   private async startEpoch(plan: EpochPlan): Promise<void> {
     if (this.phase === 'stopped') return
-    this.phase = 'starting'
+    this.setPhase('starting')
+    this.starting = { vid: plan.vid, ready: false }
     try {
       await this.settleStore()
       const start = BigInt(plan.startStamp)
       const mustCatchUp = (plan.catchUpIds === undefined || plan.catchUpIds.includes(this.id)) && plan.donorId !== this.id
-      if (mustCatchUp) await this.catchUp(plan.donorId, start)
+      if (mustCatchUp) await this.catchUp(plan.donorId, { upto: start, epochStart: true })
       if (this.store.appliedStamp > start) throw new Error(`this log reaches ${this.store.appliedStamp}, past the plan's ${start}`)
       await this.store.log.sync()
       this.lastView = { vid: plan.vid, memberIds: [...plan.memberIds] }
       this.writeDurably('view.json', this.lastView)
+      this.starting = { vid: plan.vid, ready: true }
+      // Connect only once every member holds the start: a transfer takes what it takes, the
+      // connect timeout bounds the connection alone.
+      await waitForPlanMembers(plan, {
+        selfId: this.id,
+        ask: (id) => this.peerRequest(id, 'member.hello', {}).then((r) => r as MemberReport, () => null),
+        tell: (id) => void this.peerRequest(id, 'member.epoch', plan).catch(() => undefined),
+        stallMs: this.transferStallMs,
+        pollMs: PLAN_POLL_MS,
+        abandoned: () => this.phase !== 'starting' || this.starting?.vid !== plan.vid,
+      })
       const transport = this.newTransport(plan.memberIds)
       const epoch: Epoch = { plan, transport, core: null, early: [], ending: null }
       this.epoch = epoch
@@ -303,7 +390,8 @@ export class Member {
         nowUs: wallClockUs(),
         smallMessageMaxBytes: TRANSPORT_DEFAULTS.smcSlotSizeBytes - 64,
       })
-      this.phase = 'running'
+      this.setPhase('running')
+      this.starting = null
       this.storeReplaced = false // caught up (or the donor: its log is the epoch's)
       this.log(`fffs: member ${this.id}: running in view ${plan.vid} [${plan.memberIds.join(', ')}] from ${start} (log at ${this.store.appliedStamp})`)
       this.execute(epoch.core.start())
@@ -311,8 +399,9 @@ export class Member {
       this.resumeRequests()
     } catch (err) {
       if (this.stopped) return
+      this.starting = null
       this.log(`fffs: member ${this.id}: could not start view ${plan.vid}: ${(err as Error).message}; recovering`)
-      this.phase = 'recovering'
+      this.setPhase('recovering')
       void this.recover()
     }
   }
@@ -345,7 +434,7 @@ export class Member {
     const plan = epoch.ending.next
     this.flushPush()
     this.epoch = null
-    this.phase = 'starting'
+    this.setPhase('starting')
     // Not inside the transport's event callback that got us here: stop it after.
     setImmediate(() => void (async () => {
       await epoch.transport.stop().catch(() => undefined)
@@ -389,7 +478,12 @@ export class Member {
         return Promise.resolve({ result: { phase: this.phase } })
       }
       case 'member.fetch':
-        return this.serveFetch(request.args as { after: string; upto: string; cursor: LogPosition | null })
+        return this.serveFetch(request.args as FetchArgs)
+      case 'member.digest':
+        return this.withStore({ prefixIsEnough: true }, async (store) => {
+          if (this.phase !== 'running') await this.settleStore()
+          return { result: { digest: await recordDigestAt(store, BigInt((request.args as { stamp: string }).stamp)) } }
+        })
       default:
         return undefined
     }
@@ -404,82 +498,127 @@ export class Member {
     return true
   }
 
-  private serveFetch(args: { after: string; upto: string; cursor: LogPosition | null }): Promise<Reply> {
+  /**
+   * A batch of state transfer (transfer.ts). `upto` null: up to this member's stable frontier
+   * (a member catching up before it joins; what is stable is final whatever the group does
+   * next). Held blobs only at an epoch's start: versions of the next epoch name them.
+   */
+  private serveFetch(args: FetchArgs): Promise<Reply> {
     // A log being refetched is a prefix of the donor's: this member may be a donor meanwhile.
     return this.withStore({ prefixIsEnough: true }, async (store) => {
-      await this.settleStore()
-      const { records, cursor, done } = await store.exportRecords(BigInt(args.after), BigInt(args.upto), args.cursor, TRANSFER_BATCH_BYTES)
-      const blobs: PendingBlob[] = []
-      if (done) {
-        for (const [id, { position, sizeBytes }] of this.blobPositions) {
-          const bytes = Buffer.allocUnsafe(sizeBytes)
-          await store.log.read(position, bytes, 0, sizeBytes)
-          blobs.push({ id, bytes })
-        }
-      }
-      const { header, body } = encodeTransfer(records, blobs)
-      return { result: { transfer: header, cursor, done }, body }
+      if (this.phase !== 'running') await this.settleStore()
+      const after = BigInt(args.after)
+      const upto = args.upto !== null ? BigInt(args.upto) : this.stableStamp()
+      const blobs: HeldBlob[] | null = args.withBlobs ? [...this.blobPositions].map(([id, held]) => ({ id, ...held })) : null
+      const { batch, body } = await this.exportAhead.next({ after, upto, cursor: args.cursor, blobs })
+      const totalBytes = args.cursor === null ? await transferSizeEstimate(store, after, upto, blobs ?? []) : undefined
+      const reply: FetchReply = { batch, upto: upto.toString(), ...(totalBytes !== undefined ? { totalBytes } : {}) }
+      return { result: reply, body }
     })
   }
 
   /**
-   * Holds exactly the donor's records up to `upto` afterwards. A log that is a prefix of the
-   * donor's is extended. One that is not is discarded and everything fetched (Derecho truncates
-   * to the last shared record; this store cannot drop a suffix, so it starts over): the donor
-   * does not hold its last record, which a group restarted without this member went on without
-   * (delivered and persisted here, never acknowledged: that needs every member of the view). The
-   * donor holds the record or not by stamp and digest: the stamp alone can be reused.
+   * Fetches from a running member while the group goes on, in rounds up to its stable frontier,
+   * until a round brings little: the join that follows then transfers only that little while
+   * the group changes epoch. A failure here costs nothing but time: the join's transfer fetches
+   * whatever is still missing.
    */
-  private async catchUp(donorId: number, upto: HlcStamp): Promise<void> {
-    const last = await this.lastRecord()
-    if ((await this.fetchFrom(donorId, upto, last)) || last === null) return
-    this.log(`fffs: member ${this.id}: member ${donorId} does not hold this log's last record (${last.stamp}): discarding this log, fetching all of member ${donorId}'s`)
-    await this.discardStore()
-    await this.fetchFrom(donorId, upto, null)
-  }
-
-  /** The stamp and digest of the local log's last record; null: no record. Scans the log from its start. */
-  private async lastRecord(): Promise<{ stamp: HlcStamp; digest: string } | null> {
-    const stamp = this.store.appliedStamp
-    if (stamp === 0n) return null
-    const { records } = await this.store.exportRecords(stamp - 1n, stamp, null, 1)
-    const record = records[0]
-    if (record?.stamp !== stamp) throw new Error(`invariant: the log has no record at its applied stamp ${stamp}`)
-    return { stamp, digest: recordDigest(record) }
-  }
-
-  /** State transfer: every record after `last` up to `upto` from the donor, appended, applied and durable
-   * here, and the data the donor holds for versions not yet ordered. The donor's first record sent must be
-   * `last` itself; if it is not, nothing is imported and this returns false. */
-  private async fetchFrom(donorId: number, upto: HlcStamp, last: { stamp: HlcStamp; digest: string } | null): Promise<boolean> {
-    const after = last === null ? 0n : last.stamp - 1n
-    let cursor: LogPosition | null = null
-    let count = 0
-    for (;;) {
-      const { result, body } = await this.peerCall(donorId, 'member.fetch', { after: after.toString(), upto: upto.toString(), cursor })
-      const reply = result as { transfer: unknown; cursor: LogPosition; done: boolean }
-      const { records, blobs } = decodeTransfer(reply.transfer, body)
-      if (cursor === null && last !== null) {
-        const theirs = records.shift() // a batch holds at least one record when any is in range
-        if (theirs?.stamp !== last.stamp || recordDigest(theirs) !== last.digest) return false
+  private async catchUpBeforeJoining(donorId: number): Promise<void> {
+    try {
+      for (let round = 0; round < PRE_JOIN_ROUNDS_MAX && this.phase === 'recovering'; round++) {
+        const fetchedBytes = await this.catchUp(donorId, { upto: null, epochStart: false })
+        if (fetchedBytes < PRE_JOIN_GAP_BYTES) return
       }
-      for (const record of records) {
-        const applied = await this.store.importRecord(record)
-        if (!applied.ok) this.log(`fffs: member ${this.id}: transferred record ${record.stamp} failed here as at the donor: ${applied.message}`)
-        count++
-      }
-      for (const blob of blobs) {
-        const { position } = this.store.appendData(blob.bytes)
-        this.blobPositions.set(blob.id, { position, sizeBytes: blob.bytes.length })
-      }
-      cursor = reply.cursor
-      if (reply.done) break
+    } catch (err) {
+      if (!this.stopped) this.log(`fffs: member ${this.id}: catching up from member ${donorId} before joining: ${(err as Error).message}`)
     }
-    await this.store.log.sync()
+  }
+
+  /**
+   * Holds exactly the donor's records up to `upto` afterwards (null: up to the donor's stable
+   * frontier, before a join). A log that is a prefix of the donor's is extended. One that is not
+   * is discarded and everything fetched (Derecho truncates to the last shared record; this store
+   * cannot drop a suffix, so it starts over): the donor does not hold its last record, which a
+   * group restarted without this member went on without (delivered and persisted here, never
+   * acknowledged: that needs every member of the view). The donor holds the record or not by
+   * stamp and digest: the stamp alone can be reused. Returns the bytes fetched. One catch-up
+   * at a time: a plan arriving during one before a join waits for it (it stops early).
+   */
+  private catchUp(donorId: number, options: { upto: HlcStamp | null; epochStart: boolean }): Promise<number> {
+    const run = this.catchUpChain.then(async () => {
+      const last = this.store.appliedStamp
+      if (last > 0n && !(await this.donorHolds(donorId, last))) {
+        this.log(`fffs: member ${this.id}: member ${donorId} does not hold this log's last record (${last}): discarding this log, fetching all of member ${donorId}'s`)
+        await this.discardStore()
+        return this.fetchFrom(donorId, 0n, options)
+      }
+      return this.fetchFrom(donorId, last, options)
+    })
+    this.catchUpChain = run.catch(() => undefined)
+    return run
+  }
+
+  /** Whether the donor's log holds this log's record at `stamp`, compared by digest (each side reads its own). */
+  private async donorHolds(donorId: number, stamp: HlcStamp): Promise<boolean> {
+    const [mine, theirs] = await Promise.all([
+      recordDigestAt(this.store, stamp),
+      this.peerCall(donorId, 'member.digest', { stamp: stamp.toString() }, this.transferStallMs).then(({ result }) => (result as { digest: string | null }).digest),
+    ])
+    if (mine === null) throw new Error(`invariant: the log has no record at its applied stamp ${stamp}`)
+    return theirs === mine
+  }
+
+  /**
+   * State transfer: every record after `after` up to `upto` from the donor (transfer.ts),
+   * appended, applied and durable here, and at an epoch's start the data the donor holds for
+   * versions not yet ordered. The next batch is requested before the current one is imported.
+   * A batch that does not come within the stall bound ends it (the donor died or hangs).
+   * Before a join (not epochStart) it stops early once this member leaves recovering.
+   */
+  private async fetchFrom(donorId: number, after: HlcStamp, options: { upto: HlcStamp | null; epochStart: boolean }): Promise<number> {
+    const progress = (this.transfer = new TransferProgress(donorId))
+    const imported = new TransferImport(this.store, (stamp, message) => this.log(`fffs: member ${this.id}: transferred record ${stamp} failed here as at the donor: ${message}`))
+    const request = (upto: string | null, cursor: TransferCursor | null): Promise<{ result: unknown; body: Buffer }> => {
+      const args: FetchArgs = { after: after.toString(), upto, cursor, withBlobs: options.epochStart }
+      const reply = this.peerCall(donorId, 'member.fetch', args, this.transferStallMs)
+      reply.catch(() => undefined) // awaited below, or dropped when the transfer stops early
+      return reply
+    }
+    const stopsEarly = (): boolean => this.stopped || (!options.epochStart && this.phase !== 'recovering')
+    let complete = false
+    try {
+      let pending = request(options.upto?.toString() ?? null, null)
+      for (;;) {
+        const { result, body } = await pending
+        const reply = result as FetchReply
+        if (reply.totalBytes !== undefined) {
+          progress.expect(reply.totalBytes)
+          if (reply.totalBytes >= TRANSFER_ANNOUNCE_BYTES) this.log(`fffs: member ${this.id}: ${describeTransfer(progress.status())}`)
+        }
+        if (!reply.batch.done) pending = request(reply.upto, reply.batch.cursor)
+        await imported.take(reply.batch, body)
+        progress.update(imported.records, imported.bytes)
+        const line = progress.lineIfDue(TRANSFER_LOG_EVERY_MS)
+        if (line !== null) this.log(`fffs: member ${this.id}: ${line}`)
+        if (reply.batch.done) break
+        if (stopsEarly()) break
+      }
+      complete = imported.complete
+      await imported.finish()
+    } finally {
+      this.transfer = null
+    }
+    for (const [id, blob] of imported.blobs) this.blobPositions.set(id, blob)
     this.appendedStamp = this.syncedStamp = this.store.appliedStamp
-    this.storeReplaced = false
-    this.log(`fffs: member ${this.id}: state transfer from member ${donorId}: ${count} records, now at ${this.store.appliedStamp}`)
-    return true
+    if (complete) this.storeReplaced = false
+    const { elapsedMs, rateBytesPerS } = progress.status()
+    this.log(`fffs: member ${this.id}: state transfer from member ${donorId}: ${imported.records} records, ${formatBytes(imported.bytes)} in ${(elapsedMs / 1000).toFixed(1)} s (${formatBytes(rateBytesPerS)}/s)${complete ? '' : ', stopped early'}, now at ${this.store.appliedStamp}`)
+    return imported.bytes
+  }
+
+  /** How long a view start or a transfer waits for a peer that makes no progress. */
+  private get transferStallMs(): number {
+    return this.config.transport.connectTimeoutMs
   }
 
   /**
@@ -498,6 +637,7 @@ export class Member {
     this.storeSwapping = true
     const drainStartedMs = Date.now()
     while (this.readsRunning > 0 && Date.now() - drainStartedMs < READS_DRAIN_MAX_MS) await sleep(10)
+    this.exportAhead.clear() // read from the log being discarded
     await this.store.close()
     const dataDir = this.self.dataDir
     const trash = path.join(dataDir, `${DISCARDED_PREFIX}${Date.now()}`)
@@ -540,7 +680,7 @@ export class Member {
     return this.peerCall(id, method, args).then((r) => r.result)
   }
 
-  private async peerCall(id: number, method: string, args: unknown): Promise<{ result: unknown; body: Buffer }> {
+  private async peerCall(id: number, method: string, args: unknown, timeoutMs = PEER_REQUEST_TIMEOUT_MS): Promise<{ result: unknown; body: Buffer }> {
     let connecting = this.peers.get(id)
     if (connecting === undefined) {
       const peer = this.config.members.find((m) => m.id === id)!
@@ -556,7 +696,7 @@ export class Member {
       )
     }
     const connection = await connecting
-    return connection.request(method, args, { timeoutMs: method === 'member.fetch' ? 60_000 : PEER_REQUEST_TIMEOUT_MS })
+    return connection.request(method, args, { timeoutMs })
   }
 
   // ---- the loop ----
@@ -610,6 +750,7 @@ export class Member {
           this.lastView = { vid: action.view.vid, memberIds }
           this.writeDurably('view.json', this.lastView)
           this.log(`fffs: member ${this.id}: installed view ${action.view.vid} [${memberIds.join(', ')}]`)
+          this.announceView()
           break
         }
         case 'reply':
@@ -625,7 +766,7 @@ export class Member {
         case 'excluded':
           this.log(`fffs: member ${this.id}: ${action.reason}; rejoining`)
           this.epoch = null
-          this.phase = 'recovering'
+          this.setPhase('recovering')
           setImmediate(() => void epoch.transport.stop().catch(() => undefined))
           void this.recover()
           break
@@ -708,9 +849,9 @@ export class Member {
       // The record's own small blobs go into the log right before it, as delivered data would.
       for (const [blob, bytes] of inlineBytes) this.blobPositions.set(blob, { position: this.store.appendData(bytes).position, sizeBytes: bytes.byteLength })
       const mutation = this.withLogPositions(record.mutation)
-      const { next } = this.store.appendRecord(stamp, mutation)
+      const logged = this.store.appendRecord(stamp, mutation)
       this.applyBacklog++
-      const applying = this.applyChain.then(() => this.store.apply(stamp, mutation, next))
+      const applying = this.applyChain.then(() => this.store.apply(stamp, mutation, logged))
       this.applyChain = applying.catch((err: Error) => this.fail(err)).finally(() => {
         this.applyBacklog--
         this.wake()
@@ -950,7 +1091,7 @@ export class Member {
 
   async stop(): Promise<void> {
     if (this.phase === 'stopped') return
-    this.phase = 'stopped'
+    this.setPhase('stopped')
     clearInterval(this.tickTimer)
     this.wake()
     const epoch = this.epoch

@@ -45,12 +45,12 @@ export class LocalOrderer implements Orderer {
     if (this.closed) return Promise.reject(errors.invalid('file system is shutting down'))
     // Stamp and append synchronously, so log order, stamp order and apply order agree.
     const stamp = this.clock.now()
-    const { next } = this.store.appendRecord(stamp, mutation)
+    const logged = this.store.appendRecord(stamp, mutation)
     const entry: InFlight = { stamp }
     this.inFlight.push(entry)
     const applied = this.applyChain.then(async () => {
       await this.store.log.sync()
-      const result = await this.store.apply(stamp, mutation, next)
+      const result = await this.store.apply(stamp, mutation, logged)
       if (this.inFlight.shift() !== entry) throw new Error('records applied out of order')
       this.wake()
       return { stamp, result }

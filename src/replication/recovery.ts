@@ -1,5 +1,5 @@
-// How members that are not in a running group find each other and form one, and how state
-// travels to a member that catches up. Pure functions; the member runtime does the talking.
+// How members that are not in a running group find each other and form one. Pure functions;
+// the member runtime does the talking, and state travels by transfer.ts.
 //
 // Every member starts recovering and asks the others for a report. If one of them is running,
 // it asks that one to join (the group orders a reconfigure). If none is, the lowest-id
@@ -7,12 +7,10 @@
 // view any of them installed or accepted (Derecho's restart rule, see planEpoch), from the log
 // of a member of the latest view any of them installed. Every other member checks its log is a
 // prefix of the donor's before catching up, and starts from an empty log if not (see
-// `recordDigest` and member.ts `catchUp`).
+// transfer.ts `recordDigest` and member.ts `catchUp`).
 
-import { createHash } from 'node:crypto'
-import type { ExportedRecord } from '../store/store.js'
-import type { Mutation } from '../store/records.js'
 import type { HlcStamp } from '../temporal/hlc.js'
+import type { TransferStatus } from './readiness.js'
 import type { View } from './core/group.js'
 
 export interface MemberReport {
@@ -23,6 +21,10 @@ export interface MemberReport {
   readonly lastViewIds: readonly number[] // members of that view (every configured member when 0)
   /** The last view-change value this member accepted (durable before it was published); absent: none. */
   readonly accepted?: AcceptedView
+  /** Starting the epoch whose first view is `vid`: `ready` once it holds the plan's start (waitForPlanMembers). */
+  readonly starting?: { readonly vid: number; readonly ready: boolean }
+  /** A state transfer under way (catching up before a join, or for an epoch's start). */
+  readonly transfer?: TransferStatus
 }
 
 /** A view a member accepted in the agreement on leaving view `vid` − 1: it may have been chosen. */
@@ -137,78 +139,4 @@ export function nextEpochPlan(view: View, epochMemberIds: readonly number[], add
   const donors = currentIds.filter((id) => !catchUpIds.includes(id))
   if (donors.length === 0) throw new Error(`invariant: reconfigure in view ${view.vid} adds every member of it`)
   return { vid: vidAfter(view.vid, view.members.length), memberIds, donorId: Math.min(...donors), startStamp: reconfigureStamp.toString(), catchUpIds }
-}
-
-// ---- is a log a prefix of the donor's? ----
-
-/** What identifies a record across replicas: its stamp, its mutation without log positions (each
- * replica writes file bytes at its own) and the bytes its version writes. A stamp alone does not:
- * a group restarted without a record can give the stamp to another one. */
-export function recordDigest(record: ExportedRecord): string {
-  const hash = createHash('sha256')
-  hash.update(`${record.stamp}\0`)
-  hash.update(canonicalJson(withoutPositions(record.mutation)))
-  for (const bytes of record.data) {
-    hash.update(`\0${bytes.length}\0`)
-    hash.update(bytes)
-  }
-  return hash.digest('hex')
-}
-
-function withoutPositions(mutation: Mutation): unknown {
-  if (mutation.type !== 'version') return mutation
-  return { ...mutation, ops: mutation.ops.map((op) => (op.op === 'write' ? { op: op.op, offset: op.offset, sizeBytes: op.sizeBytes } : op)) }
-}
-
-/** JSON with object keys sorted: replicas may build one mutation with its keys in another order. */
-function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`
-  if (value !== null && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined)
-    entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`
-  }
-  return JSON.stringify(value)
-}
-
-// ---- state transfer on the wire: a JSON header and the file bytes as one body ----
-
-interface TransferHeader {
-  readonly records: Array<{ stamp: string; mutation: Mutation; dataSizes: number[] }>
-  readonly blobs: Array<{ id: string; sizeBytes: number }>
-}
-
-/** Data delivered but not yet named by a version: a joiner needs it for versions still to come. */
-export interface PendingBlob {
-  readonly id: string
-  readonly bytes: Buffer
-}
-
-export function encodeTransfer(records: readonly ExportedRecord[], blobs: readonly PendingBlob[]): { header: TransferHeader; body: Buffer } {
-  const parts: Buffer[] = []
-  const header: TransferHeader = {
-    records: records.map((r) => {
-      parts.push(...r.data)
-      return { stamp: r.stamp.toString(), mutation: r.mutation, dataSizes: r.data.map((d) => d.length) }
-    }),
-    blobs: blobs.map((b) => {
-      parts.push(b.bytes)
-      return { id: b.id, sizeBytes: b.bytes.length }
-    }),
-  }
-  return { header, body: Buffer.concat(parts) }
-}
-
-export function decodeTransfer(headerValue: unknown, body: Buffer): { records: ExportedRecord[]; blobs: PendingBlob[] } {
-  const header = headerValue as TransferHeader
-  let offset = 0
-  const take = (sizeBytes: number): Buffer => {
-    if (offset + sizeBytes > body.length) throw new Error(`state transfer body ends at ${body.length} bytes, header names ${offset + sizeBytes}`)
-    const part = body.subarray(offset, offset + sizeBytes)
-    offset += sizeBytes
-    return part
-  }
-  const records = header.records.map((r) => ({ stamp: BigInt(r.stamp), mutation: r.mutation, data: r.dataSizes.map(take) }))
-  const blobs = header.blobs.map((b) => ({ id: b.id, bytes: take(b.sizeBytes) }))
-  return { records, blobs }
 }

@@ -10,7 +10,8 @@
 // Failover: queries retry on the next member when a connection dies. A submit whose request
 // was sent when its connection died has an unknown outcome: it is re-sent (same SubmitId) only
 // to a member that declares it deduplicates submits, and fails with EIO otherwise. Blobs not yet
-// submitted are re-sent on every new connection before anything else.
+// submitted are re-sent on every new connection before anything else. A connection also dies
+// on purpose when the group's running members install a view without its member (viewWatch.ts).
 
 import { randomUUID } from 'node:crypto'
 import { FffsError } from '../errors.js'
@@ -19,6 +20,7 @@ import type { ShardRole } from '../store/store.js'
 import type { HlcStamp } from '../temporal/hlc.js'
 import { dataRefAt, SeenStamp, type Client, type SubmitId, type SubmitOptions } from './client.js'
 import { initialShards, type GroupConfig, type GroupMember } from './config.js'
+import { serveViewWatch, ViewWatch, WATCH_VIEWS, type MemberView, type ViewSource } from './viewWatch.js'
 import { connect, ConnectionLostError, MAX_BODY_BYTES, MemberBehindError, type Connection, type Incoming, type Reply } from './wire.js'
 
 const REMOTE_PROTOCOL = 1
@@ -53,6 +55,8 @@ export interface ServeClientOptions {
    * Bigints in it are sent as decimal strings. Absent: 'status' is refused with ENOTSUP.
    */
   readonly status?: () => unknown
+  /** The member's views, for clients that follow them (viewWatch.ts). Absent: 'watchViews' is refused with ENOTSUP. */
+  readonly views?: ViewSource
 }
 
 interface ServedBlob {
@@ -121,6 +125,9 @@ export function serveClient(connection: Connection, client: Client, options: Ser
         case 'waitStable':
           await client.waitStable(stampArg(a.cut), a.maxWaitMs as number)
           return {}
+        case WATCH_VIEWS:
+          if (options.views === undefined) throw new FffsError('ENOTSUP', 'this server reports no views')
+          return serveViewWatch(connection, options.views)
         case 'status':
           if (options.status === undefined) throw new FffsError('ENOTSUP', `this ${options.memberId !== undefined ? `member (${options.memberId})` : 'server'} reports no status`)
           return { result: jsonable(await options.status()) }
@@ -252,6 +259,8 @@ export class RemoteClient implements Client {
   private nextSeq = 1
   private readonly pendingSeqs = new Set<number>()
   private closed = false
+  private readonly views: ViewWatch
+  private latestView: MemberView | null = null // the latest view a running member reported
 
   private constructor(config: GroupConfig, options: RemoteClientOptions) {
     this.config = config
@@ -259,13 +268,29 @@ export class RemoteClient implements Client {
     this.log = options.log ?? ((line) => process.stderr.write(line + '\n'))
     this.onEvent = options.onEvent
     this.seen = options.seen ?? new SeenStamp()
+    this.views = new ViewWatch(config, (view) => this.followView(view))
   }
 
-  /** Connects to the first reachable member, in config order. */
+  /** Connects to the first reachable member, in config order, and follows the group's views. */
   static async connect(config: GroupConfig, options: RemoteClientOptions = {}): Promise<RemoteClient> {
     const client = new RemoteClient(config, options)
     await client.link()
+    client.views.start()
     return client
+  }
+
+  /**
+   * A member reported its view. Once the running members install a view without the member
+   * this client talks to, that member is out of the group (it hangs, or was cut off): leave it
+   * now, rather than after the connection's own dead-peer timeout. Requests in flight fail over
+   * as on a lost connection (an in-doubt submit goes again, deduplicated).
+   */
+  private followView(view: MemberView): void {
+    if (view.phase !== 'running' || (this.latestView !== null && view.vid < this.latestView.vid)) return
+    this.latestView = view
+    const link = this.current
+    if (link === null || view.memberIds.includes(link.member.id)) return
+    link.connection.close(new ConnectionLostError(`member ${link.member.id} is not in view ${view.vid} [${view.memberIds.join(', ')}] of member ${view.memberId}`))
   }
 
   /** What `fffs status` shows of the group this client mounts (never the key). */
@@ -340,7 +365,7 @@ export class RemoteClient implements Client {
    * on this client's connection; every other member over a short-lived connection of its own
    * (authenticated with the cluster key, closed after the one request), all in parallel and
    * each bounded by `timeoutMs`, so an unreachable member costs one timeout, not a hang.
-   * Nothing is kept open between calls: a mount holds exactly one member connection.
+   * Nothing is kept open between calls (the view watches carry views only).
    */
   async groupStatus(timeoutMs = GROUP_STATUS_TIMEOUT_MS): Promise<MemberStatusReport[]> {
     const connected = this.current !== null && this.current.connection.isOpen ? this.current : null
@@ -425,6 +450,7 @@ export class RemoteClient implements Client {
 
   async close(): Promise<void> {
     this.closed = true
+    this.views.close()
     for (const blob of this.blobs.values()) blob.markWritten()
     this.blobs.clear()
     const link = this.current ?? (await this.connecting?.catch(() => null)) ?? null
@@ -462,13 +488,14 @@ export class RemoteClient implements Client {
     return this.connecting
   }
 
-  /** Tries every member once, starting at nextIndex. */
+  /** Tries every member once, starting at nextIndex: first those in the latest running view, then the rest. */
   private async connectAny(): Promise<Link> {
     const members = this.config.members
     const failures: string[] = []
     let refused = false
-    for (let k = 0; k < members.length; k++) {
-      const index = (this.nextIndex + k) % members.length
+    const inView = (index: number): boolean => this.latestView?.memberIds.includes(members[index]!.id) ?? true
+    const order = members.map((_, k) => (this.nextIndex + k) % members.length)
+    for (const index of [...order.filter(inView), ...order.filter((i) => !inView(i))]) {
       const member = members[index]!
       let connection: Connection | null = null
       try {

@@ -45,3 +45,8 @@ export function crc32cCombine(crcA: number, crcB: number, lengthBBytes: number):
   if (lengthBBytes === 0) return crcA >>> 0
   return (multiplyModP(shiftOf(lengthBBytes), crcA >>> 0) ^ crcB) >>> 0
 }
+
+/** crc32c(B) from the CRC32C of A‖B, crc32c(A) and B's length (combining, undone). */
+export function crc32cOfSuffix(crcAB: number, crcA: number, lengthBBytes: number): number {
+  return (crcAB ^ crc32cCombine(crcA, 0, lengthBBytes)) >>> 0
+}

@@ -11,12 +11,13 @@
 //   V ino version           -> stamp                                       version number -> stamp
 //   S ino sensorUs stamp    -> version [end offset]                        sensor-time index (sensorUs: running max)
 //   N name                  -> Snapshot JSON                               named snapshots
+//   R stamp                 -> segment | offset | size (u32 each)          where a record is in the log (recordIndex.ts)
 //   M name                  -> value                                       store metadata
 
 import type { HlcStamp } from '../temporal/hlc.js'
 import type { Ino } from './records.js'
 
-const TAG = { D: 0x44, L: 0x4c, A: 0x41, C: 0x43, B: 0x42, E: 0x45, V: 0x56, S: 0x53, N: 0x4e, M: 0x4d } as const
+const TAG = { D: 0x44, L: 0x4c, A: 0x41, C: 0x43, B: 0x42, E: 0x45, V: 0x56, S: 0x53, N: 0x4e, R: 0x52, M: 0x4d } as const
 
 function build(tag: number, parts: ReadonlyArray<Buffer>): Buffer {
   return Buffer.concat([Buffer.of(tag), ...parts])
@@ -50,6 +51,8 @@ export const keys = {
   sensor: (ino: Ino, sensorUs: number, stamp: HlcStamp) => build(TAG.S, [u64(ino), u64(sensorUs), u64(stamp)]),
   snapshotPrefix: () => Buffer.of(TAG.N),
   snapshot: (name: string) => build(TAG.N, [Buffer.from(name)]),
+  recordPrefix: () => Buffer.of(TAG.R),
+  record: (stamp: HlcStamp) => build(TAG.R, [u64(stamp)]),
   meta: (name: string) => build(TAG.M, [Buffer.from(name)]),
 }
 

@@ -15,6 +15,7 @@ import { HLC_MAX, hlcPhysicalUs, type HlcStamp } from '../temporal/hlc.js'
 import { BLOCK_SIZE_BYTES, decodeBlockMap, encodeBlockMap, overlay, truncateBlock, type BlockMap } from './blockMap.js'
 import { decodeIno, encodeIno, encodeLiveDirEntry, encodeStamp, keys, liveDirEntrySince, nameOfDirEntryKey, nameOfLiveDirKey, prefixEnd, stampOfKey } from './keys.js'
 import { decodeRecord, encodeRecord, ROOT_INO, S_ISGID, type ApplyResult, type Attr, type EntryChange, type Ino, type Mutation, type NameBinding, type NodeKind, type RecordCursor, type SensorPick, type Snapshot, type VersionOp, type VersionRange, type VersionRecords } from './records.js'
+import { RecordIndex, type RecordAt } from './recordIndex.js'
 import { EntryKind, SegmentLog, type LogPosition } from './segmentLog.js'
 import { VersionSearch } from './versionSearch.js'
 
@@ -44,18 +45,24 @@ class Changes {
 export interface StoreOpenResult {
   readonly replayedRecords: number
   readonly truncatedBytes: number
+  /** Records indexed by a scan of the whole log: a log written before the record index, once. */
+  readonly indexedRecords: number
+  /** The index was ahead of the log (a machine crash) and was rebuilt by replaying the whole log. */
+  readonly rebuiltIndex: boolean
 }
 
-/** A record as state transfer ships it: the file bytes travel with the version that names them. */
-export interface ExportedRecord {
-  readonly stamp: HlcStamp
-  readonly mutation: Mutation
-  readonly data: readonly Buffer[] // one per write op of a version, in op order
+/** Where a record was appended (SegmentLog.append): its entry's payload, where the entry after it starts, and when its bytes are in the file. */
+export interface LoggedAt {
+  readonly position: LogPosition
+  readonly next: LogPosition
+  readonly written: Promise<void>
 }
 
 export class Store {
   readonly dir: string
   readonly log: SegmentLog
+  /** Where each record is in the log, by stamp (state transfer, a replica's last record). */
+  readonly records: RecordIndex
   private readonly db: ClassicLevel<Buffer, Buffer>
   private applying = false
   private nextIno: Ino = ROOT_INO + 1
@@ -75,6 +82,7 @@ export class Store {
     this.dir = dir
     this.log = new SegmentLog(path.join(dir, 'segments'))
     this.db = new ClassicLevel<Buffer, Buffer>(path.join(dir, 'index'), { keyEncoding: 'buffer', valueEncoding: 'buffer' })
+    this.records = new RecordIndex(this.db)
   }
 
   /** Opens the index, creates the root on first use, and replays the log past the index. */
@@ -82,7 +90,15 @@ export class Store {
     await this.db.open()
     this.versionSearch = new VersionSearch()
     const applied = this.db.getSync(keys.meta('applied'))
-    const from: LogPosition = applied ? (JSON.parse(applied.toString()) as LogPosition) : { segment: 0, offset: 0 }
+    let from: LogPosition = applied ? (JSON.parse(applied.toString()) as LogPosition) : { segment: 0, offset: 0 }
+    // The index got ahead of the log: it holds records whose entries never reached the file
+    // (written behind apply and synced later, then a crash of the machine). Its state cannot be
+    // undone record by record; it is rebuilt from the log, which is the truth.
+    const rebuiltIndex = !(await this.log.reaches(from))
+    if (rebuiltIndex) {
+      await this.db.clear()
+      from = { segment: 0, offset: 0 }
+    }
     this.nextIno = Number(this.db.getSync(keys.meta('nextIno'))?.toString() ?? ROOT_INO + 1)
     this.lastAppliedStamp = BigInt(this.db.getSync(keys.meta('lastStamp'))?.toString() ?? '0')
     if (this.db.getSync(keys.liveAttr(ROOT_INO)) === undefined) await this.createRoot()
@@ -90,10 +106,11 @@ export class Store {
     const { truncatedBytes } = await this.log.open(from, async (entry) => {
       if (entry.kind !== EntryKind.Record) return
       const { stamp, mutation } = decodeRecord(entry.payload)
-      await this.apply(stamp, mutation, entry.next)
+      await this.apply(stamp, mutation, { ...entry, written: Promise.resolve() }) // read from the file: in it
       replayedRecords++
     })
-    return { replayedRecords, truncatedBytes }
+    const indexedRecords = await this.records.completeFrom(this.log)
+    return { replayedRecords, truncatedBytes, indexedRecords, rebuiltIndex }
   }
 
   async close(): Promise<void> {
@@ -108,6 +125,7 @@ export class Store {
       { type: 'put', key: keys.attr(ROOT_INO, 0n), value },
       { type: 'put', key: keys.liveAttr(ROOT_INO), value },
       { type: 'put', key: keys.version(ROOT_INO, 1), value: encodeStamp(0n) },
+      { type: 'put', ...RecordIndex.completeMark() }, // a new log: every record it gets is indexed as it is applied
     ])
   }
 
@@ -118,52 +136,27 @@ export class Store {
 
   // ---------------------------------------------------------------- state transfer
 
-  /**
-   * The records stamped in (after, upto], in log order, each with the file bytes its version
-   * writes name (one buffer per write op), for a replica catching up. `cursor` continues a
-   * previous call (null: from the log's start); stops after about `maxBytes`.
-   */
-  async exportRecords(after: HlcStamp, upto: HlcStamp, cursor: LogPosition | null, maxBytes: number): Promise<{ records: ExportedRecord[]; cursor: LogPosition; done: boolean }> {
-    const records: ExportedRecord[] = []
-    let sizeBytes = 0
-    let done = true
-    const next = await this.log.scan(cursor ?? { segment: 0, offset: 0 }, async (entry) => {
-      if (entry.kind !== EntryKind.Record) return true
-      const { stamp, mutation } = decodeRecord(entry.payload)
-      if (stamp <= after) return true
-      if (stamp > upto) return false
-      if (sizeBytes >= maxBytes) {
-        done = false
-        return false
-      }
-      const data: Buffer[] = []
-      if (mutation.type === 'version') {
-        for (const op of mutation.ops) {
-          if (op.op !== 'write') continue
-          if ('blob' in op.data) throw new Error('a logged version names a blob')
-          const bytes = Buffer.allocUnsafe(op.sizeBytes)
-          await this.log.read(op.data, bytes, 0, op.sizeBytes)
-          data.push(bytes)
-          sizeBytes += op.sizeBytes
-        }
-      }
-      records.push({ stamp, mutation, data })
-      sizeBytes += entry.payload.length
-      return true
-    })
-    return { records, cursor: next, done }
+  /** The record at `at` (as the record index names it), checked against its entry's CRC. */
+  async readRecord(at: RecordAt): Promise<{ stamp: HlcStamp; mutation: Mutation }> {
+    return decodeRecord(await this.log.readEntry(at.position, at.sizeBytes, EntryKind.Record))
   }
 
-  /** Appends and applies a record exported by another replica: its bytes go to this log first. */
-  async importRecord(record: ExportedRecord): Promise<ApplyResult> {
-    let mutation = record.mutation
+  /**
+   * Appends a record another replica exported; apply the result in order, as for `appendRecord`.
+   * `dataPositions` are where this log holds the bytes of its write ops, in op order (appended
+   * with `appendData` before it).
+   */
+  appendImported(stamp: HlcStamp, mutation: Mutation, dataPositions: readonly LogPosition[]): { mutation: Mutation; logged: LoggedAt } {
+    let local = mutation
     if (mutation.type === 'version') {
       let index = 0
-      const ops = mutation.ops.map((op): VersionOp => (op.op === 'write' ? { ...op, data: this.appendData(record.data[index++]!).position } : op))
-      mutation = { ...mutation, ops }
+      const ops = mutation.ops.map((op): VersionOp => (op.op === 'write' ? { ...op, data: dataPositions[index++]! } : op))
+      if (index !== dataPositions.length) throw new Error(`invariant: record ${stamp} has ${index} write ops, ${dataPositions.length} data entries came with it`)
+      local = { ...mutation, ops }
+    } else if (dataPositions.length > 0) {
+      throw new Error(`invariant: record ${stamp} (${mutation.type}) writes no data, ${dataPositions.length} data entries came with it`)
     }
-    const { next } = this.appendRecord(record.stamp, mutation)
-    return this.apply(record.stamp, mutation, next)
+    return { mutation: local, logged: this.appendRecord(stamp, local) }
   }
 
   // ---------------------------------------------------------------- writing
@@ -173,8 +166,8 @@ export class Store {
     return this.log.append(EntryKind.Data, bytes, crc)
   }
 
-  /** Appends a record to the log; apply it (in order) once `log.sync()` has made it durable. */
-  appendRecord(stamp: HlcStamp, mutation: Mutation): { next: LogPosition; written: Promise<void> } {
+  /** Appends a record to the log; apply it in order, with this result (durable once `log.sync()` returned). */
+  appendRecord(stamp: HlcStamp, mutation: Mutation): LoggedAt {
     return this.log.append(EntryKind.Record, encodeRecord(stamp, mutation))
   }
 
@@ -183,7 +176,7 @@ export class Store {
    * state on every replica. Failures (ENOENT, EEXIST, ...) are results, not exceptions: the
    * record is in the log either way and has no effect.
    */
-  async apply(stamp: HlcStamp, mutation: Mutation, next: LogPosition): Promise<ApplyResult> {
+  async apply(stamp: HlcStamp, mutation: Mutation, logged: LoggedAt): Promise<ApplyResult> {
     if (this.applying) throw new Error('Store.apply is not re-entrant: records apply one at a time, in order')
     if (stamp <= this.lastAppliedStamp) throw new Error(`stamps must increase: ${stamp} after ${this.lastAppliedStamp}`)
     this.applying = true
@@ -198,7 +191,12 @@ export class Store {
         result = { ok: false, code: err.code, message: err.message }
       }
       this.lastAppliedStamp = stamp
-      changes.put(keys.meta('applied'), Buffer.from(JSON.stringify(next)))
+      // The index never names an entry that is not in the file yet: a process killed between
+      // the two would leave it ahead of the log (a machine crash still can: open rebuilds then).
+      await logged.written
+      const indexed = RecordIndex.entry(stamp, logged.position, logged.next)
+      changes.put(indexed.key, indexed.value)
+      changes.put(keys.meta('applied'), Buffer.from(JSON.stringify(logged.next)))
       changes.put(keys.meta('nextIno'), Buffer.from(String(this.nextIno)))
       changes.put(keys.meta('lastStamp'), Buffer.from(stamp.toString()))
       await this.db.batch(changes.ops)

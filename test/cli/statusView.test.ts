@@ -127,4 +127,21 @@ describe('fffs status view', () => {
     expect(renderStatus({ mode: 'embedded', mountpoint: '/m', pid: 7, dataDir: '/d', stableFrontier: '2026-11-21T15:00:00.095000Z' })).toBe('mount /m (pid 7) · embedded store /d\nstable cut 2026-11-21T15:00:00.095000Z\n')
     expect(shortStamp('0')).toBe('-')
   })
+
+  it('says whether the group runs yet, and how far a member catching up is', () => {
+    expect(summarize(answer).readiness).toMatchObject({ ready: true, members: 3, running: [0, 2], unreachable: [1], catchingUp: [] })
+    expect(renderStatus(answer as unknown as Record<string, unknown>)).toMatch(/^group running: 2 of 3 members; unreachable: 1$/m)
+    const transfer = { donorId: 0, records: 812, doneBytes: 861_000_000, totalBytes: 2_100_000_000, rateBytesPerS: 180_000_000, etaMs: 6_900, elapsedMs: 4_800 }
+    const waiting: ClusterStatusJson = {
+      ...answer,
+      members: answer.members.map((m) =>
+        m.status === undefined ? { ...m, reachable: true, error: undefined, status: { ...member(1, 1, 0), phase: 'starting', core: null, transfer } } : { ...m, status: { ...m.status, phase: m.id === 0 ? 'starting' : 'recovering', core: null } },
+      ),
+    }
+    const readiness = summarize(waiting).readiness
+    expect(readiness).toMatchObject({ ready: false, running: [], starting: [0, 1], recovering: [2], catchingUp: [{ id: 1, transfer }] })
+    expect(renderStatus(waiting as unknown as Record<string, unknown>)).toContain(
+      'waiting for the group: 0 of 3 members running; member 1 catching up from member 0: 41% of 2.1 GB, 812 records, 180 MB/s, about 7 s left; starting: 0; recovering: 2',
+    )
+  })
 })

@@ -148,7 +148,7 @@ describe('fffs log --limit, --since, --until, --reverse', () => {
     expect(await fsp.readFile(`${file}@v${all[15]!.version}`, 'utf8')).toBe('v15')
     const bad = runCli(['log', '--limit', '0', file])
     expect(bad.status).toBe(2)
-    expect(bad.stderr).toMatch(/^fffs: --limit must be at least 1$/m)
+    expect(bad.stderr).toMatch(/^fffs: not a positive integer: '0'$/m)
     const badSpec = runCli(['log', '--since', 'v3', file])
     expect(badSpec.status).not.toBe(0)
     expect(badSpec.stderr).toMatch(/--since takes a platform time/)

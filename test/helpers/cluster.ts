@@ -10,6 +10,9 @@ import path from 'node:path'
 import { promisify } from 'node:util'
 import { READY_PREFIX } from '../../src/cli/output.js'
 import { loadGroupConfig, writeLocalGroup, type GroupConfig } from '../../src/replication/config.js'
+import { ROOT_INO } from '../../src/store/records.js'
+import { Store } from '../../src/store/store.js'
+import { HLC_MAX } from '../../src/temporal/hlc.js'
 import { fetchMemberStatus } from '../../src/replication/remote.js'
 import { shardGroups } from '../../src/replication/shards.js'
 import { FFFS_BIN, fusermountLazy, REPO } from './mount.js'
@@ -102,14 +105,23 @@ export interface TestGroup {
   cleanup(): Promise<void>
 }
 
-export async function startGroup(replicas: number, options: { shards?: number; hostOf?: (id: number) => string; wrapOf?: (id: number) => string[] } = {}): Promise<TestGroup> {
+export interface GroupOptions {
+  readonly shards?: number
+  readonly hostOf?: (id: number) => string
+  readonly wrapOf?: (id: number) => string[]
+  /** Config `transport` fields to set (connectTimeoutMs, suspectTimeoutMs, ...). */
+  readonly transport?: Record<string, number>
+}
+
+export async function startGroup(replicas: number, options: GroupOptions = {}): Promise<TestGroup> {
   const root = mkdtempSync(path.join(os.tmpdir(), 'fffs-cluster-'))
   // No base port given: writeLocalGroup derives one from a hash of the (random) directory and
   // moves it on while any of its ports is bound, so parallel test files do not collide.
   let configPath = await writeLocalGroup(path.join(root, 'group'), { replicas, shards: options.shards ?? 1 })
-  if (options.hostOf !== undefined) {
-    const json = JSON.parse(await fsp.readFile(configPath, 'utf8')) as { members: Array<{ id: number; host: string }> }
-    for (const m of json.members) m.host = options.hostOf(m.id)
+  if (options.hostOf !== undefined || options.transport !== undefined) {
+    const json = JSON.parse(await fsp.readFile(configPath, 'utf8')) as { members: Array<{ id: number; host: string }>; transport: Record<string, unknown> }
+    if (options.hostOf !== undefined) for (const m of json.members) m.host = options.hostOf(m.id)
+    json.transport = { ...json.transport, ...options.transport }
     await fsp.writeFile(configPath, JSON.stringify(json, null, 2))
   }
   const config = await loadGroupConfig(configPath)
@@ -249,5 +261,30 @@ export class Writer {
   async stop(): Promise<void> {
     this.stopped = true
     await this.loop
+  }
+}
+
+export interface ReplicaFile {
+  readonly content: Buffer
+  readonly versions: string[] // "number@stamp"
+}
+
+/** The files in the root of a stopped member's store: content and every version's number and stamp. */
+export async function replicaContents(dataDir: string): Promise<Map<string, ReplicaFile>> {
+  const store = new Store(dataDir)
+  await store.open()
+  try {
+    const files = new Map<string, ReplicaFile>()
+    for (const { name, ino } of await store.readdir(ROOT_INO, HLC_MAX)) {
+      const attr = await store.attr(ino, HLC_MAX)
+      if (attr === null || attr.kind !== 'file') continue
+      const content = Buffer.alloc(attr.sizeBytes)
+      await store.read(attr, 0, content, attr.sizeBytes)
+      const versions = (await store.versions(ino)).map((v) => `${v.version}@${v.stamp}`)
+      files.set(name, { content, versions })
+    }
+    return files
+  } finally {
+    await store.close()
   }
 }

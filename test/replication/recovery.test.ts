@@ -2,7 +2,8 @@
 // restart, from whose log, and when two replicas hold the same record.
 
 import { describe, expect, it } from 'vitest'
-import { planEpoch, recordDigest, type MemberReport } from '../../src/replication/recovery.js'
+import { planEpoch, type MemberReport } from '../../src/replication/recovery.js'
+import { recordDigest } from '../../src/replication/transfer.js'
 
 function recovering(id: number, lastStamp: number, lastVid: number, lastViewIds: number[], accepted?: MemberReport['accepted']): MemberReport {
   return { id, phase: 'recovering', lastStamp: String(lastStamp), lastVid, lastViewIds, ...(accepted !== undefined ? { accepted } : {}) }

@@ -13,8 +13,8 @@ import { ROOT_INO } from '../../src/store/records.js'
 import { Store } from '../../src/store/store.js'
 import { FffsError } from '../../src/errors.js'
 import { RemoteClient } from '../../src/replication/remote.js'
-import { HLC_MAX, hlcCeilingOfUs, wallClockUs } from '../../src/temporal/hlc.js'
-import { startGroup, waitFor, type ClusterMount, type TestGroup } from '../helpers/cluster.js'
+import { hlcCeilingOfUs, wallClockUs } from '../../src/temporal/hlc.js'
+import { replicaContents, startGroup, waitFor, type ClusterMount, type TestGroup } from '../helpers/cluster.js'
 
 const VIEW_TIMEOUT_MS = 30_000
 const acked = new Map<string, Buffer>()
@@ -48,30 +48,6 @@ async function expectAllAcked(): Promise<void> {
   for (const [name, bytes] of acked) {
     const read = await fsp.readFile(mount.p(name))
     expect(read.equals(bytes), `${name} reads back as written`).toBe(true)
-  }
-}
-
-interface ReplicaFile {
-  readonly content: Buffer
-  readonly versions: string[] // "number@stamp"
-}
-
-async function replicaContents(dataDir: string): Promise<Map<string, ReplicaFile>> {
-  const store = new Store(dataDir)
-  await store.open()
-  try {
-    const files = new Map<string, ReplicaFile>()
-    for (const { name, ino } of await store.readdir(ROOT_INO, HLC_MAX)) {
-      const attr = await store.attr(ino, HLC_MAX)
-      if (attr === null || attr.kind !== 'file') continue
-      const content = Buffer.alloc(attr.sizeBytes)
-      await store.read(attr, 0, content, attr.sizeBytes)
-      const versions = (await store.versions(ino)).map((v) => `${v.version}@${v.stamp}`)
-      files.set(name, { content, versions })
-    }
-    return files
-  } finally {
-    await store.close()
   }
 }
 
@@ -158,9 +134,9 @@ describe('replicas crash and restart (3 fffs serve processes, cluster mount)', (
     await store.open()
     const stamp = store.appliedStamp + 1n
     const mutation = { type: 'mknod', parent: ROOT_INO, name: 'divergent', kind: 'file', mode: 0o644, uid: 0, gid: 0 } as const
-    const { next } = store.appendRecord(stamp, mutation)
+    const logged = store.appendRecord(stamp, mutation)
     await store.log.sync()
-    await store.apply(stamp, mutation, next)
+    await store.apply(stamp, mutation, logged)
     await store.close()
     group.startMember(1)
     group.startMember(2)

@@ -17,7 +17,7 @@ import { SeenStamp } from '../../src/replication/client.js'
 import { loadGroupConfig, parseGroupConfig, writeLocalGroup } from '../../src/replication/config.js'
 import { RemoteClient } from '../../src/replication/remote.js'
 import { dataShardOf, shardGroups } from '../../src/replication/shards.js'
-import { ROOT_INO } from '../../src/store/records.js'
+import { ROOT_INO, type Mutation } from '../../src/store/records.js'
 import { Store } from '../../src/store/store.js'
 import { hlcOf, wallClockUs } from '../../src/temporal/hlc.js'
 import { cli, sha256, startGroup, waitFor, Writer, type ClusterMount, type TestGroup, type Written } from '../helpers/cluster.js'
@@ -80,18 +80,19 @@ describe('the shard map', () => {
   })
 
   it('a data shard store refuses namespace mutations; a meta shard store refuses file contents', async () => {
+    const applyLogged = (store: Store, stamp: bigint, mutation: Mutation) => store.apply(stamp, mutation, store.appendRecord(stamp, mutation))
     const data = new Store(tmp(), { role: 'data' })
     const meta = new Store(tmp(), { role: 'meta' })
     await data.open()
     await meta.open()
     try {
       const stamp = hlcOf(wallClockUs(), 0)
-      const mknod = await data.apply(stamp, { type: 'mknod', parent: ROOT_INO, name: 'f', kind: 'file', mode: 0o644, uid: 0, gid: 0 }, { segment: 0, offset: 0 })
+      const mknod = await applyLogged(data, stamp, { type: 'mknod', parent: ROOT_INO, name: 'f', kind: 'file', mode: 0o644, uid: 0, gid: 0 })
       expect(mknod).toMatchObject({ ok: false, code: 'EINVAL' })
-      const version = await meta.apply(stamp, { type: 'version', ino: 7, ops: [{ op: 'truncate', sizeBytes: 3 }] }, { segment: 0, offset: 0 })
+      const version = await applyLogged(meta, stamp, { type: 'version', ino: 7, ops: [{ op: 'truncate', sizeBytes: 3 }] })
       expect(version).toMatchObject({ ok: false, code: 'EINVAL' })
       // A data shard starts the contents of an inode the meta shard made at its first version.
-      const first = await data.apply(stamp + 1n, { type: 'version', ino: 7, ops: [{ op: 'truncate', sizeBytes: 3 }] }, { segment: 0, offset: 0 })
+      const first = await applyLogged(data, stamp + 1n, { type: 'version', ino: 7, ops: [{ op: 'truncate', sizeBytes: 3 }] })
       expect(first).toEqual({ ok: true })
       expect(data.liveAttr(7)).toMatchObject({ ino: 7, kind: 'file', sizeBytes: 3, version: 1 })
     } finally {

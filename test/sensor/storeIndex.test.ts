@@ -17,9 +17,9 @@ let ino: number
 
 async function apply(atUs: number, mutation: Mutation): Promise<{ stamp: HlcStamp; result: ApplyResult }> {
   const stamp = hlcOf(atUs, 0)
-  const { next } = store.appendRecord(stamp, mutation)
+  const logged = store.appendRecord(stamp, mutation)
   await store.log.sync()
-  return { stamp, result: await store.apply(stamp, mutation, next) }
+  return { stamp, result: await store.apply(stamp, mutation, logged) }
 }
 
 /** A version appending `sizeBytes` bytes at `offset` with the given records. */

@@ -3,7 +3,7 @@
 
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { crc32c, crc32cCombine } from '../../src/store/crc32c.js'
+import { crc32c, crc32cCombine, crc32cOfSuffix } from '../../src/store/crc32c.js'
 
 describe('crc32cCombine', () => {
   it('equals the CRC of the concatenation', () => {
@@ -11,6 +11,16 @@ describe('crc32cCombine', () => {
       fc.property(fc.uint8Array({ maxLength: 5000 }), fc.uint8Array({ maxLength: 5000 }), (a, b) => {
         const whole = crc32c(Buffer.concat([a, b]))
         expect(crc32cCombine(crc32c(Buffer.from(a)), crc32c(Buffer.from(b)), b.length)).toBe(whole)
+      }),
+      { numRuns: 500 },
+    )
+  })
+
+  it('undone: the CRC of B from the CRC of A‖B and of A (a log entry payload CRC from its header)', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 3000 }), fc.uint8Array({ maxLength: 5000 }), (a, b) => {
+        const whole = crc32c(Buffer.concat([a, b]))
+        expect(crc32cOfSuffix(whole, crc32c(Buffer.from(a)), b.length)).toBe(crc32c(Buffer.from(b)))
       }),
       { numRuns: 500 },
     )

@@ -9,7 +9,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { EmbeddedClient } from '../../src/replication/client.js'
-import { ROOT_INO } from '../../src/store/records.js'
+import { ROOT_INO, type Mutation } from '../../src/store/records.js'
 import { Store } from '../../src/store/store.js'
 import { HLC_MAX } from '../../src/temporal/hlc.js'
 
@@ -65,11 +65,12 @@ describe('attributes at a past cut', () => {
       await store.close()
       rmSync(dir, { recursive: true, force: true })
     })
+    const applyRecord = (stamp: bigint, mutation: Mutation) => store.apply(stamp, mutation, store.appendRecord(stamp, mutation))
     // A file with versions 1..4: created at 100, changed at each of `stamps`.
     const writeHistory = async (stamps: bigint[]): Promise<number> => {
-      await store.importRecord({ stamp: 100n, mutation: { type: 'mknod', parent: ROOT_INO, name: 'f', kind: 'file', mode: 0o600, uid: 0, gid: 0 }, data: [] })
+      await applyRecord(100n, { type: 'mknod', parent: ROOT_INO, name: 'f', kind: 'file', mode: 0o600, uid: 0, gid: 0 })
       const ino = store.liveLookup(ROOT_INO, 'f')!
-      for (const stamp of stamps) await store.importRecord({ stamp, mutation: { type: 'setattr', ino, mode: Number(stamp % 0o777n) }, data: [] })
+      for (const stamp of stamps) await applyRecord(stamp, { type: 'setattr', ino, mode: Number(stamp % 0o777n) })
       return ino
     }
     await store.open()

@@ -205,4 +205,32 @@ describe('SegmentLog', () => {
     expect((await fsp.stat(path.join(dir, 'seg-00000000.log'))).size).toBe(8 * (MiB + 16))
     await log.close()
   })
+
+  it('writes a burst of small entries appended behind a write in few writevs, in order, across a segment end', async () => {
+    const dir = tempDir()
+    const log = new SegmentLog(dir, 64 * 1024) // small segments: the burst crosses several
+    await log.open({ segment: 0, offset: 0 }, async () => undefined)
+    const payloads = Array.from({ length: 2000 }, (_, i) => Buffer.from(`entry ${i} `.repeat(1 + (i % 7))))
+    let deliver: (crc: number) => void = () => undefined
+    const written: Promise<void>[] = []
+    payloads.forEach((payload, i) => {
+      // One entry in the middle waits for a CRC computed elsewhere: the entries after it wait too.
+      const crc = i === 700 ? new Promise<number>((resolve) => (deliver = resolve)) : undefined
+      written.push(log.append(EntryKind.Record, payload, crc).written)
+    })
+    const probe = await fsp.open(path.join(dir, 'seg-00000000.log'), 'r')
+    const fileHandle = Object.getPrototypeOf(probe) as { writev: (...args: unknown[]) => unknown }
+    await probe.close()
+    const writes = vi.spyOn(fileHandle, 'writev')
+    setTimeout(() => deliver(crc32c(payloads[700]!)), 20)
+    await Promise.all(written)
+    expect(writes.mock.calls.length).toBeLessThan(payloads.length / 10)
+    writes.mockRestore()
+    await log.sync()
+    await log.close()
+    const { entries, truncatedBytes, log: again } = await reopen(dir)
+    expect(truncatedBytes).toBe(0)
+    expect(entries.map((e) => e.payload.toString())).toEqual(payloads.map(String))
+    await again.close()
+  })
 })
