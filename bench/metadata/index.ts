@@ -191,10 +191,22 @@ interface Run {
 
 const LONG_MS = 60 * 60_000
 
+/** Set by SIGINT/SIGTERM: every step then fails instead of being recorded, so the run unwinds to its clean-up. */
+let interrupted = false
+
+class Interrupted extends Error {
+  constructor() {
+    super('interrupted')
+  }
+}
+
+/** Runs a step; a failure is recorded and the run goes on (null), unless the run was interrupted. */
 async function safely<T>(run: Run, label: string, work: () => Promise<T>): Promise<T | null> {
+  if (interrupted) throw new Interrupted()
   try {
     return await work()
   } catch (err) {
+    if (interrupted) throw new Interrupted()
     const message = `${label}: ${err instanceof Error ? err.message : String(err)}`
     run.errors.push(message)
     progress(`FAILED ${message}`)
@@ -366,11 +378,14 @@ async function main(): Promise<void> {
     fs.rmSync(root, { recursive: true, force: true, maxRetries: 3 })
     releaseLock()
   }
+  // A signal fails the step under way (its workload and mounts killed) and every step after it;
+  // the finally below then stops the rest. Should that hang, the process exits anyway.
   const onSignal = () => {
     progress('interrupted: stopping every mount, group and GlusterFS volume of this run')
+    interrupted = true
+    for (const child of liveWorkloads) killGroup(child)
     void killAll()
-      .then(cleanUp)
-      .finally(() => process.exit(130))
+    setTimeout(() => process.exit(130), 180_000).unref()
   }
   process.once('SIGINT', onSignal)
   process.once('SIGTERM', onSignal)
@@ -413,6 +428,11 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
+  if (err instanceof Interrupted) {
+    process.stderr.write('bench: interrupted; everything this run started is stopped, nothing written\n')
+    process.exitCode = 130
+    return
+  }
   process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
   process.exitCode = 1
 })
