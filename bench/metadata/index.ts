@@ -244,8 +244,9 @@ async function prepareListings(run: Run, target: Target): Promise<void> {
 const USABLE_WAIT_MS = 180_000
 
 /**
- * Waits (bounded) until `probe` stops throwing right after a start: a restarted fffs group has
- * been seen to report "mounted" and then answer ENOENT for a while. How long it took is noted.
+ * Waits (bounded) until `probe` stops throwing right after a start: a mount of an fffs group
+ * whose members are still recovering prints its ready line and answers EROFS (node's recursive
+ * mkdir reports it as ENOENT) until they run. How long it took is noted.
  */
 async function waitUsable(run: Run, label: string, probe: () => void): Promise<void> {
   const startedMs = Date.now()
