@@ -9,8 +9,8 @@
 // Client submits it. File bytes are never base64'd and are copied only where the socket forces it.
 
 import { FffsError } from '../errors.js'
-import type { DataRef, Mutation, VersionOp } from '../store/records.js'
-import { dataRefAt, type Client } from './client.js'
+import type { DataRef, VersionOp } from '../store/records.js'
+import { blobIdsOf, dataRefAt, type Client } from './client.js'
 import { clientMethods, messageArgs, messages, peerMethods, PROTOCOL_VERSION, serveMethods, type Service } from './protocol.js'
 import { serveViewWatch, type ViewSource } from './viewWatch.js'
 import { MAX_BODY_BYTES, type Connection, type Incoming, type Reply } from './wire.js'
@@ -122,12 +122,4 @@ function withLogRef(op: VersionOp, blobs: ReadonlyMap<string, ServedBlob>): Vers
   // missing one is a protocol bug on the client side; refuse the version rather than guess.
   if (blob === undefined) throw new FffsError('EIO', `version refers to blob ${op.data.blob}, which this connection never received`)
   return { ...op, data: dataRefAt(blob.ref, op.data.offset) }
-}
-
-/** The blobs a version names (each once). */
-export function blobIdsOf(mutation: Mutation): string[] {
-  if (mutation.type !== 'version') return []
-  const ids = new Set<string>()
-  for (const op of mutation.ops) if (op.op === 'write' && 'blob' in op.data) ids.add(op.data.blob)
-  return [...ids]
 }
