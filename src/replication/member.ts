@@ -16,18 +16,18 @@
 
 import path from 'node:path'
 import { errors, FffsError } from '../errors.js'
-import { nodeDisk, type Disk } from '../store/disk.js'
 import type { ApplyResult } from '../store/records.js'
 import type { Store } from '../store/store.js'
 import { hlcPhysicalUs, hlcToIso, type HlcStamp } from '../temporal/hlc.js'
-import { sleep, systemClock, type Clock } from './clock.js'
+import { sleep, type Clock } from './clock.js'
 import { memberById, type GroupConfig, type GroupMember } from './config.js'
 import { executeCoreActions, type CoreEffects } from './core/execute.js'
 import { GroupCore, type CoreAction, type CoreEvent, type CoreStatus } from './core/group.js'
 import { groupSchema } from './core/schema.js'
-import { Delivery, type LogObserver } from './member/delivery.js'
+import { Delivery } from './member/delivery.js'
+import type { MemberEnv } from './member/env.js'
 import { EpochMachine, type EpochAction, type EpochEvent, type Phase } from './member/epochs.js'
-import { WirePeers, type PeerNetwork } from './member/peers.js'
+import { nativeEnv } from './member/nativeEnv.js'
 import { Replica } from './member/replica.js'
 import { ReplicaClient, type ReplicaAccess } from './member/replicaClient.js'
 import { RequestTable } from './member/requests.js'
@@ -37,65 +37,16 @@ import { waitForPlanMembers } from './planBarrier.js'
 import { peerMethods, type MemberView, type Service } from './protocol.js'
 import type { TransferStatus } from './readiness.js'
 import type { AcceptedView, EpochPlan, MemberReport } from './recovery.js'
-import { NativeTransport, pageCacheDropper, pageOffsetFinder } from './transport/native.js'
 import { TRANSPORT_DEFAULTS, type Transport } from './transport/types.js'
 import type { ViewSource } from './viewWatch.js'
 import { MemberBehindError } from './wire.js'
 
+export type { MemberEnv, MemberObserver, MemberTiming } from './member/env.js'
+export { MEMBER_TIMING } from './member/env.js'
 export type { Phase } from './member/epochs.js'
-
-/** The runtime's cadences and bounds (the simulation shortens them with its virtual network). */
-export interface MemberTiming {
-  readonly tickMs: number // the core's tick (and the epoch machine's)
-  readonly recoveryPollMs: number
-  readonly recoveryGraceMs: number // wait this long for every member before forming a group of a majority
-  readonly joinAskMs: number
-  readonly peerRequestTimeoutMs: number
-  readonly planPollMs: number // how often a member starting an epoch asks the others whether they are ready
-  readonly holdWhileRecoveringMs: number // a write waits this long for a running group, then EROFS
-  readonly catchUpWaitMaxMs: number // a read at a cut this member does not hold yet waits this long, then goes elsewhere
-}
-
-export const MEMBER_TIMING: MemberTiming = {
-  tickMs: 20,
-  recoveryPollMs: 300,
-  recoveryGraceMs: 2_000,
-  joinAskMs: 1_000,
-  peerRequestTimeoutMs: 5_000,
-  planPollMs: 200,
-  holdWhileRecoveringMs: 5_000,
-  catchUpWaitMaxMs: 1_000,
-}
 
 const HOLD_STAMP_POLL_MS = 10
 const STABLE_WAIT_POLL_MAX_MS = 50
-const LOG_CACHE_KEEP_BYTES = 32 * 1024 * 1024 // newest synced log bytes kept in the page cache (SegmentLog.dropSyncedPages)
-
-/** Everything a member touches outside itself. */
-export interface MemberEnv {
-  readonly clock: Clock
-  readonly disk: Disk
-  /** The transport of an epoch (its members, rank = index). */
-  readonly newTransport: (plan: EpochPlan) => Transport
-  readonly peers: PeerNetwork
-  /** Names this process in blob ids (its pid). */
-  readonly instance: string
-  /** After a fatal error, once the member stopped. */
-  readonly exit: (code: number) => void
-  readonly timing: MemberTiming
-  /** Store settings for this host (the page cache, O_DIRECT). */
-  readonly tuneStore?: (store: Store) => void
-  /** About this many bytes of file data per state-transfer batch this member serves (default 8 MiB). */
-  readonly transferBatchBytes?: number
-  /** Told of what this member does (the simulation's checks and transcripts; the runtime does not depend on it). */
-  readonly observer?: MemberObserver
-}
-
-/** What the simulation watches of a member: its log, and the actions of its two machines. */
-export interface MemberObserver extends LogObserver {
-  epochAction?(action: EpochAction): void
-  coreAction?(action: CoreAction): void
-}
 
 export interface MemberOptions {
   readonly log?: (line: string) => void
@@ -677,40 +628,5 @@ export class Member implements ReplicaAccess {
     this.env.peers.close()
     await this.delivery.stop()
     await this.store.close()
-  }
-}
-
-/** `fffs serve`'s environment: the system clock, the real disk, libfabric, TCP to the others. */
-function nativeEnv(config: GroupConfig, id: number, log: (line: string) => void): MemberEnv {
-  return {
-    clock: systemClock,
-    disk: nodeDisk,
-    newTransport: (plan) => {
-      const members = plan.memberIds.map((memberId) => memberById(config, memberId))
-      return new NativeTransport({
-        selfId: id,
-        members: members.map((m) => ({ id: m.id, host: m.host, port: m.transportPort })),
-        schema: groupSchema(members.length),
-        provider: config.transport.provider,
-        ...(config.transport.iface !== undefined ? { iface: config.transport.iface } : {}),
-        smcSlotSizeBytes: TRANSPORT_DEFAULTS.smcSlotSizeBytes,
-        smcWindowSlots: TRANSPORT_DEFAULTS.smcWindowSlots,
-        rdmcBlockSizeBytes: TRANSPORT_DEFAULTS.rdmcBlockSizeBytes,
-        heartbeatIntervalMs: config.transport.heartbeatIntervalMs,
-        suspectTimeoutMs: config.transport.suspectTimeoutMs,
-        connectTimeoutMs: config.transport.connectTimeoutMs,
-        latencySpinUs: config.transport.latencySpinUs,
-      })
-    },
-    peers: new WirePeers(config, { log, connectTimeoutMs: MEMBER_TIMING.peerRequestTimeoutMs }),
-    instance: String(process.pid),
-    exit: (code) => process.exit(code),
-    timing: MEMBER_TIMING,
-    tuneStore: (store) => {
-      const dropPages = pageCacheDropper()
-      if (dropPages !== null) store.log.dropSyncedPages(dropPages, LOG_CACHE_KEEP_BYTES)
-      const pageOffsetOf = pageOffsetFinder() // blobs arrive in page-aligned mappings (RDMC): written without a copy
-      if (pageOffsetOf !== null) store.log.writeLargePayloadsDirect(pageOffsetOf)
-    },
   }
 }
