@@ -46,12 +46,25 @@ export const ERRNO: Readonly<Record<FffsErrorCode, number>> = {
   ENOTSUP: 95,
 }
 
+/**
+ * Conditions a caller tells apart within one code, carried as data wherever an error travels
+ * (apply results, the wire, the control socket), never recognised by its message:
+ * - `behind`: a member does not hold the cut asked for yet; another member may (EAGAIN);
+ * - `lateSensorWrite`: a sensor time older than now − Δ (EINVAL);
+ * - `malformedSpec`: a time spec that does not parse (EINVAL).
+ */
+export type FffsReason = 'behind' | 'lateSensorWrite' | 'malformedSpec'
+
+export const REASONS: ReadonlySet<string> = new Set<FffsReason>(['behind', 'lateSensorWrite', 'malformedSpec'])
+
 export class FffsError extends Error {
   readonly code: FffsErrorCode
-  constructor(code: FffsErrorCode, message: string) {
+  readonly reason: FffsReason | undefined
+  constructor(code: FffsErrorCode, message: string, reason?: FffsReason) {
     super(message)
     this.name = 'FffsError'
     this.code = code
+    this.reason = reason
   }
   get errno(): number {
     return ERRNO[this.code]
@@ -65,7 +78,7 @@ export const errors = {
   isDir: (what: string) => new FffsError('EISDIR', `is a directory: ${what}`),
   notEmpty: (what: string) => new FffsError('ENOTEMPTY', `directory not empty: ${what}`),
   invalid: (why: string) => new FffsError('EINVAL', why),
-  malformedSpec: (spec: string, why: string) => new FffsError('EINVAL', `${MALFORMED_SPEC} '${spec}': ${why}`),
+  malformedSpec: (spec: string, why: string) => new FffsError('EINVAL', `malformed time spec '${spec}': ${why}`, 'malformedSpec'),
   readOnlyTimePath: (what: string) => new FffsError('EROFS', `time-addressed path is read-only: ${what}`),
   notStable: (what: string, waitedMs: number) => new FffsError('EAGAIN', `cut not stable yet after ${waitedMs} ms: ${what}`),
   badHandle: (fd: number) => new FffsError('EBADF', `bad file handle ${fd}`),
@@ -77,21 +90,27 @@ export const errors = {
   nameTooLong: (name: string) => new FffsError('ENAMETOOLONG', `name too long: ${name.slice(0, 32)}...`),
   corrupt: (why: string) => new FffsError('EIO', `data corruption detected: ${why}`),
   /** A sensor time older than now − Δ: never ordered into a past a reader may already have frozen. */
-  lateSensorWrite: (what: string) => new FffsError('EINVAL', `${LATE_SENSOR_WRITE} ${what}`),
+  lateSensorWrite: (what: string) => new FffsError('EINVAL', `late sensor write: ${what}`, 'lateSensorWrite'),
   malformedRecord: (what: string) => new FffsError('EINVAL', `malformed record ${what}`),
 }
 
-// Only code and message cross the wire (remote clients), so a late-write refusal is known by its message.
-const LATE_SENSOR_WRITE = 'late sensor write:'
-const MALFORMED_SPEC = 'malformed time spec'
-
 /** A path or argument whose time spec does not parse: the mount logs why (the errno alone says only EINVAL). */
 export function isMalformedSpec(err: unknown): boolean {
-  return err instanceof FffsError && err.code === 'EINVAL' && err.message.startsWith(MALFORMED_SPEC)
+  return err instanceof FffsError && err.reason === 'malformedSpec'
 }
 
 export function isLateSensorWrite(err: unknown): boolean {
-  return err instanceof FffsError && err.code === 'EINVAL' && err.message.startsWith(LATE_SENSOR_WRITE)
+  return err instanceof FffsError && err.reason === 'lateSensorWrite'
+}
+
+/** The code named by `value` if it is one (what arrived over a wire), else EIO. */
+export function codeOf(value: unknown): FffsErrorCode {
+  return typeof value === 'string' && value in ERRNO ? (value as FffsErrorCode) : 'EIO'
+}
+
+/** The reason named by `value` if it is one (what arrived over a wire), else undefined. */
+export function reasonOf(value: unknown): FffsReason | undefined {
+  return typeof value === 'string' && REASONS.has(value) ? (value as FffsReason) : undefined
 }
 
 export function isFffsError(err: unknown): err is FffsError {

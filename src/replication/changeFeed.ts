@@ -2,16 +2,14 @@
 // kernel may cache the live tree for as long as it is not told otherwise: each member, as it
 // applies a record, tells every mount watching it what the record changed (a ChangeNote: names,
 // attributes, contents, snapshots), except the mount that made the change (its kernel saw it).
-// A mount watches on the connection it sends its requests on (remote.ts): a reply it gets
-// after a note was read after the change the note tells of.
+// A mount watches on the connection it sends its requests on (remoteClient.ts, the protocol's
+// watchChanges and `changed`): a reply it gets after a note was read after the change the
+// note tells of.
 
-import type { Connection, Reply } from './wire.js'
-import type { ChangeNote } from './client.js'
 import type { Mutation } from '../store/records.js'
-
-/** The request that starts a watch on a connection; CHANGE_EVENT messages follow, one per applied record. */
-export const WATCH_CHANGES = 'watchChanges'
-export const CHANGE_EVENT = 'changed'
+import type { ChangeNote } from './client.js'
+import { messages, send } from './protocol.js'
+import type { Connection } from './wire.js'
 
 /** What a record changed, for the kernel caches of the mounts that did not make it. */
 export function changeNoteOf(mutation: Mutation): ChangeNote {
@@ -47,18 +45,21 @@ export function changeNoteOf(mutation: Mutation): ChangeNote {
 export class ChangeFeed {
   private readonly watchers = new Set<{ readonly clientId: string | null; readonly tell: (note: ChangeNote) => void }>()
 
+  /** What to tell of each record applied from now on; null while no mount watches. */
+  listener(): ((mutation: Mutation, by: string | undefined) => void) | null {
+    return this.watchers.size === 0 ? null : this.publish
+  }
+
   /** A record applied; `by`: the client that submitted it (its own watch is not told). */
-  publish(mutation: Mutation, by: string | undefined): void {
-    if (this.watchers.size === 0) return
+  private readonly publish = (mutation: Mutation, by: string | undefined): void => {
     const note = changeNoteOf(mutation)
     for (const watcher of this.watchers) if (watcher.clientId !== by) watcher.tell(note)
   }
 
   /** Serves a watch on `connection` for the client `clientId` (null: unnamed, told of every change) until it closes. */
-  serve(connection: Connection, clientId: string | null): Reply {
-    const watcher = { clientId, tell: (note: ChangeNote) => void connection.send(CHANGE_EVENT, note).catch(() => undefined) }
+  serve(connection: Connection, clientId: string | null): void {
+    const watcher = { clientId, tell: (note: ChangeNote) => void send(connection, messages.changed, note).catch(() => undefined) }
     this.watchers.add(watcher)
     connection.onClose(() => this.watchers.delete(watcher))
-    return {}
   }
 }

@@ -3,7 +3,7 @@
 // (replication) implements the same interface against a group of `fffs serve` processes.
 
 import { FffsError } from '../errors.js'
-import type { ApplyResult, Attr, DataRef, Ino, Mutation, NameBinding, SensorPick, Snapshot, VersionRange } from '../store/records.js'
+import type { ApplyResult, Attr, DataRef, DirPage, Ino, Mutation, NameBinding, SensorPick, Snapshot, VersionRange } from '../store/records.js'
 import { Store } from '../store/store.js'
 import type { PageOffsetOf } from '../store/segmentLog.js'
 import type { HlcStamp } from '../temporal/hlc.js'
@@ -101,7 +101,8 @@ export interface Client {
   lookup(dir: Ino, name: string, cut: HlcStamp): Promise<Ino | null>
   /** The node named `name` in directory `dir` at the cut, with its attributes there (lookup and attr in one step); null when none. */
   child(dir: Ino, name: string, cut: HlcStamp): Promise<Attr | null>
-  readdir(dir: Ino, cut: HlcStamp): Promise<Array<{ name: string; ino: Ino }>>
+  /** A directory's entries at the cut, sorted by name; `page`: a window of them (DirPage). */
+  readdir(dir: Ino, cut: HlcStamp, page?: DirPage): Promise<Array<{ name: string; ino: Ino }>>
   read(attr: Attr, offset: number, into: Buffer, lengthBytes: number): Promise<number>
   /** A node's versions in `range` (default: all), oldest first unless `range.reverse`. */
   versions(ino: Ino, range?: VersionRange): Promise<Attr[]>
@@ -193,8 +194,8 @@ export class EmbeddedClient implements Client {
   child(dir: Ino, name: string, cut: HlcStamp): Promise<Attr | null> {
     return this.store.child(dir, name, cut)
   }
-  readdir(dir: Ino, cut: HlcStamp): Promise<Array<{ name: string; ino: Ino }>> {
-    return this.store.readdir(dir, cut)
+  readdir(dir: Ino, cut: HlcStamp, page?: DirPage): Promise<Array<{ name: string; ino: Ino }>> {
+    return this.store.readdir(dir, cut, page)
   }
   read(attr: Attr, offset: number, into: Buffer, lengthBytes: number): Promise<number> {
     return this.store.read(attr, offset, into, lengthBytes)
@@ -250,6 +251,14 @@ export class EmbeddedClient implements Client {
 
 /** A submit's outcome: its inode and attributes, or the FffsError of a failed apply. */
 export function unwrap(result: ApplyResult): { ino?: Ino; attr?: Attr } {
-  if (!result.ok) throw new FffsError(result.code, result.message)
+  if (!result.ok) throw new FffsError(result.code, result.message, result.reason)
   return { ...(result.ino !== undefined ? { ino: result.ino } : {}), ...(result.attr !== undefined ? { attr: result.attr } : {}) }
+}
+
+/** The blobs a version names (each once). */
+export function blobIdsOf(mutation: Mutation): string[] {
+  if (mutation.type !== 'version') return []
+  const ids = new Set<string>()
+  for (const op of mutation.ops) if (op.op === 'write' && 'blob' in op.data) ids.add(op.data.blob)
+  return [...ids]
 }

@@ -13,11 +13,11 @@
 // Stability: a cut is stable when it is stable on every shard.
 
 import { FffsError } from '../errors.js'
-import type { Attr, DataRef, Ino, Mutation, NameBinding, SensorPick, Snapshot, VersionRange } from '../store/records.js'
+import type { Attr, DataRef, DirPage, Ino, Mutation, NameBinding, SensorPick, Snapshot, VersionRange } from '../store/records.js'
 import { HLC_MAX, type HlcStamp } from '../temporal/hlc.js'
 import { SeenStamp, type ChangeListener, type Client, type SubmitOptions, type Submitted } from './client.js'
 import type { GroupConfig } from './config.js'
-import { groupInfo, RemoteClient, type GroupInfo, type MemberStatusReport, type RemoteClientOptions } from './remote.js'
+import { groupInfo, RemoteClient, type GroupInfo, type MemberStatusReport, type RemoteClientOptions } from './remoteClient.js'
 import { dataShardOf, shardGroups, startPerShard } from './shards.js'
 
 /** A shard's part of `fffs status`: what a RemoteClient of one group reports. */
@@ -105,8 +105,8 @@ export class ShardedClient implements Client {
     return attr?.kind === 'file' ? this.joined(attr, await this.dataOf(attr.ino).attr(attr.ino, cut)) : attr
   }
 
-  readdir(dir: Ino, cut: HlcStamp): Promise<Array<{ name: string; ino: Ino }>> {
-    return this.meta.readdir(dir, cut)
+  readdir(dir: Ino, cut: HlcStamp, page?: DirPage): Promise<Array<{ name: string; ino: Ino }>> {
+    return this.meta.readdir(dir, cut, page)
   }
 
   async read(attr: Attr, offset: number, into: Buffer, lengthBytes: number): Promise<number> {

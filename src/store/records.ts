@@ -2,7 +2,7 @@
 // these, stamped by the orderer and applied in order by Store.apply. They are the unit the
 // replication layer multicasts; nothing else changes state.
 
-import type { FffsErrorCode } from '../errors.js'
+import type { FffsErrorCode, FffsReason } from '../errors.js'
 import type { HlcStamp } from '../temporal/hlc.js'
 import type { LogPosition } from './segmentLog.js'
 
@@ -90,7 +90,7 @@ export type Mutation =
 /** `ino`: a new node's; `attr`: the attributes of the node the record made or changed (mknod, link, setattr, xattrs, version), after it. */
 export type ApplyResult =
   | { readonly ok: true; readonly ino?: Ino; readonly attr?: Attr }
-  | { readonly ok: false; readonly code: FffsErrorCode; readonly message: string }
+  | { readonly ok: false; readonly code: FffsErrorCode; readonly message: string; readonly reason?: FffsReason }
 
 /** What a change of a directory did to its entries (a directory version's `entries`; `fffs log DIR` shows it). */
 export interface EntryChange {
@@ -107,6 +107,12 @@ export interface NameBinding {
 }
 
 /** Which versions of a node to list: stamps in (after, upto], oldest first (newest first when `reverse`), at most `limit`. */
+/** A window of a directory listing: the names after `after` (byte order), at most `limit` of them. */
+export interface DirPage {
+  readonly after?: string
+  readonly limit?: number
+}
+
 export interface VersionRange {
   readonly after?: HlcStamp
   readonly upto?: HlcStamp

@@ -7,16 +7,16 @@
 // it is applied; LevelDB batches are written without sync and carry the log position they
 // cover (`M applied`), so recovery replays exactly the records the index has not seen.
 
-import { ClassicLevel } from 'classic-level'
 import path from 'node:path'
 import { errors, FffsError } from '../errors.js'
 import { isoOfUs } from '../temporal/civil.js'
 import { HLC_MAX, hlcPhysicalUs, type HlcStamp } from '../temporal/hlc.js'
 import { BLOCK_SIZE_BYTES, decodeBlockMap, encodeBlockMap, overlay, truncateBlock, type BlockMap } from './blockMap.js'
 import { decodeIno, encodeIno, encodeLiveDirEntry, encodeStamp, keys, liveDirEntrySince, nameOfDirEntryKey, nameOfLiveDirKey, prefixEnd, stampOfKey } from './keys.js'
-import { decodeRecord, encodeRecord, ROOT_INO, S_ISGID, type ApplyResult, type Attr, type EntryChange, type Ino, type Mutation, type NameBinding, type NodeKind, type RecordCursor, type SensorPick, type Snapshot, type VersionOp, type VersionRange, type VersionRecords } from './records.js'
+import { nodeDisk, type Disk, type IndexDb, type IndexOp } from './disk.js'
+import { decodeRecord, encodeRecord, ROOT_INO, S_ISGID, type ApplyResult, type Attr, type DirPage, type EntryChange, type Ino, type Mutation, type NameBinding, type NodeKind, type RecordCursor, type SensorPick, type Snapshot, type VersionOp, type VersionRange, type VersionRecords } from './records.js'
 import { RecordIndex, type RecordAt } from './recordIndex.js'
-import { EntryKind, SegmentLog, type LogPosition } from './segmentLog.js'
+import { EntryKind, SEGMENT_SIZE_BYTES_DEFAULT, SegmentLog, type LogPosition } from './segmentLog.js'
 import { VersionSearch } from './versionSearch.js'
 
 export const NAME_MAX_BYTES = 255
@@ -29,11 +29,9 @@ const msOfStamp = (stamp: HlcStamp): number => hlcPhysicalUs(stamp) / 1000
 /** What a sharded group's store holds: `meta`, the namespace; `data`, file contents by inode. */
 export type ShardRole = 'meta' | 'data'
 
-type BatchOp = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer }
-
 /** What apply needs to write, gathered before one atomic LevelDB batch. */
 class Changes {
-  readonly ops: BatchOp[] = []
+  readonly ops: IndexOp[] = []
   put(key: Buffer, value: Buffer): void {
     this.ops.push({ type: 'put', key, value })
   }
@@ -51,6 +49,13 @@ export interface StoreOpenResult {
   readonly rebuiltIndex: boolean
 }
 
+export interface StoreOptions {
+  readonly role?: ShardRole
+  /** Where the log and the index live (default the real disk; the simulation passes its own). */
+  readonly disk?: Disk
+  readonly segmentSizeBytes?: number
+}
+
 /** Where a record was appended (SegmentLog.append): its entry's payload, where the entry after it starts, and when its bytes are in the file. */
 export interface LoggedAt {
   readonly position: LogPosition
@@ -63,7 +68,7 @@ export class Store {
   readonly log: SegmentLog
   /** Where each record is in the log, by stamp (state transfer, a replica's last record). */
   readonly records: RecordIndex
-  private readonly db: ClassicLevel<Buffer, Buffer>
+  private readonly db: IndexDb
   private applying = false
   private nextIno: Ino = ROOT_INO + 1
   private lastAppliedStamp: HlcStamp = 0n
@@ -77,11 +82,12 @@ export class Store {
    */
   readonly role: ShardRole | undefined
 
-  constructor(dir: string, options: { role?: ShardRole } = {}) {
+  constructor(dir: string, options: StoreOptions = {}) {
     this.role = options.role
     this.dir = dir
-    this.log = new SegmentLog(path.join(dir, 'segments'))
-    this.db = new ClassicLevel<Buffer, Buffer>(path.join(dir, 'index'), { keyEncoding: 'buffer', valueEncoding: 'buffer' })
+    const disk = options.disk ?? nodeDisk
+    this.log = new SegmentLog(path.join(dir, 'segments'), options.segmentSizeBytes ?? SEGMENT_SIZE_BYTES_DEFAULT, disk)
+    this.db = disk.openIndex(path.join(dir, 'index'))
     this.records = new RecordIndex(this.db)
   }
 
@@ -188,7 +194,7 @@ export class Store {
       } catch (err) {
         if (!(err instanceof FffsError)) throw err
         changes.ops.length = 0
-        result = { ok: false, code: err.code, message: err.message }
+        result = { ok: false, code: err.code, message: err.message, ...(err.reason !== undefined ? { reason: err.reason } : {}) }
       }
       this.lastAppliedStamp = stamp
       // The index never names an entry that is not in the file yet: a process killed between
@@ -584,21 +590,30 @@ export class Store {
     return attr
   }
 
-  /** Names and inodes in a directory at the cut, sorted by name. */
-  async readdir(dir: Ino, cut: HlcStamp): Promise<Array<{ name: string; ino: Ino }>> {
+  /**
+   * Names and inodes in a directory at the cut, sorted by name (byte order); `page`: only the
+   * names after `page.after`, at most `page.limit` of them (a listing read a window at a time).
+   */
+  async readdir(dir: Ino, cut: HlcStamp, page: DirPage = {}): Promise<Array<{ name: string; ino: Ino }>> {
+    const limit = page.limit ?? Infinity
+    if (limit <= 0) return []
     if (cut === HLC_MAX) {
       const prefix = keys.liveDirPrefix(dir)
-      const entries = await this.db.iterator({ gt: prefix, lt: prefixEnd(prefix) }).all()
+      const from = page.after !== undefined ? keys.liveDirEntry(dir, page.after) : prefix
+      const entries = await this.db.iterator({ gt: from, lt: prefixEnd(prefix), ...(page.limit !== undefined ? { limit: page.limit } : {}) }).all()
       return entries.map(([key, value]) => ({ name: nameOfLiveDirKey(key), ino: decodeIno(value) }))
     }
     const prefix = keys.dirPrefix(dir)
+    // Past every history key of `after` (its name, 0x00, an 8-byte stamp).
+    const from = page.after !== undefined ? prefixEnd(keys.dirNamePrefix(dir, page.after)) : prefix
     const out: Array<{ name: string; ino: Ino }> = []
     let current: { name: string; ino: Ino | null } | null = null
-    for await (const [key, value] of this.db.iterator({ gt: prefix, lt: prefixEnd(prefix) })) {
+    for await (const [key, value] of this.db.iterator({ gt: from, lt: prefixEnd(prefix) })) {
       const name = nameOfDirEntryKey(key)
       if (current !== null && current.name !== name) {
         if (current.ino !== null) out.push({ name: current.name, ino: current.ino })
         current = null
+        if (out.length >= limit) return out
       }
       if (stampOfKey(key) > cut) continue // later history of this name
       current = { name, ino: value.length === 0 ? null : decodeIno(value) }
