@@ -3,7 +3,7 @@
 // (replication) implements the same interface against a group of `fffs serve` processes.
 
 import { FffsError } from '../errors.js'
-import type { ApplyResult, Attr, DataRef, DirPage, Ino, Mutation, NameBinding, SensorPick, Snapshot, VersionRange } from '../store/records.js'
+import type { ApplyResult, Attr, DataRef, DirPage, Ino, Mutation, NameBinding, SensorPick, Snapshot, StampPage, VersionRange } from '../store/records.js'
 import { Store } from '../store/store.js'
 import type { PageOffsetOf } from '../store/segmentLog.js'
 import type { HlcStamp } from '../temporal/hlc.js'
@@ -107,12 +107,13 @@ export interface Client {
   /** A node's versions in `range` (default: all), oldest first unless `range.reverse`. */
   versions(ino: Ino, range?: VersionRange): Promise<Attr[]>
   /** Every binding of `name` in directory `dir` over time, oldest first (what `dir/name@T` named at each T). */
-  nameHistory(dir: Ino, name: string): Promise<NameBinding[]>
+  nameHistory(dir: Ino, name: string, page?: StampPage): Promise<NameBinding[]>
   stampOfVersion(ino: Ino, version: number): Promise<HlcStamp | null>
   stampAtSensorTime(ino: Ino, sensorUs: number): Promise<HlcStamp | null>
   /** The version a read at sensor time `sensorUs` sees, and for a record-format file the prefix of it (Store.sensorPick). */
   sensorPick(ino: Ino, sensorUs: number): Promise<SensorPick | null>
-  snapshots(): Promise<Snapshot[]>
+  /** The named snapshots by name; `page`: a window of them. */
+  snapshots(page?: DirPage): Promise<Snapshot[]>
   snapshot(name: string): Promise<Snapshot | null>
   /**
    * Hands file bytes to the data path and returns at once; a 'version' mutation then refers to
@@ -203,8 +204,8 @@ export class EmbeddedClient implements Client {
   versions(ino: Ino, range?: VersionRange): Promise<Attr[]> {
     return this.store.versions(ino, range)
   }
-  nameHistory(dir: Ino, name: string): Promise<NameBinding[]> {
-    return this.store.nameHistory(dir, name)
+  nameHistory(dir: Ino, name: string, page?: StampPage): Promise<NameBinding[]> {
+    return this.store.nameHistory(dir, name, page)
   }
   async stampOfVersion(ino: Ino, version: number): Promise<HlcStamp | null> {
     return this.store.stampOfVersion(ino, version)
@@ -215,8 +216,8 @@ export class EmbeddedClient implements Client {
   sensorPick(ino: Ino, sensorUs: number): Promise<SensorPick | null> {
     return this.store.sensorPick(ino, sensorUs)
   }
-  snapshots(): Promise<Snapshot[]> {
-    return this.store.snapshots()
+  snapshots(page?: DirPage): Promise<Snapshot[]> {
+    return this.store.snapshots(page)
   }
   async snapshot(name: string): Promise<Snapshot | null> {
     return this.store.snapshot(name)

@@ -117,6 +117,10 @@ export const ATTRS_PAGE_NODES = 512
 export const ATTRS_REPLY_BUDGET_BYTES = 256 * 1024
 /** The most versions one 'versions' reply holds. */
 export const VERSIONS_PAGE = 256
+/** The most bindings of a name one 'nameHistory' reply holds. */
+export const HISTORY_PAGE = 1024
+/** The most snapshots one 'snapshots' reply holds (a name ≤ 255 bytes, a spec as long). */
+export const SNAPSHOTS_PAGE = 256
 
 export const clientMethods = {
   hello: method('hello', c.object<{ protocol: number; clientId?: string }>({ protocol: c.integer, clientId: c.optional(c.string) }), c.object<Hello>({ protocol: c.integer, memberId: c.nullable(c.integer), dedupesSubmits: c.boolean })),
@@ -133,11 +137,13 @@ export const clientMethods = {
   read: method('read', c.object<{ attr: Attr; offset: number; lengthBytes: number }>({ attr, offset: c.natural, lengthBytes: c.natural }), c.none),
   /** At most VERSIONS_PAGE of them (fewer than asked: the range ends there). */
   versions: method('versions', c.object<{ ino: Ino; range: VersionRange | undefined }>({ ino, range: c.optional(versionRange) }), c.array(attr)),
-  nameHistory: method('nameHistory', c.object<{ dir: Ino; name: string }>({ dir: ino, name: c.string }), c.array(c.object<NameBinding>({ stamp: c.stamp, ino: c.nullable(ino) }))),
+  /** The bindings after `after`, at most `limit` (≤ HISTORY_PAGE). */
+  nameHistory: method('nameHistory', c.object<{ dir: Ino; name: string; after: bigint | undefined; limit: number }>({ dir: ino, name: c.string, after: c.optional(c.stamp), limit: c.natural }), c.array(c.object<NameBinding>({ stamp: c.stamp, ino: c.nullable(ino) }))),
   stampOfVersion: method('stampOfVersion', c.object<{ ino: Ino; version: number }>({ ino, version: c.natural }), c.nullable(c.stamp)),
   stampAtSensorTime: method('stampAtSensorTime', c.object<{ ino: Ino; sensorUs: number }>({ ino, sensorUs: c.number }), c.nullable(c.stamp)),
   sensorPick: method('sensorPick', c.object<{ ino: Ino; sensorUs: number }>({ ino, sensorUs: c.number }), c.nullable(c.object<SensorPick>({ stamp: c.stamp, sizeBytes: c.nullable(c.natural) }))),
-  snapshots: method('snapshots', c.none, c.array(snapshot)),
+  /** The snapshots after `after` by name, at most `limit` (≤ SNAPSHOTS_PAGE). */
+  snapshots: method('snapshots', c.object<{ after: string | undefined; limit: number }>({ after: c.optional(c.string), limit: c.natural }), c.array(snapshot)),
   snapshot: method('snapshot', c.object<{ name: string }>({ name: c.string }), c.nullable(snapshot)),
   stableFrontier: method('stableFrontier', c.none, c.stamp),
   waitStable: method('waitStable', c.object<{ cut: bigint; maxWaitMs: number }>({ cut: c.stamp, maxWaitMs: c.natural }), c.none),

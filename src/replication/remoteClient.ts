@@ -14,12 +14,12 @@
 
 import { randomUUID } from 'node:crypto'
 import { FffsError } from '../errors.js'
-import type { Attr, DataRef, DirPage, Ino, Mutation, NameBinding, SensorPick, Snapshot, VersionRange } from '../store/records.js'
+import type { Attr, DataRef, DirPage, Ino, Mutation, NameBinding, SensorPick, Snapshot, StampPage, VersionRange } from '../store/records.js'
 import type { ShardRole } from '../store/store.js'
 import type { HlcStamp } from '../temporal/hlc.js'
 import { blobIdsOf, SeenStamp, type ChangeListener, type Client, type SubmitOptions, type Submitted } from './client.js'
 import { initialShards, type GroupConfig, type GroupMember } from './config.js'
-import { ATTRS_PAGE_NODES, clientMethods, messageArgs, messages, PROTOCOL_VERSION, READDIR_PAGE_ENTRIES, request, send, VERSIONS_PAGE, type MemberView, type Method, type SubmitArgs } from './protocol.js'
+import { ATTRS_PAGE_NODES, clientMethods, HISTORY_PAGE, messageArgs, messages, PROTOCOL_VERSION, READDIR_PAGE_ENTRIES, request, send, SNAPSHOTS_PAGE, VERSIONS_PAGE, type MemberView, type Method, type SubmitArgs } from './protocol.js'
 import { ViewWatch } from './viewWatch.js'
 import { connect, ConnectionLostError, MemberBehindError, type Connection } from './wire.js'
 
@@ -138,42 +138,23 @@ export class RemoteClient implements Client {
     return attr === null ? null : this.observed(attr)
   }
   /** Without `page`, the whole listing, a window of READDIR_PAGE_ENTRIES per request. */
-  async readdir(dir: Ino, cut: HlcStamp, page?: DirPage): Promise<Array<{ name: string; ino: Ino }>> {
-    const wanted = page?.limit ?? Infinity
-    const out: Array<{ name: string; ino: Ino }> = []
-    let after = page?.after
-    while (out.length < wanted) {
-      const limit = Math.min(READDIR_PAGE_ENTRIES, wanted - out.length)
-      const from = after
-      const entries = (await this.call(clientMethods.readdir, () => ({ dir, cut, after: from, limit }))).result
-      out.push(...entries)
-      if (entries.length < limit) break
-      after = entries[entries.length - 1]!.name
-    }
-    return out
+  readdir(dir: Ino, cut: HlcStamp, page: DirPage = {}): Promise<Array<{ name: string; ino: Ino }>> {
+    return inWindows(READDIR_PAGE_ENTRIES, page.limit, page.after, (e) => e.name, async (after, limit) => (await this.call(clientMethods.readdir, () => ({ dir, cut, after, limit }))).result)
   }
   async read(attr: Attr, offset: number, into: Buffer, lengthBytes: number): Promise<number> {
     const { body } = await this.call(clientMethods.read, () => ({ attr, offset, lengthBytes }))
     return body.copy(into, 0, 0, Math.min(body.length, lengthBytes))
   }
   async versions(ino: Ino, range: VersionRange = {}): Promise<Attr[]> {
-    // A window of VERSIONS_PAGE per request, each going on from the last version the one before brought.
-    const wanted = range.limit ?? Infinity
-    const out: Attr[] = []
-    let window: VersionRange = range
-    while (out.length < wanted) {
-      const limit = Math.min(VERSIONS_PAGE, wanted - out.length)
-      const asked: VersionRange = { ...window, limit }
-      const found = (await this.call(clientMethods.versions, () => ({ ino, range: asked }))).result
-      for (const attr of found) out.push(this.observed(attr))
-      if (found.length < limit) break
-      const last = BigInt(found[found.length - 1]!.stamp)
-      window = range.reverse === true ? { ...window, upto: last - 1n } : { ...window, after: last }
-    }
-    return out
+    // Each window goes on from the last version the one before brought, in the range's direction.
+    const found = await inWindows(VERSIONS_PAGE, range.limit, undefined, (attr: Attr) => BigInt(attr.stamp), async (last: HlcStamp | undefined, limit) => {
+      const window: VersionRange = last === undefined ? range : range.reverse === true ? { ...range, upto: last - 1n } : { ...range, after: last }
+      return (await this.call(clientMethods.versions, () => ({ ino, range: { ...window, limit } }))).result
+    })
+    return found.map((attr) => this.observed(attr))
   }
-  async nameHistory(dir: Ino, name: string): Promise<NameBinding[]> {
-    return (await this.call(clientMethods.nameHistory, () => ({ dir, name }))).result
+  nameHistory(dir: Ino, name: string, page: StampPage = {}): Promise<NameBinding[]> {
+    return inWindows(HISTORY_PAGE, page.limit, page.after, (b) => b.stamp, async (after, limit) => (await this.call(clientMethods.nameHistory, () => ({ dir, name, after, limit }))).result)
   }
 
   /** What a reader has seen, a later write of it must follow (in every shard's order). */
@@ -190,8 +171,8 @@ export class RemoteClient implements Client {
   async sensorPick(ino: Ino, sensorUs: number): Promise<SensorPick | null> {
     return (await this.call(clientMethods.sensorPick, () => ({ ino, sensorUs }))).result
   }
-  async snapshots(): Promise<Snapshot[]> {
-    return (await this.call(clientMethods.snapshots, () => undefined)).result
+  snapshots(page: DirPage = {}): Promise<Snapshot[]> {
+    return inWindows(SNAPSHOTS_PAGE, page.limit, page.after, (s) => s.name, async (after, limit) => (await this.call(clientMethods.snapshots, () => ({ after, limit }))).result)
   }
   async snapshot(name: string): Promise<Snapshot | null> {
     return (await this.call(clientMethods.snapshot, () => ({ name }))).result
@@ -463,5 +444,23 @@ export async function fetchMemberStatus(config: GroupConfig, member: GroupMember
     return (await request(connection, clientMethods.status, undefined, { timeoutMs })).result
   } finally {
     connection.close()
+  }
+}
+
+/**
+ * Up to `wanted` (default all) items of a listing read a window at a time: `ask(after, limit)`
+ * answers at most `limit` items, those after the key `after` (undefined: from the start); a
+ * shorter answer ends the listing.
+ */
+async function inWindows<T, K>(windowMax: number, wanted: number | undefined, from: K | undefined, keyOf: (item: T) => K, ask: (after: K | undefined, limit: number) => Promise<T[]>): Promise<T[]> {
+  const out: T[] = []
+  let after = from
+  for (;;) {
+    const limit = Math.min(windowMax, (wanted ?? Infinity) - out.length)
+    if (limit <= 0) return out
+    const items = await ask(after, limit)
+    out.push(...items)
+    if (items.length < limit) return out
+    after = keyOf(items[items.length - 1]!)
   }
 }

@@ -12,7 +12,7 @@ import { FffsError } from '../errors.js'
 import type { Attr, DataRef, VersionOp } from '../store/records.js'
 import type { ChangeFeed } from './changeFeed.js'
 import { blobIdsOf, dataRefAt, type Client } from './client.js'
-import { ATTRS_PAGE_NODES, ATTRS_REPLY_BUDGET_BYTES, clientMethods, messageArgs, messages, peerMethods, PROTOCOL_VERSION, READDIR_PAGE_ENTRIES, serveMethods, VERSIONS_PAGE, type Service } from './protocol.js'
+import { ATTRS_PAGE_NODES, ATTRS_REPLY_BUDGET_BYTES, clientMethods, HISTORY_PAGE, messageArgs, messages, peerMethods, PROTOCOL_VERSION, READDIR_PAGE_ENTRIES, serveMethods, SNAPSHOTS_PAGE, VERSIONS_PAGE, type Service } from './protocol.js'
 import { serveViewWatch, type ViewSource } from './viewWatch.js'
 import { MAX_BODY_BYTES, type Connection, type Incoming, type Reply } from './wire.js'
 
@@ -93,11 +93,11 @@ function clientService(connection: Connection, client: Client, blobs: Map<string
       return { result: undefined, body: into.subarray(0, n) }
     },
     versions: async ({ ino, range = {} }) => ({ result: await client.versions(ino, { ...range, limit: Math.min(range.limit ?? VERSIONS_PAGE, VERSIONS_PAGE) }) }),
-    nameHistory: async ({ dir, name }) => ({ result: await client.nameHistory(dir, name) }),
+    nameHistory: async ({ dir, name, after, limit }) => ({ result: await client.nameHistory(dir, name, { ...(after !== undefined ? { after } : {}), limit: Math.min(limit, HISTORY_PAGE) }) }),
     stampOfVersion: async ({ ino, version }) => ({ result: await client.stampOfVersion(ino, version) }),
     stampAtSensorTime: async ({ ino, sensorUs }) => ({ result: await client.stampAtSensorTime(ino, sensorUs) }),
     sensorPick: async ({ ino, sensorUs }) => ({ result: await client.sensorPick(ino, sensorUs) }),
-    snapshots: async () => ({ result: await client.snapshots() }),
+    snapshots: async ({ after, limit }) => ({ result: await client.snapshots({ ...(after !== undefined ? { after } : {}), limit: Math.min(limit, SNAPSHOTS_PAGE) }) }),
     snapshot: async ({ name }) => ({ result: await client.snapshot(name) }),
     stableFrontier: async () => ({ result: await client.stableFrontier() }),
     waitStable: async ({ cut, maxWaitMs }) => {

@@ -13,7 +13,7 @@
 // Stability: a cut is stable when it is stable on every shard.
 
 import { FffsError } from '../errors.js'
-import type { Attr, DataRef, DirPage, Ino, Mutation, NameBinding, SensorPick, Snapshot, VersionRange } from '../store/records.js'
+import type { Attr, DataRef, DirPage, Ino, Mutation, NameBinding, SensorPick, Snapshot, StampPage, VersionRange } from '../store/records.js'
 import { HLC_MAX, type HlcStamp } from '../temporal/hlc.js'
 import { SeenStamp, type ChangeListener, type Client, type SubmitOptions, type Submitted } from './client.js'
 import type { GroupConfig } from './config.js'
@@ -151,8 +151,8 @@ export class ShardedClient implements Client {
     return range.limit !== undefined ? out.slice(0, range.limit) : out
   }
 
-  nameHistory(dir: Ino, name: string): Promise<NameBinding[]> {
-    return this.meta.nameHistory(dir, name)
+  nameHistory(dir: Ino, name: string, page?: StampPage): Promise<NameBinding[]> {
+    return this.meta.nameHistory(dir, name, page)
   }
 
   async stampOfVersion(ino: Ino, version: number): Promise<HlcStamp | null> {
@@ -172,8 +172,8 @@ export class ShardedClient implements Client {
     return picks.length === 0 ? null : picks.reduce((a, b) => (a.stamp > b.stamp ? a : b))
   }
 
-  snapshots(): Promise<Snapshot[]> {
-    return this.meta.snapshots()
+  snapshots(page?: DirPage): Promise<Snapshot[]> {
+    return this.meta.snapshots(page)
   }
 
   snapshot(name: string): Promise<Snapshot | null> {

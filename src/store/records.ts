@@ -113,6 +113,12 @@ export interface DirPage {
   readonly limit?: number
 }
 
+/** A window of a history: the entries after the stamp `after`, at most `limit` of them. */
+export interface StampPage {
+  readonly after?: HlcStamp
+  readonly limit?: number
+}
+
 export interface VersionRange {
   readonly after?: HlcStamp
   readonly upto?: HlcStamp

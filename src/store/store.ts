@@ -14,7 +14,7 @@ import { HLC_MAX, hlcPhysicalUs, type HlcStamp } from '../temporal/hlc.js'
 import { BLOCK_SIZE_BYTES, decodeBlockMap, encodeBlockMap, overlay, truncateBlock, type BlockMap } from './blockMap.js'
 import { decodeIno, encodeIno, encodeLiveDirEntry, encodeStamp, keys, liveDirEntrySince, nameOfDirEntryKey, nameOfLiveDirKey, prefixEnd, stampOfKey } from './keys.js'
 import { nodeDisk, type Disk, type IndexDb, type IndexOp } from './disk.js'
-import { decodeRecord, encodeRecord, ROOT_INO, S_ISGID, type ApplyResult, type Attr, type DirPage, type EntryChange, type Ino, type Mutation, type NameBinding, type NodeKind, type RecordCursor, type SensorPick, type Snapshot, type VersionOp, type VersionRange, type VersionRecords } from './records.js'
+import { decodeRecord, encodeRecord, ROOT_INO, S_ISGID, type ApplyResult, type Attr, type DirPage, type EntryChange, type Ino, type Mutation, type NameBinding, type NodeKind, type RecordCursor, type SensorPick, type Snapshot, type StampPage, type VersionOp, type VersionRange, type VersionRecords } from './records.js'
 import { RecordIndex, type RecordAt } from './recordIndex.js'
 import { EntryKind, SEGMENT_SIZE_BYTES_DEFAULT, SegmentLog, type LogPosition } from './segmentLog.js'
 import { VersionSearch } from './versionSearch.js'
@@ -682,9 +682,10 @@ export class Store {
   }
 
   /** Every binding of `name` in directory `dir`, oldest first (a range of the directory history, one entry per change of the name). */
-  async nameHistory(dir: Ino, name: string): Promise<NameBinding[]> {
+  async nameHistory(dir: Ino, name: string, page: StampPage = {}): Promise<NameBinding[]> {
     const prefix = keys.dirNamePrefix(dir, name)
-    const entries = await this.db.iterator({ gt: prefix, lt: prefixEnd(prefix) }).all()
+    const from = page.after !== undefined ? keys.dirEntry(dir, name, page.after) : prefix
+    const entries = await this.db.iterator({ gt: from, lt: prefixEnd(prefix), ...(page.limit !== undefined ? { limit: page.limit } : {}) }).all()
     return entries.map(([key, value]) => ({ stamp: stampOfKey(key), ino: value.length === 0 ? null : decodeIno(value) }))
   }
 
@@ -710,9 +711,11 @@ export class Store {
     return { stamp: stampOfKey(entry[0]), sizeBytes: decodeSensorEntry(entry[1]) }
   }
 
-  async snapshots(): Promise<Snapshot[]> {
+  /** The named snapshots, by name; `page`: those after `page.after`, at most `page.limit`. */
+  async snapshots(page: DirPage = {}): Promise<Snapshot[]> {
     const prefix = keys.snapshotPrefix()
-    const entries = await this.db.iterator({ gt: prefix, lt: prefixEnd(prefix) }).all()
+    const from = page.after !== undefined ? keys.snapshot(page.after) : prefix
+    const entries = await this.db.iterator({ gt: from, lt: prefixEnd(prefix), ...(page.limit !== undefined ? { limit: page.limit } : {}) }).all()
     return entries.map(([, value]) => JSON.parse(value.toString()) as Snapshot)
   }
 

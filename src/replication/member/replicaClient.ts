@@ -2,7 +2,7 @@
 // simulated clients): reads from the local replica, writes through the group's total order.
 
 import { FffsError } from '../../errors.js'
-import type { ApplyResult, Attr, DataRef, DirPage, Ino, Mutation, NameBinding, SensorPick, Snapshot, VersionRange } from '../../store/records.js'
+import type { ApplyResult, Attr, DataRef, DirPage, Ino, Mutation, NameBinding, SensorPick, Snapshot, StampPage, VersionRange } from '../../store/records.js'
 import type { Store } from '../../store/store.js'
 import { HLC_MAX, hlcPhysicalUs, hlcToIso, type HlcStamp } from '../../temporal/hlc.js'
 import { unwrap, type Client, type SubmitOptions, type Submitted } from '../client.js'
@@ -88,8 +88,8 @@ export class ReplicaClient implements Client {
   versions(ino: Ino, range?: VersionRange): Promise<Attr[]> {
     return this.member.read((store) => store.versions(ino, range))
   }
-  nameHistory(dir: Ino, name: string): Promise<NameBinding[]> {
-    return this.member.read((store) => store.nameHistory(dir, name))
+  nameHistory(dir: Ino, name: string, page?: StampPage): Promise<NameBinding[]> {
+    return this.member.read((store) => store.nameHistory(dir, name, page))
   }
   stampOfVersion(ino: Ino, version: number): Promise<HlcStamp | null> {
     return this.member.read((store) => store.stampOfVersion(ino, version))
@@ -100,8 +100,8 @@ export class ReplicaClient implements Client {
   sensorPick(ino: Ino, sensorUs: number): Promise<SensorPick | null> {
     return this.member.read((store) => store.sensorPick(ino, sensorUs))
   }
-  snapshots(): Promise<Snapshot[]> {
-    return this.member.read((store) => store.snapshots())
+  snapshots(page?: DirPage): Promise<Snapshot[]> {
+    return this.member.read((store) => store.snapshots(page))
   }
   snapshot(name: string): Promise<Snapshot | null> {
     return this.member.read((store) => store.snapshot(name))
