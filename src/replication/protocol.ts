@@ -107,8 +107,9 @@ export interface SubmitArgs {
   readonly after?: bigint // the client's clock (HLC piggybacking)
 }
 
-// No reply grows with a directory's size or a node's history: a listing, a batch of attributes
-// and a run of versions travel a window at a time (the wire's frame header is at most 1 MiB).
+// No reply grows with a directory's size or a node's history: listings, batches of attributes,
+// versions, a name's bindings and the snapshots travel a window at a time (the wire's frame
+// header is at most 1 MiB).
 /** The most entries one readdir reply holds: a name is at most 255 bytes, at most ~1.5 KiB as JSON. */
 export const READDIR_PAGE_ENTRIES = 512
 /** The most nodes one 'attrs' request names. */
