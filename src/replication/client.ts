@@ -146,6 +146,12 @@ export interface Client {
   stableFrontier(): Promise<HlcStamp>
   waitStable(cut: HlcStamp, maxWaitMs: number): Promise<void>
   /**
+   * Returns once every mutation this client's submits returned is synced in the log of every
+   * replica (fsync): a group may answer a submit once its record is only written there
+   * (GroupConfig.durability).
+   */
+  syncAcknowledged(maxWaitMs: number): Promise<void>
+  /**
    * Tells `listener` of the changes other clients make, as they apply (a group's members push
    * them). Absent: no other client changes the tree (the embedded store). Returns the unsubscribe.
    */
@@ -243,6 +249,8 @@ export class EmbeddedClient implements Client {
   waitStable(cut: HlcStamp, maxWaitMs: number): Promise<void> {
     return this.orderer.waitStable(cut, maxWaitMs)
   }
+  /** The local orderer answers a submit once its record is synced. */
+  async syncAcknowledged(_maxWaitMs: number): Promise<void> {}
 
   async close(): Promise<void> {
     await this.orderer.close()

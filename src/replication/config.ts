@@ -53,6 +53,13 @@ export interface GroupConfig {
    * Δ than the members enforce would see a sensor cut change after it had read it.
    */
   readonly time: { readonly sensorLagMaxMs: number; readonly clockSkewMaxMs: number }
+  /**
+   * When a close (a version) or a metadata operation is acknowledged: 'write-on-close' once its
+   * record is ordered and written to the log of every replica of the view (it survives kill -9
+   * of every process and the loss of any minority of hosts; fsync waits for the sync);
+   * 'sync-on-close' once it is synced on every replica (it survives a total power loss too).
+   */
+  readonly durability: Durability
   readonly keyFile: string // absolute once loaded
   readonly key: Buffer
   /**
@@ -63,6 +70,10 @@ export interface GroupConfig {
 }
 
 export { TIME_DEFAULTS }
+
+export const DURABILITY_MODES = ['write-on-close', 'sync-on-close'] as const
+export type Durability = (typeof DURABILITY_MODES)[number]
+export const DURABILITY_DEFAULT: Durability = 'write-on-close'
 
 export const CLIENT_WIRE_DEFAULTS = {
   heartbeatIntervalMs: 500,
@@ -94,7 +105,7 @@ export async function loadGroupConfig(file: string): Promise<GroupConfig> {
 export function parseGroupConfig(json: unknown, configPath: string): Omit<GroupConfig, 'key'> {
   const baseDir = path.dirname(configPath)
   const fail = (field: string, why: string): FffsError => errors.invalid(`config ${field}: ${why} (in ${configPath})`)
-  const root = object(json, 'config', fail, ['version', 'name', 'members', 'layout', 'transport', 'clients', 'time', 'keyFile'])
+  const root = object(json, 'config', fail, ['version', 'name', 'members', 'layout', 'transport', 'clients', 'time', 'durability', 'keyFile'])
   if (root.version !== CONFIG_VERSION) throw fail('version', `${show(root.version)} is not a supported version (1)`)
   const name = nonEmptyString(root.name, 'name', fail)
   if (!/^[A-Za-z0-9._-]+$/.test(name)) throw fail('name', `${show(name)} may use only letters, digits, '.', '_' and '-'`)
@@ -169,6 +180,9 @@ export function parseGroupConfig(json: unknown, configPath: string): Omit<GroupC
     clockSkewMaxMs: timeRaw.clockSkewMaxMs === undefined ? TIME_DEFAULTS.clockSkewMaxMs : nonNegativeInt(timeRaw.clockSkewMaxMs, 'time.clockSkewMaxMs', fail),
   }
 
+  const durability = root.durability === undefined ? DURABILITY_DEFAULT : DURABILITY_MODES.find((mode) => mode === root.durability)
+  if (durability === undefined) throw fail('durability', `${show(root.durability)} is not one of ${DURABILITY_MODES.map((mode) => `"${mode}"`).join(', ')}`)
+
   const keyFile = path.resolve(baseDir, nonEmptyString(root.keyFile, 'keyFile', fail))
   return {
     version: CONFIG_VERSION,
@@ -179,6 +193,7 @@ export function parseGroupConfig(json: unknown, configPath: string): Omit<GroupC
     transport: { provider, ...(iface !== undefined ? { iface } : {}), heartbeatIntervalMs, suspectTimeoutMs, connectTimeoutMs, latencySpinUs },
     clients,
     time,
+    durability,
     keyFile,
   }
 }
