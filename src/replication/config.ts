@@ -11,6 +11,7 @@ import * as path from 'node:path'
 import { errors, FffsError } from '../errors.js'
 import type { ShardRole } from '../store/store.js'
 import { TIME_DEFAULTS } from './timeDefaults.js'
+import { DURABILITY_DEFAULT, DURABILITY_MODES, type Durability } from './durability.js'
 import { LATENCY_SPIN_MAX_US, TRANSPORT_DEFAULTS } from './transport/types.js'
 
 export const CONFIG_VERSION = 1
@@ -71,9 +72,7 @@ export interface GroupConfig {
 
 export { TIME_DEFAULTS }
 
-export const DURABILITY_MODES = ['write-on-close', 'sync-on-close'] as const
-export type Durability = (typeof DURABILITY_MODES)[number]
-export const DURABILITY_DEFAULT: Durability = 'write-on-close'
+export { DURABILITY_DEFAULT, DURABILITY_MODES, type Durability }
 
 export const CLIENT_WIRE_DEFAULTS = {
   heartbeatIntervalMs: 500,
@@ -259,6 +258,8 @@ export interface LocalGroupOptions {
   readonly basePort?: number
   /** Δ and δ; default TIME_DEFAULTS. */
   readonly time?: { readonly sensorLagMaxMs: number; readonly clockSkewMaxMs: number }
+  /** Default DURABILITY_DEFAULT (GroupConfig.durability). */
+  readonly durability?: Durability
 }
 
 /**
@@ -300,6 +301,7 @@ export async function writeLocalGroup(dir: string, options: LocalGroupOptions): 
     layout: { shards, replicas },
     transport: { provider: TRANSPORT_DEFAULTS.provider, heartbeatIntervalMs: TRANSPORT_DEFAULTS.heartbeatIntervalMs, suspectTimeoutMs: TRANSPORT_DEFAULTS.suspectTimeoutMs, connectTimeoutMs: TRANSPORT_DEFAULTS.connectTimeoutMs, latencySpinUs: TRANSPORT_DEFAULTS.latencySpinUs },
     time: options.time ?? TIME_DEFAULTS,
+    durability: options.durability ?? DURABILITY_DEFAULT,
     keyFile: KEY_FILE_NAME,
   }
   await fsp.mkdir(root, { recursive: true })

@@ -50,6 +50,7 @@ describe('group config', () => {
     expect(config.transport).toEqual({ provider: 'tcp', heartbeatIntervalMs: 100, suspectTimeoutMs: 1000, connectTimeoutMs: 10000, latencySpinUs: 50 })
     expect(config.clients.deadPeerMs).toBeGreaterThan(config.clients.heartbeatIntervalMs)
     expect(config.time).toEqual({ sensorLagMaxMs: 5000, clockSkewMaxMs: 50 })
+    expect(config.durability).toBe('write-on-close')
     expect(config.keyFile).toBe(path.join(dir, 'cluster.key'))
     expect(config.key).toHaveLength(32)
     expect(initialShards(config)).toEqual({ meta: [0, 1, 2], data: [[0, 1, 2], [3, 4, 5]] })
@@ -86,6 +87,7 @@ describe('group config', () => {
       ['bad name', (c) => (c.name = 'a b'), /^config name: "a b" may use only/],
       ['negative Δ', (c) => (c.time = { sensorLagMaxMs: -1 }), /^config time\.sensorLagMaxMs: -1 is not a non-negative integer/],
       ['unknown time field', (c) => (c.time = { lagMs: 1 }), /^config time\.lagMs: unknown field/],
+      ['unknown durability', (c) => (c.durability = 'fsync'), /^config durability: "fsync" is not one of "write-on-close", "sync-on-close"/],
     ]
     const configPath = await writeLocalGroup(dir, { replicas: 3, shards: 1, basePort: 31100 })
     const good = await fsp.readFile(configPath, 'utf8')
@@ -116,9 +118,10 @@ describe('group config', () => {
   it('fffs init writes a group, prints the next step, and refuses to overwrite', async () => {
     const lines: string[] = []
     const target = path.join(dir, 'group')
-    const configPath = await runInit(target, { replicas: 3, shards: 1, basePort: 31300, time: { sensorLagMaxMs: 15_000, clockSkewMaxMs: 20 } }, (line) => lines.push(line))
+    const configPath = await runInit(target, { replicas: 3, shards: 1, basePort: 31300, time: { sensorLagMaxMs: 15_000, clockSkewMaxMs: 20 }, durability: 'sync-on-close' }, (line) => lines.push(line))
     expect(configPath).toBe(path.join(target, 'config.json'))
     expect((await loadGroupConfig(configPath)).time).toEqual({ sensorLagMaxMs: 15_000, clockSkewMaxMs: 20 })
+    expect((await loadGroupConfig(configPath)).durability).toBe('sync-on-close')
     expect(lines.join('\n')).toContain(configPath)
     expect(lines.join('\n')).toMatch(/fffs serve --config .* --id 0/)
     const err = await runInit(target, { replicas: 3, shards: 1 }, () => undefined).catch((e: unknown) => e)
