@@ -421,10 +421,15 @@ export class GroupCore {
   }
 
   private globalPersistedStamp(): HlcStamp {
-    let min = this.persistedStamp
+    return this.minOverView(COLUMN.persistedStamp, this.persistedStamp)
+  }
+
+  /** The least of `column` over the view's rows, this member's own being `own`. */
+  private minOverView(column: string, own: HlcStamp): HlcStamp {
+    let min = own
     for (const member of this.view.members) {
       if (member === this.selfRank) continue
-      const stamp = this.sst.u64(member, COLUMN.persistedStamp)
+      const stamp = this.sst.u64(member, column)
       if (stamp < min) min = stamp
     }
     return min
@@ -442,13 +447,7 @@ export class GroupCore {
   }
 
   private globalWrittenStamp(): HlcStamp {
-    let min = this.writtenStamp
-    for (const member of this.view.members) {
-      if (member === this.selfRank) continue
-      const stamp = this.sst.u64(member, COLUMN.writtenStamp)
-      if (stamp < min) min = stamp
-    }
-    return min
+    return this.minOverView(COLUMN.writtenStamp, this.writtenStamp)
   }
 
   private replyDurable(): void {

@@ -1,8 +1,8 @@
 // Delivery into the store: what the core delivers is appended to the log in delivery order and
-// applied in order behind it, reported as written once the log's write of it returned (it is then
-// in the page cache: it survives the death of the process), group-committed with one sync for
-// everything appended before it, and reported as persisted. Ordered messages carry the payloads of payload.ts (the core adds
-// its header):
+// applied in order behind it, reported as written once the log's write of it returned (it is
+// then in the page cache: it survives the death of the process), group-committed with one sync
+// for everything appended before it, and reported as persisted. Ordered messages carry the
+// payloads of payload.ts (the core adds its header):
 // - data: file bytes a mount wrote, multicast as they arrive (the bulk path); each replica
 //   appends them to its own log and remembers where, by blob id;
 // - record: a mutation; a version's writes name blobs, which each replica replaces by its own
