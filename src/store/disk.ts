@@ -39,8 +39,8 @@ export interface IndexDb {
   open(): Promise<void>
   close(): Promise<void>
   getSync(key: Buffer): Buffer | undefined
-  /** Atomic: every op or none, in one write. */
-  batch(ops: IndexOp[]): Promise<void>
+  /** Atomic: every op or none, in one write. `sync`: durable on return, with every write before it. */
+  batch(ops: IndexOp[], options?: { readonly sync?: boolean }): Promise<void>
   iterator(range: IndexRange): AsyncIterable<[Buffer, Buffer]> & { all(): Promise<Array<[Buffer, Buffer]>> }
   keys(range: IndexRange): { all(): Promise<Buffer[]> }
   clear(): Promise<void>

@@ -102,8 +102,11 @@ export class Store {
     // undone record by record; it is rebuilt from the log, which is the truth.
     const rebuiltIndex = !(await this.log.reaches(from))
     if (rebuiltIndex) {
+      // Durably: LevelDB's deletes are written without sync too, and a power loss that took them
+      // back would bring the old entries back, naming log positions that later records reuse.
       await this.db.clear()
       from = { segment: 0, offset: 0 }
+      await this.db.batch([{ type: 'put', key: keys.meta('applied'), value: Buffer.from(JSON.stringify(from)) }], { sync: true })
     }
     this.nextIno = Number(this.db.getSync(keys.meta('nextIno'))?.toString() ?? ROOT_INO + 1)
     this.lastAppliedStamp = BigInt(this.db.getSync(keys.meta('lastStamp'))?.toString() ?? '0')

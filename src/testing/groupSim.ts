@@ -167,24 +167,15 @@ export const GROUP_SIM_SCENARIOS: readonly GroupSimScenario[] = [
   { name: 'slow-disks-3', firstSeed: 900_000, options: { memberCount: 3, virtualMs: 300, submitsPerMs: 0.2, crashes: 2, restartMsMin: 20, restartMsMax: 200, partition: true, largeChance: 0.1, powerLossChance: 0.5, slowDiskSyncMsMax: 80, transferBatchBytes: 16 * 1024 } },
   // Every process killed (no power loss), twice: every acknowledged write survives, synced or not.
   { name: 'total-kill-3', firstSeed: 1_000_000, options: { memberCount: 3, virtualMs: 300, submitsPerMs: 0.2, crashes: 1, restartMsMin: 0, restartMsMax: 150, totalCrashes: 2, partition: false, largeChance: 0.1, powerLossChance: 0, slowDiskSyncMsMax: 40 } },
+  // Total power losses with every disk slow to sync: writes are acknowledged long before they are
+  // synced, and only those fsynced (half of them) or still held by a machine must survive.
+  { name: 'total-power-loss-3', firstSeed: 1_200_000, options: { memberCount: 3, virtualMs: 300, submitsPerMs: 0.3, crashes: 1, restartMsMin: 0, restartMsMax: 150, totalCrashes: 1, partition: false, largeChance: 0.1, powerLossChance: 1, slowDiskSyncMsMax: 80, allDisksSlow: true } },
   // Today's rule: a close is acknowledged once synced everywhere, so every one survives total power losses.
   { name: 'total-restart-3-sync-on-close', firstSeed: 1_100_000, options: { memberCount: 3, durability: 'sync-on-close', virtualMs: 300, submitsPerMs: 0.2, crashes: 1, restartMsMin: 0, restartMsMax: 150, totalCrashes: 1, partition: false, largeChance: 0.1, powerLossChance: 0.5 } },
 ]
 
-/**
- * Scenarios with failing schedules not yet understood: run only when named (FFFS_SIM_SCENARIO),
- * never in the default sweep.
- */
-export const GROUP_SIM_OPEN_SCENARIOS: readonly GroupSimScenario[] = [
-  // Total power losses with every disk slow to sync: writes are acknowledged long before they are
-  // synced, and only those fsynced (half of them) or still held by a machine must survive.
-  // Seeds 1200263 (and 1200344, 1200445 with crashes: 0) end with a store whose index names a
-  // log entry that is not there after the last power loss (reopenLog: data corruption).
-  { name: 'total-power-loss-3', firstSeed: 1_200_000, options: { memberCount: 3, virtualMs: 300, submitsPerMs: 0.3, crashes: 1, restartMsMin: 0, restartMsMax: 150, totalCrashes: 1, partition: false, largeChance: 0.1, powerLossChance: 1, slowDiskSyncMsMax: 80, allDisksSlow: true } },
-]
-
 export function scenarioNamed(name: string): GroupSimScenario {
-  const scenario = [...GROUP_SIM_SCENARIOS, ...GROUP_SIM_OPEN_SCENARIOS].find((s) => s.name === name)
+  const scenario = GROUP_SIM_SCENARIOS.find((s) => s.name === name)
   if (scenario === undefined) throw new RangeError(`no simulation scenario '${name}' (${GROUP_SIM_SCENARIOS.map((s) => s.name).join(', ')})`)
   return scenario
 }

@@ -21,7 +21,8 @@ export class MemoryIndexData {
     return this.values.get(key.toString('latin1'))
   }
 
-  apply(ops: readonly IndexOp[]): void {
+  /** `sync`: this batch and every one before it are on the platter (LevelDB syncs its log). */
+  apply(ops: readonly IndexOp[], sync = false): void {
     const undo: Undo = []
     for (const op of ops) {
       const id = op.key.toString('latin1')
@@ -29,7 +30,7 @@ export class MemoryIndexData {
       this.set(id, op.type === 'put' ? Buffer.from(op.value) : undefined)
     }
     this.recent.push(undo)
-    if (this.recent.length > RECENT_BATCHES_MAX) this.recent.shift()
+    if (this.recent.length > RECENT_BATCHES_MAX || sync) this.recent.splice(0, sync ? this.recent.length : 1)
   }
 
   clear(): void {
@@ -116,10 +117,10 @@ export class MemoryIndex implements IndexDb {
     return this.opened().get(key)
   }
 
-  batch(ops: IndexOp[]): Promise<void> {
+  batch(ops: IndexOp[], options: { readonly sync?: boolean } = {}): Promise<void> {
     const data = this.opened()
     const copy = ops.map((op) => ({ ...op }))
-    return this.complete(() => data.apply(copy))
+    return this.complete(() => data.apply(copy, options.sync === true))
   }
 
   iterator(range: IndexRange): AsyncIterable<[Buffer, Buffer]> & { all(): Promise<Array<[Buffer, Buffer]>> } {

@@ -8,11 +8,11 @@
 // range; a failing schedule prints its seed and the command that replays it with every
 // member's log:
 //   FFFS_SIM_SCENARIO=<scenario> FFFS_SEED=<seed> FFFS_SIM_TRACE=1 npx vitest run test/replication/groupSim.test.ts
-// 300 seeds per scenario by default (10 scenarios: 3000 schedules); FFFS_SEEDS=<count> sets it;
+// 300 seeds per scenario by default (11 scenarios: 3300 schedules); FFFS_SEEDS=<count> sets it;
 // bench/replication/soak.ts runs many more.
 
 import { describe, expect, it } from 'vitest'
-import { GroupSim, GROUP_SIM_OPEN_SCENARIOS, GROUP_SIM_SCENARIOS, replayCommand, runSchedule, type GroupSimScenario } from '../../src/testing/groupSim.js'
+import { GroupSim, GROUP_SIM_SCENARIOS, replayCommand, runSchedule, type GroupSimScenario } from '../../src/testing/groupSim.js'
 
 const SEEDS = Number(process.env['FFFS_SEEDS'] ?? '300')
 const ONE_SEED = process.env['FFFS_SEED']
@@ -40,9 +40,8 @@ describe('the member runtime (simulated)', () => {
     expect(sim.world.epochs).toHaveLength(1)
   })
 
-  for (const scenario of [...GROUP_SIM_SCENARIOS, ...GROUP_SIM_OPEN_SCENARIOS]) {
-    const open = GROUP_SIM_OPEN_SCENARIOS.includes(scenario) // run only when named
-    const only = ONE_SCENARIO === scenario.name || (ONE_SCENARIO === undefined && !open)
+  for (const scenario of GROUP_SIM_SCENARIOS) {
+    const only = ONE_SCENARIO === undefined || ONE_SCENARIO === scenario.name
     it.skipIf(!only)(`random schedules: ${scenario.name} (${ONE_SEED !== undefined ? `seed ${ONE_SEED}` : `${SEEDS} seeds from ${scenario.firstSeed}`})`, async () => {
       const failures = await sweep(scenario)
       expect(failures, `failing schedules (replay each with the command shown):\n${failures.join('\n')}`).toEqual([])
