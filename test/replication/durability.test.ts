@@ -2,11 +2,11 @@
 // disks made slow to sync (an LD_PRELOAD shim, test/fixtures/slowSync.c: while a trigger file
 // exists, every fsync and fdatasync of a member first sleeps): a close returns once its version
 // is written at every member, before it is synced, and survives kill -9 of every member; fsync
-// (of a file or a directory) returns only once what the mount had acknowledged is synced at
-// every member.
+// (of a file or a directory), and the close of an O_DSYNC open, return only once what the mount
+// had acknowledged is synced at every member.
 
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync, promises as fsp, rmSync } from 'node:fs'
+import { constants as fsConstants, mkdtempSync, promises as fsp, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -87,6 +87,22 @@ describe('durability of a group (3 fffs serve processes on slow-syncing disks, c
         await dir.close()
       }
       // The rename is the last delivered record.
+      const stamps = await coreStamps()
+      for (const s of stamps) expect(s.persistedStamp).toBe(s.deliveredStamp)
+    } finally {
+      await fsp.rm(trigger, { force: true })
+    }
+  }, 60_000)
+
+  it('the close of an O_DSYNC open returns once its version is synced at every member', async () => {
+    await fsp.writeFile(trigger, '')
+    try {
+      const file = await fsp.open(mount.p('dsync'), fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC | fsConstants.O_DSYNC, 0o644)
+      try {
+        await file.write('synced before close returns\n')
+      } finally {
+        await file.close()
+      }
       const stamps = await coreStamps()
       for (const s of stamps) expect(s.persistedStamp).toBe(s.deliveredStamp)
     } finally {
