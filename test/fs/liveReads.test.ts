@@ -9,7 +9,7 @@ import { mkdtempSync, promises as fsp, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startGroup, waitFor, type ClusterMount, type TestGroup } from '../helpers/cluster.js'
+import { startRunningGroup, waitFor, type ClusterMount, type TestGroup } from '../helpers/cluster.js'
 import { python, startMount, type TestMount } from '../helpers/mount.js'
 
 const SEEN_TIMEOUT_MS = 15_000
@@ -290,9 +290,7 @@ describe('through a mount of a 3-replica group', () => {
   let mountA: ClusterMount
   let mountB: ClusterMount // served by another member
   beforeAll(async () => {
-    group = await startGroup(3)
-    for (const member of group.config.members) group.startMember(member.id)
-    await group.waitView([0, 1, 2], 30_000)
+    group = await startRunningGroup(3)
     mountA = await group.mount('mnt-a')
     mountB = await group.mount('mnt-b', await group.writeClientConfig('client-b.json', 1))
   })
