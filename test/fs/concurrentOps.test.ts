@@ -11,7 +11,7 @@ import path from 'node:path'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startGroup, type TestGroup } from '../helpers/cluster.js'
+import { startRunningGroup, type TestGroup } from '../helpers/cluster.js'
 import { startMount, type TestMount } from '../helpers/mount.js'
 
 const execFileP = promisify(execFile)
@@ -146,9 +146,7 @@ describe('many operations in flight from several processes', () => {
   describe('3-replica group', () => {
     let group: TestGroup
     beforeAll(async () => {
-      group = await startGroup(3)
-      for (const id of [0, 1, 2]) group.startMember(id)
-      await group.waitView([0, 1, 2], 60_000)
+      group = await startRunningGroup(3)
     }, 90_000)
     afterAll(async () => {
       await group?.cleanup()
