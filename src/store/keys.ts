@@ -6,8 +6,8 @@
 //   L ino name              -> child ino, stamp the binding began          live directory
 //   A ino stamp             -> Attr JSON                                   attribute history
 //   C ino                   -> Attr JSON                                   live attributes
-//   B ino block stamp       -> block map                                   extent history
-//   E ino block             -> block map                                   live extents
+//   B ino block stamp       -> skip delta of a block map (blockHistory.ts) extent history
+//   E ino block             -> newest B entry of the block                 live extents
 //   V ino version           -> stamp                                       version number -> stamp
 //   S ino sensorUs stamp    -> version [end offset]                        sensor-time index (sensorUs: running max)
 //   N name                  -> Snapshot JSON                               named snapshots

@@ -12,7 +12,8 @@ import path from 'node:path'
 import { errors, FffsError } from '../errors.js'
 import { isoOfUs } from '../temporal/civil.js'
 import { HLC_MAX, hlcPhysicalUs, type HlcStamp } from '../temporal/hlc.js'
-import { BLOCK_SIZE_BYTES, decodeBlockMap, encodeBlockMap, overlay, truncateBlock, type BlockMap } from './blockMap.js'
+import { BlockHistory } from './blockHistory.js'
+import { BLOCK_SIZE_BYTES, composeDeltas, NO_CHANGE, truncateDelta, writeDelta, type BlockDelta, type BlockMap } from './blockMap.js'
 import { decodeIno, encodeIno, encodeLiveDirEntry, encodeStamp, keys, liveDirEntrySince, nameOfDirEntryKey, nameOfLiveDirKey, prefixEnd, stampOfKey } from './keys.js'
 import { decodeRecord, encodeRecord, ROOT_INO, S_ISGID, type ApplyResult, type Attr, type EntryChange, type Ino, type Mutation, type NameBinding, type NodeKind, type RecordCursor, type SensorPick, type Snapshot, type VersionOp, type VersionRange, type VersionRecords } from './records.js'
 import { RecordIndex, type RecordAt } from './recordIndex.js'
@@ -64,6 +65,7 @@ export class Store {
   /** Where each record is in the log, by stamp (state transfer, a replica's last record). */
   readonly records: RecordIndex
   private readonly db: ClassicLevel<Buffer, Buffer>
+  private readonly blocks: BlockHistory
   private applying = false
   private nextIno: Ino = ROOT_INO + 1
   private lastAppliedStamp: HlcStamp = 0n
@@ -83,6 +85,7 @@ export class Store {
     this.log = new SegmentLog(path.join(dir, 'segments'))
     this.db = new ClassicLevel<Buffer, Buffer>(path.join(dir, 'index'), { keyEncoding: 'buffer', valueEncoding: 'buffer' })
     this.records = new RecordIndex(this.db)
+    this.blocks = new BlockHistory(this.db)
   }
 
   /** Opens the index, creates the root on first use, and replays the log past the index. */
@@ -436,8 +439,8 @@ export class Store {
     const attr = this.contentAttr(ino, stamp)
     if (attr.kind === 'dir') throw errors.isDir(`inode ${ino}`)
     if (attr.kind !== 'file') throw errors.invalid(`inode ${ino} is not a regular file`)
-    const touched = new Map<number, BlockMap>()
-    const mapOf = (block: number): BlockMap => touched.get(block) ?? decodeBlockMap(this.db.getSync(keys.liveBlock(ino, block)))
+    const touched = new Map<number, BlockDelta>() // each block's change in this version
+    const change = (block: number, delta: BlockDelta): void => void touched.set(block, composeDeltas(touched.get(block) ?? NO_CHANGE, delta))
     let sizeBytes = attr.sizeBytes
     let lowestChangedBytes = Number.MAX_SAFE_INTEGER // the first byte this version may change (record cursors below it stand)
     for (const op of ops) {
@@ -449,7 +452,7 @@ export class Store {
           const block = Math.floor(at / BLOCK_SIZE_BYTES)
           const inBlock = at - block * BLOCK_SIZE_BYTES
           const n = Math.min(BLOCK_SIZE_BYTES - inBlock, op.offset + op.sizeBytes - at)
-          touched.set(block, overlay(mapOf(block), inBlock, n, { segment: data.segment, offset: data.offset + (at - op.offset) }))
+          change(block, writeDelta(inBlock, n, { segment: data.segment, offset: data.offset + (at - op.offset) }))
           at += n
         }
         sizeBytes = Math.max(sizeBytes, op.offset + op.sizeBytes)
@@ -458,20 +461,12 @@ export class Store {
           // Invariant: no extent lies beyond the file size, so growing later reads zeros.
           const firstBlock = Math.floor(op.sizeBytes / BLOCK_SIZE_BYTES)
           const endBlock = Math.ceil(sizeBytes / BLOCK_SIZE_BYTES)
-          for (let block = firstBlock; block < endBlock; block++) {
-            const keep = op.sizeBytes - block * BLOCK_SIZE_BYTES
-            touched.set(block, keep > 0 ? truncateBlock(mapOf(block), keep) : [])
-          }
+          for (let block = firstBlock; block < endBlock; block++) change(block, truncateDelta(op.sizeBytes - block * BLOCK_SIZE_BYTES))
         }
         sizeBytes = op.sizeBytes
       }
     }
-    for (const [block, map] of touched) {
-      const value = encodeBlockMap(map)
-      changes.put(keys.block(ino, block, stamp), value)
-      if (map.length === 0) changes.del(keys.liveBlock(ino, block))
-      else changes.put(keys.liveBlock(ino, block), value)
-    }
+    for (const [block, delta] of touched) for (const { key, value } of this.blocks.changeOps(ino, block, stamp, delta)) changes.put(key, value)
     // mtime to the µs of the stamp: a kernel that caches a file's pages keeps them while its
     // mtime and size are unchanged, so two versions must not share an mtime (within one ms they would).
     const stampMs = msOfStamp(stamp)
@@ -623,13 +618,13 @@ export class Store {
     return end - offset
   }
 
-  /** Block maps of blocks [first, last] as of the version `attr`; the live index when it is still current. */
+  /** Block maps of blocks [first, last] as of the version `attr`; the live entries when it is still current. */
   private async blockMaps(attr: Attr, first: number, last: number): Promise<BlockMap[]> {
     const stamp = BigInt(attr.stamp)
     const live = this.db.getSync(keys.liveAttr(attr.ino))
     if (live !== undefined && (JSON.parse(live.toString()) as Attr).stamp === attr.stamp) {
       const maps: BlockMap[] = []
-      for (let block = first; block <= last; block++) maps.push(decodeBlockMap(this.db.getSync(keys.liveBlock(attr.ino, block))))
+      for (let block = first; block <= last; block++) maps.push(this.blocks.liveMap(attr.ino, block))
       // A batch may have landed between the synchronous reads: valid only if still current.
       const after = this.db.getSync(keys.liveAttr(attr.ino))
       if (after !== undefined && (JSON.parse(after.toString()) as Attr).stamp === attr.stamp) return maps
@@ -638,8 +633,8 @@ export class Store {
     for (let block = first; block <= last; block++) {
       // A block the version itself wrote (a file rewritten whole, the common case) has an entry at exactly its stamp.
       const exact = this.db.getSync(keys.block(attr.ino, block, stamp))
-      const entry = exact !== undefined ? exact : (await this.latestAtOrBefore(keys.blockPrefix(attr.ino, block), keys.block(attr.ino, block, stamp)))?.[1]
-      maps.push(decodeBlockMap(entry))
+      const entry: [Buffer, Buffer] | null = exact !== undefined ? [keys.block(attr.ino, block, stamp), exact] : await this.latestAtOrBefore(keys.blockPrefix(attr.ino, block), keys.block(attr.ino, block, stamp))
+      maps.push(entry === null ? [] : this.blocks.mapAt(attr.ino, block, stampOfKey(entry[0]), entry[1]))
     }
     return maps
   }
