@@ -79,15 +79,23 @@ export const errors = {
   /** A sensor time older than now − Δ: never ordered into a past a reader may already have frozen. */
   lateSensorWrite: (what: string) => new FffsError('EINVAL', `${LATE_SENSOR_WRITE} ${what}`),
   malformedRecord: (what: string) => new FffsError('EINVAL', `malformed record ${what}`),
+  /** A read below the history floor at a cut nothing pins: the versions it needs were dropped by retention. */
+  compacted: (floorIso: string, policy: string) => new FffsError('ERANGE', `${COMPACTED} ${floorIso} was compacted (policy ${policy})`),
 }
 
 // Only code and message cross the wire (remote clients), so a late-write refusal is known by its message.
 const LATE_SENSOR_WRITE = 'late sensor write:'
 const MALFORMED_SPEC = 'malformed time spec'
+const COMPACTED = 'history before'
 
 /** A path or argument whose time spec does not parse: the mount logs why (the errno alone says only EINVAL). */
 export function isMalformedSpec(err: unknown): boolean {
   return err instanceof FffsError && err.code === 'EINVAL' && err.message.startsWith(MALFORMED_SPEC)
+}
+
+/** A read below the history floor (the mount logs the floor: the errno alone says only ERANGE). */
+export function isCompacted(err: unknown): boolean {
+  return err instanceof FffsError && err.code === 'ERANGE' && err.message.startsWith(COMPACTED)
 }
 
 export function isLateSensorWrite(err: unknown): boolean {

@@ -12,12 +12,16 @@
 //   S ino sensorUs stamp    -> version [end offset]                        sensor-time index (sensorUs: running max)
 //   N name                  -> Snapshot JSON                               named snapshots
 //   R stamp                 -> segment | offset | size (u32 each)          where a record is in the log (recordIndex.ts)
+//   P stamp                 -> Pin JSON                                    cuts kept below the history floor (retention/)
+//   H stamp kind            -> audit JSON                                  retention and GC runs (kind 0: ordered, 1: this store's GC)
+//   K ino                   -> NodeFacts JSON                              what compaction dropped of a node (retention/compaction.ts)
+//   G segment               -> stamp (u64)                                 the newest record naming data in a segment (segment GC)
 //   M name                  -> value                                       store metadata
 
 import type { HlcStamp } from '../temporal/hlc.js'
 import type { Ino } from './records.js'
 
-const TAG = { D: 0x44, L: 0x4c, A: 0x41, C: 0x43, B: 0x42, E: 0x45, V: 0x56, S: 0x53, N: 0x4e, R: 0x52, M: 0x4d } as const
+const TAG = { D: 0x44, L: 0x4c, A: 0x41, C: 0x43, B: 0x42, E: 0x45, V: 0x56, S: 0x53, N: 0x4e, R: 0x52, P: 0x50, H: 0x48, K: 0x4b, G: 0x47, M: 0x4d } as const
 
 function build(tag: number, parts: ReadonlyArray<Buffer>): Buffer {
   return Buffer.concat([Buffer.of(tag), ...parts])
@@ -53,7 +57,24 @@ export const keys = {
   snapshot: (name: string) => build(TAG.N, [Buffer.from(name)]),
   recordPrefix: () => Buffer.of(TAG.R),
   record: (stamp: HlcStamp) => build(TAG.R, [u64(stamp)]),
+  attrTable: () => Buffer.of(TAG.A),
+  blockTable: () => Buffer.of(TAG.B),
+  blocksOf: (ino: Ino) => build(TAG.B, [u64(ino)]),
+  liveBlockPrefix: (ino: Ino) => build(TAG.E, [u64(ino)]),
+  versionPrefix: (ino: Ino) => build(TAG.V, [u64(ino)]),
+  pinPrefix: () => Buffer.of(TAG.P),
+  pin: (stamp: HlcStamp) => build(TAG.P, [u64(stamp)]),
+  auditPrefix: () => Buffer.of(TAG.H),
+  audit: (stamp: HlcStamp, kind: number) => build(TAG.H, [u64(stamp), Buffer.of(kind)]),
+  nodeFacts: (ino: Ino) => build(TAG.K, [u64(ino)]),
+  segmentNamingPrefix: () => Buffer.of(TAG.G),
+  segmentNaming: (segment: number) => build(TAG.G, [u32(segment)]),
   meta: (name: string) => build(TAG.M, [Buffer.from(name)]),
+}
+
+/** The inode a per-node key (A, B, C, E, V, S, K; D and L: the directory) begins with. */
+export function inoOfKey(key: Buffer): Ino {
+  return Number(key.readBigUInt64BE(1))
 }
 
 /** The smallest key greater than every key starting with `prefix`. */

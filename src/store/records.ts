@@ -4,6 +4,7 @@
 
 import type { FffsErrorCode } from '../errors.js'
 import type { HlcStamp } from '../temporal/hlc.js'
+import type { RetentionPolicy } from './retention/policy.js'
 import type { LogPosition } from './segmentLog.js'
 
 export type Ino = number
@@ -84,7 +85,20 @@ export type Mutation =
    */
   | { readonly type: 'version'; readonly ino: Ino; readonly ops: readonly VersionOp[]; readonly sensorUs?: number; readonly records?: VersionRecords; readonly sensorLagMaxUs?: number }
   | { readonly type: 'snapshot'; readonly name: string; readonly at: string /* HlcStamp, decimal */; readonly spec: string }
+  /** Refused (EBUSY) while the snapshot is held. */
   | { readonly type: 'unsnapshot'; readonly name: string }
+  /** A hold on a snapshot (`fffs snapshot hold NAME TAG`): it cannot be deleted until every hold is released. */
+  | { readonly type: 'hold'; readonly name: string; readonly tag: string }
+  | { readonly type: 'release'; readonly name: string; readonly tag: string }
+  /**
+   * Moves the history floor to this record's platform time − policy.keepAllFor (never back)
+   * and keeps the instants the policy's tiers keep below it; reads below the floor at cuts
+   * nothing pins are ERANGE from here on. The versions the policy drops go by the `compact`
+   * records that follow (retention/compaction.ts).
+   */
+  | { readonly type: 'retain'; readonly policy: RetentionPolicy }
+  /** Drops what the floor no longer needs from the nodes with inodes from where the last `compact` stopped up to `toIno` (exclusive). */
+  | { readonly type: 'compact'; readonly toIno: number }
 
 export type ApplyResult =
   | { readonly ok: true; readonly ino?: Ino }
@@ -150,6 +164,7 @@ export interface Snapshot {
   readonly at: string // HlcStamp, decimal
   readonly spec: string // what the user asked for
   readonly createdStamp: string
+  readonly holds?: readonly string[] // tags of `fffs snapshot hold`: while any, the snapshot cannot be deleted
 }
 
 interface EncodedRecord {

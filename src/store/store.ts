@@ -17,6 +17,8 @@ import { BLOCK_SIZE_BYTES, composeDeltas, NO_CHANGE, truncateDelta, writeDelta, 
 import { decodeIno, encodeIno, encodeLiveDirEntry, encodeStamp, keys, liveDirEntrySince, nameOfDirEntryKey, nameOfLiveDirKey, prefixEnd, stampOfKey } from './keys.js'
 import { decodeRecord, encodeRecord, ROOT_INO, S_ISGID, type ApplyResult, type Attr, type EntryChange, type Ino, type Mutation, type NameBinding, type NodeKind, type RecordCursor, type SensorPick, type Snapshot, type VersionOp, type VersionRange, type VersionRecords } from './records.js'
 import { RecordIndex, type RecordAt } from './recordIndex.js'
+import { compactRange, describeCounts, nodeFacts, type CompactionCounts } from './retention/compaction.js'
+import { HistoryFloor, type HistoryRule } from './retention/floor.js'
 import { EntryKind, SegmentLog, type LogPosition } from './segmentLog.js'
 import { VersionSearch } from './versionSearch.js'
 
@@ -35,13 +37,45 @@ type BatchOp = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key:
 /** What apply needs to write, gathered before one atomic LevelDB batch. */
 class Changes {
   readonly ops: BatchOp[] = []
-  put(key: Buffer, value: Buffer): void {
-    this.ops.push({ type: 'put', key, value })
-  }
-  del(key: Buffer): void {
-    this.ops.push({ type: 'del', key })
-  }
+  /** What to change in memory once the batch is in the index (the history rule a `retain` set). */
+  committed: (() => void) | null = null
+  readonly put = (key: Buffer, value: Buffer): void => void this.ops.push({ type: 'put', key, value })
+  readonly del = (key: Buffer): void => void this.ops.push({ type: 'del', key })
 }
+
+const COMPACTION_KEY = keys.meta('compaction')
+const AUDIT_ORDERED = 0 // a record's: the same on every replica
+export const AUDIT_LOCAL = 1 // this store's own (segment GC)
+
+export interface CompactionCursor {
+  readonly nextIno: Ino
+}
+
+export interface RetainAudit {
+  readonly kind: 'retain'
+  readonly floor: string
+  readonly policy: HistoryRule['policy']
+  readonly pinsAdded: number
+  readonly pinsRemoved: number
+}
+
+export interface CompactAudit extends CompactionCounts {
+  readonly kind: 'compact'
+  readonly floor: string
+  readonly fromIno: Ino
+  readonly toIno: Ino
+}
+
+export interface GcAudit {
+  readonly kind: 'gc'
+  readonly segmentsFreed: number
+  readonly bytesFreed: number
+  readonly bytesCopied: number
+  readonly logBase: string
+}
+
+export type AuditEntry = RetainAudit | CompactAudit | GcAudit
+export type Audit = AuditEntry & { readonly stamp: HlcStamp }
 
 export interface StoreOpenResult {
   readonly replayedRecords: number
@@ -66,6 +100,8 @@ export class Store {
   readonly records: RecordIndex
   private readonly db: ClassicLevel<Buffer, Buffer>
   private readonly blocks: BlockHistory
+  /** The history floor and the cuts pinned below it: which reads of the past are answered (retention/floor.ts). */
+  readonly floor: HistoryFloor
   private applying = false
   private nextIno: Ino = ROOT_INO + 1
   private lastAppliedStamp: HlcStamp = 0n
@@ -86,6 +122,7 @@ export class Store {
     this.db = new ClassicLevel<Buffer, Buffer>(path.join(dir, 'index'), { keyEncoding: 'buffer', valueEncoding: 'buffer' })
     this.records = new RecordIndex(this.db)
     this.blocks = new BlockHistory(this.db)
+    this.floor = new HistoryFloor(this.db)
   }
 
   /** Opens the index, creates the root on first use, and replays the log past the index. */
@@ -104,6 +141,7 @@ export class Store {
     }
     this.nextIno = Number(this.db.getSync(keys.meta('nextIno'))?.toString() ?? ROOT_INO + 1)
     this.lastAppliedStamp = BigInt(this.db.getSync(keys.meta('lastStamp'))?.toString() ?? '0')
+    this.floor.load()
     if (this.db.getSync(keys.liveAttr(ROOT_INO)) === undefined) await this.createRoot()
     let replayedRecords = 0
     const { truncatedBytes } = await this.log.open(from, async (entry) => {
@@ -203,6 +241,7 @@ export class Store {
       changes.put(keys.meta('nextIno'), Buffer.from(String(this.nextIno)))
       changes.put(keys.meta('lastStamp'), Buffer.from(stamp.toString()))
       await this.db.batch(changes.ops)
+      changes.committed?.()
       return result
     } finally {
       this.applying = false
@@ -211,7 +250,8 @@ export class Store {
 
   private async applyTo(changes: Changes, stamp: HlcStamp, m: Mutation): Promise<ApplyResult> {
     // A misrouted mutation is refused, not half-applied: it would split one object's history across shards.
-    if (this.role === 'data' && m.type !== 'version' && !(m.type === 'setattr' && m.mode === undefined && m.uid === undefined && m.gid === undefined)) {
+    const everyShard = m.type === 'snapshot' || m.type === 'unsnapshot' || m.type === 'hold' || m.type === 'release' || m.type === 'retain' || m.type === 'compact'
+    if (this.role === 'data' && !everyShard && m.type !== 'version' && !(m.type === 'setattr' && m.mode === undefined && m.uid === undefined && m.gid === undefined)) {
       throw errors.invalid(`${m.type} sent to a data shard (namespace mutations belong to the meta shard)`)
     }
     if (this.role === 'meta' && m.type === 'version') throw errors.invalid(`version of inode ${m.ino} sent to the meta shard (file contents belong to a data shard)`)
@@ -253,16 +293,93 @@ export class Store {
         return { ok: true }
       case 'snapshot': {
         if (this.db.getSync(keys.snapshot(m.name)) !== undefined) throw errors.exists(`snapshot ${m.name}`)
+        const at = BigInt(m.at)
+        this.floor.check(at) // a cut below the floor nothing pins cannot be pinned any more
         const snapshot: Snapshot = { name: m.name, at: m.at, spec: m.spec, createdStamp: stamp.toString() }
         changes.put(keys.snapshot(m.name), Buffer.from(JSON.stringify(snapshot)))
+        this.floor.snapshotPin(at, m.name, true, changes.put, changes.del)
         return { ok: true }
       }
-      case 'unsnapshot':
-        if (this.db.getSync(keys.snapshot(m.name)) === undefined) throw errors.notFound(`snapshot ${m.name}`)
+      case 'unsnapshot': {
+        const snapshot = this.snapshotOrThrow(m.name)
+        if ((snapshot.holds ?? []).length > 0) throw errors.busy(`snapshot ${m.name} is held (${snapshot.holds!.join(', ')}): release it first (fffs snapshot release ${m.name} TAG)`)
         changes.del(keys.snapshot(m.name))
+        this.floor.snapshotPin(BigInt(snapshot.at), m.name, false, changes.put, changes.del)
+        return { ok: true }
+      }
+      case 'hold':
+      case 'release': {
+        const snapshot = this.snapshotOrThrow(m.name)
+        const holds = snapshot.holds ?? []
+        if (m.tag.length === 0) throw errors.invalid('a hold needs a tag')
+        if (m.type === 'hold' && holds.includes(m.tag)) throw errors.exists(`hold ${m.tag} on snapshot ${m.name}`)
+        if (m.type === 'release' && !holds.includes(m.tag)) throw errors.notFound(`hold ${m.tag} on snapshot ${m.name}`)
+        const next = m.type === 'hold' ? [...holds, m.tag] : holds.filter((t) => t !== m.tag)
+        const { holds: _holds, ...rest } = snapshot
+        changes.put(keys.snapshot(m.name), Buffer.from(JSON.stringify({ ...rest, ...(next.length > 0 ? { holds: next } : {}) })))
+        return { ok: true }
+      }
+      case 'retain':
+        await this.applyRetain(changes, stamp, m.policy)
+        return { ok: true }
+      case 'compact':
+        await this.applyCompact(changes, stamp, m.toIno)
         return { ok: true }
     }
   }
+
+  private snapshotOrThrow(name: string): Snapshot {
+    const snapshot = this.snapshot(name)
+    if (snapshot === null) throw errors.notFound(`snapshot ${name}`)
+    return snapshot
+  }
+
+  // ---------------------------------------------------------------- retention
+
+  /** Moves the floor (retention/floor.ts) and starts a compaction over every node (the `compact` records that follow). */
+  private async applyRetain(changes: Changes, stamp: HlcStamp, policy: unknown): Promise<void> {
+    const [first] = await this.records.after(0n, HLC_MAX, 1)
+    const { rule, pinsAdded, pinsRemoved } = await this.floor.retain(stamp, policy, first?.stamp ?? stamp, changes.put, changes.del)
+    changes.put(COMPACTION_KEY, Buffer.from(JSON.stringify({ nextIno: ROOT_INO } satisfies CompactionCursor)))
+    changes.put(keys.audit(stamp, AUDIT_ORDERED), Buffer.from(JSON.stringify({ kind: 'retain', floor: rule.floor.toString(), policy: rule.policy, pinsAdded, pinsRemoved } satisfies RetainAudit)))
+    changes.committed = () => this.floor.adopt(rule)
+  }
+
+  /** Compacts the nodes from the cursor up to `toIno` under the current rule (retention/compaction.ts). */
+  private async applyCompact(changes: Changes, stamp: HlcStamp, toIno: number): Promise<void> {
+    const rule = this.floor.rule
+    const cursor = this.compactionCursor()
+    if (rule === null || cursor === null) return // nothing to compact: a record proposed twice
+    if (!Number.isSafeInteger(toIno)) throw errors.invalid(`compact: ${toIno} is not an inode number`)
+    const to = Math.max(cursor.nextIno, Math.min(toIno, this.nextIno))
+    const pins = await this.floor.pinsBelowFloor()
+    const counts = await compactRange(this.db, { floor: rule.floor, pins, minVersions: rule.policy.minVersions }, cursor.nextIno, to, changes.put, changes.del)
+    if (to >= this.nextIno) changes.del(COMPACTION_KEY)
+    else changes.put(COMPACTION_KEY, Buffer.from(JSON.stringify({ nextIno: to } satisfies CompactionCursor)))
+    changes.put(keys.audit(stamp, AUDIT_ORDERED), Buffer.from(JSON.stringify({ kind: 'compact', floor: rule.floor.toString(), fromIno: cursor.nextIno, toIno: to, ...counts } satisfies CompactAudit)))
+    if (counts.versionsDropped > 0 || counts.nodesRemoved > 0) this.versionSearch = new VersionSearch() // remembered stamps of dropped versions: harmless, but memory
+    this.compactionLog?.(describeCounts(counts, rule.floor))
+  }
+
+  /** Where the compaction the last `retain` started stands; null: done (or none). */
+  compactionCursor(): CompactionCursor | null {
+    const value = this.db.getSync(COMPACTION_KEY)
+    return value === undefined ? null : (JSON.parse(value.toString()) as CompactionCursor)
+  }
+
+  /** The next inode number to be given: inodes below it may have history. */
+  get inodeEnd(): Ino {
+    return this.nextIno
+  }
+
+  /** The audit of retention and GC runs (`fffs log --gc`), oldest first. */
+  async audits(limit = 1000): Promise<Audit[]> {
+    const entries = await this.db.iterator({ gte: keys.auditPrefix(), lt: prefixEnd(keys.auditPrefix()), reverse: true, limit }).all()
+    return entries.reverse().map(([key, value]) => ({ stamp: key.readBigUInt64BE(1), ...(JSON.parse(value.toString()) as AuditEntry) }))
+  }
+
+  /** Logs each compaction (set by whoever runs the store: the mount, a member). */
+  compactionLog: ((line: string) => void) | null = null
 
   /** The live attributes of a file about to change; on a data shard, a fresh empty one for an inode it has not seen. */
   private contentAttr(ino: Ino, stamp: HlcStamp): Attr {
@@ -533,39 +650,79 @@ export class Store {
     if (Buffer.byteLength(name) > NAME_MAX_BYTES) throw errors.nameTooLong(name)
     if (cut === HLC_MAX) return this.liveLookup(parent, name)
     // A name's live binding, begun at or before the cut, is the one the cut sees (every rebinding
-    // starts a new one): a synchronous get instead of a seek.
+    // starts a new one): a synchronous get instead of a seek. Certain below the floor too.
     const live = this.db.getSync(keys.liveDirEntry(parent, name))
     const since = live === undefined ? null : liveDirEntrySince(live)
     if (since !== null && since <= cut) return decodeIno(live!)
+    this.floor.check(cut)
     const entry = await this.latestAtOrBefore(keys.dirNamePrefix(parent, name), keys.dirEntry(parent, name, cut))
     return entry === null || entry[1].length === 0 ? null : decodeIno(entry[1])
   }
 
-  /** The attributes of the node's latest version at or before the cut. */
-  attr(ino: Ino, cut: HlcStamp): Attr | null {
+  /**
+   * The attributes of the node's latest version at or before the cut. Below the history floor
+   * only what is certain: a node unchanged since, the version stamped exactly at the cut (a
+   * version read by number), a node created after the cut, a pinned cut; else ERANGE.
+   */
+  async attr(ino: Ino, cut: HlcStamp): Promise<Attr | null> {
     const live = this.liveAttr(ino)
     // The latest version, stamped at or before the cut, is the cut's: most nodes a past cut reads have not changed since.
-    if (live === null || cut === HLC_MAX || BigInt(live.stamp) <= cut) return live
+    if (cut === HLC_MAX || (live !== null && BigInt(live.stamp) <= cut)) return live
+    if (cut < this.floor.stamp) return this.attrBelowFloor(ino, cut)
+    if (live === null) return this.vanished(ino)
+    const compacted = this.floor.stamp > 0n
     const stamp = this.versionSearch.latestAtOrBefore(ino, live.version - 1, cut, (version) => {
       const found = this.stampOfVersion(ino, version)
+      // A dropped version is older than the floor, so than the cut: it is before the one the cut sees.
+      if (found === null && compacted) return 0n
       if (found === null) throw new Error(`store index: inode ${ino} has no entry for version ${version} of ${live.version}`)
       return found
     })
     if (stamp === null) return null
     const value = this.db.getSync(keys.attr(ino, stamp))
+    if (value === undefined && compacted) return this.vanished(ino) // the version the cut sees was dropped: no name reached it at the floor
     if (value === undefined) throw new Error(`store index: inode ${ino} has no attributes at the stamp of one of its versions (${stamp})`)
     return JSON.parse(value.toString()) as Attr
   }
 
+  /**
+   * A node with no live attributes: null (never made here) or, once history was compacted, a node
+   * deleted before the floor and dropped (ERANGE: what an open handle held of it is gone).
+   */
+  private vanished(ino: Ino): null {
+    if (this.floor.stamp > 0n && this.role !== 'data' && ino < this.nextIno) throw this.floor.compacted()
+    return null
+  }
+
+  private async attrBelowFloor(ino: Ino, cut: HlcStamp): Promise<Attr | null> {
+    const exact = this.db.getSync(keys.attr(ino, cut))
+    if (exact !== undefined) return JSON.parse(exact.toString()) as Attr
+    if (this.floor.pin(cut) === null) {
+      const first = this.stampOfVersion(ino, 1)
+      if (first !== null && first > cut) return null // made after the cut
+      throw this.floor.compacted()
+    }
+    // A pinned cut: the version it sees is kept if a name reached the node there. The kept version
+    // found is the one only if the version after it (whose number's stamp compaction keeps) came later.
+    const entry = await this.latestAtOrBefore(keys.attrPrefix(ino), keys.attr(ino, cut))
+    if (entry === null) return this.liveAttr(ino) === null ? this.vanished(ino) : null // made after the cut, or dropped whole
+    const found = JSON.parse(entry[1].toString()) as Attr
+    const live = this.liveAttr(ino)
+    if (live !== null && live.version === found.version) return found
+    const next = this.stampOfVersion(ino, found.version + 1)
+    if (next !== null && next > cut) return found
+    throw this.floor.compacted() // the version the cut saw was dropped: no name reached the node there
+  }
+
   /** Resolves path components from the root at the cut. */
   async walk(components: readonly string[], cut: HlcStamp): Promise<Attr> {
-    let attr = this.attr(ROOT_INO, cut)
+    let attr = await this.attr(ROOT_INO, cut)
     if (attr === null) throw errors.notFound('/')
     for (const name of components) {
       if (attr.kind !== 'dir') throw errors.notDir(name)
       const child = await this.lookup(attr.ino, name, cut)
       if (child === null) throw errors.notFound(name)
-      attr = this.attr(child, cut)
+      attr = await this.attr(child, cut)
       if (attr === null) throw errors.notFound(name)
     }
     return attr
@@ -578,6 +735,7 @@ export class Store {
       const entries = await this.db.iterator({ gt: prefix, lt: prefixEnd(prefix) }).all()
       return entries.map(([key, value]) => ({ name: nameOfLiveDirKey(key), ino: decodeIno(value) }))
     }
+    this.floor.check(cut)
     const prefix = keys.dirPrefix(dir)
     const out: Array<{ name: string; ino: Ino }> = []
     let current: { name: string; ino: Ino | null } | null = null
@@ -601,7 +759,13 @@ export class Store {
   async read(attr: Attr, offset: number, into: Buffer, lengthBytes: number): Promise<number> {
     const end = Math.min(attr.sizeBytes, offset + lengthBytes)
     if (end <= offset) return 0
+    // A version below the floor may have been dropped since the caller found it (a file held open
+    // across a compaction): its block entries are gone, so it is ERANGE, never zeros. Checked after
+    // its maps are read too: a compaction in between would have taken them.
+    const dropped = (): boolean => BigInt(attr.stamp) < this.floor.stamp && this.db.getSync(keys.attr(attr.ino, BigInt(attr.stamp))) === undefined
+    if (dropped()) throw this.floor.compacted()
     const maps = await this.blockMaps(attr, Math.floor(offset / BLOCK_SIZE_BYTES), Math.floor((end - 1) / BLOCK_SIZE_BYTES))
+    if (dropped()) throw this.floor.compacted()
     const reads: Promise<void>[] = []
     into.fill(0, 0, end - offset)
     maps.forEach((map, i) => {
@@ -678,6 +842,10 @@ export class Store {
    */
   async sensorPick(ino: Ino, sensorUs: number): Promise<SensorPick | null> {
     const entry = await this.latestAtOrBefore(keys.sensorPrefix(ino), keys.sensor(ino, sensorUs, HLC_MAX))
+    // Compaction dropped versions with sensor times in [min, max]: one of them could have been the
+    // pick unless they all lie after the cut or before the pick.
+    const facts = nodeFacts(this.db, ino)
+    if (facts !== null && facts.droppedSensorMinUs <= sensorUs && (entry === null || Number(entry[0].readBigUInt64BE(9)) <= facts.droppedSensorMaxUs)) throw this.floor.compacted()
     if (entry === null) return null
     return { stamp: stampOfKey(entry[0]), sizeBytes: decodeSensorEntry(entry[1]) }
   }

@@ -91,9 +91,9 @@ describe('block maps as skip deltas', () => {
       await w.apply({ type: 'version', ino: other, ops: [w.write(other, version, Buffer.of(1))] })
     }
     const check = async (): Promise<void> => {
-      expect((await readAll(store, store.attr(ino, HLC_MAX)!)).equals(content)).toBe(true)
+      expect((await readAll(store, (await store.attr(ino, HLC_MAX))!)).equals(content)).toBe(true)
       for (const { stamp, content: want } of expected) {
-        const attr = store.attr(ino, stamp)!
+        const attr = (await store.attr(ino, stamp))!
         expect(attr.sizeBytes).toBe(want.length)
         const got = await readAll(store, attr)
         if (!got.equals(want)) expect.fail(`version at ${stamp} reads other bytes`)
@@ -132,13 +132,13 @@ describe('block maps as skip deltas', () => {
     store = new Store(dir)
     await store.open()
     w.store = store
-    expect((await readAll(store, store.attr(ino, HLC_MAX)!)).equals(first)).toBe(true)
+    expect((await readAll(store, (await store.attr(ino, HLC_MAX))!)).equals(first)).toBe(true)
     const second = Buffer.alloc(100, 2)
     await w.apply({ type: 'version', ino, ops: [w.write(ino, 1000, second)] })
     const want = Buffer.from(first)
     second.copy(want, 1000)
-    expect((await readAll(store, store.attr(ino, HLC_MAX)!)).equals(want)).toBe(true)
-    expect((await readAll(store, store.attr(ino, firstStamp)!)).equals(first)).toBe(true)
+    expect((await readAll(store, (await store.attr(ino, HLC_MAX))!)).equals(want)).toBe(true)
+    expect((await readAll(store, (await store.attr(ino, firstStamp))!)).equals(first)).toBe(true)
     await store.close()
   })
 
