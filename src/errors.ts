@@ -79,6 +79,8 @@ export const errors = {
   /** A sensor time older than now − Δ: never ordered into a past a reader may already have frozen. */
   lateSensorWrite: (what: string) => new FffsError('EINVAL', `${LATE_SENSOR_WRITE} ${what}`),
   malformedRecord: (what: string) => new FffsError('EINVAL', `malformed record ${what}`),
+  /** Opening a store whose index is ahead of its log (a machine crash) when the log's start was collected: it cannot be rebuilt from its own log. */
+  indexAheadOfCompactedLog: (why: string) => new FffsError('EIO', `${INDEX_AHEAD_OF_COMPACTED_LOG} ${why}`),
   /** A read below the history floor at a cut nothing pins: the versions it needs were dropped by retention. */
   compacted: (floorIso: string, policy: string) => new FffsError('ERANGE', `${COMPACTED} ${floorIso} was compacted (policy ${policy})`),
 }
@@ -87,10 +89,16 @@ export const errors = {
 const LATE_SENSOR_WRITE = 'late sensor write:'
 const MALFORMED_SPEC = 'malformed time spec'
 const COMPACTED = 'history before'
+const INDEX_AHEAD_OF_COMPACTED_LOG = 'store needs a full state transfer:'
 
 /** A path or argument whose time spec does not parse: the mount logs why (the errno alone says only EINVAL). */
 export function isMalformedSpec(err: unknown): boolean {
   return err instanceof FffsError && err.code === 'EINVAL' && err.message.startsWith(MALFORMED_SPEC)
+}
+
+/** A member's store that must be refetched whole (its log cannot rebuild its index). */
+export function isIndexAheadOfCompactedLog(err: unknown): boolean {
+  return err instanceof FffsError && err.code === 'EIO' && err.message.startsWith(INDEX_AHEAD_OF_COMPACTED_LOG)
 }
 
 /** A read below the history floor (the mount logs the floor: the errno alone says only ERANGE). */

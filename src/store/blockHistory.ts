@@ -16,7 +16,7 @@
 
 import type { ClassicLevel } from 'classic-level'
 import type { HlcStamp } from '../temporal/hlc.js'
-import { applyDelta, composeDeltas, decodeExtents, encodeExtents, EXTENT_BYTES, NO_CHANGE, type BlockDelta, type BlockMap } from './blockMap.js'
+import { applyDelta, composeDeltas, decodeExtents, encodeExtents, EXTENT_BYTES, NO_CHANGE, type BlockDelta, type BlockMap, type Extent } from './blockMap.js'
 import { keys } from './keys.js'
 import type { Ino } from './records.js'
 
@@ -68,17 +68,30 @@ function decodeLive(value: Buffer): LiveBlock {
 
 const lowestBit = (n: number): number => n & -n
 
-/** A B entry's extents with their log positions changed by `move` (segment GC); null when none moved. */
-export function relocateBlockEntry(value: Buffer, move: (segment: number, segmentOffset: number, sizeBytes: number) => { segment: number; segmentOffset: number } | null): Buffer | null {
+/** Where bytes moved to: the pieces of a moved extent, in order (a copy may have split it). */
+export type MovedPieces = ReadonlyArray<{ readonly segment: number; readonly segmentOffset: number; readonly sizeBytes: number }>
+
+/** A B entry's value with its extents' log positions changed by `move` (segment GC); null when none moved. */
+export function relocateBlockEntry(value: Buffer, move: (segment: number, segmentOffset: number, sizeBytes: number) => MovedPieces | null): Buffer | null {
   const entry = decodeBlockEntry(value)
   let moved = false
-  const extents = entry.delta.extents.map((e) => {
-    const to = move(e.segment, e.segmentOffset, e.sizeBytes)
-    if (to === null) return e
+  const extents: Extent[] = []
+  for (const e of entry.delta.extents) {
+    const pieces = move(e.segment, e.segmentOffset, e.sizeBytes)
+    if (pieces === null) {
+      extents.push(e)
+      continue
+    }
     moved = true
-    return { ...e, ...to }
-  })
+    let offset = e.offset
+    for (const piece of pieces) {
+      extents.push({ offset, sizeBytes: piece.sizeBytes, segment: piece.segment, segmentOffset: piece.segmentOffset })
+      offset += piece.sizeBytes
+    }
+    if (offset !== e.offset + e.sizeBytes) throw new Error(`relocateBlockEntry: an extent of ${e.sizeBytes} bytes moved as ${offset - e.offset}`)
+  }
   if (!moved) return null
+  // An entry written before skip deltas stays a whole map (number 0): encodeBlockEntry writes it as a self-contained delta.
   return encodeBlockEntry({ number: entry.number, baseStamp: entry.baseStamp, delta: { cutBytes: entry.delta.cutBytes, extents } })
 }
 

@@ -164,6 +164,47 @@ export class SegmentLog {
     return { truncatedBytes }
   }
 
+  /** Where the next entry goes. */
+  get tail(): LogPosition {
+    return { segment: this.tailSegment, offset: this.tailOffset }
+  }
+
+  /** The segment files there are, oldest first, with their sizes. */
+  async segmentFiles(): Promise<Array<{ segment: number; sizeBytes: number }>> {
+    const out: Array<{ segment: number; sizeBytes: number }> = []
+    for (const name of await fsp.readdir(this.dir)) {
+      const match = /^seg-(\d{8})\.log$/.exec(name)
+      if (match !== null) out.push({ segment: Number(match[1]), sizeBytes: (await fsp.stat(path.join(this.dir, name))).size })
+    }
+    return out.sort((a, b) => a.segment - b.segment)
+  }
+
+  /** Every intact entry of one sealed segment, in order (segment GC reads the records of a segment it did not see written). */
+  async scanSealed(segment: number, onEntry: (entry: LogEntry) => Promise<void>): Promise<void> {
+    if (segment >= this.tailSegment) throw new Error(`SegmentLog.scanSealed: segment ${segment} is not sealed (the tail is ${this.tailSegment})`)
+    const sizeBytes = await fsp.stat(path.join(this.dir, segmentName(segment))).then((s) => s.size, () => 0)
+    await this.scanSegment(segment, 0, sizeBytes, onEntry)
+  }
+
+  /**
+   * Deletes whole sealed segments that nothing names any more (segment GC, once the index no
+   * longer points into them and the reads that might have are done). Their open read handles are
+   * closed first; the directory is synced after.
+   */
+  async removeSegments(segments: readonly number[]): Promise<void> {
+    for (const segment of segments) {
+      if (segment >= this.tailSegment) throw new Error(`SegmentLog.removeSegments: segment ${segment} is not sealed (the tail is ${this.tailSegment})`)
+      for (const handles of [this.readers, this.directReaders]) {
+        const open = handles.get(segment)
+        handles.delete(segment)
+        await open?.then((h) => h.close(), () => undefined)
+      }
+      await fsp.rm(path.join(this.dir, segmentName(segment)), { force: true })
+    }
+    const dir = await fsp.open(this.dir, 'r')
+    await dir.sync().finally(() => dir.close())
+  }
+
   /** Whether the log's files reach `position` (before open: the index's `applied` must not lie beyond them). */
   async reaches(position: LogPosition): Promise<boolean> {
     if (position.offset === 0 && position.segment === 0) return true

@@ -19,6 +19,8 @@ import { decodeRecord, encodeRecord, ROOT_INO, S_ISGID, type ApplyResult, type A
 import { RecordIndex, type RecordAt } from './recordIndex.js'
 import { compactRange, describeCounts, nodeFacts, type CompactionCounts } from './retention/compaction.js'
 import { HistoryFloor, type HistoryRule } from './retention/floor.js'
+import { PendingData } from './pendingData.js'
+import { collectSegments, decodeSegmentSummary, encodeSegmentSummary, logBaseOf, type GcOptions, type GcReport } from './segmentGc.js'
 import { EntryKind, SegmentLog, type LogPosition } from './segmentLog.js'
 import { VersionSearch } from './versionSearch.js'
 
@@ -44,6 +46,7 @@ class Changes {
 }
 
 const COMPACTION_KEY = keys.meta('compaction')
+const BLOCK_TAG = keys.blockTable()[0]!
 const AUDIT_ORDERED = 0 // a record's: the same on every replica
 export const AUDIT_LOCAL = 1 // this store's own (segment GC)
 
@@ -103,6 +106,18 @@ export class Store {
   /** The history floor and the cuts pinned below it: which reads of the past are answered (retention/floor.ts). */
   readonly floor: HistoryFloor
   private applying = false
+  /** Applies, and segment GC's rewrite of the index, one at a time (Store.exclusive). */
+  private turn: Promise<void> = Promise.resolve()
+  /** Data appended and not yet named by a version (segment GC leaves their segments alone). */
+  private readonly pending = new PendingData()
+  /** Each segment's newest record and newest record naming data in it, as written to G (segmentGc.ts). */
+  private readonly summaries = new Map<number, { recordMax: HlcStamp; namingMax: HlcStamp }>()
+  /** Set while segment GC runs: told of every block entry an apply writes. */
+  private blockPutWatch: ((key: Buffer) => void) | null = null
+  /** Reads of file bytes in flight, by generation (segment GC waits for those begun before it moved bytes). */
+  private readGeneration = 0
+  private readonly readsInFlight = new Map<number, number>()
+  private readonly readsDone = new Set<() => void>()
   private nextIno: Ino = ROOT_INO + 1
   private lastAppliedStamp: HlcStamp = 0n
   /** Stamps remembered from this store's `V` index: new at every open (a member reopens its store on another history: discardStore). */
@@ -115,10 +130,11 @@ export class Store {
    */
   readonly role: ShardRole | undefined
 
-  constructor(dir: string, options: { role?: ShardRole } = {}) {
+  /** `segmentSizeBytes`: the log's segment files' size (default 256 MiB; smaller in tests and benches of segment GC). */
+  constructor(dir: string, options: { role?: ShardRole; segmentSizeBytes?: number } = {}) {
     this.role = options.role
     this.dir = dir
-    this.log = new SegmentLog(path.join(dir, 'segments'))
+    this.log = new SegmentLog(path.join(dir, 'segments'), options.segmentSizeBytes)
     this.db = new ClassicLevel<Buffer, Buffer>(path.join(dir, 'index'), { keyEncoding: 'buffer', valueEncoding: 'buffer' })
     this.records = new RecordIndex(this.db)
     this.blocks = new BlockHistory(this.db)
@@ -136,12 +152,19 @@ export class Store {
     // undone record by record; it is rebuilt from the log, which is the truth.
     const rebuiltIndex = !(await this.log.reaches(from))
     if (rebuiltIndex) {
+      // Segment GC deleted the beginning of the log: this store cannot be rebuilt from its own log.
+      if (logBaseOf(this.db) > 0n) {
+        await this.db.close()
+        throw errors.indexAheadOfCompactedLog(`${this.dir}: the index names log entries past the end of the log, and the log was compacted (it no longer starts at the first record)`)
+      }
       await this.db.clear()
       from = { segment: 0, offset: 0 }
     }
     this.nextIno = Number(this.db.getSync(keys.meta('nextIno'))?.toString() ?? ROOT_INO + 1)
     this.lastAppliedStamp = BigInt(this.db.getSync(keys.meta('lastStamp'))?.toString() ?? '0')
     this.floor.load()
+    this.pending.clear()
+    this.summaries.clear()
     if (this.db.getSync(keys.liveAttr(ROOT_INO)) === undefined) await this.createRoot()
     let replayedRecords = 0
     const { truncatedBytes } = await this.log.open(from, async (entry) => {
@@ -204,7 +227,9 @@ export class Store {
 
   /** Appends file bytes to the log; the returned position goes into a 'write' VersionOp. `crc`: crc32c(bytes), if known (SegmentLog.append). */
   appendData(bytes: Uint8Array, crc?: number | Promise<number>): { position: LogPosition; written: Promise<void> } {
-    return this.log.append(EntryKind.Data, bytes, crc)
+    const appended = this.log.append(EntryKind.Data, bytes, crc)
+    this.pending.add(appended.position, bytes.byteLength)
+    return appended
   }
 
   /** Appends a record to the log; apply it in order, with this result (durable once `log.sync()` returned). */
@@ -218,6 +243,20 @@ export class Store {
    * record is in the log either way and has no effect.
    */
   async apply(stamp: HlcStamp, mutation: Mutation, logged: LoggedAt): Promise<ApplyResult> {
+    return this.exclusive(() => this.applyNow(stamp, mutation, logged))
+  }
+
+  /** Runs `fn` when no record is being applied, and holds applies until it is done (segment GC's rewrite of the index). */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.turn.then(fn)
+    this.turn = run.then(
+      () => undefined,
+      () => undefined,
+    )
+    return run
+  }
+
+  private async applyNow(stamp: HlcStamp, mutation: Mutation, logged: LoggedAt): Promise<ApplyResult> {
     if (this.applying) throw new Error('Store.apply is not re-entrant: records apply one at a time, in order')
     if (stamp <= this.lastAppliedStamp) throw new Error(`stamps must increase: ${stamp} after ${this.lastAppliedStamp}`)
     this.applying = true
@@ -229,9 +268,11 @@ export class Store {
       } catch (err) {
         if (!(err instanceof FffsError)) throw err
         changes.ops.length = 0
+        changes.committed = null
         result = { ok: false, code: err.code, message: err.message }
       }
       this.lastAppliedStamp = stamp
+      this.summarize(changes, stamp, mutation, logged.position.segment)
       // The index never names an entry that is not in the file yet: a process killed between
       // the two would leave it ahead of the log (a machine crash still can: open rebuilds then).
       await logged.written
@@ -240,11 +281,97 @@ export class Store {
       changes.put(keys.meta('applied'), Buffer.from(JSON.stringify(logged.next)))
       changes.put(keys.meta('nextIno'), Buffer.from(String(this.nextIno)))
       changes.put(keys.meta('lastStamp'), Buffer.from(stamp.toString()))
+      if (this.blockPutWatch !== null) for (const op of changes.ops) if (op.type === 'put' && op.key[0] === BLOCK_TAG) this.blockPutWatch(op.key)
       await this.db.batch(changes.ops)
       changes.committed?.()
       return result
     } finally {
       this.applying = false
+    }
+  }
+
+  /**
+   * Keeps each segment's summary (G): the newest record in it, and the newest record naming data
+   * in it, whatever the record's result (a state transfer sends failed records too). Segment GC
+   * collects a segment only once both are below the history floor.
+   */
+  private summarize(changes: Changes, stamp: HlcStamp, mutation: Mutation, recordSegment: number): void {
+    const touch = (segment: number, field: 'recordMax' | 'namingMax'): void => {
+      let summary = this.summaries.get(segment)
+      if (summary === undefined) {
+        const value = this.db.getSync(keys.segmentNaming(segment))
+        summary = value === undefined ? { recordMax: 0n, namingMax: 0n } : decodeSegmentSummary(value)
+        this.summaries.set(segment, summary)
+      }
+      if (summary[field] >= stamp) return
+      summary[field] = stamp
+      changes.put(keys.segmentNaming(segment), encodeSegmentSummary(summary))
+    }
+    touch(recordSegment, 'recordMax')
+    if (mutation.type !== 'version') return
+    for (const op of mutation.ops) {
+      if (op.op !== 'write' || 'blob' in op.data) continue
+      this.pending.named(op.data)
+      touch(op.data.segment, 'namingMax')
+    }
+  }
+
+  // ---------------------------------------------------------------- segment GC
+
+  /** Collects segments whose live bytes are few, copying those forward (segmentGc.ts). */
+  gc(options: GcOptions = {}): Promise<GcReport> {
+    return collectSegments(
+      {
+        db: this.db,
+        log: this.log,
+        records: this.records,
+        floor: this.floor,
+        appliedStamp: () => this.lastAppliedStamp,
+        pendingSegments: () => this.pending.segments(),
+        exclusive: (fn) => this.exclusive(fn),
+        watchBlockPuts: (watch) => void (this.blockPutWatch = watch),
+        readsDrained: () => this.readsDrained(),
+        clearBlockCache: () => this.blocks.clearCache(),
+        audit: (report) => ({
+          key: keys.audit(this.lastAppliedStamp, AUDIT_LOCAL, Date.now()),
+          value: Buffer.from(JSON.stringify({ kind: 'gc', segmentsFreed: report.victims.length, bytesFreed: report.bytesFreed, bytesCopied: report.bytesCopied, logBase: report.logBase.toString() } satisfies GcAudit)),
+        }),
+      },
+      options,
+    )
+  }
+
+  /** Records at or below this stamp may be gone from the log: a state transfer starts above it. */
+  get logBase(): HlcStamp {
+    return logBaseOf(this.db)
+  }
+
+  /** Resolves once every read of file bytes begun before the call has finished. */
+  private readsDrained(): Promise<void> {
+    const generation = this.readGeneration++
+    const done = (): boolean => [...this.readsInFlight].every(([g, n]) => g > generation || n === 0)
+    if (done()) return Promise.resolve()
+    return new Promise((resolve) => {
+      const check = (): void => {
+        if (!done()) return
+        this.readsDone.delete(check)
+        resolve()
+      }
+      this.readsDone.add(check)
+    })
+  }
+
+  /** Runs a read of file bytes as one of its generation (readsDrained). */
+  private async tracked<T>(read: () => Promise<T>): Promise<T> {
+    const generation = this.readGeneration
+    this.readsInFlight.set(generation, (this.readsInFlight.get(generation) ?? 0) + 1)
+    try {
+      return await read()
+    } finally {
+      const left = this.readsInFlight.get(generation)! - 1
+      if (left === 0) this.readsInFlight.delete(generation)
+      else this.readsInFlight.set(generation, left)
+      for (const check of [...this.readsDone]) check()
     }
   }
 
@@ -756,7 +883,11 @@ export class Store {
    * Reads from the version of a file described by `attr` (which must come from this store):
    * every byte from that one version, never a mix. Returns the number of bytes read.
    */
-  async read(attr: Attr, offset: number, into: Buffer, lengthBytes: number): Promise<number> {
+  read(attr: Attr, offset: number, into: Buffer, lengthBytes: number): Promise<number> {
+    return this.tracked(() => this.readNow(attr, offset, into, lengthBytes))
+  }
+
+  private async readNow(attr: Attr, offset: number, into: Buffer, lengthBytes: number): Promise<number> {
     const end = Math.min(attr.sizeBytes, offset + lengthBytes)
     if (end <= offset) return 0
     // A version below the floor may have been dropped since the caller found it (a file held open
