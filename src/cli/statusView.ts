@@ -203,6 +203,14 @@ function sensorLine(sensor: unknown): string {
   return `sensor: ${Object.entries(sensor).map(([k, v]) => `${k}=${String(v)}`).join(' ')}\n`
 }
 
+/** `history floor 2026-… (policy keepAllFor 7d) · compacting` (src/replication/history.ts HistoryState). */
+export function historyLine(history: unknown): string | null {
+  if (typeof history !== 'object' || history === null) return null
+  const h = history as { floor?: string | null; policy?: string | null; compacting?: boolean }
+  if (h.policy == null && h.floor == null) return 'history: every version kept (no retention policy)'
+  return `history floor ${h.floor ?? 'none yet'} (policy ${h.policy ?? 'none'})${h.compacting === true ? ' · compacting' : ''}`
+}
+
 function layoutText(group: ClusterStatusJson['group']): string {
   const { shards, replicas } = group.layout
   return `${group.members.length} members, ` + (shards > 1 ? `a meta shard and ${shards} data shards of ${replicas} replicas` : `${replicas} replicas`)
@@ -218,7 +226,9 @@ function renderStatusOf(status: Record<string, unknown>, verbose: boolean): stri
   if (isCluster(status)) return renderCluster(status, verbose, true)
   // Embedded: the store is in the mount process itself.
   const out = [`mount ${String(status.mountpoint)} (pid ${String(status.pid)}) · embedded store ${String(status.dataDir)}`, `stable cut ${String(status.stableFrontier)}`]
-  for (const [key, value] of Object.entries(status)) if (verbose && !['mountpoint', 'pid', 'dataDir', 'stableFrontier'].includes(key)) out.push(`${key}: ${String(value)}`)
+  const history = historyLine(status.history)
+  if (history !== null) out.push(history)
+  for (const [key, value] of Object.entries(status)) if (verbose && !['mountpoint', 'pid', 'dataDir', 'stableFrontier', 'history'].includes(key)) out.push(`${key}: ${String(value)}`)
   return out.join('\n') + '\n'
 }
 

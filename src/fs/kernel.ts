@@ -6,7 +6,7 @@
 import { realpathSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
-import { ERRNO, errors, isFffsError, isMalformedSpec } from '../errors.js'
+import { ERRNO, errors, isCompacted, isFffsError, isMalformedSpec } from '../errors.js'
 import { findNativeAddon, NATIVE_BUILD_DIR } from '../nativeAddons.js'
 import type { Ino } from '../store/records.js'
 import { NodeTable } from './nodeTable.js'
@@ -101,8 +101,8 @@ function isWriteOnly(flags: number): boolean {
 /** The positive errno for a failed handler; bugs and EIO are logged (bugs answered EIO), never swallowed. */
 function errnoOf(err: unknown): number {
   if (isFffsError(err)) {
-    // The caller learns nothing more than the errno: for EIO and a malformed time spec, the mount says why.
-    if (err.code === 'EIO' || isMalformedSpec(err)) process.stderr.write(`fffs: ${err.code}: ${err.message}\n`)
+    // The caller learns nothing more than the errno: for EIO, a malformed time spec and a read below the history floor, the mount says why.
+    if (err.code === 'EIO' || isMalformedSpec(err) || isCompacted(err)) process.stderr.write(`fffs: ${err.code}: ${err.message}\n`)
     return err.errno
   }
   process.stderr.write(`fffs: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)

@@ -6,7 +6,7 @@ import { constants as fsConstants, promises as fsp } from 'node:fs'
 import { errors, isLateSensorWrite } from '../errors.js'
 import type { Client } from '../replication/client.js'
 import { parseRecordFormat, XATTR_RECORD_FORMAT } from '../sensor/index.js'
-import { S_ISGID, S_ISUID, type Attr, type Ino, type NodeKind } from '../store/records.js'
+import { ROOT_INO, S_ISGID, S_ISUID, type Attr, type Ino, type NodeKind } from '../store/records.js'
 import { HLC_MAX, hlcCeilingOfUs, hlcToIso, wallClockUs } from '../temporal/hlc.js'
 import { formatTimeSpec, isSpecName, parseTimeSpec, splitNameSpec } from '../temporal/spec.js'
 import { OpenFiles, type OpenFile } from './openFiles.js'
@@ -38,6 +38,8 @@ const POSIX_ACL_XATTRS = new Set(['system.posix_acl_access', 'system.posix_acl_d
 export const XATTR_VERSION = 'user.fffs.version'
 export const XATTR_TIME = 'user.fffs.time'
 export const XATTR_SENSOR_TIME = 'user.fffs.sensor_time'
+/** On the mount root: the history floor (ISO); reads of cuts below it that nothing pins are ERANGE. */
+export const XATTR_HISTORY_FLOOR = 'user.fffs.history_floor'
 
 /** Who sent a request (the kernel's view of the calling thread): new nodes belong to uid and gid. */
 export interface Caller {
@@ -582,6 +584,11 @@ export class Operations {
 
   private async storedXattr(path: string, name: string): Promise<Buffer> {
     const attr = await this.node(path)
+    if (name === XATTR_HISTORY_FLOOR) {
+      const floor = attr.ino === ROOT_INO && path === '/' ? await this.client.history?.floor() : undefined
+      if (floor === undefined || floor === 0n) throw errors.noAttr(name) // not the mount root, or nothing compacted yet
+      return Buffer.from(hlcToIso(floor))
+    }
     if (name === XATTR_VERSION) return Buffer.from(String(attr.version))
     if (name === XATTR_TIME) return Buffer.from(hlcToIso(BigInt(attr.stamp)))
     if (name === XATTR_SENSOR_TIME) {

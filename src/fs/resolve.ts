@@ -310,8 +310,12 @@ export class Resolver {
     return stable && cut.kind !== 'live' ? this.frozenChild(dir, name, cut) : this.child(dir, name, cut)
   }
 
-  /** `child` at a stable cut, remembered: `ls -l dir@T/` walks to dir once, not once per entry. */
+  /**
+   * `child` at a stable cut, remembered: `ls -l dir@T/` walks to dir once, not once per entry.
+   * Below the history floor a step is taken afresh: compaction may have dropped what it found.
+   */
   private async frozenChild(dir: Attr, name: string, cut: Cut): Promise<Attr> {
+    if (structureStamp(cut) < (this.client.history?.knownFloor() ?? 0n)) return this.child(dir, name, cut)
     const key = `${cutKey(cut)}|${dir.ino}|${name}`
     const known = this.frozen.get(key)
     if (known !== undefined) {

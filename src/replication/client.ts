@@ -4,7 +4,11 @@
 
 import { FffsError } from '../errors.js'
 import type { ApplyResult, Attr, DataRef, Ino, Mutation, NameBinding, SensorPick, Snapshot, VersionRange } from '../store/records.js'
+import { describePolicy, type RetentionPolicy } from '../store/retention/policy.js'
+import { RetentionRunner } from '../store/retention/runner.js'
 import { Store } from '../store/store.js'
+import { hlcToIso } from '../temporal/hlc.js'
+import { describeRun, type HistoryControl } from './history.js'
 import type { PageOffsetOf } from '../store/segmentLog.js'
 import type { HlcStamp } from '../temporal/hlc.js'
 import { LocalOrderer, type Orderer } from './orderer.js'
@@ -105,6 +109,8 @@ export interface Client {
   submit(mutation: Mutation, options?: SubmitOptions): Promise<{ stamp: HlcStamp; ino?: Ino }>
   stableFrontier(): Promise<HlcStamp>
   waitStable(cut: HlcStamp, maxWaitMs: number): Promise<void>
+  /** History retention: the floor, the policy, on-demand runs (history.ts). */
+  readonly history?: HistoryControl
   close(): Promise<void>
 }
 
@@ -113,26 +119,57 @@ export function dataRefAt(ref: DataRef, offsetBytes: number): DataRef {
   return 'blob' in ref ? { blob: ref.blob, offset: ref.offset + offsetBytes } : { segment: ref.segment, offset: ref.offset + offsetBytes }
 }
 
+export interface EmbeddedOptions {
+  /** The mount's retention policy (null or absent: every version is kept). */
+  readonly retention?: RetentionPolicy | null
+  /** The I/O budget of background segment GC, in bytes copied per second. */
+  readonly gcCopyBytesPerSecond?: number
+  /** Where background retention runs are reported. */
+  readonly log?: (line: string) => void
+  /** The log's segment size (tests and benches of segment GC use small ones). */
+  readonly segmentSizeBytes?: number
+}
+
 export class EmbeddedClient implements Client {
   readonly takesDataCrc = true
   readonly pageOffsetOf?: PageOffsetOf
+  readonly history: HistoryControl
   private readonly store: Store
   private readonly orderer: Orderer
+  private readonly retention: RetentionRunner
 
-  private constructor(store: Store, orderer: Orderer, pageOffsetOf: PageOffsetOf | undefined) {
+  private constructor(store: Store, orderer: Orderer, pageOffsetOf: PageOffsetOf | undefined, options: EmbeddedOptions) {
     this.store = store
     this.orderer = orderer
     if (pageOffsetOf !== undefined) this.pageOffsetOf = pageOffsetOf
+    const log = options.log ?? ((line: string) => process.stderr.write(line + '\n'))
+    this.retention = new RetentionRunner({
+      store,
+      policy: options.retention ?? null,
+      submit: async (mutation) => void unwrap((await orderer.submit(mutation)).result),
+      proposes: () => true,
+      onRun: (report) => log(`fffs: retention: ${describeRun(report)}`),
+      onError: (err) => log(`fffs: retention: ${err.message}`),
+      ...(options.gcCopyBytesPerSecond !== undefined ? { copyBytesPerSecond: options.gcCopyBytesPerSecond } : {}),
+    })
+    this.history = {
+      state: async () => [{ floor: store.floor.stamp === 0n ? null : hlcToIso(store.floor.stamp), floorStamp: store.floor.stamp.toString(), policy: this.retention.policy === null ? null : describePolicy(this.retention.policy), logBase: store.logBase.toString(), compacting: store.compactionCursor() !== null }],
+      floor: async () => store.floor.stamp,
+      knownFloor: () => store.floor.stamp,
+      collect: async ({ dryRun }) => [{ report: await this.retention.run({ dryRun: dryRun === true }) }],
+      audits: async (limit) => (await store.audits(limit)).map((audit) => ({ audit })),
+    }
+    this.retention.start()
   }
 
-  static async open(dataDir: string): Promise<{ client: EmbeddedClient; replayedRecords: number; truncatedBytes: number }> {
-    const store = new Store(dataDir)
+  static async open(dataDir: string, options: EmbeddedOptions = {}): Promise<{ client: EmbeddedClient; replayedRecords: number; truncatedBytes: number }> {
+    const store = new Store(dataDir, options.segmentSizeBytes !== undefined ? { segmentSizeBytes: options.segmentSizeBytes } : {})
     const { replayedRecords, truncatedBytes } = await store.open()
     const dropPages = pageCacheDropper()
     if (dropPages !== null) store.log.dropSyncedPages(dropPages, LOG_CACHE_KEEP_BYTES, LOG_SYNC_EVERY_BYTES)
     const pageOffsetOf = pageOffsetFinder() ?? undefined
     if (pageOffsetOf !== undefined) store.log.writeLargePayloadsDirect(pageOffsetOf)
-    return { client: new EmbeddedClient(store, new LocalOrderer(store), pageOffsetOf), replayedRecords, truncatedBytes }
+    return { client: new EmbeddedClient(store, new LocalOrderer(store), pageOffsetOf, options), replayedRecords, truncatedBytes }
   }
 
   walk(components: readonly string[], cut: HlcStamp): Promise<Attr> {
@@ -194,6 +231,7 @@ export class EmbeddedClient implements Client {
   }
 
   async close(): Promise<void> {
+    await this.retention.stop()
     await this.orderer.close()
     await this.store.close()
   }

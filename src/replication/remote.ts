@@ -107,7 +107,7 @@ export function serveClient(connection: Connection, client: Client, options: Ser
         case 'versions':
           return { result: await client.versions(a.ino as Ino, versionRangeArg(a.range)) }
         case 'nameHistory':
-          return { result: (await client.nameHistory(a.dir as Ino, a.name as string)).map((b) => ({ stamp: b.stamp.toString(), ino: b.ino })) }
+          return { result: (await client.nameHistory(a.dir as Ino, a.name as string)).map((b) => ({ ...b, stamp: b.stamp.toString() })) }
         case 'stampOfVersion':
           return { result: stampResult(await client.stampOfVersion(a.ino as Ino, a.version as number)) }
         case 'stampAtSensorTime':
@@ -326,8 +326,8 @@ export class RemoteClient implements Client {
     return ((await this.call('versions', () => ({ ino, range: wireVersionRange(range) }))).result as Attr[]).map((attr) => this.observed(attr))
   }
   async nameHistory(dir: Ino, name: string): Promise<NameBinding[]> {
-    const bindings = (await this.call('nameHistory', () => ({ dir, name }))).result as Array<{ stamp: string; ino: Ino | null }>
-    return bindings.map((b) => ({ stamp: stampArg(b.stamp), ino: b.ino }))
+    const bindings = (await this.call('nameHistory', () => ({ dir, name }))).result as Array<Omit<NameBinding, 'stamp'> & { stamp: string }>
+    return bindings.map((b) => ({ ...b, stamp: stampArg(b.stamp) }))
   }
 
   /** What a reader has seen, a later write of it must follow (in every shard's order). */

@@ -125,8 +125,9 @@ export class ShardedClient implements Client {
     return range.limit !== undefined ? out.slice(0, range.limit) : out
   }
 
-  nameHistory(dir: Ino, name: string): Promise<NameBinding[]> {
-    return this.meta.nameHistory(dir, name)
+  /** The meta shard's bindings, without their rows: a file's rows count its versions on both shards (history.ts counts them). */
+  async nameHistory(dir: Ino, name: string): Promise<NameBinding[]> {
+    return (await this.meta.nameHistory(dir, name)).map(({ stamp, ino }) => ({ stamp, ino }))
   }
 
   async stampOfVersion(ino: Ino, version: number): Promise<HlcStamp | null> {

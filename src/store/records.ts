@@ -112,10 +112,16 @@ export interface EntryChange {
   readonly moved?: true // a rename between two directories: the other half is in the other directory's history
 }
 
-/** One binding of a name in a directory: from `stamp` on (until the next binding), the name names `ino` (null: nothing). */
+/**
+ * One binding of a name in a directory: from `stamp` on (until the next binding), the name names
+ * `ino` (null: nothing). `firstRow`: the row of the name's history it starts at, and `version`
+ * the node's version then (absent for bindings written before they were kept).
+ */
 export interface NameBinding {
   readonly stamp: HlcStamp
   readonly ino: Ino | null
+  readonly firstRow?: number
+  readonly version?: number
 }
 
 /** Which versions of a node to list: stamps in (after, upto], oldest first (newest first when `reverse`), at most `limit`. */

@@ -11,14 +11,15 @@ import { ClassicLevel } from 'classic-level'
 import path from 'node:path'
 import { errors, FffsError } from '../errors.js'
 import { isoOfUs } from '../temporal/civil.js'
-import { HLC_MAX, hlcPhysicalUs, type HlcStamp } from '../temporal/hlc.js'
+import { HLC_MAX, hlcCeilingOfUs, hlcPhysicalUs, wallClockUs, type HlcStamp } from '../temporal/hlc.js'
 import { BlockHistory } from './blockHistory.js'
 import { BLOCK_SIZE_BYTES, composeDeltas, NO_CHANGE, truncateDelta, writeDelta, type BlockDelta, type BlockMap } from './blockMap.js'
-import { decodeIno, encodeIno, encodeLiveDirEntry, encodeStamp, keys, liveDirEntrySince, nameOfDirEntryKey, nameOfLiveDirKey, prefixEnd, stampOfKey } from './keys.js'
+import { decodeDirEntry, decodeIno, decodeRow, encodeDirEntry, encodeLiveDirEntry, encodeRow, encodeStamp, inoOfKey, keys, liveDirEntrySince, nameOfDirEntryKey, nameOfLiveDirKey, prefixEnd, stampOfKey } from './keys.js'
 import { decodeRecord, encodeRecord, ROOT_INO, S_ISGID, type ApplyResult, type Attr, type EntryChange, type Ino, type Mutation, type NameBinding, type NodeKind, type RecordCursor, type SensorPick, type Snapshot, type VersionOp, type VersionRange, type VersionRecords } from './records.js'
 import { RecordIndex, type RecordAt } from './recordIndex.js'
-import { compactRange, describeCounts, nodeFacts, type CompactionCounts } from './retention/compaction.js'
+import { compactRange, describeCounts, emptyCounts, nodeFacts, type CompactionCounts } from './retention/compaction.js'
 import { HistoryFloor, type HistoryRule } from './retention/floor.js'
+import { tierInstants, type RetentionPolicy } from './retention/policy.js'
 import { PendingData } from './pendingData.js'
 import { collectSegments, decodeSegmentSummary, encodeSegmentSummary, logBaseOf, type GcOptions, type GcReport } from './segmentGc.js'
 import { EntryKind, SegmentLog, type LogPosition } from './segmentLog.js'
@@ -46,29 +47,28 @@ class Changes {
 }
 
 const COMPACTION_KEY = keys.meta('compaction')
+/** Set in stores that kept the rows of names' histories from their first record (setDirEntry). */
+const ROWS_KEPT_KEY = keys.meta('rowsKept')
 const BLOCK_TAG = keys.blockTable()[0]!
 const AUDIT_ORDERED = 0 // a record's: the same on every replica
-export const AUDIT_LOCAL = 1 // this store's own (segment GC)
+const AUDIT_LOCAL = 1 // this store's own (segment GC)
+const AUDITS_KEPT = 1000 // of each kind, the newest
 
 export interface CompactionCursor {
   readonly nextIno: Ino
 }
 
-export interface RetainAudit {
-  readonly kind: 'retain'
-  readonly floor: string
+/** One retention run (a `retain` record and the `compact` records after it): the same on every replica. */
+export interface RetentionAudit extends CompactionCounts {
+  readonly kind: 'retention'
+  readonly floor: string // HlcStamp, decimal
   readonly policy: HistoryRule['policy']
-  readonly pinsAdded: number
-  readonly pinsRemoved: number
+  readonly pinsAdded: number // instants the tiers keep from this floor on
+  readonly pinsRemoved: number // instants older, coarser tiers let go
+  readonly done: boolean // every node was compacted
 }
 
-export interface CompactAudit extends CompactionCounts {
-  readonly kind: 'compact'
-  readonly floor: string
-  readonly fromIno: Ino
-  readonly toIno: Ino
-}
-
+/** One segment GC run of this store. */
 export interface GcAudit {
   readonly kind: 'gc'
   readonly segmentsFreed: number
@@ -77,7 +77,7 @@ export interface GcAudit {
   readonly logBase: string
 }
 
-export type AuditEntry = RetainAudit | CompactAudit | GcAudit
+export type AuditEntry = RetentionAudit | GcAudit
 export type Audit = AuditEntry & { readonly stamp: HlcStamp }
 
 export interface StoreOpenResult {
@@ -190,6 +190,7 @@ export class Store {
       { type: 'put', key: keys.liveAttr(ROOT_INO), value },
       { type: 'put', key: keys.version(ROOT_INO, 1), value: encodeStamp(0n) },
       { type: 'put', ...RecordIndex.completeMark() }, // a new log: every record it gets is indexed as it is applied
+      { type: 'put', key: ROWS_KEPT_KEY, value: Buffer.from('1') },
     ])
   }
 
@@ -333,7 +334,7 @@ export class Store {
         readsDrained: () => this.readsDrained(),
         clearBlockCache: () => this.blocks.clearCache(),
         audit: (report) => ({
-          key: keys.audit(this.lastAppliedStamp, AUDIT_LOCAL, Date.now()),
+          key: keys.audit(AUDIT_LOCAL, this.lastAppliedStamp, Date.now()),
           value: Buffer.from(JSON.stringify({ kind: 'gc', segmentsFreed: report.victims.length, bytesFreed: report.bytesFreed, bytesCopied: report.bytesCopied, logBase: report.logBase.toString() } satisfies GcAudit)),
         }),
       },
@@ -384,9 +385,9 @@ export class Store {
     if (this.role === 'meta' && m.type === 'version') throw errors.invalid(`version of inode ${m.ino} sent to the meta shard (file contents belong to a data shard)`)
     switch (m.type) {
       case 'mknod':
-        return { ok: true, ino: this.applyMknod(changes, stamp, m) }
+        return { ok: true, ino: await this.applyMknod(changes, stamp, m) }
       case 'link':
-        this.applyLink(changes, stamp, m)
+        await this.applyLink(changes, stamp, m)
         return { ok: true }
       case 'unlink':
       case 'rmdir':
@@ -450,7 +451,7 @@ export class Store {
         await this.applyRetain(changes, stamp, m.policy)
         return { ok: true }
       case 'compact':
-        await this.applyCompact(changes, stamp, m.toIno)
+        await this.applyCompact(changes, m.toIno)
         return { ok: true }
     }
   }
@@ -468,12 +469,14 @@ export class Store {
     const [first] = await this.records.after(0n, HLC_MAX, 1)
     const { rule, pinsAdded, pinsRemoved } = await this.floor.retain(stamp, policy, first?.stamp ?? stamp, changes.put, changes.del)
     changes.put(COMPACTION_KEY, Buffer.from(JSON.stringify({ nextIno: ROOT_INO } satisfies CompactionCursor)))
-    changes.put(keys.audit(stamp, AUDIT_ORDERED), Buffer.from(JSON.stringify({ kind: 'retain', floor: rule.floor.toString(), policy: rule.policy, pinsAdded, pinsRemoved } satisfies RetainAudit)))
+    const audit: RetentionAudit = { kind: 'retention', floor: rule.floor.toString(), policy: rule.policy, pinsAdded, pinsRemoved, done: false, ...emptyCounts() }
+    changes.put(keys.audit(AUDIT_ORDERED, stamp), Buffer.from(JSON.stringify(audit)))
+    await this.trimAudits(AUDIT_ORDERED, changes.del)
     changes.committed = () => this.floor.adopt(rule)
   }
 
   /** Compacts the nodes from the cursor up to `toIno` under the current rule (retention/compaction.ts). */
-  private async applyCompact(changes: Changes, stamp: HlcStamp, toIno: number): Promise<void> {
+  private async applyCompact(changes: Changes, toIno: number): Promise<void> {
     const rule = this.floor.rule
     const cursor = this.compactionCursor()
     if (rule === null || cursor === null) return // nothing to compact: a record proposed twice
@@ -483,7 +486,15 @@ export class Store {
     const counts = await compactRange(this.db, { floor: rule.floor, pins, minVersions: rule.policy.minVersions }, cursor.nextIno, to, changes.put, changes.del)
     if (to >= this.nextIno) changes.del(COMPACTION_KEY)
     else changes.put(COMPACTION_KEY, Buffer.from(JSON.stringify({ nextIno: to } satisfies CompactionCursor)))
-    changes.put(keys.audit(stamp, AUDIT_ORDERED), Buffer.from(JSON.stringify({ kind: 'compact', floor: rule.floor.toString(), fromIno: cursor.nextIno, toIno: to, ...counts } satisfies CompactAudit)))
+    // The run's audit entry (the `retain`'s) adds this record's counts.
+    const runKey = keys.audit(AUDIT_ORDERED, rule.stamp)
+    const run = this.db.getSync(runKey)
+    if (run !== undefined) {
+      const audit = JSON.parse(run.toString()) as RetentionAudit
+      const sum = { ...audit, done: to >= this.nextIno }
+      for (const field of Object.keys(counts) as Array<keyof CompactionCounts>) sum[field] = audit[field] + counts[field]
+      changes.put(runKey, Buffer.from(JSON.stringify(sum)))
+    }
     if (counts.versionsDropped > 0 || counts.nodesRemoved > 0) this.versionSearch = new VersionSearch() // remembered stamps of dropped versions: harmless, but memory
     this.compactionLog?.(describeCounts(counts, rule.floor))
   }
@@ -494,15 +505,62 @@ export class Store {
     return value === undefined ? null : (JSON.parse(value.toString()) as CompactionCursor)
   }
 
+  /** Where a `compact` record from `fromIno` should stop so that it looks at about `versionsMax` versions (at least one node). */
+  async compactionChunkEnd(fromIno: Ino, versionsMax: number): Promise<Ino> {
+    let versions = 0
+    let lastIno = fromIno
+    for await (const key of this.db.keys({ gte: keys.attr(fromIno, 0n), lt: prefixEnd(keys.attrTable()) })) {
+      const ino = inoOfKey(key)
+      if (ino !== lastIno && versions >= versionsMax) return ino
+      lastIno = ino
+      versions++
+    }
+    return this.nextIno
+  }
+
+  /** What a `retain` by `policy` now, and the compaction after it, would drop (nothing changes). */
+  async compactionPreview(policy: RetentionPolicy): Promise<{ floor: HlcStamp; counts: CompactionCounts }> {
+    const nowUs = wallClockUs()
+    const wanted = hlcCeilingOfUs(Math.max(0, nowUs - policy.keepAllForMs * 1000))
+    const floor = wanted > this.floor.stamp ? wanted : this.floor.stamp
+    const pins = new Set(await this.floor.pinsBelowFloor())
+    for await (const key of this.db.keys({ gte: keys.pin(this.floor.stamp), lt: keys.pin(floor) })) pins.add(stampOfKey(key)) // snapshots the floor will pass
+    const [first] = await this.records.after(0n, HLC_MAX, 1)
+    const fromUs = hlcPhysicalUs(this.floor.rule?.floor ?? first?.stamp ?? floor)
+    for (const instantUs of tierInstants(policy, nowUs, fromUs, hlcPhysicalUs(floor) + 1)) if (hlcCeilingOfUs(instantUs) < floor) pins.add(hlcCeilingOfUs(instantUs))
+    const ignore = (): void => undefined
+    const counts = await compactRange(this.db, { floor, pins: [...pins].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)), minVersions: policy.minVersions }, ROOT_INO, this.nextIno, ignore, ignore)
+    return { floor, counts }
+  }
+
   /** The next inode number to be given: inodes below it may have history. */
   get inodeEnd(): Ino {
     return this.nextIno
   }
 
-  /** The audit of retention and GC runs (`fffs log --gc`), oldest first. */
-  async audits(limit = 1000): Promise<Audit[]> {
-    const entries = await this.db.iterator({ gte: keys.auditPrefix(), lt: prefixEnd(keys.auditPrefix()), reverse: true, limit }).all()
-    return entries.reverse().map(([key, value]) => ({ stamp: key.readBigUInt64BE(1), ...(JSON.parse(value.toString()) as AuditEntry) }))
+  /** The audit of retention and GC runs (`fffs log --gc`): the newest `limit` of each kind, oldest first. */
+  async audits(limit = AUDITS_KEPT): Promise<Audit[]> {
+    const out: Audit[] = []
+    for (const kind of [AUDIT_ORDERED, AUDIT_LOCAL]) {
+      const prefix = keys.auditPrefix(kind)
+      const entries = await this.db.iterator({ gt: prefix, lt: prefixEnd(prefix), reverse: true, limit }).all()
+      for (const [key, value] of entries) out.push({ stamp: key.readBigUInt64BE(2), ...(JSON.parse(value.toString()) as AuditEntry) })
+    }
+    return out.sort((a, b) => (a.stamp < b.stamp ? -1 : a.stamp > b.stamp ? 1 : 0)).slice(-limit)
+  }
+
+  /** The audit of the newest retention run (the same on every replica), or null. */
+  async lastRetention(): Promise<RetentionAudit | null> {
+    const prefix = keys.auditPrefix(AUDIT_ORDERED)
+    const [entry] = await this.db.iterator({ gt: prefix, lt: prefixEnd(prefix), reverse: true, limit: 1 }).all()
+    return entry === undefined ? null : (JSON.parse(entry[1].toString()) as RetentionAudit)
+  }
+
+  /** Keeps the newest AUDITS_KEPT entries of a kind (an ordered kind trimmed by a record: the same everywhere). */
+  private async trimAudits(kind: number, del: (key: Buffer) => void): Promise<void> {
+    const prefix = keys.auditPrefix(kind)
+    const newest = await this.db.keys({ gt: prefix, lt: prefixEnd(prefix), reverse: true, limit: AUDITS_KEPT + 16 }).all()
+    for (const key of newest.slice(AUDITS_KEPT)) del(key)
   }
 
   /** Logs each compaction (set by whoever runs the store: the mount, a member). */
@@ -571,13 +629,49 @@ export class Store {
     this.putAttr(changes, stamp, attr, change, (a) => ({ ...a, nlink }))
   }
 
-  private setDirEntry(changes: Changes, stamp: HlcStamp, parent: Ino, name: string, child: Ino | null): void {
-    changes.put(keys.dirEntry(parent, name, stamp), child === null ? Buffer.alloc(0) : encodeIno(child))
-    if (child === null) changes.del(keys.liveDirEntry(parent, name))
-    else changes.put(keys.liveDirEntry(parent, name), encodeLiveDirEntry(child, stamp))
+  /**
+   * Binds `name` to `child` (null: unbinds it), whose version from this record on is
+   * `childVersion`. The D entry carries the row of the name's history the binding starts at
+   * (the rows the binding before made, after its own first row), so the numbering of `fffs log`
+   * and `P@vN` does not depend on history compaction may drop; an unbound name keeps its next
+   * row in Z. Rows are null (counted from the history instead) for a name whose bindings began
+   * before rows were kept.
+   */
+  private async setDirEntry(changes: Changes, stamp: HlcStamp, parent: Ino, name: string, child: Ino | null, childVersion: number | null): Promise<void> {
+    const live = this.db.getSync(keys.liveDirEntry(parent, name))
+    let firstRow: number | null
+    if (live !== undefined) {
+      const since = liveDirEntrySince(live)
+      const value = since === null ? undefined : this.db.getSync(keys.dirEntry(parent, name, since))
+      const binding = value === undefined ? null : decodeDirEntry(value)
+      const node = binding?.ino == null ? null : this.liveAttr(binding.ino)
+      firstRow = binding?.firstRow == null || binding.version === null || node === null ? null : binding.firstRow + (node.version - binding.version + 1)
+    } else {
+      firstRow = await this.firstRowOfUnboundName(parent, name)
+    }
+    changes.put(keys.dirEntry(parent, name, stamp), encodeDirEntry(child, firstRow, childVersion))
+    if (child === null) {
+      changes.del(keys.liveDirEntry(parent, name))
+      if (firstRow !== null) changes.put(keys.unboundName(parent, name), encodeRow(firstRow + 1)) // a removal is one row
+    } else {
+      changes.put(keys.liveDirEntry(parent, name), encodeLiveDirEntry(child, stamp))
+      changes.del(keys.unboundName(parent, name))
+    }
   }
 
-  private applyMknod(changes: Changes, stamp: HlcStamp, m: Extract<Mutation, { type: 'mknod' }>): Ino {
+  /** The row a new binding of a name bound to nothing starts at; null: it had bindings before rows were kept. */
+  private async firstRowOfUnboundName(parent: Ino, name: string): Promise<number | null> {
+    const next = this.db.getSync(keys.unboundName(parent, name))
+    if (next !== undefined) return decodeRow(next)
+    if (this.db.getSync(ROWS_KEPT_KEY) === undefined) {
+      // A store written before rows were kept: the name may have a history without them.
+      const older = await this.latestAtOrBefore(keys.dirNamePrefix(parent, name), keys.dirEntry(parent, name, HLC_MAX))
+      if (older !== null) return null
+    }
+    return 1
+  }
+
+  private async applyMknod(changes: Changes, stamp: HlcStamp, m: Extract<Mutation, { type: 'mknod' }>): Promise<Ino> {
     checkName(m.name)
     if (m.sensorUs !== undefined) checkSensorLag(stamp, m.sensorLagMaxUs, m.sensorUs, `creating '${m.name}' at sensor time`)
     const parent = this.liveDirOrThrow(m.parent)
@@ -601,13 +695,13 @@ export class Store {
       ...(m.xattrs !== undefined && Object.keys(m.xattrs).length > 0 ? { xattrs: { ...m.xattrs } } : {}),
     }
     this.writeAttr(changes, stamp, attr, true) // a creation carries the node's sensor time, if it has one
-    this.setDirEntry(changes, stamp, m.parent, m.name, ino)
+    await this.setDirEntry(changes, stamp, m.parent, m.name, ino, 1)
     this.touchDir(changes, stamp, parent, 'mknod', { added: m.name }, m.kind === 'dir' ? 1 : 0)
     return ino
   }
 
   /** A hard link: one more name for a node that is not a directory; both names lead to the same history. */
-  private applyLink(changes: Changes, stamp: HlcStamp, m: Extract<Mutation, { type: 'link' }>): void {
+  private async applyLink(changes: Changes, stamp: HlcStamp, m: Extract<Mutation, { type: 'link' }>): Promise<void> {
     checkName(m.name)
     const parent = this.liveDirOrThrow(m.parent)
     const target = this.liveAttrOrThrow(m.ino)
@@ -616,7 +710,7 @@ export class Store {
     if (nlink === 0) throw errors.notFound(`inode ${m.ino}: no name refers to it any more`)
     if (nlink >= LINK_MAX) throw errors.tooManyLinks(`inode ${m.ino} has ${nlink} names`)
     if (this.liveLookup(m.parent, m.name) !== null) throw errors.exists(m.name)
-    this.setDirEntry(changes, stamp, m.parent, m.name, m.ino)
+    await this.setDirEntry(changes, stamp, m.parent, m.name, m.ino, target.version + 1)
     this.putAttr(changes, stamp, target, 'link', (a) => ({ ...a, nlink: nlink + 1 }))
     this.touchDir(changes, stamp, parent, 'link', { added: m.name })
   }
@@ -629,7 +723,7 @@ export class Store {
     if (type === 'rmdir' && attr.kind !== 'dir') throw errors.notDir(name)
     if (type === 'unlink' && attr.kind === 'dir') throw errors.isDir(name)
     if (type === 'rmdir' && (await this.hasLiveChildren(child))) throw errors.notEmpty(name)
-    this.setDirEntry(changes, stamp, parentIno, name, null)
+    await this.setDirEntry(changes, stamp, parentIno, name, null, null)
     this.touchDir(changes, stamp, parent, type, { removed: name }, attr.kind === 'dir' ? -1 : 0)
     this.dropName(changes, stamp, attr, type)
   }
@@ -650,8 +744,8 @@ export class Store {
       if (replacedAttr.kind !== 'dir' && movingAttr.kind === 'dir') throw errors.notDir(m.toName)
       if (replacedAttr.kind === 'dir' && (await this.hasLiveChildren(replacedAttr.ino))) throw errors.notEmpty(m.toName)
     }
-    this.setDirEntry(changes, stamp, m.fromParent, m.fromName, null)
-    this.setDirEntry(changes, stamp, m.toParent, m.toName, moving)
+    await this.setDirEntry(changes, stamp, m.fromParent, m.fromName, null, null)
+    await this.setDirEntry(changes, stamp, m.toParent, m.toName, moving, movingAttr.version + 1)
     this.putAttr(changes, stamp, movingAttr, 'rename', (a) => ({ ...a, parent: m.toParent }))
     if (replacedAttr !== null) this.dropName(changes, stamp, replacedAttr, 'rename')
     // Link counts of the directories: a directory moving out of one and into another, one replaced.
@@ -783,7 +877,7 @@ export class Store {
     if (since !== null && since <= cut) return decodeIno(live!)
     this.floor.check(cut)
     const entry = await this.latestAtOrBefore(keys.dirNamePrefix(parent, name), keys.dirEntry(parent, name, cut))
-    return entry === null || entry[1].length === 0 ? null : decodeIno(entry[1])
+    return entry === null ? null : decodeDirEntry(entry[1]).ino
   }
 
   /**
@@ -799,7 +893,7 @@ export class Store {
     if (live === null) return this.vanished(ino)
     const compacted = this.floor.stamp > 0n
     const stamp = this.versionSearch.latestAtOrBefore(ino, live.version - 1, cut, (version) => {
-      const found = this.stampOfVersion(ino, version)
+      const found = this.versionStamp(ino, version)
       // A dropped version is older than the floor, so than the cut: it is before the one the cut sees.
       if (found === null && compacted) return 0n
       if (found === null) throw new Error(`store index: inode ${ino} has no entry for version ${version} of ${live.version}`)
@@ -825,7 +919,7 @@ export class Store {
     const exact = this.db.getSync(keys.attr(ino, cut))
     if (exact !== undefined) return JSON.parse(exact.toString()) as Attr
     if (this.floor.pin(cut) === null) {
-      const first = this.stampOfVersion(ino, 1)
+      const first = this.versionStamp(ino, 1)
       if (first !== null && first > cut) return null // made after the cut
       throw this.floor.compacted()
     }
@@ -836,7 +930,7 @@ export class Store {
     const found = JSON.parse(entry[1].toString()) as Attr
     const live = this.liveAttr(ino)
     if (live !== null && live.version === found.version) return found
-    const next = this.stampOfVersion(ino, found.version + 1)
+    const next = this.versionStamp(ino, found.version + 1)
     if (next !== null && next > cut) return found
     throw this.floor.compacted() // the version the cut saw was dropped: no name reached the node there
   }
@@ -873,7 +967,7 @@ export class Store {
         current = null
       }
       if (stampOfKey(key) > cut) continue // later history of this name
-      current = { name, ino: value.length === 0 ? null : decodeIno(value) }
+      current = { name, ino: decodeDirEntry(value).ino }
     }
     if (current !== null && current.ino !== null) out.push({ name: current.name, ino: current.ino })
     return out
@@ -952,11 +1046,20 @@ export class Store {
   async nameHistory(dir: Ino, name: string): Promise<NameBinding[]> {
     const prefix = keys.dirNamePrefix(dir, name)
     const entries = await this.db.iterator({ gt: prefix, lt: prefixEnd(prefix) }).all()
-    return entries.map(([key, value]) => ({ stamp: stampOfKey(key), ino: value.length === 0 ? null : decodeIno(value) }))
+    return entries.map(([key, value]) => {
+      const { ino, firstRow, version } = decodeDirEntry(value)
+      return { stamp: stampOfKey(key), ino, ...(firstRow !== null ? { firstRow } : {}), ...(version !== null ? { version } : {}) }
+    })
   }
 
-  /** The stamp of version `version` of a node, or null. */
+  /** The stamp of version `version` of a node, or null (no such version); ERANGE for one retention dropped. */
   stampOfVersion(ino: Ino, version: number): HlcStamp | null {
+    const stamp = this.versionStamp(ino, version)
+    if (stamp === null && this.floor.stamp > 0n && version >= 1 && version < (this.liveAttr(ino)?.version ?? 0)) throw this.floor.compacted()
+    return stamp
+  }
+
+  private versionStamp(ino: Ino, version: number): HlcStamp | null {
     const value = this.db.getSync(keys.version(ino, version))
     return value === undefined ? null : value.readBigUInt64BE(0)
   }

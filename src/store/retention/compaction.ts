@@ -20,7 +20,7 @@
 import type { ClassicLevel } from 'classic-level'
 import { hlcToIso, type HlcStamp } from '../../temporal/hlc.js'
 import { decodeBlockEntry } from '../blockHistory.js'
-import { inoOfKey, keys, nameOfDirEntryKey, prefixEnd, stampOfKey } from '../keys.js'
+import { decodeDirEntry, inoOfKey, keys, nameOfDirEntryKey, prefixEnd, stampOfKey } from '../keys.js'
 import { ROOT_INO, type Attr, type Ino } from '../records.js'
 import type { BatchDel, BatchPut } from './floor.js'
 
@@ -199,10 +199,14 @@ export function nodeFacts(db: ClassicLevel<Buffer, Buffer>, ino: Ino): NodeFacts
 /** A directory's name history: the bindings each name had at the floor, after it, and at the pins below it. */
 async function compactBindings(db: ClassicLevel<Buffer, Buffer>, scope: CompactionScope, dir: Ino, removed: boolean, del: BatchDel, counts: CompactionCounts): Promise<void> {
   let name: string | null = null
-  let bindings: Array<{ key: Buffer; stamp: HlcStamp; removal: boolean }> = []
+  let bindings: Array<{ key: Buffer; stamp: HlcStamp; removal: boolean; rowed: boolean }> = []
   const flush = (): void => {
     const stamps = bindings.map((b) => b.stamp)
     const needed = new Set<number>()
+    if (!removed && bindings.some((b) => !b.rowed)) {
+      bindings = [] // written before bindings carried their rows: the numbering needs them all
+      return
+    }
     if (!removed) {
       for (let i = bindings.length - 1; i >= 0 && stamps[i]! > scope.floor; i--) needed.add(i)
       for (const cut of [scope.floor, ...scope.pins]) {
@@ -225,9 +229,11 @@ async function compactBindings(db: ClassicLevel<Buffer, Buffer>, scope: Compacti
       flush()
       name = keyName
     }
-    bindings.push({ key, stamp: stampOfKey(key), removal: value.length === 0 })
+    const binding = decodeDirEntry(value)
+    bindings.push({ key, stamp: stampOfKey(key), removal: binding.ino === null, rowed: binding.firstRow !== null })
   }
   flush()
+  if (removed) for await (const key of db.keys({ gt: keys.unboundPrefix(dir), lt: prefixEnd(keys.unboundPrefix(dir)) })) del(key)
 }
 
 /** A one-line account of a compaction (the audit and the mount's log). */
