@@ -23,6 +23,7 @@ export type FffsErrorCode =
   | 'EIO'
   | 'EBUSY'
   | 'ENOTSUP'
+  | 'ENOSPC'
 
 export const ERRNO: Readonly<Record<FffsErrorCode, number>> = {
   EPERM: 1,
@@ -35,6 +36,7 @@ export const ERRNO: Readonly<Record<FffsErrorCode, number>> = {
   EEXIST: 17,
   EXDEV: 18,
   ENOTDIR: 20,
+  ENOSPC: 28,
   EISDIR: 21,
   EINVAL: 22,
   EROFS: 30,

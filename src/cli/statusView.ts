@@ -211,6 +211,15 @@ export function historyLine(history: unknown): string | null {
   return `history floor ${h.floor ?? 'none yet'} (policy ${h.policy ?? 'none'})${h.compacting === true ? ' · compacting' : ''}`
 }
 
+/** `disk: 812.3 MiB free of 1.0 GiB, 20.5 MiB kept in reserve` or `disk FULL: ...` (src/store/diskSpace.ts DiskState). */
+export function diskLine(disk: unknown): string | null {
+  if (typeof disk !== 'object' || disk === null) return null
+  const d = disk as { totalBytes: number; freeBytes: number; reserveBytes: number; full: boolean }
+  const mib = (n: number): string => `${(n / 1024 / 1024).toFixed(1)} MiB`
+  const state = `${mib(d.freeBytes)} free of ${mib(d.totalBytes)}, ${mib(d.reserveBytes)} kept in reserve`
+  return d.full ? `disk FULL: ${state}; writes refused (ENOSPC) until space is freed (delete files, fffs gc)` : `disk: ${state}`
+}
+
 function layoutText(group: ClusterStatusJson['group']): string {
   const { shards, replicas } = group.layout
   return `${group.members.length} members, ` + (shards > 1 ? `a meta shard and ${shards} data shards of ${replicas} replicas` : `${replicas} replicas`)
@@ -228,7 +237,9 @@ function renderStatusOf(status: Record<string, unknown>, verbose: boolean): stri
   const out = [`mount ${String(status.mountpoint)} (pid ${String(status.pid)}) · embedded store ${String(status.dataDir)}`, `stable cut ${String(status.stableFrontier)}`]
   const history = historyLine(status.history)
   if (history !== null) out.push(history)
-  for (const [key, value] of Object.entries(status)) if (verbose && !['mountpoint', 'pid', 'dataDir', 'stableFrontier', 'history'].includes(key)) out.push(`${key}: ${String(value)}`)
+  const disk = diskLine(status.disk)
+  if (disk !== null) out.push(disk)
+  for (const [key, value] of Object.entries(status)) if (verbose && !['mountpoint', 'pid', 'dataDir', 'stableFrontier', 'history', 'disk'].includes(key)) out.push(`${key}: ${String(value)}`)
   return out.join('\n') + '\n'
 }
 

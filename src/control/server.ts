@@ -249,7 +249,7 @@ export class ControlServer {
       return { ...base, mode: 'sharded', stateDir: this.dataDir, group: this.client.group, stableFrontier, shards, at }
     }
     if (!(this.client instanceof RemoteClient)) {
-      return { ...base, mode: 'embedded', dataDir: this.dataDir, stableFrontier: hlcToIso(await this.client.stableFrontier()), history: (await this.client.history?.state())?.[0] ?? null }
+      return { ...base, mode: 'embedded', dataDir: this.dataDir, stableFrontier: hlcToIso(await this.client.stableFrontier()), history: (await this.client.history?.state())?.[0] ?? null, disk: (await this.client.diskState?.()) ?? null }
     }
     const members = await this.client.groupStatus()
     const stableFrontier = await this.client.stableFrontier().then(hlcToIso, (err: Error) => `unknown (${err.message})`)

@@ -428,9 +428,16 @@ export class Operations {
     await this.client.submit({ type: 'version', ino: attr.ino, ops: [{ op: 'truncate', sizeBytes }] })
   }
 
+  /**
+   * The disk the store is on, as df shows it: its size and free space, and as available what fffs
+   * takes before it refuses writes (the free space above the reserve kept for deletes and retention).
+   */
   async statfs(): Promise<StatFs> {
     const s = await fsp.statfs(this.dataDir)
-    return { bsize: s.bsize, frsize: s.bsize, blocks: s.blocks, bfree: s.bfree, bavail: s.bavail, files: s.files, ffree: s.ffree, favail: s.ffree, fsid: 0x66666673, flag: 0, namemax: 255 }
+    const disk = await this.client.diskState?.()
+    const reserveBlocks = disk == null ? 0 : Math.ceil(disk.reserveBytes / s.bsize)
+    const bavail = Math.max(0, s.bavail - reserveBlocks)
+    return { bsize: s.bsize, frsize: s.bsize, blocks: s.blocks, bfree: s.bfree, bavail, files: s.files, ffree: s.ffree, favail: s.ffree, fsid: 0x66666673, flag: 0, namemax: 255 }
   }
 
   // ---------------------------------------------------------------- files

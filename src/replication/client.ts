@@ -2,11 +2,13 @@
 // below. The embedded client runs the store and a local orderer in-process; a cluster client
 // (replication) implements the same interface against a group of `fffs serve` processes.
 
-import { FffsError } from '../errors.js'
+import { promises as fsp } from 'node:fs'
+import { FffsError, isFffsError } from '../errors.js'
 import type { ApplyResult, Attr, DataRef, Ino, Mutation, NameBinding, SensorPick, Snapshot, VersionRange } from '../store/records.js'
 import { describePolicy, type RetentionPolicy } from '../store/retention/policy.js'
 import { RetentionRunner } from '../store/retention/runner.js'
-import { Store } from '../store/store.js'
+import { DiskGuard, type DiskState } from '../store/diskSpace.js'
+import { addsData, Store } from '../store/store.js'
 import { hlcToIso } from '../temporal/hlc.js'
 import { describeRun, type HistoryControl } from './history.js'
 import type { PageOffsetOf } from '../store/segmentLog.js'
@@ -111,6 +113,10 @@ export interface Client {
   waitStable(cut: HlcStamp, maxWaitMs: number): Promise<void>
   /** History retention: the floor, the policy, on-demand runs (history.ts). */
   readonly history?: HistoryControl
+  /** Throws ENOSPC when new data would be refused (the disk below its reserve): a write learns it before it buffers. */
+  refuseWhenFull?(): void
+  /** The disk under the store (embedded) or the fullest of the members' (a group): what `df` and `fffs status` report. */
+  diskState?(): Promise<DiskState | null>
   close(): Promise<void>
 }
 
@@ -137,10 +143,12 @@ export class EmbeddedClient implements Client {
   private readonly store: Store
   private readonly orderer: Orderer
   private readonly retention: RetentionRunner
+  private readonly disk: DiskGuard
 
-  private constructor(store: Store, orderer: Orderer, pageOffsetOf: PageOffsetOf | undefined, options: EmbeddedOptions) {
+  private constructor(store: Store, orderer: Orderer, disk: DiskGuard, pageOffsetOf: PageOffsetOf | undefined, options: EmbeddedOptions) {
     this.store = store
     this.orderer = orderer
+    this.disk = disk
     if (pageOffsetOf !== undefined) this.pageOffsetOf = pageOffsetOf
     const log = options.log ?? ((line: string) => process.stderr.write(line + '\n'))
     this.retention = new RetentionRunner({
@@ -163,13 +171,16 @@ export class EmbeddedClient implements Client {
   }
 
   static async open(dataDir: string, options: EmbeddedOptions = {}): Promise<{ client: EmbeddedClient; replayedRecords: number; truncatedBytes: number }> {
+    await fsp.mkdir(dataDir, { recursive: true })
+    const disk = new DiskGuard(dataDir)
+    await disk.start() // on a full disk, its reserve file is given back: the store can open and free space
     const store = new Store(dataDir, options.segmentSizeBytes !== undefined ? { segmentSizeBytes: options.segmentSizeBytes } : {})
     const { replayedRecords, truncatedBytes } = await store.open()
     const dropPages = pageCacheDropper()
     if (dropPages !== null) store.log.dropSyncedPages(dropPages, LOG_CACHE_KEEP_BYTES, LOG_SYNC_EVERY_BYTES)
     const pageOffsetOf = pageOffsetFinder() ?? undefined
     if (pageOffsetOf !== undefined) store.log.writeLargePayloadsDirect(pageOffsetOf)
-    return { client: new EmbeddedClient(store, new LocalOrderer(store), pageOffsetOf, options), replayedRecords, truncatedBytes }
+    return { client: new EmbeddedClient(store, new LocalOrderer(store), disk, pageOffsetOf, options), replayedRecords, truncatedBytes }
   }
 
   walk(components: readonly string[], cut: HlcStamp): Promise<Attr> {
@@ -209,18 +220,44 @@ export class EmbeddedClient implements Client {
     return this.store.snapshot(name)
   }
   appendData(_ino: Ino, bytes: Uint8Array, crc?: number | Promise<number>): { ref: DataRef; written: Promise<void> } {
+    this.disk.refuseWhenFull('write')
     const { position, written } = this.store.appendData(bytes, crc)
+    written.catch((err: unknown) => this.fullDisk(err))
     return { ref: position, written }
+  }
+
+  refuseWhenFull(): void {
+    this.disk.refuseWhenFull('write')
+  }
+
+  async diskState(): Promise<DiskState> {
+    return this.disk.current()
+  }
+
+  /** The disk filled up under the log (something else wrote to it): the reserve file goes, so deletes and retention can run. */
+  private fullDisk(err: unknown): void {
+    if (isFffsError(err) && err.code === 'ENOSPC') void this.disk.release().then(() => this.disk.refresh()).catch(() => undefined)
   }
   readData(ref: DataRef, into: Buffer, intoOffset: number, lengthBytes: number): Promise<void> {
     if ('blob' in ref) throw new Error(`internal: the embedded log names no blobs (blob ${ref.blob})`)
     return this.store.log.read(ref, into, intoOffset, lengthBytes)
   }
 
-  /** One process, no reconnects, one clock whose stamps every read of this client came from: no options needed. */
+  /**
+   * One process, no reconnects, one clock whose stamps every read of this client came from: no
+   * options needed. A mutation that adds data is refused (ENOSPC) while the disk is below its
+   * reserve; the ones that free space always go.
+   */
   async submit(mutation: Mutation, _options?: SubmitOptions): Promise<{ stamp: HlcStamp; ino?: Ino }> {
-    const { stamp, result } = await this.orderer.submit(mutation)
-    return { stamp, ...unwrap(result) }
+    if (addsData(mutation)) this.disk.refuseWhenFull(mutation.type)
+    this.store.refuseUnwrittenData(mutation)
+    try {
+      const { stamp, result } = await this.orderer.submit(mutation)
+      return { stamp, ...unwrap(result) }
+    } catch (err) {
+      this.fullDisk(err)
+      throw err
+    }
   }
 
   async stableFrontier(): Promise<HlcStamp> {

@@ -49,8 +49,16 @@ export class LocalOrderer implements Orderer {
     const entry: InFlight = { stamp }
     this.inFlight.push(entry)
     const applied = this.applyChain.then(async () => {
-      await this.store.log.sync()
-      const result = await this.store.apply(stamp, mutation, logged)
+      let result: ApplyResult
+      try {
+        await this.store.log.sync()
+        result = await this.store.apply(stamp, mutation, logged)
+      } catch (err) {
+        // Not in the log (a full disk), or the log failed: the record is no more; the next ones go on.
+        if (this.inFlight[0] === entry) this.inFlight.shift()
+        this.wake()
+        throw err
+      }
       if (this.inFlight.shift() !== entry) throw new Error('records applied out of order')
       this.wake()
       return { stamp, result }

@@ -8,6 +8,7 @@
 // cover (`M applied`), so recovery replays exactly the records the index has not seen.
 
 import { ClassicLevel } from 'classic-level'
+import { promises as fsp } from 'node:fs'
 import path from 'node:path'
 import { errors, FffsError } from '../errors.js'
 import { isoOfUs } from '../temporal/civil.js'
@@ -20,9 +21,10 @@ import { RecordIndex, type RecordAt } from './recordIndex.js'
 import { compactRange, describeCounts, emptyCounts, nodeFacts, type CompactionCounts } from './retention/compaction.js'
 import { HistoryFloor, type HistoryRule } from './retention/floor.js'
 import { tierInstants, type RetentionPolicy } from './retention/policy.js'
+import { noSpace } from './diskSpace.js'
 import { PendingData } from './pendingData.js'
 import { collectSegments, decodeSegmentSummary, encodeSegmentSummary, logBaseOf, type GcOptions, type GcReport } from './segmentGc.js'
-import { EntryKind, SegmentLog, type LogPosition } from './segmentLog.js'
+import { EntryKind, SegmentLog, segmentSizeForDisk, type LogPosition } from './segmentLog.js'
 import { VersionSearch } from './versionSearch.js'
 
 export const NAME_MAX_BYTES = 255
@@ -105,6 +107,7 @@ export class Store {
   private readonly blocks: BlockHistory
   /** The history floor and the cuts pinned below it: which reads of the past are answered (retention/floor.ts). */
   readonly floor: HistoryFloor
+  private readonly segmentSizeChosen: boolean
   private applying = false
   /** Applies, and segment GC's rewrite of the index, one at a time (Store.exclusive). */
   private turn: Promise<void> = Promise.resolve()
@@ -130,11 +133,12 @@ export class Store {
    */
   readonly role: ShardRole | undefined
 
-  /** `segmentSizeBytes`: the log's segment files' size (default 256 MiB; smaller in tests and benches of segment GC). */
+  /** `segmentSizeBytes`: the log's segment files' size (default: by the size of the disk, segmentSizeForDisk). */
   constructor(dir: string, options: { role?: ShardRole; segmentSizeBytes?: number } = {}) {
     this.role = options.role
     this.dir = dir
     this.log = new SegmentLog(path.join(dir, 'segments'), options.segmentSizeBytes)
+    this.segmentSizeChosen = options.segmentSizeBytes !== undefined
     this.db = new ClassicLevel<Buffer, Buffer>(path.join(dir, 'index'), { keyEncoding: 'buffer', valueEncoding: 'buffer' })
     this.records = new RecordIndex(this.db)
     this.blocks = new BlockHistory(this.db)
@@ -143,6 +147,11 @@ export class Store {
 
   /** Opens the index, creates the root on first use, and replays the log past the index. */
   async open(): Promise<StoreOpenResult> {
+    await fsp.mkdir(this.dir, { recursive: true })
+    if (!this.segmentSizeChosen) {
+      const disk = await fsp.statfs(this.dir)
+      this.log.segmentSizeBytes = segmentSizeForDisk(disk.blocks * disk.bsize)
+    }
     await this.db.open()
     this.versionSearch = new VersionSearch()
     const applied = this.db.getSync(keys.meta('applied'))
@@ -230,7 +239,20 @@ export class Store {
   appendData(bytes: Uint8Array, crc?: number | Promise<number>): { position: LogPosition; written: Promise<void> } {
     const appended = this.log.append(EntryKind.Data, bytes, crc)
     this.pending.add(appended.position, bytes.byteLength)
+    appended.written.catch(() => this.pending.failed(appended.position)) // a full disk: a version must not name it
     return appended
+  }
+
+  /**
+   * Refuses (ENOSPC) a version naming data whose entry could not be written (the disk was full:
+   * the log was cut back and the position may hold other bytes later). Checked before the
+   * version is ordered (EmbeddedClient): once in the log, a record's positions are trusted.
+   */
+  refuseUnwrittenData(mutation: Mutation): void {
+    if (mutation.type !== 'version') return
+    for (const op of mutation.ops) {
+      if (op.op === 'write' && !('blob' in op.data) && this.pending.hasFailed(op.data)) throw noSpace(`version of inode ${mutation.ino}: its bytes could not be written to the log`)
+    }
   }
 
   /** Appends a record to the log; apply it in order, with this result (durable once `log.sync()` returned). */
@@ -272,11 +294,17 @@ export class Store {
         changes.committed = null
         result = { ok: false, code: err.code, message: err.message }
       }
+      const before = { stamp: this.lastAppliedStamp, nextIno: this.nextIno }
       this.lastAppliedStamp = stamp
       this.summarize(changes, stamp, mutation, logged.position.segment)
       // The index never names an entry that is not in the file yet: a process killed between
       // the two would leave it ahead of the log (a machine crash still can: open rebuilds then).
-      await logged.written
+      // An entry that could not be written (a full disk) is no record: as if never applied.
+      await logged.written.catch((err: unknown) => {
+        this.lastAppliedStamp = before.stamp
+        this.nextIno = before.nextIno
+        throw err
+      })
       const indexed = RecordIndex.entry(stamp, logged.position, logged.next)
       changes.put(indexed.key, indexed.value)
       changes.put(keys.meta('applied'), Buffer.from(JSON.stringify(logged.next)))
@@ -1109,6 +1137,26 @@ function encodeSensorEntry(version: number, prefixBytes: number | null): Buffer 
 function decodeSensorEntry(value: Buffer): number | null {
   const [, prefix] = value.toString().split(' ')
   return prefix === undefined ? null : Number(prefix)
+}
+
+/**
+ * Whether a mutation adds data (file bytes, names, attributes, pins): refused while the disk is
+ * below its reserve. The rest (unlink, rmdir, truncation, snapshot deletion, retention) frees
+ * space or takes next to none.
+ */
+export function addsData(m: Mutation): boolean {
+  switch (m.type) {
+    case 'version':
+      return m.ops.some((op) => op.op === 'write')
+    case 'mknod':
+    case 'link':
+    case 'setxattr':
+    case 'snapshot':
+    case 'hold':
+      return true
+    default:
+      return false
+  }
 }
 
 /** Refuses a sensor time below the version's platform time − Δ (deterministic: the stamp is the clock). */
