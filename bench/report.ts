@@ -8,6 +8,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { fsSections, type FsBenchConfig } from './fs/index.js'
 import { logSections, type LogBenchJson } from './log/tables.js'
+import { metadataSections, type MetadataJson } from './metadata/tables.js'
 import { recoverySections, type SizeResult, type TablesConfig as RecoveryTablesConfig } from './recovery/tables.js'
 import { replicationSections, type Summary, type TablesConfig } from './replication/tables.js'
 import { markdownTable, markdownText, type Section } from './tables.js'
@@ -100,6 +101,23 @@ function replicationSection(j: ReplicationJson): string[] {
   return [provenance('npm run bench -- replication', j), '', ...markdownSections(replicationSections(j.summary, j.config, provider)), ...notesAndErrors(j)]
 }
 
+// ------------------------------------------------------------------ metadata
+
+interface MetadataReportJson extends MetadataJson {
+  notes?: string[]
+  errors?: string[]
+}
+
+function metadataSection(j: MetadataReportJson): string[] {
+  return [
+    provenance('npm run bench -- metadata', j),
+    'The same Python workload (bench/metadata/workload.py) against each target, one target at a time; the chart is bench/out/metadata.png.',
+    '',
+    ...markdownSections(metadataSections(j)),
+    ...notesAndErrors(j),
+  ]
+}
+
 // ------------------------------------------------------------------ wave
 
 interface WaveJson {
@@ -172,6 +190,7 @@ const SECTIONS: ReadonlyArray<readonly [name: string, title: string, render: (js
   ['fs', 'File system (`bench/fs`)', fsSection],
   ['transport', 'Transport (`bench/transport`)', transportSection],
   ['replication', 'Replication (`bench/replication`)', replicationSection],
+  ['metadata', 'Metadata and small files (`bench/metadata`)', metadataSection],
   ['wave', 'Wave experiment (`bench/wave`)', waveSection],
   ['log', '`fffs log` (`bench/log`)', logSection],
   ['startup', 'Start-up (`bench/startup`)', startupSection],

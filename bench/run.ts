@@ -14,6 +14,7 @@ const BENCHES: Readonly<Record<string, string>> = {
   fs: 'fs/main.js', // the mount against a null FUSE FS and the plain directory
   transport: 'transport/native-bench.js', // SST, SMC, RDMC against net and iperf3
   replication: 'replication/index.js', // r=1 against r=3 through a mount
+  metadata: 'metadata/index.js', // small files and metadata: ext4, fffs embedded and r=3, GlusterFS
   wave: 'wave/index.js', // the wave experiment at full scale, with its PNG
   log: 'log/index.js', // fffs log's first page on a file with 100k versions, against its whole history
   startup: 'startup/index.js', // npm start to the ready line (fresh clone, unchanged); the CLI's start-up against node
