@@ -221,6 +221,7 @@ export class EmbeddedClient implements Client {
   }
   appendData(_ino: Ino, bytes: Uint8Array, crc?: number | Promise<number>): { ref: DataRef; written: Promise<void> } {
     this.disk.refuseWhenFull('write')
+    this.disk.appended(bytes.byteLength)
     const { position, written } = this.store.appendData(bytes, crc)
     written.catch((err: unknown) => this.fullDisk(err))
     return { ref: position, written }

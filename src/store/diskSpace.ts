@@ -42,6 +42,8 @@ export class DiskGuard {
   private refreshedMs = 0
   private refreshing: Promise<DiskState> | null = null
   private reserveFileBytes = 0
+  /** Bytes appended since the last measure: a burst of writes between measures must not run past the reserve. */
+  private appendedBytes = 0
 
   constructor(dir: string) {
     this.dir = dir
@@ -73,6 +75,7 @@ export class DiskGuard {
         const totalBytes = s.blocks * s.bsize
         const freeBytes = s.bavail * s.bsize
         const reserveBytes = reserveForDisk(totalBytes)
+        this.appendedBytes = 0
         this.state = { totalBytes, freeBytes, reserveBytes, full: freeBytes < reserveBytes }
         this.refreshedMs = Date.now()
         if (!this.state.full && this.reserveFileBytes === 0 && freeBytes > 2 * reserveBytes) void this.takeReserve()
@@ -84,10 +87,20 @@ export class DiskGuard {
     return this.refreshing
   }
 
-  /** Throws ENOSPC when the disk is below the reserve (as last measured; measured again in the background). */
+  /**
+   * Throws ENOSPC when the disk is below the reserve: as last measured, less what was appended
+   * since (measured again in the background).
+   */
   refuseWhenFull(what: string): void {
     if (Date.now() - this.refreshedMs >= REFRESH_MS) void this.refresh().catch(() => undefined)
-    if (this.state.full) throw noSpace(`${what} refused: ${describeDisk(this.state)}; delete files or let retention free space`)
+    if (this.state.full || this.state.freeBytes - this.appendedBytes < this.state.reserveBytes) {
+      throw noSpace(`${what} refused: ${describeDisk(this.state)}; delete files or let retention free space`)
+    }
+  }
+
+  /** `bytes` more are being written to the disk (counted against the last measure). */
+  appended(bytes: number): void {
+    this.appendedBytes += bytes
   }
 
   /** The disk filled up completely: give the reserve file back, for the writes that free space. */

@@ -22,12 +22,12 @@ export function parseDurationMs(text: string): number | null {
   return Number.isSafeInteger(ms) ? ms : null
 }
 
-/** A duration in the form parseDurationMs reads (`1d12h`; `0s` for none). */
+/** A duration in the form parseDurationMs reads, days the largest unit (`14d12h`; `0s` for none). */
 export function formatDurationMs(ms: number): string {
   if (ms === 0) return '0s'
   let rest = ms
   let out = ''
-  for (const unit of UNITS) {
+  for (const unit of UNITS.slice(1)) {
     const n = Math.floor(rest / unit.ms)
     if (n > 0) out += `${n}${unit.name}`
     rest -= n * unit.ms
