@@ -10,7 +10,7 @@ import { RetentionRunner } from '../store/retention/runner.js'
 import { DiskGuard, type DiskState } from '../store/diskSpace.js'
 import { addsData, Store } from '../store/store.js'
 import { hlcToIso } from '../temporal/hlc.js'
-import { describeRun, type HistoryControl } from './history.js'
+import { describeCollect, describeRun, type HistoryControl } from './history.js'
 import type { PageOffsetOf } from '../store/segmentLog.js'
 import type { HlcStamp } from '../temporal/hlc.js'
 import { LocalOrderer, type Orderer } from './orderer.js'
@@ -157,6 +157,7 @@ export class EmbeddedClient implements Client {
       submit: async (mutation) => void unwrap((await orderer.submit(mutation)).result),
       proposes: () => true,
       onRun: (report) => log(`fffs: retention: ${describeRun(report)}`),
+      onCollect: (victims) => log(`fffs: retention: collecting ${describeCollect(victims)}`),
       onError: (err) => log(`fffs: retention: ${err.message}`),
       ...(options.gcCopyBytesPerSecond !== undefined ? { copyBytesPerSecond: options.gcCopyBytesPerSecond } : {}),
     })

@@ -3,6 +3,7 @@
 // group. The stores do the work (src/store/retention/, src/store/segmentGc.ts); this is the
 // face the mount's control socket and `fffs status` use.
 
+import type { GcVictim } from '../store/segmentGc.js'
 import type { Audit } from '../store/store.js'
 import { describePolicy } from '../store/retention/policy.js'
 import type { RetentionRunReport } from '../store/retention/runner.js'
@@ -54,6 +55,13 @@ export function describeRun(report: RetentionRunReport): string {
   const verb = gc.dryRun ? 'could be freed' : 'freed'
   parts.push(`${gc.victims.length} of ${gc.segments} log segments (${formatBytes(gc.victims.reduce((s, v) => s + v.sizeBytes, 0))}) ${verb}, ${formatBytes(gc.bytesCopied)} of live data ${gc.dryRun ? 'to copy' : 'copied'} forward`)
   return parts.join('; ')
+}
+
+/** `3 log segments (12 MB), copying 2.1 MB of live data forward`. */
+export function describeCollect(victims: readonly GcVictim[]): string {
+  const sizeBytes = victims.reduce((sum, v) => sum + v.sizeBytes, 0)
+  const liveBytes = victims.reduce((sum, v) => sum + v.liveBytes, 0)
+  return `${victims.length} log segments (${formatBytes(sizeBytes)}), copying ${formatBytes(liveBytes)} of live data forward`
 }
 
 /** One audit entry as `fffs log --gc` prints it. */

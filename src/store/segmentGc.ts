@@ -63,6 +63,8 @@ export interface GcOptions {
   readonly copyBytesPerSecond?: number
   /** Say what would be collected; change nothing. */
   readonly dryRun?: boolean
+  /** Told of the segments a run collects before it copies their live bytes (a long copy is announced). */
+  readonly onCollect?: (victims: readonly GcVictim[]) => void
 }
 
 export interface GcVictim {
@@ -157,6 +159,7 @@ export async function collectSegments(host: GcHost, options: GcOptions = {}): Pr
     const report: GcReport = { dryRun, floor, logBase, segments: files.length, eligible: summaries.size, victims, bytesCopied: copyBytes, bytesFreed: reclaimed }
     if (dryRun || victims.length === 0) return report
 
+    options.onCollect?.(victims)
     await moveLogBase(host, logBase)
     const byVictim = new Map(victims.map((v) => [v.segment, intervals.get(v.segment) ?? []]))
     await copyForward(host, byVictim, options.copyBytesPerSecond)

@@ -6,7 +6,7 @@
 
 import { hlcToIso } from '../../temporal/hlc.js'
 import type { Mutation } from '../records.js'
-import type { GcReport } from '../segmentGc.js'
+import type { GcReport, GcVictim } from '../segmentGc.js'
 import type { Store } from '../store.js'
 import { emptyCounts, type CompactionCounts } from './compaction.js'
 import { describePolicy, type RetentionPolicy } from './policy.js'
@@ -26,6 +26,8 @@ export interface RetentionRunnerOptions {
   readonly proposes: () => boolean
   /** Told of each background run that dropped or freed something, and of a background run's failure. */
   readonly onRun: (report: RetentionRunReport) => void
+  /** Told when a run starts collecting segments (before it copies their live bytes). */
+  readonly onCollect?: (victims: readonly GcVictim[]) => void
   readonly onError: (err: Error) => void
   /** The I/O budget of background segment GC (bytes copied per second); on-demand runs have none. */
   readonly copyBytesPerSecond?: number
@@ -85,7 +87,8 @@ export class RetentionRunner {
     } else if (store.compactionCursor() !== null && proposes()) {
       compaction = await this.compact() // a compaction a previous proposer left unfinished
     }
-    const gc = await store.gc(background && this.options.copyBytesPerSecond !== undefined ? { copyBytesPerSecond: this.options.copyBytesPerSecond } : {})
+    const budget = background && this.options.copyBytesPerSecond !== undefined ? { copyBytesPerSecond: this.options.copyBytesPerSecond } : {}
+    const gc = await store.gc({ ...budget, ...(this.options.onCollect !== undefined ? { onCollect: this.options.onCollect } : {}) })
     const report = { policy: policy === null ? null : describePolicy(policy), floor: store.floor.stamp === 0n ? null : hlcToIso(store.floor.stamp), compaction, gc }
     if (background && (gc.victims.length > 0 || (compaction !== null && compaction.versionsDropped > 0))) this.options.onRun(report)
     return report
