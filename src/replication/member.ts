@@ -25,9 +25,10 @@
 
 import { promises as fsp, writeFileSync, openSync, fsyncSync, closeSync, readFileSync, renameSync, mkdirSync } from 'node:fs'
 import path from 'node:path'
-import { errors, FffsError } from '../errors.js'
+import { errors, FffsError, isIndexAheadOfCompactedLog } from '../errors.js'
 import type { ApplyResult, Attr, DataRef, Ino, Mutation, NameBinding, SensorPick, Snapshot, VersionOp, VersionRange } from '../store/records.js'
 import type { LogPosition } from '../store/segmentLog.js'
+import type { DiskGuard, DiskState } from '../store/diskSpace.js'
 import { Store } from '../store/store.js'
 import { HLC_MAX, hlcPhysicalUs, hlcToIso, wallClockUs, type HlcStamp } from '../temporal/hlc.js'
 import type { Client, SubmitId, SubmitOptions } from './client.js'
@@ -42,6 +43,8 @@ import { describeTransfer, formatBytes, type TransferStatus } from './readiness.
 import { ExportAhead, recordDigestAt, TransferImport, TransferProgress, transferSizeEstimate, type HeldBlob, type TransferBatch, type TransferCursor } from './transfer.js'
 import { NativeTransport, pageCacheDropper, pageOffsetFinder } from './transport/native.js'
 import { TRANSPORT_DEFAULTS, type Transport } from './transport/types.js'
+import type { HistoryState } from './history.js'
+import { MemberUpkeep } from './upkeep.js'
 import type { MemberView, ViewSource } from './viewWatch.js'
 import { connect, MemberBehindError, type Connection, type Incoming, type Reply } from './wire.js'
 
@@ -138,6 +141,9 @@ export interface MemberStatus {
   readonly starting: { readonly vid: number; readonly ready: boolean } | null
   /** The state transfer under way ("catching up, 41% of 2.1 GB"), if any. */
   readonly transfer: TransferStatus | null
+  /** History retention of this member's store (upkeep.ts), and the disk it is on. */
+  readonly history: HistoryState
+  readonly disk: DiskState
 }
 
 export class Member {
@@ -155,6 +161,8 @@ export class Member {
   private transfer: TransferProgress | null = null // the state transfer under way
   private catchUpChain: Promise<unknown> = Promise.resolve() // one state transfer into the store at a time
   private readonly exportAhead: ExportAhead // the batches of transfers this member serves, read ahead
+  /** Retention, segment GC and the disk (upkeep.ts). */
+  readonly upkeep: MemberUpkeep
   private storeReplaced = false // the store was discarded and is not yet caught up: reads refused
   private storeSwapping = false // the store is closed and reopened empty (discardStore): even prefix reads refused
   private readsRunning = 0
@@ -180,7 +188,7 @@ export class Member {
   private fatal: Error | null = null
   private stableHigh: HlcStamp = 0n // the highest stamp this member has found stable
 
-  private constructor(config: GroupConfig, self: GroupMember, store: Store, options: MemberOptions) {
+  private constructor(config: GroupConfig, self: GroupMember, store: Store, disk: DiskGuard, options: MemberOptions) {
     this.config = config
     this.id = self.id
     this.self = self
@@ -195,6 +203,17 @@ export class Member {
     this.accepted = readJson<AcceptedView>(path.join(self.dataDir, 'accepted.json'))
     this.client = new ReplicaClient(this)
     this.exportAhead = new ExportAhead(store)
+    this.upkeep = new MemberUpkeep({
+      store,
+      config,
+      memberId: this.id,
+      disk,
+      submit: async (mutation) => void (await this.client.submit(mutation)),
+      leads: () => this.phase === 'running' && Math.min(...this.lastView.memberIds) === this.id,
+      running: () => this.phase === 'running',
+      log: this.log,
+    })
+    this.upkeep.start()
     this.tickTimer = setInterval(() => this.feedCore({ kind: 'tick' }), TICK_MS)
   }
 
@@ -205,9 +224,17 @@ export class Member {
     for (const name of await fsp.readdir(self.dataDir)) {
       if (name.startsWith(DISCARDED_PREFIX)) await fsp.rm(path.join(self.dataDir, name), { recursive: true, force: true }) // a crash left it
     }
+    const disk = await MemberUpkeep.measureDisk(self.dataDir) // on a full disk its reserve file is given back: the store can open
     const store = new Store(self.dataDir, config.shardRole !== undefined ? { role: config.shardRole } : {})
-    await store.open()
-    return new Member(config, self, store, options)
+    await store.open().catch(async (err: unknown) => {
+      // The index got ahead of a log whose start segment GC deleted (a machine crash), or a
+      // full transfer was cut short: this replica is fetched whole from the group.
+      if (!isIndexAheadOfCompactedLog(err)) throw err
+      ;(options.log ?? ((line: string) => process.stderr.write(line + '\n')))(`fffs: member ${id}: ${(err as Error).message}; starting empty, to be fetched whole from the group`)
+      await moveAside(self.dataDir)
+      await store.open()
+    })
+    return new Member(config, self, store, disk, options)
   }
 
   private get stopped(): boolean {
@@ -260,6 +287,8 @@ export class Member {
       lastView: this.lastView,
       starting: this.starting,
       transfer: this.transfer?.status() ?? null,
+      history: this.upkeep.state(),
+      disk: this.upkeep.lastDisk,
     }
   }
 
@@ -639,13 +668,7 @@ export class Member {
     while (this.readsRunning > 0 && Date.now() - drainStartedMs < READS_DRAIN_MAX_MS) await sleep(10)
     this.exportAhead.clear() // read from the log being discarded
     await this.store.close()
-    const dataDir = this.self.dataDir
-    const trash = path.join(dataDir, `${DISCARDED_PREFIX}${Date.now()}`)
-    mkdirSync(trash)
-    for (const name of ['index', 'segments']) {
-      renameSync(path.join(dataDir, name), path.join(trash, name))
-      fsyncDirectory(dataDir)
-    }
+    const trash = await moveAside(this.self.dataDir)
     await this.store.open()
     this.storeSwapping = false
     this.appendedStamp = this.syncedStamp = this.store.appliedStamp
@@ -1098,6 +1121,7 @@ export class Member {
     this.epoch = null
     await epoch?.transport.stop().catch(() => undefined)
     for (const connecting of this.peers.values()) void connecting.then((c) => c.close(), () => undefined)
+    await this.upkeep.stop()
     await this.applyChain.catch(() => undefined)
     await this.store.close()
   }
@@ -1127,6 +1151,21 @@ function fsyncDirectory(dir: string): void {
   } finally {
     closeSync(fd)
   }
+}
+
+/**
+ * Moves a store's files aside, crash-safely: `index/` first (a crash leaves the log, which
+ * opening replays), then `segments/` (a crash leaves an empty store), the directory synced
+ * after each; returns where they went (`discarded-*`, deleted by the caller or at the next open).
+ */
+async function moveAside(dataDir: string): Promise<string> {
+  const trash = path.join(dataDir, `${DISCARDED_PREFIX}${Date.now()}`)
+  mkdirSync(trash)
+  for (const name of ['index', 'segments']) {
+    renameSync(path.join(dataDir, name), path.join(trash, name))
+    fsyncDirectory(dataDir)
+  }
+  return trash
 }
 
 function sleep(ms: number): Promise<void> {

@@ -99,6 +99,8 @@ export type Mutation =
   | { readonly type: 'retain'; readonly policy: RetentionPolicy }
   /** Drops what the floor no longer needs from the nodes with inodes from where the last `compact` stopped up to `toIno` (exclusive). */
   | { readonly type: 'compact'; readonly toIno: number }
+  /** A member's disk fell below its reserve (`full`), or has room again: while any member is short, records that add data are refused (ENOSPC). */
+  | { readonly type: 'space'; readonly member: number; readonly full: boolean }
 
 export type ApplyResult =
   | { readonly ok: true; readonly ino?: Ino }

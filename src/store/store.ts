@@ -49,6 +49,7 @@ class Changes {
 }
 
 const COMPACTION_KEY = keys.meta('compaction')
+const SPACE_SHORT_KEY = keys.meta('spaceShort')
 /** Set in stores that kept the rows of names' histories from their first record (setDirEntry). */
 const ROWS_KEPT_KEY = keys.meta('rowsKept')
 const BLOCK_TAG = keys.blockTable()[0]!
@@ -406,11 +407,14 @@ export class Store {
 
   private async applyTo(changes: Changes, stamp: HlcStamp, m: Mutation): Promise<ApplyResult> {
     // A misrouted mutation is refused, not half-applied: it would split one object's history across shards.
-    const everyShard = m.type === 'snapshot' || m.type === 'unsnapshot' || m.type === 'hold' || m.type === 'release' || m.type === 'retain' || m.type === 'compact'
+    const everyShard = m.type === 'snapshot' || m.type === 'unsnapshot' || m.type === 'hold' || m.type === 'release' || m.type === 'retain' || m.type === 'compact' || m.type === 'space'
     if (this.role === 'data' && !everyShard && m.type !== 'version' && !(m.type === 'setattr' && m.mode === undefined && m.uid === undefined && m.gid === undefined)) {
       throw errors.invalid(`${m.type} sent to a data shard (namespace mutations belong to the meta shard)`)
     }
     if (this.role === 'meta' && m.type === 'version') throw errors.invalid(`version of inode ${m.ino} sent to the meta shard (file contents belong to a data shard)`)
+    // A member short of disk space said so in order: every replica refuses new data alike.
+    const short = this.membersShortOfSpace()
+    if (short.length > 0 && addsData(m)) throw noSpace(`${m.type} refused: member${short.length > 1 ? 's' : ''} ${short.join(', ')} of the group short of disk space`)
     switch (m.type) {
       case 'mknod':
         return { ok: true, ino: await this.applyMknod(changes, stamp, m) }
@@ -481,6 +485,12 @@ export class Store {
       case 'compact':
         await this.applyCompact(changes, m.toIno)
         return { ok: true }
+      case 'space': {
+        if (!Number.isSafeInteger(m.member) || m.member < 0) throw errors.invalid(`space: ${m.member} is not a member id`)
+        const next = short.filter((id) => id !== m.member).concat(m.full === true ? [m.member] : []).sort((a, b) => a - b)
+        changes.put(SPACE_SHORT_KEY, Buffer.from(JSON.stringify(next)))
+        return { ok: true }
+      }
     }
   }
 
@@ -525,6 +535,12 @@ export class Store {
     }
     if (counts.versionsDropped > 0 || counts.nodesRemoved > 0) this.versionSearch = new VersionSearch() // remembered stamps of dropped versions: harmless, but memory
     this.compactionLog?.(describeCounts(counts, rule.floor))
+  }
+
+  /** The members that said their disk is short of space (`space` records), in order. */
+  membersShortOfSpace(): number[] {
+    const value = this.db.getSync(SPACE_SHORT_KEY)
+    return value === undefined ? [] : (JSON.parse(value.toString()) as number[])
   }
 
   /** Where the compaction the last `retain` started stands; null: done (or none). */
