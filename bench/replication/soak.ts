@@ -26,11 +26,7 @@ async function main(): Promise<void> {
     let epochs = 0
     for (let i = 0; i < seeds; i++) {
       const seed = scenario.firstSeed + shift + i
-      const result = runSchedule(scenario, seed)
-      // A schedule runs synchronously; the promise reactions it queued (sends, transport starts)
-      // hold its cores and networks until the microtask queue runs: let it, or thousands of
-      // schedules exhaust the heap (21000 did, at 4 GB).
-      await new Promise<void>((resolve) => setImmediate(resolve))
+      const result = await runSchedule(scenario, seed)
       steps += result.steps
       epochs += result.epochs
       if (result.violations.length > 0) {

@@ -58,7 +58,7 @@ function listening(member: GroupMember): Promise<boolean> {
 /** The member's status (authenticated with the cluster key), or null when it does not answer. */
 async function askMember(config: GroupConfig, member: GroupMember, timeoutMs = STATUS_TIMEOUT_MS): Promise<MemberAnswer | null> {
   try {
-    const { fetchMemberStatus } = await import('../replication/remote.js')
+    const { fetchMemberStatus } = await import('../replication/remoteClient.js')
     return (await fetchMemberStatus(config, member, timeoutMs)) as MemberAnswer
   } catch {
     return null

@@ -4,7 +4,7 @@ import path from 'node:path'
 import { errors } from '../errors.js'
 import { loadGroupConfig, memberById } from '../replication/config.js'
 import { Member } from '../replication/member.js'
-import { serveClient } from '../replication/remote.js'
+import { serveClient } from '../replication/server.js'
 import { shardGroupsOf, startPerShard } from '../replication/shards.js'
 import { listen } from '../replication/wire.js'
 import { openDataDir } from './dataDir.js'
@@ -30,7 +30,7 @@ export async function runServe(opts: { config: string; id: number; withParent?: 
       const member = await openDataDir(self.dataDir, () => Member.open(group.config, opts.id, { log: (line) => logLine(`${line}${shard}`) }))
       try {
         const server = await listen(self.clientPort, self.host, config.key, (connection) =>
-          serveClient(connection, member.client, { dedupesSubmits: true, memberId: opts.id, status: () => ({ ...member.status(), pid: process.pid }), views: member.views, extraRequests: (request) => member.handlePeerRequest(request) }),
+          serveClient(connection, member.client, { dedupesSubmits: true, memberId: opts.id, status: () => ({ ...member.status(), pid: process.pid }), views: member.views, peer: member.peerService, history: member.history }),
         )
         return { group, self, member, server }
       } catch (err) {

@@ -2,7 +2,7 @@
 
 import net from 'node:net'
 import path from 'node:path'
-import { errors, FffsError, type FffsErrorCode } from '../errors.js'
+import { codeOf, errors, FffsError, reasonOf } from '../errors.js'
 import { fffsMounts } from '../fs/mountTable.js'
 import { controlSocketPath, type ControlRequest, type ControlResponse } from './protocol.js'
 
@@ -59,7 +59,7 @@ export async function request<T>(mountpoint: string, body: ControlRequest | (Con
       reject(errors.invalid(`cannot reach the mount at ${mountpoint} (${err.message})`))
     })
   })
-  if (!response.ok) throw new FffsError(response.code as FffsErrorCode, response.message)
+  if (!response.ok) throw new FffsError(codeOf(response.code), response.message, reasonOf(response.reason))
   return response.result as T
 }
 

@@ -24,7 +24,7 @@ export type ControlRequest =
   | { readonly op: 'changes'; readonly pattern: string; readonly after?: string } // after: HlcStamp, decimal; absent: from now
   | { readonly op: 'unmount' }
 
-export type ControlResponse = { readonly ok: true; readonly result: unknown } | { readonly ok: false; readonly code: string; readonly message: string }
+export type ControlResponse = { readonly ok: true; readonly result: unknown } | { readonly ok: false; readonly code: string; readonly message: string; readonly reason?: string }
 
 export const CONTROL_REQUEST_BYTES_MAX = 64 * 1024
 

@@ -10,7 +10,7 @@ import { NameHistory, type HistoryQuery, type HistoryRow } from '../fs/history.j
 import { parsePath, Resolver, SNAPSHOT_DIR, type TimeOptions } from '../fs/resolve.js'
 import type { Client } from '../replication/client.js'
 import { describeAudit, describeRun, type HistoryControl } from '../replication/history.js'
-import { RemoteClient } from '../replication/remote.js'
+import { RemoteClient } from '../replication/remoteClient.js'
 import { ShardedClient } from '../replication/sharded.js'
 import type { Attr, EntryChange, NodeKind } from '../store/records.js'
 import { HLC_MAX, hlcCeilingOfUs, hlcOf, hlcToIso } from '../temporal/hlc.js'
@@ -187,7 +187,7 @@ export class ControlServer {
       if (typeof request !== 'object' || request === null || typeof request.op !== 'string') throw errors.invalid('request has no op')
       return { ok: true, result: await this.dispatch(request) }
     } catch (err) {
-      if (isFffsError(err)) return { ok: false, code: err.code, message: err.message }
+      if (isFffsError(err)) return { ok: false, code: err.code, message: err.message, ...(err.reason !== undefined ? { reason: err.reason } : {}) }
       return { ok: false, code: 'EIO', message: err instanceof Error ? err.message : String(err) }
     }
   }

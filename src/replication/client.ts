@@ -277,6 +277,14 @@ export class EmbeddedClient implements Client {
 }
 
 function unwrap(result: ApplyResult): { ino?: Ino } {
-  if (!result.ok) throw new FffsError(result.code, result.message)
+  if (!result.ok) throw new FffsError(result.code, result.message, result.reason)
   return result.ino === undefined ? {} : { ino: result.ino }
+}
+
+/** The blobs a version names (each once). */
+export function blobIdsOf(mutation: Mutation): string[] {
+  if (mutation.type !== 'version') return []
+  const ids = new Set<string>()
+  for (const op of mutation.ops) if (op.op === 'write' && 'blob' in op.data) ids.add(op.data.blob)
+  return [...ids]
 }

@@ -5,6 +5,7 @@
 // still opening, reporting, starting); one that makes none for `stallMs`, or that went on to
 // another plan, ends the wait and the plan (the member recovers again).
 
+import { sleep, type Clock } from './clock.js'
 import type { EpochPlan, MemberReport } from './recovery.js'
 
 export interface PlanBarrierOptions {
@@ -15,14 +16,16 @@ export interface PlanBarrierOptions {
   readonly tell: (id: number) => void
   readonly stallMs: number
   readonly pollMs: number
+  readonly clock: Clock
   /** The waiting member gave up on the plan itself (stopped, or left it). */
   readonly abandoned: () => boolean
 }
 
 /** Resolves once every member of `plan` is ready to connect; throws on a stalled or departed member. */
 export async function waitForPlanMembers(plan: EpochPlan, options: PlanBarrierOptions): Promise<void> {
+  const clock = options.clock
   const waiting = new Map<number, { progress: string; sinceMs: number }>()
-  for (const id of plan.memberIds) if (id !== options.selfId) waiting.set(id, { progress: '', sinceMs: Date.now() })
+  for (const id of plan.memberIds) if (id !== options.selfId) waiting.set(id, { progress: '', sinceMs: clock.nowMs() })
   while (waiting.size > 0) {
     if (options.abandoned()) throw new Error(`left view ${plan.vid} before it started`)
     await Promise.all(
@@ -35,13 +38,13 @@ export async function waitForPlanMembers(plan: EpochPlan, options: PlanBarrierOp
         const progress = progressOf(report)
         if (progress !== state.progress) {
           state.progress = progress
-          state.sinceMs = Date.now()
-        } else if (Date.now() - state.sinceMs >= options.stallMs) {
+          state.sinceMs = clock.nowMs()
+        } else if (clock.nowMs() - state.sinceMs >= options.stallMs) {
           throw new Error(`member ${id} made no progress towards view ${plan.vid} for ${options.stallMs} ms (${describe(report)})`)
         }
       }),
     )
-    if (waiting.size > 0) await new Promise((resolve) => setTimeout(resolve, options.pollMs))
+    if (waiting.size > 0) await sleep(clock, options.pollMs)
   }
 }
 
@@ -49,7 +52,9 @@ export async function waitForPlanMembers(plan: EpochPlan, options: PlanBarrierOp
 export function readiness(report: MemberReport | null, plan: EpochPlan): 'ready' | 'waiting' | 'gone' {
   if (report === null) return 'waiting'
   if (report.phase === 'stopped') return 'gone'
-  if (report.phase === 'running') return report.lastVid === plan.vid ? 'ready' : 'gone'
+  // Running an earlier view: still in the epoch this plan follows (members leave it once each
+  // saw the reconfigure delivered everywhere, not all at once). A later one: gone to another plan.
+  if (report.phase === 'running') return report.lastVid === plan.vid ? 'ready' : report.lastVid < plan.vid ? 'waiting' : 'gone'
   if (report.phase === 'starting' && report.starting !== undefined) {
     if (report.starting.vid > plan.vid) return 'gone'
     if (report.starting.vid === plan.vid) return report.starting.ready ? 'ready' : 'waiting'

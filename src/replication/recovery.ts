@@ -17,8 +17,10 @@ export interface MemberReport {
   readonly id: number
   readonly phase: 'recovering' | 'starting' | 'running' | 'stopped'
   readonly lastStamp: string // HlcStamp of the last record in its log
-  readonly lastVid: number // 0: never ran
+  readonly lastVid: number // the last view it installed, or prepared to start (view.json); 0: none
   readonly lastViewIds: readonly number[] // members of that view (every configured member when 0)
+  /** The last view it ran in (ran.json): prepared plans that never ran are not in it. Absent: lastVid. */
+  readonly lastRunVid?: number
   /** The last view-change value this member accepted (durable before it was published); absent: none. */
   readonly accepted?: AcceptedView
   /** Starting the epoch whose first view is `vid`: `ready` once it holds the plan's start (waitForPlanMembers). */
@@ -56,11 +58,15 @@ export interface EpochPlan {
  * it (two groups taking writes). Among views accepted for one id, the highest ballot is the one
  * that may have been chosen (Paxos: every acceptance at or above the chosen ballot has its value).
  *
- * Donor: the longest log among the members whose last installed view is the latest installed.
- * Their logs are prefixes of one order and hold every record acknowledged or found stable (see
- * above). A member of an older view can hold a longer log that is not a prefix of it: records
- * delivered and persisted only by members absent from an earlier restart, which the group went
- * on without; the longest log overall would revive them, possibly over acknowledged records.
+ * Donor: the longest log among the members whose last view run is the latest run. Their logs
+ * are prefixes of one order and hold every record acknowledged or found stable (see above). A
+ * member of an older view can hold a longer log that is not a prefix of it: records delivered
+ * and persisted only by members absent from an earlier restart, which the group went on
+ * without; the longest log overall would revive them, possibly over acknowledged records. Views
+ * run, not views prepared: a member writes a plan's view before the plan runs (the quorum above
+ * counts it, as it may run), and a plan that never ran says nothing about whose log holds what.
+ * (Found by the simulation: a member that had prepared a plan alone, with an empty log, was made
+ * the donor over a group that had run and taken writes since, long-suffix-3 seed 800031.)
  */
 export function planEpoch(reports: readonly MemberReport[], selfId: number, graceOver: boolean): EpochPlan | null {
   if (reports.some((r) => r.phase === 'starting' || r.phase === 'running')) return null
@@ -94,9 +100,11 @@ function latestView(reports: readonly MemberReport[]): { vid: number; memberIds:
   return best
 }
 
-/** Donor order: the later installed view, then the longer log, then the lower id. */
+/** Donor order: the later view run, then the longer log, then the lower id. */
 function compareLogs(a: MemberReport, b: MemberReport): number {
-  if (a.lastVid !== b.lastVid) return a.lastVid - b.lastVid
+  const aRan = a.lastRunVid ?? a.lastVid
+  const bRan = b.lastRunVid ?? b.lastVid
+  if (aRan !== bRan) return aRan - bRan
   const aStamp = BigInt(a.lastStamp)
   const bStamp = BigInt(b.lastStamp)
   if (aStamp !== bStamp) return aStamp > bStamp ? 1 : -1

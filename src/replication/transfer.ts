@@ -21,6 +21,7 @@ import { decodeRecord, type Mutation } from '../store/records.js'
 import { DIRECT_PAYLOAD_MIN_BYTES, EntryKind, PAGE_BYTES, type LogPosition } from '../store/segmentLog.js'
 import type { Store } from '../store/store.js'
 import type { HlcStamp } from '../temporal/hlc.js'
+import { systemClock, type Clock } from './clock.js'
 import { describeTransfer, type TransferStatus } from './readiness.js'
 
 /** About this many bytes of file data per batch (one op more at most). */
@@ -210,11 +211,15 @@ export async function exportBatch(store: Store, request: TransferRequest, maxByt
  */
 export class ExportAhead {
   private readonly store: Store
+  private readonly clock: Clock
+  private readonly batchBytes: number
   private readonly ahead = new Map<string, { readonly batch: Promise<{ batch: TransferBatch; body: Buffer }>; readonly atMs: number }>()
   private generation = 0 // bumped by clear: a read begun before it never serves a request after it
 
-  constructor(store: Store) {
+  constructor(store: Store, clock: Clock = systemClock, batchBytes = TRANSFER_BATCH_BYTES) {
     this.store = store
+    this.clock = clock
+    this.batchBytes = batchBytes
   }
 
   /** The batch `request` asks for: read ahead for it already, or read now; then the next one is read ahead. */
@@ -222,16 +227,16 @@ export class ExportAhead {
     const key = requestKey(request)
     const held = this.ahead.get(key)
     this.ahead.delete(key)
-    const now = Date.now()
+    const now = this.clock.nowMs()
     for (const [k, entry] of this.ahead) if (now - entry.atMs > PREFETCH_KEEP_MS) this.ahead.delete(k)
-    const batch = held?.batch ?? exportBatch(this.store, request)
+    const batch = held?.batch ?? exportBatch(this.store, request, this.batchBytes)
     const generation = this.generation
     void batch.then(({ batch: served }) => {
       if (served.done || this.ahead.size >= PREFETCH_MAX || generation !== this.generation) return
       const next = { ...request, cursor: served.cursor }
-      const reading = exportBatch(this.store, next)
+      const reading = exportBatch(this.store, next, this.batchBytes)
       reading.catch(() => undefined) // read again, and reported, if it is asked for
-      this.ahead.set(requestKey(next), { batch: reading, atMs: Date.now() })
+      this.ahead.set(requestKey(next), { batch: reading, atMs: this.clock.nowMs() })
     }, () => undefined)
     return batch
   }
@@ -275,6 +280,7 @@ export async function transferSizeEstimate(store: Store, after: HlcStamp, upto: 
 export class TransferImport {
   private readonly store: Store
   private readonly onRecordFailed: (stamp: HlcStamp, message: string) => void
+  private readonly observer: { recordLogged(stamp: HlcStamp, mutation: Mutation): void } | undefined
   private pending: LogPosition[] = [] // data of the next record, appended already
   private applyChain: Promise<void> = Promise.resolve()
   private readonly applied: Array<Promise<void>> = [] // per batch taken, its last apply (bounded lag)
@@ -285,9 +291,11 @@ export class TransferImport {
   bytes = 0 // of batch bodies taken: file data and records
   complete = false // the stream's last batch was taken
 
-  constructor(store: Store, onRecordFailed: (stamp: HlcStamp, message: string) => void) {
+  /** `observer`: told of each record as it is appended here. */
+  constructor(store: Store, onRecordFailed: (stamp: HlcStamp, message: string) => void, observer?: { recordLogged(stamp: HlcStamp, mutation: Mutation): void }) {
     this.store = store
     this.onRecordFailed = onRecordFailed
+    this.observer = observer
   }
 
   /** Takes one batch (in stream order). Durable once `finish` returned, or in part at each periodic sync. */
@@ -309,6 +317,7 @@ export class TransferImport {
       } else {
         const { stamp, mutation: exported } = decodeRecord(bytesOf(item.record))
         const { mutation, logged } = this.store.appendImported(stamp, exported, this.pending)
+        this.observer?.recordLogged(stamp, mutation)
         this.pending = []
         this.applyChain = this.applyChain.then(async () => {
           const result = await this.store.apply(stamp, mutation, logged)
@@ -347,14 +356,17 @@ export class TransferImport {
 
 export class TransferProgress {
   readonly donorId: number
-  private readonly startedMs = Date.now()
+  private readonly clock: Clock
+  private readonly startedMs: number
   private totalBytes = 0
   private doneBytes = 0
   private records = 0
-  private loggedMs = Date.now()
+  private loggedMs: number
 
-  constructor(donorId: number) {
+  constructor(donorId: number, clock: Clock = systemClock) {
     this.donorId = donorId
+    this.clock = clock
+    this.startedMs = this.loggedMs = clock.nowMs()
   }
 
   expect(totalBytes: number): void {
@@ -367,7 +379,7 @@ export class TransferProgress {
   }
 
   status(): TransferStatus {
-    const elapsedMs = Date.now() - this.startedMs
+    const elapsedMs = this.clock.nowMs() - this.startedMs
     const totalBytes = Math.max(this.totalBytes, this.doneBytes)
     const rateBytesPerS = elapsedMs > 0 ? (this.doneBytes * 1000) / elapsedMs : 0
     const etaMs = rateBytesPerS > 0 ? Math.round(((totalBytes - this.doneBytes) * 1000) / rateBytesPerS) : null
@@ -376,8 +388,8 @@ export class TransferProgress {
 
   /** A log line every `periodMs` (null between). */
   lineIfDue(periodMs: number): string | null {
-    if (Date.now() - this.loggedMs < periodMs) return null
-    this.loggedMs = Date.now()
+    if (this.clock.nowMs() - this.loggedMs < periodMs) return null
+    this.loggedMs = this.clock.nowMs()
     return describeTransfer(this.status())
   }
 }

@@ -7,20 +7,8 @@
 
 import { FffsError } from '../errors.js'
 import type { GroupConfig, GroupMember } from './config.js'
-import type { MemberReport } from './recovery.js'
-import { connect, type Connection, type Reply } from './wire.js'
-
-/** The request that starts a watch; its reply is the member's view now, then VIEW_EVENT messages follow. */
-export const WATCH_VIEWS = 'watchViews'
-export const VIEW_EVENT = 'view'
-
-/** A member's view of the group, as it pushes it. */
-export interface MemberView {
-  readonly memberId: number
-  readonly phase: MemberReport['phase']
-  readonly vid: number // the last view it installed (or is starting)
-  readonly memberIds: readonly number[]
-}
+import { clientMethods, messageArgs, messages, request, send, type MemberView } from './protocol.js'
+import { connect, type Connection } from './wire.js'
 
 /** What a member offers watchers (the member runtime). */
 export interface ViewSource {
@@ -29,11 +17,11 @@ export interface ViewSource {
   subscribe(listener: (view: MemberView) => void): () => void
 }
 
-/** Serves a watch on `connection`: the view now as the reply, every change as a message, until it closes. */
-export function serveViewWatch(connection: Connection, source: ViewSource): Reply {
-  const unsubscribe = source.subscribe((view) => void connection.send(VIEW_EVENT, view).catch(() => undefined))
+/** Serves a watch on `connection`: the view now (the reply), every change as a `view` message, until it closes. */
+export function serveViewWatch(connection: Connection, source: ViewSource): MemberView {
+  const unsubscribe = source.subscribe((view) => void send(connection, messages.view, view).catch(() => undefined))
   connection.onClose(unsubscribe)
-  return { result: source.current() }
+  return source.current()
 }
 
 const RETRY_MIN_MS = 250
@@ -72,15 +60,16 @@ export class ViewWatch {
           deadPeerMs: clients.deadPeerMs,
           handshakeTimeoutMs: clients.handshakeTimeoutMs,
           onMessage: (message) => {
-            if (message.method === VIEW_EVENT && !this.closed) this.onView(message.args as MemberView)
+            const view = messageArgs(messages.view, message)
+            if (view !== undefined && !this.closed) this.onView(view)
           },
         })
         const open = connection
         this.connections.add(open)
         const closed = new Promise<void>((resolve) => open.onClose(() => resolve()))
         if (this.closed) open.close()
-        const { result } = await open.request(WATCH_VIEWS, {}, { timeoutMs: clients.requestTimeoutMs })
-        if (!this.closed) this.onView(result as MemberView)
+        const { result } = await request(open, clientMethods.watchViews, undefined, { timeoutMs: clients.requestTimeoutMs })
+        if (!this.closed) this.onView(result)
         delayMs = RETRY_MIN_MS
         await closed
         this.connections.delete(open)

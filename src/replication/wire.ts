@@ -9,13 +9,14 @@
 //   {t:'r', id, result} | {t:'r', id, error:{code, message}}
 //   {t:'m', name, args}                one-way message (blobs, server-pushed events)
 //   {t:'p'}                            heartbeat, sent when a side has been quiet
-// Errors travel as {code, message} and are re-thrown as FffsError with that code, so the
-// errno mapping in src/fs keeps working across the network. Every wait is bounded: a request
+// Errors travel as {code, message, reason?} and are re-thrown as FffsError with that code and
+// reason, so the errno mapping in src/fs, and whatever tells conditions apart by reason, keep
+// working across the network. Every wait is bounded: a request
 // by its timeout, the connection by heartbeats (no frame for deadPeerMs: closed, and every
 // pending request rejects with ConnectionLostError).
 
 import * as net from 'node:net'
-import { ERRNO, FffsError, isFffsError, type FffsErrorCode } from '../errors.js'
+import { codeOf, FffsError, isFffsError, reasonOf } from '../errors.js'
 import { DIRECT_PAYLOAD_MIN_BYTES, PAGE_BYTES, type PageOffsetOf } from '../store/segmentLog.js'
 import { addressOf, authenticate, type AuthOptions } from './auth.js'
 import { CLIENT_WIRE_DEFAULTS } from './config.js'
@@ -40,7 +41,7 @@ let pageOffsetOf: PageOffsetOf | null | undefined // loaded with the addon at th
  */
 export class MemberBehindError extends FffsError {
   constructor(message: string) {
-    super('EAGAIN', message)
+    super('EAGAIN', message, 'behind')
     this.name = 'MemberBehindError'
   }
 }
@@ -325,7 +326,7 @@ export class Connection {
       replyBody = reply.body
     } catch (err) {
       if (!isFffsError(err)) this.onHandlerBug(method, err)
-      header = { t: 'r', id, error: isFffsError(err) ? { code: err.code, message: err.message, ...(err instanceof MemberBehindError ? { behind: true } : {}) } : { code: 'EIO', message: `internal error serving ${method}: ${err instanceof Error ? err.message : String(err)}` } }
+      header = { t: 'r', id, error: isFffsError(err) ? { code: err.code, message: err.message, ...(err.reason !== undefined ? { reason: err.reason } : {}) } : { code: 'EIO', message: `internal error serving ${method}: ${err instanceof Error ? err.message : String(err)}` } }
       replyBody = undefined
     }
     if (this.closeReason !== null) return
@@ -349,17 +350,17 @@ export class Connection {
 /** Frames `take` copied, and how many bytes in front of them are theirs too. */
 const copiedFrames = new WeakMap<Buffer, number>()
 
-/** `behind`: a MemberBehindError. */
+/** An error as it travels: its code, message and reason (errors.ts FffsReason). */
 interface WireError {
   readonly code: string
   readonly message: string
-  readonly behind?: boolean
+  readonly reason?: string
 }
 
 function errorFromWire(error: WireError): FffsError {
-  if (error.behind === true) return new MemberBehindError(error.message)
-  const code = (error.code in ERRNO ? error.code : 'EIO') as FffsErrorCode
-  return new FffsError(code, error.message)
+  const reason = reasonOf(error.reason)
+  if (reason === 'behind') return new MemberBehindError(error.message)
+  return new FffsError(codeOf(error.code), error.message, reason)
 }
 
 // ---------------------------------------------------------------- both ends

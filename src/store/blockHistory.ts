@@ -14,7 +14,7 @@
 // skip deltas (a whole map per B and E entry: a multiple of 16 bytes) are read as maps; the
 // next change of such a block starts its chain over (change 1, from that map).
 
-import type { ClassicLevel } from 'classic-level'
+import type { IndexDb } from './disk.js'
 import type { HlcStamp } from '../temporal/hlc.js'
 import { applyDelta, composeDeltas, decodeExtents, encodeExtents, EXTENT_BYTES, NO_CHANGE, type BlockDelta, type BlockMap, type Extent } from './blockMap.js'
 import { keys } from './keys.js'
@@ -96,11 +96,11 @@ export function relocateBlockEntry(value: Buffer, move: (segment: number, segmen
 }
 
 export class BlockHistory {
-  private readonly db: ClassicLevel<Buffer, Buffer>
+  private readonly db: IndexDb
   private readonly cache = new Map<string, BlockMap>() // `ino:block:entry stamp` -> map, least recently used first
   private cachedExtents = 0
 
-  constructor(db: ClassicLevel<Buffer, Buffer>) {
+  constructor(db: IndexDb) {
     this.db = db
   }
 

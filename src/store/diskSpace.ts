@@ -8,9 +8,9 @@
 // at a start on a full disk), so that the store can open and free space; it is taken again once
 // there is room.
 
-import { promises as fsp } from 'node:fs'
 import path from 'node:path'
 import { FffsError } from '../errors.js'
+import { nodeDisk, type Disk } from './disk.js'
 
 const REFRESH_MS = 250
 const RESERVE_BYTES_MIN = 8 * 1024 * 1024
@@ -38,6 +38,7 @@ export function noSpace(what: string): FffsError {
 
 export class DiskGuard {
   private readonly dir: string
+  private readonly disk: Disk
   private state: DiskState = { totalBytes: 0, freeBytes: 0, reserveBytes: RESERVE_BYTES_MIN, full: false }
   private refreshedMs = 0
   private refreshing: Promise<DiskState> | null = null
@@ -45,13 +46,15 @@ export class DiskGuard {
   /** Bytes appended since the last measure: a burst of writes between measures must not run past the reserve. */
   private appendedBytes = 0
 
-  constructor(dir: string) {
+  constructor(dir: string, disk: Disk = nodeDisk) {
     this.dir = dir
+    this.disk = disk
   }
 
   /** Measures the disk, gives the reserve file back if the disk is full, and makes it where there is room. */
   async start(): Promise<DiskState> {
-    this.reserveFileBytes = await fsp.stat(this.reserveFile).then((s) => s.size, () => 0)
+    await this.disk.mkdirp(this.dir)
+    this.reserveFileBytes = (await this.disk.sizeOf(this.reserveFile)) ?? 0
     const state = await this.refresh()
     if (state.freeBytes < RESERVE_BYTES_MIN) await this.release()
     else await this.takeReserve()
@@ -71,9 +74,7 @@ export class DiskGuard {
   refresh(): Promise<DiskState> {
     this.refreshing ??= (async () => {
       try {
-        const s = await fsp.statfs(this.dir)
-        const totalBytes = s.blocks * s.bsize
-        const freeBytes = s.bavail * s.bsize
+        const { totalBytes, availableBytes: freeBytes } = await this.disk.space(this.dir)
         const reserveBytes = reserveForDisk(totalBytes)
         this.appendedBytes = 0
         this.state = { totalBytes, freeBytes, reserveBytes, full: freeBytes < reserveBytes }
@@ -106,7 +107,7 @@ export class DiskGuard {
   /** The disk filled up completely: give the reserve file back, for the writes that free space. */
   async release(): Promise<void> {
     if (this.reserveFileBytes === 0) return
-    await fsp.rm(this.reserveFile, { force: true })
+    await this.disk.remove(this.reserveFile)
     this.reserveFileBytes = 0
     this.refreshedMs = 0
   }
@@ -119,7 +120,7 @@ export class DiskGuard {
     if (this.reserveFileBytes > 0) return
     const bytes = Math.min(RESERVE_FILE_BYTES_MAX, Math.floor(this.state.reserveBytes / 4))
     try {
-      const handle = await fsp.open(this.reserveFile, 'w')
+      const handle = await this.disk.open(this.reserveFile, 'a+')
       try {
         const zeros = Buffer.alloc(1024 * 1024)
         for (let done = 0; done < bytes; done += zeros.length) await handle.write(zeros, 0, Math.min(zeros.length, bytes - done), done)
@@ -129,7 +130,7 @@ export class DiskGuard {
       }
       this.reserveFileBytes = bytes
     } catch {
-      await fsp.rm(this.reserveFile, { force: true }).catch(() => undefined) // no room for it now: later
+      await this.disk.remove(this.reserveFile).catch(() => undefined) // no room for it now: later
     }
   }
 }

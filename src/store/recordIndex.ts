@@ -7,8 +7,8 @@
 // after a crash the store replays the log past it and the replay writes these entries again.
 // A store written before the index existed is indexed once, by one scan, at its first open.
 
-import type { ClassicLevel } from 'classic-level'
 import type { HlcStamp } from '../temporal/hlc.js'
+import type { IndexDb, IndexOp } from './disk.js'
 import { keys, stampOfKey } from './keys.js'
 import { decodeRecord } from './records.js'
 import { EntryKind, type LogPosition, type SegmentLog } from './segmentLog.js'
@@ -40,9 +40,9 @@ function decodeRecordAt(value: Buffer): RecordAt {
 }
 
 export class RecordIndex {
-  private readonly db: ClassicLevel<Buffer, Buffer>
+  private readonly db: IndexDb
 
-  constructor(db: ClassicLevel<Buffer, Buffer>) {
+  constructor(db: IndexDb) {
     this.db = db
   }
 
@@ -84,7 +84,7 @@ export class RecordIndex {
   async completeFrom(log: SegmentLog): Promise<number> {
     if (this.db.getSync(COMPLETE_KEY) !== undefined) return 0
     let count = 0
-    let batch: Array<{ type: 'put'; key: Buffer; value: Buffer }> = []
+    let batch: IndexOp[] = []
     await log.scan({ segment: 0, offset: 0 }, async (entry) => {
       if (entry.kind !== EntryKind.Record) return true
       const { stamp } = decodeRecord(entry.payload)

@@ -2,7 +2,7 @@
 // these, stamped by the orderer and applied in order by Store.apply. They are the unit the
 // replication layer multicasts; nothing else changes state.
 
-import type { FffsErrorCode } from '../errors.js'
+import type { FffsErrorCode, FffsReason } from '../errors.js'
 import type { HlcStamp } from '../temporal/hlc.js'
 import type { RetentionPolicy } from './retention/policy.js'
 import type { LogPosition } from './segmentLog.js'
@@ -104,7 +104,7 @@ export type Mutation =
 
 export type ApplyResult =
   | { readonly ok: true; readonly ino?: Ino }
-  | { readonly ok: false; readonly code: FffsErrorCode; readonly message: string }
+  | { readonly ok: false; readonly code: FffsErrorCode; readonly message: string; readonly reason?: FffsReason }
 
 /** What a change of a directory did to its entries (a directory version's `entries`; `fffs log DIR` shows it). */
 export interface EntryChange {

@@ -18,7 +18,7 @@
 // finish; (5) the segments are deleted. A crash before (3) leaves unnamed copies (garbage the
 // next run collects); after it, segments nothing names.
 
-import type { ClassicLevel } from 'classic-level'
+import type { IndexDb } from './disk.js'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { HLC_MAX, type HlcStamp } from '../temporal/hlc.js'
 import { decodeBlockEntry, relocateBlockEntry, type MovedPieces } from './blockHistory.js'
@@ -37,7 +37,7 @@ const LOG_BASE_KEY = keys.meta('logBase')
 
 /** What GC needs of the store it collects. */
 export interface GcHost {
-  readonly db: ClassicLevel<Buffer, Buffer>
+  readonly db: IndexDb
   readonly log: SegmentLog
   readonly records: RecordIndex
   readonly floor: HistoryFloor
@@ -102,7 +102,7 @@ export function decodeSegmentSummary(value: Buffer): SegmentSummary {
 }
 
 /** The log base: records at or below it may be gone from the log; a state transfer starts above it. */
-export function logBaseOf(db: ClassicLevel<Buffer, Buffer>): HlcStamp {
+export function logBaseOf(db: IndexDb): HlcStamp {
   const value = db.getSync(LOG_BASE_KEY)
   return value === undefined ? 0n : BigInt(value.toString())
 }
@@ -221,7 +221,7 @@ async function summarizeLog(host: GcHost): Promise<void> {
  * The byte ranges of each candidate segment some block entry names (merged), and the keys of
  * those entries (B entries, and the whole maps of E entries written before skip deltas).
  */
-async function liveIntervals(db: ClassicLevel<Buffer, Buffer>, candidates: ReadonlyMap<number, unknown>): Promise<{ intervals: Map<number, LiveInterval[]>; referencing: Map<string, Buffer> }> {
+async function liveIntervals(db: IndexDb, candidates: ReadonlyMap<number, unknown>): Promise<{ intervals: Map<number, LiveInterval[]>; referencing: Map<string, Buffer> }> {
   const ranges = new Map<number, Array<[number, number]>>()
   const referencing = new Map<string, Buffer>()
   const note = (key: Buffer, extents: BlockMap): void => {
@@ -254,7 +254,7 @@ async function liveIntervals(db: ClassicLevel<Buffer, Buffer>, candidates: Reado
 /** Moves the log base (synced: no transfer may start below it from now on), then drops the record-index entries at or below it. */
 async function moveLogBase(host: GcHost, logBase: HlcStamp): Promise<void> {
   if (logBase <= logBaseOf(host.db)) return
-  await host.db.put(LOG_BASE_KEY, Buffer.from(logBase.toString()), { sync: true })
+  await host.db.batch([{ type: 'put', key: LOG_BASE_KEY, value: Buffer.from(logBase.toString()) }], { sync: true })
   for (;;) {
     const stale = await host.db.keys({ gte: keys.recordPrefix(), lte: keys.record(logBase), limit: RECORD_INDEX_DELETES_PER_BATCH }).all()
     if (stale.length === 0) break

@@ -11,11 +11,11 @@
 // A Pad entry (payload ignored) puts the next entry's payload at a page boundary, where a
 // large payload is written with O_DIRECT (writeLargePayloadsDirect).
 
-import { constants as fsConstants, promises as fsp } from 'node:fs'
-import type { FileHandle } from 'node:fs/promises'
+import { constants as fsConstants } from 'node:fs'
 import path from 'node:path'
 import { errors, FffsError } from '../errors.js'
 import { crc32c, crc32cCombine, crc32cOfSuffix } from './crc32c.js'
+import { nodeDisk, type Disk, type DiskFile } from './disk.js'
 
 export const ENTRY_HEADER_BYTES = 16
 const ENTRY_MAGIC = 0x31534646 // 'FFS1'
@@ -106,14 +106,15 @@ function padEntry(sizeBytes: number): Buffer {
 export class SegmentLog {
   readonly dir: string
   segmentSizeBytes: number // entries roll over to a new segment past it (segments already written may be of another size)
+  private readonly disk: Disk
   private tailSegment = 0
   private tailOffset = 0 // next entry start in tailSegment
-  private writer: FileHandle | null = null
+  private writer: DiskFile | null = null
   private writerSegment = 0 // the segment `writer` is open on
   private isOpen = false // between open and close (`writer` is null for a moment while a segment changes)
   /** Read handles by segment, as promises: concurrent first reads of a segment share one open. */
-  private readonly readers = new Map<number, Promise<FileHandle>>()
-  private readonly directReaders = new Map<number, Promise<FileHandle>>() // O_DIRECT, for large page-aligned payloads
+  private readonly readers = new Map<number, Promise<DiskFile>>()
+  private readonly directReaders = new Map<number, Promise<DiskFile>>() // O_DIRECT, for large page-aligned payloads
   /** Serialises writes so file order equals position order; fsync follows every earlier write. */
   private writeChain: Promise<void> = Promise.resolve()
   /** Where the bytes in the files end: appended entries past it are still queued on writeChain. */
@@ -136,11 +137,12 @@ export class SegmentLog {
   /** Ordinary entries waiting to be written together (appendToGroup); null: the next one starts a group. */
   private group: WriteGroup | null = null
   /** Set by writeLargePayloadsDirect; `handle` is the tail segment opened O_DIRECT, when open. */
-  private direct: { readonly pageOffsetOf: PageOffsetOf; handle: FileHandle | null; segment: number } | null = null
+  private direct: { readonly pageOffsetOf: PageOffsetOf; handle: DiskFile | null; segment: number } | null = null
 
-  constructor(dir: string, segmentSizeBytes = SEGMENT_SIZE_BYTES_DEFAULT) {
+  constructor(dir: string, segmentSizeBytes = SEGMENT_SIZE_BYTES_DEFAULT, disk: Disk = nodeDisk) {
     this.dir = dir
     this.segmentSizeBytes = segmentSizeBytes
+    this.disk = disk
   }
 
   /**
@@ -149,8 +151,8 @@ export class SegmentLog {
    * truncated away (a torn tail is dropped, never served). Returns when the tail is ready.
    */
   async open(from: LogPosition, onEntry: (entry: LogEntry) => Promise<void>): Promise<{ truncatedBytes: number }> {
-    await fsp.mkdir(this.dir, { recursive: true })
-    const segments = (await fsp.readdir(this.dir))
+    await this.disk.mkdirp(this.dir)
+    const segments = (await this.disk.list(this.dir))
       .map((name) => /^seg-(\d{8})\.log$/.exec(name))
       .filter((m): m is RegExpExecArray => m !== null)
       .map((m) => Number(m[1]))
@@ -160,16 +162,16 @@ export class SegmentLog {
     const last = segments.length > 0 ? segments[segments.length - 1]! : 0
     for (let segment = from.segment; segment <= last; segment++) {
       const file = path.join(this.dir, segmentName(segment))
-      const sizeBytes = await fsp.stat(file).then((s) => s.size, () => 0)
+      const sizeBytes = (await this.disk.sizeOf(file)) ?? 0
       const start = segment === from.segment ? from.offset : 0
       const end = await this.scanSegment(segment, start, sizeBytes, onEntry)
       position = { segment, offset: end }
       if (end < sizeBytes) {
         truncatedBytes += sizeBytes - end
-        await fsp.truncate(file, end)
+        await this.disk.truncate(file, end)
         for (const later of segments.filter((s) => s > segment)) {
-          truncatedBytes += (await fsp.stat(path.join(this.dir, segmentName(later)))).size
-          await fsp.rm(path.join(this.dir, segmentName(later)))
+          truncatedBytes += (await this.disk.sizeOf(path.join(this.dir, segmentName(later)))) ?? 0
+          await this.disk.remove(path.join(this.dir, segmentName(later)))
         }
         break
       }
@@ -177,11 +179,16 @@ export class SegmentLog {
     this.tailSegment = position.segment
     this.tailOffset = position.offset
     this.writtenTo = { segment: position.segment, offset: position.offset }
+    // The tail may end in bytes a previous process wrote and never synced (it was killed): still
+    // in the page cache, lost if the machine goes down. The first sync covers them, even if this
+    // process appended nothing (a member that restarted makes its log durable before it serves
+    // it as an epoch's start).
+    this.appendedCount = this.syncedCount + 1
     if (this.cacheDrop !== null) {
       this.cacheDrop.segment = this.tailSegment
       this.cacheDrop.droppedTo = 0
     }
-    this.writer = await fsp.open(path.join(this.dir, segmentName(this.tailSegment)), 'a+')
+    this.writer = await this.disk.open(path.join(this.dir, segmentName(this.tailSegment)), 'a+')
     this.writerSegment = this.tailSegment
     this.isOpen = true
     return { truncatedBytes }
@@ -195,9 +202,10 @@ export class SegmentLog {
   /** The segment files there are, oldest first, with their sizes. */
   async segmentFiles(): Promise<Array<{ segment: number; sizeBytes: number }>> {
     const out: Array<{ segment: number; sizeBytes: number }> = []
-    for (const name of await fsp.readdir(this.dir)) {
+    for (const name of await this.disk.list(this.dir)) {
       const match = /^seg-(\d{8})\.log$/.exec(name)
-      if (match !== null) out.push({ segment: Number(match[1]), sizeBytes: (await fsp.stat(path.join(this.dir, name))).size })
+      const sizeBytes = match === null ? null : await this.disk.sizeOf(path.join(this.dir, name))
+      if (match !== null && sizeBytes !== null) out.push({ segment: Number(match[1]), sizeBytes })
     }
     return out.sort((a, b) => a.segment - b.segment)
   }
@@ -205,7 +213,7 @@ export class SegmentLog {
   /** Every intact entry of one sealed segment, in order (segment GC reads the records of a segment it did not see written). */
   async scanSealed(segment: number, onEntry: (entry: LogEntry) => Promise<void>): Promise<void> {
     if (segment >= this.tailSegment) throw new Error(`SegmentLog.scanSealed: segment ${segment} is not sealed (the tail is ${this.tailSegment})`)
-    const sizeBytes = await fsp.stat(path.join(this.dir, segmentName(segment))).then((s) => s.size, () => 0)
+    const sizeBytes = (await this.disk.sizeOf(path.join(this.dir, segmentName(segment)))) ?? 0
     await this.scanSegment(segment, 0, sizeBytes, onEntry)
   }
 
@@ -222,22 +230,21 @@ export class SegmentLog {
         handles.delete(segment)
         await open?.then((h) => h.close(), () => undefined)
       }
-      await fsp.rm(path.join(this.dir, segmentName(segment)), { force: true })
+      await this.disk.remove(path.join(this.dir, segmentName(segment)))
     }
-    const dir = await fsp.open(this.dir, 'r')
-    await dir.sync().finally(() => dir.close())
+    await this.disk.syncDir(this.dir)
   }
 
   /** Whether the log's files reach `position` (before open: the index's `applied` must not lie beyond them). */
   async reaches(position: LogPosition): Promise<boolean> {
     if (position.offset === 0 && position.segment === 0) return true
-    const sizeBytes = await fsp.stat(path.join(this.dir, segmentName(position.segment))).then((s) => s.size, () => -1)
-    return sizeBytes >= position.offset
+    const sizeBytes = await this.disk.sizeOf(path.join(this.dir, segmentName(position.segment)))
+    return sizeBytes !== null && sizeBytes >= position.offset
   }
 
   /** Reads intact entries of one segment from `start`; returns where reading stopped (onEntry returning false stops before that entry). */
   private async scanSegment(segment: number, start: number, sizeBytes: number, onEntry: (e: LogEntry) => Promise<boolean | void>): Promise<number> {
-    const handle = await fsp.open(path.join(this.dir, segmentName(segment)), 'r').catch(() => null)
+    const handle = await this.disk.open(path.join(this.dir, segmentName(segment)), 'r').catch(() => null)
     if (handle === null) return 0
     try {
       const header = Buffer.alloc(ENTRY_HEADER_BYTES)
@@ -353,18 +360,18 @@ export class SegmentLog {
     this.group = null
     const began = at.offset === 0 && at.segment > 0 // the failed write began segment at.segment
     const last = began ? at.segment - 1 : at.segment
-    for (let segment = Math.max(this.tailSegment, this.writerSegment); segment > last; segment--) await fsp.rm(path.join(this.dir, segmentName(segment)), { force: true })
+    for (let segment = Math.max(this.tailSegment, this.writerSegment); segment > last; segment--) await this.disk.remove(path.join(this.dir, segmentName(segment)))
     if (this.writer === null || this.writerSegment !== last) {
       await this.writer?.close().catch(() => undefined)
       if (this.direct?.handle != null) {
         await this.direct.handle.close().catch(() => undefined)
         this.direct.handle = null
       }
-      this.writer = await fsp.open(path.join(this.dir, segmentName(last)), 'a+')
+      this.writer = await this.disk.open(path.join(this.dir, segmentName(last)), 'a+')
       this.writerSegment = last
     }
     if (!began) await this.writer.truncate(at.offset)
-    this.writtenTo = { segment: last, offset: (await this.writer.stat()).size }
+    this.writtenTo = { segment: last, offset: (await this.disk.sizeOf(path.join(this.dir, segmentName(last)))) ?? 0 }
     this.tailSegment = at.segment
     this.tailOffset = this.segmentSizeBytes // full: the next append rolls over to a new segment
     this.spaceFailure = null
@@ -406,7 +413,7 @@ export class SegmentLog {
       if (direct.handle === null || direct.segment !== segment) {
         await direct.handle?.close()
         direct.handle = null
-        direct.handle = await fsp.open(path.join(this.dir, segmentName(segment)), fsConstants.O_WRONLY | fsConstants.O_DIRECT)
+        direct.handle = await this.disk.open(path.join(this.dir, segmentName(segment)), fsConstants.O_WRONLY | fsConstants.O_DIRECT)
         direct.segment = segment
       }
       await writeFully(direct.handle, payload.subarray(0, directBytes), offset)
@@ -466,10 +473,9 @@ export class SegmentLog {
       await this.direct.handle.close()
       this.direct.handle = null
     }
-    this.writer = await fsp.open(path.join(this.dir, segmentName(segment)), 'a+')
+    this.writer = await this.disk.open(path.join(this.dir, segmentName(segment)), 'a+')
     this.writerSegment = segment
-    const dir = await fsp.open(this.dir, 'r')
-    await dir.sync().finally(() => dir.close())
+    await this.disk.syncDir(this.dir)
   }
 
   /**
@@ -500,7 +506,7 @@ export class SegmentLog {
         const covering = this.appendedCount
         const coveringSegment = this.tailSegment
         const coveringOffset = this.tailOffset
-        let synced: FileHandle | null = null
+        let synced: DiskFile | null = null
         this.syncInFlight = this.writeChain
           .then(() => (this.writer === null ? undefined : (synced = this.writer).datasync())) // null: a segment change failed (full disk) after syncing the segment before
           .then(() => {
@@ -542,10 +548,10 @@ export class SegmentLog {
   }
 
   /** Reads `lengthBytes` at `position` through the segment's handle in `handles` (opened with `flags` once); returns the length. */
-  private async readFully(handles: Map<number, Promise<FileHandle>>, flags: string | number, position: LogPosition, into: Buffer, intoOffset: number, lengthBytes: number): Promise<number> {
+  private async readFully(handles: Map<number, Promise<DiskFile>>, flags: string | number, position: LogPosition, into: Buffer, intoOffset: number, lengthBytes: number): Promise<number> {
     let opening = handles.get(position.segment)
     if (opening === undefined) {
-      const open = fsp.open(path.join(this.dir, segmentName(position.segment)), flags)
+      const open = this.disk.open(path.join(this.dir, segmentName(position.segment)), flags)
       handles.set(position.segment, open)
       // A failed open is forgotten, so the next read tries again (unless close() has moved on).
       open.catch(() => {
@@ -610,7 +616,7 @@ export class SegmentLog {
   async scan(from: LogPosition, onEntry: (entry: LogEntry) => Promise<boolean>): Promise<LogPosition> {
     for (let segment = from.segment; segment <= this.tailSegment; segment++) {
       const start = segment === from.segment ? from.offset : 0
-      const end = segment === this.tailSegment ? this.tailOffset : await fsp.stat(path.join(this.dir, segmentName(segment))).then((s) => s.size, () => 0)
+      const end = segment === this.tailSegment ? this.tailOffset : ((await this.disk.sizeOf(path.join(this.dir, segmentName(segment)))) ?? 0)
       let stopped = false
       const reached = await this.scanSegment(segment, start, end, async (entry) => (stopped = !(await onEntry(entry))) ? false : true)
       if (stopped || segment === this.tailSegment) return { segment, offset: reached }
@@ -633,7 +639,7 @@ export class SegmentLog {
 }
 
 /** pwrite until every byte is written (a short write is legal, if rare). */
-async function writeFully(handle: FileHandle, bytes: Uint8Array, offset: number): Promise<void> {
+async function writeFully(handle: DiskFile, bytes: Uint8Array, offset: number): Promise<void> {
   for (let done = 0; done < bytes.length; ) {
     const { bytesWritten } = await handle.write(bytes, done, bytes.length - done, offset + done)
     if (bytesWritten === 0) throw errors.corrupt(`log write made no progress at offset ${offset + done}`)

@@ -7,14 +7,13 @@
 // it is applied; LevelDB batches are written without sync and carry the log position they
 // cover (`M applied`), so recovery replays exactly the records the index has not seen.
 
-import { ClassicLevel } from 'classic-level'
-import { promises as fsp } from 'node:fs'
 import path from 'node:path'
 import { errors, FffsError } from '../errors.js'
 import { isoOfUs } from '../temporal/civil.js'
 import { HLC_MAX, hlcCeilingOfUs, hlcPhysicalUs, wallClockUs, type HlcStamp } from '../temporal/hlc.js'
 import { BlockHistory } from './blockHistory.js'
 import { BLOCK_SIZE_BYTES, composeDeltas, NO_CHANGE, truncateDelta, writeDelta, type BlockDelta, type BlockMap } from './blockMap.js'
+import { nodeDisk, type Disk, type IndexDb, type IndexOp } from './disk.js'
 import { decodeDirEntry, decodeIno, decodeRow, encodeDirEntry, encodeLiveDirEntry, encodeRow, encodeStamp, inoOfKey, keys, liveDirEntrySince, nameOfDirEntryKey, nameOfLiveDirKey, prefixEnd, stampOfKey } from './keys.js'
 import { decodeRecord, encodeRecord, ROOT_INO, S_ISGID, type ApplyResult, type Attr, type EntryChange, type Ino, type Mutation, type NameBinding, type NodeKind, type RecordCursor, type SensorPick, type Snapshot, type VersionOp, type VersionRange, type VersionRecords } from './records.js'
 import { RecordIndex, type RecordAt } from './recordIndex.js'
@@ -37,11 +36,9 @@ const msOfStamp = (stamp: HlcStamp): number => hlcPhysicalUs(stamp) / 1000
 /** What a sharded group's store holds: `meta`, the namespace; `data`, file contents by inode. */
 export type ShardRole = 'meta' | 'data'
 
-type BatchOp = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer }
-
 /** What apply needs to write, gathered before one atomic LevelDB batch. */
 class Changes {
-  readonly ops: BatchOp[] = []
+  readonly ops: IndexOp[] = []
   /** What to change in memory once the batch is in the index (the history rule a `retain` set). */
   committed: (() => void) | null = null
   readonly put = (key: Buffer, value: Buffer): void => void this.ops.push({ type: 'put', key, value })
@@ -92,6 +89,13 @@ export interface StoreOpenResult {
   readonly rebuiltIndex: boolean
 }
 
+export interface StoreOptions {
+  readonly role?: ShardRole
+  /** Where the log and the index live (default the real disk; the simulation passes its own). */
+  readonly disk?: Disk
+  readonly segmentSizeBytes?: number
+}
+
 /** Where a record was appended (SegmentLog.append): its entry's payload, where the entry after it starts, and when its bytes are in the file. */
 export interface LoggedAt {
   readonly position: LogPosition
@@ -104,7 +108,8 @@ export class Store {
   readonly log: SegmentLog
   /** Where each record is in the log, by stamp (state transfer, a replica's last record). */
   readonly records: RecordIndex
-  private readonly db: ClassicLevel<Buffer, Buffer>
+  private readonly db: IndexDb
+  private readonly disk: Disk
   private readonly blocks: BlockHistory
   /** The history floor and the cuts pinned below it: which reads of the past are answered (retention/floor.ts). */
   readonly floor: HistoryFloor
@@ -135,12 +140,13 @@ export class Store {
   readonly role: ShardRole | undefined
 
   /** `segmentSizeBytes`: the log's segment files' size (default: by the size of the disk, segmentSizeForDisk). */
-  constructor(dir: string, options: { role?: ShardRole; segmentSizeBytes?: number } = {}) {
+  constructor(dir: string, options: StoreOptions = {}) {
     this.role = options.role
     this.dir = dir
-    this.log = new SegmentLog(path.join(dir, 'segments'), options.segmentSizeBytes)
+    this.disk = options.disk ?? nodeDisk
+    this.log = new SegmentLog(path.join(dir, 'segments'), options.segmentSizeBytes, this.disk)
     this.segmentSizeChosen = options.segmentSizeBytes !== undefined
-    this.db = new ClassicLevel<Buffer, Buffer>(path.join(dir, 'index'), { keyEncoding: 'buffer', valueEncoding: 'buffer' })
+    this.db = this.disk.openIndex(path.join(dir, 'index'))
     this.records = new RecordIndex(this.db)
     this.blocks = new BlockHistory(this.db)
     this.floor = new HistoryFloor(this.db)
@@ -148,11 +154,8 @@ export class Store {
 
   /** Opens the index, creates the root on first use, and replays the log past the index. */
   async open(): Promise<StoreOpenResult> {
-    await fsp.mkdir(this.dir, { recursive: true })
-    if (!this.segmentSizeChosen) {
-      const disk = await fsp.statfs(this.dir)
-      this.log.segmentSizeBytes = segmentSizeForDisk(disk.blocks * disk.bsize)
-    }
+    await this.disk.mkdirp(this.dir)
+    if (!this.segmentSizeChosen) this.log.segmentSizeBytes = segmentSizeForDisk((await this.disk.space(this.dir)).totalBytes)
     await this.db.open()
     this.versionSearch = new VersionSearch()
     const applied = this.db.getSync(keys.meta('applied'))
@@ -293,7 +296,7 @@ export class Store {
         if (!(err instanceof FffsError)) throw err
         changes.ops.length = 0
         changes.committed = null
-        result = { ok: false, code: err.code, message: err.message }
+        result = { ok: false, code: err.code, message: err.message, ...(err.reason !== undefined ? { reason: err.reason } : {}) }
       }
       const before = { stamp: this.lastAppliedStamp, nextIno: this.nextIno }
       this.lastAppliedStamp = stamp

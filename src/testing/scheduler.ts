@@ -54,9 +54,13 @@ export class Scheduler {
     return this.heap[0]?.timeMs
   }
 
-  /** Runs after every step, in registration order (for batching). */
-  onAfterStep(hook: () => void): void {
+  /** Runs after every step, in registration order (for batching); returns the unsubscribe. */
+  onAfterStep(hook: () => void): () => void {
     this.afterStepHooks.push(hook)
+    return () => {
+      const at = this.afterStepHooks.indexOf(hook)
+      if (at >= 0) this.afterStepHooks.splice(at, 1)
+    }
   }
 
   at(timeMs: number, run: () => void, options: ScheduleOptions = {}): ScheduledEvent {
@@ -169,5 +173,28 @@ export class Scheduler {
       }
     }
     return top
+  }
+}
+
+/** Lets promise reactions run: everything queued as microtasks before it settles first. */
+export function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve))
+}
+
+/**
+ * Steps `scheduler` until `promise` settles, letting the async code it drives run between steps
+ * (real microtasks, virtual time); throws if nothing is left to step while it is pending.
+ */
+export async function runUntilSettled<T>(scheduler: Scheduler, promise: Promise<T>, stepsMax = 1_000_000): Promise<T> {
+  let settled = false
+  promise.then(
+    () => (settled = true),
+    () => (settled = true),
+  )
+  for (let steps = 0; ; steps++) {
+    await yieldToEventLoop()
+    if (settled) return promise
+    if (steps >= stepsMax) throw new Error(`scheduler: more than ${stepsMax} steps waiting for a promise (livelock?)`)
+    if (!scheduler.step()) throw new Error('scheduler: nothing left to run and the promise is still pending')
   }
 }

@@ -13,7 +13,7 @@ import { loadGroupConfig, writeLocalGroup, type GroupConfig } from '../../src/re
 import { ROOT_INO } from '../../src/store/records.js'
 import { Store } from '../../src/store/store.js'
 import { HLC_MAX } from '../../src/temporal/hlc.js'
-import { fetchMemberStatus } from '../../src/replication/remote.js'
+import { fetchMemberStatus } from '../../src/replication/remoteClient.js'
 import { shardGroups } from '../../src/replication/shards.js'
 import { FFFS_BIN, fusermountLazy, REPO } from './mount.js'
 

@@ -1,13 +1,16 @@
 // Batches in the core: a submit of `records` > 1 is one ordered message that takes that many
 // consecutive stamps, the same at every member, and is answered once its last record is durable
-// everywhere. Three cores on an in-memory table (a row write is seen at once) and a network
-// that delivers every send to every member in order. Virtual time: no timing in this test.
+// everywhere. Three cores over the simulated network, their actions executed by the one
+// executor the member runtime uses (core/execute.ts); each delivery is reported persisted at
+// once. Virtual time: no timing in this test.
 
 import { describe, expect, it } from 'vitest'
+import { executeCoreActions } from '../../src/replication/core/execute.js'
 import { GroupCore, type CoreAction, type CoreEvent } from '../../src/replication/core/group.js'
 import { decodeMessage, encodeMessage, MessageKind } from '../../src/replication/core/message.js'
-import type { SstView } from '../../src/replication/transport/types.js'
+import { groupSchema } from '../../src/replication/core/schema.js'
 import type { HlcStamp } from '../../src/temporal/hlc.js'
+import { SimulatedNetwork } from '../../src/testing/simulatedNetwork.js'
 
 const START_US = 1_800_000_000_000_000
 
@@ -17,47 +20,50 @@ interface Delivered {
   readonly payload: string
 }
 
-function group(n: number) {
-  const rows = Array.from({ length: n }, () => new Map<string, bigint | boolean>())
-  const key = (column: string, index?: number): string => (index === undefined ? column : `${column}[${index}]`)
-  const sst: SstView = {
-    rowCount: n,
-    u64: (rank, column, index) => (rows[rank]!.get(key(column, index)) as bigint | undefined) ?? 0n,
-    bool: (rank, column, index) => (rows[rank]!.get(key(column, index)) as boolean | undefined) ?? false,
-  }
+async function group(n: number) {
+  const net = new SimulatedNetwork({ seed: 3, memberCount: n, schema: groupSchema(n), delayMsMin: 1, delayMsMax: 3, traceEnabled: false })
+  await net.startAll()
   const view = { vid: 1, members: Array.from({ length: n }, (_, r) => r) }
-  const cores = Array.from({ length: n }, (_, selfRank) => new GroupCore({ selfRank, epochSize: n, view, sst, lastStamp: 0n, nowUs: START_US, smallMessageMaxBytes: 1000 }))
+  const nowUs = (): number => START_US + net.nowMs * 1000
+  const cores = Array.from({ length: n }, (_, selfRank) => new GroupCore({ selfRank, epochSize: n, view, sst: net.transport(selfRank).sst, lastStamp: 0n, nowUs: nowUs(), smallMessageMaxBytes: 1000 }))
   const delivered: Delivered[][] = Array.from({ length: n }, () => [])
   const replies: Array<Map<number, HlcStamp>> = Array.from({ length: n }, () => new Map())
-  const events: Array<{ rank: number; event: CoreEvent }> = []
-  let nowUs = START_US
-  const run = (rank: number, actions: readonly CoreAction[]): void => {
-    for (const action of actions) {
-      if (action.kind === 'setU64' || action.kind === 'setBool') rows[rank]!.set(key(action.column, action.index), action.value)
-      else if (action.kind === 'send') for (let to = 0; to < n; to++) events.push({ rank: to, event: { kind: 'message', fromRank: rank, bytes: action.bytes } })
-      else if (action.kind === 'deliver') {
+  const unexpected = (action: CoreAction): never => {
+    throw new Error(`unexpected ${action.kind} in a group without faults`)
+  }
+  const run = (rank: number, actions: readonly CoreAction[]): void =>
+    executeCoreActions(actions, net.transport(rank), {
+      push: () => net.transport(rank).push(),
+      sendFailed: (err) => {
+        throw err
+      },
+      deliver: (action) => {
         const records = action.records ?? 1
         delivered[rank]!.push({ stamp: action.stamp, records, payload: new TextDecoder().decode(action.payload) })
-        events.push({ rank, event: { kind: 'persisted', stamp: action.stamp + BigInt(records - 1) } })
-      } else if (action.kind === 'reply') replies[rank]!.set(action.requestId, action.stamp)
-      else if (action.kind === 'push') for (let other = 0; other < n; other++) if (other !== rank) events.push({ rank: other, event: { kind: 'rows' } })
-    }
-  }
-  cores.forEach((core, rank) => run(rank, core.start()))
-  const step = (rank: number, event: CoreEvent): void => run(rank, cores[rank]!.handle(event, (nowUs += 7)))
-  const settle = (): void => {
-    for (let steps = 0; events.length > 0; steps++) {
-      if (steps > 100_000) throw new Error('the group did not settle')
-      const { rank, event } = events.shift()!
-      step(rank, event)
-    }
-  }
+        net.scheduler.after(0, () => step(rank, { kind: 'persisted', stamp: action.stamp + BigInt(records - 1) }))
+      },
+      reply: (action) => void replies[rank]!.set(action.requestId, action.stamp),
+      persistTrim: unexpected,
+      persistAccepted: unexpected,
+      installView: unexpected,
+      reject: unexpected,
+      excluded: unexpected,
+    })
+  const step = (rank: number, event: CoreEvent): void => run(rank, cores[rank]!.handle(event, nowUs()))
+  cores.forEach((core, rank) => {
+    const transport = net.transport(rank)
+    transport.on('rows', () => step(rank, { kind: 'rows' }))
+    transport.on('small', (from, _seq, bytes) => step(rank, { kind: 'message', fromRank: from, bytes }))
+    transport.on('large', (from, _seq, bytes) => step(rank, { kind: 'message', fromRank: from, bytes }))
+    run(rank, core.start())
+  })
+  const settle = (): void => void net.runUntilIdle(100_000)
   return { cores, delivered, replies, step, settle }
 }
 
 describe('batches in the core', () => {
-  it('a batch takes consecutive stamps, the same at every member, and is answered once its last record is durable everywhere', () => {
-    const g = group(3)
+  it('a batch takes consecutive stamps, the same at every member, and is answered once its last record is durable everywhere', async () => {
+    const g = await group(3)
     const payload = (text: string): Uint8Array => new TextEncoder().encode(text)
     g.step(0, { kind: 'submit', requestId: 1, payload: payload('a') })
     g.step(0, { kind: 'submit', requestId: 2, payload: payload('batch of 5'), records: 5 })

@@ -46,6 +46,18 @@ describe('planEpoch', () => {
     const plan = planEpoch([recovering(0, 500, 4, [0, 1, 2]), recovering(1, 450, 9, [1, 2]), recovering(2, 400, 9, [1, 2])], 0, true)
     expect(plan).toEqual({ vid: 11, memberIds: [0, 1, 2], donorId: 1, startStamp: '450' })
   })
+
+  // Member 0 prepared a plan of view 4 alone (it wrote view 4, then the plan failed) with an
+  // empty log; members 1 and 2 had run view 1 = [1, 2] and taken writes, then prepared view 3,
+  // which never ran either. The latest view prepared is 0's; the latest view run is 1 and 2's.
+  it('the donor is a member of the latest view that ran, not of a later one only prepared', () => {
+    const reports: MemberReport[] = [
+      { ...recovering(0, 0, 4, [0, 1, 2]), lastRunVid: 0 },
+      { ...recovering(1, 900, 3, [0, 1, 2]), lastRunVid: 1 },
+      { ...recovering(2, 900, 3, [0, 1, 2]), lastRunVid: 1 },
+    ]
+    expect(planEpoch(reports, 0, true)).toEqual({ vid: 7, memberIds: [0, 1, 2], donorId: 1, startStamp: '900' })
+  })
 })
 
 describe('recordDigest', () => {

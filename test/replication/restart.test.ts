@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ROOT_INO } from '../../src/store/records.js'
 import { Store } from '../../src/store/store.js'
 import { FffsError } from '../../src/errors.js'
-import { RemoteClient } from '../../src/replication/remote.js'
+import { RemoteClient } from '../../src/replication/remoteClient.js'
 import { hlcCeilingOfUs, wallClockUs } from '../../src/temporal/hlc.js'
 import { replicaContents, startGroup, waitFor, type ClusterMount, type TestGroup } from '../helpers/cluster.js'
 

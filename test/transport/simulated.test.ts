@@ -6,7 +6,7 @@
 // (FFFS_TRACE=1 also prints the trace of that run; FFFS_SEEDS=<count> runs more schedules).
 
 import { describe, expect, it } from 'vitest'
-import { SimulatedNetwork, type SimulatedNetworkOptions } from '../../src/replication/transport/simulated.js'
+import { SimulatedNetwork, type SimulatedNetworkOptions } from '../../src/testing/simulatedNetwork.js'
 import { Prng, seedFromEnv } from '../../src/testing/prng.js'
 import { Scheduler } from '../../src/testing/scheduler.js'
 import {

@@ -17,7 +17,7 @@
 // (floor.ts), set by the `retain` record before any `compact` record; a version kept is never
 // touched. Compaction only frees what nothing can read any more.
 
-import type { ClassicLevel } from 'classic-level'
+import type { IndexDb } from '../disk.js'
 import { hlcToIso, type HlcStamp } from '../../temporal/hlc.js'
 import { decodeBlockEntry } from '../blockHistory.js'
 import { decodeDirEntry, inoOfKey, keys, nameOfDirEntryKey, prefixEnd, stampOfKey } from '../keys.js'
@@ -69,7 +69,7 @@ function lastAtOrBefore(stamps: readonly HlcStamp[], cut: HlcStamp): number {
 }
 
 /** Compacts the nodes with inodes in [fromIno, toIno): the entries they no longer need are deleted through `del`. */
-export async function compactRange(db: ClassicLevel<Buffer, Buffer>, scope: CompactionScope, fromIno: Ino, toIno: Ino, put: BatchPut, del: BatchDel): Promise<CompactionCounts> {
+export async function compactRange(db: IndexDb, scope: CompactionScope, fromIno: Ino, toIno: Ino, put: BatchPut, del: BatchDel): Promise<CompactionCounts> {
   const counts = emptyCounts()
   let ino: Ino | null = null
   let versions: Version[] = []
@@ -89,7 +89,7 @@ export async function compactRange(db: ClassicLevel<Buffer, Buffer>, scope: Comp
   return counts
 }
 
-async function compactNode(db: ClassicLevel<Buffer, Buffer>, scope: CompactionScope, ino: Ino, versions: readonly Version[], put: BatchPut, del: BatchDel, counts: CompactionCounts): Promise<void> {
+async function compactNode(db: IndexDb, scope: CompactionScope, ino: Ino, versions: readonly Version[], put: BatchPut, del: BatchDel, counts: CompactionCounts): Promise<void> {
   counts.nodes++
   const n = versions.length
   const stamps = versions.map((v) => v.stamp)
@@ -127,7 +127,7 @@ async function compactNode(db: ClassicLevel<Buffer, Buffer>, scope: CompactionSc
 }
 
 /** Deletes the block entries no kept version sees, directly or as a base of one it sees. */
-async function compactBlocks(db: ClassicLevel<Buffer, Buffer>, ino: Ino, keptStamps: readonly HlcStamp[], del: BatchDel, counts: CompactionCounts): Promise<void> {
+async function compactBlocks(db: IndexDb, ino: Ino, keptStamps: readonly HlcStamp[], del: BatchDel, counts: CompactionCounts): Promise<void> {
   let block: number | null = null
   let entries: Array<{ key: Buffer; stamp: HlcStamp; value: Buffer }> = []
   const flush = (): void => {
@@ -171,7 +171,7 @@ async function compactBlocks(db: ClassicLevel<Buffer, Buffer>, ino: Ino, keptSta
 }
 
 /** Deletes sensor entries of dropped versions, remembering the latest sensor time dropped (a sensor read below it cannot be answered). */
-async function compactSensorEntries(db: ClassicLevel<Buffer, Buffer>, ino: Ino, kept: ReadonlySet<HlcStamp>, removed: boolean, put: BatchPut, del: BatchDel): Promise<void> {
+async function compactSensorEntries(db: IndexDb, ino: Ino, kept: ReadonlySet<HlcStamp>, removed: boolean, put: BatchPut, del: BatchDel): Promise<void> {
   let droppedSensorMinUs = Number.POSITIVE_INFINITY
   let droppedSensorMaxUs = -1
   for await (const key of db.keys({ gt: keys.sensorPrefix(ino), lt: prefixEnd(keys.sensorPrefix(ino)) })) {
@@ -191,13 +191,13 @@ async function compactSensorEntries(db: ClassicLevel<Buffer, Buffer>, ino: Ino, 
   put(keys.nodeFacts(ino), Buffer.from(JSON.stringify(merged)))
 }
 
-export function nodeFacts(db: ClassicLevel<Buffer, Buffer>, ino: Ino): NodeFacts | null {
+export function nodeFacts(db: IndexDb, ino: Ino): NodeFacts | null {
   const value = db.getSync(keys.nodeFacts(ino))
   return value === undefined ? null : (JSON.parse(value.toString()) as NodeFacts)
 }
 
 /** A directory's name history: the bindings each name had at the floor, after it, and at the pins below it. */
-async function compactBindings(db: ClassicLevel<Buffer, Buffer>, scope: CompactionScope, dir: Ino, removed: boolean, del: BatchDel, counts: CompactionCounts): Promise<void> {
+async function compactBindings(db: IndexDb, scope: CompactionScope, dir: Ino, removed: boolean, del: BatchDel, counts: CompactionCounts): Promise<void> {
   let name: string | null = null
   let bindings: Array<{ key: Buffer; stamp: HlcStamp; removal: boolean; rowed: boolean }> = []
   const flush = (): void => {

@@ -8,7 +8,7 @@
 // `retain` record adds the instants its tiers keep as the floor passes them and takes off the
 // ones an older, coarser tier no longer keeps.
 
-import type { ClassicLevel } from 'classic-level'
+import type { IndexDb } from '../disk.js'
 import { errors, type FffsError } from '../../errors.js'
 import { hlcCeilingOfUs, hlcPhysicalUs, hlcToIso, type HlcStamp } from '../../temporal/hlc.js'
 import { keys, prefixEnd, stampOfKey } from '../keys.js'
@@ -41,10 +41,10 @@ interface EncodedRule {
 }
 
 export class HistoryFloor {
-  private readonly db: ClassicLevel<Buffer, Buffer>
+  private readonly db: IndexDb
   private current: HistoryRule | null = null
 
-  constructor(db: ClassicLevel<Buffer, Buffer>) {
+  constructor(db: IndexDb) {
     this.db = db
   }
 

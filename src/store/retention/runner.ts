@@ -31,6 +31,14 @@ export interface RetentionRunnerOptions {
   readonly onError: (err: Error) => void
   /** The I/O budget of background segment GC (bytes copied per second); on-demand runs have none. */
   readonly copyBytesPerSecond?: number
+  /** Runs `run` once after `delayMs` (default: a node timer that keeps no process alive; a member passes its clock's). */
+  readonly setTimer?: (delayMs: number, run: () => void) => { cancel(): void }
+}
+
+function nodeTimer(delayMs: number, run: () => void): { cancel(): void } {
+  const timer = setTimeout(run, delayMs)
+  timer.unref()
+  return { cancel: () => clearTimeout(timer) }
 }
 
 /** What one run did (or, dry, would do). */
@@ -43,7 +51,7 @@ export interface RetentionRunReport {
 
 export class RetentionRunner {
   private readonly options: RetentionRunnerOptions
-  private timer: NodeJS.Timeout | null = null
+  private timer: { cancel(): void } | null = null
   private running: Promise<unknown> = Promise.resolve()
   private stopped = false
 
@@ -60,31 +68,40 @@ export class RetentionRunner {
     const policy = this.options.policy
     if (policy === null || this.timer !== null) return
     const intervalMs = Math.min(INTERVAL_MS_MAX, Math.max(INTERVAL_MS_MIN, Math.round(policy.keepAllForMs / 10)))
-    this.timer = setInterval(() => void this.run({ background: true }).catch((err: Error) => this.options.onError(err)), intervalMs)
-    this.timer.unref()
+    const setTimer = this.options.setTimer ?? nodeTimer
+    const next = (): void => {
+      this.timer = setTimer(intervalMs, () => {
+        void this.run({ background: true })
+          .catch((err: Error) => this.options.onError(err))
+          .finally(() => {
+            if (!this.stopped) next()
+          })
+      })
+    }
+    next()
   }
 
   async stop(): Promise<void> {
     this.stopped = true
-    if (this.timer !== null) clearInterval(this.timer)
+    this.timer?.cancel()
     this.timer = null
     await this.running.catch(() => undefined)
   }
 
-  /** One run now (after any run under way): retain and compact (the proposer), then collect segments. */
-  run(options: { dryRun?: boolean; background?: boolean } = {}): Promise<RetentionRunReport> {
-    const run = this.running.then(() => (options.dryRun === true ? this.preview() : this.runNow(options.background === true)))
+  /** One run now (after any run under way): retain and compact (the proposer, or any runner told to `propose`), then collect segments. */
+  run(options: { dryRun?: boolean; background?: boolean; propose?: boolean } = {}): Promise<RetentionRunReport> {
+    const run = this.running.then(() => (options.dryRun === true ? this.preview() : this.runNow(options.background === true, options.propose ?? this.options.proposes())))
     this.running = run.catch(() => undefined)
     return run
   }
 
-  private async runNow(background: boolean): Promise<RetentionRunReport> {
-    const { store, policy, submit, proposes } = this.options
+  private async runNow(background: boolean, proposes: boolean): Promise<RetentionRunReport> {
+    const { store, policy, submit } = this.options
     let compaction: CompactionCounts | null = null
-    if (policy !== null && proposes() && !this.stopped) {
+    if (policy !== null && proposes && !this.stopped) {
       await submit({ type: 'retain', policy })
       compaction = await this.compact()
-    } else if (store.compactionCursor() !== null && proposes()) {
+    } else if (store.compactionCursor() !== null && proposes) {
       compaction = await this.compact() // a compaction a previous proposer left unfinished
     }
     const budget = background && this.options.copyBytesPerSecond !== undefined ? { copyBytesPerSecond: this.options.copyBytesPerSecond } : {}

@@ -42,11 +42,11 @@
 //   net.trace                                  // one line per observable event; equal for equal seeds
 //   net.workload                               // a PRNG for the test's own choices, fixed by the seed
 
-import { FffsError, errors } from '../../errors.js'
-import { Prng } from '../../testing/prng.js'
-import { Scheduler } from '../../testing/scheduler.js'
-import { SimTable, SimTableLayout } from './sim-table.js'
-import { TRANSPORT_DEFAULTS, type SstSchema, type SstView, type Transport, type TransportEvents } from './types.js'
+import { FffsError, errors } from '../errors.js'
+import { TRANSPORT_DEFAULTS, type SstSchema, type SstView, type Transport, type TransportEvents } from '../replication/transport/types.js'
+import { Prng } from './prng.js'
+import { Scheduler } from './scheduler.js'
+import { SimTable, SimTableLayout } from './simTable.js'
 
 export interface SimulatedNetworkOptions {
   readonly seed: number
@@ -70,6 +70,8 @@ export interface SimulatedNetworkOptions {
   readonly connectTimeoutMs?: number
   /** Record the event trace (default true). */
   readonly traceEnabled?: boolean
+  /** The virtual time to run on, shared with other networks and the rest of a simulated world; default one of its own. */
+  readonly scheduler?: Scheduler
 }
 
 export interface SimulatedNetworkConfig {
@@ -92,7 +94,7 @@ export interface SimulatedNetworkConfig {
 const OPTION_KEYS: ReadonlySet<string> = new Set([
   'seed', 'memberCount', 'schema', 'delayMsMin', 'delayMsMax', 'bytesPerMs', 'slowPacketChance', 'slowPacketDelayMsMax',
   'smcSlotSizeBytes', 'smcWindowSlots',
-  'rdmcBlockSizeBytes', 'heartbeatIntervalMs', 'suspectTimeoutMs', 'connectTimeoutMs', 'traceEnabled',
+  'rdmcBlockSizeBytes', 'heartbeatIntervalMs', 'suspectTimeoutMs', 'connectTimeoutMs', 'traceEnabled', 'scheduler',
 ])
 
 const MEMBER_COUNT_MAX = 64
@@ -228,7 +230,7 @@ function yieldToEventLoop(): Promise<void> {
 
 export class SimulatedNetwork {
   readonly config: SimulatedNetworkConfig
-  readonly scheduler = new Scheduler()
+  readonly scheduler: Scheduler
   readonly transports: readonly SimulatedTransport[]
   /** Every observable event in order, as text; two runs with one seed produce equal traces. */
   readonly trace: string[] = []
@@ -240,9 +242,11 @@ export class SimulatedNetwork {
   /** cut[from * n + to]: packets from -> to wait, heartbeats are lost. */
   private readonly cut: boolean[]
   private readonly connectTimers: Array<{ cancel(): void } | undefined>
+  private readonly releaseAfterStep: () => void
 
   constructor(options: SimulatedNetworkOptions) {
     this.config = validate(options)
+    this.scheduler = options.scheduler ?? new Scheduler()
     const n = this.config.memberCount
     const root = new Prng(this.config.seed)
     this.prng = root.fork()
@@ -258,7 +262,7 @@ export class SimulatedNetwork {
     this.cut = new Array<boolean>(n * n).fill(false)
     this.connectTimers = new Array(n).fill(undefined)
     this.transports = this.members.map((member) => new SimulatedTransport(this, member))
-    this.scheduler.onAfterStep(() => this.flushRows())
+    this.releaseAfterStep = this.scheduler.onAfterStep(() => this.flushRows())
   }
 
   get nowMs(): number {
@@ -553,6 +557,7 @@ export class SimulatedNetwork {
         ),
       )
     }
+    this.releaseIfDone()
   }
 
   private heartbeatTick(member: Member): void {
@@ -659,6 +664,12 @@ export class SimulatedNetwork {
     member.dirtyRows.clear()
     this.connectTimers[member.rank]?.cancel()
     this.connectTimers[member.rank] = undefined
+    this.releaseIfDone()
+  }
+
+  /** Every member stopped or crashed: nothing more to flush after the shared scheduler's steps. */
+  private releaseIfDone(): void {
+    if (this.members.every((m) => m.status !== 'running' && m.status !== 'starting')) this.releaseAfterStep()
   }
 
   private deliver(packet: Packet): void {

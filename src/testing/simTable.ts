@@ -3,7 +3,7 @@
 // `length` consecutive cells). Every member holds its own SimTable: its own row is written
 // locally and pushed; the other rows change only when a push from their owner arrives.
 
-import type { SstColumn, SstSchema, SstView } from './types.js'
+import type { SstColumn, SstSchema, SstView } from '../replication/transport/types.js'
 
 const U64_MAX = (1n << 64n) - 1n
 // The same schema rules as the native row layout (native-layout.ts), so that a schema the

@@ -1,11 +1,10 @@
-// The Client interface over the wire: a mount of a cluster (`fffs mount --cluster`) holds a
-// RemoteClient; each member serves its own Client (serveClient) to the mounts connected to it.
+// The Client interface over the wire, client side: a mount of a cluster (`fffs mount
+// --cluster`) holds a RemoteClient, which calls the methods of protocol.ts on a member
+// (server.ts serves them).
 //
 // Data path: `appendData` returns a blob reference at once and sends the bytes as a one-way
-// 'blob' message; the member hands the body straight to its Client's appendData and keeps the
-// returned reference per connection; a later 'submit' of a version refers to the blob, and the
-// member substitutes the reference before submitting. File bytes are never base64'd and are
-// copied only where the socket forces it.
+// `blob` message; a later `submit` of a version refers to the blob (server.ts substitutes the
+// member's reference).
 //
 // Failover: queries retry on the next member when a connection dies. A submit whose request
 // was sent when its connection died has an unknown outcome: it is re-sent (same SubmitId) only
@@ -15,207 +14,15 @@
 
 import { randomUUID } from 'node:crypto'
 import { FffsError } from '../errors.js'
-import type { Attr, DataRef, Ino, Mutation, NameBinding, SensorPick, Snapshot, VersionOp, VersionRange } from '../store/records.js'
+import type { Attr, DataRef, Ino, Mutation, NameBinding, SensorPick, Snapshot, VersionRange } from '../store/records.js'
 import type { ShardRole } from '../store/store.js'
 import type { HlcStamp } from '../temporal/hlc.js'
-import { dataRefAt, SeenStamp, type Client, type SubmitId, type SubmitOptions } from './client.js'
+import { blobIdsOf, SeenStamp, type Client, type SubmitOptions } from './client.js'
+import type { HistoryAudit, HistoryControl, HistoryRun, HistoryState } from './history.js'
 import { initialShards, type GroupConfig, type GroupMember } from './config.js'
-import { serveViewWatch, ViewWatch, WATCH_VIEWS, type MemberView, type ViewSource } from './viewWatch.js'
-import { connect, ConnectionLostError, MAX_BODY_BYTES, MemberBehindError, type Connection, type Incoming, type Reply } from './wire.js'
-
-const REMOTE_PROTOCOL = 1
-
-interface Hello {
-  readonly protocol: number
-  readonly memberId: number | null
-  readonly dedupesSubmits: boolean
-}
-
-interface SubmitArgs {
-  readonly mutation: Mutation
-  readonly id: SubmitId
-  readonly retry: boolean // re-sent after a lost connection: the first attempt may have applied
-  readonly after?: string // HlcStamp, decimal: the client's clock (HLC piggybacking)
-}
-
-// ---------------------------------------------------------------- server side
-
-export interface ServeClientOptions {
-  /**
-   * The served Client applies a submit carrying a SubmitId at most once, across connections
-   * and members (the replicated member runtime). Clients re-send an in-doubt submit only to
-   * a member that says so. Default false (EmbeddedClient does not).
-   */
-  readonly dedupesSubmits?: boolean
-  readonly memberId?: number
-  /** Requests this serving side answers itself (member-to-member traffic shares the port); undefined: not handled here. */
-  readonly extraRequests?: (request: Incoming) => Promise<Reply> | undefined
-  /**
-   * What a 'status' request answers (the member runtime: `Member.status()`), for `fffs status`.
-   * Bigints in it are sent as decimal strings. Absent: 'status' is refused with ENOTSUP.
-   */
-  readonly status?: () => unknown
-  /** The member's views, for clients that follow them (viewWatch.ts). Absent: 'watchViews' is refused with ENOTSUP. */
-  readonly views?: ViewSource
-}
-
-interface ServedBlob {
-  readonly ref: DataRef
-  readonly written: Promise<void>
-}
-
-/** Serves `client` (any Client implementation) to the peer of `connection` until it closes. */
-export function serveClient(connection: Connection, client: Client, options: ServeClientOptions = {}): void {
-  const blobs = new Map<string, ServedBlob>() // this connection's blobs not yet submitted
-  connection.onClose(() => {
-    for (const blob of blobs.values()) client.releaseData?.(blob.ref) // no version will name them
-    blobs.clear()
-  })
-  connection.setHandlers({
-    onMessage: (message: Incoming) => {
-      if (message.method !== 'blob') return
-      const { id, ino } = message.args as { id: string; ino: Ino }
-      // The body goes to the data path as it is; its reference is known at once, so the
-      // submit that follows on this connection (frames arrive in order) finds it.
-      const { ref, written } = client.appendData(ino, message.body)
-      written.catch(() => undefined) // reported by the submit that refers to it
-      blobs.set(id, { ref, written })
-    },
-    onRequest: async (request: Incoming): Promise<Reply> => {
-      const a = request.args as Record<string, unknown>
-      switch (request.method) {
-        case 'hello': {
-          const hello: Hello = { protocol: REMOTE_PROTOCOL, memberId: options.memberId ?? null, dedupesSubmits: options.dedupesSubmits ?? false }
-          if (a.protocol !== REMOTE_PROTOCOL) throw new FffsError('ENOTSUP', `client speaks protocol ${String(a.protocol)}, this member ${REMOTE_PROTOCOL}`)
-          return { result: hello }
-        }
-        case 'walk':
-          return { result: await client.walk(a.components as string[], stampArg(a.cut)) }
-        case 'attr':
-          return { result: await client.attr(a.ino as Ino, stampArg(a.cut)) }
-        case 'lookup':
-          return { result: await client.lookup(a.dir as Ino, a.name as string, stampArg(a.cut)) }
-        case 'readdir':
-          return { result: await client.readdir(a.dir as Ino, stampArg(a.cut)) }
-        case 'read': {
-          const lengthBytes = a.lengthBytes as number
-          if (!Number.isInteger(lengthBytes) || lengthBytes < 0 || lengthBytes > MAX_BODY_BYTES) throw new FffsError('EINVAL', `read of ${lengthBytes} bytes (at most ${MAX_BODY_BYTES})`)
-          const into = Buffer.allocUnsafe(lengthBytes)
-          const n = await client.read(a.attr as Attr, a.offset as number, into, lengthBytes)
-          return { body: into.subarray(0, n) }
-        }
-        case 'versions':
-          return { result: await client.versions(a.ino as Ino, versionRangeArg(a.range)) }
-        case 'nameHistory':
-          return { result: (await client.nameHistory(a.dir as Ino, a.name as string)).map((b) => ({ ...b, stamp: b.stamp.toString() })) }
-        case 'stampOfVersion':
-          return { result: stampResult(await client.stampOfVersion(a.ino as Ino, a.version as number)) }
-        case 'stampAtSensorTime':
-          return { result: stampResult(await client.stampAtSensorTime(a.ino as Ino, a.sensorUs as number)) }
-        case 'sensorPick': {
-          const pick = await client.sensorPick(a.ino as Ino, a.sensorUs as number)
-          return { result: pick === null ? null : { stamp: pick.stamp.toString(), sizeBytes: pick.sizeBytes } }
-        }
-        case 'snapshots':
-          return { result: await client.snapshots() }
-        case 'snapshot':
-          return { result: await client.snapshot(a.name as string) }
-        case 'stableFrontier':
-          return { result: (await client.stableFrontier()).toString() }
-        case 'waitStable':
-          await client.waitStable(stampArg(a.cut), a.maxWaitMs as number)
-          return {}
-        case WATCH_VIEWS:
-          if (options.views === undefined) throw new FffsError('ENOTSUP', 'this server reports no views')
-          return serveViewWatch(connection, options.views)
-        case 'status':
-          if (options.status === undefined) throw new FffsError('ENOTSUP', `this ${options.memberId !== undefined ? `member (${options.memberId})` : 'server'} reports no status`)
-          return { result: jsonable(await options.status()) }
-        case 'submit': {
-          const { mutation, id, after } = request.args as SubmitArgs
-          const referenced = blobIdsOf(mutation)
-          try {
-            const resolved = mutation.type === 'version' ? { ...mutation, ops: mutation.ops.map((op) => withLogRef(op, blobs)) } : mutation
-            await Promise.all(referenced.map((blob) => blobs.get(blob)!.written))
-            const { stamp, ino } = await client.submit(resolved, { id, ...(after !== undefined ? { after: stampArg(after) } : {}) })
-            return { result: { stamp: stamp.toString(), ...(ino !== undefined ? { ino } : {}) } }
-          } finally {
-            for (const blob of referenced) blobs.delete(blob)
-          }
-        }
-        default: {
-          const handled = options.extraRequests?.(request)
-          if (handled !== undefined) return handled
-          throw new FffsError('ENOTSUP', `unknown request '${request.method}'`)
-        }
-      }
-    },
-  })
-}
-
-function withLogRef(op: VersionOp, blobs: ReadonlyMap<string, ServedBlob>): VersionOp {
-  if (op.op !== 'write' || !('blob' in op.data)) return op
-  const blob = blobs.get(op.data.blob)
-  // The client re-sends unsubmitted blobs on every new connection before any submit, so a
-  // missing one is a protocol bug on the client side; refuse the version rather than guess.
-  if (blob === undefined) throw new FffsError('EIO', `version refers to blob ${op.data.blob}, which this connection never received`)
-  return { ...op, data: dataRefAt(blob.ref, op.data.offset) }
-}
-
-function blobIdsOf(mutation: Mutation): string[] {
-  if (mutation.type !== 'version') return []
-  const ids = new Set<string>()
-  for (const op of mutation.ops) if (op.op === 'write' && 'blob' in op.data) ids.add(op.data.blob)
-  return [...ids]
-}
-
-function stampArg(value: unknown): HlcStamp {
-  if (typeof value !== 'string' || !/^\d+$/.test(value)) throw new FffsError('EINVAL', `not a stamp: ${String(value)}`)
-  return BigInt(value)
-}
-
-/** A copy of `value` that JSON.stringify accepts: bigints become decimal strings. */
-export function jsonable(value: unknown): unknown {
-  if (typeof value === 'bigint') return value.toString()
-  if (Array.isArray(value)) return value.map(jsonable)
-  if (typeof value === 'object' && value !== null) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, jsonable(v)]))
-  return value
-}
-
-/** A VersionRange as it crosses the wire: stamps as decimal strings. */
-interface WireVersionRange {
-  readonly after?: string
-  readonly upto?: string
-  readonly limit?: number
-  readonly reverse?: boolean
-}
-
-function wireVersionRange(range: VersionRange): WireVersionRange {
-  return {
-    ...(range.after !== undefined ? { after: range.after.toString() } : {}),
-    ...(range.upto !== undefined ? { upto: range.upto.toString() } : {}),
-    ...(range.limit !== undefined ? { limit: range.limit } : {}),
-    ...(range.reverse !== undefined ? { reverse: range.reverse } : {}),
-  }
-}
-
-function versionRangeArg(value: unknown): VersionRange {
-  if (value === undefined) return {}
-  const range = value as WireVersionRange
-  if (range.limit !== undefined && (!Number.isSafeInteger(range.limit) || range.limit < 1)) throw new FffsError('EINVAL', `not a version limit: ${String(range.limit)}`)
-  return {
-    ...(range.after !== undefined ? { after: stampArg(range.after) } : {}),
-    ...(range.upto !== undefined ? { upto: stampArg(range.upto) } : {}),
-    ...(range.limit !== undefined ? { limit: range.limit } : {}),
-    ...(range.reverse === true ? { reverse: true } : {}),
-  }
-}
-
-function stampResult(stamp: HlcStamp | null): string | null {
-  return stamp === null ? null : stamp.toString()
-}
-
-// ---------------------------------------------------------------- client side
+import { clientMethods, messages, PROTOCOL_VERSION, request, send, type MemberView, type Method, type SubmitArgs } from './protocol.js'
+import { ViewWatch } from './viewWatch.js'
+import { connect, ConnectionLostError, MemberBehindError, type Connection } from './wire.js'
 
 export interface RemoteClientOptions {
   /** Names this client in SubmitIds; default a random UUID per RemoteClient. */
@@ -261,6 +68,7 @@ export class RemoteClient implements Client {
   private closed = false
   private readonly views: ViewWatch
   private latestView: MemberView | null = null // the latest view a running member reported
+  private floorSeen: HlcStamp = 0n // the group's history floor as last learnt (history.floor)
 
   private constructor(config: GroupConfig, options: RemoteClientOptions) {
     this.config = config
@@ -306,28 +114,27 @@ export class RemoteClient implements Client {
   // ------------------------------------------------ queries
 
   async walk(components: readonly string[], cut: HlcStamp): Promise<Attr> {
-    return this.observed((await this.call('walk', () => ({ components, cut: cut.toString() }))).result as Attr)
+    return this.observed((await this.call(clientMethods.walk, () => ({ components: [...components], cut }))).result)
   }
   async attr(ino: Ino, cut: HlcStamp): Promise<Attr | null> {
-    const attr = (await this.call('attr', () => ({ ino, cut: cut.toString() }))).result as Attr | null
+    const attr = (await this.call(clientMethods.attr, () => ({ ino, cut }))).result
     return attr === null ? null : this.observed(attr)
   }
   async lookup(dir: Ino, name: string, cut: HlcStamp): Promise<Ino | null> {
-    return (await this.call('lookup', () => ({ dir, name, cut: cut.toString() }))).result as Ino | null
+    return (await this.call(clientMethods.lookup, () => ({ dir, name, cut }))).result
   }
   async readdir(dir: Ino, cut: HlcStamp): Promise<Array<{ name: string; ino: Ino }>> {
-    return (await this.call('readdir', () => ({ dir, cut: cut.toString() }))).result as Array<{ name: string; ino: Ino }>
+    return (await this.call(clientMethods.readdir, () => ({ dir, cut }))).result
   }
   async read(attr: Attr, offset: number, into: Buffer, lengthBytes: number): Promise<number> {
-    const { body } = await this.call('read', () => ({ attr, offset, lengthBytes }))
+    const { body } = await this.call(clientMethods.read, () => ({ attr, offset, lengthBytes }))
     return body.copy(into, 0, 0, Math.min(body.length, lengthBytes))
   }
   async versions(ino: Ino, range: VersionRange = {}): Promise<Attr[]> {
-    return ((await this.call('versions', () => ({ ino, range: wireVersionRange(range) }))).result as Attr[]).map((attr) => this.observed(attr))
+    return (await this.call(clientMethods.versions, () => ({ ino, range }))).result.map((attr) => this.observed(attr))
   }
   async nameHistory(dir: Ino, name: string): Promise<NameBinding[]> {
-    const bindings = (await this.call('nameHistory', () => ({ dir, name }))).result as Array<Omit<NameBinding, 'stamp'> & { stamp: string }>
-    return bindings.map((b) => ({ ...b, stamp: stampArg(b.stamp) }))
+    return (await this.call(clientMethods.nameHistory, () => ({ dir, name }))).result
   }
 
   /** What a reader has seen, a later write of it must follow (in every shard's order). */
@@ -336,28 +143,79 @@ export class RemoteClient implements Client {
     return attr
   }
   async stampOfVersion(ino: Ino, version: number): Promise<HlcStamp | null> {
-    return stampOrNull((await this.call('stampOfVersion', () => ({ ino, version }))).result)
+    return (await this.call(clientMethods.stampOfVersion, () => ({ ino, version }))).result
   }
   async stampAtSensorTime(ino: Ino, sensorUs: number): Promise<HlcStamp | null> {
-    return stampOrNull((await this.call('stampAtSensorTime', () => ({ ino, sensorUs }))).result)
+    return (await this.call(clientMethods.stampAtSensorTime, () => ({ ino, sensorUs }))).result
   }
   async sensorPick(ino: Ino, sensorUs: number): Promise<SensorPick | null> {
-    const pick = (await this.call('sensorPick', () => ({ ino, sensorUs }))).result as { stamp: string; sizeBytes: number | null } | null
-    return pick === null ? null : { stamp: stampArg(pick.stamp), sizeBytes: pick.sizeBytes }
+    return (await this.call(clientMethods.sensorPick, () => ({ ino, sensorUs }))).result
   }
   async snapshots(): Promise<Snapshot[]> {
-    return (await this.call('snapshots', () => ({}))).result as Snapshot[]
+    return (await this.call(clientMethods.snapshots, () => undefined)).result
+  }
+
+  /**
+   * The group's history retention. The floor moves by ordered records, so every member holds
+   * the same one; each member collects its own log segments. An on-demand run asks the members
+   * in turn: the first it reaches orders the records that move the floor, each later one
+   * collects once it holds them.
+   */
+  readonly history: HistoryControl = {
+    state: async () => {
+      const states = await this.eachMember(clientMethods.history, () => undefined, HISTORY_STATE_TIMEOUT_MS)
+      return states.map(({ id, result }): HistoryState => ({ ...result, member: id }))
+    },
+    floor: async () => {
+      const state = (await this.call(clientMethods.history, () => undefined)).result
+      this.floorSeen = BigInt(state.floorStamp)
+      return this.floorSeen
+    },
+    knownFloor: () => this.floorSeen,
+    collect: async ({ dryRun }) => {
+      const runs: HistoryRun[] = []
+      let after: HlcStamp | undefined
+      for (const member of this.config.members) {
+        const args = { dryRun: dryRun === true, propose: runs.length === 0, ...(after !== undefined ? { after } : {}) }
+        const reply = await this.requestMember(member, clientMethods.collect, args, COLLECT_TIMEOUT_MS).catch((err: Error) => {
+          this.log(`fffs gc: member ${member.id}: ${err.message}`)
+          return null
+        })
+        if (reply === null) continue
+        runs.push({ member: member.id, report: reply.report })
+        after = reply.appliedStamp
+      }
+      if (runs.length === 0) throw new FffsError('EIO', 'fffs gc: no member of the group could run it (see the mount log)')
+      return runs
+    },
+    audits: async (limit) => {
+      const audits = await this.eachMember(clientMethods.audits, () => ({ limit }), HISTORY_STATE_TIMEOUT_MS)
+      return audits.flatMap(({ id, result }) => result.map((audit): HistoryAudit => ({ member: id, audit }))).sort((a, b) => (a.audit.stamp < b.audit.stamp ? -1 : a.audit.stamp > b.audit.stamp ? 1 : 0))
+    },
   }
   async snapshot(name: string): Promise<Snapshot | null> {
-    return (await this.call('snapshot', () => ({ name }))).result as Snapshot | null
+    return (await this.call(clientMethods.snapshot, () => ({ name }))).result
   }
   async stableFrontier(): Promise<HlcStamp> {
-    return BigInt((await this.call('stableFrontier', () => ({}))).result as string)
+    return (await this.call(clientMethods.stableFrontier, () => undefined)).result
   }
 
   /** The status of the member this client is connected to (`Member.status()`, bigints as strings). */
   async memberStatus(): Promise<unknown> {
-    return (await this.call('status', () => ({}))).result
+    return (await this.call(clientMethods.status, () => undefined)).result
+  }
+
+  /** `method` at every member that answers within `timeoutMs` (in parallel), in config order. */
+  private async eachMember<A, R>(method: Method<A, R>, makeArgs: () => A, timeoutMs: number): Promise<Array<{ id: number; result: R }>> {
+    const answers = await Promise.all(this.config.members.map((member) => this.requestMember(member, method, makeArgs(), timeoutMs).then((result) => ({ id: member.id, result }), () => null)))
+    return answers.filter((a): a is { id: number; result: R } => a !== null)
+  }
+
+  /** One request to one member: on this client's connection if it is the connected one, else on a connection of its own. */
+  private async requestMember<A, R>(member: GroupMember, method: Method<A, R>, args: A, timeoutMs: number): Promise<R> {
+    const connected = this.current !== null && this.current.connection.isOpen ? this.current : null
+    if (connected !== null && connected.member.id === member.id) return (await request(connected.connection, method, args, { timeoutMs })).result
+    return requestMember(this.config, member, method, args, timeoutMs)
   }
 
   /**
@@ -374,10 +232,7 @@ export class RemoteClient implements Client {
         const where = { id: member.id, host: member.host, clientPort: member.clientPort }
         const startedMs = Date.now()
         try {
-          const status =
-            connected !== null && connected.member.id === member.id
-              ? (await connected.connection.request('status', {}, { timeoutMs })).result
-              : await fetchMemberStatus(this.config, member, timeoutMs)
+          const status = await this.requestMember(member, clientMethods.status, undefined, timeoutMs)
           return { ...where, connected: connected?.member.id === member.id, reachable: true, status, elapsedMs: Date.now() - startedMs }
         } catch (err) {
           const code = err instanceof FffsError ? err.code : 'EIO'
@@ -390,7 +245,7 @@ export class RemoteClient implements Client {
   /** Waits on the member; the reply bound is the wait plus the request timeout, and a failover keeps the original deadline. */
   async waitStable(cut: HlcStamp, maxWaitMs: number): Promise<void> {
     const deadlineMs = Date.now() + maxWaitMs
-    await this.call('waitStable', () => ({ cut: cut.toString(), maxWaitMs: Math.max(0, deadlineMs - Date.now()) }), { extraTimeoutMs: maxWaitMs })
+    await this.call(clientMethods.waitStable, () => ({ cut, maxWaitMs: Math.max(0, deadlineMs - Date.now()) }), { extraTimeoutMs: maxWaitMs })
   }
 
   // ------------------------------------------------ writes
@@ -425,13 +280,12 @@ export class RemoteClient implements Client {
           mutation,
           id: { clientId: this.clientId, seq, oldestPendingSeq: Math.min(...this.pendingSeqs) },
           retry: inDoubt !== null,
-          ...(after > 0n ? { after: after.toString() } : {}),
+          ...(after > 0n ? { after } : {}),
         }
         try {
-          const { result } = await link.connection.request('submit', args, { timeoutMs: this.config.clients.requestTimeoutMs })
-          const { stamp, ino } = result as { stamp: string; ino?: Ino }
-          this.seen.observe(BigInt(stamp))
-          return { stamp: BigInt(stamp), ...(ino !== undefined ? { ino } : {}) }
+          const { result } = await request(link.connection, clientMethods.submit, args, { timeoutMs: this.config.clients.requestTimeoutMs })
+          this.seen.observe(result.stamp)
+          return result
         } catch (err) {
           if (!(err instanceof ConnectionLostError)) throw err
           if (err.requestSent) inDoubt = err
@@ -461,12 +315,12 @@ export class RemoteClient implements Client {
   // ------------------------------------------------ connections
 
   /** One request, retried on the next member while connections die (each member at most once more). */
-  private async call(method: string, makeArgs: () => unknown, options: { extraTimeoutMs?: number } = {}): Promise<{ result: unknown; body: Buffer }> {
+  private async call<A, R>(method: Method<A, R>, makeArgs: () => A, options: { extraTimeoutMs?: number } = {}): Promise<{ result: R; body: Buffer }> {
     let lastError: Error | null = null
     for (let attempt = 0; attempt <= this.config.members.length; attempt++) {
       const link = await this.link()
       try {
-        return await link.connection.request(method, makeArgs(), { timeoutMs: this.config.clients.requestTimeoutMs + (options.extraTimeoutMs ?? 0) })
+        return await request(link.connection, method, makeArgs(), { timeoutMs: this.config.clients.requestTimeoutMs + (options.extraTimeoutMs ?? 0) })
       } catch (err) {
         if (err instanceof MemberBehindError) {
           // Leave for the next member (closing fails this link's other requests over too: they
@@ -506,8 +360,7 @@ export class RemoteClient implements Client {
           onRefused: (address, reason) => this.log(`fffs: refused ${address}: ${reason}`),
           onMessage: (message) => this.onEvent?.(message.method, message.args, message.body),
         })
-        const { result } = await connection.request('hello', { protocol: REMOTE_PROTOCOL, clientId: this.clientId }, { timeoutMs: this.config.clients.requestTimeoutMs })
-        const hello = result as Hello
+        const { result: hello } = await request(connection, clientMethods.hello, { protocol: PROTOCOL_VERSION, clientId: this.clientId }, { timeoutMs: this.config.clients.requestTimeoutMs })
         if (this.closed) throw new FffsError('EIO', 'client closed')
         const link: Link = { connection, member, index, dedupesSubmits: hello.dedupesSubmits }
         // Unsubmitted blobs first: frames arrive in order, so any submit after them finds them.
@@ -532,11 +385,14 @@ export class RemoteClient implements Client {
 
   private sendBlob(connection: Connection, blob: PendingBlob): void {
     blob.sentOn = connection
-    connection.send('blob', { id: blob.id, ino: blob.ino }, blob.bytes).then(blob.markWritten, () => undefined /* re-sent on the next connection */)
+    send(connection, messages.blob, { id: blob.id, ino: blob.ino }, blob.bytes).then(blob.markWritten, () => undefined /* re-sent on the next connection */)
   }
 }
 
 const GROUP_STATUS_TIMEOUT_MS = 2_000
+const HISTORY_STATE_TIMEOUT_MS = 5_000
+/** An on-demand run at one member: compaction of the whole store and GC without an I/O budget. */
+const COLLECT_TIMEOUT_MS = 10 * 60_000
 
 /** What `fffs status` shows of a group config (never the key). */
 export function groupInfo(config: GroupConfig): GroupInfo {
@@ -573,7 +429,12 @@ export interface MemberStatusReport {
 }
 
 /** Asks one member for its status over a connection of its own (connect, authenticate, one request, close); bounded by timeoutMs for each step. */
-export async function fetchMemberStatus(config: GroupConfig, member: GroupMember, timeoutMs: number): Promise<unknown> {
+export function fetchMemberStatus(config: GroupConfig, member: GroupMember, timeoutMs: number): Promise<unknown> {
+  return requestMember(config, member, clientMethods.status, undefined, timeoutMs)
+}
+
+/** One request to a member over a short-lived connection of its own (authenticated with the cluster key). */
+async function requestMember<A, R>(config: GroupConfig, member: GroupMember, method: Method<A, R>, args: A, timeoutMs: number): Promise<R> {
   const handshakeTimeoutMs = Math.min(timeoutMs, config.clients.handshakeTimeoutMs)
   const connection = await connect(member.host, member.clientPort, config.key, handshakeTimeoutMs, {
     heartbeatIntervalMs: config.clients.heartbeatIntervalMs,
@@ -581,12 +442,8 @@ export async function fetchMemberStatus(config: GroupConfig, member: GroupMember
     handshakeTimeoutMs,
   })
   try {
-    return (await connection.request('status', {}, { timeoutMs })).result
+    return (await request(connection, method, args, { timeoutMs })).result
   } finally {
     connection.close()
   }
-}
-
-function stampOrNull(value: unknown): HlcStamp | null {
-  return value === null ? null : BigInt(value as string)
 }
