@@ -246,7 +246,9 @@ export class ControlServer {
         at,
       }))
       const stableFrontier = await this.client.stableFrontier().then(hlcToIso, (err: Error) => `unknown (${err.message})`)
-      return { ...base, mode: 'sharded', stateDir: this.dataDir, group: this.client.group, stableFrontier, shards, at }
+      const floor = await this.client.history.floor().catch(() => null)
+      const historyFloor = floor === null ? 'unknown' : floor === 0n ? null : hlcToIso(floor)
+      return { ...base, mode: 'sharded', stateDir: this.dataDir, group: this.client.group, stableFrontier, historyFloor, shards, at }
     }
     if (!(this.client instanceof RemoteClient)) {
       return { ...base, mode: 'embedded', dataDir: this.dataDir, stableFrontier: hlcToIso(await this.client.stableFrontier()), history: (await this.client.history?.state())?.[0] ?? null, disk: (await this.client.diskState?.()) ?? null }

@@ -69,6 +69,7 @@ export class RemoteClient implements Client {
   private readonly views: ViewWatch
   private latestView: MemberView | null = null // the latest view a running member reported
   private floorSeen: HlcStamp = 0n // the group's history floor as last learnt (history.floor)
+  private floorAskedMs = 0
 
   private constructor(config: GroupConfig, options: RemoteClientOptions) {
     this.config = config
@@ -167,11 +168,18 @@ export class RemoteClient implements Client {
       return states.map(({ id, result }): HistoryState => ({ ...result, member: id }))
     },
     floor: async () => {
+      this.floorAskedMs = Date.now()
       const state = (await this.call(clientMethods.history, () => undefined)).result
-      this.floorSeen = BigInt(state.floorStamp)
+      const floor = BigInt(state.floorStamp)
+      if (floor > this.floorSeen) this.floorSeen = floor
       return this.floorSeen
     },
-    knownFloor: () => this.floorSeen,
+    // Learnt again in the background when older than FLOOR_REFRESH_MS: a path walk's remembered
+    // steps below the floor are taken afresh only once the mount knows the floor passed them.
+    knownFloor: () => {
+      if (Date.now() - this.floorAskedMs >= FLOOR_REFRESH_MS && !this.closed) void this.history.floor().catch(() => undefined)
+      return this.floorSeen
+    },
     collect: async ({ dryRun }) => {
       const runs: HistoryRun[] = []
       let after: HlcStamp | undefined
@@ -391,6 +399,7 @@ export class RemoteClient implements Client {
 
 const GROUP_STATUS_TIMEOUT_MS = 2_000
 const HISTORY_STATE_TIMEOUT_MS = 5_000
+const FLOOR_REFRESH_MS = 1_000
 /** An on-demand run at one member: compaction of the whole store and GC without an I/O budget. */
 const COLLECT_TIMEOUT_MS = 10 * 60_000
 

@@ -111,6 +111,8 @@ export interface GroupOptions {
   readonly wrapOf?: (id: number) => string[]
   /** Config `transport` fields to set (connectTimeoutMs, suspectTimeoutMs, ...). */
   readonly transport?: Record<string, number>
+  /** Top-level config fields to set (retention, gcBudgetMiBs, ...). */
+  readonly fields?: Record<string, unknown>
 }
 
 export async function startGroup(replicas: number, options: GroupOptions = {}): Promise<TestGroup> {
@@ -118,11 +120,11 @@ export async function startGroup(replicas: number, options: GroupOptions = {}): 
   // No base port given: writeLocalGroup derives one from a hash of the (random) directory and
   // moves it on while any of its ports is bound, so parallel test files do not collide.
   let configPath = await writeLocalGroup(path.join(root, 'group'), { replicas, shards: options.shards ?? 1 })
-  if (options.hostOf !== undefined || options.transport !== undefined) {
+  if (options.hostOf !== undefined || options.transport !== undefined || options.fields !== undefined) {
     const json = JSON.parse(await fsp.readFile(configPath, 'utf8')) as { members: Array<{ id: number; host: string }>; transport: Record<string, unknown> }
     if (options.hostOf !== undefined) for (const m of json.members) m.host = options.hostOf(m.id)
     json.transport = { ...json.transport, ...options.transport }
-    await fsp.writeFile(configPath, JSON.stringify(json, null, 2))
+    await fsp.writeFile(configPath, JSON.stringify({ ...json, ...options.fields }, null, 2))
   }
   const config = await loadGroupConfig(configPath)
   configPath = config.path
