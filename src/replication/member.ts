@@ -525,6 +525,7 @@ export class Member implements ReplicaAccess {
         // After a reconfigure, nothing more of the epoch is delivered; own requests go again in the next.
         if (this.machine.ending !== null) return
         const recycle = epoch.transport.recycle?.bind(epoch.transport)
+        this.upkeep.delivered(action.payload.byteLength)
         const delivered = this.delivery.deliver(action.stamp, action.records ?? 1, action.payload, recycle)
         if (delivered.kind === 'applied') {
           this.requests.delivered(action.requestId, action.stamp, delivered.results)
@@ -589,9 +590,8 @@ export class Member implements ReplicaAccess {
     return this.requests.order(payload, after)
   }
 
-  refuseWhenFull(mutation: Mutation | 'write', bytes = 0): void {
+  refuseWhenFull(mutation: Mutation | 'write'): void {
     this.upkeep.refuse(mutation)
-    this.upkeep.appended(bytes)
   }
 
   orderRecord(payload: Uint8Array, after?: HlcStamp): Promise<{ stamp: HlcStamp; result: ApplyResult }> {

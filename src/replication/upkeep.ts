@@ -50,6 +50,7 @@ export class MemberUpkeep {
   private timer: Timer | null = null
   private told: boolean | null = null // what this member last ordered about its own disk
   private ordering = false
+  private deliveredSinceCheckBytes = 0
 
   constructor(options: UpkeepOptions) {
     this.options = options
@@ -102,9 +103,17 @@ export class MemberUpkeep {
     if (short.length > 0) throw noSpace(`${what} refused: member${short.length > 1 ? 's' : ''} ${short.join(', ')} of the group ${short.length > 1 ? 'are' : 'is'} short of disk space; delete files or let retention free space`)
   }
 
-  /** Bytes about to be written here (counted against the last measure of the disk). */
-  appended(bytes: number): void {
+  /**
+   * Bytes this member's log took (every delivered message, whoever wrote it): counted against
+   * the last measure, and the disk is measured again once they could have eaten a quarter of the
+   * reserve, so a burst of writes meets the reserve before it meets the end of the disk.
+   */
+  delivered(bytes: number): void {
     this.disk.appended(bytes)
+    this.deliveredSinceCheckBytes += bytes
+    if (this.deliveredSinceCheckBytes < this.disk.last.reserveBytes / 4) return
+    this.deliveredSinceCheckBytes = 0
+    void this.checkSpace()
   }
 
   diskState(): Promise<DiskState> {

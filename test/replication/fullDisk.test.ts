@@ -1,0 +1,69 @@
+// A full disk at one member of a group (real `fffs serve` processes; member 2's data directory on
+// a small tmpfs): the member orders that its disk is short of space, and the whole group refuses
+// new data with ENOSPC (the writer's close gets it, never EIO, never a hang) while every member
+// stays in the view; nothing acknowledged is lost; `fffs status` names the member; deletes and
+// retention free its disk, and writes resume without a restart.
+
+import { execFileSync } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import { promises as fsp } from 'node:fs'
+import path from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { cli, startGroup, waitFor, type ClusterMount, type TestGroup } from '../helpers/cluster.js'
+import { errCode } from '../helpers/mount.js'
+
+const VIEW_TIMEOUT_MS = 30_000
+const FILE_BYTES = 1024 * 1024
+const DISK = '64m'
+const FULL_MEMBER = 2
+
+const sha = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex')
+
+describe('a full disk at one member of a group', () => {
+  let group: TestGroup
+  let mount: ClusterMount
+  let volume: string | null = null
+  const written = new Map<string, string>() // file -> sha256 of what a successful close committed
+
+  beforeAll(async () => {
+    group = await startGroup(3, { fields: { retention: { keepAllFor: '1s', force: true } } })
+    const dataDir = group.config.members.find((m) => m.id === FULL_MEMBER)!.dataDir
+    await fsp.mkdir(dataDir, { recursive: true })
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${DISK}`, 'tmpfs', dataDir])
+    volume = dataDir
+    for (const id of [0, 1, 2]) group.startMember(id)
+    await group.waitView([0, 1, 2], VIEW_TIMEOUT_MS)
+    mount = await group.mount('mnt')
+  }, 90_000)
+  afterAll(async () => {
+    for (const proc of group?.members.values() ?? []) proc.child.kill('SIGKILL')
+    await Promise.all([...(group?.members.values() ?? [])].map((proc) => proc.waitExit(10_000)))
+    if (volume !== null) execFileSync('umount', ['-l', volume], { stdio: 'ignore' })
+    await group?.cleanup()
+  })
+
+  it('refuses new data with ENOSPC in the whole group, loses nothing, and takes writes again once space is freed', async () => {
+    let refusal = 'none'
+    for (let i = 0; i < 128 && refusal === 'none'; i++) {
+      const name = mount.p(`f${i}`)
+      const bytes = Buffer.alloc(FILE_BYTES, i & 0xff)
+      bytes.writeUInt32LE(i, 0)
+      const code = await errCode(fsp.writeFile(name, bytes))
+      if (code === 'no error') written.set(name, sha(bytes))
+      else refusal = code
+    }
+    expect(refusal).toBe('ENOSPC')
+    expect(written.size).toBeGreaterThan(10)
+    await group.waitView([0, 1, 2], VIEW_TIMEOUT_MS) // the full member did not fail: it is in the view
+    for (const [name, digest] of written) expect({ name, digest: sha(await fsp.readFile(name)) }).toEqual({ name, digest })
+    expect(await errCode(fsp.writeFile(mount.p('more'), Buffer.alloc(FILE_BYTES)))).toBe('ENOSPC')
+    const status = await cli(['status', '--mount', mount.mountpoint])
+    expect(status.stdout).toMatch(new RegExp(`^member ${FULL_MEMBER} disk FULL: `, 'm'))
+
+    // Deletes go on; retention drops what they freed and each member collects its segments.
+    for (const name of written.keys()) await fsp.unlink(name)
+    await waitFor('writes taken again', 60_000, async () => ((await errCode(fsp.writeFile(mount.p('after'), Buffer.alloc(FILE_BYTES, 7)))) === 'no error' ? true : undefined), 500)
+    expect((await fsp.readFile(mount.p('after'))).equals(Buffer.alloc(FILE_BYTES, 7))).toBe(true)
+    await group.waitView([0, 1, 2], VIEW_TIMEOUT_MS)
+  }, 240_000)
+})
