@@ -147,6 +147,56 @@ export class SimDisk implements Disk {
     for (const index of this.indexes.values()) index.loseRecent(prng)
   }
 
+  /**
+   * The disk as one process sees it: once that process died (crash, power loss), nothing it
+   * calls takes effect and nothing it waits for settles, whatever it calls (a removal, a rename,
+   * an index batch), also through files and indexes it opened before. Without it, code of a dead
+   * process that was between two awaits runs on and may remove a file its successor uses.
+   */
+  forProcess(): Disk {
+    const generation = this.generation
+    const dead = (): boolean => this.generation !== generation
+    const never = new Promise<never>(() => undefined)
+    const gate = <T>(run: () => Promise<T>): Promise<T> => (dead() ? never : run().then((value) => (dead() ? never : value)))
+    const gateSync = <T>(run: () => T): T => {
+      if (dead()) throw new Error('simulated disk: used by a process that died')
+      return run()
+    }
+    const file = (handle: DiskFile): DiskFile => ({
+      fd: handle.fd,
+      read: (buffer, offset, length, position) => gate(() => handle.read(buffer, offset, length, position)),
+      write: (buffer, offset, length, position) => gate(() => handle.write(buffer, offset, length, position)),
+      writev: (buffers, position) => gate(() => handle.writev(buffers, position)),
+      datasync: () => gate(() => handle.datasync()),
+      sync: () => gate(() => handle.sync()),
+      truncate: (lengthBytes) => gate(() => handle.truncate(lengthBytes)),
+      close: () => gate(() => handle.close()),
+    })
+    const index = (db: IndexDb): IndexDb => ({
+      open: () => gate(() => db.open()),
+      close: () => gate(() => db.close()),
+      getSync: (key) => gateSync(() => db.getSync(key)),
+      batch: (ops, options) => gate(() => db.batch(ops, options)),
+      iterator: (range) => gateSync(() => db.iterator(range)),
+      keys: (range) => gateSync(() => db.keys(range)),
+      clear: () => gate(() => db.clear()),
+    })
+    return {
+      mkdirp: (dir) => gate(() => this.mkdirp(dir)),
+      list: (dir) => gate(() => this.list(dir)),
+      sizeOf: (target) => gate(() => this.sizeOf(target)),
+      open: (target, flags) => gate(async () => file(await this.open(target, flags))),
+      truncate: (target, lengthBytes) => gate(() => this.truncate(target, lengthBytes)),
+      remove: (target) => gate(() => this.remove(target)),
+      rename: (from, to) => gate(() => this.rename(from, to)),
+      syncDir: (dir) => gate(() => this.syncDir(dir)),
+      readText: (target) => gateSync(() => this.readText(target)),
+      writeTextDurably: (target, text) => gateSync(() => this.writeTextDurably(target, text)),
+      openIndex: (dir) => index(this.openIndex(dir)),
+      space: (dir) => gate(() => this.space(dir)),
+    }
+  }
+
   /** Bytes written to `file` and not yet synced (for tests of durability). */
   unsyncedOperations(file: string): number {
     return this.files.get(path.resolve(file))?.pending.length ?? 0

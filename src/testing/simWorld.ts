@@ -235,7 +235,7 @@ export class SimWorld {
       },
       env: {
         clock,
-        disk: machine.disk,
+        disk: machine.disk.forProcess(), // nothing a dead process calls takes effect
         newTransport: (plan) => this.transportFor(machine, plan),
         peers: new SimPeers(this.peerWorld, machine.id, clock),
         instance: `i${incarnation}`,

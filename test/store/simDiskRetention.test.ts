@@ -1,0 +1,151 @@
+// Segment GC and a full disk on the simulated disk (src/testing/simDisk.ts), the store's own
+// code: a power loss at a random point of a GC run (seeded) leaves a store that opens and reads
+// at and above the floor exactly what it read before; a disk that fills refuses the appends
+// that meet it with ENOSPC, keeps everything synced before, and takes appends again once it
+// has room.
+
+import { describe, expect, it } from 'vitest'
+import { FffsError } from '../../src/errors.js'
+import { ROOT_INO, type Mutation } from '../../src/store/records.js'
+import type { RetentionPolicy } from '../../src/store/retention/policy.js'
+import { Store } from '../../src/store/store.js'
+import { HLC_MAX, hlcOf, type HlcStamp } from '../../src/temporal/hlc.js'
+import { Prng } from '../../src/testing/prng.js'
+import { runUntilSettled, Scheduler, yieldToEventLoop } from '../../src/testing/scheduler.js'
+import { SimDisk } from '../../src/testing/simDisk.js'
+
+const SEGMENT_BYTES = 32 * 1024
+const MINUTE_US = 60_000_000
+const policy: RetentionPolicy = { keepAllForMs: 10 * 60_000, tiers: [], minVersions: 0, forced: true }
+
+/** Applies mutations at a clock of its own, a millisecond apart, each record synced before it applies. */
+class Writer {
+  timeUs = Date.UTC(2026, 0, 1) * 1000
+  constructor(public store: Store) {}
+  async apply(mutation: Mutation): Promise<{ stamp: HlcStamp; ino?: number }> {
+    this.timeUs += 1000
+    const stamp = hlcOf(this.timeUs, 0)
+    const logged = this.store.appendRecord(stamp, mutation)
+    await this.store.log.sync()
+    const result = await this.store.apply(stamp, mutation, logged)
+    if (!result.ok) throw new FffsError(result.code, result.message)
+    return { stamp, ...(result.ino !== undefined ? { ino: result.ino } : {}) }
+  }
+  async write(ino: number, fill: number, sizeBytes: number): Promise<HlcStamp> {
+    const data = this.store.appendData(Buffer.alloc(sizeBytes, fill))
+    await data.written
+    return (await this.apply({ type: 'version', ino, ops: [{ op: 'write', offset: 0, sizeBytes, data: data.position }, { op: 'truncate', sizeBytes }] })).stamp
+  }
+}
+
+async function content(store: Store, ino: number, cut: HlcStamp): Promise<string> {
+  const attr = (await store.attr(ino, cut))!
+  const into = Buffer.alloc(attr.sizeBytes)
+  await store.read(attr, 0, into, attr.sizeBytes)
+  return `${attr.version}:${into.length}:${into[0] ?? '-'}:${into[into.length - 1] ?? '-'}`
+}
+
+describe('segment GC on the simulated disk', () => {
+  it('a power loss at any point of a GC run leaves a store that reads at and above the floor as before', async () => {
+    const stepsAtLoss = new Set<number>()
+    for (let seed = 1; seed <= 20; seed++) {
+      const prng = new Prng(seed)
+      const scheduler = new Scheduler()
+      const disk = new SimDisk({ scheduler, prng, writeMs: [0, 2], syncMs: [1, 4], indexMs: [0, 1] })
+      const run = <T>(promise: Promise<T>): Promise<T> => runUntilSettled(scheduler, promise)
+      const store = new Store('/m0', { disk: disk.forProcess(), segmentSizeBytes: SEGMENT_BYTES }) // dead after the power loss
+      await run(store.open())
+      const writer = new Writer(store)
+      const inos: number[] = []
+      const cuts: HlcStamp[] = []
+      await run(
+        (async () => {
+          for (const name of ['a', 'b']) inos.push((await writer.apply({ type: 'mknod', parent: ROOT_INO, name, kind: 'file', mode: 0o644, uid: 0, gid: 0 })).ino!)
+          // Half an hour of overwrites, one a minute per file, 6 KiB each: ~11 segments.
+          for (let minute = 0; minute < 30; minute++) {
+            writer.timeUs += MINUTE_US
+            for (const [i, ino] of inos.entries()) cuts.push(await writer.write(ino, (minute * 5 + i) % 251, 6 * 1024))
+          }
+          await writer.apply({ type: 'retain', policy })
+          await writer.apply({ type: 'compact', toIno: store.inodeEnd })
+        })(),
+      )
+      const floor = store.floor.stamp
+      expect(floor).toBeGreaterThan(cuts[0]!)
+      const before = new Map<string, string>()
+      await run(
+        (async () => {
+          for (const cut of cuts) if (cut >= floor) for (const ino of inos) before.set(`${ino}@${cut}`, await content(store, ino, cut))
+          for (const ino of inos) before.set(`${ino}@live`, await content(store, ino, HLC_MAX))
+        })(),
+      )
+      const segmentsBefore = (await disk.list('/m0/segments')).length
+
+      // GC runs; the machine loses power after a random number of its steps (or once it is done).
+      let settled = false
+      void store.gc().then(
+        () => (settled = true),
+        () => (settled = true),
+      )
+      const lossAt = prng.int(0, 11) // a whole run here takes about 10 steps of the disk
+      let steps = 0
+      for (; steps < lossAt && !settled; steps++) {
+        await yieldToEventLoop()
+        if (!settled && !scheduler.step()) break
+      }
+      stepsAtLoss.add(settled ? -1 : steps)
+      disk.powerLoss(prng)
+
+      const again = new Store('/m0', { disk: disk.forProcess(), segmentSizeBytes: SEGMENT_BYTES })
+      await run(again.open())
+      expect(again.floor.stamp).toBe(floor)
+      await run(
+        (async () => {
+          for (const cut of cuts) if (cut >= floor) for (const ino of inos) expect({ seed, cut, read: await content(again, ino, cut) }).toEqual({ seed, cut, read: before.get(`${ino}@${cut}`) })
+          for (const ino of inos) expect(await content(again, ino, HLC_MAX)).toBe(before.get(`${ino}@live`))
+          // A GC run to the end after the restart frees the space.
+          const report = await again.gc()
+          expect(report.victims.length + (segmentsBefore - (await disk.list('/m0/segments')).length)).toBeGreaterThan(0)
+          for (const ino of inos) expect(await content(again, ino, HLC_MAX)).toBe(before.get(`${ino}@live`))
+        })(),
+      )
+      expect((await disk.list('/m0/segments')).length).toBeLessThan(segmentsBefore)
+    }
+    expect(stepsAtLoss.size).toBeGreaterThan(3) // the seeds cut the run at several points
+  })
+})
+
+describe('a full simulated disk', () => {
+  it('refuses the appends that meet it with ENOSPC, keeps what was synced, and takes appends once there is room', async () => {
+    const disk = new SimDisk()
+    const store = new Store('/m0', { disk, segmentSizeBytes: SEGMENT_BYTES })
+    await store.open()
+    const writer = new Writer(store)
+    const ino = (await writer.apply({ type: 'mknod', parent: ROOT_INO, name: 'f', kind: 'file', mode: 0o644, uid: 0, gid: 0 })).ino!
+    disk.capacityBytes = (await disk.space('/m0')).totalBytes - (await disk.space('/m0')).availableBytes + 100 * 1024 // 100 KiB more
+    const acknowledged: string[] = []
+    let refusal: unknown = null
+    for (let i = 0; i < 100 && refusal === null; i++) {
+      try {
+        const stamp = await writer.write(ino, i, 8 * 1024)
+        acknowledged.push(await content(store, ino, stamp))
+      } catch (err) {
+        refusal = err
+      }
+    }
+    expect(refusal).toBeInstanceOf(FffsError)
+    expect((refusal as FffsError).code).toBe('ENOSPC')
+    expect(acknowledged.length).toBeGreaterThan(5)
+    const lastAcknowledged = acknowledged[acknowledged.length - 1]
+    expect(await content(store, ino, HLC_MAX)).toBe(lastAcknowledged)
+    // Room again: appends go on, in a new segment (no failed position is handed out again).
+    disk.capacityBytes = 2 ** 40
+    const stamp = await writer.write(ino, 200, 8 * 1024)
+    expect(await content(store, ino, stamp)).toBe(`${acknowledged.length + 2}:8192:200:200`)
+    await store.close()
+    const again = new Store('/m0', { disk, segmentSizeBytes: SEGMENT_BYTES })
+    await again.open()
+    expect(await content(again, ino, HLC_MAX)).toBe(`${acknowledged.length + 2}:8192:200:200`)
+    await again.close()
+  })
+})
