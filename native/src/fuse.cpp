@@ -13,8 +13,9 @@
 // program that waits for each answer (ls -l, a copy, a build) sends its next request at once.
 //
 // Cache invalidation: attributes are invalidated on the JS thread (that never blocks), cached
-// pages on a thread of their own (page_dropper.hpp), since dropping a page waits for any read of
-// it in flight, which only the JS thread answers.
+// pages and names on a thread of their own (cache_notifier.hpp), since dropping a page waits for
+// any read of it in flight, and dropping a name for any request in its directory, which only the
+// JS thread answers.
 #define FUSE_USE_VERSION 34
 #include <fuse_lowlevel.h>
 #include <linux/fuse.h>  // struct fuse_write_in: the write flags libfuse does not pass on
@@ -37,7 +38,7 @@
 #include <vector>
 
 #include "loop_poller.hpp"
-#include "page_dropper.hpp"
+#include "cache_notifier.hpp"
 
 namespace {
 
@@ -45,6 +46,7 @@ namespace {
 enum class Op : int {
   Lookup = 0, Forget, Getattr, Setattr, Readlink, Mkdir, Unlink, Rmdir, Symlink, Rename, Open, Read, Write, Flush,
   Release, Fsync, Opendir, Readdir, Releasedir, Statfs, Setxattr, Getxattr, Listxattr, Removexattr, Create, Mknod, Link, Exit,
+  Readdirplus,
 };
 
 constexpr unsigned kMaxRequestBytes = 1u << 20;
@@ -130,8 +132,10 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
                                          InstanceMethod("replyStatfs", &FuseSession::ReplyStatfs),
                                          InstanceMethod("replyXattrSize", &FuseSession::ReplyXattrSize),
                                          InstanceMethod("replyDirectory", &FuseSession::ReplyDirectory),
+                                         InstanceMethod("replyDirectoryPlus", &FuseSession::ReplyDirectoryPlus),
                                          InstanceMethod("invalidateAttributes", &FuseSession::InvalidateAttributes),
                                          InstanceMethod("dropCache", &FuseSession::DropCache),
+                                         InstanceMethod("dropEntry", &FuseSession::DropEntry),
                                      });
     exports.Set("FuseSession", cls);
     exports.Set("requestBufferBytes", Napi::Number::New(env, static_cast<double>(kRequestBufferBytes)));
@@ -205,7 +209,7 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
     }
     poll_ = std::move(poll);
     poller_ = std::make_unique<fffs::LoopPoller>(loop, kPollAfterReplyNs);
-    dropper_ = std::make_unique<fffs::PageDropper>(env, se.get());
+    notifier_ = std::make_unique<fffs::CacheNotifier>(env, se.get());
     closing_ = false;
     session_ = std::move(se);
     Ref();  // the mounted session outlives a dropped JS reference: the poll calls into it
@@ -220,8 +224,8 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
 
   void Close() {
     if (!session_) return;
-    if (dropper_->Busy()) FailRequestsWhileDropping();
-    dropper_.reset();
+    if (notifier_->Busy()) FailRequestsWhileDropping();
+    notifier_.reset();
     outstanding_.clear();
     uv_poll_stop(poll_.get());
     ClosePoll(std::move(poll_));
@@ -232,7 +236,7 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
   }
 
   /**
-   * A page drop under way may wait for a page that a read sent to this session holds locked:
+   * A notification under way may wait for a page or a directory that a request sent to this session holds locked:
    * every request, unanswered or still to come, is answered EIO until the drop is done (the
    * file system is going away; a request left unanswered would be failed at unmount anyway).
    */
@@ -241,7 +245,7 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
     for (fuse_req_t req : outstanding_) fuse_reply_err(req, EIO);
     outstanding_.clear();
     auto deadline = std::chrono::steady_clock::now() + kDropDrainMax;
-    while (dropper_->Busy() && std::chrono::steady_clock::now() < deadline) {
+    while (notifier_->Busy() && std::chrono::steady_clock::now() < deadline) {
       fuse_buf buf;
       std::memset(&buf, 0, sizeof buf);
       buf.mem = request_mem_;
@@ -251,7 +255,7 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
       else if (received == -EAGAIN || received == -EINTR) usleep(1000);
       else break;
     }
-    if (dropper_->Busy()) std::fprintf(stderr, "fffs: a page drop is still waiting at unmount\n");
+    if (notifier_->Busy()) std::fprintf(stderr, "fffs: a cache invalidation is still waiting at unmount\n");
   }
 
   /** An initialised handle is freed only after libuv has closed it. */
@@ -353,6 +357,14 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
     // The kernel clears set-user-ID/set-group-ID on write, truncate and chown itself, knowing the
     // caller's capabilities (CAP_FSETID), with one setattr when a bit is set; libfuse would hand that to us.
     conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
+    // A listing brings every entry's node and attributes along (src/fs/kernel.ts, listing), so
+    // `ls -l` costs no lookup per entry; always, not when the kernel guesses it would help.
+    if (conn->capable & FUSE_CAP_READDIRPLUS) {
+      conn->want |= FUSE_CAP_READDIRPLUS;
+      conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
+    }
+    // A symlink's target never changes (a new target is a new node): the kernel keeps it in its page cache.
+    if (conn->capable & FUSE_CAP_CACHE_SYMLINKS) conn->want |= FUSE_CAP_CACHE_SYMLINKS;
   }
   static void OnLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
     FuseSession* s = Of(req);
@@ -449,6 +461,10 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
     FuseSession* s = Of(req);
     s->Emit(Op::Readdir, req, ino, {s->FhOf(fi), s->Num(static_cast<double>(size)), s->Num(static_cast<double>(off))});
   }
+  static void OnReaddirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+    FuseSession* s = Of(req);
+    s->Emit(Op::Readdirplus, req, ino, {s->FhOf(fi), s->Num(static_cast<double>(size)), s->Num(static_cast<double>(off))});
+  }
   static void OnReleasedir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     FuseSession* s = Of(req);
     s->Emit(Op::Releasedir, req, ino, {s->FhOf(fi)});
@@ -504,32 +520,32 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
     return info.Env().Undefined();
   }
 
-  static fuse_entry_param EntryOf(const Napi::CallbackInfo& info) {
+  /** An entry from (nodeid, stat, entryTimeoutS, attrTimeoutS) at info[at..]; nodeid 0: no such name, for entryTimeoutS (stat ignored). */
+  static fuse_entry_param EntryOf(const Napi::CallbackInfo& info, size_t at) {
     fuse_entry_param e;
     std::memset(&e, 0, sizeof e);
-    e.ino = static_cast<fuse_ino_t>(info[1].As<Napi::Number>().DoubleValue());
-    e.attr = StatOf(info[2].As<Napi::Object>(), e.ino);
-    e.attr_timeout = e.entry_timeout = info[3].As<Napi::Number>().DoubleValue();
+    e.ino = static_cast<fuse_ino_t>(info[at].As<Napi::Number>().DoubleValue());
+    if (e.ino != 0) e.attr = StatOf(info[at + 1].As<Napi::Object>(), e.ino);
+    e.entry_timeout = info[at + 2].As<Napi::Number>().DoubleValue();
+    e.attr_timeout = info[at + 3].As<Napi::Number>().DoubleValue();
     return e;
   }
 
-  /** replyEntry(req, nodeid, stat, timeoutS) */
+  /** replyEntry(req, nodeid, stat, entryTimeoutS, attrTimeoutS); nodeid 0 with a timeout: the kernel may remember the name is absent */
   Napi::Value ReplyEntry(const Napi::CallbackInfo& info) {
-    if (fuse_req_t req = Take(info)) {
-      fuse_entry_param e = EntryOf(info);
-      fuse_reply_entry(req, &e);
-    }
+    fuse_entry_param e = EntryOf(info, 1);  // before the request is taken: a bad argument leaves it for JS to answer
+    if (fuse_req_t req = Take(info)) fuse_reply_entry(req, &e);
     return info.Env().Undefined();
   }
 
-  /** replyCreate(req, nodeid, stat, timeoutS, fh, directIo) */
+  /** replyCreate(req, nodeid, stat, entryTimeoutS, attrTimeoutS, fh, directIo) */
   Napi::Value ReplyCreate(const Napi::CallbackInfo& info) {
+    fuse_entry_param e = EntryOf(info, 1);  // before the request is taken: a bad argument leaves it for JS to answer
     if (fuse_req_t req = Take(info)) {
-      fuse_entry_param e = EntryOf(info);
       fuse_file_info fi;
       std::memset(&fi, 0, sizeof fi);
-      fi.fh = static_cast<uint64_t>(info[4].As<Napi::Number>().DoubleValue());
-      fi.direct_io = info[5].As<Napi::Boolean>().Value();
+      fi.fh = static_cast<uint64_t>(info[5].As<Napi::Number>().DoubleValue());
+      fi.direct_io = info[6].As<Napi::Boolean>().Value();
       if (fuse_reply_create(req, &e, &fi) == -ENOENT) ReleaseAbandoned(fi.fh);
     }
     return info.Env().Undefined();
@@ -544,7 +560,10 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
     return info.Env().Undefined();
   }
 
-  /** replyOpen(req, fh, keepCache, noFlush, directIo) */
+  /**
+   * replyOpen(req, fh, keepCache, noFlush, directIo, cacheListing): `cacheListing` (an opendir):
+   * the kernel may keep the listing it reads in its page cache and serve later opens from it.
+   */
   Napi::Value ReplyOpen(const Napi::CallbackInfo& info) {
     if (fuse_req_t req = Take(info)) {
       fuse_file_info fi;
@@ -553,6 +572,7 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
       fi.keep_cache = info[2].As<Napi::Boolean>().Value();
       fi.noflush = info[3].As<Napi::Boolean>().Value();
       fi.direct_io = info[4].As<Napi::Boolean>().Value();
+      fi.cache_readdir = info.Length() > 5 && info[5].As<Napi::Boolean>().Value();
       if (fuse_reply_open(req, &fi) == -ENOENT) ReleaseAbandoned(fi.fh);
     }
     return info.Env().Undefined();
@@ -637,6 +657,49 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
   }
 
   /**
+   * replyDirectoryPlus(req, entries, sizeBytes): each entry is [name, nodeid, stat, entryTimeoutS,
+   * attrTimeoutS, offset] (offset: where the next readdir starts after it), as many as fit.
+   * Returns how many went out: the kernel holds one lookup more of each (but of `.` and `..`,
+   * whose nodeid is 0), and none of the rest.
+   */
+  Napi::Value ReplyDirectoryPlus(const Napi::CallbackInfo& info) {
+    // Everything is read from JS before the request is taken: a bad argument throws with the request still unanswered, so JS answers it.
+    Napi::Array entries = info[1].As<Napi::Array>();
+    size_t size = static_cast<size_t>(info[2].As<Napi::Number>().DoubleValue());
+    struct Entry {
+      std::string name;
+      fuse_entry_param e;
+      off_t offset;
+    };
+    std::vector<Entry> parsed(entries.Length());
+    for (uint32_t i = 0; i < entries.Length(); i++) {
+      Napi::Array entry = entries.Get(i).As<Napi::Array>();
+      Entry& out = parsed[i];
+      out.name = entry.Get(0u).As<Napi::String>().Utf8Value();
+      std::memset(&out.e, 0, sizeof out.e);
+      out.e.ino = static_cast<fuse_ino_t>(entry.Get(1u).As<Napi::Number>().DoubleValue());
+      out.e.attr = StatOf(entry.Get(2u).As<Napi::Object>(), out.e.ino);
+      if (out.e.ino == 0) out.e.attr.st_ino = kUnknownIno;  // a name only: nothing to look up
+      out.e.entry_timeout = entry.Get(3u).As<Napi::Number>().DoubleValue();
+      out.e.attr_timeout = entry.Get(4u).As<Napi::Number>().DoubleValue();
+      out.offset = static_cast<off_t>(entry.Get(5u).As<Napi::Number>().DoubleValue());
+    }
+    uint32_t added = 0;
+    if (fuse_req_t req = Take(info)) {
+      std::vector<char> buf(size);
+      size_t used = 0;
+      for (Entry& entry : parsed) {
+        size_t needed = fuse_add_direntry_plus(req, buf.data() + used, size - used, entry.name.c_str(), &entry.e, entry.offset);
+        if (needed > size - used) break;
+        used += needed;
+        added++;
+      }
+      fuse_reply_buf(req, buf.data(), used);
+    }
+    return Napi::Number::New(info.Env(), added);
+  }
+
+  /**
    * invalidateAttributes(nodeId): the kernel's attributes of the node are out of date (a version
    * committed). Attributes only (offset -1): dropping pages locks them, and a page is locked
    * while a read of it waits for this very thread, so that could never return. Quiet when the
@@ -656,12 +719,24 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
    * pages and attributes (a version committed while a reader may hold pages of an older one).
    */
   Napi::Value DropCache(const Napi::CallbackInfo& info) {
-    if (!dropper_) {
-      auto done = Napi::Promise::Deferred::New(info.Env());
-      done.Resolve(info.Env().Undefined());
-      return done.Promise();
-    }
-    return dropper_->Drop(info.Env(), static_cast<fuse_ino_t>(info[0].As<Napi::Number>().DoubleValue()));
+    if (!notifier_) return Resolved(info.Env());
+    return notifier_->Drop(info.Env(), static_cast<fuse_ino_t>(info[0].As<Napi::Number>().DoubleValue()));
+  }
+
+  /**
+   * dropEntry(parentId, name): a promise that resolves once the kernel has forgotten the name
+   * (what it named, and everything cached below it, is looked up again).
+   */
+  Napi::Value DropEntry(const Napi::CallbackInfo& info) {
+    if (!notifier_) return Resolved(info.Env());
+    return notifier_->DropEntry(info.Env(), static_cast<fuse_ino_t>(info[0].As<Napi::Number>().DoubleValue()), info[1].As<Napi::String>().Utf8Value());
+  }
+
+  /** A promise already resolved: unmounted, the kernel caches nothing of this session. */
+  static Napi::Value Resolved(Napi::Env env) {
+    auto done = Napi::Promise::Deferred::New(env);
+    done.Resolve(env.Undefined());
+    return done.Promise();
   }
 
   Napi::FunctionReference on_request_;
@@ -669,7 +744,7 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
   std::unique_ptr<fuse_session, SessionDeleter> session_;
   std::unique_ptr<uv_poll_t> poll_;
   std::unique_ptr<fffs::LoopPoller> poller_;  // made at mount
-  std::unique_ptr<fffs::PageDropper> dropper_;  // made at mount, stopped before the session goes
+  std::unique_ptr<fffs::CacheNotifier> notifier_;  // made at mount, stopped before the session goes
   bool closing_ = false;  // unmounting with a page drop under way: requests are answered EIO
   Napi::Reference<Napi::Buffer<char>> request_buffer_;
   char* request_mem_ = nullptr;  // request_buffer_'s bytes, which never move
@@ -701,6 +776,7 @@ const fuse_lowlevel_ops FuseSession::kOps = [] {
   ops.fsync = &FuseSession::OnFsync;
   ops.opendir = &FuseSession::OnOpendir;
   ops.readdir = &FuseSession::OnReaddir;
+  ops.readdirplus = &FuseSession::OnReaddirplus;
   ops.releasedir = &FuseSession::OnReleasedir;
   ops.statfs = &FuseSession::OnStatfs;
   ops.setxattr = &FuseSession::OnSetxattr;

@@ -48,9 +48,9 @@ export async function cutReport(client: Client, resolver: Resolver, options: Tim
       break
     case 'version': {
       if (pathText === null) throw errors.invalid(`${specText} names a version: give the file's path too`)
-      const attr = await resolver.resolve(parsePath(pathText))
-      if (attr.kind !== 'node') throw errors.invalid(`${pathText} is the snapshot directory`)
-      const found = await client.stampOfVersion(attr.attr.ino, spec.version)
+      const { attr } = await resolver.resolve(parsePath(pathText))
+      if (attr === null) throw errors.invalid(`${pathText} is a virtual directory`)
+      const found = await client.stampOfVersion(attr.ino, spec.version)
       if (found === null) throw errors.notFound(`version ${spec.version} of ${pathText}`)
       stamp = found
       break
@@ -66,11 +66,11 @@ export async function cutReport(client: Client, resolver: Resolver, options: Tim
   const report: CutReport = { spec: formatTimeSpec(spec), kind: spec.kind, stamp: stamp.toString(), time: hlcToIso(stamp), stable, shards }
   if (pathText === null) return report
   const at = spec.kind === 'version' ? `${pathText}@${specText}` : `${pathText.replace(/\/+$/, '')}@${specText}`
-  const resolved = await resolver.resolveProvisional(parsePath(at)).catch((err: unknown) => {
+  const resolved = await resolver.resolve(parsePath(at), 'provisional').catch((err: unknown) => {
     if (isNotFound(err)) return null
     throw err
   })
-  const attr = resolved?.kind === 'node' ? resolved.attr : null
+  const attr = resolved?.attr ?? null
   return {
     ...report,
     path: { path: pathText, version: attr?.version ?? null, time: attr === null ? null : hlcToIso(BigInt(attr.stamp)), sizeBytes: attr?.sizeBytes ?? null, provisional: !stable },

@@ -7,7 +7,7 @@ import path from 'node:path'
 import { errors, isFffsError } from '../errors.js'
 import type { MountedFs } from '../fs/mount.js'
 import { NameHistory, type HistoryQuery, type HistoryRow } from '../fs/history.js'
-import { parsePath, Resolver, SNAPSHOT_DIR, type TimeOptions } from '../fs/resolve.js'
+import { parsePath, Resolver, type TimeOptions } from '../fs/resolve.js'
 import type { Client } from '../replication/client.js'
 import { describeAudit, describeRun, type HistoryControl } from '../replication/history.js'
 import { RemoteClient } from '../replication/remoteClient.js'
@@ -194,9 +194,9 @@ export class ControlServer {
 
   private async node(pathText: unknown): Promise<{ attr: Attr; anchoredPath: string | null }> {
     if (typeof pathText !== 'string') throw errors.invalid('path must be a string')
-    const resolved = await this.resolver.resolve(parsePath(pathText))
-    if (resolved.kind !== 'node') throw errors.invalid(`${pathText} is a virtual directory`)
-    return resolved
+    const { attr, anchoredPath } = await this.resolver.resolve(parsePath(pathText))
+    if (attr === null) throw errors.invalid(`${pathText} is a virtual directory`)
+    return { attr, anchoredPath }
   }
 
   /** `fffs log`: the rows PATH@T returned over time (history.ts), or with `object` the versions of the object PATH names. */
@@ -274,11 +274,15 @@ export class ControlServer {
       }
       case 'ls': {
         const resolved = await this.resolver.resolve(parsePath(String(request.path)))
-        if (resolved.kind !== 'node') return { anchoredPath: null, entries: resolved.dir === SNAPSHOT_DIR ? (await this.client.snapshots()).map((s) => ({ name: s.name, kind: 'snapshot', sizeBytes: 0, version: 0, time: hlcToIso(BigInt(s.at)), stamp: s.at, mode: 0o555 })) : [] }
-        if (resolved.attr.kind !== 'dir') throw errors.notDir(String(request.path))
-        const names = await this.resolver.list(resolved.attr, resolved.cut)
+        if (resolved.place.kind === 'snapshots') return { anchoredPath: null, entries: (await this.client.snapshots()).map((s) => ({ name: s.name, kind: 'snapshot', sizeBytes: 0, version: 0, time: hlcToIso(BigInt(s.at)), stamp: s.at, mode: 0o555 })) }
+        if (resolved.attr !== null && resolved.attr.kind !== 'dir') throw errors.notDir(String(request.path))
         const entries: EntryInfo[] = []
-        for (const name of names) entries.push(entryInfo(name, await this.resolver.child(resolved.attr, name, resolved.cut)))
+        const listed = await this.resolver.entries(resolved.place)
+        const steps = await this.resolver.entrySteps(resolved.place, listed)
+        listed.forEach((e, i) => {
+          const attr = steps[i]?.attr
+          if (attr != null) entries.push(entryInfo(e.name, attr))
+        })
         return { anchoredPath: resolved.anchoredPath, entries }
       }
       case 'stat': {
@@ -294,7 +298,7 @@ export class ControlServer {
         return (await this.client.snapshots()).map((s) => ({ name: s.name, at: hlcToIso(BigInt(s.at)), spec: s.spec }))
       case 'snapshot.delete':
         if (typeof request.name !== 'string') throw errors.invalid('snapshot name must be a string')
-        await this.client.submit({ type: 'unsnapshot', name: request.name })
+        await this.mounted.operations.deleteSnapshot(request.name)
         return { name: request.name }
       case 'snapshot.hold':
       case 'snapshot.release':

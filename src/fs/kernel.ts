@@ -1,22 +1,26 @@
 // The kernel's side of the mount: fffs's FUSE session (native/src/fuse.cpp, libfuse 3's
 // low-level API polled by this event loop) speaks in node ids; the handlers in operations.ts
-// speak in paths (and in inodes for a live node's attributes). This file turns each request,
-// through the table between them (nodeTable.ts), into one handler call and exactly one reply.
+// speak in places (resolve.ts). This file turns each request, through the table between them
+// (nodeTable.ts), into one handler call and exactly one reply.
 
 import { realpathSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import { ERRNO, errors, isCompacted, isFffsError, isMalformedSpec } from '../errors.js'
 import { findNativeAddon, NATIVE_BUILD_DIR } from '../nativeAddons.js'
-import type { Ino } from '../store/records.js'
+import type { ChangeListener, ChangeNote } from '../replication/client.js'
+import { ROOT_INO, type Ino } from '../store/records.js'
 import { NodeTable } from './nodeTable.js'
-import type { AttrChanges, Caller, Found, Operations, Stat } from './operations.js'
+import type { AttrChanges, Caller, Found, KernelCache, Operations, Stat } from './operations.js'
+import { OpenDirs } from './listing.js'
+import { SNAPSHOT_DIR, type DirEntry, type Place } from './resolve.js'
 import { holdsNode } from './processes.js'
 
 /** The request kinds, in native/src/fuse.cpp's order (enum class Op). */
 enum FuseOp {
   Lookup, Forget, Getattr, Setattr, Readlink, Mkdir, Unlink, Rmdir, Symlink, Rename, Open, Read, Write, Flush,
   Release, Fsync, Opendir, Readdir, Releasedir, Statfs, Setxattr, Getxattr, Listxattr, Removexattr, Create, Mknod, Link, Exit,
+  Readdirplus,
 }
 
 /** A request as the native session names it: a number it checks on every reply (0 for none expected). */
@@ -26,20 +30,25 @@ interface NativeFuseSession {
   mount(mountpoint: string, fsName: string, options: string): void
   unmount(): void
   replyErr(req: Req, errno: number): void
-  replyEntry(req: Req, nodeId: number, stat: Stat, timeoutS: number): void
-  replyCreate(req: Req, nodeId: number, stat: Stat, timeoutS: number, fh: number, directIo: boolean): void
+  replyEntry(req: Req, nodeId: number, stat: Stat, entryTimeoutS: number, attrTimeoutS: number): void
+  replyCreate(req: Req, nodeId: number, stat: Stat, entryTimeoutS: number, attrTimeoutS: number, fh: number, directIo: boolean): void
   replyAttr(req: Req, nodeId: number, stat: Stat, timeoutS: number): void
-  replyOpen(req: Req, fh: number, keepCache: boolean, noFlush: boolean, directIo: boolean): void
+  /** `cacheListing` (an opendir): the kernel may keep the listing it reads and serve later opens from it. */
+  replyOpen(req: Req, fh: number, keepCache: boolean, noFlush: boolean, directIo: boolean, cacheListing?: boolean): void
   replyData(req: Req, data: Buffer, lengthBytes: number): void
   replyWrite(req: Req, countBytes: number): void
   replyReadlink(req: Req, target: string): void
   replyStatfs(req: Req, statfs: object): void
   replyXattrSize(req: Req, sizeBytes: number): void
   replyDirectory(req: Req, names: readonly string[], startIndex: number, sizeBytes: number): void
+  /** Entries [name, nodeId (0: a name only), stat, entryTimeoutS, attrTimeoutS, offset], as many as fit; returns how many went out (the kernel holds one lookup more of each with a node). */
+  replyDirectoryPlus(req: Req, entries: ReadonlyArray<readonly [string, number, Stat, number, number, number]>, sizeBytes: number): number
   /** Marks the kernel's attributes of a node out of date (its pages are left alone, so this never blocks). */
   invalidateAttributes(nodeId: number): void
   /** Drops the kernel's cached pages and attributes of a node, on a thread of the addon's (a page in a read's flight stays locked until this thread answers it). */
   dropCache(nodeId: number): Promise<void>
+  /** Drops a name the kernel holds in a directory node, on the same thread (a lookup or create in the directory holds it locked until this thread answers). */
+  dropEntry(parentId: number, name: string): Promise<void>
 }
 
 // Arguments after (op, req, nodeId), per op: see the On* functions in native/src/fuse.cpp.
@@ -80,12 +89,21 @@ function loadAddon(): FuseAddon {
   }
 }
 
-/** How long the kernel may keep a name's node and attributes without asking again (libfuse 2's default). */
-const CACHE_TIMEOUT_S = 1
+/**
+ * How long the kernel may keep a name's node and a node's attributes without asking again.
+ * What a frozen cut holds never changes: for ever (a year: the kernel keeps nothing that long).
+ * The live tree: as long for as the kernel is told of every change it does not make itself
+ * (an embedded mount makes them all; a group's members tell of the others: liveTrusted), else
+ * briefly, as NFS's attribute cache does.
+ */
+const FOREVER_S = 365 * 24 * 3600
+const BRIEF_S = 1
 const RENAME_NOREPLACE = 1
+/** What a readdirplus entry without a node shows: its name, and for `.` and `..` the type (a directory). */
+const UNKNOWN_STAT: Stat = { ino: 0, mode: 0, uid: 0, gid: 0, size: 0, nlink: 0, rdev: 0, mtime: 0, atime: 0, ctime: 0, blksize: 0, blocks: 0 }
+const DIRECTORY_STAT: Stat = { ...UNKNOWN_STAT, mode: 0o040000 }
 const O_ACCMODE = 3
 const O_WRONLY = 1
-const O_NONBLOCK = 0o4000
 
 /**
  * Write-only opens bypass the kernel's page cache (FOPEN_DIRECT_IO): the pages of a file are
@@ -110,7 +128,7 @@ function errnoOf(err: unknown): number {
 }
 
 /** Serves one mount: requests from the kernel to `ops`, answers back. */
-export class KernelSession {
+export class KernelSession implements KernelCache {
   private readonly ops: Operations
   private readonly session: NativeFuseSession
   private readonly requestBuffer: Buffer
@@ -118,9 +136,16 @@ export class KernelSession {
   private readonly table = new NodeTable()
   /** The mountpoint's real path (what /proc shows for descriptors of the mount's files). */
   private mountpoint = ''
-  /** Open directories: the listing taken at opendir (and again at a rewind), served in pieces. */
-  private readonly dirs = new Map<number, { nodeId: number; names: string[]; served: boolean }>()
-  private nextDirHandle = 1
+  private readonly dirs = new OpenDirs()
+  /** Whether the kernel hears of every change to the live tree it does not make itself (FOREVER_S); an embedded mount's tree changes only through it. */
+  private liveTrusted = true
+  /**
+   * Moves at every change the kernel did not make itself. A reply to a request that began
+   * before it may carry what the change replaced: the kernel gets it uncached (the notification
+   * about the change may have reached the kernel before the reply).
+   */
+  private changeEpoch = 0
+  private unwatchChanges: (() => void) | null = null
   /** File handles opened write-only: their writes bypass the page cache (isWriteOnly). */
   private readonly directHandles = new Set<number>()
   /** Nodes the kernel may hold pages of: a read was answered, or a write went through their page cache, since they were last dropped. */
@@ -133,6 +158,14 @@ export class KernelSession {
     this.requestBuffer = Buffer.allocUnsafeSlow(requestBufferBytes)
     this.contextBuffer = Buffer.alloc(contextBufferBytes)
     this.session = new FuseSession(this.requestBuffer, this.contextBuffer, (op, req, nodeId, a, b, c, d, e) => this.dispatch(op, req, nodeId, a, b, c, d, e))
+    ops.kernelCache = this
+  }
+
+  /** Follows the changes other clients of a group make (`watch`: Client.watchChanges); until its feed runs, the live tree is cached briefly. */
+  followChanges(watch: ((listener: ChangeListener) => () => void) | undefined): void {
+    if (watch === undefined) return
+    this.liveTrusted = false
+    this.unwatchChanges = watch({ changed: (note) => this.changed(note), inSync: (synced) => this.inSync(synced) })
   }
 
   /** `options`: FUSE mount options, comma-separated (src/fs/mount.ts). */
@@ -141,8 +174,51 @@ export class KernelSession {
     this.session.mount(mountpoint, fsName, options)
   }
 
+  // ---------------------------------------------------------------- what the kernel did not see change (KernelCache)
+
+  async forgetEntry(dir: Ino | typeof SNAPSHOT_DIR, name: string): Promise<void> {
+    this.changeEpoch++
+    const parentId = dir === SNAPSHOT_DIR ? this.table.child(ROOT_INO, SNAPSHOT_DIR) : dir
+    if (parentId === undefined || this.table.find(parentId) === undefined) return
+    const child = this.table.child(parentId, name)
+    // The node the name named: its link count or ctime moved too (unlink, a rename over it).
+    if (child !== undefined && this.table.place(child).kind === 'live') this.forgetAttributes(child)
+    await this.session.dropEntry(parentId, name)
+  }
+
+  forgetAttributes(ino: Ino): void {
+    this.changeEpoch++
+    if (this.table.find(ino) !== undefined) this.session.invalidateAttributes(ino)
+  }
+
+  /** Another client changed the tree (the group's change feed). */
+  private changed(note: ChangeNote): void {
+    this.changeEpoch++
+    for (const [dir, name] of note.entries ?? []) void this.forgetEntry(dir, name)
+    for (const ino of note.nodes ?? []) this.forgetAttributes(ino)
+    for (const ino of note.contents ?? []) {
+      this.pagesCached.add(ino) // a reader may hold pages of the version before
+      void this.forgetCached(ino)
+    }
+    for (const name of note.snapshots ?? []) void this.forgetEntry(SNAPSHOT_DIR, name)
+  }
+
+  /** The change feed stopped or (re)started: in between, changes may have gone untold, so the kernel forgets the live tree it holds. */
+  private inSync(synced: boolean): void {
+    this.changeEpoch++
+    this.liveTrusted = synced
+    if (!synced) return
+    for (const { id, names } of this.table.liveEntries()) {
+      this.pagesCached.add(id)
+      void this.forgetCached(id)
+      for (const { parent, name } of names) void this.session.dropEntry(parent, name)
+    }
+  }
+
   /** Idempotent; after an unmount from outside (fusermount -u) there is nothing left to do. */
   unmount(): void {
+    this.unwatchChanges?.()
+    this.unwatchChanges = null
     this.session.unmount()
   }
 
@@ -169,90 +245,131 @@ export class KernelSession {
 
   private readonly ok = (req: Req) => (): void => this.session.replyErr(req, 0)
 
-  private entry(req: Req, parent: number, name: string, found: Found): void {
-    this.session.replyEntry(req, this.remember(parent, name, found), found.stat, CACHE_TIMEOUT_S)
+  /** The entry of a node the kernel now holds under `name` in `parent` (one lookup more), or ENOENT. `epoch`: changeEpoch when the request began. */
+  private entry(req: Req, parent: number, name: string, found: Found | null, epoch: number): void {
+    if (found === null) return this.session.replyErr(req, ERRNO.ENOENT)
+    this.session.replyEntry(req, this.table.remember(parent, name, found.place), found.stat, this.entryTimeoutS(found, epoch), this.attrTimeoutS(found.place, found.stat, epoch))
+  }
+
+  /** Creates with `make`, then answers the lookup the kernel does not send: the new node's entry. */
+  private made(req: Req, parent: number, name: string, make: () => Promise<Found>): void {
+    const epoch = this.changeEpoch
+    this.serve(req, make, (found) => this.entry(req, parent, name, found, epoch))
+  }
+
+  // ---------------------------------------------------------------- how long the kernel may keep what it is told
+
+  private entryTimeoutS(found: Found, epoch: number): number {
+    switch (found.trust) {
+      case 'relative': // `f@-5m` names another cut at its next lookup
+      case 'provisional':
+        return 0
+      case 'rebindable':
+        return BRIEF_S
+      case 'stable':
+        return found.place.kind === 'live' ? this.liveTimeoutS(epoch) : FOREVER_S
+    }
   }
 
   /**
-   * The node id for a name the kernel now holds: a live node's is its inode, a time path's its
-   * own; a relative spec in the name stays resolved as this lookup resolved it (`anchoredName`).
+   * Not at all while the file has uncommitted changes here (an ftruncate through a handle),
+   * whose commit at close changes its times with no write the kernel would see.
    */
-  private remember(parent: number, name: string, found: Found): number {
-    return this.table.remember(parent, name, found.live ? found.stat.ino : null, found.anchoredName)
+  private attrTimeoutS(place: Place, stat: Stat, epoch: number): number {
+    switch (place.kind) {
+      case 'frozen':
+        return FOREVER_S
+      case 'live':
+        return this.ops.hasUncommitted(stat.ino) ? 0 : this.liveTimeoutS(epoch)
+      case 'sensorWrite': // the live P until T is past, then P at the cut
+        return 0
+      case 'snapshots':
+      case 'times':
+        return BRIEF_S // the root's times
+    }
   }
 
-  /**
-   * Creates with `make`, then answers the lookup the kernel does not send: the new node's entry.
-   * `make` returns the name the entry got when it is not `name` (`mkdir .snapshot/s@-1h` makes s).
-   */
-  private made(req: Req, parent: number, name: string, make: (path: string) => Promise<string | void>): void {
-    this.serve(req, async () => {
-      const made = await make(this.table.childPath(parent, name))
-      const anchored = typeof made === 'string' && made !== name ? made : null
-      const found = await this.ops.lookup(this.table.childPath(parent, anchored ?? name))
-      return { ...found, anchoredName: anchored }
-    }, (found) => this.entry(req, parent, name, found))
+  /** For ever while the kernel hears of every change; not at all for a reply that a change may have overtaken. */
+  private liveTimeoutS(epoch: number): number {
+    if (epoch !== this.changeEpoch) return 0
+    return this.liveTrusted ? FOREVER_S : BRIEF_S
+  }
+
+  /** The path of `name` in `parent`, for messages and log lines. */
+  private childPath(parent: number, name: string): string {
+    const base = this.table.path(parent)
+    return base === '/' ? '/' + name : `${base}/${name}`
   }
 
   private dispatch(op: FuseOp, req: Req, nodeId: number, a: unknown, b: unknown, c: unknown, d: unknown, e: unknown): void {
     const table = this.table
     const ops = this.ops
+    const place = (): Place => table.place(nodeId)
     const path = (): string => table.path(nodeId)
     const caller = readCaller(this.contextBuffer)
+    const epoch = this.changeEpoch
     switch (op) {
       case FuseOp.Lookup: {
         const name = a as string
-        return this.serve(req, () => ops.lookup(table.childPath(nodeId, name)), (found) => this.entry(req, nodeId, name, found))
+        return this.serve(req, () => ops.lookup(place(), name), (found) => this.entry(req, nodeId, name, found, epoch))
       }
       case FuseOp.Forget:
         table.forget(nodeId, a as number)
         if (table.find(nodeId) === undefined) this.pagesCached.delete(nodeId) // the kernel let go of the node, its pages too
         return
       case FuseOp.Getattr:
-        return this.serve(req, () => this.attr(nodeId, a as number | undefined), (stat) => this.session.replyAttr(req, nodeId, stat, this.attrTimeoutS(stat)))
+        return this.serve(req, () => ops.getattr(place(), a as number | undefined), (stat) => this.session.replyAttr(req, nodeId, stat, this.attrTimeoutS(place(), stat, epoch)))
       case FuseOp.Setattr:
-        return this.serve(req, () => this.setattr(nodeId, a as AttrChanges, b as number | undefined, caller), (stat) => this.session.replyAttr(req, nodeId, stat, this.attrTimeoutS(stat)))
+        return this.serve(req, () => ops.setattr(place(), a as AttrChanges, b as number | undefined, caller, path()), (stat) => this.session.replyAttr(req, nodeId, stat, this.attrTimeoutS(place(), stat, epoch)))
       case FuseOp.Readlink:
-        return this.serve(req, () => ops.readlink(path()), (target) => this.session.replyReadlink(req, target))
+        return this.serve(req, () => ops.readlink(place(), path()), (target) => this.session.replyReadlink(req, target))
       case FuseOp.Mkdir:
-        return this.made(req, nodeId, a as string, (p) => ops.mkdir(p, b as number, caller))
+        return this.made(req, nodeId, a as string, () => ops.mkdir(place(), a as string, b as number, caller))
       case FuseOp.Symlink:
-        return this.made(req, nodeId, a as string, (p) => ops.symlink(b as string, p, caller))
+        return this.made(req, nodeId, a as string, () => ops.symlink(place(), a as string, b as string, caller))
       case FuseOp.Mknod:
-        return this.made(req, nodeId, a as string, (p) => ops.mknod(p, b as number, c as number, caller))
+        return this.made(req, nodeId, a as string, () => ops.mknod(place(), a as string, b as number, c as number, caller))
       case FuseOp.Link: // the new name's entry is the same node: the kernel holds one lookup more on it
-        return this.made(req, a as number, b as string, (p) => ops.link(this.liveIno(nodeId), p))
+        return this.made(req, a as number, b as string, () => ops.link(place(), table.place(a as number), b as string, path()))
       case FuseOp.Unlink:
       case FuseOp.Rmdir: {
         const name = a as string
-        const remove = (target: string): Promise<void> => (op === FuseOp.Unlink ? ops.unlink(target) : ops.rmdir(target))
-        return this.serve(req, () => remove(table.childPath(nodeId, name)), () => {
+        const remove = (): Promise<void> => (op === FuseOp.Unlink ? ops.unlink(place(), name) : ops.rmdir(place(), name))
+        return this.serve(req, remove, () => {
           table.detach(nodeId, name)
           this.session.replyErr(req, 0)
         })
       }
-      case FuseOp.Rename:
-        return this.serve(req, () => this.rename(nodeId, a as string, b as number, c as string, d as number), () => {
-          table.move(nodeId, a as string, b as number, c as string)
-          this.session.replyErr(req, 0)
+      case FuseOp.Rename: {
+        const flags = d as number
+        return this.serve(
+          req,
+          () => {
+            if ((flags & ~RENAME_NOREPLACE) !== 0) throw errors.invalid(`rename flags ${flags}: fffs renames, or renames without replacing, and nothing else`)
+            return ops.rename(place(), a as string, table.place(b as number), c as string, (flags & RENAME_NOREPLACE) !== 0)
+          },
+          () => {
+            table.move(nodeId, a as string, b as number, c as string)
+            this.session.replyErr(req, 0)
+          },
+        )
+      }
+      case FuseOp.Open: {
+        const flags = a as number
+        return this.serve(req, () => ops.open(place(), flags, caller, path()), (fd) => {
+          if (isWriteOnly(flags)) this.directHandles.add(fd)
+          const readOnly = (flags & O_ACCMODE) === 0
+          // What a frozen node holds never changes: the pages the kernel cached of it stay right.
+          this.session.replyOpen(req, fd, readOnly && table.find(nodeId)?.place.kind === 'frozen', readOnly, isWriteOnly(flags))
         })
-      case FuseOp.Open:
-        return this.serve(req, () => this.open(nodeId, a as number, caller), ({ fd, keepCache, noFlush }) => {
-          table.find(nodeId)?.handles.add(fd)
-          if (isWriteOnly(a as number)) this.directHandles.add(fd)
-          this.session.replyOpen(req, fd, keepCache, noFlush, isWriteOnly(a as number))
-        })
+      }
       case FuseOp.Create: {
         const name = a as string
         const flags = c as number
-        return this.serve(req, async () => {
-          const fd = await ops.create(table.childPath(nodeId, name), b as number, caller, flags)
-          return { fd, stat: ops.fgetattr(fd) }
-        }, ({ fd, stat }) => {
-          const id = this.remember(nodeId, name, { stat, live: !ops.openedThroughTimePath(fd), anchoredName: null }) // P@sensor:T keeps a node of its own
-          table.node(id).handles.add(fd)
+        return this.serve(req, () => ops.create(place(), name, b as number, caller, flags, this.childPath(nodeId, name)), ({ fd, found }) => {
+          const id = table.remember(nodeId, name, found.place)
           if (isWriteOnly(flags)) this.directHandles.add(fd)
-          this.session.replyCreate(req, id, stat, CACHE_TIMEOUT_S, fd, isWriteOnly(flags))
+          this.session.replyCreate(req, id, found.stat, this.entryTimeoutS(found, epoch), this.attrTimeoutS(found.place, found.stat, epoch), fd, isWriteOnly(flags))
         })
       }
       case FuseOp.Read: {
@@ -277,30 +394,32 @@ export class KernelSession {
       case FuseOp.Fsync:
         return this.serve(req, () => this.committing(nodeId, ops.fsync(a as number)), this.ok(req))
       case FuseOp.Release:
-        table.find(nodeId)?.handles.delete(a as number)
         this.directHandles.delete(a as number)
         return this.serve(req, () => this.committing(nodeId, ops.release(a as number)), this.ok(req))
       case FuseOp.Opendir:
-        return this.serve(req, () => ops.readdir(path()), (names) => {
-          const handle = this.nextDirHandle++
-          this.dirs.set(handle, { nodeId, names, served: false })
-          this.session.replyOpen(req, handle, false, false, false)
+        return this.serve(req, () => ops.readdir(place()), (entries) => {
+          // The kernel may keep a listing it is told of every change to (a live one's: liveTrusted; it sees its own).
+          const kind = table.find(nodeId)?.place.kind
+          const cacheListing = kind === 'frozen' || (kind === 'live' && this.liveTimeoutS(epoch) === FOREVER_S)
+          this.session.replyOpen(req, this.dirs.open(nodeId, entries), cacheListing, false, false, cacheListing)
         })
       case FuseOp.Readdir:
-        return this.serve(req, () => this.listing(a as number, c as number), (names) => this.session.replyDirectory(req, names, c as number, b as number))
+        return this.serve(req, () => this.dirs.read(a as number, c as number, this.relist), (names) => this.session.replyDirectory(req, names, c as number, b as number))
+      case FuseOp.Readdirplus:
+        return this.serve(req, () => this.dirs.readPlus(a as number, c as number, this.relist, (id, entries) => ops.listed(table.place(id), entries)), (listing) => this.listedPlus(req, listing, b as number, epoch))
       case FuseOp.Releasedir:
-        this.dirs.delete(a as number)
+        this.dirs.close(a as number)
         return this.session.replyErr(req, 0)
       case FuseOp.Statfs:
         return this.serve(req, () => ops.statfs(), (st) => this.session.replyStatfs(req, st))
       case FuseOp.Setxattr:
-        return this.serve(req, () => ops.setxattr(path(), a as string, b as Buffer, c as number), this.ok(req))
+        return this.serve(req, () => ops.setxattr(place(), a as string, b as Buffer, c as number, path()), this.ok(req))
       case FuseOp.Removexattr:
-        return this.serve(req, () => ops.removexattr(path(), a as string), this.ok(req))
+        return this.serve(req, () => ops.removexattr(place(), a as string, path()), this.ok(req))
       case FuseOp.Getxattr:
-        return this.serve(req, () => ops.getxattr(path(), a as string), (value) => this.xattrReply(req, value, b as number))
+        return this.serve(req, () => ops.getxattr(place(), a as string), (value) => this.xattrReply(req, value, b as number))
       case FuseOp.Listxattr:
-        return this.serve(req, () => ops.listxattr(path()), (names) => this.xattrReply(req, Buffer.from(names.map((n) => n + '\0').join('')), a as number))
+        return this.serve(req, () => ops.listxattr(place()), (names) => this.xattrReply(req, Buffer.from(names.map((n) => n + '\0').join('')), a as number))
       case FuseOp.Exit:
         return this.onUnmountedFromOutside()
     }
@@ -317,7 +436,8 @@ export class KernelSession {
    * node is the file's inode; a handle opened through `P@sensor:T` has a node of its own too.
    */
   private async committing(nodeId: number, commit: Promise<Ino | null>): Promise<void> {
-    let ino: Ino | null = this.table.find(nodeId)?.ino ?? null // a commit that failed may have applied its version (malformed records)
+    const place = this.table.find(nodeId)?.place
+    let ino: Ino | null = place?.kind === 'live' ? place.ino : null // a commit that failed may have applied its version (malformed records)
     try {
       ino = await commit
     } finally {
@@ -331,81 +451,21 @@ export class KernelSession {
     await this.session.dropCache(nodeId) // a read answered from here on may cache pages again
   }
 
-  /**
-   * How long the kernel may keep attributes: not at all while the file has uncommitted changes
-   * (an ftruncate through a handle), whose commit at close changes its times with no write
-   * the kernel would see.
-   */
-  private attrTimeoutS(stat: Stat): number {
-    return this.ops.hasUncommitted(stat.ino) ? 0 : CACHE_TIMEOUT_S
-  }
+  private readonly relist = (nodeId: number): Promise<readonly DirEntry[]> => this.ops.readdir(this.table.place(nodeId))
 
-  /** The store inode of a live node; a node of a time path is read-only. */
-  private liveIno(nodeId: number): number {
-    const ino = this.table.node(nodeId).ino
-    if (ino === null) throw errors.readOnlyTimePath(this.table.path(nodeId))
-    return ino
-  }
-
-  /**
-   * A node's attributes: a live node's by its inode (whichever of its names are gone); a
-   * time-path node whose name is gone answers from an open handle, as fstat expects (the
-   * kernel names the handle only on some paths).
-   */
-  private attr(nodeId: number, fd: number | undefined): Promise<Stat> | Stat {
-    const node = this.table.node(nodeId)
-    if (node.ino !== null) return this.ops.getattrOfInode(node.ino)
-    if (this.table.detached(nodeId)) {
-      const handle = fd ?? node.handles.values().next().value
-      if (handle === undefined) throw errors.notFound(this.table.path(nodeId))
-      return this.ops.fgetattr(handle)
+  /** A readdirplus reply: the entries that fit, each with a node the kernel then holds (one lookup more), as a lookup would answer. */
+  private listedPlus(req: Req, listing: Awaited<ReturnType<OpenDirs['readPlus']>>, sizeBytes: number, epoch: number): void {
+    // The ids the nodes have, or get when they are remembered below: a live node's is its inode.
+    const ids = this.table.plan(listing.nodeId, listing.entries.map(({ entry, found }) => (found === null ? null : [entry.name, found.place] as const)))
+    const entries = listing.entries.map(({ entry, offset, found }, i) => {
+      if (found === null) return [entry.name, 0, entry.name === '.' || entry.name === '..' ? DIRECTORY_STAT : UNKNOWN_STAT, 0, 0, offset] as const
+      return [entry.name, ids[i]!, found.stat, this.entryTimeoutS(found, epoch), this.attrTimeoutS(found.place, found.stat, epoch), offset] as const
+    })
+    const sent = this.session.replyDirectoryPlus(req, entries, sizeBytes)
+    for (let i = 0; i < sent; i++) {
+      const found = listing.entries[i]!.found
+      if (found !== null && this.table.remember(listing.nodeId, listing.entries[i]!.entry.name, found.place) !== entries[i]![1]) throw new Error('internal: a listed node got another id than the one the kernel was told')
     }
-    return this.ops.getattr(this.table.path(nodeId))
-  }
-
-  /** One setattr: the attributes in one version of the node, a size change in a version of its contents. */
-  private async setattr(nodeId: number, changes: AttrChanges, fd: number | undefined, caller: Caller): Promise<Stat> {
-    await this.ops.setattr(this.liveIno(nodeId), changes, fd, caller)
-    return this.attr(nodeId, fd)
-  }
-
-  private async rename(parent: number, name: string, newParent: number, newName: string, flags: number): Promise<void> {
-    if ((flags & ~RENAME_NOREPLACE) !== 0) throw errors.invalid(`rename flags ${flags}: fffs renames, or renames without replacing, and nothing else`)
-    const to = this.table.childPath(newParent, newName)
-    if ((flags & RENAME_NOREPLACE) !== 0) {
-      const exists = await this.ops.getattr(to).then(() => true, (err: unknown) => (isFffsError(err) && err.errno === ERRNO.ENOENT ? false : Promise.reject(err)))
-      if (exists) throw errors.exists(to)
-    }
-    await this.ops.rename(this.table.childPath(parent, name), to)
-  }
-
-  /**
-   * A read-only open of a frozen path keeps the kernel's cached pages while the node's version
-   * (mtime and size) is the one they were read from: what a stable cut holds never changes,
-   * but a snapshot name can be deleted and pinned again at another cut. Live files start
-   * uncached at every open (another writer may have committed). Read-only opens skip the
-   * flush round trip at close: they have nothing to commit.
-   */
-  private async open(nodeId: number, flags: number, caller: Caller): Promise<{ fd: number; keepCache: boolean; noFlush: boolean }> {
-    const path = this.table.path(nodeId)
-    const fd = await this.ops.open(path, flags, caller)
-    const readOnly = (flags & O_ACCMODE) === 0
-    if (!readOnly || (flags & O_NONBLOCK) !== 0 || !this.ops.openedThroughTimePath(fd)) return { fd, keepCache: false, noFlush: readOnly }
-    const node = this.table.node(nodeId)
-    const stat = this.ops.fgetattr(fd)
-    const version = `${stat.mtime}:${stat.size}`
-    const keepCache = node.cachedAs === version
-    node.cachedAs = version
-    return { fd, keepCache, noFlush: true }
-  }
-
-  /** The listing of an open directory; a readdir from offset 0 after the first (a rewind) lists it again. */
-  private async listing(handle: number, offset: number): Promise<string[]> {
-    const dir = this.dirs.get(handle)
-    if (dir === undefined) throw errors.badHandle(handle)
-    if (offset === 0 && dir.served) dir.names = await this.ops.readdir(this.table.path(dir.nodeId))
-    dir.served = true
-    return dir.names
   }
 
   /** getxattr/listxattr: a size query (size 0) gets the length, a short buffer ERANGE. */

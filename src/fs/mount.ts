@@ -54,6 +54,7 @@ export async function mountFs(mountpoint: string, client: Client, options: TimeO
     const uid = process.getuid?.() ?? 0
     const fuse = mountOptions(uid, uid === 0 ? null : await fsp.readFile(FUSE_CONF, 'utf8').catch(() => null))
     if (fuse.privateBecause !== null) log(`fffs: ${fuse.privateBecause}`)
+    kernel.followChanges(client.watchChanges?.bind(client))
     kernel.mount(mountpoint, 'fffs', fuse.options)
     let unmounted: Promise<void> | null = null
     return {

@@ -248,8 +248,8 @@ export class OpenFile {
           ...(records !== undefined ? { records } : {}),
           ...(stamped ? { sensorLagMaxUs: this.policy.sensorLagMaxUs } : {}),
         }
-        await client.submit(mutation)
-        this.pinned = (await client.attr(this.ino, HLC_MAX)) ?? this.pinned
+        const { attr } = await client.submit(mutation)
+        this.pinned = attr ?? (await client.attr(this.ino, HLC_MAX)) ?? this.pinned
         this.committed(this.pinned)
         this.policy.stats.recordsIndexed += records?.entries.length ?? 0
         if (format !== null && malformed.length > 0) {

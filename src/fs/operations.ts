@@ -1,21 +1,25 @@
-// One handler per FUSE operation. Each takes the path (and handle) kernel.ts gives, does its
-// work through the client API, and returns a value or throws an FffsError; the errno is
-// decided in one place, kernel.ts.
+// One handler per FUSE operation. Each takes the places (resolve.ts) of the nodes kernel.ts
+// names, or a handle, does its work through the client API, and returns a value or throws an
+// FffsError; the errno is decided in one place, kernel.ts. `path` arguments only name the
+// node in messages and log lines.
 
 import { constants as fsConstants, promises as fsp } from 'node:fs'
 import { errors, isLateSensorWrite } from '../errors.js'
-import type { Client } from '../replication/client.js'
+import type { Client, Submitted } from '../replication/client.js'
 import { parseRecordFormat, XATTR_RECORD_FORMAT } from '../sensor/index.js'
 import { ROOT_INO, S_ISGID, S_ISUID, type Attr, type Ino, type NodeKind } from '../store/records.js'
 import { HLC_MAX, hlcCeilingOfUs, hlcToIso, wallClockUs } from '../temporal/hlc.js'
 import { formatTimeSpec, isSpecName, parseTimeSpec, splitNameSpec } from '../temporal/spec.js'
 import { OpenFiles, type OpenFile } from './openFiles.js'
-import { parsePath, Resolver, SNAPSHOT_DIR, type ParsedPath, type Resolved, type TimeOptions } from './resolve.js'
+import { liveIno, Resolver, SNAPSHOT_DIR, type DirEntry, type NameTrust, type Place, type Step, type TimeOptions } from './resolve.js'
 import { checkSensorLag, newSensorStats, recordFormatOf, type SensorPolicy, type SensorStats } from './sensorRecords.js'
 
 const O_ACCMODE = 3
 const S_IFMT = 0o170000
 const S_IXGRP = 0o010
+/** What a new file or directory takes from its directory as its record applies. */
+const INHERITED = { inheritXattrs: [XATTR_RECORD_FORMAT] } as const
+
 /** The file type bits of st_mode for each kind of node. */
 const S_IF: Readonly<Record<NodeKind, number>> = {
   fifo: 0o010000,
@@ -113,17 +117,11 @@ function toStat(attr: Attr, sizeBytes = attr.sizeBytes): Stat {
   }
 }
 
-/**
- * What a lookup found, for the kernel: the attributes; `live`: a live node (else a node of a time
- * path, a snapshot or a virtual directory); `anchoredName`: the looked-up name with its relative
- * spec made absolute (`f@-5m` -> `f@2026-12-07T05:55:00.000000Z`), so that later requests through
- * the node the kernel keeps read the instant this lookup resolved (only the looked-up name can
- * have one: its parents are anchored already); null when it has none.
- */
+/** What a lookup (or a create, mknod, link) found, for the kernel: the attributes, the place the node stands for, how long the name may be trusted. */
 export interface Found {
   readonly stat: Stat
-  readonly live: boolean
-  readonly anchoredName: string | null
+  readonly place: Place
+  readonly trust: NameTrust
 }
 
 /** /.snapshot and /.at: they belong to the owner of the root, who alone may pin a cut by mkdir in /.snapshot; they show the root's times (lookup). */
@@ -149,8 +147,22 @@ export function isUnkeptXattr(name: string): boolean {
   return name.startsWith(XATTR_SECURITY_PREFIX) || POSIX_ACL_XATTRS.has(name)
 }
 
+/**
+ * What the kernel may have cached of the tree that a change it did not itself make turns stale:
+ * a snapshot pinned or deleted through the control socket, set-ID bits the mount clears, a
+ * change by another mount of the group. kernel.ts forgets it.
+ */
+export interface KernelCache {
+  /** The name in the live directory `dir` (or in /.snapshot) may name another node now; resolves once the kernel has forgotten it. */
+  forgetEntry(dir: Ino | typeof SNAPSHOT_DIR, name: string): Promise<void>
+  /** The live node's attributes changed. */
+  forgetAttributes(ino: Ino): void
+}
+
 export class Operations {
   private readonly client: Client
+  /** The kernel's caches, once mounted. */
+  kernelCache: KernelCache | null = null
   private readonly resolver: Resolver
   private readonly files: OpenFiles
   private readonly dataDir: string
@@ -160,10 +172,14 @@ export class Operations {
 
   constructor(client: Client, options: TimeOptions, dataDir: string, log: (line: string) => void = (line) => process.stderr.write(line + '\n')) {
     this.client = client
-    this.resolver = new Resolver(client, options)
     this.dataDir = dataDir
     this.sensorPolicy = { sensorLagMaxUs: options.sensorLagMaxUs, nowUs: wallClockUs, stats: newSensorStats(), log }
     this.files = new OpenFiles(this.sensorPolicy, client.pageOffsetOf)
+    this.resolver = new Resolver(client, options, {
+      sensorLagMaxUs: options.sensorLagMaxUs,
+      nowUs: () => this.sensorPolicy.nowUs(),
+      writingAt: (ino, sensorUs) => this.files.writers(ino).some((w) => w.sensorUs === sensorUs),
+    })
   }
 
   /** Sensor-time counters: late writes refused, malformed and indexed records. */
@@ -187,62 +203,56 @@ export class Operations {
     }
   }
 
-  /** What a new node inherits from its directory: the record format. */
-  private inheritedXattrs(parent: Attr): { xattrs?: Record<string, string> } {
-    const format = parent.xattrs?.[XATTR_RECORD_FORMAT]
-    return format === undefined ? {} : { xattrs: { [XATTR_RECORD_FORMAT]: format } }
-  }
 
-  private async resolve(path: string, nonBlocking = false): Promise<Resolved> {
-    return this.resolver.resolve(parsePath(path), nonBlocking)
-  }
-
-  private async node(path: string): Promise<Attr> {
-    // Asked about P@sensor:T while it is being written: answered like getattr, without waiting.
-    const parsed = parsePath(path)
-    const writing = await this.sensorWriteInProgress(parsed)
-    if (writing === 'absent') throw errors.notFound(path)
-    if (writing !== null) return writing
-    const resolved = await this.resolver.resolve(parsed)
-    if (resolved.kind !== 'node') throw errors.invalid(`${path} is a virtual directory`)
-    return resolved.attr
-  }
-
-  /** A live node that a metadata operation may change (EROFS for any other: Resolver.nodeTarget). */
-  private async liveNode(path: string): Promise<Attr> {
-    return (await this.resolver.nodeTarget(parsePath(path), false)).attr
-  }
-
-  /** Parent directory and new name for an operation that creates `path` (EROFS under a time path: Resolver.entryTarget). */
-  private async newEntry(path: string): Promise<{ parent: Attr; name: string; sensorUs?: number }> {
-    return this.resolver.entryTarget(parsePath(path), true)
-  }
-
-  /** Parent directory and existing name for an operation that removes or renames `path`. */
-  private async existingEntry(path: string): Promise<{ parent: Attr; name: string }> {
-    return this.resolver.entryTarget(parsePath(path), false)
+  /** A node's attributes, for xattrs and readlink: a live node's now, a frozen node's at its cut. */
+  private async attrOf(place: Place): Promise<Attr> {
+    const attr = await this.resolver.attrOf(place)
+    if (attr === null) throw errors.invalid(`${place.kind === 'snapshots' ? '/.snapshot' : '/.at'} is a virtual directory`)
+    return attr
   }
 
   // ---------------------------------------------------------------- attributes and directories
 
-  async getattr(path: string): Promise<Stat> {
-    return (await this.lookup(path)).stat
+  /** The kernel's lookup of a name: what it needs to keep the node (Found); null when there is none. */
+  async lookup(parent: Place, name: string): Promise<Found | null> {
+    const step = await this.resolver.lookup(parent, name)
+    return step === null ? null : this.found(step)
   }
 
-  /** getattr, for the kernel's lookup of a name: what the kernel needs to keep the node (Found). */
-  async lookup(path: string): Promise<Found> {
-    const parsed = parsePath(path)
-    const writing = await this.sensorWriteInProgress(parsed)
-    if (writing === 'absent') throw errors.notFound(path) // a write creates it; nothing waits for a cut
-    if (writing !== null) return { stat: this.liveStat(writing), live: false, anchoredName: null }
-    const resolved = await this.resolver.resolve(parsed)
-    if (resolved.kind === 'virtualDir') {
-      const root = await this.client.walk([], HLC_MAX)
-      return { stat: { ...virtualDirStat(root), ...this.timesOf(root) }, live: false, anchoredName: null }
+  private async found(step: Step): Promise<Found> {
+    return { stat: await this.statOfStep(step), place: step.place, trust: step.trust }
+  }
+
+  /** What the kernel is told of a step's node: live attributes advance open handles; /.snapshot and /.at show the root's owner and times. */
+  private async statOfStep(step: Step): Promise<Stat> {
+    if (step.attr === null) {
+      const root = await this.liveAttr(ROOT_INO)
+      return { ...virtualDirStat(root), ...this.timesOf(root) }
     }
-    const live = resolved.cut.kind === 'live'
-    const anchoredName = resolved.anchoredPath === null ? null : resolved.anchoredPath.slice(resolved.anchoredPath.lastIndexOf('/') + 1)
-    return { stat: live ? this.liveStat(resolved.attr) : this.statOf(resolved.attr), live, anchoredName }
+    return this.statOfNode(step.place, step.attr)
+  }
+
+  private statOfNode(place: Place, attr: Attr): Stat {
+    return place.kind === 'frozen' ? this.statOf(attr) : this.liveStat(attr)
+  }
+
+  /**
+   * A node's attributes. A `P@sensor:T` node that `fd` is open on answers from the handle, as
+   * fstat expects (the kernel names the handle only on some paths).
+   */
+  async getattr(place: Place, fd?: number): Promise<Stat> {
+    switch (place.kind) {
+      case 'live':
+        return this.liveStat(await this.liveAttr(place.ino))
+      case 'frozen':
+        return this.statOf(place.attr)
+      case 'sensorWrite':
+        if (fd !== undefined) return this.fgetattr(fd)
+        return this.statOfStep(await this.resolver.sensorWriteStep(place))
+      case 'snapshots':
+      case 'times':
+        return this.statOfStep({ place, attr: null, trust: 'stable', anchoredName: null })
+    }
   }
 
   /** What the kernel is told of a live node: its size counts uncommitted writes; its open handles read this version from now on. */
@@ -262,21 +272,6 @@ export class Operations {
     return { mtime: attr.mtimeMs, atime: attr.atimeMs, ctime: attr.ctimeMs }
   }
 
-  /**
-   * Whether a handle was opened through a time path: a read at a cut (a time path, a snapshot:
-   * what it reads never changes) or a write through `P@sensor:T`. Asked as the open or create
-   * returns (a sensor time set later through the xattr is not the path's).
-   */
-  openedThroughTimePath(fd: number): boolean {
-    const file = this.files.get(fd)
-    return file.cut.kind !== 'live' || file.sensorUs !== undefined
-  }
-
-  /** A live node's attributes by inode: any of its names, or none (unlinked, still open). */
-  async getattrOfInode(ino: Ino): Promise<Stat> {
-    return this.liveStat(await this.liveAttr(ino))
-  }
-
   /** Whether an open file of this mount holds changes to the node not yet committed. */
   hasUncommitted(ino: Ino): boolean {
     return this.files.dirtySizeBytes(ino) !== null
@@ -294,94 +289,89 @@ export class Operations {
     return toStat(file.pinned, file.visibleSizeBytes)
   }
 
-  /**
-   * `P@sensor:T` (the last component of a live path) while a write through it may come,
-   * answered without waiting for the sensor cut: while this mount holds P open for writing at T,
-   * or while T is still open for writes (not older than now − Δ, so the cut cannot be stable
-   * yet): the live file P, or 'absent' when there is none (the kernel then creates it). The
-   * kernel looks a name up before it opens or creates it, and a lookup that waited for
-   * T + Δ + 2δ would make every write at T late. A reader of an existing P gets the frozen
-   * version from open, which waits; only this provisional answer is early. Null: resolve as usual.
-   */
-  private async sensorWriteInProgress(parsed: ParsedPath): Promise<Attr | 'absent' | null> {
-    const target = await this.resolver.sensorWriteTarget(parsed).catch(() => null) // a missing directory: resolve says so
-    if (target === null) return null
-    const ino = await this.client.lookup(target.parent.ino, target.name, HLC_MAX)
-    const live = ino === null ? null : await this.client.attr(ino, HLC_MAX)
-    if (live !== null && live.kind !== 'file') return null
-    const writable = target.sensorUs >= this.sensorPolicy.nowUs() - this.sensorPolicy.sensorLagMaxUs
-    if (!writable && (live === null || !this.files.writers(live.ino).some((w) => w.sensorUs === target.sensorUs))) return null
-    return live ?? 'absent'
+  /** A directory's entries (`.` and `..` left to the caller). */
+  async readdir(place: Place): Promise<DirEntry[]> {
+    return this.resolver.entries(place)
   }
 
-  async readdir(path: string): Promise<string[]> {
-    const resolved = await this.resolve(path)
-    if (resolved.kind === 'virtualDir') return ['.', '..', ...(resolved.dir === SNAPSHOT_DIR ? (await this.client.snapshots()).map((s) => s.name) : [])]
-    if (resolved.attr.kind !== 'dir') throw errors.notDir(path)
-    return ['.', '..', ...(await this.resolver.list(resolved.attr, resolved.cut))]
+  /** What the kernel keeps of listed entries (readdirplus), their attributes read together; null: a name only. */
+  async listed(place: Place, entries: readonly DirEntry[]): Promise<Array<Found | null>> {
+    const steps = await this.resolver.entrySteps(place, entries)
+    return steps.map((step) => (step === null ? null : { stat: this.statOfNode(step.place, step.attr!), place: step.place, trust: step.trust }))
   }
 
-  /** Returns the name the directory got: NAME for `.snapshot/NAME@SPEC`. */
-  async mkdir(path: string, mode: number, caller: Caller): Promise<string | void> {
-    const parsed = parsePath(path)
-    if (parsed.root.kind === 'snapshot' && parsed.components.length === 0) {
-      // mkdir .snapshot/NAME pins now; .snapshot/NAME@SPEC pins SPEC.
-      const split = splitNameSpec(parsed.root.name, wallClockUs())
-      const name = split?.name ?? parsed.root.name
-      await this.createSnapshot(name, split === null ? null : formatTimeSpec(split.spec))
-      return name
+  /** mkdir in `parent`; in /.snapshot, NAME pins now and NAME@SPEC pins SPEC (the entry is NAME's). */
+  async mkdir(parent: Place, name: string, mode: number, caller: Caller): Promise<Found> {
+    if (parent.kind === 'snapshots') {
+      const split = splitNameSpec(name, wallClockUs())
+      const made = await this.pinSnapshot(split?.name ?? name, split === null ? null : formatTimeSpec(split.spec))
+      return this.madeNode(parent, made.name)
     }
-    const { parent, name } = await this.newEntry(path)
-    await this.client.submit({ type: 'mknod', parent: parent.ino, name, kind: 'dir', mode, uid: caller.uid, gid: caller.gid, ...this.inheritedXattrs(parent) })
+    const target = await this.resolver.entryTarget(parent, name, true)
+    return this.madeLive(await this.client.submit({ type: 'mknod', parent: target.dir, name: target.name, kind: 'dir', mode, uid: caller.uid, gid: caller.gid, ...INHERITED }))
   }
 
-  async rmdir(path: string): Promise<void> {
-    const parsed = parsePath(path)
-    if (parsed.root.kind === 'snapshot' && parsed.components.length === 0) {
-      await this.client.submit({ type: 'unsnapshot', name: parsed.root.name })
+  /** The node a creation made, looked up (a snapshot root). */
+  private async madeNode(parent: Place, name: string): Promise<Found> {
+    const found = await this.lookup(parent, name)
+    if (found === null) throw errors.notFound(name)
+    return found
+  }
+
+  /** The live node a creation made (`ino`: the node linked to, for a link). */
+  private async madeLive(made: Submitted, ino: Ino = made.ino!): Promise<Found> {
+    return this.found({ place: { kind: 'live', ino }, attr: made.attr ?? (await this.liveAttr(ino)), trust: 'stable', anchoredName: null })
+  }
+
+  async rmdir(parent: Place, name: string): Promise<void> {
+    if (parent.kind === 'snapshots') {
+      await this.client.submit({ type: 'unsnapshot', name })
       return
     }
-    const { parent, name } = await this.existingEntry(path)
-    await this.client.submit({ type: 'rmdir', parent: parent.ino, name })
+    const target = await this.resolver.entryTarget(parent, name, false)
+    await this.client.submit({ type: 'rmdir', parent: target.dir, name: target.name })
   }
 
-  async unlink(path: string): Promise<void> {
-    const { parent, name } = await this.existingEntry(path)
-    await this.client.submit({ type: 'unlink', parent: parent.ino, name })
+  async unlink(parent: Place, name: string): Promise<void> {
+    const target = await this.resolver.entryTarget(parent, name, false)
+    await this.client.submit({ type: 'unlink', parent: target.dir, name: target.name })
   }
 
-  async rename(from: string, to: string): Promise<void> {
-    const source = await this.existingEntry(from)
-    const target = await this.newEntry(to)
-    await this.client.submit({ type: 'rename', fromParent: source.parent.ino, fromName: source.name, toParent: target.parent.ino, toName: target.name })
+  /** `noReplace`: renameat2's RENAME_NOREPLACE (EEXIST when the target exists). */
+  async rename(parent: Place, name: string, newParent: Place, newName: string, noReplace: boolean): Promise<void> {
+    const source = await this.resolver.entryTarget(parent, name, false)
+    const target = await this.resolver.entryTarget(newParent, newName, true)
+    if (noReplace && (await this.client.lookup(target.dir, target.name, HLC_MAX)) !== null) throw errors.exists(newName)
+    await this.client.submit({ type: 'rename', fromParent: source.dir, fromName: source.name, toParent: target.dir, toName: target.name })
   }
 
-  async symlink(target: string, path: string, caller: Caller): Promise<void> {
-    const { parent, name } = await this.newEntry(path)
-    await this.client.submit({ type: 'mknod', parent: parent.ino, name, kind: 'symlink', mode: 0o777, uid: caller.uid, gid: caller.gid, target })
+  async symlink(parent: Place, name: string, target: string, caller: Caller): Promise<Found> {
+    const entry = await this.resolver.entryTarget(parent, name, true)
+    return this.madeLive(await this.client.submit({ type: 'mknod', parent: entry.dir, name: entry.name, kind: 'symlink', mode: 0o777, uid: caller.uid, gid: caller.gid, target }))
   }
 
   /**
    * mknod(2): a regular file, FIFO, socket (bind(2) of a unix socket makes one) or device node.
    * The kernel has applied the umask and checked the caller may make a device (CAP_MKNOD).
    */
-  async mknod(path: string, mode: number, rdev: number, caller: Caller): Promise<void> {
+  async mknod(parent: Place, name: string, mode: number, rdev: number, caller: Caller): Promise<Found> {
     const kind = KIND_OF_S_IF.get(mode & S_IFMT)
     if (kind === undefined || kind === 'dir' || kind === 'symlink') throw errors.invalid(`mknod of file type 0o${(mode & S_IFMT).toString(8)}`)
-    const { parent, name } = await this.newEntry(path)
+    const entry = await this.resolver.entryTarget(parent, name, true)
     const device = kind === 'chardev' || kind === 'blockdev' ? { rdev } : {}
-    const inherited = kind === 'file' ? this.inheritedXattrs(parent) : {}
-    await this.client.submit({ type: 'mknod', parent: parent.ino, name, kind, mode: mode & 0o7777, uid: caller.uid, gid: caller.gid, ...device, ...inherited })
+    const inherited = kind === 'file' ? INHERITED : {}
+    return this.madeLive(await this.client.submit({ type: 'mknod', parent: entry.dir, name: entry.name, kind, mode: mode & 0o7777, uid: caller.uid, gid: caller.gid, ...device, ...inherited }))
   }
 
-  /** link(2): `path` becomes one more name of the live node `ino`. */
-  async link(ino: Ino, path: string): Promise<void> {
-    const { parent, name } = await this.newEntry(path)
-    await this.client.submit({ type: 'link', ino, parent: parent.ino, name })
+  /** link(2): `newName` in `newParent` becomes one more name of the live node `place` (EROFS for a node of a time path). */
+  async link(place: Place, newParent: Place, newName: string, path: string): Promise<Found> {
+    const ino = liveIno(place, path)
+    const entry = await this.resolver.entryTarget(newParent, newName, true)
+    return this.madeLive(await this.client.submit({ type: 'link', ino, parent: entry.dir, name: entry.name }), ino)
   }
 
-  async readlink(path: string): Promise<string> {
-    const attr = await this.node(path)
+  async readlink(place: Place, path: string): Promise<string> {
+    const attr = await this.attrOf(place)
     if (attr.kind !== 'symlink' || attr.target === undefined) throw errors.invalid(`not a symbolic link: ${path}`)
     return attr.target
   }
@@ -391,8 +381,10 @@ export class Operations {
    * clearing of set-user-ID comes as a mode in the same request), a size in a version of its
    * contents (through `fd`, the open file's version). The kernel has checked the caller may
    * (default_permissions: chown by root, chgrp to one's own groups, explicit times by the owner).
+   * Returns the node's attributes after it.
    */
-  async setattr(ino: Ino, changes: AttrChanges, fd: number | undefined, caller: Caller): Promise<void> {
+  async setattr(place: Place, changes: AttrChanges, fd: number | undefined, caller: Caller, path: string): Promise<Stat> {
+    const ino = liveIno(place, path)
     const nowMs = Date.now()
     // truncate(2) asks for mtime = now with the size: the version of the contents sets it already.
     const timesWithSize = changes.size !== undefined && changes.mtimeNow === true && changes.mtime === undefined && changes.atime === undefined && changes.atimeNow !== true
@@ -405,10 +397,12 @@ export class Operations {
       ...(atimeMs !== undefined ? { atimeMs } : {}),
       ...(mtimeMs !== undefined ? { mtimeMs } : {}),
     }
-    if (Object.keys(attributes).length > 0) await this.client.submit({ type: 'setattr', ino, ...attributes })
-    if (changes.size === undefined) return
-    if (fd !== undefined) return this.ftruncate(fd, changes.size, caller)
-    await this.truncate(await this.liveAttr(ino), changes.size)
+    const changed = Object.keys(attributes).length > 0 ? await this.client.submit({ type: 'setattr', ino, ...attributes }) : null
+    if (changes.size !== undefined) {
+      if (fd !== undefined) this.ftruncate(fd, changes.size, caller)
+      else await this.truncate(await this.liveAttr(ino), changes.size)
+    }
+    return changes.size === undefined && changed?.attr !== undefined ? this.liveStat(changed.attr) : this.getattr(place)
   }
 
   private async truncate(attr: Attr, sizeBytes: number): Promise<void> {
@@ -442,25 +436,39 @@ export class Operations {
 
   // ---------------------------------------------------------------- files
 
-  async open(path: string, flags: number, caller: Caller): Promise<number> {
-    const parsed = parsePath(path)
+  /** `path` names the file in log lines. */
+  async open(place: Place, flags: number, caller: Caller, path: string): Promise<number> {
     const writable = (flags & O_ACCMODE) !== fsConstants.O_RDONLY
     if (writable) {
-      const { attr, sensorUs } = await this.resolver.nodeTarget(parsed, true)
+      const { attr, sensorUs } = await this.resolver.nodeTarget(place, true, path)
       if (attr.kind === 'dir') throw errors.isDir(path)
       this.refuseIfLate(path, sensorUs, 'write')
       const truncates = (flags & fsConstants.O_TRUNC) !== 0
       // A truncation by another user clears set-user-ID/set-group-ID, as the kernel does for
       // truncate(2); with atomic_o_trunc it sends no setattr for an O_TRUNC open. Root keeps them (CAP_FSETID).
-      if (truncates && caller.uid !== 0 && withoutPrivilegeBits(attr.mode) !== attr.mode) await this.client.submit({ type: 'setattr', ino: attr.ino, mode: withoutPrivilegeBits(attr.mode) })
+      if (truncates && caller.uid !== 0 && withoutPrivilegeBits(attr.mode) !== attr.mode) await this.setMode(attr.ino, withoutPrivilegeBits(attr.mode))
       const file = this.files.open(attr, { kind: 'live' }, true, path, sensorUs)
       file.appends = (flags & fsConstants.O_APPEND) !== 0
-      if (truncates) this.truncateAtOpen(file, caller) // atomic_o_trunc
+      if (truncates) this.truncateAtOpen(file, caller)
       return file.fd
     }
-    const resolved = await this.resolver.resolve(parsed, (flags & fsConstants.O_NONBLOCK) !== 0)
-    if (resolved.kind !== 'node') return this.files.open(await this.client.walk([], HLC_MAX), { kind: 'live' }, false, path).fd
-    const file = this.files.open(resolved.attr, resolved.cut, false, path)
+    switch (place.kind) {
+      case 'live':
+        return this.files.open(await this.liveAttr(place.ino), { kind: 'live' }, false, path).fd
+      case 'sensorWrite':
+        // Read, `P@sensor:T` is P at the sensor cut, waited for (the lookup answered early for a writer's sake).
+        return this.openFrozen(await this.resolver.sensorRead(place, (flags & fsConstants.O_NONBLOCK) !== 0 ? 'nonBlocking' : 'block'), path)
+      case 'frozen':
+        return this.openFrozen({ place, attr: place.attr, trust: 'stable', anchoredName: null }, path)
+      case 'snapshots':
+      case 'times':
+        return this.files.open(await this.liveAttr(ROOT_INO), { kind: 'live' }, false, path).fd
+    }
+  }
+
+  private openFrozen(step: Step, path: string): number {
+    if (step.place.kind !== 'frozen') throw new Error(`internal: ${path} is not frozen`)
+    const file = this.files.open(step.place.attr, step.place.cut, false, path)
     file.startReadAhead(this.client)
     return file.fd
   }
@@ -471,34 +479,34 @@ export class Operations {
     file.writers.openedTruncating(caller.pid)
   }
 
-  async create(path: string, mode: number, caller: Caller, flags = 0): Promise<number> {
-    const { parent, name, sensorUs } = await this.newEntry(path)
+  /** create(2) of `name` in `parent`: the handle, and the node made (a `P@sensor:T` create writes P, under a node of its own). */
+  async create(parent: Place, name: string, mode: number, caller: Caller, flags: number, path: string): Promise<{ fd: number; found: Found }> {
+    const { dir, name: entryName, sensorUs } = await this.resolver.entryTarget(parent, name, true)
     this.refuseIfLate(path, sensorUs, 'write')
+    // What the kernel keeps for the name: the live node, or for `P@sensor:T` a node of its own (were
+    // it P's inode, P's open would go through whichever of the node's names came first, and `cat P` would read P at T).
+    const placeOf = (ino: Ino): Place => (sensorUs !== undefined ? { kind: 'sensorWrite', dir, name: entryName, sensorUs } : { kind: 'live', ino })
     if (sensorUs !== undefined) {
       // P@sensor:T names P at a sensor time it may not have had yet: open P itself if it exists.
-      const existing = await this.client.lookup(parent.ino, name, HLC_MAX)
-      const attr = existing === null ? null : await this.client.attr(existing, HLC_MAX)
+      const attr = await this.client.child(dir, entryName, HLC_MAX)
       if (attr !== null) {
         if (attr.kind === 'dir') throw errors.isDir(path)
         // The kernel creates only what it could not find: the new version starts empty, as a new file would.
         const file = this.files.open(attr, { kind: 'live' }, true, path, sensorUs)
         file.appends = (flags & fsConstants.O_APPEND) !== 0
         this.truncateAtOpen(file, caller)
-        return file.fd
+        return { fd: file.fd, found: { stat: this.fgetattr(file.fd), place: placeOf(attr.ino), trust: 'provisional' } }
       }
     }
     const sensor = sensorUs !== undefined ? { sensorUs, sensorLagMaxUs: this.sensorPolicy.sensorLagMaxUs } : {}
-    const { ino } = await this.client
-      .submit({ type: 'mknod', parent: parent.ino, name, kind: 'file', mode, uid: caller.uid, gid: caller.gid, ...sensor, ...this.inheritedXattrs(parent) })
-      .catch((err: unknown) => {
-        if (isLateSensorWrite(err)) this.sensorPolicy.stats.versionsRefusedLate++
-        throw err
-      })
-    const attr = await this.client.attr(ino!, HLC_MAX)
-    if (attr === null) throw errors.notFound(path)
+    const made = await this.client.submit({ type: 'mknod', parent: dir, name: entryName, kind: 'file', mode, uid: caller.uid, gid: caller.gid, ...sensor, ...INHERITED }).catch((err: unknown) => {
+      if (isLateSensorWrite(err)) this.sensorPolicy.stats.versionsRefusedLate++
+      throw err
+    })
+    const attr = made.attr ?? (await this.liveAttr(made.ino!))
     const file = this.files.open(attr, { kind: 'live' }, true, path, sensorUs)
     file.appends = (flags & fsConstants.O_APPEND) !== 0
-    return file.fd
+    return { fd: file.fd, found: { stat: this.fgetattr(file.fd), place: placeOf(attr.ino), trust: sensorUs === undefined ? 'stable' : 'provisional' } }
   }
 
   async read(fd: number, into: Buffer, lengthBytes: number, offset: number): Promise<number> {
@@ -523,7 +531,13 @@ export class Operations {
     file.setIdCleared = true
     const attr = await this.liveAttr(file.ino)
     const mode = withoutPrivilegeBits(attr.mode)
-    if (mode !== attr.mode) await this.client.submit({ type: 'setattr', ino: attr.ino, mode })
+    if (mode !== attr.mode) await this.setMode(attr.ino, mode)
+  }
+
+  /** A mode the mount sets on its own (set-ID bits cleared): the kernel did not ask, so it is told. */
+  private async setMode(ino: Ino, mode: number): Promise<void> {
+    await this.client.submit({ type: 'setattr', ino, mode })
+    this.kernelCache?.forgetAttributes(ino)
   }
 
   private ftruncate(fd: number, sizeBytes: number, caller: Caller): void {
@@ -584,18 +598,18 @@ export class Operations {
    * SB_NOSEC, so nothing caches the answer); a path walk there cost each 1 MiB write ~0.1 ms.
    * `ls -l` reads system.posix_acl_access of every file it lists.
    */
-  getxattr(path: string, name: string): Promise<Buffer> {
+  getxattr(place: Place, name: string): Promise<Buffer> {
     if (isUnkeptXattr(name)) throw errors.noAttr(name)
-    return this.storedXattr(path, name)
+    return this.storedXattr(place, name)
   }
 
-  private async storedXattr(path: string, name: string): Promise<Buffer> {
-    const attr = await this.node(path)
+  private async storedXattr(place: Place, name: string): Promise<Buffer> {
     if (name === XATTR_HISTORY_FLOOR) {
-      const floor = attr.ino === ROOT_INO && path === '/' ? await this.client.history?.floor() : undefined
+      const floor = place.kind === 'live' && place.ino === ROOT_INO ? await this.client.history?.floor() : undefined
       if (floor === undefined || floor === 0n) throw errors.noAttr(name) // not the mount root, or nothing compacted yet
       return Buffer.from(hlcToIso(floor))
     }
+    const attr = await this.attrOf(place)
     if (name === XATTR_VERSION) return Buffer.from(String(attr.version))
     if (name === XATTR_TIME) return Buffer.from(hlcToIso(BigInt(attr.stamp)))
     if (name === XATTR_SENSOR_TIME) {
@@ -614,16 +628,16 @@ export class Operations {
    * are computed, and .record_format tells fffs to index records as they arrive, which a restore
    * of old records cannot be (their sensor times are older than Δ: refused as late).
    */
-  async listxattr(path: string): Promise<string[]> {
-    const attr = await this.node(path)
+  async listxattr(place: Place): Promise<string[]> {
+    const attr = await this.attrOf(place)
     return Object.keys(attr.xattrs ?? {}).filter((n) => !n.startsWith(XATTR_PREFIX) && !isUnkeptXattr(n))
   }
 
-  async setxattr(path: string, name: string, value: Buffer, flags: number): Promise<void> {
-    if (name === XATTR_SENSOR_TIME) return this.stampSensorTime(path, value)
+  async setxattr(place: Place, name: string, value: Buffer, flags: number, path: string): Promise<void> {
+    if (name === XATTR_SENSOR_TIME) return this.stampSensorTime(place, value, path)
     if (isUnkeptXattr(name)) throw errors.notSupported(`${name}: fffs keeps no security.* attributes and no POSIX ACLs`)
     if (name.startsWith(XATTR_PREFIX) && name !== XATTR_RECORD_FORMAT) throw errors.invalid(`${name} is maintained by fffs and read-only`)
-    const attr = await this.liveNode(path)
+    const { attr } = await this.resolver.nodeTarget(place, false, path)
     const exists = attr.xattrs?.[name] !== undefined
     if ((flags & XATTR_CREATE) !== 0 && exists) throw errors.exists(`attribute ${name}`)
     if ((flags & XATTR_REPLACE) !== 0 && !exists) throw errors.noAttr(name)
@@ -655,8 +669,8 @@ export class Operations {
   }
 
   /** Setting user.fffs.sensor_time stamps the version every open writer of the file is writing. */
-  private async stampSensorTime(path: string, value: Buffer): Promise<void> {
-    const attr = await this.liveNode(path)
+  private async stampSensorTime(place: Place, value: Buffer, path: string): Promise<void> {
+    const { attr } = await this.resolver.nodeTarget(place, false, path)
     const text = value.toString('utf8').replace(/\0+$/, '').trim()
     const spec = parseTimeSpec(text.startsWith('sensor:') ? text : `sensor:${text}`)
     if (spec.kind !== 'sensor') throw errors.invalid(`${XATTR_SENSOR_TIME} takes a time, got '${text}'`)
@@ -666,10 +680,10 @@ export class Operations {
     for (const writer of writers) writer.sensorUs = spec.timeUs
   }
 
-  async removexattr(path: string, name: string): Promise<void> {
+  async removexattr(place: Place, name: string, path: string): Promise<void> {
     if (name.startsWith(XATTR_PREFIX) && name !== XATTR_RECORD_FORMAT) throw errors.invalid(`${name} is maintained by fffs and read-only`)
     if (isUnkeptXattr(name)) throw errors.noAttr(name)
-    const attr = await this.liveNode(path)
+    const { attr } = await this.resolver.nodeTarget(place, false, path)
     await this.client.submit({ type: 'removexattr', ino: attr.ino, name })
     if (name === XATTR_RECORD_FORMAT) await this.refreshWriters(attr.ino)
   }
@@ -678,6 +692,18 @@ export class Operations {
 
   /** Pins a cut under a name: at a platform time, or (spec null) now, the current stable frontier, so no wait. */
   async createSnapshot(name: string, specText: string | null): Promise<{ name: string; at: string }> {
+    const made = await this.pinSnapshot(name, specText)
+    await this.kernelCache?.forgetEntry(SNAPSHOT_DIR, name) // another cut's, if the name was deleted and pinned again since the kernel looked it up
+    return made
+  }
+
+  /** Deletes a snapshot (`fffs snapshot delete`; rmdir of /.snapshot/NAME goes through the kernel, which forgets the name itself). */
+  async deleteSnapshot(name: string): Promise<void> {
+    await this.client.submit({ type: 'unsnapshot', name })
+    await this.kernelCache?.forgetEntry(SNAPSHOT_DIR, name)
+  }
+
+  private async pinSnapshot(name: string, specText: string | null): Promise<{ name: string; at: string }> {
     if (name.length === 0 || name.includes('/') || name === '.' || name === '..' || isSpecName(name)) throw errors.invalid(`invalid snapshot name '${name}'`)
     let at = await this.client.stableFrontier()
     if (specText !== null) {

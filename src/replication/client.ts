@@ -4,7 +4,7 @@
 
 import { promises as fsp } from 'node:fs'
 import { FffsError, isFffsError } from '../errors.js'
-import type { ApplyResult, Attr, DataRef, Ino, Mutation, NameBinding, SensorPick, Snapshot, VersionRange } from '../store/records.js'
+import type { ApplyResult, Attr, DataRef, DirPage, Ino, Mutation, NameBinding, SensorPick, Snapshot, StampPage, VersionRange } from '../store/records.js'
 import { describePolicy, type RetentionPolicy } from '../store/retention/policy.js'
 import { RetentionRunner } from '../store/retention/runner.js'
 import { DiskGuard, type DiskState } from '../store/diskSpace.js'
@@ -48,6 +48,40 @@ export interface SubmitOptions {
 }
 
 /**
+ * What one applied record changed, as a mount's kernel caches see it (src/fs/kernel.ts forgets
+ * what they hold of it): names bound, unbound or rebound, nodes whose attributes changed, files
+ * whose contents changed, snapshot names pinned or deleted.
+ */
+export interface ChangeNote {
+  readonly entries?: ReadonlyArray<readonly [dir: Ino, name: string]>
+  readonly nodes?: readonly Ino[]
+  readonly contents?: readonly Ino[]
+  readonly snapshots?: readonly string[]
+}
+
+/** Told of the changes other clients make (Client.watchChanges). */
+export interface ChangeListener {
+  changed(note: ChangeNote): void
+  /**
+   * Whether every change made from now on will be told: false once the feed is lost (its
+   * connection died: changes may be missed from then on), true again once a new one runs
+   * (changes made in between were not told: what is cached of the live tree may be stale).
+   */
+  inSync(synced: boolean): void
+}
+
+/**
+ * What a submit returns: the record's stamp, a new node's inode, and the attributes of the node
+ * it made or changed, after it (ApplyResult's `attr`), when the client has them whole (a sharded
+ * client has only one shard's half of a file's).
+ */
+export interface Submitted {
+  readonly stamp: HlcStamp
+  readonly ino?: Ino
+  readonly attr?: Attr
+}
+
+/**
  * The highest stamp a client has observed (in replies to its submits and in the attributes it
  * read). Sent along with every submit as `after`; one is shared by all the per-shard
  * connections of a sharded mount, which is what carries causality from shard to shard.
@@ -68,18 +102,24 @@ export class SeenStamp {
 export interface Client {
   walk(components: readonly string[], cut: HlcStamp): Promise<Attr>
   attr(ino: Ino, cut: HlcStamp): Promise<Attr | null>
+  /** `attr` of many nodes in one call (a listing's entries: one round trip in a group), in order. */
+  attrs(inos: readonly Ino[], cut: HlcStamp): Promise<Array<Attr | null>>
   lookup(dir: Ino, name: string, cut: HlcStamp): Promise<Ino | null>
-  readdir(dir: Ino, cut: HlcStamp): Promise<Array<{ name: string; ino: Ino }>>
+  /** The node named `name` in directory `dir` at the cut, with its attributes there (lookup and attr in one step); null when none. */
+  child(dir: Ino, name: string, cut: HlcStamp): Promise<Attr | null>
+  /** A directory's entries at the cut, sorted by name; `page`: a window of them (DirPage). */
+  readdir(dir: Ino, cut: HlcStamp, page?: DirPage): Promise<Array<{ name: string; ino: Ino }>>
   read(attr: Attr, offset: number, into: Buffer, lengthBytes: number): Promise<number>
   /** A node's versions in `range` (default: all), oldest first unless `range.reverse`. */
   versions(ino: Ino, range?: VersionRange): Promise<Attr[]>
   /** Every binding of `name` in directory `dir` over time, oldest first (what `dir/name@T` named at each T). */
-  nameHistory(dir: Ino, name: string): Promise<NameBinding[]>
+  nameHistory(dir: Ino, name: string, page?: StampPage): Promise<NameBinding[]>
   stampOfVersion(ino: Ino, version: number): Promise<HlcStamp | null>
   stampAtSensorTime(ino: Ino, sensorUs: number): Promise<HlcStamp | null>
   /** The version a read at sensor time `sensorUs` sees, and for a record-format file the prefix of it (Store.sensorPick). */
   sensorPick(ino: Ino, sensorUs: number): Promise<SensorPick | null>
-  snapshots(): Promise<Snapshot[]>
+  /** The named snapshots by name; `page`: a window of them. */
+  snapshots(page?: DirPage): Promise<Snapshot[]>
   snapshot(name: string): Promise<Snapshot | null>
   /**
    * Hands file bytes to the data path and returns at once; a 'version' mutation then refers to
@@ -108,7 +148,7 @@ export interface Client {
   /** A blob handed to `appendData` that no version will name (its sender went away): a client that holds such bytes back for the version (ReplicaClient) lets go. */
   releaseData?(ref: DataRef): void
   /** Orders, persists and applies a mutation; throws the FffsError of a failed apply. */
-  submit(mutation: Mutation, options?: SubmitOptions): Promise<{ stamp: HlcStamp; ino?: Ino }>
+  submit(mutation: Mutation, options?: SubmitOptions): Promise<Submitted>
   stableFrontier(): Promise<HlcStamp>
   waitStable(cut: HlcStamp, maxWaitMs: number): Promise<void>
   /** History retention: the floor, the policy, on-demand runs (history.ts). */
@@ -117,6 +157,11 @@ export interface Client {
   refuseWhenFull?(): void
   /** The disk under the store (embedded) or the fullest of the members' (a group): what `df` and `fffs status` report. */
   diskState?(): Promise<DiskState | null>
+  /**
+   * Tells `listener` of the changes other clients make, as they apply (a group's members push
+   * them). Absent: no other client changes the tree (the embedded store). Returns the unsubscribe.
+   */
+  watchChanges?(listener: ChangeListener): () => void
   close(): Promise<void>
 }
 
@@ -190,11 +235,17 @@ export class EmbeddedClient implements Client {
   async attr(ino: Ino, cut: HlcStamp): Promise<Attr | null> {
     return this.store.attr(ino, cut)
   }
+  async attrs(inos: readonly Ino[], cut: HlcStamp): Promise<Array<Attr | null>> {
+    return Promise.all(inos.map((ino) => this.store.attr(ino, cut)))
+  }
   lookup(dir: Ino, name: string, cut: HlcStamp): Promise<Ino | null> {
     return this.store.lookup(dir, name, cut)
   }
-  readdir(dir: Ino, cut: HlcStamp): Promise<Array<{ name: string; ino: Ino }>> {
-    return this.store.readdir(dir, cut)
+  child(dir: Ino, name: string, cut: HlcStamp): Promise<Attr | null> {
+    return this.store.child(dir, name, cut)
+  }
+  readdir(dir: Ino, cut: HlcStamp, page?: DirPage): Promise<Array<{ name: string; ino: Ino }>> {
+    return this.store.readdir(dir, cut, page)
   }
   read(attr: Attr, offset: number, into: Buffer, lengthBytes: number): Promise<number> {
     return this.store.read(attr, offset, into, lengthBytes)
@@ -202,8 +253,8 @@ export class EmbeddedClient implements Client {
   versions(ino: Ino, range?: VersionRange): Promise<Attr[]> {
     return this.store.versions(ino, range)
   }
-  nameHistory(dir: Ino, name: string): Promise<NameBinding[]> {
-    return this.store.nameHistory(dir, name)
+  nameHistory(dir: Ino, name: string, page?: StampPage): Promise<NameBinding[]> {
+    return this.store.nameHistory(dir, name, page)
   }
   async stampOfVersion(ino: Ino, version: number): Promise<HlcStamp | null> {
     return this.store.stampOfVersion(ino, version)
@@ -214,8 +265,8 @@ export class EmbeddedClient implements Client {
   sensorPick(ino: Ino, sensorUs: number): Promise<SensorPick | null> {
     return this.store.sensorPick(ino, sensorUs)
   }
-  snapshots(): Promise<Snapshot[]> {
-    return this.store.snapshots()
+  snapshots(page?: DirPage): Promise<Snapshot[]> {
+    return this.store.snapshots(page)
   }
   async snapshot(name: string): Promise<Snapshot | null> {
     return this.store.snapshot(name)
@@ -250,7 +301,7 @@ export class EmbeddedClient implements Client {
    * options needed. A mutation that adds data is refused (ENOSPC) while the disk is below its
    * reserve; the ones that free space always go.
    */
-  async submit(mutation: Mutation, _options?: SubmitOptions): Promise<{ stamp: HlcStamp; ino?: Ino }> {
+  async submit(mutation: Mutation, _options?: SubmitOptions): Promise<Submitted> {
     if (addsData(mutation)) this.disk.refuseWhenFull(mutation.type)
     this.store.refuseUnwrittenData(mutation)
     try {
@@ -276,9 +327,10 @@ export class EmbeddedClient implements Client {
   }
 }
 
-function unwrap(result: ApplyResult): { ino?: Ino } {
+/** A submit's outcome: its inode and attributes, or the FffsError of a failed apply. */
+export function unwrap(result: ApplyResult): { ino?: Ino; attr?: Attr } {
   if (!result.ok) throw new FffsError(result.code, result.message, result.reason)
-  return result.ino === undefined ? {} : { ino: result.ino }
+  return { ...(result.ino !== undefined ? { ino: result.ino } : {}), ...(result.attr !== undefined ? { attr: result.attr } : {}) }
 }
 
 /** The blobs a version names (each once). */

@@ -26,6 +26,7 @@ import { memberById, type GroupConfig, type GroupMember } from './config.js'
 import { executeCoreActions, type CoreEffects } from './core/execute.js'
 import { GroupCore, type CoreAction, type CoreEvent, type CoreStatus } from './core/group.js'
 import { groupSchema } from './core/schema.js'
+import { ChangeFeed } from './changeFeed.js'
 import { Delivery } from './member/delivery.js'
 import type { MemberEnv } from './member/env.js'
 import { EpochMachine, type EpochAction, type EpochEvent, type Phase } from './member/epochs.js'
@@ -111,6 +112,8 @@ export class Member implements ReplicaAccess {
   private readonly waiters = new Set<() => void>()
   private readonly viewListeners = new Set<(view: MemberView) => void>()
   private readonly runningWaiters: Array<() => void> = []
+  /** What the mounts connected to this member hear of the records it applies (changeFeed.ts). */
+  readonly changes = new ChangeFeed()
 
   private constructor(config: GroupConfig, self: GroupMember, replica: Replica, disk: DiskGuard, env: MemberEnv, log: (line: string) => void) {
     this.config = config
@@ -138,6 +141,7 @@ export class Member implements ReplicaAccess {
       persisted: (stamp) => this.feedCore({ kind: 'persisted', stamp }),
       failed: (err) => this.fail(err),
       applied: () => this.wake(),
+      appliedListener: () => this.changes.listener(),
       ...(env.observer !== undefined ? { observer: env.observer } : {}),
     })
     this.requests = new RequestTable({

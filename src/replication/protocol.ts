@@ -5,7 +5,7 @@
 // and encodes the reply, so no end casts what the wire brought. Errors travel as the wire's
 // {code, message, reason} (wire.ts).
 
-import type { SubmitId } from './client.js'
+import type { ChangeNote, SubmitId, Submitted } from './client.js'
 import type { HistoryState } from './history.js'
 import type { RetentionRunReport } from '../store/retention/runner.js'
 import type { Audit } from '../store/store.js'
@@ -17,7 +17,7 @@ import type { Connection, Incoming, Reply } from './wire.js'
 import type { Attr, Ino, Mutation, NameBinding, SensorPick, Snapshot, VersionRange } from '../store/records.js'
 
 /** Bumped when a method's arguments or results change shape; a hello across versions is refused. */
-export const PROTOCOL_VERSION = 3
+export const PROTOCOL_VERSION = 4
 
 export interface Method<A, R> {
   readonly name: string
@@ -47,6 +47,12 @@ const attr = c.shaped<Attr>('an Attr', (w) => c.field(w, 'ino', 'number') ?? c.f
 const mutation = c.shaped<Mutation>('a Mutation', (w) => c.field(w, 'type', 'string'))
 const snapshot = c.shaped<Snapshot>('a Snapshot', (w) => c.field(w, 'name', 'string') ?? c.field(w, 'at', 'string'))
 const transferBatch = c.shaped<TransferBatch>('a TransferBatch', (w) => (Array.isArray(w['items']) ? null : 'items is not an array') ?? c.field(w, 'cursor', 'object') ?? c.field(w, 'done', 'boolean'))
+
+/** What a record changed (changeFeed.ts): each part absent or an array. */
+const changeNote = c.shaped<ChangeNote>('a ChangeNote', (w) => {
+  for (const key of ['entries', 'nodes', 'contents', 'snapshots']) if (w[key] !== undefined && !Array.isArray(w[key])) return `${key} is not an array`
+  return null
+})
 
 const versionRange = c.object<VersionRange>({ after: c.optional(c.stamp), upto: c.optional(c.stamp), limit: c.optional(c.natural), reverse: c.optional(c.boolean) })
 const submitId = c.object<SubmitId>({ clientId: c.string, seq: c.natural, oldestPendingSeq: c.natural })
@@ -130,23 +136,49 @@ export interface SubmitArgs {
   readonly after?: bigint // the client's clock (HLC piggybacking)
 }
 
+// No reply grows with a directory's size or a node's history: listings, batches of attributes,
+// versions, a name's bindings and the snapshots travel a window at a time (the wire's frame
+// header is at most 1 MiB).
+/** The most entries one readdir reply holds: a name is at most 255 bytes, at most ~1.5 KiB as JSON. */
+export const READDIR_PAGE_ENTRIES = 512
+/** The most nodes one 'attrs' request names. */
+export const ATTRS_PAGE_NODES = 512
+/** An 'attrs' reply stops before this many bytes of attributes (estimated: xattrs can be large); the client asks again for the rest. */
+export const ATTRS_REPLY_BUDGET_BYTES = 256 * 1024
+/** The most versions one 'versions' reply holds. */
+export const VERSIONS_PAGE = 256
+/** The most bindings of a name one 'nameHistory' reply holds. */
+export const HISTORY_PAGE = 1024
+/** The most snapshots one 'snapshots' reply holds (a name ≤ 255 bytes, a spec as long). */
+export const SNAPSHOTS_PAGE = 256
+
 export const clientMethods = {
   hello: method('hello', c.object<{ protocol: number; clientId?: string }>({ protocol: c.integer, clientId: c.optional(c.string) }), c.object<Hello>({ protocol: c.integer, memberId: c.nullable(c.integer), dedupesSubmits: c.boolean })),
   walk: method('walk', c.object<{ components: string[]; cut: bigint }>({ components: c.array(c.string), cut: c.stamp }), attr),
   attr: method('attr', c.object<{ ino: Ino; cut: bigint }>({ ino, cut: c.stamp }), c.nullable(attr)),
+  /** The attributes of `inos` in order; possibly of only the first few (ATTRS_REPLY_BUDGET_BYTES), at least one. */
+  attrs: method('attrs', c.object<{ inos: Ino[]; cut: bigint }>({ inos: c.array(ino), cut: c.stamp }), c.array(c.nullable(attr))),
   lookup: method('lookup', c.object<{ dir: Ino; name: string; cut: bigint }>({ dir: ino, name: c.string, cut: c.stamp }), c.nullable(ino)),
-  readdir: method('readdir', c.object<{ dir: Ino; cut: bigint }>({ dir: ino, cut: c.stamp }), c.array(c.object<{ name: string; ino: Ino }>({ name: c.string, ino }))),
+  /** Lookup and attributes in one step. */
+  child: method('child', c.object<{ dir: Ino; name: string; cut: bigint }>({ dir: ino, name: c.string, cut: c.stamp }), c.nullable(attr)),
+  /** The entries after `after`, at most `limit` (≤ READDIR_PAGE_ENTRIES); fewer: the listing ends there. */
+  readdir: method('readdir', c.object<{ dir: Ino; cut: bigint; after: string | undefined; limit: number }>({ dir: ino, cut: c.stamp, after: c.optional(c.string), limit: c.natural }), c.array(c.object<{ name: string; ino: Ino }>({ name: c.string, ino }))),
   /** The bytes come as the reply's body. */
   read: method('read', c.object<{ attr: Attr; offset: number; lengthBytes: number }>({ attr, offset: c.natural, lengthBytes: c.natural }), c.none),
+  /** At most VERSIONS_PAGE of them (fewer than asked: the range ends there). */
   versions: method('versions', c.object<{ ino: Ino; range: VersionRange | undefined }>({ ino, range: c.optional(versionRange) }), c.array(attr)),
-  nameHistory: method('nameHistory', c.object<{ dir: Ino; name: string }>({ dir: ino, name: c.string }), c.array(c.object<NameBinding>({ stamp: c.stamp, ino: c.nullable(ino), firstRow: c.optional(c.natural), version: c.optional(c.natural) }))),
+  /** The bindings after `after`, at most `limit` (≤ HISTORY_PAGE). */
+  nameHistory: method('nameHistory', c.object<{ dir: Ino; name: string; after: bigint | undefined; limit: number }>({ dir: ino, name: c.string, after: c.optional(c.stamp), limit: c.natural }), c.array(c.object<NameBinding>({ stamp: c.stamp, ino: c.nullable(ino), firstRow: c.optional(c.natural), version: c.optional(c.natural) }))),
   stampOfVersion: method('stampOfVersion', c.object<{ ino: Ino; version: number }>({ ino, version: c.natural }), c.nullable(c.stamp)),
   stampAtSensorTime: method('stampAtSensorTime', c.object<{ ino: Ino; sensorUs: number }>({ ino, sensorUs: c.number }), c.nullable(c.stamp)),
   sensorPick: method('sensorPick', c.object<{ ino: Ino; sensorUs: number }>({ ino, sensorUs: c.number }), c.nullable(c.object<SensorPick>({ stamp: c.stamp, sizeBytes: c.nullable(c.natural) }))),
-  snapshots: method('snapshots', c.none, c.array(snapshot)),
+  /** The snapshots after `after` by name, at most `limit` (≤ SNAPSHOTS_PAGE). */
+  snapshots: method('snapshots', c.object<{ after: string | undefined; limit: number }>({ after: c.optional(c.string), limit: c.natural }), c.array(snapshot)),
   snapshot: method('snapshot', c.object<{ name: string }>({ name: c.string }), c.nullable(snapshot)),
   stableFrontier: method('stableFrontier', c.none, c.stamp),
   waitStable: method('waitStable', c.object<{ cut: bigint; maxWaitMs: number }>({ cut: c.stamp, maxWaitMs: c.natural }), c.none),
+  /** `changed` messages follow, one per record the member applies that another client submitted (changeFeed.ts). */
+  watchChanges: method('watchChanges', c.none, c.none),
   /** The view now; `view` messages follow at every change (viewWatch.ts). */
   watchViews: method('watchViews', c.none, memberView),
   status: method('status', c.none, status),
@@ -154,7 +186,7 @@ export const clientMethods = {
   history: method('history.state', c.none, historyState),
   collect: method('history.collect', c.object<CollectArgs>({ dryRun: c.boolean, propose: c.boolean, after: c.optional(c.stamp) }), c.object<CollectReply>({ report: runReport, appliedStamp: c.stamp })),
   audits: method('history.audits', c.object<{ limit: number }>({ limit: c.natural }), c.array(audit)),
-  submit: method('submit', c.object<SubmitArgs>({ mutation, id: submitId, retry: c.boolean, after: c.optional(c.stamp) }), c.object<{ stamp: bigint; ino?: Ino }>({ stamp: c.stamp, ino: c.optional(ino) })),
+  submit: method('submit', c.object<SubmitArgs>({ mutation, id: submitId, retry: c.boolean, after: c.optional(c.stamp) }), c.object<Submitted>({ stamp: c.stamp, ino: c.optional(ino), attr: c.optional(attr) })),
 }
 
 export const messages = {
@@ -162,6 +194,8 @@ export const messages = {
   blob: message('blob', c.object<{ id: string; ino: Ino }>({ id: c.string, ino })),
   /** A member's view changed (to the clients watching it). */
   view: message('view', memberView),
+  /** What a record another client submitted changed (to the mounts watching the member's changes). */
+  changed: message('changed', changeNote),
 }
 
 // ---- member to member ----

@@ -14,13 +14,13 @@
 
 import { randomUUID } from 'node:crypto'
 import { FffsError } from '../errors.js'
-import type { Attr, DataRef, Ino, Mutation, NameBinding, SensorPick, Snapshot, VersionRange } from '../store/records.js'
+import type { Attr, DataRef, DirPage, Ino, Mutation, NameBinding, SensorPick, Snapshot, StampPage, VersionRange } from '../store/records.js'
 import type { ShardRole } from '../store/store.js'
 import type { HlcStamp } from '../temporal/hlc.js'
-import { blobIdsOf, SeenStamp, type Client, type SubmitOptions } from './client.js'
+import { blobIdsOf, SeenStamp, type ChangeListener, type Client, type SubmitOptions, type Submitted } from './client.js'
 import type { HistoryAudit, HistoryControl, HistoryRun, HistoryState } from './history.js'
 import { initialShards, type GroupConfig, type GroupMember } from './config.js'
-import { clientMethods, messages, PROTOCOL_VERSION, request, send, type MemberView, type Method, type SubmitArgs } from './protocol.js'
+import { ATTRS_PAGE_NODES, clientMethods, HISTORY_PAGE, messageArgs, messages, PROTOCOL_VERSION, READDIR_PAGE_ENTRIES, request, send, SNAPSHOTS_PAGE, VERSIONS_PAGE, type MemberView, type Method, type SubmitArgs } from './protocol.js'
 import { ViewWatch } from './viewWatch.js'
 import { connect, ConnectionLostError, MemberBehindError, type Connection } from './wire.js'
 
@@ -70,6 +70,7 @@ export class RemoteClient implements Client {
   private latestView: MemberView | null = null // the latest view a running member reported
   private floorSeen: HlcStamp = 0n // the group's history floor as last learnt (history.floor)
   private floorAskedMs = 0
+  private changeListener: ChangeListener | null = null // watchChanges
 
   private constructor(config: GroupConfig, options: RemoteClientOptions) {
     this.config = config
@@ -121,21 +122,42 @@ export class RemoteClient implements Client {
     const attr = (await this.call(clientMethods.attr, () => ({ ino, cut }))).result
     return attr === null ? null : this.observed(attr)
   }
+  /** A window of nodes per request; a reply may hold fewer than asked (large xattrs), the rest is asked again. */
+  async attrs(inos: readonly Ino[], cut: HlcStamp): Promise<Array<Attr | null>> {
+    const out: Array<Attr | null> = []
+    while (out.length < inos.length) {
+      const part = inos.slice(out.length, out.length + ATTRS_PAGE_NODES)
+      const found = (await this.call(clientMethods.attrs, () => ({ inos: part, cut }))).result
+      if (found.length === 0 || found.length > part.length) throw new FffsError('EIO', `attrs: ${found.length} attributes for ${part.length} nodes`)
+      for (const attr of found) out.push(attr === null ? null : this.observed(attr))
+    }
+    return out
+  }
   async lookup(dir: Ino, name: string, cut: HlcStamp): Promise<Ino | null> {
     return (await this.call(clientMethods.lookup, () => ({ dir, name, cut }))).result
   }
-  async readdir(dir: Ino, cut: HlcStamp): Promise<Array<{ name: string; ino: Ino }>> {
-    return (await this.call(clientMethods.readdir, () => ({ dir, cut }))).result
+  async child(dir: Ino, name: string, cut: HlcStamp): Promise<Attr | null> {
+    const attr = (await this.call(clientMethods.child, () => ({ dir, name, cut }))).result
+    return attr === null ? null : this.observed(attr)
+  }
+  /** Without `page`, the whole listing, a window of READDIR_PAGE_ENTRIES per request. */
+  readdir(dir: Ino, cut: HlcStamp, page: DirPage = {}): Promise<Array<{ name: string; ino: Ino }>> {
+    return inWindows(READDIR_PAGE_ENTRIES, page.limit, page.after, (e) => e.name, async (after, limit) => (await this.call(clientMethods.readdir, () => ({ dir, cut, after, limit }))).result)
   }
   async read(attr: Attr, offset: number, into: Buffer, lengthBytes: number): Promise<number> {
     const { body } = await this.call(clientMethods.read, () => ({ attr, offset, lengthBytes }))
     return body.copy(into, 0, 0, Math.min(body.length, lengthBytes))
   }
   async versions(ino: Ino, range: VersionRange = {}): Promise<Attr[]> {
-    return (await this.call(clientMethods.versions, () => ({ ino, range }))).result.map((attr) => this.observed(attr))
+    // Each window goes on from the last version the one before brought, in the range's direction.
+    const found = await inWindows(VERSIONS_PAGE, range.limit, undefined, (attr: Attr) => BigInt(attr.stamp), async (last: HlcStamp | undefined, limit) => {
+      const window: VersionRange = last === undefined ? range : range.reverse === true ? { ...range, upto: last - 1n } : { ...range, after: last }
+      return (await this.call(clientMethods.versions, () => ({ ino, range: { ...window, limit } }))).result
+    })
+    return found.map((attr) => this.observed(attr))
   }
-  async nameHistory(dir: Ino, name: string): Promise<NameBinding[]> {
-    return (await this.call(clientMethods.nameHistory, () => ({ dir, name }))).result
+  nameHistory(dir: Ino, name: string, page: StampPage = {}): Promise<NameBinding[]> {
+    return inWindows(HISTORY_PAGE, page.limit, page.after, (b) => b.stamp, async (after, limit) => (await this.call(clientMethods.nameHistory, () => ({ dir, name, after, limit }))).result)
   }
 
   /** What a reader has seen, a later write of it must follow (in every shard's order). */
@@ -152,8 +174,8 @@ export class RemoteClient implements Client {
   async sensorPick(ino: Ino, sensorUs: number): Promise<SensorPick | null> {
     return (await this.call(clientMethods.sensorPick, () => ({ ino, sensorUs }))).result
   }
-  async snapshots(): Promise<Snapshot[]> {
-    return (await this.call(clientMethods.snapshots, () => undefined)).result
+  snapshots(page: DirPage = {}): Promise<Snapshot[]> {
+    return inWindows(SNAPSHOTS_PAGE, page.limit, page.after, (s) => s.name, async (after, limit) => (await this.call(clientMethods.snapshots, () => ({ after, limit }))).result)
   }
 
   /**
@@ -271,7 +293,7 @@ export class RemoteClient implements Client {
   }
 
   /** `options` are made here (the SubmitId, and `after` from what this client has seen); the caller's are ignored. */
-  async submit(mutation: Mutation, _options?: SubmitOptions): Promise<{ stamp: HlcStamp; ino?: Ino }> {
+  async submit(mutation: Mutation, _options?: SubmitOptions): Promise<Submitted> {
     const seq = this.nextSeq++
     this.pendingSeqs.add(seq)
     const blobIds = blobIdsOf(mutation)
@@ -366,7 +388,11 @@ export class RemoteClient implements Client {
           deadPeerMs: this.config.clients.deadPeerMs,
           handshakeTimeoutMs: this.config.clients.handshakeTimeoutMs,
           onRefused: (address, reason) => this.log(`fffs: refused ${address}: ${reason}`),
-          onMessage: (message) => this.onEvent?.(message.method, message.args, message.body),
+          onMessage: (message) => {
+            const note = messageArgs(messages.changed, message)
+            if (note !== undefined) this.changeListener?.changed(note)
+            else this.onEvent?.(message.method, message.args, message.body)
+          },
         })
         const { result: hello } = await request(connection, clientMethods.hello, { protocol: PROTOCOL_VERSION, clientId: this.clientId }, { timeoutMs: this.config.clients.requestTimeoutMs })
         if (this.closed) throw new FffsError('EIO', 'client closed')
@@ -377,10 +403,15 @@ export class RemoteClient implements Client {
           if (this.current !== link) return
           this.current = null
           this.nextIndex = (index + 1) % members.length
-          if (!this.closed) this.log(`fffs: lost member ${member.id} (${member.host}:${member.clientPort}): ${reason.message}; failing over`)
+          if (this.closed) return
+          this.log(`fffs: lost member ${member.id} (${member.host}:${member.clientPort}): ${reason.message}; failing over`)
+          if (this.changeListener === null) return
+          this.changeListener.inSync(false)
+          void this.link().catch(() => undefined) // the next member's feed, without waiting for a request
         })
         this.current = link
         this.nextIndex = index
+        void this.watchOn(link)
         return link
       } catch (err) {
         connection?.close()
@@ -389,6 +420,33 @@ export class RemoteClient implements Client {
       }
     }
     throw new FffsError(refused ? 'EACCES' : 'EIO', `no member of group ${this.config.name} reachable: ${failures.join('; ')}`)
+  }
+
+  /**
+   * Tells `listener` of the changes other clients make, from the member this client is
+   * connected to (changeFeed.ts): in sync once that member watches for it, out of sync from a
+   * lost connection until the next member does.
+   */
+  watchChanges(listener: ChangeListener): () => void {
+    this.changeListener = listener
+    listener.inSync(false)
+    const link = this.current
+    if (link !== null && link.connection.isOpen) void this.watchOn(link)
+    else void this.link().catch(() => undefined) // connecting watches
+    return () => {
+      if (this.changeListener === listener) this.changeListener = null
+    }
+  }
+
+  private async watchOn(link: Link): Promise<void> {
+    const listener = this.changeListener
+    if (listener === null) return
+    try {
+      await request(link.connection, clientMethods.watchChanges, undefined, { timeoutMs: this.config.clients.requestTimeoutMs })
+      if (this.current === link && link.connection.isOpen && this.changeListener === listener) listener.inSync(true)
+    } catch {
+      // A member that reports no changes (ENOTSUP) leaves the mount caching briefly; a lost connection watches again on the next.
+    }
   }
 
   private sendBlob(connection: Connection, blob: PendingBlob): void {
@@ -454,5 +512,23 @@ async function requestMember<A, R>(config: GroupConfig, member: GroupMember, met
     return (await request(connection, method, args, { timeoutMs })).result
   } finally {
     connection.close()
+  }
+}
+
+/**
+ * Up to `wanted` (default all) items of a listing read a window at a time: `ask(after, limit)`
+ * answers at most `limit` items, those after the key `after` (undefined: from the start); a
+ * shorter answer ends the listing.
+ */
+async function inWindows<T, K>(windowMax: number, wanted: number | undefined, from: K | undefined, keyOf: (item: T) => K, ask: (after: K | undefined, limit: number) => Promise<T[]>): Promise<T[]> {
+  const out: T[] = []
+  let after = from
+  for (;;) {
+    const limit = Math.min(windowMax, (wanted ?? Infinity) - out.length)
+    if (limit <= 0) return out
+    const items = await ask(after, limit)
+    out.push(...items)
+    if (items.length < limit) return out
+    after = keyOf(items[items.length - 1]!)
   }
 }

@@ -9,10 +9,11 @@
 // Client submits it. File bytes are never base64'd and are copied only where the socket forces it.
 
 import { FffsError } from '../errors.js'
-import type { DataRef, VersionOp } from '../store/records.js'
+import type { Attr, DataRef, VersionOp } from '../store/records.js'
+import type { ChangeFeed } from './changeFeed.js'
 import { blobIdsOf, dataRefAt, type Client } from './client.js'
 import type { HistoryState } from './history.js'
-import { clientMethods, messageArgs, messages, peerMethods, PROTOCOL_VERSION, serveMethods, type CollectArgs, type CollectReply, type Service } from './protocol.js'
+import { ATTRS_PAGE_NODES, ATTRS_REPLY_BUDGET_BYTES, clientMethods, HISTORY_PAGE, messageArgs, messages, peerMethods, PROTOCOL_VERSION, READDIR_PAGE_ENTRIES, serveMethods, SNAPSHOTS_PAGE, VERSIONS_PAGE, type CollectArgs, type CollectReply, type Service } from './protocol.js'
 import type { Audit } from '../store/store.js'
 import { serveViewWatch, type ViewSource } from './viewWatch.js'
 import { MAX_BODY_BYTES, type Connection, type Incoming, type Reply } from './wire.js'
@@ -34,6 +35,8 @@ export interface ServeClientOptions {
   readonly status?: () => unknown
   /** The member's views, for clients that follow them (viewWatch.ts). Absent: 'watchViews' is refused with ENOTSUP. */
   readonly views?: ViewSource
+  /** The changes the member applies, for mounts that cache the live tree (changeFeed.ts). Absent: 'watchChanges' is refused with ENOTSUP. */
+  readonly changes?: ChangeFeed
   /** The member's history retention (upkeep.ts). Absent: the history methods are refused with ENOTSUP. */
   readonly history?: MemberHistory
 }
@@ -78,31 +81,43 @@ export function serveClient(connection: Connection, client: Client, options: Ser
 }
 
 function clientService(connection: Connection, client: Client, blobs: Map<string, ServedBlob>, options: ServeClientOptions): Service<typeof clientMethods> {
+  let peerClientId: string | null = null // as its hello names it: its own changes are not fed back to it
   return {
-    hello: async ({ protocol }) => {
+    hello: async ({ protocol, clientId }) => {
       if (protocol !== PROTOCOL_VERSION) throw new FffsError('ENOTSUP', `client speaks protocol ${protocol}, this member ${PROTOCOL_VERSION}`)
+      if (clientId !== undefined) peerClientId = clientId
       return { result: { protocol: PROTOCOL_VERSION, memberId: options.memberId ?? null, dedupesSubmits: options.dedupesSubmits ?? false } }
     },
     walk: async ({ components, cut }) => ({ result: await client.walk(components, cut) }),
     attr: async ({ ino, cut }) => ({ result: await client.attr(ino, cut) }),
+    attrs: async ({ inos, cut }) => {
+      if (inos.length > ATTRS_PAGE_NODES) throw new FffsError('EINVAL', `attrs of ${inos.length} nodes (at most ${ATTRS_PAGE_NODES})`)
+      return { result: withinBudget(await client.attrs(inos, cut)) }
+    },
     lookup: async ({ dir, name, cut }) => ({ result: await client.lookup(dir, name, cut) }),
-    readdir: async ({ dir, cut }) => ({ result: await client.readdir(dir, cut) }),
+    child: async ({ dir, name, cut }) => ({ result: await client.child(dir, name, cut) }),
+    readdir: async ({ dir, cut, after, limit }) => ({ result: await client.readdir(dir, cut, { ...(after !== undefined ? { after } : {}), limit: Math.min(limit, READDIR_PAGE_ENTRIES) }) }),
     read: async ({ attr, offset, lengthBytes }) => {
       if (lengthBytes > MAX_BODY_BYTES) throw new FffsError('EINVAL', `read of ${lengthBytes} bytes (at most ${MAX_BODY_BYTES})`)
       const into = Buffer.allocUnsafe(lengthBytes)
       const n = await client.read(attr, offset, into, lengthBytes)
       return { result: undefined, body: into.subarray(0, n) }
     },
-    versions: async ({ ino, range }) => ({ result: await client.versions(ino, range ?? {}) }),
-    nameHistory: async ({ dir, name }) => ({ result: await client.nameHistory(dir, name) }),
+    versions: async ({ ino, range = {} }) => ({ result: await client.versions(ino, { ...range, limit: Math.min(range.limit ?? VERSIONS_PAGE, VERSIONS_PAGE) }) }),
+    nameHistory: async ({ dir, name, after, limit }) => ({ result: await client.nameHistory(dir, name, { ...(after !== undefined ? { after } : {}), limit: Math.min(limit, HISTORY_PAGE) }) }),
     stampOfVersion: async ({ ino, version }) => ({ result: await client.stampOfVersion(ino, version) }),
     stampAtSensorTime: async ({ ino, sensorUs }) => ({ result: await client.stampAtSensorTime(ino, sensorUs) }),
     sensorPick: async ({ ino, sensorUs }) => ({ result: await client.sensorPick(ino, sensorUs) }),
-    snapshots: async () => ({ result: await client.snapshots() }),
+    snapshots: async ({ after, limit }) => ({ result: await client.snapshots({ ...(after !== undefined ? { after } : {}), limit: Math.min(limit, SNAPSHOTS_PAGE) }) }),
     snapshot: async ({ name }) => ({ result: await client.snapshot(name) }),
     stableFrontier: async () => ({ result: await client.stableFrontier() }),
     waitStable: async ({ cut, maxWaitMs }) => {
       await client.waitStable(cut, maxWaitMs)
+      return { result: undefined }
+    },
+    watchChanges: async () => {
+      if (options.changes === undefined) throw new FffsError('ENOTSUP', 'this server reports no changes')
+      options.changes.serve(connection, peerClientId)
       return { result: undefined }
     },
     watchViews: async () => {
@@ -132,6 +147,18 @@ function clientService(connection: Connection, client: Client, blobs: Map<string
 function memberHistory(options: ServeClientOptions): MemberHistory {
   if (options.history === undefined) throw new FffsError('ENOTSUP', `this ${options.memberId !== undefined ? `member (${options.memberId})` : 'server'} keeps no history retention`)
   return options.history
+}
+
+/** The first attributes of `attrs` that fit in one reply (at least one): an estimate, as xattrs may be large. */
+function withinBudget(attrs: Array<Attr | null>): Array<Attr | null> {
+  let bytes = 0
+  for (let i = 0; i < attrs.length; i++) {
+    const attr = attrs[i]
+    bytes += 512 + (attr?.target?.length ?? 0)
+    for (const [name, value] of Object.entries(attr?.xattrs ?? {})) bytes += name.length + value.length
+    if (bytes > ATTRS_REPLY_BUDGET_BYTES && i > 0) return attrs.slice(0, i)
+  }
+  return attrs
 }
 
 function withLogRef(op: VersionOp, blobs: ReadonlyMap<string, ServedBlob>): VersionOp {

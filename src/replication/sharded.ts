@@ -13,9 +13,9 @@
 // Stability: a cut is stable when it is stable on every shard.
 
 import { FffsError } from '../errors.js'
-import type { Attr, DataRef, Ino, Mutation, NameBinding, SensorPick, Snapshot, VersionRange } from '../store/records.js'
+import type { Attr, DataRef, DirPage, Ino, Mutation, NameBinding, SensorPick, Snapshot, StampPage, VersionRange } from '../store/records.js'
 import { HLC_MAX, type HlcStamp } from '../temporal/hlc.js'
-import { SeenStamp, type Client, type SubmitOptions } from './client.js'
+import { SeenStamp, type ChangeListener, type Client, type SubmitOptions, type Submitted } from './client.js'
 import type { GroupConfig } from './config.js'
 import type { HistoryControl } from './history.js'
 import { groupInfo, RemoteClient, type GroupInfo, type MemberStatusReport, type RemoteClientOptions } from './remoteClient.js'
@@ -85,12 +85,38 @@ export class ShardedClient implements Client {
     return attr === null ? null : this.joined(attr, content)
   }
 
+  /** The meta shard's attributes of all, then each data shard's of the files among them, in parallel. */
+  async attrs(inos: readonly Ino[], cut: HlcStamp): Promise<Array<Attr | null>> {
+    const namespace = await this.meta.attrs(inos, cut)
+    const files = namespace.filter((a): a is Attr => a?.kind === 'file')
+    const byShard = new Map<RemoteClient, Attr[]>()
+    for (const file of files) {
+      const shard = this.dataOf(file.ino)
+      const list = byShard.get(shard)
+      if (list === undefined) byShard.set(shard, [file])
+      else list.push(file)
+    }
+    const contents = new Map<Ino, Attr | null>()
+    await Promise.all(
+      [...byShard].map(async ([shard, attrs]) => {
+        const found = await shard.attrs(attrs.map((a) => a.ino), cut)
+        attrs.forEach((a, i) => contents.set(a.ino, found[i] ?? null))
+      }),
+    )
+    return namespace.map((attr) => (attr?.kind === 'file' ? this.joined(attr, contents.get(attr.ino) ?? null) : attr))
+  }
+
   lookup(dir: Ino, name: string, cut: HlcStamp): Promise<Ino | null> {
     return this.meta.lookup(dir, name, cut)
   }
 
-  readdir(dir: Ino, cut: HlcStamp): Promise<Array<{ name: string; ino: Ino }>> {
-    return this.meta.readdir(dir, cut)
+  async child(dir: Ino, name: string, cut: HlcStamp): Promise<Attr | null> {
+    const attr = await this.meta.child(dir, name, cut)
+    return attr?.kind === 'file' ? this.joined(attr, await this.dataOf(attr.ino).attr(attr.ino, cut)) : attr
+  }
+
+  readdir(dir: Ino, cut: HlcStamp, page?: DirPage): Promise<Array<{ name: string; ino: Ino }>> {
+    return this.meta.readdir(dir, cut, page)
   }
 
   async read(attr: Attr, offset: number, into: Buffer, lengthBytes: number): Promise<number> {
@@ -136,8 +162,8 @@ export class ShardedClient implements Client {
   }
 
   /** The meta shard's bindings, without their rows: a file's rows count its versions on both shards (history.ts counts them). */
-  async nameHistory(dir: Ino, name: string): Promise<NameBinding[]> {
-    return (await this.meta.nameHistory(dir, name)).map(({ stamp, ino }) => ({ stamp, ino }))
+  async nameHistory(dir: Ino, name: string, page?: StampPage): Promise<NameBinding[]> {
+    return (await this.meta.nameHistory(dir, name, page)).map(({ stamp, ino }) => ({ stamp, ino }))
   }
 
   async stampOfVersion(ino: Ino, version: number): Promise<HlcStamp | null> {
@@ -157,8 +183,8 @@ export class ShardedClient implements Client {
     return picks.length === 0 ? null : picks.reduce((a, b) => (a.stamp > b.stamp ? a : b))
   }
 
-  snapshots(): Promise<Snapshot[]> {
-    return this.meta.snapshots()
+  snapshots(page?: DirPage): Promise<Snapshot[]> {
+    return this.meta.snapshots(page)
   }
 
   snapshot(name: string): Promise<Snapshot | null> {
@@ -188,7 +214,13 @@ export class ShardedClient implements Client {
     return this.dataOf(ino).appendData(ino, bytes)
   }
 
-  async submit(mutation: Mutation, _options?: SubmitOptions): Promise<{ stamp: HlcStamp; ino?: Ino }> {
+  /** A file's attributes are joined from two shards: a submit returns them only for a new node (no contents yet) or one that is no file. */
+  async submit(mutation: Mutation, options?: SubmitOptions): Promise<Submitted> {
+    const { attr, ...submitted } = await this.route(mutation, options)
+    return attr !== undefined && (attr.kind !== 'file' || mutation.type === 'mknod') ? { ...submitted, attr } : submitted
+  }
+
+  private async route(mutation: Mutation, _options?: SubmitOptions): Promise<Submitted> {
     if (mutation.type === 'version') return this.dataOf(mutation.ino).submit(mutation)
     if (mutation.type === 'setattr' && (mutation.atimeMs !== undefined || mutation.mtimeMs !== undefined)) {
       const attr = await this.meta.attr(mutation.ino, HLC_MAX)
@@ -203,6 +235,23 @@ export class ShardedClient implements Client {
       }
     }
     return this.meta.submit(mutation)
+  }
+
+  /** Every shard's changes; in sync while every shard's feed is (a shard that syncs again may have missed some). */
+  watchChanges(listener: ChangeListener): () => void {
+    const synced = this.all.map(() => false)
+    const unwatch = this.all.map((client, i) =>
+      client.watchChanges({
+        changed: (note) => listener.changed(note),
+        inSync: (shardSynced) => {
+          const was = synced.every(Boolean)
+          synced[i] = shardSynced
+          const now = synced.every(Boolean)
+          if (now !== was || (now && shardSynced)) listener.inSync(now)
+        },
+      }),
+    )
+    return () => unwatch.forEach((stop) => stop())
   }
 
   async close(): Promise<void> {

@@ -326,7 +326,7 @@ export class Connection {
       replyBody = reply.body
     } catch (err) {
       if (!isFffsError(err)) this.onHandlerBug(method, err)
-      header = { t: 'r', id, error: isFffsError(err) ? { code: err.code, message: err.message, ...(err.reason !== undefined ? { reason: err.reason } : {}) } : { code: 'EIO', message: `internal error serving ${method}: ${err instanceof Error ? err.message : String(err)}` } }
+      header = { t: 'r', id, error: errorToWire(method, err) }
       replyBody = undefined
     }
     if (this.closeReason !== null) return
@@ -351,13 +351,19 @@ export class Connection {
 const copiedFrames = new WeakMap<Buffer, number>()
 
 /** An error as it travels: its code, message and reason (errors.ts FffsReason). */
-interface WireError {
+export interface WireError {
   readonly code: string
   readonly message: string
   readonly reason?: string
 }
 
-function errorFromWire(error: WireError): FffsError {
+/** What a handler of `method` threw, as the reply carries it; anything but an FffsError is a bug, answered EIO. */
+export function errorToWire(method: string, err: unknown): WireError {
+  if (!isFffsError(err)) return { code: 'EIO', message: `internal error serving ${method}: ${err instanceof Error ? err.message : String(err)}` }
+  return { code: err.code, message: err.message, ...(err.reason !== undefined ? { reason: err.reason } : {}) }
+}
+
+export function errorFromWire(error: WireError): FffsError {
   const reason = reasonOf(error.reason)
   if (reason === 'behind') return new MemberBehindError(error.message)
   return new FffsError(codeOf(error.code), error.message, reason)

@@ -66,10 +66,11 @@ export type Mutation =
   /**
    * `uid`/`gid`: the creator's; in a set-group-ID directory the node takes the directory's group
    * instead (and a new directory the bit). `rdev`: a device node's number (Linux encoding).
-   * `xattrs`: set at creation (inherited from the parent, e.g. user.fffs.record_format).
+   * `xattrs`: set at creation. `inheritXattrs`: the names of the parent's xattrs the node takes
+   * as the record applies (user.fffs.record_format), where it has them and `xattrs` does not.
    * `sensorLagMaxUs`: Δ; a sensorUs below stamp − Δ is refused.
    */
-  | { readonly type: 'mknod'; readonly parent: Ino; readonly name: string; readonly kind: NodeKind; readonly mode: number; readonly uid: number; readonly gid: number; readonly rdev?: number; readonly target?: string; readonly sensorUs?: number; readonly xattrs?: Readonly<Record<string, string>>; readonly sensorLagMaxUs?: number }
+  | { readonly type: 'mknod'; readonly parent: Ino; readonly name: string; readonly kind: NodeKind; readonly mode: number; readonly uid: number; readonly gid: number; readonly rdev?: number; readonly target?: string; readonly sensorUs?: number; readonly xattrs?: Readonly<Record<string, string>>; readonly inheritXattrs?: readonly string[]; readonly sensorLagMaxUs?: number }
   /** A further name for an existing node that is not a directory (a hard link). */
   | { readonly type: 'link'; readonly ino: Ino; readonly parent: Ino; readonly name: string }
   | { readonly type: 'unlink'; readonly parent: Ino; readonly name: string }
@@ -102,8 +103,9 @@ export type Mutation =
   /** A member's disk fell below its reserve (`full`), or has room again: while any member is short, records that add data are refused (ENOSPC). */
   | { readonly type: 'space'; readonly member: number; readonly full: boolean }
 
+/** `ino`: a new node's; `attr`: the attributes of the node the record made or changed (mknod, link, setattr, xattrs, version), after it. */
 export type ApplyResult =
-  | { readonly ok: true; readonly ino?: Ino }
+  | { readonly ok: true; readonly ino?: Ino; readonly attr?: Attr }
   | { readonly ok: false; readonly code: FffsErrorCode; readonly message: string; readonly reason?: FffsReason }
 
 /** What a change of a directory did to its entries (a directory version's `entries`; `fffs log DIR` shows it). */
@@ -127,6 +129,18 @@ export interface NameBinding {
 }
 
 /** Which versions of a node to list: stamps in (after, upto], oldest first (newest first when `reverse`), at most `limit`. */
+/** A window of a directory listing: the names after `after` (byte order), at most `limit` of them. */
+export interface DirPage {
+  readonly after?: string
+  readonly limit?: number
+}
+
+/** A window of a history: the entries after the stamp `after`, at most `limit` of them. */
+export interface StampPage {
+  readonly after?: HlcStamp
+  readonly limit?: number
+}
+
 export interface VersionRange {
   readonly after?: HlcStamp
   readonly upto?: HlcStamp

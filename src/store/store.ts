@@ -15,7 +15,7 @@ import { BlockHistory } from './blockHistory.js'
 import { BLOCK_SIZE_BYTES, composeDeltas, NO_CHANGE, truncateDelta, writeDelta, type BlockDelta, type BlockMap } from './blockMap.js'
 import { nodeDisk, type Disk, type IndexDb, type IndexOp } from './disk.js'
 import { decodeDirEntry, decodeIno, decodeRow, encodeDirEntry, encodeLiveDirEntry, encodeRow, encodeStamp, inoOfKey, keys, liveDirEntrySince, nameOfDirEntryKey, nameOfLiveDirKey, prefixEnd, stampOfKey } from './keys.js'
-import { decodeRecord, encodeRecord, ROOT_INO, S_ISGID, type ApplyResult, type Attr, type EntryChange, type Ino, type Mutation, type NameBinding, type NodeKind, type RecordCursor, type SensorPick, type Snapshot, type VersionOp, type VersionRange, type VersionRecords } from './records.js'
+import { decodeRecord, encodeRecord, ROOT_INO, S_ISGID, type ApplyResult, type Attr, type DirPage, type EntryChange, type Ino, type Mutation, type NameBinding, type NodeKind, type RecordCursor, type SensorPick, type Snapshot, type StampPage, type VersionOp, type VersionRange, type VersionRecords } from './records.js'
 import { RecordIndex, type RecordAt } from './recordIndex.js'
 import { compactRange, describeCounts, emptyCounts, nodeFacts, type CompactionCounts } from './retention/compaction.js'
 import { HistoryFloor, type HistoryRule } from './retention/floor.js'
@@ -419,11 +419,12 @@ export class Store {
     const short = this.membersShortOfSpace()
     if (short.length > 0 && addsData(m)) throw noSpace(`${m.type} refused: member${short.length > 1 ? 's' : ''} ${short.join(', ')} of the group short of disk space`)
     switch (m.type) {
-      case 'mknod':
-        return { ok: true, ino: await this.applyMknod(changes, stamp, m) }
+      case 'mknod': {
+        const attr = await this.applyMknod(changes, stamp, m)
+        return { ok: true, ino: attr.ino, attr }
+      }
       case 'link':
-        await this.applyLink(changes, stamp, m)
-        return { ok: true }
+        return { ok: true, attr: await this.applyLink(changes, stamp, m) }
       case 'unlink':
       case 'rmdir':
         await this.applyRemove(changes, stamp, m.parent, m.name, m.type)
@@ -431,8 +432,8 @@ export class Store {
       case 'rename':
         await this.applyRename(changes, stamp, m)
         return { ok: true }
-      case 'setattr':
-        this.putAttr(changes, stamp, this.contentAttr(m.ino, stamp), 'setattr', (a) => ({
+      case 'setattr': {
+        const attr = this.putAttr(changes, stamp, this.contentAttr(m.ino, stamp), 'setattr', (a) => ({
           ...a,
           mode: m.mode ?? a.mode,
           uid: m.uid ?? a.uid,
@@ -440,7 +441,8 @@ export class Store {
           atimeMs: m.atimeMs ?? a.atimeMs,
           mtimeMs: m.mtimeMs ?? a.mtimeMs,
         }))
-        return { ok: true }
+        return { ok: true, attr }
+      }
       case 'setxattr':
       case 'removexattr': {
         const attr = this.liveAttrOrThrow(m.ino)
@@ -448,12 +450,10 @@ export class Store {
         if (m.type === 'setxattr') xattrs[m.name] = m.valueBase64
         else if (xattrs[m.name] === undefined) throw errors.noAttr(m.name)
         else delete xattrs[m.name]
-        this.putAttr(changes, stamp, attr, m.type, (a) => ({ ...a, xattrs }))
-        return { ok: true }
+        return { ok: true, attr: this.putAttr(changes, stamp, attr, m.type, (a) => ({ ...a, xattrs })) }
       }
       case 'version':
-        await this.applyVersion(changes, stamp, m)
-        return { ok: true }
+        return { ok: true, attr: await this.applyVersion(changes, stamp, m) }
       case 'snapshot': {
         if (this.db.getSync(keys.snapshot(m.name)) !== undefined) throw errors.exists(`snapshot ${m.name}`)
         const at = BigInt(m.at)
@@ -718,7 +718,7 @@ export class Store {
     return 1
   }
 
-  private async applyMknod(changes: Changes, stamp: HlcStamp, m: Extract<Mutation, { type: 'mknod' }>): Promise<Ino> {
+  private async applyMknod(changes: Changes, stamp: HlcStamp, m: Extract<Mutation, { type: 'mknod' }>): Promise<Attr> {
     checkName(m.name)
     if (m.sensorUs !== undefined) checkSensorLag(stamp, m.sensorLagMaxUs, m.sensorUs, `creating '${m.name}' at sensor time`)
     const parent = this.liveDirOrThrow(m.parent)
@@ -730,6 +730,7 @@ export class Store {
     const stampMs = msOfStamp(stamp)
     // A set-group-ID directory gives what is made in it its group, and its subdirectories the bit (BSD and System V semantics alike).
     const inheritsGroup = (parent.mode & S_ISGID) !== 0
+    const xattrs = { ...inheritedXattrs(parent, m.inheritXattrs), ...m.xattrs }
     const attr: Attr = {
       ino, parent: m.parent, kind: m.kind,
       mode: (m.mode & 0o7777) | (inheritsGroup && m.kind === 'dir' ? S_ISGID : 0),
@@ -739,16 +740,16 @@ export class Store {
       atimeMs: stampMs, mtimeMs: stampMs, ctimeMs: stampMs, version: 1, stamp: stamp.toString(), change: 'create',
       ...(m.target !== undefined ? { target: m.target } : {}),
       ...(m.sensorUs !== undefined ? { sensorUs: m.sensorUs } : {}),
-      ...(m.xattrs !== undefined && Object.keys(m.xattrs).length > 0 ? { xattrs: { ...m.xattrs } } : {}),
+      ...(Object.keys(xattrs).length > 0 ? { xattrs } : {}),
     }
     this.writeAttr(changes, stamp, attr, true) // a creation carries the node's sensor time, if it has one
     await this.setDirEntry(changes, stamp, m.parent, m.name, ino, 1)
     this.touchDir(changes, stamp, parent, 'mknod', { added: m.name }, m.kind === 'dir' ? 1 : 0)
-    return ino
+    return attr
   }
 
   /** A hard link: one more name for a node that is not a directory; both names lead to the same history. */
-  private async applyLink(changes: Changes, stamp: HlcStamp, m: Extract<Mutation, { type: 'link' }>): Promise<void> {
+  private async applyLink(changes: Changes, stamp: HlcStamp, m: Extract<Mutation, { type: 'link' }>): Promise<Attr> {
     checkName(m.name)
     const parent = this.liveDirOrThrow(m.parent)
     const target = this.liveAttrOrThrow(m.ino)
@@ -758,8 +759,9 @@ export class Store {
     if (nlink >= LINK_MAX) throw errors.tooManyLinks(`inode ${m.ino} has ${nlink} names`)
     if (this.liveLookup(m.parent, m.name) !== null) throw errors.exists(m.name)
     await this.setDirEntry(changes, stamp, m.parent, m.name, m.ino, target.version + 1)
-    this.putAttr(changes, stamp, target, 'link', (a) => ({ ...a, nlink: nlink + 1 }))
+    const linked = this.putAttr(changes, stamp, target, 'link', (a) => ({ ...a, nlink: nlink + 1 }))
     this.touchDir(changes, stamp, parent, 'link', { added: m.name })
+    return linked
   }
 
   private async applyRemove(changes: Changes, stamp: HlcStamp, parentIno: Ino, name: string, type: 'unlink' | 'rmdir'): Promise<void> {
@@ -818,7 +820,7 @@ export class Store {
     throw new Error('directory tree deeper than 4096 levels or cyclic')
   }
 
-  private async applyVersion(changes: Changes, stamp: HlcStamp, m: Extract<Mutation, { type: 'version' }>): Promise<void> {
+  private async applyVersion(changes: Changes, stamp: HlcStamp, m: Extract<Mutation, { type: 'version' }>): Promise<Attr> {
     const { ino, ops } = m
     if (m.sensorUs !== undefined) checkSensorLag(stamp, m.sensorLagMaxUs, m.sensorUs, `version of inode ${ino}`)
     const attr = this.contentAttr(ino, stamp)
@@ -864,7 +866,7 @@ export class Store {
     } else if (previousCursor !== undefined && lowestChangedBytes >= previousCursor.endBytes) {
       records = previousCursor // appended past the parsed records, unparsed (no format now): they stand
     }
-    this.putAttr(changes, stamp, rest, 'version', (a) => ({ ...a, sizeBytes, mtimeMs: stampMs, ...(sensorUs !== undefined ? { sensorUs } : {}), ...(records !== undefined ? { records } : {}) }))
+    return this.putAttr(changes, stamp, rest, 'version', (a) => ({ ...a, sizeBytes, mtimeMs: stampMs, ...(sensorUs !== undefined ? { sensorUs } : {}), ...(records !== undefined ? { records } : {}) }))
   }
 
   /**
@@ -925,6 +927,12 @@ export class Store {
     this.floor.check(cut)
     const entry = await this.latestAtOrBefore(keys.dirNamePrefix(parent, name), keys.dirEntry(parent, name, cut))
     return entry === null ? null : decodeDirEntry(entry[1]).ino
+  }
+
+  /** The node named `name` in directory `parent` at the cut, with its attributes there; null when none. */
+  async child(parent: Ino, name: string, cut: HlcStamp): Promise<Attr | null> {
+    const ino = await this.lookup(parent, name, cut)
+    return ino === null ? null : this.attr(ino, cut)
   }
 
   /**
@@ -996,22 +1004,31 @@ export class Store {
     return attr
   }
 
-  /** Names and inodes in a directory at the cut, sorted by name. */
-  async readdir(dir: Ino, cut: HlcStamp): Promise<Array<{ name: string; ino: Ino }>> {
+  /**
+   * Names and inodes in a directory at the cut, sorted by name (byte order); `page`: only the
+   * names after `page.after`, at most `page.limit` of them (a listing read a window at a time).
+   */
+  async readdir(dir: Ino, cut: HlcStamp, page: DirPage = {}): Promise<Array<{ name: string; ino: Ino }>> {
+    const limit = page.limit ?? Infinity
+    if (limit <= 0) return []
     if (cut === HLC_MAX) {
       const prefix = keys.liveDirPrefix(dir)
-      const entries = await this.db.iterator({ gt: prefix, lt: prefixEnd(prefix) }).all()
+      const from = page.after !== undefined ? keys.liveDirEntry(dir, page.after) : prefix
+      const entries = await this.db.iterator({ gt: from, lt: prefixEnd(prefix), ...(page.limit !== undefined ? { limit: page.limit } : {}) }).all()
       return entries.map(([key, value]) => ({ name: nameOfLiveDirKey(key), ino: decodeIno(value) }))
     }
     this.floor.check(cut)
     const prefix = keys.dirPrefix(dir)
+    // Past every history key of `after` (its name, 0x00, an 8-byte stamp).
+    const from = page.after !== undefined ? prefixEnd(keys.dirNamePrefix(dir, page.after)) : prefix
     const out: Array<{ name: string; ino: Ino }> = []
     let current: { name: string; ino: Ino | null } | null = null
-    for await (const [key, value] of this.db.iterator({ gt: prefix, lt: prefixEnd(prefix) })) {
+    for await (const [key, value] of this.db.iterator({ gt: from, lt: prefixEnd(prefix) })) {
       const name = nameOfDirEntryKey(key)
       if (current !== null && current.name !== name) {
         if (current.ino !== null) out.push({ name: current.name, ino: current.ino })
         current = null
+        if (out.length >= limit) return out
       }
       if (stampOfKey(key) > cut) continue // later history of this name
       current = { name, ino: decodeDirEntry(value).ino }
@@ -1090,9 +1107,10 @@ export class Store {
   }
 
   /** Every binding of `name` in directory `dir`, oldest first (a range of the directory history, one entry per change of the name). */
-  async nameHistory(dir: Ino, name: string): Promise<NameBinding[]> {
+  async nameHistory(dir: Ino, name: string, page: StampPage = {}): Promise<NameBinding[]> {
     const prefix = keys.dirNamePrefix(dir, name)
-    const entries = await this.db.iterator({ gt: prefix, lt: prefixEnd(prefix) }).all()
+    const from = page.after !== undefined ? keys.dirEntry(dir, name, page.after) : prefix
+    const entries = await this.db.iterator({ gt: from, lt: prefixEnd(prefix), ...(page.limit !== undefined ? { limit: page.limit } : {}) }).all()
     return entries.map(([key, value]) => {
       const { ino, firstRow, version } = decodeDirEntry(value)
       return { stamp: stampOfKey(key), ino, ...(firstRow !== null ? { firstRow } : {}), ...(version !== null ? { version } : {}) }
@@ -1131,9 +1149,11 @@ export class Store {
     return { stamp: stampOfKey(entry[0]), sizeBytes: decodeSensorEntry(entry[1]) }
   }
 
-  async snapshots(): Promise<Snapshot[]> {
+  /** The named snapshots, by name; `page`: those after `page.after`, at most `page.limit`. */
+  async snapshots(page: DirPage = {}): Promise<Snapshot[]> {
     const prefix = keys.snapshotPrefix()
-    const entries = await this.db.iterator({ gt: prefix, lt: prefixEnd(prefix) }).all()
+    const from = page.after !== undefined ? keys.snapshot(page.after) : prefix
+    const entries = await this.db.iterator({ gt: from, lt: prefixEnd(prefix), ...(page.limit !== undefined ? { limit: page.limit } : {}) }).all()
     return entries.map(([, value]) => JSON.parse(value.toString()) as Snapshot)
   }
 
@@ -1185,6 +1205,16 @@ function checkSensorLag(stamp: HlcStamp, sensorLagMaxUs: number | undefined, sen
   if (sensorUs >= floorUs) return
   const iso = (us: number): string => (us >= 0 ? isoOfUs(us) : `${us} µs`)
   throw errors.lateSensorWrite(`${what} stamped ${iso(sensorUs)} is older than platform time ${isoOfUs(hlcPhysicalUs(stamp))} − Δ ${sensorLagMaxUs / 1000} ms = ${iso(floorUs)}`)
+}
+
+/** The xattrs named in `names` that `parent` has (what a new node takes from its directory). */
+function inheritedXattrs(parent: Attr, names: readonly string[] | undefined): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const name of names ?? []) {
+    const value = parent.xattrs?.[name]
+    if (value !== undefined) out[name] = value
+  }
+  return out
 }
 
 const NODE_KINDS: ReadonlySet<NodeKind> = new Set(['file', 'dir', 'symlink', 'fifo', 'socket', 'chardev', 'blockdev'])

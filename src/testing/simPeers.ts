@@ -6,7 +6,7 @@
 import { FffsError, isFffsError } from '../errors.js'
 import type { PeerNetwork } from '../replication/member/peers.js'
 import { peerMethods, serveMethods, type Method, type Service } from '../replication/protocol.js'
-import { MemberBehindError } from '../replication/wire.js'
+import { errorFromWire, errorToWire } from '../replication/wire.js'
 import type { SimClock } from './simClock.js'
 
 /** What the world tells the peer network. */
@@ -55,7 +55,7 @@ export class SimPeers implements PeerNetwork {
           },
           (err: unknown) => {
             if (!isFffsError(err)) this.world.handlerBug(m.name, err)
-            const error = !isFffsError(err) ? new FffsError('EIO', `internal error serving ${m.name}`) : err.reason === 'behind' ? new MemberBehindError(err.message) : new FffsError(err.code, err.message, err.reason)
+            const error = errorFromWire(errorToWire(m.name, err)) // as the wire carries it
             this.back(id, () => settle(() => reject(error)))
           },
         )

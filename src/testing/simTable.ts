@@ -3,13 +3,10 @@
 // `length` consecutive cells). Every member holds its own SimTable: its own row is written
 // locally and pushed; the other rows change only when a push from their owner arrives.
 
+import { checkedColumns } from '../replication/transport/sstSchema.js'
 import type { SstColumn, SstSchema, SstView } from '../replication/transport/types.js'
 
 const U64_MAX = (1n << 64n) - 1n
-// The same schema rules as the native row layout (native-layout.ts), so that a schema the
-// simulation accepts is one the native transport accepts too.
-const NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/
-const ARRAY_LENGTH_MAX = 4096
 
 export interface ColumnLayout {
   readonly column: SstColumn
@@ -25,17 +22,7 @@ export class SimTableLayout {
 
   constructor(schema: SstSchema) {
     let offset = 0
-    for (const column of schema.columns) {
-      if (typeof column.name !== 'string' || !NAME_RE.test(column.name)) {
-        throw new RangeError(`SST column name '${String(column.name)}' must match ${NAME_RE}`)
-      }
-      if (this.byName.has(column.name)) throw new RangeError(`SST column '${column.name}' declared twice`)
-      const isArray = column.kind === 'u64[]' || column.kind === 'bool[]'
-      const length = isArray ? column.length : 1
-      if (!Number.isSafeInteger(length) || length < 1 || length > ARRAY_LENGTH_MAX) {
-        throw new RangeError(`SST column '${column.name}': length must be an integer in 1..${ARRAY_LENGTH_MAX}`)
-      }
-      const isBool = column.kind === 'bool' || column.kind === 'bool[]'
+    for (const { column, length, isArray, isBool } of checkedColumns(schema)) {
       this.byName.set(column.name, { column, offset, length, isArray, isBool })
       offset += length
     }

@@ -11,6 +11,7 @@ import { ChunkPool } from '../../src/fs/chunkPool.js'
 import { OpenFiles } from '../../src/fs/openFiles.js'
 import { MOUNT_PROCESS, Operations } from '../../src/fs/operations.js'
 import { newSensorStats } from '../../src/fs/sensorRecords.js'
+import { LIVE_ROOT, type Place } from '../../src/fs/resolve.js'
 import { EmbeddedClient, type Client } from '../../src/replication/client.js'
 import type { Attr, Ino } from '../../src/store/records.js'
 import { HLC_MAX } from '../../src/temporal/hlc.js'
@@ -146,17 +147,20 @@ describe('security.* attributes and POSIX ACLs', () => {
   it('are never stored: set is refused, get says none at once, list leaves them out', async () => {
     const { client } = await openClient({ readData: true })
     const ops = new Operations(client, { maxWaitMs: 1000, sensorLagMaxUs: 1_000_000, clockSkewMaxUs: 100_000 }, os.tmpdir(), () => undefined)
-    await ops.release(await ops.create('/f', 0o644, MOUNT_PROCESS))
-    await expect(ops.setxattr('/f', 'security.capability', Buffer.from([1, 2]), 0)).rejects.toMatchObject({ code: 'ENOTSUP' })
-    expect(() => ops.getxattr('/no/such/path', 'security.capability')).toThrow(expect.objectContaining({ code: 'ENODATA' }))
-    await expect(ops.removexattr('/f', 'security.selinux')).rejects.toMatchObject({ code: 'ENODATA' })
+    const { fd, found } = await ops.create(LIVE_ROOT, 'f', 0o644, MOUNT_PROCESS, 0, '/f')
+    await ops.release(fd)
+    const f = found.place
+    const missing: Place = { kind: 'live', ino: 999_999 } // no such node
+    await expect(ops.setxattr(f, 'security.capability', Buffer.from([1, 2]), 0, '/f')).rejects.toMatchObject({ code: 'ENOTSUP' })
+    expect(() => ops.getxattr(missing, 'security.capability')).toThrow(expect.objectContaining({ code: 'ENODATA' }))
+    await expect(ops.removexattr(f, 'security.selinux', '/f')).rejects.toMatchObject({ code: 'ENODATA' })
     for (const acl of ['system.posix_acl_access', 'system.posix_acl_default']) {
-      await expect(ops.setxattr('/f', acl, Buffer.from([2, 0, 0, 0]), 0)).rejects.toMatchObject({ code: 'ENOTSUP' })
-      expect(() => ops.getxattr('/no/such/path', acl)).toThrow(expect.objectContaining({ code: 'ENODATA' }))
+      await expect(ops.setxattr(f, acl, Buffer.from([2, 0, 0, 0]), 0, '/f')).rejects.toMatchObject({ code: 'ENOTSUP' })
+      expect(() => ops.getxattr(missing, acl)).toThrow(expect.objectContaining({ code: 'ENODATA' }))
     }
-    await expect(ops.getxattr('/no/such/path', 'system.other')).rejects.toMatchObject({ code: 'ENOENT' }) // other names resolve the path
-    await ops.setxattr('/f', 'user.note', Buffer.from('kept'), 0)
-    expect((await ops.getxattr('/f', 'user.note')).toString()).toBe('kept')
-    expect(await ops.listxattr('/f')).toContain('user.note')
+    await expect(ops.getxattr(missing, 'system.other')).rejects.toMatchObject({ code: 'ENOENT' }) // other names look the node up
+    await ops.setxattr(f, 'user.note', Buffer.from('kept'), 0, '/f')
+    expect((await ops.getxattr(f, 'user.note')).toString()).toBe('kept')
+    expect(await ops.listxattr(f)).toContain('user.note')
   })
 })

@@ -8,12 +8,13 @@
 // range; a failing schedule prints its seed and the command that replays it with every
 // member's log:
 //   FFFS_SIM_SCENARIO=<scenario> FFFS_SEED=<seed> FFFS_SIM_TRACE=1 npx vitest run test/replication/groupSim.test.ts
-// FFFS_SEEDS=<count> sets the schedules per scenario; bench/replication/soak.ts runs many more.
+// 300 seeds per scenario by default (8 scenarios: 2400 schedules); FFFS_SEEDS=<count> sets it;
+// bench/replication/soak.ts runs many more.
 
 import { describe, expect, it } from 'vitest'
 import { GroupSim, GROUP_SIM_SCENARIOS, replayCommand, runSchedule, type GroupSimScenario } from '../../src/testing/groupSim.js'
 
-const SEEDS = Number(process.env['FFFS_SEEDS'] ?? '150')
+const SEEDS = Number(process.env['FFFS_SEEDS'] ?? '300')
 const ONE_SEED = process.env['FFFS_SEED']
 const ONE_SCENARIO = process.env['FFFS_SIM_SCENARIO']
 const TRACE = process.env['FFFS_SIM_TRACE'] === '1'

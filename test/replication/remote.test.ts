@@ -146,6 +146,45 @@ describe('remote client', () => {
     expect((notEmpty as FffsError).code).toBe('ENOTEMPTY')
   })
 
+  it('reads listings, histories and batches of attributes longer than one reply, a window at a time', async () => {
+    const store = await openStore(0)
+    await serve(0, store)
+    const client = await remote()
+    const local = (m: Mutation) => store.submit(m) // made locally: fast; read over the wire
+    const { ino: dir } = await local({ type: 'mknod', parent: ROOT_INO, name: 'd', kind: 'dir', mode: 0o755, uid: 0, gid: 0 })
+    const names = Array.from({ length: 1300 }, (_, i) => `e${String(i).padStart(5, '0')}`)
+    await Promise.all(names.map((name) => local(file(name, dir!))))
+    const { stamp: listed } = await local({ type: 'unlink', parent: dir!, name: names[0]! })
+    await local(file('late', dir!))
+    const { ino } = await local(file('f', ROOT_INO))
+    await Promise.all(Array.from({ length: 600 }, (_, i) => local({ type: 'setattr', ino: ino!, mode: 0o600 + (i % 64) })))
+    for (let i = 0; i < 520; i++) {
+      await local(file('again', ROOT_INO))
+      await local({ type: 'unlink', parent: ROOT_INO, name: 'again' })
+    }
+    await Promise.all(Array.from({ length: 300 }, (_, i) => local({ type: 'snapshot', name: `s${String(i).padStart(3, '0')}`, at: listed.toString(), spec: 'then' })))
+
+    // Each answer is the store's own, whole, though no reply of the wire holds it.
+    expect(await client.readdir(dir!, HLC_MAX)).toEqual(await store.readdir(dir!, HLC_MAX))
+    expect((await client.readdir(dir!, HLC_MAX)).length).toBe(1300)
+    await client.waitStable(listed, 5000)
+    const atListed = await client.readdir(dir!, listed)
+    expect(atListed.map((e) => e.name)).toEqual(names.slice(1))
+    expect(await client.readdir(dir!, listed, { after: names[600], limit: 700 })).toEqual(atListed.slice(600, 1299))
+    const entries = await client.readdir(dir!, HLC_MAX)
+    // 20 of them with 48 KiB xattrs: ~1.3 MiB of attributes as JSON in one window of nodes.
+    const valueBase64 = randomBytes(48 * 1024).toString('base64')
+    await Promise.all(entries.slice(100, 120).map((e) => local({ type: 'setxattr', ino: e.ino, name: 'user.big', valueBase64 })))
+    expect(await client.attrs(entries.map((e) => e.ino), HLC_MAX)).toEqual(await store.attrs(entries.map((e) => e.ino), HLC_MAX))
+    expect((await client.versions(ino!)).length).toBe(601)
+    expect(await client.versions(ino!, { reverse: true, limit: 300 })).toEqual(await store.versions(ino!, { reverse: true, limit: 300 }))
+    expect(await client.versions(ino!, { reverse: true })).toEqual(await store.versions(ino!, { reverse: true }))
+    const history = await client.nameHistory(ROOT_INO, 'again')
+    expect(history.length).toBe(1040)
+    expect(history).toEqual(await store.nameHistory(ROOT_INO, 'again'))
+    expect((await client.snapshots()).map((s) => s.name)).toEqual(Array.from({ length: 300 }, (_, i) => `s${String(i).padStart(3, '0')}`))
+  })
+
   it('a wrong key is refused with EACCES and logged', async () => {
     await serve(0, await openStore(0))
     await serve(1, await openStore(1))

@@ -75,7 +75,7 @@ describe('sensor index of record-format files', () => {
   it('refuses the whole version when a record is older than its stamp − Δ', async () => {
     const lagUs = 5_000_000
     const late = await append(BASE_US + lagUs + 1000, 0, 32, { entries: [[16, BASE_US + 2000], [32, BASE_US + 999]], baseMaxSensorUs: -1, endBytes: 32 }, lagUs)
-    expect(late.result).toEqual({ ok: false, code: 'EINVAL', message: expect.stringMatching(/^late sensor write: record of inode \d+ ending at byte 32 stamped 2026-11-21T10:00:00.000999Z is older than .* − Δ 5000 ms = 2026-11-21T10:00:00.001000Z/) })
+    expect(late.result).toEqual({ ok: false, code: 'EINVAL', reason: 'lateSensorWrite', message: expect.stringMatching(/^late sensor write: record of inode \d+ ending at byte 32 stamped 2026-11-21T10:00:00.000999Z is older than .* − Δ 5000 ms = 2026-11-21T10:00:00.001000Z/) })
     expect(store.liveAttr(ino)!.sizeBytes).toBe(0) // no effect
     expect(await store.sensorPick(ino, Number.MAX_SAFE_INTEGER)).toBeNull()
     const onTime = await append(BASE_US + lagUs + 2000, 0, 32, { entries: [[16, BASE_US + 2000], [32, BASE_US + 3000]], baseMaxSensorUs: -1, endBytes: 32 }, lagUs)

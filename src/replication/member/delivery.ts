@@ -37,6 +37,8 @@ export interface DeliveryOptions {
   readonly failed: (err: Error) => void
   /** An apply finished (readers waiting for stability look again). */
   readonly applied: () => void
+  /** Who hears of each delivered record once it applied, in apply order (the change feed); null: nobody now. */
+  readonly appliedListener?: () => ((mutation: Mutation, by: string | undefined) => void) | null
   readonly observer?: LogObserver
 }
 
@@ -120,6 +122,9 @@ export class Delivery {
         this.applyBacklog--
         this.options.applied()
       })
+    // Asked per record, so a member nobody watches adds no step to the apply (the simulation's schedules stay as recorded).
+    const listener = this.options.appliedListener?.() ?? null
+    if (listener !== null) applying.then((applied) => applied.ok && listener(mutation, record.submit?.clientId), () => undefined)
     if (record.submit !== undefined) this.remember(record.submit, applying)
     return applying
   }

@@ -2,10 +2,10 @@
 // simulated clients): reads from the local replica, writes through the group's total order.
 
 import { FffsError } from '../../errors.js'
-import type { Attr, DataRef, Ino, Mutation, NameBinding, SensorPick, Snapshot, VersionRange, ApplyResult } from '../../store/records.js'
+import type { ApplyResult, Attr, DataRef, DirPage, Ino, Mutation, NameBinding, SensorPick, Snapshot, StampPage, VersionRange } from '../../store/records.js'
 import type { Store } from '../../store/store.js'
 import { HLC_MAX, hlcPhysicalUs, hlcToIso, type HlcStamp } from '../../temporal/hlc.js'
-import type { Client, SubmitOptions } from '../client.js'
+import { unwrap, type Client, type SubmitOptions, type Submitted } from '../client.js'
 import type { Clock } from '../clock.js'
 import type { GroupConfig } from '../config.js'
 import { encodeDataPayload, encodeRecordPayload, type RecordPayload } from '../payload.js'
@@ -71,11 +71,17 @@ export class ReplicaClient implements Client {
   attr(ino: Ino, cut: HlcStamp): Promise<Attr | null> {
     return this.atCut(cut, (store) => store.attr(ino, cut))
   }
+  attrs(inos: readonly Ino[], cut: HlcStamp): Promise<Array<Attr | null>> {
+    return this.atCut(cut, (store) => Promise.all(inos.map((ino) => store.attr(ino, cut))))
+  }
   lookup(dir: Ino, name: string, cut: HlcStamp): Promise<Ino | null> {
     return this.atCut(cut, (store) => store.lookup(dir, name, cut))
   }
-  readdir(dir: Ino, cut: HlcStamp): Promise<Array<{ name: string; ino: Ino }>> {
-    return this.atCut(cut, (store) => store.readdir(dir, cut))
+  child(dir: Ino, name: string, cut: HlcStamp): Promise<Attr | null> {
+    return this.atCut(cut, (store) => store.child(dir, name, cut))
+  }
+  readdir(dir: Ino, cut: HlcStamp, page?: DirPage): Promise<Array<{ name: string; ino: Ino }>> {
+    return this.atCut(cut, (store) => store.readdir(dir, cut, page))
   }
   read(attr: Attr, offset: number, into: Buffer, lengthBytes: number): Promise<number> {
     // The version `attr` names (read on this or another member) must be applied here.
@@ -84,8 +90,8 @@ export class ReplicaClient implements Client {
   versions(ino: Ino, range?: VersionRange): Promise<Attr[]> {
     return this.member.read((store) => store.versions(ino, range))
   }
-  nameHistory(dir: Ino, name: string): Promise<NameBinding[]> {
-    return this.member.read((store) => store.nameHistory(dir, name))
+  nameHistory(dir: Ino, name: string, page?: StampPage): Promise<NameBinding[]> {
+    return this.member.read((store) => store.nameHistory(dir, name, page))
   }
   stampOfVersion(ino: Ino, version: number): Promise<HlcStamp | null> {
     return this.member.read((store) => store.stampOfVersion(ino, version))
@@ -96,8 +102,8 @@ export class ReplicaClient implements Client {
   sensorPick(ino: Ino, sensorUs: number): Promise<SensorPick | null> {
     return this.member.read((store) => store.sensorPick(ino, sensorUs))
   }
-  snapshots(): Promise<Snapshot[]> {
-    return this.member.read((store) => store.snapshots())
+  snapshots(page?: DirPage): Promise<Snapshot[]> {
+    return this.member.read((store) => store.snapshots(page))
   }
   snapshot(name: string): Promise<Snapshot | null> {
     return this.member.read((store) => store.snapshot(name))
@@ -144,7 +150,7 @@ export class ReplicaClient implements Client {
     return bytes
   }
 
-  async submit(mutation: Mutation, options: SubmitOptions = {}): Promise<{ stamp: HlcStamp; ino?: Ino }> {
+  async submit(mutation: Mutation, options: SubmitOptions = {}): Promise<Submitted> {
     this.member.refuseWhenFull(mutation)
     // Taken first: whatever happens to this submit, the held bytes are not needed again.
     const inline: Array<readonly [string, number]> = []
@@ -164,8 +170,7 @@ export class ReplicaClient implements Client {
     const bounded = withGroupSensorLag(mutation, this.member.config.time.sensorLagMaxMs * 1000)
     const record: RecordPayload = { mutation: bounded, ...(options.id !== undefined ? { submit: options.id } : {}), ...(inline.length > 0 ? { inline } : {}) }
     const { stamp, result } = await this.member.orderRecord(encodeRecordPayload(record, inlineBytes), options.after)
-    if (!result.ok) throw new FffsError(result.code, result.message, result.reason)
-    return result.ino === undefined ? { stamp } : { stamp, ino: result.ino }
+    return { stamp, ...unwrap(result) }
   }
 
   refuseWhenFull(): void {

@@ -2,6 +2,7 @@
 // same offsets: columns in declaration order, 64-bit cells 8-byte aligned, booleans one byte.
 // The native side appends its own system area (heartbeat, SMC and RDMC counters) after it.
 import { createHash } from 'node:crypto'
+import { checkedColumns } from './sstSchema.js'
 import type { SstColumn, SstSchema } from './types.js'
 
 export interface ColumnLayout {
@@ -16,20 +17,11 @@ export interface RowLayout {
   readonly userRowBytes: number // multiple of 8
 }
 
-const NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/
-const ARRAY_LENGTH_MAX = 4096
-
 export function layoutRow(schema: SstSchema): RowLayout {
   const columns = new Map<string, ColumnLayout>()
   let offsetBytes = 0
-  for (const column of schema.columns) {
-    if (!NAME_RE.test(column.name)) throw new RangeError(`SST column name '${column.name}' must match ${NAME_RE}`)
-    if (columns.has(column.name)) throw new RangeError(`SST column '${column.name}' declared twice`)
-    const length = column.kind === 'u64[]' || column.kind === 'bool[]' ? column.length : 1
-    if (!Number.isInteger(length) || length < 1 || length > ARRAY_LENGTH_MAX) {
-      throw new RangeError(`SST column '${column.name}': length must be an integer in 1..${ARRAY_LENGTH_MAX}`)
-    }
-    const cellBytes = column.kind === 'u64' || column.kind === 'u64[]' ? 8 : 1
+  for (const { column, length, isBool } of checkedColumns(schema)) {
+    const cellBytes = isBool ? 1 : 8
     if (cellBytes === 8) offsetBytes = Math.ceil(offsetBytes / 8) * 8
     columns.set(column.name, { column, offsetBytes, length, cellBytes })
     offsetBytes += cellBytes * length

@@ -1,0 +1,90 @@
+// What the kernel caches of a group's live tree: names and attributes for as long as the mount
+// is told of every change it does not make itself. A change made through a second mount of
+// the same group (contents, size, names, deletes, a directory's entries) reaches a reader on
+// the first as soon as the member it talks to has applied it, however long the kernel may
+// otherwise keep what it cached. Each wait is bounded; none asserts a time.
+
+import { existsSync, promises as fsp, readdirSync, readFileSync, statSync } from 'node:fs'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startGroup, waitFor, type ClusterMount, type TestGroup } from '../helpers/cluster.js'
+
+const SEEN_WITHIN_MS = 10_000 // a bound for a shared machine, not a measure: the note arrives one hop after the change applies
+
+describe('a mount of a 3-replica group, changed through another mount', () => {
+  let group: TestGroup
+  let reader: ClusterMount // served by member 0
+  let writer: ClusterMount // served by member 1
+  beforeAll(async () => {
+    group = await startGroup(3)
+    for (const member of group.config.members) group.startMember(member.id)
+    await group.waitView([0, 1, 2], 30_000)
+    reader = await group.mount('mnt-reader')
+    writer = await group.mount('mnt-writer', await group.writeClientConfig('client-writer.json', 1))
+  })
+  afterAll(async () => {
+    await group?.cleanup()
+  })
+
+  /** Waits until the reader's view of something equals `expected`; each look is a fresh system call on the reader's mount. */
+  async function readerSees<T>(what: string, look: () => T, expected: T): Promise<void> {
+    await waitFor(`the reader sees ${what}`, SEEN_WITHIN_MS, () => {
+      const seen = look()
+      return JSON.stringify(seen) === JSON.stringify(expected) ? true : undefined
+    })
+  }
+
+  it('sees new contents of a file it holds open and has read (its cached pages go)', async () => {
+    await fsp.writeFile(writer.p('contents.txt'), 'version one')
+    await readerSees('the first version', () => readFileSync(reader.p('contents.txt'), 'utf8'), 'version one')
+    const held = await fsp.open(reader.p('contents.txt'), 'r')
+    try {
+      const read = async (): Promise<string> => {
+        const buffer = Buffer.alloc(64)
+        const { bytesRead } = await held.read(buffer, 0, 64, 0)
+        return buffer.subarray(0, bytesRead).toString()
+      }
+      expect(await read()).toBe('version one')
+      await fsp.writeFile(writer.p('contents.txt'), 'version two') // the same size: only the contents differ
+      await waitFor('the reader reads the second version through its open handle', SEEN_WITHIN_MS, async () => ((await read()) === 'version two' ? true : undefined))
+    } finally {
+      await held.close()
+    }
+  })
+
+  it('sees the new size of a file it has stat-ed', async () => {
+    await fsp.writeFile(writer.p('grows.log'), 'one\n')
+    await readerSees('the first size', () => statSync(reader.p('grows.log')).size, 4)
+    await fsp.appendFile(writer.p('grows.log'), 'two\n')
+    await readerSees('the appended size', () => statSync(reader.p('grows.log')).size, 8)
+    await readerSees('the appended bytes', () => readFileSync(reader.p('grows.log'), 'utf8'), 'one\ntwo\n')
+  })
+
+  it('sees a name rebound: a file renamed over one it has read', async () => {
+    await fsp.writeFile(writer.p('doc.txt'), 'old document')
+    await readerSees('the old document', () => readFileSync(reader.p('doc.txt'), 'utf8'), 'old document')
+    await fsp.writeFile(writer.p('.doc.tmp'), 'new document')
+    await fsp.rename(writer.p('.doc.tmp'), writer.p('doc.txt'))
+    await readerSees('the new document under the old name', () => readFileSync(reader.p('doc.txt'), 'utf8'), 'new document')
+    await readerSees('the temporary name gone', () => existsSync(reader.p('.doc.tmp')), false)
+  })
+
+  it('sees a file deleted, and a directory gone, that it had looked up', async () => {
+    await fsp.mkdir(writer.p('gone'))
+    await fsp.writeFile(writer.p('gone', 'file'), 'x')
+    await readerSees('the file', () => existsSync(reader.p('gone', 'file')), true)
+    await fsp.unlink(writer.p('gone', 'file'))
+    await readerSees('the file deleted', () => existsSync(reader.p('gone', 'file')), false)
+    await fsp.rmdir(writer.p('gone'))
+    await readerSees('the directory deleted', () => existsSync(reader.p('gone')), false)
+  })
+
+  it("sees a directory's entries change in a listing it has read", async () => {
+    await fsp.mkdir(writer.p('listed'))
+    await fsp.writeFile(writer.p('listed', 'a'), 'a')
+    await readerSees('one entry', () => readdirSync(reader.p('listed')), ['a'])
+    await fsp.writeFile(writer.p('listed', 'b'), 'b')
+    await readerSees('two entries', () => readdirSync(reader.p('listed')).sort(), ['a', 'b'])
+    await fsp.chmod(writer.p('listed', 'a'), 0o600)
+    await readerSees("a's new mode", () => statSync(reader.p('listed', 'a')).mode & 0o777, 0o600)
+  })
+})
