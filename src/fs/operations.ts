@@ -8,7 +8,7 @@ import { errors, isLateSensorWrite } from '../errors.js'
 import type { Client, Submitted } from '../replication/client.js'
 import { parseRecordFormat, XATTR_RECORD_FORMAT } from '../sensor/index.js'
 import { ROOT_INO, S_ISGID, S_ISUID, type Attr, type Ino, type NodeKind } from '../store/records.js'
-import { HLC_MAX, hlcCeilingOfUs, hlcToIso, wallClockUs } from '../temporal/hlc.js'
+import { HLC_MAX, hlcCeilingOfUs, hlcToIso, wallClockUs, type HlcStamp } from '../temporal/hlc.js'
 import { formatTimeSpec, isSpecName, parseTimeSpec, splitNameSpec } from '../temporal/spec.js'
 import { OpenFiles, type OpenFile } from './openFiles.js'
 import { liveIno, Resolver, SNAPSHOT_DIR, type DirEntry, type NameTrust, type Place, type Step, type TimeOptions } from './resolve.js'
@@ -157,6 +157,8 @@ export interface KernelCache {
   forgetEntry(dir: Ino | typeof SNAPSHOT_DIR, name: string): Promise<void>
   /** The live node's attributes changed. */
   forgetAttributes(ino: Ino): void
+  /** The history floor is at least `floor`: the frozen nodes below it are forgotten before this resolves. */
+  floorIsAt(floor: HlcStamp): Promise<void>
 }
 
 export class Operations {
@@ -607,6 +609,7 @@ export class Operations {
     if (name === XATTR_HISTORY_FLOOR) {
       const floor = place.kind === 'live' && place.ino === ROOT_INO ? await this.client.history?.floor() : undefined
       if (floor === undefined || floor === 0n) throw errors.noAttr(name) // not the mount root, or nothing compacted yet
+      await this.kernelCache?.floorIsAt(floor) // whoever learns the floor here finds the kernel's frozen nodes below it gone
       return Buffer.from(hlcToIso(floor))
     }
     const attr = await this.attrOf(place)
