@@ -189,7 +189,7 @@ export class Member implements ReplicaAccess {
     const log = (line: string): void => write(`fffs: member ${id}: ${line}`)
     const env = options.env ?? nativeEnv(config, id, log)
     await env.disk.mkdirp(self.dataDir)
-    const disk = await MemberUpkeep.measureDisk(self.dataDir, env.disk, env.keepsReserveFile ?? true) // on a full disk its reserve file is given back: the store can open
+    const disk = await MemberUpkeep.measureDisk(self.dataDir, env.disk) // on a full disk its reserve file is given back: the store can open
     const replica = await Replica.open({ memberId: id, disk: env.disk, dataDir: self.dataDir, clock: env.clock, log, ...(config.shardRole !== undefined ? { role: config.shardRole } : {}) })
     return new Member(config, self, replica, disk, env, log)
   }

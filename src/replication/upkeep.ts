@@ -70,8 +70,8 @@ export class MemberUpkeep {
   }
 
   /** Measures the disk a store is on (giving its reserve file back on a full one: call before the store opens). */
-  static async measureDisk(dataDir: string, on: Disk, keepsReserveFile: boolean): Promise<DiskGuard> {
-    const disk = new DiskGuard(dataDir, on, keepsReserveFile)
+  static async measureDisk(dataDir: string, on: Disk): Promise<DiskGuard> {
+    const disk = new DiskGuard(dataDir, on)
     await disk.start()
     return disk
   }

@@ -46,13 +46,9 @@ export class DiskGuard {
   /** Bytes appended since the last measure: a burst of writes between measures must not run past the reserve. */
   private appendedBytes = 0
 
-  private readonly keepsReserveFile: boolean
-
-  /** `keepsReserveFile` false: no reserve file (a simulated disk: writing one costs every simulated start its size in memory and time). */
-  constructor(dir: string, disk: Disk = nodeDisk, keepsReserveFile = true) {
+  constructor(dir: string, disk: Disk = nodeDisk) {
     this.dir = dir
     this.disk = disk
-    this.keepsReserveFile = keepsReserveFile
   }
 
   /** Measures the disk, gives the reserve file back if the disk is full, and makes it where there is room. */
@@ -121,7 +117,7 @@ export class DiskGuard {
   }
 
   private async takeReserve(): Promise<void> {
-    if (this.reserveFileBytes > 0 || !this.keepsReserveFile) return
+    if (this.reserveFileBytes > 0) return
     const bytes = Math.min(RESERVE_FILE_BYTES_MAX, Math.floor(this.state.reserveBytes / 4))
     try {
       const handle = await this.disk.open(this.reserveFile, 'a+')

@@ -236,7 +236,6 @@ export class SimWorld {
       env: {
         clock,
         disk: machine.disk.forProcess(), // nothing a dead process calls takes effect
-        keepsReserveFile: false,
         newTransport: (plan) => this.transportFor(machine, plan),
         peers: new SimPeers(this.peerWorld, machine.id, clock),
         instance: `i${incarnation}`,

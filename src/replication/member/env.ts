@@ -50,8 +50,6 @@ export interface MemberEnv {
   readonly tuneStore?: (store: Store) => void
   /** About this many bytes of file data per state-transfer batch this member serves (default 8 MiB). */
   readonly transferBatchBytes?: number
-  /** Whether the member keeps a reserve file on its disk (default true; the simulation: false, see DiskGuard). */
-  readonly keepsReserveFile?: boolean
   /** Told of what this member does (the simulation's checks and transcripts; the runtime does not depend on it). */
   readonly observer?: MemberObserver
 }
