@@ -46,7 +46,7 @@ namespace {
 enum class Op : int {
   Lookup = 0, Forget, Getattr, Setattr, Readlink, Mkdir, Unlink, Rmdir, Symlink, Rename, Open, Read, Write, Flush,
   Release, Fsync, Opendir, Readdir, Releasedir, Statfs, Setxattr, Getxattr, Listxattr, Removexattr, Create, Mknod, Link, Exit,
-  Readdirplus,
+  Readdirplus, Fsyncdir,
 };
 
 constexpr unsigned kMaxRequestBytes = 1u << 20;
@@ -456,6 +456,7 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
     FuseSession* s = Of(req);
     s->Emit(Op::Fsync, req, ino, {s->FhOf(fi)}, fi);
   }
+  static void OnFsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info* fi) { Of(req)->Emit(Op::Fsyncdir, req, ino, {}); }
   static void OnOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) { Of(req)->Emit(Op::Opendir, req, ino, {}); }
   static void OnReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
     FuseSession* s = Of(req);
@@ -774,6 +775,7 @@ const fuse_lowlevel_ops FuseSession::kOps = [] {
   ops.flush = &FuseSession::OnFlush;
   ops.release = &FuseSession::OnRelease;
   ops.fsync = &FuseSession::OnFsync;
+  ops.fsyncdir = &FuseSession::OnFsyncdir;
   ops.opendir = &FuseSession::OnOpendir;
   ops.readdir = &FuseSession::OnReaddir;
   ops.readdirplus = &FuseSession::OnReaddirplus;

@@ -7,6 +7,7 @@
 import { Command, CommanderError, Option } from 'commander'
 import { readFileSync } from 'node:fs'
 import { addDemoCommand } from '../demo/cli.js'
+import { DURABILITY_DEFAULT, DURABILITY_MODES, type Durability } from '../replication/durability.js'
 import { TIME_DEFAULTS } from '../replication/timeDefaults.js'
 import { nonNegativeInt, positiveInt, positiveNumber, USAGE_EXIT_CODE } from './args.js'
 import type { DiffOptions } from './diff.js'
@@ -54,11 +55,12 @@ function defineCommands(program: Command): void {
     .option('--base-port <port>', 'first TCP port (each member uses 2 per shard group from there on)', positiveInt)
     .option('--sensor-lag-max <ms>', 'Δ of the group: the most a sensor timestamp may lag platform time', nonNegativeInt, TIME_DEFAULTS.sensorLagMaxMs)
     .option('--clock-skew-max <ms>', 'δ of the group: the bound on writer/platform clock skew', nonNegativeInt, TIME_DEFAULTS.clockSkewMaxMs)
+    .addOption(new Option('--durability <mode>', 'when close returns: once written at every replica (fsync waits for the sync), or once synced there').choices([...DURABILITY_MODES]).default(DURABILITY_DEFAULT))
     .description('write the config and cluster key of a local group')
-    .action(async (dir: string, opts: { replicas: number; shards: number; members?: number; basePort?: number; sensorLagMax: number; clockSkewMax: number }) => {
+    .action(async (dir: string, opts: { replicas: number; shards: number; members?: number; basePort?: number; sensorLagMax: number; clockSkewMax: number; durability: Durability }) => {
       const [{ runInit }, path] = await Promise.all([import('./init.js'), import('node:path')])
       const time = { sensorLagMaxMs: opts.sensorLagMax, clockSkewMaxMs: opts.clockSkewMax }
-      await runInit(path.resolve(dir), { replicas: opts.replicas, shards: opts.shards, time, ...(opts.members !== undefined ? { members: opts.members } : {}), ...(opts.basePort !== undefined ? { basePort: opts.basePort } : {}) })
+      await runInit(path.resolve(dir), { replicas: opts.replicas, shards: opts.shards, time, durability: opts.durability, ...(opts.members !== undefined ? { members: opts.members } : {}), ...(opts.basePort !== undefined ? { basePort: opts.basePort } : {}) })
     })
 
   program

@@ -21,7 +21,7 @@ import { holdsNode } from './processes.js'
 enum FuseOp {
   Lookup, Forget, Getattr, Setattr, Readlink, Mkdir, Unlink, Rmdir, Symlink, Rename, Open, Read, Write, Flush,
   Release, Fsync, Opendir, Readdir, Releasedir, Statfs, Setxattr, Getxattr, Listxattr, Removexattr, Create, Mknod, Link, Exit,
-  Readdirplus,
+  Readdirplus, Fsyncdir,
 }
 
 /** A request as the native session names it: a number it checks on every reply (0 for none expected). */
@@ -425,6 +425,8 @@ export class KernelSession implements KernelCache {
       }
       case FuseOp.Fsync:
         return this.serve(req, () => this.committing(nodeId, ops.fsync(a as number)), this.ok(req))
+      case FuseOp.Fsyncdir:
+        return this.serve(req, () => ops.fsyncdir(), this.ok(req))
       case FuseOp.Release:
         this.directHandles.delete(a as number)
         return this.serve(req, () => this.committing(nodeId, ops.release(a as number)), this.ok(req))

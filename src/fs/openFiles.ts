@@ -96,6 +96,8 @@ export class OpenFile {
   sensorUs: number | undefined
   /** Opened O_APPEND: every write goes at the end of the file as this handle sees it. */
   appends = false
+  /** Opened O_SYNC or O_DSYNC: each version it commits is synced on every replica before the commit point returns. */
+  syncs = false
   /** A write through it cleared the file's set-ID bits (Operations.write): later writes need not look again. */
   setIdCleared = false
   /** The processes that changed the file through this handle since its last commit point. */

@@ -34,6 +34,7 @@ const KIND_OF_S_IF = new Map(Object.entries(S_IF).map(([kind, bits]) => [bits, k
 /** (uid_t)-1 in chown(2): leave unchanged. */
 const UNCHANGED_ID = 0xffffffff
 const XATTR_CREATE = 1
+const SYNC_WAIT_MAX_MS = 60_000 // fsync: how long the group may take to sync before EIO
 const XATTR_REPLACE = 2
 const XATTR_PREFIX = 'user.fffs.'
 /** A namespace fffs keeps nothing in (see getxattr). */
@@ -451,6 +452,7 @@ export class Operations {
       if (truncates && caller.uid !== 0 && withoutPrivilegeBits(attr.mode) !== attr.mode) await this.setMode(attr.ino, withoutPrivilegeBits(attr.mode))
       const file = this.files.open(attr, { kind: 'live' }, true, path, sensorUs)
       file.appends = (flags & fsConstants.O_APPEND) !== 0
+      file.syncs = syncsEachCommit(flags)
       if (truncates) this.truncateAtOpen(file, caller)
       return file.fd
     }
@@ -496,6 +498,7 @@ export class Operations {
         // The kernel creates only what it could not find: the new version starts empty, as a new file would.
         const file = this.files.open(attr, { kind: 'live' }, true, path, sensorUs)
         file.appends = (flags & fsConstants.O_APPEND) !== 0
+        file.syncs = syncsEachCommit(flags)
         this.truncateAtOpen(file, caller)
         return { fd: file.fd, found: { stat: this.fgetattr(file.fd), place: placeOf(attr.ino), trust: 'provisional' } }
       }
@@ -508,6 +511,7 @@ export class Operations {
     const attr = made.attr ?? (await this.liveAttr(made.ino!))
     const file = this.files.open(attr, { kind: 'live' }, true, path, sensorUs)
     file.appends = (flags & fsConstants.O_APPEND) !== 0
+    file.syncs = syncsEachCommit(flags)
     return { fd: file.fd, found: { stat: this.fgetattr(file.fd), place: placeOf(attr.ino), trust: sensorUs === undefined ? 'stable' : 'provisional' } }
   }
 
@@ -558,15 +562,26 @@ export class Operations {
     const pending = file.hasPendingChanges
     if (pending && !file.writers.isCommitPoint(caller.pid, holdsAnother)) return null // another process's changes: its close commits them
     await file.commit(this.client) // with nothing pending, this waits for a commit still in flight
+    if (pending && file.syncs) await this.client.syncAcknowledged(SYNC_WAIT_MAX_MS)
     return pending ? file.ino : null
   }
 
-  /** fsync/fdatasync: always a commit point. The inode it committed a version of, or null. */
+  /**
+   * fsync/fdatasync: always a commit point, and what it committed, with everything else this
+   * mount had acknowledged, is synced on every replica before it returns (a group may
+   * acknowledge a close once it is only written there). The inode it committed a version of, or null.
+   */
   async fsync(fd: number): Promise<Ino | null> {
     const file = this.files.get(fd)
     const pending = file.hasPendingChanges
     await file.commit(this.client)
+    await this.client.syncAcknowledged(SYNC_WAIT_MAX_MS)
     return pending ? file.ino : null
+  }
+
+  /** fsync of a directory: the names this mount made, removed or renamed are synced on every replica. */
+  async fsyncdir(): Promise<void> {
+    await this.client.syncAcknowledged(SYNC_WAIT_MAX_MS)
   }
 
   /** The last close: commits what is pending. The inode it committed a version of, or null. */
@@ -575,6 +590,7 @@ export class Operations {
     try {
       const pending = file.hasPendingChanges
       await file.commit(this.client)
+      if (pending && file.syncs) await this.client.syncAcknowledged(SYNC_WAIT_MAX_MS)
       return pending ? file.ino : null
     } finally {
       this.files.close(fd)
@@ -720,4 +736,9 @@ export class Operations {
     await this.client.submit({ type: 'snapshot', name, at: at.toString(), spec: specText ?? 'now' })
     return { name, at: hlcToIso(at) }
   }
+}
+
+/** O_SYNC and O_DSYNC (O_SYNC includes O_DSYNC's bit on Linux). */
+function syncsEachCommit(flags: number): boolean {
+  return (flags & fsConstants.O_DSYNC) !== 0
 }

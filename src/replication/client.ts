@@ -158,6 +158,12 @@ export interface Client {
   /** The disk under the store (embedded) or the fullest of the members' (a group): what `df` and `fffs status` report. */
   diskState?(): Promise<DiskState | null>
   /**
+   * Returns once every mutation this client's submits returned is synced in the log of every
+   * replica (fsync): a group may answer a submit once its record is only written there
+   * (GroupConfig.durability).
+   */
+  syncAcknowledged(maxWaitMs: number): Promise<void>
+  /**
    * Tells `listener` of the changes other clients make, as they apply (a group's members push
    * them). Absent: no other client changes the tree (the embedded store). Returns the unsubscribe.
    */
@@ -319,6 +325,8 @@ export class EmbeddedClient implements Client {
   waitStable(cut: HlcStamp, maxWaitMs: number): Promise<void> {
     return this.orderer.waitStable(cut, maxWaitMs)
   }
+  /** The local orderer answers a submit once its record is synced. */
+  async syncAcknowledged(_maxWaitMs: number): Promise<void> {}
 
   async close(): Promise<void> {
     await this.retention.stop()

@@ -12,6 +12,7 @@ import { errors, FffsError } from '../errors.js'
 import { parseRetention, type RetentionPolicy } from '../store/retention/policy.js'
 import type { ShardRole } from '../store/store.js'
 import { TIME_DEFAULTS } from './timeDefaults.js'
+import { DURABILITY_DEFAULT, DURABILITY_MODES, type Durability } from './durability.js'
 import { LATENCY_SPIN_MAX_US, TRANSPORT_DEFAULTS } from './transport/types.js'
 
 export const CONFIG_VERSION = 1
@@ -61,6 +62,13 @@ export interface GroupConfig {
    */
   readonly retention: RetentionPolicy | null
   readonly gcBudgetMiBs: number | null
+  /**
+   * When a close (a version) or a metadata operation is acknowledged: 'write-on-close' once its
+   * record is ordered and written to the log of every replica of the view (it survives kill -9
+   * of every process and the loss of any minority of hosts; fsync waits for the sync);
+   * 'sync-on-close' once it is synced on every replica (it survives a total power loss too).
+   */
+  readonly durability: Durability
   readonly keyFile: string // absolute once loaded
   readonly key: Buffer
   /**
@@ -71,6 +79,8 @@ export interface GroupConfig {
 }
 
 export { TIME_DEFAULTS }
+
+export { DURABILITY_DEFAULT, DURABILITY_MODES, type Durability }
 
 export const CLIENT_WIRE_DEFAULTS = {
   heartbeatIntervalMs: 500,
@@ -102,7 +112,7 @@ export async function loadGroupConfig(file: string): Promise<GroupConfig> {
 export function parseGroupConfig(json: unknown, configPath: string): Omit<GroupConfig, 'key'> {
   const baseDir = path.dirname(configPath)
   const fail = (field: string, why: string): FffsError => errors.invalid(`config ${field}: ${why} (in ${configPath})`)
-  const root = object(json, 'config', fail, ['version', 'name', 'members', 'layout', 'transport', 'clients', 'time', 'retention', 'gcBudgetMiBs', 'keyFile'])
+  const root = object(json, 'config', fail, ['version', 'name', 'members', 'layout', 'transport', 'clients', 'time', 'durability', 'retention', 'gcBudgetMiBs', 'keyFile'])
   if (root.version !== CONFIG_VERSION) throw fail('version', `${show(root.version)} is not a supported version (1)`)
   const name = nonEmptyString(root.name, 'name', fail)
   if (!/^[A-Za-z0-9._-]+$/.test(name)) throw fail('name', `${show(name)} may use only letters, digits, '.', '_' and '-'`)
@@ -179,6 +189,8 @@ export function parseGroupConfig(json: unknown, configPath: string): Omit<GroupC
 
   const retention = root.retention === undefined ? null : retentionOf(root.retention, configPath)
   const gcBudgetMiBs = root.gcBudgetMiBs === undefined ? null : positiveNumber(root.gcBudgetMiBs, 'gcBudgetMiBs', fail)
+  const durability = root.durability === undefined ? DURABILITY_DEFAULT : DURABILITY_MODES.find((mode) => mode === root.durability)
+  if (durability === undefined) throw fail('durability', `${show(root.durability)} is not one of ${DURABILITY_MODES.map((mode) => `"${mode}"`).join(', ')}`)
 
   const keyFile = path.resolve(baseDir, nonEmptyString(root.keyFile, 'keyFile', fail))
   return {
@@ -192,6 +204,7 @@ export function parseGroupConfig(json: unknown, configPath: string): Omit<GroupC
     time,
     retention,
     gcBudgetMiBs,
+    durability,
     keyFile,
   }
 }
@@ -257,6 +270,8 @@ export interface LocalGroupOptions {
   readonly basePort?: number
   /** Δ and δ; default TIME_DEFAULTS. */
   readonly time?: { readonly sensorLagMaxMs: number; readonly clockSkewMaxMs: number }
+  /** Default DURABILITY_DEFAULT (GroupConfig.durability). */
+  readonly durability?: Durability
 }
 
 /**
@@ -298,6 +313,7 @@ export async function writeLocalGroup(dir: string, options: LocalGroupOptions): 
     layout: { shards, replicas },
     transport: { provider: TRANSPORT_DEFAULTS.provider, heartbeatIntervalMs: TRANSPORT_DEFAULTS.heartbeatIntervalMs, suspectTimeoutMs: TRANSPORT_DEFAULTS.suspectTimeoutMs, connectTimeoutMs: TRANSPORT_DEFAULTS.connectTimeoutMs, latencySpinUs: TRANSPORT_DEFAULTS.latencySpinUs },
     time: options.time ?? TIME_DEFAULTS,
+    durability: options.durability ?? DURABILITY_DEFAULT,
     keyFile: KEY_FILE_NAME,
   }
   await fsp.mkdir(root, { recursive: true })

@@ -139,6 +139,7 @@ export class Member implements ReplicaAccess {
     })
     this.delivery = new Delivery(replica, {
       persisted: (stamp) => this.feedCore({ kind: 'persisted', stamp }),
+      written: (stamp) => this.feedCore({ kind: 'written', stamp }),
       failed: (err) => this.fail(err),
       applied: () => this.wake(),
       appliedListener: () => this.changes.listener(),
@@ -463,6 +464,7 @@ export class Member implements ReplicaAccess {
       lastStamp: start,
       nowUs: this.clock.wallClockUs(),
       smallMessageMaxBytes: TRANSPORT_DEFAULTS.smcSlotSizeBytes - 64,
+      acknowledge: this.config.durability === 'sync-on-close' ? 'synced' : 'written',
     })
     this.replica.caughtUp() // caught up (or the donor: its log is the epoch's)
     this.log(`running in view ${plan.vid} [${plan.memberIds.join(', ')}] from ${start} (log at ${this.store.appliedStamp})`)
@@ -646,17 +648,37 @@ export class Member implements ReplicaAccess {
       const waitedMs = this.clock.nowMs() - startedMs
       if (waitedMs >= maxWaitMs || this.machine.phase === 'stopped') throw errors.notStable(`cut ${cut}`, waitedMs)
       const untilCutMs = Math.ceil((hlcPhysicalUs(cut) - this.clock.wallClockUs()) / 1000) + 1
-      const sleepMs = Math.max(1, Math.min(maxWaitMs - waitedMs, untilCutMs, STABLE_WAIT_POLL_MAX_MS))
-      await new Promise<void>((resolve) => {
-        const done = (): void => {
-          timer.cancel()
-          this.waiters.delete(done)
-          resolve()
-        }
-        const timer = this.clock.setTimer(sleepMs, done)
-        this.waiters.add(done)
-      })
+      await this.nextChange(Math.max(1, Math.min(maxWaitMs - waitedMs, untilCutMs, STABLE_WAIT_POLL_MAX_MS)))
     }
+  }
+
+  /**
+   * Waits until every record at or below `stamp` is synced in the log of every member of the
+   * view (fsync of what the group acknowledged once written). A stable cut is synced everywhere too.
+   */
+  async waitSynced(stamp: HlcStamp, maxWaitMs: number): Promise<void> {
+    const startedMs = this.clock.nowMs()
+    for (;;) {
+      const core = this.epoch?.core
+      if (this.stableStamp() >= stamp || (core != null && this.machine.phase === 'running' && core.syncedEverywhereStamp() >= stamp)) return
+      const waitedMs = this.clock.nowMs() - startedMs
+      if (this.machine.phase === 'stopped') throw new FffsError('EIO', `member ${this.id} is stopping`)
+      if (waitedMs >= maxWaitMs) throw new FffsError('EIO', `the group did not sync ${hlcToIso(stamp)} within ${waitedMs} ms`)
+      await this.nextChange(Math.max(1, Math.min(maxWaitMs - waitedMs, STABLE_WAIT_POLL_MAX_MS)))
+    }
+  }
+
+  /** Resolves once the core moved (wake) or after `maxWaitMs`. */
+  private nextChange(maxWaitMs: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = (): void => {
+        timer.cancel()
+        this.waiters.delete(done)
+        resolve()
+      }
+      const timer = this.clock.setTimer(maxWaitMs, done)
+      this.waiters.add(done)
+    })
   }
 
   private wake(): void {

@@ -177,6 +177,8 @@ export const clientMethods = {
   snapshot: method('snapshot', c.object<{ name: string }>({ name: c.string }), c.nullable(snapshot)),
   stableFrontier: method('stableFrontier', c.none, c.stamp),
   waitStable: method('waitStable', c.object<{ cut: bigint; maxWaitMs: number }>({ cut: c.stamp, maxWaitMs: c.natural }), c.none),
+  /** Returns once every record at or below `stamp` is synced at every member of the view. */
+  waitSynced: method('waitSynced', c.object<{ stamp: bigint; maxWaitMs: number }>({ stamp: c.stamp, maxWaitMs: c.natural }), c.none),
   /** `changed` messages follow, one per record the member applies that another client submitted (changeFeed.ts). */
   watchChanges: method('watchChanges', c.none, c.none),
   /** The view now; `view` messages follow at every change (viewWatch.ts). */

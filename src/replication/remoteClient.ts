@@ -58,6 +58,7 @@ export class RemoteClient implements Client {
   private readonly log: (line: string) => void
   private readonly onEvent: ((name: string, args: unknown, body: Buffer) => void) | undefined
   private readonly seen: SeenStamp
+  private acknowledgedStamp: HlcStamp = 0n // the newest stamp a submit of this client returned
   private current: Link | null = null
   private connecting: Promise<Link> | null = null
   private nextIndex = 0 // the member to try first
@@ -278,6 +279,14 @@ export class RemoteClient implements Client {
     await this.call(clientMethods.waitStable, () => ({ cut, maxWaitMs: Math.max(0, deadlineMs - Date.now()) }), { extraTimeoutMs: maxWaitMs })
   }
 
+  /** Waits on the member (any member of the view will do) for the newest stamp this client's submits returned. */
+  async syncAcknowledged(maxWaitMs: number): Promise<void> {
+    const stamp = this.acknowledgedStamp
+    if (stamp === 0n) return
+    const deadlineMs = Date.now() + maxWaitMs
+    await this.call(clientMethods.waitSynced, () => ({ stamp, maxWaitMs: Math.max(0, deadlineMs - Date.now()) }), { extraTimeoutMs: maxWaitMs })
+  }
+
   // ------------------------------------------------ writes
 
   appendData(ino: Ino, bytes: Uint8Array): { ref: DataRef; written: Promise<void> } {
@@ -315,6 +324,7 @@ export class RemoteClient implements Client {
         try {
           const { result } = await request(link.connection, clientMethods.submit, args, { timeoutMs: this.config.clients.requestTimeoutMs })
           this.seen.observe(result.stamp)
+          if (result.stamp > this.acknowledgedStamp) this.acknowledgedStamp = result.stamp
           return result
         } catch (err) {
           if (!(err instanceof ConnectionLostError)) throw err

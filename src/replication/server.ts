@@ -26,6 +26,11 @@ export interface ServeClientOptions {
    */
   readonly dedupesSubmits?: boolean
   readonly memberId?: number
+  /**
+   * Waits until every record at or below a stamp is synced at every member of the view (the
+   * member runtime's `waitSynced`). Absent: the served Client acknowledges only synced records.
+   */
+  readonly waitSynced?: (stamp: bigint, maxWaitMs: number) => Promise<void>
   /** The member-to-member methods (the member runtime's); absent: refused as unknown. */
   readonly peer?: Service<typeof peerMethods>
   /**
@@ -113,6 +118,10 @@ function clientService(connection: Connection, client: Client, blobs: Map<string
     stableFrontier: async () => ({ result: await client.stableFrontier() }),
     waitStable: async ({ cut, maxWaitMs }) => {
       await client.waitStable(cut, maxWaitMs)
+      return { result: undefined }
+    },
+    waitSynced: async ({ stamp, maxWaitMs }) => {
+      await options.waitSynced?.(stamp, maxWaitMs)
       return { result: undefined }
     },
     watchChanges: async () => {

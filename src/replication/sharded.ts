@@ -208,6 +208,11 @@ export class ShardedClient implements Client {
     await Promise.all(this.all.map((c) => c.waitStable(cut, maxWaitMs)))
   }
 
+  /** Each shard syncs what it acknowledged to this client (in parallel). */
+  async syncAcknowledged(maxWaitMs: number): Promise<void> {
+    await Promise.all(this.all.map((c) => c.syncAcknowledged(maxWaitMs)))
+  }
+
   // ------------------------------------------------ writes
 
   appendData(ino: Ino, bytes: Uint8Array): { ref: DataRef; written: Promise<void> } {

@@ -39,7 +39,7 @@ export interface IndexDb {
   open(): Promise<void>
   close(): Promise<void>
   getSync(key: Buffer): Buffer | undefined
-  /** Atomic: every op or none, in one write; `sync`: durable (a machine crash keeps it) before it resolves. */
+  /** Atomic: every op or none, in one write. `sync`: durable on return, with every write before it. */
   batch(ops: IndexOp[], options?: { readonly sync?: boolean }): Promise<void>
   iterator(range: IndexRange): AsyncIterable<[Buffer, Buffer]> & { all(): Promise<Array<[Buffer, Buffer]>> }
   keys(range: IndexRange): AsyncIterable<Buffer> & { all(): Promise<Buffer[]> }

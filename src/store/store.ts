@@ -170,8 +170,11 @@ export class Store {
         await this.db.close()
         throw errors.indexAheadOfCompactedLog(`${this.dir}: the index names log entries past the end of the log, and the log was compacted (it no longer starts at the first record)`)
       }
+      // Durably: LevelDB's deletes are written without sync too, and a power loss that took them
+      // back would bring the old entries back, naming log positions that later records reuse.
       await this.db.clear()
       from = { segment: 0, offset: 0 }
+      await this.db.batch([{ type: 'put', key: keys.meta('applied'), value: Buffer.from(JSON.stringify(from)) }], { sync: true })
     }
     this.nextIno = Number(this.db.getSync(keys.meta('nextIno'))?.toString() ?? ROOT_INO + 1)
     this.lastAppliedStamp = BigInt(this.db.getSync(keys.meta('lastStamp'))?.toString() ?? '0')

@@ -6,14 +6,19 @@
 // crashes, partitions, slow packets and a slow disk. After `virtualMs` the faults stop: every
 // member restarts, links heal, and the group must converge (one epoch, one view, identical
 // logs); then every machine loses power, and every store must hold the whole order with every
-// acknowledged write. A failing schedule is replayed by its seed alone (`replayCommand`).
+// acknowledged write that must survive (simWorld.ts: with 'write-on-close', those fsynced and
+// those some machine still held written). A failing schedule is replayed by its seed alone
+// (`replayCommand`).
 
+import type { Durability } from '../replication/config.js'
 import { SimWorld, type WriteKind } from './simWorld.js'
 import { Prng } from './prng.js'
 
 export interface GroupSimOptions {
   readonly seed: number
   readonly memberCount: number
+  /** The group's durability (default 'write-on-close', where half the acknowledged writes are then fsynced). */
+  readonly durability?: Durability
   readonly virtualMs: number // how long the workload and faults run; then faults stop and the group must converge
   readonly submitsPerMs: number // offered load, spread over the members
   readonly crashes: number // crash events at random instants; each crashes a random member while fewer than a majority are down
@@ -31,6 +36,8 @@ export interface GroupSimOptions {
   readonly powerLossChance?: number
   /** One member (drawn) has a slow disk: syncs take up to this long (virtual ms). */
   readonly slowDiskSyncMsMax?: number
+  /** Every member's disk is that slow, not one. */
+  readonly allDisksSlow?: boolean
   /** Bytes of file data per state-transfer batch (small: a transfer takes many batches). */
   readonly transferBatchBytes?: number
   /** Bound on the convergence phase after the faults stop (virtual ms). */
@@ -53,8 +60,10 @@ export class GroupSim {
     this.world = new SimWorld({
       seed: options.seed,
       memberCount: options.memberCount,
+      ...(options.durability !== undefined ? { durability: options.durability } : {}),
       ...(options.slowPacketChance !== undefined ? { slowPacketChance: options.slowPacketChance } : {}),
       ...(options.slowDiskSyncMsMax !== undefined ? { slowDiskSyncMsMax: options.slowDiskSyncMsMax } : {}),
+      ...(options.allDisksSlow !== undefined ? { allDisksSlow: options.allDisksSlow } : {}),
       ...(options.transferBatchBytes !== undefined ? { transferBatchBytes: options.transferBatchBytes } : {}),
       ...(options.trace !== undefined ? { trace: options.trace } : {}),
     })
@@ -156,6 +165,13 @@ export const GROUP_SIM_SCENARIOS: readonly GroupSimScenario[] = [
   // fetched in many small batches (before the join and at the epoch's start), on a slow disk.
   { name: 'long-suffix-3', firstSeed: 800_000, options: { memberCount: 3, virtualMs: 500, submitsPerMs: 0.4, crashes: 1, restartMsMin: 250, restartMsMax: 400, partition: false, largeChance: 0.2, powerLossChance: 0.5, slowDiskSyncMsMax: 40, transferBatchBytes: 16 * 1024 } },
   { name: 'slow-disks-3', firstSeed: 900_000, options: { memberCount: 3, virtualMs: 300, submitsPerMs: 0.2, crashes: 2, restartMsMin: 20, restartMsMax: 200, partition: true, largeChance: 0.1, powerLossChance: 0.5, slowDiskSyncMsMax: 80, transferBatchBytes: 16 * 1024 } },
+  // Every process killed (no power loss), twice: every acknowledged write survives, synced or not.
+  { name: 'total-kill-3', firstSeed: 1_000_000, options: { memberCount: 3, virtualMs: 300, submitsPerMs: 0.2, crashes: 1, restartMsMin: 0, restartMsMax: 150, totalCrashes: 2, partition: false, largeChance: 0.1, powerLossChance: 0, slowDiskSyncMsMax: 40 } },
+  // Total power losses with every disk slow to sync: writes are acknowledged long before they are
+  // synced, and only those fsynced (half of them) or still held by a machine must survive.
+  { name: 'total-power-loss-3', firstSeed: 1_200_000, options: { memberCount: 3, virtualMs: 300, submitsPerMs: 0.3, crashes: 1, restartMsMin: 0, restartMsMax: 150, totalCrashes: 1, partition: false, largeChance: 0.1, powerLossChance: 1, slowDiskSyncMsMax: 80, allDisksSlow: true } },
+  // Today's rule: a close is acknowledged once synced everywhere, so every one survives total power losses.
+  { name: 'total-restart-3-sync-on-close', firstSeed: 1_100_000, options: { memberCount: 3, durability: 'sync-on-close', virtualMs: 300, submitsPerMs: 0.2, crashes: 1, restartMsMin: 0, restartMsMax: 150, totalCrashes: 1, partition: false, largeChance: 0.1, powerLossChance: 0.5 } },
 ]
 
 export function scenarioNamed(name: string): GroupSimScenario {

@@ -21,7 +21,7 @@ export class MemoryIndexData {
     return this.values.get(key.toString('latin1'))
   }
 
-  /** `sync`: the batch and every one before it are on the platter (a power loss keeps them). */
+  /** `sync`: this batch and every one before it are on the platter (LevelDB syncs its log). */
   apply(ops: readonly IndexOp[], sync = false): void {
     const undo: Undo = []
     for (const op of ops) {
@@ -29,9 +29,8 @@ export class MemoryIndexData {
       undo.push([id, this.values.get(id)])
       this.set(id, op.type === 'put' ? Buffer.from(op.value) : undefined)
     }
-    if (sync) this.recent.length = 0
-    else this.recent.push(undo)
-    if (this.recent.length > RECENT_BATCHES_MAX) this.recent.shift()
+    this.recent.push(undo)
+    if (this.recent.length > RECENT_BATCHES_MAX || sync) this.recent.splice(0, sync ? this.recent.length : 1)
   }
 
   clear(): void {

@@ -28,12 +28,17 @@
 //   has exactly those k records at or below it, forever;
 // - no member fails (a fatal error is a bug) and no request handler throws a non-FffsError;
 // - at the end: every machine loses power, and every store, reopened, holds a prefix of the
-//   order; every acknowledged write is in the order at its acknowledged stamp, and held by some
-//   store (by every store once the group converged).
+//   order; every acknowledged write that must survive is in the order at its acknowledged
+//   stamp, and held by some store (by every store once the group converged).
+// Which acknowledged writes must survive depends on the group's durability: with
+// 'sync-on-close', all of them (each was synced at every member of its view); with
+// 'write-on-close', each one the client then saw synced (its fsync returned), and each one some
+// machine still holds in its files (its member reported it written, and that machine has not
+// lost power since: a killed process leaves its writes in the page cache).
 
 import path from 'node:path'
-import type { GroupConfig } from '../replication/config.js'
-import { groupSchema } from '../replication/core/schema.js'
+import type { Durability, GroupConfig } from '../replication/config.js'
+import { COLUMN, groupSchema } from '../replication/core/schema.js'
 import { Member, type MemberObserver, type MemberTiming } from '../replication/member.js'
 import { peerMethods, type Service } from '../replication/protocol.js'
 import type { EpochPlan } from '../replication/recovery.js'
@@ -50,9 +55,15 @@ import { SimulatedNetwork } from './simulatedNetwork.js'
 export interface SimWorldOptions {
   readonly seed: number
   readonly memberCount: number
+  /** The group's durability (GroupConfig.durability); default 'write-on-close'. */
+  readonly durability?: Durability
+  /** 'write-on-close': the fraction of acknowledged writes the client then fsyncs (waits for them synced everywhere). */
+  readonly fsyncChance?: number
   readonly slowPacketChance?: number
   /** One member (drawn) has a slow disk: syncs take up to this long (virtual ms). */
   readonly slowDiskSyncMsMax?: number
+  /** Every member's disk is slow (as `slowDiskSyncMsMax` makes one): writes stay unsynced everywhere long after they are acknowledged. */
+  readonly allDisksSlow?: boolean
   /** Bytes of file data per state-transfer batch (small: a transfer takes many batches). */
   readonly transferBatchBytes?: number
   /** Receives one line per world event and every line the members log. */
@@ -80,6 +91,9 @@ export interface SimMachine {
   /** What this incarnation holds in its log: read from its store at open, then every record it logs. */
   log: LogRecord[]
   lastStable: HlcStamp // the stability frontier must not go back (per process)
+  /** Keys of the records this machine's files hold since its last power loss: logged and reported written (or found at open). */
+  written: Set<string>
+  writtenCount: number // how many records of `log` (from its start) are in `written`
   epochKey: string | null // the epoch this process last ran in
   transports: Array<{ readonly net: SimulatedNetwork; readonly rank: number }>
 }
@@ -122,12 +136,16 @@ const WRITE_BYTES: Readonly<Record<Exclude<WriteKind, 'file'>, number>> = {
 }
 const WRITE_OFFSET_STRIDE = 16_384 // every write at its own offset: its record names it
 const STEPS_MAX = 2_000_000
+const FSYNC_WAIT_MAX_MS = 1_000
+const FSYNC_SEED_SALT = 0xf5_ec
 
 export class SimWorld {
   readonly machines: SimMachine[]
   readonly violations: string[] = []
   /** Acknowledged writes: record key -> the stamp the client was told. */
   readonly acked = new Map<string, HlcStamp>()
+  /** Acknowledged writes whose fsync returned (write-on-close). */
+  readonly synced = new Set<string>()
   /** The delivery order every member's log must be a prefix of. */
   readonly canonical: LogRecord[] = []
   /** Every epoch that ran, by its plan (in the order they first ran). */
@@ -138,6 +156,7 @@ export class SimWorld {
   private readonly netSeeds: Prng
   private readonly peerDelays: Prng
   private readonly tears: Prng
+  private readonly fsyncDraws: Prng
   private readonly networks = new Map<string, { readonly net: SimulatedNetwork; readonly plan: EpochPlan }>()
   private readonly canonicalIndex = new Map<string, number>()
   private readonly viewsById = new Map<number, string>()
@@ -159,20 +178,24 @@ export class SimWorld {
     this.peerDelays = root.fork()
     this.tears = root.fork()
     const diskSeeds = root.fork()
+    this.fsyncDraws = new Prng(options.seed ^ FSYNC_SEED_SALT) // its own stream: the draws above stay as they were
     const slowId = options.slowDiskSyncMsMax !== undefined ? root.int(0, options.memberCount - 1) : -1
+    const slow = (id: number): boolean => id === slowId || (options.allDisksSlow === true && slowId >= 0)
     this.machines = Array.from({ length: options.memberCount }, (_, id) => ({
       id,
-      disk: new SimDisk({ scheduler: this.scheduler, prng: diskSeeds.fork(), writeMs: id === slowId ? [1, 5] : DISK_WRITE_MS, syncMs: id === slowId ? [5, options.slowDiskSyncMsMax!] : DISK_SYNC_MS, indexMs: INDEX_MS }),
+      disk: new SimDisk({ scheduler: this.scheduler, prng: diskSeeds.fork(), writeMs: slow(id) ? [1, 5] : DISK_WRITE_MS, syncMs: slow(id) ? [5, options.slowDiskSyncMsMax!] : DISK_SYNC_MS, indexMs: INDEX_MS }),
       incarnation: 0,
       up: false,
       member: null,
       clock: null,
       log: [],
       lastStable: 0n,
+      written: new Set<string>(),
+      writtenCount: 0,
       epochKey: null,
       transports: [],
     }))
-    this.config = simConfig(options.memberCount)
+    this.config = simConfig(options.memberCount, options.durability ?? 'write-on-close')
   }
 
   get nowMs(): number {
@@ -252,9 +275,15 @@ export class SimWorld {
             if (!alive()) return
             this.trace(`${machine.id} discards its log (${machine.log.length} records)`)
             machine.log = []
+            machine.written.clear()
+            machine.writtenCount = 0
           },
           ...(watched?.epochAction !== undefined ? { epochAction: (action) => alive() && watched.epochAction!(action) } : {}),
-          ...(watched?.coreAction !== undefined ? { coreAction: (action) => alive() && watched.coreAction!(action) } : {}),
+          coreAction: (action) => {
+            if (!alive()) return
+            if (action.kind === 'setU64' && action.column === COLUMN.writtenStamp) this.written(machine, action.value)
+            watched?.coreAction?.(action)
+          },
         },
       },
     })
@@ -263,6 +292,8 @@ export class SimWorld {
         if (!alive()) return
         machine.log = await readLog(member.store)
         if (!alive()) return
+        machine.written = new Set(machine.log.map((record) => record.key)) // in its files
+        machine.writtenCount = machine.log.length
         machine.log.forEach((record, position) => this.place(machine, position, record))
         machine.member = member
         member.views.subscribe((view) => {
@@ -283,8 +314,12 @@ export class SimWorld {
     this.trace(`${powerLoss ? 'power loss' : 'crash'} ${machine.id} (${machine.member?.phase ?? 'opening'})`)
     machine.clock?.kill()
     for (const { net, rank } of machine.transports) net.crash(rank)
-    if (powerLoss) machine.disk.powerLoss(this.tears)
-    else machine.disk.crash()
+    if (powerLoss) {
+      machine.disk.powerLoss(this.tears)
+      machine.written.clear()
+    } else {
+      machine.disk.crash()
+    }
     machine.incarnation++
     machine.up = false
     machine.member = null
@@ -387,6 +422,7 @@ export class SimWorld {
           this.acked.set(key, stamp)
           this.options.answered?.(machine.id, key, { stamp })
           onAck?.(ino)
+          if (this.config.durability === 'write-on-close' && this.fsyncDraws.chance(this.options.fsyncChance ?? 0.5)) this.fsync(machine, member, key, stamp)
         },
         (error: Error) => {
           // Refused or failed (a member out of a group, a log discarded): never acknowledged.
@@ -397,7 +433,30 @@ export class SimWorld {
       )
   }
 
+  /** The client fsyncs an acknowledged write: once that returns, the write must survive a total power loss. */
+  private fsync(machine: SimMachine, member: Member, key: string, stamp: HlcStamp): void {
+    const incarnation = machine.incarnation
+    member.waitSynced(stamp, FSYNC_WAIT_MAX_MS).then(
+      () => {
+        if (machine.incarnation === incarnation) this.synced.add(key) // else its member died: nobody heard the answer
+      },
+      () => undefined, // not synced in time, or the member stopped: the fsync failed, nothing promised
+    )
+  }
+
+  /** Whether the acknowledged write `key` must survive everything that happened so far. */
+  private mustSurvive(key: string): boolean {
+    if (this.config.durability === 'sync-on-close' || this.synced.has(key)) return true
+    // Written at every member of its view when acknowledged: it survives while one machine still holds it.
+    return this.machines.some((machine) => machine.written.has(key))
+  }
+
   // ---- what members report ----
+
+  /** `machine`'s member wrote every record of its log up to `stamp` to its files. */
+  private written(machine: SimMachine, stamp: HlcStamp): void {
+    while (machine.writtenCount < machine.log.length && machine.log[machine.writtenCount]!.stamp <= stamp) machine.written.add(machine.log[machine.writtenCount++]!.key)
+  }
 
   /** `machine`'s member runs in an epoch: its members must start it holding identical logs up to its start. */
   private running(machine: SimMachine, member: Member): void {
@@ -470,7 +529,7 @@ export class SimWorld {
     const first = dropped[0]!
     const holders = this.machines.filter((m) => m !== machine && dropped.some((r, i) => sameRecord(m.log[position + i], r)))
     const running = holders.find((m) => m.member?.phase === 'running')
-    const acked = dropped.find((r) => this.acked.get(r.key) === r.stamp)
+    const acked = dropped.find((r) => this.acked.get(r.key) === r.stamp && this.mustSurvive(r.key))
     const claim = this.stableClaims.find((c) => c.count > position)
     const here = `member ${machine.id} holds #${position} ${record.key}@${record.stamp}, the order ${first.key}@${first.stamp}`
     if (running !== undefined) {
@@ -520,6 +579,8 @@ export class SimWorld {
 
   /** The end: every machine loses power, and every store, reopened, holds the order (all of it when `converged`). */
   async checkEnd(converged: boolean): Promise<void> {
+    // Decided before the power goes (once converged, what a member still held is synced everywhere: see `converged`).
+    const mustSurvive = [...this.acked].filter(([key]) => this.mustSurvive(key))
     for (const machine of this.machines) if (machine.up) this.crash(machine.id, true)
     if (this.violations.length > 0) return
     const held = await Promise.all(this.machines.map((m) => runUntilSettled(this.scheduler, reopenLog(m.disk, m.id))))
@@ -539,7 +600,7 @@ export class SimWorld {
     // the whole order: a restarted member's log may end in records its previous process wrote
     // and never synced, as no member acknowledged them.)
     if (converged) {
-      const lastAcked = Math.max(-1, ...[...this.acked.keys()].map((key) => this.canonicalIndex.get(key) ?? -1))
+      const lastAcked = Math.max(-1, ...mustSurvive.map(([key]) => this.canonicalIndex.get(key) ?? -1))
       held.forEach((log, id) => {
         if (log.length <= lastAcked) this.violation(`member ${id}'s store holds ${log.length} records after a power loss; acknowledged ${this.canonical[lastAcked]!.key} is #${lastAcked} of the order`)
       })
@@ -551,7 +612,7 @@ export class SimWorld {
         break
       }
     }
-    for (const [key, stamp] of this.acked) {
+    for (const [key, stamp] of mustSurvive) {
       const at = this.canonicalIndex.get(key)
       if (at === undefined || !followed.some((count) => count > at)) this.violation(`acknowledged ${key}@${stamp} was lost`)
       else if (this.canonical[at]!.stamp !== stamp) this.violation(`acknowledged ${key} at ${stamp}, ordered at ${this.canonical[at]!.stamp}`)
@@ -627,7 +688,7 @@ function memberDataDir(id: number): string {
 }
 
 /** A group config for the simulation: every member on its own simulated machine. */
-function simConfig(memberCount: number): GroupConfig {
+function simConfig(memberCount: number, durability: Durability): GroupConfig {
   return {
     version: 1,
     name: 'sim',
@@ -637,6 +698,7 @@ function simConfig(memberCount: number): GroupConfig {
     transport: { provider: 'sim', heartbeatIntervalMs: HEARTBEAT_INTERVAL_MS, suspectTimeoutMs: SUSPECT_TIMEOUT_MS, connectTimeoutMs: CONNECT_TIMEOUT_MS, latencySpinUs: 0 },
     clients: { heartbeatIntervalMs: 500, deadPeerMs: 5000, requestTimeoutMs: 30_000, handshakeTimeoutMs: 5000 },
     time: { sensorLagMaxMs: 5000, clockSkewMaxMs: 50 },
+    durability,
     retention: null,
     gcBudgetMiBs: null,
     keyFile: '/sim/cluster.key',

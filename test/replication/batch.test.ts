@@ -25,7 +25,7 @@ async function group(n: number) {
   await net.startAll()
   const view = { vid: 1, members: Array.from({ length: n }, (_, r) => r) }
   const nowUs = (): number => START_US + net.nowMs * 1000
-  const cores = Array.from({ length: n }, (_, selfRank) => new GroupCore({ selfRank, epochSize: n, view, sst: net.transport(selfRank).sst, lastStamp: 0n, nowUs: nowUs(), smallMessageMaxBytes: 1000 }))
+  const cores = Array.from({ length: n }, (_, selfRank) => new GroupCore({ selfRank, epochSize: n, view, sst: net.transport(selfRank).sst, lastStamp: 0n, nowUs: nowUs(), smallMessageMaxBytes: 1000, acknowledge: 'synced' }))
   const delivered: Delivered[][] = Array.from({ length: n }, () => [])
   const replies: Array<Map<number, HlcStamp>> = Array.from({ length: n }, () => new Map())
   const unexpected = (action: CoreAction): never => {

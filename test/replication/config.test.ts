@@ -50,6 +50,7 @@ describe('group config', () => {
     expect(config.transport).toEqual({ provider: 'tcp', heartbeatIntervalMs: 100, suspectTimeoutMs: 1000, connectTimeoutMs: 10000, latencySpinUs: 50 })
     expect(config.clients.deadPeerMs).toBeGreaterThan(config.clients.heartbeatIntervalMs)
     expect(config.time).toEqual({ sensorLagMaxMs: 5000, clockSkewMaxMs: 50 })
+    expect(config.durability).toBe('write-on-close')
     expect(config.keyFile).toBe(path.join(dir, 'cluster.key'))
     expect(config.key).toHaveLength(32)
     expect(config.retention).toBeNull() // every version kept unless a policy is set
@@ -93,6 +94,7 @@ describe('group config', () => {
       ['retention unknown field', (c) => (c.retention = { keepAllFor: '7d', keep: 3 }), /^config retention\.keep: unknown field/],
       ['retention minVersions', (c) => (c.retention = { keepAllFor: '7d', minVersions: -1 }), /^config retention\.minVersions: -1 is not a non-negative integer/],
       ['gc budget', (c) => (c.gcBudgetMiBs = 0), /^config gcBudgetMiBs: 0 is not a positive number/],
+      ['unknown durability', (c) => (c.durability = 'fsync'), /^config durability: "fsync" is not one of "write-on-close", "sync-on-close"/],
     ]
     const configPath = await writeLocalGroup(dir, { replicas: 3, shards: 1, basePort: 31100 })
     const good = await fsp.readFile(configPath, 'utf8')
@@ -123,9 +125,10 @@ describe('group config', () => {
   it('fffs init writes a group, prints the next step, and refuses to overwrite', async () => {
     const lines: string[] = []
     const target = path.join(dir, 'group')
-    const configPath = await runInit(target, { replicas: 3, shards: 1, basePort: 31300, time: { sensorLagMaxMs: 15_000, clockSkewMaxMs: 20 } }, (line) => lines.push(line))
+    const configPath = await runInit(target, { replicas: 3, shards: 1, basePort: 31300, time: { sensorLagMaxMs: 15_000, clockSkewMaxMs: 20 }, durability: 'sync-on-close' }, (line) => lines.push(line))
     expect(configPath).toBe(path.join(target, 'config.json'))
     expect((await loadGroupConfig(configPath)).time).toEqual({ sensorLagMaxMs: 15_000, clockSkewMaxMs: 20 })
+    expect((await loadGroupConfig(configPath)).durability).toBe('sync-on-close')
     expect(lines.join('\n')).toContain(configPath)
     expect(lines.join('\n')).toMatch(/fffs serve --config .* --id 0/)
     const err = await runInit(target, { replicas: 3, shards: 1 }, () => undefined).catch((e: unknown) => e)

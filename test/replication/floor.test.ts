@@ -16,7 +16,7 @@ function floorWrites(actions: readonly CoreAction[]): bigint[] {
 describe('HLC floor publication', () => {
   it('rises at most once per 10 ms however many events come, and never goes down', () => {
     const startUs = 1_800_000_000_000_000
-    const core = new GroupCore({ selfRank: 0, epochSize: 1, view: { vid: 1, members: [0] }, sst: quietTable, lastStamp: 0n, nowUs: startUs, smallMessageMaxBytes: 1000 })
+    const core = new GroupCore({ selfRank: 0, epochSize: 1, view: { vid: 1, members: [0] }, sst: quietTable, lastStamp: 0n, nowUs: startUs, smallMessageMaxBytes: 1000, acknowledge: 'synced' })
     const published = floorWrites(core.start())
     // 100 ms of events every 100 µs (a busy member's row events), then ticks only.
     for (let t = 1; t <= 1000; t++) published.push(...floorWrites(core.handle({ kind: t % 2 === 0 ? 'rows' : 'tick' }, startUs + t * 100)))

@@ -8,7 +8,7 @@
 // range; a failing schedule prints its seed and the command that replays it with every
 // member's log:
 //   FFFS_SIM_SCENARIO=<scenario> FFFS_SEED=<seed> FFFS_SIM_TRACE=1 npx vitest run test/replication/groupSim.test.ts
-// 300 seeds per scenario by default (8 scenarios: 2400 schedules); FFFS_SEEDS=<count> sets it;
+// 300 seeds per scenario by default (11 scenarios: 3300 schedules); FFFS_SEEDS=<count> sets it;
 // bench/replication/soak.ts runs many more.
 
 import { describe, expect, it } from 'vitest'

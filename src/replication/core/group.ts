@@ -15,9 +15,11 @@
 //   max(previous stamp + 1, sender's clock at send), the same at every replica. A batch (a
 //   submit of `records` > 1, an AppBatch message) takes that many consecutive stamps from
 //   there: one message, one row update and one reply carry several records.
-// - The runtime persists delivered records and reports it; `persisted_stamp` is pushed; the
-//   global persistence frontier is the min over the view, and a submission is answered once
-//   the frontier passed its record.
+// - The runtime writes delivered records to its log and reports it (`written_stamp`), then syncs
+//   them and reports that (`persisted_stamp`); the global frontiers are the mins over the view. A
+//   submission is answered once the written frontier passed its record (or the persisted one,
+//   when the group acknowledges only synced records: `acknowledge`); a sync waiter
+//   (`syncedEverywhereStamp`) waits for the persisted one.
 // - `hlc_floor`: no record this member will still send or deliver can get a stamp at or below
 //   it. The stability frontier of a replica is the min over the view's floors, its own
 //   computed fresh, and never above the global persistence frontier while delivered records
@@ -60,6 +62,8 @@ export type CoreEvent =
    * stamps, so a batch of records costs one ordered message and one reply. */
   | { readonly kind: 'submit'; readonly requestId: number; readonly payload: Uint8Array; readonly after?: HlcStamp; readonly records?: number }
   | { readonly kind: 'persisted'; readonly stamp: HlcStamp }
+  /** Every record up to `stamp` is written to the local log (not necessarily synced). */
+  | { readonly kind: 'written'; readonly stamp: HlcStamp }
 
 export type CoreAction =
   | { readonly kind: 'setU64'; readonly column: string; readonly value: bigint; readonly index?: number }
@@ -93,6 +97,8 @@ export interface GroupCoreOptions {
   readonly lastStamp: HlcStamp // stamp of the last record in the local log (delivered and persisted)
   readonly nowUs: number
   readonly smallMessageMaxBytes: number // larger messages take the large-object channel
+  /** When a submission is answered: once its record is written at every member of the view, or synced there. */
+  readonly acknowledge: 'written' | 'synced'
 }
 
 interface Received {
@@ -129,6 +135,7 @@ export interface CoreStatus {
   readonly deliveredStamp: HlcStamp
   readonly persistedStamp: HlcStamp
   readonly globalPersistedStamp: HlcStamp
+  readonly globalWrittenStamp: HlcStamp
   readonly stableStamp: HlcStamp
   readonly pendingRequests: number
 }
@@ -153,6 +160,7 @@ export class GroupCore {
   private readonly epochSize: number
   private readonly sst: SstView
   private readonly smallMessageMaxBytes: number
+  private readonly acknowledge: 'written' | 'synced'
   private readonly clock: HybridClock
   private nowUs: number
   private view: View
@@ -169,6 +177,7 @@ export class GroupCore {
   // Across views.
   private lastStamp: HlcStamp
   private persistedStamp: HlcStamp
+  private writtenStamp: HlcStamp
   private publishedFloor: HlcStamp = 0n
   private floorPublishedUs = Number.NEGATIVE_INFINITY // nowUs when publishedFloor was last raised
   private stableReported: HlcStamp = 0n // the highest stableStamp() returned
@@ -196,11 +205,13 @@ export class GroupCore {
     this.epochSize = options.epochSize
     this.sst = options.sst
     this.smallMessageMaxBytes = options.smallMessageMaxBytes
+    this.acknowledge = options.acknowledge
     this.nowUs = options.nowUs
     this.clock = new HybridClock(() => this.nowUs)
     this.view = options.view
     this.lastStamp = options.lastStamp
     this.persistedStamp = options.lastStamp
+    this.writtenStamp = options.lastStamp
     if (options.lastStamp > 0n) this.clock.observe(options.lastStamp)
     this.suspected = new Array<boolean>(this.epochSize).fill(false)
     this.inbox = this.emptyInbox()
@@ -212,6 +223,7 @@ export class GroupCore {
   start(): CoreAction[] {
     this.writeViewRow()
     this.setU64(COLUMN.persistedStamp, this.persistedStamp)
+    this.setU64(COLUMN.writtenStamp, this.writtenStamp)
     this.setU64(COLUMN.deliveredStamp, this.lastStamp)
     return this.finish()
   }
@@ -238,6 +250,10 @@ export class GroupCore {
           this.persistedStamp = event.stamp
           this.setU64(COLUMN.persistedStamp, event.stamp)
         }
+        this.raiseWritten(event.stamp) // synced implies written
+        break
+      case 'written':
+        this.raiseWritten(event.stamp)
         break
       case 'rows':
       case 'tick':
@@ -315,6 +331,7 @@ export class GroupCore {
       deliveredStamp: this.lastStamp,
       persistedStamp: this.persistedStamp,
       globalPersistedStamp: this.globalPersistedStamp(),
+      globalWrittenStamp: this.globalWrittenStamp(),
       stableStamp: this.stableStamp(),
       pendingRequests: this.own.length + this.awaitingDurable.length,
     }
@@ -404,18 +421,38 @@ export class GroupCore {
   }
 
   private globalPersistedStamp(): HlcStamp {
-    let min = this.persistedStamp
+    return this.minOverView(COLUMN.persistedStamp, this.persistedStamp)
+  }
+
+  /** The least of `column` over the view's rows, this member's own being `own`. */
+  private minOverView(column: string, own: HlcStamp): HlcStamp {
+    let min = own
     for (const member of this.view.members) {
       if (member === this.selfRank) continue
-      const stamp = this.sst.u64(member, COLUMN.persistedStamp)
+      const stamp = this.sst.u64(member, column)
       if (stamp < min) min = stamp
     }
     return min
   }
 
+  /** Every record stamped at or below this is synced in the log of every member of the current view. */
+  syncedEverywhereStamp(): HlcStamp {
+    return this.globalPersistedStamp()
+  }
+
+  private raiseWritten(stamp: HlcStamp): void {
+    if (stamp <= this.writtenStamp) return
+    this.writtenStamp = stamp
+    this.setU64(COLUMN.writtenStamp, stamp)
+  }
+
+  private globalWrittenStamp(): HlcStamp {
+    return this.minOverView(COLUMN.writtenStamp, this.writtenStamp)
+  }
+
   private replyDurable(): void {
     if (this.awaitingDurable.length === 0) return
-    const durable = this.globalPersistedStamp()
+    const durable = this.acknowledge === 'written' ? this.globalWrittenStamp() : this.globalPersistedStamp()
     while (this.awaitingDurable.length > 0 && this.awaitingDurable[0]!.stamp <= durable) {
       const { requestId, stamp } = this.awaitingDurable.shift()!
       this.actions.push({ kind: 'reply', requestId, stamp })

@@ -9,7 +9,8 @@ export const COLUMN = {
   vid: 'vid', // the view this row's per-view counters belong to
   received: 'received', // per sender rank: messages of this view received contiguously
   delivered: 'delivered', // messages of this view delivered (global round-robin index + 1)
-  persistedStamp: 'persisted_stamp', // HLC stamp of the last record durable in the local log
+  persistedStamp: 'persisted_stamp', // HLC stamp of the last record durable (synced) in the local log
+  writtenStamp: 'written_stamp', // HLC stamp of the last record written to the local log (in the page cache, maybe not synced)
   deliveredStamp: 'delivered_stamp', // HLC stamp of the last record delivered
   hlcFloor: 'hlc_floor', // no record this member sends or still has to deliver will get a stamp <= this
   suspected: 'suspected', // per rank, never withdrawn
@@ -36,6 +37,7 @@ export function groupSchema(memberCount: number): SstSchema {
       { name: COLUMN.received, kind: 'u64[]', length: n },
       { name: COLUMN.delivered, kind: 'u64' },
       { name: COLUMN.persistedStamp, kind: 'u64' },
+      { name: COLUMN.writtenStamp, kind: 'u64' },
       { name: COLUMN.deliveredStamp, kind: 'u64' },
       { name: COLUMN.hlcFloor, kind: 'u64' },
       { name: COLUMN.suspected, kind: 'bool[]', length: n },

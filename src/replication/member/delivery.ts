@@ -1,7 +1,8 @@
 // Delivery into the store: what the core delivers is appended to the log in delivery order and
-// applied in order behind it, group-committed with one sync for everything appended before it,
-// and reported as persisted. Ordered messages carry the payloads of payload.ts (the core adds
-// its header):
+// applied in order behind it, reported as written once the log's write of it returned (it is
+// then in the page cache: it survives the death of the process), group-committed with one sync
+// for everything appended before it, and reported as persisted. Ordered messages carry the
+// payloads of payload.ts (the core adds its header):
 // - data: file bytes a mount wrote, multicast as they arrive (the bulk path); each replica
 //   appends them to its own log and remembers where, by blob id;
 // - record: a mutation; a version's writes name blobs, which each replica replaces by its own
@@ -31,8 +32,10 @@ export interface LogObserver {
 }
 
 export interface DeliveryOptions {
-  /** Everything up to `stamp` is durable in this log. */
+  /** Everything up to `stamp` is durable (synced) in this log. */
   readonly persisted: (stamp: HlcStamp) => void
+  /** Everything up to `stamp` is written to this log (not necessarily synced). */
+  readonly written: (stamp: HlcStamp) => void
   /** An apply or a sync failed: the member cannot go on. */
   readonly failed: (err: Error) => void
   /** An apply finished (readers waiting for stability look again). */
@@ -50,6 +53,7 @@ export class Delivery {
   private applyChain: Promise<unknown> = Promise.resolve()
   private applyBacklog = 0
   private appendedStamp: HlcStamp
+  private lastWrite: Promise<void> = Promise.resolve() // the log's newest append: its writes complete in log order
   private syncedStamp: HlcStamp
   private syncing = false
   private stopped = false
@@ -75,11 +79,13 @@ export class Delivery {
     if (kind === PAYLOAD_DATA) {
       const { blob, crc, bytes } = decodeDataPayload(payload)
       const { position, written } = store.appendData(bytes, crc)
+      this.lastWrite = written
       // Once in the log, nothing reads the received buffer again (the core let go of it at
       // delivery; positions, not bytes, are kept): the transport may reuse its memory.
       if (recycle !== undefined) written.then(() => recycle(payload), () => undefined)
       this.blobPositions.set(blob, { position, sizeBytes: bytes.byteLength })
       this.markAppended(stamp)
+      this.reportWritten(stamp)
       return { kind: 'applied', results: [{ ok: true }] }
     }
     if (kind === PAYLOAD_RECONFIGURE) return { kind: 'reconfigure', addIds: decodeReconfigurePayload(payload) }
@@ -88,10 +94,12 @@ export class Delivery {
       if (parts.length !== records) throw new Error(`invariant: a batch of ${parts.length} records delivered with ${records} stamps`)
       const results = parts.map((part, i) => this.deliverRecord(stamp + BigInt(i), part))
       this.markAppended(stamp + BigInt(records - 1))
+      this.reportWritten(stamp + BigInt(records - 1))
       return { kind: 'applied', results: Promise.all(results) }
     }
     const result = this.deliverRecord(stamp, payload)
     this.markAppended(stamp)
+    this.reportWritten(stamp)
     return { kind: 'applied', results: result.then((r) => [r]) }
   }
 
@@ -113,6 +121,7 @@ export class Delivery {
     for (const [blob, bytes] of inlineBytes) this.blobPositions.set(blob, { position: store.appendData(bytes).position, sizeBytes: bytes.byteLength })
     const mutation = this.withLogPositions(record.mutation)
     const logged = store.appendRecord(stamp, mutation)
+    this.lastWrite = logged.written
     this.options.observer?.recordLogged(stamp, mutation)
     this.applyBacklog++
     const applying = this.applyChain.then(() => store.apply(stamp, mutation, logged))
@@ -164,6 +173,12 @@ export class Delivery {
     if (stamp > this.appendedStamp) this.appendedStamp = stamp
   }
 
+  /** Everything delivered up to `stamp` is in the log once its newest write returned (a record refused or deduplicated wrote nothing of its own). */
+  private reportWritten(stamp: HlcStamp): void {
+    // A failed write fails the next sync, which reports it (failed).
+    this.lastWrite.then(() => this.stopped || this.options.written(stamp), () => undefined)
+  }
+
   /** Group commit: one sync covers every record appended before it; `persisted` follows. */
   syncIfNeeded(): void {
     if (this.syncing || this.appendedStamp <= this.syncedStamp || this.stopped) return
@@ -205,6 +220,7 @@ export class Delivery {
       this.blobPositions.clear()
       for (const [id, blob] of blobs) this.blobPositions.set(id, blob)
     }
+    this.lastWrite = Promise.resolve()
     this.appendedStamp = this.syncedStamp = this.replica.store.appliedStamp
   }
 

@@ -28,6 +28,8 @@ export interface ReplicaAccess {
   read<T>(read: (store: Store) => Promise<T> | T): Promise<T>
   stableStamp(): HlcStamp
   waitStable(cut: HlcStamp, maxWaitMs: number): Promise<void>
+  /** Waits until every record at or below `stamp` is synced at every member of the view. */
+  waitSynced(stamp: HlcStamp, maxWaitMs: number): Promise<void>
   order(payload: Uint8Array, after?: HlcStamp): Promise<{ stamp: HlcStamp; result: ApplyResult }>
   orderRecord(payload: Uint8Array, after?: HlcStamp): Promise<{ stamp: HlcStamp; result: ApplyResult }>
   /** Throws ENOSPC for what adds data while this member's disk, or any member's, is short of space (upkeep.ts). */
@@ -54,6 +56,7 @@ export class ReplicaClient implements Client {
   private readonly member: ReplicaAccess
   private readonly inlineHeld = new Map<string, Uint8Array>() // small blobs a mount sent, held for the record that names them
   private blobNext = 1
+  private acknowledgedStamp: HlcStamp = 0n // the newest stamp a submit through this client returned (every mount it serves: syncing them all is a superset)
 
   constructor(member: ReplicaAccess) {
     this.member = member
@@ -170,7 +173,9 @@ export class ReplicaClient implements Client {
     const bounded = withGroupSensorLag(mutation, this.member.config.time.sensorLagMaxMs * 1000)
     const record: RecordPayload = { mutation: bounded, ...(options.id !== undefined ? { submit: options.id } : {}), ...(inline.length > 0 ? { inline } : {}) }
     const { stamp, result } = await this.member.orderRecord(encodeRecordPayload(record, inlineBytes), options.after)
-    return { stamp, ...unwrap(result) }
+    const submitted = { stamp, ...unwrap(result) }
+    if (stamp > this.acknowledgedStamp) this.acknowledgedStamp = stamp
+    return submitted
   }
 
   refuseWhenFull(): void {
@@ -182,6 +187,13 @@ export class ReplicaClient implements Client {
   }
   waitStable(cut: HlcStamp, maxWaitMs: number): Promise<void> {
     return this.member.waitStable(cut, maxWaitMs)
+  }
+  /** For the mounts this member serves (the protocol's waitSynced): they name the stamp. */
+  waitSynced(stamp: HlcStamp, maxWaitMs: number): Promise<void> {
+    return this.member.waitSynced(stamp, maxWaitMs)
+  }
+  async syncAcknowledged(maxWaitMs: number): Promise<void> {
+    if (this.acknowledgedStamp > 0n) await this.member.waitSynced(this.acknowledgedStamp, maxWaitMs)
   }
   async close(): Promise<void> {
     // The member outlives the connections it serves.
