@@ -55,6 +55,8 @@ export interface Disk {
   /** `flags` as node's open takes them: 'a+' (create, append and read), 'r', or O_* numbers (O_DIRECT). */
   open(file: string, flags: string | number): Promise<DiskFile>
   truncate(file: string, lengthBytes: number): Promise<void>
+  /** A new file of `sizeBytes` whose blocks are taken on the disk (not a sparse file), durable on return. ENOSPC when they do not fit. */
+  allocate(file: string, sizeBytes: number): Promise<void>
   /** Removes a file or a directory tree; nothing there is not an error. */
   remove(target: string): Promise<void>
   /** Renames; durable once the directory is synced. */
@@ -82,6 +84,17 @@ export const nodeDisk: Disk = {
   sizeOf: (file) => fsp.stat(file).then((s) => s.size, (err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? null : Promise.reject(err))),
   open: (file, flags) => fsp.open(file, flags),
   truncate: (file, lengthBytes) => fsp.truncate(file, lengthBytes),
+  allocate: async (file, sizeBytes) => {
+    // Zeros written, not a truncate: a sparse file would take no blocks (node has no fallocate).
+    const handle = await fsp.open(file, 'w')
+    try {
+      const zeros = Buffer.alloc(Math.min(sizeBytes, 1024 * 1024))
+      for (let done = 0; done < sizeBytes; done += zeros.length) await handle.write(zeros, 0, Math.min(zeros.length, sizeBytes - done), done)
+      await handle.sync()
+    } finally {
+      await handle.close()
+    }
+  },
   remove: (target) => fsp.rm(target, { recursive: true, force: true }),
   rename: (from, to) => fsp.rename(from, to),
   syncDir: async (dir) => {

@@ -120,14 +120,7 @@ export class DiskGuard {
     if (this.reserveFileBytes > 0) return
     const bytes = Math.min(RESERVE_FILE_BYTES_MAX, Math.floor(this.state.reserveBytes / 4))
     try {
-      const handle = await this.disk.open(this.reserveFile, 'a+')
-      try {
-        const zeros = Buffer.alloc(1024 * 1024)
-        for (let done = 0; done < bytes; done += zeros.length) await handle.write(zeros, 0, Math.min(zeros.length, bytes - done), done)
-        await handle.sync()
-      } finally {
-        await handle.close()
-      }
+      await this.disk.allocate(this.reserveFile, bytes)
       this.reserveFileBytes = bytes
     } catch {
       await this.disk.remove(this.reserveFile).catch(() => undefined) // no room for it now: later

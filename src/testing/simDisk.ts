@@ -12,8 +12,8 @@
 //   (LevelDB, written without sync) loses some of its most recent batches.
 // Slow disks: every write, sync and index batch takes a latency drawn in the configured range.
 // Reads are served at once (from the written image: the page cache).
-// Directories, renames, removals and the small durable files (writeTextDurably) take effect at
-// once and durably: the runtime syncs the directory after each, and nothing checks what a
+// Directories, renames, removals, allocations and the small durable files (writeTextDurably) take
+// effect at once and durably: the runtime syncs the directory after each, and nothing checks what a
 // machine crash between the two would leave.
 // Space: the files' written bytes count against `capacityBytes` (the index does not); a write
 // that would grow them past it fails with ENOSPC, as a full file system's does.
@@ -69,28 +69,38 @@ class SimFile {
   }
 }
 
-/** A file's bytes. */
+/** A file's bytes. Zeros past the last write (a file extended by a truncate or an allocation) are not kept. */
 class Image {
-  bytes = Buffer.alloc(0)
+  bytes = Buffer.alloc(0) // holds [0, storedBytes); what lies past it up to lengthBytes is zeros
+  storedBytes = 0
   lengthBytes = 0
 
   apply(op: Pending): void {
     if (op.kind === 'truncate') {
-      if (op.lengthBytes > this.lengthBytes) this.reserve(op.lengthBytes).fill(0, this.lengthBytes, op.lengthBytes)
+      this.storedBytes = Math.min(this.storedBytes, op.lengthBytes)
       this.lengthBytes = op.lengthBytes
       return
     }
     const end = op.position + op.bytes.length
-    if (end > this.lengthBytes) {
-      this.reserve(end).fill(0, this.lengthBytes, op.position)
-      this.lengthBytes = end
-    }
+    this.reserve(end).fill(0, this.storedBytes, op.position)
     op.bytes.copy(this.bytes, op.position)
+    this.storedBytes = Math.max(this.storedBytes, end)
+    this.lengthBytes = Math.max(this.lengthBytes, end)
+  }
+
+  /** Copies up to `length` bytes from `position` into `into` at `offset`; the count copied. */
+  read(into: Uint8Array, offset: number, length: number, position: number): number {
+    const n = Math.max(0, Math.min(length, this.lengthBytes - position))
+    const stored = Math.max(0, Math.min(n, this.storedBytes - position))
+    if (stored > 0) this.bytes.copy(into, offset, position, position + stored)
+    into.fill(0, offset + stored, offset + n)
+    return n
   }
 
   copy(): Image {
     const image = new Image()
-    image.bytes = Buffer.from(this.bytes.subarray(0, this.lengthBytes))
+    image.bytes = Buffer.from(this.bytes.subarray(0, this.storedBytes))
+    image.storedBytes = this.storedBytes
     image.lengthBytes = this.lengthBytes
     return image
   }
@@ -98,7 +108,7 @@ class Image {
   private reserve(lengthBytes: number): Buffer {
     if (lengthBytes > this.bytes.length) {
       const grown = Buffer.alloc(Math.max(lengthBytes, this.bytes.length * 2, 4096))
-      this.bytes.copy(grown, 0, 0, this.lengthBytes)
+      this.bytes.copy(grown, 0, 0, this.storedBytes)
       this.bytes = grown
     }
     return this.bytes
@@ -187,6 +197,7 @@ export class SimDisk implements Disk {
       sizeOf: (target) => gate(() => this.sizeOf(target)),
       open: (target, flags) => gate(async () => file(await this.open(target, flags))),
       truncate: (target, lengthBytes) => gate(() => this.truncate(target, lengthBytes)),
+      allocate: (target, sizeBytes) => gate(() => this.allocate(target, sizeBytes)),
       remove: (target) => gate(() => this.remove(target)),
       rename: (from, to) => gate(() => this.rename(from, to)),
       syncDir: (dir) => gate(() => this.syncDir(dir)),
@@ -239,6 +250,17 @@ export class SimDisk implements Disk {
     simFile.apply({ kind: 'truncate', lengthBytes })
   }
 
+  /** Takes effect at once and durably, as a directory operation does (an allocation changes metadata only; no bytes are kept). */
+  async allocate(file: string, sizeBytes: number): Promise<void> {
+    const at = path.resolve(file)
+    if (!this.dirs.has(path.dirname(at))) throw fsError('ENOENT', 'open', at)
+    if (this.usedBytes() - (this.files.get(at)?.written.lengthBytes ?? 0) + sizeBytes > this.capacityBytes) throw fsError('ENOSPC', 'fallocate', at)
+    const simFile = new SimFile()
+    simFile.apply({ kind: 'truncate', lengthBytes: sizeBytes })
+    simFile.syncBefore(simFile.nextSeq)
+    this.files.set(at, simFile)
+  }
+
   async remove(target: string): Promise<void> {
     const at = path.resolve(target)
     const under = (entry: string): boolean => entry === at || entry.startsWith(at + '/')
@@ -278,7 +300,10 @@ export class SimDisk implements Disk {
 
   readText(file: string): string | null {
     const simFile = this.files.get(path.resolve(file))
-    return simFile === undefined ? null : simFile.written.bytes.toString('utf8', 0, simFile.written.lengthBytes)
+    if (simFile === undefined) return null
+    const text = Buffer.alloc(simFile.written.lengthBytes)
+    simFile.written.read(text, 0, text.length, 0)
+    return text.toString('utf8')
   }
 
   writeTextDurably(file: string, text: string): void {
@@ -360,12 +385,7 @@ export class SimDisk implements Disk {
     }
     return {
       fd: this.nextFd++,
-      read: async (buffer, offset, length, position) => {
-        const image = file().written
-        const n = Math.max(0, Math.min(length, image.lengthBytes - position))
-        image.bytes.copy(buffer, offset, position, position + n)
-        return { bytesRead: n }
-      },
+      read: async (buffer, offset, length, position) => ({ bytesRead: file().written.read(buffer, offset, length, position) }),
       write: (buffer, offset, length, position) => write([buffer.subarray(offset, offset + length)], position),
       writev: (buffers, position) => write(buffers, position),
       datasync: sync,

@@ -2,10 +2,12 @@
 // code: a power loss at a random point of a GC run (seeded) leaves a store that opens and reads
 // at and above the floor exactly what it read before; a disk that fills refuses the appends
 // that meet it with ENOSPC, keeps everything synced before, and takes appends again once it
-// has room.
+// has room; the reserve file is allocated by size (no bytes kept), durably, and given back on a
+// full disk.
 
 import { describe, expect, it } from 'vitest'
 import { FffsError } from '../../src/errors.js'
+import { DiskGuard } from '../../src/store/diskSpace.js'
 import { ROOT_INO, type Mutation } from '../../src/store/records.js'
 import type { RetentionPolicy } from '../../src/store/retention/policy.js'
 import { Store } from '../../src/store/store.js'
@@ -147,5 +149,27 @@ describe('a full simulated disk', () => {
     await again.open()
     expect(await content(again, ino, HLC_MAX)).toBe(`${acknowledged.length + 2}:8192:200:200`)
     await again.close()
+  })
+
+  it('takes its reserve file by size, durably, and gives it back on a full disk', async () => {
+    const disk = new SimDisk()
+    disk.capacityBytes = 4 * 1024 ** 3 // a 4 GiB disk: a reserve of 2% (82 MiB), its file a quarter of it
+    const guard = new DiskGuard('/m0', disk)
+    const state = await guard.start()
+    const reserveFileBytes = (await disk.sizeOf('/m0/reserve'))!
+    expect(reserveFileBytes).toBe(Math.floor(state.reserveBytes / 4))
+    expect(state.freeBytes).toBe(disk.capacityBytes - reserveFileBytes)
+    const handle = await disk.open('/m0/reserve', 'r')
+    const tail = Buffer.alloc(16, 1)
+    expect((await handle.read(tail, 0, 16, reserveFileBytes - 8)).bytesRead).toBe(8)
+    expect(tail.subarray(0, 8)).toEqual(Buffer.alloc(8)) // zeros
+    disk.powerLoss(new Prng(1))
+    expect(await disk.sizeOf('/m0/reserve')).toBe(reserveFileBytes) // durable on return
+    // Another start with the rest of the disk taken by something else: the reserve file is given back.
+    const other = await disk.open('/other', 'a+')
+    await other.truncate(disk.capacityBytes - reserveFileBytes - 1024)
+    const again = await new DiskGuard('/m0', disk).start()
+    expect(await disk.sizeOf('/m0/reserve')).toBeNull()
+    expect(again.freeBytes).toBe(reserveFileBytes + 1024)
   })
 })
