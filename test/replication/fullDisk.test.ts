@@ -2,11 +2,13 @@
 // a small tmpfs): the member orders that its disk is short of space, and the whole group refuses
 // new data with ENOSPC (the writer's close gets it, never EIO, never a hang) while every member
 // stays in the view; nothing acknowledged is lost; `fffs status` names the member; deletes and
-// retention free its disk, and writes resume without a restart.
+// retention free its disk, and writes resume without a restart. Restarted on a disk filled to
+// the last byte by something else, the member starts (its reserve file given back), rejoins and
+// serves reads; the group refuses new data until that disk has room.
 
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { promises as fsp } from 'node:fs'
+import { promises as fsp, statfsSync } from 'node:fs'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { cli, startGroup, waitFor, type ClusterMount, type TestGroup } from '../helpers/cluster.js'
@@ -65,5 +67,37 @@ describe('a full disk at one member of a group', () => {
     await waitFor('writes taken again', 60_000, async () => ((await errCode(fsp.writeFile(mount.p('after'), Buffer.alloc(FILE_BYTES, 7)))) === 'no error' ? true : undefined), 500)
     expect((await fsp.readFile(mount.p('after'))).equals(Buffer.alloc(FILE_BYTES, 7))).toBe(true)
     await group.waitView([0, 1, 2], VIEW_TIMEOUT_MS)
+  }, 240_000)
+
+  it('a member restarted on a completely full disk starts, rejoins and serves reads', async () => {
+    const files = new Map<string, string>()
+    for (let i = 0; i < 4; i++) {
+      const bytes = Buffer.alloc(FILE_BYTES, 100 + i)
+      await fsp.writeFile(mount.p(`g${i}`), bytes)
+      files.set(`g${i}`, sha(bytes))
+    }
+    const proc = group.members.get(FULL_MEMBER)!
+    proc.child.kill('SIGKILL')
+    expect(await proc.waitExit(10_000)).toBe(true)
+    await group.waitView([0, 1], VIEW_TIMEOUT_MS)
+    // Something else fills the member's disk to the last byte.
+    const filler = path.join(volume!, 'filler')
+    expect(spawnSync('dd', ['if=/dev/zero', `of=${filler}`, 'bs=1M']).status).not.toBe(0) // stopped by ENOSPC
+    expect(statfsSync(volume!).bavail).toBe(0)
+
+    group.startMember(FULL_MEMBER)
+    await group.waitView([0, 1, 2], VIEW_TIMEOUT_MS)
+    const viaFull = await group.mount('via-full', await group.writeClientConfig('via-full.json', FULL_MEMBER))
+    try {
+      for (const [name, digest] of files) expect({ name, digest: sha(await fsp.readFile(viaFull.p(name))) }).toEqual({ name, digest })
+      expect((await fsp.readFile(viaFull.p('after'))).equals(Buffer.alloc(FILE_BYTES, 7))).toBe(true)
+      await waitFor('new data refused while the member is short of space', 30_000, async () => ((await errCode(fsp.writeFile(mount.p('refused'), Buffer.alloc(FILE_BYTES)))) === 'ENOSPC' ? true : undefined), 500)
+      await fsp.rm(filler)
+      await waitFor('writes taken again once the filler is gone', 60_000, async () => ((await errCode(fsp.writeFile(mount.p('later'), Buffer.alloc(FILE_BYTES, 9)))) === 'no error' ? true : undefined), 500)
+      expect((await fsp.readFile(viaFull.p('later'))).equals(Buffer.alloc(FILE_BYTES, 9))).toBe(true)
+    } finally {
+      await viaFull.stop()
+    }
+    expect(proc.output() + group.members.get(FULL_MEMBER)!.output()).not.toMatch(/Database failed to open|internal error|corruption/)
   }, 240_000)
 })

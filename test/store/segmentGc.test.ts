@@ -7,10 +7,11 @@ import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { ROOT_INO, type Mutation } from '../../src/store/records.js'
+import { ROOT_INO } from '../../src/store/records.js'
 import type { RetentionPolicy } from '../../src/store/retention/policy.js'
 import { Store } from '../../src/store/store.js'
-import { HLC_MAX, hlcOf, type HlcStamp } from '../../src/temporal/hlc.js'
+import { HLC_MAX, type HlcStamp } from '../../src/temporal/hlc.js'
+import { contentSummary, StoreWriter } from '../helpers/storeWriter.js'
 
 const dirs: string[] = []
 afterEach(() => {
@@ -25,49 +26,26 @@ function logBytes(dir: string): number {
   return readdirSync(path.join(dir, 'segments')).reduce((sum, f) => sum + statSync(path.join(dir, 'segments', f)).size, 0)
 }
 
-class Clock {
-  timeUs = Date.UTC(2026, 0, 1) * 1000
-  constructor(public store: Store) {}
-  async apply(mutation: Mutation): Promise<{ stamp: HlcStamp; ino?: number }> {
-    this.timeUs += 1000
-    const stamp = hlcOf(this.timeUs, 0)
-    const result = await this.store.apply(stamp, mutation, this.store.appendRecord(stamp, mutation))
-    if (!result.ok) throw new Error(result.message)
-    return { stamp, ...(result.ino !== undefined ? { ino: result.ino } : {}) }
-  }
-  async write(ino: number, fill: number, sizeBytes: number): Promise<HlcStamp> {
-    const data = this.store.appendData(Buffer.alloc(sizeBytes, fill)).position
-    return (await this.apply({ type: 'version', ino, ops: [{ op: 'write', offset: 0, sizeBytes, data }, { op: 'truncate', sizeBytes }] })).stamp
-  }
-}
-
-async function content(store: Store, ino: number, cut: HlcStamp): Promise<string> {
-  const attr = (await store.attr(ino, cut))!
-  const into = Buffer.alloc(attr.sizeBytes)
-  await store.read(attr, 0, into, attr.sizeBytes)
-  return `${attr.version}:${into.length}:${into[0] ?? '-'}:${into[into.length - 1] ?? '-'}`
-}
-
 describe('segment GC', () => {
   it('frees the segments compaction emptied and keeps every read at and above the floor, also after a reopen', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'fffs-gc-'))
     dirs.push(dir)
     let store = new Store(dir, { segmentSizeBytes: SEGMENT_BYTES })
     await store.open()
-    const clock = new Clock(store)
+    const writer = new StoreWriter(store)
     const inos: number[] = []
-    for (const name of ['a', 'b', 'c']) inos.push((await clock.apply({ type: 'mknod', parent: ROOT_INO, name, kind: 'file', mode: 0o644, uid: 0, gid: 0 })).ino!)
+    for (const name of ['a', 'b', 'c']) inos.push((await writer.apply({ type: 'mknod', parent: ROOT_INO, name, kind: 'file', mode: 0o644, uid: 0, gid: 0 })).ino!)
     // An hour of overwrites, one a minute per file: 60 versions of 40 KiB each, ~7 MiB of log.
     const cuts: HlcStamp[] = []
     for (let minute = 0; minute < 60; minute++) {
-      clock.timeUs += MINUTE_US
-      for (const [i, ino] of inos.entries()) cuts.push(await clock.write(ino, (minute * 3 + i) % 251, 40 * 1024))
+      writer.timeUs += MINUTE_US
+      for (const [i, ino] of inos.entries()) cuts.push(await writer.write(ino, (minute * 3 + i) % 251, 40 * 1024))
     }
     await store.log.sync()
     const before = new Map<string, string>()
-    for (const cut of cuts) for (const ino of inos) before.set(`${ino}@${cut}`, await content(store, ino, cut))
-    const { stamp: retained } = await clock.apply({ type: 'retain', policy })
-    await clock.apply({ type: 'compact', toIno: store.inodeEnd })
+    for (const cut of cuts) for (const ino of inos) before.set(`${ino}@${cut}`, await contentSummary(store, ino, cut))
+    const { stamp: retained } = await writer.apply({ type: 'retain', policy })
+    await writer.apply({ type: 'compact', toIno: store.inodeEnd })
     await store.log.sync()
     const bytesBefore = logBytes(dir)
     expect(store.compactionCursor()).toBeNull()
@@ -88,9 +66,9 @@ describe('segment GC', () => {
     const check = async (): Promise<void> => {
       for (const cut of cuts) {
         if (cut < floor) continue
-        for (const ino of inos) expect(await content(store, ino, cut)).toBe(before.get(`${ino}@${cut}`))
+        for (const ino of inos) expect(await contentSummary(store, ino, cut)).toBe(before.get(`${ino}@${cut}`))
       }
-      for (const ino of inos) expect(await content(store, ino, HLC_MAX)).toBe(before.get(`${ino}@${cuts[cuts.length - 1]}`))
+      for (const ino of inos) expect(await contentSummary(store, ino, HLC_MAX)).toBe(before.get(`${ino}@${cuts[cuts.length - 1]}`))
     }
     await check()
     // The record index keeps only what a transfer may still ask for: above the log base.
@@ -99,12 +77,12 @@ describe('segment GC', () => {
     await store.close()
     store = new Store(dir, { segmentSizeBytes: SEGMENT_BYTES })
     await store.open()
-    clock.store = store
+    writer.store = store
     await check()
     // Writes go on: a new version after GC reads back.
-    clock.timeUs += MINUTE_US
-    const last = await clock.write(inos[0]!, 7, 1000)
-    expect(await content(store, inos[0]!, last)).toBe(`${62}:1000:7:7`)
+    writer.timeUs += MINUTE_US
+    const last = await writer.write(inos[0]!, 7, 1000)
+    expect(await contentSummary(store, inos[0]!, last)).toBe(`${62}:1000:7:7`)
     await store.close()
   })
 
@@ -113,23 +91,23 @@ describe('segment GC', () => {
     dirs.push(dir)
     const store = new Store(dir, { segmentSizeBytes: SEGMENT_BYTES })
     await store.open()
-    const clock = new Clock(store)
-    const { ino } = await clock.apply({ type: 'mknod', parent: ROOT_INO, name: 'slow', kind: 'file', mode: 0o644, uid: 0, gid: 0 })
-    const { ino: other } = await clock.apply({ type: 'mknod', parent: ROOT_INO, name: 'busy', kind: 'file', mode: 0o644, uid: 0, gid: 0 })
+    const writer = new StoreWriter(store)
+    const { ino } = await writer.apply({ type: 'mknod', parent: ROOT_INO, name: 'slow', kind: 'file', mode: 0o644, uid: 0, gid: 0 })
+    const { ino: other } = await writer.apply({ type: 'mknod', parent: ROOT_INO, name: 'busy', kind: 'file', mode: 0o644, uid: 0, gid: 0 })
     // A chunk of an open file, appended an hour before its version names it.
     const held = store.appendData(Buffer.alloc(1000, 42))
     const heldSegment = held.position.segment
     for (let minute = 0; minute < 60; minute++) {
-      clock.timeUs += MINUTE_US
-      await clock.write(other!, minute, 40 * 1024)
+      writer.timeUs += MINUTE_US
+      await writer.write(other!, minute, 40 * 1024)
     }
-    await clock.apply({ type: 'retain', policy })
-    await clock.apply({ type: 'compact', toIno: store.inodeEnd })
+    await writer.apply({ type: 'retain', policy })
+    await writer.apply({ type: 'compact', toIno: store.inodeEnd })
     const report = await store.gc({ liveRatioMax: 1 })
     expect(report.victims.length).toBeGreaterThan(0)
     expect(report.victims.map((v) => v.segment)).not.toContain(heldSegment)
-    await clock.apply({ type: 'version', ino: ino!, ops: [{ op: 'write', offset: 0, sizeBytes: 1000, data: held.position }] })
-    expect(await content(store, ino!, HLC_MAX)).toBe('2:1000:42:42')
+    await writer.apply({ type: 'version', ino: ino!, ops: [{ op: 'write', offset: 0, sizeBytes: 1000, data: held.position }] })
+    expect(await contentSummary(store, ino!, HLC_MAX)).toBe('2:1000:42:42')
     await store.close()
   })
 })

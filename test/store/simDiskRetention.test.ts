@@ -8,44 +8,20 @@
 import { describe, expect, it } from 'vitest'
 import { FffsError } from '../../src/errors.js'
 import { DiskGuard } from '../../src/store/diskSpace.js'
-import { ROOT_INO, type Mutation } from '../../src/store/records.js'
+import { ROOT_INO } from '../../src/store/records.js'
 import type { RetentionPolicy } from '../../src/store/retention/policy.js'
 import { Store } from '../../src/store/store.js'
-import { HLC_MAX, hlcOf, type HlcStamp } from '../../src/temporal/hlc.js'
+import { HLC_MAX, type HlcStamp } from '../../src/temporal/hlc.js'
 import { Prng } from '../../src/testing/prng.js'
 import { runUntilSettled, Scheduler, yieldToEventLoop } from '../../src/testing/scheduler.js'
 import { SimDisk } from '../../src/testing/simDisk.js'
+import { contentSummary, StoreWriter } from '../helpers/storeWriter.js'
 
 const SEGMENT_BYTES = 32 * 1024
 const MINUTE_US = 60_000_000
 const policy: RetentionPolicy = { keepAllForMs: 10 * 60_000, tiers: [], minVersions: 0, forced: true }
 
 /** Applies mutations at a clock of its own, a millisecond apart, each record synced before it applies. */
-class Writer {
-  timeUs = Date.UTC(2026, 0, 1) * 1000
-  constructor(public store: Store) {}
-  async apply(mutation: Mutation): Promise<{ stamp: HlcStamp; ino?: number }> {
-    this.timeUs += 1000
-    const stamp = hlcOf(this.timeUs, 0)
-    const logged = this.store.appendRecord(stamp, mutation)
-    await this.store.log.sync()
-    const result = await this.store.apply(stamp, mutation, logged)
-    if (!result.ok) throw new FffsError(result.code, result.message)
-    return { stamp, ...(result.ino !== undefined ? { ino: result.ino } : {}) }
-  }
-  async write(ino: number, fill: number, sizeBytes: number): Promise<HlcStamp> {
-    const data = this.store.appendData(Buffer.alloc(sizeBytes, fill))
-    await data.written
-    return (await this.apply({ type: 'version', ino, ops: [{ op: 'write', offset: 0, sizeBytes, data: data.position }, { op: 'truncate', sizeBytes }] })).stamp
-  }
-}
-
-async function content(store: Store, ino: number, cut: HlcStamp): Promise<string> {
-  const attr = (await store.attr(ino, cut))!
-  const into = Buffer.alloc(attr.sizeBytes)
-  await store.read(attr, 0, into, attr.sizeBytes)
-  return `${attr.version}:${into.length}:${into[0] ?? '-'}:${into[into.length - 1] ?? '-'}`
-}
 
 describe('segment GC on the simulated disk', () => {
   it('a power loss at any point of a GC run leaves a store that reads at and above the floor as before', async () => {
@@ -57,7 +33,7 @@ describe('segment GC on the simulated disk', () => {
       const run = <T>(promise: Promise<T>): Promise<T> => runUntilSettled(scheduler, promise)
       const store = new Store('/m0', { disk: disk.forProcess(), segmentSizeBytes: SEGMENT_BYTES }) // dead after the power loss
       await run(store.open())
-      const writer = new Writer(store)
+      const writer = new StoreWriter(store, { syncEachRecord: true })
       const inos: number[] = []
       const cuts: HlcStamp[] = []
       await run(
@@ -77,8 +53,8 @@ describe('segment GC on the simulated disk', () => {
       const before = new Map<string, string>()
       await run(
         (async () => {
-          for (const cut of cuts) if (cut >= floor) for (const ino of inos) before.set(`${ino}@${cut}`, await content(store, ino, cut))
-          for (const ino of inos) before.set(`${ino}@live`, await content(store, ino, HLC_MAX))
+          for (const cut of cuts) if (cut >= floor) for (const ino of inos) before.set(`${ino}@${cut}`, await contentSummary(store, ino, cut))
+          for (const ino of inos) before.set(`${ino}@live`, await contentSummary(store, ino, HLC_MAX))
         })(),
       )
       const segmentsBefore = (await disk.list('/m0/segments')).length
@@ -103,12 +79,12 @@ describe('segment GC on the simulated disk', () => {
       expect(again.floor.stamp).toBe(floor)
       await run(
         (async () => {
-          for (const cut of cuts) if (cut >= floor) for (const ino of inos) expect({ seed, cut, read: await content(again, ino, cut) }).toEqual({ seed, cut, read: before.get(`${ino}@${cut}`) })
-          for (const ino of inos) expect(await content(again, ino, HLC_MAX)).toBe(before.get(`${ino}@live`))
+          for (const cut of cuts) if (cut >= floor) for (const ino of inos) expect({ seed, cut, read: await contentSummary(again, ino, cut) }).toEqual({ seed, cut, read: before.get(`${ino}@${cut}`) })
+          for (const ino of inos) expect(await contentSummary(again, ino, HLC_MAX)).toBe(before.get(`${ino}@live`))
           // A GC run to the end after the restart frees the space.
           const report = await again.gc()
           expect(report.victims.length + (segmentsBefore - (await disk.list('/m0/segments')).length)).toBeGreaterThan(0)
-          for (const ino of inos) expect(await content(again, ino, HLC_MAX)).toBe(before.get(`${ino}@live`))
+          for (const ino of inos) expect(await contentSummary(again, ino, HLC_MAX)).toBe(before.get(`${ino}@live`))
         })(),
       )
       expect((await disk.list('/m0/segments')).length).toBeLessThan(segmentsBefore)
@@ -122,7 +98,7 @@ describe('a full simulated disk', () => {
     const disk = new SimDisk()
     const store = new Store('/m0', { disk, segmentSizeBytes: SEGMENT_BYTES })
     await store.open()
-    const writer = new Writer(store)
+    const writer = new StoreWriter(store, { syncEachRecord: true })
     const ino = (await writer.apply({ type: 'mknod', parent: ROOT_INO, name: 'f', kind: 'file', mode: 0o644, uid: 0, gid: 0 })).ino!
     disk.capacityBytes = (await disk.space('/m0')).totalBytes - (await disk.space('/m0')).availableBytes + 100 * 1024 // 100 KiB more
     const acknowledged: string[] = []
@@ -130,7 +106,7 @@ describe('a full simulated disk', () => {
     for (let i = 0; i < 100 && refusal === null; i++) {
       try {
         const stamp = await writer.write(ino, i, 8 * 1024)
-        acknowledged.push(await content(store, ino, stamp))
+        acknowledged.push(await contentSummary(store, ino, stamp))
       } catch (err) {
         refusal = err
       }
@@ -139,15 +115,15 @@ describe('a full simulated disk', () => {
     expect((refusal as FffsError).code).toBe('ENOSPC')
     expect(acknowledged.length).toBeGreaterThan(5)
     const lastAcknowledged = acknowledged[acknowledged.length - 1]
-    expect(await content(store, ino, HLC_MAX)).toBe(lastAcknowledged)
+    expect(await contentSummary(store, ino, HLC_MAX)).toBe(lastAcknowledged)
     // Room again: appends go on, in a new segment (no failed position is handed out again).
     disk.capacityBytes = 2 ** 40
     const stamp = await writer.write(ino, 200, 8 * 1024)
-    expect(await content(store, ino, stamp)).toBe(`${acknowledged.length + 2}:8192:200:200`)
+    expect(await contentSummary(store, ino, stamp)).toBe(`${acknowledged.length + 2}:8192:200:200`)
     await store.close()
     const again = new Store('/m0', { disk, segmentSizeBytes: SEGMENT_BYTES })
     await again.open()
-    expect(await content(again, ino, HLC_MAX)).toBe(`${acknowledged.length + 2}:8192:200:200`)
+    expect(await contentSummary(again, ino, HLC_MAX)).toBe(`${acknowledged.length + 2}:8192:200:200`)
     await again.close()
   })
 
