@@ -2,7 +2,7 @@
 // `fffs mount --cluster` mounts, with bounded waits; `cleanup()` kills every child it started
 // and `fusermount -uz`s every mount, whatever state the test left them in.
 
-import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { mkdtempSync, promises as fsp, rmSync } from 'node:fs'
 import os from 'node:os'
@@ -215,6 +215,32 @@ export async function startGroup(replicas: number, options: GroupOptions = {}): 
 }
 
 /** Runs the CLI asynchronously (the test's own event loop keeps running); never throws. */
+/**
+ * A group of 3 whose member `member` keeps its data on a tmpfs of its own of `size` (a small disk:
+ * small log segments, and a disk that fills), every member started and in the view, and a mount.
+ * `stop` kills the members, unmounts the tmpfs and cleans up.
+ */
+export async function startGroupWithSmallDisk(member: number, size: string, fields: Record<string, unknown>): Promise<{ group: TestGroup; mount: ClusterMount; volume: string; stop(): Promise<void> }> {
+  const group = await startGroup(3, { fields })
+  const volume = group.config.members.find((m) => m.id === member)!.dataDir
+  await fsp.mkdir(volume, { recursive: true })
+  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', volume])
+  const stop = async (): Promise<void> => {
+    for (const proc of group.members.values()) proc.child.kill('SIGKILL')
+    await Promise.all([...group.members.values()].map((proc) => proc.waitExit(10_000)))
+    execFileSync('umount', ['-l', volume], { stdio: 'ignore' })
+    await group.cleanup()
+  }
+  try {
+    for (const id of [0, 1, 2]) group.startMember(id)
+    await group.waitView([0, 1, 2], 30_000)
+    return { group, mount: await group.mount('mnt'), volume, stop }
+  } catch (err) {
+    await stop()
+    throw err
+  }
+}
+
 export async function cli(args: string[], timeoutMs = 30_000): Promise<{ status: number; stdout: string; stderr: string }> {
   try {
     const { stdout, stderr } = await execFileP(process.execPath, [FFFS_BIN, ...args], { cwd: REPO, timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 })

@@ -6,12 +6,12 @@
 // the last byte by something else, the member starts (its reserve file given back), rejoins and
 // serves reads; the group refuses new data until that disk has room.
 
-import { execFileSync, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { promises as fsp, statfsSync } from 'node:fs'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { cli, startGroup, waitFor, type ClusterMount, type TestGroup } from '../helpers/cluster.js'
+import { cli, startGroupWithSmallDisk, waitFor, type ClusterMount, type TestGroup } from '../helpers/cluster.js'
 import { errCode } from '../helpers/mount.js'
 
 const VIEW_TIMEOUT_MS = 30_000
@@ -24,24 +24,15 @@ const sha = (bytes: Buffer): string => createHash('sha256').update(bytes).digest
 describe('a full disk at one member of a group', () => {
   let group: TestGroup
   let mount: ClusterMount
-  let volume: string | null = null
+  let volume: string
+  let stop: (() => Promise<void>) | null = null
   const written = new Map<string, string>() // file -> sha256 of what a successful close committed
 
   beforeAll(async () => {
-    group = await startGroup(3, { fields: { retention: { keepAllFor: '1s', force: true } } })
-    const dataDir = group.config.members.find((m) => m.id === FULL_MEMBER)!.dataDir
-    await fsp.mkdir(dataDir, { recursive: true })
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${DISK}`, 'tmpfs', dataDir])
-    volume = dataDir
-    for (const id of [0, 1, 2]) group.startMember(id)
-    await group.waitView([0, 1, 2], VIEW_TIMEOUT_MS)
-    mount = await group.mount('mnt')
+    ;({ group, mount, volume, stop } = await startGroupWithSmallDisk(FULL_MEMBER, DISK, { retention: { keepAllFor: '1s', force: true } }))
   }, 90_000)
   afterAll(async () => {
-    for (const proc of group?.members.values() ?? []) proc.child.kill('SIGKILL')
-    await Promise.all([...(group?.members.values() ?? [])].map((proc) => proc.waitExit(10_000)))
-    if (volume !== null) execFileSync('umount', ['-l', volume], { stdio: 'ignore' })
-    await group?.cleanup()
+    await stop?.()
   })
 
   it('refuses new data with ENOSPC in the whole group, loses nothing, and takes writes again once space is freed', async () => {
@@ -81,9 +72,9 @@ describe('a full disk at one member of a group', () => {
     expect(await proc.waitExit(10_000)).toBe(true)
     await group.waitView([0, 1], VIEW_TIMEOUT_MS)
     // Something else fills the member's disk to the last byte.
-    const filler = path.join(volume!, 'filler')
+    const filler = path.join(volume, 'filler')
     expect(spawnSync('dd', ['if=/dev/zero', `of=${filler}`, 'bs=1M']).status).not.toBe(0) // stopped by ENOSPC
-    expect(statfsSync(volume!).bavail).toBe(0)
+    expect(statfsSync(volume).bavail).toBe(0)
 
     group.startMember(FULL_MEMBER)
     await group.waitView([0, 1, 2], VIEW_TIMEOUT_MS)

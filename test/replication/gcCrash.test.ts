@@ -5,13 +5,12 @@
 // restarted: it rejoins, applies the same floor as the others, and every replica holds the same
 // files and versions (the churned file's last version only).
 
-import { execFileSync } from 'node:child_process'
 import { promises as fsp } from 'node:fs'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { fetchMemberStatus } from '../../src/replication/remoteClient.js'
 import { Prng } from '../../src/testing/prng.js'
-import { replicaContents, sha256, startGroup, waitFor, type ClusterMount, type TestGroup } from '../helpers/cluster.js'
+import { replicaContents, sha256, startGroupWithSmallDisk, waitFor, type ClusterMount, type TestGroup } from '../helpers/cluster.js'
 import { instantNow } from '../helpers/mount.js'
 
 const VIEW_TIMEOUT_MS = 30_000
@@ -21,25 +20,14 @@ const KILLED = 1
 describe('kill -9 of a member during segment GC', () => {
   let group: TestGroup
   let mount: ClusterMount
-  let volume: string | null = null
+  let stop: (() => Promise<void>) | null = null
   const kept = new Map<string, string>() // file -> sha256 of its closed contents
 
   beforeAll(async () => {
-    group = await startGroup(3, { fields: { retention: { keepAllFor: '1s', force: true }, gcBudgetMiBs: 2 } })
-    const dataDir = group.config.members.find((m) => m.id === KILLED)!.dataDir
-    await fsp.mkdir(dataDir, { recursive: true })
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256m', 'tmpfs', dataDir])
-    volume = dataDir
-    for (const id of [0, 1, 2]) group.startMember(id)
-    await group.waitView([0, 1, 2], VIEW_TIMEOUT_MS)
-    mount = await group.mount('mnt')
+    ;({ group, mount, stop } = await startGroupWithSmallDisk(KILLED, '256m', { retention: { keepAllFor: '1s', force: true }, gcBudgetMiBs: 2 }))
   }, 90_000)
   afterAll(async () => {
-    await mount?.stop()
-    for (const proc of group?.members.values() ?? []) proc.child.kill('SIGKILL')
-    await Promise.all([...(group?.members.values() ?? [])].map((proc) => proc.waitExit(10_000)))
-    if (volume !== null) execFileSync('umount', ['-l', volume], { stdio: 'ignore' })
-    await group?.cleanup()
+    await stop?.()
   })
 
   const floorOf = async (id: number): Promise<{ floor: string | null; floorStamp: string; compacting: boolean }> => {
