@@ -407,10 +407,9 @@ export class KernelSession implements KernelCache {
       case FuseOp.Read: {
         const lengthBytes = b as number
         const into = Buffer.allocUnsafe(lengthBytes)
-        return this.serve(req, () => ops.read(a as number, into, lengthBytes, c as number), (n) => {
-          this.pagesCached.add(nodeId)
-          this.session.replyData(req, into, n)
-        })
+        // Counted from now: a commit while this read is in flight must drop the page it fills (the read may be of the older version).
+        this.pagesCached.add(nodeId)
+        return this.serve(req, () => ops.read(a as number, into, lengthBytes, c as number), (n) => this.session.replyData(req, into, n))
       }
       case FuseOp.Write: {
         // The bytes are a range of the request buffer until the next request: write() copies them now.

@@ -37,6 +37,8 @@ const CHUNK_POOL_BYTES_MAX = 64 * 1024 * 1024 // enough for the writes a log sta
 const CRC_WORKER_MIN_BYTES = 1024 * 1024
 /** What an open at a frozen cut reads ahead: the kernel's first read request of a file (its readahead window). */
 const READ_AHEAD_BYTES = 128 * 1024
+/** How often a read is done again when commits keep moving its handle while it reads. */
+const READ_ATTEMPTS_MAX = 3
 
 /** Bytes [0, sizeBytes) of a frozen version, being read since open. */
 interface ReadAhead {
@@ -297,6 +299,21 @@ export class OpenFile {
     this.readAhead = { bytes, done: client.read(this.pinned, 0, bytes, bytes.length).catch(() => null) }
   }
 
+  /**
+   * A read of the version the handle reads from, done again from the newer one when a commit
+   * moved the handle while it was under way: the kernel answered the commit by dropping the
+   * file's pages and forgetting its attributes, and an answer from the older version arriving
+   * after that would stand in its cache (with the zeros past that version's end readable up to
+   * the size the writer's own writes gave the file).
+   */
+  private async readCommitted(client: Client, into: Buffer, lengthBytes: number, offset: number): Promise<number> {
+    for (let attempt = 1; ; attempt++) {
+      const version = this.pinned
+      const n = await client.read(version, offset, into, lengthBytes)
+      if (this.pinned === version || this.isDirty || attempt === READ_ATTEMPTS_MAX) return n
+    }
+  }
+
   async read(client: Client, into: Buffer, lengthBytes: number, offset: number): Promise<number> {
     const ahead = this.readAhead
     if (ahead !== null) {
@@ -308,7 +325,7 @@ export class OpenFile {
         return fromAhead + (await this.read(client, into.subarray(fromAhead), lengthBytes - fromAhead, fromAhead))
       }
     }
-    if (!this.isDirty) return client.read(this.pinned, offset, into, lengthBytes)
+    if (!this.isDirty) return this.readCommitted(client, into, lengthBytes, offset)
     const n = Math.max(0, Math.min(lengthBytes, this.sizeBytes - offset))
     into.fill(0, 0, n)
     await client.read(this.pinned, offset, into, Math.min(n, Math.max(0, this.pinned.sizeBytes - offset)))
@@ -380,6 +397,10 @@ export class OpenFiles {
     set.add(file)
     if (cut.kind === 'live') this.advance(attr)
     return file
+  }
+
+  find(fd: number): OpenFile | undefined {
+    return this.byFd.get(fd)
   }
 
   get(fd: number): OpenFile {

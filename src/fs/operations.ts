@@ -245,8 +245,17 @@ export class Operations {
    */
   async getattr(place: Place, fd?: number): Promise<Stat> {
     switch (place.kind) {
-      case 'live':
-        return this.liveStat(await this.liveAttr(place.ino))
+      case 'live': {
+        const attr = await this.liveAttr(place.ino)
+        const stat = this.liveStat(attr)
+        // Asked for a read through a read-only handle (the kernel names the handle on a read's
+        // path): the size that handle can read, without another handle's uncommitted writes.
+        // The kernel drops the file's cached pages when the size it is told moves, so a page a
+        // read filled from the committed version (zeros past its end) cannot stand while the
+        // kernel takes the file to be longer.
+        const reader = fd === undefined ? undefined : this.files.find(fd)
+        return reader !== undefined && !reader.writable ? this.statOf(attr, reader.visibleSizeBytes) : stat
+      }
       case 'frozen':
         return this.statOf(place.attr)
       case 'sensorWrite':

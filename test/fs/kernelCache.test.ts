@@ -6,7 +6,7 @@
 
 import { existsSync, promises as fsp, readdirSync, readFileSync, statSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startGroup, waitFor, type ClusterMount, type TestGroup } from '../helpers/cluster.js'
+import { startRunningGroup, waitFor, type ClusterMount, type TestGroup } from '../helpers/cluster.js'
 
 const SEEN_WITHIN_MS = 10_000 // a bound for a shared machine, not a measure: the note arrives one hop after the change applies
 
@@ -15,9 +15,7 @@ describe('a mount of a 3-replica group, changed through another mount', () => {
   let reader: ClusterMount // served by member 0
   let writer: ClusterMount // served by member 1
   beforeAll(async () => {
-    group = await startGroup(3)
-    for (const member of group.config.members) group.startMember(member.id)
-    await group.waitView([0, 1, 2], 30_000)
+    group = await startRunningGroup(3)
     reader = await group.mount('mnt-reader')
     writer = await group.mount('mnt-writer', await group.writeClientConfig('client-writer.json', 1))
   })

@@ -9,7 +9,7 @@ import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { RemoteClient } from '../../src/replication/remoteClient.js'
 import { ROOT_INO } from '../../src/store/records.js'
-import { startGroup, type ClusterMount, type TestGroup } from '../helpers/cluster.js'
+import { startRunningGroup, type ClusterMount, type TestGroup } from '../helpers/cluster.js'
 
 const execFileP = promisify(execFile)
 
@@ -23,9 +23,7 @@ describe('a directory of 20k entries in a 3-replica group', () => {
   let mount: ClusterMount
   let madeAt = ''
   beforeAll(async () => {
-    group = await startGroup(3)
-    for (const member of group.config.members) group.startMember(member.id)
-    await group.waitView([0, 1, 2], 30_000)
+    group = await startRunningGroup(3)
     const client = await RemoteClient.connect(group.config, { log: () => undefined })
     try {
       const { ino: dir } = await client.submit({ type: 'mknod', parent: ROOT_INO, name: 'big', kind: 'dir', mode: 0o755, uid: 0, gid: 0 })

@@ -9,7 +9,7 @@ import { mkdtempSync, promises as fsp, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startGroup, waitFor, type ClusterMount, type TestGroup } from '../helpers/cluster.js'
+import { startRunningGroup, waitFor, type ClusterMount, type TestGroup } from '../helpers/cluster.js'
 import { python, startMount, type TestMount } from '../helpers/mount.js'
 
 const SEEN_TIMEOUT_MS = 15_000
@@ -144,6 +144,48 @@ print(len(data), data.count('x'), data.count('y'))
     )
     expect(out.trim()).toBe('202 100 100')
   })
+
+  // The kernel keeps one size and one set of cached pages per file for every open of it; a
+  // writer's handle bypasses the cache, and each answered write moves the kernel's size to its
+  // end before the version is committed. Readers in other processes read the file's end all
+  // along. A read that fills a page from the committed version (zeros past its end) while
+  // the kernel takes the file to be longer shows those zeros, bytes no version holds: 1 read in
+  // 600 here (1 in 7 with readers started earlier) before the size a read is told became its
+  // handle's; about 1 in 100,000 since. A read whose request is in flight at the moment the
+  // kernel applies a write's size still can (docs/decisions.md), hence a bound rather than none.
+  it('readers at the end of a file another process appends to see bytes no version holds in under 1 read in 5000', () => {
+    const { writeDir, readDir } = dirs()
+    const out = python(
+      `
+import os, subprocess, sys
+write_path, read_path, appends = sys.argv[1], sys.argv[2], 100
+with open(write_path, 'w') as f: f.write('start\\n')
+reader = '''
+import os, sys
+fd, reads, wrong = os.open(sys.argv[1], os.O_RDONLY), 0, 0
+print('ready', flush=True)
+sys.stdin.read(1)                                                 # the writer starts
+while True:
+    data = os.pread(fd, 65536, 0)
+    reads += 1
+    if b'\\\\0' in data: wrong += 1
+    if data.endswith(b'line %d\\\\n' % (int(sys.argv[2]) - 1)): break
+print(reads, wrong)
+'''
+readers = [subprocess.Popen([sys.executable, '-c', reader, read_path, str(appends)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+for r in readers: r.stdout.readline()                             # each has the file open
+for r in readers: r.stdin.write('go'); r.stdin.flush()
+for i in range(appends):
+    with open(write_path, 'a') as w: w.write('line %d\\n' % i)   # one version per close
+counts = [tuple(map(int, r.communicate(timeout=20)[0].split())) for r in readers]
+reads, wrong = sum(c[0] for c in counts), sum(c[1] for c in counts)
+print(wrong * 5000 < reads, reads, wrong)
+`,
+      path.join(writeDir, 'raced.log'),
+      path.join(readDir, 'raced.log'),
+    )
+    expect(out.trim()).toMatch(/^True /)
+  })
 }
 
 describe('on a plain directory (proves the cases)', () => {
@@ -163,8 +205,7 @@ describe('on an embedded mount', () => {
   afterAll(async () => {
     await m?.cleanup()
   })
-  // Open bug (as on a group mount below): a follower now and then never sees an append.
-  describe.skip('the follower cases', () => {
+  describe('the follower cases', () => {
     followerCases(() => ({ writeDir: m.mountpoint, readDir: m.mountpoint }))
   })
 
@@ -249,20 +290,14 @@ describe('through a mount of a 3-replica group', () => {
   let mountA: ClusterMount
   let mountB: ClusterMount // served by another member
   beforeAll(async () => {
-    group = await startGroup(3)
-    for (const member of group.config.members) group.startMember(member.id)
-    await group.waitView([0, 1, 2], 30_000)
+    group = await startRunningGroup(3)
     mountA = await group.mount('mnt-a')
     mountB = await group.mount('mnt-b', await group.writeClientConfig('client-b.json', 1))
   })
   afterAll(async () => {
     await group?.cleanup()
   })
-  // Open bug, on an embedded mount too: a follower (less +F, a Python shipper) now and then never
-  // sees an append made through the same mount (in about a third of the runs of this file, since
-  // the kernel keeps live attributes while it hears of every change). The cases run on a plain
-  // directory until it is fixed.
-  describe.skip('the same-mount follower cases', () => {
+  describe('the same-mount follower cases', () => {
     followerCases(() => ({ writeDir: mountA.mountpoint, readDir: mountA.mountpoint }))
   })
 

@@ -21,6 +21,7 @@ const execFileP = promisify(execFile)
 
 const MOUNT_TIMEOUT_MS = 20_000
 const EXIT_TIMEOUT_MS = 10_000
+const VIEW_TIMEOUT_MS = 30_000
 
 export interface Proc {
   readonly child: ChildProcess
@@ -113,6 +114,14 @@ export interface GroupOptions {
   readonly transport?: Record<string, number>
   /** Top-level config fields to set (retention, gcBudgetMiBs, ...). */
   readonly fields?: Record<string, unknown>
+}
+
+/** A group of `replicas` members, every one started, once they all run in one view. */
+export async function startRunningGroup(replicas: number, options: GroupOptions = {}): Promise<TestGroup> {
+  const group = await startGroup(replicas, options)
+  for (const member of group.config.members) group.startMember(member.id)
+  await group.waitView(group.config.members.map((m) => m.id), VIEW_TIMEOUT_MS)
+  return group
 }
 
 export async function startGroup(replicas: number, options: GroupOptions = {}): Promise<TestGroup> {

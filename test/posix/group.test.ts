@@ -5,15 +5,13 @@ import { execFile } from 'node:child_process'
 import { promises as fsp } from 'node:fs'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startGroup, type ClusterMount, type TestGroup } from '../helpers/cluster.js'
+import { startRunningGroup, type ClusterMount, type TestGroup } from '../helpers/cluster.js'
 import { posixSuite } from './suite.js'
 
 const execFileP = promisify(execFile)
 
 posixSuite('a 3-replica group mount', true, async () => {
-  const group = await startGroup(3)
-  for (const id of [0, 1, 2]) group.startMember(id)
-  await group.waitView([0, 1, 2], 30_000)
+  const group = await startRunningGroup(3)
   const mount = await group.mount('mnt')
   await fsp.chmod(group.root, 0o755) // the test's temp dir: other users must reach the mount
   const dir = mount.p('posix')
@@ -25,9 +23,7 @@ describe('a sharded group (a meta shard and 2 data shards)', () => {
   let group: TestGroup
   let mount: ClusterMount
   beforeAll(async () => {
-    group = await startGroup(3, { shards: 2 })
-    for (const id of [0, 1, 2]) group.startMember(id)
-    await group.waitView([0, 1, 2], 30_000)
+    group = await startRunningGroup(3, { shards: 2 })
     mount = await group.mount('mnt')
   })
   afterAll(async () => {
