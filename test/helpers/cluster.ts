@@ -242,7 +242,7 @@ export async function startGroupWithSmallDisk(member: number, size: string, fiel
   }
   try {
     for (const id of [0, 1, 2]) group.startMember(id)
-    await group.waitView([0, 1, 2], 30_000)
+    await group.waitView([0, 1, 2], VIEW_TIMEOUT_MS)
     return { group, mount: await group.mount('mnt'), volume, stop }
   } catch (err) {
     await stop()

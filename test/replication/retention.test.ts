@@ -12,7 +12,7 @@ import { fetchMemberStatus } from '../../src/replication/remoteClient.js'
 import { ROOT_INO } from '../../src/store/records.js'
 import { Store } from '../../src/store/store.js'
 import { hlcCeilingOfUs, HLC_MAX } from '../../src/temporal/hlc.js'
-import { cli, startGroup, waitFor, type ClusterMount, type TestGroup } from '../helpers/cluster.js'
+import { cli, startRunningGroup, waitFor, type ClusterMount, type TestGroup } from '../helpers/cluster.js'
 import { errCode, instantNow, python } from '../helpers/mount.js'
 
 const VIEW_TIMEOUT_MS = 30_000
@@ -29,9 +29,7 @@ describe('retention in a group (3 fffs serve processes, cluster mounts)', () => 
   let group: TestGroup
   let mount: ClusterMount
   beforeAll(async () => {
-    group = await startGroup(3, { fields: { retention: { keepAllFor: KEEP_ALL_FOR, force: true } } })
-    for (const id of [0, 1, 2]) group.startMember(id)
-    await group.waitView([0, 1, 2], VIEW_TIMEOUT_MS)
+    group = await startRunningGroup(3, { fields: { retention: { keepAllFor: KEEP_ALL_FOR, force: true } } })
     mount = await group.mount('mnt')
   }, 90_000)
   afterAll(async () => {

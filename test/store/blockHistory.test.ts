@@ -35,7 +35,7 @@ class Writer {
     const result = await this.store.apply(this.stamp, mutation, this.store.appendRecord(this.stamp, mutation))
     if (!result.ok) throw new Error(result.message)
   }
-  write(ino: number, offset: number, bytes: Buffer): VersionOp {
+  write(offset: number, bytes: Buffer): VersionOp {
     return { op: 'write', offset, sizeBytes: bytes.length, data: this.store.appendData(bytes).position }
   }
 }
@@ -67,13 +67,13 @@ describe('block maps as skip deltas', () => {
         if (kind < 6) {
           // Append: the common case for logs and sensor streams.
           const bytes = Buffer.alloc(1 + pick(3000), version % 251)
-          ops.push(w.write(ino, content.length, bytes))
+          ops.push(w.write(content.length, bytes))
           content = Buffer.concat([content, bytes])
         } else if (kind < 9) {
           // Overwrite (maybe past the end: a hole in between reads as zeros).
           const offset = pick(Math.min(content.length + 5000, 3 * BLOCK_SIZE_BYTES))
           const bytes = Buffer.alloc(1 + pick(kind === 8 ? BLOCK_SIZE_BYTES : 5000), (version * 7) % 251)
-          ops.push(w.write(ino, offset, bytes))
+          ops.push(w.write(offset, bytes))
           const grown = Buffer.alloc(Math.max(content.length, offset + bytes.length))
           content.copy(grown)
           bytes.copy(grown, offset)
@@ -88,7 +88,7 @@ describe('block maps as skip deltas', () => {
       }
       await w.apply({ type: 'version', ino, ops })
       expected.push({ stamp: w.stamp, content })
-      await w.apply({ type: 'version', ino: other, ops: [w.write(other, version, Buffer.of(1))] })
+      await w.apply({ type: 'version', ino: other, ops: [w.write(version, Buffer.of(1))] })
     }
     const check = async (): Promise<void> => {
       expect((await readAll(store, (await store.attr(ino, HLC_MAX))!)).equals(content)).toBe(true)
@@ -115,7 +115,7 @@ describe('block maps as skip deltas', () => {
     await w.apply({ type: 'mknod', parent: ROOT_INO, name: 'f', kind: 'file', mode: 0o600, uid: 0, gid: 0 })
     const ino = store.liveLookup(ROOT_INO, 'f')!
     const first = Buffer.alloc(3000, 1)
-    await w.apply({ type: 'version', ino, ops: [w.write(ino, 0, first)] })
+    await w.apply({ type: 'version', ino, ops: [w.write(0, first)] })
     const firstStamp = w.stamp
     await store.log.sync()
     await store.close()
@@ -134,7 +134,7 @@ describe('block maps as skip deltas', () => {
     w.store = store
     expect((await readAll(store, (await store.attr(ino, HLC_MAX))!)).equals(first)).toBe(true)
     const second = Buffer.alloc(100, 2)
-    await w.apply({ type: 'version', ino, ops: [w.write(ino, 1000, second)] })
+    await w.apply({ type: 'version', ino, ops: [w.write(1000, second)] })
     const want = Buffer.from(first)
     second.copy(want, 1000)
     expect((await readAll(store, (await store.attr(ino, HLC_MAX))!)).equals(want)).toBe(true)
@@ -152,7 +152,7 @@ describe('block maps as skip deltas', () => {
     const appends = 3000
     const appendBytes = 100
     for (let i = 0; i < appends; i++) {
-      for (const ino of inos) await w.apply({ type: 'version', ino, ops: [w.write(ino, i * appendBytes, Buffer.alloc(appendBytes, i % 251))] })
+      for (const ino of inos) await w.apply({ type: 'version', ino, ops: [w.write(i * appendBytes, Buffer.alloc(appendBytes, i % 251))] })
     }
     await store.close()
     const db = new ClassicLevel<Buffer, Buffer>(path.join(dir, 'index'), { keyEncoding: 'buffer', valueEncoding: 'buffer' })

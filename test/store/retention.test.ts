@@ -169,8 +169,9 @@ describe('retention on the store', () => {
       const rec = new Recorder(store)
       const prng = new Prng(seed)
       const { cuts, snapshots } = await randomHistory(rec, prng, 160)
-      const policy: RetentionPolicy = { keepAllForMs: Math.round((hlcPhysicalUs(rec.last) - START_US) / 2000), tiers: [], minVersions: prng.int(0, 3), forced: true }
-      if (seed % 2 === 0) policy.tiers.push({ afterMs: policy.keepAllForMs, everyMs: 30 * 60_000 }) // one instant per half hour below the floor
+      const keepAllForMs = Math.round((hlcPhysicalUs(rec.last) - START_US) / 2000)
+      const tiers = seed % 2 === 0 ? [{ afterMs: keepAllForMs, everyMs: 30 * 60_000 }] : [] // one instant per half hour below the floor
+      const policy: RetentionPolicy = { keepAllForMs, tiers, minVersions: prng.int(0, 3), forced: true }
       // Every half hour of the history as a cut too: the instants a tier keeps are among them.
       for (let us = Math.ceil(START_US / 1_800_000_000) * 1_800_000_000; us < rec.timeUs; us += 1_800_000_000) cuts.push(hlcCeilingOfUs(us))
       const before = new Map<HlcStamp, Map<string, string>>()
