@@ -71,26 +71,35 @@ const lowestBit = (n: number): number => n & -n
 /** Where bytes moved to: the pieces of a moved extent, in order (a copy may have split it). */
 export type MovedPieces = ReadonlyArray<{ readonly segment: number; readonly segmentOffset: number; readonly sizeBytes: number }>
 
-/** A B entry's value with its extents' log positions changed by `move` (segment GC); null when none moved. */
-export function relocateBlockEntry(value: Buffer, move: (segment: number, segmentOffset: number, sizeBytes: number) => MovedPieces | null): Buffer | null {
-  const entry = decodeBlockEntry(value)
+/** Where segment GC copied bytes of the log: the pieces they are at now, or null where they were not moved. */
+export type MoveBytes = (segment: number, segmentOffset: number, sizeBytes: number) => MovedPieces | null
+
+/** `extents` with their log positions changed by `move`; null when none moved. */
+export function relocateExtents(extents: readonly Extent[], move: MoveBytes): Extent[] | null {
   let moved = false
-  const extents: Extent[] = []
-  for (const e of entry.delta.extents) {
+  const out: Extent[] = []
+  for (const e of extents) {
     const pieces = move(e.segment, e.segmentOffset, e.sizeBytes)
     if (pieces === null) {
-      extents.push(e)
+      out.push(e)
       continue
     }
     moved = true
     let offset = e.offset
     for (const piece of pieces) {
-      extents.push({ offset, sizeBytes: piece.sizeBytes, segment: piece.segment, segmentOffset: piece.segmentOffset })
+      out.push({ offset, sizeBytes: piece.sizeBytes, segment: piece.segment, segmentOffset: piece.segmentOffset })
       offset += piece.sizeBytes
     }
-    if (offset !== e.offset + e.sizeBytes) throw new Error(`relocateBlockEntry: an extent of ${e.sizeBytes} bytes moved as ${offset - e.offset}`)
+    if (offset !== e.offset + e.sizeBytes) throw new Error(`relocateExtents: an extent of ${e.sizeBytes} bytes moved as ${offset - e.offset}`)
   }
-  if (!moved) return null
+  return moved ? out : null
+}
+
+/** A B entry's value with its extents' log positions changed by `move` (segment GC); null when none moved. */
+export function relocateBlockEntry(value: Buffer, move: MoveBytes): Buffer | null {
+  const entry = decodeBlockEntry(value)
+  const extents = relocateExtents(entry.delta.extents, move)
+  if (extents === null) return null
   // An entry written before skip deltas stays a whole map (number 0): encodeBlockEntry writes it as a self-contained delta.
   return encodeBlockEntry({ number: entry.number, baseStamp: entry.baseStamp, delta: { cutBytes: entry.delta.cutBytes, extents } })
 }

@@ -21,7 +21,7 @@
 import type { IndexDb } from './disk.js'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { HLC_MAX, type HlcStamp } from '../temporal/hlc.js'
-import { decodeBlockEntry, relocateBlockEntry, type MovedPieces } from './blockHistory.js'
+import { decodeBlockEntry, relocateBlockEntry, relocateExtents, type MoveBytes, type MovedPieces } from './blockHistory.js'
 import { decodeExtents, encodeExtents, EXTENT_BYTES, type BlockMap } from './blockMap.js'
 import { keys, prefixEnd } from './keys.js'
 import { decodeRecord } from './records.js'
@@ -165,7 +165,7 @@ export async function collectSegments(host: GcHost, options: GcOptions = {}): Pr
     await copyForward(host, byVictim, options.copyBytesPerSecond)
     await host.exclusive(async () => {
       const batch: Array<{ type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer }> = []
-      const move = (segment: number, offset: number, sizeBytes: number): MovedPieces | null => moved(byVictim.get(segment), offset, sizeBytes)
+      const move: MoveBytes = (segment, offset, sizeBytes) => moved(byVictim.get(segment), offset, sizeBytes)
       for (const key of new Map([...referencing, ...dirty]).values()) {
         const value = host.db.getSync(key)
         if (value === undefined) continue // dropped by a compaction meanwhile
@@ -309,25 +309,11 @@ function moved(intervals: readonly LiveInterval[] | undefined, offset: number, s
 }
 
 /** An E value of an older store (a whole map) with its extents moved; null when none moved. */
-function relocateWholeMap(value: Buffer, move: (segment: number, offset: number, sizeBytes: number) => MovedPieces | null): Buffer | null {
+function relocateWholeMap(value: Buffer, move: MoveBytes): Buffer | null {
   if (value.length % EXTENT_BYTES !== 0) return null // a pointer to a B entry: no positions
-  const out: Array<{ offset: number; sizeBytes: number; segment: number; segmentOffset: number }> = []
-  let movedAny = false
-  for (const e of decodeExtents(value, 0)) {
-    const pieces = move(e.segment, e.segmentOffset, e.sizeBytes)
-    if (pieces === null) {
-      out.push(e)
-      continue
-    }
-    movedAny = true
-    let offset = e.offset
-    for (const piece of pieces) {
-      out.push({ offset, sizeBytes: piece.sizeBytes, segment: piece.segment, segmentOffset: piece.segmentOffset })
-      offset += piece.sizeBytes
-    }
-  }
-  if (!movedAny) return null
-  const encoded = Buffer.allocUnsafe(out.length * EXTENT_BYTES)
-  encodeExtents(out, encoded, 0)
+  const extents = relocateExtents(decodeExtents(value, 0), move)
+  if (extents === null) return null
+  const encoded = Buffer.allocUnsafe(extents.length * EXTENT_BYTES)
+  encodeExtents(extents, encoded, 0)
   return encoded
 }
