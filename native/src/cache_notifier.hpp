@@ -23,6 +23,13 @@
 
 namespace fffs {
 
+/**
+ * Whether a notification failed because the kernel holds nothing to forget: no such node
+ * (ENOENT), or the session's FUSE_INIT is not answered yet (libfuse says ENOSYS until it knows
+ * the kernel's protocol; a group's change feed can start before the mount is up).
+ */
+inline bool HoldsNothing(int err) { return err == -ENOENT || err == -ENOSYS; }
+
 class CacheNotifier {
  public:
   CacheNotifier(Napi::Env env, fuse_session* se)
@@ -94,10 +101,10 @@ class CacheNotifier {
       }
       if (job->name == nullptr) {
         int err = fuse_lowlevel_notify_inval_inode(se_, job->ino, 0, 0);
-        if (err != 0 && err != -ENOENT) std::fprintf(stderr, "fffs: dropping the cached pages of node %lu: %s\n", static_cast<unsigned long>(job->ino), std::strerror(-err));
+        if (err != 0 && !HoldsNothing(err)) std::fprintf(stderr, "fffs: dropping the cached pages of node %lu: %s\n", static_cast<unsigned long>(job->ino), std::strerror(-err));
       } else {
         int err = fuse_lowlevel_notify_inval_entry(se_, job->ino, job->name->c_str(), job->name->size());
-        if (err != 0 && err != -ENOENT) std::fprintf(stderr, "fffs: dropping the name %s of node %lu: %s\n", job->name->c_str(), static_cast<unsigned long>(job->ino), std::strerror(-err));
+        if (err != 0 && !HoldsNothing(err)) std::fprintf(stderr, "fffs: dropping the name %s of node %lu: %s\n", job->name->c_str(), static_cast<unsigned long>(job->ino), std::strerror(-err));
       }
       napi_status status = done_.NonBlockingCall(job.get(), [](Napi::Env env, Napi::Function, Job* done) {
         std::unique_ptr<Job> owned(done);

@@ -710,7 +710,7 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
     if (session_) {
       auto ino = static_cast<fuse_ino_t>(info[0].As<Napi::Number>().DoubleValue());
       int err = fuse_lowlevel_notify_inval_inode(session_.get(), ino, -1, 0);
-      if (err != 0 && err != -ENOENT) fprintf(stderr, "fffs: invalidating node %lu: %s\n", static_cast<unsigned long>(ino), std::strerror(-err));
+      if (err != 0 && !fffs::HoldsNothing(err)) fprintf(stderr, "fffs: invalidating node %lu: %s\n", static_cast<unsigned long>(ino), std::strerror(-err));
     }
     return info.Env().Undefined();
   }
