@@ -8,6 +8,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { fsSections, type FsBenchConfig } from './fs/index.js'
 import { logSections, type LogBenchJson } from './log/tables.js'
+import { retentionSections, type RetentionBenchJson } from './retention/tables.js'
 import { metadataSections, type MetadataJson } from './metadata/tables.js'
 import { recoverySections, type SizeResult, type TablesConfig as RecoveryTablesConfig } from './recovery/tables.js'
 import { replicationSections, type Summary, type TablesConfig } from './replication/tables.js'
@@ -148,6 +149,12 @@ function logSection(j: LogBenchJson): string[] {
   return [provenance('npm run bench -- log', j), 'One file, its whole content rewritten per version, in an embedded store served by a real mount.', '', ...markdownSections(logSections(j))]
 }
 
+// ------------------------------------------------------------------ retention
+
+function retentionSection(j: RetentionBenchJson): string[] {
+  return [provenance('npm run bench -- retention', j), 'Two embedded mounts written in turn (the same files, the same bytes): one with background retention and segment GC, one keeping every version; `df` of each data volume after each round.', '', ...markdownSections(retentionSections(j))]
+}
+
 // ------------------------------------------------------------------ startup
 
 interface StartupJson {
@@ -195,6 +202,7 @@ const SECTIONS: ReadonlyArray<readonly [name: string, title: string, render: (js
   ['log', '`fffs log` (`bench/log`)', logSection],
   ['startup', 'Start-up (`bench/startup`)', startupSection],
   ['recovery', 'Recovery (`bench/recovery`)', recoverySection],
+  ['retention', 'Retention and segment GC (`bench/retention`)', retentionSection],
 ]
 
 /** The generated part of benchmarks.md, from whichever JSON files exist in `dir`. */

@@ -23,6 +23,7 @@ export type FffsErrorCode =
   | 'EIO'
   | 'EBUSY'
   | 'ENOTSUP'
+  | 'ENOSPC'
 
 export const ERRNO: Readonly<Record<FffsErrorCode, number>> = {
   EPERM: 1,
@@ -35,6 +36,7 @@ export const ERRNO: Readonly<Record<FffsErrorCode, number>> = {
   EEXIST: 17,
   EXDEV: 18,
   ENOTDIR: 20,
+  ENOSPC: 28,
   EISDIR: 21,
   EINVAL: 22,
   EROFS: 30,
@@ -51,11 +53,14 @@ export const ERRNO: Readonly<Record<FffsErrorCode, number>> = {
  * (apply results, the wire, the control socket), never recognised by its message:
  * - `behind`: a member does not hold the cut asked for yet; another member may (EAGAIN);
  * - `lateSensorWrite`: a sensor time older than now − Δ (EINVAL);
- * - `malformedSpec`: a time spec that does not parse (EINVAL).
+ * - `malformedSpec`: a time spec that does not parse (EINVAL);
+ * - `compacted`: a read below the history floor at a cut nothing pins (ERANGE);
+ * - `indexAheadOfCompactedLog`: a store whose index is ahead of a log whose start segment GC
+ *   deleted: it cannot be rebuilt from its own log (EIO).
  */
-export type FffsReason = 'behind' | 'lateSensorWrite' | 'malformedSpec'
+export type FffsReason = 'behind' | 'lateSensorWrite' | 'malformedSpec' | 'compacted' | 'indexAheadOfCompactedLog'
 
-export const REASONS: ReadonlySet<string> = new Set<FffsReason>(['behind', 'lateSensorWrite', 'malformedSpec'])
+export const REASONS: ReadonlySet<string> = new Set<FffsReason>(['behind', 'lateSensorWrite', 'malformedSpec', 'compacted', 'indexAheadOfCompactedLog'])
 
 export class FffsError extends Error {
   readonly code: FffsErrorCode
@@ -92,11 +97,25 @@ export const errors = {
   /** A sensor time older than now − Δ: never ordered into a past a reader may already have frozen. */
   lateSensorWrite: (what: string) => new FffsError('EINVAL', `late sensor write: ${what}`, 'lateSensorWrite'),
   malformedRecord: (what: string) => new FffsError('EINVAL', `malformed record ${what}`),
+  /** Opening a store whose index is ahead of its log (a machine crash) when the log's start was collected: it cannot be rebuilt from its own log. */
+  indexAheadOfCompactedLog: (why: string) => new FffsError('EIO', `store needs a full state transfer: ${why}`, 'indexAheadOfCompactedLog'),
+  /** A read below the history floor at a cut nothing pins: the versions it needs were dropped by retention. */
+  compacted: (floorIso: string, policy: string) => new FffsError('ERANGE', `history before ${floorIso} was compacted (policy ${policy})`, 'compacted'),
 }
 
 /** A path or argument whose time spec does not parse: the mount logs why (the errno alone says only EINVAL). */
 export function isMalformedSpec(err: unknown): boolean {
   return err instanceof FffsError && err.reason === 'malformedSpec'
+}
+
+/** A member's store that must be refetched whole (its log cannot rebuild its index). */
+export function isIndexAheadOfCompactedLog(err: unknown): boolean {
+  return err instanceof FffsError && err.reason === 'indexAheadOfCompactedLog'
+}
+
+/** A read below the history floor (the mount logs the floor: the errno alone says only ERANGE). */
+export function isCompacted(err: unknown): boolean {
+  return err instanceof FffsError && err.reason === 'compacted'
 }
 
 export function isLateSensorWrite(err: unknown): boolean {

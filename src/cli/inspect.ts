@@ -37,6 +37,8 @@ function noteAnchored(target: string, inner: string, anchoredPath: string | null
 }
 
 export interface LogOptions {
+  gc?: boolean
+  mount?: string
   object?: boolean
   since?: string
   until?: string
@@ -49,7 +51,9 @@ function logRow(v: VersionInfo): string[] {
   return [String(v.version), v.time, v.sensorTime ?? '-', v.sizeBytes === null ? '-' : String(v.sizeBytes), v.links === null ? '-' : String(v.links), String(v.ino), v.change]
 }
 
-export async function runLog(target: string, opts: LogOptions): Promise<void> {
+export async function runLog(target: string | undefined, opts: LogOptions): Promise<void> {
+  if (opts.gc === true) return runGcLog(target, opts)
+  if (target === undefined) throw usageError("missing argument 'path' (or --gc)")
   const { mountpoint, inner } = locate(target)
   const report = await request<LogReport>(mountpoint, {
     op: 'log',
@@ -62,6 +66,33 @@ export async function runLog(target: string, opts: LogOptions): Promise<void> {
   })
   noteAnchored(target, inner, report.anchoredPath)
   print(opts.json === true, report.rows, () => table([['VERSION', 'TIME', 'SENSOR_TIME', 'SIZE', 'LINKS', 'INODE', 'CHANGE'], ...report.rows.map(logRow)]))
+}
+
+interface AuditRow {
+  readonly shard?: string
+  readonly member?: number
+  readonly time: string
+  readonly kind: string
+  readonly line: string
+}
+
+/** `fffs log --gc`: every retention and GC run the mount's stores recorded, oldest first. */
+async function runGcLog(target: string | undefined, opts: LogOptions): Promise<void> {
+  if (opts.object === true || opts.since !== undefined || opts.until !== undefined || opts.reverse === true) throw usageError('--gc lists the retention audit: it takes --limit, --mount and --json only')
+  const mountpoint = target !== undefined ? locate(target).mountpoint : defaultMount(opts.mount)
+  const rows = await request<AuditRow[]>(mountpoint, { op: 'gc.log', ...(opts.limit !== undefined ? { limit: opts.limit } : {}) })
+  const where = (r: AuditRow): string => [r.shard, r.member === undefined ? undefined : `member ${r.member}`].filter((x) => x !== undefined).join(' ') || '-'
+  print(opts.json === true, rows, () => (rows.length === 0 ? 'no retention or GC run yet\n' : table([['TIME', 'WHERE', 'RUN'], ...rows.map((r) => [r.time, where(r), r.line])])))
+}
+
+export async function runGc(opts: { dryRun?: boolean; mount?: string; json?: boolean }): Promise<void> {
+  const runs = await request<Array<{ shard?: string; member?: number; line: string }>>(defaultMount(opts.mount), { op: 'gc', ...(opts.dryRun === true ? { dryRun: true } : {}) }, 30 * 60_000)
+  print(opts.json === true, runs, () => runs.map((r) => `${[r.shard, r.member === undefined ? undefined : `member ${r.member}`].filter((x) => x !== undefined).map((x) => `${x}: `).join('')}${opts.dryRun === true ? 'dry run: ' : ''}${r.line}\n`).join(''))
+}
+
+export async function runSnapshotHold(verb: 'hold' | 'release', name: string, tag: string, opts: { mount?: string }): Promise<void> {
+  await request(defaultMount(opts.mount), { op: verb === 'hold' ? 'snapshot.hold' : 'snapshot.release', name, tag })
+  process.stdout.write(verb === 'hold' ? `snapshot ${name} held (${tag})\n` : `snapshot ${name} released (${tag})\n`)
 }
 
 export async function runCat(target: string): Promise<void> {

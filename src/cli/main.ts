@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs'
 import { addDemoCommand } from '../demo/cli.js'
 import { DURABILITY_DEFAULT, DURABILITY_MODES, type Durability } from '../replication/durability.js'
 import { TIME_DEFAULTS } from '../replication/timeDefaults.js'
-import { nonNegativeInt, positiveInt, USAGE_EXIT_CODE } from './args.js'
+import { nonNegativeInt, positiveInt, positiveNumber, USAGE_EXIT_CODE } from './args.js'
 import type { DiffOptions } from './diff.js'
 import type { LogOptions } from './inspect.js'
 import type { MountOptions, UpOptions } from './mounting.js'
@@ -38,6 +38,11 @@ function defineCommands(program: Command): void {
   withReadOptions(program.command('mount').argument('<dir>', 'mount point (created if missing)'))
     .option('--data-dir <dir>', 'embedded: where the log and index live (default: ~/.local/share/fffs/NAME-HASH)')
     .option('--cluster <config>', 'mount a replicated group (its config.json) instead of an embedded store')
+    .option('--keep-all-for <duration>', 'embedded: keep every version until it has been superseded this long (7d, 12h); older history is compacted (default: keep everything)')
+    .option('--tier <after:every>', 'embedded: beyond --keep-all-for, keep the tree at one instant per EVERY from AFTER on (7d:1h); repeat for coarser tiers', (value: string, previous: string[] | undefined) => [...(previous ?? []), value])
+    .option('--min-versions <n>', "embedded: keep each file's newest N versions at the history floor, readable as PATH@vN", nonNegativeInt)
+    .option('--force-retention', `embedded: allow --keep-all-for below the safety floor (1h)`)
+    .option('--gc-budget <MiB/s>', 'embedded: the most background segment GC copies per second', positiveNumber)
     .description('mount fffs at DIR: an embedded store, or a group with --cluster (runs in the foreground; Ctrl-C unmounts)')
     .action(async (dir: string, opts: MountOptions) => (await mounting()).runMount(dir, opts))
 
@@ -81,7 +86,9 @@ function defineCommands(program: Command): void {
 
   program
     .command('log')
-    .argument('<path>', 'a file or directory inside a mount (PATH@SPEC: the history of PATH)')
+    .argument('[path]', 'a file or directory inside a mount (PATH@SPEC: the history of PATH)')
+    .option('--gc', 'instead: the audit of retention and GC runs (the floor each set, versions dropped, space freed)')
+    .option('--mount <dir>', 'with --gc: the mount (default: the one holding the cwd, or the only one)')
     .option('--object', 'the history of the object PATH names, across its names (by default: of the name)')
     .option('--since <spec>', 'rows from this platform time on')
     .option('--until <spec>', 'rows up to this platform time')
@@ -92,7 +99,7 @@ function defineCommands(program: Command): void {
       'list the versions PATH@T returned over time, one row each (PATH@vN is row N): content changes, replacement by rename, ' +
         'removal and re-creation, with the object (inode) of each and its names (hard links); for a directory, what changed among its entries',
     )
-    .action(async (target: string, opts: LogOptions) => (await inspect()).runLog(target, opts))
+    .action(async (target: string | undefined, opts: LogOptions) => (await inspect()).runLog(target, opts))
 
   program
     .command('cat')
@@ -143,8 +150,25 @@ function defineCommands(program: Command): void {
     .command('delete')
     .argument('<name>')
     .option('--mount <dir>', 'the mount (default: the one holding the cwd, or the only one)')
-    .description('remove a snapshot name (same as rmdir MOUNT/.snapshot/NAME); the versions it showed stay in history')
+    .description('remove a snapshot name (same as rmdir MOUNT/.snapshot/NAME; refused while it is held); what only it pinned is compacted at the next retention run')
     .action(async (name: string, opts: { mount?: string }) => (await inspect()).runSnapshotDelete(name, opts))
+  for (const [verb, what] of [['hold', 'hold a snapshot under TAG: it cannot be deleted until every hold is released'], ['release', 'release the hold TAG on a snapshot']] as const) {
+    snapshot
+      .command(verb)
+      .argument('<name>')
+      .argument('<tag>')
+      .option('--mount <dir>', 'the mount (default: the one holding the cwd, or the only one)')
+      .description(what)
+      .action(async (name: string, tag: string, opts: { mount?: string }) => (await inspect()).runSnapshotHold(verb, name, tag, opts))
+  }
+
+  program
+    .command('gc')
+    .option('--dry-run', 'print what a run would drop and free, change nothing')
+    .option('--mount <dir>', 'the mount (default: the one holding the cwd, or the only one)')
+    .option('--json', 'machine-readable output')
+    .description('run retention now: move the history floor by the policy, drop what it no longer needs, and free log segments (each store of a group collects its own)')
+    .action(async (opts: { dryRun?: boolean; mount?: string; json?: boolean }) => (await inspect()).runGc(opts))
 
   program
     .command('cut')

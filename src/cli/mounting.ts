@@ -13,6 +13,7 @@ import { errors, FffsError } from '../errors.js'
 import { FFFS_FSTYPE, fffsMounts, inspectMountpoint, unmountLazy } from '../fs/mountTable.js'
 import type { TimeOptions } from '../fs/resolve.js'
 import type { Client } from '../replication/client.js'
+import type { RetentionPolicy } from '../store/retention/policy.js'
 import { loadGroupConfig, type GroupConfig } from '../replication/config.js'
 import { TIME_DEFAULTS } from '../replication/timeDefaults.js'
 import { usageError } from './args.js'
@@ -34,6 +35,11 @@ const UNMOUNT_WAIT_MS = 10_000
 export interface MountOptions {
   dataDir?: string
   cluster?: string
+  keepAllFor?: string
+  tier?: string[]
+  minVersions?: number
+  forceRetention?: boolean
+  gcBudget?: number // MiB/s
   maxWait: number
   sensorLagMax?: number // absent: the group's (its config), or TIME_DEFAULTS for an embedded mount
   clockSkewMax?: number
@@ -139,10 +145,23 @@ async function firstMissing(dir: string): Promise<string | null> {
   return missing
 }
 
+/** The retention policy of an embedded mount's flags (a bad one is a usage error naming the flag). */
+async function flagRetention(opts: MountOptions): Promise<RetentionPolicy | null> {
+  const { retentionOfFlags } = await import('../store/retention/policy.js')
+  try {
+    return retentionOfFlags(opts)
+  } catch (err) {
+    if (err instanceof FffsError) throw usageError(err.message)
+    throw err
+  }
+}
+
 export async function runMount(dir: string, opts: MountOptions): Promise<void> {
   const mountpoint = path.resolve(dir)
   if (opts.cluster !== undefined) {
     if (opts.dataDir !== undefined) throw usageError('--data-dir and --cluster exclude each other: a cluster mount keeps no data')
+    const retentionFlag = opts.keepAllFor !== undefined ? '--keep-all-for' : opts.tier !== undefined ? '--tier' : opts.minVersions !== undefined ? '--min-versions' : opts.forceRetention === true ? '--force-retention' : opts.gcBudget !== undefined ? '--gc-budget' : null
+    if (retentionFlag !== null) throw usageError(`${retentionFlag}: a group's retention is its config's (retention in ${path.resolve(opts.cluster)}), the same for every member`)
     const config = await loadGroupConfig(path.resolve(opts.cluster))
     const bounds = groupBounds(opts, config)
     await checkMountpoint(mountpoint)
@@ -156,16 +175,20 @@ export async function runMount(dir: string, opts: MountOptions): Promise<void> {
     }
     return
   }
+  const retention = await flagRetention(opts)
   await checkMountpoint(mountpoint)
   const dataDir = path.resolve(opts.dataDir ?? defaultDataDir(dir))
   const made = await firstMissing(dataDir)
   let client: Client | null = null
   try {
     const { EmbeddedClient } = await machinery()
-    const opened = await openDataDir(dataDir, () => EmbeddedClient.open(dataDir))
+    const embedded = { retention, log: logLine, ...(opts.gcBudget !== undefined ? { gcCopyBytesPerSecond: opts.gcBudget * 1024 * 1024 } : {}) }
+    const opened = await openDataDir(dataDir, () => EmbeddedClient.open(dataDir, embedded))
     client = opened.client
     if (opened.truncatedBytes > 0) logLine(`fffs: ${displayPath(dataDir)}: dropped ${opened.truncatedBytes} torn bytes at the end of the log (a write never acknowledged)`)
-    await serveMount(mountpoint, client, opts, flagBounds(opts), dataDir, `embedded store ${displayPath(dataDir)} (${opened.replayedRecords} records replayed)`)
+    const { describePolicy } = await import('../store/retention/policy.js')
+    const kept = retention === null ? '' : `, retention ${describePolicy(retention)}`
+    await serveMount(mountpoint, client, opts, flagBounds(opts), dataDir, `embedded store ${displayPath(dataDir)} (${opened.replayedRecords} records replayed${kept})`)
   } catch (err) {
     await client?.close().catch(() => undefined)
     if (made !== null) await fsp.rm(made, { recursive: true, force: true }).catch(() => undefined) // leave nothing behind

@@ -30,7 +30,7 @@ export async function runServe(opts: { config: string; id: number; withParent?: 
       const member = await openDataDir(self.dataDir, () => Member.open(group.config, opts.id, { log: (line) => logLine(`${line}${shard}`) }))
       try {
         const server = await listen(self.clientPort, self.host, config.key, (connection) =>
-          serveClient(connection, member.client, { dedupesSubmits: true, memberId: opts.id, waitSynced: (stamp, maxWaitMs) => member.client.waitSynced(stamp, maxWaitMs), status: () => ({ ...member.status(), pid: process.pid }), views: member.views, changes: member.changes, peer: member.peerService }),
+          serveClient(connection, member.client, { dedupesSubmits: true, memberId: opts.id, waitSynced: (stamp, maxWaitMs) => member.client.waitSynced(stamp, maxWaitMs), status: () => ({ ...member.status(), pid: process.pid }), views: member.views, changes: member.changes, peer: member.peerService, history: member.history }),
         )
         return { group, self, member, server }
       } catch (err) {

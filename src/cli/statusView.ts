@@ -30,6 +30,8 @@ export interface MemberStatusJson {
   readonly lastView?: { readonly vid: number; readonly memberIds: readonly number[] }
   readonly starting?: { readonly vid: number; readonly ready: boolean } | null
   readonly transfer?: TransferStatus | null // a state transfer under way ("catching up")
+  readonly history?: { readonly floor: string | null; readonly floorStamp: string; readonly policy: string | null; readonly compacting: boolean } // src/replication/history.ts HistoryState
+  readonly disk?: { readonly totalBytes: number; readonly freeBytes: number; readonly reserveBytes: number; readonly full: boolean } // src/store/diskSpace.ts DiskState
 }
 
 export interface MemberReportJson {
@@ -152,6 +154,7 @@ export interface ShardedStatusJson {
   readonly at: string
   readonly group: ClusterStatusJson['group']
   readonly shards: ReadonlyArray<ClusterStatusJson & { readonly shard: string }>
+  readonly historyFloor?: string | null // the group's floor: the greatest of the shards'
 }
 
 function isSharded(status: Record<string, unknown>): status is Record<string, unknown> & ShardedStatusJson {
@@ -203,6 +206,40 @@ function sensorLine(sensor: unknown): string {
   return `sensor: ${Object.entries(sensor).map(([k, v]) => `${k}=${String(v)}`).join(' ')}\n`
 }
 
+/** `history floor 2026-… (policy keepAllFor 7d) · compacting` (src/replication/history.ts HistoryState). */
+export function historyLine(history: unknown): string | null {
+  if (typeof history !== 'object' || history === null) return null
+  const h = history as { floor?: string | null; policy?: string | null; compacting?: boolean }
+  if (h.policy == null && h.floor == null) return 'history: every version kept (no retention policy)'
+  return `history floor ${h.floor ?? 'none yet'} (policy ${h.policy ?? 'none'})${h.compacting === true ? ' · compacting' : ''}`
+}
+
+/** `disk: 812.3 MiB free of 1.0 GiB, 20.5 MiB kept in reserve` or `disk FULL: ...` (src/store/diskSpace.ts DiskState). */
+export function diskLine(disk: unknown): string | null {
+  if (typeof disk !== 'object' || disk === null) return null
+  const d = disk as { totalBytes: number; freeBytes: number; reserveBytes: number; full: boolean }
+  const mib = (n: number): string => `${(n / 1024 / 1024).toFixed(1)} MiB`
+  const state = `${mib(d.freeBytes)} free of ${mib(d.totalBytes)}, ${mib(d.reserveBytes)} kept in reserve`
+  return d.full ? `disk FULL: ${state}; writes refused (ENOSPC) until space is freed (delete files, fffs gc)` : `disk: ${state}`
+}
+
+/**
+ * A group's history floor (every member applies the same `retain` records, so they agree once
+ * each has applied them: a member behind shows its older floor) and the disks short of space.
+ */
+function groupHistoryLines(status: ClusterStatusJson): string[] {
+  const reporting = status.members.filter((m) => m.status?.history !== undefined)
+  const out: string[] = []
+  const newest = reporting.reduce<MemberReportJson | null>((best, m) => (best === null || BigInt(m.status!.history!.floorStamp) > BigInt(best.status!.history!.floorStamp) ? m : best), null)
+  if (newest !== null) {
+    const line = historyLine(newest.status!.history)!
+    const behind = reporting.filter((m) => m.status!.history!.floorStamp !== newest.status!.history!.floorStamp)
+    out.push(behind.length === 0 ? line : `${line} · not yet applied at ${behind.map((m) => `member ${m.id} (floor ${m.status!.history!.floor ?? 'none'})`).join(', ')}`)
+  }
+  for (const m of status.members) if (m.status?.disk?.full === true) out.push(`member ${m.id} ${diskLine(m.status.disk)!}`)
+  return out
+}
+
 function layoutText(group: ClusterStatusJson['group']): string {
   const { shards, replicas } = group.layout
   return `${group.members.length} members, ` + (shards > 1 ? `a meta shard and ${shards} data shards of ${replicas} replicas` : `${replicas} replicas`)
@@ -212,13 +249,18 @@ function renderStatusOf(status: Record<string, unknown>, verbose: boolean): stri
   if (isSharded(status)) {
     const { group } = status
     const out = [`mount ${status.mountpoint} (pid ${status.pid}) · group ${group.name}: ${layoutText(group)}`, `stable cut ${status.stableFrontier} (the least of the shards')`]
+    if (typeof status.historyFloor === 'string') out.push(`history floor ${status.historyFloor} (the greatest of the shards': cuts across shards below it are ERANGE)`)
     if (verbose) out.push(`config ${group.configPath} · at ${status.at}`)
     return out.join('\n') + '\n' + status.shards.map((shard) => `\n=== shard ${shard.shard} (members ${list(shard.group.members.map((m) => m.id))}) ===\n${renderCluster(shard, verbose, false)}`).join('')
   }
   if (isCluster(status)) return renderCluster(status, verbose, true)
   // Embedded: the store is in the mount process itself.
   const out = [`mount ${String(status.mountpoint)} (pid ${String(status.pid)}) · embedded store ${String(status.dataDir)}`, `stable cut ${String(status.stableFrontier)}`]
-  for (const [key, value] of Object.entries(status)) if (verbose && !['mountpoint', 'pid', 'dataDir', 'stableFrontier'].includes(key)) out.push(`${key}: ${String(value)}`)
+  const history = historyLine(status.history)
+  if (history !== null) out.push(history)
+  const disk = diskLine(status.disk)
+  if (disk !== null) out.push(disk)
+  for (const [key, value] of Object.entries(status)) if (verbose && !['mountpoint', 'pid', 'dataDir', 'stableFrontier', 'history', 'disk'].includes(key)) out.push(`${key}: ${String(value)}`)
   return out.join('\n') + '\n'
 }
 
@@ -237,6 +279,7 @@ function renderCluster(status: ClusterStatusJson, verbose: boolean, header: bool
   }
   out.push(`view ${summary.view.vid}: members ${list(summary.view.members)}, leader ${summary.leader ?? '-'} · stable cut ${status.stableFrontier}`)
   if (summary.views.length > 1) out.push(`  views differ: ${summary.views.map((v) => `view ${v.vid} ${list(v.members)} at ${list(v.reportedBy)}`).join('; ')} (a view change is under way or a member was excluded)`)
+  out.push(...groupHistoryLines(status))
   out.push('')
   out.push(table(verbose ? verboseMemberRows(status) : memberRows(status, summary)))
   for (const m of status.members) if (!m.reachable) out.push(`member ${m.id} unreachable: ${m.error?.code ?? 'EIO'} ${m.error?.message ?? ''}`.trimEnd())

@@ -9,6 +9,7 @@ import type { MountedFs } from '../fs/mount.js'
 import { NameHistory, type HistoryQuery, type HistoryRow } from '../fs/history.js'
 import { parsePath, Resolver, type TimeOptions } from '../fs/resolve.js'
 import type { Client } from '../replication/client.js'
+import { describeAudit, describeRun, type HistoryControl } from '../replication/history.js'
 import { RemoteClient } from '../replication/remoteClient.js'
 import { ShardedClient } from '../replication/sharded.js'
 import type { Attr, EntryChange, NodeKind } from '../store/records.js'
@@ -120,6 +121,11 @@ function historyQuery(request: LogRequest): HistoryQuery {
   }
 }
 
+/** Stamps (bigints) travel as decimal text. */
+function stampsAsText(_key: string, value: unknown): unknown {
+  return typeof value === 'bigint' ? value.toString() : value
+}
+
 export class ControlServer {
   private readonly server: net.Server
   private readonly resolver: Resolver
@@ -165,7 +171,7 @@ export class ControlServer {
       while ((newline = buffered.indexOf('\n')) >= 0) {
         const line = buffered.slice(0, newline)
         buffered = buffered.slice(newline + 1)
-        void this.answer(line).then((response) => socket.write(JSON.stringify(response) + '\n'))
+        void this.answer(line).then((response) => socket.write(JSON.stringify(response, stampsAsText) + '\n'))
       }
     })
   }
@@ -211,6 +217,11 @@ export class ControlServer {
     return { path: request.path, anchoredPath: null, object: false, total: history.total, rows: (await history.rows(query)).map(versionInfo) }
   }
 
+  private historyControl(): HistoryControl {
+    if (this.client.history === undefined) throw errors.notSupported('retention on this mount')
+    return this.client.history
+  }
+
   /**
    * Embedded: the mount alone. Sharded (a ShardedClient): the cluster status of each shard's
    * group, and the global stable frontier (the least of theirs). Cluster (a RemoteClient): the group, the member this mount is
@@ -235,10 +246,12 @@ export class ControlServer {
         at,
       }))
       const stableFrontier = await this.client.stableFrontier().then(hlcToIso, (err: Error) => `unknown (${err.message})`)
-      return { ...base, mode: 'sharded', stateDir: this.dataDir, group: this.client.group, stableFrontier, shards, at }
+      const floor = await this.client.history.floor().catch(() => null)
+      const historyFloor = floor === null ? 'unknown' : floor === 0n ? null : hlcToIso(floor)
+      return { ...base, mode: 'sharded', stateDir: this.dataDir, group: this.client.group, stableFrontier, historyFloor, shards, at }
     }
     if (!(this.client instanceof RemoteClient)) {
-      return { ...base, mode: 'embedded', dataDir: this.dataDir, stableFrontier: hlcToIso(await this.client.stableFrontier()) }
+      return { ...base, mode: 'embedded', dataDir: this.dataDir, stableFrontier: hlcToIso(await this.client.stableFrontier()), history: (await this.client.history?.state())?.[0] ?? null, disk: (await this.client.diskState?.()) ?? null }
     }
     const members = await this.client.groupStatus()
     const stableFrontier = await this.client.stableFrontier().then(hlcToIso, (err: Error) => `unknown (${err.message})`)
@@ -287,6 +300,17 @@ export class ControlServer {
         if (typeof request.name !== 'string') throw errors.invalid('snapshot name must be a string')
         await this.mounted.operations.deleteSnapshot(request.name)
         return { name: request.name }
+      case 'snapshot.hold':
+      case 'snapshot.release':
+        if (typeof request.name !== 'string' || typeof request.tag !== 'string') throw errors.invalid('a hold takes a snapshot name and a tag')
+        await this.client.submit({ type: request.op === 'snapshot.hold' ? 'hold' : 'release', name: request.name, tag: request.tag })
+        return { name: request.name, tag: request.tag }
+      case 'gc':
+        return (await this.historyControl().collect({ dryRun: request.dryRun === true })).map((run) => ({ ...run, line: describeRun(run.report) }))
+      case 'gc.log': {
+        const limit = typeof request.limit === 'number' && Number.isSafeInteger(request.limit) && request.limit > 0 ? request.limit : 1000
+        return (await this.historyControl().audits(limit)).map(({ audit, ...who }) => ({ ...who, stamp: audit.stamp.toString(), time: hlcToIso(audit.stamp), kind: audit.kind, line: describeAudit(audit), audit: { ...audit, stamp: audit.stamp.toString() } }))
+      }
       case 'status':
         // This mount's sensor-time counters (late writes refused, malformed records), whatever the mode.
         return { ...(await this.status()), sensor: { ...this.mounted.operations.sensorStats } }

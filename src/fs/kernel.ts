@@ -6,10 +6,11 @@
 import { realpathSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
-import { ERRNO, errors, isFffsError, isMalformedSpec } from '../errors.js'
+import { ERRNO, errors, isCompacted, isFffsError, isMalformedSpec } from '../errors.js'
 import { findNativeAddon, NATIVE_BUILD_DIR } from '../nativeAddons.js'
 import type { ChangeListener, ChangeNote } from '../replication/client.js'
 import { ROOT_INO, type Ino } from '../store/records.js'
+import type { HlcStamp } from '../temporal/hlc.js'
 import { NodeTable } from './nodeTable.js'
 import type { AttrChanges, Caller, Found, KernelCache, Operations, Stat } from './operations.js'
 import { OpenDirs } from './listing.js'
@@ -99,6 +100,8 @@ function loadAddon(): FuseAddon {
 const FOREVER_S = 365 * 24 * 3600
 const BRIEF_S = 1
 const RENAME_NOREPLACE = 1
+/** How often the mount looks whether the history floor moved (followFloor). */
+const FLOOR_CHECK_MS = 500
 /** What a readdirplus entry without a node shows: its name, and for `.` and `..` the type (a directory). */
 const UNKNOWN_STAT: Stat = { ino: 0, mode: 0, uid: 0, gid: 0, size: 0, nlink: 0, rdev: 0, mtime: 0, atime: 0, ctime: 0, blksize: 0, blocks: 0 }
 const DIRECTORY_STAT: Stat = { ...UNKNOWN_STAT, mode: 0o040000 }
@@ -119,8 +122,8 @@ function isWriteOnly(flags: number): boolean {
 /** The positive errno for a failed handler; bugs and EIO are logged (bugs answered EIO), never swallowed. */
 function errnoOf(err: unknown): number {
   if (isFffsError(err)) {
-    // The caller learns nothing more than the errno: for EIO and a malformed time spec, the mount says why.
-    if (err.code === 'EIO' || isMalformedSpec(err)) process.stderr.write(`fffs: ${err.code}: ${err.message}\n`)
+    // The caller learns nothing more than the errno: for EIO, a malformed time spec and a read below the history floor, the mount says why.
+    if (err.code === 'EIO' || isMalformedSpec(err) || isCompacted(err)) process.stderr.write(`fffs: ${err.code}: ${err.message}\n`)
     return err.errno
   }
   process.stderr.write(`fffs: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
@@ -146,6 +149,8 @@ export class KernelSession implements KernelCache {
    */
   private changeEpoch = 0
   private unwatchChanges: (() => void) | null = null
+  private floorTimer: NodeJS.Timeout | null = null
+  private floorKnown: HlcStamp = 0n // the history floor the kernel's frozen nodes were last checked against
   /** File handles opened write-only: their writes bypass the page cache (isWriteOnly). */
   private readonly directHandles = new Set<number>()
   /** Nodes the kernel may hold pages of: a read was answered, or a write went through their page cache, since they were last dropped. */
@@ -166,6 +171,31 @@ export class KernelSession implements KernelCache {
     if (watch === undefined) return
     this.liveTrusted = false
     this.unwatchChanges = watch({ changed: (note) => this.changed(note), inSync: (synced) => this.inSync(synced) })
+  }
+
+  /**
+   * Follows the history floor (`floor`: Client.history.knownFloor, asked every FLOOR_CHECK_MS):
+   * the kernel keeps a frozen node for ever, so when the floor passes its cut the node's name,
+   * attributes and pages are dropped, and the next lookup asks the store, which answers ERANGE
+   * for what compaction dropped.
+   */
+  followFloor(floor: (() => HlcStamp) | undefined): void {
+    if (floor === undefined) return
+    this.floorKnown = floor()
+    this.floorTimer = setInterval(() => void this.floorIsAt(floor()), FLOOR_CHECK_MS)
+    this.floorTimer.unref()
+  }
+
+  async floorIsAt(floor: HlcStamp): Promise<void> {
+    if (floor <= this.floorKnown) return
+    this.floorKnown = floor
+    const forgotten: Promise<void>[] = []
+    for (const { id, names } of [...this.table.frozenBelow(floor)]) {
+      this.pagesCached.add(id)
+      forgotten.push(this.forgetCached(id))
+      for (const { parent, name } of names) forgotten.push(this.session.dropEntry(parent, name))
+    }
+    await Promise.all(forgotten)
   }
 
   /** `options`: FUSE mount options, comma-separated (src/fs/mount.ts). */
@@ -219,6 +249,8 @@ export class KernelSession implements KernelCache {
   unmount(): void {
     this.unwatchChanges?.()
     this.unwatchChanges = null
+    if (this.floorTimer !== null) clearInterval(this.floorTimer)
+    this.floorTimer = null
     this.session.unmount()
   }
 

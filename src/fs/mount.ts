@@ -55,6 +55,7 @@ export async function mountFs(mountpoint: string, client: Client, options: TimeO
     const fuse = mountOptions(uid, uid === 0 ? null : await fsp.readFile(FUSE_CONF, 'utf8').catch(() => null))
     if (fuse.privateBecause !== null) log(`fffs: ${fuse.privateBecause}`)
     kernel.followChanges(client.watchChanges?.bind(client))
+    kernel.followFloor(client.history === undefined ? undefined : () => client.history!.knownFloor())
     kernel.mount(mountpoint, 'fffs', fuse.options)
     let unmounted: Promise<void> | null = null
     return {

@@ -8,7 +8,8 @@
 // at its next lookup (`f@-5m`, a snapshot pinned again) gets a new node.
 
 import { errors } from '../errors.js'
-import { cutKey, type Place } from './resolve.js'
+import type { HlcStamp } from '../temporal/hlc.js'
+import { cutKey, structureStamp, type Place } from './resolve.js'
 
 const ROOT_ID = 1 // the kernel's root node id, and the store's root inode
 
@@ -143,6 +144,11 @@ export class NodeTable {
   /** Every (parent, name) the kernel may hold a live entry for, and every live node: what a change the mount did not see may have made stale. */
   *liveEntries(): Generator<{ id: number; names: readonly Name[] }> {
     for (const [id, node] of this.nodes) if (node.place.kind === 'live') yield { id, names: [...node.names.values()] }
+  }
+
+  /** The frozen nodes whose cut's structure is below `stamp` (compaction may have dropped what they show). */
+  *frozenBelow(stamp: HlcStamp): Generator<{ id: number; names: readonly Name[] }> {
+    for (const [id, node] of this.nodes) if (node.place.kind === 'frozen' && structureStamp(node.place.cut) < stamp) yield { id, names: [...node.names.values()] }
   }
 
   private unname(id: number, key: string): void {

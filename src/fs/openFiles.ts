@@ -145,6 +145,7 @@ export class OpenFile {
   write(client: Client, data: Buffer, lengthBytes: number, offset: number): void {
     if (!this.writable) throw errors.badHandle(this.fd)
     if (lengthBytes === 0) return
+    client.refuseWhenFull?.() // a full disk: ENOSPC now, not at the close
     // The kernel places an O_APPEND write at its cached size of the file, which a reader on this
     // mount shrinks back to the committed size when its read comes up short of this handle's
     // uncommitted bytes: the end this handle sees is the end it appends to.

@@ -8,7 +8,7 @@ import { errors, isLateSensorWrite } from '../errors.js'
 import type { Client, Submitted } from '../replication/client.js'
 import { parseRecordFormat, XATTR_RECORD_FORMAT } from '../sensor/index.js'
 import { ROOT_INO, S_ISGID, S_ISUID, type Attr, type Ino, type NodeKind } from '../store/records.js'
-import { HLC_MAX, hlcCeilingOfUs, hlcToIso, wallClockUs } from '../temporal/hlc.js'
+import { HLC_MAX, hlcCeilingOfUs, hlcToIso, wallClockUs, type HlcStamp } from '../temporal/hlc.js'
 import { formatTimeSpec, isSpecName, parseTimeSpec, splitNameSpec } from '../temporal/spec.js'
 import { OpenFiles, type OpenFile } from './openFiles.js'
 import { liveIno, Resolver, SNAPSHOT_DIR, type DirEntry, type NameTrust, type Place, type Step, type TimeOptions } from './resolve.js'
@@ -43,6 +43,8 @@ const POSIX_ACL_XATTRS = new Set(['system.posix_acl_access', 'system.posix_acl_d
 export const XATTR_VERSION = 'user.fffs.version'
 export const XATTR_TIME = 'user.fffs.time'
 export const XATTR_SENSOR_TIME = 'user.fffs.sensor_time'
+/** On the mount root: the history floor (ISO); reads of cuts below it that nothing pins are ERANGE. */
+export const XATTR_HISTORY_FLOOR = 'user.fffs.history_floor'
 
 /** Who sent a request (the kernel's view of the calling thread): new nodes belong to uid and gid. */
 export interface Caller {
@@ -156,6 +158,8 @@ export interface KernelCache {
   forgetEntry(dir: Ino | typeof SNAPSHOT_DIR, name: string): Promise<void>
   /** The live node's attributes changed. */
   forgetAttributes(ino: Ino): void
+  /** The history floor is at least `floor`: the frozen nodes below it are forgotten before this resolves. */
+  floorIsAt(floor: HlcStamp): Promise<void>
 }
 
 export class Operations {
@@ -430,9 +434,16 @@ export class Operations {
     await this.client.submit({ type: 'version', ino: attr.ino, ops: [{ op: 'truncate', sizeBytes }] })
   }
 
+  /**
+   * The disk the store is on, as df shows it: its size and free space, and as available what fffs
+   * takes before it refuses writes (the free space above the reserve kept for deletes and retention).
+   */
   async statfs(): Promise<StatFs> {
     const s = await fsp.statfs(this.dataDir)
-    return { bsize: s.bsize, frsize: s.bsize, blocks: s.blocks, bfree: s.bfree, bavail: s.bavail, files: s.files, ffree: s.ffree, favail: s.ffree, fsid: 0x66666673, flag: 0, namemax: 255 }
+    const disk = await this.client.diskState?.()
+    const reserveBlocks = disk == null ? 0 : Math.ceil(disk.reserveBytes / s.bsize)
+    const bavail = Math.max(0, s.bavail - reserveBlocks)
+    return { bsize: s.bsize, frsize: s.bsize, blocks: s.blocks, bfree: s.bfree, bavail, files: s.files, ffree: s.ffree, favail: s.ffree, fsid: 0x66666673, flag: 0, namemax: 255 }
   }
 
   // ---------------------------------------------------------------- files
@@ -620,6 +631,12 @@ export class Operations {
   }
 
   private async storedXattr(place: Place, name: string): Promise<Buffer> {
+    if (name === XATTR_HISTORY_FLOOR) {
+      const floor = place.kind === 'live' && place.ino === ROOT_INO ? await this.client.history?.floor() : undefined
+      if (floor === undefined || floor === 0n) throw errors.noAttr(name) // not the mount root, or nothing compacted yet
+      await this.kernelCache?.floorIsAt(floor) // whoever learns the floor here finds the kernel's frozen nodes below it gone
+      return Buffer.from(hlcToIso(floor))
+    }
     const attr = await this.attrOf(place)
     if (name === XATTR_VERSION) return Buffer.from(String(attr.version))
     if (name === XATTR_TIME) return Buffer.from(hlcToIso(BigInt(attr.stamp)))

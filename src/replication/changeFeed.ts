@@ -37,7 +37,13 @@ export function changeNoteOf(mutation: Mutation): ChangeNote {
       return { contents: [mutation.ino] }
     case 'snapshot':
     case 'unsnapshot':
+    case 'hold':
+    case 'release':
       return { snapshots: [mutation.name] }
+    case 'retain':
+    case 'compact':
+    case 'space':
+      return {} // the live tree is as it was; reads below the floor are checked by the store
   }
 }
 

@@ -2,9 +2,15 @@
 // below. The embedded client runs the store and a local orderer in-process; a cluster client
 // (replication) implements the same interface against a group of `fffs serve` processes.
 
-import { FffsError } from '../errors.js'
+import { promises as fsp } from 'node:fs'
+import { FffsError, isFffsError } from '../errors.js'
 import type { ApplyResult, Attr, DataRef, DirPage, Ino, Mutation, NameBinding, SensorPick, Snapshot, StampPage, VersionRange } from '../store/records.js'
-import { Store } from '../store/store.js'
+import { describePolicy, type RetentionPolicy } from '../store/retention/policy.js'
+import { RetentionRunner } from '../store/retention/runner.js'
+import { DiskGuard, type DiskState } from '../store/diskSpace.js'
+import { addsData, Store } from '../store/store.js'
+import { hlcToIso } from '../temporal/hlc.js'
+import { describeCollect, describeRun, type HistoryControl } from './history.js'
 import type { PageOffsetOf } from '../store/segmentLog.js'
 import type { HlcStamp } from '../temporal/hlc.js'
 import { LocalOrderer, type Orderer } from './orderer.js'
@@ -145,6 +151,12 @@ export interface Client {
   submit(mutation: Mutation, options?: SubmitOptions): Promise<Submitted>
   stableFrontier(): Promise<HlcStamp>
   waitStable(cut: HlcStamp, maxWaitMs: number): Promise<void>
+  /** History retention: the floor, the policy, on-demand runs (history.ts). */
+  readonly history?: HistoryControl
+  /** Throws ENOSPC when new data would be refused (the disk below its reserve): a write learns it before it buffers. */
+  refuseWhenFull?(): void
+  /** The disk under the store (embedded) or the fullest of the members' (a group): what `df` and `fffs status` report. */
+  diskState?(): Promise<DiskState | null>
   /**
    * Returns once every mutation this client's submits returned is synced in the log of every
    * replica (fsync): a group may answer a submit once its record is only written there
@@ -164,26 +176,63 @@ export function dataRefAt(ref: DataRef, offsetBytes: number): DataRef {
   return 'blob' in ref ? { blob: ref.blob, offset: ref.offset + offsetBytes } : { segment: ref.segment, offset: ref.offset + offsetBytes }
 }
 
+export interface EmbeddedOptions {
+  /** The mount's retention policy (null or absent: every version is kept). */
+  readonly retention?: RetentionPolicy | null
+  /** The I/O budget of background segment GC, in bytes copied per second. */
+  readonly gcCopyBytesPerSecond?: number
+  /** Where background retention runs are reported. */
+  readonly log?: (line: string) => void
+  /** The log's segment size (tests and benches of segment GC use small ones). */
+  readonly segmentSizeBytes?: number
+}
+
 export class EmbeddedClient implements Client {
   readonly takesDataCrc = true
   readonly pageOffsetOf?: PageOffsetOf
+  readonly history: HistoryControl
   private readonly store: Store
   private readonly orderer: Orderer
+  private readonly retention: RetentionRunner
+  private readonly disk: DiskGuard
 
-  private constructor(store: Store, orderer: Orderer, pageOffsetOf: PageOffsetOf | undefined) {
+  private constructor(store: Store, orderer: Orderer, disk: DiskGuard, pageOffsetOf: PageOffsetOf | undefined, options: EmbeddedOptions) {
     this.store = store
     this.orderer = orderer
+    this.disk = disk
     if (pageOffsetOf !== undefined) this.pageOffsetOf = pageOffsetOf
+    const log = options.log ?? ((line: string) => process.stderr.write(line + '\n'))
+    this.retention = new RetentionRunner({
+      store,
+      policy: options.retention ?? null,
+      submit: async (mutation) => void unwrap((await orderer.submit(mutation)).result),
+      proposes: () => true,
+      onRun: (report) => log(`fffs: retention: ${describeRun(report)}`),
+      onCollect: (victims) => log(`fffs: retention: collecting ${describeCollect(victims)}`),
+      onError: (err) => log(`fffs: retention: ${err.message}`),
+      ...(options.gcCopyBytesPerSecond !== undefined ? { copyBytesPerSecond: options.gcCopyBytesPerSecond } : {}),
+    })
+    this.history = {
+      state: async () => [{ floor: store.floor.stamp === 0n ? null : hlcToIso(store.floor.stamp), floorStamp: store.floor.stamp.toString(), policy: this.retention.policy === null ? null : describePolicy(this.retention.policy), logBase: store.logBase.toString(), compacting: store.compactionCursor() !== null }],
+      floor: async () => store.floor.stamp,
+      knownFloor: () => store.floor.stamp,
+      collect: async ({ dryRun }) => [{ report: await this.retention.run({ dryRun: dryRun === true }) }],
+      audits: async (limit) => (await store.audits(limit)).map((audit) => ({ audit })),
+    }
+    this.retention.start()
   }
 
-  static async open(dataDir: string): Promise<{ client: EmbeddedClient; replayedRecords: number; truncatedBytes: number }> {
-    const store = new Store(dataDir)
+  static async open(dataDir: string, options: EmbeddedOptions = {}): Promise<{ client: EmbeddedClient; replayedRecords: number; truncatedBytes: number }> {
+    await fsp.mkdir(dataDir, { recursive: true })
+    const disk = new DiskGuard(dataDir)
+    await disk.start() // on a full disk, its reserve file is given back: the store can open and free space
+    const store = new Store(dataDir, options.segmentSizeBytes !== undefined ? { segmentSizeBytes: options.segmentSizeBytes } : {})
     const { replayedRecords, truncatedBytes } = await store.open()
     const dropPages = pageCacheDropper()
     if (dropPages !== null) store.log.dropSyncedPages(dropPages, LOG_CACHE_KEEP_BYTES, LOG_SYNC_EVERY_BYTES)
     const pageOffsetOf = pageOffsetFinder() ?? undefined
     if (pageOffsetOf !== undefined) store.log.writeLargePayloadsDirect(pageOffsetOf)
-    return { client: new EmbeddedClient(store, new LocalOrderer(store), pageOffsetOf), replayedRecords, truncatedBytes }
+    return { client: new EmbeddedClient(store, new LocalOrderer(store), disk, pageOffsetOf, options), replayedRecords, truncatedBytes }
   }
 
   walk(components: readonly string[], cut: HlcStamp): Promise<Attr> {
@@ -193,7 +242,7 @@ export class EmbeddedClient implements Client {
     return this.store.attr(ino, cut)
   }
   async attrs(inos: readonly Ino[], cut: HlcStamp): Promise<Array<Attr | null>> {
-    return inos.map((ino) => this.store.attr(ino, cut))
+    return Promise.all(inos.map((ino) => this.store.attr(ino, cut)))
   }
   lookup(dir: Ino, name: string, cut: HlcStamp): Promise<Ino | null> {
     return this.store.lookup(dir, name, cut)
@@ -229,18 +278,45 @@ export class EmbeddedClient implements Client {
     return this.store.snapshot(name)
   }
   appendData(_ino: Ino, bytes: Uint8Array, crc?: number | Promise<number>): { ref: DataRef; written: Promise<void> } {
+    this.disk.refuseWhenFull('write')
+    this.disk.appended(bytes.byteLength)
     const { position, written } = this.store.appendData(bytes, crc)
+    written.catch((err: unknown) => this.fullDisk(err))
     return { ref: position, written }
+  }
+
+  refuseWhenFull(): void {
+    this.disk.refuseWhenFull('write')
+  }
+
+  async diskState(): Promise<DiskState> {
+    return this.disk.current()
+  }
+
+  /** The disk filled up under the log (something else wrote to it): the reserve file goes, so deletes and retention can run. */
+  private fullDisk(err: unknown): void {
+    if (isFffsError(err) && err.code === 'ENOSPC') void this.disk.release().then(() => this.disk.refresh()).catch(() => undefined)
   }
   readData(ref: DataRef, into: Buffer, intoOffset: number, lengthBytes: number): Promise<void> {
     if ('blob' in ref) throw new Error(`internal: the embedded log names no blobs (blob ${ref.blob})`)
     return this.store.log.read(ref, into, intoOffset, lengthBytes)
   }
 
-  /** One process, no reconnects, one clock whose stamps every read of this client came from: no options needed. */
+  /**
+   * One process, no reconnects, one clock whose stamps every read of this client came from: no
+   * options needed. A mutation that adds data is refused (ENOSPC) while the disk is below its
+   * reserve; the ones that free space always go.
+   */
   async submit(mutation: Mutation, _options?: SubmitOptions): Promise<Submitted> {
-    const { stamp, result } = await this.orderer.submit(mutation)
-    return { stamp, ...unwrap(result) }
+    if (addsData(mutation)) this.disk.refuseWhenFull(mutation.type)
+    this.store.refuseUnwrittenData(mutation)
+    try {
+      const { stamp, result } = await this.orderer.submit(mutation)
+      return { stamp, ...unwrap(result) }
+    } catch (err) {
+      this.fullDisk(err)
+      throw err
+    }
   }
 
   async stableFrontier(): Promise<HlcStamp> {
@@ -253,6 +329,7 @@ export class EmbeddedClient implements Client {
   async syncAcknowledged(_maxWaitMs: number): Promise<void> {}
 
   async close(): Promise<void> {
+    await this.retention.stop()
     await this.orderer.close()
     await this.store.close()
   }

@@ -9,6 +9,7 @@ import * as fsp from 'node:fs/promises'
 import * as net from 'node:net'
 import * as path from 'node:path'
 import { errors, FffsError } from '../errors.js'
+import { parseRetention, type RetentionPolicy } from '../store/retention/policy.js'
 import type { ShardRole } from '../store/store.js'
 import { TIME_DEFAULTS } from './timeDefaults.js'
 import { DURABILITY_DEFAULT, DURABILITY_MODES, type Durability } from './durability.js'
@@ -54,6 +55,13 @@ export interface GroupConfig {
    * Δ than the members enforce would see a sensor cut change after it had read it.
    */
   readonly time: { readonly sensorLagMaxMs: number; readonly clockSkewMaxMs: number }
+  /**
+   * History retention, the group's (every member applies the same `retain` records; one proposes
+   * them): absent, every version is kept. `gcBudgetMiBs`: what each member's background segment
+   * GC copies per second at most.
+   */
+  readonly retention: RetentionPolicy | null
+  readonly gcBudgetMiBs: number | null
   /**
    * When a close (a version) or a metadata operation is acknowledged: 'write-on-close' once its
    * record is ordered and written to the log of every replica of the view (it survives kill -9
@@ -104,7 +112,7 @@ export async function loadGroupConfig(file: string): Promise<GroupConfig> {
 export function parseGroupConfig(json: unknown, configPath: string): Omit<GroupConfig, 'key'> {
   const baseDir = path.dirname(configPath)
   const fail = (field: string, why: string): FffsError => errors.invalid(`config ${field}: ${why} (in ${configPath})`)
-  const root = object(json, 'config', fail, ['version', 'name', 'members', 'layout', 'transport', 'clients', 'time', 'durability', 'keyFile'])
+  const root = object(json, 'config', fail, ['version', 'name', 'members', 'layout', 'transport', 'clients', 'time', 'durability', 'retention', 'gcBudgetMiBs', 'keyFile'])
   if (root.version !== CONFIG_VERSION) throw fail('version', `${show(root.version)} is not a supported version (1)`)
   const name = nonEmptyString(root.name, 'name', fail)
   if (!/^[A-Za-z0-9._-]+$/.test(name)) throw fail('name', `${show(name)} may use only letters, digits, '.', '_' and '-'`)
@@ -179,6 +187,8 @@ export function parseGroupConfig(json: unknown, configPath: string): Omit<GroupC
     clockSkewMaxMs: timeRaw.clockSkewMaxMs === undefined ? TIME_DEFAULTS.clockSkewMaxMs : nonNegativeInt(timeRaw.clockSkewMaxMs, 'time.clockSkewMaxMs', fail),
   }
 
+  const retention = root.retention === undefined ? null : retentionOf(root.retention, configPath)
+  const gcBudgetMiBs = root.gcBudgetMiBs === undefined ? null : positiveNumber(root.gcBudgetMiBs, 'gcBudgetMiBs', fail)
   const durability = root.durability === undefined ? DURABILITY_DEFAULT : DURABILITY_MODES.find((mode) => mode === root.durability)
   if (durability === undefined) throw fail('durability', `${show(root.durability)} is not one of ${DURABILITY_MODES.map((mode) => `"${mode}"`).join(', ')}`)
 
@@ -192,6 +202,8 @@ export function parseGroupConfig(json: unknown, configPath: string): Omit<GroupC
     transport: { provider, ...(iface !== undefined ? { iface } : {}), heartbeatIntervalMs, suspectTimeoutMs, connectTimeoutMs, latencySpinUs },
     clients,
     time,
+    retention,
+    gcBudgetMiBs,
     durability,
     keyFile,
   }
@@ -374,6 +386,21 @@ function nonEmptyString(value: unknown, field: string, fail: Fail): string {
 
 function positiveInt(value: unknown, field: string, fail: Fail): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) throw fail(field, `${show(value)} is not a positive integer`)
+  return value
+}
+
+/** `retention` of a config: a policy's error as every config error reads (`config retention.keepAllFor: ... (in PATH)`). */
+function retentionOf(raw: unknown, configPath: string): RetentionPolicy {
+  try {
+    return parseRetention(raw, (field) => `retention${field === '' ? '' : `.${field}`}`)
+  } catch (err) {
+    if (err instanceof FffsError) throw errors.invalid(`config ${err.message} (in ${configPath})`)
+    throw err
+  }
+}
+
+function positiveNumber(value: unknown, field: string, fail: Fail): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) throw fail(field, `${show(value)} is not a positive number`)
   return value
 }
 

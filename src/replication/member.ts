@@ -10,13 +10,15 @@
 // - member/replica.ts: the store and who may read it; member/delivery.ts: delivery into it,
 //   dedupe and group commit; member/requests.ts: the requests waiting for the group's order;
 // - member/stateTransfer.ts and member/peers.ts: catch-up and the member-to-member requests;
-// - member/replicaClient.ts: the Client the member serves to its mounts.
+// - member/replicaClient.ts: the Client the member serves to its mounts;
+// - upkeep.ts: history retention and segment GC of the store, and the disk it is on.
 // This file feeds the core the transport's events and a tick, feeds the epoch machine what its
 // actions came to, executes both machines' actions, and answers reads at a cut.
 
 import path from 'node:path'
 import { errors, FffsError } from '../errors.js'
-import type { ApplyResult } from '../store/records.js'
+import type { ApplyResult, Mutation } from '../store/records.js'
+import type { DiskGuard, DiskState } from '../store/diskSpace.js'
 import type { Store } from '../store/store.js'
 import { hlcPhysicalUs, hlcToIso, type HlcStamp } from '../temporal/hlc.js'
 import { sleep, type Clock } from './clock.js'
@@ -39,6 +41,9 @@ import { peerMethods, type MemberView, type Service } from './protocol.js'
 import type { TransferStatus } from './readiness.js'
 import type { AcceptedView, EpochPlan, MemberReport } from './recovery.js'
 import { TRANSPORT_DEFAULTS, type Transport } from './transport/types.js'
+import type { HistoryState } from './history.js'
+import type { MemberHistory } from './server.js'
+import { MemberUpkeep } from './upkeep.js'
 import type { ViewSource } from './viewWatch.js'
 import { MemberBehindError } from './wire.js'
 
@@ -69,6 +74,9 @@ export interface MemberStatus {
   readonly starting: { readonly vid: number; readonly ready: boolean } | null
   /** The state transfer under way ("catching up, 41% of 2.1 GB"), if any. */
   readonly transfer: TransferStatus | null
+  /** History retention of this member's store (upkeep.ts), and the disk it is on. */
+  readonly history: HistoryState
+  readonly disk: DiskState
 }
 
 /** The epoch whose transport this member has (connecting or running). */
@@ -93,6 +101,8 @@ export class Member implements ReplicaAccess {
   private readonly delivery: Delivery
   private readonly requests: RequestTable
   private readonly transfer: StateTransfer
+  /** Retention, segment GC and the disk (upkeep.ts). */
+  readonly upkeep: MemberUpkeep
   private epoch: Epoch | null = null
   private pushPending: Epoch | null = null // the epoch whose row has unpushed changes (schedulePush)
   private tickTimer: { cancel(): void } | null = null
@@ -105,7 +115,7 @@ export class Member implements ReplicaAccess {
   /** What the mounts connected to this member hear of the records it applies (changeFeed.ts). */
   readonly changes = new ChangeFeed()
 
-  private constructor(config: GroupConfig, self: GroupMember, replica: Replica, env: MemberEnv, log: (line: string) => void) {
+  private constructor(config: GroupConfig, self: GroupMember, replica: Replica, disk: DiskGuard, env: MemberEnv, log: (line: string) => void) {
     this.config = config
     this.id = self.id
     this.self = self
@@ -157,6 +167,19 @@ export class Member implements ReplicaAccess {
       discarded: () => this.requests.rejectDelivered(() => new FffsError('EIO', `member ${this.id} discarded its log, which held this request's record; the group may or may not have ordered it`)),
     })
     this.client = new ReplicaClient(this)
+    this.upkeep = new MemberUpkeep({
+      store: replica.store,
+      config,
+      memberId: self.id,
+      clock: env.clock,
+      disk,
+      submit: async (mutation) => void (await this.client.submit(mutation)),
+      leads: () => this.machine.phase === 'running' && Math.min(...this.machine.lastView.memberIds) === this.id,
+      running: () => this.machine.phase === 'running',
+      viewIds: () => this.machine.lastView.memberIds,
+      log,
+    })
+    this.upkeep.start()
     this.scheduleTick()
   }
 
@@ -166,8 +189,10 @@ export class Member implements ReplicaAccess {
     const write = options.log ?? ((line: string) => process.stderr.write(line + '\n'))
     const log = (line: string): void => write(`fffs: member ${id}: ${line}`)
     const env = options.env ?? nativeEnv(config, id, log)
+    await env.disk.mkdirp(self.dataDir)
+    const disk = await MemberUpkeep.measureDisk(self.dataDir, env.disk) // on a full disk its reserve file is given back: the store can open
     const replica = await Replica.open({ memberId: id, disk: env.disk, dataDir: self.dataDir, clock: env.clock, log, ...(config.shardRole !== undefined ? { role: config.shardRole } : {}) })
-    return new Member(config, self, replica, env, log)
+    return new Member(config, self, replica, disk, env, log)
   }
 
   /** The store this member's replica holds (the simulation reads it). */
@@ -208,6 +233,17 @@ export class Member implements ReplicaAccess {
     digest: ({ stamp }) => this.transfer.serveDigest(stamp),
   }
 
+  /** This member's history retention, as its client port serves it (`fffs gc`, `fffs log --gc`, `fffs status`). */
+  readonly history: MemberHistory = {
+    state: () => this.upkeep.state(),
+    collect: async ({ dryRun, propose, after }) => {
+      if (after !== undefined) await this.holdStamp(after)
+      const report = await this.upkeep.run({ dryRun, propose })
+      return { report, appliedStamp: this.store.appliedStamp }
+    },
+    audits: (limit) => this.store.audits(limit),
+  }
+
   status(): MemberStatus {
     const epoch = this.epoch
     const memberIds = epoch?.plan.memberIds ?? []
@@ -235,6 +271,8 @@ export class Member implements ReplicaAccess {
       lastView: this.machine.lastView,
       starting: this.machine.starting,
       transfer: this.transfer.status(),
+      history: this.upkeep.state(),
+      disk: this.upkeep.lastDisk,
     }
   }
 
@@ -493,6 +531,7 @@ export class Member implements ReplicaAccess {
         // After a reconfigure, nothing more of the epoch is delivered; own requests go again in the next.
         if (this.machine.ending !== null) return
         const recycle = epoch.transport.recycle?.bind(epoch.transport)
+        this.upkeep.delivered(action.payload.byteLength)
         const delivered = this.delivery.deliver(action.stamp, action.records ?? 1, action.payload, recycle)
         if (delivered.kind === 'applied') {
           this.requests.delivered(action.requestId, action.stamp, delivered.results)
@@ -555,6 +594,10 @@ export class Member implements ReplicaAccess {
 
   order(payload: Uint8Array, after?: HlcStamp): Promise<{ stamp: HlcStamp; result: ApplyResult }> {
     return this.requests.order(payload, after)
+  }
+
+  refuseWhenFull(mutation: Mutation | 'write'): void {
+    this.upkeep.refuse(mutation)
   }
 
   orderRecord(payload: Uint8Array, after?: HlcStamp): Promise<{ stamp: HlcStamp; result: ApplyResult }> {
@@ -652,6 +695,7 @@ export class Member implements ReplicaAccess {
     this.transfer.stop()
     await epoch?.transport.stop().catch(() => undefined)
     this.env.peers.close()
+    await this.upkeep.stop()
     await this.delivery.stop()
     await this.store.close()
   }

@@ -53,8 +53,16 @@ export class LocalOrderer implements Orderer {
     const synced = this.store.log.sync()
     synced.catch(() => undefined) // reported by the apply below, which awaits it
     const applied = this.applyChain.then(async () => {
-      await synced
-      const result = await this.store.apply(stamp, mutation, logged)
+      let result: ApplyResult
+      try {
+        await synced
+        result = await this.store.apply(stamp, mutation, logged)
+      } catch (err) {
+        // Not in the log (a full disk), or the log failed: the record is no more; the next ones go on.
+        if (this.inFlight[0] === entry) this.inFlight.shift()
+        this.wake()
+        throw err
+      }
       if (this.inFlight.shift() !== entry) throw new Error('records applied out of order')
       this.wake()
       return { stamp, result }

@@ -6,6 +6,9 @@
 // {code, message, reason} (wire.ts).
 
 import type { ChangeNote, SubmitId, Submitted } from './client.js'
+import type { HistoryState } from './history.js'
+import type { RetentionRunReport } from '../store/retention/runner.js'
+import type { Audit } from '../store/store.js'
 import * as c from './codec.js'
 import type { TransferStatus } from './readiness.js'
 import type { AcceptedView, EpochPlan, MemberReport } from './recovery.js'
@@ -14,7 +17,7 @@ import type { Connection, Incoming, Reply } from './wire.js'
 import type { Attr, Ino, Mutation, NameBinding, SensorPick, Snapshot, VersionRange } from '../store/records.js'
 
 /** Bumped when a method's arguments or results change shape; a hello across versions is refused. */
-export const PROTOCOL_VERSION = 3
+export const PROTOCOL_VERSION = 4
 
 export interface Method<A, R> {
   readonly name: string
@@ -92,6 +95,32 @@ export function jsonable(value: unknown): unknown {
   return value
 }
 
+const historyState = c.shaped<HistoryState>('a HistoryState', (w) => c.field(w, 'floorStamp', 'string') ?? c.field(w, 'logBase', 'string'))
+/** A run's report and an audit entry travel as JSON (bigints as decimal strings); an audit's stamp is read back as a bigint. */
+const runReport: c.Codec<RetentionRunReport> = { ...c.shaped<RetentionRunReport>('a retention run report', (w) => c.field(w, 'gc', 'object')), encode: jsonable }
+const audit: c.Codec<Audit> = {
+  encode: (value) => jsonable(value),
+  decode: (wire, at) => {
+    const entry = c.shaped<Audit & { stamp: unknown }>('an audit entry', (w) => c.field(w, 'kind', 'string') ?? c.field(w, 'stamp', 'string')).decode(wire, at)
+    return { ...entry, stamp: c.stamp.decode(entry.stamp, at) } as Audit
+  },
+}
+
+/** A retention run at one member (`fffs gc` in a group asks each member; the first proposes the records that move the floor). */
+export interface CollectArgs {
+  readonly dryRun: boolean
+  /** Order `retain` and the `compact` records (the floor moves for the whole group); else only collect this member's segments. */
+  readonly propose: boolean
+  /** Run once this member holds every record up to here (the records another member's run ordered). */
+  readonly after?: bigint
+}
+
+export interface CollectReply {
+  readonly report: RetentionRunReport
+  /** What this member had applied when its run ended (the next member's `after`). */
+  readonly appliedStamp: bigint
+}
+
 // ---- a mount and a member ----
 
 export interface Hello {
@@ -139,7 +168,7 @@ export const clientMethods = {
   /** At most VERSIONS_PAGE of them (fewer than asked: the range ends there). */
   versions: method('versions', c.object<{ ino: Ino; range: VersionRange | undefined }>({ ino, range: c.optional(versionRange) }), c.array(attr)),
   /** The bindings after `after`, at most `limit` (≤ HISTORY_PAGE). */
-  nameHistory: method('nameHistory', c.object<{ dir: Ino; name: string; after: bigint | undefined; limit: number }>({ dir: ino, name: c.string, after: c.optional(c.stamp), limit: c.natural }), c.array(c.object<NameBinding>({ stamp: c.stamp, ino: c.nullable(ino) }))),
+  nameHistory: method('nameHistory', c.object<{ dir: Ino; name: string; after: bigint | undefined; limit: number }>({ dir: ino, name: c.string, after: c.optional(c.stamp), limit: c.natural }), c.array(c.object<NameBinding>({ stamp: c.stamp, ino: c.nullable(ino), firstRow: c.optional(c.natural), version: c.optional(c.natural) }))),
   stampOfVersion: method('stampOfVersion', c.object<{ ino: Ino; version: number }>({ ino, version: c.natural }), c.nullable(c.stamp)),
   stampAtSensorTime: method('stampAtSensorTime', c.object<{ ino: Ino; sensorUs: number }>({ ino, sensorUs: c.number }), c.nullable(c.stamp)),
   sensorPick: method('sensorPick', c.object<{ ino: Ino; sensorUs: number }>({ ino, sensorUs: c.number }), c.nullable(c.object<SensorPick>({ stamp: c.stamp, sizeBytes: c.nullable(c.natural) }))),
@@ -155,6 +184,10 @@ export const clientMethods = {
   /** The view now; `view` messages follow at every change (viewWatch.ts). */
   watchViews: method('watchViews', c.none, memberView),
   status: method('status', c.none, status),
+  /** This member's history retention: its floor, policy and log base. */
+  history: method('history.state', c.none, historyState),
+  collect: method('history.collect', c.object<CollectArgs>({ dryRun: c.boolean, propose: c.boolean, after: c.optional(c.stamp) }), c.object<CollectReply>({ report: runReport, appliedStamp: c.stamp })),
+  audits: method('history.audits', c.object<{ limit: number }>({ limit: c.natural }), c.array(audit)),
   submit: method('submit', c.object<SubmitArgs>({ mutation, id: submitId, retry: c.boolean, after: c.optional(c.stamp) }), c.object<Submitted>({ stamp: c.stamp, ino: c.optional(ino), attr: c.optional(attr) })),
 }
 

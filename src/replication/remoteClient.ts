@@ -18,6 +18,7 @@ import type { Attr, DataRef, DirPage, Ino, Mutation, NameBinding, SensorPick, Sn
 import type { ShardRole } from '../store/store.js'
 import type { HlcStamp } from '../temporal/hlc.js'
 import { blobIdsOf, SeenStamp, type ChangeListener, type Client, type SubmitOptions, type Submitted } from './client.js'
+import type { HistoryAudit, HistoryControl, HistoryRun, HistoryState } from './history.js'
 import { initialShards, type GroupConfig, type GroupMember } from './config.js'
 import { ATTRS_PAGE_NODES, clientMethods, HISTORY_PAGE, messageArgs, messages, PROTOCOL_VERSION, READDIR_PAGE_ENTRIES, request, send, SNAPSHOTS_PAGE, VERSIONS_PAGE, type MemberView, type Method, type SubmitArgs } from './protocol.js'
 import { ViewWatch } from './viewWatch.js'
@@ -68,6 +69,8 @@ export class RemoteClient implements Client {
   private closed = false
   private readonly views: ViewWatch
   private latestView: MemberView | null = null // the latest view a running member reported
+  private floorSeen: HlcStamp = 0n // the group's history floor as last learnt (history.floor)
+  private floorAskedMs = 0
   private changeListener: ChangeListener | null = null // watchChanges
 
   private constructor(config: GroupConfig, options: RemoteClientOptions) {
@@ -175,6 +178,52 @@ export class RemoteClient implements Client {
   snapshots(page: DirPage = {}): Promise<Snapshot[]> {
     return inWindows(SNAPSHOTS_PAGE, page.limit, page.after, (s) => s.name, async (after, limit) => (await this.call(clientMethods.snapshots, () => ({ after, limit }))).result)
   }
+
+  /**
+   * The group's history retention. The floor moves by ordered records, so every member holds
+   * the same one; each member collects its own log segments. An on-demand run asks the members
+   * in turn: the first it reaches orders the records that move the floor, each later one
+   * collects once it holds them.
+   */
+  readonly history: HistoryControl = {
+    state: async () => {
+      const states = await this.eachMember(clientMethods.history, () => undefined, HISTORY_STATE_TIMEOUT_MS)
+      return states.map(({ id, result }): HistoryState => ({ ...result, member: id }))
+    },
+    floor: async () => {
+      this.floorAskedMs = Date.now()
+      const state = (await this.call(clientMethods.history, () => undefined)).result
+      const floor = BigInt(state.floorStamp)
+      if (floor > this.floorSeen) this.floorSeen = floor
+      return this.floorSeen
+    },
+    // Learnt again in the background when older than FLOOR_REFRESH_MS: a path walk's remembered
+    // steps below the floor are taken afresh only once the mount knows the floor passed them.
+    knownFloor: () => {
+      if (Date.now() - this.floorAskedMs >= FLOOR_REFRESH_MS && !this.closed) void this.history.floor().catch(() => undefined)
+      return this.floorSeen
+    },
+    collect: async ({ dryRun }) => {
+      const runs: HistoryRun[] = []
+      let after: HlcStamp | undefined
+      for (const member of this.config.members) {
+        const args = { dryRun: dryRun === true, propose: runs.length === 0, ...(after !== undefined ? { after } : {}) }
+        const reply = await this.requestMember(member, clientMethods.collect, args, COLLECT_TIMEOUT_MS).catch((err: Error) => {
+          this.log(`fffs gc: member ${member.id}: ${err.message}`)
+          return null
+        })
+        if (reply === null) continue
+        runs.push({ member: member.id, report: reply.report })
+        after = reply.appliedStamp
+      }
+      if (runs.length === 0) throw new FffsError('EIO', 'fffs gc: no member of the group could run it (see the mount log)')
+      return runs
+    },
+    audits: async (limit) => {
+      const audits = await this.eachMember(clientMethods.audits, () => ({ limit }), HISTORY_STATE_TIMEOUT_MS)
+      return audits.flatMap(({ id, result }) => result.map((audit): HistoryAudit => ({ member: id, audit }))).sort((a, b) => (a.audit.stamp < b.audit.stamp ? -1 : a.audit.stamp > b.audit.stamp ? 1 : 0))
+    },
+  }
   async snapshot(name: string): Promise<Snapshot | null> {
     return (await this.call(clientMethods.snapshot, () => ({ name }))).result
   }
@@ -185,6 +234,19 @@ export class RemoteClient implements Client {
   /** The status of the member this client is connected to (`Member.status()`, bigints as strings). */
   async memberStatus(): Promise<unknown> {
     return (await this.call(clientMethods.status, () => undefined)).result
+  }
+
+  /** `method` at every member that answers within `timeoutMs` (in parallel), in config order. */
+  private async eachMember<A, R>(method: Method<A, R>, makeArgs: () => A, timeoutMs: number): Promise<Array<{ id: number; result: R }>> {
+    const answers = await Promise.all(this.config.members.map((member) => this.requestMember(member, method, makeArgs(), timeoutMs).then((result) => ({ id: member.id, result }), () => null)))
+    return answers.filter((a): a is { id: number; result: R } => a !== null)
+  }
+
+  /** One request to one member: on this client's connection if it is the connected one, else on a connection of its own. */
+  private async requestMember<A, R>(member: GroupMember, method: Method<A, R>, args: A, timeoutMs: number): Promise<R> {
+    const connected = this.current !== null && this.current.connection.isOpen ? this.current : null
+    if (connected !== null && connected.member.id === member.id) return (await request(connected.connection, method, args, { timeoutMs })).result
+    return requestMember(this.config, member, method, args, timeoutMs)
   }
 
   /**
@@ -201,10 +263,7 @@ export class RemoteClient implements Client {
         const where = { id: member.id, host: member.host, clientPort: member.clientPort }
         const startedMs = Date.now()
         try {
-          const status =
-            connected !== null && connected.member.id === member.id
-              ? (await request(connected.connection, clientMethods.status, undefined, { timeoutMs })).result
-              : await fetchMemberStatus(this.config, member, timeoutMs)
+          const status = await this.requestMember(member, clientMethods.status, undefined, timeoutMs)
           return { ...where, connected: connected?.member.id === member.id, reachable: true, status, elapsedMs: Date.now() - startedMs }
         } catch (err) {
           const code = err instanceof FffsError ? err.code : 'EIO'
@@ -407,6 +466,10 @@ export class RemoteClient implements Client {
 }
 
 const GROUP_STATUS_TIMEOUT_MS = 2_000
+const HISTORY_STATE_TIMEOUT_MS = 5_000
+const FLOOR_REFRESH_MS = 1_000
+/** An on-demand run at one member: compaction of the whole store and GC without an I/O budget. */
+const COLLECT_TIMEOUT_MS = 10 * 60_000
 
 /** What `fffs status` shows of a group config (never the key). */
 export function groupInfo(config: GroupConfig): GroupInfo {
@@ -443,7 +506,12 @@ export interface MemberStatusReport {
 }
 
 /** Asks one member for its status over a connection of its own (connect, authenticate, one request, close); bounded by timeoutMs for each step. */
-export async function fetchMemberStatus(config: GroupConfig, member: GroupMember, timeoutMs: number): Promise<unknown> {
+export function fetchMemberStatus(config: GroupConfig, member: GroupMember, timeoutMs: number): Promise<unknown> {
+  return requestMember(config, member, clientMethods.status, undefined, timeoutMs)
+}
+
+/** One request to a member over a short-lived connection of its own (authenticated with the cluster key). */
+async function requestMember<A, R>(config: GroupConfig, member: GroupMember, method: Method<A, R>, args: A, timeoutMs: number): Promise<R> {
   const handshakeTimeoutMs = Math.min(timeoutMs, config.clients.handshakeTimeoutMs)
   const connection = await connect(member.host, member.clientPort, config.key, handshakeTimeoutMs, {
     heartbeatIntervalMs: config.clients.heartbeatIntervalMs,
@@ -451,7 +519,7 @@ export async function fetchMemberStatus(config: GroupConfig, member: GroupMember
     handshakeTimeoutMs,
   })
   try {
-    return (await request(connection, clientMethods.status, undefined, { timeoutMs })).result
+    return (await request(connection, method, args, { timeoutMs })).result
   } finally {
     connection.close()
   }

@@ -12,7 +12,9 @@ import { FffsError } from '../errors.js'
 import type { Attr, DataRef, VersionOp } from '../store/records.js'
 import type { ChangeFeed } from './changeFeed.js'
 import { blobIdsOf, dataRefAt, type Client } from './client.js'
-import { ATTRS_PAGE_NODES, ATTRS_REPLY_BUDGET_BYTES, clientMethods, HISTORY_PAGE, messageArgs, messages, peerMethods, PROTOCOL_VERSION, READDIR_PAGE_ENTRIES, serveMethods, SNAPSHOTS_PAGE, VERSIONS_PAGE, type Service } from './protocol.js'
+import type { HistoryState } from './history.js'
+import { ATTRS_PAGE_NODES, ATTRS_REPLY_BUDGET_BYTES, clientMethods, HISTORY_PAGE, messageArgs, messages, peerMethods, PROTOCOL_VERSION, READDIR_PAGE_ENTRIES, serveMethods, SNAPSHOTS_PAGE, VERSIONS_PAGE, type CollectArgs, type CollectReply, type Service } from './protocol.js'
+import type { Audit } from '../store/store.js'
 import { serveViewWatch, type ViewSource } from './viewWatch.js'
 import { MAX_BODY_BYTES, type Connection, type Incoming, type Reply } from './wire.js'
 
@@ -40,6 +42,15 @@ export interface ServeClientOptions {
   readonly views?: ViewSource
   /** The changes the member applies, for mounts that cache the live tree (changeFeed.ts). Absent: 'watchChanges' is refused with ENOTSUP. */
   readonly changes?: ChangeFeed
+  /** The member's history retention (upkeep.ts). Absent: the history methods are refused with ENOTSUP. */
+  readonly history?: MemberHistory
+}
+
+/** What a member serves of its history retention. */
+export interface MemberHistory {
+  state(): HistoryState
+  collect(args: CollectArgs): Promise<CollectReply>
+  audits(limit: number): Promise<Audit[]>
 }
 
 interface ServedBlob {
@@ -126,6 +137,9 @@ function clientService(connection: Connection, client: Client, blobs: Map<string
       if (options.status === undefined) throw new FffsError('ENOTSUP', `this ${options.memberId !== undefined ? `member (${options.memberId})` : 'server'} reports no status`)
       return { result: await options.status() }
     },
+    history: async () => ({ result: memberHistory(options).state() }),
+    collect: async (args) => ({ result: await memberHistory(options).collect(args) }),
+    audits: async ({ limit }) => ({ result: await memberHistory(options).audits(limit) }),
     submit: async ({ mutation, id, after }) => {
       const referenced = blobIdsOf(mutation)
       try {
@@ -137,6 +151,11 @@ function clientService(connection: Connection, client: Client, blobs: Map<string
       }
     },
   }
+}
+
+function memberHistory(options: ServeClientOptions): MemberHistory {
+  if (options.history === undefined) throw new FffsError('ENOTSUP', `this ${options.memberId !== undefined ? `member (${options.memberId})` : 'server'} keeps no history retention`)
+  return options.history
 }
 
 /** The first attributes of `attrs` that fit in one reply (at least one): an estimate, as xattrs may be large. */

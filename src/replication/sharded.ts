@@ -17,6 +17,7 @@ import type { Attr, DataRef, DirPage, Ino, Mutation, NameBinding, SensorPick, Sn
 import { HLC_MAX, type HlcStamp } from '../temporal/hlc.js'
 import { SeenStamp, type ChangeListener, type Client, type SubmitOptions, type Submitted } from './client.js'
 import type { GroupConfig } from './config.js'
+import type { HistoryControl } from './history.js'
 import { groupInfo, RemoteClient, type GroupInfo, type MemberStatusReport, type RemoteClientOptions } from './remoteClient.js'
 import { dataShardOf, shardGroups, startPerShard } from './shards.js'
 
@@ -53,6 +54,15 @@ export class ShardedClient implements Client {
     const seen = new SeenStamp()
     const clients = await startPerShard(groups, (group) => RemoteClient.connect(group.config, { ...options, seen }), (client) => client.close())
     return new ShardedClient(config, clients[0]!, clients.slice(1), groups.map((g) => g.name))
+  }
+
+  /** Each shard's retention (its own floor, moved by its own ordered records); a cut across shards is read against the greatest floor. */
+  readonly history: HistoryControl = {
+    state: async () => (await Promise.all(this.all.map((client, i) => client.history.state().then((states) => states.map((state) => ({ ...state, shard: this.names[i]! })))))).flat(),
+    floor: async () => (await Promise.all(this.all.map((client) => client.history.floor()))).reduce((a, b) => (a > b ? a : b), 0n),
+    knownFloor: () => this.all.map((client) => client.history.knownFloor()).reduce((a, b) => (a > b ? a : b), 0n),
+    collect: async (options) => (await Promise.all(this.all.map((client, i) => client.history.collect(options).then((runs) => runs.map((run) => ({ ...run, shard: this.names[i]! })))))).flat(),
+    audits: async (limit) => (await Promise.all(this.all.map((client, i) => client.history.audits(limit).then((audits) => audits.map((audit) => ({ ...audit, shard: this.names[i]! })))))).flat(),
   }
 
   private dataOf(ino: Ino): RemoteClient {
@@ -151,8 +161,9 @@ export class ShardedClient implements Client {
     return range.limit !== undefined ? out.slice(0, range.limit) : out
   }
 
-  nameHistory(dir: Ino, name: string, page?: StampPage): Promise<NameBinding[]> {
-    return this.meta.nameHistory(dir, name, page)
+  /** The meta shard's bindings, without their rows: a file's rows count its versions on both shards (history.ts counts them). */
+  async nameHistory(dir: Ino, name: string, page?: StampPage): Promise<NameBinding[]> {
+    return (await this.meta.nameHistory(dir, name, page)).map(({ stamp, ino }) => ({ stamp, ino }))
   }
 
   async stampOfVersion(ino: Ino, version: number): Promise<HlcStamp | null> {

@@ -42,7 +42,7 @@ export interface IndexDb {
   /** Atomic: every op or none, in one write. `sync`: durable on return, with every write before it. */
   batch(ops: IndexOp[], options?: { readonly sync?: boolean }): Promise<void>
   iterator(range: IndexRange): AsyncIterable<[Buffer, Buffer]> & { all(): Promise<Array<[Buffer, Buffer]>> }
-  keys(range: IndexRange): { all(): Promise<Buffer[]> }
+  keys(range: IndexRange): AsyncIterable<Buffer> & { all(): Promise<Buffer[]> }
   clear(): Promise<void>
 }
 
@@ -55,6 +55,8 @@ export interface Disk {
   /** `flags` as node's open takes them: 'a+' (create, append and read), 'r', or O_* numbers (O_DIRECT). */
   open(file: string, flags: string | number): Promise<DiskFile>
   truncate(file: string, lengthBytes: number): Promise<void>
+  /** A new file of `sizeBytes` whose blocks are taken on the disk (not a sparse file), durable on return. ENOSPC when they do not fit. */
+  allocate(file: string, sizeBytes: number): Promise<void>
   /** Removes a file or a directory tree; nothing there is not an error. */
   remove(target: string): Promise<void>
   /** Renames; durable once the directory is synced. */
@@ -66,6 +68,13 @@ export interface Disk {
   writeTextDurably(file: string, text: string): void
   /** The index kept in directory `dir` (not opened yet). */
   openIndex(dir: string): IndexDb
+  /** The size of the file system `dir` is on, and the bytes this process may still write to it (statfs bavail). */
+  space(dir: string): Promise<DiskSpace>
+}
+
+export interface DiskSpace {
+  readonly totalBytes: number
+  readonly availableBytes: number
 }
 
 /** The real disk: node's fs and LevelDB. */
@@ -75,6 +84,17 @@ export const nodeDisk: Disk = {
   sizeOf: (file) => fsp.stat(file).then((s) => s.size, (err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? null : Promise.reject(err))),
   open: (file, flags) => fsp.open(file, flags),
   truncate: (file, lengthBytes) => fsp.truncate(file, lengthBytes),
+  allocate: async (file, sizeBytes) => {
+    // Zeros written, not a truncate: a sparse file would take no blocks (node has no fallocate).
+    const handle = await fsp.open(file, 'w')
+    try {
+      const zeros = Buffer.alloc(Math.min(sizeBytes, 1024 * 1024))
+      for (let done = 0; done < sizeBytes; done += zeros.length) await handle.write(zeros, 0, Math.min(zeros.length, sizeBytes - done), done)
+      await handle.sync()
+    } finally {
+      await handle.close()
+    }
+  },
   remove: (target) => fsp.rm(target, { recursive: true, force: true }),
   rename: (from, to) => fsp.rename(from, to),
   syncDir: async (dir) => {
@@ -95,6 +115,10 @@ export const nodeDisk: Disk = {
     fsyncPath(path.dirname(file), 'r')
   },
   openIndex: (dir) => new ClassicLevel<Buffer, Buffer>(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer' }),
+  space: async (dir) => {
+    const s = await fsp.statfs(dir)
+    return { totalBytes: s.blocks * s.bsize, availableBytes: s.bavail * s.bsize }
+  },
 }
 
 function fsyncPath(target: string, flags: string): void {

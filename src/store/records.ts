@@ -4,6 +4,7 @@
 
 import type { FffsErrorCode, FffsReason } from '../errors.js'
 import type { HlcStamp } from '../temporal/hlc.js'
+import type { RetentionPolicy } from './retention/policy.js'
 import type { LogPosition } from './segmentLog.js'
 
 export type Ino = number
@@ -85,7 +86,22 @@ export type Mutation =
    */
   | { readonly type: 'version'; readonly ino: Ino; readonly ops: readonly VersionOp[]; readonly sensorUs?: number; readonly records?: VersionRecords; readonly sensorLagMaxUs?: number }
   | { readonly type: 'snapshot'; readonly name: string; readonly at: string /* HlcStamp, decimal */; readonly spec: string }
+  /** Refused (EBUSY) while the snapshot is held. */
   | { readonly type: 'unsnapshot'; readonly name: string }
+  /** A hold on a snapshot (`fffs snapshot hold NAME TAG`): it cannot be deleted until every hold is released. */
+  | { readonly type: 'hold'; readonly name: string; readonly tag: string }
+  | { readonly type: 'release'; readonly name: string; readonly tag: string }
+  /**
+   * Moves the history floor to this record's platform time − policy.keepAllFor (never back)
+   * and keeps the instants the policy's tiers keep below it; reads below the floor at cuts
+   * nothing pins are ERANGE from here on. The versions the policy drops go by the `compact`
+   * records that follow (retention/compaction.ts).
+   */
+  | { readonly type: 'retain'; readonly policy: RetentionPolicy }
+  /** Drops what the floor no longer needs from the nodes with inodes from where the last `compact` stopped up to `toIno` (exclusive). */
+  | { readonly type: 'compact'; readonly toIno: number }
+  /** A member's disk fell below its reserve (`full`), or has room again: while any member is short, records that add data are refused (ENOSPC). */
+  | { readonly type: 'space'; readonly member: number; readonly full: boolean }
 
 /** `ino`: a new node's; `attr`: the attributes of the node the record made or changed (mknod, link, setattr, xattrs, version), after it. */
 export type ApplyResult =
@@ -100,10 +116,16 @@ export interface EntryChange {
   readonly moved?: true // a rename between two directories: the other half is in the other directory's history
 }
 
-/** One binding of a name in a directory: from `stamp` on (until the next binding), the name names `ino` (null: nothing). */
+/**
+ * One binding of a name in a directory: from `stamp` on (until the next binding), the name names
+ * `ino` (null: nothing). `firstRow`: the row of the name's history it starts at, and `version`
+ * the node's version then (absent for bindings written before they were kept).
+ */
 export interface NameBinding {
   readonly stamp: HlcStamp
   readonly ino: Ino | null
+  readonly firstRow?: number
+  readonly version?: number
 }
 
 /** Which versions of a node to list: stamps in (after, upto], oldest first (newest first when `reverse`), at most `limit`. */
@@ -164,6 +186,7 @@ export interface Snapshot {
   readonly at: string // HlcStamp, decimal
   readonly spec: string // what the user asked for
   readonly createdStamp: string
+  readonly holds?: readonly string[] // tags of `fffs snapshot hold`: while any, the snapshot cannot be deleted
 }
 
 interface EncodedRecord {

@@ -13,13 +13,25 @@
 
 import { constants as fsConstants } from 'node:fs'
 import path from 'node:path'
-import { errors } from '../errors.js'
+import { errors, FffsError } from '../errors.js'
 import { crc32c, crc32cCombine, crc32cOfSuffix } from './crc32c.js'
 import { nodeDisk, type Disk, type DiskFile } from './disk.js'
 
 export const ENTRY_HEADER_BYTES = 16
 const ENTRY_MAGIC = 0x31534646 // 'FFS1'
 export const SEGMENT_SIZE_BYTES_DEFAULT = 256 * 1024 * 1024
+const SEGMENT_SIZE_BYTES_MIN = 4 * 1024 * 1024
+
+/**
+ * The segment size for a log on a file system of `diskBytes`: a 64th of it, a power of two
+ * from 4 MiB to 256 MiB. Segment GC frees space a whole segment at a time, so on a small disk
+ * (a 200 MB volume) segments must be small enough to be sealed and collected long before it fills.
+ */
+export function segmentSizeForDisk(diskBytes: number): number {
+  let size = SEGMENT_SIZE_BYTES_DEFAULT
+  while (size > SEGMENT_SIZE_BYTES_MIN && size * 64 > diskBytes) size /= 2
+  return size
+}
 export const PAGE_BYTES = 4096
 /** Payloads this large (and page-aligned in memory) go to the file with O_DIRECT, when enabled. */
 export const DIRECT_PAYLOAD_MIN_BYTES = 1024 * 1024
@@ -93,11 +105,13 @@ function padEntry(sizeBytes: number): Buffer {
 
 export class SegmentLog {
   readonly dir: string
-  readonly segmentSizeBytes: number
+  segmentSizeBytes: number // entries roll over to a new segment past it (segments already written may be of another size)
   private readonly disk: Disk
   private tailSegment = 0
   private tailOffset = 0 // next entry start in tailSegment
   private writer: DiskFile | null = null
+  private writerSegment = 0 // the segment `writer` is open on
+  private isOpen = false // between open and close (`writer` is null for a moment while a segment changes)
   /** Read handles by segment, as promises: concurrent first reads of a segment share one open. */
   private readonly readers = new Map<number, Promise<DiskFile>>()
   private readonly directReaders = new Map<number, Promise<DiskFile>>() // O_DIRECT, for large page-aligned payloads
@@ -106,6 +120,13 @@ export class SegmentLog {
   /** Where the bytes in the files end: appended entries past it are still queued on writeChain. */
   private writtenTo: LogPosition = { segment: 0, offset: 0 }
   private writeError: Error | null = null
+  /**
+   * The disk ran full writing the entry at `at`: it and every entry after it fail (ENOSPC), new
+   * appends are refused, and once the writes queued behind it are done the log is cut back to
+   * `at` and takes appends again. Unlike other write errors this is not sticky: nothing written
+   * before `at` is touched, nothing after it was acknowledged.
+   */
+  private spaceFailure: { readonly at: LogPosition; readonly error: FffsError } | null = null
   private appendedCount = 0
   private syncedCount = 0
   private syncInFlight: Promise<void> | null = null
@@ -168,7 +189,50 @@ export class SegmentLog {
       this.cacheDrop.droppedTo = 0
     }
     this.writer = await this.disk.open(path.join(this.dir, segmentName(this.tailSegment)), 'a+')
+    this.writerSegment = this.tailSegment
+    this.isOpen = true
     return { truncatedBytes }
+  }
+
+  /** Where the next entry goes. */
+  get tail(): LogPosition {
+    return { segment: this.tailSegment, offset: this.tailOffset }
+  }
+
+  /** The segment files there are, oldest first, with their sizes. */
+  async segmentFiles(): Promise<Array<{ segment: number; sizeBytes: number }>> {
+    const out: Array<{ segment: number; sizeBytes: number }> = []
+    for (const name of await this.disk.list(this.dir)) {
+      const match = /^seg-(\d{8})\.log$/.exec(name)
+      const sizeBytes = match === null ? null : await this.disk.sizeOf(path.join(this.dir, name))
+      if (match !== null && sizeBytes !== null) out.push({ segment: Number(match[1]), sizeBytes })
+    }
+    return out.sort((a, b) => a.segment - b.segment)
+  }
+
+  /** Every intact entry of one sealed segment, in order (segment GC reads the records of a segment it did not see written). */
+  async scanSealed(segment: number, onEntry: (entry: LogEntry) => Promise<void>): Promise<void> {
+    if (segment >= this.tailSegment) throw new Error(`SegmentLog.scanSealed: segment ${segment} is not sealed (the tail is ${this.tailSegment})`)
+    const sizeBytes = (await this.disk.sizeOf(path.join(this.dir, segmentName(segment)))) ?? 0
+    await this.scanSegment(segment, 0, sizeBytes, onEntry)
+  }
+
+  /**
+   * Deletes whole sealed segments that nothing names any more (segment GC, once the index no
+   * longer points into them and the reads that might have are done). Their open read handles are
+   * closed first; the directory is synced after.
+   */
+  async removeSegments(segments: readonly number[]): Promise<void> {
+    for (const segment of segments) {
+      if (segment >= this.tailSegment) throw new Error(`SegmentLog.removeSegments: segment ${segment} is not sealed (the tail is ${this.tailSegment})`)
+      for (const handles of [this.readers, this.directReaders]) {
+        const open = handles.get(segment)
+        handles.delete(segment)
+        await open?.then((h) => h.close(), () => undefined)
+      }
+      await this.disk.remove(path.join(this.dir, segmentName(segment)))
+    }
+    await this.disk.syncDir(this.dir)
   }
 
   /** Whether the log's files reach `position` (before open: the index's `applied` must not lie beyond them). */
@@ -217,8 +281,9 @@ export class SegmentLog {
    * makes recovery end the log at this entry, so it must come from the very bytes.
    */
   append(kind: EntryKind, payload: Uint8Array, payloadCrc?: number | Promise<number>): { position: LogPosition; next: LogPosition; written: Promise<void> } {
-    if (this.writer === null) throw new Error('SegmentLog.append before open')
+    if (!this.isOpen) throw new Error('SegmentLog.append before open')
     if (this.writeError !== null) throw errors.corrupt(`log write failed earlier: ${this.writeError.message}`)
+    if (this.spaceFailure !== null) throw this.spaceFailure.error
     if (this.syncError !== null) throw errors.corrupt(`log sync failed earlier: ${this.syncError.message}`)
     const entrySizeBytes = ENTRY_HEADER_BYTES + payload.length
     const direct = this.direct !== null && payload.length >= DIRECT_PAYLOAD_MIN_BYTES && this.direct.pageOffsetOf(payload) === 0
@@ -241,7 +306,7 @@ export class SegmentLog {
       written = this.appendToGroup(segment, entryOffset, header, payload)
     } else {
       this.group = null // the entries after this one are written after it
-      written = this.chainWrite(async () => {
+      written = this.chainWrite({ segment, offset: entryOffset }, async () => {
         const entryHeader = header ?? encodeHeader(kind, payload, await payloadCrc)
         if (rollover) await this.rollTo(segment)
         const writer = this.writer!
@@ -261,12 +326,55 @@ export class SegmentLog {
     return { position: { segment, offset: payloadOffset }, next: { segment, offset: this.tailOffset }, written }
   }
 
-  /** Queues a write after every earlier one; a failure is sticky (every later append fails). */
-  private chainWrite(write: () => Promise<void>): Promise<void> {
-    return (this.writeChain = this.writeChain.then(write).catch((err: Error) => {
+  /**
+   * Queues a write of entries starting at `start` after every earlier one. A failure is sticky
+   * (every later append fails), except a full disk (spaceFailure).
+   */
+  private chainWrite(start: LogPosition, write: () => Promise<void>): Promise<void> {
+    const run = this.writeChain.then(async () => {
+      if (this.spaceFailure !== null) throw this.spaceFailure.error // queued behind the write that found the disk full: not written either
+      try {
+        await write()
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err
+        this.spaceFailure = { at: start, error: new FffsError('ENOSPC', `no space left on device: the log could not write at segment ${start.segment} offset ${start.offset}`) }
+        this.writeChain = this.writeChain.then(() => this.cutBack()) // after every write queued behind this one
+        throw this.spaceFailure.error
+      }
+    })
+    this.writeChain = run.catch((err: Error) => {
+      if (this.spaceFailure !== null && err === this.spaceFailure.error) return
       this.writeError ??= err
       throw err
-    }))
+    })
+    return run
+  }
+
+  /**
+   * After a full disk: the files end where the failed write began again, and the next append
+   * starts a new segment, so no position handed out for a failed entry is ever handed out again
+   * (whoever holds one must find it failed, never another entry's bytes).
+   */
+  private async cutBack(): Promise<void> {
+    const at = this.spaceFailure!.at
+    this.group = null
+    const began = at.offset === 0 && at.segment > 0 // the failed write began segment at.segment
+    const last = began ? at.segment - 1 : at.segment
+    for (let segment = Math.max(this.tailSegment, this.writerSegment); segment > last; segment--) await this.disk.remove(path.join(this.dir, segmentName(segment)))
+    if (this.writer === null || this.writerSegment !== last) {
+      await this.writer?.close().catch(() => undefined)
+      if (this.direct?.handle != null) {
+        await this.direct.handle.close().catch(() => undefined)
+        this.direct.handle = null
+      }
+      this.writer = await this.disk.open(path.join(this.dir, segmentName(last)), 'a+')
+      this.writerSegment = last
+    }
+    if (!began) await this.writer.truncate(at.offset)
+    this.writtenTo = { segment: last, offset: (await this.disk.sizeOf(path.join(this.dir, segmentName(last)))) ?? 0 }
+    this.tailSegment = at.segment
+    this.tailOffset = this.segmentSizeBytes // full: the next append rolls over to a new segment
+    this.spaceFailure = null
   }
 
   /**
@@ -283,7 +391,7 @@ export class SegmentLog {
     }
     const group: WriteGroup = { segment, startOffset: entryOffset, endOffset: entryOffset + header.length + payload.length, buffers: [header, payload], written: Promise.resolve() }
     this.group = group
-    group.written = this.chainWrite(async () => {
+    group.written = this.chainWrite({ segment, offset: entryOffset }, async () => {
       if (this.group === group) this.group = null // its write begins: later entries form the next group
       await this.writer!.writev(group.buffers, group.startOffset)
       this.writtenTo = { segment, offset: group.endOffset }
@@ -360,11 +468,13 @@ export class SegmentLog {
       }
     }
     await previous.close()
+    this.writer = null
     if (this.direct?.handle != null) {
       await this.direct.handle.close()
       this.direct.handle = null
     }
     this.writer = await this.disk.open(path.join(this.dir, segmentName(segment)), 'a+')
+    this.writerSegment = segment
     await this.disk.syncDir(this.dir)
   }
 
@@ -398,7 +508,7 @@ export class SegmentLog {
         const coveringOffset = this.tailOffset
         let synced: DiskFile | null = null
         this.syncInFlight = this.writeChain
-          .then(() => (synced = this.writer!).datasync())
+          .then(() => (this.writer === null ? undefined : (synced = this.writer).datasync())) // null: a segment change failed (full disk) after syncing the segment before
           .then(() => {
             this.syncedCount = Math.max(this.syncedCount, covering)
             if (synced === this.writer) this.dropCache(coveringSegment, coveringOffset)
@@ -515,6 +625,7 @@ export class SegmentLog {
   }
 
   async close(): Promise<void> {
+    this.isOpen = false
     await this.writeChain.catch(() => undefined)
     await this.writer?.close()
     this.writer = null

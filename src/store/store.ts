@@ -10,13 +10,20 @@
 import path from 'node:path'
 import { errors, FffsError } from '../errors.js'
 import { isoOfUs } from '../temporal/civil.js'
-import { HLC_MAX, hlcPhysicalUs, type HlcStamp } from '../temporal/hlc.js'
-import { BLOCK_SIZE_BYTES, decodeBlockMap, encodeBlockMap, overlay, truncateBlock, type BlockMap } from './blockMap.js'
-import { decodeIno, encodeIno, encodeLiveDirEntry, encodeStamp, keys, liveDirEntrySince, nameOfDirEntryKey, nameOfLiveDirKey, prefixEnd, stampOfKey } from './keys.js'
+import { HLC_MAX, hlcCeilingOfUs, hlcPhysicalUs, wallClockUs, type HlcStamp } from '../temporal/hlc.js'
+import { BlockHistory } from './blockHistory.js'
+import { BLOCK_SIZE_BYTES, composeDeltas, NO_CHANGE, truncateDelta, writeDelta, type BlockDelta, type BlockMap } from './blockMap.js'
 import { nodeDisk, type Disk, type IndexDb, type IndexOp } from './disk.js'
+import { decodeDirEntry, decodeIno, decodeRow, encodeDirEntry, encodeLiveDirEntry, encodeRow, encodeStamp, inoOfKey, keys, liveDirEntrySince, nameOfDirEntryKey, nameOfLiveDirKey, prefixEnd, stampOfKey } from './keys.js'
 import { decodeRecord, encodeRecord, ROOT_INO, S_ISGID, type ApplyResult, type Attr, type DirPage, type EntryChange, type Ino, type Mutation, type NameBinding, type NodeKind, type RecordCursor, type SensorPick, type Snapshot, type StampPage, type VersionOp, type VersionRange, type VersionRecords } from './records.js'
 import { RecordIndex, type RecordAt } from './recordIndex.js'
-import { EntryKind, SEGMENT_SIZE_BYTES_DEFAULT, SegmentLog, type LogPosition } from './segmentLog.js'
+import { compactRange, describeCounts, emptyCounts, nodeFacts, type CompactionCounts } from './retention/compaction.js'
+import { HistoryFloor, type HistoryRule } from './retention/floor.js'
+import { tierInstants, type RetentionPolicy } from './retention/policy.js'
+import { noSpace } from './diskSpace.js'
+import { PendingData } from './pendingData.js'
+import { collectSegments, decodeSegmentSummary, encodeSegmentSummary, logBaseOf, type GcOptions, type GcReport } from './segmentGc.js'
+import { EntryKind, SegmentLog, segmentSizeForDisk, type LogPosition } from './segmentLog.js'
 import { VersionSearch } from './versionSearch.js'
 
 export const NAME_MAX_BYTES = 255
@@ -32,13 +39,46 @@ export type ShardRole = 'meta' | 'data'
 /** What apply needs to write, gathered before one atomic LevelDB batch. */
 class Changes {
   readonly ops: IndexOp[] = []
-  put(key: Buffer, value: Buffer): void {
-    this.ops.push({ type: 'put', key, value })
-  }
-  del(key: Buffer): void {
-    this.ops.push({ type: 'del', key })
-  }
+  /** What to change in memory once the batch is in the index (the history rule a `retain` set). */
+  committed: (() => void) | null = null
+  readonly put = (key: Buffer, value: Buffer): void => void this.ops.push({ type: 'put', key, value })
+  readonly del = (key: Buffer): void => void this.ops.push({ type: 'del', key })
 }
+
+const COMPACTION_KEY = keys.meta('compaction')
+const SPACE_SHORT_KEY = keys.meta('spaceShort')
+/** Set in stores that kept the rows of names' histories from their first record (setDirEntry). */
+const ROWS_KEPT_KEY = keys.meta('rowsKept')
+const BLOCK_TAG = keys.blockTable()[0]!
+const AUDIT_ORDERED = 0 // a record's: the same on every replica
+const AUDIT_LOCAL = 1 // this store's own (segment GC)
+const AUDITS_KEPT = 1000 // of each kind, the newest
+
+export interface CompactionCursor {
+  readonly nextIno: Ino
+}
+
+/** One retention run (a `retain` record and the `compact` records after it): the same on every replica. */
+export interface RetentionAudit extends CompactionCounts {
+  readonly kind: 'retention'
+  readonly floor: string // HlcStamp, decimal
+  readonly policy: HistoryRule['policy']
+  readonly pinsAdded: number // instants the tiers keep from this floor on
+  readonly pinsRemoved: number // instants older, coarser tiers let go
+  readonly done: boolean // every node was compacted
+}
+
+/** One segment GC run of this store. */
+export interface GcAudit {
+  readonly kind: 'gc'
+  readonly segmentsFreed: number
+  readonly bytesFreed: number
+  readonly bytesCopied: number
+  readonly logBase: string
+}
+
+export type AuditEntry = RetentionAudit | GcAudit
+export type Audit = AuditEntry & { readonly stamp: HlcStamp }
 
 export interface StoreOpenResult {
   readonly replayedRecords: number
@@ -69,7 +109,24 @@ export class Store {
   /** Where each record is in the log, by stamp (state transfer, a replica's last record). */
   readonly records: RecordIndex
   private readonly db: IndexDb
+  private readonly disk: Disk
+  private readonly blocks: BlockHistory
+  /** The history floor and the cuts pinned below it: which reads of the past are answered (retention/floor.ts). */
+  readonly floor: HistoryFloor
+  private readonly segmentSizeChosen: boolean
   private applying = false
+  /** Applies, and segment GC's rewrite of the index, one at a time (Store.exclusive). */
+  private turn: Promise<void> = Promise.resolve()
+  /** Data appended and not yet named by a version (segment GC leaves their segments alone). */
+  private readonly pending = new PendingData()
+  /** Each segment's newest record and newest record naming data in it, as written to G (segmentGc.ts). */
+  private readonly summaries = new Map<number, { recordMax: HlcStamp; namingMax: HlcStamp }>()
+  /** Set while segment GC runs: told of every block entry an apply writes. */
+  private blockPutWatch: ((key: Buffer) => void) | null = null
+  /** Reads of file bytes in flight, by generation (segment GC waits for those begun before it moved bytes). */
+  private readGeneration = 0
+  private readonly readsInFlight = new Map<number, number>()
+  private readonly readsDone = new Set<() => void>()
   private nextIno: Ino = ROOT_INO + 1
   private lastAppliedStamp: HlcStamp = 0n
   /** Stamps remembered from this store's `V` index: new at every open (a member reopens its store on another history: discardStore). */
@@ -82,17 +139,23 @@ export class Store {
    */
   readonly role: ShardRole | undefined
 
+  /** `segmentSizeBytes`: the log's segment files' size (default: by the size of the disk, segmentSizeForDisk). */
   constructor(dir: string, options: StoreOptions = {}) {
     this.role = options.role
     this.dir = dir
-    const disk = options.disk ?? nodeDisk
-    this.log = new SegmentLog(path.join(dir, 'segments'), options.segmentSizeBytes ?? SEGMENT_SIZE_BYTES_DEFAULT, disk)
-    this.db = disk.openIndex(path.join(dir, 'index'))
+    this.disk = options.disk ?? nodeDisk
+    this.log = new SegmentLog(path.join(dir, 'segments'), options.segmentSizeBytes, this.disk)
+    this.segmentSizeChosen = options.segmentSizeBytes !== undefined
+    this.db = this.disk.openIndex(path.join(dir, 'index'))
     this.records = new RecordIndex(this.db)
+    this.blocks = new BlockHistory(this.db)
+    this.floor = new HistoryFloor(this.db)
   }
 
   /** Opens the index, creates the root on first use, and replays the log past the index. */
   async open(): Promise<StoreOpenResult> {
+    await this.disk.mkdirp(this.dir)
+    if (!this.segmentSizeChosen) this.log.segmentSizeBytes = segmentSizeForDisk((await this.disk.space(this.dir)).totalBytes)
     await this.db.open()
     this.versionSearch = new VersionSearch()
     const applied = this.db.getSync(keys.meta('applied'))
@@ -102,6 +165,11 @@ export class Store {
     // undone record by record; it is rebuilt from the log, which is the truth.
     const rebuiltIndex = !(await this.log.reaches(from))
     if (rebuiltIndex) {
+      // Segment GC deleted the beginning of the log: this store cannot be rebuilt from its own log.
+      if (logBaseOf(this.db) > 0n) {
+        await this.db.close()
+        throw errors.indexAheadOfCompactedLog(`${this.dir}: the index names log entries past the end of the log, and the log was compacted (it no longer starts at the first record)`)
+      }
       // Durably: LevelDB's deletes are written without sync too, and a power loss that took them
       // back would bring the old entries back, naming log positions that later records reuse.
       await this.db.clear()
@@ -110,6 +178,9 @@ export class Store {
     }
     this.nextIno = Number(this.db.getSync(keys.meta('nextIno'))?.toString() ?? ROOT_INO + 1)
     this.lastAppliedStamp = BigInt(this.db.getSync(keys.meta('lastStamp'))?.toString() ?? '0')
+    this.floor.load()
+    this.pending.clear()
+    this.summaries.clear()
     if (this.db.getSync(keys.liveAttr(ROOT_INO)) === undefined) await this.createRoot()
     let replayedRecords = 0
     const { truncatedBytes } = await this.log.open(from, async (entry) => {
@@ -135,6 +206,7 @@ export class Store {
       { type: 'put', key: keys.liveAttr(ROOT_INO), value },
       { type: 'put', key: keys.version(ROOT_INO, 1), value: encodeStamp(0n) },
       { type: 'put', ...RecordIndex.completeMark() }, // a new log: every record it gets is indexed as it is applied
+      { type: 'put', key: ROWS_KEPT_KEY, value: Buffer.from('1') },
     ])
   }
 
@@ -172,7 +244,22 @@ export class Store {
 
   /** Appends file bytes to the log; the returned position goes into a 'write' VersionOp. `crc`: crc32c(bytes), if known (SegmentLog.append). */
   appendData(bytes: Uint8Array, crc?: number | Promise<number>): { position: LogPosition; written: Promise<void> } {
-    return this.log.append(EntryKind.Data, bytes, crc)
+    const appended = this.log.append(EntryKind.Data, bytes, crc)
+    this.pending.add(appended.position, bytes.byteLength)
+    appended.written.catch(() => this.pending.failed(appended.position)) // a full disk: a version must not name it
+    return appended
+  }
+
+  /**
+   * Refuses (ENOSPC) a version naming data whose entry could not be written (the disk was full:
+   * the log was cut back and the position may hold other bytes later). Checked before the
+   * version is ordered (EmbeddedClient): once in the log, a record's positions are trusted.
+   */
+  refuseUnwrittenData(mutation: Mutation): void {
+    if (mutation.type !== 'version') return
+    for (const op of mutation.ops) {
+      if (op.op === 'write' && !('blob' in op.data) && this.pending.hasFailed(op.data)) throw noSpace(`version of inode ${mutation.ino}: its bytes could not be written to the log`)
+    }
   }
 
   /** Appends a record to the log; apply it in order, with this result (durable once `log.sync()` returned). */
@@ -186,6 +273,20 @@ export class Store {
    * record is in the log either way and has no effect.
    */
   async apply(stamp: HlcStamp, mutation: Mutation, logged: LoggedAt): Promise<ApplyResult> {
+    return this.exclusive(() => this.applyNow(stamp, mutation, logged))
+  }
+
+  /** Runs `fn` when no record is being applied, and holds applies until it is done (segment GC's rewrite of the index). */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.turn.then(fn)
+    this.turn = run.then(
+      () => undefined,
+      () => undefined,
+    )
+    return run
+  }
+
+  private async applyNow(stamp: HlcStamp, mutation: Mutation, logged: LoggedAt): Promise<ApplyResult> {
     if (this.applying) throw new Error('Store.apply is not re-entrant: records apply one at a time, in order')
     if (stamp <= this.lastAppliedStamp) throw new Error(`stamps must increase: ${stamp} after ${this.lastAppliedStamp}`)
     this.applying = true
@@ -197,37 +298,136 @@ export class Store {
       } catch (err) {
         if (!(err instanceof FffsError)) throw err
         changes.ops.length = 0
+        changes.committed = null
         result = { ok: false, code: err.code, message: err.message, ...(err.reason !== undefined ? { reason: err.reason } : {}) }
       }
+      const before = { stamp: this.lastAppliedStamp, nextIno: this.nextIno }
       this.lastAppliedStamp = stamp
+      this.summarize(changes, stamp, mutation, logged.position.segment)
       // The index never names an entry that is not in the file yet: a process killed between
       // the two would leave it ahead of the log (a machine crash still can: open rebuilds then).
-      await logged.written
+      // An entry that could not be written (a full disk) is no record: as if never applied.
+      await logged.written.catch((err: unknown) => {
+        this.lastAppliedStamp = before.stamp
+        this.nextIno = before.nextIno
+        throw err
+      })
       const indexed = RecordIndex.entry(stamp, logged.position, logged.next)
       changes.put(indexed.key, indexed.value)
       changes.put(keys.meta('applied'), Buffer.from(JSON.stringify(logged.next)))
       changes.put(keys.meta('nextIno'), Buffer.from(String(this.nextIno)))
       changes.put(keys.meta('lastStamp'), Buffer.from(stamp.toString()))
+      if (this.blockPutWatch !== null) for (const op of changes.ops) if (op.type === 'put' && op.key[0] === BLOCK_TAG) this.blockPutWatch(op.key)
       await this.db.batch(changes.ops)
+      changes.committed?.()
       return result
     } finally {
       this.applying = false
     }
   }
 
+  /**
+   * Keeps each segment's summary (G): the newest record in it, and the newest record naming data
+   * in it, whatever the record's result (a state transfer sends failed records too). Segment GC
+   * collects a segment only once both are below the history floor.
+   */
+  private summarize(changes: Changes, stamp: HlcStamp, mutation: Mutation, recordSegment: number): void {
+    const touch = (segment: number, field: 'recordMax' | 'namingMax'): void => {
+      let summary = this.summaries.get(segment)
+      if (summary === undefined) {
+        const value = this.db.getSync(keys.segmentNaming(segment))
+        summary = value === undefined ? { recordMax: 0n, namingMax: 0n } : decodeSegmentSummary(value)
+        this.summaries.set(segment, summary)
+      }
+      if (summary[field] >= stamp) return
+      summary[field] = stamp
+      changes.put(keys.segmentNaming(segment), encodeSegmentSummary(summary))
+    }
+    touch(recordSegment, 'recordMax')
+    if (mutation.type !== 'version') return
+    for (const op of mutation.ops) {
+      if (op.op !== 'write' || 'blob' in op.data) continue
+      this.pending.named(op.data)
+      touch(op.data.segment, 'namingMax')
+    }
+  }
+
+  // ---------------------------------------------------------------- segment GC
+
+  /** Collects segments whose live bytes are few, copying those forward (segmentGc.ts). */
+  gc(options: GcOptions = {}): Promise<GcReport> {
+    return collectSegments(
+      {
+        db: this.db,
+        log: this.log,
+        records: this.records,
+        floor: this.floor,
+        appliedStamp: () => this.lastAppliedStamp,
+        pendingSegments: () => this.pending.segments(),
+        exclusive: (fn) => this.exclusive(fn),
+        watchBlockPuts: (watch) => void (this.blockPutWatch = watch),
+        readsDrained: () => this.readsDrained(),
+        clearBlockCache: () => this.blocks.clearCache(),
+        audit: (report) => ({
+          key: keys.audit(AUDIT_LOCAL, this.lastAppliedStamp, Date.now()),
+          value: Buffer.from(JSON.stringify({ kind: 'gc', segmentsFreed: report.victims.length, bytesFreed: report.bytesFreed, bytesCopied: report.bytesCopied, logBase: report.logBase.toString() } satisfies GcAudit)),
+        }),
+      },
+      options,
+    )
+  }
+
+  /** Records at or below this stamp may be gone from the log: a state transfer starts above it. */
+  get logBase(): HlcStamp {
+    return logBaseOf(this.db)
+  }
+
+  /** Resolves once every read of file bytes begun before the call has finished. */
+  private readsDrained(): Promise<void> {
+    const generation = this.readGeneration++
+    const done = (): boolean => [...this.readsInFlight].every(([g, n]) => g > generation || n === 0)
+    if (done()) return Promise.resolve()
+    return new Promise((resolve) => {
+      const check = (): void => {
+        if (!done()) return
+        this.readsDone.delete(check)
+        resolve()
+      }
+      this.readsDone.add(check)
+    })
+  }
+
+  /** Runs a read of file bytes as one of its generation (readsDrained). */
+  private async tracked<T>(read: () => Promise<T>): Promise<T> {
+    const generation = this.readGeneration
+    this.readsInFlight.set(generation, (this.readsInFlight.get(generation) ?? 0) + 1)
+    try {
+      return await read()
+    } finally {
+      const left = this.readsInFlight.get(generation)! - 1
+      if (left === 0) this.readsInFlight.delete(generation)
+      else this.readsInFlight.set(generation, left)
+      for (const check of [...this.readsDone]) check()
+    }
+  }
+
   private async applyTo(changes: Changes, stamp: HlcStamp, m: Mutation): Promise<ApplyResult> {
     // A misrouted mutation is refused, not half-applied: it would split one object's history across shards.
-    if (this.role === 'data' && m.type !== 'version' && !(m.type === 'setattr' && m.mode === undefined && m.uid === undefined && m.gid === undefined)) {
+    const everyShard = m.type === 'snapshot' || m.type === 'unsnapshot' || m.type === 'hold' || m.type === 'release' || m.type === 'retain' || m.type === 'compact' || m.type === 'space'
+    if (this.role === 'data' && !everyShard && m.type !== 'version' && !(m.type === 'setattr' && m.mode === undefined && m.uid === undefined && m.gid === undefined)) {
       throw errors.invalid(`${m.type} sent to a data shard (namespace mutations belong to the meta shard)`)
     }
     if (this.role === 'meta' && m.type === 'version') throw errors.invalid(`version of inode ${m.ino} sent to the meta shard (file contents belong to a data shard)`)
+    // A member short of disk space said so in order: every replica refuses new data alike.
+    const short = this.membersShortOfSpace()
+    if (short.length > 0 && addsData(m)) throw noSpace(`${m.type} refused: member${short.length > 1 ? 's' : ''} ${short.join(', ')} of the group short of disk space`)
     switch (m.type) {
       case 'mknod': {
-        const attr = this.applyMknod(changes, stamp, m)
+        const attr = await this.applyMknod(changes, stamp, m)
         return { ok: true, ino: attr.ino, attr }
       }
       case 'link':
-        return { ok: true, attr: this.applyLink(changes, stamp, m) }
+        return { ok: true, attr: await this.applyLink(changes, stamp, m) }
       case 'unlink':
       case 'rmdir':
         await this.applyRemove(changes, stamp, m.parent, m.name, m.type)
@@ -259,16 +459,162 @@ export class Store {
         return { ok: true, attr: await this.applyVersion(changes, stamp, m) }
       case 'snapshot': {
         if (this.db.getSync(keys.snapshot(m.name)) !== undefined) throw errors.exists(`snapshot ${m.name}`)
+        const at = BigInt(m.at)
+        this.floor.check(at) // a cut below the floor nothing pins cannot be pinned any more
         const snapshot: Snapshot = { name: m.name, at: m.at, spec: m.spec, createdStamp: stamp.toString() }
         changes.put(keys.snapshot(m.name), Buffer.from(JSON.stringify(snapshot)))
+        this.floor.snapshotPin(at, m.name, true, changes.put, changes.del)
         return { ok: true }
       }
-      case 'unsnapshot':
-        if (this.db.getSync(keys.snapshot(m.name)) === undefined) throw errors.notFound(`snapshot ${m.name}`)
+      case 'unsnapshot': {
+        const snapshot = this.snapshotOrThrow(m.name)
+        if ((snapshot.holds ?? []).length > 0) throw errors.busy(`snapshot ${m.name} is held (${snapshot.holds!.join(', ')}): release it first (fffs snapshot release ${m.name} TAG)`)
         changes.del(keys.snapshot(m.name))
+        this.floor.snapshotPin(BigInt(snapshot.at), m.name, false, changes.put, changes.del)
         return { ok: true }
+      }
+      case 'hold':
+      case 'release': {
+        const snapshot = this.snapshotOrThrow(m.name)
+        const holds = snapshot.holds ?? []
+        if (m.tag.length === 0) throw errors.invalid('a hold needs a tag')
+        if (m.type === 'hold' && holds.includes(m.tag)) throw errors.exists(`hold ${m.tag} on snapshot ${m.name}`)
+        if (m.type === 'release' && !holds.includes(m.tag)) throw errors.notFound(`hold ${m.tag} on snapshot ${m.name}`)
+        const next = m.type === 'hold' ? [...holds, m.tag] : holds.filter((t) => t !== m.tag)
+        const { holds: _holds, ...rest } = snapshot
+        changes.put(keys.snapshot(m.name), Buffer.from(JSON.stringify({ ...rest, ...(next.length > 0 ? { holds: next } : {}) })))
+        return { ok: true }
+      }
+      case 'retain':
+        await this.applyRetain(changes, stamp, m.policy)
+        return { ok: true }
+      case 'compact':
+        await this.applyCompact(changes, m.toIno)
+        return { ok: true }
+      case 'space': {
+        if (!Number.isSafeInteger(m.member) || m.member < 0) throw errors.invalid(`space: ${m.member} is not a member id`)
+        const next = short.filter((id) => id !== m.member).concat(m.full === true ? [m.member] : []).sort((a, b) => a - b)
+        changes.put(SPACE_SHORT_KEY, Buffer.from(JSON.stringify(next)))
+        return { ok: true }
+      }
     }
   }
+
+  private snapshotOrThrow(name: string): Snapshot {
+    const snapshot = this.snapshot(name)
+    if (snapshot === null) throw errors.notFound(`snapshot ${name}`)
+    return snapshot
+  }
+
+  // ---------------------------------------------------------------- retention
+
+  /** Moves the floor (retention/floor.ts) and starts a compaction over every node (the `compact` records that follow). */
+  private async applyRetain(changes: Changes, stamp: HlcStamp, policy: unknown): Promise<void> {
+    const [first] = await this.records.after(0n, HLC_MAX, 1)
+    const { rule, pinsAdded, pinsRemoved } = await this.floor.retain(stamp, policy, first?.stamp ?? stamp, changes.put, changes.del)
+    changes.put(COMPACTION_KEY, Buffer.from(JSON.stringify({ nextIno: ROOT_INO } satisfies CompactionCursor)))
+    const audit: RetentionAudit = { kind: 'retention', floor: rule.floor.toString(), policy: rule.policy, pinsAdded, pinsRemoved, done: false, ...emptyCounts() }
+    changes.put(keys.audit(AUDIT_ORDERED, stamp), Buffer.from(JSON.stringify(audit)))
+    await this.trimAudits(AUDIT_ORDERED, changes.del)
+    changes.committed = () => this.floor.adopt(rule)
+  }
+
+  /** Compacts the nodes from the cursor up to `toIno` under the current rule (retention/compaction.ts). */
+  private async applyCompact(changes: Changes, toIno: number): Promise<void> {
+    const rule = this.floor.rule
+    const cursor = this.compactionCursor()
+    if (rule === null || cursor === null) return // nothing to compact: a record proposed twice
+    if (!Number.isSafeInteger(toIno)) throw errors.invalid(`compact: ${toIno} is not an inode number`)
+    const to = Math.max(cursor.nextIno, Math.min(toIno, this.nextIno))
+    const pins = await this.floor.pinsBelowFloor()
+    const counts = await compactRange(this.db, { floor: rule.floor, pins, minVersions: rule.policy.minVersions }, cursor.nextIno, to, changes.put, changes.del)
+    if (to >= this.nextIno) changes.del(COMPACTION_KEY)
+    else changes.put(COMPACTION_KEY, Buffer.from(JSON.stringify({ nextIno: to } satisfies CompactionCursor)))
+    // The run's audit entry (the `retain`'s) adds this record's counts.
+    const runKey = keys.audit(AUDIT_ORDERED, rule.stamp)
+    const run = this.db.getSync(runKey)
+    if (run !== undefined) {
+      const audit = JSON.parse(run.toString()) as RetentionAudit
+      const sum = { ...audit, done: to >= this.nextIno }
+      for (const field of Object.keys(counts) as Array<keyof CompactionCounts>) sum[field] = audit[field] + counts[field]
+      changes.put(runKey, Buffer.from(JSON.stringify(sum)))
+    }
+    if (counts.versionsDropped > 0 || counts.nodesRemoved > 0) this.versionSearch = new VersionSearch() // remembered stamps of dropped versions: harmless, but memory
+    this.compactionLog?.(describeCounts(counts, rule.floor))
+  }
+
+  /** The members that said their disk is short of space (`space` records), in order. */
+  membersShortOfSpace(): number[] {
+    const value = this.db.getSync(SPACE_SHORT_KEY)
+    return value === undefined ? [] : (JSON.parse(value.toString()) as number[])
+  }
+
+  /** Where the compaction the last `retain` started stands; null: done (or none). */
+  compactionCursor(): CompactionCursor | null {
+    const value = this.db.getSync(COMPACTION_KEY)
+    return value === undefined ? null : (JSON.parse(value.toString()) as CompactionCursor)
+  }
+
+  /** Where a `compact` record from `fromIno` should stop so that it looks at about `versionsMax` versions (at least one node). */
+  async compactionChunkEnd(fromIno: Ino, versionsMax: number): Promise<Ino> {
+    let versions = 0
+    let lastIno = fromIno
+    for await (const key of this.db.keys({ gte: keys.attr(fromIno, 0n), lt: prefixEnd(keys.attrTable()) })) {
+      const ino = inoOfKey(key)
+      if (ino !== lastIno && versions >= versionsMax) return ino
+      lastIno = ino
+      versions++
+    }
+    return this.nextIno
+  }
+
+  /** What a `retain` by `policy` now, and the compaction after it, would drop (nothing changes). */
+  async compactionPreview(policy: RetentionPolicy): Promise<{ floor: HlcStamp; counts: CompactionCounts }> {
+    const nowUs = wallClockUs()
+    const wanted = hlcCeilingOfUs(Math.max(0, nowUs - policy.keepAllForMs * 1000))
+    const floor = wanted > this.floor.stamp ? wanted : this.floor.stamp
+    const pins = new Set(await this.floor.pinsBelowFloor())
+    for await (const key of this.db.keys({ gte: keys.pin(this.floor.stamp), lt: keys.pin(floor) })) pins.add(stampOfKey(key)) // snapshots the floor will pass
+    const [first] = await this.records.after(0n, HLC_MAX, 1)
+    const fromUs = hlcPhysicalUs(this.floor.rule?.floor ?? first?.stamp ?? floor)
+    for (const instantUs of tierInstants(policy, nowUs, fromUs, hlcPhysicalUs(floor) + 1)) if (hlcCeilingOfUs(instantUs) < floor) pins.add(hlcCeilingOfUs(instantUs))
+    const ignore = (): void => undefined
+    const counts = await compactRange(this.db, { floor, pins: [...pins].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)), minVersions: policy.minVersions }, ROOT_INO, this.nextIno, ignore, ignore)
+    return { floor, counts }
+  }
+
+  /** The next inode number to be given: inodes below it may have history. */
+  get inodeEnd(): Ino {
+    return this.nextIno
+  }
+
+  /** The audit of retention and GC runs (`fffs log --gc`): the newest `limit` of each kind, oldest first. */
+  async audits(limit = AUDITS_KEPT): Promise<Audit[]> {
+    const out: Audit[] = []
+    for (const kind of [AUDIT_ORDERED, AUDIT_LOCAL]) {
+      const prefix = keys.auditPrefix(kind)
+      const entries = await this.db.iterator({ gt: prefix, lt: prefixEnd(prefix), reverse: true, limit }).all()
+      for (const [key, value] of entries) out.push({ stamp: key.readBigUInt64BE(2), ...(JSON.parse(value.toString()) as AuditEntry) })
+    }
+    return out.sort((a, b) => (a.stamp < b.stamp ? -1 : a.stamp > b.stamp ? 1 : 0)).slice(-limit)
+  }
+
+  /** The audit of the newest retention run (the same on every replica), or null. */
+  async lastRetention(): Promise<RetentionAudit | null> {
+    const prefix = keys.auditPrefix(AUDIT_ORDERED)
+    const [entry] = await this.db.iterator({ gt: prefix, lt: prefixEnd(prefix), reverse: true, limit: 1 }).all()
+    return entry === undefined ? null : (JSON.parse(entry[1].toString()) as RetentionAudit)
+  }
+
+  /** Keeps the newest AUDITS_KEPT entries of a kind (an ordered kind trimmed by a record: the same everywhere). */
+  private async trimAudits(kind: number, del: (key: Buffer) => void): Promise<void> {
+    const prefix = keys.auditPrefix(kind)
+    const newest = await this.db.keys({ gt: prefix, lt: prefixEnd(prefix), reverse: true, limit: AUDITS_KEPT + 16 }).all()
+    for (const key of newest.slice(AUDITS_KEPT)) del(key)
+  }
+
+  /** Logs each compaction (set by whoever runs the store: the mount, a member). */
+  compactionLog: ((line: string) => void) | null = null
 
   /** The live attributes of a file about to change; on a data shard, a fresh empty one for an inode it has not seen. */
   private contentAttr(ino: Ino, stamp: HlcStamp): Attr {
@@ -333,13 +679,49 @@ export class Store {
     this.putAttr(changes, stamp, attr, change, (a) => ({ ...a, nlink }))
   }
 
-  private setDirEntry(changes: Changes, stamp: HlcStamp, parent: Ino, name: string, child: Ino | null): void {
-    changes.put(keys.dirEntry(parent, name, stamp), child === null ? Buffer.alloc(0) : encodeIno(child))
-    if (child === null) changes.del(keys.liveDirEntry(parent, name))
-    else changes.put(keys.liveDirEntry(parent, name), encodeLiveDirEntry(child, stamp))
+  /**
+   * Binds `name` to `child` (null: unbinds it), whose version from this record on is
+   * `childVersion`. The D entry carries the row of the name's history the binding starts at
+   * (the rows the binding before made, after its own first row), so the numbering of `fffs log`
+   * and `P@vN` does not depend on history compaction may drop; an unbound name keeps its next
+   * row in Z. Rows are null (counted from the history instead) for a name whose bindings began
+   * before rows were kept.
+   */
+  private async setDirEntry(changes: Changes, stamp: HlcStamp, parent: Ino, name: string, child: Ino | null, childVersion: number | null): Promise<void> {
+    const live = this.db.getSync(keys.liveDirEntry(parent, name))
+    let firstRow: number | null
+    if (live !== undefined) {
+      const since = liveDirEntrySince(live)
+      const value = since === null ? undefined : this.db.getSync(keys.dirEntry(parent, name, since))
+      const binding = value === undefined ? null : decodeDirEntry(value)
+      const node = binding?.ino == null ? null : this.liveAttr(binding.ino)
+      firstRow = binding?.firstRow == null || binding.version === null || node === null ? null : binding.firstRow + (node.version - binding.version + 1)
+    } else {
+      firstRow = await this.firstRowOfUnboundName(parent, name)
+    }
+    changes.put(keys.dirEntry(parent, name, stamp), encodeDirEntry(child, firstRow, childVersion))
+    if (child === null) {
+      changes.del(keys.liveDirEntry(parent, name))
+      if (firstRow !== null) changes.put(keys.unboundName(parent, name), encodeRow(firstRow + 1)) // a removal is one row
+    } else {
+      changes.put(keys.liveDirEntry(parent, name), encodeLiveDirEntry(child, stamp))
+      changes.del(keys.unboundName(parent, name))
+    }
   }
 
-  private applyMknod(changes: Changes, stamp: HlcStamp, m: Extract<Mutation, { type: 'mknod' }>): Attr {
+  /** The row a new binding of a name bound to nothing starts at; null: it had bindings before rows were kept. */
+  private async firstRowOfUnboundName(parent: Ino, name: string): Promise<number | null> {
+    const next = this.db.getSync(keys.unboundName(parent, name))
+    if (next !== undefined) return decodeRow(next)
+    if (this.db.getSync(ROWS_KEPT_KEY) === undefined) {
+      // A store written before rows were kept: the name may have a history without them.
+      const older = await this.latestAtOrBefore(keys.dirNamePrefix(parent, name), keys.dirEntry(parent, name, HLC_MAX))
+      if (older !== null) return null
+    }
+    return 1
+  }
+
+  private async applyMknod(changes: Changes, stamp: HlcStamp, m: Extract<Mutation, { type: 'mknod' }>): Promise<Attr> {
     checkName(m.name)
     if (m.sensorUs !== undefined) checkSensorLag(stamp, m.sensorLagMaxUs, m.sensorUs, `creating '${m.name}' at sensor time`)
     const parent = this.liveDirOrThrow(m.parent)
@@ -364,13 +746,13 @@ export class Store {
       ...(Object.keys(xattrs).length > 0 ? { xattrs } : {}),
     }
     this.writeAttr(changes, stamp, attr, true) // a creation carries the node's sensor time, if it has one
-    this.setDirEntry(changes, stamp, m.parent, m.name, ino)
+    await this.setDirEntry(changes, stamp, m.parent, m.name, ino, 1)
     this.touchDir(changes, stamp, parent, 'mknod', { added: m.name }, m.kind === 'dir' ? 1 : 0)
     return attr
   }
 
   /** A hard link: one more name for a node that is not a directory; both names lead to the same history. */
-  private applyLink(changes: Changes, stamp: HlcStamp, m: Extract<Mutation, { type: 'link' }>): Attr {
+  private async applyLink(changes: Changes, stamp: HlcStamp, m: Extract<Mutation, { type: 'link' }>): Promise<Attr> {
     checkName(m.name)
     const parent = this.liveDirOrThrow(m.parent)
     const target = this.liveAttrOrThrow(m.ino)
@@ -379,7 +761,7 @@ export class Store {
     if (nlink === 0) throw errors.notFound(`inode ${m.ino}: no name refers to it any more`)
     if (nlink >= LINK_MAX) throw errors.tooManyLinks(`inode ${m.ino} has ${nlink} names`)
     if (this.liveLookup(m.parent, m.name) !== null) throw errors.exists(m.name)
-    this.setDirEntry(changes, stamp, m.parent, m.name, m.ino)
+    await this.setDirEntry(changes, stamp, m.parent, m.name, m.ino, target.version + 1)
     const linked = this.putAttr(changes, stamp, target, 'link', (a) => ({ ...a, nlink: nlink + 1 }))
     this.touchDir(changes, stamp, parent, 'link', { added: m.name })
     return linked
@@ -393,7 +775,7 @@ export class Store {
     if (type === 'rmdir' && attr.kind !== 'dir') throw errors.notDir(name)
     if (type === 'unlink' && attr.kind === 'dir') throw errors.isDir(name)
     if (type === 'rmdir' && (await this.hasLiveChildren(child))) throw errors.notEmpty(name)
-    this.setDirEntry(changes, stamp, parentIno, name, null)
+    await this.setDirEntry(changes, stamp, parentIno, name, null, null)
     this.touchDir(changes, stamp, parent, type, { removed: name }, attr.kind === 'dir' ? -1 : 0)
     this.dropName(changes, stamp, attr, type)
   }
@@ -414,8 +796,8 @@ export class Store {
       if (replacedAttr.kind !== 'dir' && movingAttr.kind === 'dir') throw errors.notDir(m.toName)
       if (replacedAttr.kind === 'dir' && (await this.hasLiveChildren(replacedAttr.ino))) throw errors.notEmpty(m.toName)
     }
-    this.setDirEntry(changes, stamp, m.fromParent, m.fromName, null)
-    this.setDirEntry(changes, stamp, m.toParent, m.toName, moving)
+    await this.setDirEntry(changes, stamp, m.fromParent, m.fromName, null, null)
+    await this.setDirEntry(changes, stamp, m.toParent, m.toName, moving, movingAttr.version + 1)
     this.putAttr(changes, stamp, movingAttr, 'rename', (a) => ({ ...a, parent: m.toParent }))
     if (replacedAttr !== null) this.dropName(changes, stamp, replacedAttr, 'rename')
     // Link counts of the directories: a directory moving out of one and into another, one replaced.
@@ -447,8 +829,8 @@ export class Store {
     const attr = this.contentAttr(ino, stamp)
     if (attr.kind === 'dir') throw errors.isDir(`inode ${ino}`)
     if (attr.kind !== 'file') throw errors.invalid(`inode ${ino} is not a regular file`)
-    const touched = new Map<number, BlockMap>()
-    const mapOf = (block: number): BlockMap => touched.get(block) ?? decodeBlockMap(this.db.getSync(keys.liveBlock(ino, block)))
+    const touched = new Map<number, BlockDelta>() // each block's change in this version
+    const change = (block: number, delta: BlockDelta): void => void touched.set(block, composeDeltas(touched.get(block) ?? NO_CHANGE, delta))
     let sizeBytes = attr.sizeBytes
     let lowestChangedBytes = Number.MAX_SAFE_INTEGER // the first byte this version may change (record cursors below it stand)
     for (const op of ops) {
@@ -460,7 +842,7 @@ export class Store {
           const block = Math.floor(at / BLOCK_SIZE_BYTES)
           const inBlock = at - block * BLOCK_SIZE_BYTES
           const n = Math.min(BLOCK_SIZE_BYTES - inBlock, op.offset + op.sizeBytes - at)
-          touched.set(block, overlay(mapOf(block), inBlock, n, { segment: data.segment, offset: data.offset + (at - op.offset) }))
+          change(block, writeDelta(inBlock, n, { segment: data.segment, offset: data.offset + (at - op.offset) }))
           at += n
         }
         sizeBytes = Math.max(sizeBytes, op.offset + op.sizeBytes)
@@ -469,20 +851,12 @@ export class Store {
           // Invariant: no extent lies beyond the file size, so growing later reads zeros.
           const firstBlock = Math.floor(op.sizeBytes / BLOCK_SIZE_BYTES)
           const endBlock = Math.ceil(sizeBytes / BLOCK_SIZE_BYTES)
-          for (let block = firstBlock; block < endBlock; block++) {
-            const keep = op.sizeBytes - block * BLOCK_SIZE_BYTES
-            touched.set(block, keep > 0 ? truncateBlock(mapOf(block), keep) : [])
-          }
+          for (let block = firstBlock; block < endBlock; block++) change(block, truncateDelta(op.sizeBytes - block * BLOCK_SIZE_BYTES))
         }
         sizeBytes = op.sizeBytes
       }
     }
-    for (const [block, map] of touched) {
-      const value = encodeBlockMap(map)
-      changes.put(keys.block(ino, block, stamp), value)
-      if (map.length === 0) changes.del(keys.liveBlock(ino, block))
-      else changes.put(keys.liveBlock(ino, block), value)
-    }
+    for (const [block, delta] of touched) for (const { key, value } of this.blocks.changeOps(ino, block, stamp, delta)) changes.put(key, value)
     // mtime to the µs of the stamp: a kernel that caches a file's pages keeps them while its
     // mtime and size are unchanged, so two versions must not share an mtime (within one ms they would).
     const stampMs = msOfStamp(stamp)
@@ -549,12 +923,13 @@ export class Store {
     if (Buffer.byteLength(name) > NAME_MAX_BYTES) throw errors.nameTooLong(name)
     if (cut === HLC_MAX) return this.liveLookup(parent, name)
     // A name's live binding, begun at or before the cut, is the one the cut sees (every rebinding
-    // starts a new one): a synchronous get instead of a seek.
+    // starts a new one): a synchronous get instead of a seek. Certain below the floor too.
     const live = this.db.getSync(keys.liveDirEntry(parent, name))
     const since = live === undefined ? null : liveDirEntrySince(live)
     if (since !== null && since <= cut) return decodeIno(live!)
+    this.floor.check(cut)
     const entry = await this.latestAtOrBefore(keys.dirNamePrefix(parent, name), keys.dirEntry(parent, name, cut))
-    return entry === null || entry[1].length === 0 ? null : decodeIno(entry[1])
+    return entry === null ? null : decodeDirEntry(entry[1]).ino
   }
 
   /** The node named `name` in directory `parent` at the cut, with its attributes there; null when none. */
@@ -563,31 +938,70 @@ export class Store {
     return ino === null ? null : this.attr(ino, cut)
   }
 
-  /** The attributes of the node's latest version at or before the cut. */
-  attr(ino: Ino, cut: HlcStamp): Attr | null {
+  /**
+   * The attributes of the node's latest version at or before the cut. Below the history floor
+   * only what is certain: a node unchanged since, the version stamped exactly at the cut (a
+   * version read by number), a node created after the cut, a pinned cut; else ERANGE.
+   */
+  async attr(ino: Ino, cut: HlcStamp): Promise<Attr | null> {
     const live = this.liveAttr(ino)
     // The latest version, stamped at or before the cut, is the cut's: most nodes a past cut reads have not changed since.
-    if (live === null || cut === HLC_MAX || BigInt(live.stamp) <= cut) return live
+    if (cut === HLC_MAX || (live !== null && BigInt(live.stamp) <= cut)) return live
+    if (cut < this.floor.stamp) return this.attrBelowFloor(ino, cut)
+    if (live === null) return this.vanished(ino)
+    const compacted = this.floor.stamp > 0n
     const stamp = this.versionSearch.latestAtOrBefore(ino, live.version - 1, cut, (version) => {
-      const found = this.stampOfVersion(ino, version)
+      const found = this.versionStamp(ino, version)
+      // A dropped version is older than the floor, so than the cut: it is before the one the cut sees.
+      if (found === null && compacted) return 0n
       if (found === null) throw new Error(`store index: inode ${ino} has no entry for version ${version} of ${live.version}`)
       return found
     })
     if (stamp === null) return null
     const value = this.db.getSync(keys.attr(ino, stamp))
+    if (value === undefined && compacted) return this.vanished(ino) // the version the cut sees was dropped: no name reached it at the floor
     if (value === undefined) throw new Error(`store index: inode ${ino} has no attributes at the stamp of one of its versions (${stamp})`)
     return JSON.parse(value.toString()) as Attr
   }
 
+  /**
+   * A node with no live attributes: null (never made here) or, once history was compacted, a node
+   * deleted before the floor and dropped (ERANGE: what an open handle held of it is gone).
+   */
+  private vanished(ino: Ino): null {
+    if (this.floor.stamp > 0n && this.role !== 'data' && ino < this.nextIno) throw this.floor.compacted()
+    return null
+  }
+
+  private async attrBelowFloor(ino: Ino, cut: HlcStamp): Promise<Attr | null> {
+    const exact = this.db.getSync(keys.attr(ino, cut))
+    if (exact !== undefined) return JSON.parse(exact.toString()) as Attr
+    if (this.floor.pin(cut) === null) {
+      const first = this.versionStamp(ino, 1)
+      if (first !== null && first > cut) return null // made after the cut
+      throw this.floor.compacted()
+    }
+    // A pinned cut: the version it sees is kept if a name reached the node there. The kept version
+    // found is the one only if the version after it (whose number's stamp compaction keeps) came later.
+    const entry = await this.latestAtOrBefore(keys.attrPrefix(ino), keys.attr(ino, cut))
+    if (entry === null) return this.liveAttr(ino) === null ? this.vanished(ino) : null // made after the cut, or dropped whole
+    const found = JSON.parse(entry[1].toString()) as Attr
+    const live = this.liveAttr(ino)
+    if (live !== null && live.version === found.version) return found
+    const next = this.versionStamp(ino, found.version + 1)
+    if (next !== null && next > cut) return found
+    throw this.floor.compacted() // the version the cut saw was dropped: no name reached the node there
+  }
+
   /** Resolves path components from the root at the cut. */
   async walk(components: readonly string[], cut: HlcStamp): Promise<Attr> {
-    let attr = this.attr(ROOT_INO, cut)
+    let attr = await this.attr(ROOT_INO, cut)
     if (attr === null) throw errors.notFound('/')
     for (const name of components) {
       if (attr.kind !== 'dir') throw errors.notDir(name)
       const child = await this.lookup(attr.ino, name, cut)
       if (child === null) throw errors.notFound(name)
-      attr = this.attr(child, cut)
+      attr = await this.attr(child, cut)
       if (attr === null) throw errors.notFound(name)
     }
     return attr
@@ -606,6 +1020,7 @@ export class Store {
       const entries = await this.db.iterator({ gt: from, lt: prefixEnd(prefix), ...(page.limit !== undefined ? { limit: page.limit } : {}) }).all()
       return entries.map(([key, value]) => ({ name: nameOfLiveDirKey(key), ino: decodeIno(value) }))
     }
+    this.floor.check(cut)
     const prefix = keys.dirPrefix(dir)
     // Past every history key of `after` (its name, 0x00, an 8-byte stamp).
     const from = page.after !== undefined ? prefixEnd(keys.dirNamePrefix(dir, page.after)) : prefix
@@ -619,7 +1034,7 @@ export class Store {
         if (out.length >= limit) return out
       }
       if (stampOfKey(key) > cut) continue // later history of this name
-      current = { name, ino: value.length === 0 ? null : decodeIno(value) }
+      current = { name, ino: decodeDirEntry(value).ino }
     }
     if (current !== null && current.ino !== null) out.push({ name: current.name, ino: current.ino })
     return out
@@ -629,10 +1044,20 @@ export class Store {
    * Reads from the version of a file described by `attr` (which must come from this store):
    * every byte from that one version, never a mix. Returns the number of bytes read.
    */
-  async read(attr: Attr, offset: number, into: Buffer, lengthBytes: number): Promise<number> {
+  read(attr: Attr, offset: number, into: Buffer, lengthBytes: number): Promise<number> {
+    return this.tracked(() => this.readNow(attr, offset, into, lengthBytes))
+  }
+
+  private async readNow(attr: Attr, offset: number, into: Buffer, lengthBytes: number): Promise<number> {
     const end = Math.min(attr.sizeBytes, offset + lengthBytes)
     if (end <= offset) return 0
+    // A version below the floor may have been dropped since the caller found it (a file held open
+    // across a compaction): its block entries are gone, so it is ERANGE, never zeros. Checked after
+    // its maps are read too: a compaction in between would have taken them.
+    const dropped = (): boolean => BigInt(attr.stamp) < this.floor.stamp && this.db.getSync(keys.attr(attr.ino, BigInt(attr.stamp))) === undefined
+    if (dropped()) throw this.floor.compacted()
     const maps = await this.blockMaps(attr, Math.floor(offset / BLOCK_SIZE_BYTES), Math.floor((end - 1) / BLOCK_SIZE_BYTES))
+    if (dropped()) throw this.floor.compacted()
     const reads: Promise<void>[] = []
     into.fill(0, 0, end - offset)
     maps.forEach((map, i) => {
@@ -649,13 +1074,13 @@ export class Store {
     return end - offset
   }
 
-  /** Block maps of blocks [first, last] as of the version `attr`; the live index when it is still current. */
+  /** Block maps of blocks [first, last] as of the version `attr`; the live entries when it is still current. */
   private async blockMaps(attr: Attr, first: number, last: number): Promise<BlockMap[]> {
     const stamp = BigInt(attr.stamp)
     const live = this.db.getSync(keys.liveAttr(attr.ino))
     if (live !== undefined && (JSON.parse(live.toString()) as Attr).stamp === attr.stamp) {
       const maps: BlockMap[] = []
-      for (let block = first; block <= last; block++) maps.push(decodeBlockMap(this.db.getSync(keys.liveBlock(attr.ino, block))))
+      for (let block = first; block <= last; block++) maps.push(this.blocks.liveMap(attr.ino, block))
       // A batch may have landed between the synchronous reads: valid only if still current.
       const after = this.db.getSync(keys.liveAttr(attr.ino))
       if (after !== undefined && (JSON.parse(after.toString()) as Attr).stamp === attr.stamp) return maps
@@ -664,8 +1089,8 @@ export class Store {
     for (let block = first; block <= last; block++) {
       // A block the version itself wrote (a file rewritten whole, the common case) has an entry at exactly its stamp.
       const exact = this.db.getSync(keys.block(attr.ino, block, stamp))
-      const entry = exact !== undefined ? exact : (await this.latestAtOrBefore(keys.blockPrefix(attr.ino, block), keys.block(attr.ino, block, stamp)))?.[1]
-      maps.push(decodeBlockMap(entry))
+      const entry: [Buffer, Buffer] | null = exact !== undefined ? [keys.block(attr.ino, block, stamp), exact] : await this.latestAtOrBefore(keys.blockPrefix(attr.ino, block), keys.block(attr.ino, block, stamp))
+      maps.push(entry === null ? [] : this.blocks.mapAt(attr.ino, block, stampOfKey(entry[0]), entry[1]))
     }
     return maps
   }
@@ -689,11 +1114,20 @@ export class Store {
     const prefix = keys.dirNamePrefix(dir, name)
     const from = page.after !== undefined ? keys.dirEntry(dir, name, page.after) : prefix
     const entries = await this.db.iterator({ gt: from, lt: prefixEnd(prefix), ...(page.limit !== undefined ? { limit: page.limit } : {}) }).all()
-    return entries.map(([key, value]) => ({ stamp: stampOfKey(key), ino: value.length === 0 ? null : decodeIno(value) }))
+    return entries.map(([key, value]) => {
+      const { ino, firstRow, version } = decodeDirEntry(value)
+      return { stamp: stampOfKey(key), ino, ...(firstRow !== null ? { firstRow } : {}), ...(version !== null ? { version } : {}) }
+    })
   }
 
-  /** The stamp of version `version` of a node, or null. */
+  /** The stamp of version `version` of a node, or null (no such version); ERANGE for one retention dropped. */
   stampOfVersion(ino: Ino, version: number): HlcStamp | null {
+    const stamp = this.versionStamp(ino, version)
+    if (stamp === null && this.floor.stamp > 0n && version >= 1 && version < (this.liveAttr(ino)?.version ?? 0)) throw this.floor.compacted()
+    return stamp
+  }
+
+  private versionStamp(ino: Ino, version: number): HlcStamp | null {
     const value = this.db.getSync(keys.version(ino, version))
     return value === undefined ? null : value.readBigUInt64BE(0)
   }
@@ -710,6 +1144,10 @@ export class Store {
    */
   async sensorPick(ino: Ino, sensorUs: number): Promise<SensorPick | null> {
     const entry = await this.latestAtOrBefore(keys.sensorPrefix(ino), keys.sensor(ino, sensorUs, HLC_MAX))
+    // Compaction dropped versions with sensor times in [min, max]: one of them could have been the
+    // pick unless they all lie after the cut or before the pick.
+    const facts = nodeFacts(this.db, ino)
+    if (facts !== null && facts.droppedSensorMinUs <= sensorUs && (entry === null || Number(entry[0].readBigUInt64BE(9)) <= facts.droppedSensorMaxUs)) throw this.floor.compacted()
     if (entry === null) return null
     return { stamp: stampOfKey(entry[0]), sizeBytes: decodeSensorEntry(entry[1]) }
   }
@@ -741,6 +1179,26 @@ function encodeSensorEntry(version: number, prefixBytes: number | null): Buffer 
 function decodeSensorEntry(value: Buffer): number | null {
   const [, prefix] = value.toString().split(' ')
   return prefix === undefined ? null : Number(prefix)
+}
+
+/**
+ * Whether a mutation adds data (file bytes, names, attributes, pins): refused while the disk is
+ * below its reserve. The rest (unlink, rmdir, truncation, snapshot deletion, retention) frees
+ * space or takes next to none.
+ */
+export function addsData(m: Mutation): boolean {
+  switch (m.type) {
+    case 'version':
+      return m.ops.some((op) => op.op === 'write')
+    case 'mknod':
+    case 'link':
+    case 'setxattr':
+    case 'snapshot':
+    case 'hold':
+      return true
+    default:
+      return false
+  }
 }
 
 /** Refuses a sensor time below the version's platform time − Δ (deterministic: the stamp is the clock). */

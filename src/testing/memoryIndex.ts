@@ -133,9 +133,14 @@ export class MemoryIndex implements IndexDb {
     }
   }
 
-  keys(range: IndexRange): { all(): Promise<Buffer[]> } {
-    const entries = this.opened().range(range)
-    return { all: async () => entries.map(([key]) => key) }
+  keys(range: IndexRange): AsyncIterable<Buffer> & { all(): Promise<Buffer[]> } {
+    const keys = this.opened().range(range).map(([key]) => key)
+    return {
+      all: async () => keys,
+      [Symbol.asyncIterator]: async function* () {
+        yield* keys
+      },
+    }
   }
 
   clear(): Promise<void> {

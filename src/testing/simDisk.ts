@@ -12,13 +12,15 @@
 //   (LevelDB, written without sync) loses some of its most recent batches.
 // Slow disks: every write, sync and index batch takes a latency drawn in the configured range.
 // Reads are served at once (from the written image: the page cache).
-// Directories, renames, removals and the small durable files (writeTextDurably) take effect at
-// once and durably: the runtime syncs the directory after each, and nothing checks what a
+// Directories, renames, removals, allocations and the small durable files (writeTextDurably) take
+// effect at once and durably: the runtime syncs the directory after each, and nothing checks what a
 // machine crash between the two would leave.
+// Space: the files' written bytes count against `capacityBytes` (the index does not); a write
+// that would grow them past it fails with ENOSPC, as a full file system's does.
 
 import { constants as fsConstants } from 'node:fs'
 import path from 'node:path'
-import type { Disk, DiskFile, IndexDb } from '../store/disk.js'
+import type { Disk, DiskFile, DiskSpace, IndexDb } from '../store/disk.js'
 import { MemoryIndex, MemoryIndexData } from './memoryIndex.js'
 import type { Prng } from './prng.js'
 import type { Scheduler } from './scheduler.js'
@@ -67,28 +69,38 @@ class SimFile {
   }
 }
 
-/** A file's bytes. */
+/** A file's bytes. Zeros past the last write (a file extended by a truncate or an allocation) are not kept. */
 class Image {
-  bytes = Buffer.alloc(0)
+  bytes = Buffer.alloc(0) // holds [0, storedBytes); what lies past it up to lengthBytes is zeros
+  storedBytes = 0
   lengthBytes = 0
 
   apply(op: Pending): void {
     if (op.kind === 'truncate') {
-      if (op.lengthBytes > this.lengthBytes) this.reserve(op.lengthBytes).fill(0, this.lengthBytes, op.lengthBytes)
+      this.storedBytes = Math.min(this.storedBytes, op.lengthBytes)
       this.lengthBytes = op.lengthBytes
       return
     }
     const end = op.position + op.bytes.length
-    if (end > this.lengthBytes) {
-      this.reserve(end).fill(0, this.lengthBytes, op.position)
-      this.lengthBytes = end
-    }
+    this.reserve(end).fill(0, this.storedBytes, op.position)
     op.bytes.copy(this.bytes, op.position)
+    this.storedBytes = Math.max(this.storedBytes, end)
+    this.lengthBytes = Math.max(this.lengthBytes, end)
+  }
+
+  /** Copies up to `length` bytes from `position` into `into` at `offset`; the count copied. */
+  read(into: Uint8Array, offset: number, length: number, position: number): number {
+    const n = Math.max(0, Math.min(length, this.lengthBytes - position))
+    const stored = Math.max(0, Math.min(n, this.storedBytes - position))
+    if (stored > 0) this.bytes.copy(into, offset, position, position + stored)
+    into.fill(0, offset + stored, offset + n)
+    return n
   }
 
   copy(): Image {
     const image = new Image()
-    image.bytes = Buffer.from(this.bytes.subarray(0, this.lengthBytes))
+    image.bytes = Buffer.from(this.bytes.subarray(0, this.storedBytes))
+    image.storedBytes = this.storedBytes
     image.lengthBytes = this.lengthBytes
     return image
   }
@@ -96,7 +108,7 @@ class Image {
   private reserve(lengthBytes: number): Buffer {
     if (lengthBytes > this.bytes.length) {
       const grown = Buffer.alloc(Math.max(lengthBytes, this.bytes.length * 2, 4096))
-      this.bytes.copy(grown, 0, 0, this.lengthBytes)
+      this.bytes.copy(grown, 0, 0, this.storedBytes)
       this.bytes = grown
     }
     return this.bytes
@@ -116,6 +128,8 @@ export class SimDisk implements Disk {
   private readonly indexes = new Map<string, MemoryIndexData>()
   private generation = 0 // bumped by a crash: operations of an older generation never complete
   private nextFd = 1000
+  /** What the files may hold in all (a test fills the disk by lowering it). */
+  capacityBytes = 2 ** 40
 
   constructor(timing: SimDiskTiming | null = null) {
     this.timing = timing
@@ -141,6 +155,57 @@ export class SimDisk implements Disk {
       file.reset(image)
     }
     for (const index of this.indexes.values()) index.loseRecent(prng)
+  }
+
+  /**
+   * The disk as one process sees it: once that process died (crash, power loss), nothing it
+   * calls takes effect and nothing it waits for settles, whatever it calls (a removal, a rename,
+   * an index batch), also through files and indexes it opened before. Without it, code of a dead
+   * process that was between two awaits runs on and may remove a file its successor uses.
+   */
+  forProcess(): Disk {
+    const generation = this.generation
+    const dead = (): boolean => this.generation !== generation
+    const never = new Promise<never>(() => undefined)
+    const gate = <T>(run: () => Promise<T>): Promise<T> => (dead() ? never : run().then((value) => (dead() ? never : value)))
+    const gateSync = <T>(run: () => T): T => {
+      if (dead()) throw new Error('simulated disk: used by a process that died')
+      return run()
+    }
+    const file = (handle: DiskFile): DiskFile => ({
+      fd: handle.fd,
+      read: (buffer, offset, length, position) => gate(() => handle.read(buffer, offset, length, position)),
+      write: (buffer, offset, length, position) => gate(() => handle.write(buffer, offset, length, position)),
+      writev: (buffers, position) => gate(() => handle.writev(buffers, position)),
+      datasync: () => gate(() => handle.datasync()),
+      sync: () => gate(() => handle.sync()),
+      truncate: (lengthBytes) => gate(() => handle.truncate(lengthBytes)),
+      close: () => gate(() => handle.close()),
+    })
+    const index = (db: IndexDb): IndexDb => ({
+      open: () => gate(() => db.open()),
+      close: () => gate(() => db.close()),
+      getSync: (key) => gateSync(() => db.getSync(key)),
+      batch: (ops, options) => gate(() => db.batch(ops, options)),
+      iterator: (range) => gateSync(() => db.iterator(range)),
+      keys: (range) => gateSync(() => db.keys(range)),
+      clear: () => gate(() => db.clear()),
+    })
+    return {
+      mkdirp: (dir) => gate(() => this.mkdirp(dir)),
+      list: (dir) => gate(() => this.list(dir)),
+      sizeOf: (target) => gate(() => this.sizeOf(target)),
+      open: (target, flags) => gate(async () => file(await this.open(target, flags))),
+      truncate: (target, lengthBytes) => gate(() => this.truncate(target, lengthBytes)),
+      allocate: (target, sizeBytes) => gate(() => this.allocate(target, sizeBytes)),
+      remove: (target) => gate(() => this.remove(target)),
+      rename: (from, to) => gate(() => this.rename(from, to)),
+      syncDir: (dir) => gate(() => this.syncDir(dir)),
+      readText: (target) => gateSync(() => this.readText(target)),
+      writeTextDurably: (target, text) => gateSync(() => this.writeTextDurably(target, text)),
+      openIndex: (dir) => index(this.openIndex(dir)),
+      space: (dir) => gate(() => this.space(dir)),
+    }
   }
 
   /** Bytes written to `file` and not yet synced (for tests of durability). */
@@ -185,6 +250,17 @@ export class SimDisk implements Disk {
     simFile.apply({ kind: 'truncate', lengthBytes })
   }
 
+  /** Takes effect at once and durably, as a directory operation does (an allocation changes metadata only; no bytes are kept). */
+  async allocate(file: string, sizeBytes: number): Promise<void> {
+    const at = path.resolve(file)
+    if (!this.dirs.has(path.dirname(at))) throw fsError('ENOENT', 'open', at)
+    if (this.usedBytes() - (this.files.get(at)?.written.lengthBytes ?? 0) + sizeBytes > this.capacityBytes) throw fsError('ENOSPC', 'fallocate', at)
+    const simFile = new SimFile()
+    simFile.apply({ kind: 'truncate', lengthBytes: sizeBytes })
+    simFile.syncBefore(simFile.nextSeq)
+    this.files.set(at, simFile)
+  }
+
   async remove(target: string): Promise<void> {
     const at = path.resolve(target)
     const under = (entry: string): boolean => entry === at || entry.startsWith(at + '/')
@@ -224,7 +300,10 @@ export class SimDisk implements Disk {
 
   readText(file: string): string | null {
     const simFile = this.files.get(path.resolve(file))
-    return simFile === undefined ? null : simFile.written.bytes.toString('utf8', 0, simFile.written.lengthBytes)
+    if (simFile === undefined) return null
+    const text = Buffer.alloc(simFile.written.lengthBytes)
+    simFile.written.read(text, 0, text.length, 0)
+    return text.toString('utf8')
   }
 
   writeTextDurably(file: string, text: string): void {
@@ -234,6 +313,16 @@ export class SimDisk implements Disk {
     simFile.apply({ kind: 'write', position: 0, bytes: Buffer.from(text) })
     simFile.syncBefore(simFile.nextSeq)
     this.files.set(at, simFile)
+  }
+
+  async space(_dir: string): Promise<DiskSpace> {
+    return { totalBytes: this.capacityBytes, availableBytes: Math.max(0, this.capacityBytes - this.usedBytes()) }
+  }
+
+  private usedBytes(): number {
+    let used = 0
+    for (const file of this.files.values()) used += file.written.lengthBytes
+    return used
   }
 
   openIndex(dir: string): IndexDb {
@@ -274,9 +363,12 @@ export class SimDisk implements Disk {
       if (disk.files.get(at) !== simFile) throw fsError('ENOENT', 'io', at) // removed or renamed since it was opened
       return simFile
     }
+    const filePath = at
     const write = (buffers: readonly Uint8Array[], position: number): Promise<{ bytesWritten: number }> => {
       const target = file()
       return this.complete(this.timing?.writeMs, () => {
+        const endBytes = position + buffers.reduce((sum, b) => sum + b.byteLength, 0)
+        if (this.usedBytes() + Math.max(0, endBytes - target.written.lengthBytes) > this.capacityBytes) throw fsError('ENOSPC', 'write', filePath)
         let at = position
         for (const buffer of buffers) {
           target.apply({ kind: 'write', position: at, bytes: Buffer.from(buffer) })
@@ -293,12 +385,7 @@ export class SimDisk implements Disk {
     }
     return {
       fd: this.nextFd++,
-      read: async (buffer, offset, length, position) => {
-        const image = file().written
-        const n = Math.max(0, Math.min(length, image.lengthBytes - position))
-        image.bytes.copy(buffer, offset, position, position + n)
-        return { bytesRead: n }
-      },
+      read: async (buffer, offset, length, position) => ({ bytesRead: file().written.read(buffer, offset, length, position) }),
       write: (buffer, offset, length, position) => write([buffer.subarray(offset, offset + length)], position),
       writev: (buffers, position) => write(buffers, position),
       datasync: sync,

@@ -166,6 +166,7 @@ export class SimWorld {
   private readonly pending = new Set<ClientRequest>()
   private partitioned: ReadonlySet<number> = new Set() // member ids cut off from the others
   private stepsDone = 0
+  private ended = false // checkEnd began: no process starts again
   private submitNext = 1
   private writeNext = 0
   private dataIno: number | null = null // the file writes go to, once its creation is acknowledged
@@ -240,7 +241,7 @@ export class SimWorld {
   /** A process starts on machine `id`: its member opens its store, reports what it holds, and recovers. */
   start(id: number): void {
     const machine = this.machines[id]!
-    if (machine.up) return
+    if (machine.up || this.ended) return
     machine.up = true
     machine.lastStable = 0n
     machine.epochKey = null
@@ -258,7 +259,7 @@ export class SimWorld {
       },
       env: {
         clock,
-        disk: machine.disk,
+        disk: machine.disk.forProcess(), // nothing a dead process calls takes effect
         newTransport: (plan) => this.transportFor(machine, plan),
         peers: new SimPeers(this.peerWorld, machine.id, clock),
         instance: `i${incarnation}`,
@@ -581,6 +582,8 @@ export class SimWorld {
   async checkEnd(converged: boolean): Promise<void> {
     // Decided before the power goes (once converged, what a member still held is synced everywhere: see `converged`).
     const mustSurvive = [...this.acked].filter(([key]) => this.mustSurvive(key))
+    // No process starts again: a restart still scheduled would open a store the check is reading.
+    this.ended = true
     for (const machine of this.machines) if (machine.up) this.crash(machine.id, true)
     if (this.violations.length > 0) return
     const held = await Promise.all(this.machines.map((m) => runUntilSettled(this.scheduler, reopenLog(m.disk, m.id))))
@@ -699,6 +702,8 @@ function simConfig(memberCount: number, durability: Durability): GroupConfig {
     clients: { heartbeatIntervalMs: 500, deadPeerMs: 5000, requestTimeoutMs: 30_000, handshakeTimeoutMs: 5000 },
     time: { sensorLagMaxMs: 5000, clockSkewMaxMs: 50 },
     durability,
+    retention: null,
+    gcBudgetMiBs: null,
     keyFile: '/sim/cluster.key',
     key: Buffer.alloc(32),
   }

@@ -2,7 +2,7 @@
 // `fffs mount --cluster` mounts, with bounded waits; `cleanup()` kills every child it started
 // and `fusermount -uz`s every mount, whatever state the test left them in.
 
-import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { mkdtempSync, promises as fsp, rmSync } from 'node:fs'
 import os from 'node:os'
@@ -112,6 +112,8 @@ export interface GroupOptions {
   readonly wrapOf?: (id: number) => string[]
   /** Config `transport` fields to set (connectTimeoutMs, suspectTimeoutMs, ...). */
   readonly transport?: Record<string, number>
+  /** Top-level config fields to set (retention, gcBudgetMiBs, ...). */
+  readonly fields?: Record<string, unknown>
 }
 
 /** A group of `replicas` members, every one started, once they all run in one view. */
@@ -127,11 +129,11 @@ export async function startGroup(replicas: number, options: GroupOptions = {}): 
   // No base port given: writeLocalGroup derives one from a hash of the (random) directory and
   // moves it on while any of its ports is bound, so parallel test files do not collide.
   let configPath = await writeLocalGroup(path.join(root, 'group'), { replicas, shards: options.shards ?? 1 })
-  if (options.hostOf !== undefined || options.transport !== undefined) {
+  if (options.hostOf !== undefined || options.transport !== undefined || options.fields !== undefined) {
     const json = JSON.parse(await fsp.readFile(configPath, 'utf8')) as { members: Array<{ id: number; host: string }>; transport: Record<string, unknown> }
     if (options.hostOf !== undefined) for (const m of json.members) m.host = options.hostOf(m.id)
     json.transport = { ...json.transport, ...options.transport }
-    await fsp.writeFile(configPath, JSON.stringify(json, null, 2))
+    await fsp.writeFile(configPath, JSON.stringify({ ...json, ...options.fields }, null, 2))
   }
   const config = await loadGroupConfig(configPath)
   configPath = config.path
@@ -222,6 +224,32 @@ export async function startGroup(replicas: number, options: GroupOptions = {}): 
 }
 
 /** Runs the CLI asynchronously (the test's own event loop keeps running); never throws. */
+/**
+ * A group of 3 whose member `member` keeps its data on a tmpfs of its own of `size` (a small disk:
+ * small log segments, and a disk that fills), every member started and in the view, and a mount.
+ * `stop` kills the members, unmounts the tmpfs and cleans up.
+ */
+export async function startGroupWithSmallDisk(member: number, size: string, fields: Record<string, unknown>): Promise<{ group: TestGroup; mount: ClusterMount; volume: string; stop(): Promise<void> }> {
+  const group = await startGroup(3, { fields })
+  const volume = group.config.members.find((m) => m.id === member)!.dataDir
+  await fsp.mkdir(volume, { recursive: true })
+  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', volume])
+  const stop = async (): Promise<void> => {
+    for (const proc of group.members.values()) proc.child.kill('SIGKILL')
+    await Promise.all([...group.members.values()].map((proc) => proc.waitExit(10_000)))
+    execFileSync('umount', ['-l', volume], { stdio: 'ignore' })
+    await group.cleanup()
+  }
+  try {
+    for (const id of [0, 1, 2]) group.startMember(id)
+    await group.waitView([0, 1, 2], VIEW_TIMEOUT_MS)
+    return { group, mount: await group.mount('mnt'), volume, stop }
+  } catch (err) {
+    await stop()
+    throw err
+  }
+}
+
 export async function cli(args: string[], timeoutMs = 30_000): Promise<{ status: number; stdout: string; stderr: string }> {
   try {
     const { stdout, stderr } = await execFileP(process.execPath, [FFFS_BIN, ...args], { cwd: REPO, timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 })

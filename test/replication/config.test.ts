@@ -53,6 +53,7 @@ describe('group config', () => {
     expect(config.durability).toBe('write-on-close')
     expect(config.keyFile).toBe(path.join(dir, 'cluster.key'))
     expect(config.key).toHaveLength(32)
+    expect(config.retention).toBeNull() // every version kept unless a policy is set
     expect(initialShards(config)).toEqual({ meta: [0, 1, 2], data: [[0, 1, 2], [3, 4, 5]] })
   })
 
@@ -87,6 +88,12 @@ describe('group config', () => {
       ['bad name', (c) => (c.name = 'a b'), /^config name: "a b" may use only/],
       ['negative Δ', (c) => (c.time = { sensorLagMaxMs: -1 }), /^config time\.sensorLagMaxMs: -1 is not a non-negative integer/],
       ['unknown time field', (c) => (c.time = { lagMs: 1 }), /^config time\.lagMs: unknown field/],
+      ['retention below the safety floor', (c) => (c.retention = { keepAllFor: '10m' }), /^config retention\.keepAllFor: 10m is below the safety floor of 1h: .*\(retention\.force\) \(in .*config\.json\)$/],
+      ['retention not a duration', (c) => (c.retention = { keepAllFor: 'a week' }), /^config retention\.keepAllFor: 'a week' is not a duration/],
+      ['retention tier not a multiple', (c) => (c.retention = { keepAllFor: '7d', tiers: [{ every: '1h' }, { after: '30d', every: '90m' }] }), /^config retention\.tiers\[1\]\.every: 1h30m is not a multiple of the tier before's 1h/],
+      ['retention unknown field', (c) => (c.retention = { keepAllFor: '7d', keep: 3 }), /^config retention\.keep: unknown field/],
+      ['retention minVersions', (c) => (c.retention = { keepAllFor: '7d', minVersions: -1 }), /^config retention\.minVersions: -1 is not a non-negative integer/],
+      ['gc budget', (c) => (c.gcBudgetMiBs = 0), /^config gcBudgetMiBs: 0 is not a positive number/],
       ['unknown durability', (c) => (c.durability = 'fsync'), /^config durability: "fsync" is not one of "write-on-close", "sync-on-close"/],
     ]
     const configPath = await writeLocalGroup(dir, { replicas: 3, shards: 1, basePort: 31100 })

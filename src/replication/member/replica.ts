@@ -2,6 +2,7 @@
 // by an empty one when its log turned out not to be a prefix of the group's (catch-up).
 
 import path from 'node:path'
+import { isIndexAheadOfCompactedLog } from '../../errors.js'
 import type { Disk } from '../../store/disk.js'
 import { Store, type ShardRole } from '../../store/store.js'
 import { sleep, type Clock } from '../clock.js'
@@ -37,7 +38,15 @@ export class Replica {
     await disk.mkdirp(dataDir)
     for (const name of await disk.list(dataDir)) if (name.startsWith(DISCARDED_PREFIX)) await disk.remove(path.join(dataDir, name))
     const store = new Store(dataDir, { disk, ...(options.role !== undefined ? { role: options.role } : {}) })
-    await store.open()
+    await store.open().catch(async (err: unknown) => {
+      // The index got ahead of a log whose start segment GC deleted (a machine crash): the log
+      // cannot rebuild it, so this replica starts empty and is fetched whole from the group.
+      if (!isIndexAheadOfCompactedLog(err)) throw err
+      options.log(`${(err as Error).message}; starting empty, to be fetched whole from the group`)
+      const trash = await moveAside(disk, dataDir, options.clock.nowMs())
+      await disk.remove(trash)
+      await store.open()
+    })
     return new Replica(options.memberId, disk, dataDir, store, options.clock, options.log)
   }
 
@@ -80,14 +89,20 @@ export class Replica {
     const drainStartedMs = this.clock.nowMs()
     while (this.readsRunning > 0 && this.clock.nowMs() - drainStartedMs < READS_DRAIN_MAX_MS) await sleep(this.clock, READS_DRAIN_POLL_MS)
     await this.store.close()
-    const trash = path.join(this.dataDir, `${DISCARDED_PREFIX}${this.clock.nowMs()}`)
-    await this.disk.mkdirp(trash)
-    for (const name of ['index', 'segments']) {
-      await this.disk.rename(path.join(this.dataDir, name), path.join(trash, name))
-      await this.disk.syncDir(this.dataDir)
-    }
+    const trash = await moveAside(this.disk, this.dataDir, this.clock.nowMs())
     await this.store.open()
     this.swapping = false
     void this.disk.remove(trash).catch((err: Error) => this.log(`deleting ${trash}: ${err.message}`))
   }
+}
+
+/** Moves a store's index, then its segments, into a `discarded-*` directory, each step durable before the next; returns that directory. */
+async function moveAside(disk: Disk, dataDir: string, nowMs: number): Promise<string> {
+  const trash = path.join(dataDir, `${DISCARDED_PREFIX}${nowMs}`)
+  await disk.mkdirp(trash)
+  for (const name of ['index', 'segments']) {
+    await disk.rename(path.join(dataDir, name), path.join(trash, name))
+    await disk.syncDir(dataDir)
+  }
+  return trash
 }

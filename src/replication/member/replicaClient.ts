@@ -32,6 +32,8 @@ export interface ReplicaAccess {
   waitSynced(stamp: HlcStamp, maxWaitMs: number): Promise<void>
   order(payload: Uint8Array, after?: HlcStamp): Promise<{ stamp: HlcStamp; result: ApplyResult }>
   orderRecord(payload: Uint8Array, after?: HlcStamp): Promise<{ stamp: HlcStamp; result: ApplyResult }>
+  /** Throws ENOSPC for what adds data while this member's disk, or any member's, is short of space (upkeep.ts). */
+  refuseWhenFull(mutation: Mutation | 'write'): void
 }
 
 /**
@@ -73,7 +75,7 @@ export class ReplicaClient implements Client {
     return this.atCut(cut, (store) => store.attr(ino, cut))
   }
   attrs(inos: readonly Ino[], cut: HlcStamp): Promise<Array<Attr | null>> {
-    return this.atCut(cut, (store) => inos.map((ino) => store.attr(ino, cut)))
+    return this.atCut(cut, (store) => Promise.all(inos.map((ino) => store.attr(ino, cut))))
   }
   lookup(dir: Ino, name: string, cut: HlcStamp): Promise<Ino | null> {
     return this.atCut(cut, (store) => store.lookup(dir, name, cut))
@@ -114,6 +116,14 @@ export class ReplicaClient implements Client {
    * message and one round of persistence, not two in sequence); larger ones go into the total
    * order now (the bulk path), the version naming them follows. */
   appendData(_ino: Ino, bytes: Uint8Array): { ref: DataRef; written: Promise<void> } {
+    try {
+      this.member.refuseWhenFull('write')
+    } catch (err) {
+      // Refused as the submit naming it will learn (a blob arrives as a message: nothing to throw to).
+      const refused = Promise.reject(err as Error)
+      refused.catch(() => undefined)
+      return { ref: { blob: this.nextBlobId(), offset: 0 }, written: refused }
+    }
     if (bytes.byteLength <= INLINE_DATA_MAX_BYTES) return { ref: { blob: this.holdInline(bytes), offset: 0 }, written: Promise.resolve() }
     const blob = this.nextBlobId()
     const ordered = this.member.order(encodeDataPayload(blob, bytes))
@@ -144,6 +154,7 @@ export class ReplicaClient implements Client {
   }
 
   async submit(mutation: Mutation, options: SubmitOptions = {}): Promise<Submitted> {
+    this.member.refuseWhenFull(mutation)
     // Taken first: whatever happens to this submit, the held bytes are not needed again.
     const inline: Array<readonly [string, number]> = []
     const inlineBytes: Uint8Array[] = []
@@ -165,6 +176,10 @@ export class ReplicaClient implements Client {
     const submitted = { stamp, ...unwrap(result) }
     if (stamp > this.acknowledgedStamp) this.acknowledgedStamp = stamp
     return submitted
+  }
+
+  refuseWhenFull(): void {
+    this.member.refuseWhenFull('write')
   }
 
   async stableFrontier(): Promise<HlcStamp> {

@@ -3,7 +3,8 @@
 //   is a prefix of the donor's (else it is discarded and everything is fetched);
 // - serving: the batches and record digests other members ask this member for.
 
-import type { HlcStamp } from '../../temporal/hlc.js'
+import { FffsError } from '../../errors.js'
+import { hlcToIso, type HlcStamp } from '../../temporal/hlc.js'
 import type { Clock } from '../clock.js'
 import { peerMethods, type Answer, type FetchArgs, type FetchReply } from '../protocol.js'
 import { describeTransfer, formatBytes, type TransferStatus } from '../readiness.js'
@@ -209,6 +210,10 @@ export class StateTransfer {
     // A log being refetched is a prefix of the donor's: this member may be a donor meanwhile.
     return this.options.replica.read({ prefixIsEnough: true }, async (store) => {
       if (!this.options.running()) await this.options.delivery.settle()
+      // Segment GC deleted this log's records up to its base: a log ending below it would be
+      // handed the records after the base only, and silently miss those in between.
+      const logBase = store.logBase
+      if (args.after < logBase) throw new FffsError('ERANGE', `this member's log was collected up to ${hlcToIso(logBase)} (history retention): a log ending at ${args.after === 0n ? 'nothing' : hlcToIso(args.after)} cannot be caught up from it (a whole-store transfer is not built yet)`)
       const upto = args.upto ?? this.options.stableStamp()
       const blobs = args.withBlobs ? this.options.delivery.heldBlobs() : null
       const { batch, body } = await this.exportAhead.next({ after: args.after, upto, cursor: args.cursor, blobs })
