@@ -3,7 +3,8 @@
 // segment GC running) and one keeping every version, in interleaved rounds (order alternating),
 // each mount's data on a tmpfs of its own; write throughput of each round and the disk used
 // after it. Then the space `rm` and `fffs gc` give back on the GC mount (df of its volume).
-// Prints tables and writes bench/out/retention.json. `--quick`: a smoke-sized run.
+// Prints tables and writes bench/out/retention.json. `--quick`: a smoke-sized run. `--soak`:
+// the long run on the real disk instead (soak.ts).
 
 import { execFileSync, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
@@ -13,6 +14,7 @@ import { fileURLToPath } from 'node:url'
 import { READY_PREFIX } from '../../src/cli/output.js'
 import { startMount, stopAll, type Mount } from '../fs/mounts.js'
 import { renderText } from '../tables.js'
+import { runSoak } from './soak.js'
 import { retentionSections, type RetentionBenchJson, type RetentionRound } from './tables.js'
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
@@ -103,7 +105,7 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: unknown) => {
+;(process.argv.includes('--soak') ? runSoak(process.argv.slice(2), repoRoot) : main()).catch((err: unknown) => {
   process.stderr.write(`retention bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
   process.exitCode = 1
 })
