@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url'
 import { fsSections, type FsBenchConfig } from './fs/index.js'
 import { logSections, type LogBenchJson } from './log/tables.js'
 import { retentionSections, type RetentionBenchJson } from './retention/tables.js'
+import { soakSections, type SoakBenchJson } from './retention/soakTables.js'
 import { metadataSections, type MetadataJson } from './metadata/tables.js'
 import { recoverySections, type SizeResult, type TablesConfig as RecoveryTablesConfig } from './recovery/tables.js'
 import { replicationSections, type Summary, type TablesConfig } from './replication/tables.js'
@@ -155,6 +156,15 @@ function retentionSection(j: RetentionBenchJson): string[] {
   return [provenance('npm run bench -- retention', j), 'Two embedded mounts written in turn (the same files, the same bytes): one with background retention and segment GC, one keeping every version; `df` of each data volume after each round.', '', ...markdownSections(retentionSections(j))]
 }
 
+function retentionSoakSection(j: SoakBenchJson): string[] {
+  return [
+    provenance(`npm run bench -- retention --soak --total-gb ${j.totalGb} --keep-all-for ${j.keepAllFor}`, j),
+    `One embedded mount with retention and segment GC, its data dir on the real disk, sampled every few seconds; a second mount keeping every version takes every ${j.baselineEvery}th phase of the same stream, for the throughput ratio. The plot over time: bench/out/retention-soak.png.`,
+    '',
+    ...markdownSections(soakSections(j)),
+  ]
+}
+
 // ------------------------------------------------------------------ startup
 
 interface StartupJson {
@@ -193,7 +203,8 @@ function recoverySection(j: RecoveryJson): string[] {
 
 // ------------------------------------------------------------------ entry
 
-const SECTIONS: ReadonlyArray<readonly [name: string, title: string, render: (json: never) => string[]]> = [
+// name: bench/out/NAME.json; benchArgs: what `npm run bench --` takes to write it, when not just NAME.
+const SECTIONS: ReadonlyArray<readonly [name: string, title: string, render: (json: never) => string[], benchArgs?: string]> = [
   ['fs', 'File system (`bench/fs`)', fsSection],
   ['transport', 'Transport (`bench/transport`)', transportSection],
   ['replication', 'Replication (`bench/replication`)', replicationSection],
@@ -203,16 +214,17 @@ const SECTIONS: ReadonlyArray<readonly [name: string, title: string, render: (js
   ['startup', 'Start-up (`bench/startup`)', startupSection],
   ['recovery', 'Recovery (`bench/recovery`)', recoverySection],
   ['retention', 'Retention and segment GC (`bench/retention`)', retentionSection],
+  ['retention-soak', 'Retention soak (`bench/retention`, `--soak`)', retentionSoakSection, 'retention --soak'],
 ]
 
 /** The generated part of benchmarks.md, from whichever JSON files exist in `dir`. */
 function generatedReport(dir: string): string {
   const parts: string[] = []
-  for (const [name, title, render] of SECTIONS) {
+  for (const [name, title, render, benchArgs = name] of SECTIONS) {
     const file = path.join(dir, `${name}.json`)
     const body = fs.existsSync(file)
       ? render(JSON.parse(fs.readFileSync(file, 'utf8')) as never)
-      : [`No results here yet: \`npm run bench -- ${name}\` writes bench/out/${name}.json, then \`npm run bench:report\`.`]
+      : [`No results here yet: \`npm run bench -- ${benchArgs}\` writes bench/out/${name}.json, then \`npm run bench:report\`.`]
     parts.push([`### ${title}`, '', ...body].join('\n'))
   }
   return parts.join('\n\n')

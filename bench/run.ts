@@ -19,7 +19,7 @@ const BENCHES: Readonly<Record<string, string>> = {
   log: 'log/index.js', // fffs log's first page on a file with 100k versions, against its whole history
   startup: 'startup/index.js', // npm start to the ready line (fresh clone, unchanged); the CLI's start-up against node
   recovery: 'recovery/index.js', // a member's rejoin, a total restart and a full transfer at 0, 1 and 4 GiB held
-  retention: 'retention/index.js', // a sensor stream with background retention and GC against one keeping everything; rm + fffs gc
+  retention: 'retention/index.js', // a sensor stream with background retention and GC against one keeping everything; rm + fffs gc (--soak: the long run on disk)
 }
 
 function main(): number {

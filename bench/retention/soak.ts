@@ -167,6 +167,7 @@ export async function runSoak(argv: readonly string[], repoRoot: string): Promis
       if (freeBytes(root) < MIN_FREE_BYTES) throw new Error(`under ${MIN_FREE_BYTES / 1e9} GB free on ${root}: stopping`)
       const floor = historyFloor(gc.mount.mountpoint)
       const atMs = performance.now() - startMs
+      const floorAgeSec = floor === null ? null : (Date.now() - Date.parse(floor)) / 1000
       samples.push({
         tSec: atMs / 1000,
         diskBytes: diskBytes(gc.dataDir),
@@ -176,7 +177,8 @@ export async function runSoak(argv: readonly string[], repoRoot: string): Promis
         writtenBytes: gcWritten,
         writeMBps: (gcWritten - lastSample.gcWritten) / 1e6 / ((atMs - lastSample.atMs) / 1000),
         floor,
-        floorAgeSec: floor === null ? null : (Date.now() - Date.parse(floor)) / 1000,
+        floorAgeSec,
+        sinceFloorBytes: floorAgeSec === null ? null : written.within(atMs, floorAgeSec * 1000),
       })
       lastSample = { atMs, gcWritten }
       sampleMs += performance.now() - began
@@ -217,6 +219,7 @@ export async function runSoak(argv: readonly string[], repoRoot: string): Promis
 
     const json: SoakBenchJson = {
       header,
+      totalGb: config.totalBytes / 1e9,
       files: FILES,
       rewriteBytes: REWRITE_BYTES,
       appendBytes: APPEND_BYTES,

@@ -14,6 +14,7 @@ export interface SoakSample {
   readonly writeMBps: number // since the sample before (0 while the baseline phase runs)
   readonly floor: string | null // user.fffs.history_floor
   readonly floorAgeSec: number | null
+  readonly sinceFloorBytes: number | null // bytes written to it since its floor: what the floor, lagging keepAllFor, lets it keep
 }
 
 export interface SoakPhase {
@@ -27,6 +28,7 @@ export interface SoakPhase {
 /** What a soak run records (bench/out/retention-soak.json). */
 export interface SoakBenchJson {
   readonly header: string
+  readonly totalGb: number // --total-gb: the GC mount's stream stops past it
   readonly files: number
   readonly rewriteBytes: number
   readonly appendBytes: number
@@ -49,6 +51,9 @@ const ROWS_SHOWN = 12
 export const diskRatio = (s: SoakSample): number | null => (s.liveBytes + s.retainedBoundBytes > 0 ? s.diskBytes / (s.liveBytes + s.retainedBoundBytes) : null)
 
 /** Disk use over (live + superseded during the last keepAllFor): the stricter measure, since bytes appended in the window are both live and written. */
+/** Disk use over (live + written since the floor): the segment GC's own lag, with the floor's taken out. */
+const sinceFloorRatio = (s: SoakSample): number | null => (s.sinceFloorBytes === null ? null : s.diskBytes / (s.liveBytes + s.sinceFloorBytes))
+
 export const strictDiskRatio = (s: SoakSample): number | null => (s.liveBytes + s.supersededBytes > 0 ? s.diskBytes / (s.liveBytes + s.supersededBytes) : null)
 
 const median = (values: readonly number[]): number => {
@@ -96,6 +101,7 @@ export function soakSections(j: SoakBenchJson): Section[] {
         `disk: allocated blocks under the data dir; live: file sizes through the mount; retained bound: bytes written during the last keepAllFor; superseded: old content of the files rewritten during the last keepAllFor; ${j.samples.length} samples, ${shown.length} shown`,
         `disk / (live + retained): max ${maxRatio.toFixed(2)}, final ${finalRatio.toFixed(2)}, target <= ${DISK_RATIO_TARGET.toFixed(1)}: ${verdict(maxRatio <= DISK_RATIO_TARGET)}`,
         `disk / (live + superseded), the stricter measure: max ${maxOf(strictDiskRatio).toFixed(2)}, final ${(strictDiskRatio(last) ?? Number.NaN).toFixed(2)}`,
+        `disk / (live + written since the floor), the floor's lag behind keepAllFor taken out (what is left is segment collection's): max ${maxOf(sinceFloorRatio).toFixed(2)}, final ${(sinceFloorRatio(last) ?? Number.NaN).toFixed(2)}; floor age max ${Math.max(...j.samples.map((s) => s.floorAgeSec ?? 0)).toFixed(0)} s against keepAllFor ${j.keepAllFor}`,
         `the baseline mount (every version kept) held ${gb(j.baselineDiskBytes)} GB on disk for ${gb(sum('baseline', 'bytes'))} GB written`,
       ],
     },
