@@ -48,6 +48,7 @@ function member(id: number, rank: number, deliveredMs: number): MemberStatusJson
       delivered: 19,
       deliveredStamp: stamp(deliveredMs),
       persistedStamp: stamp(deliveredMs),
+      globalWrittenStamp: stamp(90),
       globalPersistedStamp: stamp(90),
       stableStamp: stamp(95),
       pendingRequests: 0,

@@ -75,7 +75,7 @@ describe('wave model (pure)', () => {
     const png = encodePng(4, 2, rgb)
     expect(png.subarray(0, 8)).toEqual(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]))
     const types: string[] = []
-    let idat = Buffer.alloc(0)
+    let idat: Buffer = Buffer.alloc(0)
     for (let at = 8; at < png.length; ) {
       const size = png.readUInt32BE(at)
       const type = png.toString('ascii', at + 4, at + 8)

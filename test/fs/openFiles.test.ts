@@ -32,7 +32,7 @@ async function openClient(options: { readData: boolean }): Promise<{ client: Cli
     rmSync(dir, { recursive: true, force: true })
   })
   const written: Promise<void>[] = []
-  const client = Object.create(embedded) as EmbeddedClient & { readData?: Client['readData'] }
+  const client = Object.create(embedded) as Client
   client.appendData = (ino: Ino, bytes: Uint8Array, crc?: number) => {
     const result = embedded.appendData(ino, bytes, crc)
     written.push(result.written)

@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto'
 import { promises as fsp } from 'node:fs'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { cli, sha256, startGroup, waitFor, Writer, type ClusterMount, type TestGroup } from '../helpers/cluster.js'
+import { cli, sha256, startGroup, waitFor, Writer, type ClusterMount, type TestGroup, type Written } from '../helpers/cluster.js'
 import { fffsMounts } from '../../src/fs/mountTable.js'
 
 interface StatusJson {

@@ -7,7 +7,6 @@
 
 import { randomBytes } from 'node:crypto'
 import { promises as fsp } from 'node:fs'
-import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ROOT_INO } from '../../src/store/records.js'
 import { Store } from '../../src/store/store.js'
