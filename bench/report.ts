@@ -158,7 +158,7 @@ function retentionSection(j: RetentionBenchJson): string[] {
 
 function retentionSoakSection(j: SoakBenchJson): string[] {
   return [
-    provenance(`npm run bench -- retention --soak --total-gb ${j.totalGb} --keep-all-for ${j.keepAllFor}`, j),
+    provenance(`npm run bench -- retention --soak --total-gb ${j.totalGb} --keep-all-for ${j.keepAllFor} --gc-budget ${j.gcBudgetMiBs}`, j),
     `One embedded mount with retention and segment GC, its data dir on the real disk, sampled every few seconds; a second mount keeping every version takes every ${j.baselineEvery}th phase of the same stream, for the throughput ratio. The plot over time: bench/out/retention-soak.png.`,
     '',
     ...markdownSections(soakSections(j)),

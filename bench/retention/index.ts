@@ -105,7 +105,8 @@ async function main(): Promise<void> {
   }
 }
 
-;(process.argv.includes('--soak') ? runSoak(process.argv.slice(2), repoRoot) : main()).catch((err: unknown) => {
+const run = process.argv.includes('--soak') ? runSoak(process.argv.slice(2), repoRoot) : main()
+run.catch((err: unknown) => {
   process.stderr.write(`retention bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
   process.exitCode = 1
 })

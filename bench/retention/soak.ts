@@ -1,14 +1,16 @@
-// The retention soak (`npm run bench -- retention --soak [--total-gb N] [--keep-all-for D] [--quick]`): a long
-// sensor stream (100 files, each op either rewrites a file whole or appends to it) into an
-// embedded mount with a short retention policy and background segment GC, its data dir on the
-// real disk. Every few seconds it samples the data dir's disk use (allocated blocks), the live
-// data (file sizes through the mount), the retained-history bound (bytes written during the last
-// keepAllFor: retention must keep them), the history floor (user.fffs.history_floor) and the
-// write rate. Throughput against a second mount keeping every version: the stream is written in
-// phases, and every BASELINE_EVERY-th phase the same stream (a generator of its own) is also
-// written to the baseline mount, before or after the GC phase in turn, so the baseline takes
-// 1/BASELINE_EVERY of the bytes (its disk grows without bound) and its phases are spread over
-// the whole run. Writes bench/out/retention-soak.json and retention-soak.png.
+// The retention soak (`npm run bench -- retention --soak [--total-gb N] [--keep-all-for D]
+// [--gc-budget MiBs] [--quick]`): a long sensor stream (100 files, each op either rewrites a
+// file whole or appends to it) into an embedded mount with a short retention policy and
+// background segment GC, its data dir on the real disk. Every few seconds it samples the data
+// dir's disk use (allocated blocks), the live data (file sizes through the mount), the bytes
+// written during the last keepAllFor (the retained-history bound the target is stated against),
+// the old content of the files rewritten during it (what retention must keep, strictly), the
+// history floor (user.fffs.history_floor) and the write rate. Throughput against a second mount
+// keeping every version: the stream is written in phases, and every BASELINE_EVERY-th phase the
+// same stream (a generator of its own) is also written to the baseline mount, before or after
+// the GC phase in turn, so the baseline takes 1/BASELINE_EVERY of the bytes (its disk grows
+// without bound) and its phases are spread over the whole run. Writes
+// bench/out/retention-soak.json and retention-soak.png.
 
 import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
@@ -27,7 +29,6 @@ const FILES = 100
 const REWRITE_BYTES = 4 * MiB // a whole-file rewrite leaves the file this size
 const APPEND_BYTES = 1 * MiB
 const REWRITE_ONE_IN = 4 // one op in four rewrites, the others append
-const GC_BUDGET_MIBS = 64
 const BASELINE_EVERY = 4
 const MIN_FREE_BYTES = 10e9 // the disk is shared: the soak stops rather than fill it
 
@@ -36,6 +37,7 @@ interface SoakConfig {
   readonly phaseBytes: number
   readonly keepAllFor: string
   readonly keepAllForMs: number
+  readonly gcBudgetMiBs: number
   readonly sampleEveryMs: number
 }
 
@@ -49,7 +51,9 @@ function configFrom(argv: readonly string[]): SoakConfig {
   const keepAllFor = valueOf('--keep-all-for') ?? (quick ? '3s' : '15s')
   const keepAllForMs = parseDurationMs(keepAllFor)
   if (keepAllForMs === null || keepAllForMs <= 0) throw new Error(`--keep-all-for wants a duration (10s, 2m), got ${keepAllFor}`)
-  return { totalBytes: totalGb * 1e9, phaseBytes: (quick ? 32 : 256) * MiB, keepAllFor, keepAllForMs, sampleEveryMs: quick ? 500 : 2000 }
+  const gcBudgetMiBs = Number(valueOf('--gc-budget') ?? 64)
+  if (!(gcBudgetMiBs > 0)) throw new Error(`--gc-budget wants MiB/s, got ${valueOf('--gc-budget')}`)
+  return { totalBytes: totalGb * 1e9, phaseBytes: (quick ? 32 : 256) * MiB, keepAllFor, keepAllForMs, gcBudgetMiBs, sampleEveryMs: quick ? 500 : 2000 }
 }
 
 /** The sensor stream: op k picks a file (a fixed pseudo-random sequence) and rewrites it whole or appends. */
@@ -117,7 +121,7 @@ class RunningTotal {
     this.totals.push(total)
   }
 
-  /** Bytes written in (atMs - windowMs, atMs]. */
+  /** How much the total grew in (atMs - windowMs, atMs]. */
   within(atMs: number, windowMs: number): number {
     const from = atMs - windowMs
     let lo = 0
@@ -144,7 +148,7 @@ export async function runSoak(argv: readonly string[], repoRoot: string): Promis
     const mountOf = async (target: 'gc' | 'baseline'): Promise<{ mount: Mount; dataDir: string }> => {
       const mountpoint = path.join(root, `${target}-mnt`)
       const dataDir = path.join(root, `${target}-data`)
-      const flags = target === 'gc' ? ['--keep-all-for', config.keepAllFor, '--force-retention', '--gc-budget', String(GC_BUDGET_MIBS)] : []
+      const flags = target === 'gc' ? ['--keep-all-for', config.keepAllFor, '--force-retention', '--gc-budget', String(config.gcBudgetMiBs)] : []
       const mount = await startMount(`fffs (${target})`, [fffsBin, 'mount', mountpoint, '--data-dir', dataDir, ...flags], mountpoint, READY_PREFIX)
       return { mount, dataDir }
     }
@@ -225,7 +229,7 @@ export async function runSoak(argv: readonly string[], repoRoot: string): Promis
       appendBytes: APPEND_BYTES,
       rewriteOneIn: REWRITE_ONE_IN,
       keepAllFor: config.keepAllFor,
-      gcBudgetMiBs: GC_BUDGET_MIBS,
+      gcBudgetMiBs: config.gcBudgetMiBs,
       phaseBytes: config.phaseBytes,
       baselineEvery: BASELINE_EVERY,
       dataDir: `${os.tmpdir()} (${fs.statfsSync(os.tmpdir()).type === 0x01021994 ? 'tmpfs' : 'disk'})`,
