@@ -48,13 +48,13 @@ const THROUGHPUT_RATIO_TARGET = 0.7
 const ROWS_SHOWN = 12
 
 /** Disk use over (live + retained history); null while nothing is written. */
-export const diskRatio = (s: SoakSample): number | null => (s.liveBytes + s.retainedBoundBytes > 0 ? s.diskBytes / (s.liveBytes + s.retainedBoundBytes) : null)
+const diskRatio = (s: SoakSample): number | null => (s.liveBytes + s.retainedBoundBytes > 0 ? s.diskBytes / (s.liveBytes + s.retainedBoundBytes) : null)
 
 /** Disk use over (live + superseded during the last keepAllFor): the stricter measure, since bytes appended in the window are both live and written. */
 /** Disk use over (live + written since the floor): the segment GC's own lag, with the floor's taken out. */
 const sinceFloorRatio = (s: SoakSample): number | null => (s.sinceFloorBytes === null ? null : s.diskBytes / (s.liveBytes + s.sinceFloorBytes))
 
-export const strictDiskRatio = (s: SoakSample): number | null => (s.liveBytes + s.supersededBytes > 0 ? s.diskBytes / (s.liveBytes + s.supersededBytes) : null)
+const strictDiskRatio = (s: SoakSample): number | null => (s.liveBytes + s.supersededBytes > 0 ? s.diskBytes / (s.liveBytes + s.supersededBytes) : null)
 
 const median = (values: readonly number[]): number => {
   const sorted = [...values].sort((a, b) => a - b)
@@ -62,7 +62,7 @@ const median = (values: readonly number[]): number => {
 }
 
 /** Each baseline phase with the GC phase it was written next to. */
-export function soakPairs(j: SoakBenchJson): { index: number; gc: SoakPhase; baseline: SoakPhase; ratio: number }[] {
+function soakPairs(j: SoakBenchJson): { index: number; gc: SoakPhase; baseline: SoakPhase; ratio: number }[] {
   return j.phases
     .filter((p) => p.target === 'baseline')
     .map((baseline) => {
