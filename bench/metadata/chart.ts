@@ -3,6 +3,7 @@
 // Drawn with the wave experiment's canvas and PNG encoder (no dependency).
 
 import { Canvas, TEXT_HEIGHT_UNITS, textWidth, type Rgb } from '../../src/demo/wave/png.js'
+import { GRID, INK, SCALE, WHITE } from '../chartStyle.js'
 import { fmtRate, median, roundRates, rowDefs, type MetadataJson } from './tables.js'
 
 const PALETTE: readonly Rgb[] = [
@@ -13,10 +14,6 @@ const PALETTE: readonly Rgb[] = [
   [171, 71, 188],
   [219, 68, 55], // GlusterFS: kept last
 ]
-const WHITE: Rgb = [255, 255, 255]
-const INK: Rgb = [30, 30, 30]
-const GRID: Rgb = [225, 225, 225]
-const SCALE = 2 // font pixel size
 const BAR_PX = 9
 const GROUP_GAP_PX = 10
 const LABEL_PX = 180

@@ -3,11 +3,9 @@
 // Drawn with the wave experiment's canvas and PNG encoder (no dependency).
 
 import { Canvas, TEXT_HEIGHT_UNITS, textWidth, type Rgb } from '../../src/demo/wave/png.js'
+import { GRID, INK, SCALE, WHITE } from '../chartStyle.js'
 import { DISK_RATIO_TARGET, type SoakBenchJson } from './soakTables.js'
 
-const WHITE: Rgb = [255, 255, 255]
-const INK: Rgb = [30, 30, 30]
-const GRID: Rgb = [225, 225, 225]
 const DISK: Rgb = [66, 133, 244]
 const BOUND: Rgb = [15, 157, 88]
 const LIMIT: Rgb = [219, 68, 55]
@@ -15,7 +13,6 @@ const LIVE: Rgb = [120, 120, 120]
 const SUPERSEDED: Rgb = [0, 172, 193]
 const RATE: Rgb = [244, 160, 0]
 const FLOOR: Rgb = [171, 71, 188]
-const SCALE = 2 // font pixel size
 const LEFT_PX = 70
 const PLOT_PX = 820
 const RIGHT_PX = 20

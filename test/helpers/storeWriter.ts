@@ -3,7 +3,7 @@
 // reads before and after compaction or GC can be compared.
 
 import { FffsError } from '../../src/errors.js'
-import type { Mutation } from '../../src/store/records.js'
+import type { Mutation, VersionOp } from '../../src/store/records.js'
 import type { Store } from '../../src/store/store.js'
 import { hlcOf, type HlcStamp } from '../../src/temporal/hlc.js'
 
@@ -24,6 +24,11 @@ export class StoreWriter {
     const result = await this.store.apply(stamp, mutation, logged)
     if (!result.ok) throw new FffsError(result.code, result.message)
     return { stamp, ...(result.ino !== undefined ? { ino: result.ino } : {}) }
+  }
+
+  /** A write op putting `bytes` at `offset` (its data appended to the log now). */
+  writeOp(offset: number, bytes: Buffer): VersionOp {
+    return { op: 'write', offset, sizeBytes: bytes.length, data: this.store.appendData(bytes).position }
   }
 
   /** A version of `ino` that is `sizeBytes` bytes of `fill`. */

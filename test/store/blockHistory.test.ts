@@ -11,10 +11,11 @@ import { ClassicLevel } from 'classic-level'
 import { afterEach, describe, expect, it } from 'vitest'
 import { BLOCK_SIZE_BYTES } from '../../src/store/blockMap.js'
 import { keys, prefixEnd } from '../../src/store/keys.js'
-import { ROOT_INO, type Attr, type Mutation, type VersionOp } from '../../src/store/records.js'
+import { ROOT_INO, type Attr, type VersionOp } from '../../src/store/records.js'
 import { Store } from '../../src/store/store.js'
 import { HLC_MAX } from '../../src/temporal/hlc.js'
 import { Prng } from '../../src/testing/prng.js'
+import { StoreWriter } from '../helpers/storeWriter.js'
 
 const dirs: string[] = []
 afterEach(() => {
@@ -25,19 +26,6 @@ function tempDir(): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'fffs-blockhistory-'))
   dirs.push(dir)
   return dir
-}
-
-class Writer {
-  stamp = 1000n
-  constructor(public store: Store) {}
-  async apply(mutation: Mutation): Promise<void> {
-    this.stamp += 1000n
-    const result = await this.store.apply(this.stamp, mutation, this.store.appendRecord(this.stamp, mutation))
-    if (!result.ok) throw new Error(result.message)
-  }
-  write(offset: number, bytes: Buffer): VersionOp {
-    return { op: 'write', offset, sizeBytes: bytes.length, data: this.store.appendData(bytes).position }
-  }
 }
 
 async function readAll(store: Store, attr: Attr): Promise<Buffer> {
@@ -51,7 +39,7 @@ describe('block maps as skip deltas', () => {
     const dir = tempDir()
     let store = new Store(dir)
     await store.open()
-    const w = new Writer(store)
+    const w = new StoreWriter(store)
     await w.apply({ type: 'mknod', parent: ROOT_INO, name: 'f', kind: 'file', mode: 0o600, uid: 0, gid: 0 })
     const ino = store.liveLookup(ROOT_INO, 'f')!
     await w.apply({ type: 'mknod', parent: ROOT_INO, name: 'g', kind: 'file', mode: 0o600, uid: 0, gid: 0 }) // interleaved: no two appends adjacent in the log
@@ -67,13 +55,13 @@ describe('block maps as skip deltas', () => {
         if (kind < 6) {
           // Append: the common case for logs and sensor streams.
           const bytes = Buffer.alloc(1 + pick(3000), version % 251)
-          ops.push(w.write(content.length, bytes))
+          ops.push(w.writeOp(content.length, bytes))
           content = Buffer.concat([content, bytes])
         } else if (kind < 9) {
           // Overwrite (maybe past the end: a hole in between reads as zeros).
           const offset = pick(Math.min(content.length + 5000, 3 * BLOCK_SIZE_BYTES))
           const bytes = Buffer.alloc(1 + pick(kind === 8 ? BLOCK_SIZE_BYTES : 5000), (version * 7) % 251)
-          ops.push(w.write(offset, bytes))
+          ops.push(w.writeOp(offset, bytes))
           const grown = Buffer.alloc(Math.max(content.length, offset + bytes.length))
           content.copy(grown)
           bytes.copy(grown, offset)
@@ -86,9 +74,9 @@ describe('block maps as skip deltas', () => {
           content = cut
         }
       }
-      await w.apply({ type: 'version', ino, ops })
-      expected.push({ stamp: w.stamp, content })
-      await w.apply({ type: 'version', ino: other, ops: [w.write(version, Buffer.of(1))] })
+      const { stamp } = await w.apply({ type: 'version', ino, ops })
+      expected.push({ stamp, content })
+      await w.apply({ type: 'version', ino: other, ops: [w.writeOp(version, Buffer.of(1))] })
     }
     const check = async (): Promise<void> => {
       expect((await readAll(store, (await store.attr(ino, HLC_MAX))!)).equals(content)).toBe(true)
@@ -111,12 +99,11 @@ describe('block maps as skip deltas', () => {
     const dir = tempDir()
     let store = new Store(dir)
     await store.open()
-    const w = new Writer(store)
+    const w = new StoreWriter(store)
     await w.apply({ type: 'mknod', parent: ROOT_INO, name: 'f', kind: 'file', mode: 0o600, uid: 0, gid: 0 })
     const ino = store.liveLookup(ROOT_INO, 'f')!
     const first = Buffer.alloc(3000, 1)
-    await w.apply({ type: 'version', ino, ops: [w.write(0, first)] })
-    const firstStamp = w.stamp
+    const { stamp: firstStamp } = await w.apply({ type: 'version', ino, ops: [w.writeOp(0, first)] })
     await store.log.sync()
     await store.close()
     // Rewrite block 0's entries as the store format before skip deltas had them: the whole map.
@@ -134,7 +121,7 @@ describe('block maps as skip deltas', () => {
     w.store = store
     expect((await readAll(store, (await store.attr(ino, HLC_MAX))!)).equals(first)).toBe(true)
     const second = Buffer.alloc(100, 2)
-    await w.apply({ type: 'version', ino, ops: [w.write(1000, second)] })
+    await w.apply({ type: 'version', ino, ops: [w.writeOp(1000, second)] })
     const want = Buffer.from(first)
     second.copy(want, 1000)
     expect((await readAll(store, (await store.attr(ino, HLC_MAX))!)).equals(want)).toBe(true)
@@ -146,13 +133,13 @@ describe('block maps as skip deltas', () => {
     const dir = tempDir()
     const store = new Store(dir)
     await store.open()
-    const w = new Writer(store)
+    const w = new StoreWriter(store)
     for (const name of ['a', 'b']) await w.apply({ type: 'mknod', parent: ROOT_INO, name, kind: 'file', mode: 0o600, uid: 0, gid: 0 })
     const inos = ['a', 'b'].map((name) => store.liveLookup(ROOT_INO, name)!)
     const appends = 3000
     const appendBytes = 100
     for (let i = 0; i < appends; i++) {
-      for (const ino of inos) await w.apply({ type: 'version', ino, ops: [w.write(i * appendBytes, Buffer.alloc(appendBytes, i % 251))] })
+      for (const ino of inos) await w.apply({ type: 'version', ino, ops: [w.writeOp(i * appendBytes, Buffer.alloc(appendBytes, i % 251))] })
     }
     await store.close()
     const db = new ClassicLevel<Buffer, Buffer>(path.join(dir, 'index'), { keyEncoding: 'buffer', valueEncoding: 'buffer' })
