@@ -1,5 +1,5 @@
 // Durations as people write them: `7d`, `12h`, `1h30m`, `90s`, `250ms`, `2w` (units w d h m s
-// ms, largest first, each at most once), the units of relative time specs (`-2h30m`, spec.ts).
+// ms, largest first, each at most once); a relative time spec is one after a minus (`-2h30m`, spec.ts).
 
 const DURATION_FORM = /^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?$/
 const UNITS = [

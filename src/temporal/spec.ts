@@ -25,6 +25,7 @@
 
 import { errors } from '../errors.js'
 import { isoOfUs, US_PER_DAY, US_PER_SECOND } from './civil.js'
+import { parseDurationMs } from './duration.js'
 import { GPS_WEEK_SECONDS, gpsUsToUtcUs } from './gps.js'
 import { wallClockUs } from './hlc.js'
 import { ISO_SHAPE, parseIsoUs } from './iso.js'
@@ -54,8 +55,6 @@ const FFFS_SENSOR_US_FORM = /^u(\d+)$/
 const VERSION_FORM = /^v(\d+)$/
 const NEGATIVE_VERSION_FORM = /^v-\d+$/
 const RELATIVE_SHAPE = /^-\d/
-const RELATIVE_FORM = /^-(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?$/
-const RELATIVE_UNITS_US = [7 * US_PER_DAY, US_PER_DAY, 3600 * US_PER_SECOND, 60 * US_PER_SECOND, US_PER_SECOND, 1000]
 const GPS_WEEK_FORM = /^(\d+):(\d+)(?:\.(\d{1,9}))?$/
 const GPS_SECONDS_FORM = /^(\d+)(?:\.(\d{1,9}))?$/
 const UNIT_TO_US: Readonly<Record<string, (value: bigint) => bigint>> = {
@@ -93,15 +92,9 @@ function plausible(timeUs: bigint, text: string, explicit: boolean): Instant {
 }
 
 function relativeInstant(text: string, nowUs: number): Instant {
-  const match = RELATIVE_FORM.exec(text)
-  if (match === null || match.slice(1).every((part) => part === undefined)) {
-    return { kind: 'malformed', why: 'a relative time is -<n><unit>... with units w, d, h, m, s, ms, largest first (-5m, -2h30m, -1d12h)' }
-  }
-  let agoUs = 0n
-  match.slice(1).forEach((part, i) => {
-    if (part !== undefined) agoUs += BigInt(part) * BigInt(RELATIVE_UNITS_US[i]!)
-  })
-  return inRange(BigInt(nowUs) - agoUs, true)
+  const agoMs = parseDurationMs(text.slice(1))
+  if (agoMs === null) return { kind: 'malformed', why: 'a relative time is -<n><unit>... with units w, d, h, m, s, ms, largest first (-5m, -2h30m, -1d12h)' }
+  return inRange(BigInt(nowUs) - BigInt(agoMs) * 1000n, true)
 }
 
 // The instant forms allowed bare and after 'sensor:': ISO, epoch, s<digits>, relative and human.
