@@ -231,6 +231,7 @@ export class Member implements ReplicaAccess {
     },
     fetch: (args) => this.transfer.serveFetch(args),
     digest: ({ stamp }) => this.transfer.serveDigest(stamp),
+    image: ({ cursor }) => this.transfer.serveImage(cursor),
   }
 
   /** This member's history retention, as its client port serves it (`fffs gc`, `fffs log --gc`, `fffs status`). */

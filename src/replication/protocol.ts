@@ -12,6 +12,7 @@ import type { Audit } from '../store/store.js'
 import * as c from './codec.js'
 import type { TransferStatus } from './readiness.js'
 import type { AcceptedView, EpochPlan, MemberReport } from './recovery.js'
+import type { ImageBatch, ImageCursor } from './storeImage.js'
 import type { TransferBatch, TransferCursor } from './transfer.js'
 import type { Connection, Incoming, Reply } from './wire.js'
 import type { Attr, Ino, Mutation, NameBinding, SensorPick, Snapshot, VersionRange } from '../store/records.js'
@@ -59,6 +60,8 @@ const submitId = c.object<SubmitId>({ clientId: c.string, seq: c.natural, oldest
 const transferStatus = c.object<TransferStatus>({ donorId: c.integer, records: c.natural, doneBytes: c.natural, totalBytes: c.natural, rateBytesPerS: c.number, etaMs: c.nullable(c.number), elapsedMs: c.number })
 const acceptedView = c.object<AcceptedView>({ vid: c.natural, ballot: c.string, memberIds: c.array(c.integer) })
 const transferCursor = c.object<TransferCursor>({ afterStamp: c.string, opsSent: c.natural, blobsSent: c.natural })
+const imageCursor = c.object<ImageCursor>({ session: c.natural, stamp: c.string, endSegment: c.natural, endOffset: c.natural, segment: c.natural, offset: c.natural, indexAfter: c.nullable(c.string) })
+const imageBatch = c.shaped<ImageBatch>('an ImageBatch', (w) => (Array.isArray(w['items']) ? null : 'items is not an array') ?? c.field(w, 'cursor', 'object') ?? c.field(w, 'done', 'boolean'))
 
 export const memberReport = c.object<MemberReport>({
   id: c.integer,
@@ -217,6 +220,17 @@ export interface FetchReply {
   readonly totalBytes?: number // first reply only: an estimate of the whole transfer
 }
 
+export interface DigestReply {
+  readonly digest: string | null
+  readonly logBase: bigint
+}
+
+/** A batch of a whole-store transfer (its bytes are the reply's body). */
+export interface ImageReply {
+  readonly batch: ImageBatch
+  readonly totalBytes?: number // first reply only: the segment bytes of the whole image
+}
+
 export const peerMethods = {
   /** Where the member stands (recovery.ts). */
   hello: method('member.hello', c.none, memberReport),
@@ -225,8 +239,10 @@ export const peerMethods = {
   /** Tells a recovering member about a plan it is in. */
   epoch: method('member.epoch', epochPlan, c.object<{ phase: MemberReport['phase'] }>({ phase })),
   fetch: method('member.fetch', c.object<FetchArgs>({ after: c.stamp, upto: c.nullable(c.stamp), cursor: c.nullable(transferCursor), withBlobs: c.boolean }), c.object<FetchReply>({ batch: transferBatch, upto: c.stamp, totalBytes: c.optional(c.natural) })),
-  /** The digest of the record at `stamp` (transfer.ts recordDigest), or null: none there. */
-  digest: method('member.digest', c.object<{ stamp: bigint }>({ stamp: c.stamp }), c.object<{ digest: string | null }>({ digest: c.nullable(c.string) })),
+  /** The digest of the record at `stamp` (transfer.ts recordDigest), or null: none there; and the log base (a transfer starts above it). */
+  digest: method('member.digest', c.object<{ stamp: bigint }>({ stamp: c.stamp }), c.object<DigestReply>({ digest: c.nullable(c.string), logBase: c.stamp })),
+  /** A batch of a whole-store transfer (storeImage.ts): the first with `cursor` null. */
+  image: method('member.image', c.object<{ cursor: ImageCursor | null }>({ cursor: c.nullable(imageCursor) }), c.object<ImageReply>({ batch: imageBatch, totalBytes: c.optional(c.natural) })),
 }
 
 // ---- both ends ----

@@ -73,7 +73,8 @@ export interface LogEntry {
   readonly payload: Buffer
 }
 
-function segmentName(segment: number): string {
+/** A segment's file name in the log's directory. */
+export function segmentName(segment: number): string {
   return `seg-${String(segment).padStart(8, '0')}.log`
 }
 

@@ -123,6 +123,9 @@ export class Store {
   private readonly summaries = new Map<number, { recordMax: HlcStamp; namingMax: HlcStamp }>()
   /** Set while segment GC runs: told of every block entry an apply writes. */
   private blockPutWatch: ((key: Buffer) => void) | null = null
+  /** Whole-store images being taken (segment GC waits), and the segment GC run in progress. */
+  private segmentHolds = 0
+  private collecting: Promise<void> = Promise.resolve()
   /** Reads of file bytes in flight, by generation (segment GC waits for those begun before it moved bytes). */
   private readGeneration = 0
   private readonly readsInFlight = new Map<number, number>()
@@ -354,8 +357,15 @@ export class Store {
 
   // ---------------------------------------------------------------- segment GC
 
-  /** Collects segments whose live bytes are few, copying those forward (segmentGc.ts). */
+  /** Collects segments whose live bytes are few, copying those forward (segmentGc.ts). Nothing while a whole-store image is taken (holdSegments). */
   gc(options: GcOptions = {}): Promise<GcReport> {
+    if (this.segmentHolds > 0) return Promise.resolve({ dryRun: options.dryRun === true, floor: this.floor.stamp, logBase: this.logBase, segments: 0, eligible: 0, victims: [], bytesCopied: 0, bytesFreed: 0 })
+    const run = this.collectNow(options)
+    this.collecting = run.then(() => undefined, () => undefined)
+    return run
+  }
+
+  private collectNow(options: GcOptions): Promise<GcReport> {
     return collectSegments(
       {
         db: this.db,
@@ -380,6 +390,37 @@ export class Store {
   /** Records at or below this stamp may be gone from the log: a state transfer starts above it. */
   get logBase(): HlcStamp {
     return logBaseOf(this.db)
+  }
+
+  // ---------------------------------------------------------------- whole-store image
+
+  /**
+   * Keeps segment GC from running (after the run in progress, if any, is done) until the
+   * returned release is called: a whole-store image (replication/storeImage.ts) copies the
+   * segment files and the index as they are, so neither may move bytes meanwhile.
+   */
+  async holdSegments(): Promise<() => void> {
+    this.segmentHolds++
+    await this.collecting
+    let released = false
+    return () => {
+      if (!released) this.segmentHolds--
+      released = true
+    }
+  }
+
+  /**
+   * The last applied record and the log's tail then, taken with no apply running: an image holds
+   * the log up to the tail, since segment GC's copies lie past the last record the index names
+   * as applied (and a record appended and not yet applied is replayed where the image is opened).
+   */
+  imagePoint(): Promise<{ stamp: HlcStamp; end: LogPosition }> {
+    return this.exclusive(async () => ({ stamp: this.lastAppliedStamp, end: this.log.tail }))
+  }
+
+  /** The index's entries after key `after` (null: from the first), at most `limit`, in key order (an image's index). */
+  indexEntries(after: Buffer | null, limit: number): Promise<Array<[Buffer, Buffer]>> {
+    return this.db.iterator({ ...(after !== null ? { gt: after } : {}), limit }).all()
   }
 
   /** Resolves once every read of file bytes begun before the call has finished. */

@@ -225,21 +225,26 @@ export async function startGroup(replicas: number, options: GroupOptions = {}): 
 
 /** Runs the CLI asynchronously (the test's own event loop keeps running); never throws. */
 /**
- * A group of 3 whose member `member` keeps its data on a tmpfs of its own of `size` (a small disk:
+ * A group of 3 whose member `member` (or each of several) keeps its data on a tmpfs of its own of `size` (a small disk:
  * small log segments, and a disk that fills), every member started and in the view, and a mount.
  * `stop` kills the members, unmounts the tmpfs and cleans up.
  */
-export async function startGroupWithSmallDisk(member: number, size: string, fields: Record<string, unknown>): Promise<{ group: TestGroup; mount: ClusterMount; volume: string; stop(): Promise<void> }> {
+export async function startGroupWithSmallDisk(member: number | readonly number[], size: string, fields: Record<string, unknown>): Promise<{ group: TestGroup; mount: ClusterMount; volume: string; stop(): Promise<void> }> {
   const group = await startGroup(3, { fields })
-  const volume = group.config.members.find((m) => m.id === member)!.dataDir
-  await fsp.mkdir(volume, { recursive: true })
-  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', volume])
+  const volumes = (typeof member === 'number' ? [member] : member).map((id) => group.config.members.find((m) => m.id === id)!.dataDir)
+  const mounted: string[] = []
   const stop = async (): Promise<void> => {
     for (const proc of group.members.values()) proc.child.kill('SIGKILL')
     await Promise.all([...group.members.values()].map((proc) => proc.waitExit(10_000)))
-    execFileSync('umount', ['-l', volume], { stdio: 'ignore' })
+    for (const volume of mounted) execFileSync('umount', ['-l', volume], { stdio: 'ignore' })
     await group.cleanup()
   }
+  for (const volume of volumes) {
+    await fsp.mkdir(volume, { recursive: true })
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', volume])
+    mounted.push(volume)
+  }
+  const volume = volumes[0]!
   try {
     for (const id of [0, 1, 2]) group.startMember(id)
     await group.waitView([0, 1, 2], VIEW_TIMEOUT_MS)

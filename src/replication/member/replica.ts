@@ -6,6 +6,7 @@ import { isIndexAheadOfCompactedLog } from '../../errors.js'
 import type { Disk } from '../../store/disk.js'
 import { Store, type ShardRole } from '../../store/store.js'
 import { sleep, type Clock } from '../clock.js'
+import { finishImageInstall, ImageImport } from '../storeImage.js'
 import { MemberBehindError } from '../wire.js'
 
 const DISCARDED_PREFIX = 'discarded-' // a discarded store's files, in the data directory until deleted
@@ -32,11 +33,13 @@ export class Replica {
     this.log = log
   }
 
-  /** Opens the store in `dataDir` (removing what a crash during a discard left). */
+  /** Opens the store in `dataDir` (removing what a crash during a discard left, finishing the install of a complete whole-store image or removing an incomplete one). */
   static async open(options: { memberId: number; disk: Disk; dataDir: string; role?: ShardRole; clock: Clock; log: (line: string) => void }): Promise<Replica> {
     const { disk, dataDir } = options
     await disk.mkdirp(dataDir)
     for (const name of await disk.list(dataDir)) if (name.startsWith(DISCARDED_PREFIX)) await disk.remove(path.join(dataDir, name))
+    const installed = await finishImageInstall(disk, dataDir)
+    if (installed !== null) options.log(`installed the whole-store image (at ${installed}) a transfer had completed before this member stopped`)
     const store = new Store(dataDir, { disk, ...(options.role !== undefined ? { role: options.role } : {}) })
     await store.open().catch(async (err: unknown) => {
       // The index got ahead of a log whose start segment GC deleted (a machine crash): the log
@@ -76,6 +79,33 @@ export class Replica {
     }
   }
 
+  /** Where a whole-store image is written before it replaces the store (storeImage.ts). */
+  stageImage(): ImageImport {
+    return new ImageImport(this.disk, this.dataDir)
+  }
+
+  /**
+   * Replaces the store by the complete whole-store image `stageImage` wrote (finishImageInstall:
+   * crash-safe), and opens it. Reads stay refused until a catch-up completes.
+   */
+  async installImage(): Promise<void> {
+    this.replaced = true
+    this.swapping = true
+    try {
+      await this.drainReads()
+      await this.store.close()
+      await finishImageInstall(this.disk, this.dataDir)
+      await this.store.open()
+    } finally {
+      this.swapping = false
+    }
+  }
+
+  private async drainReads(): Promise<void> {
+    const drainStartedMs = this.clock.nowMs()
+    while (this.readsRunning > 0 && this.clock.nowMs() - drainStartedMs < READS_DRAIN_MAX_MS) await sleep(this.clock, READS_DRAIN_POLL_MS)
+  }
+
   /**
    * Replaces the store by an empty one, durably: the index directory is moved away first (a
    * crash then leaves the log, and opening replays it), then the segments (a crash leaves an
@@ -86,8 +116,7 @@ export class Replica {
   async discard(): Promise<void> {
     this.replaced = true
     this.swapping = true
-    const drainStartedMs = this.clock.nowMs()
-    while (this.readsRunning > 0 && this.clock.nowMs() - drainStartedMs < READS_DRAIN_MAX_MS) await sleep(this.clock, READS_DRAIN_POLL_MS)
+    await this.drainReads()
     await this.store.close()
     const trash = await moveAside(this.disk, this.dataDir, this.clock.nowMs())
     await this.store.open()

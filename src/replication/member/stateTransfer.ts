@@ -1,13 +1,15 @@
 // State transfer, both sides, as one member does it (what travels and how: transfer.ts):
 // - catching up: fetch the records this member misses from a donor, after checking its own log
-//   is a prefix of the donor's (else it is discarded and everything is fetched);
-// - serving: the batches and record digests other members ask this member for.
+//   is a prefix of the donor's (else it is discarded and everything is fetched), or the donor's
+//   whole store when its log no longer reaches back to where this one ends (storeImage.ts);
+// - serving: the batches, record digests and store images other members ask this member for.
 
 import { FffsError } from '../../errors.js'
 import { hlcToIso, type HlcStamp } from '../../temporal/hlc.js'
 import type { Clock } from '../clock.js'
-import { peerMethods, type Answer, type FetchArgs, type FetchReply } from '../protocol.js'
+import { peerMethods, type Answer, type DigestReply, type FetchArgs, type FetchReply, type ImageReply } from '../protocol.js'
 import { describeTransfer, formatBytes, type TransferStatus } from '../readiness.js'
+import { ImageExport, type ImageCursor } from '../storeImage.js'
 import { ExportAhead, recordDigestAt, TransferImport, TransferProgress, transferSizeEstimate, type TransferCursor } from '../transfer.js'
 import type { Delivery } from './delivery.js'
 import type { PeerNetwork } from './peers.js'
@@ -43,6 +45,7 @@ export interface StateTransferOptions {
 export class StateTransfer {
   private readonly options: StateTransferOptions
   private readonly exportAhead: ExportAhead // the batches of transfers this member serves, read ahead
+  private readonly imageExport: ImageExport // the whole-store transfers this member serves
   private chain: Promise<unknown> = Promise.resolve() // one state transfer into the store at a time
   private progress: TransferProgress | null = null // the transfer under way
   private stopped = false
@@ -50,6 +53,7 @@ export class StateTransfer {
   constructor(options: StateTransferOptions) {
     this.options = options
     this.exportAhead = new ExportAhead(options.replica.store, options.clock, options.batchBytes)
+    this.imageExport = new ImageExport(options.replica.store, options.clock, options.batchBytes)
   }
 
   /** The transfer under way ("catching up, 41% of 2.1 GB"), if any. */
@@ -59,6 +63,7 @@ export class StateTransfer {
 
   stop(): void {
     this.stopped = true
+    this.imageExport.clear()
   }
 
   // ---- catching up ----
@@ -103,16 +108,27 @@ export class StateTransfer {
   catchUp(donorId: number, options: { upto: HlcStamp | null; stopsEarly?: () => boolean; mayDiscard: boolean; donorHoldsStart?: boolean }): Promise<number> {
     const run = this.chain.then(async () => {
       const { upto } = options
-      if (options.donorHoldsStart === true && upto !== null && upto > 0n && (await this.donorDigest(donorId, upto)) === null) {
+      if (options.donorHoldsStart === true && upto !== null && upto > 0n && (await this.donorDigest(donorId, upto)).digest === null) {
         throw new Error(`member ${donorId} no longer holds the plan's start ${upto}`)
       }
       const last = this.options.replica.store.appliedStamp
-      const holds = last === 0n || (await this.donorHolds(donorId, last))
+      const { holds, logBase } = await this.donorHolds(donorId, last)
+      // Segment GC deleted the donor's records up to its log base: a log ending below it (or one
+      // the donor does not hold, once there is a base) can only be replaced by the donor's whole store.
+      const whole = logBase > 0n && (!holds || last < logBase)
       // A catch-up before a join changes nothing once the member moved on to a plan.
       if (this.stopsEarly(options)) return 0
-      if (!holds && !options.mayDiscard) {
-        this.options.log(`member ${donorId} does not hold this log's last record (${last}): it is replaced when this member joins`)
+      if ((!holds || whole) && !options.mayDiscard) {
+        const why = whole ? `member ${donorId}'s log was collected up to ${hlcToIso(logBase)}, this one ends ${last === 0n ? 'empty' : `at ${hlcToIso(last)}`}` : `member ${donorId} does not hold this log's last record (${last})`
+        this.options.log(`${why}: it is replaced when this member joins`)
         return 0
+      }
+      if (whole) {
+        this.options.log(`member ${donorId}'s log was collected up to ${hlcToIso(logBase)}, this one ${last === 0n ? 'is empty' : `ends at ${hlcToIso(last)}`}: ${last === 0n ? '' : 'discarding this store, '}fetching member ${donorId}'s whole store`)
+        if (last > 0n) await this.discard()
+        const { stamp, bytes } = await this.fetchImage(donorId)
+        if (upto !== null && stamp > upto) throw new Error(`member ${donorId}'s whole store reaches ${stamp}, past the plan's start ${upto}`)
+        return bytes + (await this.fetchFrom(donorId, stamp, options))
       }
       if (!holds) {
         this.options.log(`member ${donorId} does not hold this log's last record (${last}): discarding this log, fetching all of member ${donorId}'s`)
@@ -141,16 +157,61 @@ export class StateTransfer {
     this.options.discarded()
   }
 
-  /** Whether the donor's log holds this log's record at `stamp`, compared by digest (each side reads its own). */
-  private async donorHolds(donorId: number, stamp: HlcStamp): Promise<boolean> {
-    const [mine, theirs] = await Promise.all([recordDigestAt(this.options.replica.store, stamp), this.donorDigest(donorId, stamp)])
-    if (mine === null) throw new Error(`invariant: the log has no record at its applied stamp ${stamp}`)
-    return theirs === mine
+  /** Whether the donor's log holds this log's record at `stamp` (0: nothing to hold), compared by digest (each side reads its own); and the donor's log base. */
+  private async donorHolds(donorId: number, stamp: HlcStamp): Promise<{ holds: boolean; logBase: HlcStamp }> {
+    const [mine, theirs] = await Promise.all([stamp === 0n ? null : recordDigestAt(this.options.replica.store, stamp), this.donorDigest(donorId, stamp)])
+    if (stamp !== 0n && mine === null) throw new Error(`invariant: the log has no record at its applied stamp ${stamp}`)
+    return { holds: stamp === 0n || theirs.digest === mine, logBase: theirs.logBase }
   }
 
-  private async donorDigest(donorId: number, stamp: HlcStamp): Promise<string | null> {
+  private async donorDigest(donorId: number, stamp: HlcStamp): Promise<DigestReply> {
     const { result } = await this.options.peers.call(donorId, peerMethods.digest, { stamp }, this.options.stallMs)
-    return result.digest
+    return result
+  }
+
+  /**
+   * Whole-store transfer (storeImage.ts): the donor's store as of its last applied record,
+   * written beside this one, made durable, then installed in its place. Batches as in
+   * `fetchFrom`, the next requested before the current one is written. Returns the image's stamp.
+   */
+  private async fetchImage(donorId: number): Promise<{ stamp: HlcStamp; bytes: number }> {
+    const { replica, peers, clock, log } = this.options
+    const progress = (this.progress = new TransferProgress(donorId, clock))
+    const image = replica.stageImage()
+    const request = (cursor: ImageCursor | null): Promise<{ result: ImageReply; body: Buffer }> => {
+      const reply = peers.call(donorId, peerMethods.image, { cursor }, this.options.stallMs)
+      reply.catch(() => undefined) // awaited below, or dropped when the transfer fails
+      return reply
+    }
+    try {
+      await image.begin()
+      let pending = request(null)
+      for (;;) {
+        const { result: reply, body } = await pending
+        if (this.stopped) throw new Error('the member stops')
+        if (reply.totalBytes !== undefined) {
+          progress.expect(reply.totalBytes)
+          if (reply.totalBytes >= TRANSFER_ANNOUNCE_BYTES) log(`whole-store transfer: ${describeTransfer(progress.status())}`)
+        }
+        if (!reply.batch.done) pending = request(reply.batch.cursor)
+        await image.take(reply.batch, body)
+        progress.update(image.entries, image.bytes)
+        const line = progress.lineIfDue(TRANSFER_LOG_EVERY_MS)
+        if (line !== null) log(`whole-store transfer: ${line}`)
+        if (reply.batch.done) break
+      }
+      await image.finish()
+    } catch (err) {
+      await image.abandon()
+      throw err
+    } finally {
+      this.progress = null
+    }
+    this.exportAhead.clear() // read from the store being replaced
+    await replica.installImage()
+    const { elapsedMs, rateBytesPerS } = progress.status()
+    log(`whole-store transfer from member ${donorId}: ${formatBytes(image.bytes)} (${image.entries} index entries) in ${(elapsedMs / 1000).toFixed(1)} s (${formatBytes(rateBytesPerS)}/s), now at ${replica.store.appliedStamp}`)
+    return { stamp: replica.store.appliedStamp, bytes: image.bytes }
   }
 
   /**
@@ -211,9 +272,10 @@ export class StateTransfer {
     return this.options.replica.read({ prefixIsEnough: true }, async (store) => {
       if (!this.options.running()) await this.options.delivery.settle()
       // Segment GC deleted this log's records up to its base: a log ending below it would be
-      // handed the records after the base only, and silently miss those in between.
+      // handed the records after the base only, and silently miss those in between (catchUp
+      // fetches this member's whole store instead).
       const logBase = store.logBase
-      if (args.after < logBase) throw new FffsError('ERANGE', `this member's log was collected up to ${hlcToIso(logBase)} (history retention): a log ending at ${args.after === 0n ? 'nothing' : hlcToIso(args.after)} cannot be caught up from it (a whole-store transfer is not built yet)`)
+      if (args.after < logBase) throw new FffsError('ERANGE', `this member's log was collected up to ${hlcToIso(logBase)} (history retention): a log ending at ${args.after === 0n ? 'nothing' : hlcToIso(args.after)} is replaced by a whole-store transfer, not extended`)
       const upto = args.upto ?? this.options.stableStamp()
       const blobs = args.withBlobs ? this.options.delivery.heldBlobs() : null
       const { batch, body } = await this.exportAhead.next({ after: args.after, upto, cursor: args.cursor, blobs })
@@ -222,11 +284,23 @@ export class StateTransfer {
     })
   }
 
-  /** The digest of this log's record at `stamp` (null: none). */
-  serveDigest(stamp: HlcStamp): Promise<Answer<{ digest: string | null }>> {
+  /** The digest of this log's record at `stamp` (null: none), and this log's base. */
+  serveDigest(stamp: HlcStamp): Promise<Answer<DigestReply>> {
     return this.options.replica.read({ prefixIsEnough: true }, async (store) => {
       if (!this.options.running()) await this.options.delivery.settle()
-      return { result: { digest: await recordDigestAt(store, stamp) } }
+      return { result: { digest: stamp === 0n ? null : await recordDigestAt(store, stamp), logBase: store.logBase } }
+    })
+  }
+
+  /**
+   * A batch of a whole-store transfer (storeImage.ts). Only a store this member holds whole is
+   * served: one being refetched is a prefix of the donor's, not a store to copy.
+   */
+  serveImage(cursor: ImageCursor | null): Promise<Answer<ImageReply>> {
+    return this.options.replica.read({}, async () => {
+      if (!this.options.running()) await this.options.delivery.settle()
+      const { batch, body, totalBytes } = await this.imageExport.next(cursor)
+      return { result: { batch, ...(totalBytes !== undefined ? { totalBytes } : {}) }, body }
     })
   }
 }
