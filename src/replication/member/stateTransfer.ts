@@ -4,7 +4,7 @@
 //   whole store when its log no longer reaches back to where this one ends (storeImage.ts);
 // - serving: the batches, record digests and store images other members ask this member for.
 
-import { FffsError } from '../../errors.js'
+import { FffsError, isFffsError } from '../../errors.js'
 import { hlcToIso, type HlcStamp } from '../../temporal/hlc.js'
 import type { Clock } from '../clock.js'
 import { peerMethods, type Answer, type DigestReply, type FetchArgs, type FetchReply, type ImageReply } from '../protocol.js'
@@ -112,29 +112,28 @@ export class StateTransfer {
         throw new Error(`member ${donorId} no longer holds the plan's start ${upto}`)
       }
       const last = this.options.replica.store.appliedStamp
-      const { holds, logBase } = await this.donorHolds(donorId, last)
+      // An empty log has nothing to compare: everything is fetched (the donor says if its log no longer starts at the beginning).
+      const { holds, logBase } = last === 0n ? { holds: true, logBase: 0n } : await this.donorHolds(donorId, last)
       // Segment GC deleted the donor's records up to its log base: a log ending below it (or one
       // the donor does not hold, once there is a base) can only be replaced by the donor's whole store.
       const whole = logBase > 0n && (!holds || last < logBase)
       // A catch-up before a join changes nothing once the member moved on to a plan.
       if (this.stopsEarly(options)) return 0
       if ((!holds || whole) && !options.mayDiscard) {
-        const why = whole ? `member ${donorId}'s log was collected up to ${hlcToIso(logBase)}, this one ends ${last === 0n ? 'empty' : `at ${hlcToIso(last)}`}` : `member ${donorId} does not hold this log's last record (${last})`
+        const why = whole ? `member ${donorId}'s log was collected up to ${hlcToIso(logBase)}, this one ends at ${hlcToIso(last)}` : `member ${donorId} does not hold this log's last record (${last})`
         this.options.log(`${why}: it is replaced when this member joins`)
         return 0
       }
       if (whole) {
-        this.options.log(`member ${donorId}'s log was collected up to ${hlcToIso(logBase)}, this one ${last === 0n ? 'is empty' : `ends at ${hlcToIso(last)}`}: ${last === 0n ? '' : 'discarding this store, '}fetching member ${donorId}'s whole store`)
-        if (last > 0n) await this.discard()
-        const { stamp, bytes } = await this.fetchImage(donorId)
-        if (upto !== null && stamp > upto) throw new Error(`member ${donorId}'s whole store reaches ${stamp}, past the plan's start ${upto}`)
-        return bytes + (await this.fetchFrom(donorId, stamp, options))
+        this.options.log(`member ${donorId}'s log was collected up to ${hlcToIso(logBase)}, this one ends at ${hlcToIso(last)}: discarding this store, fetching member ${donorId}'s whole store`)
+        await this.discard()
+        return this.fetchWhole(donorId, options)
       }
       if (!holds) {
         this.options.log(`member ${donorId} does not hold this log's last record (${last}): discarding this log, fetching all of member ${donorId}'s`)
         await this.discard()
-        return this.fetchFrom(donorId, 0n, options)
       }
+      if (last === 0n || !holds) return this.fetchEverything(donorId, options)
       return this.fetchFrom(donorId, last, options)
     })
     this.chain = run.catch(() => undefined)
@@ -157,11 +156,33 @@ export class StateTransfer {
     this.options.discarded()
   }
 
-  /** Whether the donor's log holds this log's record at `stamp` (0: nothing to hold), compared by digest (each side reads its own); and the donor's log base. */
+  /** Whether the donor's log holds this log's record at `stamp`, compared by digest (each side reads its own); and the donor's log base. */
   private async donorHolds(donorId: number, stamp: HlcStamp): Promise<{ holds: boolean; logBase: HlcStamp }> {
-    const [mine, theirs] = await Promise.all([stamp === 0n ? null : recordDigestAt(this.options.replica.store, stamp), this.donorDigest(donorId, stamp)])
-    if (stamp !== 0n && mine === null) throw new Error(`invariant: the log has no record at its applied stamp ${stamp}`)
-    return { holds: stamp === 0n || theirs.digest === mine, logBase: theirs.logBase }
+    const [mine, theirs] = await Promise.all([recordDigestAt(this.options.replica.store, stamp), this.donorDigest(donorId, stamp)])
+    if (mine === null) throw new Error(`invariant: the log has no record at its applied stamp ${stamp}`)
+    return { holds: theirs.digest === mine, logBase: theirs.logBase }
+  }
+
+  /**
+   * Every record of the donor into an empty log; a donor whose log no longer starts at the
+   * beginning (segment GC) refuses (`ERANGE`), and then its whole store is fetched instead (by
+   * a plan's catch-up; one before a join leaves that to the join's).
+   */
+  private async fetchEverything(donorId: number, options: { upto: HlcStamp | null; stopsEarly?: () => boolean; mayDiscard: boolean }): Promise<number> {
+    try {
+      return await this.fetchFrom(donorId, 0n, options)
+    } catch (err) {
+      if (!isFffsError(err) || err.code !== 'ERANGE') throw err
+      this.options.log(`${err.message}: ${options.mayDiscard ? `fetching member ${donorId}'s whole store` : 'it is fetched whole when this member joins'}`)
+      return options.mayDiscard ? this.fetchWhole(donorId, options) : 0
+    }
+  }
+
+  /** The donor's whole store, then the records after it up to `upto`. */
+  private async fetchWhole(donorId: number, options: { upto: HlcStamp | null; stopsEarly?: () => boolean }): Promise<number> {
+    const { stamp, bytes } = await this.fetchImage(donorId)
+    if (options.upto !== null && stamp > options.upto) throw new Error(`member ${donorId}'s whole store reaches ${stamp}, past the plan's start ${options.upto}`)
+    return bytes + (await this.fetchFrom(donorId, stamp, options))
   }
 
   private async donorDigest(donorId: number, stamp: HlcStamp): Promise<DigestReply> {
@@ -288,7 +309,7 @@ export class StateTransfer {
   serveDigest(stamp: HlcStamp): Promise<Answer<DigestReply>> {
     return this.options.replica.read({ prefixIsEnough: true }, async (store) => {
       if (!this.options.running()) await this.options.delivery.settle()
-      return { result: { digest: stamp === 0n ? null : await recordDigestAt(store, stamp), logBase: store.logBase } }
+      return { result: { digest: await recordDigestAt(store, stamp), logBase: store.logBase } }
     })
   }
 
