@@ -63,6 +63,8 @@ export interface GcOptions {
   readonly copyBytesPerSecond?: number
   /** About this many bytes copied in one run at most (at least one segment is collected); default: no limit. */
   readonly copyBytesMax?: number
+  /** Told of each segment that could be collected; true: leave it for a later run. */
+  readonly defer?: (candidate: GcVictim) => boolean
   /** Say what would be collected; change nothing. */
   readonly dryRun?: boolean
   /** Told of the segments a run collects before it copies their live bytes (a long copy is announced). */
@@ -149,7 +151,8 @@ export async function collectSegments(host: GcHost, options: GcOptions = {}): Pr
     for (const file of files) {
       if (!summaries.has(file.segment)) continue
       const liveBytes = (intervals.get(file.segment) ?? []).reduce((sum, i) => sum + (i.end - i.start), 0)
-      if (liveBytes <= liveRatioMax * file.sizeBytes) collectable.push({ segment: file.segment, sizeBytes: file.sizeBytes, liveBytes })
+      const candidate = { segment: file.segment, sizeBytes: file.sizeBytes, liveBytes }
+      if (liveBytes <= liveRatioMax * file.sizeBytes && options.defer?.(candidate) !== true) collectable.push(candidate)
     }
     const victims = cheapestFirst(collectable, options.copyBytesMax ?? Number.POSITIVE_INFINITY)
     const copyBytes = victims.reduce((sum, v) => sum + v.liveBytes, 0)

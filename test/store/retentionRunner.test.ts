@@ -11,6 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { ROOT_INO } from '../../src/store/records.js'
 import type { RetentionPolicy } from '../../src/store/retention/policy.js'
 import { RetentionRunner, type RetentionRunReport } from '../../src/store/retention/runner.js'
+import type { GcVictim } from '../../src/store/segmentGc.js'
 import { Store } from '../../src/store/store.js'
 import { StoreWriter } from '../helpers/storeWriter.js'
 
@@ -80,7 +81,7 @@ async function storeWithHistory(): Promise<{ store: Store; writer: StoreWriter; 
   return { store, writer, inos }
 }
 
-function runnerOf(store: Store, writer: StoreWriter, policy: RetentionPolicy, timers: ManualTimers, extra: { copyBytesPerSecond?: number; onRun?: (report: RetentionRunReport) => void; onCollect?: () => void } = {}): RetentionRunner {
+function runnerOf(store: Store, writer: StoreWriter, policy: RetentionPolicy, timers: ManualTimers, extra: { copyBytesPerSecond?: number; onRun?: (report: RetentionRunReport) => void; onCollect?: (victims: readonly GcVictim[]) => void } = {}): RetentionRunner {
   const errors: Error[] = []
   const runner = new RetentionRunner({
     store,
@@ -101,26 +102,36 @@ describe('the retention runner', () => {
   it('moves the floor while a collection is still copying within its budget', async () => {
     const { store, writer } = await storeWithHistory()
     const timers = new ManualTimers()
-    let collecting = false
-    let collected = false
-    // 10 min kept: floor passes every minute. A budget of 64 KiB/s: the first collection copies for seconds.
+    let copying = false
+    let copied = false
+    // 10 min kept: floor passes every minute. A budget of 64 KiB/s: copying the kept file's 100 KiB takes seconds.
     const runner = runnerOf(store, writer, { keepAllForMs: 10 * 60_000, tiers: [], minVersions: 0, forced: true }, timers, {
       copyBytesPerSecond: 64 * 1024,
-      onCollect: () => void (collecting = true),
-      onRun: (report) => void (report.gc !== null && (collected = true)),
+      onCollect: (victims) => void (victims.some((v) => v.liveBytes >= 100 * 1024) && (copying = true)),
+      onRun: (report) => void (copying && report.gc !== null && (copied = true)),
     })
+    let looks = 0 // collections done or begun copying
+    const gc = store.gc.bind(store)
+    store.gc = async (options) => {
+      const report = gc({ ...options, onCollect: (victims) => void (looks++, options?.onCollect?.(victims)) })
+      void report.then((r) => void (r.victims.length === 0 && looks++), () => undefined)
+      return report
+    }
     runner.start()
-    await timers.advance(60_000)
-    await until('a collection to start copying', () => collecting)
+    // Floor passes a minute apart (the writer's clock too) until a collection copies the kept file (a segment whose live bytes stay is copied once they stopped falling).
+    for (let pass = 0; pass < 5 && !copying; pass++) {
+      const looked = looks
+      await timers.advance(60_000)
+      writer.timeUs += MINUTE_US
+      await until('the collection after the floor pass', () => looks > looked)
+    }
+    await until('a collection to copy the kept file', () => copying)
     const floorBefore = store.floor.stamp
-    expect(floorBefore).toBeGreaterThan(0n)
-    // A minute later (the writer's clock too): the next floor pass, the collection still copying.
-    writer.timeUs += MINUTE_US
-    await timers.advance(60_000)
-    await until('the floor to move', () => store.floor.stamp > floorBefore || collected)
-    expect(collected).toBe(false) // the floor moved first
+    await timers.advance(60_000) // the next floor pass, the collection still copying
+    await until('the floor to move', () => store.floor.stamp > floorBefore || copied)
+    expect(copied).toBe(false) // the floor moved first
     expect(store.floor.stamp).toBeGreaterThan(floorBefore)
-    await until('the collection to end', () => collected)
+    await until('the collection to end', () => copied)
   })
 
   it('moves the floor once a log segment has filled, before keepAllFor/10 has gone by', async () => {

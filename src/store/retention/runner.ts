@@ -14,6 +14,10 @@ import { describePolicy, type RetentionPolicy } from './policy.js'
 /** Versions looked at per `compact` record at most (each record's apply holds the store that long). */
 const COMPACT_VERSIONS_PER_RECORD = 20_000
 const INTERVAL_MS_MIN = 1000
+/** A background collection leaves a segment whose live bytes fell by more than this share since the last look (they are dying: copied now, they would sit in the log another keepAllFor)... */
+const DYING_FALL_SHARE = 0.1
+/** ...unless they are at most this share of it (cheap to copy anyway). */
+const CHEAP_LIVE_SHARE = 0.1
 const INTERVAL_MS_MAX = 10 * 60_000
 
 export interface RetentionRunnerOptions {
@@ -56,6 +60,7 @@ export class RetentionRunner {
   private collectQueue: Promise<unknown> = Promise.resolve() // collections, one at a time
   private collector: Promise<void> | null = null // the background collection loop, while it runs
   private collectedFloor: HlcStamp | null = null // the floor the last background collection began at
+  private liveBytesSeen = new Map<number, number>() // each collectable segment's live bytes at the last background collection
   private stopped = false
   private readonly intervalMs: number // a floor pass at least this often
   private readonly floorSpacingMs: number // and, while the log grows, as often as this
@@ -170,7 +175,13 @@ export class RetentionRunner {
     const { copyBytesPerSecond } = this.options
     // A background run copies about an interval's budget, so it ends about when the floor moves again.
     const budget = background && copyBytesPerSecond !== undefined ? { copyBytesPerSecond, copyBytesMax: (copyBytesPerSecond * this.intervalMs) / 1000 } : {}
-    const gc = await this.options.store.gc({ ...budget, ...(this.options.onCollect !== undefined ? { onCollect: this.options.onCollect } : {}) })
+    const seen = new Map<number, number>()
+    const defer = (c: GcVictim): boolean => {
+      seen.set(c.segment, c.liveBytes)
+      return isDying(c, this.liveBytesSeen.get(c.segment))
+    }
+    const gc = await this.options.store.gc({ ...budget, ...(background ? { defer } : {}), ...(this.options.onCollect !== undefined ? { onCollect: this.options.onCollect } : {}) })
+    if (background) this.liveBytesSeen = seen
     if (background && gc.victims.length > 0) this.options.onRun(this.report(null, gc))
     return gc
   }
@@ -196,4 +207,17 @@ export class RetentionRunner {
     const gc = await store.gc({ dryRun: true })
     return { policy: policy === null ? null : describePolicy(policy), floor: preview === null ? null : hlcToIso(preview.floor), compaction: preview?.counts ?? null, gc }
   }
+}
+
+/**
+ * Whether a segment GC could collect is better left for now: its live bytes are still falling
+ * (the floor is passing the versions that name them; first seen: not known yet) and are more
+ * than a few. Bytes copied forward land at the log's tail, above the floor, and stay on disk a
+ * whole keepAllFor even when the versions naming them go a second later; a segment left a few
+ * floor moves longer gives most of them back without copying. Live bytes that stay (files not
+ * rewritten) are copied once they stop falling.
+ */
+function isDying(candidate: GcVictim, liveBytesBefore: number | undefined): boolean {
+  if (candidate.liveBytes <= CHEAP_LIVE_SHARE * candidate.sizeBytes) return false
+  return liveBytesBefore === undefined || candidate.liveBytes < (1 - DYING_FALL_SHARE) * liveBytesBefore
 }
