@@ -98,6 +98,19 @@ function runnerOf(store: Store, writer: StoreWriter, policy: RetentionPolicy, ti
   return runner
 }
 
+/** Counts the store's GC runs that have chosen their victims (begun copying, or done with none), and remembers the floor of the last one done. */
+function watchRuns(store: Store): { chosen: number; doneAtFloor: bigint | null } {
+  const runs: { chosen: number; doneAtFloor: bigint | null } = { chosen: 0, doneAtFloor: null }
+  const gc = store.gc.bind(store)
+  store.gc = async (options) => {
+    const report = await gc({ ...options, onCollect: (victims) => void (runs.chosen++, options?.onCollect?.(victims)) })
+    if (report.victims.length === 0) runs.chosen++
+    runs.doneAtFloor = report.floor
+    return report
+  }
+  return runs
+}
+
 describe('the retention runner', () => {
   it('moves the floor while a collection is still copying within its budget', async () => {
     const { store, writer } = await storeWithHistory()
@@ -110,20 +123,14 @@ describe('the retention runner', () => {
       onCollect: (victims) => void (victims.some((v) => v.liveBytes >= 100 * 1024) && (copying = true)),
       onRun: (report) => void (copying && report.gc !== null && (copied = true)),
     })
-    let looks = 0 // collections done or begun copying
-    const gc = store.gc.bind(store)
-    store.gc = async (options) => {
-      const report = gc({ ...options, onCollect: (victims) => void (looks++, options?.onCollect?.(victims)) })
-      void report.then((r) => void (r.victims.length === 0 && looks++), () => undefined)
-      return report
-    }
+    const runs = watchRuns(store)
     runner.start()
     // Floor passes a minute apart (the writer's clock too) until a collection copies the kept file (a segment whose live bytes stay is copied once they stopped falling).
     for (let pass = 0; pass < 5 && !copying; pass++) {
-      const looked = looks
+      const chosen = runs.chosen
       await timers.advance(60_000)
       writer.timeUs += MINUTE_US
-      await until('the collection after the floor pass', () => looks > looked)
+      await until('the collection after the floor pass', () => runs.chosen > chosen)
     }
     await until('a collection to copy the kept file', () => copying)
     const floorBefore = store.floor.stamp
@@ -150,6 +157,29 @@ describe('the retention runner', () => {
     while (store.log.tail.segment === segment) await writer.write(inos[0]!, 9, 40 * 1024) // a segment fills
     await timers.advance(72_000)
     expect(ruleStamp()).toBeGreaterThan(first)
+  })
+
+  it('leaves a segment whose live bytes are falling, and copies it once they stop', async () => {
+    const { store, writer, inos } = await storeWithHistory()
+    const timers = new ManualTimers()
+    const collected: number[] = []
+    const runner = runnerOf(store, writer, { keepAllForMs: 10 * 60_000, tiers: [], minVersions: 0, forced: true }, timers, { onCollect: (victims) => void collected.push(...victims.map((v) => v.segment)) })
+    const runs = watchRuns(store)
+    // A file rewritten every minute from now on: its versions in the newest segment below the floor go one by one as the floor passes them.
+    const floorPass = async (): Promise<void> => {
+      writer.timeUs += MINUTE_US
+      await writer.write(inos[0]!, 5, 40 * 1024)
+      await timers.advance(60_000)
+      await until('the collection at the new floor to end', () => runs.doneAtFloor === store.floor.stamp)
+    }
+    runner.start()
+    await floorPass()
+    const dry = await store.gc({ dryRun: true })
+    const waiting = dry.victims.filter((v) => v.liveBytes > 0.1 * v.sizeBytes) // left: first seen, or falling
+    expect(waiting.length).toBeGreaterThan(0)
+    for (let pass = 0; pass < 20 && waiting.some((v) => !collected.includes(v.segment)); pass++) await floorPass()
+    for (const v of waiting) expect(collected).toContain(v.segment) // each copied once its live bytes stopped falling (or were few)
+    expect(collected.filter((s) => waiting.some((v) => v.segment === s))).toHaveLength(waiting.length) // once each
   })
 })
 
