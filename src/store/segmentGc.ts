@@ -194,15 +194,15 @@ export async function collectSegments(host: GcHost, options: GcOptions = {}): Pr
 
 /**
  * The victims of one run: the segments with the fewest live bytes per segment byte first (the
- * most space back per byte copied), while their live bytes fit `copyBytesMax` (the first always
- * goes). A segment left waits for a later run, by when more of its bytes have been dropped.
+ * most space back per byte copied), those whose live bytes still fit `copyBytesMax` (the first
+ * always goes). A segment left waits for a later run, by when more of its bytes may have gone.
  */
 function cheapestFirst(collectable: readonly GcVictim[], copyBytesMax: number): GcVictim[] {
   const byLiveShare = [...collectable].sort((a, b) => a.liveBytes / a.sizeBytes - b.liveBytes / b.sizeBytes)
   const victims: GcVictim[] = []
   let copyBytes = 0
   for (const v of byLiveShare) {
-    if (victims.length > 0 && copyBytes + v.liveBytes > copyBytesMax) break
+    if (victims.length > 0 && copyBytes + v.liveBytes > copyBytesMax) continue
     victims.push(v)
     copyBytes += v.liveBytes
   }
