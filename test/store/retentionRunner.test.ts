@@ -1,7 +1,8 @@
 // The background retention runner on a real store: the floor moves on its own, while a
 // collection (throttled by its I/O budget) is still copying; a floor pass comes early once a log
-// segment has filled, not only every keepAllFor/10; and segment GC takes the segments with the
-// fewest live bytes first when a run may copy only so much. Timers are the test's own (virtual
+// segment has filled, not only every keepAllFor/10; a background collection leaves a segment
+// whose live bytes may still fall and copies it later; and segment GC takes the segments with
+// the fewest live bytes first when a run may copy only so much. Timers are the test's own (virtual
 // time moved by hand), so no assertion depends on how fast the machine is.
 
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -160,7 +161,7 @@ describe('the retention runner', () => {
     expect(ruleStamp()).toBe(grown)
   })
 
-  it('leaves a segment whose live bytes are falling, and copies it once they stop', async () => {
+  it('leaves a segment whose live bytes may still fall, and copies it once they stop falling', async () => {
     const { store, writer, inos } = await storeWithHistory()
     const timers = new ManualTimers()
     const collected: number[] = []
