@@ -30,6 +30,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <memory>
@@ -136,6 +137,7 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
                                          InstanceMethod("invalidateAttributes", &FuseSession::InvalidateAttributes),
                                          InstanceMethod("dropCache", &FuseSession::DropCache),
                                          InstanceMethod("dropEntry", &FuseSession::DropEntry),
+                                         InstanceMethod("storePages", &FuseSession::StorePages),
                                      });
     exports.Set("FuseSession", cls);
     exports.Set("requestBufferBytes", Napi::Number::New(env, static_cast<double>(kRequestBufferBytes)));
@@ -731,6 +733,18 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
   Napi::Value DropEntry(const Napi::CallbackInfo& info) {
     if (!notifier_) return Resolved(info.Env());
     return notifier_->DropEntry(info.Env(), static_cast<fuse_ino_t>(info[0].As<Napi::Number>().DoubleValue()), info[1].As<Napi::String>().Utf8Value());
+  }
+
+  /**
+   * storePages(nodeId, data, lengthBytes): a promise that resolves once the kernel holds bytes
+   * [0, lengthBytes) of `data` as the node's cached pages (a version this mount just committed,
+   * so a read of it after the close needs no request). The bytes are copied before this returns.
+   */
+  Napi::Value StorePages(const Napi::CallbackInfo& info) {
+    if (!notifier_) return Resolved(info.Env());
+    auto data = info[1].As<Napi::Buffer<char>>();
+    size_t length = std::min(static_cast<size_t>(info[2].As<Napi::Number>().DoubleValue()), data.Length());
+    return notifier_->Store(info.Env(), static_cast<fuse_ino_t>(info[0].As<Napi::Number>().DoubleValue()), std::vector<char>(data.Data(), data.Data() + length));
   }
 
   /** A promise already resolved: unmounted, the kernel caches nothing of this session. */

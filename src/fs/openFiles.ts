@@ -39,6 +39,19 @@ const CRC_WORKER_MIN_BYTES = 1024 * 1024
 const READ_AHEAD_BYTES = 128 * 1024
 /** How often a read is done again when commits keep moving its handle while it reads. */
 const READ_ATTEMPTS_MAX = 3
+/** The largest version whose bytes a commit hands on for the kernel to cache (CommittedVersion.bytes): small files, read back soon after they are written. */
+const WHOLE_VERSION_BYTES_MAX = 256 * 1024
+
+/**
+ * A live version committed through a handle: its inode and stamp, and its bytes when the
+ * handle knows all of them (a file written from empty or truncated first, small enough), so
+ * the kernel can be handed them as the file's pages.
+ */
+export interface CommittedVersion {
+  readonly ino: Ino
+  readonly stamp: string
+  readonly bytes: Buffer | null
+}
 
 /** Bytes [0, sizeBytes) of a frozen version, being read since open. */
 interface ReadAhead {
@@ -108,7 +121,7 @@ export class OpenFile {
   private committing: PendingOp[] = []
   private chunk: Chunk | null = null
   private sizeBytes: number
-  private commitChain: Promise<void> = Promise.resolve()
+  private commitChain: Promise<CommittedVersion | null> = Promise.resolve(null)
   private crcScheduled = false
   private readAhead: ReadAhead | null = null
 
@@ -217,10 +230,11 @@ export class OpenFile {
 
   /**
    * Commits everything written since the last commit point as one version. Commits of one
-   * handle apply in order; each resolves once its version is durable.
+   * handle apply in order; each resolves once its version is durable, with that version (null:
+   * nothing was pending, and a commit in flight, if any, has ended).
    */
-  commit(client: Client): Promise<void> {
-    if (this.ops.length === 0) return this.commitChain.catch(() => undefined) // an error is reported once, by the commit that failed
+  commit(client: Client): Promise<CommittedVersion | null> {
+    if (this.ops.length === 0) return this.commitChain.then(() => null, () => null) // an error is reported once, by the commit that failed
     const ops = this.ops
     this.ops = []
     this.writers.committed()
@@ -231,7 +245,8 @@ export class OpenFile {
       op.op === 'truncate' ? op : { op: 'write', offset: op.offset, sizeBytes: op.sizeBytes, data: dataRefAt(op.chunk.ref!, op.chunkOffset) },
     )
     const sensorUs = this.sensorUs
-    const run = async (): Promise<void> => {
+    const base = this.pinned
+    const run = async (): Promise<CommittedVersion> => {
       try {
         const format = recordFormatOf(this.pinned)
         let records: VersionRecords | undefined
@@ -252,9 +267,15 @@ export class OpenFile {
           ...(records !== undefined ? { records } : {}),
           ...(stamped ? { sensorLagMaxUs: this.policy.sensorLagMaxUs } : {}),
         }
+        // Bytes in the chunks go back to the pool once written: what the kernel may cache is gathered beside the submit.
+        const bytes = wholeVersionBytes(client, base, ops)
         const { attr } = await client.submit(mutation)
         this.pinned = attr ?? (await client.attr(this.ino, HLC_MAX)) ?? this.pinned
         this.committed(this.pinned)
+        const whole = await bytes
+        // Whole only if no other version came between the one the ops apply to and this one (ops that truncate first need none).
+        const follows = this.pinned.version === base.version + 1 || (ops[0]?.op === 'truncate' && ops[0].sizeBytes === 0)
+        const version: CommittedVersion = { ino: this.ino, stamp: this.pinned.stamp, bytes: whole !== null && follows && whole.length === this.pinned.sizeBytes ? whole : null }
         this.policy.stats.recordsIndexed += records?.entries.length ?? 0
         if (format !== null && malformed.length > 0) {
           // Committed with its valid records (POSIX offsets stand, nothing after the bad record is lost); the commit still fails.
@@ -264,6 +285,7 @@ export class OpenFile {
           this.policy.log(`fffs: ${err.message}`)
           throw err
         }
+        return version
       } catch (err) {
         if (isLateSensorWrite(err)) {
           this.policy.stats.versionsRefusedLate++
@@ -353,6 +375,26 @@ async function overlay(client: Client, ops: readonly PendingOp[], into: Buffer, 
     if (bytes !== null) bytes.copy(into, from - offset, inChunk, inChunk + (to - from))
     else await client.readData!(dataRefAt(op.chunk.ref!, inChunk), into, from - offset, to - from)
   }
+}
+
+/**
+ * The bytes of the version `ops` make of `base`, when the ops alone decide them (`base` is
+ * empty, or the first op truncates to 0) and they are few; else null. The bytes come from the
+ * chunks, or from the client once a chunk went back to the pool (the embedded log: local).
+ */
+async function wholeVersionBytes(client: Client, base: Attr, ops: readonly PendingOp[]): Promise<Buffer | null> {
+  const first = ops[0]
+  if (base.kind !== 'file' || (base.sizeBytes !== 0 && !(first?.op === 'truncate' && first.sizeBytes === 0))) return null
+  const { sizeBytes } = extentOf(base.sizeBytes, ops)
+  if (sizeBytes === 0 || sizeBytes > WHOLE_VERSION_BYTES_MAX) return null
+  if (client.readData === undefined && ops.some((op) => op.op === 'write' && op.chunk.bytes === null)) return null
+  const out = Buffer.alloc(sizeBytes)
+  try {
+    await overlay(client, ops, out, 0, sizeBytes)
+  } catch {
+    return null // the commit reports what failed, if anything did
+  }
+  return out
 }
 
 /** Size after `ops` and the first byte they may change. */
