@@ -397,13 +397,16 @@ export class KernelSession implements KernelCache {
       case FuseOp.Open: {
         const flags = a as number
         const readOnly = (flags & O_ACCMODE) === 0
-        return this.serve(req, () => ops.open(place(), flags, caller, path()), (fd) => {
-          if (isWriteOnly(flags)) this.directHandles.add(fd)
+        const open = async (): Promise<{ fd: number; keepCache: boolean }> => {
+          const fd = await ops.open(place(), flags, caller, path())
           // What a frozen node holds never changes: the pages the kernel cached of it stay right;
           // a live node's stay right while they hold the version this open reads.
           const pinned = readOnly ? ops.readsVersion(fd) : null
-          const keepCache =
-            pinned === null ? readOnly && table.find(nodeId)?.place.kind === 'frozen' : this.pages.opening(nodeId, pinned, (bytes) => void this.session.storePages(nodeId, bytes, bytes.length))
+          if (pinned === null) return { fd, keepCache: readOnly && table.find(nodeId)?.place.kind === 'frozen' }
+          return { fd, keepCache: await this.pages.opening(nodeId, pinned, (bytes) => this.session.storePages(nodeId, bytes, bytes.length)) }
+        }
+        return this.serve(req, open, ({ fd, keepCache }) => {
+          if (isWriteOnly(flags)) this.directHandles.add(fd)
           this.session.replyOpen(req, fd, keepCache, readOnly, isWriteOnly(flags))
         })
       }
@@ -419,7 +422,7 @@ export class KernelSession implements KernelCache {
       case FuseOp.Read: {
         const fd = a as number
         const lengthBytes = b as number
-        const into = Buffer.allocUnsafe(lengthBytes)
+        const into = ops.readBuffer(lengthBytes)
         // Counted from now: a commit while this read is in flight must drop the page it fills (the read may be of the older version).
         this.pages.mayHold(nodeId, ops.readsVersion(fd))
         return this.serve(req, () => ops.read(fd, into, lengthBytes, c as number), (n) => {

@@ -67,14 +67,14 @@ export class KernelPages {
   /**
    * An open for reading of live node `nodeId` at the version `stamp`: whether the kernel may
    * keep the pages it holds. When it holds none and the bytes of that version are kept, they
-   * are stored (`store`: queued on the session's notifier, after any drop queued before it; a
-   * read that overtakes it fills the same pages with the same bytes).
+   * are stored first (`store`: on the session's notifier, after any drop queued before it), so
+   * the reads that follow find them.
    */
-  opening(nodeId: number, stamp: string, store: (bytes: Buffer) => void): boolean {
+  async opening(nodeId: number, stamp: string, store: (bytes: Buffer) => Promise<void>): Promise<boolean> {
     const recent = this.recent.get(nodeId)
     if (!this.held.has(nodeId) && recent?.stamp === stamp) {
-      this.held.set(nodeId, { stamp })
-      store(recent.bytes)
+      this.held.set(nodeId, { stamp }) // a read that overtook the store would fill the same pages with the same bytes
+      await store(recent.bytes)
     }
     return this.held.get(nodeId)?.stamp === stamp
   }

@@ -558,6 +558,11 @@ export class Operations {
     return this.files.get(fd).read(this.client, into, lengthBytes, offset)
   }
 
+  /** A buffer for a read of `lengthBytes` (page-aligned when the client reads large ranges into such memory past the page cache). */
+  readBuffer(lengthBytes: number): Buffer {
+    return this.client.readBuffer?.(lengthBytes) ?? Buffer.allocUnsafe(lengthBytes)
+  }
+
   /** The stamp of the live version reads through `fd` return now; null for a handle at a cut, or one with uncommitted writes (its reads overlay them). */
   readsVersion(fd: number): string | null {
     const file = this.files.find(fd)

@@ -604,6 +604,10 @@ export class Member implements ReplicaAccess {
     return this.requests.orderRecord(payload, after)
   }
 
+  readBuffer(lengthBytes: number): Buffer {
+    return this.store.readBuffer(lengthBytes)
+  }
+
   read<T>(read: (store: Store) => Promise<T> | T): Promise<T> {
     return this.replica.read({}, read)
   }

@@ -104,7 +104,7 @@ function clientService(connection: Connection, client: Client, blobs: Map<string
     readdir: async ({ dir, cut, after, limit }) => ({ result: await client.readdir(dir, cut, { ...(after !== undefined ? { after } : {}), limit: Math.min(limit, READDIR_PAGE_ENTRIES) }) }),
     read: async ({ attr, offset, lengthBytes }) => {
       if (lengthBytes > MAX_BODY_BYTES) throw new FffsError('EINVAL', `read of ${lengthBytes} bytes (at most ${MAX_BODY_BYTES})`)
-      const into = Buffer.allocUnsafe(lengthBytes)
+      const into = client.readBuffer?.(lengthBytes) ?? Buffer.allocUnsafe(lengthBytes)
       const n = await client.read(attr, offset, into, lengthBytes)
       return { result: undefined, body: into.subarray(0, n) }
     },

@@ -525,6 +525,14 @@ export class SegmentLog {
     }
   }
 
+  /** A buffer to read `lengthBytes` into: page-aligned when the read is large enough for read() to take it past the page cache (O_DIRECT). */
+  readBuffer(lengthBytes: number): Buffer {
+    if (this.direct === null || lengthBytes < DIRECT_PAYLOAD_MIN_BYTES) return Buffer.allocUnsafe(lengthBytes)
+    const whole = Buffer.allocUnsafe(lengthBytes + PAGE_BYTES)
+    const skipBytes = (PAGE_BYTES - this.direct.pageOffsetOf(whole)) % PAGE_BYTES
+    return whole.subarray(skipBytes, skipBytes + lengthBytes)
+  }
+
   /** Reads `lengthBytes` of a payload starting `offsetInPayload` bytes in. */
   async read(position: LogPosition, into: Buffer, intoOffset: number, lengthBytes: number): Promise<void> {
     // An entry is readable as soon as it is appended (a replica applies a record whose data it

@@ -1040,6 +1040,11 @@ export class Store {
     return out
   }
 
+  /** A buffer `read` fills fastest with `lengthBytes` (large reads go past the page cache into aligned memory). */
+  readBuffer(lengthBytes: number): Buffer {
+    return this.log.readBuffer(lengthBytes)
+  }
+
   /**
    * Reads from the version of a file described by `attr` (which must come from this store):
    * every byte from that one version, never a mix. Returns the number of bytes read.
