@@ -51,6 +51,7 @@ enum class Op : int {
 };
 
 constexpr unsigned kMaxRequestBytes = 1u << 20;
+constexpr unsigned kReadAheadBytes = 4 * kMaxRequestBytes;  // src/fs/mount.ts: READ_AHEAD_KB
 // libfuse reads up to its bufsize into the buffer it is given: 256 pages (the kernel's most)
 // plus a header page. Twice the largest request leaves room for any page size up to 8 KiB.
 constexpr size_t kRequestBufferBytes = 2 * kMaxRequestBytes + 64 * 1024;
@@ -350,7 +351,9 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
 
   static void OnInit(void* userdata, fuse_conn_info* conn) {
     conn->max_write = kMaxRequestBytes;  // libfuse asks the kernel for max_pages to match
-    conn->max_readahead = kMaxRequestBytes;
+    // The kernel takes the smaller of this and its read-ahead for the mount, which src/fs/mount.ts
+    // raises to the same (sysfs; the kernel's default is 128 KiB) before or after this reply.
+    conn->max_readahead = kReadAheadBytes;
     conn->want &= ~FUSE_CAP_SPLICE_READ;  // requests are read into memory JS is handed
     if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;  // O_TRUNC reaches open: one version
     // A read(2) revalidates attributes once they are out of date and drops cached pages when the

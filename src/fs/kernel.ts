@@ -486,6 +486,7 @@ export class KernelSession implements KernelCache {
    * as stale (a write raced it) would leave the old pages in place. A node of which no page was
    * read since the last drop needs only its attributes invalidated, which is cheaper. The live
    * node is the file's inode; a handle opened through `P@sensor:T` has a node of its own too.
+   * The bytes of a small version committed whole are kept for the file's next open (KernelPages).
    */
   private async committing(nodeId: number, commit: Promise<CommittedVersion | null>): Promise<void> {
     const place = this.table.find(nodeId)?.place

@@ -27,7 +27,8 @@ const FUSE_CONF = '/etc/fuse.conf'
 /**
  * How far the kernel reads ahead of a sequential reader, KiB: 4 read requests of 1 MiB (the
  * largest fffs takes, native/src/fuse.cpp) in flight, where the kernel's default for a FUSE
- * mount is 128 KiB requests one after another. Set as root only (sysfs).
+ * mount is 128 KiB requests one after another. Set as root only (sysfs); the session asks for
+ * the same at its start (native/src/fuse.cpp, kReadAheadBytes), since the kernel keeps the smaller.
  */
 const READ_AHEAD_KB = 4096
 
