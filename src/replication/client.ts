@@ -8,7 +8,7 @@ import type { ApplyResult, Attr, DataRef, DirPage, Ino, Mutation, NameBinding, S
 import { describePolicy, type RetentionPolicy } from '../store/retention/policy.js'
 import { RetentionRunner } from '../store/retention/runner.js'
 import { DiskGuard, type DiskState } from '../store/diskSpace.js'
-import { addsData, Store } from '../store/store.js'
+import { addsData, Store, type LocatedBytes } from '../store/store.js'
 import { hlcToIso } from '../temporal/hlc.js'
 import { describeCollect, describeRun, type HistoryControl } from './history.js'
 import type { PageOffsetOf } from '../store/segmentLog.js'
@@ -112,6 +112,8 @@ export interface Client {
   read(attr: Attr, offset: number, into: Buffer, lengthBytes: number): Promise<number>
   /** A buffer `read` fills fastest with `lengthBytes`, when the client has a preference (a local log's direct reads want page-aligned memory). */
   readBuffer?(lengthBytes: number): Buffer
+  /** Where the bytes `read` would return lie in the local log's files (Store.locate): a member's, for a mount on its host; null when not known. */
+  locate?(attr: Attr, offset: number, lengthBytes: number): Promise<LocatedBytes | null>
   /** A node's versions in `range` (default: all), oldest first unless `range.reverse`. */
   versions(ino: Ino, range?: VersionRange): Promise<Attr[]>
   /** Every binding of `name` in directory `dir` over time, oldest first (what `dir/name@T` named at each T). */

@@ -108,6 +108,7 @@ function clientService(connection: Connection, client: Client, blobs: Map<string
       const n = await client.read(attr, offset, into, lengthBytes)
       return { result: undefined, body: into.subarray(0, n) }
     },
+    locate: async ({ attr, offset, lengthBytes }) => ({ result: (await client.locate?.(attr, offset, lengthBytes)) ?? null }),
     versions: async ({ ino, range = {} }) => ({ result: await client.versions(ino, { ...range, limit: Math.min(range.limit ?? VERSIONS_PAGE, VERSIONS_PAGE) }) }),
     nameHistory: async ({ dir, name, after, limit }) => ({ result: await client.nameHistory(dir, name, { ...(after !== undefined ? { after } : {}), limit: Math.min(limit, HISTORY_PAGE) }) }),
     stampOfVersion: async ({ ino, version }) => ({ result: await client.stampOfVersion(ino, version) }),

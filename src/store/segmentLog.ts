@@ -533,14 +533,26 @@ export class SegmentLog {
     return whole.subarray(skipBytes, skipBytes + lengthBytes)
   }
 
-  /** Reads `lengthBytes` of a payload starting `offsetInPayload` bytes in. */
-  async read(position: LogPosition, into: Buffer, intoOffset: number, lengthBytes: number): Promise<void> {
-    // An entry is readable as soon as it is appended (a replica applies a record whose data it
-    // appended in the same turn, and live reads follow at once): wait for queued writes first.
+  /** The file a segment is kept in. */
+  segmentFile(segment: number): string {
+    return path.join(this.dir, segmentName(segment))
+  }
+
+  /**
+   * Resolves once bytes [position, + lengthBytes) are in their segment's file. An entry is
+   * readable as soon as it is appended (a replica applies a record whose data it appended in
+   * the same turn, and live reads follow at once): queued writes go first.
+   */
+  async written(position: LogPosition, lengthBytes: number): Promise<void> {
     const endBytes = position.offset + lengthBytes
     if (position.segment > this.writtenTo.segment || (position.segment === this.writtenTo.segment && endBytes > this.writtenTo.offset)) {
       await this.writeChain.catch(() => undefined)
     }
+  }
+
+  /** Reads `lengthBytes` of a payload starting `offsetInPayload` bytes in. */
+  async read(position: LogPosition, into: Buffer, intoOffset: number, lengthBytes: number): Promise<void> {
+    await this.written(position, lengthBytes)
     let done = 0
     // Whole pages of a large payload that starts at a page boundary (written with O_DIRECT), into
     // page-aligned memory: read with O_DIRECT too, not through the page cache (fresh cache pages

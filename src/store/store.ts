@@ -97,6 +97,13 @@ export interface StoreOptions {
 }
 
 /** Where a record was appended (SegmentLog.append): its entry's payload, where the entry after it starts, and when its bytes are in the file. */
+/** Where bytes of a version lie in the log's files (Store.locate): the files with their identities, and which piece of the range is where. */
+export interface LocatedBytes {
+  readonly sizeBytes: number
+  readonly files: ReadonlyArray<{ readonly file: string; readonly id: string }>
+  readonly pieces: ReadonlyArray<{ readonly intoOffset: number; readonly lengthBytes: number; readonly fileIndex: number; readonly offset: number }>
+}
+
 export interface LoggedAt {
   readonly position: LogPosition
   readonly next: LogPosition
@@ -1054,8 +1061,40 @@ export class Store {
   }
 
   private async readNow(attr: Attr, offset: number, into: Buffer, lengthBytes: number): Promise<number> {
+    const { sizeBytes, pieces } = await this.pieces(attr, offset, lengthBytes)
+    into.fill(0, 0, sizeBytes)
+    await Promise.all(pieces.map((piece) => this.log.read(piece.position, into, piece.intoOffset, piece.lengthBytes)))
+    return sizeBytes
+  }
+
+  /**
+   * Where bytes [offset, offset + lengthBytes) of the version `attr` lie in the log files, for
+   * a reader on this host (a mount beside its member): each piece's file, its identity
+   * (Disk.fileId: a file found there later with another is not this one) and position, every
+   * piece written to its file when this resolves. `sizeBytes` are read; what no piece covers
+   * is zeros. Null where the disk cannot say what its files are.
+   */
+  locate(attr: Attr, offset: number, lengthBytes: number): Promise<LocatedBytes | null> {
+    const disk = this.disk
+    if (disk.fileId === undefined) return Promise.resolve(null)
+    return this.tracked(async () => {
+      const { sizeBytes, pieces } = await this.pieces(attr, offset, lengthBytes)
+      const segments = [...new Set(pieces.map((piece) => piece.position.segment))]
+      const ids = await Promise.all(segments.map((segment) => disk.fileId!(this.log.segmentFile(segment))))
+      if (ids.some((id) => id === null)) return null // collected since its pieces were found
+      await Promise.all(pieces.map((piece) => this.log.written(piece.position, piece.lengthBytes)))
+      return {
+        sizeBytes,
+        files: segments.map((segment, i) => ({ file: this.log.segmentFile(segment), id: ids[i]! })),
+        pieces: pieces.map((piece) => ({ intoOffset: piece.intoOffset, lengthBytes: piece.lengthBytes, fileIndex: segments.indexOf(piece.position.segment), offset: piece.position.offset })),
+      }
+    })
+  }
+
+  /** The log positions of bytes [offset, offset + lengthBytes) of the version `attr`, and how many of those bytes the version has. */
+  private async pieces(attr: Attr, offset: number, lengthBytes: number): Promise<{ sizeBytes: number; pieces: Array<{ position: LogPosition; intoOffset: number; lengthBytes: number }> }> {
     const end = Math.min(attr.sizeBytes, offset + lengthBytes)
-    if (end <= offset) return 0
+    if (end <= offset) return { sizeBytes: 0, pieces: [] }
     // A version below the floor may have been dropped since the caller found it (a file held open
     // across a compaction): its block entries are gone, so it is ERANGE, never zeros. Checked after
     // its maps are read too: a compaction in between would have taken them.
@@ -1063,20 +1102,17 @@ export class Store {
     if (dropped()) throw this.floor.compacted()
     const maps = await this.blockMaps(attr, Math.floor(offset / BLOCK_SIZE_BYTES), Math.floor((end - 1) / BLOCK_SIZE_BYTES))
     if (dropped()) throw this.floor.compacted()
-    const reads: Promise<void>[] = []
-    into.fill(0, 0, end - offset)
+    const pieces: Array<{ position: LogPosition; intoOffset: number; lengthBytes: number }> = []
     maps.forEach((map, i) => {
       const blockStart = (Math.floor(offset / BLOCK_SIZE_BYTES) + i) * BLOCK_SIZE_BYTES
       for (const extent of map) {
         const from = Math.max(offset, blockStart + extent.offset)
         const to = Math.min(end, blockStart + extent.offset + extent.sizeBytes)
         if (from >= to) continue
-        const position = { segment: extent.segment, offset: extent.segmentOffset + (from - blockStart - extent.offset) }
-        reads.push(this.log.read(position, into, from - offset, to - from))
+        pieces.push({ position: { segment: extent.segment, offset: extent.segmentOffset + (from - blockStart - extent.offset) }, intoOffset: from - offset, lengthBytes: to - from })
       }
     })
-    await Promise.all(reads)
-    return end - offset
+    return { sizeBytes: end - offset, pieces }
   }
 
   /** Block maps of blocks [first, last] as of the version `attr`; the live entries when it is still current. */

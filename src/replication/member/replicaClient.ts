@@ -3,7 +3,7 @@
 
 import { FffsError } from '../../errors.js'
 import type { ApplyResult, Attr, DataRef, DirPage, Ino, Mutation, NameBinding, SensorPick, Snapshot, StampPage, VersionRange } from '../../store/records.js'
-import type { Store } from '../../store/store.js'
+import type { LocatedBytes, Store } from '../../store/store.js'
 import { HLC_MAX, hlcPhysicalUs, hlcToIso, type HlcStamp } from '../../temporal/hlc.js'
 import { unwrap, type Client, type SubmitOptions, type Submitted } from '../client.js'
 import type { Clock } from '../clock.js'
@@ -94,6 +94,9 @@ export class ReplicaClient implements Client {
   }
   readBuffer(lengthBytes: number): Buffer {
     return this.member.readBuffer(lengthBytes)
+  }
+  locate(attr: Attr, offset: number, lengthBytes: number): Promise<LocatedBytes | null> {
+    return this.atCut(BigInt(attr.stamp), (store) => store.locate(attr, offset, lengthBytes))
   }
   versions(ino: Ino, range?: VersionRange): Promise<Attr[]> {
     return this.member.read((store) => store.versions(ino, range))
