@@ -11,9 +11,9 @@
 import { constants as fsConstants, promises as fsp } from 'node:fs'
 import type { FileHandle } from 'node:fs/promises'
 import { fileIdOf } from '../store/disk.js'
+import { PAGE_BYTES, type PageOffsetOf } from '../store/segmentLog.js'
 import type { LocatedBytes } from '../store/store.js'
 
-const PAGE_BYTES = 4096
 /** Log files kept open (the oldest is closed past it). */
 const OPEN_FILES_MAX = 32
 
@@ -26,7 +26,7 @@ interface OpenLogFile {
 export class LocalLogReader {
   private readonly files = new Map<string, OpenLogFile>() // by path; in the order opened
   /** `pageOffsetOf`: where a buffer starts within its page (O_DIRECT needs page-aligned memory); absent: no direct reads. */
-  constructor(private readonly pageOffsetOf?: (view: Uint8Array) => number) {}
+  constructor(private readonly pageOffsetOf?: PageOffsetOf) {}
 
   /** Reads what `located` names into `into` (zeros where no piece is); the bytes read, or null when a file is not the one named (read through the member then). */
   async read(located: LocatedBytes, into: Buffer): Promise<number | null> {

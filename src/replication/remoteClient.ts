@@ -15,6 +15,7 @@
 import { randomUUID } from 'node:crypto'
 import { FffsError } from '../errors.js'
 import type { Attr, DataRef, DirPage, Ino, Mutation, NameBinding, SensorPick, Snapshot, StampPage, VersionRange } from '../store/records.js'
+import { pageAlignedBuffer } from '../store/segmentLog.js'
 import type { ShardRole } from '../store/store.js'
 import type { HlcStamp } from '../temporal/hlc.js'
 import { blobIdsOf, SeenStamp, type ChangeListener, type Client, type SubmitOptions, type Submitted } from './client.js'
@@ -41,7 +42,6 @@ export interface RemoteClientOptions {
 const LOCAL_READ_MIN_BYTES = 64 * 1024
 /** Local reads that find nothing in a row before a member is not asked where again (it runs on another host, or its files are not readable here). */
 const LOCAL_MISSES_MAX = 4
-const PAGE_BYTES = 4096
 
 interface Link {
   readonly connection: Connection
@@ -168,10 +168,7 @@ export class RemoteClient implements Client {
   /** Large reads go into page-aligned memory: read from the member's files on this host, the disk reads them with O_DIRECT. */
   readBuffer(lengthBytes: number): Buffer {
     const pageOffsetOf = pageOffsetFinder()
-    if (pageOffsetOf === null || lengthBytes < LOCAL_READ_MIN_BYTES) return Buffer.allocUnsafe(lengthBytes)
-    const whole = Buffer.allocUnsafe(lengthBytes + PAGE_BYTES)
-    const skipBytes = (PAGE_BYTES - pageOffsetOf(whole)) % PAGE_BYTES
-    return whole.subarray(skipBytes, skipBytes + lengthBytes)
+    return pageOffsetOf === null || lengthBytes < LOCAL_READ_MIN_BYTES ? Buffer.allocUnsafe(lengthBytes) : pageAlignedBuffer(lengthBytes, pageOffsetOf)
   }
   /** A read from the member's log files, when it runs on this host and they are readable here; null: read through the member. */
   private async readLocally(attr: Attr, offset: number, into: Buffer, lengthBytes: number): Promise<number | null> {

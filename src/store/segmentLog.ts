@@ -45,6 +45,13 @@ export enum EntryKind {
 /** The address of a view's first byte modulo the page size (the native addon's pageOffsetOf). */
 export type PageOffsetOf = (view: Uint8Array) => number
 
+/** `sizeBytes` of memory starting at a page boundary (what O_DIRECT reads and writes need). */
+export function pageAlignedBuffer(sizeBytes: number, pageOffsetOf: PageOffsetOf): Buffer {
+  const whole = Buffer.allocUnsafe(sizeBytes + PAGE_BYTES)
+  const skipBytes = (PAGE_BYTES - pageOffsetOf(whole)) % PAGE_BYTES
+  return whole.subarray(skipBytes, skipBytes + sizeBytes)
+}
+
 /** posix_fadvise(fd, offset, length, POSIX_FADV_DONTNEED); length 0 = to the end of the file. */
 export type PageCacheDrop = (fd: number, offset: number, length: number) => void
 
@@ -528,9 +535,7 @@ export class SegmentLog {
   /** A buffer to read `lengthBytes` into: page-aligned when the read is large enough for read() to take it past the page cache (O_DIRECT). */
   readBuffer(lengthBytes: number): Buffer {
     if (this.direct === null || lengthBytes < DIRECT_PAYLOAD_MIN_BYTES) return Buffer.allocUnsafe(lengthBytes)
-    const whole = Buffer.allocUnsafe(lengthBytes + PAGE_BYTES)
-    const skipBytes = (PAGE_BYTES - this.direct.pageOffsetOf(whole)) % PAGE_BYTES
-    return whole.subarray(skipBytes, skipBytes + lengthBytes)
+    return pageAlignedBuffer(lengthBytes, this.direct.pageOffsetOf)
   }
 
   /** The file a segment is kept in. */
