@@ -13,7 +13,7 @@ import type { Ino } from '../store/records.js'
 /** Bytes of recently committed versions kept for the kernel, at most (the oldest go first). */
 const RECENT_BYTES_MAX = 32 * 1024 * 1024
 
-/** The live version the kernel's pages of a node hold (its stamp), or null when not known. A new object at every change, compared by identity. */
+/** The live version the kernel's pages of a node hold (its stamp), or null when not known. */
 interface HeldPages {
   readonly stamp: string | null
 }
@@ -73,7 +73,7 @@ export class KernelPages {
   async opening(nodeId: number, stamp: string, store: (bytes: Buffer) => Promise<void>): Promise<boolean> {
     const recent = this.recent.get(nodeId)
     if (!this.held.has(nodeId) && recent?.stamp === stamp) {
-      this.held.set(nodeId, { stamp }) // a read that overtook the store would fill the same pages with the same bytes
+      this.held.set(nodeId, { stamp }) // a read meanwhile through another handle records its version: unless the same, nothing is kept
       await store(recent.bytes)
     }
     return this.held.get(nodeId)?.stamp === stamp
