@@ -3,7 +3,7 @@
 // it, and the order of unmounting.
 
 import { promises as fsp } from 'node:fs'
-import type { Client } from '../replication/client.js'
+import type { Client } from '../client/client.js'
 import { KernelSession } from './kernel.js'
 import { inspectMountpoint, unmountLazy } from './mountTable.js'
 import { Operations } from './operations.js'

@@ -17,7 +17,7 @@
 // written between commit points.
 
 import { errors, isLateSensorWrite } from '../errors.js'
-import { dataRefAt, type Client } from '../replication/client.js'
+import { dataRefAt, type Client } from '../client/client.js'
 import type { MalformedRecord } from '../sensor/index.js'
 import type { Attr, DataRef, Ino, Mutation, VersionOp, VersionRecords } from '../store/records.js'
 import { crc32c } from '../store/crc32c.js'

@@ -15,7 +15,7 @@
 import type { ApplyResult, Mutation, VersionOp } from '../../store/records.js'
 import type { LogPosition } from '../../store/segmentLog.js'
 import type { HlcStamp } from '../../temporal/hlc.js'
-import type { SubmitId } from '../client.js'
+import type { SubmitId } from '../../client/client.js'
 import { decodeBatchPayload, decodeDataPayload, decodeReconfigurePayload, decodeRecordPayload, PAYLOAD_BATCH, PAYLOAD_DATA, PAYLOAD_RECONFIGURE } from '../payload.js'
 import type { HeldBlob } from '../transfer.js'
 import type { Replica } from './replica.js'
