@@ -77,9 +77,9 @@ export class EmbeddedClient implements Client {
     const store = new Store(dataDir, options.segmentSizeBytes !== undefined ? { segmentSizeBytes: options.segmentSizeBytes } : {})
     const { replayedRecords, truncatedBytes } = await store.open()
     const dropPages = pageCacheDropper()
-    if (dropPages !== null) store.log.dropSyncedPages(dropPages, LOG_CACHE_KEEP_BYTES, LOG_SYNC_EVERY_BYTES)
+    if (dropPages !== null) store.dropSyncedPages(dropPages, LOG_CACHE_KEEP_BYTES, LOG_SYNC_EVERY_BYTES)
     const pageOffsetOf = pageOffsetFinder() ?? undefined
-    if (pageOffsetOf !== undefined) store.log.writeLargePayloadsDirect(pageOffsetOf)
+    if (pageOffsetOf !== undefined) store.writeLargePayloadsDirect(pageOffsetOf)
     return { client: new EmbeddedClient(store, new LocalOrderer(store), disk, pageOffsetOf, options), replayedRecords, truncatedBytes }
   }
 
@@ -147,7 +147,7 @@ export class EmbeddedClient implements Client {
   }
   readData(ref: DataRef, into: Buffer, intoOffset: number, lengthBytes: number): Promise<void> {
     if ('blob' in ref) throw new Error(`internal: the embedded log names no blobs (blob ${ref.blob})`)
-    return this.store.log.read(ref, into, intoOffset, lengthBytes)
+    return this.store.readData(ref, into, intoOffset, lengthBytes)
   }
 
   /**

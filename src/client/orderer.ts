@@ -50,7 +50,7 @@ export class LocalOrderer implements Orderer {
     this.inFlight.push(entry)
     // The sync starts now, not when the records before this one have applied: it runs while they
     // apply, and records submitted meanwhile share one fdatasync (SegmentLog.sync coalesces).
-    const synced = this.store.log.sync()
+    const synced = this.store.sync()
     synced.catch(() => undefined) // reported by the apply below, which awaits it
     const applied = this.applyChain.then(async () => {
       let result: ApplyResult

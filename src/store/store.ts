@@ -23,7 +23,7 @@ import { tierInstants, type RetentionPolicy } from './retention/policy.js'
 import { noSpace } from './diskSpace.js'
 import { PendingData } from './pendingData.js'
 import { collectSegments, decodeSegmentSummary, encodeSegmentSummary, logBaseOf, type GcOptions, type GcReport } from './segmentGc.js'
-import { EntryKind, SegmentLog, segmentSizeForDisk, type LogPosition } from './segmentLog.js'
+import { EntryKind, SegmentLog, segmentSizeForDisk, type LogPosition, type PageCacheDrop, type PageOffsetOf } from './segmentLog.js'
 import { VersionSearch } from './versionSearch.js'
 
 export const NAME_MAX_BYTES = 255
@@ -105,7 +105,7 @@ export interface LoggedAt {
 
 export class Store {
   readonly dir: string
-  readonly log: SegmentLog
+  private readonly log: SegmentLog
   /** Where each record is in the log, by stamp (state transfer, a replica's last record). */
   readonly records: RecordIndex
   private readonly db: IndexDb
@@ -219,7 +219,22 @@ export class Store {
 
   /** The record at `at` (as the record index names it), checked against its entry's CRC. */
   async readRecord(at: RecordAt): Promise<{ stamp: HlcStamp; mutation: Mutation }> {
-    return decodeRecord(await this.log.readEntry(at.position, at.sizeBytes, EntryKind.Record))
+    return decodeRecord(await this.recordBytes(at))
+  }
+
+  /** The encoded record at `at` (as the record index names it), checked against its entry's CRC: what a transfer sends. */
+  recordBytes(at: RecordAt): Promise<Buffer> {
+    return this.log.readEntry(at.position, at.sizeBytes, EntryKind.Record)
+  }
+
+  /** crc32c of `sizeBytes` of data at `position` without reading them, when they are one whole data entry; else null (SegmentLog.payloadCrc). */
+  dataCrc(position: LogPosition, sizeBytes: number): Promise<number | null> {
+    return this.log.payloadCrc(position, sizeBytes)
+  }
+
+  /** The size of the log's segment files (a transfer's batches are sized by it). */
+  get segmentSizeBytes(): number {
+    return this.log.segmentSizeBytes
   }
 
   /**
@@ -262,7 +277,32 @@ export class Store {
     }
   }
 
-  /** Appends a record to the log; apply it in order, with this result (durable once `log.sync()` returned). */
+  /** Reads `lengthBytes` of file bytes appended at `position` (readable as soon as appended). */
+  readData(position: LogPosition, into: Buffer, intoOffset: number, lengthBytes: number): Promise<void> {
+    return this.log.read(position, into, intoOffset, lengthBytes)
+  }
+
+  /** A buffer to read file bytes into: page-aligned when the log reads and writes large ones with O_DIRECT (SegmentLog.allocate). */
+  allocateData(sizeBytes: number): Buffer {
+    return this.log.allocate(sizeBytes)
+  }
+
+  /** Makes every record and byte appended so far durable. Concurrent callers share one fdatasync (group commit). */
+  sync(): Promise<void> {
+    return this.log.sync()
+  }
+
+  /** Lets the log drop the page-cache pages it synced but the newest `keepBytes` (SegmentLog.dropSyncedPages). */
+  dropSyncedPages(drop: PageCacheDrop, keepBytes: number, syncEveryBytes?: number): void {
+    this.log.dropSyncedPages(drop, keepBytes, syncEveryBytes)
+  }
+
+  /** Lets the log write large page-aligned payloads with O_DIRECT (SegmentLog.writeLargePayloadsDirect). */
+  writeLargePayloadsDirect(pageOffsetOf: PageOffsetOf): void {
+    this.log.writeLargePayloadsDirect(pageOffsetOf)
+  }
+
+  /** Appends a record to the log; apply it in order, with this result (durable once `sync()` returned). */
   appendRecord(stamp: HlcStamp, mutation: Mutation): LoggedAt {
     return this.log.append(EntryKind.Record, encodeRecord(stamp, mutation))
   }

@@ -40,9 +40,9 @@ export function nativeEnv(config: GroupConfig, id: number, log: (line: string) =
     timing: MEMBER_TIMING,
     tuneStore: (store) => {
       const dropPages = pageCacheDropper()
-      if (dropPages !== null) store.log.dropSyncedPages(dropPages, LOG_CACHE_KEEP_BYTES)
+      if (dropPages !== null) store.dropSyncedPages(dropPages, LOG_CACHE_KEEP_BYTES)
       const pageOffsetOf = pageOffsetFinder() // blobs arrive in page-aligned mappings (RDMC): written without a copy
-      if (pageOffsetOf !== null) store.log.writeLargePayloadsDirect(pageOffsetOf)
+      if (pageOffsetOf !== null) store.writeLargePayloadsDirect(pageOffsetOf)
     },
   }
 }
