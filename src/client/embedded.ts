@@ -7,6 +7,7 @@ import { isFffsError } from '../errors.js'
 import type { Attr, DataRef, DirPage, Ino, Mutation, NameBinding, SensorPick, Snapshot, StampPage, VersionRange } from '../store/records.js'
 import { describePolicy, type RetentionPolicy } from '../store/retention/policy.js'
 import { RetentionRunner } from '../store/retention/runner.js'
+import { pageCacheDropper, pageOffsetFinder } from '../store/diskAddon.js'
 import { DiskGuard, type DiskState } from '../store/diskSpace.js'
 import { addsData, Store } from '../store/store.js'
 import type { PageOffsetOf } from '../store/segmentLog.js'
@@ -14,7 +15,6 @@ import { hlcToIso, type HlcStamp } from '../temporal/hlc.js'
 import { unwrap, type Client, type SubmitOptions, type Submitted } from './client.js'
 import { describeCollect, describeRun, type HistoryControl } from './history.js'
 import { LocalOrderer, type Orderer } from './orderer.js'
-import { pageCacheDropper, pageOffsetFinder } from '../replication/transport/native.js'
 
 /**
  * The embedded log keeps its newest synced bytes in the page cache and syncs in the background

@@ -2,10 +2,11 @@
 // to the others, and the store tuned for this host (the page cache, O_DIRECT).
 
 import { nodeDisk } from '../../store/disk.js'
+import { pageCacheDropper, pageOffsetFinder } from '../../store/diskAddon.js'
 import { systemClock } from '../clock.js'
 import { memberById, type GroupConfig } from '../config.js'
 import { groupSchema } from '../core/schema.js'
-import { NativeTransport, pageCacheDropper, pageOffsetFinder } from '../transport/native.js'
+import { NativeTransport } from '../transport/native.js'
 import { TRANSPORT_DEFAULTS } from '../transport/types.js'
 import { MEMBER_TIMING, type MemberEnv } from './env.js'
 import { WirePeers } from './peers.js'

@@ -49,8 +49,6 @@ interface NativeEngine {
 
 interface NativeModule {
   NativeEngine: new (options: Record<string, unknown>) => NativeEngine
-  dropPageCache(fd: number, offset: number, length: number): void
-  pageOffsetOf(view: Uint8Array): number
 }
 
 const ADDON_FILE = 'fffs_native.node'
@@ -66,32 +64,6 @@ function loadAddon(): NativeModule {
     throw new TransportError('PROVIDER_UNAVAILABLE', `cannot load ${path} (is libfabric installed? apt-get install libfabric1): ${(err as Error).message}`)
   }
   return addon
-}
-
-/** One of the addon's helper exports; null when the addon is not built (callers do without it). */
-function addonHelper<K extends 'dropPageCache' | 'pageOffsetOf'>(name: K): NativeModule[K] | null {
-  try {
-    const fn = loadAddon()[name]
-    return typeof fn === 'function' ? fn : null
-  } catch {
-    return null
-  }
-}
-
-/**
- * posix_fadvise(DONTNEED) through the addon: drops clean (already synced) pages of a file
- * range from the page cache. Null when the addon is not built (callers then keep the cache).
- */
-export function pageCacheDropper(): NativeModule['dropPageCache'] | null {
-  return addonHelper('dropPageCache')
-}
-
-/**
- * A view's address modulo the page size, through the addon (O_DIRECT writes need page-aligned
- * memory: SegmentLog.writeLargePayloadsDirect). Null when the addon is not built.
- */
-export function pageOffsetFinder(): NativeModule['pageOffsetOf'] | null {
-  return addonHelper('pageOffsetOf')
 }
 
 // ---- config ----
