@@ -6,7 +6,6 @@
 import { FffsError } from '../errors.js'
 import type { ApplyResult, Attr, DataRef, DirPage, Ino, Mutation, NameBinding, SensorPick, Snapshot, StampPage, VersionRange } from '../store/records.js'
 import type { DiskState } from '../store/diskSpace.js'
-import type { PageOffsetOf } from '../store/segmentLog.js'
 import type { HlcStamp } from '../temporal/hlc.js'
 import type { HistoryControl } from './history.js'
 
@@ -98,24 +97,14 @@ export interface Client {
    * the bytes are handed to the log or the network. The caller must not modify `bytes`
    * afterwards (a cluster client may re-send them after a failover until the version commits).
    * `ino` is the file the bytes are for: a sharded client sends them to that file's data shard.
-   * `crc` is crc32c(bytes) when the caller computed it as the bytes arrived (or is computing it
-   * off this thread); a client may use it instead of reading them again (it must come from
-   * these very bytes).
    */
-  appendData(ino: Ino, bytes: Uint8Array, crc?: number | Promise<number>): { ref: DataRef; written: Promise<void> }
-  /** True when appendData uses the `crc` it is given (the embedded log); others ignore it, so callers need not compute one. */
-  readonly takesDataCrc?: boolean
+  appendData(ino: Ino, bytes: Uint8Array): { ref: DataRef; written: Promise<void> }
   /**
-   * Set when appendData writes large page-aligned buffers straight to disk (O_DIRECT, the
-   * embedded log): callers that can choose their buffers align them with it.
+   * A chunk of `sizeBytes` for file `ino`'s bytes, in the memory this client's data path wants
+   * and with what it needs of them computed as they arrive (DataChunk). Absent: plain memory,
+   * handed to `appendData` when sealed (chunks.ts, chunkFor).
    */
-  readonly pageOffsetOf?: PageOffsetOf
-  /**
-   * Reads back bytes handed to `appendData` once their `written` resolved. Only a client whose
-   * data path keeps them readable has it (the embedded log); its callers may reuse their
-   * buffers once written. Without it, callers keep their buffers until the version commits.
-   */
-  readData?(ref: DataRef, into: Buffer, intoOffset: number, lengthBytes: number): Promise<void>
+  newChunk?(ino: Ino, sizeBytes: number): DataChunk
   /** A blob handed to `appendData` that no version will name (its sender went away): a client that holds such bytes back for the version (ReplicaClient) lets go. */
   releaseData?(ref: DataRef): void
   /** Orders, persists and applies a mutation; throws the FffsError of a failed apply. */
@@ -140,6 +129,25 @@ export interface Client {
    */
   watchChanges?(listener: ChangeListener): () => void
   close(): Promise<void>
+}
+
+/**
+ * File bytes gathered from writes (a FUSE write is answered once its bytes are copied in), then
+ * sealed: handed to the client's data path as one piece, which a version's ops name through
+ * `ref`. The client chooses the memory and computes what its data path needs of the bytes
+ * (the embedded log's CRC32C; page alignment for O_DIRECT), so the caller never reads them again.
+ */
+export interface DataChunk {
+  readonly capacityBytes: number
+  readonly usedBytes: number
+  /** Set once sealed: the reference of byte 0 (`dataRefAt` for the others). */
+  readonly ref: DataRef | null
+  /** Copies `data[0, lengthBytes)` after the used bytes (they must fit); never after `seal`. */
+  append(data: Buffer, lengthBytes: number): void
+  /** Hands the used bytes to the data path (once; an empty chunk is never handed over). */
+  seal(): void
+  /** Copies bytes [offset, offset + lengthBytes) of the chunk into `into`: from memory at once, else (read back once written) when the promise resolves. */
+  copyTo(offset: number, into: Buffer, intoOffset: number, lengthBytes: number): Promise<void> | undefined
 }
 
 /** The reference to the bytes `offsetBytes` into the data `ref` names. */

@@ -12,8 +12,9 @@ import { DiskGuard, type DiskState } from '../store/diskSpace.js'
 import { addsData, Store } from '../store/store.js'
 import type { PageOffsetOf } from '../store/segmentLog.js'
 import { hlcToIso, type HlcStamp } from '../temporal/hlc.js'
-import { unwrap, type Client, type SubmitOptions, type Submitted } from './client.js'
+import { unwrap, type Client, type DataChunk, type SubmitOptions, type Submitted } from './client.js'
 import { describeCollect, describeRun, type HistoryControl } from './history.js'
+import { LogChunks, type LoggedData } from './logChunks.js'
 import { LocalOrderer, type Orderer } from './orderer.js'
 
 /**
@@ -35,20 +36,19 @@ export interface EmbeddedOptions {
   readonly segmentSizeBytes?: number
 }
 
-export class EmbeddedClient implements Client {
-  readonly takesDataCrc = true
-  readonly pageOffsetOf?: PageOffsetOf
+export class EmbeddedClient implements Client, LoggedData {
   readonly history: HistoryControl
   private readonly store: Store
   private readonly orderer: Orderer
   private readonly retention: RetentionRunner
   private readonly disk: DiskGuard
+  private readonly chunks: LogChunks
 
   private constructor(store: Store, orderer: Orderer, disk: DiskGuard, pageOffsetOf: PageOffsetOf | undefined, options: EmbeddedOptions) {
     this.store = store
     this.orderer = orderer
     this.disk = disk
-    if (pageOffsetOf !== undefined) this.pageOffsetOf = pageOffsetOf
+    this.chunks = new LogChunks(pageOffsetOf)
     const log = options.log ?? ((line: string) => process.stderr.write(line + '\n'))
     this.retention = new RetentionRunner({
       store,
@@ -125,6 +125,12 @@ export class EmbeddedClient implements Client {
   async snapshot(name: string): Promise<Snapshot | null> {
     return this.store.snapshot(name)
   }
+  /** Chunks whose bytes the log takes with their CRC and page alignment, and reads back once written (logChunks.ts). */
+  newChunk(ino: Ino, sizeBytes: number): DataChunk {
+    return this.chunks.take(this, ino, sizeBytes)
+  }
+
+  /** `crc`: crc32c(bytes) as the caller computed it when the bytes arrived (a chunk), instead of the log reading them again (SegmentLog.append). */
   appendData(_ino: Ino, bytes: Uint8Array, crc?: number | Promise<number>): { ref: DataRef; written: Promise<void> } {
     this.disk.refuseWhenFull('write')
     this.disk.appended(bytes.byteLength)
@@ -145,6 +151,7 @@ export class EmbeddedClient implements Client {
   private fullDisk(err: unknown): void {
     if (isFffsError(err) && err.code === 'ENOSPC') void this.disk.release().then(() => this.disk.refresh()).catch(() => undefined)
   }
+  /** Reads back bytes handed to `appendData` (readable once appended). */
   readData(ref: DataRef, into: Buffer, intoOffset: number, lengthBytes: number): Promise<void> {
     if ('blob' in ref) throw new Error(`internal: the embedded log names no blobs (blob ${ref.blob})`)
     return this.store.readData(ref, into, intoOffset, lengthBytes)
@@ -178,6 +185,7 @@ export class EmbeddedClient implements Client {
 
   async close(): Promise<void> {
     await this.retention.stop()
+    await this.chunks.close()
     await this.orderer.close()
     await this.store.close()
   }

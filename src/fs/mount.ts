@@ -65,11 +65,9 @@ export async function mountFs(mountpoint: string, client: Client, options: TimeO
         (unmounted ??= (async () => {
           await operations.commitAll()
           kernel.unmount()
-          await operations.stop()
         })()),
     }
   } catch (err) {
-    await operations.stop().catch(() => undefined)
     if (made !== undefined) await fsp.rm(made, { recursive: true, force: true }).catch(() => undefined) // leave nothing behind
     throw err
   }

@@ -177,7 +177,7 @@ export class Operations {
     this.client = client
     this.dataDir = dataDir
     this.sensorPolicy = { sensorLagMaxUs: options.sensorLagMaxUs, nowUs: wallClockUs, stats: newSensorStats(), log }
-    this.files = new OpenFiles(this.sensorPolicy, client.pageOffsetOf)
+    this.files = new OpenFiles(this.sensorPolicy)
     this.resolver = new Resolver(client, options, {
       sensorLagMaxUs: options.sensorLagMaxUs,
       nowUs: () => this.sensorPolicy.nowUs(),
@@ -609,11 +609,6 @@ export class Operations {
   /** Commits every open file (unmount). */
   async commitAll(): Promise<void> {
     await Promise.allSettled(this.files.all.map((f: OpenFile) => f.commit(this.client)))
-  }
-
-  /** After unmount: nothing is written through these operations again. */
-  async stop(): Promise<void> {
-    await this.files.stop()
   }
 
   // ---------------------------------------------------------------- extended attributes
