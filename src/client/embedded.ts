@@ -7,7 +7,6 @@ import { isFffsError } from '../errors.js'
 import type { Attr, DataRef, DirPage, Ino, Mutation, NameBinding, SensorPick, Snapshot, StampPage, VersionRange } from '../store/records.js'
 import { describePolicy, type RetentionPolicy } from '../store/retention/policy.js'
 import { RetentionRunner } from '../store/retention/runner.js'
-import { pageCacheDropper, pageOffsetFinder } from '../store/diskAddon.js'
 import { DiskGuard, type DiskState } from '../store/diskSpace.js'
 import { addsData, Store } from '../store/store.js'
 import type { PageOffsetOf } from '../store/segmentLog.js'
@@ -76,10 +75,7 @@ export class EmbeddedClient implements Client, LoggedData {
     await disk.start() // on a full disk, its reserve file is given back: the store can open and free space
     const store = new Store(dataDir, options.segmentSizeBytes !== undefined ? { segmentSizeBytes: options.segmentSizeBytes } : {})
     const { replayedRecords, truncatedBytes } = await store.open()
-    const dropPages = pageCacheDropper()
-    if (dropPages !== null) store.dropSyncedPages(dropPages, LOG_CACHE_KEEP_BYTES, LOG_SYNC_EVERY_BYTES)
-    const pageOffsetOf = pageOffsetFinder() ?? undefined
-    if (pageOffsetOf !== undefined) store.writeLargePayloadsDirect(pageOffsetOf)
+    const pageOffsetOf = store.useHostDisk({ cacheKeepBytes: LOG_CACHE_KEEP_BYTES, syncEveryBytes: LOG_SYNC_EVERY_BYTES }) ?? undefined
     return { client: new EmbeddedClient(store, new LocalOrderer(store), disk, pageOffsetOf, options), replayedRecords, truncatedBytes }
   }
 

@@ -14,6 +14,7 @@ import { HLC_MAX, hlcCeilingOfUs, hlcPhysicalUs, wallClockUs, type HlcStamp } fr
 import { BlockHistory } from './blockHistory.js'
 import { BLOCK_SIZE_BYTES, composeDeltas, NO_CHANGE, truncateDelta, writeDelta, type BlockDelta, type BlockMap } from './blockMap.js'
 import { nodeDisk, type Disk, type IndexDb, type IndexOp } from './disk.js'
+import { pageCacheDropper, pageOffsetFinder } from './diskAddon.js'
 import { decodeDirEntry, decodeIno, decodeRow, encodeDirEntry, encodeLiveDirEntry, encodeRow, encodeStamp, inoOfKey, keys, liveDirEntrySince, nameOfDirEntryKey, nameOfLiveDirKey, prefixEnd, stampOfKey } from './keys.js'
 import { decodeRecord, encodeRecord, ROOT_INO, S_ISGID, type ApplyResult, type Attr, type DirPage, type EntryChange, type Ino, type Mutation, type NameBinding, type NodeKind, type RecordCursor, type SensorPick, type Snapshot, type StampPage, type VersionOp, type VersionRange, type VersionRecords } from './records.js'
 import { RecordIndex, type RecordAt } from './recordIndex.js'
@@ -23,7 +24,7 @@ import { tierInstants, type RetentionPolicy } from './retention/policy.js'
 import { noSpace } from './diskSpace.js'
 import { PendingData } from './pendingData.js'
 import { collectSegments, decodeSegmentSummary, encodeSegmentSummary, logBaseOf, type GcOptions, type GcReport } from './segmentGc.js'
-import { EntryKind, SegmentLog, segmentSizeForDisk, type LogPosition, type PageCacheDrop, type PageOffsetOf } from './segmentLog.js'
+import { EntryKind, SegmentLog, segmentSizeForDisk, type LogPosition, type PageOffsetOf } from './segmentLog.js'
 import { VersionSearch } from './versionSearch.js'
 
 export const NAME_MAX_BYTES = 255
@@ -292,14 +293,19 @@ export class Store {
     return this.log.sync()
   }
 
-  /** Lets the log drop the page-cache pages it synced but the newest `keepBytes` (SegmentLog.dropSyncedPages). */
-  dropSyncedPages(drop: PageCacheDrop, keepBytes: number, syncEveryBytes?: number): void {
-    this.log.dropSyncedPages(drop, keepBytes, syncEveryBytes)
-  }
-
-  /** Lets the log write large page-aligned payloads with O_DIRECT (SegmentLog.writeLargePayloadsDirect). */
-  writeLargePayloadsDirect(pageOffsetOf: PageOffsetOf): void {
-    this.log.writeLargePayloadsDirect(pageOffsetOf)
+  /**
+   * Tunes the log for the host's disk through the disk addon (diskAddon.ts; without it, neither):
+   * synced pages leave the page cache but the newest `cacheKeepBytes`, with a background sync
+   * every `syncEveryBytes` appended (SegmentLog.dropSyncedPages), and large page-aligned payloads
+   * are written with O_DIRECT (SegmentLog.writeLargePayloadsDirect). Returns the page-offset
+   * finder writers align their buffers with (null without the addon).
+   */
+  useHostDisk(options: { readonly cacheKeepBytes: number; readonly syncEveryBytes?: number }): PageOffsetOf | null {
+    const dropPages = pageCacheDropper()
+    if (dropPages !== null) this.log.dropSyncedPages(dropPages, options.cacheKeepBytes, options.syncEveryBytes)
+    const pageOffsetOf = pageOffsetFinder()
+    if (pageOffsetOf !== null) this.log.writeLargePayloadsDirect(pageOffsetOf)
+    return pageOffsetOf
   }
 
   /** Appends a record to the log; apply it in order, with this result (durable once `sync()` returned). */

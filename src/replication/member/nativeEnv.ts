@@ -2,7 +2,6 @@
 // to the others, and the store tuned for this host (the page cache, O_DIRECT).
 
 import { nodeDisk } from '../../store/disk.js'
-import { pageCacheDropper, pageOffsetFinder } from '../../store/diskAddon.js'
 import { systemClock } from '../clock.js'
 import { memberById, type GroupConfig } from '../config.js'
 import { groupSchema } from '../core/schema.js'
@@ -39,11 +38,7 @@ export function nativeEnv(config: GroupConfig, id: number, log: (line: string) =
     instance: String(process.pid),
     exit: (code) => process.exit(code),
     timing: MEMBER_TIMING,
-    tuneStore: (store) => {
-      const dropPages = pageCacheDropper()
-      if (dropPages !== null) store.dropSyncedPages(dropPages, LOG_CACHE_KEEP_BYTES)
-      const pageOffsetOf = pageOffsetFinder() // blobs arrive in page-aligned mappings (RDMC): written without a copy
-      if (pageOffsetOf !== null) store.writeLargePayloadsDirect(pageOffsetOf)
-    },
+    // Blobs arrive in page-aligned mappings (RDMC): written with O_DIRECT, without a copy.
+    tuneStore: (store) => void store.useHostDisk({ cacheKeepBytes: LOG_CACHE_KEEP_BYTES }),
   }
 }
