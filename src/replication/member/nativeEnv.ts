@@ -5,7 +5,7 @@ import { nodeDisk } from '../../store/disk.js'
 import { systemClock } from '../clock.js'
 import { memberById, type GroupConfig } from '../config.js'
 import { groupSchema } from '../core/schema.js'
-import { NativeTransport } from '../transport/native.js'
+import { NativeTransport, preloadNativeTransport } from '../transport/native.js'
 import { TRANSPORT_DEFAULTS } from '../transport/types.js'
 import { MEMBER_TIMING, type MemberEnv } from './env.js'
 import { WirePeers } from './peers.js'
@@ -14,6 +14,7 @@ const LOG_CACHE_KEEP_BYTES = 32 * 1024 * 1024 // newest synced log bytes kept in
 
 /** `fffs serve`'s environment: the system clock, the real disk, libfabric, TCP to the others. */
 export function nativeEnv(config: GroupConfig, id: number, log: (line: string) => void): MemberEnv {
+  preloadNativeTransport()
   return {
     clock: systemClock,
     disk: nodeDisk,

@@ -66,6 +66,19 @@ function loadAddon(): NativeModule {
   return addon
 }
 
+/**
+ * Loads the addon now (libfabric and its providers are loaded and initialised with it), so a
+ * process that will start transports pays that at its own start, not inside a view start's
+ * connect timeout. A failure is left for start() to report.
+ */
+export function preloadNativeTransport(): void {
+  try {
+    loadAddon()
+  } catch {
+    // reported by the first start()
+  }
+}
+
 // ---- config ----
 
 function validate(config: TransportConfig): number {
