@@ -10,7 +10,7 @@
 // same stream (a generator of its own) is also written to the baseline mount, before or after
 // the GC phase in turn, so the baseline takes 1/BASELINE_EVERY of the bytes (its disk grows
 // without bound) and its phases are spread over the whole run. Writes
-// bench/out/retention-soak.json and retention-soak.png.
+// bench/out/retention-soak.json, retention-soak.png and the GC mount's log (retention-soak-mount.log).
 
 import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
@@ -215,11 +215,13 @@ export async function runSoak(argv: readonly string[], repoRoot: string): Promis
       if (withBaseline && baselineFirst) writePhase('baseline', index)
       writePhase('gc', index)
       if (withBaseline && !baselineFirst) writePhase('baseline', index)
+      await new Promise((resolve) => setImmediate(resolve)) // the writes are synchronous: let the mounts' log pipes drain (a full pipe would stall a mount)
       process.stderr.write(`retention soak: phase ${index + 1}: ${(gcWritten / 1e9).toFixed(2)} GB written, disk ${(samples.at(-1)!.diskBytes / 1e9).toFixed(2)} GB, ${phases.at(-1)!.mbPerS.toFixed(0)} MB/s\n`)
     }
     sample()
     const baselineDiskBytes = diskBytes(baseline.dataDir)
     await stopAll()
+    const gcMountLog = gc.mount.log.join('')
 
     const json: SoakBenchJson = {
       header,
@@ -242,6 +244,7 @@ export async function runSoak(argv: readonly string[], repoRoot: string): Promis
     fs.mkdirSync(outDir, { recursive: true })
     fs.writeFileSync(path.join(outDir, 'retention-soak.json'), JSON.stringify(json, null, 2) + '\n')
     fs.writeFileSync(path.join(outDir, 'retention-soak.png'), soakChart(json))
+    fs.writeFileSync(path.join(outDir, 'retention-soak-mount.log'), gcMountLog) // the GC mount's retention runs, timestamped (its last lines)
   } finally {
     await stopAll()
     fs.rmSync(root, { recursive: true, force: true })

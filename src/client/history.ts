@@ -51,7 +51,8 @@ export interface HistoryControl {
 export function describeRun(report: RetentionRunReport): string {
   const { compaction, gc } = report
   const parts: string[] = [`floor ${report.floor ?? 'none'}`]
-  if (compaction !== null) parts.push(`${compaction.versionsDropped} versions and ${compaction.nodesRemoved} deleted nodes ${gc.dryRun ? 'would be ' : ''}dropped (${formatBytes(compaction.extentBytesDropped)} named)`)
+  if (compaction !== null) parts.push(`${compaction.versionsDropped} versions and ${compaction.nodesRemoved} deleted nodes ${gc?.dryRun === true ? 'would be ' : ''}dropped (${formatBytes(compaction.extentBytesDropped)} named)`)
+  if (gc === null) return parts.join('; ') // a background floor pass
   const verb = gc.dryRun ? 'could be freed' : 'freed'
   parts.push(`${gc.victims.length} of ${gc.segments} log segments (${formatBytes(gc.victims.reduce((s, v) => s + v.sizeBytes, 0))}) ${verb}, ${formatBytes(gc.bytesCopied)} of live data ${gc.dryRun ? 'to copy' : 'copied'} forward`)
   return parts.join('; ')

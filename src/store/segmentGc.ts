@@ -61,6 +61,10 @@ export interface GcOptions {
   readonly liveRatioMax?: number
   /** At most this many bytes copied per second (the I/O budget of a background run); default: no limit. */
   readonly copyBytesPerSecond?: number
+  /** About this many bytes copied in one run at most (at least one segment is collected); default: no limit. */
+  readonly copyBytesMax?: number
+  /** Told of each segment that could be collected; true: leave it for a later run. */
+  readonly defer?: (candidate: GcVictim) => boolean
   /** Say what would be collected; change nothing. */
   readonly dryRun?: boolean
   /** Told of the segments a run collects before it copies their live bytes (a long copy is announced). */
@@ -143,12 +147,14 @@ export async function collectSegments(host: GcHost, options: GcOptions = {}): Pr
   if (!dryRun) host.watchBlockPuts((key) => void dirty.set(key.toString('hex'), key))
   try {
     const { intervals, referencing } = await liveIntervals(host.db, summaries)
-    const victims: GcVictim[] = []
+    const collectable: GcVictim[] = []
     for (const file of files) {
       if (!summaries.has(file.segment)) continue
       const liveBytes = (intervals.get(file.segment) ?? []).reduce((sum, i) => sum + (i.end - i.start), 0)
-      if (liveBytes <= liveRatioMax * file.sizeBytes) victims.push({ segment: file.segment, sizeBytes: file.sizeBytes, liveBytes })
+      const candidate = { segment: file.segment, sizeBytes: file.sizeBytes, liveBytes }
+      if (liveBytes <= liveRatioMax * file.sizeBytes && options.defer?.(candidate) !== true) collectable.push(candidate)
     }
+    const victims = cheapestFirst(collectable, options.copyBytesMax ?? Number.POSITIVE_INFINITY)
     const copyBytes = victims.reduce((sum, v) => sum + v.liveBytes, 0)
     const reclaimed = victims.reduce((sum, v) => sum + v.sizeBytes, 0) - copyBytes
     let logBase = logBaseOf(host.db)
@@ -184,6 +190,23 @@ export async function collectSegments(host: GcHost, options: GcOptions = {}): Pr
   } finally {
     host.watchBlockPuts(null)
   }
+}
+
+/**
+ * The victims of one run: the segments with the fewest live bytes per segment byte first (the
+ * most space back per byte copied), those whose live bytes still fit `copyBytesMax` (the first
+ * always goes). A segment left waits for a later run, by when more of its bytes may have gone.
+ */
+function cheapestFirst(collectable: readonly GcVictim[], copyBytesMax: number): GcVictim[] {
+  const byLiveShare = [...collectable].sort((a, b) => a.liveBytes / a.sizeBytes - b.liveBytes / b.sizeBytes)
+  const victims: GcVictim[] = []
+  let copyBytes = 0
+  for (const v of byLiveShare) {
+    if (victims.length > 0 && copyBytes + v.liveBytes > copyBytesMax) continue
+    victims.push(v)
+    copyBytes += v.liveBytes
+  }
+  return victims.sort((a, b) => a.segment - b.segment) // copied in log order
 }
 
 /**
