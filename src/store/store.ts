@@ -233,6 +233,11 @@ export class Store {
     return this.log.payloadCrc(position, sizeBytes)
   }
 
+  /** The segment the log appends to: it moves on as the log grows (retention's runner moves the floor when it does). */
+  get tailSegment(): number {
+    return this.log.tail.segment
+  }
+
   /** The size of the log's segment files (a transfer's batches are sized by it). */
   get segmentSizeBytes(): number {
     return this.log.segmentSizeBytes
