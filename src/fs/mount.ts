@@ -3,7 +3,7 @@
 // it, and the order of unmounting.
 
 import { promises as fsp } from 'node:fs'
-import type { Client } from '../replication/client.js'
+import type { Client } from '../client/client.js'
 import { KernelSession } from './kernel.js'
 import { inspectMountpoint, mountDevice, unmountLazy } from './mountTable.js'
 import { Operations } from './operations.js'
@@ -81,11 +81,9 @@ export async function mountFs(mountpoint: string, client: Client, options: TimeO
         (unmounted ??= (async () => {
           await operations.commitAll()
           kernel.unmount()
-          await operations.stop()
         })()),
     }
   } catch (err) {
-    await operations.stop().catch(() => undefined)
     if (made !== undefined) await fsp.rm(made, { recursive: true, force: true }).catch(() => undefined) // leave nothing behind
     throw err
   }

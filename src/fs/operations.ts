@@ -5,7 +5,7 @@
 
 import { constants as fsConstants, promises as fsp } from 'node:fs'
 import { errors, isLateSensorWrite } from '../errors.js'
-import type { Client, Submitted } from '../replication/client.js'
+import type { Client, Submitted } from '../client/client.js'
 import { parseRecordFormat, XATTR_RECORD_FORMAT } from '../sensor/index.js'
 import { ROOT_INO, S_ISGID, S_ISUID, type Attr, type Ino, type Mutation, type NodeKind } from '../store/records.js'
 import { HLC_MAX, hlcCeilingOfUs, hlcToIso, wallClockUs, type HlcStamp } from '../temporal/hlc.js'
@@ -180,7 +180,7 @@ export class Operations {
     this.client = client
     this.dataDir = dataDir
     this.sensorPolicy = { sensorLagMaxUs: options.sensorLagMaxUs, nowUs: wallClockUs, stats: newSensorStats(), log }
-    this.files = new OpenFiles(this.sensorPolicy, client.pageOffsetOf)
+    this.files = new OpenFiles(this.sensorPolicy)
     this.resolver = new Resolver(client, options, {
       sensorLagMaxUs: options.sensorLagMaxUs,
       nowUs: () => this.sensorPolicy.nowUs(),
@@ -659,11 +659,6 @@ export class Operations {
   /** Commits every open file (unmount). */
   async commitAll(): Promise<void> {
     await Promise.allSettled(this.files.all.map((f: OpenFile) => f.commit(this.client)))
-  }
-
-  /** After unmount: nothing is written through these operations again. */
-  async stop(): Promise<void> {
-    await this.files.stop()
   }
 
   // ---------------------------------------------------------------- extended attributes

@@ -5,8 +5,8 @@
 // and encodes the reply, so no end casts what the wire brought. Errors travel as the wire's
 // {code, message, reason} (wire.ts).
 
-import type { ChangeNote, SubmitId, Submitted } from './client.js'
-import type { HistoryState } from './history.js'
+import type { ChangeNote, SubmitId, Submitted } from '../client/client.js'
+import type { HistoryState } from '../client/history.js'
 import type { RetentionRunReport } from '../store/retention/runner.js'
 import type { Audit, LocatedBytes } from '../store/store.js'
 import * as c from './codec.js'

@@ -18,14 +18,30 @@ import type { Attr, DataRef, DirPage, Ino, Mutation, NameBinding, SensorPick, Sn
 import { pageAlignedBuffer } from '../store/segmentLog.js'
 import type { ShardRole } from '../store/store.js'
 import type { HlcStamp } from '../temporal/hlc.js'
-import { blobIdsOf, SeenStamp, type ChangeListener, type Client, type SubmitOptions, type Submitted } from './client.js'
-import type { HistoryAudit, HistoryControl, HistoryRun, HistoryState } from './history.js'
+import type { ChangeListener, Client, SubmitOptions, Submitted } from '../client/client.js'
+import type { HistoryAudit, HistoryControl, HistoryRun, HistoryState } from '../client/history.js'
 import { initialShards, type GroupConfig, type GroupMember } from './config.js'
+import { blobIdsOf } from './payload.js'
 import { ATTRS_PAGE_NODES, clientMethods, HISTORY_PAGE, messageArgs, messages, PROTOCOL_VERSION, READDIR_PAGE_ENTRIES, request, send, SNAPSHOTS_PAGE, VERSIONS_PAGE, type MemberView, type Method, type SubmitArgs } from './protocol.js'
 import { LocalLogReader } from './localLog.js'
-import { pageOffsetFinder } from './transport/native.js'
+import { pageOffsetFinder } from '../store/diskAddon.js'
 import { ViewWatch } from './viewWatch.js'
 import { connect, ConnectionLostError, MemberBehindError, type Connection } from './wire.js'
+
+/**
+ * The highest stamp a client has observed (in replies to its submits and in the attributes it
+ * read). Sent along with every submit as `after`; one is shared by all the per-shard
+ * connections of a sharded mount, which is what carries causality from shard to shard.
+ */
+export class SeenStamp {
+  private highest: HlcStamp = 0n
+  get value(): HlcStamp {
+    return this.highest
+  }
+  observe(stamp: HlcStamp): void {
+    if (stamp > this.highest) this.highest = stamp
+  }
+}
 
 export interface RemoteClientOptions {
   /** Names this client in SubmitIds; default a random UUID per RemoteClient. */

@@ -491,7 +491,7 @@ export class SegmentLog {
    * bounded set of cache pages instead of growing the cache with pages never touched before,
    * which cost ~3 ms per MiB on the VMs this runs on (each one a host fault) against ~0.3
    * reused. Synced pages are clean, so this never costs durability; reads of older data go to
-   * the disk. `drop` is posix_fadvise(DONTNEED) (the native addon's dropPageCache).
+   * the disk. `drop` is posix_fadvise(DONTNEED) (the disk addon's dropPageCache, diskAddon.ts).
    *
    * Dirty pages cannot be dropped, so with `syncEveryBytes` the log also starts a background
    * sync whenever that many bytes were appended since the last one began: a long write

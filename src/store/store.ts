@@ -14,6 +14,7 @@ import { HLC_MAX, hlcCeilingOfUs, hlcPhysicalUs, wallClockUs, type HlcStamp } fr
 import { BlockHistory } from './blockHistory.js'
 import { BLOCK_SIZE_BYTES, composeDeltas, NO_CHANGE, truncateDelta, writeDelta, type BlockDelta, type BlockMap } from './blockMap.js'
 import { nodeDisk, type Disk, type IndexDb, type IndexOp } from './disk.js'
+import { pageCacheDropper, pageOffsetFinder } from './diskAddon.js'
 import { decodeDirEntry, decodeIno, decodeRow, encodeDirEntry, encodeLiveDirEntry, encodeRow, encodeStamp, inoOfKey, keys, liveDirEntrySince, nameOfDirEntryKey, nameOfLiveDirKey, prefixEnd, stampOfKey } from './keys.js'
 import { decodeRecord, encodeRecord, ROOT_INO, S_ISGID, type ApplyResult, type Attr, type DirPage, type EntryChange, type Ino, type Mutation, type NameBinding, type NodeKind, type RecordCursor, type SensorPick, type Snapshot, type StampPage, type VersionOp, type VersionRange, type VersionRecords } from './records.js'
 import { RecordIndex, type RecordAt } from './recordIndex.js'
@@ -23,7 +24,7 @@ import { tierInstants, type RetentionPolicy } from './retention/policy.js'
 import { noSpace } from './diskSpace.js'
 import { PendingData } from './pendingData.js'
 import { collectSegments, decodeSegmentSummary, encodeSegmentSummary, logBaseOf, type GcOptions, type GcReport } from './segmentGc.js'
-import { EntryKind, SegmentLog, segmentSizeForDisk, type LogPosition } from './segmentLog.js'
+import { EntryKind, SegmentLog, segmentSizeForDisk, type LogPosition, type PageOffsetOf } from './segmentLog.js'
 import { VersionSearch } from './versionSearch.js'
 
 export const NAME_MAX_BYTES = 255
@@ -112,7 +113,7 @@ export interface LoggedAt {
 
 export class Store {
   readonly dir: string
-  readonly log: SegmentLog
+  private readonly log: SegmentLog
   /** Where each record is in the log, by stamp (state transfer, a replica's last record). */
   readonly records: RecordIndex
   private readonly db: IndexDb
@@ -226,7 +227,27 @@ export class Store {
 
   /** The record at `at` (as the record index names it), checked against its entry's CRC. */
   async readRecord(at: RecordAt): Promise<{ stamp: HlcStamp; mutation: Mutation }> {
-    return decodeRecord(await this.log.readEntry(at.position, at.sizeBytes, EntryKind.Record))
+    return decodeRecord(await this.recordBytes(at))
+  }
+
+  /** The encoded record at `at` (as the record index names it), checked against its entry's CRC: what a transfer sends. */
+  recordBytes(at: RecordAt): Promise<Buffer> {
+    return this.log.readEntry(at.position, at.sizeBytes, EntryKind.Record)
+  }
+
+  /** crc32c of `sizeBytes` of data at `position` without reading them, when they are one whole data entry; else null (SegmentLog.payloadCrc). */
+  dataCrc(position: LogPosition, sizeBytes: number): Promise<number | null> {
+    return this.log.payloadCrc(position, sizeBytes)
+  }
+
+  /** The segment the log appends to: it moves on as the log grows (retention's runner moves the floor when it does). */
+  get tailSegment(): number {
+    return this.log.tail.segment
+  }
+
+  /** The size of the log's segment files (a transfer's batches are sized by it). */
+  get segmentSizeBytes(): number {
+    return this.log.segmentSizeBytes
   }
 
   /**
@@ -269,7 +290,37 @@ export class Store {
     }
   }
 
-  /** Appends a record to the log; apply it in order, with this result (durable once `log.sync()` returned). */
+  /** Reads `lengthBytes` of file bytes appended at `position` (readable as soon as appended). */
+  readData(position: LogPosition, into: Buffer, intoOffset: number, lengthBytes: number): Promise<void> {
+    return this.log.read(position, into, intoOffset, lengthBytes)
+  }
+
+  /** A buffer to read file bytes into: page-aligned when the log reads and writes large ones with O_DIRECT (SegmentLog.allocate). */
+  allocateData(sizeBytes: number): Buffer {
+    return this.log.allocate(sizeBytes)
+  }
+
+  /** Makes every record and byte appended so far durable. Concurrent callers share one fdatasync (group commit). */
+  sync(): Promise<void> {
+    return this.log.sync()
+  }
+
+  /**
+   * Tunes the log for the host's disk through the disk addon (diskAddon.ts; without it, neither):
+   * synced pages leave the page cache but the newest `cacheKeepBytes`, with a background sync
+   * every `syncEveryBytes` appended (SegmentLog.dropSyncedPages), and large page-aligned payloads
+   * are written with O_DIRECT (SegmentLog.writeLargePayloadsDirect). Returns the page-offset
+   * finder writers align their buffers with (null without the addon).
+   */
+  useHostDisk(options: { readonly cacheKeepBytes: number; readonly syncEveryBytes?: number }): PageOffsetOf | null {
+    const dropPages = pageCacheDropper()
+    if (dropPages !== null) this.log.dropSyncedPages(dropPages, options.cacheKeepBytes, options.syncEveryBytes)
+    const pageOffsetOf = pageOffsetFinder()
+    if (pageOffsetOf !== null) this.log.writeLargePayloadsDirect(pageOffsetOf)
+    return pageOffsetOf
+  }
+
+  /** Appends a record to the log; apply it in order, with this result (durable once `sync()` returned). */
   appendRecord(stamp: HlcStamp, mutation: Mutation): LoggedAt {
     return this.log.append(EntryKind.Record, encodeRecord(stamp, mutation))
   }
