@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the native addons (native/ → native/build/Release/: fffs_native.node, the transport;
-# fffs_fuse.node, the FUSE session) with cmake-js, offline, against the Node headers of the
-# running node (npm's nodedir or /usr).
+# fffs_fuse.node, the FUSE session; fffs_disk.node, the log's page-cache and O_DIRECT helpers)
+# with cmake-js, offline, against the Node headers of the running node (npm's nodedir or /usr).
 # Clear messages when a prerequisite is missing; quiet on success.
 set -euo pipefail
 cd "$(dirname "$0")/.."

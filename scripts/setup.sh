@@ -150,7 +150,7 @@ fi
 # The native addons (when missing or older than their sources) and the TypeScript build (when
 # any source, directory or config is newer than its stamp) are independent: both at once.
 native_stale=0
-for addon in native/build/Release/fffs_native.node native/build/Release/fffs_fuse.node; do
+for addon in native/build/Release/fffs_native.node native/build/Release/fffs_fuse.node native/build/Release/fffs_disk.node; do
   if [ ! -f "$addon" ] || [ -n "$(find native/src native/CMakeLists.txt -newer "$addon" -print -quit)" ]; then native_stale=1; fi
 done
 build_stamp=dist/.build-stamp
@@ -172,6 +172,6 @@ if [ "$ts_stale" = 1 ]; then
 fi
 if [ -n "$native_pid" ]; then
   wait "$native_pid"
-  # cmake relinks only an addon whose own sources changed: the other is current too, and says so.
-  touch native/build/Release/fffs_native.node native/build/Release/fffs_fuse.node
+  # cmake relinks only an addon whose own sources changed: the others are current too, and say so.
+  touch native/build/Release/fffs_native.node native/build/Release/fffs_fuse.node native/build/Release/fffs_disk.node
 fi

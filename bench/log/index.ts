@@ -66,7 +66,7 @@ async function makeHistory(dataDir: string, versions: number): Promise<{ ratePer
         batch.push({ stamp, mutation, logged: record })
       }
       await Promise.all(written)
-      await store.log.sync()
+      await store.sync()
       for (const { stamp, mutation, logged } of batch) await store.apply(stamp, mutation, logged)
       if (done % 10_000 === 0) process.stderr.write(`log bench: ${done} versions\n`)
     }

@@ -1,9 +1,11 @@
 // Tells the kernel to forget what it cached of FUSE nodes, on a thread of its own: a node's
-// pages (and attributes), or a name in a directory. FUSE_NOTIFY_INVAL_INODE over a page range
-// locks each cached page, and a page stays locked while a read of it waits for the session's
+// pages (and attributes), or a name in a directory; and hands it the bytes of a node's pages
+// (FUSE_NOTIFY_STORE). FUSE_NOTIFY_INVAL_INODE over a page range, like FUSE_NOTIFY_STORE,
+// locks each page, and a page stays locked while a read of it waits for the session's
 // answer; FUSE_NOTIFY_INVAL_ENTRY locks the directory, which a create or lookup in it holds
-// while it waits for the session's answer. On the thread that answers (the JS thread) either
-// could wait forever. Each notification resolves a promise on the JS thread. A dedicated
+// while it waits for the session's answer. On the thread that answers (the JS thread) any
+// could wait forever. Jobs run in the order queued: bytes stored after a drop of the same node
+// land in the emptied cache. Each notification resolves a promise on the JS thread. A dedicated
 // thread, not libuv's pool: one may wait for a request whose answer needs the pool. Used by
 // fuse.cpp (the FUSE session), which makes sure, before Stop, that no notification waits for a
 // request it will never answer.
@@ -20,6 +22,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace fffs {
 
@@ -47,6 +50,11 @@ class CacheNotifier {
   /** Drops the name `name` in directory node `parent` (and what lies below it); the promise resolves once the kernel has (or held no such name). */
   Napi::Promise DropEntry(Napi::Env env, fuse_ino_t parent, std::string name) { return Queue(env, parent, std::make_unique<std::string>(std::move(name))); }
 
+  /** Stores `bytes` as the node's pages from offset 0; the promise resolves once the kernel holds them (or held no such node: then nothing is cached). */
+  Napi::Promise Store(Napi::Env env, fuse_ino_t ino, std::vector<char> bytes) {
+    return Queue(env, ino, nullptr, std::make_unique<std::vector<char>>(std::move(bytes)));
+  }
+
   /** A notification is queued or under way (it may be waiting for a page or directory of a request not yet answered). */
   bool Busy() {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -69,12 +77,13 @@ class CacheNotifier {
  private:
   struct Job {
     fuse_ino_t ino;  // the node, or for a name the directory
-    std::unique_ptr<std::string> name;  // null: the node's pages and attributes
+    std::unique_ptr<std::string> name;  // a name to drop; null: the node's pages (dropped, or stored when `bytes`)
+    std::unique_ptr<std::vector<char>> bytes;  // the node's bytes from offset 0, to store as its pages
     Napi::Promise::Deferred deferred;
   };
 
-  Napi::Promise Queue(Napi::Env env, fuse_ino_t ino, std::unique_ptr<std::string> name) {
-    auto job = std::make_unique<Job>(Job{ino, std::move(name), Napi::Promise::Deferred::New(env)});
+  Napi::Promise Queue(Napi::Env env, fuse_ino_t ino, std::unique_ptr<std::string> name, std::unique_ptr<std::vector<char>> bytes = nullptr) {
+    auto job = std::make_unique<Job>(Job{ino, std::move(name), std::move(bytes), Napi::Promise::Deferred::New(env)});
     Napi::Promise promise = job->deferred.Promise();
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -99,7 +108,12 @@ class CacheNotifier {
         queue_.pop_front();
         busy_ = true;
       }
-      if (job->name == nullptr) {
+      if (job->bytes != nullptr) {
+        fuse_bufvec bufv = FUSE_BUFVEC_INIT(job->bytes->size());
+        bufv.buf[0].mem = job->bytes->data();
+        int err = fuse_lowlevel_notify_store(se_, job->ino, 0, &bufv, static_cast<fuse_buf_copy_flags>(0));
+        if (err != 0 && !HoldsNothing(err)) std::fprintf(stderr, "fffs: storing the pages of node %lu: %s\n", static_cast<unsigned long>(job->ino), std::strerror(-err));
+      } else if (job->name == nullptr) {
         int err = fuse_lowlevel_notify_inval_inode(se_, job->ino, 0, 0);
         if (err != 0 && !HoldsNothing(err)) std::fprintf(stderr, "fffs: dropping the cached pages of node %lu: %s\n", static_cast<unsigned long>(job->ino), std::strerror(-err));
       } else {

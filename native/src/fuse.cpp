@@ -30,6 +30,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <memory>
@@ -50,6 +51,7 @@ enum class Op : int {
 };
 
 constexpr unsigned kMaxRequestBytes = 1u << 20;
+constexpr unsigned kReadAheadBytes = 4 * kMaxRequestBytes;  // src/fs/mount.ts: READ_AHEAD_KB
 // libfuse reads up to its bufsize into the buffer it is given: 256 pages (the kernel's most)
 // plus a header page. Twice the largest request leaves room for any page size up to 8 KiB.
 constexpr size_t kRequestBufferBytes = 2 * kMaxRequestBytes + 64 * 1024;
@@ -136,6 +138,7 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
                                          InstanceMethod("invalidateAttributes", &FuseSession::InvalidateAttributes),
                                          InstanceMethod("dropCache", &FuseSession::DropCache),
                                          InstanceMethod("dropEntry", &FuseSession::DropEntry),
+                                         InstanceMethod("storePages", &FuseSession::StorePages),
                                      });
     exports.Set("FuseSession", cls);
     exports.Set("requestBufferBytes", Napi::Number::New(env, static_cast<double>(kRequestBufferBytes)));
@@ -348,7 +351,9 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
 
   static void OnInit(void* userdata, fuse_conn_info* conn) {
     conn->max_write = kMaxRequestBytes;  // libfuse asks the kernel for max_pages to match
-    conn->max_readahead = kMaxRequestBytes;
+    // The kernel takes the smaller of this and its read-ahead for the mount, which src/fs/mount.ts
+    // raises to the same (sysfs; the kernel's default is 128 KiB) before or after this reply.
+    conn->max_readahead = kReadAheadBytes;
     conn->want &= ~FUSE_CAP_SPLICE_READ;  // requests are read into memory JS is handed
     if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;  // O_TRUNC reaches open: one version
     // A read(2) revalidates attributes once they are out of date and drops cached pages when the
@@ -731,6 +736,18 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
   Napi::Value DropEntry(const Napi::CallbackInfo& info) {
     if (!notifier_) return Resolved(info.Env());
     return notifier_->DropEntry(info.Env(), static_cast<fuse_ino_t>(info[0].As<Napi::Number>().DoubleValue()), info[1].As<Napi::String>().Utf8Value());
+  }
+
+  /**
+   * storePages(nodeId, data, lengthBytes): a promise that resolves once the kernel holds bytes
+   * [0, lengthBytes) of `data` as the node's cached pages (a version this mount just committed,
+   * so a read of it after the close needs no request). The bytes are copied before this returns.
+   */
+  Napi::Value StorePages(const Napi::CallbackInfo& info) {
+    if (!notifier_) return Resolved(info.Env());
+    auto data = info[1].As<Napi::Buffer<char>>();
+    size_t length = std::min(static_cast<size_t>(info[2].As<Napi::Number>().DoubleValue()), data.Length());
+    return notifier_->Store(info.Env(), static_cast<fuse_ino_t>(info[0].As<Napi::Number>().DoubleValue()), std::vector<char>(data.Data(), data.Data() + length));
   }
 
   /** A promise already resolved: unmounted, the kernel caches nothing of this session. */

@@ -12,7 +12,7 @@ import { controlSocketPath } from '../control/protocol.js'
 import { errors, FffsError } from '../errors.js'
 import { FFFS_FSTYPE, fffsMounts, inspectMountpoint, unmountLazy } from '../fs/mountTable.js'
 import type { TimeOptions } from '../fs/resolve.js'
-import type { Client } from '../replication/client.js'
+import type { Client } from '../client/client.js'
 import type { RetentionPolicy } from '../store/retention/policy.js'
 import { loadGroupConfig, type GroupConfig } from '../replication/config.js'
 import { TIME_DEFAULTS } from '../replication/timeDefaults.js'
@@ -26,7 +26,7 @@ import { displayPath, logLine, READY_PREFIX } from './output.js'
  * start, instead of before it starts them.
  */
 async function machinery() {
-  const [mount, server, sharded, client] = await Promise.all([import('../fs/mount.js'), import('../control/server.js'), import('../replication/sharded.js'), import('../replication/client.js')])
+  const [mount, server, sharded, client] = await Promise.all([import('../fs/mount.js'), import('../control/server.js'), import('../replication/sharded.js'), import('../client/embedded.js')])
   return { mountFs: mount.mountFs, ControlServer: server.ControlServer, connectGroup: sharded.connectGroup, EmbeddedClient: client.EmbeddedClient }
 }
 

@@ -30,7 +30,7 @@ export interface MemberStatusJson {
   readonly lastView?: { readonly vid: number; readonly memberIds: readonly number[] }
   readonly starting?: { readonly vid: number; readonly ready: boolean } | null
   readonly transfer?: TransferStatus | null // a state transfer under way ("catching up")
-  readonly history?: { readonly floor: string | null; readonly floorStamp: string; readonly policy: string | null; readonly compacting: boolean } // src/replication/history.ts HistoryState
+  readonly history?: { readonly floor: string | null; readonly floorStamp: string; readonly policy: string | null; readonly compacting: boolean } // src/client/history.ts HistoryState
   readonly disk?: { readonly totalBytes: number; readonly freeBytes: number; readonly reserveBytes: number; readonly full: boolean } // src/store/diskSpace.ts DiskState
 }
 
@@ -206,7 +206,7 @@ function sensorLine(sensor: unknown): string {
   return `sensor: ${Object.entries(sensor).map(([k, v]) => `${k}=${String(v)}`).join(' ')}\n`
 }
 
-/** `history floor 2026-… (policy keepAllFor 7d) · compacting` (src/replication/history.ts HistoryState). */
+/** `history floor 2026-… (policy keepAllFor 7d) · compacting` (src/client/history.ts HistoryState). */
 export function historyLine(history: unknown): string | null {
   if (typeof history !== 'object' || history === null) return null
   const h = history as { floor?: string | null; policy?: string | null; compacting?: boolean }

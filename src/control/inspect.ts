@@ -3,7 +3,7 @@
 
 import { errors, isFffsError } from '../errors.js'
 import { parsePath, type Resolver, type TimeOptions } from '../fs/resolve.js'
-import type { Client } from '../replication/client.js'
+import type { Client } from '../client/client.js'
 import { ShardedClient } from '../replication/sharded.js'
 import type { Attr } from '../store/records.js'
 import { hlcCeilingOfUs, hlcPhysicalUs, hlcToIso, type HlcStamp } from '../temporal/hlc.js'

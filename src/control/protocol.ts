@@ -16,7 +16,7 @@ export type ControlRequest =
   | { readonly op: 'snapshot.list' }
   | { readonly op: 'snapshot.delete'; readonly name: string }
   | { readonly op: 'snapshot.hold' | 'snapshot.release'; readonly name: string; readonly tag: string }
-  | { readonly op: 'gc'; readonly dryRun?: boolean } // a retention run now (src/replication/history.ts)
+  | { readonly op: 'gc'; readonly dryRun?: boolean } // a retention run now (src/client/history.ts)
   | { readonly op: 'gc.log'; readonly limit?: number } // the audit of retention and GC runs
   | { readonly op: 'status' }
   | { readonly op: 'ping' } // the mount process's pid, at once

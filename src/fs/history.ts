@@ -16,7 +16,7 @@
 // of each listed node's versions, bounded by the page.
 
 import { FffsError } from '../errors.js'
-import type { Client } from '../replication/client.js'
+import type { Client } from '../client/client.js'
 import { ROOT_INO, type Attr, type Ino, type NameBinding } from '../store/records.js'
 import { HLC_MAX, type HlcStamp } from '../temporal/hlc.js'
 

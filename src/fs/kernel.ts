@@ -8,11 +8,13 @@ import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import { ERRNO, errors, isCompacted, isFffsError, isMalformedSpec } from '../errors.js'
 import { findNativeAddon, NATIVE_BUILD_DIR } from '../nativeAddons.js'
-import type { ChangeListener, ChangeNote } from '../replication/client.js'
+import type { ChangeListener, ChangeNote } from '../client/client.js'
 import { ROOT_INO, type Ino } from '../store/records.js'
 import type { HlcStamp } from '../temporal/hlc.js'
 import { NodeTable } from './nodeTable.js'
+import type { CommittedVersion } from './openFiles.js'
 import type { AttrChanges, Caller, Found, KernelCache, Operations, Stat } from './operations.js'
+import { KernelPages } from './kernelPages.js'
 import { OpenDirs } from './listing.js'
 import { SNAPSHOT_DIR, type DirEntry, type Place } from './resolve.js'
 import { holdsNode } from './processes.js'
@@ -50,6 +52,8 @@ interface NativeFuseSession {
   dropCache(nodeId: number): Promise<void>
   /** Drops a name the kernel holds in a directory node, on the same thread (a lookup or create in the directory holds it locked until this thread answers). */
   dropEntry(parentId: number, name: string): Promise<void>
+  /** Hands the kernel bytes [0, lengthBytes) of `data` as a node's cached pages, on the same thread, after what was queued before (bytes are copied at the call). */
+  storePages(nodeId: number, data: Buffer, lengthBytes: number): Promise<void>
 }
 
 // Arguments after (op, req, nodeId), per op: see the On* functions in native/src/fuse.cpp.
@@ -153,8 +157,8 @@ export class KernelSession implements KernelCache {
   private floorKnown: HlcStamp = 0n // the history floor the kernel's frozen nodes were last checked against
   /** File handles opened write-only: their writes bypass the page cache (isWriteOnly). */
   private readonly directHandles = new Set<number>()
-  /** Nodes the kernel may hold pages of: a read was answered, or a write went through their page cache, since they were last dropped. */
-  private readonly pagesCached = new Set<number>()
+  /** What the kernel may hold of nodes' pages, of which version, and bytes of versions just committed here to hand it. */
+  private readonly pages = new KernelPages()
 
   /** `onUnmountedFromOutside`: the kernel ended the session (fusermount -u, umount) without unmount(). */
   constructor(ops: Operations, private readonly onUnmountedFromOutside: () => void = () => undefined) {
@@ -170,6 +174,7 @@ export class KernelSession implements KernelCache {
   followChanges(watch: ((listener: ChangeListener) => () => void) | undefined): void {
     if (watch === undefined) return
     this.liveTrusted = false
+    this.ops.liveTold(false)
     this.unwatchChanges = watch({ changed: (note) => this.changed(note), inSync: (synced) => this.inSync(synced) })
   }
 
@@ -191,7 +196,7 @@ export class KernelSession implements KernelCache {
     this.floorKnown = floor
     const forgotten: Promise<void>[] = []
     for (const { id, names } of [...this.table.frozenBelow(floor)]) {
-      this.pagesCached.add(id)
+      this.pages.mayHold(id, null)
       forgotten.push(this.forgetCached(id))
       for (const { parent, name } of names) forgotten.push(this.session.dropEntry(parent, name))
     }
@@ -224,10 +229,12 @@ export class KernelSession implements KernelCache {
   /** Another client changed the tree (the group's change feed). */
   private changed(note: ChangeNote): void {
     this.changeEpoch++
+    this.ops.liveChanged()
     for (const [dir, name] of note.entries ?? []) void this.forgetEntry(dir, name)
     for (const ino of note.nodes ?? []) this.forgetAttributes(ino)
     for (const ino of note.contents ?? []) {
-      this.pagesCached.add(ino) // a reader may hold pages of the version before
+      this.pages.changed(ino)
+      this.pages.mayHold(ino, null) // a reader may hold pages of the version before
       void this.forgetCached(ino)
     }
     for (const name of note.snapshots ?? []) void this.forgetEntry(SNAPSHOT_DIR, name)
@@ -237,9 +244,10 @@ export class KernelSession implements KernelCache {
   private inSync(synced: boolean): void {
     this.changeEpoch++
     this.liveTrusted = synced
+    this.ops.liveTold(synced)
     if (!synced) return
     for (const { id, names } of this.table.liveEntries()) {
-      this.pagesCached.add(id)
+      this.pages.mayHold(id, null)
       void this.forgetCached(id)
       for (const { parent, name } of names) void this.session.dropEntry(parent, name)
     }
@@ -347,7 +355,7 @@ export class KernelSession implements KernelCache {
       }
       case FuseOp.Forget:
         table.forget(nodeId, a as number)
-        if (table.find(nodeId) === undefined) this.pagesCached.delete(nodeId) // the kernel let go of the node, its pages too
+        if (table.find(nodeId) === undefined) this.pages.forgotten(nodeId) // the kernel let go of the node, its pages too
         return
       case FuseOp.Getattr:
         return this.serve(req, () => ops.getattr(place(), a as number | undefined), (stat) => this.session.replyAttr(req, nodeId, stat, this.attrTimeoutS(place(), stat, epoch)))
@@ -388,11 +396,18 @@ export class KernelSession implements KernelCache {
       }
       case FuseOp.Open: {
         const flags = a as number
-        return this.serve(req, () => ops.open(place(), flags, caller, path()), (fd) => {
+        const readOnly = (flags & O_ACCMODE) === 0
+        const open = async (): Promise<{ fd: number; keepCache: boolean }> => {
+          const fd = await ops.open(place(), flags, caller, path())
+          // What a frozen node holds never changes: the pages the kernel cached of it stay right;
+          // a live node's stay right while they hold the version this open reads.
+          const pinned = readOnly ? ops.readsVersion(fd) : null
+          if (pinned === null) return { fd, keepCache: readOnly && table.find(nodeId)?.place.kind === 'frozen' }
+          return { fd, keepCache: await this.pages.opening(nodeId, pinned, (bytes) => this.session.storePages(nodeId, bytes, bytes.length)) }
+        }
+        return this.serve(req, open, ({ fd, keepCache }) => {
           if (isWriteOnly(flags)) this.directHandles.add(fd)
-          const readOnly = (flags & O_ACCMODE) === 0
-          // What a frozen node holds never changes: the pages the kernel cached of it stay right.
-          this.session.replyOpen(req, fd, readOnly && table.find(nodeId)?.place.kind === 'frozen', readOnly, isWriteOnly(flags))
+          this.session.replyOpen(req, fd, keepCache, readOnly, isWriteOnly(flags))
         })
       }
       case FuseOp.Create: {
@@ -405,17 +420,21 @@ export class KernelSession implements KernelCache {
         })
       }
       case FuseOp.Read: {
+        const fd = a as number
         const lengthBytes = b as number
-        const into = Buffer.allocUnsafe(lengthBytes)
+        const into = ops.readBuffer(lengthBytes)
         // Counted from now: a commit while this read is in flight must drop the page it fills (the read may be of the older version).
-        this.pagesCached.add(nodeId)
-        return this.serve(req, () => ops.read(a as number, into, lengthBytes, c as number), (n) => this.session.replyData(req, into, n))
+        this.pages.mayHold(nodeId, ops.readsVersion(fd))
+        return this.serve(req, () => ops.read(fd, into, lengthBytes, c as number), (n) => {
+          this.pages.mayHold(nodeId, ops.readsVersion(fd)) // a commit may have moved the handle while it read
+          this.session.replyData(req, into, n)
+        })
       }
       case FuseOp.Write: {
         // The bytes are a range of the request buffer until the next request: write() copies them now.
         const at = b as number
         const lengthBytes = c as number
-        if (!this.directHandles.has(a as number)) this.pagesCached.add(nodeId)
+        if (!this.directHandles.has(a as number)) this.pages.mayHold(nodeId, null)
         return this.serve(req, () => ops.write(a as number, this.requestBuffer.subarray(at, at + lengthBytes), lengthBytes, d as number, caller, e as boolean), (n) => this.session.replyWrite(req, n))
       }
       case FuseOp.Flush: {
@@ -467,20 +486,26 @@ export class KernelSession implements KernelCache {
    * as stale (a write raced it) would leave the old pages in place. A node of which no page was
    * read since the last drop needs only its attributes invalidated, which is cheaper. The live
    * node is the file's inode; a handle opened through `P@sensor:T` has a node of its own too.
+   * The bytes of a small version committed whole are kept for the file's next open (KernelPages).
    */
-  private async committing(nodeId: number, commit: Promise<Ino | null>): Promise<void> {
+  private async committing(nodeId: number, commit: Promise<CommittedVersion | null>): Promise<void> {
     const place = this.table.find(nodeId)?.place
     let ino: Ino | null = place?.kind === 'live' ? place.ino : null // a commit that failed may have applied its version (malformed records)
+    let committed: CommittedVersion | null = null
     try {
-      ino = await commit
+      committed = await commit
+      ino = committed?.ino ?? null
     } finally {
-      if (ino !== null) await Promise.all([...new Set([nodeId, ino])].map((id) => this.forgetCached(id)))
+      if (ino !== null) {
+        this.pages.changed(ino, committed?.bytes != null ? { stamp: committed.stamp, bytes: committed.bytes } : undefined)
+        await Promise.all([...new Set([nodeId, ino])].map((id) => this.forgetCached(id)))
+      }
     }
   }
 
   private async forgetCached(nodeId: number): Promise<void> {
     if (this.table.find(nodeId) === undefined) return // the kernel holds no such node
-    if (!this.pagesCached.delete(nodeId)) return this.session.invalidateAttributes(nodeId)
+    if (!this.pages.dropped(nodeId)) return this.session.invalidateAttributes(nodeId)
     await this.session.dropCache(nodeId) // a read answered from here on may cache pages again
   }
 

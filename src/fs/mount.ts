@@ -3,9 +3,9 @@
 // it, and the order of unmounting.
 
 import { promises as fsp } from 'node:fs'
-import type { Client } from '../replication/client.js'
+import type { Client } from '../client/client.js'
 import { KernelSession } from './kernel.js'
-import { inspectMountpoint, unmountLazy } from './mountTable.js'
+import { inspectMountpoint, mountDevice, unmountLazy } from './mountTable.js'
 import { Operations } from './operations.js'
 import type { TimeOptions } from './resolve.js'
 
@@ -24,6 +24,13 @@ export interface MountHooks {
 
 /** Where fusermount3 reads whether users other than root may mount with allow_other. */
 const FUSE_CONF = '/etc/fuse.conf'
+/**
+ * How far the kernel reads ahead of a sequential reader, KiB: 4 read requests of 1 MiB (the
+ * largest fffs takes, native/src/fuse.cpp) in flight, where the kernel's default for a FUSE
+ * mount is 128 KiB requests one after another. Set as root only (sysfs); the session asks for
+ * the same at its start (native/src/fuse.cpp, kReadAheadBytes), since the kernel keeps the smaller.
+ */
+const READ_AHEAD_KB = 4096
 
 /**
  * The FUSE mount options. The kernel checks every caller against the owners and modes fffs
@@ -35,6 +42,13 @@ export function mountOptions(uid: number, fuseConf: string | null): { options: s
   const userAllowOther = (fuseConf ?? '').split('\n').some((line) => line.replace(/#.*/, '').trim() === 'user_allow_other')
   if (uid === 0 || userAllowOther) return { options: 'default_permissions,allow_other', privateBecause: null }
   return { options: 'default_permissions', privateBecause: `only this user can use the mount: allow_other needs user_allow_other in ${FUSE_CONF}` }
+}
+
+/** The kernel's read-ahead for the FUSE mount at `mountpoint` (a real path): its backing device's in /sys/class/bdi. */
+async function setReadAhead(mountpoint: string, kb: number): Promise<void> {
+  const device = mountDevice(mountpoint)
+  if (device === null) throw new Error(`${mountpoint} is not in /proc/self/mountinfo`)
+  await fsp.writeFile(`/sys/class/bdi/${device}/read_ahead_kb`, String(kb))
 }
 
 /**
@@ -56,7 +70,9 @@ export async function mountFs(mountpoint: string, client: Client, options: TimeO
     if (fuse.privateBecause !== null) log(`fffs: ${fuse.privateBecause}`)
     kernel.followChanges(client.watchChanges?.bind(client))
     kernel.followFloor(client.history === undefined ? undefined : () => client.history!.knownFloor())
+    const realMountpoint = await fsp.realpath(mountpoint) // before mounting: afterwards resolving it is a request to this mount
     kernel.mount(mountpoint, 'fffs', fuse.options)
+    if (uid === 0) await setReadAhead(realMountpoint, READ_AHEAD_KB).catch((err: Error) => log(`fffs: read-ahead left at the kernel's default: ${err.message}`))
     let unmounted: Promise<void> | null = null
     return {
       mountpoint,
@@ -65,11 +81,9 @@ export async function mountFs(mountpoint: string, client: Client, options: TimeO
         (unmounted ??= (async () => {
           await operations.commitAll()
           kernel.unmount()
-          await operations.stop()
         })()),
     }
   } catch (err) {
-    await operations.stop().catch(() => undefined)
     if (made !== undefined) await fsp.rm(made, { recursive: true, force: true }).catch(() => undefined) // leave nothing behind
     throw err
   }

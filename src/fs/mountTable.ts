@@ -20,6 +20,17 @@ export function mountTable(): MountEntry[] {
     .map((fields) => ({ mountpoint: fields[1]!.replace(/\\([0-7]{3})/g, (_m, octal: string) => String.fromCharCode(parseInt(octal, 8))), fstype: fields[2]! }))
 }
 
+/** The device (major:minor) of the file system mounted last at `mountpoint`, a real path (/proc/self/mountinfo), or null. */
+export function mountDevice(mountpoint: string): string | null {
+  const unescape = (field: string): string => field.replace(/\\([0-7]{3})/g, (_m, octal: string) => String.fromCharCode(parseInt(octal, 8)))
+  const fields = readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((line) => line.split(' '))
+    .filter((f) => f.length >= 5 && unescape(f[4]!) === mountpoint)
+    .pop()
+  return fields?.[2] ?? null
+}
+
 /** fffs mount points. */
 export function fffsMounts(): string[] {
   return mountTable()

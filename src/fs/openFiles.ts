@@ -7,24 +7,16 @@
 // the reads it sends agree. In a record-format file a commit also lists the records the
 // version completes (sensorRecords.ts).
 //
-// A FUSE write is answered as soon as its bytes are copied into the chunk. For a client that
-// takes the chunk's CRC32C with it (the embedded log), a large chunk lives in shared memory and
-// is checksummed on a worker thread when sealed; a small one is checksummed piece by piece
-// after each write's reply (setImmediate), while the kernel turns the reply around. Either way
-// the JS thread that answers FUSE does not read the bytes again. When the
-// client can read its data back (the embedded log), a chunk's buffer returns to the pool once
-// written and uncommitted bytes are read from the log: memory stays bounded however much is
-// written between commit points.
+// A FUSE write is answered as soon as its bytes are copied into the chunk. The client hands out
+// the chunks (Client.newChunk): what its data path needs of the bytes (the embedded log's CRCs,
+// page alignment, reading them back once written) is its business, not the file system's.
 
 import { errors, isLateSensorWrite } from '../errors.js'
-import { dataRefAt, type Client } from '../replication/client.js'
+import { chunkFor } from '../client/chunks.js'
+import { dataRefAt, type Client, type DataChunk } from '../client/client.js'
 import type { MalformedRecord } from '../sensor/index.js'
-import type { Attr, DataRef, Ino, Mutation, VersionOp, VersionRecords } from '../store/records.js'
-import { crc32c } from '../store/crc32c.js'
-import { CrcWorker } from '../store/crcWorker.js'
-import type { PageOffsetOf } from '../store/segmentLog.js'
+import type { Attr, Ino, Mutation, VersionOp, VersionRecords } from '../store/records.js'
 import { HLC_MAX } from '../temporal/hlc.js'
-import { ChunkPool } from './chunkPool.js'
 import { Writers } from './commitPoints.js'
 import { processOfThread, type ProcessOf } from './processes.js'
 import type { Cut } from './resolve.js'
@@ -32,13 +24,23 @@ import { checkSensorLag, malformedRecordsError, parseVersionRecords, recordForma
 
 const CHUNK_SIZE_BYTES_MIN = 64 * 1024
 const CHUNK_SIZE_BYTES_MAX = 4 * 1024 * 1024
-const CHUNK_POOL_BYTES_MAX = 64 * 1024 * 1024 // enough for the writes a log stall (a journal commit) holds back
-/** Chunks this large are checksummed on the CRC worker (smaller: the round trip would cost more than it saves). */
-const CRC_WORKER_MIN_BYTES = 1024 * 1024
 /** What an open at a frozen cut reads ahead: the kernel's first read request of a file (its readahead window). */
 const READ_AHEAD_BYTES = 128 * 1024
 /** How often a read is done again when commits keep moving its handle while it reads. */
 const READ_ATTEMPTS_MAX = 3
+/** The largest version whose bytes a commit hands on for the kernel to cache (CommittedVersion.bytes): small files, read back soon after they are written. */
+const WHOLE_VERSION_BYTES_MAX = 256 * 1024
+
+/**
+ * A live version committed through a handle: its inode and stamp, and its bytes when the
+ * handle knows all of them (a file written from empty or truncated first, small enough), so
+ * the kernel can be handed them as the file's pages.
+ */
+export interface CommittedVersion {
+  readonly ino: Ino
+  readonly stamp: string
+  readonly bytes: Buffer | null
+}
 
 /** Bytes [0, sizeBytes) of a frozen version, being read since open. */
 interface ReadAhead {
@@ -46,39 +48,16 @@ interface ReadAhead {
   readonly done: Promise<number | null> // bytes read; null: failed (the read is done again, and fails there)
 }
 
-interface Chunk {
-  /** Null once the bytes are written and readable through the client, and the buffer is back in the pool. */
-  bytes: Buffer | null
-  usedBytes: number
-  /** crc32c of bytes [0, crcBytes): kept up to date after each write, complete when sealed. */
-  crc: number
-  crcBytes: number
-  ref: DataRef | null // set when sealed (handed to the data path)
-}
-
-function isChecksummedOnWorker(chunk: Chunk): boolean {
-  return chunk.bytes !== null && chunk.bytes.length >= CRC_WORKER_MIN_BYTES
-}
-
-/** Brings the chunk's CRC up to its used bytes. */
-function updateCrc(chunk: Chunk): void {
-  if (chunk.crcBytes === chunk.usedBytes || chunk.bytes === null) return
-  chunk.crc = crc32c(chunk.bytes.subarray(chunk.crcBytes, chunk.usedBytes), chunk.crc)
-  chunk.crcBytes = chunk.usedBytes
-}
-
 /** What every open file of a mount shares. */
 interface OpenFileContext {
   readonly policy: SensorPolicy
-  readonly pool: ChunkPool
-  readonly crcWorker: CrcWorker
   readonly processOf: ProcessOf
   /** A live version of a file was committed through one of its handles (OpenFiles.advance). */
   readonly committed: (attr: Attr) => void
 }
 
 type PendingOp =
-  | { readonly op: 'write'; readonly offset: number; sizeBytes: number; readonly chunk: Chunk; readonly chunkOffset: number }
+  | { readonly op: 'write'; readonly offset: number; sizeBytes: number; readonly chunk: DataChunk; readonly chunkOffset: number }
   | { readonly op: 'truncate'; readonly sizeBytes: number }
 
 export class OpenFile {
@@ -89,8 +68,6 @@ export class OpenFile {
   /** The path it was opened by (log lines name it; a rename later does not update it). */
   readonly path: string
   private readonly policy: SensorPolicy
-  private readonly pool: ChunkPool
-  private readonly crcWorker: CrcWorker
   private readonly committed: (attr: Attr) => void
   /** The committed version reads come from (under the handle's own uncommitted writes, if any). */
   pinned: Attr
@@ -106,18 +83,15 @@ export class OpenFile {
   readonly writers: Writers
   private ops: PendingOp[] = []
   private committing: PendingOp[] = []
-  private chunk: Chunk | null = null
+  private chunk: DataChunk | null = null
   private sizeBytes: number
-  private commitChain: Promise<void> = Promise.resolve()
-  private crcScheduled = false
+  private commitChain: Promise<CommittedVersion | null> = Promise.resolve(null)
   private readAhead: ReadAhead | null = null
 
   constructor(fd: number, attr: Attr, cut: Cut, writable: boolean, sensorUs: number | undefined, path: string, context: OpenFileContext) {
     this.fd = fd
     this.path = path
     this.policy = context.policy
-    this.pool = context.pool
-    this.crcWorker = context.crcWorker
     this.committed = context.committed
     this.writers = new Writers(context.processOf)
     this.ino = attr.ino
@@ -152,30 +126,21 @@ export class OpenFile {
     if (this.appends) offset = Math.max(offset, this.visibleSizeBytes)
     this.startChange()
     let chunk = this.chunk
-    // The current chunk is never sealed, so its bytes are there.
-    if (chunk === null || chunk.usedBytes + lengthBytes > chunk.bytes!.length) {
-      const previousBytes = chunk?.bytes!.length ?? 0
-      if (chunk !== null) this.seal(client, chunk)
+    if (chunk === null || chunk.usedBytes + lengthBytes > chunk.capacityBytes) {
+      const previousBytes = chunk?.capacityBytes ?? 0
+      chunk?.seal()
       const sizeBytes = Math.max(lengthBytes, Math.min(CHUNK_SIZE_BYTES_MAX, Math.max(CHUNK_SIZE_BYTES_MIN, previousBytes * 2)))
-      chunk = this.chunk = { bytes: this.pool.take(sizeBytes), usedBytes: 0, crc: 0, crcBytes: 0, ref: null }
+      chunk = this.chunk = chunkFor(client, this.ino, sizeBytes)
     }
-    data.copy(chunk.bytes!, chunk.usedBytes, 0, lengthBytes)
+    const chunkOffset = chunk.usedBytes
+    chunk.append(data, lengthBytes)
     const last = this.ops[this.ops.length - 1]
-    if (last?.op === 'write' && last.chunk === chunk && last.offset + last.sizeBytes === offset && last.chunkOffset + last.sizeBytes === chunk.usedBytes) {
+    if (last?.op === 'write' && last.chunk === chunk && last.offset + last.sizeBytes === offset && last.chunkOffset + last.sizeBytes === chunkOffset) {
       last.sizeBytes += lengthBytes // sequential writes stay one extent
     } else {
-      this.ops.push({ op: 'write', offset, sizeBytes: lengthBytes, chunk, chunkOffset: chunk.usedBytes })
+      this.ops.push({ op: 'write', offset, sizeBytes: lengthBytes, chunk, chunkOffset })
     }
-    chunk.usedBytes += lengthBytes
     this.sizeBytes = Math.max(this.sizeBytes, offset + lengthBytes)
-    if (!this.crcScheduled && client.takesDataCrc === true && !isChecksummedOnWorker(chunk)) {
-      // After the reply: the checksum overlaps the kernel's turnaround to the next write.
-      this.crcScheduled = true
-      setImmediate(() => {
-        this.crcScheduled = false
-        if (this.chunk !== null) updateCrc(this.chunk)
-      })
-    }
   }
 
   truncate(sizeBytes: number): void {
@@ -190,48 +155,25 @@ export class OpenFile {
     if (!this.isDirty) this.sizeBytes = this.pinned.sizeBytes
   }
 
-  private seal(client: Client, chunk: Chunk): void {
-    if (chunk.ref !== null || chunk.usedBytes === 0) return
-    const bytes = chunk.bytes!
-    const payload = bytes.subarray(0, chunk.usedBytes)
-    let crc: number | Promise<number> | undefined
-    if (client.takesDataCrc === true) {
-      if (isChecksummedOnWorker(chunk)) {
-        crc = this.crcWorker.crcOf(payload)
-      } else {
-        updateCrc(chunk)
-        crc = chunk.crc
-      }
-    }
-    const { ref, written } = client.appendData(this.ino, payload, crc)
-    chunk.ref = ref
-    if (client.readData === undefined) return // the buffer stays with its ops until they commit
-    written.then(
-      () => {
-        chunk.bytes = null
-        this.pool.give(bytes)
-      },
-      () => undefined, // the log failed: keep the bytes in memory (the commit fails on its own)
-    )
-  }
-
   /**
    * Commits everything written since the last commit point as one version. Commits of one
-   * handle apply in order; each resolves once its version is durable.
+   * handle apply in order; each resolves once its version is durable, with that version (null:
+   * nothing was pending, and a commit in flight, if any, has ended).
    */
-  commit(client: Client): Promise<void> {
-    if (this.ops.length === 0) return this.commitChain.catch(() => undefined) // an error is reported once, by the commit that failed
+  commit(client: Client): Promise<CommittedVersion | null> {
+    if (this.ops.length === 0) return this.commitChain.then(() => null, () => null) // an error is reported once, by the commit that failed
     const ops = this.ops
     this.ops = []
     this.writers.committed()
-    if (this.chunk !== null) this.seal(client, this.chunk)
+    this.chunk?.seal()
     this.chunk = null
     this.committing = this.committing.concat(ops)
     const versionOps: VersionOp[] = ops.map((op) =>
       op.op === 'truncate' ? op : { op: 'write', offset: op.offset, sizeBytes: op.sizeBytes, data: dataRefAt(op.chunk.ref!, op.chunkOffset) },
     )
     const sensorUs = this.sensorUs
-    const run = async (): Promise<void> => {
+    const base = this.pinned
+    const run = async (): Promise<CommittedVersion> => {
       try {
         const format = recordFormatOf(this.pinned)
         let records: VersionRecords | undefined
@@ -252,9 +194,15 @@ export class OpenFile {
           ...(records !== undefined ? { records } : {}),
           ...(stamped ? { sensorLagMaxUs: this.policy.sensorLagMaxUs } : {}),
         }
+        // Bytes in the chunks go back to the pool once written: what the kernel may cache is gathered beside the submit.
+        const bytes = wholeVersionBytes(base, ops)
         const { attr } = await client.submit(mutation)
         this.pinned = attr ?? (await client.attr(this.ino, HLC_MAX)) ?? this.pinned
         this.committed(this.pinned)
+        const whole = await bytes
+        // Whole only if no other version came between the one the ops apply to and this one (ops that truncate first need none).
+        const follows = this.pinned.version === base.version + 1 || (ops[0]?.op === 'truncate' && ops[0].sizeBytes === 0)
+        const version: CommittedVersion = { ino: this.ino, stamp: this.pinned.stamp, bytes: whole !== null && follows && whole.length === this.pinned.sizeBytes ? whole : null }
         this.policy.stats.recordsIndexed += records?.entries.length ?? 0
         if (format !== null && malformed.length > 0) {
           // Committed with its valid records (POSIX offsets stand, nothing after the bad record is lost); the commit still fails.
@@ -264,6 +212,7 @@ export class OpenFile {
           this.policy.log(`fffs: ${err.message}`)
           throw err
         }
+        return version
       } catch (err) {
         if (isLateSensorWrite(err)) {
           this.policy.stats.versionsRefusedLate++
@@ -283,7 +232,7 @@ export class OpenFile {
     const out = Buffer.alloc(lengthBytes)
     const baseEnd = Math.min(base.sizeBytes, offset + lengthBytes)
     if (baseEnd > offset) await client.read(base, offset, out, baseEnd - offset)
-    await overlay(client, ops, out, offset, lengthBytes)
+    await overlay(ops, out, offset, lengthBytes)
     return out
   }
 
@@ -329,17 +278,17 @@ export class OpenFile {
     const n = Math.max(0, Math.min(lengthBytes, this.sizeBytes - offset))
     into.fill(0, 0, n)
     await client.read(this.pinned, offset, into, Math.min(n, Math.max(0, this.pinned.sizeBytes - offset)))
-    await overlay(client, [...this.committing, ...this.ops], into, offset, n)
+    await overlay([...this.committing, ...this.ops], into, offset, n)
     return n
   }
 }
 
 /**
  * Applies `ops` in order to `into`, which holds bytes [offset, offset + lengthBytes) before
- * them. A write's bytes come from its chunk, or from the client once the chunk went back to
- * the pool (checked op by op: a chunk may be recycled during an earlier op's read).
+ * them. A write's bytes come from its chunk (in memory, or read back: asked op by op, as a
+ * chunk may be recycled during an earlier op's read).
  */
-async function overlay(client: Client, ops: readonly PendingOp[], into: Buffer, offset: number, lengthBytes: number): Promise<void> {
+async function overlay(ops: readonly PendingOp[], into: Buffer, offset: number, lengthBytes: number): Promise<void> {
   for (const op of ops) {
     if (op.op === 'truncate') {
       if (op.sizeBytes < offset + lengthBytes) into.fill(0, Math.max(0, op.sizeBytes - offset), lengthBytes)
@@ -348,11 +297,28 @@ async function overlay(client: Client, ops: readonly PendingOp[], into: Buffer, 
     const from = Math.max(offset, op.offset)
     const to = Math.min(offset + lengthBytes, op.offset + op.sizeBytes)
     if (from >= to) continue
-    const inChunk = op.chunkOffset + (from - op.offset)
-    const bytes = op.chunk.bytes
-    if (bytes !== null) bytes.copy(into, from - offset, inChunk, inChunk + (to - from))
-    else await client.readData!(dataRefAt(op.chunk.ref!, inChunk), into, from - offset, to - from)
+    const readBack = op.chunk.copyTo(op.chunkOffset + (from - op.offset), into, from - offset, to - from)
+    if (readBack !== undefined) await readBack
   }
+}
+
+/**
+ * The bytes of the version `ops` make of `base`, when the ops alone decide them (`base` is
+ * empty, or the first op truncates to 0) and they are few; else null. The bytes come from the
+ * chunks (read back from the log once a chunk went back to the pool: DataChunk.copyTo).
+ */
+async function wholeVersionBytes(base: Attr, ops: readonly PendingOp[]): Promise<Buffer | null> {
+  const first = ops[0]
+  if (base.kind !== 'file' || (base.sizeBytes !== 0 && !(first?.op === 'truncate' && first.sizeBytes === 0))) return null
+  const { sizeBytes } = extentOf(base.sizeBytes, ops)
+  if (sizeBytes === 0 || sizeBytes > WHOLE_VERSION_BYTES_MAX) return null
+  const out = Buffer.alloc(sizeBytes)
+  try {
+    await overlay(ops, out, 0, sizeBytes)
+  } catch {
+    return null // the commit reports what failed, if anything did
+  }
+  return out
 }
 
 /** Size after `ops` and the first byte they may change. */
@@ -373,17 +339,10 @@ export class OpenFiles {
   private nextFd = 1
   private readonly context: OpenFileContext
 
-  /**
-   * `pageOffsetOf`: the client writes page-aligned large buffers without a copy
-   * (Client.pageOffsetOf); chunks are aligned with it. `processOf`: which process a thread
-   * that sends a request belongs to (commit points are a matter of processes).
-   */
-  constructor(policy: SensorPolicy, pageOffsetOf?: PageOffsetOf, processOf: ProcessOf = processOfThread) {
+  /** `processOf`: which process a thread that sends a request belongs to (commit points are a matter of processes). */
+  constructor(policy: SensorPolicy, processOf: ProcessOf = processOfThread) {
     this.context = {
       policy,
-      // Buffers the CRC worker can read: the large ones, in shared memory.
-      pool: new ChunkPool(CHUNK_POOL_BYTES_MAX, undefined, (n) => (n >= CRC_WORKER_MIN_BYTES ? CrcWorker.allocShared(n, pageOffsetOf) : Buffer.allocUnsafe(n))),
-      crcWorker: new CrcWorker(),
       processOf,
       committed: (attr) => this.advance(attr),
     }
@@ -407,11 +366,6 @@ export class OpenFiles {
     const file = this.byFd.get(fd)
     if (file === undefined) throw errors.badHandle(fd)
     return file
-  }
-
-  /** The mount is gone: stops the checksum worker (what it still owed is computed here). */
-  async stop(): Promise<void> {
-    await this.context.crcWorker.close()
   }
 
   close(fd: number): void {

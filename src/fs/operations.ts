@@ -5,12 +5,13 @@
 
 import { constants as fsConstants, promises as fsp } from 'node:fs'
 import { errors, isLateSensorWrite } from '../errors.js'
-import type { Client, Submitted } from '../replication/client.js'
+import type { Client, Submitted } from '../client/client.js'
 import { parseRecordFormat, XATTR_RECORD_FORMAT } from '../sensor/index.js'
-import { ROOT_INO, S_ISGID, S_ISUID, type Attr, type Ino, type NodeKind } from '../store/records.js'
+import { ROOT_INO, S_ISGID, S_ISUID, type Attr, type Ino, type Mutation, type NodeKind } from '../store/records.js'
 import { HLC_MAX, hlcCeilingOfUs, hlcToIso, wallClockUs, type HlcStamp } from '../temporal/hlc.js'
 import { formatTimeSpec, isSpecName, parseTimeSpec, splitNameSpec } from '../temporal/spec.js'
-import { OpenFiles, type OpenFile } from './openFiles.js'
+import { KnownAttrs } from './knownAttrs.js'
+import { OpenFiles, type CommittedVersion, type OpenFile } from './openFiles.js'
 import { liveIno, Resolver, SNAPSHOT_DIR, type DirEntry, type NameTrust, type Place, type Step, type TimeOptions } from './resolve.js'
 import { checkSensorLag, newSensorStats, recordFormatOf, type SensorPolicy, type SensorStats } from './sensorRecords.js'
 
@@ -168,6 +169,8 @@ export class Operations {
   kernelCache: KernelCache | null = null
   private readonly resolver: Resolver
   private readonly files: OpenFiles
+  /** What the kernel holds of live nodes, as far as this mount knows it current: opens for reading pin their version from it. */
+  private readonly known = new KnownAttrs()
   private readonly dataDir: string
   private readonly sensorPolicy: SensorPolicy
   /** When this mount started: the time shown for a root no version has touched yet (a new store's, stamp 0) instead of 1970. */
@@ -177,7 +180,7 @@ export class Operations {
     this.client = client
     this.dataDir = dataDir
     this.sensorPolicy = { sensorLagMaxUs: options.sensorLagMaxUs, nowUs: wallClockUs, stats: newSensorStats(), log }
-    this.files = new OpenFiles(this.sensorPolicy, client.pageOffsetOf)
+    this.files = new OpenFiles(this.sensorPolicy)
     this.resolver = new Resolver(client, options, {
       sensorLagMaxUs: options.sensorLagMaxUs,
       nowUs: () => this.sensorPolicy.nowUs(),
@@ -207,6 +210,26 @@ export class Operations {
   }
 
 
+  /** Every change this mount makes goes through here: what it knew of live nodes may be stale from its start on, and is after it. */
+  private async submit(mutation: Mutation): Promise<Submitted> {
+    this.known.forget()
+    try {
+      return await this.client.submit(mutation)
+    } finally {
+      this.known.forget()
+    }
+  }
+
+  /** Another client changed the live tree (kernel.ts, told by the group's change feed). */
+  liveChanged(): void {
+    this.known.forget()
+  }
+
+  /** Whether every change of another client is told to this mount from now on (the change feed runs, in sync). */
+  liveTold(told: boolean): void {
+    this.known.trust(told)
+  }
+
   /** A node's attributes, for xattrs and readlink: a live node's now, a frozen node's at its cut. */
   private async attrOf(place: Place): Promise<Attr> {
     const attr = await this.resolver.attrOf(place)
@@ -218,24 +241,27 @@ export class Operations {
 
   /** The kernel's lookup of a name: what it needs to keep the node (Found); null when there is none. */
   async lookup(parent: Place, name: string): Promise<Found | null> {
+    const since = this.known.since
     const step = await this.resolver.lookup(parent, name)
-    return step === null ? null : this.found(step)
+    return step === null ? null : this.found(step, since)
   }
 
-  private async found(step: Step): Promise<Found> {
-    return { stat: await this.statOfStep(step), place: step.place, trust: step.trust }
+  /** `since`: where the fetch of the step began (KnownAttrs.since), to learn a live node's attributes from it. */
+  private async found(step: Step, since?: number): Promise<Found> {
+    return { stat: await this.statOfStep(step, since), place: step.place, trust: step.trust }
   }
 
   /** What the kernel is told of a step's node: live attributes advance open handles; /.snapshot and /.at show the root's owner and times. */
-  private async statOfStep(step: Step): Promise<Stat> {
+  private async statOfStep(step: Step, since?: number): Promise<Stat> {
     if (step.attr === null) {
       const root = await this.liveAttr(ROOT_INO)
       return { ...virtualDirStat(root), ...this.timesOf(root) }
     }
-    return this.statOfNode(step.place, step.attr)
+    return this.statOfNode(step.place, step.attr, since)
   }
 
-  private statOfNode(place: Place, attr: Attr): Stat {
+  private statOfNode(place: Place, attr: Attr, since?: number): Stat {
+    if (place.kind === 'live' && since !== undefined) this.known.learned(attr, since)
     return place.kind === 'frozen' ? this.statOf(attr) : this.liveStat(attr)
   }
 
@@ -290,8 +316,10 @@ export class Operations {
   }
 
   private async liveAttr(ino: Ino): Promise<Attr> {
+    const since = this.known.since
     const attr = await this.client.attr(ino, HLC_MAX)
     if (attr === null) throw errors.notFound(`inode ${ino}`)
+    this.known.learned(attr, since)
     return attr
   }
 
@@ -308,8 +336,9 @@ export class Operations {
 
   /** What the kernel keeps of listed entries (readdirplus), their attributes read together; null: a name only. */
   async listed(place: Place, entries: readonly DirEntry[]): Promise<Array<Found | null>> {
+    const since = this.known.since
     const steps = await this.resolver.entrySteps(place, entries)
-    return steps.map((step) => (step === null ? null : { stat: this.statOfNode(step.place, step.attr!), place: step.place, trust: step.trust }))
+    return steps.map((step) => (step === null ? null : { stat: this.statOfNode(step.place, step.attr!, since), place: step.place, trust: step.trust }))
   }
 
   /** mkdir in `parent`; in /.snapshot, NAME pins now and NAME@SPEC pins SPEC (the entry is NAME's). */
@@ -320,7 +349,7 @@ export class Operations {
       return this.madeNode(parent, made.name)
     }
     const target = await this.resolver.entryTarget(parent, name, true)
-    return this.madeLive(await this.client.submit({ type: 'mknod', parent: target.dir, name: target.name, kind: 'dir', mode, uid: caller.uid, gid: caller.gid, ...INHERITED }))
+    return this.madeLive(await this.submit({ type: 'mknod', parent: target.dir, name: target.name, kind: 'dir', mode, uid: caller.uid, gid: caller.gid, ...INHERITED }))
   }
 
   /** The node a creation made, looked up (a snapshot root). */
@@ -337,16 +366,16 @@ export class Operations {
 
   async rmdir(parent: Place, name: string): Promise<void> {
     if (parent.kind === 'snapshots') {
-      await this.client.submit({ type: 'unsnapshot', name })
+      await this.submit({ type: 'unsnapshot', name })
       return
     }
     const target = await this.resolver.entryTarget(parent, name, false)
-    await this.client.submit({ type: 'rmdir', parent: target.dir, name: target.name })
+    await this.submit({ type: 'rmdir', parent: target.dir, name: target.name })
   }
 
   async unlink(parent: Place, name: string): Promise<void> {
     const target = await this.resolver.entryTarget(parent, name, false)
-    await this.client.submit({ type: 'unlink', parent: target.dir, name: target.name })
+    await this.submit({ type: 'unlink', parent: target.dir, name: target.name })
   }
 
   /** `noReplace`: renameat2's RENAME_NOREPLACE (EEXIST when the target exists). */
@@ -354,12 +383,12 @@ export class Operations {
     const source = await this.resolver.entryTarget(parent, name, false)
     const target = await this.resolver.entryTarget(newParent, newName, true)
     if (noReplace && (await this.client.lookup(target.dir, target.name, HLC_MAX)) !== null) throw errors.exists(newName)
-    await this.client.submit({ type: 'rename', fromParent: source.dir, fromName: source.name, toParent: target.dir, toName: target.name })
+    await this.submit({ type: 'rename', fromParent: source.dir, fromName: source.name, toParent: target.dir, toName: target.name })
   }
 
   async symlink(parent: Place, name: string, target: string, caller: Caller): Promise<Found> {
     const entry = await this.resolver.entryTarget(parent, name, true)
-    return this.madeLive(await this.client.submit({ type: 'mknod', parent: entry.dir, name: entry.name, kind: 'symlink', mode: 0o777, uid: caller.uid, gid: caller.gid, target }))
+    return this.madeLive(await this.submit({ type: 'mknod', parent: entry.dir, name: entry.name, kind: 'symlink', mode: 0o777, uid: caller.uid, gid: caller.gid, target }))
   }
 
   /**
@@ -372,14 +401,14 @@ export class Operations {
     const entry = await this.resolver.entryTarget(parent, name, true)
     const device = kind === 'chardev' || kind === 'blockdev' ? { rdev } : {}
     const inherited = kind === 'file' ? INHERITED : {}
-    return this.madeLive(await this.client.submit({ type: 'mknod', parent: entry.dir, name: entry.name, kind, mode: mode & 0o7777, uid: caller.uid, gid: caller.gid, ...device, ...inherited }))
+    return this.madeLive(await this.submit({ type: 'mknod', parent: entry.dir, name: entry.name, kind, mode: mode & 0o7777, uid: caller.uid, gid: caller.gid, ...device, ...inherited }))
   }
 
   /** link(2): `newName` in `newParent` becomes one more name of the live node `place` (EROFS for a node of a time path). */
   async link(place: Place, newParent: Place, newName: string, path: string): Promise<Found> {
     const ino = liveIno(place, path)
     const entry = await this.resolver.entryTarget(newParent, newName, true)
-    return this.madeLive(await this.client.submit({ type: 'link', ino, parent: entry.dir, name: entry.name }), ino)
+    return this.madeLive(await this.submit({ type: 'link', ino, parent: entry.dir, name: entry.name }), ino)
   }
 
   async readlink(place: Place, path: string): Promise<string> {
@@ -409,7 +438,7 @@ export class Operations {
       ...(atimeMs !== undefined ? { atimeMs } : {}),
       ...(mtimeMs !== undefined ? { mtimeMs } : {}),
     }
-    const changed = Object.keys(attributes).length > 0 ? await this.client.submit({ type: 'setattr', ino, ...attributes }) : null
+    const changed = Object.keys(attributes).length > 0 ? await this.submit({ type: 'setattr', ino, ...attributes }) : null
     if (changes.size !== undefined) {
       if (fd !== undefined) this.ftruncate(fd, changes.size, caller)
       else await this.truncate(await this.liveAttr(ino), changes.size)
@@ -425,13 +454,13 @@ export class Operations {
       const file = this.files.open(attr, { kind: 'live' }, true, `inode ${attr.ino}`)
       try {
         file.truncate(sizeBytes)
-        await file.commit(this.client)
+        await this.commit(file, true)
       } finally {
         this.files.close(file.fd)
       }
       return
     }
-    await this.client.submit({ type: 'version', ino: attr.ino, ops: [{ op: 'truncate', sizeBytes }] })
+    await this.submit({ type: 'version', ino: attr.ino, ops: [{ op: 'truncate', sizeBytes }] })
   }
 
   /**
@@ -467,7 +496,8 @@ export class Operations {
     }
     switch (place.kind) {
       case 'live':
-        return this.files.open(await this.liveAttr(place.ino), { kind: 'live' }, false, path).fd
+        // The version the kernel's attributes describe, when nothing changed since it was told them.
+        return this.files.open(this.known.get(place.ino) ?? (await this.liveAttr(place.ino)), { kind: 'live' }, false, path).fd
       case 'sensorWrite':
         // Read, `P@sensor:T` is P at the sensor cut, waited for (the lookup answered early for a writer's sake).
         return this.openFrozen(await this.resolver.sensorRead(place, (flags & fsConstants.O_NONBLOCK) !== 0 ? 'nonBlocking' : 'block'), path)
@@ -513,7 +543,7 @@ export class Operations {
       }
     }
     const sensor = sensorUs !== undefined ? { sensorUs, sensorLagMaxUs: this.sensorPolicy.sensorLagMaxUs } : {}
-    const made = await this.client.submit({ type: 'mknod', parent: dir, name: entryName, kind: 'file', mode, uid: caller.uid, gid: caller.gid, ...sensor, ...INHERITED }).catch((err: unknown) => {
+    const made = await this.submit({ type: 'mknod', parent: dir, name: entryName, kind: 'file', mode, uid: caller.uid, gid: caller.gid, ...sensor, ...INHERITED }).catch((err: unknown) => {
       if (isLateSensorWrite(err)) this.sensorPolicy.stats.versionsRefusedLate++
       throw err
     })
@@ -526,6 +556,17 @@ export class Operations {
 
   async read(fd: number, into: Buffer, lengthBytes: number, offset: number): Promise<number> {
     return this.files.get(fd).read(this.client, into, lengthBytes, offset)
+  }
+
+  /** A buffer for a read of `lengthBytes` (page-aligned when the client reads large ranges into such memory past the page cache). */
+  readBuffer(lengthBytes: number): Buffer {
+    return this.client.readBuffer?.(lengthBytes) ?? Buffer.allocUnsafe(lengthBytes)
+  }
+
+  /** The stamp of the live version reads through `fd` return now; null for a handle at a cut, or one with uncommitted writes (its reads overlay them). */
+  readsVersion(fd: number): string | null {
+    const file = this.files.find(fd)
+    return file === undefined || file.cut.kind !== 'live' || file.isDirty ? null : file.pinned.stamp
   }
 
   /**
@@ -551,7 +592,7 @@ export class Operations {
 
   /** A mode the mount sets on its own (set-ID bits cleared): the kernel did not ask, so it is told. */
   private async setMode(ino: Ino, mode: number): Promise<void> {
-    await this.client.submit({ type: 'setattr', ino, mode })
+    await this.submit({ type: 'setattr', ino, mode })
     this.kernelCache?.forgetAttributes(ino)
   }
 
@@ -564,28 +605,27 @@ export class Operations {
   /**
    * A close(2) of one of the handle's descriptors. It commits what is pending when it is a
    * commit point (commitPoints.ts; `holdsAnother`: the closing process holds the file through
-   * another descriptor). The inode it committed a version of, or null.
+   * another descriptor). The version it committed, or null.
    */
-  async flush(fd: number, caller: Caller, holdsAnother: () => boolean): Promise<Ino | null> {
+  async flush(fd: number, caller: Caller, holdsAnother: () => boolean): Promise<CommittedVersion | null> {
     const file = this.files.get(fd)
     const pending = file.hasPendingChanges
     if (pending && !file.writers.isCommitPoint(caller.pid, holdsAnother)) return null // another process's changes: its close commits them
-    await file.commit(this.client) // with nothing pending, this waits for a commit still in flight
+    const committed = await this.commit(file, pending) // with nothing pending, this waits for a commit still in flight
     if (pending && file.syncs) await this.client.syncAcknowledged(SYNC_WAIT_MAX_MS)
-    return pending ? file.ino : null
+    return committed
   }
 
   /**
    * fsync/fdatasync: always a commit point, and what it committed, with everything else this
    * mount had acknowledged, is synced on every replica before it returns (a group may
-   * acknowledge a close once it is only written there). The inode it committed a version of, or null.
+   * acknowledge a close once it is only written there). The version it committed, or null.
    */
-  async fsync(fd: number): Promise<Ino | null> {
+  async fsync(fd: number): Promise<CommittedVersion | null> {
     const file = this.files.get(fd)
-    const pending = file.hasPendingChanges
-    await file.commit(this.client)
+    const committed = await this.commit(file, file.hasPendingChanges)
     await this.client.syncAcknowledged(SYNC_WAIT_MAX_MS)
-    return pending ? file.ino : null
+    return committed
   }
 
   /** fsync of a directory: the names this mount made, removed or renamed are synced on every replica. */
@@ -593,14 +633,24 @@ export class Operations {
     await this.client.syncAcknowledged(SYNC_WAIT_MAX_MS)
   }
 
-  /** The last close: commits what is pending. The inode it committed a version of, or null. */
-  async release(fd: number): Promise<Ino | null> {
+  /** A commit point of `file`: a version committed (`pending`) changed the file, even when the commit failed after applying it (malformed records). */
+  private async commit(file: OpenFile, pending: boolean): Promise<CommittedVersion | null> {
+    try {
+      const committed = await file.commit(this.client)
+      return pending ? committed : null
+    } finally {
+      if (pending) this.known.forget()
+    }
+  }
+
+  /** The last close: commits what is pending. The version it committed, or null. */
+  async release(fd: number): Promise<CommittedVersion | null> {
     const file = this.files.get(fd)
     try {
       const pending = file.hasPendingChanges
-      await file.commit(this.client)
+      const committed = await this.commit(file, pending)
       if (pending && file.syncs) await this.client.syncAcknowledged(SYNC_WAIT_MAX_MS)
-      return pending ? file.ino : null
+      return committed
     } finally {
       this.files.close(fd)
     }
@@ -609,11 +659,6 @@ export class Operations {
   /** Commits every open file (unmount). */
   async commitAll(): Promise<void> {
     await Promise.allSettled(this.files.all.map((f: OpenFile) => f.commit(this.client)))
-  }
-
-  /** After unmount: nothing is written through these operations again. */
-  async stop(): Promise<void> {
-    await this.files.stop()
   }
 
   // ---------------------------------------------------------------- extended attributes
@@ -670,7 +715,7 @@ export class Operations {
     if ((flags & XATTR_CREATE) !== 0 && exists) throw errors.exists(`attribute ${name}`)
     if ((flags & XATTR_REPLACE) !== 0 && !exists) throw errors.noAttr(name)
     if (name === XATTR_RECORD_FORMAT) value = this.checkRecordFormat(path, attr, value)
-    await this.client.submit({ type: 'setxattr', ino: attr.ino, name, valueBase64: value.toString('base64') })
+    await this.submit({ type: 'setxattr', ino: attr.ino, name, valueBase64: value.toString('base64') })
     if (name === XATTR_RECORD_FORMAT) await this.refreshWriters(attr.ino)
   }
 
@@ -712,7 +757,7 @@ export class Operations {
     if (name.startsWith(XATTR_PREFIX) && name !== XATTR_RECORD_FORMAT) throw errors.invalid(`${name} is maintained by fffs and read-only`)
     if (isUnkeptXattr(name)) throw errors.noAttr(name)
     const { attr } = await this.resolver.nodeTarget(place, false, path)
-    await this.client.submit({ type: 'removexattr', ino: attr.ino, name })
+    await this.submit({ type: 'removexattr', ino: attr.ino, name })
     if (name === XATTR_RECORD_FORMAT) await this.refreshWriters(attr.ino)
   }
 
@@ -727,7 +772,7 @@ export class Operations {
 
   /** Deletes a snapshot (`fffs snapshot delete`; rmdir of /.snapshot/NAME goes through the kernel, which forgets the name itself). */
   async deleteSnapshot(name: string): Promise<void> {
-    await this.client.submit({ type: 'unsnapshot', name })
+    await this.submit({ type: 'unsnapshot', name })
     await this.kernelCache?.forgetEntry(SNAPSHOT_DIR, name)
   }
 
@@ -742,7 +787,7 @@ export class Operations {
       if (spec.timeUs > nowUs) throw errors.invalid(`snapshot ${name} at ${formatTimeSpec(spec)} is in the future (now is ${formatTimeSpec({ kind: 'platform', timeUs: nowUs })}): a snapshot pins a past cut`)
       at = hlcCeilingOfUs(spec.timeUs)
     }
-    await this.client.submit({ type: 'snapshot', name, at: at.toString(), spec: specText ?? 'now' })
+    await this.submit({ type: 'snapshot', name, at: at.toString(), spec: specText ?? 'now' })
     return { name, at: hlcToIso(at) }
   }
 }

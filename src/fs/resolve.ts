@@ -20,7 +20,7 @@
 // The check is the lookup every name takes anyway.
 
 import { errors, FffsError } from '../errors.js'
-import type { Client } from '../replication/client.js'
+import type { Client } from '../client/client.js'
 import type { Attr, Ino } from '../store/records.js'
 import { ROOT_INO } from '../store/records.js'
 import { HLC_MAX, hlcCeilingOfUs, wallClockUs, type HlcStamp } from '../temporal/hlc.js'

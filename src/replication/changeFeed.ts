@@ -7,7 +7,7 @@
 // note tells of.
 
 import type { Mutation } from '../store/records.js'
-import type { ChangeNote } from './client.js'
+import type { ChangeNote } from '../client/client.js'
 import { messages, send } from './protocol.js'
 import type { Connection } from './wire.js'
 

@@ -41,7 +41,7 @@ import { peerMethods, type MemberView, type Service } from './protocol.js'
 import type { TransferStatus } from './readiness.js'
 import type { AcceptedView, EpochPlan, MemberReport } from './recovery.js'
 import { TRANSPORT_DEFAULTS, type Transport } from './transport/types.js'
-import type { HistoryState } from './history.js'
+import type { HistoryState } from '../client/history.js'
 import type { MemberHistory } from './server.js'
 import { MemberUpkeep } from './upkeep.js'
 import type { ViewSource } from './viewWatch.js'
@@ -415,7 +415,7 @@ export class Member implements ReplicaAccess {
     if (applied > start) throw new Error(`this log reaches ${applied}, past the plan's ${start}`)
     // A total restart starts from its donor's last record (planEpoch): the log it reported.
     if (plan.donorId === this.id && plan.catchUpIds === undefined && applied !== start) throw new Error(`this log ends at ${applied}, not at the plan's start ${start} (it changed since this member reported it)`)
-    await this.store.log.sync()
+    await this.store.sync()
   }
 
   /** Connects the plan's transport; its events wait for the core, which starts once the epoch machine says the epoch runs. */
@@ -603,6 +603,10 @@ export class Member implements ReplicaAccess {
 
   orderRecord(payload: Uint8Array, after?: HlcStamp): Promise<{ stamp: HlcStamp; result: ApplyResult }> {
     return this.requests.orderRecord(payload, after)
+  }
+
+  readBuffer(lengthBytes: number): Buffer {
+    return this.store.readBuffer(lengthBytes)
   }
 
   read<T>(read: (store: Store) => Promise<T> | T): Promise<T> {

@@ -16,7 +16,7 @@
 import { crc32c } from '../store/crc32c.js'
 import { DIRECT_PAYLOAD_MIN_BYTES, PAGE_BYTES } from '../store/segmentLog.js'
 import type { Mutation } from '../store/records.js'
-import type { SubmitId } from './client.js'
+import type { SubmitId } from '../client/client.js'
 import { MESSAGE_HEADER_BYTES } from './core/message.js'
 import { prependInPlace } from './headroom.js'
 
@@ -158,4 +158,12 @@ export function decodeBatchPayload(payload: Uint8Array): Uint8Array[] {
   }
   if (at !== payload.byteLength) throw new Error(`batch payload has ${payload.byteLength - at} bytes after its records`)
   return parts
+}
+
+/** The blobs a version names (each once). */
+export function blobIdsOf(mutation: Mutation): string[] {
+  if (mutation.type !== 'version') return []
+  const ids = new Set<string>()
+  for (const op of mutation.ops) if (op.op === 'write' && 'blob' in op.data) ids.add(op.data.blob)
+  return [...ids]
 }

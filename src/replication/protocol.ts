@@ -5,10 +5,10 @@
 // and encodes the reply, so no end casts what the wire brought. Errors travel as the wire's
 // {code, message, reason} (wire.ts).
 
-import type { ChangeNote, SubmitId, Submitted } from './client.js'
-import type { HistoryState } from './history.js'
+import type { ChangeNote, SubmitId, Submitted } from '../client/client.js'
+import type { HistoryState } from '../client/history.js'
 import type { RetentionRunReport } from '../store/retention/runner.js'
-import type { Audit } from '../store/store.js'
+import type { Audit, LocatedBytes } from '../store/store.js'
 import * as c from './codec.js'
 import type { TransferStatus } from './readiness.js'
 import type { AcceptedView, EpochPlan, MemberReport } from './recovery.js'
@@ -168,6 +168,18 @@ export const clientMethods = {
   readdir: method('readdir', c.object<{ dir: Ino; cut: bigint; after: string | undefined; limit: number }>({ dir: ino, cut: c.stamp, after: c.optional(c.string), limit: c.natural }), c.array(c.object<{ name: string; ino: Ino }>({ name: c.string, ino }))),
   /** The bytes come as the reply's body. */
   read: method('read', c.object<{ attr: Attr; offset: number; lengthBytes: number }>({ attr, offset: c.natural, lengthBytes: c.natural }), c.none),
+  /** Where the bytes `read` would send lie in the member's log files, for a mount on its host to read there (null: the member cannot say). */
+  locate: method(
+    'locate',
+    c.object<{ attr: Attr; offset: number; lengthBytes: number }>({ attr, offset: c.natural, lengthBytes: c.natural }),
+    c.nullable(
+      c.object<LocatedBytes>({
+        sizeBytes: c.natural,
+        files: c.array(c.object<{ file: string; id: string }>({ file: c.string, id: c.string })),
+        pieces: c.array(c.object<{ intoOffset: number; lengthBytes: number; fileIndex: number; offset: number }>({ intoOffset: c.natural, lengthBytes: c.natural, fileIndex: c.natural, offset: c.natural })),
+      }),
+    ),
+  ),
   /** At most VERSIONS_PAGE of them (fewer than asked: the range ends there). */
   versions: method('versions', c.object<{ ino: Ino; range: VersionRange | undefined }>({ ino, range: c.optional(versionRange) }), c.array(attr)),
   /** The bindings after `after`, at most `limit` (≤ HISTORY_PAGE). */

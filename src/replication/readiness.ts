@@ -3,6 +3,8 @@
 // members running; member 1 catching up: 41% of 2.1 GB, about 7 s left", then "group running:
 // 3 of 3 members". Pure (the CLI loads it without the replication code): the caller asks the members.
 
+import { formatBytes } from '../bytes.js'
+
 /** What a catching-up member shows of its transfer (`fffs status`, its log). */
 export interface TransferStatus {
   readonly donorId: number
@@ -71,17 +73,4 @@ export function describeTransfer(t: TransferStatus): string {
   if (t.doneBytes === 0) return head
   const eta = t.etaMs === null ? '' : `, about ${Math.ceil(t.etaMs / 1000)} s left`
   return `${head}, ${t.records} records, ${formatBytes(t.rateBytesPerS)}/s${eta}`
-}
-
-/** Decimal units (kB = 10^3 B, MB = 10^6 B), as disk and network rates are quoted. */
-export function formatBytes(n: number): string {
-  if (n < 1000) return `${n} B`
-  const units = ['kB', 'MB', 'GB', 'TB']
-  let value = n / 1000
-  let unit = 0
-  while (value >= 1000 && unit < units.length - 1) {
-    value /= 1000
-    unit++
-  }
-  return `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`
 }

@@ -15,14 +15,33 @@
 import { randomUUID } from 'node:crypto'
 import { FffsError } from '../errors.js'
 import type { Attr, DataRef, DirPage, Ino, Mutation, NameBinding, SensorPick, Snapshot, StampPage, VersionRange } from '../store/records.js'
+import { pageAlignedBuffer } from '../store/segmentLog.js'
 import type { ShardRole } from '../store/store.js'
 import type { HlcStamp } from '../temporal/hlc.js'
-import { blobIdsOf, SeenStamp, type ChangeListener, type Client, type SubmitOptions, type Submitted } from './client.js'
-import type { HistoryAudit, HistoryControl, HistoryRun, HistoryState } from './history.js'
+import type { ChangeListener, Client, SubmitOptions, Submitted } from '../client/client.js'
+import type { HistoryAudit, HistoryControl, HistoryRun, HistoryState } from '../client/history.js'
 import { initialShards, type GroupConfig, type GroupMember } from './config.js'
+import { blobIdsOf } from './payload.js'
 import { ATTRS_PAGE_NODES, clientMethods, HISTORY_PAGE, messageArgs, messages, PROTOCOL_VERSION, READDIR_PAGE_ENTRIES, request, send, SNAPSHOTS_PAGE, VERSIONS_PAGE, type MemberView, type Method, type SubmitArgs } from './protocol.js'
+import { LocalLogReader } from './localLog.js'
+import { pageOffsetFinder } from '../store/diskAddon.js'
 import { ViewWatch } from './viewWatch.js'
 import { connect, ConnectionLostError, MemberBehindError, type Connection } from './wire.js'
+
+/**
+ * The highest stamp a client has observed (in replies to its submits and in the attributes it
+ * read). Sent along with every submit as `after`; one is shared by all the per-shard
+ * connections of a sharded mount, which is what carries causality from shard to shard.
+ */
+export class SeenStamp {
+  private highest: HlcStamp = 0n
+  get value(): HlcStamp {
+    return this.highest
+  }
+  observe(stamp: HlcStamp): void {
+    if (stamp > this.highest) this.highest = stamp
+  }
+}
 
 export interface RemoteClientOptions {
   /** Names this client in SubmitIds; default a random UUID per RemoteClient. */
@@ -34,6 +53,11 @@ export interface RemoteClientOptions {
   /** Shared by the clients of one mount's shards (HLC piggybacking); default one of its own. */
   readonly seen?: SeenStamp
 }
+
+/** Reads at least this large are read from the member's log files when it runs on this host: one small round trip for where, then the local disk. */
+const LOCAL_READ_MIN_BYTES = 64 * 1024
+/** Local reads that find nothing in a row before a member is not asked where again (it runs on another host, or its files are not readable here). */
+const LOCAL_MISSES_MAX = 4
 
 interface Link {
   readonly connection: Connection
@@ -72,6 +96,10 @@ export class RemoteClient implements Client {
   private floorSeen: HlcStamp = 0n // the group's history floor as last learnt (history.floor)
   private floorAskedMs = 0
   private changeListener: ChangeListener | null = null // watchChanges
+  /** The member's log files, read here when it runs on this host (localLog.ts). */
+  private readonly localLog = new LocalLogReader(pageOffsetFinder() ?? undefined)
+  /** Local reads that came to nothing in a row, and the member they were asked of: past LOCAL_MISSES_MAX, that member is not asked where again. */
+  private localMisses = { memberId: -1, count: 0 }
 
   private constructor(config: GroupConfig, options: RemoteClientOptions) {
     this.config = config
@@ -146,8 +174,28 @@ export class RemoteClient implements Client {
     return inWindows(READDIR_PAGE_ENTRIES, page.limit, page.after, (e) => e.name, async (after, limit) => (await this.call(clientMethods.readdir, () => ({ dir, cut, after, limit }))).result)
   }
   async read(attr: Attr, offset: number, into: Buffer, lengthBytes: number): Promise<number> {
+    if (lengthBytes >= LOCAL_READ_MIN_BYTES) {
+      const n = await this.readLocally(attr, offset, into, lengthBytes)
+      if (n !== null) return n
+    }
     const { body } = await this.call(clientMethods.read, () => ({ attr, offset, lengthBytes }))
     return body.copy(into, 0, 0, Math.min(body.length, lengthBytes))
+  }
+  /** Large reads go into page-aligned memory: read from the member's files on this host, the disk reads them with O_DIRECT. */
+  readBuffer(lengthBytes: number): Buffer {
+    const pageOffsetOf = pageOffsetFinder()
+    return pageOffsetOf === null || lengthBytes < LOCAL_READ_MIN_BYTES ? Buffer.allocUnsafe(lengthBytes) : pageAlignedBuffer(lengthBytes, pageOffsetOf)
+  }
+  /** A read from the member's log files, when it runs on this host and they are readable here; null: read through the member. */
+  private async readLocally(attr: Attr, offset: number, into: Buffer, lengthBytes: number): Promise<number | null> {
+    const memberId = this.current?.member.id
+    if (memberId === undefined || (this.localMisses.memberId === memberId && this.localMisses.count >= LOCAL_MISSES_MAX)) return null
+    const n = await this.call(clientMethods.locate, () => ({ attr, offset, lengthBytes })).then(
+      ({ result }) => (result === null ? null : this.localLog.read(result, into)),
+      () => null, // a member that does not know the method, or failed: the read asks for the bytes
+    )
+    this.localMisses = n === null ? { memberId, count: (this.localMisses.memberId === memberId ? this.localMisses.count : 0) + 1 } : { memberId, count: 0 }
+    return n
   }
   async versions(ino: Ino, range: VersionRange = {}): Promise<Attr[]> {
     // Each window goes on from the last version the one before brought, in the range's direction.
@@ -350,6 +398,7 @@ export class RemoteClient implements Client {
     const link = this.current ?? (await this.connecting?.catch(() => null)) ?? null
     this.current = null
     link?.connection.close()
+    await this.localLog.close()
   }
 
   // ------------------------------------------------ connections

@@ -11,8 +11,9 @@
 import { FffsError } from '../errors.js'
 import type { Attr, DataRef, VersionOp } from '../store/records.js'
 import type { ChangeFeed } from './changeFeed.js'
-import { blobIdsOf, dataRefAt, type Client } from './client.js'
-import type { HistoryState } from './history.js'
+import { dataRefAt, type Client } from '../client/client.js'
+import { blobIdsOf } from './payload.js'
+import type { HistoryState } from '../client/history.js'
 import { ATTRS_PAGE_NODES, ATTRS_REPLY_BUDGET_BYTES, clientMethods, HISTORY_PAGE, messageArgs, messages, peerMethods, PROTOCOL_VERSION, READDIR_PAGE_ENTRIES, serveMethods, SNAPSHOTS_PAGE, VERSIONS_PAGE, type CollectArgs, type CollectReply, type Service } from './protocol.js'
 import type { Audit } from '../store/store.js'
 import { serveViewWatch, type ViewSource } from './viewWatch.js'
@@ -104,10 +105,11 @@ function clientService(connection: Connection, client: Client, blobs: Map<string
     readdir: async ({ dir, cut, after, limit }) => ({ result: await client.readdir(dir, cut, { ...(after !== undefined ? { after } : {}), limit: Math.min(limit, READDIR_PAGE_ENTRIES) }) }),
     read: async ({ attr, offset, lengthBytes }) => {
       if (lengthBytes > MAX_BODY_BYTES) throw new FffsError('EINVAL', `read of ${lengthBytes} bytes (at most ${MAX_BODY_BYTES})`)
-      const into = Buffer.allocUnsafe(lengthBytes)
+      const into = client.readBuffer?.(lengthBytes) ?? Buffer.allocUnsafe(lengthBytes)
       const n = await client.read(attr, offset, into, lengthBytes)
       return { result: undefined, body: into.subarray(0, n) }
     },
+    locate: async ({ attr, offset, lengthBytes }) => ({ result: (await client.locate?.(attr, offset, lengthBytes)) ?? null }),
     versions: async ({ ino, range = {} }) => ({ result: await client.versions(ino, { ...range, limit: Math.min(range.limit ?? VERSIONS_PAGE, VERSIONS_PAGE) }) }),
     nameHistory: async ({ dir, name, after, limit }) => ({ result: await client.nameHistory(dir, name, { ...(after !== undefined ? { after } : {}), limit: Math.min(limit, HISTORY_PAGE) }) }),
     stampOfVersion: async ({ ino, version }) => ({ result: await client.stampOfVersion(ino, version) }),

@@ -15,10 +15,10 @@
 import { FffsError } from '../errors.js'
 import type { Attr, DataRef, DirPage, Ino, Mutation, NameBinding, SensorPick, Snapshot, StampPage, VersionRange } from '../store/records.js'
 import { HLC_MAX, type HlcStamp } from '../temporal/hlc.js'
-import { SeenStamp, type ChangeListener, type Client, type SubmitOptions, type Submitted } from './client.js'
+import type { ChangeListener, Client, SubmitOptions, Submitted } from '../client/client.js'
 import type { GroupConfig } from './config.js'
-import type { HistoryControl } from './history.js'
-import { groupInfo, RemoteClient, type GroupInfo, type MemberStatusReport, type RemoteClientOptions } from './remoteClient.js'
+import type { HistoryControl } from '../client/history.js'
+import { groupInfo, RemoteClient, SeenStamp, type GroupInfo, type MemberStatusReport, type RemoteClientOptions } from './remoteClient.js'
 import { dataShardOf, shardGroups, startPerShard } from './shards.js'
 
 /** A shard's part of `fffs status`: what a RemoteClient of one group reports. */

@@ -87,7 +87,7 @@ export class ImageExport {
       this.sessions.set(session, { release, idle: null })
       try {
         const { stamp, end } = await this.store.imagePoint()
-        const files = (await this.store.log.segmentFiles()).filter((f) => f.segment <= end.segment)
+        const files = (await this.store.segmentFiles()).filter((f) => f.segment <= end.segment)
         const first = files[0]?.segment ?? end.segment + 1
         const totalBytes = files.reduce((sum, f) => sum + (f.segment === end.segment ? end.offset : f.sizeBytes), 0)
         const start: ImageCursor = { session, stamp: stamp.toString(), endSegment: end.segment, endOffset: end.offset, segment: first, offset: 0, indexAfter: null }
@@ -129,7 +129,7 @@ export class ImageExport {
 
     // Segment files, in order, up to the image's end.
     if (next.segment <= next.endSegment) {
-      const files = (await this.store.log.segmentFiles()).filter((f) => f.segment >= next.segment && f.segment <= next.endSegment)
+      const files = (await this.store.segmentFiles()).filter((f) => f.segment >= next.segment && f.segment <= next.endSegment)
       for (const file of files) {
         const lengthBytes = file.segment === next.endSegment ? next.endOffset : file.sizeBytes
         const from = file.segment === next.segment ? next.offset : 0
@@ -177,8 +177,8 @@ export class ImageExport {
       }
     }
 
-    const body = this.store.log.allocate(sizeBytes)
-    await Promise.all(pieces.map(({ offset, from, sizeBytes: n }) => (Buffer.isBuffer(from) ? void from.copy(body, offset) : this.store.log.read(from, body, offset, n))))
+    const body = this.store.allocateData(sizeBytes)
+    await Promise.all(pieces.map(({ offset, from, sizeBytes: n }) => (Buffer.isBuffer(from) ? void from.copy(body, offset) : this.store.readData(from, body, offset, n))))
     this.unchangedSince(cursor) // what was read belongs to the image's point
     if (done) this.end(cursor.session)
     else this.keepAlive(cursor.session)

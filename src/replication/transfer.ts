@@ -18,7 +18,7 @@
 import { createHash } from 'node:crypto'
 import { crc32c } from '../store/crc32c.js'
 import { decodeRecord, type Mutation } from '../store/records.js'
-import { DIRECT_PAYLOAD_MIN_BYTES, EntryKind, PAGE_BYTES, type LogPosition } from '../store/segmentLog.js'
+import { DIRECT_PAYLOAD_MIN_BYTES, PAGE_BYTES, type LogPosition } from '../store/segmentLog.js'
 import type { Store } from '../store/store.js'
 import type { HlcStamp } from '../temporal/hlc.js'
 import { systemClock, type Clock } from './clock.js'
@@ -53,13 +53,13 @@ export async function recordDigestAt(store: Store, stamp: HlcStamp): Promise<str
   const { mutation } = await store.readRecord(at)
   const crcs: number[] = []
   for (const op of writeOps(mutation)) {
-    const whole = await store.log.payloadCrc(op.data, op.sizeBytes)
+    const whole = await store.dataCrc(op.data, op.sizeBytes)
     if (whole !== null) {
       crcs.push(whole)
       continue
     }
     const bytes = Buffer.allocUnsafe(op.sizeBytes) // part of an entry: read it
-    await store.log.read(op.data, bytes, 0, op.sizeBytes)
+    await store.readData(op.data, bytes, 0, op.sizeBytes)
     crcs.push(crc32c(bytes))
   }
   return digestOf(stamp, mutation, crcs)
@@ -163,11 +163,11 @@ export async function exportBatch(store: Store, request: TransferRequest, maxByt
   // Each piece read into its place; a data piece that is a whole entry of the donor's log takes
   // that entry's CRC along (a header read): the joiner logs it without checksumming again.
   const finish = async (done: boolean): Promise<{ batch: TransferBatch; body: Buffer }> => {
-    const body = store.log.allocate(sizeBytes)
+    const body = store.allocateData(sizeBytes)
     await Promise.all(
       pieces.map(async ({ item, offset, sizeBytes: n, from }) => {
         if (Buffer.isBuffer(from)) return void from.copy(body, offset)
-        const [crc] = await Promise.all([store.log.payloadCrc(from, n), store.log.read(from, body, offset, n)])
+        const [crc] = await Promise.all([store.dataCrc(from, n), store.readData(from, body, offset, n)])
         if (crc !== null) items[item] = { ...(items[item] as { data: number } | { blob: string; sizeBytes: number }), crc }
       }),
     )
@@ -178,7 +178,7 @@ export async function exportBatch(store: Store, request: TransferRequest, maxByt
     const next = await store.records.after(BigInt(cursor.afterStamp), request.upto, INDEX_READ_RECORDS)
     recordsDone = next.length < INDEX_READ_RECORDS
     for (const at of next) {
-      const encoded = await store.log.readEntry(at.position, at.sizeBytes, EntryKind.Record)
+      const encoded = await store.recordBytes(at)
       const { stamp, mutation } = decodeRecord(encoded)
       if (stamp !== at.stamp) throw new Error(`invariant: the record index names ${at.stamp}, the log holds ${stamp} there`)
       const ops = writeOps(mutation)
@@ -265,7 +265,7 @@ export async function transferSizeEstimate(store: Store, after: HlcStamp, upto: 
   const blobBytes = blobs.reduce((sum, b) => sum + b.sizeBytes, 0)
   if (first === undefined || last === null) return blobBytes
   const start = after === 0n ? { segment: 0, offset: 0 } : (store.records.at(after)?.position ?? first.position)
-  const segmentBytes = store.log.segmentSizeBytes
+  const segmentBytes = store.segmentSizeBytes
   const logBytes = (last.position.segment - start.segment) * segmentBytes + last.position.offset + last.sizeBytes - start.offset
   return Math.max(0, logBytes) + blobBytes
 }
@@ -333,7 +333,7 @@ export class TransferImport {
     if (this.unsyncedBytes >= IMPORT_SYNC_BYTES) {
       this.unsyncedBytes = 0
       // Background: a failure is sticky in the log (later appends and syncs fail) and finish reports it.
-      this.syncing = this.syncing.then(() => this.store.log.sync()) // also lets the log drop synced pages (SegmentLog.dropSyncedPages)
+      this.syncing = this.syncing.then(() => this.store.sync()) // also lets the log drop synced pages (SegmentLog.dropSyncedPages)
       this.syncing.catch(() => undefined)
     }
     this.applied.push(this.applyChain)
@@ -348,7 +348,7 @@ export class TransferImport {
     this.pending = []
     await this.applyChain
     await this.syncing
-    await this.store.log.sync()
+    await this.store.sync()
   }
 }
 

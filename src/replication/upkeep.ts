@@ -21,7 +21,7 @@ import { addsData, type Store } from '../store/store.js'
 import { hlcToIso } from '../temporal/hlc.js'
 import type { Clock, Timer } from './clock.js'
 import type { GroupConfig } from './config.js'
-import { describeCollect, describeRun, type HistoryState } from './history.js'
+import { describeCollect, describeRun, type HistoryState } from '../client/history.js'
 
 const SPACE_CHECK_MS = 1000
 

@@ -17,11 +17,11 @@
 
 import * as net from 'node:net'
 import { codeOf, FffsError, isFffsError, reasonOf } from '../errors.js'
+import { pageOffsetFinder } from '../store/diskAddon.js'
 import { DIRECT_PAYLOAD_MIN_BYTES, PAGE_BYTES, type PageOffsetOf } from '../store/segmentLog.js'
 import { addressOf, authenticate, type AuthOptions } from './auth.js'
 import { CLIENT_WIRE_DEFAULTS } from './config.js'
 import { grantHeadroom } from './headroom.js'
-import { pageOffsetFinder } from './transport/native.js'
 
 export const MAX_BODY_BYTES = 64 * 1024 * 1024
 const MAX_HEADER_BYTES = 1024 * 1024

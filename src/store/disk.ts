@@ -70,6 +70,13 @@ export interface Disk {
   openIndex(dir: string): IndexDb
   /** The size of the file system `dir` is on, and the bytes this process may still write to it (statfs bavail). */
   space(dir: string): Promise<DiskSpace>
+  /** What tells the file at `file` from any other that was or will be there (device, inode, birth time); null when none is there. Absent on a disk other processes cannot read. */
+  fileId?(file: string): Promise<string | null>
+}
+
+/** A file's identity as Disk.fileId gives it (also what a reader of the file on the same host checks). */
+export function fileIdOf(stats: { dev: bigint; ino: bigint; birthtimeNs: bigint }): string {
+  return `${stats.dev}:${stats.ino}:${stats.birthtimeNs}`
 }
 
 export interface DiskSpace {
@@ -82,6 +89,7 @@ export const nodeDisk: Disk = {
   mkdirp: async (dir) => void (await fsp.mkdir(dir, { recursive: true })),
   list: (dir) => fsp.readdir(dir).catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? [] : Promise.reject(err))),
   sizeOf: (file) => fsp.stat(file).then((s) => s.size, (err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? null : Promise.reject(err))),
+  fileId: (file) => fsp.stat(file, { bigint: true }).then(fileIdOf, (err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? null : Promise.reject(err))),
   open: (file, flags) => fsp.open(file, flags),
   truncate: (file, lengthBytes) => fsp.truncate(file, lengthBytes),
   allocate: async (file, sizeBytes) => {

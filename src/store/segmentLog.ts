@@ -45,6 +45,13 @@ export enum EntryKind {
 /** The address of a view's first byte modulo the page size (the native addon's pageOffsetOf). */
 export type PageOffsetOf = (view: Uint8Array) => number
 
+/** `sizeBytes` of memory starting at a page boundary (what O_DIRECT reads and writes need). */
+export function pageAlignedBuffer(sizeBytes: number, pageOffsetOf: PageOffsetOf): Buffer {
+  const whole = Buffer.allocUnsafe(sizeBytes + PAGE_BYTES)
+  const skipBytes = (PAGE_BYTES - pageOffsetOf(whole)) % PAGE_BYTES
+  return whole.subarray(skipBytes, skipBytes + sizeBytes)
+}
+
 /** posix_fadvise(fd, offset, length, POSIX_FADV_DONTNEED); length 0 = to the end of the file. */
 export type PageCacheDrop = (fd: number, offset: number, length: number) => void
 
@@ -485,7 +492,7 @@ export class SegmentLog {
    * bounded set of cache pages instead of growing the cache with pages never touched before,
    * which cost ~3 ms per MiB on the VMs this runs on (each one a host fault) against ~0.3
    * reused. Synced pages are clean, so this never costs durability; reads of older data go to
-   * the disk. `drop` is posix_fadvise(DONTNEED) (the native addon's dropPageCache).
+   * the disk. `drop` is posix_fadvise(DONTNEED) (the disk addon's dropPageCache, diskAddon.ts).
    *
    * Dirty pages cannot be dropped, so with `syncEveryBytes` the log also starts a background
    * sync whenever that many bytes were appended since the last one began: a long write
@@ -526,14 +533,32 @@ export class SegmentLog {
     }
   }
 
-  /** Reads `lengthBytes` of a payload starting `offsetInPayload` bytes in. */
-  async read(position: LogPosition, into: Buffer, intoOffset: number, lengthBytes: number): Promise<void> {
-    // An entry is readable as soon as it is appended (a replica applies a record whose data it
-    // appended in the same turn, and live reads follow at once): wait for queued writes first.
+  /** A buffer to read `lengthBytes` into: page-aligned when the read is large enough for read() to take it past the page cache (O_DIRECT). */
+  readBuffer(lengthBytes: number): Buffer {
+    if (this.direct === null || lengthBytes < DIRECT_PAYLOAD_MIN_BYTES) return Buffer.allocUnsafe(lengthBytes)
+    return pageAlignedBuffer(lengthBytes, this.direct.pageOffsetOf)
+  }
+
+  /** The file a segment is kept in. */
+  segmentFile(segment: number): string {
+    return path.join(this.dir, segmentName(segment))
+  }
+
+  /**
+   * Resolves once bytes [position, + lengthBytes) are in their segment's file. An entry is
+   * readable as soon as it is appended (a replica applies a record whose data it appended in
+   * the same turn, and live reads follow at once): queued writes go first.
+   */
+  async written(position: LogPosition, lengthBytes: number): Promise<void> {
     const endBytes = position.offset + lengthBytes
     if (position.segment > this.writtenTo.segment || (position.segment === this.writtenTo.segment && endBytes > this.writtenTo.offset)) {
       await this.writeChain.catch(() => undefined)
     }
+  }
+
+  /** Reads `lengthBytes` of a payload starting `offsetInPayload` bytes in. */
+  async read(position: LogPosition, into: Buffer, intoOffset: number, lengthBytes: number): Promise<void> {
+    await this.written(position, lengthBytes)
     let done = 0
     // Whole pages of a large payload that starts at a page boundary (written with O_DIRECT), into
     // page-aligned memory: read with O_DIRECT too, not through the page cache (fresh cache pages

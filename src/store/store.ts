@@ -14,6 +14,7 @@ import { HLC_MAX, hlcCeilingOfUs, hlcPhysicalUs, wallClockUs, type HlcStamp } fr
 import { BlockHistory } from './blockHistory.js'
 import { BLOCK_SIZE_BYTES, composeDeltas, NO_CHANGE, truncateDelta, writeDelta, type BlockDelta, type BlockMap } from './blockMap.js'
 import { nodeDisk, type Disk, type IndexDb, type IndexOp } from './disk.js'
+import { pageCacheDropper, pageOffsetFinder } from './diskAddon.js'
 import { decodeDirEntry, decodeIno, decodeRow, encodeDirEntry, encodeLiveDirEntry, encodeRow, encodeStamp, inoOfKey, keys, liveDirEntrySince, nameOfDirEntryKey, nameOfLiveDirKey, prefixEnd, stampOfKey } from './keys.js'
 import { decodeRecord, encodeRecord, ROOT_INO, S_ISGID, type ApplyResult, type Attr, type DirPage, type EntryChange, type Ino, type Mutation, type NameBinding, type NodeKind, type RecordCursor, type SensorPick, type Snapshot, type StampPage, type VersionOp, type VersionRange, type VersionRecords } from './records.js'
 import { RecordIndex, type RecordAt } from './recordIndex.js'
@@ -23,7 +24,7 @@ import { tierInstants, type RetentionPolicy } from './retention/policy.js'
 import { noSpace } from './diskSpace.js'
 import { PendingData } from './pendingData.js'
 import { collectSegments, decodeSegmentSummary, encodeSegmentSummary, logBaseOf, type GcOptions, type GcReport } from './segmentGc.js'
-import { EntryKind, SegmentLog, segmentSizeForDisk, type LogPosition } from './segmentLog.js'
+import { EntryKind, SegmentLog, segmentSizeForDisk, type LogPosition, type PageOffsetOf } from './segmentLog.js'
 import { VersionSearch } from './versionSearch.js'
 
 export const NAME_MAX_BYTES = 255
@@ -97,6 +98,13 @@ export interface StoreOptions {
 }
 
 /** Where a record was appended (SegmentLog.append): its entry's payload, where the entry after it starts, and when its bytes are in the file. */
+/** Where bytes of a version lie in the log's files (Store.locate): the files with their identities, and which piece of the range is where. */
+export interface LocatedBytes {
+  readonly sizeBytes: number
+  readonly files: ReadonlyArray<{ readonly file: string; readonly id: string }>
+  readonly pieces: ReadonlyArray<{ readonly intoOffset: number; readonly lengthBytes: number; readonly fileIndex: number; readonly offset: number }>
+}
+
 export interface LoggedAt {
   readonly position: LogPosition
   readonly next: LogPosition
@@ -105,7 +113,7 @@ export interface LoggedAt {
 
 export class Store {
   readonly dir: string
-  readonly log: SegmentLog
+  private readonly log: SegmentLog
   /** Where each record is in the log, by stamp (state transfer, a replica's last record). */
   readonly records: RecordIndex
   private readonly db: IndexDb
@@ -222,7 +230,32 @@ export class Store {
 
   /** The record at `at` (as the record index names it), checked against its entry's CRC. */
   async readRecord(at: RecordAt): Promise<{ stamp: HlcStamp; mutation: Mutation }> {
-    return decodeRecord(await this.log.readEntry(at.position, at.sizeBytes, EntryKind.Record))
+    return decodeRecord(await this.recordBytes(at))
+  }
+
+  /** The encoded record at `at` (as the record index names it), checked against its entry's CRC: what a transfer sends. */
+  recordBytes(at: RecordAt): Promise<Buffer> {
+    return this.log.readEntry(at.position, at.sizeBytes, EntryKind.Record)
+  }
+
+  /** crc32c of `sizeBytes` of data at `position` without reading them, when they are one whole data entry; else null (SegmentLog.payloadCrc). */
+  dataCrc(position: LogPosition, sizeBytes: number): Promise<number | null> {
+    return this.log.payloadCrc(position, sizeBytes)
+  }
+
+  /** The segment the log appends to: it moves on as the log grows (retention's runner moves the floor when it does). */
+  get tailSegment(): number {
+    return this.log.tail.segment
+  }
+
+  /** The log's segment files on disk, by number, with their sizes (a whole-store image copies them). */
+  segmentFiles(): Promise<Array<{ segment: number; sizeBytes: number }>> {
+    return this.log.segmentFiles()
+  }
+
+  /** The size of the log's segment files (a transfer's batches are sized by it). */
+  get segmentSizeBytes(): number {
+    return this.log.segmentSizeBytes
   }
 
   /**
@@ -265,7 +298,37 @@ export class Store {
     }
   }
 
-  /** Appends a record to the log; apply it in order, with this result (durable once `log.sync()` returned). */
+  /** Reads `lengthBytes` of file bytes appended at `position` (readable as soon as appended). */
+  readData(position: LogPosition, into: Buffer, intoOffset: number, lengthBytes: number): Promise<void> {
+    return this.log.read(position, into, intoOffset, lengthBytes)
+  }
+
+  /** A buffer to read file bytes into: page-aligned when the log reads and writes large ones with O_DIRECT (SegmentLog.allocate). */
+  allocateData(sizeBytes: number): Buffer {
+    return this.log.allocate(sizeBytes)
+  }
+
+  /** Makes every record and byte appended so far durable. Concurrent callers share one fdatasync (group commit). */
+  sync(): Promise<void> {
+    return this.log.sync()
+  }
+
+  /**
+   * Tunes the log for the host's disk through the disk addon (diskAddon.ts; without it, neither):
+   * synced pages leave the page cache but the newest `cacheKeepBytes`, with a background sync
+   * every `syncEveryBytes` appended (SegmentLog.dropSyncedPages), and large page-aligned payloads
+   * are written with O_DIRECT (SegmentLog.writeLargePayloadsDirect). Returns the page-offset
+   * finder writers align their buffers with (null without the addon).
+   */
+  useHostDisk(options: { readonly cacheKeepBytes: number; readonly syncEveryBytes?: number }): PageOffsetOf | null {
+    const dropPages = pageCacheDropper()
+    if (dropPages !== null) this.log.dropSyncedPages(dropPages, options.cacheKeepBytes, options.syncEveryBytes)
+    const pageOffsetOf = pageOffsetFinder()
+    if (pageOffsetOf !== null) this.log.writeLargePayloadsDirect(pageOffsetOf)
+    return pageOffsetOf
+  }
+
+  /** Appends a record to the log; apply it in order, with this result (durable once `sync()` returned). */
   appendRecord(stamp: HlcStamp, mutation: Mutation): LoggedAt {
     return this.log.append(EntryKind.Record, encodeRecord(stamp, mutation))
   }
@@ -1081,6 +1144,11 @@ export class Store {
     return out
   }
 
+  /** A buffer `read` fills fastest with `lengthBytes` (large reads go past the page cache into aligned memory). */
+  readBuffer(lengthBytes: number): Buffer {
+    return this.log.readBuffer(lengthBytes)
+  }
+
   /**
    * Reads from the version of a file described by `attr` (which must come from this store):
    * every byte from that one version, never a mix. Returns the number of bytes read.
@@ -1090,8 +1158,40 @@ export class Store {
   }
 
   private async readNow(attr: Attr, offset: number, into: Buffer, lengthBytes: number): Promise<number> {
+    const { sizeBytes, pieces } = await this.pieces(attr, offset, lengthBytes)
+    into.fill(0, 0, sizeBytes)
+    await Promise.all(pieces.map((piece) => this.log.read(piece.position, into, piece.intoOffset, piece.lengthBytes)))
+    return sizeBytes
+  }
+
+  /**
+   * Where bytes [offset, offset + lengthBytes) of the version `attr` lie in the log files, for
+   * a reader on this host (a mount beside its member): each piece's file, its identity
+   * (Disk.fileId: a file found there later with another is not this one) and position, every
+   * piece written to its file when this resolves. `sizeBytes` are read; what no piece covers
+   * is zeros. Null where the disk cannot say what its files are.
+   */
+  locate(attr: Attr, offset: number, lengthBytes: number): Promise<LocatedBytes | null> {
+    const disk = this.disk
+    if (disk.fileId === undefined) return Promise.resolve(null)
+    return this.tracked(async () => {
+      const { sizeBytes, pieces } = await this.pieces(attr, offset, lengthBytes)
+      const segments = [...new Set(pieces.map((piece) => piece.position.segment))]
+      const ids = await Promise.all(segments.map((segment) => disk.fileId!(this.log.segmentFile(segment))))
+      if (ids.some((id) => id === null)) return null // collected since its pieces were found
+      await Promise.all(pieces.map((piece) => this.log.written(piece.position, piece.lengthBytes)))
+      return {
+        sizeBytes,
+        files: segments.map((segment, i) => ({ file: this.log.segmentFile(segment), id: ids[i]! })),
+        pieces: pieces.map((piece) => ({ intoOffset: piece.intoOffset, lengthBytes: piece.lengthBytes, fileIndex: segments.indexOf(piece.position.segment), offset: piece.position.offset })),
+      }
+    })
+  }
+
+  /** The log positions of bytes [offset, offset + lengthBytes) of the version `attr`, and how many of those bytes the version has. */
+  private async pieces(attr: Attr, offset: number, lengthBytes: number): Promise<{ sizeBytes: number; pieces: Array<{ position: LogPosition; intoOffset: number; lengthBytes: number }> }> {
     const end = Math.min(attr.sizeBytes, offset + lengthBytes)
-    if (end <= offset) return 0
+    if (end <= offset) return { sizeBytes: 0, pieces: [] }
     // A version below the floor may have been dropped since the caller found it (a file held open
     // across a compaction): its block entries are gone, so it is ERANGE, never zeros. Checked after
     // its maps are read too: a compaction in between would have taken them.
@@ -1099,20 +1199,17 @@ export class Store {
     if (dropped()) throw this.floor.compacted()
     const maps = await this.blockMaps(attr, Math.floor(offset / BLOCK_SIZE_BYTES), Math.floor((end - 1) / BLOCK_SIZE_BYTES))
     if (dropped()) throw this.floor.compacted()
-    const reads: Promise<void>[] = []
-    into.fill(0, 0, end - offset)
+    const pieces: Array<{ position: LogPosition; intoOffset: number; lengthBytes: number }> = []
     maps.forEach((map, i) => {
       const blockStart = (Math.floor(offset / BLOCK_SIZE_BYTES) + i) * BLOCK_SIZE_BYTES
       for (const extent of map) {
         const from = Math.max(offset, blockStart + extent.offset)
         const to = Math.min(end, blockStart + extent.offset + extent.sizeBytes)
         if (from >= to) continue
-        const position = { segment: extent.segment, offset: extent.segmentOffset + (from - blockStart - extent.offset) }
-        reads.push(this.log.read(position, into, from - offset, to - from))
+        pieces.push({ position: { segment: extent.segment, offset: extent.segmentOffset + (from - blockStart - extent.offset) }, intoOffset: from - offset, lengthBytes: to - from })
       }
     })
-    await Promise.all(reads)
-    return end - offset
+    return { sizeBytes: end - offset, pieces }
   }
 
   /** Block maps of blocks [first, last] as of the version `attr`; the live entries when it is still current. */

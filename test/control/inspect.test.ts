@@ -4,7 +4,7 @@ import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { compileWatchPattern, stableChanges } from '../../src/control/inspect.js'
 import { FffsError } from '../../src/errors.js'
-import { EmbeddedClient } from '../../src/replication/client.js'
+import { EmbeddedClient } from '../../src/client/embedded.js'
 import { ROOT_INO } from '../../src/store/records.js'
 
 describe('watch patterns', () => {

@@ -49,6 +49,15 @@ describe('a mount of a 3-replica group, changed through another mount', () => {
     }
   })
 
+  it('sees new contents of a file it wrote itself and keeps cached (its pages go)', async () => {
+    await fsp.writeFile(reader.p('own.txt'), 'written by the reader') // its bytes become the reader's cached pages at the next open
+    expect(readFileSync(reader.p('own.txt'), 'utf8')).toBe('written by the reader')
+    expect(readFileSync(reader.p('own.txt'), 'utf8')).toBe('written by the reader') // from those pages, kept across opens
+    await waitFor('the writer sees the file', SEEN_WITHIN_MS, () => (readFileSync(writer.p('own.txt'), 'utf8') === 'written by the reader' ? true : undefined))
+    await fsp.writeFile(writer.p('own.txt'), 'rewritten by writer!') // the same size: only the contents differ
+    await readerSees('the rewrite', () => readFileSync(reader.p('own.txt'), 'utf8'), 'rewritten by writer!')
+  })
+
   it('sees the new size of a file it has stat-ed', async () => {
     await fsp.writeFile(writer.p('grows.log'), 'one\n')
     await readerSees('the first size', () => statSync(reader.p('grows.log')).size, 4)

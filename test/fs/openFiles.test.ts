@@ -1,18 +1,18 @@
 // Open files on the embedded store, without FUSE: uncommitted writes read back through the
 // handle whether their chunk is still in memory or already back in the pool (then from the
-// log); a commit makes exactly those bytes the new version; a client that cannot read its data
-// back keeps the buffers. Also: the security.* namespace and POSIX ACLs are answered at once and never stored.
+// log); a commit makes exactly those bytes the new version; with plain chunks (a client that
+// hands out none, as a cluster client) the buffers are kept. Also: the security.* namespace and POSIX ACLs are answered at once and never stored.
 
 import { mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { ChunkPool } from '../../src/fs/chunkPool.js'
 import { OpenFiles } from '../../src/fs/openFiles.js'
 import { MOUNT_PROCESS, Operations } from '../../src/fs/operations.js'
 import { newSensorStats } from '../../src/fs/sensorRecords.js'
 import { LIVE_ROOT, type Place } from '../../src/fs/resolve.js'
-import { EmbeddedClient, type Client } from '../../src/replication/client.js'
+import type { Client } from '../../src/client/client.js'
+import { EmbeddedClient } from '../../src/client/embedded.js'
 import type { Attr, Ino } from '../../src/store/records.js'
 import { HLC_MAX } from '../../src/temporal/hlc.js'
 
@@ -23,8 +23,12 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
 })
 
-/** An embedded client in a temp dir whose appendData calls are recorded (so a test can wait for the log writes). */
-async function openClient(options: { readData: boolean }): Promise<{ client: Client; written: Promise<void>[]; readBack: { count: number } }> {
+/**
+ * An embedded client in a temp dir whose log appends and reads back are recorded (so a test can
+ * wait for the log writes). `logChunks` false: it hands out no chunks of its own, so the file
+ * system's are plain memory handed to appendData, kept until the version commits.
+ */
+async function openClient(options: { logChunks: boolean }): Promise<{ client: Client; written: Promise<void>[]; readBack: { count: number } }> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'fffs-openfiles-'))
   const { client: embedded } = await EmbeddedClient.open(dir)
   cleanups.push(async () => {
@@ -32,19 +36,18 @@ async function openClient(options: { readData: boolean }): Promise<{ client: Cli
     rmSync(dir, { recursive: true, force: true })
   })
   const written: Promise<void>[] = []
-  const client = Object.create(embedded) as Client
-  client.appendData = (ino: Ino, bytes: Uint8Array, crc?: number) => {
+  const client = Object.create(embedded) as EmbeddedClient // its chunks append and read back through these
+  client.appendData = (ino: Ino, bytes: Uint8Array, crc?: number | Promise<number>) => {
     const result = embedded.appendData(ino, bytes, crc)
     written.push(result.written)
     return result
   }
   const readBack = { count: 0 }
-  client.readData = options.readData
-    ? (ref, into, intoOffset, lengthBytes) => {
-        readBack.count++
-        return embedded.readData(ref, into, intoOffset, lengthBytes)
-      }
-    : undefined
+  client.readData = (ref, into, intoOffset, lengthBytes) => {
+    readBack.count++
+    return embedded.readData(ref, into, intoOffset, lengthBytes)
+  }
+  if (!options.logChunks) (client as Client).newChunk = undefined
   return { client, written, readBack }
 }
 
@@ -68,10 +71,10 @@ async function readAll(read: (into: Buffer, lengthBytes: number, offset: number)
   return out
 }
 
-for (const readData of [true, false]) {
-  describe(`uncommitted writes (client ${readData ? 'reads its data back' : 'keeps no readable copy'})`, () => {
+for (const logChunks of [true, false]) {
+  describe(`uncommitted writes (${logChunks ? "the log's chunks, read back once written" : 'plain chunks, kept in memory'})`, () => {
     it('read back through the handle, before and after their chunks are written, and commit as one version', async () => {
-      const { client, written, readBack } = await openClient({ readData })
+      const { client, written, readBack } = await openClient({ logChunks })
       const attr = await newFile(client, 'big')
       const files = new OpenFiles(policy)
       const file = files.open(attr, { kind: 'live' }, true, '/big')
@@ -86,7 +89,7 @@ for (const readData of [true, false]) {
       await Promise.all(written)
       await new Promise((resolve) => setImmediate(resolve)) // the pool takes chunks back after their writes settle
       expect((await readAll((into, n, at) => file.read(client, into, n, at), sizeBytes)).equals(expected)).toBe(true) // sealed chunks from the log
-      expect(readBack.count > 0).toBe(readData)
+      expect(readBack.count > 0).toBe(logChunks)
       await file.commit(client)
       files.close(file.fd)
       const committed = (await client.attr(attr.ino, HLC_MAX))!
@@ -99,7 +102,7 @@ for (const readData of [true, false]) {
 
 describe('read-ahead at a past cut', () => {
   it('serves first reads of any length from offset 0 and any other read from the log', async () => {
-    const { client } = await openClient({ readData: true })
+    const { client } = await openClient({ logChunks: true })
     const attr = await newFile(client, 'past')
     const files = new OpenFiles(policy)
     const writer = files.open(attr, { kind: 'live' }, true, '/past')
@@ -126,26 +129,9 @@ describe('read-ahead at a past cut', () => {
   })
 })
 
-describe('ChunkPool', () => {
-  it('hands back buffers of the asked size, up to its bound', () => {
-    const pool = new ChunkPool(3 * 64 * KiB)
-    const a = pool.take(64 * KiB)
-    const b = pool.take(64 * KiB)
-    const c = pool.take(128 * KiB)
-    pool.give(a)
-    pool.give(c)
-    pool.give(b) // past the bound: dropped
-    expect(pool.sizeBytes).toBe(3 * 64 * KiB)
-    expect(pool.take(64 * KiB)).toBe(a)
-    expect(pool.take(64 * KiB)).not.toBe(b)
-    expect(pool.take(128 * KiB)).toBe(c)
-    expect(pool.sizeBytes).toBe(0)
-  })
-})
-
 describe('security.* attributes and POSIX ACLs', () => {
   it('are never stored: set is refused, get says none at once, list leaves them out', async () => {
-    const { client } = await openClient({ readData: true })
+    const { client } = await openClient({ logChunks: true })
     const ops = new Operations(client, { maxWaitMs: 1000, sensorLagMaxUs: 1_000_000, clockSkewMaxUs: 100_000 }, os.tmpdir(), () => undefined)
     const { fd, found } = await ops.create(LIVE_ROOT, 'f', 0o644, MOUNT_PROCESS, 0, '/f')
     await ops.release(fd)

@@ -20,7 +20,7 @@ export class StoreWriter {
     this.timeUs += 1000
     const stamp = hlcOf(this.timeUs, 0)
     const logged = this.store.appendRecord(stamp, mutation)
-    if (this.options.syncEachRecord === true) await this.store.log.sync()
+    if (this.options.syncEachRecord === true) await this.store.sync()
     const result = await this.store.apply(stamp, mutation, logged)
     if (!result.ok) throw new FffsError(result.code, result.message)
     return { stamp, ...(result.ino !== undefined ? { ino: result.ino } : {}) }

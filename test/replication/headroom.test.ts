@@ -8,8 +8,8 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { encodeMessage, decodeMessage, MESSAGE_HEADER_BYTES, MessageKind } from '../../src/replication/core/message.js'
 import { grantHeadroom, prependInPlace } from '../../src/replication/headroom.js'
 import { decodeDataPayload, encodeDataPayload } from '../../src/replication/payload.js'
-import { pageOffsetFinder } from '../../src/replication/transport/native.js'
 import { connect, listen, type Incoming } from '../../src/replication/wire.js'
+import { pageOffsetFinder } from '../../src/store/diskAddon.js'
 
 const KEY = randomBytes(32)
 const cleanups: Array<() => Promise<void> | void> = []

@@ -134,7 +134,7 @@ describe('replicas crash and restart (3 fffs serve processes, cluster mount)', (
     const stamp = store.appliedStamp + 1n
     const mutation = { type: 'mknod', parent: ROOT_INO, name: 'divergent', kind: 'file', mode: 0o644, uid: 0, gid: 0 } as const
     const logged = store.appendRecord(stamp, mutation)
-    await store.log.sync()
+    await store.sync()
     await store.apply(stamp, mutation, logged)
     await store.close()
     group.startMember(1)

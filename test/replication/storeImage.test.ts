@@ -47,7 +47,7 @@ async function collectedDonor(): Promise<{ store: Store; writer: StoreWriter; an
   await writer.apply({ type: 'snapshot', name: 'early', at: cuts[6]!.toString(), spec: 'early' })
   await writer.apply({ type: 'retain', policy })
   await writer.apply({ type: 'compact', toIno: store.inodeEnd })
-  await store.log.sync()
+  await store.sync()
   expect((await store.gc()).victims.length).toBeGreaterThan(0)
   expect(store.logBase).toBeGreaterThan(0n)
   const answers = async (s: Store): Promise<string[]> => {

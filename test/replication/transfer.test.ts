@@ -36,7 +36,7 @@ async function write(store: Store, stamp: bigint, mutation: Mutation, data: Buff
   let index = 0
   const local: Mutation = mutation.type === 'version' ? { ...mutation, ops: mutation.ops.map((op): VersionOp => (op.op === 'write' ? { ...op, data: positions[index++]! } : op)) } : mutation
   const logged = store.appendRecord(stamp, local)
-  await store.log.sync()
+  await store.sync()
   const result = await store.apply(stamp, local, logged)
   expect(result.ok).toBe(true)
 }
@@ -149,7 +149,7 @@ describe('state transfer', () => {
     for (const [i, bytes] of held.entries()) {
       const at = imported.blobs.get(`b${i}`)!
       const read = Buffer.alloc(at.sizeBytes)
-      await joiner.log.read(at.position, read, 0, at.sizeBytes)
+      await joiner.readData(at.position, read, 0, at.sizeBytes)
       expect(read.equals(bytes)).toBe(true)
     }
   })
@@ -162,7 +162,7 @@ describe('state transfer', () => {
     for (const op of mutation.type === 'version' ? mutation.ops : []) {
       if (op.op !== 'write' || 'blob' in op.data) continue
       const bytes = Buffer.alloc(op.sizeBytes)
-      await donor.log.read(op.data, bytes, 0, op.sizeBytes)
+      await donor.readData(op.data, bytes, 0, op.sizeBytes)
       data.push(bytes)
     }
     const digest = await recordDigestAt(donor, stamps[1]!)

@@ -18,7 +18,7 @@ let ino: number
 async function apply(atUs: number, mutation: Mutation): Promise<{ stamp: HlcStamp; result: ApplyResult }> {
   const stamp = hlcOf(atUs, 0)
   const logged = store.appendRecord(stamp, mutation)
-  await store.log.sync()
+  await store.sync()
   return { stamp, result: await store.apply(stamp, mutation, logged) }
 }
 

@@ -7,7 +7,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterEach, describe, expect, it } from 'vitest'
-import { EmbeddedClient } from '../../src/replication/client.js'
+import { EmbeddedClient } from '../../src/client/embedded.js'
 import { HLC_MAX } from '../../src/temporal/hlc.js'
 
 /**

@@ -35,7 +35,7 @@ async function storeWithRecords(changes: number): Promise<{ dir: string; stamps:
   await apply(1000n, { type: 'mknod', parent: ROOT_INO, name: 'f', kind: 'file', mode: 0o600, uid: 0, gid: 0 })
   const ino = store.liveLookup(ROOT_INO, 'f')!
   for (let i = 1; i <= changes; i++) await apply(BigInt(1000 * (i + 1)), { type: 'setattr', ino, mode: 0o600 + i })
-  await store.log.sync()
+  await store.sync()
   await store.close()
   return { dir, stamps, ends }
 }

@@ -78,7 +78,7 @@ async function storeWithHistory(): Promise<{ store: Store; writer: StoreWriter; 
     writer.timeUs += MINUTE_US
     for (const [i, ino] of inos.entries()) await writer.write(ino, (minute * 3 + i) % 251, 40 * 1024)
   }
-  await store.log.sync()
+  await store.sync()
   return { store, writer, inos }
 }
 
@@ -152,8 +152,8 @@ describe('the retention runner', () => {
     await timers.advance(12 * 60_000) // the first floor pass, by the interval
     const first = ruleStamp()
     expect(first).toBeGreaterThan(0n)
-    const segment = store.log.tail.segment
-    while (store.log.tail.segment === segment) await writer.write(inos[0]!, 9, 40 * 1024) // a segment fills
+    const segment = store.tailSegment
+    while (store.tailSegment === segment) await writer.write(inos[0]!, 9, 40 * 1024) // a segment fills
     await timers.advance(6 * 60_000)
     const grown = ruleStamp()
     expect(grown).toBeGreaterThan(first) // half an interval after the first

@@ -41,12 +41,12 @@ describe('segment GC', () => {
       writer.timeUs += MINUTE_US
       for (const [i, ino] of inos.entries()) cuts.push(await writer.write(ino, (minute * 3 + i) % 251, 40 * 1024))
     }
-    await store.log.sync()
+    await store.sync()
     const before = new Map<string, string>()
     for (const cut of cuts) for (const ino of inos) before.set(`${ino}@${cut}`, await contentSummary(store, ino, cut))
     const { stamp: retained } = await writer.apply({ type: 'retain', policy })
     await writer.apply({ type: 'compact', toIno: store.inodeEnd })
-    await store.log.sync()
+    await store.sync()
     const bytesBefore = logBytes(dir)
     expect(store.compactionCursor()).toBeNull()
     const floor = store.floor.stamp

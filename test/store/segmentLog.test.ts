@@ -9,8 +9,8 @@ import path from 'node:path'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { crc32c } from '../../src/store/crc32c.js'
 import { CrcWorker } from '../../src/store/crcWorker.js'
+import { pageOffsetFinder } from '../../src/store/diskAddon.js'
 import { EntryKind, SegmentLog, type LogEntry } from '../../src/store/segmentLog.js'
-import { pageOffsetFinder } from '../../src/replication/transport/native.js'
 
 const MiB = 1024 * 1024
 

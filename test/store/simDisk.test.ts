@@ -38,7 +38,7 @@ describe('the store on the simulated disk', () => {
     const store = new Store('/m0', { disk, segmentSizeBytes: 4096 }) // small segments: the log rolls over
     await store.open()
     await applyAll(store, 0, 40)
-    await store.log.sync()
+    await store.sync()
     await store.close()
     const again = new Store('/m0', { disk, segmentSizeBytes: 4096 })
     const opened = await again.open()
@@ -56,13 +56,13 @@ describe('the store on the simulated disk', () => {
       scheduler,
       (async () => {
         await applyAll(store, 0, 10)
-        await store.log.sync()
+        await store.sync()
         await applyAll(store, 10, 5) // written, never synced
       })(),
     )
     expect(disk.unsyncedOperations('/m0/segments/seg-00000000.log')).toBeGreaterThan(0)
     let late = false
-    void store.log.sync().then(() => (late = true)) // in flight at the crash
+    void store.sync().then(() => (late = true)) // in flight at the crash
     disk.crash()
     scheduler.runUntilIdle()
     await new Promise((resolve) => setImmediate(resolve))
@@ -78,12 +78,12 @@ describe('the store on the simulated disk', () => {
       const store = new Store('/m0', { disk })
       await store.open()
       await applyAll(store, 0, 5)
-      await store.log.sync()
+      await store.sync()
       await applyAll(store, 5, 3) // written by this process, never synced: then it is killed
       disk.crash()
       const again = new Store('/m0', { disk })
       await again.open()
-      await again.log.sync() // appends nothing itself
+      await again.sync() // appends nothing itself
       disk.powerLoss(new Prng(seed))
       const third = new Store('/m0', { disk })
       await third.open()
@@ -98,7 +98,7 @@ describe('the store on the simulated disk', () => {
       const store = new Store('/m0', { disk })
       await store.open()
       await applyAll(store, 0, 8)
-      await store.log.sync()
+      await store.sync()
       await applyAll(store, 8, 12)
       disk.powerLoss(new Prng(seed))
       const again = new Store('/m0', { disk })
@@ -111,7 +111,7 @@ describe('the store on the simulated disk', () => {
       survivors.add(names.length)
       // It goes on: a record appended after reopening is kept.
       await applyAll(again, 100, 1)
-      await again.log.sync()
+      await again.sync()
       await again.close()
       const third = new Store('/m0', { disk })
       await third.open()

@@ -15,7 +15,7 @@
 import type { ApplyResult, Mutation, VersionOp } from '../../store/records.js'
 import type { LogPosition } from '../../store/segmentLog.js'
 import type { HlcStamp } from '../../temporal/hlc.js'
-import type { SubmitId } from '../client.js'
+import type { SubmitId } from '../../client/client.js'
 import { decodeBatchPayload, decodeDataPayload, decodeReconfigurePayload, decodeRecordPayload, PAYLOAD_BATCH, PAYLOAD_DATA, PAYLOAD_RECONFIGURE } from '../payload.js'
 import type { HeldBlob } from '../transfer.js'
 import type { Replica } from './replica.js'
@@ -184,7 +184,7 @@ export class Delivery {
     if (this.syncing || this.appendedStamp <= this.syncedStamp || this.stopped) return
     this.syncing = true
     const target = this.appendedStamp
-    this.replica.store.log.sync().then(
+    this.replica.store.sync().then(
       () => {
         this.syncing = false
         this.syncedStamp = target
@@ -198,7 +198,7 @@ export class Delivery {
   /** Applies everything delivered and waits for the log to be durable. */
   async settle(): Promise<void> {
     await this.applyChain
-    await this.replica.store.log.sync()
+    await this.replica.store.sync()
   }
 
   /** Data delivered and not yet named by a version (state transfer sends it along at an epoch's start). */

@@ -5,7 +5,7 @@ import { nodeDisk } from '../../store/disk.js'
 import { systemClock } from '../clock.js'
 import { memberById, type GroupConfig } from '../config.js'
 import { groupSchema } from '../core/schema.js'
-import { NativeTransport, pageCacheDropper, pageOffsetFinder } from '../transport/native.js'
+import { NativeTransport, preloadNativeTransport } from '../transport/native.js'
 import { TRANSPORT_DEFAULTS } from '../transport/types.js'
 import { MEMBER_TIMING, type MemberEnv } from './env.js'
 import { WirePeers } from './peers.js'
@@ -14,6 +14,7 @@ const LOG_CACHE_KEEP_BYTES = 32 * 1024 * 1024 // newest synced log bytes kept in
 
 /** `fffs serve`'s environment: the system clock, the real disk, libfabric, TCP to the others. */
 export function nativeEnv(config: GroupConfig, id: number, log: (line: string) => void): MemberEnv {
+  preloadNativeTransport()
   return {
     clock: systemClock,
     disk: nodeDisk,
@@ -38,11 +39,7 @@ export function nativeEnv(config: GroupConfig, id: number, log: (line: string) =
     instance: String(process.pid),
     exit: (code) => process.exit(code),
     timing: MEMBER_TIMING,
-    tuneStore: (store) => {
-      const dropPages = pageCacheDropper()
-      if (dropPages !== null) store.log.dropSyncedPages(dropPages, LOG_CACHE_KEEP_BYTES)
-      const pageOffsetOf = pageOffsetFinder() // blobs arrive in page-aligned mappings (RDMC): written without a copy
-      if (pageOffsetOf !== null) store.log.writeLargePayloadsDirect(pageOffsetOf)
-    },
+    // Blobs arrive in page-aligned mappings (RDMC): written with O_DIRECT, without a copy.
+    tuneStore: (store) => void store.useHostDisk({ cacheKeepBytes: LOG_CACHE_KEEP_BYTES }),
   }
 }

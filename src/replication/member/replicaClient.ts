@@ -3,9 +3,9 @@
 
 import { FffsError } from '../../errors.js'
 import type { ApplyResult, Attr, DataRef, DirPage, Ino, Mutation, NameBinding, SensorPick, Snapshot, StampPage, VersionRange } from '../../store/records.js'
-import type { Store } from '../../store/store.js'
+import type { LocatedBytes, Store } from '../../store/store.js'
 import { HLC_MAX, hlcPhysicalUs, hlcToIso, type HlcStamp } from '../../temporal/hlc.js'
-import { unwrap, type Client, type SubmitOptions, type Submitted } from '../client.js'
+import { unwrap, type Client, type SubmitOptions, type Submitted } from '../../client/client.js'
 import type { Clock } from '../clock.js'
 import type { GroupConfig } from '../config.js'
 import { encodeDataPayload, encodeRecordPayload, type RecordPayload } from '../payload.js'
@@ -26,6 +26,8 @@ export interface ReplicaAccess {
   holdStamp(stamp: HlcStamp): Promise<void>
   /** Runs a read of the local store (MemberBehindError while it is being replaced). */
   read<T>(read: (store: Store) => Promise<T> | T): Promise<T>
+  /** A buffer the local store's read fills fastest (Store.readBuffer). */
+  readBuffer(lengthBytes: number): Buffer
   stableStamp(): HlcStamp
   waitStable(cut: HlcStamp, maxWaitMs: number): Promise<void>
   /** Waits until every record at or below `stamp` is synced at every member of the view. */
@@ -89,6 +91,12 @@ export class ReplicaClient implements Client {
   read(attr: Attr, offset: number, into: Buffer, lengthBytes: number): Promise<number> {
     // The version `attr` names (read on this or another member) must be applied here.
     return this.atCut(BigInt(attr.stamp), (store) => store.read(attr, offset, into, lengthBytes))
+  }
+  readBuffer(lengthBytes: number): Buffer {
+    return this.member.readBuffer(lengthBytes)
+  }
+  locate(attr: Attr, offset: number, lengthBytes: number): Promise<LocatedBytes | null> {
+    return this.atCut(BigInt(attr.stamp), (store) => store.locate(attr, offset, lengthBytes))
   }
   versions(ino: Ino, range?: VersionRange): Promise<Attr[]> {
     return this.member.read((store) => store.versions(ino, range))

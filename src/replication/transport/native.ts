@@ -49,8 +49,6 @@ interface NativeEngine {
 
 interface NativeModule {
   NativeEngine: new (options: Record<string, unknown>) => NativeEngine
-  dropPageCache(fd: number, offset: number, length: number): void
-  pageOffsetOf(view: Uint8Array): number
 }
 
 const ADDON_FILE = 'fffs_native.node'
@@ -68,30 +66,17 @@ function loadAddon(): NativeModule {
   return addon
 }
 
-/** One of the addon's helper exports; null when the addon is not built (callers do without it). */
-function addonHelper<K extends 'dropPageCache' | 'pageOffsetOf'>(name: K): NativeModule[K] | null {
+/**
+ * Loads the addon now (libfabric and its providers are loaded and initialised with it), so a
+ * process that will start transports pays that at its own start, not inside a view start's
+ * connect timeout. A failure is left for start() to report.
+ */
+export function preloadNativeTransport(): void {
   try {
-    const fn = loadAddon()[name]
-    return typeof fn === 'function' ? fn : null
+    loadAddon()
   } catch {
-    return null
+    // reported by the first start()
   }
-}
-
-/**
- * posix_fadvise(DONTNEED) through the addon: drops clean (already synced) pages of a file
- * range from the page cache. Null when the addon is not built (callers then keep the cache).
- */
-export function pageCacheDropper(): NativeModule['dropPageCache'] | null {
-  return addonHelper('dropPageCache')
-}
-
-/**
- * A view's address modulo the page size, through the addon (O_DIRECT writes need page-aligned
- * memory: SegmentLog.writeLargePayloadsDirect). Null when the addon is not built.
- */
-export function pageOffsetFinder(): NativeModule['pageOffsetOf'] | null {
-  return addonHelper('pageOffsetOf')
 }
 
 // ---- config ----

@@ -93,13 +93,13 @@ export class RetentionRunner {
     if (policy === null || this.timers.length > 0) return
     const { store } = this.options
     let sinceFloorMs = 0
-    let segmentAtFloor = store.log.tail.segment
+    let segmentAtFloor = store.tailSegment
     this.every(this.floorSpacingMs, async () => {
       sinceFloorMs += this.floorSpacingMs
-      const grew = store.log.tail.segment > segmentAtFloor
+      const grew = store.tailSegment > segmentAtFloor
       if (this.options.proposes() && (grew || sinceFloorMs >= this.intervalMs)) {
         sinceFloorMs = 0
-        segmentAtFloor = store.log.tail.segment
+        segmentAtFloor = store.tailSegment
         await this.queued('floor', () => this.moveFloor(true))
       }
       this.collectInBackground()

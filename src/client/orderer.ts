@@ -1,8 +1,8 @@
 // Ordering: the one place records get their HLC stamp and their place in the sequence that
 // every replica applies, for the embedded mount (the LocalOrderer below). A group orders
-// records with the protocol core instead (core/group.ts, member.ts); the file system above
-// sees neither, only the Client interface (client.ts), so it has no second code path for
-// "local".
+// records with the protocol core instead (src/replication/core/group.ts, member.ts); the file
+// system above sees neither, only the Client interface (client.ts), so it has no second code
+// path for "local".
 
 import { errors } from '../errors.js'
 import type { ApplyResult, Mutation } from '../store/records.js'
@@ -50,7 +50,7 @@ export class LocalOrderer implements Orderer {
     this.inFlight.push(entry)
     // The sync starts now, not when the records before this one have applied: it runs while they
     // apply, and records submitted meanwhile share one fdatasync (SegmentLog.sync coalesces).
-    const synced = this.store.log.sync()
+    const synced = this.store.sync()
     synced.catch(() => undefined) // reported by the apply below, which awaits it
     const applied = this.applyChain.then(async () => {
       let result: ApplyResult

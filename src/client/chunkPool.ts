@@ -1,8 +1,8 @@
-// Reused write buffers. Open files gather writes in chunks of 64 KiB to 4 MiB; memory never
+// Reused write buffers of the embedded log's chunks (logChunks.ts), 64 KiB to 4 MiB; memory never
 // touched before costs a page fault per 4 KiB page on first use (and on the VMs this runs on
 // a host fault as well), which made fresh chunks a large part of a sequential write's cost.
-// A chunk whose bytes the client can read back (Client.readData) comes back here once they
-// are written, so a long write cycles through a few buffers. Bounded: past `pooledBytesMax`
+// A chunk comes back here once its bytes are written to the log (they are read from there
+// from then on), so a long write cycles through a few buffers. Bounded: past `pooledBytesMax`
 // a returned buffer is left to the garbage collector, and a pool unused for `idleMs` is
 // emptied (a burst of writes does not pin its buffers for the life of the mount).
 

@@ -8,7 +8,7 @@ import type { Audit } from '../store/store.js'
 import { describePolicy } from '../store/retention/policy.js'
 import type { RetentionRunReport } from '../store/retention/runner.js'
 import { hlcToIso, type HlcStamp } from '../temporal/hlc.js'
-import { formatBytes } from './readiness.js'
+import { formatBytes } from '../bytes.js'
 
 /** One store's retention state (one shard's, as one member holds it). */
 export interface HistoryState {
