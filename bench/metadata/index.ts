@@ -40,7 +40,8 @@ const here = path.dirname(fileURLToPath(import.meta.url))
 const repoRoot = path.resolve(here, '..', '..', '..') // dist/bench/metadata -> repo
 const WORKLOAD = path.join(repoRoot, 'bench', 'metadata', 'workload.py')
 const ROOT_PREFIX = 'fffs-metabench-'
-const LOCK_FILE = path.join(os.tmpdir(), 'fffs-metabench.lock')
+// Host-wide, not under TMPDIR: the GlusterFS volume a run sets up and clears is the host's.
+const LOCK_FILE = path.join(fs.existsSync('/run/lock') ? '/run/lock' : '/tmp', 'fffs-metabench.lock')
 const execFileP = promisify(execFile)
 
 export const defaultConfig: MetadataConfig = {
