@@ -40,6 +40,8 @@ export interface CommittedVersion {
   readonly ino: Ino
   readonly stamp: string
   readonly bytes: Buffer | null
+  /** The file's attributes as the commit left them. */
+  readonly attr: Attr
 }
 
 /** Bytes [0, sizeBytes) of a frozen version, being read since open. */
@@ -202,7 +204,7 @@ export class OpenFile {
         const whole = await bytes
         // Whole only if no other version came between the one the ops apply to and this one (ops that truncate first need none).
         const follows = this.pinned.version === base.version + 1 || (ops[0]?.op === 'truncate' && ops[0].sizeBytes === 0)
-        const version: CommittedVersion = { ino: this.ino, stamp: this.pinned.stamp, bytes: whole !== null && follows && whole.length === this.pinned.sizeBytes ? whole : null }
+        const version: CommittedVersion = { ino: this.ino, stamp: this.pinned.stamp, bytes: whole !== null && follows && whole.length === this.pinned.sizeBytes ? whole : null, attr: this.pinned }
         this.policy.stats.recordsIndexed += records?.entries.length ?? 0
         if (format !== null && malformed.length > 0) {
           // Committed with its valid records (POSIX offsets stand, nothing after the bad record is lost); the commit still fails.

@@ -6,6 +6,7 @@
 import { constants as fsConstants, promises as fsp } from 'node:fs'
 import { errors, isLateSensorWrite } from '../errors.js'
 import type { Client, Submitted } from '../client/client.js'
+import { nodesChangedBy } from '../client/changes.js'
 import { parseRecordFormat, XATTR_RECORD_FORMAT } from '../sensor/index.js'
 import { ROOT_INO, S_ISGID, S_ISUID, type Attr, type Ino, type Mutation, type NodeKind } from '../store/records.js'
 import { HLC_MAX, hlcCeilingOfUs, hlcToIso, wallClockUs, type HlcStamp } from '../temporal/hlc.js'
@@ -210,13 +211,16 @@ export class Operations {
   }
 
 
-  /** Every change this mount makes goes through here: what it knew of live nodes may be stale from its start on, and is after it. */
+  /** Every change this mount makes goes through here: what it knew of the nodes it changes may be stale from its start on, and is after it, but for what its reply tells. */
   private async submit(mutation: Mutation): Promise<Submitted> {
-    this.known.forget()
+    const nodes = nodesChangedBy(mutation)
+    const began = this.known.changing(nodes)
+    let submitted: Submitted | undefined
     try {
-      return await this.client.submit(mutation)
+      submitted = await this.client.submit(mutation)
+      return submitted
     } finally {
-      this.known.forget()
+      this.known.changed(nodes, began, submitted?.attr)
     }
   }
 
@@ -272,7 +276,7 @@ export class Operations {
   async getattr(place: Place, fd?: number): Promise<Stat> {
     switch (place.kind) {
       case 'live': {
-        const attr = await this.liveAttr(place.ino)
+        const attr = this.known.get(place.ino) ?? (await this.liveAttr(place.ino))
         const stat = this.liveStat(attr)
         // Asked for a read through a read-only handle (the kernel names the handle on a read's
         // path): the size that handle can read, without another handle's uncommitted writes.
@@ -337,7 +341,12 @@ export class Operations {
   /** What the kernel keeps of listed entries (readdirplus), their attributes read together; null: a name only. */
   async listed(place: Place, entries: readonly DirEntry[]): Promise<Array<Found | null>> {
     const since = this.known.since
-    const steps = await this.resolver.entrySteps(place, entries)
+    // A live entry's attributes the mount knows are current: only the others are fetched.
+    const withKnown = place.kind !== 'live' ? entries : entries.map((e) => {
+      const attr = e.attr ?? this.known.get(e.ino)
+      return attr === undefined ? e : { ...e, attr }
+    })
+    const steps = await this.resolver.entrySteps(place, withKnown)
     return steps.map((step) => (step === null ? null : { stat: this.statOfNode(step.place, step.attr!, since), place: step.place, trust: step.trust }))
   }
 
@@ -635,11 +644,13 @@ export class Operations {
 
   /** A commit point of `file`: a version committed (`pending`) changed the file, even when the commit failed after applying it (malformed records). */
   private async commit(file: OpenFile, pending: boolean): Promise<CommittedVersion | null> {
+    const began = pending ? this.known.changing([file.ino]) : 0
+    let committed: CommittedVersion | null = null
     try {
-      const committed = await file.commit(this.client)
+      committed = await file.commit(this.client)
       return pending ? committed : null
     } finally {
-      if (pending) this.known.forget()
+      if (pending) this.known.changed([file.ino], began, committed?.attr)
     }
   }
 

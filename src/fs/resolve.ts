@@ -379,7 +379,7 @@ export class Resolver {
     if (place.kind !== 'live' && place.kind !== 'frozen') return entries.map(() => null)
     const cut = place.kind === 'frozen' ? place.cut : ({ kind: 'live' } as const)
     const missing = entries.filter((e) => e.attr === undefined)
-    const fetched = cut.kind === 'sensor' ? [] : await this.client.attrs(missing.map((e) => e.ino), cut.kind === 'live' ? HLC_MAX : cut.stamp)
+    const fetched = cut.kind === 'sensor' || missing.length === 0 ? [] : await this.client.attrs(missing.map((e) => e.ino), cut.kind === 'live' ? HLC_MAX : cut.stamp)
     const attrOf = new Map(missing.map((e, i) => [e, fetched[i] ?? null]))
     return entries.map((e) => {
       const attr = e.attr ?? attrOf.get(e) ?? null

@@ -8,44 +8,9 @@
 
 import type { Mutation } from '../store/records.js'
 import type { ChangeNote } from '../client/client.js'
+import { changeNoteOf } from '../client/changes.js'
 import { messages, send } from './protocol.js'
 import type { Connection } from './wire.js'
-
-/** What a record changed, for the kernel caches of the mounts that did not make it. */
-export function changeNoteOf(mutation: Mutation): ChangeNote {
-  switch (mutation.type) {
-    case 'mknod':
-      return { entries: [[mutation.parent, mutation.name]], nodes: [mutation.parent] }
-    case 'link':
-      return { entries: [[mutation.parent, mutation.name]], nodes: [mutation.parent, mutation.ino] }
-    case 'unlink':
-    case 'rmdir':
-      return { entries: [[mutation.parent, mutation.name]], nodes: [mutation.parent] }
-    case 'rename':
-      return {
-        entries: [
-          [mutation.fromParent, mutation.fromName],
-          [mutation.toParent, mutation.toName],
-        ],
-        nodes: mutation.fromParent === mutation.toParent ? [mutation.fromParent] : [mutation.fromParent, mutation.toParent],
-      }
-    case 'setattr':
-    case 'setxattr':
-    case 'removexattr':
-      return { nodes: [mutation.ino] }
-    case 'version':
-      return { contents: [mutation.ino] }
-    case 'snapshot':
-    case 'unsnapshot':
-    case 'hold':
-    case 'release':
-      return { snapshots: [mutation.name] }
-    case 'retain':
-    case 'compact':
-    case 'space':
-      return {} // the live tree is as it was; reads below the floor are checked by the store
-  }
-}
 
 /** A member's applied changes, to the mounts watching it. */
 export class ChangeFeed {

@@ -4,7 +4,8 @@
 // the first as soon as the member it talks to has applied it, however long the kernel may
 // otherwise keep what it cached. Each wait is bounded; none asserts a time.
 
-import { existsSync, promises as fsp, readdirSync, readFileSync, statSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { existsSync, lstatSync, promises as fsp, readdirSync, readFileSync, statSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startRunningGroup, waitFor, type ClusterMount, type TestGroup } from '../helpers/cluster.js'
 
@@ -83,6 +84,35 @@ describe('a mount of a 3-replica group, changed through another mount', () => {
     await readerSees('the file deleted', () => existsSync(reader.p('gone', 'file')), false)
     await fsp.rmdir(writer.p('gone'))
     await readerSees('the directory deleted', () => existsSync(reader.p('gone')), false)
+  })
+
+  it('sees the new size of a file it wrote and stat-ed itself (the attributes its own commit left are not kept past a change told)', async () => {
+    await fsp.writeFile(reader.p('mine.log'), 'one\n')
+    expect(statSync(reader.p('mine.log')).size).toBe(4) // answered from what the reader's commit left
+    await waitFor('the writer sees the file', SEEN_WITHIN_MS, () => (existsSync(writer.p('mine.log')) ? true : undefined))
+    await fsp.appendFile(writer.p('mine.log'), 'two\n')
+    await readerSees('the appended size', () => statSync(reader.p('mine.log')).size, 8)
+    await readerSees('the appended bytes', () => readFileSync(reader.p('mine.log'), 'utf8'), 'one\ntwo\n')
+  })
+
+  it('lists the sizes and modes another mount set on files it has stat-ed (ls -l: readdirplus)', async () => {
+    await fsp.mkdir(reader.p('sized'))
+    await fsp.writeFile(reader.p('sized', 'a'), 'a')
+    await fsp.writeFile(reader.p('sized', 'b'), 'bb')
+    const listing = (): string[] => execFileSync('ls', ['-ln', reader.p('sized')], { encoding: 'utf8' }).split('\n').filter((l) => / [ab]$/.test(l)).map((l) => { const f = l.split(/\s+/); return `${f[0]} ${f[4]} ${f[8]}` })
+    expect(listing()).toEqual(['-rw-r--r-- 1 a', '-rw-r--r-- 2 b'])
+    await waitFor('the writer sees both files', SEEN_WITHIN_MS, () => (existsSync(writer.p('sized', 'b')) ? true : undefined))
+    await fsp.appendFile(writer.p('sized', 'a'), 'aaa')
+    await fsp.chmod(writer.p('sized', 'b'), 0o600)
+    await readerSees('the new size and mode in ls -l', listing, ['-rw-r--r-- 4 a', '-rw------- 2 b'])
+  })
+
+  it('its own unlink of one name of a hard-linked file shows the other name with one link less', async () => {
+    await fsp.writeFile(reader.p('linked'), 'x')
+    await fsp.link(reader.p('linked'), reader.p('linked-too'))
+    expect(lstatSync(reader.p('linked')).nlink).toBe(2)
+    await fsp.unlink(reader.p('linked-too'))
+    expect(lstatSync(reader.p('linked')).nlink).toBe(1)
   })
 
   it("sees a directory's entries change in a listing it has read", async () => {
