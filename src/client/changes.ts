@@ -4,7 +4,7 @@
 // changes to forget no more than they touch.
 
 import type { Ino, Mutation } from '../store/records.js'
-import type { ChangeNote } from './client.js'
+import type { ChangeNote, Submitted } from './client.js'
 
 /** What a record changed. */
 export function changeNoteOf(mutation: Mutation): ChangeNote {
@@ -51,4 +51,11 @@ export function nodesChangedBy(mutation: Mutation): Ino[] | null {
   if (mutation.type === 'unlink' || mutation.type === 'rmdir' || mutation.type === 'rename') return null
   const note = changeNoteOf(mutation)
   return [...(note.nodes ?? []), ...(note.contents ?? [])]
+}
+
+/** The name a record made and the node it names, from the record and what its submit returned (a create, mkdir, symlink, mknod or link); undefined for any other. */
+export function entryMadeBy(mutation: Mutation, submitted: Submitted): { dir: Ino; name: string; ino: Ino } | undefined {
+  if (mutation.type === 'link') return { dir: mutation.parent, name: mutation.name, ino: mutation.ino }
+  if (mutation.type === 'mknod' && submitted.ino !== undefined) return { dir: mutation.parent, name: mutation.name, ino: submitted.ino }
+  return undefined
 }

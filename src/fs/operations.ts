@@ -6,12 +6,12 @@
 import { constants as fsConstants, promises as fsp } from 'node:fs'
 import { errors, isLateSensorWrite } from '../errors.js'
 import type { Client, Submitted } from '../client/client.js'
-import { nodesChangedBy } from '../client/changes.js'
+import { entryMadeBy, nodesChangedBy } from '../client/changes.js'
 import { parseRecordFormat, XATTR_RECORD_FORMAT } from '../sensor/index.js'
 import { ROOT_INO, S_ISGID, S_ISUID, type Attr, type Ino, type Mutation, type NodeKind } from '../store/records.js'
 import { HLC_MAX, hlcCeilingOfUs, hlcToIso, wallClockUs, type HlcStamp } from '../temporal/hlc.js'
 import { formatTimeSpec, isSpecName, parseTimeSpec, splitNameSpec } from '../temporal/spec.js'
-import { KnownAttrs } from './knownAttrs.js'
+import { KnownNodes } from './knownNodes.js'
 import { OpenFiles, type CommittedVersion, type OpenFile } from './openFiles.js'
 import { liveIno, Resolver, SNAPSHOT_DIR, type DirEntry, type NameTrust, type Place, type Step, type TimeOptions } from './resolve.js'
 import { checkSensorLag, newSensorStats, recordFormatOf, type SensorPolicy, type SensorStats } from './sensorRecords.js'
@@ -171,7 +171,7 @@ export class Operations {
   private readonly resolver: Resolver
   private readonly files: OpenFiles
   /** What the kernel holds of live nodes, as far as this mount knows it current: opens for reading pin their version from it. */
-  private readonly known = new KnownAttrs()
+  private readonly known = new KnownNodes()
   private readonly dataDir: string
   private readonly sensorPolicy: SensorPolicy
   /** When this mount started: the time shown for a root no version has touched yet (a new store's, stamp 0) instead of 1970. */
@@ -220,7 +220,7 @@ export class Operations {
       submitted = await this.client.submit(mutation)
       return submitted
     } finally {
-      this.known.changed(nodes, began, submitted?.attr)
+      this.known.changed(nodes, began, submitted === undefined ? undefined : { attr: submitted.attr, made: entryMadeBy(mutation, submitted) })
     }
   }
 
@@ -250,7 +250,7 @@ export class Operations {
     return step === null ? null : this.found(step, since)
   }
 
-  /** `since`: where the fetch of the step began (KnownAttrs.since), to learn a live node's attributes from it. */
+  /** `since`: where the fetch of the step began (KnownNodes.since), to learn a live node's attributes from it. */
   private async found(step: Step, since?: number): Promise<Found> {
     return { stat: await this.statOfStep(step, since), place: step.place, trust: step.trust }
   }
@@ -335,7 +335,13 @@ export class Operations {
 
   /** A directory's entries (`.` and `..` left to the caller). */
   async readdir(place: Place): Promise<DirEntry[]> {
-    return this.resolver.entries(place)
+    if (place.kind !== 'live') return this.resolver.entries(place)
+    const known = this.known.listing(place.ino)
+    if (known !== undefined) return known
+    const since = this.known.since
+    const entries = await this.resolver.entries(place)
+    this.known.listed(place.ino, entries, since)
+    return entries
   }
 
   /** What the kernel keeps of listed entries (readdirplus), their attributes read together; null: a name only. */
@@ -650,7 +656,7 @@ export class Operations {
       committed = await file.commit(this.client)
       return pending ? committed : null
     } finally {
-      if (pending) this.known.changed([file.ino], began, committed?.attr)
+      if (pending) this.known.changed([file.ino], began, committed === null ? undefined : { attr: committed.attr })
     }
   }
 

@@ -107,6 +107,25 @@ describe('a mount of a 3-replica group, changed through another mount', () => {
     await readerSees('the new size and mode in ls -l', listing, ['-rw-r--r-- 4 a', '-rw------- 2 b'])
   })
 
+  it('lists the names it made, removed and renamed itself as a listing fetched afresh shows them, in the same order', async () => {
+    /** The names in the order getdents returns them, as `ls -U` prints them (node's readdir sorts). */
+    const inDirectoryOrder = (dir: string): string[] => execFileSync('ls', ['-1U', dir], { encoding: 'utf8' }).split('\n').filter((n) => n !== '')
+    await fsp.mkdir(reader.p('own-listing'))
+    for (const name of ['B', 'a0']) await fsp.writeFile(reader.p('own-listing', name), name)
+    await fsp.unlink(reader.p('own-listing', 'a0'))
+    await fsp.rename(reader.p('own-listing', 'B'), reader.p('own-listing', 'C'))
+    expect(inDirectoryOrder(reader.p('own-listing'))).toEqual(['C'])
+    for (const name of ['b', 'ä', 'a']) await fsp.writeFile(reader.p('own-listing', name), name)
+    await fsp.mkdir(reader.p('own-listing', 'sub'))
+    await fsp.symlink('a', reader.p('own-listing', 'link'))
+    const expected = ['C', 'a', 'b', 'link', 'sub', 'ä'] // the store's order: by the bytes of the names
+    expect(inDirectoryOrder(reader.p('own-listing'))).toEqual(expected)
+    expect(inDirectoryOrder(reader.p('own-listing', 'sub'))).toEqual([])
+    await readerSees('the same listing on the other mount', () => (existsSync(writer.p('own-listing', 'ä')) ? inDirectoryOrder(writer.p('own-listing')) : []), expected)
+    await fsp.writeFile(writer.p('own-listing', 'sub', 'x'), 'x')
+    await readerSees("the other mount's file in the directory it made", () => inDirectoryOrder(reader.p('own-listing', 'sub')), ['x'])
+  })
+
   it('its own unlink of one name of a hard-linked file shows the other name with one link less', async () => {
     await fsp.writeFile(reader.p('linked'), 'x')
     await fsp.link(reader.p('linked'), reader.p('linked-too'))
