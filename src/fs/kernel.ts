@@ -403,7 +403,7 @@ export class KernelSession implements KernelCache {
           // a live node's stay right while they hold the version this open reads.
           const pinned = readOnly ? ops.readsVersion(fd) : null
           if (pinned === null) return { fd, keepCache: readOnly && table.find(nodeId)?.place.kind === 'frozen' }
-          return { fd, keepCache: await this.pages.opening(nodeId, pinned, (bytes) => this.session.storePages(nodeId, bytes, bytes.length)) }
+          return { fd, keepCache: this.pages.opening(nodeId, pinned, (bytes) => this.session.storePages(nodeId, bytes, bytes.length)) }
         }
         return this.serve(req, open, ({ fd, keepCache }) => {
           if (isWriteOnly(flags)) this.directHandles.add(fd)
@@ -422,9 +422,15 @@ export class KernelSession implements KernelCache {
       case FuseOp.Read: {
         const fd = a as number
         const lengthBytes = b as number
-        const into = ops.readBuffer(lengthBytes)
         // Counted from now: a commit while this read is in flight must drop the page it fills (the read may be of the older version).
-        this.pages.mayHold(nodeId, ops.readsVersion(fd))
+        const version = ops.readsVersion(fd)
+        this.pages.mayHold(nodeId, version)
+        const kept = this.pages.bytesOf(nodeId, version) // a version just committed here, whose pages are on their way to the kernel
+        if (kept !== undefined) {
+          const offset = Math.min(c as number, kept.length)
+          return this.session.replyData(req, kept.subarray(offset), Math.min(lengthBytes, kept.length - offset))
+        }
+        const into = ops.readBuffer(lengthBytes)
         return this.serve(req, () => ops.read(fd, into, lengthBytes, c as number), (n) => {
           this.pages.mayHold(nodeId, ops.readsVersion(fd)) // a commit may have moved the handle while it read
           this.session.replyData(req, into, n)

@@ -4,7 +4,7 @@
 // file read again, unchanged, costs no read request. The bytes of versions this mount just
 // committed (small files written whole: openFiles.ts, CommittedVersion) are kept a while, and
 // handed to the kernel as the file's pages at its next open for reading, so the first read of a
-// file after it was written costs none either. They are handed over at the open, not at the
+// file after it was written costs none either (one that overtakes them is answered from them). They are handed over at the open, not at the
 // commit: the kernel drops a file's pages when it learns a new mtime (auto_inval_data), which
 // it learns after the commit; by the open it has.
 
@@ -67,15 +67,22 @@ export class KernelPages {
   /**
    * An open for reading of live node `nodeId` at the version `stamp`: whether the kernel may
    * keep the pages it holds. When it holds none and the bytes of that version are kept, they
-   * are stored first (`store`: on the session's notifier, after any drop queued before it), so
-   * the reads that follow find them.
+   * are stored (`store`: on the session's notifier, after any drop queued before it, and behind
+   * the open's reply), so the reads that follow find them; a read that overtakes the store is
+   * answered from the same bytes (`bytesOf`).
    */
-  async opening(nodeId: number, stamp: string, store: (bytes: Buffer) => Promise<void>): Promise<boolean> {
+  opening(nodeId: number, stamp: string, store: (bytes: Buffer) => Promise<void>): boolean {
     const recent = this.recent.get(nodeId)
     if (!this.held.has(nodeId) && recent?.stamp === stamp) {
       this.held.set(nodeId, { stamp }) // a read meanwhile through another handle records its version: unless the same, nothing is kept
-      await store(recent.bytes)
+      void store(recent.bytes).catch(() => undefined) // unmounted meanwhile: nothing to hold
     }
     return this.held.get(nodeId)?.stamp === stamp
+  }
+
+  /** All the bytes of live version `stamp` of node `nodeId`, when they are kept (a read of that version needs nothing else). */
+  bytesOf(nodeId: number, stamp: string | null): Buffer | undefined {
+    const recent = this.recent.get(nodeId)
+    return stamp !== null && recent?.stamp === stamp ? recent.bytes : undefined
   }
 }
