@@ -6,16 +6,22 @@
 // from its path or is another file there, and the read goes through the member instead. Log
 // files are only appended to, never rewritten in place, so the file the member named holds
 // those bytes as long as it can be opened, and a handle kept open reads them even once the
-// file is deleted.
+// file is deleted. Where a version's bytes lie never changes either, so a sequential reader asks
+// once per window of 16 MiB (LocatedWindows), not once per read.
 
 import { constants as fsConstants, promises as fsp } from 'node:fs'
 import type { FileHandle } from 'node:fs/promises'
 import { fileIdOf } from '../store/disk.js'
 import { PAGE_BYTES, type PageOffsetOf } from '../store/segmentLog.js'
+import type { Attr } from '../store/records.js'
 import type { LocatedBytes } from '../store/store.js'
 
 /** Log files kept open (the oldest is closed past it). */
 const OPEN_FILES_MAX = 32
+/** How much of a version one question for where its bytes lie covers: a read inside a window asked of before asks nothing. */
+const LOCATE_WINDOW_BYTES = 16 * 1024 * 1024
+/** Versions whose windows are kept (the oldest goes first). */
+const LOCATED_VERSIONS_MAX = 16
 
 interface OpenLogFile {
   readonly id: string
@@ -100,4 +106,63 @@ async function readFully(handle: FileHandle, into: Buffer, position: number): Pr
     if (bytesRead === 0) throw new Error(`a log file ends before byte ${position + into.length}`)
     done += bytesRead
   }
+}
+
+/**
+ * Where versions' bytes lie, a window at a time: the first read in a window asks for all of it
+ * (clipped at the version's end), the others take their part of that answer. A version is named
+ * by its inode and stamp, and its bytes never move within the files named (log files are only
+ * appended to; one collected is gone, which the reader notices).
+ */
+export class LocatedWindows {
+  private readonly byVersion = new Map<string, Map<number, Promise<LocatedBytes | null>>>() // in the order first asked
+  constructor(private readonly windowBytes = LOCATE_WINDOW_BYTES) {}
+
+  /** Where bytes [offset, offset + lengthBytes) of `attr` lie (`ask`: where a range lies, asked of the member); null when the member cannot say. */
+  async locate(attr: Attr, offset: number, lengthBytes: number, ask: (offset: number, lengthBytes: number) => Promise<LocatedBytes | null>): Promise<LocatedBytes | null> {
+    const window = Math.floor(offset / this.windowBytes)
+    const start = window * this.windowBytes
+    if (offset + lengthBytes > start + this.windowBytes) return ask(offset, lengthBytes) // across windows: asked as it is
+    const key = `${attr.ino}@${attr.stamp}`
+    let windows = this.byVersion.get(key)
+    if (windows === undefined) {
+      windows = new Map()
+      this.byVersion.set(key, windows)
+      for (const oldest of this.byVersion.keys()) {
+        if (this.byVersion.size <= LOCATED_VERSIONS_MAX) break
+        this.byVersion.delete(oldest)
+      }
+    }
+    let located = windows.get(window)
+    if (located === undefined) {
+      located = ask(start, Math.min(this.windowBytes, Math.max(0, attr.sizeBytes - start)))
+      windows.set(window, located)
+      located.then(
+        (found) => found === null && windows.delete(window),
+        () => windows.delete(window), // asked again by the next read
+      )
+    }
+    const found = await located
+    return found === null ? null : within(found, offset - start, lengthBytes)
+  }
+
+  /** A window's answer named a file that is not the one it was: the version's windows are asked again. */
+  forget(attr: Attr): void {
+    this.byVersion.delete(`${attr.ino}@${attr.stamp}`)
+  }
+}
+
+/** The part of `located` (bytes [0, sizeBytes) of a range) at [from, from + lengthBytes), as if that had been asked. */
+function within(located: LocatedBytes, from: number, lengthBytes: number): LocatedBytes {
+  const end = Math.min(located.sizeBytes, from + lengthBytes)
+  const pieces: Array<LocatedBytes['pieces'][number]> = []
+  const fileIndexes = new Map<number, number>() // in located.files → in the part's files
+  for (const piece of located.pieces) {
+    const pieceFrom = Math.max(from, piece.intoOffset)
+    const pieceTo = Math.min(end, piece.intoOffset + piece.lengthBytes)
+    if (pieceFrom >= pieceTo) continue
+    if (!fileIndexes.has(piece.fileIndex)) fileIndexes.set(piece.fileIndex, fileIndexes.size)
+    pieces.push({ intoOffset: pieceFrom - from, lengthBytes: pieceTo - pieceFrom, fileIndex: fileIndexes.get(piece.fileIndex)!, offset: piece.offset + (pieceFrom - piece.intoOffset) })
+  }
+  return { sizeBytes: Math.max(0, end - from), files: [...fileIndexes.keys()].map((i) => located.files[i]!), pieces }
 }

@@ -23,7 +23,8 @@ import type { HistoryAudit, HistoryControl, HistoryRun, HistoryState } from '../
 import { initialShards, type GroupConfig, type GroupMember } from './config.js'
 import { blobIdsOf } from './payload.js'
 import { ATTRS_PAGE_NODES, clientMethods, HISTORY_PAGE, messageArgs, messages, PROTOCOL_VERSION, READDIR_PAGE_ENTRIES, request, send, SNAPSHOTS_PAGE, VERSIONS_PAGE, type MemberView, type Method, type SubmitArgs } from './protocol.js'
-import { LocalLogReader } from './localLog.js'
+import { LocalLogReader, LocatedWindows } from './localLog.js'
+import type { LocatedBytes } from '../store/store.js'
 import { pageOffsetFinder } from '../store/diskAddon.js'
 import { ViewWatch } from './viewWatch.js'
 import { connect, ConnectionLostError, MemberBehindError, type Connection } from './wire.js'
@@ -98,6 +99,7 @@ export class RemoteClient implements Client {
   private changeListener: ChangeListener | null = null // watchChanges
   /** The member's log files, read here when it runs on this host (localLog.ts). */
   private readonly localLog = new LocalLogReader(pageOffsetFinder() ?? undefined)
+  private readonly located = new LocatedWindows()
   /** Local reads that came to nothing in a row, and the member they were asked of: past LOCAL_MISSES_MAX, that member is not asked where again. */
   private localMisses = { memberId: -1, count: 0 }
 
@@ -190,8 +192,16 @@ export class RemoteClient implements Client {
   private async readLocally(attr: Attr, offset: number, into: Buffer, lengthBytes: number): Promise<number | null> {
     const memberId = this.current?.member.id
     if (memberId === undefined || (this.localMisses.memberId === memberId && this.localMisses.count >= LOCAL_MISSES_MAX)) return null
-    const n = await this.call(clientMethods.locate, () => ({ attr, offset, lengthBytes })).then(
-      ({ result }) => (result === null ? null : this.localLog.read(result, into)),
+    // Where a version below the history floor lay is asked again: the member answers ERANGE once compaction dropped it.
+    const ask = (from: number, length: number): Promise<LocatedBytes | null> => this.call(clientMethods.locate, () => ({ attr, offset: from, lengthBytes: length })).then(({ result }) => result)
+    const where = BigInt(attr.stamp) >= this.floorSeen ? this.located.locate(attr, offset, lengthBytes, ask) : ask(offset, lengthBytes)
+    const n = await where.then(
+      async (result) => {
+        if (result === null) return null
+        const read = await this.localLog.read(result, into)
+        if (read === null) this.located.forget(attr) // a file collected since: asked again
+        return read
+      },
       () => null, // a member that does not know the method, or failed: the read asks for the bytes
     )
     this.localMisses = n === null ? { memberId, count: (this.localMisses.memberId === memberId ? this.localMisses.count : 0) + 1 } : { memberId, count: 0 }
