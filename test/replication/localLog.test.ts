@@ -3,13 +3,14 @@
 // segments, holes and unaligned ranges; nothing from a file that is not the one the store
 // named (gone from its path, or another file there, even with the same bytes); and from a file
 // kept open, the bytes it was named for after the file is deleted (segment GC deletes whole
-// files only). A real store on a temp dir, real files.
+// files only). Where the bytes lie is asked once per window of a version, and a part of a
+// window's answer reads what a question for that part would. A real store on a temp dir, real files.
 
 import { copyFileSync, mkdtempSync, renameSync, rmSync, unlinkSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { LocalLogReader } from '../../src/replication/localLog.js'
+import { LocalLogReader, LocatedWindows } from '../../src/replication/localLog.js'
 import { pageOffsetFinder } from '../../src/store/diskAddon.js'
 import { ROOT_INO, type Attr } from '../../src/store/records.js'
 import { Store } from '../../src/store/store.js'
@@ -82,6 +83,30 @@ describe('reading a store\'s log files where it says the bytes lie', () => {
       expect(n).toBe(await store.read(attr, offset, fromStore, lengthBytes))
       expect(into.subarray(0, n!).equals(expected.subarray(offset, offset + n!))).toBe(true)
     }
+  })
+
+  it('asks where bytes lie once per window, and reads from a part of its answer what the store reads', async () => {
+    const { store, attr, expected } = await storeWithFile()
+    const local = reader()
+    const windows = new LocatedWindows(256 * KiB)
+    const asked: Array<[number, number]> = []
+    const ask = (offset: number, lengthBytes: number) => {
+      asked.push([offset, lengthBytes])
+      return store.locate(attr, offset, lengthBytes)
+    }
+    const ranges: Array<readonly [number, number]> = []
+    for (let offset = 0; offset < 900 * KiB; offset += 64 * KiB) ranges.push([offset, 64 * KiB]) // sequential, into the hole and past the end
+    ranges.push([4096 + 7, 100_000], [300 * KiB - 5, 10]) // unaligned, and across a boundary of the appends
+    for (const [offset, lengthBytes] of ranges) {
+      const located = (await windows.locate(attr, offset, lengthBytes, ask))!
+      const into = Buffer.alloc(lengthBytes, 0xee)
+      const n = await local.read(located, into)
+      expect(n).toBe(await store.read(attr, offset, Buffer.alloc(lengthBytes), lengthBytes))
+      expect(into.subarray(0, n!).equals(expected.subarray(offset, offset + n!))).toBe(true)
+    }
+    expect(asked).toEqual([0, 1, 2, 3].map((w) => [w * 256 * KiB, Math.min(256 * KiB, 900 * KiB - w * 256 * KiB)]))
+    await windows.locate(attr, 200 * KiB, 100 * KiB, ask) // across two windows: asked as it is
+    expect(asked.at(-1)).toEqual([200 * KiB, 100 * KiB])
   })
 
   it('reads nothing from a file that is not the one named: gone from its path, or another file there with the same bytes', async () => {
