@@ -6,8 +6,8 @@
 // adds a name it made to its directory's listing; any change another client tells of, and any
 // gap in the telling, forget everything; a fetch of a node that a change overtook is not kept.
 // An open for reading takes the version it reads from here, a getattr its answer, readdirplus
-// its entries' attributes and opendir its listing, so none of them costs a round trip to the
-// store or the group when the mount knows the answer.
+// its entries' attributes, opendir its listing and a lookup its node (or that there is none), so
+// none of them costs a round trip to the store or the group when the mount knows the answer.
 
 import type { Attr, Ino } from '../store/records.js'
 import type { DirEntry } from './resolve.js'
@@ -59,6 +59,14 @@ export class KnownNodes {
     if (this.listedEntries + entries.length > KNOWN_NODES_MAX) this.dropListings()
     this.listings.set(dir, entries.map(({ name, ino }) => ({ name, ino })))
     this.listedEntries += entries.length
+  }
+
+  /** The node named `name` in directory `dir`: its attributes; null when the listing is known and has no such name; undefined when either is not known. */
+  child(dir: Ino, name: string): Attr | null | undefined {
+    const entries = this.listings.get(dir)
+    if (entries === undefined) return undefined
+    const at = place(entries, name)
+    return entries[at]?.name === name ? this.byIno.get(entries[at]!.ino) : null
   }
 
   /** The entries of directory `dir` (a copy), when known. */
@@ -127,14 +135,7 @@ export class KnownNodes {
   private add({ dir, name, ino }: MadeEntry): void {
     const entries = this.listings.get(dir)
     if (entries === undefined) return
-    const key = Buffer.from(name)
-    let low = 0
-    let high = entries.length
-    while (low < high) {
-      const middle = (low + high) >>> 1
-      if (Buffer.compare(Buffer.from(entries[middle]!.name), key) < 0) low = middle + 1
-      else high = middle
-    }
+    const low = place(entries, name)
     if (entries[low]?.name === name) entries[low] = { name, ino }
     else {
       entries.splice(low, 0, { name, ino })
@@ -151,4 +152,17 @@ export class KnownNodes {
     this.listings.clear()
     this.listedEntries = 0
   }
+}
+
+/** Where `name` is or would go among `entries`, ordered by the bytes of their names as the store lists them. */
+function place(entries: readonly DirEntry[], name: string): number {
+  const key = Buffer.from(name)
+  let low = 0
+  let high = entries.length
+  while (low < high) {
+    const middle = (low + high) >>> 1
+    if (Buffer.compare(Buffer.from(entries[middle]!.name), key) < 0) low = middle + 1
+    else high = middle
+  }
+  return low
 }

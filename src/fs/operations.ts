@@ -186,7 +186,7 @@ export class Operations {
       sensorLagMaxUs: options.sensorLagMaxUs,
       nowUs: () => this.sensorPolicy.nowUs(),
       writingAt: (ino, sensorUs) => this.files.writers(ino).some((w) => w.sensorUs === sensorUs),
-    })
+    }, this.known)
   }
 
   /** Sensor-time counters: late writes refused, malformed and indexed records. */

@@ -151,13 +151,20 @@ export interface SensorWrites {
   readonly writingAt: (ino: Ino, sensorUs: number) => boolean
 }
 
+/** What the mount knows of live directories' entries (knownNodes.ts). */
+export interface KnownChildren {
+  /** The node named `name` in live directory `dir`: its attributes; null when the directory's entries are known and none has that name; undefined when not known. */
+  child(dir: Ino, name: string): Attr | null | undefined
+}
+
 export class Resolver {
   private readonly client: Client
   private readonly options: TimeOptions
   private readonly sensorWrites: SensorWrites | null
 
   /** `sensorWrites`: for the kernel's lookups, which answer `P@sensor:T` without waiting while it may be written (sensorWrite); null: always resolve the cut. */
-  constructor(client: Client, options: TimeOptions, sensorWrites: SensorWrites | null = null) {
+  /** `known`: live entries the mount knows, answered without asking the client (null: every step asks). */
+  constructor(client: Client, options: TimeOptions, sensorWrites: SensorWrites | null = null, private readonly known: KnownChildren | null = null) {
     this.client = client
     this.options = options
     this.sensorWrites = sensorWrites
@@ -193,7 +200,8 @@ export class Resolver {
   /** A name in a live directory: the live entry of that exact name, else the name's spec resolved at its cut. */
   private async liveStep(dir: Ino, dirAttr: Attr | null, name: PathComponent, waiting: Waiting): Promise<Step | null> {
     if (dirAttr !== null && dirAttr.kind !== 'dir') throw errors.notDir(name.text)
-    const live = await this.client.child(dir, name.text, HLC_MAX)
+    const known = this.known?.child(dir, name.text)
+    const live = known !== undefined ? known : await this.client.child(dir, name.text, HLC_MAX)
     if (live !== null) return { place: { kind: 'live', ino: live.ino }, attr: live, trust: 'stable', anchoredName: null }
     const suffix = name.suffix
     if (suffix === null) return null

@@ -122,8 +122,11 @@ describe('a mount of a 3-replica group, changed through another mount', () => {
     expect(inDirectoryOrder(reader.p('own-listing'))).toEqual(expected)
     expect(inDirectoryOrder(reader.p('own-listing', 'sub'))).toEqual([])
     await readerSees('the same listing on the other mount', () => (existsSync(writer.p('own-listing', 'ä')) ? inDirectoryOrder(writer.p('own-listing')) : []), expected)
+    expect(['a0', 'B', 'C', 'a'].map((name) => existsSync(reader.p('own-listing', name)))).toEqual([false, false, true, true])
+    expect(existsSync(reader.p('own-listing', 'sub', 'x'))).toBe(false)
     await fsp.writeFile(writer.p('own-listing', 'sub', 'x'), 'x')
-    await readerSees("the other mount's file in the directory it made", () => inDirectoryOrder(reader.p('own-listing', 'sub')), ['x'])
+    await readerSees("the other mount's file in the directory it made, by name", () => existsSync(reader.p('own-listing', 'sub', 'x')), true)
+    await readerSees("the other mount's file in the directory it made, listed", () => inDirectoryOrder(reader.p('own-listing', 'sub')), ['x'])
   })
 
   it('its own unlink of one name of a hard-linked file shows the other name with one link less', async () => {
