@@ -355,7 +355,7 @@ export class KernelSession implements KernelCache {
       }
       case FuseOp.Forget:
         table.forget(nodeId, a as number)
-        if (table.find(nodeId) === undefined) this.pages.forgotten(nodeId) // the kernel let go of the node, its pages too
+        if (table.find(nodeId) === undefined) this.pages.dropped(nodeId) // the kernel let go of the node and its pages (bytes kept of its latest version stay for its next open)
         return
       case FuseOp.Getattr:
         return this.serve(req, () => ops.getattr(place(), a as number | undefined), (stat) => this.session.replyAttr(req, nodeId, stat, this.attrTimeoutS(place(), stat, epoch)))

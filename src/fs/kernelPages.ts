@@ -58,12 +58,6 @@ export class KernelPages {
     }
   }
 
-  /** The kernel let go of the node: its pages and whatever was kept for them. */
-  forgotten(nodeId: number): void {
-    this.held.delete(nodeId)
-    this.changed(nodeId)
-  }
-
   /**
    * An open for reading of live node `nodeId` at the version `stamp`: whether the kernel may
    * keep the pages it holds. When it holds none and the bytes of that version are kept, they
