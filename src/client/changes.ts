@@ -1,5 +1,5 @@
 // What each kind of record changes, as the caches of a mount see it: the kernel's (names,
-// attributes, pages) and the mount's own (src/fs/knownAttrs.ts). A group's members tell it to
+// attributes, pages) and the mount's own (src/fs/knownNodes.ts). A group's members tell it to
 // the mounts that did not make a change (replication/changeFeed.ts); a mount reads it of its own
 // changes to forget no more than they touch.
 

@@ -500,10 +500,10 @@ export class KernelSession implements KernelCache {
     let committed: CommittedVersion | null = null
     try {
       committed = await commit
-      ino = committed?.ino ?? null
+      ino = committed?.attr.ino ?? null
     } finally {
       if (ino !== null) {
-        this.pages.changed(ino, committed?.bytes != null ? { stamp: committed.stamp, bytes: committed.bytes } : undefined)
+        this.pages.changed(ino, committed?.bytes != null ? { stamp: committed.attr.stamp, bytes: committed.bytes } : undefined)
         await Promise.all([...new Set([nodeId, ino])].map((id) => this.forgetCached(id)))
       }
     }

@@ -4,9 +4,9 @@
 // file read again, unchanged, costs no read request. The bytes of versions this mount just
 // committed (small files written whole: openFiles.ts, CommittedVersion) are kept a while, and
 // handed to the kernel as the file's pages at its next open for reading, so the first read of a
-// file after it was written costs none either (one that overtakes them is answered from them). They are handed over at the open, not at the
-// commit: the kernel drops a file's pages when it learns a new mtime (auto_inval_data), which
-// it learns after the commit; by the open it has.
+// file after it was written costs none either (one that overtakes them is answered from them).
+// They are handed over at the open, not at the commit: the kernel drops a file's pages when it
+// learns a new mtime (auto_inval_data), which it learns after the commit; by the open it has.
 
 import type { Ino } from '../store/records.js'
 

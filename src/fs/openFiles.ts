@@ -32,16 +32,13 @@ const READ_ATTEMPTS_MAX = 3
 const WHOLE_VERSION_BYTES_MAX = 256 * 1024
 
 /**
- * A live version committed through a handle: its inode and stamp, and its bytes when the
- * handle knows all of them (a file written from empty or truncated first, small enough), so
- * the kernel can be handed them as the file's pages.
+ * A live version committed through a handle: the file's attributes as the commit left them,
+ * and its bytes when the handle knows all of them (a file written from empty or truncated
+ * first, small enough), so the kernel can be handed them as the file's pages.
  */
 export interface CommittedVersion {
-  readonly ino: Ino
-  readonly stamp: string
-  readonly bytes: Buffer | null
-  /** The file's attributes as the commit left them. */
   readonly attr: Attr
+  readonly bytes: Buffer | null
 }
 
 /** Bytes [0, sizeBytes) of a frozen version, being read since open. */
@@ -204,7 +201,7 @@ export class OpenFile {
         const whole = await bytes
         // Whole only if no other version came between the one the ops apply to and this one (ops that truncate first need none).
         const follows = this.pinned.version === base.version + 1 || (ops[0]?.op === 'truncate' && ops[0].sizeBytes === 0)
-        const version: CommittedVersion = { ino: this.ino, stamp: this.pinned.stamp, bytes: whole !== null && follows && whole.length === this.pinned.sizeBytes ? whole : null, attr: this.pinned }
+        const version: CommittedVersion = { attr: this.pinned, bytes: whole !== null && follows && whole.length === this.pinned.sizeBytes ? whole : null }
         this.policy.stats.recordsIndexed += records?.entries.length ?? 0
         if (format !== null && malformed.length > 0) {
           // Committed with its valid records (POSIX offsets stand, nothing after the bad record is lost); the commit still fails.

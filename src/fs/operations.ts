@@ -170,7 +170,7 @@ export class Operations {
   kernelCache: KernelCache | null = null
   private readonly resolver: Resolver
   private readonly files: OpenFiles
-  /** What the kernel holds of live nodes, as far as this mount knows it current: opens for reading pin their version from it. */
+  /** What this mount knows current of live nodes (attributes, listings): opens for reading pin their version from it, and getattr, lookup, opendir and readdirplus answer from it. */
   private readonly known = new KnownNodes()
   private readonly dataDir: string
   private readonly sensorPolicy: SensorPolicy

@@ -162,8 +162,11 @@ export class Resolver {
   private readonly options: TimeOptions
   private readonly sensorWrites: SensorWrites | null
 
-  /** `sensorWrites`: for the kernel's lookups, which answer `P@sensor:T` without waiting while it may be written (sensorWrite); null: always resolve the cut. */
-  /** `known`: live entries the mount knows, answered without asking the client (null: every step asks). */
+  /**
+   * `sensorWrites`: for the kernel's lookups, which answer `P@sensor:T` without waiting while it
+   * may be written (sensorWrite); null: always resolve the cut. `known`: live entries the mount
+   * knows, answered without asking the client (null: every step asks).
+   */
   constructor(client: Client, options: TimeOptions, sensorWrites: SensorWrites | null = null, private readonly known: KnownChildren | null = null) {
     this.client = client
     this.options = options
