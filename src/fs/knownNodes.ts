@@ -9,7 +9,7 @@
 // its entries' attributes, opendir its listing and a lookup its node (or that there is none), so
 // none of them costs a round trip to the store or the group when the mount knows the answer.
 
-import type { Attr, Ino } from '../store/records.js'
+import { NAME_MAX_BYTES, type Attr, type Ino } from '../store/records.js'
 import type { DirEntry } from './resolve.js'
 
 /** Past this many nodes (attributes, or entries of listings) the table starts over (a bound on memory, not a cache policy that matters). */
@@ -64,7 +64,7 @@ export class KnownNodes {
   /** The node named `name` in directory `dir`: its attributes; null when the listing is known and has no such name; undefined when either is not known. */
   child(dir: Ino, name: string): Attr | null | undefined {
     const entries = this.listings.get(dir)
-    if (entries === undefined) return undefined
+    if (entries === undefined || Buffer.byteLength(name) > NAME_MAX_BYTES) return undefined // no entry has such a name: the store says ENAMETOOLONG
     const at = place(entries, name)
     return entries[at]?.name === name ? this.byIno.get(entries[at]!.ino) : null
   }

@@ -9,6 +9,8 @@ import type { LogPosition } from './segmentLog.js'
 
 export type Ino = number
 export const ROOT_INO: Ino = 1
+/** The longest name an entry may have, in bytes (ext4's): a longer one is ENAMETOOLONG, never absent. */
+export const NAME_MAX_BYTES = 255
 
 /**
  * What a node is. FIFOs, sockets and device nodes are inodes with attributes only: their data

@@ -16,7 +16,7 @@ import { BLOCK_SIZE_BYTES, composeDeltas, NO_CHANGE, truncateDelta, writeDelta, 
 import { nodeDisk, type Disk, type IndexDb, type IndexOp } from './disk.js'
 import { pageCacheDropper, pageOffsetFinder } from './diskAddon.js'
 import { decodeDirEntry, decodeIno, decodeRow, encodeDirEntry, encodeLiveDirEntry, encodeRow, encodeStamp, inoOfKey, keys, liveDirEntrySince, nameOfDirEntryKey, nameOfLiveDirKey, prefixEnd, stampOfKey } from './keys.js'
-import { decodeRecord, encodeRecord, ROOT_INO, S_ISGID, type ApplyResult, type Attr, type DirPage, type EntryChange, type Ino, type Mutation, type NameBinding, type NodeKind, type RecordCursor, type SensorPick, type Snapshot, type StampPage, type VersionOp, type VersionRange, type VersionRecords } from './records.js'
+import { decodeRecord, encodeRecord, NAME_MAX_BYTES, ROOT_INO, S_ISGID, type ApplyResult, type Attr, type DirPage, type EntryChange, type Ino, type Mutation, type NameBinding, type NodeKind, type RecordCursor, type SensorPick, type Snapshot, type StampPage, type VersionOp, type VersionRange, type VersionRecords } from './records.js'
 import { RecordIndex, type RecordAt } from './recordIndex.js'
 import { compactRange, describeCounts, emptyCounts, nodeFacts, type CompactionCounts } from './retention/compaction.js'
 import { HistoryFloor, type HistoryRule } from './retention/floor.js'
@@ -27,7 +27,6 @@ import { collectSegments, decodeSegmentSummary, encodeSegmentSummary, logBaseOf,
 import { EntryKind, SegmentLog, segmentSizeForDisk, type LogPosition, type PageOffsetOf } from './segmentLog.js'
 import { VersionSearch } from './versionSearch.js'
 
-export const NAME_MAX_BYTES = 255
 /** The most names a node may have (ext4's limit): one more link is EMLINK. */
 const LINK_MAX = 65_000
 
