@@ -14,6 +14,7 @@ import { hlcToIso, type HlcStamp } from '../temporal/hlc.js'
 import { unwrap, type Client, type DataChunk, type SubmitOptions, type Submitted } from './client.js'
 import { describeCollect, describeRun, type HistoryControl } from './history.js'
 import { LogChunks, type LoggedData } from './logChunks.js'
+import type { Durability } from '../replication/durability.js'
 import { LocalOrderer, type Orderer } from './orderer.js'
 
 /**
@@ -33,6 +34,8 @@ export interface EmbeddedOptions {
   readonly log?: (line: string) => void
   /** The log's segment size (tests and benches of segment GC use small ones). */
   readonly segmentSizeBytes?: number
+  /** When close and metadata operations return (default 'write-on-close': once written to the log; fsync waits for the sync). */
+  readonly durability?: Durability
 }
 
 export class EmbeddedClient implements Client, LoggedData {
@@ -76,7 +79,7 @@ export class EmbeddedClient implements Client, LoggedData {
     const store = new Store(dataDir, options.segmentSizeBytes !== undefined ? { segmentSizeBytes: options.segmentSizeBytes } : {})
     const { replayedRecords, truncatedBytes } = await store.open()
     const pageOffsetOf = store.useHostDisk({ cacheKeepBytes: LOG_CACHE_KEEP_BYTES, syncEveryBytes: LOG_SYNC_EVERY_BYTES }) ?? undefined
-    return { client: new EmbeddedClient(store, new LocalOrderer(store), disk, pageOffsetOf, options), replayedRecords, truncatedBytes }
+    return { client: new EmbeddedClient(store, new LocalOrderer(store, { acknowledge: options.durability === 'sync-on-close' ? 'synced' : 'written' }), disk, pageOffsetOf, options), replayedRecords, truncatedBytes }
   }
 
   walk(components: readonly string[], cut: HlcStamp): Promise<Attr> {
@@ -179,8 +182,10 @@ export class EmbeddedClient implements Client, LoggedData {
   waitStable(cut: HlcStamp, maxWaitMs: number): Promise<void> {
     return this.orderer.waitStable(cut, maxWaitMs)
   }
-  /** The local orderer answers a submit once its record is synced. */
-  async syncAcknowledged(_maxWaitMs: number): Promise<void> {}
+  /** The local orderer answers a submit once its record is written (or synced, with 'sync-on-close'); this waits for the sync. */
+  syncAcknowledged(maxWaitMs: number): Promise<void> {
+    return this.orderer.syncAnswered(maxWaitMs)
+  }
 
   async close(): Promise<void> {
     await this.retention.stop()
