@@ -55,7 +55,10 @@ export class EmbeddedClient implements Client, LoggedData {
     this.retention = new RetentionRunner({
       store,
       policy: options.retention ?? null,
-      submit: async (mutation) => void unwrap((await orderer.submit(mutation)).result),
+      submit: async (mutation) => {
+        unwrap((await orderer.submit(mutation)).result)
+        await store.settled() // the runner reads the store directly next
+      },
       proposes: () => true,
       onRun: (report) => log(`fffs: retention: ${describeRun(report)}`),
       onCollect: (victims) => log(`fffs: retention: collecting ${describeCollect(victims)}`),
@@ -67,7 +70,10 @@ export class EmbeddedClient implements Client, LoggedData {
       floor: async () => store.floor.stamp,
       knownFloor: () => store.floor.stamp,
       collect: async ({ dryRun }) => [{ report: await this.retention.run({ dryRun: dryRun === true }) }],
-      audits: async (limit) => (await store.audits(limit)).map((audit) => ({ audit })),
+      audits: async (limit) => {
+        await store.settled()
+        return (await store.audits(limit)).map((audit) => ({ audit }))
+      },
     }
     this.retention.start()
   }
@@ -82,49 +88,65 @@ export class EmbeddedClient implements Client, LoggedData {
     return { client: new EmbeddedClient(store, new LocalOrderer(store, { acknowledge: options.durability === 'sync-on-close' ? 'synced' : 'written' }), disk, pageOffsetOf, options), replayedRecords, truncatedBytes }
   }
 
-  walk(components: readonly string[], cut: HlcStamp): Promise<Attr> {
+  // Every query first waits for the index writes under way (Store.settled): a submit is
+  // answered once its record is applied, before its index write is in.
+  async walk(components: readonly string[], cut: HlcStamp): Promise<Attr> {
+    await this.store.settled()
     return this.store.walk(components, cut)
   }
   async attr(ino: Ino, cut: HlcStamp): Promise<Attr | null> {
+    await this.store.settled()
     return this.store.attr(ino, cut)
   }
   async attrs(inos: readonly Ino[], cut: HlcStamp): Promise<Array<Attr | null>> {
+    await this.store.settled()
     return Promise.all(inos.map((ino) => this.store.attr(ino, cut)))
   }
-  lookup(dir: Ino, name: string, cut: HlcStamp): Promise<Ino | null> {
+  async lookup(dir: Ino, name: string, cut: HlcStamp): Promise<Ino | null> {
+    await this.store.settled()
     return this.store.lookup(dir, name, cut)
   }
-  child(dir: Ino, name: string, cut: HlcStamp): Promise<Attr | null> {
+  async child(dir: Ino, name: string, cut: HlcStamp): Promise<Attr | null> {
+    await this.store.settled()
     return this.store.child(dir, name, cut)
   }
-  readdir(dir: Ino, cut: HlcStamp, page?: DirPage): Promise<Array<{ name: string; ino: Ino }>> {
+  async readdir(dir: Ino, cut: HlcStamp, page?: DirPage): Promise<Array<{ name: string; ino: Ino }>> {
+    await this.store.settled()
     return this.store.readdir(dir, cut, page)
   }
-  read(attr: Attr, offset: number, into: Buffer, lengthBytes: number): Promise<number> {
+  async read(attr: Attr, offset: number, into: Buffer, lengthBytes: number): Promise<number> {
+    await this.store.settled()
     return this.store.read(attr, offset, into, lengthBytes)
   }
   readBuffer(lengthBytes: number): Buffer {
     return this.store.readBuffer(lengthBytes)
   }
-  versions(ino: Ino, range?: VersionRange): Promise<Attr[]> {
+  async versions(ino: Ino, range?: VersionRange): Promise<Attr[]> {
+    await this.store.settled()
     return this.store.versions(ino, range)
   }
-  nameHistory(dir: Ino, name: string, page?: StampPage): Promise<NameBinding[]> {
+  async nameHistory(dir: Ino, name: string, page?: StampPage): Promise<NameBinding[]> {
+    await this.store.settled()
     return this.store.nameHistory(dir, name, page)
   }
   async stampOfVersion(ino: Ino, version: number): Promise<HlcStamp | null> {
+    await this.store.settled()
     return this.store.stampOfVersion(ino, version)
   }
-  stampAtSensorTime(ino: Ino, sensorUs: number): Promise<HlcStamp | null> {
+  async stampAtSensorTime(ino: Ino, sensorUs: number): Promise<HlcStamp | null> {
+    await this.store.settled()
     return this.store.stampAtSensorTime(ino, sensorUs)
   }
-  sensorPick(ino: Ino, sensorUs: number): Promise<SensorPick | null> {
+  async sensorPick(ino: Ino, sensorUs: number): Promise<SensorPick | null> {
+    await this.store.settled()
     return this.store.sensorPick(ino, sensorUs)
   }
-  snapshots(page?: DirPage): Promise<Snapshot[]> {
+  async snapshots(page?: DirPage): Promise<Snapshot[]> {
+    await this.store.settled()
     return this.store.snapshots(page)
   }
   async snapshot(name: string): Promise<Snapshot | null> {
+    await this.store.settled()
     return this.store.snapshot(name)
   }
   /** Chunks whose bytes the log takes with their CRC and page alignment, and reads back once written (logChunks.ts). */

@@ -28,6 +28,13 @@ export interface Orderer {
   close(): Promise<void>
 }
 
+/**
+ * How long the background sync waits after the first record it will cover (write-on-close): a
+ * burst of creates shares one fdatasync instead of paying one each; a frozen read of the present
+ * waits this much longer.
+ */
+const SYNC_DELAY_MS = 5
+
 interface InFlight {
   readonly stamp: HlcStamp
 }
@@ -46,6 +53,8 @@ export class LocalOrderer implements Orderer {
   private readonly inFlight: InFlight[] = [] // stamped, not yet applied, in stamp order
   private readonly unsynced: HlcStamp[] = [] // appended, not yet synced, in stamp order
   private answeredStamp: HlcStamp = 0n
+  /** The background sync waiting for its time (syncSoon); `run` starts it at once. */
+  private nextSync: { readonly promise: Promise<void>; readonly run: () => void } | null = null
   private applyChain: Promise<unknown> = Promise.resolve()
   private readonly waiters = new Set<() => void>()
   private closed = false
@@ -77,8 +86,9 @@ export class LocalOrderer implements Orderer {
     const applied = this.applyChain.then(async () => {
       let result: ApplyResult
       try {
-        // Store.apply writes the index only once the record is in the log's file (logged.written).
-        result = await this.store.apply(stamp, mutation, logged)
+        // The index is written once the record is in the log's file (logged.written), and the
+        // answer does not wait for it: queries do (Store.settled, EmbeddedClient).
+        result = (await this.store.applyAhead(stamp, mutation, logged)).result
       } catch (err) {
         // Not in the log (a full disk), or the log failed: the record is no more; the next ones go on.
         if (this.inFlight[0] === entry) this.inFlight.shift()
@@ -100,13 +110,33 @@ export class LocalOrderer implements Orderer {
   /** Syncs the log past the record stamped `stamp` (just appended); the stable frontier waits for it. */
   private syncFrom(stamp: HlcStamp): Promise<void> {
     this.unsynced.push(stamp)
-    const synced = this.store.sync().then(() => {
+    const synced = (this.acknowledge === 'synced' ? this.store.sync() : this.syncSoon()).then(() => {
       // A sync covers every entry appended before it began: every record up to this one.
       while (this.unsynced.length > 0 && this.unsynced[0]! <= stamp) this.unsynced.shift()
       this.wake()
     })
     synced.catch(() => undefined) // a failed sync is sticky in the log: every later append and sync reports it
     return synced
+  }
+
+  /**
+   * The background sync of records nobody waits on (write-on-close): SYNC_DELAY_MS after the
+   * first of them, so the records of that while share one fdatasync. `syncAnswered` and `close`
+   * sync at once (SegmentLog.sync coalesces whatever is in flight).
+   */
+  private syncSoon(): Promise<void> {
+    if (this.nextSync === null) {
+      let settle!: { resolve: () => void; reject: (err: unknown) => void }
+      const promise = new Promise<void>((resolve, reject) => (settle = { resolve, reject }))
+      const run = (): void => {
+        clearTimeout(timer)
+        if (this.nextSync?.promise === promise) this.nextSync = null
+        this.store.sync().then(settle.resolve, settle.reject)
+      }
+      const timer = setTimeout(run, SYNC_DELAY_MS)
+      this.nextSync = { promise, run }
+    }
+    return this.nextSync.promise
   }
 
   stableFrontier(): HlcStamp {
@@ -129,6 +159,7 @@ export class LocalOrderer implements Orderer {
     const timedOut = new Promise<never>((_resolve, reject) => {
       timer = setTimeout(() => reject(new FffsError('EIO', `the log did not sync within ${maxWaitMs} ms`)), maxWaitMs)
     })
+    this.nextSync?.run()
     try {
       await Promise.race([this.store.sync(), timedOut]) // everything appended so far: a superset of what was answered
     } finally {
@@ -166,6 +197,7 @@ export class LocalOrderer implements Orderer {
   async close(): Promise<void> {
     this.closed = true
     await this.applyChain
+    this.nextSync?.run()
     await this.store.sync().catch(() => undefined) // a failed sync was reported to whoever waited for it
     this.wake()
   }
