@@ -110,11 +110,7 @@ export class LocalOrderer implements Orderer {
   /** Syncs the log past the record stamped `stamp` (just appended); the stable frontier waits for it. */
   private syncFrom(stamp: HlcStamp): Promise<void> {
     this.unsynced.push(stamp)
-    const synced = (this.acknowledge === 'synced' ? this.store.sync() : this.syncSoon()).then(() => {
-      // A sync covers every entry appended before it began: every record up to this one.
-      while (this.unsynced.length > 0 && this.unsynced[0]! <= stamp) this.unsynced.shift()
-      this.wake()
-    })
+    const synced = (this.acknowledge === 'synced' ? this.store.sync() : this.syncSoon()).then(() => this.syncedUpTo(stamp))
     synced.catch(() => undefined) // a failed sync is sticky in the log: every later append and sync reports it
     return synced
   }
@@ -139,6 +135,12 @@ export class LocalOrderer implements Orderer {
     return this.nextSync.promise
   }
 
+  /** A sync covers every entry appended before it began: every record up to `stamp`. */
+  private syncedUpTo(stamp: HlcStamp): void {
+    while (this.unsynced.length > 0 && this.unsynced[0]! <= stamp) this.unsynced.shift()
+    this.wake()
+  }
+
   stableFrontier(): HlcStamp {
     const firstApplying = this.inFlight[0]?.stamp
     const firstUnsynced = this.unsynced[0]
@@ -159,12 +161,14 @@ export class LocalOrderer implements Orderer {
     const timedOut = new Promise<never>((_resolve, reject) => {
       timer = setTimeout(() => reject(new FffsError('EIO', `the log did not sync within ${maxWaitMs} ms`)), maxWaitMs)
     })
+    const appended = this.unsynced.at(-1)!
     this.nextSync?.run()
     try {
       await Promise.race([this.store.sync(), timedOut]) // everything appended so far: a superset of what was answered
     } finally {
       clearTimeout(timer)
     }
+    this.syncedUpTo(appended)
   }
 
   async waitStable(cut: HlcStamp, maxWaitMs: number): Promise<void> {
