@@ -11,10 +11,10 @@ import { DiskGuard, type DiskState } from '../store/diskSpace.js'
 import { addsData, Store } from '../store/store.js'
 import type { PageOffsetOf } from '../store/segmentLog.js'
 import { hlcToIso, type HlcStamp } from '../temporal/hlc.js'
+import type { Durability } from '../replication/durability.js'
 import { unwrap, type Client, type DataChunk, type SubmitOptions, type Submitted } from './client.js'
 import { describeCollect, describeRun, type HistoryControl } from './history.js'
 import { LogChunks, type LoggedData } from './logChunks.js'
-import type { Durability } from '../replication/durability.js'
 import { LocalOrderer, type Orderer } from './orderer.js'
 
 /**

@@ -80,8 +80,8 @@ export class LocalOrderer implements Orderer {
     const logged = this.store.appendRecord(stamp, mutation)
     const entry: InFlight = { stamp }
     this.inFlight.push(entry)
-    // The sync starts now and runs while this record (and the ones before it) apply; records
-    // submitted meanwhile share the next fdatasync (SegmentLog.sync coalesces).
+    // The sync runs beside the applies: records submitted meanwhile share one fdatasync
+    // (syncSoon, and SegmentLog.sync coalesces).
     const synced = this.syncFrom(stamp)
     const applied = this.applyChain.then(async () => {
       let result: ApplyResult
@@ -142,12 +142,10 @@ export class LocalOrderer implements Orderer {
   }
 
   stableFrontier(): HlcStamp {
-    const firstApplying = this.inFlight[0]?.stamp
+    let first = this.inFlight[0]?.stamp
     const firstUnsynced = this.unsynced[0]
-    if (firstApplying !== undefined || firstUnsynced !== undefined) {
-      const first = firstApplying === undefined ? firstUnsynced! : firstUnsynced === undefined || firstApplying < firstUnsynced ? firstApplying : firstUnsynced
-      return first - 1n
-    }
+    if (firstUnsynced !== undefined && (first === undefined || firstUnsynced < first)) first = firstUnsynced
+    if (first !== undefined) return first - 1n
     // The clock never again issues a stamp at or below max(last issued, wall clock now).
     const wall = hlcOf(this.nowUs(), 0) - 1n
     const issued = this.clock.peek()
