@@ -3,8 +3,9 @@
 // [--base REPO] [--list-budget SECONDS]`): the same Python workload
 // (workload.py: plain os calls, each kind of operation timed as one loop) against ext4 (a
 // plain temp dir), fffs embedded (`fffs mount`; `embedded-sync` with `--durability
-// sync-on-close`; `embedded-base` the fffs built in the checkout REPO, a baseline), fffs r=3 (a local group of 3 `fffs serve`
-// members and `fffs mount --cluster`; more variants in FFFS_VARIANTS) and GlusterFS replica 3
+// sync-on-close`; `embedded-base` the fffs built in the checkout REPO, a baseline; these two
+// only when named in --targets), fffs r=3 (a local group of 3 `fffs serve` members and `fffs
+// mount --cluster`; more variants in FFFS_VARIANTS) and GlusterFS replica 3
 // (three bricks on this host, FUSE client; set up and torn down here, see gluster.ts). Rounds
 // are interleaved: each target takes its turn (its client mounted, measured, unmounted), then
 // the next, and the whole sequence repeats.

@@ -82,7 +82,7 @@ export class EmbeddedClient implements Client, LoggedData {
     await fsp.mkdir(dataDir, { recursive: true })
     const disk = new DiskGuard(dataDir)
     await disk.start() // on a full disk, its reserve file is given back: the store can open and free space
-    const store = new Store(dataDir, options.segmentSizeBytes !== undefined ? { segmentSizeBytes: options.segmentSizeBytes } : {})
+    const store = new Store(dataDir, { soleCopy: true, ...(options.segmentSizeBytes !== undefined ? { segmentSizeBytes: options.segmentSizeBytes } : {}) })
     const { replayedRecords, truncatedBytes } = await store.open()
     const pageOffsetOf = store.useHostDisk({ cacheKeepBytes: LOG_CACHE_KEEP_BYTES, syncEveryBytes: LOG_SYNC_EVERY_BYTES }) ?? undefined
     return { client: new EmbeddedClient(store, new LocalOrderer(store, { acknowledge: options.durability === 'sync-on-close' ? 'synced' : 'written' }), disk, pageOffsetOf, options), replayedRecords, truncatedBytes }

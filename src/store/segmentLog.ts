@@ -370,7 +370,7 @@ export class SegmentLog {
   private writeFailed(start: LogPosition, err: unknown): unknown {
     if ((err as NodeJS.ErrnoException).code !== 'ENOSPC' || (this.spaceFailure !== null && err === this.spaceFailure.error)) return err
     this.spaceFailure = { at: start, error: new FffsError('ENOSPC', `no space left on device: the log could not write at segment ${start.segment} offset ${start.offset}`) }
-    this.writeChain = this.writeChain.then(() => this.cutBack())
+    this.writeChain = this.writeChain.then(() => this.cutBack()) // after every write queued behind this one
     return this.spaceFailure.error
   }
 

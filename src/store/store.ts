@@ -96,6 +96,12 @@ export interface StoreOptions {
   /** Where the log and the index live (default the real disk; the simulation passes its own). */
   readonly disk?: Disk
   readonly segmentSizeBytes?: number
+  /**
+   * No other replica holds this store's records (an embedded mount's): once segment GC has
+   * compacted the log, which then can no longer rebuild an index that ran ahead of it after a
+   * power loss (open), a record's index batch waits until the log is synced past it.
+   */
+  readonly soleCopy?: boolean
 }
 
 /** Where a record was appended (SegmentLog.append): its entry's payload, where the entry after it starts, and when its bytes are in the file. */
@@ -123,6 +129,7 @@ export class Store {
   /** The history floor and the cuts pinned below it: which reads of the past are answered (retention/floor.ts). */
   readonly floor: HistoryFloor
   private readonly segmentSizeChosen: boolean
+  private readonly soleCopy: boolean
   private applying = false
   /** Applies, and segment GC's rewrite of the index, one at a time (Store.exclusive). */
   private turn: Promise<void> = Promise.resolve()
@@ -161,6 +168,7 @@ export class Store {
     this.disk = options.disk ?? nodeDisk
     this.log = new SegmentLog(path.join(dir, 'segments'), options.segmentSizeBytes, this.disk)
     this.segmentSizeChosen = options.segmentSizeBytes !== undefined
+    this.soleCopy = options.soleCopy === true
     this.db = this.disk.openIndex(path.join(dir, 'index'))
     this.records = new RecordIndex(this.db)
     this.blocks = new BlockHistory(this.db)
@@ -415,6 +423,8 @@ export class Store {
       changes.put(keys.meta('nextIno'), Buffer.from(String(this.nextIno)))
       changes.put(keys.meta('lastStamp'), Buffer.from(stamp.toString()))
       if (this.blockPutWatch !== null) for (const op of changes.ops) if (op.type === 'put' && op.key[0] === BLOCK_TAG) this.blockPutWatch(op.key)
+      // The index may run ahead of the synced log only while the log can rebuild it (open).
+      if (this.soleCopy && logBaseOf(this.db) > 0n) await this.log.sync()
       const indexed = this.db.batch(changes.ops).then(
         () => {
           changes.committed?.()
