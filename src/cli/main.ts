@@ -7,7 +7,7 @@
 import { Command, CommanderError, Option } from 'commander'
 import { readFileSync } from 'node:fs'
 import { addDemoCommand } from '../demo/cli.js'
-import { DURABILITY_DEFAULT, DURABILITY_MODES, type Durability } from '../replication/durability.js'
+import { DURABILITY_DEFAULT, DURABILITY_MODES, type Durability } from '../client/durability.js'
 import { TIME_DEFAULTS } from '../replication/timeDefaults.js'
 import { nonNegativeInt, positiveInt, positiveNumber, USAGE_EXIT_CODE } from './args.js'
 import type { DiffOptions } from './diff.js'
