@@ -54,6 +54,8 @@ export type { Phase } from './member/epochs.js'
 const HOLD_STAMP_POLL_MS = 10
 /** How long a push of lazy row changes alone waits for an urgent push to carry it (core/group.ts LAZY_COLUMNS); the floor's own interval. */
 const LAZY_PUSH_MS = 10
+/** How long the log's sync waits to take more records along when nothing waits on it ("write-on-close": member/delivery.ts). */
+const SYNC_DELAY_MS = 10
 const STABLE_WAIT_POLL_MAX_MS = 50
 
 export interface MemberOptions {
@@ -148,6 +150,10 @@ export class Member implements ReplicaAccess {
       failed: (err) => this.fail(err),
       applied: () => this.wake(),
       appliedListener: () => this.changes.listener(),
+      // Answers wait on the sync in "sync-on-close"; in "write-on-close" only a client's fsync does (sync_wanted, any member's).
+      syncUrgent: () => this.config.durability === 'sync-on-close' || (this.epoch?.core?.syncWantedStamp() ?? 0n) > this.delivery.synced,
+      syncDelayMs: SYNC_DELAY_MS,
+      clock: env.clock,
       ...(env.observer !== undefined ? { observer: env.observer } : {}),
     })
     this.requests = new RequestTable({

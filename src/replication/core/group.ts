@@ -824,7 +824,7 @@ export class GroupCore {
 
   private finish(): CoreAction[] {
     // A sync waited on somewhere that the persisted stamp peers have of this row does not cover.
-    if (this.persistedStamp > this.pushedPersisted && this.syncWantedInView() > this.pushedPersisted) this.rowDirty = true
+    if (this.persistedStamp > this.pushedPersisted && this.syncWantedStamp() > this.pushedPersisted) this.rowDirty = true
     if (this.rowDirty) {
       this.actions.push({ kind: 'push' })
       this.pushedPersisted = this.persistedStamp
@@ -839,7 +839,7 @@ export class GroupCore {
   }
 
   /** The highest stamp any member of the view (this one too) has a client waiting to see synced everywhere. */
-  private syncWantedInView(): HlcStamp {
+  syncWantedStamp(): HlcStamp {
     let wanted = this.syncWanted
     for (const member of this.view.members) {
       if (member === this.selfRank) continue

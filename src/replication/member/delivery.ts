@@ -1,7 +1,8 @@
 // Delivery into the store: what the core delivers is appended to the log in delivery order and
 // applied in order behind it, reported as written once the log's write of it returned (it is
 // then in the page cache: it survives the death of the process), group-committed with one sync
-// for everything appended before it, and reported as persisted. Ordered messages carry the
+// for everything appended before it (at once when something waits on the sync, else a little
+// later, so a stream of small commits shares syncs), and reported as persisted. Ordered messages carry the
 // payloads of payload.ts (the core adds its header):
 // - data: file bytes a mount wrote, multicast as they arrive (the bulk path); each replica
 //   appends them to its own log and remembers where, by blob id;
@@ -19,6 +20,7 @@ import type { SubmitId } from '../../client/client.js'
 import { decodeBatchPayload, decodeDataPayload, decodeReconfigurePayload, decodeRecordPayload, PAYLOAD_BATCH, PAYLOAD_DATA, PAYLOAD_RECONFIGURE } from '../payload.js'
 import type { HeldBlob } from '../transfer.js'
 import type { Replica } from './replica.js'
+import type { Clock } from '../clock.js'
 
 /** What one delivered message amounts to. */
 export type Delivered =
@@ -43,6 +45,13 @@ export interface DeliveryOptions {
   /** Who hears of each delivered record once it applied, in apply order (the change feed); null: nobody now. */
   readonly appliedListener?: () => ((mutation: Mutation, by: string | undefined) => void) | null
   readonly observer?: LogObserver
+  /**
+   * Whether something waits on the sync of what is appended (answers given once synced, a
+   * client's fsync): then it starts at once; else within `syncDelayMs`. Default: always.
+   */
+  readonly syncUrgent?: () => boolean
+  readonly syncDelayMs?: number
+  readonly clock?: Clock
 }
 
 export class Delivery {
@@ -56,6 +65,7 @@ export class Delivery {
   private lastWrite: Promise<void> = Promise.resolve() // the log's newest append: its writes complete in log order
   private syncedStamp: HlcStamp
   private syncing = false
+  private syncTimer: { cancel(): void } | null = null
   private stopped = false
 
   constructor(replica: Replica, options: DeliveryOptions) {
@@ -179,8 +189,28 @@ export class Delivery {
     this.lastWrite.then(() => this.stopped || this.options.written(stamp), () => undefined)
   }
 
-  /** Group commit: one sync covers every record appended before it; `persisted` follows. */
+  /** Everything up to this stamp is synced in this log. */
+  get synced(): HlcStamp {
+    return this.syncedStamp
+  }
+
+  /** Group commit: one sync covers every record appended before it; `persisted` follows. Deferred while nothing waits on it (syncUrgent). */
   syncIfNeeded(): void {
+    if (this.syncing || this.appendedStamp <= this.syncedStamp || this.stopped) return
+    const { syncUrgent, clock, syncDelayMs } = this.options
+    if (syncUrgent !== undefined && clock !== undefined && syncDelayMs !== undefined && !syncUrgent()) {
+      this.syncTimer ??= clock.setTimer(syncDelayMs, () => {
+        this.syncTimer = null
+        this.startSync()
+      })
+      return
+    }
+    this.startSync()
+  }
+
+  private startSync(): void {
+    this.syncTimer?.cancel()
+    this.syncTimer = null
     if (this.syncing || this.appendedStamp <= this.syncedStamp || this.stopped) return
     this.syncing = true
     const target = this.appendedStamp
@@ -240,6 +270,8 @@ export class Delivery {
   /** Waits for the applies in flight; no sync starts after this. */
   async stop(): Promise<void> {
     this.stopped = true
+    this.syncTimer?.cancel()
+    this.syncTimer = null
     await this.applyChain.catch(() => undefined)
   }
 }
