@@ -150,10 +150,12 @@ export class Member implements ReplicaAccess {
       failed: (err) => this.fail(err),
       applied: () => this.wake(),
       appliedListener: () => this.changes.listener(),
-      // Answers wait on the sync in "sync-on-close"; in "write-on-close" only a client's fsync does (sync_wanted, any member's).
-      syncUrgent: () => this.config.durability === 'sync-on-close' || (this.epoch?.core?.syncWantedStamp() ?? 0n) > this.delivery.synced,
-      syncDelayMs: SYNC_DELAY_MS,
-      clock: env.clock,
+      deferSync: {
+        // Answers wait on the sync in "sync-on-close"; in "write-on-close" only a client's fsync does (sync_wanted, any member's).
+        urgent: () => this.config.durability === 'sync-on-close' || (this.epoch?.core?.syncWantedStamp() ?? 0n) > this.delivery.synced,
+        delayMs: SYNC_DELAY_MS,
+        clock: env.clock,
+      },
       ...(env.observer !== undefined ? { observer: env.observer } : {}),
     })
     this.requests = new RequestTable({

@@ -70,7 +70,7 @@ export type CoreEvent =
 export type CoreAction =
   | { readonly kind: 'setU64'; readonly column: string; readonly value: bigint; readonly index?: number }
   | { readonly kind: 'setBool'; readonly column: string; readonly value: boolean; readonly index?: number }
-  /** `lazy`: only columns nobody waits on changed (lazyColumns); the runtime may push later, with the next urgent push or within a short bound. */
+  /** `lazy`: only columns nobody waits on changed (LAZY_COLUMNS); the runtime may push later, with the next urgent push or within a short bound. */
   | { readonly kind: 'push'; readonly lazy?: true }
   | { readonly kind: 'send'; readonly bytes: Uint8Array; readonly large: boolean }
   /** Apply and persist this record; report `persisted` once it is durable (in delivery order).

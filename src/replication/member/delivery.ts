@@ -2,8 +2,8 @@
 // applied in order behind it, reported as written once the log's write of it returned (it is
 // then in the page cache: it survives the death of the process), group-committed with one sync
 // for everything appended before it (at once when something waits on the sync, else a little
-// later, so a stream of small commits shares syncs), and reported as persisted. Ordered messages carry the
-// payloads of payload.ts (the core adds its header):
+// later, so a stream of small commits shares syncs), and reported as persisted. Ordered
+// messages carry the payloads of payload.ts (the core adds its header):
 // - data: file bytes a mount wrote, multicast as they arrive (the bulk path); each replica
 //   appends them to its own log and remembers where, by blob id;
 // - record: a mutation; a version's writes name blobs, which each replica replaces by its own
@@ -19,8 +19,8 @@ import type { HlcStamp } from '../../temporal/hlc.js'
 import type { SubmitId } from '../../client/client.js'
 import { decodeBatchPayload, decodeDataPayload, decodeReconfigurePayload, decodeRecordPayload, PAYLOAD_BATCH, PAYLOAD_DATA, PAYLOAD_RECONFIGURE } from '../payload.js'
 import type { HeldBlob } from '../transfer.js'
-import type { Replica } from './replica.js'
 import type { Clock } from '../clock.js'
+import type { Replica } from './replica.js'
 
 /** What one delivered message amounts to. */
 export type Delivered =
@@ -46,12 +46,10 @@ export interface DeliveryOptions {
   readonly appliedListener?: () => ((mutation: Mutation, by: string | undefined) => void) | null
   readonly observer?: LogObserver
   /**
-   * Whether something waits on the sync of what is appended (answers given once synced, a
-   * client's fsync): then it starts at once; else within `syncDelayMs`. Default: always.
+   * Absent: every sync starts at once. Present: at once while `urgent()` (something waits on it:
+   * answers given once synced, a client's fsync), else within `delayMs`.
    */
-  readonly syncUrgent?: () => boolean
-  readonly syncDelayMs?: number
-  readonly clock?: Clock
+  readonly deferSync?: { readonly urgent: () => boolean; readonly delayMs: number; readonly clock: Clock }
 }
 
 export class Delivery {
@@ -197,9 +195,9 @@ export class Delivery {
   /** Group commit: one sync covers every record appended before it; `persisted` follows. Deferred while nothing waits on it (syncUrgent). */
   syncIfNeeded(): void {
     if (this.syncing || this.appendedStamp <= this.syncedStamp || this.stopped) return
-    const { syncUrgent, clock, syncDelayMs } = this.options
-    if (syncUrgent !== undefined && clock !== undefined && syncDelayMs !== undefined && !syncUrgent()) {
-      this.syncTimer ??= clock.setTimer(syncDelayMs, () => {
+    const defer = this.options.deferSync
+    if (defer !== undefined && !defer.urgent()) {
+      this.syncTimer ??= defer.clock.setTimer(defer.delayMs, () => {
         this.syncTimer = null
         this.startSync()
       })
