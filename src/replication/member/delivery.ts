@@ -192,7 +192,7 @@ export class Delivery {
     return this.syncedStamp
   }
 
-  /** Group commit: one sync covers every record appended before it; `persisted` follows. Deferred while nothing waits on it (syncUrgent). */
+  /** Group commit: one sync covers every record appended before it; `persisted` follows. Deferred while nothing waits on it (deferSync). */
   syncIfNeeded(): void {
     if (this.syncing || this.appendedStamp <= this.syncedStamp || this.stopped) return
     const defer = this.options.deferSync
