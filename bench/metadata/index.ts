@@ -1,8 +1,11 @@
 // The metadata and small-file bench (`npm run bench -- metadata [--quick] [--rounds N]
-// [--targets ext4,embedded,r3,gluster] [--list-budget SECONDS]`): the same Python workload
+// [--small-files N] [--targets ext4,embedded,embedded-sync,embedded-base,r3,gluster]
+// [--base REPO] [--list-budget SECONDS]`): the same Python workload
 // (workload.py: plain os calls, each kind of operation timed as one loop) against ext4 (a
-// plain temp dir), fffs embedded (`fffs mount`), fffs r=3 (a local group of 3 `fffs serve`
-// members and `fffs mount --cluster`; more variants in FFFS_VARIANTS) and GlusterFS replica 3
+// plain temp dir), fffs embedded (`fffs mount`; `embedded-sync` with `--durability
+// sync-on-close`; `embedded-base` the fffs built in the checkout REPO, a baseline; these two
+// only when named in --targets), fffs r=3 (a local group of 3 `fffs serve` members and `fffs
+// mount --cluster`; more variants in FFFS_VARIANTS) and GlusterFS replica 3
 // (three bricks on this host, FUSE client; set up and torn down here, see gluster.ts). Rounds
 // are interleaved: each target takes its turn (its client mounted, measured, unmounted), then
 // the next, and the whole sequence repeats.
@@ -33,7 +36,7 @@ import { metadataChart } from './chart.js'
 import { clearStaleGluster, mountsUnder, setUpGluster, type Gluster } from './gluster.js'
 import { buildSourceTree, type SourceTree } from './sourcetree.js'
 import { metadataSections, type MetadataConfig, type Timed, type Turn } from './tables.js'
-import { embeddedTarget, FFFS_VARIANTS, glusterTarget, groupTarget, plainTarget, type Target } from './targets.js'
+import { embeddedTarget, FFFS_VARIANTS, glusterTarget, groupTarget, plainTarget, type EmbeddedVariant, type Target } from './targets.js'
 
 const MiB = 1024 * 1024
 const here = path.dirname(fileURLToPath(import.meta.url))
@@ -310,7 +313,7 @@ async function turn(run: Run, target: Target, round: number): Promise<void> {
   }
 }
 
-function parseArgs(argv: string[]): { config: MetadataConfig; only: string[] | null; quick: boolean } {
+function parseArgs(argv: string[]): { config: MetadataConfig; only: string[] | null; quick: boolean; baseRepo: string | null } {
   const quick = argv.includes('--quick')
   const value = (flag: string) => {
     const at = argv.indexOf(flag)
@@ -318,24 +321,40 @@ function parseArgs(argv: string[]): { config: MetadataConfig; only: string[] | n
   }
   const rounds = value('--rounds')
   const budget = value('--list-budget') // seconds per listing directory
+  const smallFiles = value('--small-files')
   const config = {
     ...(quick ? quickConfig : defaultConfig),
     ...(rounds !== undefined ? { rounds: Number(rounds) } : {}),
+    ...(smallFiles !== undefined ? { smallFiles: Number(smallFiles), mkdirs: Math.max(1, Math.floor(Number(smallFiles) / 2)) } : {}),
     ...(budget !== undefined ? { createBudgetMs: Number(budget) * 1000 } : {}),
   }
   if (!(Number.isInteger(config.rounds) && config.rounds > 0)) throw new Error(`--rounds ${rounds}: a positive integer expected`)
   if (!(config.createBudgetMs > 0)) throw new Error(`--list-budget ${budget}: a positive number of seconds expected`)
+  if (!(Number.isInteger(config.smallFiles) && config.smallFiles > 0)) throw new Error(`--small-files ${smallFiles}: a positive integer expected`)
+  const base = value('--base')
+  const baseRepo = base === undefined ? null : path.resolve(base)
+  if (baseRepo !== null && !fs.existsSync(path.join(baseRepo, 'dist', 'src', 'cli', 'main.js'))) throw new Error(`--base ${base}: no built fffs there (dist/src/cli/main.js)`)
   const only = value('--targets')?.split(',') ?? null
-  const known = ['ext4', 'embedded', ...FFFS_VARIANTS.map((v) => v.key), 'gluster']
+  const known = ['ext4', 'embedded', 'embedded-sync', ...(baseRepo !== null ? ['embedded-base'] : []), ...FFFS_VARIANTS.map((v) => v.key), 'gluster']
   const unknown = (only ?? []).filter((k) => !known.includes(k))
-  if (unknown.length > 0) throw new Error(`--targets: unknown ${unknown.join(', ')} (known: ${known.join(', ')})`)
-  return { config, only, quick }
+  if (unknown.length > 0) throw new Error(`--targets: unknown ${unknown.join(', ')} (known: ${known.join(', ')}; embedded-base needs --base REPO)`)
+  return { config, only, quick, baseRepo }
+}
+
+/** The embedded mounts measured: this checkout's in both durability modes, and the baseline's (`--base`). */
+function embeddedVariants(baseRepo: string | null): EmbeddedVariant[] {
+  const variants: EmbeddedVariant[] = [
+    { key: 'embedded', label: 'fffs embedded', repoRoot, flags: [] },
+    { key: 'embedded-sync', label: 'fffs embedded sync-on-close', repoRoot, flags: ['--durability', 'sync-on-close'] },
+  ]
+  if (baseRepo !== null) variants.push({ key: 'embedded-base', label: `fffs embedded, base ${path.basename(baseRepo)}`, repoRoot: baseRepo, flags: [] })
+  return variants
 }
 
 /** Sets up the targets, makes their listing directories, then the interleaved rounds. */
-async function measure(run: Run, wanted: (key: string) => boolean, root: string, onGluster: (g: Gluster) => void): Promise<void> {
+async function measure(run: Run, wanted: (key: string) => boolean, root: string, baseRepo: string | null, onGluster: (g: Gluster) => void): Promise<void> {
   if (wanted('ext4')) run.targets.push(plainTarget(root))
-  if (wanted('embedded')) run.targets.push(embeddedTarget(repoRoot, root))
+  for (const variant of embeddedVariants(baseRepo)) if (wanted(variant.key)) run.targets.push(embeddedTarget(root, variant))
   for (const variant of FFFS_VARIANTS) if (wanted(variant.key)) run.targets.push(groupTarget(repoRoot, root, variant))
   if (wanted('gluster')) {
     const gluster = await safely(run, 'GlusterFS set-up', () => setUpGluster(path.join(root, 'gluster-bricks'), progress))
@@ -363,8 +382,8 @@ async function measure(run: Run, wanted: (key: string) => boolean, root: string,
 }
 
 async function main(): Promise<void> {
-  const { config, only, quick } = parseArgs(process.argv.slice(2))
-  const wanted = (key: string) => only === null || only.includes(key)
+  const { config, only, quick, baseRepo } = parseArgs(process.argv.slice(2))
+  const wanted = (key: string) => (only === null ? key !== 'embedded-sync' && key !== 'embedded-base' : only.includes(key))
   const started = new Date()
   const header = `fffs metadata bench ${started.toISOString()} · node ${process.version} · ${os.type()} ${os.release()} · ${os.cpus().length} CPU ${os.cpus()[0]?.model ?? ''} · tmp ${os.tmpdir()} · load ${os.loadavg()[0]!.toFixed(1)}${quick ? ' · QUICK' : ''}`
   await takeLock()
@@ -396,7 +415,7 @@ async function main(): Promise<void> {
     progress(`packing the source tree (${config.treeFiles} files)`)
     const tree = await buildSourceTree(path.join(root, 'tree.tar'), config.treeFiles)
     run = { config, tree, targets, errors: [], notes: [], turns: [], listings: {}, load: [] }
-    await measure(run, wanted, root, (g) => (gluster = g))
+    await measure(run, wanted, root, baseRepo, (g) => (gluster = g))
   } finally {
     process.off('SIGINT', onSignal)
     process.off('SIGTERM', onSignal)

@@ -124,11 +124,13 @@ const verdict = (value: number | null, ok: (v: number) => boolean) => (value ===
 export function metadataSections(json: MetadataJson): Section[] {
   const { config, targets } = json
   const has = (key: string) => targets.some((t) => t.key === key)
-  const variants = targets.filter((t) => t.key !== 'ext4' && t.key !== 'embedded' && t.key !== 'gluster')
+  const variants = targets.filter((t) => t.key !== 'ext4' && !t.key.startsWith('embedded') && t.key !== 'gluster')
+  // The embedded mount against its other mode and its baseline (`--base`), round by round.
+  const embeddedOthers = has('embedded') ? targets.filter((t) => t.key === 'embedded-sync' || t.key === 'embedded-base') : []
   const rows = rowDefs(config)
   // The durability split's gain: the default mode against sync-on-close, round by round.
   const splitVsSync = has('r3') && has('r3sync')
-  const ratioHeads = [...(has('gluster') ? variants.map((v) => `${v.label} / GlusterFS`) : []), ...(has('embedded') && has('ext4') ? ['embedded / ext4'] : []), ...(splitVsSync ? ['r=3 write-on-close / sync-on-close'] : [])]
+  const ratioHeads = [...(has('gluster') ? variants.map((v) => `${v.label} / GlusterFS`) : []), ...(has('embedded') && has('ext4') ? ['embedded / ext4'] : []), ...(splitVsSync ? ['r=3 write-on-close / sync-on-close'] : []), ...embeddedOthers.map((t) => `embedded / ${t.label}`)]
   const table: string[][] = [['per second', ...targets.map((t) => t.label), ...ratioHeads, 'target']]
   for (const row of rows) {
     const byTarget = new Map(targets.map((t) => [t.key, roundRates(json, t.key, row.key)]))
@@ -136,6 +138,7 @@ export function metadataSections(json: MetadataJson): Section[] {
     const vsGluster = has('gluster') ? variants.map((v) => ratios(byTarget.get(v.key)!, byTarget.get('gluster')!)) : []
     const embeddedVsExt4 = has('embedded') && has('ext4') ? [ratios(byTarget.get('embedded')!, byTarget.get('ext4')!)] : []
     const writeVsSync = splitVsSync ? [ratios(byTarget.get('r3')!, byTarget.get('r3sync')!)] : []
+    const embeddedVsOthers = embeddedOthers.map((t) => ratios(byTarget.get('embedded')!, byTarget.get(t.key)!))
     // The goals this bench is the yardstick for: replicated at ≥ 3× GlusterFS on the issue's
     // rows, and the 100k-file listing within 5× of the plain directory's time.
     let target = ''
@@ -147,7 +150,7 @@ export function metadataSections(json: MetadataJson): Section[] {
     } else if (!row.key.startsWith('list') && row.key !== 'untar' && row.key !== 'seqWrite' && vsGluster.length > 0) {
       target = variants.map((v, i) => `${v.label}/GlusterFS >= 3: ${verdict(median(vsGluster[i]!), (r) => r >= 3)}`).join('; ')
     }
-    table.push([`${row.label} (${row.unit})`, ...cells, ...[...vsGluster, ...embeddedVsExt4, ...writeVsSync].map((r) => (row.pastCut && r.every((x) => x === null) ? 'n/a' : span(r, fmtRatio))), target])
+    table.push([`${row.label} (${row.unit})`, ...cells, ...[...vsGluster, ...embeddedVsExt4, ...writeVsSync, ...embeddedVsOthers].map((r) => (row.pastCut && r.every((x) => x === null) ? 'n/a' : span(r, fmtRatio))), target])
   }
   const listingSeconds = config.listSizes.map((size) => {
     const times = targets.flatMap((t) =>

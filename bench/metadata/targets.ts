@@ -64,23 +64,35 @@ export function plainTarget(root: string): Target {
   }
 }
 
-export function embeddedTarget(repoRoot: string, root: string): Target {
-  const mountpoint = path.join(root, 'embedded-mnt')
-  const command = [path.join(repoRoot, 'bin', 'fffs'), 'mount', mountpoint, '--data-dir', path.join(root, 'embedded-data')]
+/**
+ * An embedded mount (`fffs mount DIR --data-dir D FLAGS`) of the fffs at `repoRoot`: this
+ * checkout's (key 'embedded'), in another durability mode ('embedded-sync'), or another
+ * checkout's, built (`--base REPO`: 'embedded-base', the baseline a change is measured against).
+ */
+export interface EmbeddedVariant {
+  readonly key: string
+  readonly label: string
+  readonly repoRoot: string
+  readonly flags: readonly string[]
+}
+
+export function embeddedTarget(root: string, variant: EmbeddedVariant): Target {
+  const mountpoint = path.join(root, `${variant.key}-mnt`)
+  const command = [path.join(variant.repoRoot, 'bin', 'fffs'), 'mount', mountpoint, '--data-dir', path.join(root, `${variant.key}-data`), ...variant.flags]
   let mount: Mount | null = null
   const stop = async () => {
     await mount?.stop()
     mount = null
   }
   return {
-    key: 'embedded',
-    label: 'fffs embedded',
+    key: variant.key,
+    label: variant.label,
     freshMount: 'the `fffs mount` process restarted on the same data dir',
     pastCuts: true,
     dir: mountpoint,
     async start() {
       fs.mkdirSync(mountpoint, { recursive: true })
-      mount = await startMount('fffs embedded', command, mountpoint, READY_PREFIX, READY_MS)
+      mount = await startMount(variant.label, command, mountpoint, READY_PREFIX, READY_MS)
     },
     stop,
     close: stop,

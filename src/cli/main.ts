@@ -7,7 +7,7 @@
 import { Command, CommanderError, Option } from 'commander'
 import { readFileSync } from 'node:fs'
 import { addDemoCommand } from '../demo/cli.js'
-import { DURABILITY_DEFAULT, DURABILITY_MODES, type Durability } from '../replication/durability.js'
+import { DURABILITY_DEFAULT, DURABILITY_MODES, type Durability } from '../client/durability.js'
 import { TIME_DEFAULTS } from '../replication/timeDefaults.js'
 import { nonNegativeInt, positiveInt, positiveNumber, USAGE_EXIT_CODE } from './args.js'
 import type { DiffOptions } from './diff.js'
@@ -43,6 +43,7 @@ function defineCommands(program: Command): void {
     .option('--min-versions <n>', "embedded: keep each file's newest N versions at the history floor, readable as PATH@vN", nonNegativeInt)
     .option('--force-retention', `embedded: allow --keep-all-for below the safety floor (1h)`)
     .option('--gc-budget <MiB/s>', 'embedded: the most background segment GC copies per second', positiveNumber)
+    .addOption(new Option('--durability <mode>', 'embedded: when close returns: once written to the log (fsync waits for the sync; default), or once synced').choices([...DURABILITY_MODES]))
     .description('mount fffs at DIR: an embedded store, or a group with --cluster (runs in the foreground; Ctrl-C unmounts)')
     .action(async (dir: string, opts: MountOptions) => (await mounting()).runMount(dir, opts))
 

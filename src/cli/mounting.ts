@@ -16,6 +16,7 @@ import type { Client } from '../client/client.js'
 import type { RetentionPolicy } from '../store/retention/policy.js'
 import { loadGroupConfig, type GroupConfig } from '../replication/config.js'
 import { TIME_DEFAULTS } from '../replication/timeDefaults.js'
+import type { Durability } from '../client/durability.js'
 import { usageError } from './args.js'
 import { localGroupConfig, startLocalGroup, waitGroupRunning } from './cluster.js'
 import { openDataDir } from './dataDir.js'
@@ -40,6 +41,7 @@ export interface MountOptions {
   minVersions?: number
   forceRetention?: boolean
   gcBudget?: number // MiB/s
+  durability?: Durability // embedded; a group's is its config's
   maxWait: number
   sensorLagMax?: number // absent: the group's (its config), or TIME_DEFAULTS for an embedded mount
   clockSkewMax?: number
@@ -162,6 +164,7 @@ export async function runMount(dir: string, opts: MountOptions): Promise<void> {
     if (opts.dataDir !== undefined) throw usageError('--data-dir and --cluster exclude each other: a cluster mount keeps no data')
     const retentionFlag = opts.keepAllFor !== undefined ? '--keep-all-for' : opts.tier !== undefined ? '--tier' : opts.minVersions !== undefined ? '--min-versions' : opts.forceRetention === true ? '--force-retention' : opts.gcBudget !== undefined ? '--gc-budget' : null
     if (retentionFlag !== null) throw usageError(`${retentionFlag}: a group's retention is its config's (retention in ${path.resolve(opts.cluster)}), the same for every member`)
+    if (opts.durability !== undefined) throw usageError(`--durability: a group's durability is its config's (durability in ${path.resolve(opts.cluster)}, set by fffs init --durability)`)
     const config = await loadGroupConfig(path.resolve(opts.cluster))
     const bounds = groupBounds(opts, config)
     await checkMountpoint(mountpoint)
@@ -182,7 +185,7 @@ export async function runMount(dir: string, opts: MountOptions): Promise<void> {
   let client: Client | null = null
   try {
     const { EmbeddedClient } = await machinery()
-    const embedded = { retention, log: logLine, ...(opts.gcBudget !== undefined ? { gcCopyBytesPerSecond: opts.gcBudget * 1024 * 1024 } : {}) }
+    const embedded = { retention, log: logLine, ...(opts.durability !== undefined ? { durability: opts.durability } : {}), ...(opts.gcBudget !== undefined ? { gcCopyBytesPerSecond: opts.gcBudget * 1024 * 1024 } : {}) }
     const opened = await openDataDir(dataDir, () => EmbeddedClient.open(dataDir, embedded))
     client = opened.client
     if (opened.truncatedBytes > 0) logLine(`fffs: ${displayPath(dataDir)}: dropped ${opened.truncatedBytes} torn bytes at the end of the log (a write never acknowledged)`)

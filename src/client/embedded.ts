@@ -11,6 +11,7 @@ import { DiskGuard, type DiskState } from '../store/diskSpace.js'
 import { addsData, Store } from '../store/store.js'
 import type { PageOffsetOf } from '../store/segmentLog.js'
 import { hlcToIso, type HlcStamp } from '../temporal/hlc.js'
+import type { Durability } from './durability.js'
 import { unwrap, type Client, type DataChunk, type SubmitOptions, type Submitted } from './client.js'
 import { describeCollect, describeRun, type HistoryControl } from './history.js'
 import { LogChunks, type LoggedData } from './logChunks.js'
@@ -33,6 +34,8 @@ export interface EmbeddedOptions {
   readonly log?: (line: string) => void
   /** The log's segment size (tests and benches of segment GC use small ones). */
   readonly segmentSizeBytes?: number
+  /** When close and metadata operations return (default 'write-on-close': once written to the log; fsync waits for the sync). */
+  readonly durability?: Durability
 }
 
 export class EmbeddedClient implements Client, LoggedData {
@@ -52,7 +55,10 @@ export class EmbeddedClient implements Client, LoggedData {
     this.retention = new RetentionRunner({
       store,
       policy: options.retention ?? null,
-      submit: async (mutation) => void unwrap((await orderer.submit(mutation)).result),
+      submit: async (mutation) => {
+        unwrap((await orderer.submit(mutation)).result)
+        await store.settled() // the runner reads the store directly next
+      },
       proposes: () => true,
       onRun: (report) => log(`fffs: retention: ${describeRun(report)}`),
       onCollect: (victims) => log(`fffs: retention: collecting ${describeCollect(victims)}`),
@@ -64,7 +70,10 @@ export class EmbeddedClient implements Client, LoggedData {
       floor: async () => store.floor.stamp,
       knownFloor: () => store.floor.stamp,
       collect: async ({ dryRun }) => [{ report: await this.retention.run({ dryRun: dryRun === true }) }],
-      audits: async (limit) => (await store.audits(limit)).map((audit) => ({ audit })),
+      audits: async (limit) => {
+        await store.settled()
+        return (await store.audits(limit)).map((audit) => ({ audit }))
+      },
     }
     this.retention.start()
   }
@@ -73,55 +82,71 @@ export class EmbeddedClient implements Client, LoggedData {
     await fsp.mkdir(dataDir, { recursive: true })
     const disk = new DiskGuard(dataDir)
     await disk.start() // on a full disk, its reserve file is given back: the store can open and free space
-    const store = new Store(dataDir, options.segmentSizeBytes !== undefined ? { segmentSizeBytes: options.segmentSizeBytes } : {})
+    const store = new Store(dataDir, { soleCopy: true, ...(options.segmentSizeBytes !== undefined ? { segmentSizeBytes: options.segmentSizeBytes } : {}) })
     const { replayedRecords, truncatedBytes } = await store.open()
     const pageOffsetOf = store.useHostDisk({ cacheKeepBytes: LOG_CACHE_KEEP_BYTES, syncEveryBytes: LOG_SYNC_EVERY_BYTES }) ?? undefined
-    return { client: new EmbeddedClient(store, new LocalOrderer(store), disk, pageOffsetOf, options), replayedRecords, truncatedBytes }
+    return { client: new EmbeddedClient(store, new LocalOrderer(store, { acknowledge: options.durability === 'sync-on-close' ? 'synced' : 'written' }), disk, pageOffsetOf, options), replayedRecords, truncatedBytes }
   }
 
-  walk(components: readonly string[], cut: HlcStamp): Promise<Attr> {
+  // Every query first waits for the index writes under way (Store.settled): a submit is
+  // answered once its record is applied, before its index write is in.
+  async walk(components: readonly string[], cut: HlcStamp): Promise<Attr> {
+    await this.store.settled()
     return this.store.walk(components, cut)
   }
   async attr(ino: Ino, cut: HlcStamp): Promise<Attr | null> {
+    await this.store.settled()
     return this.store.attr(ino, cut)
   }
   async attrs(inos: readonly Ino[], cut: HlcStamp): Promise<Array<Attr | null>> {
+    await this.store.settled()
     return Promise.all(inos.map((ino) => this.store.attr(ino, cut)))
   }
-  lookup(dir: Ino, name: string, cut: HlcStamp): Promise<Ino | null> {
+  async lookup(dir: Ino, name: string, cut: HlcStamp): Promise<Ino | null> {
+    await this.store.settled()
     return this.store.lookup(dir, name, cut)
   }
-  child(dir: Ino, name: string, cut: HlcStamp): Promise<Attr | null> {
+  async child(dir: Ino, name: string, cut: HlcStamp): Promise<Attr | null> {
+    await this.store.settled()
     return this.store.child(dir, name, cut)
   }
-  readdir(dir: Ino, cut: HlcStamp, page?: DirPage): Promise<Array<{ name: string; ino: Ino }>> {
+  async readdir(dir: Ino, cut: HlcStamp, page?: DirPage): Promise<Array<{ name: string; ino: Ino }>> {
+    await this.store.settled()
     return this.store.readdir(dir, cut, page)
   }
-  read(attr: Attr, offset: number, into: Buffer, lengthBytes: number): Promise<number> {
+  async read(attr: Attr, offset: number, into: Buffer, lengthBytes: number): Promise<number> {
+    await this.store.settled()
     return this.store.read(attr, offset, into, lengthBytes)
   }
   readBuffer(lengthBytes: number): Buffer {
     return this.store.readBuffer(lengthBytes)
   }
-  versions(ino: Ino, range?: VersionRange): Promise<Attr[]> {
+  async versions(ino: Ino, range?: VersionRange): Promise<Attr[]> {
+    await this.store.settled()
     return this.store.versions(ino, range)
   }
-  nameHistory(dir: Ino, name: string, page?: StampPage): Promise<NameBinding[]> {
+  async nameHistory(dir: Ino, name: string, page?: StampPage): Promise<NameBinding[]> {
+    await this.store.settled()
     return this.store.nameHistory(dir, name, page)
   }
   async stampOfVersion(ino: Ino, version: number): Promise<HlcStamp | null> {
+    await this.store.settled()
     return this.store.stampOfVersion(ino, version)
   }
-  stampAtSensorTime(ino: Ino, sensorUs: number): Promise<HlcStamp | null> {
+  async stampAtSensorTime(ino: Ino, sensorUs: number): Promise<HlcStamp | null> {
+    await this.store.settled()
     return this.store.stampAtSensorTime(ino, sensorUs)
   }
-  sensorPick(ino: Ino, sensorUs: number): Promise<SensorPick | null> {
+  async sensorPick(ino: Ino, sensorUs: number): Promise<SensorPick | null> {
+    await this.store.settled()
     return this.store.sensorPick(ino, sensorUs)
   }
-  snapshots(page?: DirPage): Promise<Snapshot[]> {
+  async snapshots(page?: DirPage): Promise<Snapshot[]> {
+    await this.store.settled()
     return this.store.snapshots(page)
   }
   async snapshot(name: string): Promise<Snapshot | null> {
+    await this.store.settled()
     return this.store.snapshot(name)
   }
   /** Chunks whose bytes the log takes with their CRC and page alignment, and reads back once written (logChunks.ts). */
@@ -179,8 +204,10 @@ export class EmbeddedClient implements Client, LoggedData {
   waitStable(cut: HlcStamp, maxWaitMs: number): Promise<void> {
     return this.orderer.waitStable(cut, maxWaitMs)
   }
-  /** The local orderer answers a submit once its record is synced. */
-  async syncAcknowledged(_maxWaitMs: number): Promise<void> {}
+  /** The local orderer answers a submit once its record is written (or synced, with 'sync-on-close'); this waits for the sync. */
+  syncAcknowledged(maxWaitMs: number): Promise<void> {
+    return this.orderer.syncAnswered(maxWaitMs)
+  }
 
   async close(): Promise<void> {
     await this.retention.stop()

@@ -778,6 +778,8 @@ export class Operations {
 
   private async pinSnapshot(name: string, specText: string | null): Promise<{ name: string; at: string }> {
     if (name.length === 0 || name.includes('/') || name === '.' || name === '..' || isSpecName(name)) throw errors.invalid(`invalid snapshot name '${name}'`)
+    // "Now" holds every change acknowledged before it: the frontier passes them once they are synced.
+    await this.client.syncAcknowledged(SYNC_WAIT_MAX_MS)
     let at = await this.client.stableFrontier()
     if (specText !== null) {
       const spec = parseTimeSpec(specText)

@@ -10,14 +10,32 @@ import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
 /** The process (thread group id) of thread `tid`; null when it cannot be told (0, or gone). */
 export type ProcessOf = (tid: number) => number | null
 
+/**
+ * How long a thread's process is remembered. Linux hands out pids cyclically (a freed one comes
+ * back only once the counter wrapped around pid_max, ≥ 32768), so within this long a thread id
+ * names the same thread: wrapping in 100 ms would take over 300k new tasks a second. A writer
+ * creating files then asks /proc once per 100 ms, not once per file.
+ */
+const PROCESS_OF_TTL_MS = 100
+const CACHED_THREADS_MAX = 4096
+const knownThreads = new Map<number, { readonly pid: number; readonly atMs: number }>()
+
 export const processOfThread: ProcessOf = (tid) => {
   if (!Number.isInteger(tid) || tid <= 0) return null
+  const nowMs = performance.now()
+  const known = knownThreads.get(tid)
+  if (known !== undefined && nowMs - known.atMs < PROCESS_OF_TTL_MS) return known.pid
+  let pid: number | null
   try {
     const match = /\nTgid:\s*(\d+)/.exec(readFileSync(`/proc/${tid}/status`, 'latin1'))
-    return match === null ? null : Number(match[1])
+    pid = match === null ? null : Number(match[1])
   } catch {
-    return null // the thread is gone
+    pid = null // the thread is gone
   }
+  if (pid === null) return null
+  if (knownThreads.size >= CACHED_THREADS_MAX) knownThreads.clear()
+  knownThreads.set(tid, { pid, atMs: nowMs })
+  return pid
 }
 
 /**

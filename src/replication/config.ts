@@ -12,7 +12,7 @@ import { errors, FffsError } from '../errors.js'
 import { parseRetention, type RetentionPolicy } from '../store/retention/policy.js'
 import type { ShardRole } from '../store/store.js'
 import { TIME_DEFAULTS } from './timeDefaults.js'
-import { DURABILITY_DEFAULT, DURABILITY_MODES, type Durability } from './durability.js'
+import { DURABILITY_DEFAULT, DURABILITY_MODES, type Durability } from '../client/durability.js'
 import { LATENCY_SPIN_MAX_US, TRANSPORT_DEFAULTS } from './transport/types.js'
 
 export const CONFIG_VERSION = 1

@@ -28,6 +28,7 @@ import { EntryKind, SegmentLog, segmentSizeForDisk, type LogPosition, type PageO
 import { VersionSearch } from './versionSearch.js'
 
 export const NAME_MAX_BYTES = 255
+const SETTLED: Promise<void> = Promise.resolve()
 /** The most names a node may have (ext4's limit): one more link is EMLINK. */
 const LINK_MAX = 65_000
 
@@ -95,6 +96,12 @@ export interface StoreOptions {
   /** Where the log and the index live (default the real disk; the simulation passes its own). */
   readonly disk?: Disk
   readonly segmentSizeBytes?: number
+  /**
+   * No other replica holds this store's records (an embedded mount's): once segment GC has
+   * compacted the log, which then can no longer rebuild an index that ran ahead of it after a
+   * power loss (open), a record's index batch waits until the log is synced past it.
+   */
+  readonly soleCopy?: boolean
 }
 
 /** Where a record was appended (SegmentLog.append): its entry's payload, where the entry after it starts, and when its bytes are in the file. */
@@ -122,6 +129,7 @@ export class Store {
   /** The history floor and the cuts pinned below it: which reads of the past are answered (retention/floor.ts). */
   readonly floor: HistoryFloor
   private readonly segmentSizeChosen: boolean
+  private readonly soleCopy: boolean
   private applying = false
   /** Applies, and segment GC's rewrite of the index, one at a time (Store.exclusive). */
   private turn: Promise<void> = Promise.resolve()
@@ -138,6 +146,9 @@ export class Store {
   private readGeneration = 0
   private readonly readsInFlight = new Map<number, number>()
   private readonly readsDone = new Set<() => void>()
+  /** The newest index write while it is under way (applyAhead), and the first that failed. */
+  private indexWrite: Promise<void> | null = null
+  private indexError: Error | null = null
   private nextIno: Ino = ROOT_INO + 1
   private lastAppliedStamp: HlcStamp = 0n
   /** Stamps remembered from this store's `V` index: new at every open (a member reopens its store on another history: discardStore). */
@@ -157,6 +168,7 @@ export class Store {
     this.disk = options.disk ?? nodeDisk
     this.log = new SegmentLog(path.join(dir, 'segments'), options.segmentSizeBytes, this.disk)
     this.segmentSizeChosen = options.segmentSizeBytes !== undefined
+    this.soleCopy = options.soleCopy === true
     this.db = this.disk.openIndex(path.join(dir, 'index'))
     this.records = new RecordIndex(this.db)
     this.blocks = new BlockHistory(this.db)
@@ -205,6 +217,7 @@ export class Store {
   }
 
   async close(): Promise<void> {
+    await this.turn // the index writes under way
     await this.log.close()
     await this.db.close()
   }
@@ -339,7 +352,32 @@ export class Store {
    * record is in the log either way and has no effect.
    */
   async apply(stamp: HlcStamp, mutation: Mutation, logged: LoggedAt): Promise<ApplyResult> {
-    return this.exclusive(() => this.applyNow(stamp, mutation, logged))
+    const { result, indexed } = await this.applyAhead(stamp, mutation, logged)
+    await indexed
+    return result
+  }
+
+  /**
+   * Applies one record as `apply` does, but resolves once its result is known and its index
+   * write has begun (`indexed`: once it is in): the answer to a client overlaps the write. The
+   * next apply, and segment GC, wait for it; so must every query (`settled`).
+   */
+  applyAhead(stamp: HlcStamp, mutation: Mutation, logged: LoggedAt): Promise<{ result: ApplyResult; indexed: Promise<void> }> {
+    const run = this.turn.then(() => this.applyNow(stamp, mutation, logged))
+    this.turn = run.then(
+      ({ indexed }) => indexed.catch(() => undefined),
+      () => undefined,
+    )
+    return run
+  }
+
+  /**
+   * Resolves once every index write begun is in (applyAhead), so a query reads every record
+   * applied; rejects once one failed (the index no longer follows the log: a restart replays it).
+   */
+  settled(): Promise<void> {
+    if (this.indexError !== null) return Promise.reject(errors.corrupt(`the index could not be written: ${this.indexError.message}`))
+    return this.indexWrite ?? SETTLED
   }
 
   /** Runs `fn` when no record is being applied, and holds applies until it is done (segment GC's rewrite of the index). */
@@ -352,8 +390,9 @@ export class Store {
     return run
   }
 
-  private async applyNow(stamp: HlcStamp, mutation: Mutation, logged: LoggedAt): Promise<ApplyResult> {
+  private async applyNow(stamp: HlcStamp, mutation: Mutation, logged: LoggedAt): Promise<{ result: ApplyResult; indexed: Promise<void> }> {
     if (this.applying) throw new Error('Store.apply is not re-entrant: records apply one at a time, in order')
+    if (this.indexError !== null) throw errors.corrupt(`the index could not be written: ${this.indexError.message}`) // the state is no longer the index's
     if (stamp <= this.lastAppliedStamp) throw new Error(`stamps must increase: ${stamp} after ${this.lastAppliedStamp}`)
     this.applying = true
     try {
@@ -378,15 +417,26 @@ export class Store {
         this.nextIno = before.nextIno
         throw err
       })
-      const indexed = RecordIndex.entry(stamp, logged.position, logged.next)
-      changes.put(indexed.key, indexed.value)
+      const recordEntry = RecordIndex.entry(stamp, logged.position, logged.next)
+      changes.put(recordEntry.key, recordEntry.value)
       changes.put(keys.meta('applied'), Buffer.from(JSON.stringify(logged.next)))
       changes.put(keys.meta('nextIno'), Buffer.from(String(this.nextIno)))
       changes.put(keys.meta('lastStamp'), Buffer.from(stamp.toString()))
       if (this.blockPutWatch !== null) for (const op of changes.ops) if (op.type === 'put' && op.key[0] === BLOCK_TAG) this.blockPutWatch(op.key)
-      await this.db.batch(changes.ops)
-      changes.committed?.()
-      return result
+      // The index may run ahead of the synced log only while the log can rebuild it (open).
+      if (this.soleCopy && logBaseOf(this.db) > 0n) await this.log.sync()
+      const indexed = this.db.batch(changes.ops).then(
+        () => {
+          changes.committed?.()
+          if (this.indexWrite === indexed) this.indexWrite = null
+        },
+        (err: Error) => {
+          this.indexError ??= err
+          throw err
+        },
+      )
+      this.indexWrite = indexed
+      return { result, indexed }
     } finally {
       this.applying = false
     }

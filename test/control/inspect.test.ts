@@ -41,7 +41,8 @@ describe('stable changes', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'fffs-changes-'))
     const { client } = await EmbeddedClient.open(dir)
     try {
-      await client.submit({ type: 'mknod', parent: ROOT_INO, name: 'a.log', kind: 'file', mode: 0o644, uid: 0, gid: 0 })
+      const { stamp } = await client.submit({ type: 'mknod', parent: ROOT_INO, name: 'a.log', kind: 'file', mode: 0o644, uid: 0, gid: 0 })
+      await client.waitStable(stamp, 10_000) // once synced, after the answer
       const first = await stableChanges(client, '/', 0n)
       expect(first.changes.map((c) => c.path)).toEqual(['/a.log'])
       const again = await stableChanges(client, '/', BigInt(first.frontier))

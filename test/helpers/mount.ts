@@ -60,7 +60,8 @@ function waitExit(child: ChildProcess, timeoutMs: number): Promise<void> {
   })
 }
 
-export async function startMount(extraArgs: string[] = []): Promise<TestMount> {
+/** `env`: added to the mount process's environment (an LD_PRELOAD shim). */
+export async function startMount(extraArgs: string[] = [], options: { readonly env?: NodeJS.ProcessEnv } = {}): Promise<TestMount> {
   const root = mkdtempSync(path.join(os.tmpdir(), 'fffs-test-'))
   const mountpoint = path.join(root, 'mnt')
   const dataDir = path.join(root, 'data')
@@ -68,7 +69,7 @@ export async function startMount(extraArgs: string[] = []): Promise<TestMount> {
   let log = ''
 
   const launch = async (): Promise<void> => {
-    const proc = spawn(process.execPath, [FFFS_BIN, 'mount', mountpoint, '--data-dir', dataDir, ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const proc = spawn(process.execPath, [FFFS_BIN, 'mount', mountpoint, '--data-dir', dataDir, ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe'], ...(options.env !== undefined ? { env: { ...process.env, ...options.env } } : {}) })
     child = proc
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`mount not ready in ${MOUNT_TIMEOUT_MS} ms:\n${log}`)), MOUNT_TIMEOUT_MS)
