@@ -52,6 +52,10 @@ export { MEMBER_TIMING } from './member/env.js'
 export type { Phase } from './member/epochs.js'
 
 const HOLD_STAMP_POLL_MS = 10
+/** How long a push of lazy row changes alone waits for an urgent push to carry it (core/group.ts LAZY_COLUMNS); the floor's own interval. */
+const LAZY_PUSH_MS = 10
+/** How long the log's sync waits to take more records along when nothing waits on it ("write-on-close": member/delivery.ts). */
+const SYNC_DELAY_MS = 10
 const STABLE_WAIT_POLL_MAX_MS = 50
 
 export interface MemberOptions {
@@ -105,6 +109,9 @@ export class Member implements ReplicaAccess {
   readonly upkeep: MemberUpkeep
   private epoch: Epoch | null = null
   private pushPending: Epoch | null = null // the epoch whose row has unpushed changes (schedulePush)
+  private pushUrgent = false // pushPending goes out at the end of this turn; else within LAZY_PUSH_MS
+  private lazyPushTimer: { cancel(): void } | null = null
+  private syncWantedTold: { core: GroupCore | null; stamp: HlcStamp } = { core: null, stamp: 0n } // wantSynced
   private tickTimer: { cancel(): void } | null = null
   private fatal: Error | null = null
   private stableHigh: HlcStamp = 0n // the highest stamp this member has found stable
@@ -143,6 +150,12 @@ export class Member implements ReplicaAccess {
       failed: (err) => this.fail(err),
       applied: () => this.wake(),
       appliedListener: () => this.changes.listener(),
+      deferSync: {
+        // Answers wait on the sync in "sync-on-close"; in "write-on-close" only a client's fsync does (sync_wanted, any member's).
+        urgent: () => this.config.durability === 'sync-on-close' || (this.epoch?.core?.syncWantedStamp() ?? 0n) > this.delivery.synced,
+        delayMs: SYNC_DELAY_MS,
+        clock: env.clock,
+      },
       ...(env.observer !== undefined ? { observer: env.observer } : {}),
     })
     this.requests = new RequestTable({
@@ -524,7 +537,7 @@ export class Member implements ReplicaAccess {
   private coreEffects(epoch: Epoch): CoreEffects {
     const idOf = (rank: number): number => epoch.plan.memberIds[rank]!
     return {
-      push: () => this.schedulePush(epoch),
+      push: (lazy) => this.schedulePush(epoch, lazy),
       sendFailed: (err) => {
         if (this.epoch === epoch) this.log(`send failed: ${err.message}`)
       },
@@ -557,12 +570,22 @@ export class Member implements ReplicaAccess {
    * the largest single cost of a member under many small commits. Deferring a push only
    * delays what peers learn: every value pushed later is at least as far along, and anything
    * that must be durable before peers see it (persistAccepted, persistTrim) was written
-   * synchronously when its action ran, before this push.
+   * synchronously when its action ran, before this push. A push of lazy changes alone (nothing
+   * waits on them: core/group.ts LAZY_COLUMNS) waits up to LAZY_PUSH_MS for an urgent push to
+   * carry them, so a stream of small commits costs about half the pushes.
    */
-  private schedulePush(epoch: Epoch): void {
-    if (this.pushPending === epoch) return
-    this.flushPush()
+  private schedulePush(epoch: Epoch, lazy: boolean): void {
+    if (this.pushPending !== null && this.pushPending !== epoch) this.flushPush()
+    if (this.pushPending === epoch && (this.pushUrgent || lazy)) return
     this.pushPending = epoch
+    if (lazy) {
+      this.lazyPushTimer = this.clock.setTimer(LAZY_PUSH_MS, () => {
+        this.lazyPushTimer = null
+        this.flushPush()
+      })
+      return
+    }
+    this.pushUrgent = true
     this.clock.defer(() => this.flushPush())
   }
 
@@ -570,6 +593,9 @@ export class Member implements ReplicaAccess {
   private flushPush(): void {
     const epoch = this.pushPending
     this.pushPending = null
+    this.pushUrgent = false
+    this.lazyPushTimer?.cancel()
+    this.lazyPushTimer = null
     if (epoch === null || this.machine.phase === 'stopped') return
     try {
       epoch.transport.push()
@@ -666,11 +692,25 @@ export class Member implements ReplicaAccess {
     for (;;) {
       const core = this.epoch?.core
       if (this.stableStamp() >= stamp || (core != null && this.machine.phase === 'running' && core.syncedEverywhereStamp() >= stamp)) return
+      this.wantSynced(stamp)
       const waitedMs = this.clock.nowMs() - startedMs
       if (this.machine.phase === 'stopped') throw new FffsError('EIO', `member ${this.id} is stopping`)
       if (waitedMs >= maxWaitMs) throw new FffsError('EIO', `the group did not sync ${hlcToIso(stamp)} within ${waitedMs} ms`)
       await this.nextChange(Math.max(1, Math.min(maxWaitMs - waitedMs, STABLE_WAIT_POLL_MAX_MS)))
     }
+  }
+
+  /**
+   * Tells the group a client here waits for `stamp` synced everywhere (the core's sync_wanted):
+   * the others then publish their persisted stamps at once instead of lazily. Told once per
+   * stamp and core (telling wakes every waiter: two waiters telling the same stamp each time
+   * they wake would wake each other for ever).
+   */
+  private wantSynced(stamp: HlcStamp): void {
+    const core = this.epoch?.core
+    if (core == null || (this.syncWantedTold.core === core && this.syncWantedTold.stamp >= stamp)) return
+    this.syncWantedTold = { core, stamp }
+    this.feedCore({ kind: 'syncWanted', stamp })
   }
 
   /** Resolves once the core moved (wake) or after `maxWaitMs`. */

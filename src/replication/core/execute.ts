@@ -9,8 +9,8 @@ type ActionOf<K extends CoreAction['kind']> = Extract<CoreAction, { kind: K }>
 
 /** What the runtime does with the actions that are not the transport's. */
 export interface CoreEffects {
-  /** Push the own row (the member runtime coalesces pushes per turn; see member.ts). */
-  push(): void
+  /** Push the own row (the member runtime coalesces pushes per turn, and holds a lazy one back a little; see member.ts). */
+  push(lazy: boolean): void
   /** A send failed (a stopped transport): nothing to do but report it. */
   sendFailed(err: Error): void
   deliver(action: ActionOf<'deliver'>): void
@@ -39,7 +39,7 @@ export function executeCoreActions(actions: readonly CoreAction[], transport: Tr
         transport.setBool(action.column, action.value, action.index)
         break
       case 'push':
-        effects.push()
+        effects.push(action.lazy === true)
         break
       case 'send': {
         // The core encodes every send afresh and never touches the bytes again: hand them over

@@ -64,11 +64,14 @@ export type CoreEvent =
   | { readonly kind: 'persisted'; readonly stamp: HlcStamp }
   /** Every record up to `stamp` is written to the local log (not necessarily synced). */
   | { readonly kind: 'written'; readonly stamp: HlcStamp }
+  /** A client of this member waits until every record up to `stamp` is synced at every member (fsync). */
+  | { readonly kind: 'syncWanted'; readonly stamp: HlcStamp }
 
 export type CoreAction =
   | { readonly kind: 'setU64'; readonly column: string; readonly value: bigint; readonly index?: number }
   | { readonly kind: 'setBool'; readonly column: string; readonly value: boolean; readonly index?: number }
-  | { readonly kind: 'push' }
+  /** `lazy`: only columns nobody waits on changed (LAZY_COLUMNS); the runtime may push later, with the next urgent push or within a short bound. */
+  | { readonly kind: 'push'; readonly lazy?: true }
   | { readonly kind: 'send'; readonly bytes: Uint8Array; readonly large: boolean }
   /** Apply and persist this record; report `persisted` once it is durable (in delivery order).
    * `view` is the view it was delivered in, `viewSeq` its position there. Not `currentView` read
@@ -155,6 +158,18 @@ const BALLOT_RANK_SPAN = 256n // ballot = round × span + rank + 1: unique per p
 // (the runtime's tick at the latest).
 const FLOOR_PUBLISH_INTERVAL_US = 10_000
 
+/**
+ * Columns whose change alone does not need a push at once: no reply and no delivery waits on
+ * them (delivered counts matter at a view's end, delivered stamps to `fffs status`, the floor and
+ * the persisted stamp to stability, which already lags by the floor's interval). The persisted
+ * stamp is lazy only while nothing waits on it: not when submissions are answered once synced,
+ * and not while any member of the view says a client waits for a sync (`sync_wanted`).
+ * A push sends the whole row, so lazy changes go out with the next urgent one. Why: a push costs
+ * a write to every peer and wakes each of them, and half of a member's pushes under a stream of
+ * small commits carried nothing anyone waited for.
+ */
+const LAZY_COLUMNS: ReadonlySet<string> = new Set([COLUMN.delivered, COLUMN.deliveredStamp, COLUMN.hlcFloor, COLUMN.persistedStamp])
+
 export class GroupCore {
   private readonly selfRank: number
   private readonly epochSize: number
@@ -198,7 +213,10 @@ export class GroupCore {
   // The own row as last written; cells are emitted as actions when they change.
   private readonly row = new Map<string, bigint | boolean>()
   private actions: CoreAction[] = []
-  private rowDirty = false
+  private rowDirty = false // a change someone may wait on: push now
+  private lazyDirty = false // only lazy changes since the last push (LAZY_COLUMNS)
+  private pushedPersisted: HlcStamp // persisted_stamp as of the last urgent push (the row as peers surely have it)
+  private syncWanted = 0n
 
   constructor(options: GroupCoreOptions) {
     this.selfRank = options.selfRank
@@ -211,6 +229,7 @@ export class GroupCore {
     this.view = options.view
     this.lastStamp = options.lastStamp
     this.persistedStamp = options.lastStamp
+    this.pushedPersisted = options.lastStamp
     this.writtenStamp = options.lastStamp
     if (options.lastStamp > 0n) this.clock.observe(options.lastStamp)
     this.suspected = new Array<boolean>(this.epochSize).fill(false)
@@ -254,6 +273,12 @@ export class GroupCore {
         break
       case 'written':
         this.raiseWritten(event.stamp)
+        break
+      case 'syncWanted':
+        if (event.stamp > this.syncWanted) {
+          this.syncWanted = event.stamp
+          this.setU64(COLUMN.syncWanted, event.stamp)
+        }
         break
       case 'rows':
       case 'tick':
@@ -798,20 +823,42 @@ export class GroupCore {
   }
 
   private finish(): CoreAction[] {
+    // A sync waited on somewhere that the persisted stamp peers have of this row does not cover.
+    if (this.persistedStamp > this.pushedPersisted && this.syncWantedStamp() > this.pushedPersisted) this.rowDirty = true
     if (this.rowDirty) {
       this.actions.push({ kind: 'push' })
-      this.rowDirty = false
+      this.pushedPersisted = this.persistedStamp
+    } else if (this.lazyDirty) {
+      this.actions.push({ kind: 'push', lazy: true })
     }
+    this.rowDirty = false
+    this.lazyDirty = false
     const out = this.actions
     this.actions = []
     return out
+  }
+
+  /** The highest stamp any member of the view (this one too) has a client waiting to see synced everywhere. */
+  syncWantedStamp(): HlcStamp {
+    let wanted = this.syncWanted
+    for (const member of this.view.members) {
+      if (member === this.selfRank) continue
+      const stamp = this.sst.u64(member, COLUMN.syncWanted)
+      if (stamp > wanted) wanted = stamp
+    }
+    return wanted
+  }
+
+  private isLazy(column: string): boolean {
+    return LAZY_COLUMNS.has(column) && (column !== COLUMN.persistedStamp || this.acknowledge === 'written')
   }
 
   private setU64(column: string, value: bigint, index?: number): void {
     const key = index === undefined ? column : `${column}[${index}]`
     if (this.row.get(key) === value) return
     this.row.set(key, value)
-    this.rowDirty = true
+    if (this.isLazy(column)) this.lazyDirty = true
+    else this.rowDirty = true
     this.actions.push(index === undefined ? { kind: 'setU64', column, value } : { kind: 'setU64', column, value, index })
   }
 

@@ -13,6 +13,7 @@ export const COLUMN = {
   writtenStamp: 'written_stamp', // HLC stamp of the last record written to the local log (in the page cache, maybe not synced)
   deliveredStamp: 'delivered_stamp', // HLC stamp of the last record delivered
   hlcFloor: 'hlc_floor', // no record this member sends or still has to deliver will get a stamp <= this
+  syncWanted: 'sync_wanted', // a client of this member waits until every record up to this stamp is synced everywhere (fsync)
   suspected: 'suspected', // per rank, never withdrawn
   wedged: 'wedged', // this member stopped counting messages of its view: a view change is under way
   // Agreement on the next view, meaningful when cvid equals the reader's vid.
@@ -40,6 +41,7 @@ export function groupSchema(memberCount: number): SstSchema {
       { name: COLUMN.writtenStamp, kind: 'u64' },
       { name: COLUMN.deliveredStamp, kind: 'u64' },
       { name: COLUMN.hlcFloor, kind: 'u64' },
+      { name: COLUMN.syncWanted, kind: 'u64' },
       { name: COLUMN.suspected, kind: 'bool[]', length: n },
       { name: COLUMN.wedged, kind: 'bool' },
       { name: COLUMN.cvid, kind: 'u64' },

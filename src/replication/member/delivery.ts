@@ -1,8 +1,9 @@
 // Delivery into the store: what the core delivers is appended to the log in delivery order and
 // applied in order behind it, reported as written once the log's write of it returned (it is
 // then in the page cache: it survives the death of the process), group-committed with one sync
-// for everything appended before it, and reported as persisted. Ordered messages carry the
-// payloads of payload.ts (the core adds its header):
+// for everything appended before it (at once when something waits on the sync, else a little
+// later, so a stream of small commits shares syncs), and reported as persisted. Ordered
+// messages carry the payloads of payload.ts (the core adds its header):
 // - data: file bytes a mount wrote, multicast as they arrive (the bulk path); each replica
 //   appends them to its own log and remembers where, by blob id;
 // - record: a mutation; a version's writes name blobs, which each replica replaces by its own
@@ -18,6 +19,7 @@ import type { HlcStamp } from '../../temporal/hlc.js'
 import type { SubmitId } from '../../client/client.js'
 import { decodeBatchPayload, decodeDataPayload, decodeReconfigurePayload, decodeRecordPayload, PAYLOAD_BATCH, PAYLOAD_DATA, PAYLOAD_RECONFIGURE } from '../payload.js'
 import type { HeldBlob } from '../transfer.js'
+import type { Clock } from '../clock.js'
 import type { Replica } from './replica.js'
 
 /** What one delivered message amounts to. */
@@ -43,6 +45,11 @@ export interface DeliveryOptions {
   /** Who hears of each delivered record once it applied, in apply order (the change feed); null: nobody now. */
   readonly appliedListener?: () => ((mutation: Mutation, by: string | undefined) => void) | null
   readonly observer?: LogObserver
+  /**
+   * Absent: every sync starts at once. Present: at once while `urgent()` (something waits on it:
+   * answers given once synced, a client's fsync), else within `delayMs`.
+   */
+  readonly deferSync?: { readonly urgent: () => boolean; readonly delayMs: number; readonly clock: Clock }
 }
 
 export class Delivery {
@@ -56,6 +63,7 @@ export class Delivery {
   private lastWrite: Promise<void> = Promise.resolve() // the log's newest append: its writes complete in log order
   private syncedStamp: HlcStamp
   private syncing = false
+  private syncTimer: { cancel(): void } | null = null
   private stopped = false
 
   constructor(replica: Replica, options: DeliveryOptions) {
@@ -179,8 +187,28 @@ export class Delivery {
     this.lastWrite.then(() => this.stopped || this.options.written(stamp), () => undefined)
   }
 
-  /** Group commit: one sync covers every record appended before it; `persisted` follows. */
+  /** Everything up to this stamp is synced in this log. */
+  get synced(): HlcStamp {
+    return this.syncedStamp
+  }
+
+  /** Group commit: one sync covers every record appended before it; `persisted` follows. Deferred while nothing waits on it (deferSync). */
   syncIfNeeded(): void {
+    if (this.syncing || this.appendedStamp <= this.syncedStamp || this.stopped) return
+    const defer = this.options.deferSync
+    if (defer !== undefined && !defer.urgent()) {
+      this.syncTimer ??= defer.clock.setTimer(defer.delayMs, () => {
+        this.syncTimer = null
+        this.startSync()
+      })
+      return
+    }
+    this.startSync()
+  }
+
+  private startSync(): void {
+    this.syncTimer?.cancel()
+    this.syncTimer = null
     if (this.syncing || this.appendedStamp <= this.syncedStamp || this.stopped) return
     this.syncing = true
     const target = this.appendedStamp
@@ -240,6 +268,8 @@ export class Delivery {
   /** Waits for the applies in flight; no sync starts after this. */
   async stop(): Promise<void> {
     this.stopped = true
+    this.syncTimer?.cancel()
+    this.syncTimer = null
     await this.applyChain.catch(() => undefined)
   }
 }
